@@ -1,0 +1,463 @@
+//! The dialog tracker: one state machine per Call-ID, driven by SIP messages and capture time.
+//!
+//! Sans-IO: `handle_sip` takes a parsed message and the packet's capture time, `sweep` fires
+//! timers at a given capture time, and every outcome leaves as a [`CallEvent`] through the sink
+//! or as a media-table registration. Nothing here reads a clock or does I/O, so replaying a
+//! capture is deterministic.
+//!
+//! A passive observer misses messages, sees retransmissions and sees the same dialog on several
+//! hops through proxies. A message that does not fit the call's state is absorbed (counted where
+//! it matters), never a panic and never a lost call.
+
+use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
+
+use crate::codec::PayloadMap;
+use crate::events::{
+    CallEvent, CallInfo, CallRef, CallStart, CallState, EndReason, EventSink, MediaAnnounce, Party, Side,
+};
+use crate::limits::{Limits, Timeouts};
+use crate::media::{MediaOwner, MediaTable};
+use crate::stats::CaptureStats;
+use crate::time::Timestamp;
+use crate::wire::Layer;
+use crate::wire::sdp;
+use crate::wire::sip::{Method, NameAddr, SipMessage, parse_name_addr};
+
+/// State of one call.
+#[derive(Debug)]
+struct Call {
+    call_id: Box<[u8]>,
+    caller_tag: Option<Box<[u8]>>,
+    from: Party,
+    to: Party,
+    asserted: Option<Party>,
+    caller_signalling: SocketAddr,
+    callee_signalling: SocketAddr,
+    caller_media: Option<SocketAddr>,
+    callee_media: Option<SocketAddr>,
+    /// Addresses this call registered in the media table, with the side that announced each,
+    /// oldest first.
+    media_keys: Vec<(SocketAddr, Side)>,
+    /// Last media announcement per owner side, to skip re-announcing retransmitted SDP.
+    announced: [Option<(SocketAddr, PayloadMap, &'static str)>; 2],
+    start: Timestamp,
+    ringing: Option<Timestamp>,
+    answer: Option<Timestamp>,
+    end: Option<Timestamp>,
+    state: CallState,
+    ended_by: Option<Side>,
+    final_code: Option<u16>,
+    /// Highest CSeq of an initial (out-of-dialog) INVITE.
+    invite_cseq: u32,
+    last_activity: Timestamp,
+    /// When the call is to be finalised, and with which reason.
+    deadline: Option<(Timestamp, EndReason)>,
+    /// A 401/407 challenge is waiting for the authenticated INVITE.
+    challenged: Option<u16>,
+    sip_messages: u32,
+    invites: u32,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    call: Option<Call>,
+}
+
+/// Tracks every call on the wire by Call-ID.
+#[derive(Debug)]
+pub struct DialogTracker {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_id: FxHashMap<Box<[u8]>, u32>,
+    limits: Limits,
+    timeouts: Timeouts,
+}
+
+/// Everything the tracker touches besides itself, borrowed from the engine per message.
+pub(crate) struct Ctx<'a, S> {
+    pub(crate) media: &'a mut MediaTable,
+    pub(crate) stats: &'a mut CaptureStats,
+    pub(crate) sink: &'a mut S,
+}
+
+impl DialogTracker {
+    /// A tracker with the given caps and timeouts.
+    pub fn new(limits: Limits, timeouts: Timeouts) -> DialogTracker {
+        DialogTracker { slots: Vec::new(), free: Vec::new(), by_id: FxHashMap::default(), limits, timeouts }
+    }
+
+    /// Calls currently tracked.
+    pub fn open_calls(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Records media activity (an RTP packet) on a call, keeping it from timing out.
+    #[inline]
+    pub fn touch(&mut self, call: CallRef, now: Timestamp) {
+        if let Some(slot) = self.slots.get_mut(call.slot as usize)
+            && slot.generation == call.generation
+            && let Some(c) = slot.call.as_mut()
+            && now > c.last_activity
+        {
+            c.last_activity = now;
+        }
+    }
+
+    /// Feeds one SIP message seen at `now` from `src` to `dst`.
+    pub(crate) fn handle_sip<S: EventSink>(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &SipMessage<'_>,
+        ctx: &mut Ctx<'_, S>,
+    ) {
+        let Some(call_id) = msg.call_id else {
+            ctx.stats.sip_without_call_id += 1;
+            return;
+        };
+        let idx = match self.by_id.get(call_id) {
+            Some(&idx) => idx,
+            None => {
+                let is_initial_invite =
+                    msg.method() == Some(Method::Invite) && msg.to.is_none_or(|to| parse_name_addr(to).tag.is_none());
+                if !is_initial_invite {
+                    let in_dialog_call_method =
+                        matches!(
+                            msg.method(),
+                            Some(
+                                Method::Invite
+                                    | Method::Bye
+                                    | Method::Ack
+                                    | Method::Cancel
+                                    | Method::Update
+                                    | Method::Prack
+                            )
+                        ) || msg.cseq.is_some_and(|c| matches!(c.method, Method::Invite | Method::Bye));
+                    if in_dialog_call_method {
+                        ctx.stats.sip_unknown_dialog += 1;
+                    } else {
+                        ctx.stats.sip_not_call += 1;
+                    }
+                    return;
+                }
+                match self.start_call(now, src, dst, call_id, msg, ctx) {
+                    Some(idx) => idx,
+                    None => return,
+                }
+            }
+        };
+        let generation = self.slots[idx as usize].generation;
+        let call_ref = CallRef { slot: idx, generation };
+        let Some(call) = self.slots[idx as usize].call.as_mut() else { return };
+        call.sip_messages += 1;
+        if now > call.last_activity {
+            call.last_activity = now;
+        }
+        let sender = sender_side(call, msg, src);
+        let timeouts = &self.timeouts;
+        let max_media = self.limits.max_media_per_call;
+
+        if let Some(method) = msg.method() {
+            match method {
+                Method::Invite => {
+                    call.invites += 1;
+                    let in_dialog = msg.to.is_some_and(|to| parse_name_addr(to).tag.is_some());
+                    if !in_dialog
+                        && let Some(cseq) = msg.cseq
+                        && cseq.seq > call.invite_cseq
+                    {
+                        // The INVITE re-sent after a 401/407 challenge (or a new fork hop).
+                        call.invite_cseq = cseq.seq;
+                        if call.challenged.take().is_some() {
+                            call.deadline = None;
+                        }
+                    }
+                }
+                Method::Bye => {
+                    if call.deadline.is_none_or(|(_, r)| r != EndReason::Bye) {
+                        call.state = CallState::Completed;
+                        call.ended_by = Some(sender);
+                        call.end = Some(now);
+                        call.deadline = Some((now.add_nanos(timeouts.bye_linger), EndReason::Bye));
+                    }
+                }
+                Method::Cancel => {
+                    if call.answer.is_none() && call.state != CallState::Cancelled {
+                        call.state = CallState::Cancelled;
+                        call.ended_by = Some(sender);
+                        call.end = Some(now);
+                        call.deadline = Some((now.add_nanos(timeouts.failure_linger), EndReason::Cancel));
+                    }
+                }
+                _ => {}
+            }
+        } else if let (Some(code), Some(cseq)) = (msg.status(), msg.cseq)
+            && cseq.method == Method::Invite
+        {
+            let initial = call.answer.is_none();
+            match code {
+                180..=189 if initial => {
+                    if call.state == CallState::Setup {
+                        call.state = CallState::Ringing;
+                    }
+                    call.ringing.get_or_insert(now);
+                }
+                200..=299 => {
+                    if call.answer.is_none() {
+                        call.answer = Some(now);
+                        call.final_code = Some(code);
+                        // A 2xx wins over a CANCEL or a failure on another branch that crossed it.
+                        if matches!(
+                            call.state,
+                            CallState::Setup | CallState::Ringing | CallState::Cancelled | CallState::Rejected
+                        ) {
+                            call.state = CallState::InCall;
+                            call.ended_by = None;
+                            call.end = None;
+                            call.deadline = None;
+                        }
+                        call.challenged = None;
+                    }
+                }
+                401 | 407 if initial => {
+                    call.challenged = Some(code);
+                    call.deadline = Some((now.add_nanos(timeouts.auth_wait), EndReason::Rejected));
+                }
+                300..=699 if initial => {
+                    if call.state == CallState::Cancelled {
+                        call.final_code.get_or_insert(code);
+                    } else if call.deadline.is_none_or(|(_, r)| r != EndReason::Rejected) || call.challenged.is_some() {
+                        call.challenged = None;
+                        call.state = CallState::Rejected;
+                        call.final_code = Some(code);
+                        call.end = Some(now);
+                        call.deadline = Some((now.add_nanos(timeouts.failure_linger), EndReason::Rejected));
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        if msg.has_sdp() {
+            apply_sdp(call, call_ref, sender, msg.body, now, max_media, ctx);
+        }
+    }
+
+    fn start_call<S: EventSink>(
+        &mut self,
+        now: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        call_id: &[u8],
+        msg: &SipMessage<'_>,
+        ctx: &mut Ctx<'_, S>,
+    ) -> Option<u32> {
+        if self.by_id.len() >= self.limits.max_calls {
+            ctx.stats.calls_shed += 1;
+            return None;
+        }
+        let from = msg.from.map(parse_name_addr).unwrap_or_default();
+        let to = msg.to.map(parse_name_addr).unwrap_or_default();
+        let call = Call {
+            call_id: call_id.into(),
+            caller_tag: from.tag.map(Into::into),
+            from: party(&from),
+            to: party(&to),
+            asserted: msg.p_asserted_identity.map(|v| party(&parse_name_addr(v))),
+            caller_signalling: src,
+            callee_signalling: dst,
+            caller_media: None,
+            callee_media: None,
+            media_keys: Vec::new(),
+            announced: [None, None],
+            start: now,
+            ringing: None,
+            answer: None,
+            end: None,
+            state: CallState::Setup,
+            ended_by: None,
+            final_code: None,
+            invite_cseq: msg.cseq.map_or(0, |c| c.seq),
+            last_activity: now,
+            deadline: None,
+            challenged: None,
+            sip_messages: 0,
+            invites: 0,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[idx as usize];
+        slot.call = Some(call);
+        self.by_id.insert(call_id.into(), idx);
+        ctx.stats.calls_started += 1;
+        let call_ref = CallRef { slot: idx, generation: slot.generation };
+        ctx.sink.call(CallEvent::Started {
+            call: call_ref,
+            info: Box::new(CallStart { call_id: String::from_utf8_lossy(call_id).into_owned(), start: now }),
+        });
+        Some(idx)
+    }
+
+    /// Fires every timer due at `now`: lingers after BYE/CANCEL/failures, challenges that were
+    /// never answered, media and setup timeouts.
+    pub(crate) fn sweep<S: EventSink>(&mut self, now: Timestamp, ctx: &mut Ctx<'_, S>) {
+        for idx in 0..self.slots.len() {
+            let Some(call) = self.slots[idx].call.as_ref() else { continue };
+            let due = if let Some((at, reason)) = call.deadline {
+                (now >= at).then_some((reason, call.end.unwrap_or(call.last_activity)))
+            } else if call.answer.is_some() {
+                (now.since(call.last_activity) >= self.timeouts.media)
+                    .then_some((EndReason::MediaTimeout, call.last_activity))
+            } else {
+                (now.since(call.last_activity) >= self.timeouts.setup)
+                    .then_some((EndReason::SetupTimeout, call.last_activity))
+            };
+            if let Some((reason, end)) = due {
+                self.finalize(idx as u32, reason, end, ctx);
+            }
+        }
+    }
+
+    /// Finalises every open call (end of input or shutdown). Calls already winding down (BYE,
+    /// CANCEL, failure) keep their own reason.
+    pub(crate) fn finish_all<S: EventSink>(&mut self, now: Timestamp, reason: EndReason, ctx: &mut Ctx<'_, S>) {
+        for idx in 0..self.slots.len() {
+            let Some(call) = self.slots[idx].call.as_ref() else { continue };
+            let (reason, end) = match call.deadline {
+                Some((_, pending)) if call.challenged.is_none() => (pending, call.end.unwrap_or(now)),
+                _ => (reason, now),
+            };
+            self.finalize(idx as u32, reason, end, ctx);
+        }
+    }
+
+    fn finalize<S: EventSink>(&mut self, idx: u32, reason: EndReason, end: Timestamp, ctx: &mut Ctx<'_, S>) {
+        let slot = &mut self.slots[idx as usize];
+        let Some(call) = slot.call.take() else { return };
+        let call_ref = CallRef { slot: idx, generation: slot.generation };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(idx);
+        self.by_id.remove(&call.call_id);
+        for (key, _) in &call.media_keys {
+            ctx.media.release(key, call_ref);
+        }
+        let mut state = call.state;
+        let mut final_code = call.final_code;
+        if let Some(code) = call.challenged {
+            state = CallState::Rejected;
+            final_code = Some(code);
+        }
+        ctx.stats.calls_ended += 1;
+        let info = CallInfo {
+            call_id: String::from_utf8_lossy(&call.call_id).into_owned(),
+            from: call.from,
+            to: call.to,
+            asserted: call.asserted,
+            caller_signalling: call.caller_signalling,
+            callee_signalling: call.callee_signalling,
+            caller_media: call.caller_media,
+            callee_media: call.callee_media,
+            start: call.start,
+            ringing: call.ringing,
+            answer: call.answer,
+            end: end.max(call.start),
+            state,
+            end_reason: reason,
+            ended_by: call.ended_by,
+            final_code,
+            sip_messages: call.sip_messages,
+            invites: call.invites,
+        };
+        ctx.sink.call(CallEvent::Ended { call: call_ref, info: Box::new(info) });
+    }
+}
+
+fn party(n: &NameAddr<'_>) -> Party {
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Party { user: n.user.map(s), display: n.display.map(s), uri: s(n.uri) }
+}
+
+/// Which party sent `msg`. Requests come from the party named in From; responses from the
+/// other one. From is matched by tag, else by user, else by signalling address.
+fn sender_side(call: &Call, msg: &SipMessage<'_>, src: SocketAddr) -> Side {
+    let from = msg.from.map(parse_name_addr).unwrap_or_default();
+    let from_is_caller = match (from.tag, call.caller_tag.as_deref()) {
+        (Some(tag), Some(caller_tag)) => tag == caller_tag,
+        _ => match (from.user, call.from.user.as_deref()) {
+            (Some(u), Some(cu)) => u == cu.as_bytes(),
+            _ => src == call.caller_signalling,
+        },
+    };
+    let request = msg.method().is_some();
+    if from_is_caller == request { Side::Caller } else { Side::Callee }
+}
+
+/// Registers the audio address of an SDP body sent by `owner` and announces it to the mixer.
+fn apply_sdp<S: EventSink>(
+    call: &mut Call,
+    call_ref: CallRef,
+    owner: Side,
+    body: &[u8],
+    now: Timestamp,
+    max_media: usize,
+    ctx: &mut Ctx<'_, S>,
+) {
+    let sdp = match sdp::parse(body) {
+        Ok(s) => s,
+        Err(_) => {
+            ctx.stats.count_malformed(Layer::Sdp);
+            return;
+        }
+    };
+    let Some(audio) = sdp.audio() else {
+        // No audio, or audio refused with port 0 (e.g. a T.38-only re-offer).
+        return;
+    };
+    let Some(ip) = sdp.connection_for(audio) else {
+        ctx.stats.sdp_unusable += 1;
+        return;
+    };
+    let direction = sdp.direction_for(audio).as_str();
+    if ip.is_unspecified() {
+        // c=0.0.0.0: the old RFC 2543 way of putting a call on hold. Nothing to register.
+        return;
+    }
+    let dest = SocketAddr::new(ip, audio.port);
+    let payloads = PayloadMap::from_media(audio);
+    match owner {
+        Side::Caller => call.caller_media = Some(dest),
+        Side::Callee => call.callee_media = Some(dest),
+    }
+    if !call.media_keys.iter().any(|(k, _)| *k == dest) {
+        if call.media_keys.len() >= max_media.max(1) {
+            // Retire the owner's own oldest address first: a party that moves its media does
+            // not take the other party's address down with it.
+            let i = call.media_keys.iter().position(|(_, s)| *s == owner).unwrap_or(0);
+            let (old, _) = call.media_keys.remove(i);
+            ctx.media.release(&old, call_ref);
+            ctx.stats.media_retired += 1;
+        }
+        call.media_keys.push((dest, owner));
+    }
+    if ctx.media.register(dest, MediaOwner { call: call_ref, sender: owner.other() }).is_some() {
+        ctx.stats.media_reassigned += 1;
+    }
+    let announced = &mut call.announced[owner.index()];
+    if announced.as_ref().is_some_and(|(d, p, dir)| *d == dest && *p == payloads && *dir == direction) {
+        return;
+    }
+    *announced = Some((dest, payloads.clone(), direction));
+    ctx.sink.call(CallEvent::Media {
+        call: call_ref,
+        media: Box::new(MediaAnnounce { owner, dest, payloads, ptime_ms: audio.ptime, direction, time: now }),
+    });
+}

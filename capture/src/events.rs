@@ -1,0 +1,284 @@
+//! What capture tells the mixer: RTP packets tied to a call and a side, and call lifecycle
+//! events. Capture pushes these into an [`EventSink`]; how they travel (batches over bounded
+//! channels) is the wiring's business, not capture's.
+
+use std::net::SocketAddr;
+
+use crate::codec::PayloadMap;
+use crate::time::Timestamp;
+
+/// A handle to a tracked call: a slot index plus a generation, so a reused slot is never
+/// mistaken for the call that held it before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallRef {
+    /// Slot index (dense, reused).
+    pub slot: u32,
+    /// Generation of the slot.
+    pub generation: u32,
+}
+
+/// A party of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The party that sent the initial INVITE.
+    Caller,
+    /// The party the INVITE was sent to.
+    Callee,
+}
+
+impl Side {
+    /// The other party.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Caller => Side::Callee,
+            Side::Callee => Side::Caller,
+        }
+    }
+
+    /// Lower-case name for records and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Caller => "caller",
+            Side::Callee => "callee",
+        }
+    }
+
+    /// 0 for the caller, 1 for the callee (also the WAV channel).
+    pub fn index(self) -> usize {
+        match self {
+            Side::Caller => 0,
+            Side::Callee => 1,
+        }
+    }
+}
+
+/// Header fields of one RTP packet tied to a call. Its payload travels beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpMeta {
+    /// Call the packet belongs to.
+    pub call: CallRef,
+    /// Which party sent it.
+    pub side: Side,
+    /// Capture time.
+    pub time: Timestamp,
+    /// Sender address.
+    pub src: SocketAddr,
+    /// Receiver address.
+    pub dst: SocketAddr,
+    /// RTP sequence number.
+    pub seq: u16,
+    /// RTP timestamp.
+    pub rtp_ts: u32,
+    /// Synchronisation source.
+    pub ssrc: u32,
+    /// Payload type.
+    pub pt: u8,
+    /// Marker bit.
+    pub marker: bool,
+}
+
+/// A party as named in SIP.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Party {
+    /// User part of the URI (number or name), if any.
+    pub user: Option<String>,
+    /// Display name, if any.
+    pub display: Option<String>,
+    /// The URI.
+    pub uri: String,
+}
+
+/// The dialog state a call was last in (Wireshark VoIP-calls vocabulary, lower case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallState {
+    /// INVITE sent, no provisional response beyond 100 Trying.
+    Setup,
+    /// 180 or 183 seen.
+    Ringing,
+    /// 2xx seen, no BYE.
+    InCall,
+    /// Answered, then BYE.
+    Completed,
+    /// CANCEL before answer.
+    Cancelled,
+    /// Final response >= 300 (other than the 487 that follows a CANCEL).
+    Rejected,
+}
+
+impl CallState {
+    /// Name used in records and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Setup => "setup",
+            CallState::Ringing => "ringing",
+            CallState::InCall => "in_call",
+            CallState::Completed => "completed",
+            CallState::Cancelled => "cancelled",
+            CallState::Rejected => "rejected",
+        }
+    }
+
+    /// Every state, in a stable order for summaries.
+    pub const ALL: [CallState; 6] = [
+        CallState::Completed,
+        CallState::InCall,
+        CallState::Rejected,
+        CallState::Cancelled,
+        CallState::Ringing,
+        CallState::Setup,
+    ];
+}
+
+/// Why callvault stopped following a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// BYE (and the linger for trailing RTP passed).
+    Bye,
+    /// CANCEL before answer.
+    Cancel,
+    /// Final failure response.
+    Rejected,
+    /// Answered call with no RTP and no SIP for the media timeout.
+    MediaTimeout,
+    /// No final response within the setup timeout.
+    SetupTimeout,
+    /// The capture file(s) ended with the call still open.
+    EndOfInput,
+    /// callvault was stopped with the call still open.
+    Shutdown,
+}
+
+impl EndReason {
+    /// Name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Bye => "bye",
+            EndReason::Cancel => "cancel",
+            EndReason::Rejected => "rejected",
+            EndReason::MediaTimeout => "media_timeout",
+            EndReason::SetupTimeout => "setup_timeout",
+            EndReason::EndOfInput => "end_of_input",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// What the mixer learns when a call starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStart {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// Time of the first INVITE.
+    pub start: Timestamp,
+}
+
+/// A media description announced by one party: where it receives RTP and which payload
+/// types it uses. RTP sent *to* `dest` is sent by the other party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaAnnounce {
+    /// The party whose SDP this is (it receives at `dest`).
+    pub owner: Side,
+    /// Receive address from `c=` and `m=audio`.
+    pub dest: SocketAddr,
+    /// Payload types of the audio line.
+    pub payloads: PayloadMap,
+    /// `a=ptime`, if given.
+    pub ptime_ms: Option<u16>,
+    /// Direction attribute as written by the owner.
+    pub direction: &'static str,
+    /// Capture time of the SIP message that carried it.
+    pub time: Timestamp,
+}
+
+/// Everything known about a call when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// From of the initial INVITE.
+    pub from: Party,
+    /// To of the initial INVITE.
+    pub to: Party,
+    /// P-Asserted-Identity of the initial INVITE, if present.
+    pub asserted: Option<Party>,
+    /// Signalling address the first INVITE came from.
+    pub caller_signalling: SocketAddr,
+    /// Signalling address the first INVITE went to.
+    pub callee_signalling: SocketAddr,
+    /// Latest media address announced by the caller.
+    pub caller_media: Option<SocketAddr>,
+    /// Latest media address announced by the callee.
+    pub callee_media: Option<SocketAddr>,
+    /// First INVITE.
+    pub start: Timestamp,
+    /// First 180/183.
+    pub ringing: Option<Timestamp>,
+    /// First 2xx to the INVITE.
+    pub answer: Option<Timestamp>,
+    /// BYE, CANCEL, final failure, last activity before a timeout, or end of input.
+    pub end: Timestamp,
+    /// Last dialog state.
+    pub state: CallState,
+    /// Why following stopped.
+    pub end_reason: EndReason,
+    /// Who sent the BYE or CANCEL.
+    pub ended_by: Option<Side>,
+    /// Final response code to the INVITE, if seen.
+    pub final_code: Option<u16>,
+    /// SIP messages seen for this call.
+    pub sip_messages: u32,
+    /// INVITE requests seen (retransmissions, challenges and re-INVITEs included).
+    pub invites: u32,
+}
+
+/// A call lifecycle event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A new call (first INVITE with a new Call-ID).
+    Started {
+        /// The call.
+        call: CallRef,
+        /// Identity and start time.
+        info: Box<CallStart>,
+    },
+    /// A party announced (or changed) where it receives media.
+    Media {
+        /// The call.
+        call: CallRef,
+        /// The announcement.
+        media: Box<MediaAnnounce>,
+    },
+    /// The call is over; no further RTP will be sent for it.
+    Ended {
+        /// The call.
+        call: CallRef,
+        /// Final call facts.
+        info: Box<CallInfo>,
+    },
+}
+
+/// Receives what capture produces, in packet order.
+pub trait EventSink {
+    /// An RTP packet tied to a call. `payload` is only valid during the call.
+    fn rtp(&mut self, meta: &RtpMeta, payload: &[u8]);
+    /// A call lifecycle event.
+    fn call(&mut self, event: CallEvent);
+}
+
+/// A sink that keeps everything, for tests and tools.
+#[derive(Debug, Default)]
+pub struct VecSink {
+    /// RTP packets with owned payloads.
+    pub rtp: Vec<(RtpMeta, Vec<u8>)>,
+    /// Call events.
+    pub calls: Vec<CallEvent>,
+}
+
+impl EventSink for VecSink {
+    fn rtp(&mut self, meta: &RtpMeta, payload: &[u8]) {
+        self.rtp.push((*meta, payload.to_vec()));
+    }
+    fn call(&mut self, event: CallEvent) {
+        self.calls.push(event);
+    }
+}

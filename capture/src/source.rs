@@ -1,0 +1,300 @@
+//! Packet sources: capture files and live interfaces, both through libpcap.
+//!
+//! This is the only module of capture that may read the wall clock: a live source reports
+//! idle ticks so that timers still fire when the wire is quiet.
+
+use std::path::{Path, PathBuf};
+
+use pcap::{Active, Capture, Offline, Precision};
+use thiserror::Error;
+
+use crate::decode::LinkType;
+use crate::time::Timestamp;
+
+/// Errors of packet sources. Each names the file or interface and what to do.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The capture file does not exist or cannot be read.
+    #[error("cannot open capture file '{path}': {reason}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What the OS or libpcap said.
+        reason: String,
+    },
+    /// The file's link type is not one callvault decodes.
+    #[error(
+        "capture file '{path}' has link type {dlt} ({name}), which callvault does not decode; supported: {supported}"
+    )]
+    UnsupportedLink {
+        /// The file or interface.
+        path: PathBuf,
+        /// The DLT number.
+        dlt: i32,
+        /// libpcap's name for it.
+        name: String,
+        /// The supported list.
+        supported: &'static str,
+    },
+    /// Reading a packet failed (corrupt or truncated file).
+    #[error("capture file '{path}' is corrupt or truncated at packet {packet}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// 1-based number of the packet that could not be read.
+        packet: u64,
+        /// What libpcap said.
+        reason: String,
+    },
+    /// Opening or reading a live interface failed.
+    #[error("live capture on interface '{iface}' failed: {reason}")]
+    Live {
+        /// The interface.
+        iface: String,
+        /// What libpcap said, and a hint.
+        reason: String,
+    },
+    /// The BPF filter did not compile.
+    #[error("capture filter '{filter}' on '{iface}' is invalid: {reason}")]
+    Filter {
+        /// The interface.
+        iface: String,
+        /// The filter expression.
+        filter: String,
+        /// What libpcap said.
+        reason: String,
+    },
+}
+
+/// One captured frame, borrowed from the source until the next read.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Capture time.
+    pub time: Timestamp,
+    /// Captured bytes (may be shorter than `wire_len` with a snap length).
+    pub data: &'a [u8],
+    /// Length of the frame on the wire.
+    pub wire_len: u32,
+}
+
+fn link_of(dlt: i32, path: &Path) -> Result<LinkType, SourceError> {
+    LinkType::from_dlt(dlt).ok_or_else(|| SourceError::UnsupportedLink {
+        path: path.to_owned(),
+        dlt,
+        name: pcap::Linktype(dlt).get_name().unwrap_or_else(|_| "unknown".into()),
+        supported: LinkType::SUPPORTED,
+    })
+}
+
+/// A pcap or pcapng file read through libpcap.
+pub struct FileSource {
+    cap: Capture<Offline>,
+    path: PathBuf,
+    link: LinkType,
+    size: u64,
+    packets: u64,
+    bytes_read: u64,
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSource").field("path", &self.path).field("packets", &self.packets).finish()
+    }
+}
+
+impl FileSource {
+    /// Opens a capture file (pcap or pcapng, any byte order, micro- or nanosecond stamps).
+    pub fn open(path: &Path) -> Result<FileSource, SourceError> {
+        let meta =
+            std::fs::metadata(path).map_err(|e| SourceError::Open { path: path.to_owned(), reason: e.to_string() })?;
+        if meta.is_dir() {
+            return Err(SourceError::Open { path: path.to_owned(), reason: "is a directory".into() });
+        }
+        if path.to_str().is_none() {
+            return Err(SourceError::Open { path: path.to_owned(), reason: "path is not valid UTF-8".into() });
+        }
+        let cap = Capture::from_file_with_precision(path, Precision::Nano)
+            .map_err(|e| SourceError::Open { path: path.to_owned(), reason: pcap_reason(&e) })?;
+        let link = link_of(cap.get_datalink().0, path)?;
+        Ok(FileSource { cap, path: path.to_owned(), link, size: meta.len(), packets: 0, bytes_read: 0 })
+    }
+
+    /// The file's link type.
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// File size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Approximate bytes consumed so far (record headers + captured bytes), for progress.
+    pub fn position(&self) -> u64 {
+        self.bytes_read.min(self.size)
+    }
+
+    /// Packets read so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// The next frame, `Ok(None)` at the end of the file.
+    #[inline]
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                self.packets += 1;
+                self.bytes_read += 16 + u64::from(p.header.caplen);
+                Ok(Some(Frame {
+                    // With nanosecond precision libpcap puts nanoseconds in tv_usec.
+                    time: Timestamp::from_parts(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                    data: p.data,
+                    wire_len: p.header.len,
+                }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => {
+                Err(SourceError::Read { path: self.path.clone(), packet: self.packets + 1, reason: pcap_reason(&e) })
+            }
+        }
+    }
+}
+
+fn pcap_reason(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Settings of a live capture.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Bytes captured per packet. Default 65,535 (whole SIP messages).
+    pub snaplen: i32,
+    /// Kernel ring buffer size in bytes. Default 256 MiB: deep enough to ride out disk stalls.
+    pub buffer_bytes: i32,
+    /// Promiscuous mode (needed on a SPAN port). Default on.
+    pub promisc: bool,
+    /// How long a read waits before reporting idle, in milliseconds. Default 100.
+    pub timeout_ms: i32,
+    /// BPF filter expression, if any.
+    pub filter: Option<String>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions { snaplen: 65_535, buffer_bytes: 256 << 20, promisc: true, timeout_ms: 100, filter: None }
+    }
+}
+
+/// What a live read returns.
+#[derive(Debug)]
+pub enum LiveEvent<'a> {
+    /// A frame.
+    Frame(Frame<'a>),
+    /// Nothing arrived within the timeout; the wall-clock time now, for timers.
+    Idle(Timestamp),
+}
+
+/// Kernel-side counters of a live capture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Packets the kernel passed to the capture.
+    pub received: u64,
+    /// Packets dropped because the ring buffer was full.
+    pub dropped: u64,
+    /// Packets dropped by the interface or driver.
+    pub if_dropped: u64,
+}
+
+/// A live interface read through libpcap.
+pub struct LiveSource {
+    cap: Capture<Active>,
+    iface: String,
+    link: LinkType,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource").field("iface", &self.iface).finish()
+    }
+}
+
+impl LiveSource {
+    /// Opens `iface` for capture.
+    pub fn open(iface: &str, opts: &LiveOptions) -> Result<LiveSource, SourceError> {
+        let live = |reason: String| SourceError::Live { iface: iface.to_owned(), reason };
+        let cap = Capture::from_device(iface)
+            .map_err(|e| live(pcap_reason(&e)))?
+            .promisc(opts.promisc)
+            .snaplen(opts.snaplen)
+            .buffer_size(opts.buffer_bytes)
+            .timeout(opts.timeout_ms)
+            .precision(Precision::Nano)
+            .open()
+            .map_err(|e| {
+                let r = pcap_reason(&e);
+                let hint = if r.contains("ermission") || r.contains("not permitted") {
+                    " (run as root or grant CAP_NET_RAW and CAP_NET_ADMIN)"
+                } else if r.contains("No such device") || r.contains("doesn't exist") {
+                    " (check the interface name with `ip link`)"
+                } else {
+                    ""
+                };
+                live(format!("{r}{hint}"))
+            })?;
+        let mut cap = cap;
+        if let Some(filter) = &opts.filter {
+            cap.filter(filter, true).map_err(|e| SourceError::Filter {
+                iface: iface.to_owned(),
+                filter: filter.clone(),
+                reason: pcap_reason(&e),
+            })?;
+        }
+        let link = link_of(cap.get_datalink().0, Path::new(iface))?;
+        Ok(LiveSource { cap, iface: iface.to_owned(), link })
+    }
+
+    /// The interface's link type.
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next frame, or an idle tick after the read timeout.
+    #[inline]
+    pub fn next_event(&mut self) -> Result<LiveEvent<'_>, SourceError> {
+        match self.cap.next_packet() {
+            Ok(p) => Ok(LiveEvent::Frame(Frame {
+                time: Timestamp::from_parts(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                data: p.data,
+                wire_len: p.header.len,
+            })),
+            Err(pcap::Error::TimeoutExpired) => Ok(LiveEvent::Idle(wall_clock())),
+            Err(e) => Err(SourceError::Live { iface: self.iface.clone(), reason: pcap_reason(&e) }),
+        }
+    }
+
+    /// Kernel counters (drops are what the monitoring must show).
+    pub fn kernel_stats(&mut self) -> Result<KernelStats, SourceError> {
+        let s =
+            self.cap.stats().map_err(|e| SourceError::Live { iface: self.iface.clone(), reason: pcap_reason(&e) })?;
+        Ok(KernelStats {
+            received: u64::from(s.received),
+            dropped: u64::from(s.dropped),
+            if_dropped: u64::from(s.if_dropped),
+        })
+    }
+}
+
+/// The wall clock as a capture timestamp.
+pub fn wall_clock() -> Timestamp {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp(d.as_nanos() as i64)
+}

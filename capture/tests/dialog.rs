@@ -1,0 +1,337 @@
+//! Dialog tracking driven by timestamped frames: every call outcome, timers in capture time,
+//! limits, and RTP attribution.
+
+use std::net::SocketAddr;
+
+use callvault_capture::events::{CallEvent, CallInfo, CallState, EndReason, Side, VecSink};
+use callvault_capture::limits::{Limits, Timeouts};
+use callvault_capture::{Engine, EngineConfig, LinkType, Timestamp};
+use etherparse::PacketBuilder;
+
+const S: i64 = 1_000_000_000;
+const MS: i64 = 1_000_000;
+const T0: i64 = 1_700_000_000 * S;
+
+fn frame(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
+    let src: SocketAddr = src.parse().unwrap();
+    let dst: SocketAddr = dst.parse().unwrap();
+    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else { panic!("v4 only here") };
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4(s.ip().octets(), d.ip().octets(), 64)
+        .udp(s.port(), d.port())
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+const CALLER: &str = "10.0.0.1:5060";
+const CALLEE: &str = "10.0.0.2:5060";
+
+fn sdp(ip: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    )
+}
+
+/// A SIP message with the usual headers; `to_tag` empty for none, `body` empty for none.
+fn sip(start: &str, call_id: &str, cseq: &str, to_tag: &str, body: &str) -> Vec<u8> {
+    let to = if to_tag.is_empty() { String::new() } else { format!(";tag={to_tag}") };
+    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".into() };
+    format!(
+        "{start}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\nFrom: \"Alice\" <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>{to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// BYE from the callee: From/To swapped.
+fn bye_from_callee(call_id: &str) -> Vec<u8> {
+    format!(
+        "BYE sip:alice@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK9\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: \"Alice\" <sip:alice@example.com>;tag=a1\r\nCall-ID: {call_id}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn rtp(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&ts.to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xff; 160]);
+    p
+}
+
+struct Harness {
+    engine: Engine,
+    sink: VecSink,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with(EngineConfig::default())
+    }
+    fn with(cfg: EngineConfig) -> Harness {
+        Harness { engine: Engine::new(cfg), sink: VecSink::default() }
+    }
+    fn at(&mut self, t: i64, src: &str, dst: &str, payload: &[u8]) {
+        let f = frame(src, dst, payload);
+        self.engine.handle_frame(LinkType::Ethernet, Timestamp(T0 + t), &f, &mut self.sink);
+    }
+    fn advance(&mut self, t: i64) {
+        self.engine.advance(Timestamp(T0 + t), &mut self.sink);
+    }
+    fn ended(&self) -> Vec<&CallInfo> {
+        self.sink
+            .calls
+            .iter()
+            .filter_map(|e| match e {
+                CallEvent::Ended { info, .. } => Some(&**info),
+                _ => None,
+            })
+            .collect()
+    }
+    /// Sets up an answered call "c1" at t=0..100 ms with media 10.0.0.1:4000 / 10.0.0.2:5000.
+    fn answered(&mut self, id: &str) {
+        self.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+        self.at(10 * MS, CALLEE, CALLER, &sip("SIP/2.0 100 Trying", id, "1 INVITE", "", ""));
+        self.at(20 * MS, CALLEE, CALLER, &sip("SIP/2.0 180 Ringing", id, "1 INVITE", "b1", ""));
+        self.at(100 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "1 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+        self.at(110 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "b1", ""));
+    }
+}
+
+#[test]
+fn answered_call_hung_up_by_callee() {
+    let mut h = Harness::new();
+    h.answered("c1");
+    for k in 0..50u16 {
+        let t = 150 * MS + i64::from(k) * 20 * MS;
+        h.at(t, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(k, u32::from(k) * 160, 0xaaaa));
+        h.at(t + MS, "10.0.0.2:5000", "10.0.0.1:4000", &rtp(k, u32::from(k) * 160, 0xbbbb));
+    }
+    h.at(2 * S, CALLEE, CALLER, &bye_from_callee("c1"));
+    h.at(2 * S + 10 * MS, CALLER, CALLEE, &sip("SIP/2.0 200 OK", "c1", "1 BYE", "b1", ""));
+    assert!(h.ended().is_empty(), "linger for trailing RTP");
+    h.at(2 * S + 500 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(50, 50 * 160, 0xaaaa));
+    h.advance(5 * S);
+    let ended = h.ended();
+    assert_eq!(ended.len(), 1);
+    let c = ended[0];
+    assert_eq!(c.call_id, "c1");
+    assert_eq!(c.state, CallState::Completed);
+    assert_eq!(c.end_reason, EndReason::Bye);
+    assert_eq!(c.ended_by, Some(Side::Callee));
+    assert_eq!(c.final_code, Some(200));
+    assert_eq!(c.start, Timestamp(T0));
+    assert_eq!(c.ringing, Some(Timestamp(T0 + 20 * MS)));
+    assert_eq!(c.answer, Some(Timestamp(T0 + 100 * MS)));
+    assert_eq!(c.end, Timestamp(T0 + 2 * S));
+    assert_eq!(c.from.user.as_deref(), Some("alice"));
+    assert_eq!(c.from.display.as_deref(), Some("Alice"));
+    assert_eq!(c.to.user.as_deref(), Some("bob"));
+    assert_eq!(c.caller_media, Some("10.0.0.1:4000".parse().unwrap()));
+    assert_eq!(c.callee_media, Some("10.0.0.2:5000".parse().unwrap()));
+    assert_eq!(c.caller_signalling, CALLER.parse().unwrap());
+    assert_eq!(c.sip_messages, 7);
+    let caller_rtp = h.sink.rtp.iter().filter(|(m, _)| m.side == Side::Caller).count();
+    let callee_rtp = h.sink.rtp.iter().filter(|(m, _)| m.side == Side::Callee).count();
+    assert_eq!((caller_rtp, callee_rtp), (51, 50));
+    assert!(h.sink.rtp.iter().all(|(m, p)| p.len() == 160 && (m.side == Side::Caller) == (m.ssrc == 0xaaaa)));
+    // Media announcements: one per side, the callee's says RTP to 10.0.0.2:5000 is the caller's.
+    let media: Vec<_> = h
+        .sink
+        .calls
+        .iter()
+        .filter_map(|e| if let CallEvent::Media { media, .. } = e { Some(media) } else { None })
+        .collect();
+    assert_eq!(media.len(), 2);
+    assert_eq!(media[0].owner, Side::Caller);
+    assert_eq!(media[1].owner, Side::Callee);
+    assert_eq!(h.engine.stats().rtp_packets, 101);
+    assert_eq!(h.engine.open_calls(), 0);
+}
+
+#[test]
+fn cancelled_before_answer() {
+    let mut h = Harness::new();
+    let id = "c2";
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+    h.at(20 * MS, CALLEE, CALLER, &sip("SIP/2.0 180 Ringing", id, "1 INVITE", "b1", ""));
+    h.at(3 * S, CALLER, CALLEE, &sip("CANCEL sip:bob@10.0.0.2 SIP/2.0", id, "1 CANCEL", "", ""));
+    h.at(3 * S + 5 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "1 CANCEL", "b1", ""));
+    h.at(3 * S + 6 * MS, CALLEE, CALLER, &sip("SIP/2.0 487 Request Terminated", id, "1 INVITE", "b1", ""));
+    h.at(3 * S + 7 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "b1", ""));
+    h.advance(10 * S);
+    let c = h.ended()[0];
+    assert_eq!(c.state, CallState::Cancelled);
+    assert_eq!(c.end_reason, EndReason::Cancel);
+    assert_eq!(c.ended_by, Some(Side::Caller));
+    assert_eq!(c.final_code, Some(487));
+    assert_eq!(c.answer, None);
+    assert_eq!(c.end, Timestamp(T0 + 3 * S));
+}
+
+#[test]
+fn busy_is_rejected_with_its_code() {
+    let mut h = Harness::new();
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c3", "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+    h.at(50 * MS, CALLEE, CALLER, &sip("SIP/2.0 486 Busy Here", "c3", "1 INVITE", "b1", ""));
+    h.at(60 * MS, CALLEE, CALLER, &sip("SIP/2.0 486 Busy Here", "c3", "1 INVITE", "b1", "")); // retransmission
+    h.at(70 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", "c3", "1 ACK", "b1", ""));
+    h.advance(3 * S);
+    let c = h.ended()[0];
+    assert_eq!(c.state, CallState::Rejected);
+    assert_eq!(c.final_code, Some(486));
+    assert_eq!(c.end, Timestamp(T0 + 50 * MS));
+    assert_eq!(h.engine.stats().calls_started, 1);
+}
+
+#[test]
+fn auth_challenge_then_answer_is_one_answered_call() {
+    let mut h = Harness::new();
+    let id = "c4";
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+    h.at(10 * MS, CALLEE, CALLER, &sip("SIP/2.0 407 Proxy Authentication Required", id, "1 INVITE", "x", ""));
+    h.at(20 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "x", ""));
+    h.at(30 * MS, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "2 INVITE", "", &sdp("10.0.0.1", 4000)));
+    h.at(5 * S, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "2 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    h.advance(40 * S);
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    let c = h.ended()[0];
+    assert_eq!(c.state, CallState::InCall);
+    assert_eq!(c.final_code, Some(200));
+    assert_eq!(c.invites, 2);
+    assert_eq!(c.end_reason, EndReason::MediaTimeout, "answered, then 35 s without RTP or SIP");
+    assert_eq!(c.end, Timestamp(T0 + 5 * S));
+}
+
+#[test]
+fn unanswered_challenge_becomes_a_rejection() {
+    let mut h = Harness::new();
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c5", "1 INVITE", "", ""));
+    h.at(10 * MS, CALLEE, CALLER, &sip("SIP/2.0 401 Unauthorized", "c5", "1 INVITE", "x", ""));
+    h.advance(20 * S);
+    assert!(h.ended().is_empty(), "still waiting for the authenticated INVITE");
+    h.advance(40 * S);
+    let c = h.ended()[0];
+    assert_eq!(c.state, CallState::Rejected);
+    assert_eq!(c.final_code, Some(401));
+}
+
+#[test]
+fn open_calls_end_at_end_of_input_with_their_state() {
+    let mut h = Harness::new();
+    h.answered("c6");
+    h.at(200 * MS, CALLER, CALLEE, &sip("INVITE sip:carol@10.0.0.3 SIP/2.0", "c7", "1 INVITE", "", ""));
+    h.at(250 * MS, CALLEE, CALLER, &sip("SIP/2.0 183 Session Progress", "c7", "1 INVITE", "z", ""));
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    let ended = h.ended();
+    assert_eq!(ended.len(), 2);
+    let c6 = ended.iter().find(|c| c.call_id == "c6").unwrap();
+    assert_eq!((c6.state, c6.end_reason), (CallState::InCall, EndReason::EndOfInput));
+    let c7 = ended.iter().find(|c| c.call_id == "c7").unwrap();
+    assert_eq!((c7.state, c7.end_reason), (CallState::Ringing, EndReason::EndOfInput));
+    assert_eq!(c7.end, Timestamp(T0 + 250 * MS));
+}
+
+#[test]
+fn setup_timeout_in_capture_time() {
+    let cfg = EngineConfig { timeouts: Timeouts { setup: 60 * S, ..Timeouts::default() }, ..EngineConfig::default() };
+    let mut h = Harness::with(cfg);
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c8", "1 INVITE", "", ""));
+    h.advance(59 * S);
+    assert!(h.ended().is_empty());
+    h.advance(61 * S);
+    let c = h.ended()[0];
+    assert_eq!((c.state, c.end_reason), (CallState::Setup, EndReason::SetupTimeout));
+}
+
+#[test]
+fn call_limit_sheds_new_calls_and_counts_them() {
+    let cfg = EngineConfig { limits: Limits { max_calls: 2, ..Limits::default() }, ..EngineConfig::default() };
+    let mut h = Harness::with(cfg);
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        h.at(i as i64 * MS, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", ""));
+    }
+    assert_eq!(h.engine.open_calls(), 2);
+    assert_eq!(h.engine.stats().calls_shed, 1);
+    assert_eq!(h.engine.stats().calls_started, 2);
+}
+
+#[test]
+fn compact_headers_on_any_port() {
+    let mut h = Harness::new();
+    let body = sdp("10.0.0.1", 4000);
+    let invite = format!(
+        "INVITE sip:bob@10.0.0.2:5099 SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.1:5099;branch=z9hG4bKx\r\nf: <sip:alice@x>;tag=t1\r\nt: <sip:bob@x>\r\ni: compact-1\r\nCSeq: 1 INVITE\r\nc: application/sdp\r\nl: {}\r\n\r\n{body}",
+        body.len()
+    );
+    h.at(0, "10.0.0.1:5099", "10.0.0.2:5099", invite.as_bytes());
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    let c = h.ended()[0];
+    assert_eq!(c.call_id, "compact-1");
+    assert_eq!(c.caller_media, Some("10.0.0.1:4000".parse().unwrap()));
+}
+
+#[test]
+fn media_address_reused_by_a_later_call_goes_to_the_later_call() {
+    let mut h = Harness::new();
+    h.answered("old");
+    // "new" announces the same callee address while "old" is still open.
+    h.at(1 * S, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "new", "1 INVITE", "", &sdp("10.0.0.9", 4100)));
+    h.at(1 * S + 50 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "new", "1 INVITE", "b2", &sdp("10.0.0.2", 5000)));
+    h.at(1 * S + 100 * MS, "10.0.0.9:4100", "10.0.0.2:5000", &rtp(1, 160, 0xcccc));
+    let (m, _) = h.sink.rtp.last().unwrap();
+    let new_ref = h
+        .sink
+        .calls
+        .iter()
+        .find_map(|e| match e {
+            CallEvent::Started { call, info } if info.call_id == "new" => Some(*call),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(m.call, new_ref);
+    assert_eq!(m.side, Side::Caller);
+    assert_eq!(h.engine.stats().media_reassigned, 1);
+    // Ending "old" must not unregister the address "new" now owns.
+    h.at(2 * S, CALLEE, CALLER, &bye_from_callee("old"));
+    h.advance(5 * S);
+    h.at(5 * S + MS, "10.0.0.9:4100", "10.0.0.2:5000", &rtp(2, 320, 0xcccc));
+    assert_eq!(h.sink.rtp.last().unwrap().0.call, new_ref);
+}
+
+#[test]
+fn media_addresses_per_call_are_capped() {
+    let cfg = EngineConfig { limits: Limits { max_media_per_call: 2, ..Limits::default() }, ..EngineConfig::default() };
+    let mut h = Harness::with(cfg);
+    h.answered("c9");
+    for (i, port) in [6000u16, 6002, 6004].iter().enumerate() {
+        let t = S + i as i64 * S;
+        h.at(
+            t,
+            CALLER,
+            CALLEE,
+            &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c9", &format!("{} INVITE", i + 2), "b1", &sdp("10.0.0.1", *port)),
+        );
+    }
+    // Each move retires the caller's previous address; the callee's stays.
+    assert_eq!(h.engine.stats().media_retired, 3);
+    let before = h.engine.stats().rtp_packets;
+    h.at(5 * S, "10.0.0.2:5000", "10.0.0.1:4000", &rtp(1, 160, 1));
+    assert_eq!(h.engine.stats().rtp_packets, before, "retired address");
+    h.at(5 * S + MS, "10.0.0.2:5000", "10.0.0.1:6004", &rtp(2, 320, 1));
+    h.at(5 * S + 2 * MS, "10.0.0.1:6004", "10.0.0.2:5000", &rtp(2, 320, 2));
+    assert_eq!(h.engine.stats().rtp_packets, before + 2);
+}
+
+#[test]
+fn garbage_is_counted_never_fatal() {
+    let mut h = Harness::new();
+    h.at(0, CALLER, CALLEE, b"INVITE sip:x SIP/2.0\r\nCall-ID: broken"); // no blank line
+    h.at(MS, CALLER, CALLEE, b"SIP/2.0 200 OK\r\nCSeq: x\r\n\r\n");
+    h.engine.handle_frame(LinkType::Ethernet, Timestamp(T0 + 2 * MS), &[0u8; 5], &mut h.sink);
+    assert_eq!(h.engine.stats().malformed_total(), 3);
+    assert!(h.sink.calls.is_empty());
+}

@@ -1,0 +1,177 @@
+//! Finishing a recording: make the audio durable, hash it, write the call record beside it
+//! and name the result for the archive. Runs on finisher threads, off the mixer's hot path,
+//! because fsync and hashing block.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use capture::Timestamp;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::mixer::PendingRecording;
+use crate::record::CallRecord;
+
+/// A finished recording: durable files in the work directory, ready to enter the spool.
+#[derive(Debug)]
+pub struct Finished {
+    /// Archive key without extension: `YYYY/MM/DD/<YYYYMMDD>T<HHMMSS>Z_<from>_<to>_<hash>`.
+    pub key: String,
+    /// The files, audio first, call record last.
+    pub files: Vec<FinishedFile>,
+    /// A short summary of the call for manifests.
+    pub summary: serde_json::Value,
+    /// The call record as written.
+    pub record: CallRecord,
+}
+
+/// One durable file of a finished recording.
+#[derive(Debug, Clone)]
+pub struct FinishedFile {
+    /// Where it is now (work directory).
+    pub path: PathBuf,
+    /// Extension it is published under (`wav`, `json`).
+    pub ext: String,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Why a recording could not be finished.
+#[derive(Debug, Error)]
+pub enum FinishError {
+    /// Syncing or hashing the audio failed.
+    #[error("cannot make audio file '{path}' durable: {source}")]
+    Audio {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Writing the call record failed.
+    #[error("cannot write call record '{path}': {source}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// Makes a pending recording durable and describes it for the spool.
+pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, FinishError> {
+    let PendingRecording { mut record, start, wav } = pending;
+    let key = recording_key(&record, start);
+    let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
+    let mut files = Vec::with_capacity(2);
+    let stem = match &wav {
+        Some((path, _)) => path.with_extension(""),
+        None => work_dir.join(format!("{}-{}", name, std::process::id())),
+    };
+    if let Some((path, mut file)) = wav {
+        let audio_err = |source| FinishError::Audio { path: path.clone(), source };
+        file.sync_all().map_err(audio_err)?;
+        let (sha256, size) = hash_file(&mut file).map_err(audio_err)?;
+        if let Some(a) = record.audio.as_mut() {
+            a.file = format!("{name}.wav");
+            a.sha256 = sha256.clone();
+            a.bytes = size;
+        }
+        files.push(FinishedFile { path, ext: "wav".into(), sha256, size });
+    }
+    let json_path = stem.with_extension("json");
+    let rec_err = |source| FinishError::Record { path: json_path.clone(), source };
+    let mut body = serde_json::to_vec_pretty(&record).map_err(|e| rec_err(io::Error::other(e)))?;
+    body.push(b'\n');
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&json_path).map_err(rec_err)?;
+    f.write_all(&body).map_err(rec_err)?;
+    f.sync_all().map_err(rec_err)?;
+    File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;
+    files.push(FinishedFile {
+        path: json_path.clone(),
+        ext: "json".into(),
+        sha256: hex::encode(Sha256::digest(&body)),
+        size: body.len() as u64,
+    });
+    let summary = serde_json::json!({
+        "call_id": record.call_id,
+        "from": record.from.user,
+        "to": record.to.user,
+        "start": record.start,
+        "end": record.end,
+        "state": record.state,
+        "end_reason": record.end_reason,
+        "duration_s": record.duration_s,
+        "audio": record.audio.as_ref().map(|a| a.file.clone()),
+    });
+    Ok(Finished { key, files, summary, record })
+}
+
+/// SHA-256 and length of a file, read from the start.
+pub fn hash_file(file: &mut File) -> io::Result<(String, u64)> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex::encode(h.finalize()), total))
+}
+
+/// The archive key of a call: its start date as directories, then a name a person can read
+/// (start time, from, to) made unique by a hash of the Call-ID.
+pub fn recording_key(record: &CallRecord, start: Timestamp) -> String {
+    let dt = DateTime::<Utc>::from_timestamp(start.secs(), 0).unwrap_or_default();
+    let from = sanitize(record.from.user.as_deref().unwrap_or("unknown"));
+    let to = sanitize(record.to.user.as_deref().unwrap_or("unknown"));
+    let id = hex::encode(&Sha256::digest(record.call_id.as_bytes())[..6]);
+    format!(
+        "{:04}/{:02}/{:02}/{:04}{:02}{:02}T{:02}{:02}{:02}Z_{from}_{to}_{id}",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+/// Keeps names portable: letters, digits, `+ - .`; everything else becomes `-`; at most 32
+/// characters; never empty, never starting with a dot.
+fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.') { c } else { '-' })
+        .take(32)
+        .collect();
+    if out.starts_with('.') {
+        out.replace_range(0..1, "-");
+    }
+    if out.is_empty() { "unknown".into() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_portable() {
+        assert_eq!(sanitize("sipp"), "sipp");
+        assert_eq!(sanitize("+33 1/2:3"), "+33-1-2-3");
+        assert_eq!(sanitize(""), "unknown");
+        assert_eq!(sanitize("../etc"), "-.-etc");
+        assert_eq!(sanitize(&"x".repeat(100)).len(), 32);
+    }
+}

@@ -1,0 +1,501 @@
+//! The mixer: call events and RTP in, one open WAV per call with media, and a
+//! [`PendingRecording`] out when the call ends.
+//!
+//! Per RTP packet the mixer does a slot lookup, a sequence-number check, a 256-entry table
+//! decode into the call's ring and (every few kilobytes) one `write`. It allocates nothing per
+//! packet. The heavy, blocking part of finishing a recording (fsync, hashing, the JSON) is
+//! left to [`crate::finish`], off this thread.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use capture::Timestamp;
+use capture::codec::{Codec, PayloadDesc, PayloadMap};
+use capture::events::{CallEvent, CallInfo, CallRef, EventSink, MediaAnnounce, RtpMeta, Side};
+use crossbeam_channel::Sender;
+
+use crate::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::record::{
+    AudioRecord, CallRecord, Codecs, Endpoints, PartyRecord, RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
+};
+use crate::stream::{SeqVerdict, StreamStats};
+use crate::timeline::{Timeline, TimelineConfig};
+
+/// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
+const MAX_STREAMS_PER_SIDE: usize = 8;
+/// Samples per nanosecond divisor at 8 kHz.
+const NS_PER_SAMPLE: i64 = 125_000;
+
+/// Mixer settings.
+#[derive(Debug, Clone)]
+pub struct MixerConfig {
+    /// Directory for recordings in progress (same filesystem as the spool).
+    pub work_dir: PathBuf,
+    /// Prefix of work file names, unique per run so files left by an earlier run (after a
+    /// crash) are never reused.
+    pub run_id: String,
+    /// Ring and reorder window sizing.
+    pub timeline: TimelineConfig,
+    /// A stream whose RTP timestamps put it further than this from capture time (frames) is
+    /// re-anchored to capture time (timestamp jumps, hold/resume). Default 8000 (1 s).
+    pub max_skew_frames: i64,
+}
+
+impl MixerConfig {
+    /// Defaults with the given work directory.
+    pub fn new(work_dir: PathBuf) -> MixerConfig {
+        let run_id = format!("{}-{}", capture::source::wall_clock().secs(), std::process::id());
+        MixerConfig { work_dir, run_id, timeline: TimelineConfig::default(), max_skew_frames: 8000 }
+    }
+}
+
+/// Mixer counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MixerStats {
+    /// RTP packets received.
+    pub rtp_packets: u64,
+    /// RTP packets for a call the mixer does not know (should stay 0).
+    pub rtp_orphans: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Packets (partly) too late for their place.
+    pub late_packets: u64,
+    /// Packets of codecs that are not decoded.
+    pub undecodable_packets: u64,
+    /// Telephone-event and comfort-noise packets (silence in the recording).
+    pub signal_packets: u64,
+    /// Calls finished.
+    pub calls_finished: u64,
+    /// Calls finished with audio.
+    pub recordings_with_audio: u64,
+    /// Calls whose audio file could not be written (disk full, I/O error).
+    pub write_errors: u64,
+}
+
+/// What the mixer hands over when a call ends.
+#[derive(Debug)]
+pub struct PendingRecording {
+    /// The call record; `audio.sha256` and `audio.bytes` are filled in by the finisher.
+    pub record: CallRecord,
+    /// Capture time of the call's first INVITE (names the recording).
+    pub start: Timestamp,
+    /// The finished (header patched, not yet fsynced) WAV in the work directory.
+    pub wav: Option<(PathBuf, File)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PtKind {
+    Unresolved,
+    Ulaw,
+    Alaw,
+    Signal,
+    Undecodable,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    pos: i64,
+    ts: u32,
+    ssrc: u32,
+}
+
+#[derive(Debug)]
+struct SideState {
+    /// One past the last frame this side's audio reached.
+    high: u64,
+    /// Capture position (frames) of this side's last audio packet.
+    last_now: i64,
+    kinds: [PtKind; 128],
+    streams: Vec<StreamStats>,
+    current: usize,
+    anchor: Option<Anchor>,
+    codec: Option<String>,
+    undecodable: Option<String>,
+}
+
+impl SideState {
+    fn new() -> SideState {
+        SideState {
+            high: 0,
+            last_now: i64::MIN / 2,
+            kinds: [PtKind::Unresolved; 128],
+            streams: Vec::new(),
+            current: 0,
+            anchor: None,
+            codec: None,
+            undecodable: None,
+        }
+    }
+
+    fn stream(&mut self, m: &RtpMeta) -> &mut StreamStats {
+        if self.streams.get(self.current).is_none_or(|s| s.ssrc != m.ssrc) {
+            match self.streams.iter().position(|s| s.ssrc == m.ssrc) {
+                Some(i) => self.current = i,
+                None if self.streams.len() < MAX_STREAMS_PER_SIDE => {
+                    self.streams.push(StreamStats::new(m.ssrc, m.seq, m.src, m.dst, m.time, 8000));
+                    self.current = self.streams.len() - 1;
+                }
+                None => self.current = self.streams.len() - 1,
+            }
+        }
+        &mut self.streams[self.current]
+    }
+}
+
+#[derive(Debug)]
+struct CallMix {
+    call: CallRef,
+    call_id: String,
+    start: Timestamp,
+    wav_path: PathBuf,
+    timeline: Option<Timeline>,
+    origin: Timestamp,
+    sides: [SideState; 2],
+    /// Latest media announcement by owner (index = owner side).
+    media: [Option<Box<MediaAnnounce>>; 2],
+    write_error: Option<String>,
+}
+
+/// The mixer. Implements [`EventSink`], so it can sit directly behind a capture engine
+/// (tests, tools) or behind a channel (the threaded pipeline).
+#[derive(Debug)]
+pub struct Mixer {
+    cfg: MixerConfig,
+    calls: Vec<Option<CallMix>>,
+    stats: MixerStats,
+    out: Sender<PendingRecording>,
+}
+
+impl Mixer {
+    /// A mixer writing into `cfg.work_dir` and handing finished calls to `out`.
+    pub fn new(cfg: MixerConfig, out: Sender<PendingRecording>) -> std::io::Result<Mixer> {
+        std::fs::create_dir_all(&cfg.work_dir)?;
+        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &MixerStats {
+        &self.stats
+    }
+
+    /// Calls with state in the mixer.
+    pub fn open_calls(&self) -> usize {
+        self.calls.iter().filter(|c| c.is_some()).count()
+    }
+
+    fn call_mut(&mut self, r: CallRef) -> Option<&mut CallMix> {
+        self.calls.get_mut(r.slot as usize)?.as_mut().filter(|c| c.call == r)
+    }
+
+    fn start(&mut self, call: CallRef, call_id: String, start: Timestamp) {
+        let idx = call.slot as usize;
+        if self.calls.len() <= idx {
+            self.calls.resize_with(idx + 1, || None);
+        }
+        let wav_path = self.cfg.work_dir.join(format!("{}-{}-{}.wav", self.cfg.run_id, call.slot, call.generation));
+        self.calls[idx] = Some(CallMix {
+            call,
+            call_id,
+            start,
+            wav_path,
+            timeline: None,
+            origin: Timestamp(0),
+            sides: [SideState::new(), SideState::new()],
+            media: [None, None],
+            write_error: None,
+        });
+    }
+
+    fn end(&mut self, call: CallRef, info: &CallInfo) {
+        let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
+        let Some(mix) = slot.take_if(|c| c.call == call) else { return };
+        self.stats.calls_finished += 1;
+        let pending = finish_call(mix, info, &mut self.stats);
+        // The receiving side outlives the mixer in the pipeline; if it is gone the program is
+        // shutting down after an error that has already been reported.
+        let _ = self.out.send(pending);
+    }
+
+    /// Ends every call still open (the capture side normally does this through events).
+    pub fn abandon_all(&mut self) -> usize {
+        let n = self.open_calls();
+        self.calls.clear();
+        n
+    }
+}
+
+impl EventSink for Mixer {
+    #[inline]
+    fn rtp(&mut self, m: &RtpMeta, payload: &[u8]) {
+        self.stats.rtp_packets += 1;
+        let max_skew = self.cfg.max_skew_frames;
+        let tl_cfg = self.cfg.timeline;
+        let Some(idx) = self
+            .calls
+            .get(m.call.slot as usize)
+            .and_then(|c| c.as_ref())
+            .filter(|c| c.call == m.call)
+            .map(|_| m.call.slot as usize)
+        else {
+            self.stats.rtp_orphans += 1;
+            return;
+        };
+        let Some(call) = self.calls[idx].as_mut() else { return };
+        let si = m.side.index();
+        let verdict = call.sides[si].stream(m).observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len());
+        if verdict == SeqVerdict::Duplicate {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let kind = resolve(call, m.side, m.pt);
+        let table = match kind {
+            PtKind::Ulaw => &ULAW_TO_LINEAR,
+            PtKind::Alaw => &ALAW_TO_LINEAR,
+            PtKind::Signal => {
+                self.stats.signal_packets += 1;
+                return;
+            }
+            PtKind::Undecodable | PtKind::Unresolved => {
+                self.stats.undecodable_packets += 1;
+                return;
+            }
+        };
+        if payload.is_empty() || call.write_error.is_some() {
+            return;
+        }
+        if call.timeline.is_none() {
+            match Timeline::create(&call.wav_path, tl_cfg) {
+                Ok(t) => {
+                    call.timeline = Some(t);
+                    call.origin = m.time;
+                }
+                Err(e) => {
+                    self.stats.write_errors += 1;
+                    tracing::error!(call_id = %call.call_id, path = %call.wav_path.display(), "cannot create recording: {e}");
+                    call.write_error = Some(format!("cannot create {}: {e}", call.wav_path.display()));
+                    return;
+                }
+            }
+        }
+        let now = m.time.since(call.origin).max(0) / NS_PER_SAMPLE;
+        let side = &mut call.sides[si];
+        let anchor = match side.anchor {
+            Some(a) if a.ssrc == m.ssrc => a,
+            _ => Anchor { pos: now, ts: m.rtp_ts, ssrc: m.ssrc },
+        };
+        let mut pos = anchor.pos + i64::from(m.rtp_ts.wrapping_sub(anchor.ts) as i32);
+        let mut anchor = anchor;
+        let written = call.timeline.as_ref().map_or(0, |t| t.written() as i64);
+        // An in-order packet far from capture time (timestamp jump, hold/resume) or behind what
+        // is already written (a sender that paused without advancing its timestamps) moves the
+        // stream's anchor to capture time instead of being dropped.
+        if verdict == SeqVerdict::InOrder && ((pos - now).abs() > max_skew || pos < written) {
+            anchor = Anchor { pos: now, ts: m.rtp_ts, ssrc: m.ssrc };
+            pos = now;
+        }
+        side.anchor = Some(anchor);
+        side.last_now = now;
+        if pos >= 0 {
+            side.high = side.high.max(pos as u64 + payload.len() as u64);
+        }
+        let Some(tl) = call.timeline.as_mut() else { return };
+        let result = if pos < 0 {
+            Ok(crate::timeline::Placed { late_samples: payload.len() as u32 })
+        } else {
+            tl.place(si, pos as u64, payload, table)
+        };
+        // Frames settle once capture time is past the reorder window and every party still
+        // sending has reached them, or at the latest after the maximum wait.
+        let mut target = now - i64::from(tl_cfg.reorder_frames);
+        for s in &call.sides {
+            if now - s.last_now <= i64::from(tl_cfg.max_wait_frames) {
+                target = target.min(s.high as i64);
+            }
+        }
+        let target = target.max(now - i64::from(tl_cfg.max_wait_frames)).max(0) as u64;
+        let result = result.and_then(|p| tl.settle(target).map(|()| p));
+        match result {
+            Ok(p) if p.late_samples > 0 => {
+                self.stats.late_packets += 1;
+                let side = &mut call.sides[si];
+                side.streams[side.current].late += 1;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.stats.write_errors += 1;
+                tracing::error!(call_id = %call.call_id, path = %call.wav_path.display(), "cannot write recording: {e}");
+                call.write_error = Some(format!("writing {} failed: {e}", call.wav_path.display()));
+            }
+        }
+    }
+
+    fn call(&mut self, event: CallEvent) {
+        match event {
+            CallEvent::Started { call, info } => self.start(call, info.call_id, info.start),
+            CallEvent::Media { call, media } => {
+                if let Some(c) = self.call_mut(call) {
+                    // Payload types are re-resolved for both directions after any new SDP.
+                    for s in &mut c.sides {
+                        s.kinds = [PtKind::Unresolved; 128];
+                    }
+                    let owner = media.owner.index();
+                    c.media[owner] = Some(media);
+                }
+            }
+            CallEvent::Ended { call, info } => self.end(call, &info),
+        }
+    }
+}
+
+/// Resolves (and caches) what a payload type means for RTP sent by `sender`: the receiver's
+/// SDP first (it defines what it expects), then the sender's own, then the static table.
+fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
+    let pt = pt & 0x7f;
+    let si = sender.index();
+    let cached = call.sides[si].kinds[pt as usize];
+    if cached != PtKind::Unresolved {
+        return cached;
+    }
+    let desc = lookup(&call.media, sender, pt);
+    let kind = match desc.as_ref().map(|d| d.codec) {
+        Some(Codec::Pcmu) => PtKind::Ulaw,
+        Some(Codec::Pcma) => PtKind::Alaw,
+        Some(c) if c.is_signal() => PtKind::Signal,
+        _ => PtKind::Undecodable,
+    };
+    let side = &mut call.sides[si];
+    side.kinds[pt as usize] = kind;
+    let name = desc.map_or_else(|| format!("PT{pt}"), |d| d.encoding);
+    if kind != PtKind::Signal && side.codec.is_none() {
+        side.codec = Some(name.clone());
+    }
+    if kind == PtKind::Undecodable && side.undecodable.is_none() {
+        side.undecodable = Some(format!("{name} (PT {pt})"));
+    }
+    kind
+}
+
+fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: u8) -> Option<PayloadDesc> {
+    let receiver =
+        media[sender.other().index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
+    let own = media[sender.index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
+    receiver.or(own).cloned().or_else(|| PayloadMap::default().get(pt))
+}
+
+fn addr(a: SocketAddr) -> String {
+    a.to_string()
+}
+
+fn sdp_codec(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side) -> Option<String> {
+    // What the sender is expected to send: the first audio format the receiver offered.
+    let m = media[sender.other().index()].as_ref().or(media[sender.index()].as_ref())?;
+    m.payloads.entries().iter().find(|d| !d.codec.is_signal()).map(|d| d.encoding.clone())
+}
+
+fn finish_call(mut mix: CallMix, info: &CallInfo, stats: &mut MixerStats) -> PendingRecording {
+    let mut notes = Vec::new();
+    let mut wav = None;
+    let mut audio = None;
+    if let Some(tl) = mix.timeline.take() {
+        match tl.finish() {
+            Ok((file, frames)) if mix.write_error.is_none() => {
+                stats.recordings_with_audio += 1;
+                audio = Some(AudioRecord {
+                    file: String::new(),
+                    format: "wav".into(),
+                    layout: "stereo".into(),
+                    channels: vec!["caller".into(), "callee".into()],
+                    sample_rate: 8000,
+                    bits_per_sample: 16,
+                    frames,
+                    duration_s: frames as f64 / 8000.0,
+                    media_start: rfc3339(mix.origin),
+                    bytes: 0,
+                    sha256: String::new(),
+                });
+                wav = Some((mix.wav_path.clone(), file));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                stats.write_errors += 1;
+                tracing::error!(call_id = %mix.call_id, "cannot finish recording {}: {e}", mix.wav_path.display());
+                mix.write_error.get_or_insert(format!("finishing {} failed: {e}", mix.wav_path.display()));
+            }
+        }
+    }
+    if let Some(e) = &mix.write_error {
+        notes.push(format!("audio could not be recorded: {e}"));
+        let _ = std::fs::remove_file(&mix.wav_path);
+    }
+    let mut streams = Vec::new();
+    for side in [Side::Caller, Side::Callee] {
+        let s = &mix.sides[side.index()];
+        if let Some(u) = &s.undecodable {
+            notes
+                .push(format!("{} sent {u}, which is not decoded yet: that audio is silence or absent", side.as_str()));
+        }
+        for st in &s.streams {
+            streams.push(StreamRecord {
+                side: side.as_str().into(),
+                ssrc: format!("{:#010x}", st.ssrc),
+                src: addr(st.src),
+                dst: addr(st.dst),
+                payload_types: st.payload_type_list(),
+                codec: s.codec.clone(),
+                packets: st.packets,
+                lost: st.lost(),
+                duplicates: st.duplicates,
+                out_of_order: st.out_of_order,
+                late: st.late,
+                jitter_ms: (st.jitter_ms() * 1000.0).round() / 1000.0,
+                first: rfc3339(st.first),
+                last: rfc3339(st.last),
+            });
+        }
+    }
+    if audio.is_none() && mix.write_error.is_none() {
+        if streams.is_empty() {
+            notes.push(if info.answer.is_some() {
+                "no RTP was seen for this call".into()
+            } else {
+                "call was not answered and carried no early media".into()
+            });
+        } else if mix.sides.iter().all(|s| s.undecodable.is_none()) {
+            notes.push("RTP carried no audio payload (events or comfort noise only)".into());
+        }
+    }
+    let codecs = Codecs {
+        caller: mix.sides[0].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Caller)),
+        callee: mix.sides[1].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Callee)),
+    };
+    let record = CallRecord {
+        version: RECORD_VERSION,
+        call_id: info.call_id.clone(),
+        from: PartyRecord::from(&info.from),
+        to: PartyRecord::from(&info.to),
+        asserted_identity: info.asserted.as_ref().map(PartyRecord::from),
+        caller: Endpoints { signalling: addr(info.caller_signalling), media: info.caller_media.map(addr) },
+        callee: Endpoints { signalling: addr(info.callee_signalling), media: info.callee_media.map(addr) },
+        start: rfc3339(info.start),
+        ringing: info.ringing.map(rfc3339),
+        answer: info.answer.map(rfc3339),
+        end: rfc3339(info.end),
+        duration_s: round_ms(info.end.since(info.start)),
+        talk_s: info.answer.map(|a| round_ms(info.end.since(a).max(0))),
+        state: info.state.as_str().into(),
+        end_reason: info.end_reason.as_str().into(),
+        ended_by: info.ended_by.map(|s| s.as_str().into()),
+        final_code: info.final_code,
+        codecs,
+        sip: SipRecord { messages: info.sip_messages, invites: info.invites, transport: "udp".into() },
+        streams,
+        audio,
+        notes,
+    };
+    PendingRecording { record, start: mix.start, wav }
+}
+
+fn round_ms(ns: i64) -> f64 {
+    (ns as f64 / 1e6).round() / 1000.0
+}

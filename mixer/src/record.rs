@@ -1,0 +1,185 @@
+//! The call record: the JSON document written beside each recording. Its field names are a
+//! public format (archive consumers parse it); change them only with a version bump.
+
+use capture::Timestamp;
+use capture::events::Party;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Format version of the call record.
+pub const RECORD_VERSION: u32 = 1;
+
+/// A party in the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PartyRecord {
+    /// User part of the URI (number or name).
+    pub user: Option<String>,
+    /// Display name.
+    pub display: Option<String>,
+    /// Full URI.
+    pub uri: String,
+}
+
+impl From<&Party> for PartyRecord {
+    fn from(p: &Party) -> Self {
+        PartyRecord { user: p.user.clone(), display: p.display.clone(), uri: p.uri.clone() }
+    }
+}
+
+/// Network addresses of one side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// SIP signalling address (`ip:port`).
+    pub signalling: String,
+    /// Media (RTP receive) address from its SDP (`ip:port`).
+    pub media: Option<String>,
+}
+
+/// Statistics of one RTP stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// `caller` or `callee`: who sent it (WAV channel 0 or 1).
+    pub side: String,
+    /// SSRC as `0x` + 8 hex digits.
+    pub ssrc: String,
+    /// Sender `ip:port`.
+    pub src: String,
+    /// Receiver `ip:port`.
+    pub dst: String,
+    /// Payload types seen.
+    pub payload_types: Vec<u8>,
+    /// Audio codec of the stream (encoding name), if known.
+    pub codec: Option<String>,
+    /// Packets seen, duplicates included.
+    pub packets: u64,
+    /// Packets expected from the sequence numbers minus distinct packets received.
+    pub lost: u64,
+    /// Duplicate packets.
+    pub duplicates: u64,
+    /// Packets that arrived after a later one.
+    pub out_of_order: u64,
+    /// Packets that arrived too late for their place in the recording.
+    pub late: u64,
+    /// RFC 3550 interarrival jitter at the end of the stream, milliseconds.
+    pub jitter_ms: f64,
+    /// First packet.
+    pub first: String,
+    /// Last packet.
+    pub last: String,
+}
+
+/// The recording's audio file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioRecord {
+    /// File name (beside the record).
+    pub file: String,
+    /// Container format (`wav`).
+    pub format: String,
+    /// Channel layout: `stereo` (channel 0 caller, channel 1 callee).
+    pub layout: String,
+    /// What each channel carries.
+    pub channels: Vec<String>,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Bits per sample.
+    pub bits_per_sample: u16,
+    /// Frames (samples per channel).
+    pub frames: u64,
+    /// Duration in seconds.
+    pub duration_s: f64,
+    /// Capture time of the first frame.
+    pub media_start: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+}
+
+/// SIP facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipRecord {
+    /// Messages seen for this Call-ID.
+    pub messages: u32,
+    /// INVITE requests seen.
+    pub invites: u32,
+    /// Transport the INVITE arrived on.
+    pub transport: String,
+}
+
+/// The call record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// Format version.
+    pub version: u32,
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// From of the initial INVITE.
+    pub from: PartyRecord,
+    /// To of the initial INVITE.
+    pub to: PartyRecord,
+    /// P-Asserted-Identity, when present.
+    pub asserted_identity: Option<PartyRecord>,
+    /// Caller addresses.
+    pub caller: Endpoints,
+    /// Callee addresses.
+    pub callee: Endpoints,
+    /// First INVITE (RFC 3339, UTC).
+    pub start: String,
+    /// First 180/183.
+    pub ringing: Option<String>,
+    /// Answer (first 2xx to the INVITE).
+    pub answer: Option<String>,
+    /// End of the call.
+    pub end: String,
+    /// `end - start` in seconds.
+    pub duration_s: f64,
+    /// `end - answer` in seconds, for answered calls.
+    pub talk_s: Option<f64>,
+    /// Last dialog state: completed, in_call, rejected, cancelled, ringing, setup.
+    pub state: String,
+    /// Why the call ended: bye, cancel, rejected, media_timeout, setup_timeout, end_of_input,
+    /// shutdown.
+    pub end_reason: String,
+    /// `caller` or `callee` for BYE/CANCEL.
+    pub ended_by: Option<String>,
+    /// Final response code to the INVITE.
+    pub final_code: Option<u16>,
+    /// Audio codec per direction (what each party sent).
+    pub codecs: Codecs,
+    /// SIP facts.
+    pub sip: SipRecord,
+    /// RTP streams, caller's first.
+    pub streams: Vec<StreamRecord>,
+    /// The audio file, absent when the call had no decodable media.
+    pub audio: Option<AudioRecord>,
+    /// Why there is no audio, or what is missing from it (undecodable codec, write error).
+    pub notes: Vec<String>,
+}
+
+/// Audio codec per direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Codecs {
+    /// What the caller sent.
+    pub caller: Option<String>,
+    /// What the callee sent.
+    pub callee: Option<String>,
+}
+
+/// RFC 3339 UTC with microseconds (`2016-11-26T14:52:59.666393Z`).
+pub fn rfc3339(t: Timestamp) -> String {
+    match DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()) {
+        Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Micros, true),
+        None => format!("{}", t.as_secs_f64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_format() {
+        assert_eq!(rfc3339(Timestamp::from_parts(1_480_171_979, 666_393_000)), "2016-11-26T14:52:59.666393Z");
+        assert_eq!(rfc3339(Timestamp(0)), "1970-01-01T00:00:00.000000Z");
+    }
+}
