@@ -177,21 +177,17 @@ impl DialogTracker {
                         }
                     }
                 }
-                Method::Bye => {
-                    if call.deadline.is_none_or(|(_, r)| r != EndReason::Bye) {
-                        call.state = CallState::Completed;
-                        call.ended_by = Some(sender);
-                        call.end = Some(now);
-                        call.deadline = Some((now.add_nanos(timeouts.bye_linger), EndReason::Bye));
-                    }
+                Method::Bye if call.deadline.is_none_or(|(_, r)| r != EndReason::Bye) => {
+                    call.state = CallState::Completed;
+                    call.ended_by = Some(sender);
+                    call.end = Some(now);
+                    call.deadline = Some((now.add_nanos(timeouts.bye_linger), EndReason::Bye));
                 }
-                Method::Cancel => {
-                    if call.answer.is_none() && call.state != CallState::Cancelled {
-                        call.state = CallState::Cancelled;
-                        call.ended_by = Some(sender);
-                        call.end = Some(now);
-                        call.deadline = Some((now.add_nanos(timeouts.failure_linger), EndReason::Cancel));
-                    }
+                Method::Cancel if call.answer.is_none() && call.state != CallState::Cancelled => {
+                    call.state = CallState::Cancelled;
+                    call.ended_by = Some(sender);
+                    call.end = Some(now);
+                    call.deadline = Some((now.add_nanos(timeouts.failure_linger), EndReason::Cancel));
                 }
                 _ => {}
             }
@@ -206,22 +202,20 @@ impl DialogTracker {
                     }
                     call.ringing.get_or_insert(now);
                 }
-                200..=299 => {
-                    if call.answer.is_none() {
-                        call.answer = Some(now);
-                        call.final_code = Some(code);
-                        // A 2xx wins over a CANCEL or a failure on another branch that crossed it.
-                        if matches!(
-                            call.state,
-                            CallState::Setup | CallState::Ringing | CallState::Cancelled | CallState::Rejected
-                        ) {
-                            call.state = CallState::InCall;
-                            call.ended_by = None;
-                            call.end = None;
-                            call.deadline = None;
-                        }
-                        call.challenged = None;
+                200..=299 if call.answer.is_none() => {
+                    call.answer = Some(now);
+                    call.final_code = Some(code);
+                    // A 2xx wins over a CANCEL or a failure on another branch that crossed it.
+                    if matches!(
+                        call.state,
+                        CallState::Setup | CallState::Ringing | CallState::Cancelled | CallState::Rejected
+                    ) {
+                        call.state = CallState::InCall;
+                        call.ended_by = None;
+                        call.end = None;
+                        call.deadline = None;
                     }
+                    call.challenged = None;
                 }
                 401 | 407 if initial => {
                     call.challenged = Some(code);

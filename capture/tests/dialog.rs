@@ -279,9 +279,9 @@ fn media_address_reused_by_a_later_call_goes_to_the_later_call() {
     let mut h = Harness::new();
     h.answered("old");
     // "new" announces the same callee address while "old" is still open.
-    h.at(1 * S, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "new", "1 INVITE", "", &sdp("10.0.0.9", 4100)));
-    h.at(1 * S + 50 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "new", "1 INVITE", "b2", &sdp("10.0.0.2", 5000)));
-    h.at(1 * S + 100 * MS, "10.0.0.9:4100", "10.0.0.2:5000", &rtp(1, 160, 0xcccc));
+    h.at(S, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "new", "1 INVITE", "", &sdp("10.0.0.9", 4100)));
+    h.at(S + 50 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "new", "1 INVITE", "b2", &sdp("10.0.0.2", 5000)));
+    h.at(S + 100 * MS, "10.0.0.9:4100", "10.0.0.2:5000", &rtp(1, 160, 0xcccc));
     let (m, _) = h.sink.rtp.last().unwrap();
     let new_ref = h
         .sink

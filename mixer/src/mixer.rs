@@ -128,9 +128,12 @@ impl SideState {
         }
     }
 
+    /// The stream of this packet: one per (SSRC, source, destination), as RTP analysers key
+    /// them, so a stream that moves to a new address (re-INVITE) shows as two.
     fn stream(&mut self, m: &RtpMeta) -> &mut StreamStats {
-        if self.streams.get(self.current).is_none_or(|s| s.ssrc != m.ssrc) {
-            match self.streams.iter().position(|s| s.ssrc == m.ssrc) {
+        let same = |s: &StreamStats| s.ssrc == m.ssrc && s.src == m.src && s.dst == m.dst;
+        if self.streams.get(self.current).is_none_or(|s| !same(s)) {
+            match self.streams.iter().position(same) {
                 Some(i) => self.current = i,
                 None if self.streams.len() < MAX_STREAMS_PER_SIDE => {
                     self.streams.push(StreamStats::new(m.ssrc, m.seq, m.src, m.dst, m.time, 8000));

@@ -248,18 +248,14 @@ pub fn parse(b: &[u8], max_headers: usize) -> Result<SipMessage<'_>, WireError> 
             Some(Header::Contact) => set_once(&mut m.contact, value),
             Some(Header::ContentType) => set_once(&mut m.content_type, value),
             Some(Header::Pai) => set_once(&mut m.p_asserted_identity, value),
-            Some(Header::CSeq) => {
-                if m.cseq.is_none() {
-                    m.cseq = Some(parse_cseq(value).ok_or(WireError::new(L, line_start, ErrorKind::Syntax))?);
-                }
+            Some(Header::CSeq) if m.cseq.is_none() => {
+                m.cseq = Some(parse_cseq(value).ok_or(WireError::new(L, line_start, ErrorKind::Syntax))?);
             }
-            Some(Header::ContentLength) => {
-                if m.content_length.is_none() {
-                    m.content_length =
-                        Some(parse_decimal(value).ok_or(WireError::new(L, line_start, ErrorKind::Syntax))?);
-                }
+            Some(Header::ContentLength) if m.content_length.is_none() => {
+                m.content_length =
+                    Some(parse_decimal(value).ok_or(WireError::new(L, line_start, ErrorKind::Syntax))?);
             }
-            None => {}
+            Some(Header::CSeq | Header::ContentLength) | None => {}
         }
     }
     m.head_len = at;

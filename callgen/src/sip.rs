@@ -1,0 +1,352 @@
+//! SIP message and SDP text (RFC 3261, RFC 4566).
+//!
+//! Each call has one dialog between the caller and the callee, no proxies. Responses copy the
+//! request's Via, From, To (adding the callee's tag after the 100), Call-ID and CSeq. The ACK
+//! for a 200 is a new transaction (new branch); the ACK for a non-2xx final response and the
+//! CANCEL reuse the INVITE's branch. A BYE uses its sender's own CSeq space.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::mix::hash;
+use crate::spec::CallSpec;
+use crate::timeline::{Party, SipMsg};
+
+/// Identifiers of one dialog, hashed from the scenario seed and the call's position.
+#[derive(Debug, Clone)]
+pub(crate) struct DialogIds {
+    from_tag: u64,
+    to_tag: u64,
+    invite_branch: u64,
+    ack_branch: u64,
+    bye_branch: u64,
+    invite_cseq: u32,
+    callee_cseq: u32,
+    caller_sess: u64,
+    callee_sess: u64,
+}
+
+impl DialogIds {
+    pub(crate) fn new(seed: u64, call_index: usize) -> DialogIds {
+        let h = |k: u64| hash(&[seed, 0x5e55, call_index as u64, k]);
+        DialogIds {
+            from_tag: h(1),
+            to_tag: h(2),
+            invite_branch: h(3),
+            ack_branch: h(4),
+            bye_branch: h(5),
+            invite_cseq: 1 + (h(6) % 1000) as u32,
+            callee_cseq: 1 + (h(7) % 1000) as u32,
+            caller_sess: h(8) % 1_000_000_000,
+            callee_sess: h(9) % 1_000_000_000,
+        }
+    }
+}
+
+/// The header names of one message: full or compact (RFC 3261 section 7.3.3).
+struct Names {
+    via: &'static str,
+    from: &'static str,
+    to: &'static str,
+    call_id: &'static str,
+    contact: &'static str,
+    content_type: &'static str,
+    content_length: &'static str,
+}
+
+const FULL: Names = Names {
+    via: "Via",
+    from: "From",
+    to: "To",
+    call_id: "Call-ID",
+    contact: "Contact",
+    content_type: "Content-Type",
+    content_length: "Content-Length",
+};
+
+const COMPACT: Names =
+    Names { via: "v", from: "f", to: "t", call_id: "i", contact: "m", content_type: "c", content_length: "l" };
+
+/// Reason phrases of the status codes callgen is likely to send.
+const REASONS: &[(u16, &str)] = &[
+    (100, "Trying"),
+    (180, "Ringing"),
+    (183, "Session Progress"),
+    (200, "OK"),
+    (300, "Multiple Choices"),
+    (301, "Moved Permanently"),
+    (302, "Moved Temporarily"),
+    (400, "Bad Request"),
+    (401, "Unauthorized"),
+    (403, "Forbidden"),
+    (404, "Not Found"),
+    (407, "Proxy Authentication Required"),
+    (408, "Request Timeout"),
+    (480, "Temporarily Unavailable"),
+    (486, "Busy Here"),
+    (487, "Request Terminated"),
+    (488, "Not Acceptable Here"),
+    (500, "Server Internal Error"),
+    (503, "Service Unavailable"),
+    (600, "Busy Everywhere"),
+    (603, "Decline"),
+    (604, "Does Not Exist Anywhere"),
+    (606, "Not Acceptable"),
+];
+
+/// Reason phrase of a status code (a generic one per class for codes not in the table).
+pub(crate) fn reason(code: u16) -> &'static str {
+    if let Some(&(_, phrase)) = REASONS.iter().find(|(c, _)| *c == code) {
+        return phrase;
+    }
+    match code / 100 {
+        1 => "Progress",
+        2 => "Success",
+        3 => "Redirection",
+        4 => "Client Error",
+        5 => "Server Error",
+        _ => "Global Failure",
+    }
+}
+
+/// `a.b.c.d` or `[v6]`, as the host part of a URI or Via.
+fn host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// Who sends a message: `true` for the caller.
+pub(crate) fn sent_by_caller(msg: SipMsg) -> bool {
+    match msg {
+        SipMsg::Invite | SipMsg::AckOk | SipMsg::AckFinal | SipMsg::Cancel => true,
+        SipMsg::Provisional(_) | SipMsg::InviteOk | SipMsg::InviteFinal(_) | SipMsg::CancelOk => false,
+        SipMsg::Bye(by) => by == Party::Caller,
+        SipMsg::ByeOk(by) => by == Party::Callee,
+    }
+}
+
+/// The CSeq method of a message and its status code (`None` for requests).
+pub(crate) fn describe(msg: SipMsg) -> (&'static str, Option<u16>) {
+    match msg {
+        SipMsg::Invite => ("INVITE", None),
+        SipMsg::Provisional(code) | SipMsg::InviteFinal(code) => ("INVITE", Some(code)),
+        SipMsg::InviteOk => ("INVITE", Some(200)),
+        SipMsg::AckOk | SipMsg::AckFinal => ("ACK", None),
+        SipMsg::Cancel => ("CANCEL", None),
+        SipMsg::CancelOk => ("CANCEL", Some(200)),
+        SipMsg::Bye(_) => ("BYE", None),
+        SipMsg::ByeOk(_) => ("BYE", Some(200)),
+    }
+}
+
+/// Writes the text of `msg` for the call `spec` into `out` (cleared first).
+pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut String) {
+    let n = if spec.compact_headers { &COMPACT } else { &FULL };
+    let caller = host(spec.caller_ip);
+    let callee = host(spec.callee_ip);
+    let caller_via = format!("SIP/2.0/UDP {caller}:{};branch=z9hG4bK", spec.caller_sip_port);
+    let display = spec.from_display.as_deref().map(|d| format!("\"{d}\" ")).unwrap_or_default();
+    let from_caller = format!("{display}<sip:{}@{caller}>;tag={:08x}", spec.from_user, ids.from_tag as u32);
+    let to_uri = format!("<sip:{}@{callee}>", spec.to_user);
+    let to_tagged = format!("{to_uri};tag={:010x}", ids.to_tag >> 24);
+    let callee_target = format!("sip:{}@{callee}:{}", spec.to_user, spec.callee_sip_port);
+    let caller_target = format!("sip:{}@{caller}:{}", spec.from_user, spec.caller_sip_port);
+    let invite_via = format!("{caller_via}{:016x}", ids.invite_branch);
+    let cseq = ids.invite_cseq;
+
+    let mut body = String::new();
+    out.clear();
+    // Start line and the headers every message has, in the usual order.
+    let (start, via, from, to, cseq_line) = match msg {
+        SipMsg::Invite => {
+            body = sdp(spec, Party::Caller, ids.caller_sess);
+            (format!("INVITE {callee_target} SIP/2.0"), invite_via, from_caller, to_uri, format!("{cseq} INVITE"))
+        }
+        SipMsg::Provisional(code) | SipMsg::InviteFinal(code) => {
+            let to = if code == 100 { to_uri } else { to_tagged };
+            (status(code), invite_via, from_caller, to, format!("{cseq} INVITE"))
+        }
+        SipMsg::InviteOk => {
+            body = sdp(spec, Party::Callee, ids.callee_sess);
+            (status(200), invite_via, from_caller, to_tagged, format!("{cseq} INVITE"))
+        }
+        SipMsg::AckOk => (
+            format!("ACK {callee_target} SIP/2.0"),
+            format!("{caller_via}{:016x}", ids.ack_branch),
+            from_caller,
+            to_tagged,
+            format!("{cseq} ACK"),
+        ),
+        SipMsg::AckFinal => {
+            (format!("ACK {callee_target} SIP/2.0"), invite_via, from_caller, to_tagged, format!("{cseq} ACK"))
+        }
+        SipMsg::Cancel => {
+            (format!("CANCEL {callee_target} SIP/2.0"), invite_via, from_caller, to_uri, format!("{cseq} CANCEL"))
+        }
+        SipMsg::CancelOk => (status(200), invite_via, from_caller, to_tagged, format!("{cseq} CANCEL")),
+        SipMsg::Bye(by) | SipMsg::ByeOk(by) => {
+            let request = matches!(msg, SipMsg::Bye(_));
+            let (start_line, via, from, to, number) = match by {
+                Party::Caller => (
+                    format!("BYE {callee_target} SIP/2.0"),
+                    format!("{caller_via}{:016x}", ids.bye_branch),
+                    from_caller,
+                    to_tagged,
+                    cseq + 1,
+                ),
+                Party::Callee => (
+                    format!("BYE {caller_target} SIP/2.0"),
+                    format!("SIP/2.0/UDP {callee}:{};branch=z9hG4bK{:016x}", spec.callee_sip_port, ids.bye_branch),
+                    to_tagged,
+                    from_caller,
+                    ids.callee_cseq,
+                ),
+            };
+            let start_line = if request { start_line } else { status(200) };
+            (start_line, via, from, to, format!("{number} BYE"))
+        }
+    };
+    let is_request = !start.starts_with("SIP/2.0 ");
+
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{start}\r\n{}: {via}\r\n", n.via);
+    if is_request {
+        out.push_str("Max-Forwards: 70\r\n");
+    }
+    let _ =
+        write!(out, "{}: {from}\r\n{}: {to}\r\n{}: {}\r\nCSeq: {cseq_line}\r\n", n.from, n.to, n.call_id, spec.call_id);
+    // Contact on dialog-forming messages.
+    match msg {
+        SipMsg::Invite => {
+            let _ = write!(out, "{}: <{caller_target}>\r\n", n.contact);
+        }
+        SipMsg::Provisional(180) | SipMsg::InviteOk => {
+            let _ = write!(out, "{}: <{callee_target}>\r\n", n.contact);
+        }
+        _ => {}
+    }
+    if msg == SipMsg::Invite {
+        if let Some(pai) = &spec.pai {
+            let _ = write!(out, "P-Asserted-Identity: {pai}\r\n");
+        }
+    }
+    if matches!(msg, SipMsg::Invite | SipMsg::InviteOk) {
+        out.push_str("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n");
+        out.push_str(if msg == SipMsg::Invite {
+            "User-Agent: callvault-callgen\r\n"
+        } else {
+            "Server: callvault-callgen\r\n"
+        });
+        let _ = write!(out, "{}: application/sdp\r\n", n.content_type);
+    }
+    let _ = write!(out, "{}: {}\r\n\r\n{body}", n.content_length, body.len());
+}
+
+fn status(code: u16) -> String {
+    format!("SIP/2.0 {code} {}", reason(code))
+}
+
+/// The SDP offer (caller) or answer (callee) of a call.
+fn sdp(spec: &CallSpec, party: Party, session: u64) -> String {
+    let (ip, port) = match party {
+        Party::Caller => (spec.caller_ip, spec.caller_rtp_port),
+        Party::Callee => (spec.callee_ip, spec.callee_rtp_port),
+    };
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let pt = spec.codec.payload_type();
+    format!(
+        "v=0\r\n\
+         o=- {session} {session} IN {family} {ip}\r\n\
+         s=-\r\n\
+         c=IN {family} {ip}\r\n\
+         t=0 0\r\n\
+         m=audio {port} RTP/AVP {pt} 101\r\n\
+         a=rtpmap:{pt} {}/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-16\r\n\
+         a=ptime:{}\r\n\
+         a=sendrecv\r\n",
+        spec.codec.encoding_name(),
+        spec.ptime_ms
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Codec;
+
+    fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+        text.split("\r\n").find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+    }
+
+    #[test]
+    fn invite_has_exact_content_length_and_sdp() {
+        let mut c = CallSpec::answered(4, 0, 100);
+        c.codec = Codec::Pcma;
+        c.pai = Some("\"Alice\" <sip:+15551234@example.com>".into());
+        let ids = DialogIds::new(1, 0);
+        let mut s = String::new();
+        render(&c, &ids, SipMsg::Invite, &mut s);
+        assert!(s.starts_with("INVITE sip:2004@10.2.0.5:5060 SIP/2.0\r\n"), "{s}");
+        let (head, body) = s.split_once("\r\n\r\n").unwrap();
+        let len: usize = header(head, "Content-Length").unwrap().parse().unwrap();
+        assert_eq!(len, body.len());
+        assert!(body.contains("m=audio 10008 RTP/AVP 8 101\r\n"));
+        assert!(body.contains("a=rtpmap:8 PCMA/8000\r\n"));
+        assert!(body.contains("c=IN IP4 10.1.0.5\r\n"));
+        assert!(header(head, "Via").unwrap().contains(";branch=z9hG4bK"));
+        assert_eq!(header(head, "From").unwrap().split(";tag=").count(), 2);
+        assert_eq!(header(head, "P-Asserted-Identity"), Some("\"Alice\" <sip:+15551234@example.com>"));
+    }
+
+    #[test]
+    fn responses_copy_the_request_and_tag_to() {
+        let c = CallSpec::answered(0, 0, 100);
+        let ids = DialogIds::new(0, 0);
+        let (mut inv, mut trying, mut ok) = (String::new(), String::new(), String::new());
+        render(&c, &ids, SipMsg::Invite, &mut inv);
+        render(&c, &ids, SipMsg::Provisional(100), &mut trying);
+        render(&c, &ids, SipMsg::InviteOk, &mut ok);
+        for name in ["Via", "From", "Call-ID", "CSeq"] {
+            assert_eq!(header(&inv, name), header(&ok, name), "{name}");
+            assert_eq!(header(&inv, name), header(&trying, name), "{name}");
+        }
+        assert!(!header(&trying, "To").unwrap().contains("tag="));
+        assert!(header(&ok, "To").unwrap().contains(";tag="));
+        assert!(ok.contains("m=audio 30000 RTP/AVP 0 101\r\n"));
+    }
+
+    #[test]
+    fn acks_and_callee_bye() {
+        let c = CallSpec::answered(0, 0, 100);
+        let ids = DialogIds::new(0, 0);
+        let [mut inv, mut ack_ok, mut ack_fin, mut bye] = [(); 4].map(|_| String::new());
+        render(&c, &ids, SipMsg::Invite, &mut inv);
+        render(&c, &ids, SipMsg::AckOk, &mut ack_ok);
+        render(&c, &ids, SipMsg::AckFinal, &mut ack_fin);
+        render(&c, &ids, SipMsg::Bye(Party::Callee), &mut bye);
+        assert_ne!(header(&inv, "Via"), header(&ack_ok, "Via"));
+        assert_eq!(header(&inv, "Via"), header(&ack_fin, "Via"));
+        assert!(bye.starts_with("BYE sip:1000@10.1.0.1:5060 SIP/2.0\r\n"));
+        assert!(header(&bye, "Via").unwrap().starts_with("SIP/2.0/UDP 10.2.0.1:5060;"));
+        assert_eq!(header(&bye, "To"), header(&inv, "From"));
+    }
+
+    #[test]
+    fn compact_and_ipv6() {
+        let mut c = CallSpec::answered(0, 0, 100).into_ipv6();
+        c.compact_headers = true;
+        let ids = DialogIds::new(0, 0);
+        let mut s = String::new();
+        render(&c, &ids, SipMsg::Invite, &mut s);
+        for name in ["v", "f", "t", "i", "m", "c", "l"] {
+            assert!(header(&s, name).is_some(), "missing {name}: {s}");
+        }
+        assert!(header(&s, "Via").is_none());
+        assert!(s.starts_with("INVITE sip:2000@[fd00::a:2:0:1]:5060 SIP/2.0"));
+        assert!(s.contains("c=IN IP6 fd00::a:1:0:1\r\n"));
+    }
+}

@@ -1,0 +1,352 @@
+//! What to generate: a [`Scenario`] of [`CallSpec`]s and how they are put on the wire.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::g711::{linear_to_alaw, linear_to_ulaw};
+use crate::mix::hash;
+
+/// A capture to generate: the calls, the link layer and the timestamp precision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// The calls, in any order; their packets are interleaved by capture time.
+    pub calls: Vec<CallSpec>,
+    /// Link-layer framing of every packet (and the file's link type).
+    pub link: Link,
+    /// Resolution of the record timestamps.
+    pub ts_precision: TsPrecision,
+    /// Seed of everything random-looking: jitter, SIP tags and branches, IPv4 identifications.
+    pub seed: u64,
+    /// Keep every packet's G.711 payload in [`StreamTruth::payloads`](crate::StreamTruth).
+    /// Memory then grows with the number of packets, so leave it off for large captures.
+    pub keep_payloads: bool,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            calls: Vec::new(),
+            link: Link::Ethernet,
+            ts_precision: TsPrecision::Micro,
+            seed: 0,
+            keep_payloads: false,
+        }
+    }
+}
+
+impl Scenario {
+    /// A scenario of `calls` with the defaults: Ethernet, microsecond timestamps, seed 0.
+    pub fn new(calls: Vec<CallSpec>) -> Self {
+        Scenario { calls, ..Scenario::default() }
+    }
+}
+
+/// Link-layer framing. The pcap link type is given for each variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// Ethernet II with made-up MAC addresses (DLT 1).
+    Ethernet,
+    /// Ethernet with one 802.1Q tag carrying this VLAN id (DLT 1).
+    Vlan(u16),
+    /// Ethernet with an 802.1ad outer tag (TPID 0x88a8) and an 802.1Q inner tag: `(outer, inner)`
+    /// VLAN ids (DLT 1).
+    QinQ(u16, u16),
+    /// Linux cooked capture v1, 16-byte header (DLT 113).
+    Sll,
+    /// Linux cooked capture v2, 20-byte header (DLT 276).
+    Sll2,
+    /// No link header: each frame starts with the IP header (LINKTYPE_RAW, 101).
+    RawIp,
+}
+
+impl Link {
+    /// The pcap LINKTYPE value written in the file header.
+    pub fn linktype(self) -> u32 {
+        match self {
+            Link::Ethernet | Link::Vlan(_) | Link::QinQ(..) => 1,
+            Link::Sll => 113,
+            Link::Sll2 => 276,
+            Link::RawIp => 101,
+        }
+    }
+}
+
+/// Resolution of the pcap record timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TsPrecision {
+    /// Microseconds (magic 0xa1b2c3d4). Capture times are truncated to whole microseconds.
+    #[default]
+    Micro,
+    /// Nanoseconds (magic 0xa1b23c4d).
+    Nano,
+}
+
+impl TsPrecision {
+    /// Truncates a capture time to what a record of this precision can hold.
+    pub fn quantize(self, ns: i64) -> i64 {
+        match self {
+            TsPrecision::Micro => ns - ns.rem_euclid(1_000),
+            TsPrecision::Nano => ns,
+        }
+    }
+}
+
+/// The audio codec of a call: G.711 at 8000 Hz, one byte per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// G.711 µ-law, static RTP payload type 0.
+    Pcmu,
+    /// G.711 A-law, static RTP payload type 8.
+    Pcma,
+}
+
+impl Codec {
+    /// Static RTP payload type.
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+
+    /// Encoding name used in SDP `a=rtpmap`.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+
+    /// Encodes one linear sample.
+    pub fn encode(self, sample: i16) -> u8 {
+        match self {
+            Codec::Pcmu => linear_to_ulaw(sample),
+            Codec::Pcma => linear_to_alaw(sample),
+        }
+    }
+}
+
+/// How a call ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// INVITE, 100, 180, 200 (SDP answer), ACK, media both ways, then a BYE per `hangup`.
+    Answered {
+        /// Which side sends the BYE, if any.
+        hangup: Hangup,
+    },
+    /// INVITE, 100, 486 Busy Here, ACK. No media.
+    Busy,
+    /// INVITE, 100, the given final status (300..=699, e.g. 403, 480, 603), ACK. No media.
+    Rejected(u16),
+    /// INVITE, 100, 180, CANCEL, 200 (to the CANCEL), 487, ACK. No media.
+    Cancelled,
+    /// INVITE and its retransmissions, then a late 100 and 180, and nothing else.
+    NoAnswer,
+}
+
+/// Who hangs up an answered call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hangup {
+    /// The caller sends the BYE.
+    Caller,
+    /// The callee sends the BYE.
+    Callee,
+    /// Nobody: media stops at the end of the talk time and the dialog is left open.
+    None,
+}
+
+/// Network impairments, one set per direction of RTP.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Impairments {
+    /// Applied to the RTP the caller sends.
+    pub caller: DirImpair,
+    /// Applied to the RTP the callee sends.
+    pub callee: DirImpair,
+}
+
+/// Impairments of one RTP direction. Packet indexes are 0-based within the stream (packet `k`
+/// has `seq = seq0 + k`) and must be below the stream's packet count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DirImpair {
+    /// Packets never sent.
+    pub loss: Vec<u32>,
+    /// Packets sent twice; the copy follows 1 ms after the original.
+    pub duplicate: Vec<u32>,
+    /// Packet `i` is sent in the time slot of `i + 1` and `i + 1` in the slot of `i`.
+    /// Two entries may not be adjacent (`i` and `i + 1` both listed).
+    pub reorder: Vec<u32>,
+    /// Each packet's capture time moves by a uniform random offset in `±jitter_ms`. The
+    /// effective amplitude is capped at `min(ptime/2 - 1 ms, 15 ms)` so that packets of one
+    /// direction never change order by jitter alone.
+    pub jitter_ms: f64,
+    /// This direction sends no RTP at all (one-way audio).
+    pub silent: bool,
+}
+
+/// One call: who, where, when, how it sounds and how it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSpec {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// User part of the caller's URI (From).
+    pub from_user: String,
+    /// Display name in the From header, if any.
+    pub from_display: Option<String>,
+    /// User part of the callee's URI (To and Request-URI).
+    pub to_user: String,
+    /// Caller address (same family as `callee_ip`).
+    pub caller_ip: IpAddr,
+    /// Callee address (same family as `caller_ip`).
+    pub callee_ip: IpAddr,
+    /// Caller's SIP UDP port.
+    pub caller_sip_port: u16,
+    /// Callee's SIP UDP port.
+    pub callee_sip_port: u16,
+    /// Caller's RTP UDP port (offered in the INVITE's SDP).
+    pub caller_rtp_port: u16,
+    /// Callee's RTP UDP port (answered in the 200 OK's SDP).
+    pub callee_rtp_port: u16,
+    /// Capture time of the first INVITE, in nanoseconds since the Unix epoch.
+    pub start_ns: i64,
+    /// Time from the INVITE to the 200 OK, final response or CANCEL (unused for `NoAnswer`).
+    pub ring_ms: u32,
+    /// Media duration after the answer (answered calls only). Each direction sends
+    /// `talk_ms / ptime_ms` packets.
+    pub talk_ms: u32,
+    /// Codec of both directions.
+    pub codec: Codec,
+    /// Packetisation time in ms, 10..=60.
+    pub ptime_ms: u32,
+    /// Frequency of the caller's tone in Hz (0 < f < 4000).
+    pub caller_tone_hz: f64,
+    /// Frequency of the callee's tone in Hz (0 < f < 4000).
+    pub callee_tone_hz: f64,
+    /// SSRC of the caller's RTP.
+    pub caller_ssrc: u32,
+    /// SSRC of the callee's RTP.
+    pub callee_ssrc: u32,
+    /// Sequence number of the caller's packet 0.
+    pub caller_seq0: u16,
+    /// RTP timestamp of the caller's packet 0.
+    pub caller_ts0: u32,
+    /// Sequence number of the callee's packet 0.
+    pub callee_seq0: u16,
+    /// RTP timestamp of the callee's packet 0.
+    pub callee_ts0: u32,
+    /// Use compact header names (`v: f: t: i: m: l: c:`) in every SIP message.
+    pub compact_headers: bool,
+    /// P-Asserted-Identity value to put on the INVITE.
+    pub pai: Option<String>,
+    /// Impairments of each RTP direction.
+    pub impair: Impairments,
+    /// How the call ends.
+    pub outcome: Outcome,
+}
+
+impl CallSpec {
+    /// A sensible answered call number `i`, hung up by the caller.
+    ///
+    /// - Call-ID unique per `i`; users `1000+i` (caller, display name "Caller 1000+i") and
+    ///   `2000+i` (callee).
+    /// - Caller `10.1.b.c`, callee `10.2.b.c` with `b = (i / 250) % 256`, `c = 1 + i % 250`:
+    ///   different /24s, unique for `i < 64000`. SIP on port 5060 at both ends.
+    /// - Even RTP ports: caller `10000 + 2·(i % 10000)`, callee `30000 + 2·(i % 10000)`.
+    /// - Tones: caller `300 + (37·i mod 1500)` Hz, callee `1900 + (53·i mod 1500)` Hz, so
+    ///   both are distinct across any 1500 consecutive calls and never equal each other.
+    /// - SSRCs, first sequence numbers and timestamps are hashed from `i` (some land near the
+    ///   wrap-around), PCMU, 20 ms ptime, 1 s ringing, no impairments.
+    pub fn answered(i: u32, start_ns: i64, talk_ms: u32) -> CallSpec {
+        let n = u64::from(i);
+        let h = |k: u64| hash(&[0xca11, n, k]);
+        let b = ((i / 250) % 256) as u8;
+        let c = (1 + i % 250) as u8;
+        let port_slot = (i % 10_000) as u16;
+        CallSpec {
+            call_id: format!("{:012x}-{i}@callvault.test", h(0) >> 16),
+            from_user: (1000 + n).to_string(),
+            from_display: Some(format!("Caller {}", 1000 + n)),
+            to_user: (2000 + n).to_string(),
+            caller_ip: IpAddr::V4(Ipv4Addr::new(10, 1, b, c)),
+            callee_ip: IpAddr::V4(Ipv4Addr::new(10, 2, b, c)),
+            caller_sip_port: 5060,
+            callee_sip_port: 5060,
+            caller_rtp_port: 10_000 + 2 * port_slot,
+            callee_rtp_port: 30_000 + 2 * port_slot,
+            start_ns,
+            ring_ms: 1000,
+            talk_ms,
+            codec: Codec::Pcmu,
+            ptime_ms: 20,
+            caller_tone_hz: f64::from(300 + (37 * i) % 1500),
+            callee_tone_hz: f64::from(1900 + (53 * i) % 1500),
+            caller_ssrc: h(1) as u32,
+            callee_ssrc: h(2) as u32,
+            caller_seq0: h(3) as u16,
+            caller_ts0: h(4) as u32,
+            callee_seq0: h(5) as u16,
+            callee_ts0: h(6) as u32,
+            compact_headers: false,
+            pai: None,
+            impair: Impairments::default(),
+            outcome: Outcome::Answered { hangup: Hangup::Caller },
+        }
+    }
+
+    /// The same call over IPv6: each IPv4 address `a.b.c.d` becomes `fd00::a:b:c:d`.
+    pub fn into_ipv6(mut self) -> CallSpec {
+        self.caller_ip = to_v6(self.caller_ip);
+        self.callee_ip = to_v6(self.callee_ip);
+        self
+    }
+
+    /// Number of RTP packets each direction sends when answered: `talk_ms / ptime_ms`.
+    pub fn packets_per_direction(&self) -> u32 {
+        match self.ptime_ms {
+            0 => 0,
+            p => self.talk_ms / p,
+        }
+    }
+}
+
+fn to_v6(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, u16::from(a), u16::from(b), u16::from(c), u16::from(d)))
+        }
+        v6 => v6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn answered_defaults_are_unique_and_sane() {
+        let calls: Vec<_> = (0..1500).map(|i| CallSpec::answered(i, 0, 1000)).collect();
+        let ids: HashSet<_> = calls.iter().map(|c| c.call_id.clone()).collect();
+        assert_eq!(ids.len(), calls.len());
+        let tones: HashSet<_> =
+            calls.iter().flat_map(|c| [c.caller_tone_hz.to_bits(), c.callee_tone_hz.to_bits()]).collect();
+        assert_eq!(tones.len(), 2 * calls.len());
+        for c in &calls {
+            assert_eq!(c.caller_rtp_port % 2, 0);
+            assert_eq!(c.callee_rtp_port % 2, 0);
+            assert!(c.callee_tone_hz < 4000.0);
+            let (IpAddr::V4(a), IpAddr::V4(b)) = (c.caller_ip, c.callee_ip) else {
+                panic!("not IPv4");
+            };
+            assert_ne!(a.octets()[..3], b.octets()[..3]);
+        }
+    }
+
+    #[test]
+    fn ipv6_mapping() {
+        let c = CallSpec::answered(3, 0, 100).into_ipv6();
+        assert_eq!(c.caller_ip, "fd00::a:1:0:4".parse::<IpAddr>().unwrap());
+    }
+}

@@ -1,0 +1,408 @@
+//! When every packet of a call is captured.
+//!
+//! With `T = start_ns`, `R = ring_ms` and `A = T + R` (the answer, final response or CANCEL):
+//!
+//! | event                                   | capture time                                   |
+//! |-----------------------------------------|------------------------------------------------|
+//! | INVITE                                  | `T`                                            |
+//! | 100 Trying                              | `T + min(10 ms, R/4)`                          |
+//! | 180 Ringing (answered, cancelled)       | `T + min(100 ms, R/2)`                         |
+//! | 200 OK with the SDP answer              | `A` (= `answer_ns`)                            |
+//! | ACK (2xx)                               | `A + 10 ms`                                    |
+//! | callee RTP packet `k`                   | `A + 20 ms + k·ptime` ± jitter                 |
+//! | caller RTP packet `k`                   | `A + 40 ms + k·ptime` ± jitter                 |
+//! | BYE (either side)                       | `A + talk_ms + 60 ms` (= `end_ns`)             |
+//! | 200 OK to the BYE                       | BYE + 5 ms                                     |
+//! | busy / rejected final response          | `A` (= `end_ns`); ACK at `A + 5 ms`            |
+//! | CANCEL                                  | `A` (= `end_ns`); 200 at +5 ms, 487 at +10 ms, ACK at +15 ms |
+//! | no answer: INVITE retransmissions       | `T + 0.5 s, 1.5 s, 3.5 s, 7.5 s` (RFC 3261 timer A: 0.5, 1, 2, 4 s apart) |
+//! | no answer: late 100 and 180             | `T + 7.51 s` and `T + 7.6 s`, then nothing     |
+//!
+//! The callee starts its media first (it can send as soon as it answers); the caller starts
+//! after it has seen the 200 OK and sent the ACK. Each direction sends `talk_ms / ptime_ms`
+//! packets, so all media ends before the BYE. A duplicate follows its original by 1 ms. Jitter
+//! is a uniform offset in `±a` with `a = min(jitter_ms, ptime/2 - 1 ms, 15 ms)`: consecutive
+//! slots stay at least 2 ms apart, so jitter (and the duplicate's 1 ms) never reorders a
+//! direction, and no callee packet is captured before the 200 OK.
+
+use crate::mix::{hash, unit_f64};
+use crate::spec::{CallSpec, DirImpair, Hangup, Outcome, Scenario};
+
+const MS: i64 = 1_000_000;
+
+/// Upper bound of the 100 Trying delay after the INVITE.
+pub const TRYING_MAX_NS: i64 = 10 * MS;
+/// Upper bound of the 180 Ringing delay after the INVITE.
+pub const RINGING_MAX_NS: i64 = 100 * MS;
+/// ACK for a 200 OK, after the 200 OK.
+pub const ACK_DELAY_NS: i64 = 10 * MS;
+/// Callee's RTP packet 0, after the 200 OK (before jitter).
+pub const CALLEE_RTP_DELAY_NS: i64 = 20 * MS;
+/// Caller's RTP packet 0, after the 200 OK (before jitter).
+pub const CALLER_RTP_DELAY_NS: i64 = 40 * MS;
+/// BYE, after `answer_ns + talk_ms`.
+pub const BYE_DELAY_NS: i64 = 60 * MS;
+/// Gap between a request and its immediate response (200 to BYE/CANCEL, ACK to a non-2xx).
+pub const REPLY_DELAY_NS: i64 = 5 * MS;
+/// INVITE retransmission times after the first INVITE, for `NoAnswer`.
+pub const INVITE_RETRANSMIT_NS: [i64; 4] = [500 * MS, 1500 * MS, 3500 * MS, 7500 * MS];
+/// A duplicated RTP packet's copy, after the original.
+pub const DUPLICATE_DELAY_NS: i64 = MS;
+/// Cap on the jitter amplitude regardless of `jitter_ms`.
+pub const MAX_JITTER_NS: i64 = 15 * MS;
+
+/// One side of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// The side that sends the INVITE; its RTP goes to WAV channel 0.
+    Caller,
+    /// The side that answers; its RTP goes to WAV channel 1.
+    Callee,
+}
+
+impl Party {
+    /// `"caller"` or `"callee"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Party::Caller => "caller",
+            Party::Callee => "callee",
+        }
+    }
+
+    fn key(self) -> u64 {
+        match self {
+            Party::Caller => 1,
+            Party::Callee => 2,
+        }
+    }
+}
+
+/// Capture time of the 200 OK, if the call is answered (before timestamp truncation).
+pub fn answer_ns(spec: &CallSpec) -> Option<i64> {
+    matches!(spec.outcome, Outcome::Answered { .. }).then(|| final_ns(spec))
+}
+
+/// Nominal capture time of RTP packet `k` of `party` (before jitter and reordering), if the
+/// call is answered.
+pub fn rtp_nominal_ns(spec: &CallSpec, party: Party, k: u32) -> Option<i64> {
+    let delay = match party {
+        Party::Caller => CALLER_RTP_DELAY_NS,
+        Party::Callee => CALLEE_RTP_DELAY_NS,
+    };
+    answer_ns(spec).map(|a| a + delay + i64::from(k) * i64::from(spec.ptime_ms) * MS)
+}
+
+/// Time of the 200 OK, final response or CANCEL.
+fn final_ns(spec: &CallSpec) -> i64 {
+    spec.start_ns + i64::from(spec.ring_ms) * MS
+}
+
+/// A bound on how long after `start_ns` the call's last packet can be.
+pub(crate) fn max_duration_ns(spec: &CallSpec) -> i64 {
+    (i64::from(spec.ring_ms) + i64::from(spec.talk_ms)) * MS + 10_000 * MS
+}
+
+/// A SIP message of a call, in the order of the dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SipMsg {
+    /// The INVITE (also each retransmission).
+    Invite,
+    /// A provisional response to the INVITE: 100 (no To tag) or 180.
+    Provisional(u16),
+    /// 200 OK to the INVITE, with the SDP answer.
+    InviteOk,
+    /// A final non-2xx response to the INVITE.
+    InviteFinal(u16),
+    /// ACK for the 200 OK: a new transaction.
+    AckOk,
+    /// ACK for a non-2xx final response: same branch as the INVITE.
+    AckFinal,
+    /// CANCEL of the INVITE.
+    Cancel,
+    /// 200 OK to the CANCEL.
+    CancelOk,
+    /// BYE sent by this party.
+    Bye(Party),
+    /// 200 OK to the BYE sent by this party.
+    ByeOk(Party),
+}
+
+/// The SIP messages of a call with their capture times, in order.
+pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
+    let t = spec.start_ns;
+    let ring = i64::from(spec.ring_ms) * MS;
+    let a = final_ns(spec);
+    let trying = t + TRYING_MAX_NS.min(ring / 4);
+    let ringing = t + RINGING_MAX_NS.min(ring / 2);
+    let mut s = vec![(t, SipMsg::Invite)];
+    match spec.outcome {
+        Outcome::Answered { hangup } => {
+            s.push((trying, SipMsg::Provisional(100)));
+            s.push((ringing, SipMsg::Provisional(180)));
+            s.push((a, SipMsg::InviteOk));
+            s.push((a + ACK_DELAY_NS, SipMsg::AckOk));
+            let bye = a + i64::from(spec.talk_ms) * MS + BYE_DELAY_NS;
+            let by = match hangup {
+                Hangup::Caller => Some(Party::Caller),
+                Hangup::Callee => Some(Party::Callee),
+                Hangup::None => None,
+            };
+            if let Some(by) = by {
+                s.push((bye, SipMsg::Bye(by)));
+                s.push((bye + REPLY_DELAY_NS, SipMsg::ByeOk(by)));
+            }
+        }
+        Outcome::Busy | Outcome::Rejected(_) => {
+            let code = match spec.outcome {
+                Outcome::Rejected(code) => code,
+                _ => 486,
+            };
+            s.push((trying, SipMsg::Provisional(100)));
+            s.push((a, SipMsg::InviteFinal(code)));
+            s.push((a + REPLY_DELAY_NS, SipMsg::AckFinal));
+        }
+        Outcome::Cancelled => {
+            s.push((trying, SipMsg::Provisional(100)));
+            s.push((ringing, SipMsg::Provisional(180)));
+            s.push((a, SipMsg::Cancel));
+            s.push((a + REPLY_DELAY_NS, SipMsg::CancelOk));
+            s.push((a + 2 * REPLY_DELAY_NS, SipMsg::InviteFinal(487)));
+            s.push((a + 3 * REPLY_DELAY_NS, SipMsg::AckFinal));
+        }
+        Outcome::NoAnswer => {
+            for r in INVITE_RETRANSMIT_NS {
+                s.push((t + r, SipMsg::Invite));
+            }
+            let last = t + INVITE_RETRANSMIT_NS[3];
+            s.push((last + TRYING_MAX_NS, SipMsg::Provisional(100)));
+            s.push((last + RINGING_MAX_NS, SipMsg::Provisional(180)));
+        }
+    }
+    s
+}
+
+/// One RTP packet put on the wire by a [`RtpSchedule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpSend {
+    /// Capture time in ns, before the file's timestamp truncation.
+    pub capture_ns: i64,
+    /// Packet index within the stream (`seq = seq0 + index`).
+    pub index: u32,
+    /// This is the second copy of a duplicated packet.
+    pub duplicate: bool,
+}
+
+/// The RTP packets one party of one call sends, in capture-time order, with every impairment
+/// applied. This is exactly the sequence the generator writes.
+#[derive(Debug, Clone)]
+pub struct RtpSchedule {
+    base_ns: i64,
+    ptime_ns: i64,
+    count: u32,
+    slot: u32,
+    jitter_ns: f64,
+    jitter_key: u64,
+    loss: Vec<u32>,
+    duplicate: Vec<u32>,
+    reorder: Vec<u32>,
+    pending: Option<RtpSend>,
+}
+
+impl RtpSchedule {
+    /// The schedule of `party` in call number `call_index` of `scenario`.
+    ///
+    /// Empty for calls that are not answered, for a silent direction and for an out-of-range
+    /// index. The scenario is assumed valid (see [`Scenario::validate`]).
+    pub fn new(scenario: &Scenario, call_index: usize, party: Party) -> RtpSchedule {
+        let spec = scenario.calls.get(call_index);
+        let base = spec.and_then(|s| rtp_nominal_ns(s, party, 0));
+        let (Some(spec), Some(base_ns)) = (spec, base) else {
+            return RtpSchedule::empty();
+        };
+        let impair = match party {
+            Party::Caller => &spec.impair.caller,
+            Party::Callee => &spec.impair.callee,
+        };
+        if impair.silent {
+            return RtpSchedule::empty();
+        }
+        let ptime_ns = i64::from(spec.ptime_ms) * MS;
+        let cap = (ptime_ns / 2 - MS).clamp(0, MAX_JITTER_NS) as f64;
+        RtpSchedule {
+            base_ns,
+            ptime_ns,
+            count: spec.packets_per_direction(),
+            slot: 0,
+            jitter_ns: (impair.jitter_ms * MS as f64).min(cap),
+            jitter_key: hash(&[scenario.seed, 0x717e, call_index as u64, party.key()]),
+            loss: sorted(&impair.loss),
+            duplicate: sorted(&impair.duplicate),
+            reorder: sorted(&impair.reorder),
+            pending: None,
+        }
+    }
+
+    fn empty() -> RtpSchedule {
+        RtpSchedule {
+            base_ns: 0,
+            ptime_ns: 0,
+            count: 0,
+            slot: 0,
+            jitter_ns: 0.0,
+            jitter_key: 0,
+            loss: Vec::new(),
+            duplicate: Vec::new(),
+            reorder: Vec::new(),
+            pending: None,
+        }
+    }
+
+    /// The packet sent in time slot `s`: `s` itself unless a swap moved it.
+    fn packet_at_slot(&self, s: u32) -> u32 {
+        if has(&self.reorder, s) {
+            s + 1
+        } else if s > 0 && has(&self.reorder, s - 1) {
+            s - 1
+        } else {
+            s
+        }
+    }
+
+    /// Capture time of slot `s`, jitter included.
+    fn slot_ns(&self, s: u32) -> i64 {
+        let nominal = self.base_ns + i64::from(s) * self.ptime_ns;
+        if self.jitter_ns <= 0.0 {
+            return nominal;
+        }
+        let u = unit_f64(hash(&[self.jitter_key, u64::from(s)]));
+        nominal + (self.jitter_ns * (2.0 * u - 1.0)).round() as i64
+    }
+}
+
+impl Iterator for RtpSchedule {
+    type Item = RtpSend;
+
+    fn next(&mut self) -> Option<RtpSend> {
+        if let Some(copy) = self.pending.take() {
+            return Some(copy);
+        }
+        while self.slot < self.count {
+            let s = self.slot;
+            self.slot += 1;
+            let index = self.packet_at_slot(s);
+            if has(&self.loss, index) {
+                continue;
+            }
+            let capture_ns = self.slot_ns(s);
+            if has(&self.duplicate, index) {
+                self.pending = Some(RtpSend { capture_ns: capture_ns + DUPLICATE_DELAY_NS, index, duplicate: true });
+            }
+            return Some(RtpSend { capture_ns, index, duplicate: false });
+        }
+        None
+    }
+}
+
+/// Per-direction counts implied by the impairments (see [`StreamTruth`](crate::StreamTruth)).
+pub(crate) struct StreamCounts {
+    pub(crate) unique: u32,
+    pub(crate) lost: u32,
+    pub(crate) duplicates: u32,
+    pub(crate) reordered: u32,
+}
+
+pub(crate) fn stream_counts(spec: &CallSpec, impair: &DirImpair) -> StreamCounts {
+    let n = spec.packets_per_direction();
+    if impair.silent || answer_ns(spec).is_none() {
+        return StreamCounts { unique: 0, lost: 0, duplicates: 0, reordered: 0 };
+    }
+    let loss = sorted(&impair.loss);
+    let lost = loss.len() as u32;
+    let duplicates = sorted(&impair.duplicate).iter().filter(|k| !has(&loss, **k)).count() as u32;
+    let reordered = sorted(&impair.reorder).iter().filter(|&&k| !has(&loss, k) && !has(&loss, k + 1)).count() as u32;
+    StreamCounts { unique: n - lost, lost, duplicates, reordered }
+}
+
+fn sorted(v: &[u32]) -> Vec<u32> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn has(sorted: &[u32], k: u32) -> bool {
+    sorted.binary_search(&k).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(call: CallSpec) -> Scenario {
+        Scenario::new(vec![call])
+    }
+
+    #[test]
+    fn impairments_shape_the_schedule() {
+        let mut c = CallSpec::answered(0, 0, 200); // 10 packets
+        c.impair.caller = DirImpair { loss: vec![2], duplicate: vec![4, 2], reorder: vec![6], ..DirImpair::default() };
+        let s = scenario(c);
+        let order: Vec<_> = RtpSchedule::new(&s, 0, Party::Caller).map(|p| (p.index, p.duplicate)).collect();
+        let expected = [
+            (0, false),
+            (1, false),
+            (3, false),
+            (4, false),
+            (4, true),
+            (5, false),
+            (7, false),
+            (6, false),
+            (8, false),
+            (9, false),
+        ];
+        assert_eq!(order, expected);
+        let counts = stream_counts(&s.calls[0], &s.calls[0].impair.caller);
+        assert_eq!((counts.unique, counts.lost, counts.duplicates, counts.reordered), (9, 1, 1, 1));
+    }
+
+    #[test]
+    fn jitter_never_reorders_and_is_bounded() {
+        let mut c = CallSpec::answered(0, 0, 10_000);
+        c.ptime_ms = 10;
+        c.impair.callee.jitter_ms = 50.0;
+        c.impair.callee.duplicate = (0..1000).step_by(3).collect();
+        let s = Scenario { seed: 7, ..scenario(c.clone()) };
+        let mut last = i64::MIN;
+        let mut moved = 0;
+        for p in RtpSchedule::new(&s, 0, Party::Callee) {
+            assert!(p.capture_ns > last);
+            last = p.capture_ns;
+            if !p.duplicate {
+                let nominal = rtp_nominal_ns(&c, Party::Callee, p.index).unwrap();
+                let off = (p.capture_ns - nominal).abs();
+                assert!(off <= 4 * MS, "offset {off}");
+                moved += usize::from(off > 0);
+            }
+        }
+        assert!(moved > 900);
+    }
+
+    #[test]
+    fn sip_schedule_is_ordered_for_every_outcome() {
+        for outcome in [
+            Outcome::Answered { hangup: Hangup::Callee },
+            Outcome::Busy,
+            Outcome::Rejected(603),
+            Outcome::Cancelled,
+            Outcome::NoAnswer,
+        ] {
+            for ring in [0, 1, 30, 5000] {
+                let mut c = CallSpec::answered(1, 1_000, 100);
+                c.ring_ms = ring;
+                c.outcome = outcome;
+                let s = sip_schedule(&c);
+                assert!(s.windows(2).all(|w| w[0].0 <= w[1].0), "{outcome:?} {ring}");
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Recordings to the archive: a durable local spool, verified shipping to archive targets, and
+//! retries — a finished recording is never lost and never overwritten.
+//!
+//! * [`spool`] — where the recorder hands over finished recordings ([`Spool::enter`]); the queue
+//!   of recordings not yet confirmed by every target, and crash recovery.
+//! * [`target`] — archive destinations ([`Target`], today [`LocalDir`]), verification, and the
+//!   classification of failures into retried and permanent.
+//! * [`Shipper`] — the thread with its own tokio runtime that ships queued entries, oldest first,
+//!   with bounded concurrency and backoff, and drains on shutdown.
+//!
+//! Architecture invariant: the shipper only reads recordings from the spool; nothing in this
+//! crate knows about packets, calls or codecs. The spool and the targets use plain `std::fs`;
+//! only the shipper loop is async.
+
+mod faults;
+mod fsutil;
+mod shipper;
+pub mod spool;
+pub mod target;
+
+#[cfg(test)]
+mod tests;
+
+pub use shipper::{LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle};
+pub use spool::{
+    Entry, EntryFile, EntryId, NewFile, NewRecording, Retention, Shipped, Spool, SpoolError, SpoolOptions,
+};
+pub use target::{Disposition, LocalDir, ShipError, Shipment, Target};
+
+/// Formats an error with its chain of causes: `outer: cause: root cause`.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,271 @@
+//! The shipper: a thread with its own tokio runtime that ships spooled entries to the targets.
+//!
+//! Entries are shipped oldest first (by seq), up to [`ShipperConfig::concurrency`] entries at a
+//! time, never two entries with the same key at once. For each entry the shipper asks every
+//! target that has not confirmed it yet to ship it; each success is recorded in the entry
+//! (`mark_shipped`), and once every target has confirmed, the entry is completed (removed from the
+//! queue). Crash points: `ShipAfterCopy` (inside [`LocalDir`](crate::LocalDir)),
+//! `ShipAfterPublish` (the target confirmed, nothing recorded yet) and `ShipAfterMark` (recorded,
+//! not completed). A crash at any of them is recovered by shipping again: targets recognise files
+//! they already hold, and confirmations already recorded are not shipped again.
+//!
+//! Failures follow [`Disposition`](crate::Disposition): a retryable target failure backs that
+//! target off exponentially with jitter (from [`ShipperConfig::retry_initial`] up to
+//! [`ShipperConfig::retry_max`]); an entry failure backs off only that entry; a permanent failure
+//! stops shipping to that target, logged once with `error!`. Entries always stay queued until
+//! every target has confirmed them. When the oldest queued recording is more than a minute old,
+//! its age is logged with `warn!` once a minute.
+//!
+//! The shipper holds a small index of the queue in memory (id, key, confirmations, entry time)
+//! and reads each entry in full only when shipping it. It is the only writer of shipped state:
+//! run one shipper per spool.
+
+mod run;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
+
+use crate::spool::{EntryId, Spool};
+use crate::target::{ShipError, Target};
+
+/// How long the runtime waits for in-flight blocking file operations when the shipper stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Settings of the shipper.
+#[derive(Debug, Clone)]
+pub struct ShipperConfig {
+    /// Entries shipped at the same time (at least 1). Default 4.
+    pub concurrency: usize,
+    /// First retry delay after a retryable failure. Default 500 ms.
+    pub retry_initial: Duration,
+    /// Longest retry delay; delays double up to it, with jitter. Default 60 s.
+    pub retry_max: Duration,
+}
+
+impl Default for ShipperConfig {
+    fn default() -> Self {
+        ShipperConfig { concurrency: 4, retry_initial: Duration::from_millis(500), retry_max: Duration::from_secs(60) }
+    }
+}
+
+/// A snapshot of the shipper's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipStats {
+    /// Recordings confirmed by every target and removed from the queue.
+    pub shipped_recordings: u64,
+    /// Bytes written to targets.
+    pub shipped_bytes: u64,
+    /// Shipments that found every file already at the target (repeats, e.g. after a crash).
+    pub already_shipped: u64,
+    /// Failures that will be retried.
+    pub failures_retryable: u64,
+    /// Failures that stopped a target.
+    pub failures_permanent: u64,
+    /// Entries in the queue now.
+    pub queued: u64,
+    /// Age in seconds of the oldest queued recording, if any.
+    pub oldest_unshipped_age_secs: Option<u64>,
+    /// The most recent error, with its causes.
+    pub last_error: Option<String>,
+}
+
+/// An entry still queued when the shipper stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftQueued {
+    /// The entry.
+    pub id: EntryId,
+    /// Its recording key.
+    pub key: String,
+    /// Targets that have not confirmed it.
+    pub waiting_for: Vec<String>,
+    /// The last error shipping this entry, if it was the entry's own problem.
+    pub last_error: Option<String>,
+}
+
+/// What [`ShipperHandle::drain`] achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipReport {
+    /// Counters at the end.
+    pub stats: ShipStats,
+    /// Entries still queued, oldest first.
+    pub left_queued: Vec<LeftQueued>,
+    /// Errors that kept entries queued: per target (permanent, or the last retryable one), from
+    /// listing the queue, and per unreadable queue entry.
+    pub errors: Vec<String>,
+}
+
+impl ShipReport {
+    /// Whether the queue was empty when the shipper stopped.
+    pub fn is_complete(&self) -> bool {
+        self.left_queued.is_empty()
+    }
+}
+
+/// Namespace of [`Shipper::start`].
+#[derive(Debug)]
+pub struct Shipper {
+    _private: (),
+}
+
+/// What the shipper thread is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Ship as entries arrive.
+    Run,
+    /// Ship everything queued, then stop; give up at the deadline.
+    Drain { deadline: Option<Instant> },
+    /// Stop now.
+    Stop,
+}
+
+/// State shared between the handle and the shipper thread.
+#[derive(Debug)]
+struct Shared {
+    wake: Notify,
+    new_entries: AtomicBool,
+    mode: Mutex<Mode>,
+    stats: Mutex<(ShipStats, Option<SystemTime>)>,
+}
+
+impl Shared {
+    fn mode(&self) -> MutexGuard<'_, Mode> {
+        self.mode.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stats(&self) -> MutexGuard<'_, (ShipStats, Option<SystemTime>)> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The published counters, with the age computed now.
+    fn snapshot(&self) -> ShipStats {
+        let guard = self.stats();
+        let mut stats = guard.0.clone();
+        stats.oldest_unshipped_age_secs =
+            guard.1.map(|t| SystemTime::now().duration_since(t).unwrap_or_default().as_secs());
+        stats
+    }
+}
+
+/// Controls a running shipper. Dropping it stops the shipper without draining.
+#[derive(Debug)]
+pub struct ShipperHandle {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<ShipReport>>,
+}
+
+impl Shipper {
+    /// Starts the shipper thread and its runtime. It immediately ships whatever is queued (left
+    /// from a previous run), then waits for [`ShipperHandle::notify`].
+    ///
+    /// Fails if there are no targets, two targets share a name, `concurrency` is 0, or the thread
+    /// or runtime cannot be created.
+    pub fn start(spool: Arc<Spool>, targets: Vec<Target>, cfg: ShipperConfig) -> Result<ShipperHandle, ShipError> {
+        let start_err = |reason: String, source: Option<std::io::Error>| ShipError::Start { reason, source };
+        if targets.is_empty() {
+            return Err(start_err("no archive target is configured".into(), None));
+        }
+        for (i, t) in targets.iter().enumerate() {
+            if targets[..i].iter().any(|u| u.name() == t.name()) {
+                return Err(start_err(format!("two targets are named {:?}; give each a unique name", t.name()), None));
+            }
+        }
+        if cfg.concurrency == 0 {
+            return Err(start_err("concurrency must be at least 1".into(), None));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("shipper-io")
+            .max_blocking_threads(cfg.concurrency * 2 + 2)
+            .build()
+            .map_err(|e| start_err("cannot build the tokio runtime".into(), Some(e)))?;
+        let shared = Arc::new(Shared {
+            wake: Notify::new(),
+            new_entries: AtomicBool::new(false),
+            mode: Mutex::new(Mode::Run),
+            stats: Mutex::default(),
+        });
+        let worker = run::Worker::new(spool, targets, cfg, Arc::clone(&shared));
+        let thread = std::thread::Builder::new()
+            .name("shipper".into())
+            .spawn(move || {
+                let report = runtime.block_on(worker.run());
+                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+                report
+            })
+            .map_err(|e| start_err("cannot spawn the shipper thread".into(), Some(e)))?;
+        Ok(ShipperHandle { shared, thread: Some(thread) })
+    }
+}
+
+/// A cloneable way to tell a running shipper that new entries were entered, for the threads
+/// that enter recordings.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    shared: Arc<Shared>,
+}
+
+impl Notifier {
+    /// Tells the shipper a new entry was entered. Cheap; never blocks.
+    pub fn notify(&self) {
+        self.shared.new_entries.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl ShipperHandle {
+    /// Tells the shipper a new entry was entered. Cheap; never blocks.
+    pub fn notify(&self) {
+        self.notifier().notify();
+    }
+
+    /// A notifier other threads can keep.
+    pub fn notifier(&self) -> Notifier {
+        Notifier { shared: self.shared.clone() }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> ShipStats {
+        self.shared.snapshot()
+    }
+
+    /// Ships everything queued, retrying retryable failures until `deadline` (from now; `None`
+    /// waits as long as it takes), then stops the shipper thread. Entries that failed on their
+    /// own during the drain and entries waiting only for permanently failed targets are left
+    /// queued. When the deadline passes, shipments in flight are abandoned (file copies already
+    /// running get a few seconds to finish; either way nothing is confirmed that is not stored).
+    /// Returns the final counters, what is left in the queue, and why.
+    pub fn drain(mut self, deadline: Option<Duration>) -> ShipReport {
+        let deadline = deadline.map(|d| Instant::now() + d);
+        self.stop(Mode::Drain { deadline })
+    }
+
+    fn stop(&mut self, mode: Mode) -> ShipReport {
+        *self.shared.mode() = mode;
+        self.shared.wake.notify_one();
+        let Some(thread) = self.thread.take() else {
+            return ShipReport::default();
+        };
+        match thread.join() {
+            Ok(report) => report,
+            Err(_) => {
+                let text = "the shipper thread panicked; queued entries are kept in the spool \
+                            and will be shipped at the next start"
+                    .to_owned();
+                tracing::error!("{text}");
+                ShipReport { stats: self.shared.snapshot(), left_queued: Vec::new(), errors: vec![text] }
+            }
+        }
+    }
+}
+
+impl Drop for ShipperHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop(Mode::Stop);
+        }
+    }
+}

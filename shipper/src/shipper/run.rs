@@ -1,0 +1,581 @@
+//! The shipper's event loop and its shipping tasks.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::task::{Id, JoinError, JoinSet};
+
+use super::{LeftQueued, Mode, Shared, ShipReport, ShipStats, ShipperConfig};
+use crate::faults::CrashPoint;
+use crate::fsutil::random_u64;
+use crate::spool::{Entry, EntryId, Spool, SpoolError};
+use crate::target::{Disposition, ShipError, Shipment, Target};
+
+/// How often the queue directory is re-listed even without a notification.
+const LOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// Entries read from disk per blocking call when loading the queue.
+const LOAD_CHUNK: usize = 256;
+/// Age of the oldest queued recording above which a warning is logged, at most this often.
+const AGE_WARNING: Duration = Duration::from_secs(60);
+
+/// Exponential backoff with "equal jitter": each delay is between half and all of the current
+/// step, and the step doubles up to the maximum.
+#[derive(Debug, Clone)]
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    step: Option<Duration>,
+}
+
+impl Backoff {
+    fn new(cfg: &ShipperConfig) -> Backoff {
+        let initial = cfg.retry_initial.max(Duration::from_millis(1));
+        Backoff { initial, max: cfg.retry_max.max(initial), step: None }
+    }
+
+    /// The delay before the next attempt.
+    fn next_delay(&mut self) -> Duration {
+        let step = match self.step {
+            None => self.initial,
+            Some(s) => (s * 2).min(self.max),
+        };
+        self.step = Some(step);
+        let half = step / 2;
+        let jitter_nanos = random_u64() % (half.as_nanos() as u64).max(1);
+        half + Duration::from_nanos(jitter_nanos)
+    }
+
+    fn reset(&mut self) {
+        self.step = None;
+    }
+}
+
+/// Per-target shipping state.
+#[derive(Debug)]
+struct TargetState {
+    backoff: Backoff,
+    /// No attempts before this instant.
+    retry_at: Option<Instant>,
+    /// Set after a permanent failure: the target is no longer used.
+    permanent: Option<String>,
+    /// The last failure since the last success.
+    last_error: Option<String>,
+}
+
+/// What the loop knows about a queued entry.
+#[derive(Debug)]
+struct Queued {
+    key: String,
+    entered: Option<SystemTime>,
+    /// Targets that confirmed it.
+    shipped: HashSet<String>,
+    in_flight: bool,
+    backoff: Backoff,
+    /// No attempts before this instant (after an entry failure).
+    retry_at: Option<Instant>,
+    /// The last entry failure.
+    last_error: Option<String>,
+    /// An entry failure happened while draining: not retried again in this drain.
+    failed_in_drain: bool,
+}
+
+/// What a shipping task reports.
+#[derive(Debug)]
+struct Outcome {
+    id: EntryId,
+    /// The entry disappeared from the queue (removed by hand).
+    gone: bool,
+    /// Per target index: the shipment, `None` if it was already confirmed, or the failure.
+    results: Vec<(usize, Result<Option<Shipment>, ShipError>)>,
+    /// Whether the entry was completed, or why completing failed.
+    completed: Result<bool, ShipError>,
+}
+
+/// The shipper thread's state.
+#[derive(Debug)]
+pub(super) struct Worker {
+    spool: Arc<Spool>,
+    targets: Vec<Arc<Target>>,
+    names: Arc<[String]>,
+    cfg: ShipperConfig,
+    shared: Arc<Shared>,
+    index: BTreeMap<EntryId, Queued>,
+    target_state: Vec<TargetState>,
+    tasks: JoinSet<Outcome>,
+    task_ids: HashMap<Id, EntryId>,
+    in_flight_keys: HashSet<String>,
+    stats: ShipStats,
+    need_load: bool,
+    next_load: Instant,
+    load_error: Option<String>,
+    /// Entries that could not be read, with the error (logged once each).
+    unreadable: BTreeMap<EntryId, String>,
+    last_age_warning: Option<Instant>,
+    draining: bool,
+}
+
+/// What woke the loop.
+enum Event {
+    Wake,
+    Done(Result<(Id, Outcome), JoinError>),
+    Timer,
+}
+
+impl Worker {
+    pub(super) fn new(spool: Arc<Spool>, targets: Vec<Target>, cfg: ShipperConfig, shared: Arc<Shared>) -> Worker {
+        let names: Arc<[String]> = targets.iter().map(|t| t.name().to_owned()).collect();
+        let target_state = targets
+            .iter()
+            .map(|_| TargetState { backoff: Backoff::new(&cfg), retry_at: None, permanent: None, last_error: None })
+            .collect();
+        Worker {
+            spool,
+            targets: targets.into_iter().map(Arc::new).collect(),
+            names,
+            cfg,
+            shared,
+            index: BTreeMap::new(),
+            target_state,
+            tasks: JoinSet::new(),
+            task_ids: HashMap::new(),
+            in_flight_keys: HashSet::new(),
+            stats: ShipStats::default(),
+            need_load: true,
+            next_load: Instant::now(),
+            load_error: None,
+            unreadable: BTreeMap::new(),
+            last_age_warning: None,
+            draining: false,
+        }
+    }
+
+    /// Runs until stopped or drained; returns the report.
+    pub(super) async fn run(mut self) -> ShipReport {
+        loop {
+            if self.spool.faults().crashed() {
+                break;
+            }
+            let mode = *self.shared.mode();
+            let now = Instant::now();
+            let deadline = match mode {
+                Mode::Run => None,
+                Mode::Stop => break,
+                Mode::Drain { deadline } => {
+                    if deadline.is_some_and(|d| now >= d) {
+                        break;
+                    }
+                    if !self.draining {
+                        self.draining = true;
+                        self.need_load = true;
+                    }
+                    deadline
+                }
+            };
+            if self.shared.new_entries.swap(false, Ordering::AcqRel) {
+                self.need_load = true;
+            }
+            if self.need_load || now >= self.next_load {
+                self.load().await;
+            }
+            let now = Instant::now();
+            self.schedule(now);
+            self.publish_stats();
+            self.warn_age(now);
+            if self.draining && self.tasks.is_empty() && !self.work_remains() {
+                break;
+            }
+
+            let wake_at = self.next_wake(now, deadline);
+            let event = tokio::select! {
+                () = self.shared.wake.notified() => Event::Wake,
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    Event::Done(done)
+                }
+                () = tokio::time::sleep_until(wake_at.into()) => Event::Timer,
+            };
+            match event {
+                Event::Wake | Event::Timer => {}
+                Event::Done(done) => self.finish(done),
+            }
+        }
+        self.tasks.shutdown().await;
+        if !self.spool.faults().crashed() {
+            self.load().await;
+        }
+        self.publish_stats();
+        self.report()
+    }
+
+    /// Adds queue entries not yet in the index.
+    async fn load(&mut self) {
+        self.need_load = false;
+        self.next_load = Instant::now() + LOAD_INTERVAL;
+        let spool = Arc::clone(&self.spool);
+        let ids = match blocking(move || spool.queued_ids()).await {
+            Ok(ids) => ids,
+            Err(e) => return self.load_failed(e),
+        };
+        let on_disk: HashSet<EntryId> = ids.iter().copied().collect();
+        // Entries removed by hand disappear from the index (in-flight ones are kept: their
+        // task reports them).
+        self.index.retain(|id, q| q.in_flight || on_disk.contains(id));
+        self.unreadable.retain(|id, _| on_disk.contains(id));
+        let new: Vec<EntryId> =
+            ids.into_iter().filter(|id| !self.index.contains_key(id) && !self.unreadable.contains_key(id)).collect();
+        if new.is_empty() {
+            self.load_error = None;
+            return;
+        }
+        // Read in chunks so that a large backlog never sits in memory in full: the index keeps
+        // only keys and confirmations.
+        for chunk in new.chunks(LOAD_CHUNK) {
+            let (spool, chunk) = (Arc::clone(&self.spool), chunk.to_vec());
+            let read = blocking(move || Ok(chunk.into_iter().map(|id| (id, spool.entry(id))).collect()));
+            let entries: Vec<(EntryId, Result<Entry, SpoolError>)> = match read.await {
+                Ok(entries) => entries,
+                Err(e) => return self.load_failed(e),
+            };
+            for (id, entry) in entries {
+                match entry {
+                    Ok(entry) => {
+                        self.index.insert(id, self.queued(&entry));
+                    }
+                    Err(SpoolError::NotFound { .. }) => {}
+                    Err(e) => {
+                        let text = crate::chain(&e);
+                        tracing::error!(error = %text, "cannot read a queue entry; skipping it");
+                        self.stats.last_error = Some(text.clone());
+                        self.unreadable.insert(id, text);
+                    }
+                }
+            }
+        }
+        self.load_error = None;
+    }
+
+    fn load_failed(&mut self, e: SpoolError) {
+        let text = crate::chain(&e);
+        tracing::warn!(error = %text, "cannot read the spool queue; will retry");
+        self.stats.last_error = Some(text.clone());
+        self.load_error = Some(text);
+        self.next_load = Instant::now() + self.cfg.retry_initial.max(Duration::from_secs(1));
+    }
+
+    fn queued(&self, entry: &Entry) -> Queued {
+        Queued {
+            key: entry.key.clone(),
+            entered: chrono::DateTime::parse_from_rfc3339(&entry.entered_at).ok().map(SystemTime::from),
+            shipped: entry.shipped.keys().cloned().collect(),
+            in_flight: false,
+            backoff: Backoff::new(&self.cfg),
+            retry_at: None,
+            last_error: None,
+            failed_in_drain: false,
+        }
+    }
+
+    /// Starts tasks for the oldest entries that have work, up to the concurrency limit.
+    fn schedule(&mut self, now: Instant) {
+        let mut starts = Vec::new();
+        let mut starting_keys = HashSet::new();
+        for (&id, q) in &self.index {
+            if self.tasks.len() + starts.len() >= self.cfg.concurrency {
+                break;
+            }
+            if q.in_flight || self.in_flight_keys.contains(&q.key) {
+                continue;
+            }
+            let entry_ready = if self.draining { !q.failed_in_drain } else { q.retry_at.is_none_or(|t| t <= now) };
+            if !entry_ready {
+                continue;
+            }
+            let todo: Vec<usize> = (0..self.targets.len())
+                .filter(|&i| {
+                    let t = &self.target_state[i];
+                    !q.shipped.contains(&self.names[i])
+                        && t.permanent.is_none()
+                        && t.retry_at.is_none_or(|at| at <= now)
+                })
+                .collect();
+            let all_confirmed = self.names.iter().all(|n| q.shipped.contains(n));
+            if todo.is_empty() && !all_confirmed {
+                continue;
+            }
+            // Two entries with the same key never ship at once.
+            if starting_keys.insert(q.key.as_str()) {
+                starts.push((id, todo));
+            }
+        }
+        for (id, todo) in starts {
+            let q = self.index.get_mut(&id).expect("scheduled entry is indexed");
+            q.in_flight = true;
+            self.in_flight_keys.insert(q.key.clone());
+            let targets = todo.into_iter().map(|i| (i, Arc::clone(&self.targets[i]))).collect();
+            let task = ship_entry(Arc::clone(&self.spool), targets, Arc::clone(&self.names), id);
+            let handle = self.tasks.spawn(task);
+            self.task_ids.insert(handle.id(), id);
+        }
+    }
+
+    /// Applies a finished task's outcome.
+    fn finish(&mut self, done: Result<(Id, Outcome), JoinError>) {
+        let outcome = match done {
+            Ok((task, outcome)) => {
+                self.task_ids.remove(&task);
+                outcome
+            }
+            Err(e) => {
+                let Some(id) = self.task_ids.remove(&e.id()) else {
+                    return;
+                };
+                Outcome { id, gone: false, results: Vec::new(), completed: Err(ShipError::Internal(e.to_string())) }
+            }
+        };
+        let id = outcome.id;
+        let Some(mut q) = self.index.remove(&id) else {
+            return;
+        };
+        q.in_flight = false;
+        self.in_flight_keys.remove(&q.key);
+        if outcome.gone {
+            tracing::warn!(key = %q.key, entry = %id, "a queue entry disappeared while shipping");
+            return;
+        }
+        let now = Instant::now();
+        for (i, result) in outcome.results {
+            let name = self.names[i].clone();
+            match result {
+                Ok(shipment) => {
+                    let state = &mut self.target_state[i];
+                    state.backoff.reset();
+                    state.retry_at = None;
+                    state.last_error = None;
+                    if let Some(s) = shipment {
+                        self.stats.shipped_bytes += s.bytes_copied;
+                        if s.already_shipped() {
+                            self.stats.already_shipped += 1;
+                        }
+                        tracing::debug!(target_name = %name, key = %q.key, location = %s.location,
+                            bytes = s.bytes_copied, already_shipped = s.already_shipped(), "shipped");
+                    }
+                    q.shipped.insert(name);
+                }
+                Err(e) => self.failed(Some(i), &mut q, &e, now),
+            }
+        }
+        match outcome.completed {
+            Ok(true) => {
+                self.stats.shipped_recordings += 1;
+                return;
+            }
+            Ok(false) => {}
+            Err(ShipError::Spool(SpoolError::NotFound { .. })) => {
+                tracing::warn!(key = %q.key, entry = %id, "a queue entry disappeared while shipping");
+                return;
+            }
+            Err(e) => self.failed(None, &mut q, &e, now),
+        }
+        self.index.insert(id, q);
+    }
+
+    /// Records a failure of target `target` (or of the entry itself, `None`) on entry `q`.
+    fn failed(&mut self, target: Option<usize>, q: &mut Queued, e: &ShipError, now: Instant) {
+        let text = crate::chain(e);
+        self.stats.last_error = Some(text.clone());
+        let disposition = match (target, e.disposition()) {
+            (None, Disposition::RetryTarget) => Disposition::RetryEntry,
+            (_, d) => d,
+        };
+        match (disposition, target) {
+            (Disposition::RetryTarget, Some(i)) => {
+                self.stats.failures_retryable += 1;
+                let state = &mut self.target_state[i];
+                // Failures of attempts started before the current backoff do not extend it.
+                if state.retry_at.is_none_or(|at| at <= now) {
+                    let delay = state.backoff.next_delay();
+                    state.retry_at = Some(now + delay);
+                    tracing::warn!(target_name = %self.names[i], key = %q.key, error = %text,
+                        retry_in_ms = delay.as_millis() as u64, "shipping failed; will retry");
+                }
+                state.last_error = Some(text);
+            }
+            (Disposition::Permanent, Some(i)) => {
+                self.stats.failures_permanent += 1;
+                let state = &mut self.target_state[i];
+                if state.permanent.is_none() {
+                    tracing::error!(target_name = %self.names[i], error = %text,
+                        "target disabled until restart; every recording stays queued");
+                    state.permanent = Some(text);
+                }
+            }
+            _ => {
+                self.stats.failures_retryable += 1;
+                let delay = q.backoff.next_delay();
+                q.retry_at = Some(now + delay);
+                q.failed_in_drain |= self.draining;
+                if matches!(e, ShipError::SourceMismatch { .. }) {
+                    tracing::error!(key = %q.key, error = %text, "recording cannot be shipped");
+                } else {
+                    tracing::warn!(key = %q.key, error = %text,
+                        retry_in_ms = delay.as_millis() as u64, "shipping failed; will retry");
+                }
+                q.last_error = Some(text);
+            }
+        }
+    }
+
+    /// While draining: whether any queued entry can still make progress.
+    fn work_remains(&self) -> bool {
+        self.index.values().any(|q| {
+            let all_confirmed = self.names.iter().all(|n| q.shipped.contains(n));
+            let target_usable = (0..self.targets.len())
+                .any(|i| !q.shipped.contains(&self.names[i]) && self.target_state[i].permanent.is_none());
+            !q.failed_in_drain && (all_confirmed || target_usable)
+        })
+    }
+
+    /// When the loop must wake up even without events.
+    fn next_wake(&self, now: Instant, deadline: Option<Instant>) -> Instant {
+        let mut wake = self.next_load;
+        if !self.index.is_empty() {
+            wake = wake.min(now + AGE_WARNING);
+        }
+        let later = |t: &Option<Instant>| t.filter(|&t| t > now);
+        for state in &self.target_state {
+            if let Some(t) = later(&state.retry_at) {
+                wake = wake.min(t);
+            }
+        }
+        if !self.draining {
+            for q in self.index.values() {
+                if let Some(t) = later(&q.retry_at) {
+                    wake = wake.min(t);
+                }
+            }
+        }
+        if let Some(d) = deadline {
+            wake = wake.min(d);
+        }
+        wake.max(now)
+    }
+
+    fn oldest(&self) -> Option<(&Queued, SystemTime)> {
+        self.index.values().filter_map(|q| q.entered.map(|t| (q, t))).min_by_key(|(_, t)| *t)
+    }
+
+    fn publish_stats(&mut self) {
+        self.stats.queued = self.index.len() as u64;
+        let oldest = self.oldest().map(|(_, t)| t);
+        *self.shared.stats() = (self.stats.clone(), oldest);
+    }
+
+    fn warn_age(&mut self, now: Instant) {
+        if self.last_age_warning.is_some_and(|t| now.duration_since(t) < AGE_WARNING) {
+            return;
+        }
+        let Some((q, entered)) = self.oldest() else {
+            return;
+        };
+        let age = SystemTime::now().duration_since(entered).unwrap_or_default();
+        if age > AGE_WARNING {
+            tracing::warn!(age_secs = age.as_secs(), key = %q.key, queued = self.index.len(),
+                "the oldest recording is still not shipped");
+            self.last_age_warning = Some(now);
+        }
+    }
+
+    fn report(&self) -> ShipReport {
+        let left_queued = self
+            .index
+            .iter()
+            .map(|(&id, q)| LeftQueued {
+                id,
+                key: q.key.clone(),
+                waiting_for: self.names.iter().filter(|n| !q.shipped.contains(*n)).cloned().collect(),
+                last_error: q.last_error.clone(),
+            })
+            .collect();
+        let mut errors: Vec<String> = self
+            .target_state
+            .iter()
+            .zip(self.names.iter())
+            .filter_map(|(state, name)| {
+                let text = state.permanent.as_ref().or(state.last_error.as_ref())?;
+                Some(format!("target {name:?}: {text}"))
+            })
+            .collect();
+        errors.extend(self.load_error.clone());
+        errors.extend(self.unreadable.values().cloned());
+        ShipReport { stats: self.shared.snapshot(), left_queued, errors }
+    }
+}
+
+/// Ships entry `id` to `targets`, records each confirmation, and completes the entry when every
+/// target in `names` has confirmed it.
+async fn ship_entry(
+    spool: Arc<Spool>,
+    targets: Vec<(usize, Arc<Target>)>,
+    names: Arc<[String]>,
+    id: EntryId,
+) -> Outcome {
+    let mut outcome = Outcome { id, gone: false, results: Vec::new(), completed: Ok(false) };
+    let reader = Arc::clone(&spool);
+    let entry = match blocking(move || reader.entry(id)).await {
+        Ok(entry) => entry,
+        Err(SpoolError::NotFound { .. }) => {
+            outcome.gone = true;
+            return outcome;
+        }
+        Err(e) => {
+            outcome.completed = Err(e.into());
+            return outcome;
+        }
+    };
+    let mut confirmed: HashSet<&str> = entry.shipped.keys().map(String::as_str).collect();
+    for (i, target) in targets {
+        let name = target.name();
+        if confirmed.contains(name) {
+            outcome.results.push((i, Ok(None)));
+            continue;
+        }
+        let result = ship_one(&spool, &target, &entry).await;
+        if result.is_ok() {
+            confirmed.insert(names[i].as_str());
+        }
+        outcome.results.push((i, result.map(Some)));
+    }
+    if names.iter().all(|n| confirmed.contains(n.as_str())) {
+        let names: Vec<String> = names.to_vec();
+        outcome.completed = blocking(move || {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            spool.complete(id, &names)
+        })
+        .await
+        .map_err(ShipError::from);
+    }
+    outcome
+}
+
+/// Ships `entry` to one target and records the confirmation in the spool.
+async fn ship_one(spool: &Arc<Spool>, target: &Target, entry: &Entry) -> Result<Shipment, ShipError> {
+    let shipment = target.ship(spool, entry).await?;
+    let crash = |e| ShipError::from(SpoolError::io("record shipment", spool.root(), e));
+    spool.faults().hit(CrashPoint::ShipAfterPublish).map_err(crash)?;
+    let (writer, id) = (Arc::clone(spool), entry.id);
+    let (name, location) = (target.name().to_owned(), shipment.location.clone());
+    blocking(move || writer.mark_shipped(id, &name, &location)).await?;
+    spool.faults().hit(CrashPoint::ShipAfterMark).map_err(crash)?;
+    Ok(shipment)
+}
+
+/// Runs a blocking spool operation on the blocking thread pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, SpoolError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(SpoolError::io("run a spool task", "", std::io::Error::other(e.to_string()))),
+    }
+}

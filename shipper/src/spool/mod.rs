@@ -1,0 +1,477 @@
+//! The durable spool: finished recordings wait here until every archive target has confirmed them.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! <root>/recordings/<key>.<ext>    the recording files, moved in (renamed) by `enter`;
+//!                                  browsable by date, e.g. recordings/2016/11/26/<call>.wav
+//! <root>/queue/<seq:020>.json      one entry per recording not yet confirmed by every target
+//! <root>/queue/.tmp/               entries and intents being written (emptied by `open`)
+//! <root>/queue/.intent/<seq:020>.json
+//!                                  the plan of an `enter` in progress (see below)
+//! ```
+//!
+//! A queue entry (format version 1) is:
+//!
+//! ```json
+//! {"version": 1, "seq": 7, "key": "2016/11/26/20161126T144259.666Z_sipp_test_1a2b3c4d5e6f",
+//!  "files": [{"ext": "wav", "path": "recordings/2016/11/26/…1a2b3c4d5e6f.wav",
+//!             "sha256": "<64 lowercase hex>", "size": 160044}, {"ext": "json", …}],
+//!  "summary": {…opaque, from the caller…},
+//!  "entered_at": "2016-11-26T14:43:05.120Z",
+//!  "shipped": {"archive": {"at": "2016-11-26T14:43:05.410Z", "location": "/mnt/archive/2016/…"}}}
+//! ```
+//!
+//! `path` is relative to the spool root. An intent has the same `version`, `seq`, `key`,
+//! `summary` and `entered_at`, and for each file its absolute `source` in the work directory, its
+//! destination `path`, `sha256`, `size` and `action` (`move`, or `reuse` when an identical file is
+//! already at the destination).
+//!
+//! # Invariants
+//!
+//! 1. A recording enters only complete and fsynced: the caller fsyncs the files in its work
+//!    directory; the spool fsyncs every directory it creates or renames into or out of.
+//! 2. Files move into `recordings/` by `rename` within one filesystem, never by copy: a file under
+//!    `recordings/` is always complete.
+//! 3. A queue entry is written only after all of its files are in `recordings/`.
+//! 4. Every JSON file is written to `queue/.tmp/`, fsynced, renamed into place, and its directory
+//!    fsynced: a reader or a crash sees the old or the new version, never a torn one. Shipped
+//!    state is updated the same way.
+//! 5. An entry is removed only after every configured target has confirmed it. The files stay
+//!    under `recordings/`: what happens to them afterwards is the [`Retention`] policy, and
+//!    [`Retention::Keep`] is the only policy so far.
+//! 6. `seq` is strictly increasing within a process and starts at one more than the largest seq
+//!    in `queue/` and `queue/.intent/` when the spool is opened; it is the shipping order, oldest
+//!    first.
+//! 7. Nothing under `recordings/` is ever overwritten. A second recording with the same key and
+//!    identical content reuses the file already there (its source is deleted); one with different
+//!    content gets the key `<key>~2` (then `~3`, …) for all of its files, and a warning is logged.
+//!
+//! # Entering a recording, and crashes
+//!
+//! `enter` runs these steps under the spool's lock; the crash points between them are named in
+//! `CrashPoint` and each has its own test:
+//!
+//! 1. choose the final key and, for each file, `move` or `reuse`;
+//! 2. write the intent to `queue/.intent/<seq>.json` — *crash point `EnterAfterIntent`*;
+//! 3. move each file in, creating and fsyncing date directories — *`EnterAfterFirstMove`* after
+//!    the first file, *`EnterAfterMoves`* after the last;
+//! 4. write the queue entry — *`EnterAfterEntry`*;
+//! 5. remove the intent.
+//!
+//! Finishing an intent is idempotent: a source still in the work directory is moved (or deleted
+//! if reused), a source already gone whose destination exists counts as moved, and an entry that
+//! already exists is not rewritten. `open` finishes every intent left behind, in seq order, before
+//! anything else happens, so a crash anywhere in `enter` loses nothing and leaves no file without
+//! an entry — without scanning `recordings/`. When a step fails with an ordinary I/O error (not a
+//! crash), the intent stays, `enter` returns [`SpoolError::Unfinished`], and the next `enter`
+//! retries it first; its destinations stay reserved so that no other recording takes them.
+//!
+//! Shipping uses `pending`, `mark_shipped` and `complete`; its crash points are described in the
+//! `target` and shipper modules. Only one shipper may work on a spool at a time.
+
+mod enter;
+mod error;
+pub(crate) mod format;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::Faults;
+use crate::fsutil::{sync_dir, write_atomic};
+use error::IoContext;
+pub use error::SpoolError;
+use format::{EntryRecord, Intent, parse_seq_file_name, seq_file_name};
+
+/// Identifies a queue entry: its sequence number, which is also its shipping order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId(u64);
+
+impl EntryId {
+    /// The sequence number (the `<seq>` of `queue/<seq:020>.json`).
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:020}", self.0)
+    }
+}
+
+/// A finished recording handed to [`Spool::enter`].
+#[derive(Debug, Clone)]
+pub struct NewRecording {
+    /// Relative path without extension, e.g. `2016/11/26/20161126T144259.666Z_sipp_test_1a2b`.
+    pub key: String,
+    /// The recording's files (each extension at most once).
+    pub files: Vec<NewFile>,
+    /// Opaque call summary, stored as is in the entry.
+    pub summary: serde_json::Value,
+}
+
+/// One complete, fsynced file of a [`NewRecording`].
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    /// Where the file is now: in the caller's work directory, on the spool's filesystem.
+    pub source: PathBuf,
+    /// Extension without the dot, e.g. `wav` or `json`.
+    pub ext: String,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One file of a queue entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryFile {
+    /// Extension without the dot.
+    pub ext: String,
+    /// Path relative to the spool root, `recordings/<key>.<ext>`.
+    pub path: String,
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A target's confirmation of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipped {
+    /// When the target confirmed it (RFC 3339, UTC).
+    pub at: String,
+    /// Where the target put it (target-specific: a path, a URL).
+    pub location: String,
+}
+
+/// A recording in the queue, not yet confirmed by every target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The entry's id and shipping order.
+    pub id: EntryId,
+    /// Recording key in the spool (may carry a `~N` suffix if the caller's key was taken).
+    pub key: String,
+    /// The recording's files under `recordings/`.
+    pub files: Vec<EntryFile>,
+    /// Opaque call summary from the caller.
+    pub summary: serde_json::Value,
+    /// When the recording entered the spool (RFC 3339, UTC).
+    pub entered_at: String,
+    /// Confirmations so far, by target name.
+    pub shipped: BTreeMap<String, Shipped>,
+}
+
+impl Entry {
+    /// Total size of the entry's files in bytes.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    fn from_record(record: EntryRecord) -> Entry {
+        Entry {
+            id: EntryId(record.seq),
+            key: record.key,
+            files: record.files,
+            summary: record.summary,
+            entered_at: record.entered_at,
+            shipped: record.shipped,
+        }
+    }
+
+    fn to_record(&self) -> EntryRecord {
+        EntryRecord {
+            version: format::VERSION,
+            seq: self.id.0,
+            key: self.key.clone(),
+            files: self.files.clone(),
+            summary: self.summary.clone(),
+            entered_at: self.entered_at.clone(),
+            shipped: self.shipped.clone(),
+        }
+    }
+}
+
+/// What happens to a recording's files under `recordings/` once every target has confirmed it.
+///
+/// A policy that deletes files must keep in mind that a replayed identical recording reuses the
+/// file already in the spool, so another queued entry may still point at it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retention {
+    /// Keep them; deleting old recordings is left to the operator.
+    #[default]
+    Keep,
+}
+
+/// Options of [`Spool::open_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SpoolOptions {
+    /// Policy for recordings confirmed by every target.
+    pub retention: Retention,
+}
+
+/// Mutable state behind the spool's lock.
+#[derive(Debug)]
+struct State {
+    /// Sequence number of the next entry.
+    next_seq: u64,
+    /// Intents whose finishing failed with an I/O error, by seq; retried by the next `enter`.
+    unfinished: BTreeMap<u64, Intent>,
+}
+
+/// The durable spool rooted at one directory. `Send + Sync`: `enter` may run on a finisher
+/// thread while the shipper calls `pending`, `mark_shipped` and `complete`.
+#[derive(Debug)]
+pub struct Spool {
+    root: PathBuf,
+    recordings: PathBuf,
+    queue: PathBuf,
+    tmp: PathBuf,
+    intents: PathBuf,
+    options: SpoolOptions,
+    state: Mutex<State>,
+    faults: Arc<Faults>,
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool under `root` with default options: creates the
+    /// directories, empties `queue/.tmp/`, and finishes any `enter` a crash interrupted.
+    pub fn open(root: &Path) -> Result<Spool, SpoolError> {
+        Spool::open_with(root, SpoolOptions::default())
+    }
+
+    /// Like [`Spool::open`], with explicit options.
+    pub fn open_with(root: &Path, options: SpoolOptions) -> Result<Spool, SpoolError> {
+        Spool::open_inner(root, options, Arc::default())
+    }
+
+    fn open_inner(root: &Path, options: SpoolOptions, faults: Arc<Faults>) -> Result<Spool, SpoolError> {
+        let root = std::path::absolute(root).ctx("resolve", root)?;
+        let queue = root.join("queue");
+        let spool = Spool {
+            recordings: root.join("recordings"),
+            tmp: queue.join(".tmp"),
+            intents: queue.join(".intent"),
+            queue,
+            root,
+            options,
+            state: Mutex::new(State { next_seq: 1, unfinished: BTreeMap::new() }),
+            faults,
+        };
+        for dir in [&spool.root, &spool.recordings, &spool.queue, &spool.tmp, &spool.intents] {
+            fs::create_dir_all(dir).ctx("create directory", dir)?;
+        }
+        for dir in [&spool.root, &spool.queue] {
+            sync_dir(dir).ctx("sync directory", dir)?;
+        }
+        spool.clean_tmp()?;
+
+        let mut max_seq = 0;
+        for seq in spool.list_seq_files(&spool.queue)? {
+            max_seq = max_seq.max(seq);
+        }
+        let mut intents = BTreeMap::new();
+        for seq in spool.list_seq_files(&spool.intents)? {
+            max_seq = max_seq.max(seq);
+            let path = spool.intents.join(seq_file_name(seq));
+            match spool.read_intent(&path) {
+                Ok(intent) => {
+                    intents.insert(seq, intent);
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %crate::chain(&e),
+                        "skipping an unreadable intent; its files may be in the work directory");
+                }
+            }
+        }
+        {
+            let mut state = spool.lock();
+            state.next_seq = max_seq + 1;
+            for (seq, intent) in intents {
+                tracing::info!(seq, key = %intent.key, "finishing an interrupted enter");
+                if let Err(e) = spool.finish_intent(&intent) {
+                    tracing::error!(seq, key = %intent.key, error = %crate::chain(&e),
+                        "cannot finish an interrupted enter; will retry on the next enter");
+                    state.unfinished.insert(seq, intent);
+                }
+            }
+        }
+        Ok(spool)
+    }
+
+    /// The spool's root directory (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where file `ext` of recording `key` lives in the spool: `<root>/recordings/<key>.<ext>`.
+    pub fn recording_path(&self, key: &str, ext: &str) -> PathBuf {
+        self.recordings.join(format!("{key}.{ext}"))
+    }
+
+    /// Every queue entry, oldest first. An unreadable entry is logged and skipped.
+    pub fn pending(&self) -> Result<Vec<Entry>, SpoolError> {
+        let mut entries = Vec::new();
+        for seq in self.list_seq_files(&self.queue)? {
+            match self.entry(EntryId(seq)) {
+                Ok(entry) => entries.push(entry),
+                Err(SpoolError::NotFound { .. }) => {}
+                Err(e) => tracing::error!(error = %crate::chain(&e), "skipping a queue entry"),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Ids of every queue entry, oldest first, without reading them.
+    pub fn queued_ids(&self) -> Result<Vec<EntryId>, SpoolError> {
+        Ok(self.list_seq_files(&self.queue)?.into_iter().map(EntryId).collect())
+    }
+
+    /// Reads queue entry `id`.
+    pub fn entry(&self, id: EntryId) -> Result<Entry, SpoolError> {
+        let path = self.entry_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SpoolError::NotFound { id, path });
+            }
+            Err(e) => return Err(SpoolError::io("read", path, e)),
+        };
+        let record: EntryRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| SpoolError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        if record.version != format::VERSION || record.seq != id.0 {
+            return Err(SpoolError::Corrupt {
+                path,
+                reason: format!(
+                    "version {} seq {} (expected version {} seq {})",
+                    record.version,
+                    record.seq,
+                    format::VERSION,
+                    id.0
+                ),
+            });
+        }
+        Ok(Entry::from_record(record))
+    }
+
+    /// Records that `target` has confirmed entry `id`, stored at `location`. Atomic rewrite of the
+    /// entry; confirming twice overwrites the first confirmation.
+    pub fn mark_shipped(&self, id: EntryId, target: &str, location: &str) -> Result<(), SpoolError> {
+        let _state = self.lock();
+        self.faults.alive().ctx("mark shipped", self.entry_path(id))?;
+        let mut entry = self.entry(id)?;
+        entry.shipped.insert(target.to_owned(), Shipped { at: now_rfc3339(), location: location.to_owned() });
+        self.write_entry(&entry)
+    }
+
+    /// Removes entry `id` from the queue if every one of `targets` has confirmed it, then applies
+    /// the retention policy. Returns whether it was removed. With no targets, it is removed.
+    pub fn complete(&self, id: EntryId, targets: &[&str]) -> Result<bool, SpoolError> {
+        let _state = self.lock();
+        let path = self.entry_path(id);
+        self.faults.alive().ctx("complete", &path)?;
+        let entry = self.entry(id)?;
+        if !targets.iter().all(|t| entry.shipped.contains_key(*t)) {
+            return Ok(false);
+        }
+        fs::remove_file(&path).ctx("remove", &path)?;
+        sync_dir(&self.queue).ctx("sync directory", &self.queue)?;
+        self.apply_retention(&entry);
+        Ok(true)
+    }
+
+    /// Applies the retention policy to the files of a completed entry.
+    fn apply_retention(&self, entry: &Entry) {
+        match self.options.retention {
+            Retention::Keep => {
+                tracing::debug!(key = %entry.key, "recording confirmed by every target; kept");
+            }
+        }
+    }
+
+    /// The fault-injection seam shared with the targets.
+    pub(crate) fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the disk inconsistent (every step is
+        // crash-safe), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entry_path(&self, id: EntryId) -> PathBuf {
+        self.queue.join(seq_file_name(id.0))
+    }
+
+    fn write_entry(&self, entry: &Entry) -> Result<(), SpoolError> {
+        let path = self.entry_path(entry.id);
+        let bytes = serde_json::to_vec_pretty(&entry.to_record())
+            .map_err(|e| SpoolError::io("serialize", &path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        write_atomic(&self.tmp, &path, &bytes).ctx("write", path)
+    }
+
+    fn read_intent(&self, path: &Path) -> Result<Intent, SpoolError> {
+        let bytes = fs::read(path).ctx("read", path)?;
+        let intent: Intent = serde_json::from_slice(&bytes)
+            .map_err(|e| SpoolError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
+        let paths_ok = intent.files.iter().all(|f| format::is_recording_path(&f.path) && !f.path.contains(".."));
+        if intent.version != format::VERSION || !paths_ok {
+            return Err(SpoolError::Corrupt {
+                path: path.to_owned(),
+                reason: "unknown version or destination outside recordings/".into(),
+            });
+        }
+        Ok(intent)
+    }
+
+    /// Sequence numbers of the `<seq:020>.json` files in `dir`, ascending.
+    fn list_seq_files(&self, dir: &Path) -> Result<Vec<u64>, SpoolError> {
+        let mut seqs = Vec::new();
+        for item in fs::read_dir(dir).ctx("list", dir)? {
+            let item = item.ctx("list", dir)?;
+            if let Some(seq) = item.file_name().to_str().and_then(parse_seq_file_name) {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    fn clean_tmp(&self) -> Result<(), SpoolError> {
+        for item in fs::read_dir(&self.tmp).ctx("list", &self.tmp)? {
+            let path = item.ctx("list", &self.tmp)?.path();
+            fs::remove_file(&path).ctx("remove leftover", &path)?;
+        }
+        sync_dir(&self.tmp).ctx("sync directory", &self.tmp)
+    }
+}
+
+/// The current time as RFC 3339 in UTC with milliseconds, e.g. `2016-11-26T14:43:05.120Z`.
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+impl Spool {
+    /// Opens the spool with a fresh fault-injection seam and arms `point` (after `skip` passes).
+    pub(crate) fn open_armed(root: &Path, point: crate::faults::CrashPoint, skip: usize) -> Spool {
+        let faults = Arc::new(Faults::default());
+        faults.arm(point, skip);
+        Spool::open_inner(root, SpoolOptions::default(), faults).unwrap()
+    }
+
+    /// Whether an injected crash has happened.
+    pub(crate) fn crashed(&self) -> bool {
+        self.faults.crashed()
+    }
+}

@@ -1,0 +1,226 @@
+//! One test per named crash point, plus ordering and transient `enter` failures.
+
+use std::time::SystemTime;
+
+use super::*;
+use crate::SpoolError;
+use crate::faults::CrashPoint;
+
+const KEY: &str = "2016/11/26/20161126T144259.666Z_sipp_test_1a2b3c4d5e6f";
+const JSON: &[u8] = br#"{"call_id":"1a2b3c4d5e6f","state":"completed"}"#;
+
+fn wav() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn expected() -> BTreeMap<String, Vec<u8>> {
+    BTreeMap::from([(format!("{KEY}.wav"), wav()), (format!("{KEY}.json"), JSON.to_vec())])
+}
+
+fn recordings(d: &Dirs) -> BTreeMap<String, Vec<u8>> {
+    visible_files(&d.spool.join("recordings"))
+}
+
+/// Re-opens the spool, ships, and checks that exactly the one recording is in the spool and the
+/// archive, byte for byte, with nothing queued and nothing left in the work directory.
+fn recover_and_ship(d: &Dirs) -> ShipReport {
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    assert_eq!(queue_state(&d.spool).1, 0, "intents left after open");
+    assert!(d.work_files().is_empty(), "{:?}", d.work_files());
+    assert_eq!(recordings(d), expected());
+    let report = d.ship(&spool, 4);
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(visible_files(&d.archive), expected());
+    assert_eq!(queue_state(&d.spool), (0, 0));
+    assert_eq!(report.stats.shipped_recordings, 1);
+    report
+}
+
+/// Enters the recording with a crash armed at `point`.
+fn crash_in_enter(point: CrashPoint) -> Dirs {
+    let d = Dirs::new();
+    let spool = Spool::open_armed(&d.spool, point, 0);
+    let rec = d.recording(KEY, &[("wav", &wav()), ("json", JSON)]);
+    let err = spool.enter(rec).unwrap_err();
+    assert!(spool.crashed(), "not a crash: {err}");
+    d
+}
+
+#[test]
+fn enter_crash_after_intent() {
+    let d = crash_in_enter(CrashPoint::EnterAfterIntent);
+    assert_eq!(d.work_files(), ["rec0.json", "rec0.wav"]);
+    assert!(recordings(&d).is_empty());
+    assert_eq!(queue_state(&d.spool), (0, 1));
+    recover_and_ship(&d);
+}
+
+#[test]
+fn enter_crash_after_first_move() {
+    let d = crash_in_enter(CrashPoint::EnterAfterFirstMove);
+    assert_eq!(d.work_files(), ["rec0.json"]);
+    assert_eq!(recordings(&d).len(), 1);
+    assert_eq!(queue_state(&d.spool), (0, 1));
+    recover_and_ship(&d);
+}
+
+#[test]
+fn enter_crash_after_moves() {
+    let d = crash_in_enter(CrashPoint::EnterAfterMoves);
+    assert!(d.work_files().is_empty());
+    assert_eq!(recordings(&d), expected());
+    assert_eq!(queue_state(&d.spool), (0, 1));
+    recover_and_ship(&d);
+}
+
+#[test]
+fn enter_crash_after_entry() {
+    let d = crash_in_enter(CrashPoint::EnterAfterEntry);
+    assert!(d.work_files().is_empty());
+    assert_eq!(queue_state(&d.spool), (1, 1));
+    let report = recover_and_ship(&d);
+    assert_eq!(report.stats.already_shipped, 0);
+}
+
+/// Enters the recording, then ships it with a crash armed at `point` after `skip` passes.
+fn crash_in_shipping(point: CrashPoint, skip: usize) -> Dirs {
+    let d = Dirs::new();
+    let spool = Arc::new(Spool::open_armed(&d.spool, point, skip));
+    let rec = d.recording(KEY, &[("wav", &wav()), ("json", JSON)]);
+    spool.enter(rec).unwrap();
+    let report = d.ship(&spool, 1);
+    assert!(spool.crashed(), "no crash: {report:?}");
+    assert!(!report.is_complete());
+    d
+}
+
+/// The single queued entry, read by a fresh spool.
+fn only_entry(d: &Dirs) -> crate::Entry {
+    let entries = Spool::open(&d.spool).unwrap().pending().unwrap();
+    assert_eq!(entries.len(), 1);
+    entries.into_iter().next().unwrap()
+}
+
+#[test]
+fn ship_crash_after_copy_of_audio() {
+    let d = crash_in_shipping(CrashPoint::ShipAfterCopy, 0);
+    assert!(visible_files(&d.archive).is_empty());
+    let parts = hidden_files(&d.archive);
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(parts[0].contains(".wav.part-"), "{parts:?}");
+    assert!(only_entry(&d).shipped.is_empty());
+
+    let report = recover_and_ship(&d);
+    assert_eq!(report.stats.already_shipped, 0);
+    assert_eq!(report.stats.shipped_bytes, (wav().len() + JSON.len()) as u64);
+    // The leftover is young, so it may belong to another writer: it stays, hidden.
+    assert_eq!(hidden_files(&d.archive), parts);
+
+    // Once it is old, the next shipment into that directory removes it.
+    let old = SystemTime::now() - crate::target::STALE_PART_AGE * 2;
+    fs::File::options().write(true).open(d.archive.join(&parts[0])).unwrap().set_modified(old).unwrap();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    spool.enter(d.recording("2016/11/26/other", &[("json", b"{}")])).unwrap();
+    assert!(d.ship(&spool, 1).is_complete());
+    assert!(hidden_files(&d.archive).is_empty());
+}
+
+#[test]
+fn ship_crash_after_copy_of_record_leaves_audio_without_record() {
+    let d = crash_in_shipping(CrashPoint::ShipAfterCopy, 1);
+    // The audio is published, the JSON record (shipped last) is not: no consumer sees a record
+    // whose audio is incomplete.
+    let archived = visible_files(&d.archive);
+    assert_eq!(archived.keys().collect::<Vec<_>>(), [&format!("{KEY}.wav")]);
+    assert!(only_entry(&d).shipped.is_empty());
+
+    let report = recover_and_ship(&d);
+    assert_eq!(report.stats.already_shipped, 0);
+    assert_eq!(report.stats.shipped_bytes, JSON.len() as u64);
+}
+
+#[test]
+fn ship_crash_after_publish() {
+    let d = crash_in_shipping(CrashPoint::ShipAfterPublish, 0);
+    assert_eq!(visible_files(&d.archive), expected());
+    assert!(only_entry(&d).shipped.is_empty());
+
+    let report = recover_and_ship(&d);
+    assert_eq!(report.stats.already_shipped, 1);
+    assert_eq!(report.stats.shipped_bytes, 0);
+    assert!(!visible_files(&d.archive).keys().any(|k| k.contains('~')));
+}
+
+#[test]
+fn ship_crash_after_mark() {
+    let d = crash_in_shipping(CrashPoint::ShipAfterMark, 0);
+    assert_eq!(visible_files(&d.archive), expected());
+    let entry = only_entry(&d);
+    assert_eq!(entry.shipped.keys().collect::<Vec<_>>(), ["archive"]);
+    assert!(entry.shipped["archive"].location.ends_with(KEY));
+
+    let report = recover_and_ship(&d);
+    // Already confirmed: not shipped again, only completed.
+    assert_eq!(report.stats.already_shipped, 0);
+    assert_eq!(report.stats.shipped_bytes, 0);
+}
+
+#[test]
+fn oldest_entry_ships_first() {
+    // Keys sort opposite to seq, so a key- or directory-order bug shows.
+    let keys = ["2016/11/26/e", "2016/11/26/d", "2016/11/26/c", "2016/11/26/b"];
+    for shipped_before_crash in 1..=3 {
+        let d = Dirs::new();
+        let spool = Arc::new(Spool::open_armed(&d.spool, CrashPoint::ShipAfterMark, shipped_before_crash - 1));
+        for key in keys {
+            spool.enter(d.recording(key, &[("json", key.as_bytes())])).unwrap();
+        }
+        d.ship(&spool, 1);
+        assert!(spool.crashed());
+        // The first n-1 were completed and left the queue; the n-th is confirmed but not
+        // completed; the rest were not touched.
+        let entries = Spool::open(&d.spool).unwrap().pending().unwrap();
+        let queued: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(queued, keys[shipped_before_crash - 1..]);
+        let confirmed: Vec<&str> = entries.iter().filter(|e| !e.shipped.is_empty()).map(|e| e.key.as_str()).collect();
+        assert_eq!(confirmed, [keys[shipped_before_crash - 1]]);
+        let archived: Vec<String> = visible_files(&d.archive).into_keys().collect();
+        let mut want: Vec<String> = keys[..shipped_before_crash].iter().map(|k| format!("{k}.json")).collect();
+        want.sort();
+        assert_eq!(archived, want);
+    }
+}
+
+#[test]
+fn failed_enter_is_finished_by_the_next_enter() {
+    let d = Dirs::new();
+    let spool = Spool::open(&d.spool).unwrap();
+    spool.faults().fail_once(CrashPoint::EnterAfterFirstMove);
+    let err = spool.enter(d.recording(KEY, &[("wav", &wav()), ("json", JSON)])).unwrap_err();
+    assert!(matches!(err, SpoolError::Unfinished { .. }), "{err}");
+    assert!(err.to_string().contains("do not delete"), "{err}");
+    assert!(!spool.crashed());
+    assert_eq!(d.work_files(), ["rec0.json"]);
+
+    // A different recording with the same key: the first one is finished first and keeps the
+    // key; the second becomes `~2`.
+    let other = d.recording(KEY, &[("json", b"{}")]);
+    spool.enter(other).unwrap();
+    assert!(d.work_files().is_empty());
+    let keys: Vec<String> = spool.pending().unwrap().into_iter().map(|e| e.key).collect();
+    assert_eq!(keys, [KEY.to_owned(), format!("{KEY}~2")]);
+    assert_eq!(queue_state(&d.spool), (2, 0));
+}
+
+#[test]
+fn failed_intent_write_leaves_the_caller_its_files() {
+    let d = Dirs::new();
+    let spool = Spool::open(&d.spool).unwrap();
+    // Make the intent directory unusable: writing the intent fails before anything moves.
+    fs::remove_dir(d.spool.join("queue/.intent")).unwrap();
+    fs::write(d.spool.join("queue/.intent"), b"").unwrap();
+    let err = spool.enter(d.recording(KEY, &[("json", JSON)])).unwrap_err();
+    assert!(matches!(err, SpoolError::Io { .. }), "{err}");
+    assert_eq!(d.work_files(), ["rec0.json"]);
+    assert!(recordings(&d).is_empty());
+}

@@ -1,0 +1,132 @@
+//! Tests that need the fault-injection seam: one per named crash point, ordering, transient
+//! failures in `enter`, and the model-based property test. Real filesystem, no mocks.
+
+mod crash;
+mod model;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::{LocalDir, NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, Spool, Target};
+
+/// Lowercase hex SHA-256 of `bytes`.
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A spool root, a work directory on the same filesystem, and an archive directory.
+struct Dirs {
+    _tmp: tempfile::TempDir,
+    spool: PathBuf,
+    work: PathBuf,
+    archive: PathBuf,
+    /// Names work files uniquely.
+    counter: std::cell::Cell<u32>,
+}
+
+impl Dirs {
+    fn new() -> Dirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path().join("spool");
+        let work = tmp.path().join("work");
+        let archive = tmp.path().join("archive");
+        fs::create_dir_all(&work).unwrap();
+        Dirs { spool, work, archive, _tmp: tmp, counter: std::cell::Cell::new(0) }
+    }
+
+    /// Writes and fsyncs the files of a recording in the work directory.
+    fn recording(&self, key: &str, files: &[(&str, &[u8])]) -> NewRecording {
+        let n = self.counter.get();
+        self.counter.set(n + 1);
+        let files = files
+            .iter()
+            .map(|(ext, bytes)| {
+                let source = self.work.join(format!("rec{n}.{ext}"));
+                let mut f = fs::File::create(&source).unwrap();
+                f.write_all(bytes).unwrap();
+                f.sync_all().unwrap();
+                NewFile { source, ext: (*ext).to_owned(), sha256: sha(bytes), size: bytes.len() as u64 }
+            })
+            .collect();
+        NewRecording { key: key.to_owned(), files, summary: serde_json::json!({"key": key}) }
+    }
+
+    /// Ships everything with a fresh shipper and a `LocalDir` named "archive".
+    fn ship(&self, spool: &Arc<Spool>, concurrency: usize) -> ShipReport {
+        let target = Target::LocalDir(LocalDir::new("archive", &self.archive).unwrap());
+        let cfg = ShipperConfig {
+            concurrency,
+            retry_initial: Duration::from_millis(10),
+            retry_max: Duration::from_millis(100),
+        };
+        let handle = Shipper::start(Arc::clone(spool), vec![target], cfg).unwrap();
+        handle.drain(Some(Duration::from_secs(20)))
+    }
+
+    fn work_files(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(&self.work).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+}
+
+/// Every visible file under `dir` (no dot-files), by relative path, with its content.
+fn visible_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut |rel, path| {
+        if !rel.rsplit('/').next().unwrap_or("").starts_with('.') {
+            out.insert(rel.to_owned(), fs::read(path).unwrap());
+        }
+    });
+    out
+}
+
+/// Every hidden file (dot-file) under `dir`, by relative path.
+fn hidden_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(dir, dir, &mut |rel, _| {
+        if rel.rsplit('/').next().unwrap_or("").starts_with('.') {
+            out.push(rel.to_owned());
+        }
+    });
+    out
+}
+
+fn walk(base: &Path, dir: &Path, f: &mut dyn FnMut(&str, &Path)) {
+    let Ok(items) = fs::read_dir(dir) else {
+        return;
+    };
+    for item in items {
+        let path = item.unwrap().path();
+        if path.is_dir() {
+            walk(base, &path, f);
+        } else {
+            let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            f(&rel, &path);
+        }
+    }
+}
+
+/// Queue entry files and intent files currently on disk.
+fn queue_state(spool_root: &Path) -> (usize, usize) {
+    let count = |dir: PathBuf| {
+        fs::read_dir(dir)
+            .map(|items| {
+                items
+                    .filter(|e| {
+                        let name = e.as_ref().unwrap().file_name();
+                        crate::spool::format::parse_seq_file_name(&name.to_string_lossy()).is_some()
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    (count(spool_root.join("queue")), count(spool_root.join("queue/.intent")))
+}

@@ -1,0 +1,423 @@
+//! End-to-end tests through the public API: enter recordings into a spool and ship them to a
+//! local archive directory. Real filesystem, no mocks.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callvault_shipper::{
+    Disposition, LocalDir, NewFile, NewRecording, ShipError, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool,
+    Target,
+};
+use sha2::{Digest, Sha256};
+
+const KEY: &str = "2016/11/26/20161126T144259.666Z_sipp_test_1a2b3c4d5e6f";
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+struct Dirs {
+    tmp: tempfile::TempDir,
+    spool: PathBuf,
+    work: PathBuf,
+    archive: PathBuf,
+    n: u32,
+}
+
+impl Dirs {
+    fn new() -> Dirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        fs::create_dir(&work).unwrap();
+        Dirs { spool: tmp.path().join("spool"), archive: tmp.path().join("archive"), work, tmp, n: 0 }
+    }
+
+    /// Writes and fsyncs a recording's files in the work directory.
+    fn recording(&mut self, key: &str, files: &[(&str, &[u8])]) -> NewRecording {
+        self.n += 1;
+        let files = files
+            .iter()
+            .map(|(ext, bytes)| {
+                let source = self.work.join(format!("call{}.{ext}", self.n));
+                let mut f = fs::File::create(&source).unwrap();
+                f.write_all(bytes).unwrap();
+                f.sync_all().unwrap();
+                NewFile { source, ext: (*ext).to_owned(), sha256: sha(bytes), size: bytes.len() as u64 }
+            })
+            .collect();
+        NewRecording {
+            key: key.to_owned(),
+            files,
+            summary: serde_json::json!({"from": "sipp", "to": "test", "state": "completed"}),
+        }
+    }
+
+    fn start(&self, spool: &Arc<Spool>) -> ShipperHandle {
+        let target = Target::LocalDir(LocalDir::new("archive", &self.archive).unwrap());
+        Shipper::start(Arc::clone(spool), vec![target], fast()).unwrap()
+    }
+
+    fn ship(&self, spool: &Arc<Spool>) -> ShipReport {
+        self.start(spool).drain(Some(Duration::from_secs(20)))
+    }
+}
+
+fn fast() -> ShipperConfig {
+    ShipperConfig { concurrency: 4, retry_initial: Duration::from_millis(10), retry_max: Duration::from_millis(50) }
+}
+
+fn audio(seed: u8) -> Vec<u8> {
+    (0..200_000u32).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// Every visible file under `dir` (dot-files excluded), by relative path.
+fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for item in fs::read_dir(dir).into_iter().flatten() {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn entered_recording_reaches_the_archive_byte_for_byte() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let wav = audio(1);
+    let json = br#"{"call_id":"1a2b3c4d5e6f"}"#;
+    let id = spool.enter(d.recording(KEY, &[("wav", &wav), ("json", json)])).unwrap();
+    assert_eq!(id.seq(), 1);
+    assert!(fs::read_dir(&d.work).unwrap().next().is_none(), "sources moved");
+    assert_eq!(fs::read(spool.recording_path(KEY, "wav")).unwrap(), wav);
+
+    let pending = spool.pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].key, KEY);
+    assert_eq!(pending[0].files[0].path, format!("recordings/{KEY}.wav"));
+    assert_eq!(pending[0].files[0].sha256, sha(&wav));
+    assert_eq!(pending[0].summary["from"], "sipp");
+
+    let report = d.ship(&spool);
+    assert!(report.is_complete(), "{report:?}");
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.stats.shipped_recordings, 1);
+    assert_eq!(report.stats.shipped_bytes, (wav.len() + json.len()) as u64);
+    assert_eq!(report.stats.queued, 0);
+    assert_eq!(report.stats.oldest_unshipped_age_secs, None);
+
+    let archived = files_under(&d.archive);
+    assert_eq!(
+        archived,
+        BTreeMap::from([(format!("{KEY}.wav"), wav.clone()), (format!("{KEY}.json"), json.to_vec()),])
+    );
+    assert!(spool.pending().unwrap().is_empty(), "entry removed");
+    // Retention::Keep: the spool keeps its copy.
+    assert_eq!(fs::read(spool.recording_path(KEY, "wav")).unwrap(), wav);
+}
+
+#[test]
+fn identical_recording_twice_is_shipped_once() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let wav = audio(2);
+    let files: [(&str, &[u8]); 2] = [("wav", &wav), ("json", b"{}")];
+    spool.enter(d.recording(KEY, &files)).unwrap();
+    assert!(d.ship(&spool).is_complete());
+
+    // The same call replayed: reused in the spool, recognised in the archive.
+    spool.enter(d.recording(KEY, &files)).unwrap();
+    assert!(fs::read_dir(&d.work).unwrap().next().is_none(), "source dropped");
+    assert_eq!(spool.pending().unwrap()[0].key, KEY);
+    let report = d.ship(&spool);
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.stats.already_shipped, 1);
+    assert_eq!(report.stats.shipped_bytes, 0);
+    assert_eq!(report.stats.shipped_recordings, 1);
+
+    let archived = files_under(&d.archive);
+    assert_eq!(archived.len(), 2, "{:?}", archived.keys());
+    assert!(!archived.keys().any(|k| k.contains('~')));
+    assert_eq!(files_under(&d.spool.join("recordings")).len(), 2);
+}
+
+#[test]
+fn different_recording_with_the_same_key_is_kept_as_tilde_2() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let (a, b) = (audio(3), audio(4));
+    spool.enter(d.recording(KEY, &[("wav", &a), ("json", b"{\"a\":1}")])).unwrap();
+    spool.enter(d.recording(KEY, &[("wav", &b), ("json", b"{\"b\":1}")])).unwrap();
+    let keys: Vec<String> = spool.pending().unwrap().into_iter().map(|e| e.key).collect();
+    assert_eq!(keys, [KEY.to_owned(), format!("{KEY}~2")]);
+
+    assert!(d.ship(&spool).is_complete());
+    let archived = files_under(&d.archive);
+    assert_eq!(archived[&format!("{KEY}.wav")], a);
+    assert_eq!(archived[&format!("{KEY}~2.wav")], b);
+    assert_eq!(archived[&format!("{KEY}~2.json")], b"{\"b\":1}");
+    assert_eq!(archived.len(), 4);
+}
+
+#[test]
+fn archive_holding_different_content_gets_tilde_2_and_is_not_overwritten() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    // Another system already archived something else under this key.
+    let foreign = d.archive.join(format!("{KEY}.wav"));
+    fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    fs::write(&foreign, b"someone else's audio").unwrap();
+
+    let wav = audio(5);
+    spool.enter(d.recording(KEY, &[("wav", &wav), ("json", b"{}")])).unwrap();
+    let report = d.ship(&spool);
+    assert!(report.is_complete(), "{report:?}");
+    let archived = files_under(&d.archive);
+    assert_eq!(archived[&format!("{KEY}.wav")], b"someone else's audio");
+    assert_eq!(archived[&format!("{KEY}~2.wav")], wav);
+    assert_eq!(archived[&format!("{KEY}~2.json")], b"{}");
+    assert!(!archived.contains_key(&format!("{KEY}.json")));
+}
+
+#[test]
+fn archive_path_under_a_file_is_a_permanent_config_error() {
+    let d = Dirs::new();
+    let file = d.tmp.path().join("not-a-dir");
+    fs::write(&file, b"").unwrap();
+    let err = LocalDir::new("archive", &file.join("sub")).unwrap_err();
+    assert_eq!(err.disposition(), Disposition::Permanent);
+    assert!(matches!(err, ShipError::Config { .. }));
+    assert!(err.to_string().contains("not-a-dir/sub"), "{err}");
+}
+
+#[test]
+fn unwritable_archive_stops_the_target_and_keeps_everything_queued() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let wav = audio(6);
+    spool.enter(d.recording(KEY, &[("wav", &wav), ("json", b"{}")])).unwrap();
+    let target = Target::LocalDir(LocalDir::new("archive", &d.archive).unwrap());
+    // The archive directory turns into a regular file: every write fails with ENOTDIR.
+    fs::remove_dir(&d.archive).unwrap();
+    fs::write(&d.archive, b"").unwrap();
+
+    let handle = Shipper::start(Arc::clone(&spool), vec![target], fast()).unwrap();
+    let report = handle.drain(Some(Duration::from_secs(20)));
+    assert_eq!(report.left_queued.len(), 1, "{report:?}");
+    assert_eq!(report.left_queued[0].key, KEY);
+    assert_eq!(report.left_queued[0].waiting_for, ["archive"]);
+    assert_eq!(report.stats.failures_permanent, 1);
+    assert_eq!(report.stats.queued, 1);
+    assert_eq!(report.errors.len(), 1);
+    assert!(report.errors[0].contains("archive"), "{:?}", report.errors);
+
+    let entry = &spool.pending().unwrap()[0];
+    assert!(entry.shipped.is_empty());
+    assert_eq!(fs::read(spool.recording_path(KEY, "wav")).unwrap(), wav);
+    assert_eq!(fs::read(spool.recording_path(KEY, "json")).unwrap(), b"{}");
+}
+
+#[test]
+fn damaged_spool_file_is_not_marked_shipped() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    spool.enter(d.recording(KEY, &[("wav", &audio(7)), ("json", b"{}")])).unwrap();
+    let good_key = "2016/11/26/good";
+    spool.enter(d.recording(good_key, &[("json", b"{\"ok\":1}")])).unwrap();
+    let mut damaged = audio(7);
+    damaged[1000] ^= 0xff;
+    fs::write(spool.recording_path(KEY, "wav"), &damaged).unwrap();
+
+    let report = d.ship(&spool);
+    // The damaged entry stays queued, unconfirmed; the other one ships.
+    assert_eq!(report.left_queued.len(), 1, "{report:?}");
+    let left = &report.left_queued[0];
+    assert_eq!(left.key, KEY);
+    let error = left.last_error.as_deref().unwrap();
+    assert!(error.contains("SHA-256"), "{error}");
+    assert!(error.contains(&format!("{KEY}.wav")), "{error}");
+    assert!(spool.pending().unwrap()[0].shipped.is_empty());
+    assert!(report.stats.failures_retryable >= 1);
+    assert_eq!(report.stats.failures_permanent, 0);
+    assert_eq!(report.stats.shipped_recordings, 1);
+
+    let archived = files_under(&d.archive);
+    assert_eq!(archived.keys().collect::<Vec<_>>(), [&format!("{good_key}.json")]);
+    // No partial copies left behind either.
+    let dir = d.archive.join("2016/11/26");
+    assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
+}
+
+#[test]
+fn notified_entries_ship_while_running() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let handle = d.start(&spool);
+    for i in 0..5 {
+        let key = format!("2016/11/26/call{i}");
+        spool.enter(d.recording(&key, &[("json", key.as_bytes())])).unwrap();
+        handle.notify();
+    }
+    wait_for("5 shipped recordings", || handle.stats().shipped_recordings == 5);
+    let report = handle.drain(Some(Duration::from_secs(5)));
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(files_under(&d.archive).len(), 5);
+}
+
+#[test]
+fn queue_left_by_a_previous_run_ships_at_start() {
+    let mut d = Dirs::new();
+    {
+        let spool = Spool::open(&d.spool).unwrap();
+        spool.enter(d.recording(KEY, &[("json", b"{}")])).unwrap();
+    }
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let handle = d.start(&spool);
+    wait_for("the leftover entry", || handle.stats().shipped_recordings == 1);
+    assert!(handle.drain(None).is_complete());
+}
+
+#[test]
+fn archive_that_comes_back_is_retried_until_it_works() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let target = Target::LocalDir(LocalDir::new("archive", &d.archive).unwrap());
+    // The archive disappears (ENOENT on every write): retryable.
+    fs::remove_dir(&d.archive).unwrap();
+    let handle = Shipper::start(Arc::clone(&spool), vec![target], fast()).unwrap();
+    spool.enter(d.recording(KEY, &[("json", b"{}")])).unwrap();
+    handle.notify();
+    wait_for("a retryable failure", || handle.stats().failures_retryable >= 2);
+    let stats = handle.stats();
+    assert_eq!(stats.queued, 1);
+    assert_eq!(stats.failures_permanent, 0);
+    assert!(stats.last_error.as_deref().unwrap().contains("archive"));
+
+    fs::create_dir(&d.archive).unwrap();
+    let report = handle.drain(Some(Duration::from_secs(20)));
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(files_under(&d.archive).len(), 1);
+}
+
+#[test]
+fn drain_deadline_bounds_retries() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let target = Target::LocalDir(LocalDir::new("archive", &d.archive).unwrap());
+    fs::remove_dir(&d.archive).unwrap();
+    spool.enter(d.recording(KEY, &[("json", b"{}")])).unwrap();
+    let handle = Shipper::start(Arc::clone(&spool), vec![target], fast()).unwrap();
+    let started = Instant::now();
+    let report = handle.drain(Some(Duration::from_millis(300)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(report.left_queued.len(), 1);
+    assert!(report.stats.failures_retryable >= 1, "{report:?}");
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert_eq!(spool.pending().unwrap().len(), 1);
+}
+
+#[test]
+fn shipper_refuses_bad_configuration() {
+    let d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let err = Shipper::start(Arc::clone(&spool), vec![], fast()).unwrap_err();
+    assert!(err.to_string().contains("no archive target"), "{err}");
+
+    let a = LocalDir::new("same", &d.archive).unwrap();
+    let b = LocalDir::new("same", &d.archive.join("b")).unwrap();
+    let err = Shipper::start(Arc::clone(&spool), vec![a.into(), b.into()], fast()).unwrap_err();
+    assert!(err.to_string().contains("\"same\""), "{err}");
+
+    let a = LocalDir::new("a", &d.archive).unwrap();
+    let cfg = ShipperConfig { concurrency: 0, ..ShipperConfig::default() };
+    assert!(Shipper::start(spool, vec![a.into()], cfg).is_err());
+}
+
+#[test]
+fn two_targets_both_confirm_before_the_entry_leaves_the_queue() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let second = d.tmp.path().join("second");
+    spool.enter(d.recording(KEY, &[("wav", &audio(8)), ("json", b"{}")])).unwrap();
+    let targets = vec![
+        Target::LocalDir(LocalDir::new("first", &d.archive).unwrap()),
+        Target::LocalDir(LocalDir::new("second", &second).unwrap()),
+    ];
+    // The second archive is broken: the first confirms, the entry stays queued.
+    fs::remove_dir(&second).unwrap();
+    fs::write(&second, b"").unwrap();
+    let report = Shipper::start(Arc::clone(&spool), targets, fast()).unwrap().drain(Some(Duration::from_secs(20)));
+    assert_eq!(report.left_queued[0].waiting_for, ["second"]);
+    let entry = &spool.pending().unwrap()[0];
+    assert_eq!(entry.shipped.keys().collect::<Vec<_>>(), ["first"]);
+    assert_eq!(files_under(&d.archive).len(), 2);
+
+    // Fixed and restarted: only the second target ships; the entry completes.
+    fs::remove_file(&second).unwrap();
+    let targets = vec![
+        Target::LocalDir(LocalDir::new("first", &d.archive).unwrap()),
+        Target::LocalDir(LocalDir::new("second", &second).unwrap()),
+    ];
+    let report = Shipper::start(Arc::clone(&spool), targets, fast()).unwrap().drain(Some(Duration::from_secs(20)));
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.stats.already_shipped, 0);
+    assert_eq!(files_under(&second), files_under(&d.archive));
+}
+
+#[test]
+fn invalid_recordings_are_rejected_without_touching_the_files() {
+    let mut d = Dirs::new();
+    let spool = Spool::open(&d.spool).unwrap();
+    let mut bad_key = d.recording("../escape", &[("json", b"{}")]);
+    assert!(spool.enter(bad_key.clone()).is_err());
+    bad_key.key = KEY.into();
+    bad_key.files[0].sha256 = "ABC".into();
+    assert!(spool.enter(bad_key.clone()).is_err());
+    bad_key.files[0].sha256 = sha(b"{}");
+    bad_key.files[0].size = 99;
+    let err = spool.enter(bad_key).unwrap_err();
+    assert!(err.to_string().contains("99"), "{err}");
+    assert_eq!(fs::read_dir(&d.work).unwrap().count(), 1);
+    assert!(spool.pending().unwrap().is_empty());
+}
+
+#[test]
+fn unreadable_queue_entry_is_reported_and_does_not_block_the_others() {
+    let mut d = Dirs::new();
+    let spool = Spool::open(&d.spool).unwrap();
+    drop(spool);
+    let garbage = d.spool.join("queue/00000000000000000005.json");
+    fs::write(&garbage, b"{ not json").unwrap();
+
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let id = spool.enter(d.recording(KEY, &[("json", b"{}")])).unwrap();
+    assert_eq!(id.seq(), 6, "seq continues after the largest on disk");
+    assert_eq!(spool.pending().unwrap().len(), 1);
+
+    let report = d.ship(&spool);
+    assert!(report.left_queued.is_empty(), "{report:?}");
+    assert_eq!(report.stats.shipped_recordings, 1);
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(report.errors[0].contains("00000000000000000005.json"), "{report:?}");
+    assert!(garbage.exists(), "left for the operator");
+}

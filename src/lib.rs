@@ -1,0 +1,10 @@
+//! The `callvault` program: command line, configuration and the wiring of
+//! capture -> mixer -> spool -> shipper. The binary (`main.rs`) only parses arguments and
+//! calls into here, so benchmarks and tests drive the same pipeline.
+
+pub mod batch;
+pub mod cli;
+pub mod pipeline;
+pub mod replay;
+pub mod run;
+pub mod summary;

@@ -1,0 +1,238 @@
+//! The running pipeline: capture (on the caller's thread) -> batches -> mixer thread ->
+//! finisher threads -> spool -> shipper. Data flows one way; each stage owns its state and
+//! hands the next stage finished work over a bounded channel.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use capture::events::EventSink;
+use crossbeam_channel::{Receiver, bounded};
+use mixer::timeline::TimelineConfig;
+use mixer::{Mixer, MixerConfig, MixerStats, PendingRecording};
+use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool, Target};
+
+use crate::batch::{Backpressure, Batch, BatchSink};
+
+/// Batches in flight between capture and mixer.
+const BATCH_QUEUE: usize = 64;
+/// Finished calls waiting for a finisher.
+const FINISH_QUEUE: usize = 4096;
+
+/// How the pipeline is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Data directory: work files, spool, local recordings.
+    pub output: PathBuf,
+    /// Archive directory (the local-directory target).
+    pub archive: PathBuf,
+    /// Mixer ring sizing.
+    pub timeline: TimelineConfig,
+    /// Finisher threads (fsync + hash + record).
+    pub finishers: usize,
+    /// What capture does when the mixer falls behind.
+    pub backpressure: Backpressure,
+}
+
+/// What the finisher threads did.
+#[derive(Debug, Default, Clone)]
+pub struct FinishStats {
+    /// Recordings entered into the spool.
+    pub entered: u64,
+    /// Of those, with audio.
+    pub with_audio: u64,
+    /// Audio bytes entered.
+    pub audio_bytes: u64,
+    /// Recordings that could not be finished or entered (files kept in the work directory).
+    pub failed: u64,
+    /// Keys of the recordings entered (for the summary).
+    pub keys: Vec<String>,
+    /// States of the calls, for the summary.
+    pub states: Vec<String>,
+}
+
+/// Everything the pipeline reports when it is done.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Mixer counters.
+    pub mixer: MixerStats,
+    /// Finisher counters.
+    pub finish: FinishStats,
+    /// Shipping report.
+    pub ship: ShipReport,
+    /// RTP dropped between capture and mixer (live capture only).
+    pub dropped_rtp: u64,
+}
+
+/// A started pipeline. Feed it through [`Pipeline::sink`], then call [`Pipeline::finish`].
+pub struct Pipeline {
+    sink: BatchSink,
+    mixer: JoinHandle<MixerStats>,
+    finishers: Vec<JoinHandle<FinishStats>>,
+    shipper: ShipperHandle,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+/// Work directory under the data directory.
+pub fn work_dir(output: &Path) -> PathBuf {
+    output.join("work")
+}
+
+impl Pipeline {
+    /// Creates the directories, opens the spool, starts the shipper, the finishers and the
+    /// mixer.
+    pub fn start(opts: &Options) -> anyhow::Result<Pipeline> {
+        std::fs::create_dir_all(&opts.output)
+            .with_context(|| format!("cannot create data directory '{}'", opts.output.display()))?;
+        let work = work_dir(&opts.output);
+        let spool = Arc::new(
+            Spool::open(&opts.output)
+                .with_context(|| format!("cannot open the spool in '{}'", opts.output.display()))?,
+        );
+        let target = Target::LocalDir(
+            shipper::LocalDir::new("archive", &opts.archive)
+                .with_context(|| format!("cannot use archive directory '{}'", opts.archive.display()))?,
+        );
+        let shipper = Shipper::start(spool.clone(), vec![target], ShipperConfig::default())
+            .context("cannot start the shipper")?;
+
+        let mut mixer_cfg = MixerConfig::new(work.clone());
+        mixer_cfg.timeline = opts.timeline;
+        let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);
+        let mut mixer = Mixer::new(mixer_cfg, pending_tx)
+            .with_context(|| format!("cannot create work directory '{}'", work.display()))?;
+
+        let finishers = (0..opts.finishers.max(1))
+            .map(|i| {
+                let rx = pending_rx.clone();
+                let spool = spool.clone();
+                let notify = shipper.notifier();
+                let work = work.clone();
+                std::thread::Builder::new()
+                    .name(format!("finish-{i}"))
+                    .spawn(move || finisher(rx, &spool, &work, || notify.notify()))
+                    .context("cannot start finisher thread")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        drop(pending_rx);
+
+        let (batch_tx, batch_rx) = bounded::<Batch>(BATCH_QUEUE);
+        let (recycle_tx, recycle_rx) = bounded::<Batch>(BATCH_QUEUE + 2);
+        let mixer_thread = std::thread::Builder::new()
+            .name("mixer".into())
+            .spawn(move || {
+                for mut batch in batch_rx {
+                    batch.drain_into(&mut mixer);
+                    let _ = recycle_tx.try_send(batch);
+                }
+                let abandoned = mixer.abandon_all();
+                if abandoned > 0 {
+                    tracing::error!("{abandoned} calls were still open in the mixer at the end of input");
+                }
+                mixer.stats().clone()
+            })
+            .context("cannot start mixer thread")?;
+
+        Ok(Pipeline {
+            sink: BatchSink::new(batch_tx, recycle_rx, opts.backpressure),
+            mixer: mixer_thread,
+            finishers,
+            shipper,
+        })
+    }
+
+    /// The sink capture feeds.
+    pub fn sink(&mut self) -> &mut BatchSink {
+        &mut self.sink
+    }
+
+    /// Shipping statistics so far.
+    pub fn ship_stats(&self) -> shipper::ShipStats {
+        self.shipper.stats()
+    }
+
+    /// Flushes capture's last batch, waits for the mixer and finishers, then ships what is
+    /// queued (giving up on retries after `ship_deadline`).
+    pub fn finish(mut self, ship_deadline: Option<Duration>) -> Outcome {
+        self.sink.flush();
+        let dropped_rtp = self.sink.dropped_rtp;
+        drop(self.sink);
+        let mixer = self.mixer.join().unwrap_or_else(|_| {
+            tracing::error!("the mixer thread panicked; recordings in progress are in the work directory");
+            MixerStats::default()
+        });
+        let mut finish = FinishStats::default();
+        for h in self.finishers {
+            match h.join() {
+                Ok(s) => {
+                    finish.entered += s.entered;
+                    finish.with_audio += s.with_audio;
+                    finish.audio_bytes += s.audio_bytes;
+                    finish.failed += s.failed;
+                    finish.keys.extend(s.keys);
+                    finish.states.extend(s.states);
+                }
+                Err(_) => tracing::error!("a finisher thread panicked"),
+            }
+        }
+        finish.keys.sort();
+        let ship = self.shipper.drain(ship_deadline);
+        Outcome { mixer, finish, ship, dropped_rtp }
+    }
+}
+
+fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: impl Fn()) -> FinishStats {
+    let mut stats = FinishStats::default();
+    for pending in rx {
+        let call_id = pending.record.call_id.clone();
+        let finished = match mixer::finish(pending, work) {
+            Ok(f) => f,
+            Err(e) => {
+                stats.failed += 1;
+                tracing::error!(%call_id, "recording not finished, its files stay in {}: {e}", work.display());
+                continue;
+            }
+        };
+        let audio = finished.files.iter().find(|f| f.ext == "wav").map(|f| f.size);
+        let key = finished.key.clone();
+        let state = finished.record.state.clone();
+        let rec = NewRecording {
+            key: finished.key,
+            files: finished
+                .files
+                .into_iter()
+                .map(|f| NewFile { source: f.path, ext: f.ext, sha256: f.sha256, size: f.size })
+                .collect(),
+            summary: finished.summary,
+        };
+        match spool.enter(rec) {
+            Ok(_) => {
+                stats.entered += 1;
+                if let Some(bytes) = audio {
+                    stats.with_audio += 1;
+                    stats.audio_bytes += bytes;
+                }
+                stats.keys.push(key);
+                stats.states.push(state);
+                notify();
+            }
+            Err(e) => {
+                stats.failed += 1;
+                tracing::error!(%call_id, "recording not entered into the spool, its files stay in {}: {e}", work.display());
+            }
+        }
+    }
+    stats
+}
+
+/// Lets capture-side code hand the sink to the engine without naming the type.
+pub fn as_sink(p: &mut Pipeline) -> &mut impl EventSink {
+    p.sink()
+}

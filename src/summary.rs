@@ -1,0 +1,167 @@
+//! The report printed when a replay or a live run ends.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use capture::source::KernelStats;
+use capture::stats::CaptureStats;
+
+use crate::pipeline::Outcome;
+
+/// What happened to the inputs.
+#[derive(Debug, Default)]
+pub struct InputReport {
+    /// Files named.
+    pub files: usize,
+    /// Files read to the end.
+    pub files_read: usize,
+    /// Errors (missing, corrupt, unsupported files; interface errors).
+    pub errors: Vec<String>,
+}
+
+/// Everything the end-of-run report shows.
+#[derive(Debug)]
+pub struct Summary {
+    /// `replay` or `run`.
+    pub command: &'static str,
+    /// Inputs.
+    pub input: InputReport,
+    /// Capture counters.
+    pub capture: CaptureStats,
+    /// Time spent reading and processing packets.
+    pub capture_time: Duration,
+    /// Total time including finishing and shipping.
+    pub elapsed: Duration,
+    /// Pipeline outcome.
+    pub outcome: Outcome,
+    /// Data directory.
+    pub output: PathBuf,
+    /// Archive directory.
+    pub archive: PathBuf,
+    /// Kernel counters of a live capture.
+    pub kernel: Option<KernelStats>,
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Summary {
+    /// Prints the report on stdout.
+    pub fn print(&self) {
+        let c = &self.capture;
+        let secs = self.capture_time.as_secs_f64().max(1e-9);
+        let files = if self.command == "replay" {
+            format!("{} of {} file(s), ", self.input.files_read, self.input.files)
+        } else {
+            String::new()
+        };
+        println!(
+            "callvault {}: {}{} packets in {:.2} s ({} packets/s)",
+            self.command,
+            files,
+            thousands(c.frames),
+            secs,
+            thousands((c.frames as f64 / secs) as u64)
+        );
+        let skipped = c.malformed_total();
+        println!(
+            "  packets: {} SIP, {} RTP, {} malformed, {} truncated, {} TCP and {} IP fragments not followed yet, {} other",
+            thousands(c.sip_messages),
+            thousands(c.rtp_packets),
+            thousands(skipped),
+            thousands(c.truncated),
+            thousands(c.tcp_segments),
+            thousands(c.ip_fragments),
+            thousands(c.not_ip + c.other_ip + c.udp_unmatched + c.rtcp_packets + c.media_not_rtp)
+        );
+        if let Some(k) = &self.kernel {
+            println!(
+                "  kernel: {} received, {} dropped by the capture buffer, {} by the interface",
+                thousands(k.received),
+                thousands(k.dropped),
+                thousands(k.if_dropped)
+            );
+        }
+        let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in &self.outcome.finish.states {
+            *by_state.entry(s.as_str()).or_default() += 1;
+        }
+        let states: Vec<String> = by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "  calls: {} ({}){}",
+            thousands(c.calls_started),
+            if states.is_empty() { "none".into() } else { states.join(", ") },
+            if c.calls_shed > 0 {
+                format!(", {} not followed (call limit reached)", c.calls_shed)
+            } else {
+                String::new()
+            }
+        );
+        let f = &self.outcome.finish;
+        let s = &self.outcome.ship;
+        println!(
+            "  recordings: {} written ({} with audio, {:.1} MB), {} shipped, {} queued{}",
+            thousands(f.entered),
+            thousands(f.with_audio),
+            f.audio_bytes as f64 / 1e6,
+            thousands(s.stats.shipped_recordings),
+            thousands(s.left_queued.len() as u64),
+            if f.failed > 0 {
+                format!(", {} FAILED (files kept in the work directory)", f.failed)
+            } else {
+                String::new()
+            }
+        );
+        if self.outcome.dropped_rtp > 0 {
+            println!(
+                "  warning: {} RTP packets dropped because recording fell behind capture",
+                thousands(self.outcome.dropped_rtp)
+            );
+        }
+        let m = &self.outcome.mixer;
+        if m.write_errors > 0 {
+            println!("  warning: {} recordings could not be written (see the log)", m.write_errors);
+        }
+        let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        println!("  local copies: {}", abs(&self.output.join("recordings")).display());
+        println!("  archive:      {}", abs(&self.archive).display());
+        if !f.keys.is_empty() && f.keys.len() <= 12 {
+            for k in &f.keys {
+                println!("    {k}.{{wav,json}}");
+            }
+        }
+        println!("  elapsed: {:.2} s", self.elapsed.as_secs_f64());
+        for e in &self.input.errors {
+            println!("  error: {e}");
+        }
+        for e in &s.errors {
+            println!("  shipping error: {e}");
+        }
+    }
+
+    /// 0 when everything was read and shipped, 2 when an input failed, 3 when recordings are
+    /// left queued or could not be written.
+    pub fn exit_code(&self) -> ExitCode {
+        if !self.input.errors.is_empty() {
+            ExitCode::from(2)
+        } else if !self.outcome.ship.left_queued.is_empty()
+            || self.outcome.finish.failed > 0
+            || self.outcome.mixer.write_errors > 0
+        {
+            ExitCode::from(3)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
