@@ -64,6 +64,8 @@ pub struct Outcome {
     pub ship: ShipReport,
     /// RTP dropped between capture and mixer (live capture only).
     pub dropped_rtp: u64,
+    /// A pipeline thread failed (a bug): recordings in progress may be incomplete.
+    pub internal_error: bool,
 }
 
 /// A started pipeline. Feed it through [`Pipeline::sink`], then call [`Pipeline::finish`].
@@ -164,8 +166,10 @@ impl Pipeline {
         self.sink.flush();
         let dropped_rtp = self.sink.dropped_rtp;
         drop(self.sink);
+        let mut internal_error = false;
         let mixer = self.mixer.join().unwrap_or_else(|_| {
-            tracing::error!("the mixer thread panicked; recordings in progress are in the work directory");
+            tracing::error!("the mixer thread failed; recordings in progress are left in the work directory");
+            internal_error = true;
             MixerStats::default()
         });
         let mut finish = FinishStats::default();
@@ -179,12 +183,15 @@ impl Pipeline {
                     finish.keys.extend(s.keys);
                     finish.states.extend(s.states);
                 }
-                Err(_) => tracing::error!("a finisher thread panicked"),
+                Err(_) => {
+                    tracing::error!("a finisher thread failed; unfinished recordings are left in the work directory");
+                    internal_error = true;
+                }
             }
         }
         finish.keys.sort();
         let ship = self.shipper.drain(ship_deadline);
-        Outcome { mixer, finish, ship, dropped_rtp }
+        Outcome { mixer, finish, ship, dropped_rtp, internal_error }
     }
 }
 

@@ -28,8 +28,15 @@ pub fn engine_config(c: &Common) -> EngineConfig {
     EngineConfig { timeouts, ..EngineConfig::default() }
 }
 
-/// Runs `callvault replay`.
+/// Runs `callvault replay`: records, ships, prints the summary.
 pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let summary = execute(&args)?;
+    summary.print();
+    Ok(summary.exit_code())
+}
+
+/// Replays the capture files through the whole pipeline and returns the report unprinted.
+pub fn execute(args: &ReplayArgs) -> anyhow::Result<Summary> {
     let opts = options(&args.common, Backpressure::Block);
     let mut engine = Engine::new(engine_config(&args.common));
     let mut pipeline = Pipeline::start(&opts)?;
@@ -97,6 +104,5 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         archive: opts.archive.clone(),
         kernel: None,
     };
-    summary.print();
-    Ok(summary.exit_code())
+    Ok(summary)
 }

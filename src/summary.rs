@@ -129,6 +129,11 @@ impl Summary {
                 thousands(self.outcome.dropped_rtp)
             );
         }
+        if self.outcome.internal_error {
+            println!(
+                "  error: a recording thread failed (see the log); recordings in progress are in the work directory"
+            );
+        }
         let m = &self.outcome.mixer;
         if m.write_errors > 0 {
             println!("  warning: {} recordings could not be written (see the log)", m.write_errors);
@@ -138,7 +143,7 @@ impl Summary {
         println!("  archive:      {}", abs(&self.archive).display());
         if !f.keys.is_empty() && f.keys.len() <= 12 {
             for k in &f.keys {
-                println!("    {k}.{{wav,json}}");
+                println!("    {k}");
             }
         }
         println!("  elapsed: {:.2} s", self.elapsed.as_secs_f64());
@@ -155,7 +160,8 @@ impl Summary {
     pub fn exit_code(&self) -> ExitCode {
         if !self.input.errors.is_empty() {
             ExitCode::from(2)
-        } else if !self.outcome.ship.left_queued.is_empty()
+        } else if self.outcome.internal_error
+            || !self.outcome.ship.left_queued.is_empty()
             || self.outcome.finish.failed > 0
             || self.outcome.mixer.write_errors > 0
         {

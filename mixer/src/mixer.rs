@@ -15,12 +15,11 @@ use capture::codec::{Codec, PayloadDesc, PayloadMap};
 use capture::events::{CallEvent, CallInfo, CallRef, EventSink, MediaAnnounce, RtpMeta, Side};
 use crossbeam_channel::Sender;
 
-use crate::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use crate::record::{
     AudioRecord, CallRecord, Codecs, Endpoints, PartyRecord, RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
 };
 use crate::stream::{SeqVerdict, StreamStats};
-use crate::timeline::{Timeline, TimelineConfig};
+use crate::timeline::{Law, Timeline, TimelineConfig};
 
 /// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
 const MAX_STREAMS_PER_SIDE: usize = 8;
@@ -102,27 +101,34 @@ struct Anchor {
 
 #[derive(Debug)]
 struct SideState {
+    /// The stream (SSRC, source, destination) this side's last packet belonged to. Kept inline:
+    /// it is touched by every packet.
+    current: StreamStats,
+    /// `current` holds a real stream.
+    active: bool,
+    anchor: Option<Anchor>,
     /// One past the last frame this side's audio reached.
     high: u64,
     /// Capture position (frames) of this side's last audio packet.
     last_now: i64,
     kinds: [PtKind; 128],
-    streams: Vec<StreamStats>,
-    current: usize,
-    anchor: Option<Anchor>,
+    /// Streams this side used before `current`.
+    earlier: Vec<StreamStats>,
     codec: Option<String>,
     undecodable: Option<String>,
 }
 
 impl SideState {
     fn new() -> SideState {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         SideState {
+            current: StreamStats::new(0, 0, nowhere, nowhere, Timestamp(0), 8000),
+            active: false,
+            anchor: None,
             high: 0,
             last_now: i64::MIN / 2,
             kinds: [PtKind::Unresolved; 128],
-            streams: Vec::new(),
-            current: 0,
-            anchor: None,
+            earlier: Vec::new(),
             codec: None,
             undecodable: None,
         }
@@ -130,19 +136,42 @@ impl SideState {
 
     /// The stream of this packet: one per (SSRC, source, destination), as RTP analysers key
     /// them, so a stream that moves to a new address (re-INVITE) shows as two.
+    #[inline]
     fn stream(&mut self, m: &RtpMeta) -> &mut StreamStats {
-        let same = |s: &StreamStats| s.ssrc == m.ssrc && s.src == m.src && s.dst == m.dst;
-        if self.streams.get(self.current).is_none_or(|s| !same(s)) {
-            match self.streams.iter().position(same) {
-                Some(i) => self.current = i,
-                None if self.streams.len() < MAX_STREAMS_PER_SIDE => {
-                    self.streams.push(StreamStats::new(m.ssrc, m.seq, m.src, m.dst, m.time, 8000));
-                    self.current = self.streams.len() - 1;
-                }
-                None => self.current = self.streams.len() - 1,
-            }
+        let c = &self.current;
+        if !(self.active && c.ssrc == m.ssrc && c.src == m.src && c.dst == m.dst) {
+            self.switch(m);
         }
-        &mut self.streams[self.current]
+        &mut self.current
+    }
+
+    #[cold]
+    fn switch(&mut self, m: &RtpMeta) {
+        let same = |s: &StreamStats| s.ssrc == m.ssrc && s.src == m.src && s.dst == m.dst;
+        let next = match self.earlier.iter().position(same) {
+            Some(i) => self.earlier.swap_remove(i),
+            None if self.earlier.len() + 1 < MAX_STREAMS_PER_SIDE => {
+                StreamStats::new(m.ssrc, m.seq, m.src, m.dst, m.time, 8000)
+            }
+            // Too many streams: further ones are counted on the current one.
+            None if self.active => return,
+            None => StreamStats::new(m.ssrc, m.seq, m.src, m.dst, m.time, 8000),
+        };
+        let old = std::mem::replace(&mut self.current, next);
+        if self.active {
+            self.earlier.push(old);
+        }
+        self.active = true;
+    }
+
+    /// Every stream of this side, in order of first packet.
+    fn streams(&self) -> Vec<&StreamStats> {
+        let mut v: Vec<&StreamStats> = self.earlier.iter().collect();
+        if self.active {
+            v.push(&self.current);
+        }
+        v.sort_by_key(|s| s.first);
+        v
     }
 }
 
@@ -168,13 +197,15 @@ pub struct Mixer {
     calls: Vec<Option<CallMix>>,
     stats: MixerStats,
     out: Sender<PendingRecording>,
+    /// Decode buffer for writes, shared by all calls so it stays in cache.
+    scratch: Vec<u8>,
 }
 
 impl Mixer {
     /// A mixer writing into `cfg.work_dir` and handing finished calls to `out`.
     pub fn new(cfg: MixerConfig, out: Sender<PendingRecording>) -> std::io::Result<Mixer> {
         std::fs::create_dir_all(&cfg.work_dir)?;
-        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out })
+        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out, scratch: Vec::new() })
     }
 
     /// Counters so far.
@@ -214,7 +245,7 @@ impl Mixer {
         let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
         let Some(mix) = slot.take_if(|c| c.call == call) else { return };
         self.stats.calls_finished += 1;
-        let pending = finish_call(mix, info, &mut self.stats);
+        let pending = finish_call(mix, info, &mut self.stats, &mut self.scratch);
         // The receiving side outlives the mixer in the pipeline; if it is gone the program is
         // shutting down after an error that has already been reported.
         let _ = self.out.send(pending);
@@ -252,9 +283,9 @@ impl EventSink for Mixer {
             return;
         }
         let kind = resolve(call, m.side, m.pt);
-        let table = match kind {
-            PtKind::Ulaw => &ULAW_TO_LINEAR,
-            PtKind::Alaw => &ALAW_TO_LINEAR,
+        let law = match kind {
+            PtKind::Ulaw => Law::Ulaw,
+            PtKind::Alaw => Law::Alaw,
             PtKind::Signal => {
                 self.stats.signal_packets += 1;
                 return;
@@ -306,7 +337,7 @@ impl EventSink for Mixer {
         let result = if pos < 0 {
             Ok(crate::timeline::Placed { late_samples: payload.len() as u32 })
         } else {
-            tl.place(si, pos as u64, payload, table)
+            tl.place(si, pos as u64, payload, law, &mut self.scratch)
         };
         // Frames settle once capture time is past the reorder window and every party still
         // sending has reached them, or at the latest after the maximum wait.
@@ -317,12 +348,11 @@ impl EventSink for Mixer {
             }
         }
         let target = target.max(now - i64::from(tl_cfg.max_wait_frames)).max(0) as u64;
-        let result = result.and_then(|p| tl.settle(target).map(|()| p));
+        let result = result.and_then(|p| tl.settle(target, &mut self.scratch).map(|()| p));
         match result {
             Ok(p) if p.late_samples > 0 => {
                 self.stats.late_packets += 1;
-                let side = &mut call.sides[si];
-                side.streams[side.current].late += 1;
+                call.sides[si].current.late += 1;
             }
             Ok(_) => {}
             Err(e) => {
@@ -396,12 +426,12 @@ fn sdp_codec(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side) -> Option<St
     m.payloads.entries().iter().find(|d| !d.codec.is_signal()).map(|d| d.encoding.clone())
 }
 
-fn finish_call(mut mix: CallMix, info: &CallInfo, stats: &mut MixerStats) -> PendingRecording {
+fn finish_call(mut mix: CallMix, info: &CallInfo, stats: &mut MixerStats, scratch: &mut Vec<u8>) -> PendingRecording {
     let mut notes = Vec::new();
     let mut wav = None;
     let mut audio = None;
     if let Some(tl) = mix.timeline.take() {
-        match tl.finish() {
+        match tl.finish(scratch) {
             Ok((file, frames)) if mix.write_error.is_none() => {
                 stats.recordings_with_audio += 1;
                 audio = Some(AudioRecord {
@@ -438,7 +468,7 @@ fn finish_call(mut mix: CallMix, info: &CallInfo, stats: &mut MixerStats) -> Pen
             notes
                 .push(format!("{} sent {u}, which is not decoded yet: that audio is silence or absent", side.as_str()));
         }
-        for st in &s.streams {
+        for st in s.streams() {
             streams.push(StreamRecord {
                 side: side.as_str().into(),
                 ssrc: format!("{:#010x}", st.ssrc),

@@ -1,36 +1,62 @@
-//! One call's audio timeline: a small stereo ring buffer in WAV byte order between the
-//! packets (placed by RTP timestamp, possibly out of order) and the WAV file (written in
-//! order, in large chunks, as the call goes).
+//! One call's audio timeline: a small ring between the packets (placed by RTP timestamp,
+//! possibly out of order) and the WAV file (written in order, in large chunks, as the call
+//! goes).
+//!
+//! The ring keeps each party's G.711 codes as they arrived (one byte per sample, one plane per
+//! channel) plus one bit per sample saying whether anything arrived there. A packet is a plain
+//! copy of its payload into its channel's plane; decoding to 16-bit PCM happens only when
+//! frames are written out, into a scratch buffer the caller reuses across calls (so it stays in
+//! cache). Per call that is 2 x (ring bytes + ring / 8 bits), and per packet the memory touched
+//! is the payload itself.
 //!
 //! Invariant: every sample placed lies in `[written, written + capacity)`; everything before
-//! `written` is in the file. Ring cells are zero (silence) until a packet fills them and are
-//! zeroed again as soon as they are written out, so gaps are silence without extra work.
+//! `written` is in the file. Samples with their bit clear are written as digital silence.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use crate::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use crate::wav::{WavFormat, WavWriter};
 
-/// Bytes per stereo frame.
+/// Bytes per stereo frame in the file.
 const FRAME: usize = 4;
+
+/// Companding law of a channel's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Law {
+    /// G.711 µ-law (PCMU).
+    Ulaw,
+    /// G.711 A-law (PCMA).
+    Alaw,
+}
+
+impl Law {
+    fn table(self) -> &'static [i16; 256] {
+        match self {
+            Law::Ulaw => &ULAW_TO_LINEAR,
+            Law::Alaw => &ALAW_TO_LINEAR,
+        }
+    }
+}
 
 /// Sizing of a timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimelineConfig {
-    /// Ring size in frames (power of two). Memory per call is 4 bytes per frame.
+    /// Ring size in frames (rounded up to a power of two, at least 1024). Memory per call is
+    /// 2.25 bytes per frame.
     pub ring_frames: u32,
     /// How long a position stays open for reordered packets at least, in frames.
     pub reorder_frames: u32,
     /// How long a position may wait at most for a party whose packets are held up in the
-    /// network (bursty jitter), in frames. Bounded by the ring size.
+    /// network (bursty jitter), in frames. Bounded by half the ring.
     pub max_wait_frames: u32,
 }
 
 impl Default for TimelineConfig {
     fn default() -> Self {
-        // 8192 frames (1.024 s, 32 KiB): positions settle 160-500 ms behind capture time,
-        // written in chunks of ~14 KiB.
+        // 8192 frames (1.024 s, 18 KiB): positions settle 160-500 ms behind capture time and
+        // are written in chunks of ~14 KiB.
         TimelineConfig { ring_frames: 8192, reorder_frames: 1280, max_wait_frames: 4000 }
     }
 }
@@ -42,10 +68,38 @@ pub struct Placed {
     pub late_samples: u32,
 }
 
+/// One channel's plane of the ring.
+#[derive(Debug)]
+struct Plane {
+    codes: Box<[u8]>,
+    filled: Box<[u64]>,
+    /// Law of the codes, set by the first packet.
+    law: Option<Law>,
+}
+
+impl Plane {
+    fn new(cap: usize) -> Plane {
+        Plane { codes: vec![0u8; cap].into_boxed_slice(), filled: vec![0u64; cap / 64].into_boxed_slice(), law: None }
+    }
+
+    /// Marks ring cells `[start, start + n)` (no wrap) as filled.
+    fn mark(&mut self, start: usize, n: usize) {
+        let (mut i, end) = (start, start + n);
+        while i < end {
+            let word = i / 64;
+            let bit = i % 64;
+            let take = (64 - bit).min(end - i);
+            let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << bit };
+            self.filled[word] |= mask;
+            i += take;
+        }
+    }
+}
+
 /// The ring buffer and the file behind it.
 #[derive(Debug)]
 pub struct Timeline {
-    ring: Box<[u8]>,
+    planes: [Plane; 2],
     mask: u64,
     written: u64,
     end: u64,
@@ -60,7 +114,7 @@ impl Timeline {
         let wait = u64::from(cfg.max_wait_frames.max(cfg.reorder_frames)).min(cap / 2);
         let writer = WavWriter::create(path, WavFormat { channels: 2, sample_rate: 8000 })?;
         Ok(Timeline {
-            ring: vec![0u8; cap as usize * FRAME].into_boxed_slice(),
+            planes: [Plane::new(cap as usize), Plane::new(cap as usize)],
             mask: cap - 1,
             written: 0,
             end: 0,
@@ -85,28 +139,50 @@ impl Timeline {
         self.mask + 1
     }
 
-    /// Places `payload` (one byte per sample) decoded through `table` on `channel` starting at
-    /// frame `pos`. Forces out older frames if the packet reaches past the ring.
+    /// Places `payload` (G.711 codes in `law`, one byte per sample) on `channel` starting at
+    /// frame `pos`. Forces out older frames if the packet reaches past the ring. `scratch` is
+    /// reused for decoding when frames have to be written.
     #[inline]
-    pub fn place(&mut self, channel: usize, pos: u64, payload: &[u8], table: &[i16; 256]) -> io::Result<Placed> {
+    pub fn place(
+        &mut self,
+        channel: usize,
+        pos: u64,
+        payload: &[u8],
+        law: Law,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Placed> {
         let n = payload.len() as u64;
+        match self.planes[channel].law {
+            Some(l) if l == law => {}
+            Some(_) => {
+                // A channel changing law mid-call (re-INVITE): write out what it has under the
+                // old one first.
+                if self.end > self.written {
+                    self.flush_to(self.end, scratch)?;
+                }
+                self.planes[channel].law = Some(law);
+            }
+            None => self.planes[channel].law = Some(law),
+        }
         if pos + n <= self.written {
             return Ok(Placed { late_samples: n as u32 });
         }
         let skip = self.written.saturating_sub(pos);
         let last = pos + n;
         if last > self.written + self.capacity() {
-            self.flush_to(last - self.capacity())?;
+            self.flush_to(last - self.capacity(), scratch)?;
         }
-        let mask = self.mask;
-        let ring = &mut self.ring;
-        let ch = channel * 2;
-        for (i, &code) in payload.iter().enumerate().skip(skip as usize) {
-            let f = pos + i as u64;
-            let off = (f & mask) as usize * FRAME + ch;
-            let s = table[code as usize].to_le_bytes();
-            ring[off] = s[0];
-            ring[off + 1] = s[1];
+        let cap = self.capacity();
+        let plane = &mut self.planes[channel];
+        let mut from = pos + skip;
+        let mut codes = &payload[skip as usize..];
+        while !codes.is_empty() {
+            let start = (from & self.mask) as usize;
+            let run = codes.len().min((cap - start as u64) as usize);
+            plane.codes[start..start + run].copy_from_slice(&codes[..run]);
+            plane.mark(start, run);
+            codes = &codes[run..];
+            from += run as u64;
         }
         if last > self.end {
             self.end = last;
@@ -117,21 +193,25 @@ impl Timeline {
     /// Declares every frame before `target` settled (no packet will be placed there any
     /// more); settled frames are written once there is a chunk of them.
     #[inline]
-    pub fn settle(&mut self, target: u64) -> io::Result<()> {
+    pub fn settle(&mut self, target: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
         let settled = target.min(self.end);
         if settled >= self.written + self.chunk {
-            self.flush_to(settled)?;
+            self.flush_to(settled, scratch)?;
         }
         Ok(())
     }
 
-    fn flush_to(&mut self, upto: u64) -> io::Result<()> {
+    fn flush_to(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
         while self.written < upto {
             let start = (self.written & self.mask) as usize;
+            // Whole bitmap words at a time keep the decode loop simple; runs end at the wrap.
             let n = (upto - self.written).min(self.capacity() - start as u64) as usize;
-            let bytes = &mut self.ring[start * FRAME..(start + n) * FRAME];
-            self.writer.write_pcm(bytes)?;
-            bytes.fill(0);
+            scratch.clear();
+            scratch.resize(n * FRAME, 0);
+            for (ch, plane) in self.planes.iter_mut().enumerate() {
+                decode_run(plane, start, n, ch, scratch);
+            }
+            self.writer.write_pcm(scratch)?;
             self.written += n as u64;
         }
         Ok(())
@@ -139,17 +219,54 @@ impl Timeline {
 
     /// Writes everything up to the last placed sample, patches the header and returns the
     /// file (not yet fsynced) with its frame count.
-    pub fn finish(mut self) -> io::Result<(File, u64)> {
-        self.flush_to(self.end)?;
+    pub fn finish(mut self, scratch: &mut Vec<u8>) -> io::Result<(File, u64)> {
+        self.flush_to(self.end, scratch)?;
         let frames = self.written;
         Ok((self.writer.finish()?, frames))
+    }
+}
+
+/// Decodes ring cells `[start, start + n)` of `plane` into channel `ch` of the interleaved
+/// `out` (which is zero), and clears their filled bits.
+fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
+    let Some(law) = plane.law else { return };
+    let table = law.table();
+    let mut i = 0;
+    while i < n {
+        let cell = start + i;
+        let word = cell / 64;
+        let bit = cell % 64;
+        let take = (64 - bit).min(n - i);
+        let bits = plane.filled[word] >> bit;
+        let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
+        let present = bits & mask;
+        if present != 0 {
+            let codes = &plane.codes[cell..cell + take];
+            let frames = &mut out[i * FRAME..(i + take) * FRAME];
+            if present == mask {
+                for (frame, &code) in frames.chunks_exact_mut(FRAME).zip(codes) {
+                    let s = table[code as usize].to_le_bytes();
+                    frame[ch * 2] = s[0];
+                    frame[ch * 2 + 1] = s[1];
+                }
+            } else {
+                for (k, (frame, &code)) in frames.chunks_exact_mut(FRAME).zip(codes).enumerate() {
+                    if present >> k & 1 != 0 {
+                        let s = table[code as usize].to_le_bytes();
+                        frame[ch * 2] = s[0];
+                        frame[ch * 2 + 1] = s[1];
+                    }
+                }
+            }
+            plane.filled[word] &= !(mask << bit);
+        }
+        i += take;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::g711::ULAW_TO_LINEAR;
 
     fn samples(path: &Path) -> Vec<[i16; 2]> {
         let mut r = hound::WavReader::open(path).unwrap();
@@ -165,20 +282,21 @@ mod tests {
     fn out_of_order_gaps_and_late_packets() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
+        let mut s = Vec::new();
         let mut t = Timeline::create(&p, cfg()).unwrap();
-        let a = [0xefu8; 160]; // 132
-        let b = [0xfeu8; 160]; // 8
+        let a = [0xefu8; 160]; // µ-law 132
+        let b = [0xfeu8; 160]; // µ-law 8
         // Channel 0: packets 0, 2, 1 (reordered); channel 1: packet 1 only.
-        t.place(0, 0, &a, &ULAW_TO_LINEAR).unwrap();
-        t.place(0, 320, &a, &ULAW_TO_LINEAR).unwrap();
-        t.place(0, 160, &b, &ULAW_TO_LINEAR).unwrap();
-        t.place(1, 160, &b, &ULAW_TO_LINEAR).unwrap();
+        t.place(0, 0, &a, Law::Ulaw, &mut s).unwrap();
+        t.place(0, 320, &a, Law::Ulaw, &mut s).unwrap();
+        t.place(0, 160, &b, Law::Ulaw, &mut s).unwrap();
+        t.place(1, 160, &b, Law::Ulaw, &mut s).unwrap();
         // Far ahead: forces older frames out; then a packet for an already written position.
-        t.place(0, 5000, &a, &ULAW_TO_LINEAR).unwrap();
+        t.place(0, 5000, &a, Law::Ulaw, &mut s).unwrap();
         assert!(t.written() >= 5160 - 1024);
-        let late = t.place(1, 480, &b, &ULAW_TO_LINEAR).unwrap();
+        let late = t.place(1, 480, &b, Law::Ulaw, &mut s).unwrap();
         assert_eq!(late.late_samples, 160);
-        let (_, frames) = t.finish().unwrap();
+        let (_, frames) = t.finish(&mut s).unwrap();
         assert_eq!(frames, 5160);
         let s = samples(&p);
         assert_eq!(s.len(), 5160);
@@ -193,18 +311,72 @@ mod tests {
     }
 
     #[test]
+    fn unaligned_packets_partial_words_and_a_law_silence_is_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.wav");
+        let mut s = Vec::new();
+        let mut t = Timeline::create(&p, cfg()).unwrap();
+        // A-law idle code decodes to +8; gaps must still be exact zeros.
+        t.place(0, 3, &[0xd5; 7], Law::Alaw, &mut s).unwrap();
+        t.place(1, 61, &[0x2a; 10], Law::Alaw, &mut s).unwrap(); // crosses a 64-bit word
+        t.place(0, 1020, &[0xd5; 10], Law::Alaw, &mut s).unwrap(); // wraps the ring
+        let (_, frames) = t.finish(&mut s).unwrap();
+        assert_eq!(frames, 1030);
+        let s = samples(&p);
+        assert_eq!(s[0..3], [[0, 0]; 3]);
+        assert_eq!(s[3..10], [[8, 0]; 7]);
+        assert_eq!(s[10], [0, 0]);
+        assert_eq!(s[60], [0, 0]);
+        assert_eq!(s[61..71], [[0, -32256]; 10]);
+        assert_eq!(s[71], [0, 0]);
+        assert_eq!(s[1019], [0, 0]);
+        assert_eq!(s[1020..1030], [[8, 0]; 10]);
+    }
+
+    #[test]
+    fn law_change_with_a_late_packet_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.wav");
+        let mut s = Vec::new();
+        let mut t = Timeline::create(&p, cfg()).unwrap();
+        t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
+        t.place(0, 160, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
+        // The law changes with a packet whose place the forced write-out passes.
+        let late = t.place(0, 100, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
+        assert_eq!(late.late_samples, 160);
+        let (_, frames) = t.finish(&mut s).unwrap();
+        assert_eq!(frames, 320);
+    }
+
+    #[test]
+    fn law_change_mid_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.wav");
+        let mut s = Vec::new();
+        let mut t = Timeline::create(&p, cfg()).unwrap();
+        t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
+        t.place(0, 160, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
+        let (_, frames) = t.finish(&mut s).unwrap();
+        assert_eq!(frames, 320);
+        let s = samples(&p);
+        assert_eq!(s[159], [132, 0]);
+        assert_eq!(s[160], [32256, 0]);
+    }
+
+    #[test]
     fn writes_only_settled_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
+        let mut s = Vec::new();
         let mut t = Timeline::create(&p, cfg()).unwrap();
         let a = [0xefu8; 160];
         for k in 0..20u64 {
-            t.place(0, k * 160, &a, &ULAW_TO_LINEAR).unwrap();
-            t.settle(k * 160).unwrap();
+            t.place(0, k * 160, &a, Law::Ulaw, &mut s).unwrap();
+            t.settle(k * 160, &mut s).unwrap();
             assert!(t.written() <= k * 160, "never writes what is not settled");
         }
         assert!(t.written() > 0, "a chunk was written");
-        let (_, frames) = t.finish().unwrap();
+        let (_, frames) = t.finish(&mut s).unwrap();
         assert_eq!(frames, 3200);
         assert!(samples(&p).iter().all(|f| *f == [132, 0]));
     }

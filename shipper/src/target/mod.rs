@@ -1,0 +1,379 @@
+//! Archive targets: where shipped recordings go, how a copy is proven, and which failures are
+//! retried.
+//!
+//! A [`Target`] ships one spool [`Entry`] at a time. It returns a [`Shipment`] only when every
+//! file of the entry is stored at the target under its final name and its SHA-256 has been
+//! checked; only then does the shipper record the confirmation in the spool. Today the only
+//! target is [`LocalDir`], a local or mounted directory.
+//!
+//! # `LocalDir` layout
+//!
+//! ```text
+//! <dir>/<key>.<ext>                     published files: complete, fsynced, verified
+//! <dir>/<key>~2.<ext>                   a recording whose key holds different content
+//! <dir>/<key dir>/.<name>.<ext>.part-<16 hex>
+//!                                       a copy in progress, or left behind by a crash
+//! ```
+//!
+//! Keys never have a component starting with a dot, so a hidden `.part-` file never hides a
+//! recording.
+//!
+//! # `LocalDir` invariants
+//!
+//! 1. A file appears under its final name only complete, fsynced and verified: it is copied to a
+//!    hidden `.part-` file in the destination directory, fsynced, read back and compared with the
+//!    entry's SHA-256, then published with `hard_link` — which fails rather than replace an
+//!    existing file — and the directory is fsynced. The archive filesystem must support hard
+//!    links ([`LocalDir::new`] checks).
+//! 2. Nothing in the archive is overwritten or deleted, except `.part-` files.
+//! 3. The audio is published before the JSON call record: a consumer that sees `<key>.json`
+//!    knows the rest of the recording is complete.
+//! 4. Shipping is idempotent: a file already at its destination with the entry's SHA-256 counts
+//!    as present and is not copied again. A shipment that copies nothing is
+//!    [already shipped](Shipment::already_shipped).
+//! 5. If a destination holds different content, every file of the recording goes to `<key>~2`
+//!    (then `~3`, …) and a warning is logged; the confirmation's location says which.
+//! 6. `.part-` files older than [`STALE_PART_AGE`] are removed before a copy into their
+//!    directory (each directory is swept at most once per [`STALE_PART_AGE`]). Younger ones may
+//!    belong to a copy still running in another process, and are left alone.
+//!
+//! # Crashes
+//!
+//! *Crash point `ShipAfterCopy`*: a verified `.part-` file exists but is not published. The entry
+//! is not confirmed, so it is shipped again after restart: files already published count as
+//! present, the rest are copied again under new temporary names, and the abandoned `.part-` file
+//! is removed once it is stale. A crash after the audio is published but before the record is
+//! recovered the same way. The crash points after publishing belong to the shipper.
+//!
+//! # Failures and retries
+//!
+//! Each [`ShipError`] has a [`Disposition`]:
+//!
+//! * [`Disposition::RetryTarget`] — the archive itself is in trouble, so the whole target backs
+//!   off and is retried: archive I/O errors with `ENOSPC`, `EDQUOT`, `EIO`, `ETIMEDOUT`, `EINTR`,
+//!   `EAGAIN`, `EBUSY`, `ENFILE`, `EMFILE`, `ENOMEM`, `ESTALE`, `ENOENT` (the directory is gone,
+//!   e.g. unmounted), `ENOTCONN`, `EHOSTDOWN`, `EHOSTUNREACH`, any other errno not listed as
+//!   permanent below, and errors without an errno.
+//! * [`Disposition::RetryEntry`] — only that entry backs off, other entries keep shipping: the
+//!   spooled file cannot be read ([`ShipError::Source`]) or no longer matches its SHA-256
+//!   ([`ShipError::SourceMismatch`]); the copy reads back different
+//!   ([`ShipError::CopyMismatch`]); a different file appears at the destination while publishing
+//!   ([`ShipError::Conflict`]); the spool fails ([`ShipError::Spool`]); a bug
+//!   ([`ShipError::Internal`]).
+//! * [`Disposition::Permanent`] — retrying cannot help until an operator acts, so the target is
+//!   disabled until restart (every entry stays queued): archive I/O errors with `EACCES`, `EPERM`,
+//!   `ENOTDIR`, `EISDIR`, `EROFS`, `ENAMETOOLONG`, `ELOOP`, `EINVAL`, `EMLINK`, `EOPNOTSUPP` /
+//!   `ENOTSUP`, `EXDEV`; a bad configuration ([`ShipError::Config`]); the shipper cannot start
+//!   ([`ShipError::Start`]).
+//!
+//! [`Entry`]: crate::Entry
+
+mod local;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use local::{LocalDir, STALE_PART_AGE};
+
+use crate::spool::{Entry, Spool, SpoolError};
+
+/// An archive destination.
+#[derive(Debug)]
+pub enum Target {
+    /// A local or mounted directory.
+    LocalDir(LocalDir),
+}
+
+impl From<LocalDir> for Target {
+    fn from(dir: LocalDir) -> Target {
+        Target::LocalDir(dir)
+    }
+}
+
+impl Target {
+    /// The target's name, unique among the configured targets; confirmations are recorded under it.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::LocalDir(dir) => dir.name(),
+        }
+    }
+
+    /// Stores every file of `entry` (read from `spool`) at the target and verifies it. Files the
+    /// target already holds with the same SHA-256 are not copied again. Returns only when the
+    /// whole recording is stored; on error, some files may be stored and others not, and shipping
+    /// again finishes the job.
+    pub async fn ship(&self, spool: &Spool, entry: &Entry) -> Result<Shipment, ShipError> {
+        match self {
+            Target::LocalDir(dir) => dir.ship(spool, entry).await,
+        }
+    }
+}
+
+/// What a target did with an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    /// Where the recording is stored (target-specific; for [`LocalDir`] the path of the key
+    /// without extension, e.g. `/mnt/archive/2016/11/26/<call>` or `…/<call>~2`).
+    pub location: String,
+    /// Files copied by this shipment.
+    pub files_copied: usize,
+    /// Files that were already stored with the same SHA-256 and were not copied.
+    pub files_present: usize,
+    /// Bytes copied by this shipment.
+    pub bytes_copied: u64,
+}
+
+impl Shipment {
+    /// Whether every file was already at the target (nothing was copied), e.g. a repeat after a
+    /// crash or a replayed call.
+    pub fn already_shipped(&self) -> bool {
+        self.files_copied == 0
+    }
+}
+
+/// What the shipper does after a failure; see the module documentation for the full list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    /// The target is in trouble: back off the whole target and retry.
+    RetryTarget,
+    /// Only this entry is in trouble: back off the entry and retry; other entries keep shipping.
+    RetryEntry,
+    /// Retrying cannot help until an operator acts: stop using the target until restart.
+    Permanent,
+}
+
+/// Everything that can go wrong shipping to an archive target. Each message names the target,
+/// the path involved and what to do; the operating system's error is the [`source`].
+///
+/// [`source`]: std::error::Error::source
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    /// The target is configured wrongly or its directory is unusable.
+    #[error("target {target:?}: archive directory {path} {problem}")]
+    Config {
+        /// The target's name.
+        target: String,
+        /// The directory involved.
+        path: PathBuf,
+        /// What is wrong and what to do about it.
+        problem: String,
+        /// The operating system's error, if any.
+        #[source]
+        source: Option<io::Error>,
+    },
+    /// A filesystem operation in the archive failed.
+    #[error(
+        "target {target:?}: cannot {op} {path}; check that the archive directory exists, is mounted, writable and not full"
+    )]
+    Archive {
+        /// The target's name.
+        target: String,
+        /// What was being done, e.g. "create directory".
+        op: &'static str,
+        /// The archive file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A spooled file of the entry cannot be read.
+    #[error("cannot read spooled file {path}; check that the spool filesystem is mounted and readable")]
+    Source {
+        /// The spooled file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A spooled file no longer has the SHA-256 recorded when it entered the spool.
+    #[error(
+        "spooled file {path} no longer matches its SHA-256 (expected {expected}, read {actual}): it was changed or damaged after it entered the spool; restore it or remove its queue entry"
+    )]
+    SourceMismatch {
+        /// The spooled file.
+        path: PathBuf,
+        /// SHA-256 recorded in the queue entry.
+        expected: String,
+        /// SHA-256 of what was read.
+        actual: String,
+    },
+    /// The copy written to the archive reads back with a different SHA-256; it was removed.
+    #[error(
+        "target {target:?}: the copy {path} reads back with SHA-256 {actual} instead of {expected}; it was removed and will be copied again — check the archive storage"
+    )]
+    CopyMismatch {
+        /// The target's name.
+        target: String,
+        /// The temporary copy.
+        path: PathBuf,
+        /// SHA-256 of the spooled file.
+        expected: String,
+        /// SHA-256 read back from the copy.
+        actual: String,
+    },
+    /// A different file took the destination name while the copy was being published.
+    #[error(
+        "target {target:?}: {path} holds a different file; another writer is using this archive directory — the recording will be shipped again under a free name"
+    )]
+    Conflict {
+        /// The target's name.
+        target: String,
+        /// The occupied destination.
+        path: PathBuf,
+    },
+    /// The spool failed while shipping (reading or updating the entry).
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// A bug: a shipping task panicked or was cancelled.
+    #[error("internal error: {0}; the entry stays queued and will be retried")]
+    Internal(String),
+    /// The shipper cannot start.
+    #[error("cannot start the shipper: {reason}")]
+    Start {
+        /// What is wrong and what to do about it.
+        reason: String,
+        /// The operating system's error, if any.
+        #[source]
+        source: Option<io::Error>,
+    },
+}
+
+impl ShipError {
+    /// How the shipper should react: retry the target, retry the entry, or give up on the target.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            ShipError::Archive { source, .. } => io_disposition(source),
+            ShipError::Source { .. }
+            | ShipError::SourceMismatch { .. }
+            | ShipError::CopyMismatch { .. }
+            | ShipError::Conflict { .. }
+            | ShipError::Spool(_)
+            | ShipError::Internal(_) => Disposition::RetryEntry,
+            ShipError::Config { .. } | ShipError::Start { .. } => Disposition::Permanent,
+        }
+    }
+
+    /// Whether shipping may succeed later without an operator's help.
+    pub fn is_retryable(&self) -> bool {
+        self.disposition() != Disposition::Permanent
+    }
+}
+
+/// Errnos of archive operations that retrying cannot fix: permissions, a path that is not what
+/// it should be, a read-only or unsuitable filesystem.
+const PERMANENT_ERRNOS: [i32; 12] = [
+    libc::EACCES,
+    libc::EPERM,
+    libc::ENOTDIR,
+    libc::EISDIR,
+    libc::EROFS,
+    libc::ENAMETOOLONG,
+    libc::ELOOP,
+    libc::EINVAL,
+    libc::EMLINK,
+    libc::EOPNOTSUPP,
+    libc::ENOTSUP,
+    libc::EXDEV,
+];
+
+/// Classifies an archive I/O error by its errno: permanent if listed in [`PERMANENT_ERRNOS`],
+/// otherwise (including errors without an errno) a target retry.
+fn io_disposition(e: &io::Error) -> Disposition {
+    match e.raw_os_error() {
+        Some(errno) if PERMANENT_ERRNOS.contains(&errno) => Disposition::Permanent,
+        _ => Disposition::RetryTarget,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive_error(source: io::Error) -> ShipError {
+        ShipError::Archive { target: "archive".into(), op: "write", path: "/mnt/archive/x.wav".into(), source }
+    }
+
+    #[test]
+    fn archive_errors_are_classified_by_errno() {
+        let retry_target = [
+            libc::ENOSPC,
+            libc::EDQUOT,
+            libc::EIO,
+            libc::ETIMEDOUT,
+            libc::EINTR,
+            libc::EAGAIN,
+            libc::EBUSY,
+            libc::ENFILE,
+            libc::EMFILE,
+            libc::ENOMEM,
+            libc::ESTALE,
+            libc::ENOENT,
+            libc::ENOTCONN,
+            libc::EHOSTDOWN,
+            libc::EHOSTUNREACH,
+            libc::EEXIST,
+        ];
+        for errno in retry_target {
+            let e = archive_error(io::Error::from_raw_os_error(errno));
+            assert_eq!(e.disposition(), Disposition::RetryTarget, "errno {errno}: {e}");
+            assert!(e.is_retryable());
+        }
+        let permanent = [
+            libc::EACCES,
+            libc::EPERM,
+            libc::ENOTDIR,
+            libc::EISDIR,
+            libc::EROFS,
+            libc::ENAMETOOLONG,
+            libc::ELOOP,
+            libc::EINVAL,
+            libc::EMLINK,
+            libc::EOPNOTSUPP,
+            libc::ENOTSUP,
+            libc::EXDEV,
+        ];
+        for errno in permanent {
+            let e = archive_error(io::Error::from_raw_os_error(errno));
+            assert_eq!(e.disposition(), Disposition::Permanent, "errno {errno}: {e}");
+            assert!(!e.is_retryable());
+        }
+        // No errno (e.g. an injected fault): the target is retried.
+        let e = archive_error(io::Error::other("injected"));
+        assert_eq!(e.disposition(), Disposition::RetryTarget);
+    }
+
+    #[test]
+    fn entry_problems_back_off_only_the_entry() {
+        let entry_errors = [
+            ShipError::Source { path: "/spool/x.wav".into(), source: io::Error::from_raw_os_error(libc::EACCES) },
+            ShipError::SourceMismatch { path: "/spool/x.wav".into(), expected: "a".into(), actual: "b".into() },
+            ShipError::CopyMismatch {
+                target: "archive".into(),
+                path: "/a/.x.wav.part-1".into(),
+                expected: "a".into(),
+                actual: "b".into(),
+            },
+            ShipError::Conflict { target: "archive".into(), path: "/a/x.wav".into() },
+            ShipError::Internal("task panicked".into()),
+            ShipError::Spool(SpoolError::io("read", "/spool/queue/1.json", io::Error::from_raw_os_error(libc::EIO))),
+        ];
+        for e in entry_errors {
+            assert_eq!(e.disposition(), Disposition::RetryEntry, "{e}");
+        }
+        let config =
+            ShipError::Config { target: "a".into(), path: "/a".into(), problem: "is bad".into(), source: None };
+        assert_eq!(config.disposition(), Disposition::Permanent);
+        let start = ShipError::Start { reason: "no target".into(), source: None };
+        assert_eq!(start.disposition(), Disposition::Permanent);
+    }
+
+    #[test]
+    fn os_error_is_a_source_not_part_of_the_message() {
+        let e = archive_error(io::Error::from_raw_os_error(libc::ENOSPC));
+        let text = e.to_string();
+        assert!(text.contains("/mnt/archive/x.wav") && text.contains("\"archive\""), "{text}");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(!text.contains(&source.to_string()), "{text}");
+        assert!(crate::chain(&e).ends_with(&source.to_string()));
+    }
+}

@@ -1,0 +1,124 @@
+//! Helpers shared by the end-to-end tests: run the real `callvault` binary, read what it wrote.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Runs `callvault replay` on `captures` with its data and archive under `dir`.
+pub fn replay(captures: &[&Path], dir: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .arg("replay")
+        .arg("--quiet")
+        .arg("--output")
+        .arg(dir.join("data"))
+        .arg("--archive")
+        .arg(dir.join("archive"))
+        .args(extra)
+        .args(captures)
+        .output()
+        .expect("run callvault")
+}
+
+/// Text of stdout and stderr, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A call record found in the archive.
+#[derive(Debug)]
+pub struct Rec {
+    /// The `.json` file.
+    pub json: PathBuf,
+    /// Its parsed content.
+    pub value: Value,
+    /// The audio file beside it, when the record names one.
+    pub wav: Option<PathBuf>,
+}
+
+/// Every call record under `dir` (recursively).
+pub fn records(dir: &Path) -> Vec<Rec> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                let value: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                let wav = value["audio"]["file"].as_str().map(|f| p.with_file_name(f));
+                out.push(Rec { json: p, value, wav });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.json.cmp(&b.json));
+    out
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// SHA-256 of a file, lowercase hex.
+pub fn sha256(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// The two channels of a stereo 16-bit WAV, read with an independent WAV reader.
+pub fn channels(p: &Path) -> [Vec<i16>; 2] {
+    let mut r = hound::WavReader::open(p).unwrap();
+    let spec = r.spec();
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16), "{}", p.display());
+    let s: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let mut c = [Vec::with_capacity(s.len() / 2), Vec::with_capacity(s.len() / 2)];
+    for f in s.chunks_exact(2) {
+        c[0].push(f[0]);
+        c[1].push(f[1]);
+    }
+    c
+}
+
+/// RFC 3339 with microseconds, as the call record writes times.
+pub fn rfc3339(ns: i64) -> String {
+    let dt = chrono::DateTime::<chrono::Utc>::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap();
+    dt.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Records that a part of a test could not run (and why), for the test script's final list.
+pub fn skipped(what: &str) {
+    println!("skipped: {what}");
+    if let Ok(p) = std::env::var("CALLVAULT_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(p) {
+            let _ = writeln!(f, "{what}");
+        }
+    }
+}
