@@ -48,6 +48,7 @@ fn replay_bench(c: &mut Criterion) {
                         media_timeout: 30,
                         reorder_ms: 160,
                         finishers: 2,
+                        mixers: None,
                     },
                     ship_timeout: 600,
                     quiet: true,

@@ -1,11 +1,13 @@
-//! Carrying capture's events to the mixer thread: batches of events with their RTP payloads
+//! Carrying capture's events to the mixer threads: batches of events with their RTP payloads
 //! in one arena, recycled through a return channel so the steady state allocates nothing.
+//! Calls are spread over the mixer threads by call slot, so each call's events stay in order
+//! on one thread.
 //!
-//! Replay blocks when the mixer falls behind (a file can wait). Live capture never blocks: a
+//! Replay blocks when a mixer falls behind (a file can wait). Live capture never blocks: a
 //! full channel drops the batch's RTP (counted) and carries its call events forward, so no
 //! call is ever lost to back-pressure.
 
-use capture::events::{CallEvent, EventSink, RtpMeta};
+use capture::events::{CallEvent, CallRef, EventSink, RtpMeta};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 /// Events in one batch before it is sent.
@@ -56,7 +58,7 @@ impl Batch {
     }
 }
 
-/// What to do when the mixer's queue is full.
+/// What to do when a mixer's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backpressure {
     /// Wait (replay of files).
@@ -65,39 +67,77 @@ pub enum Backpressure {
     DropMedia,
 }
 
-/// The capture side's sink: fills batches and sends them.
+/// The channel ends of one mixer thread, as seen from capture.
+#[derive(Debug)]
+pub struct Lane {
+    /// Full batches to the mixer.
+    pub tx: Sender<Batch>,
+    /// Empty batches back from the mixer.
+    pub recycle: Receiver<Batch>,
+}
+
+#[derive(Debug)]
+struct Shard {
+    cur: Batch,
+    lane: Lane,
+    disconnected: bool,
+}
+
+/// The capture side's sink: fills one batch per mixer thread and sends them.
 #[derive(Debug)]
 pub struct BatchSink {
-    cur: Batch,
-    tx: Sender<Batch>,
-    recycle: Receiver<Batch>,
+    shards: Vec<Shard>,
     mode: Backpressure,
-    /// RTP packets dropped because the mixer queue was full.
+    /// RTP packets dropped because a mixer queue was full.
     pub dropped_rtp: u64,
-    /// The mixer side has gone away (it failed); events are discarded.
-    pub disconnected: bool,
+}
+
+fn call_of(ev: &CallEvent) -> CallRef {
+    match ev {
+        CallEvent::Started { call, .. } | CallEvent::Media { call, .. } | CallEvent::Ended { call, .. } => *call,
+    }
 }
 
 impl BatchSink {
-    /// A sink sending on `tx`, taking empty batches back from `recycle`.
-    pub fn new(tx: Sender<Batch>, recycle: Receiver<Batch>, mode: Backpressure) -> BatchSink {
-        BatchSink { cur: Batch::with_capacity(), tx, recycle, mode, dropped_rtp: 0, disconnected: false }
+    /// A sink feeding one lane per mixer thread.
+    pub fn new(lanes: Vec<Lane>, mode: Backpressure) -> BatchSink {
+        let shards =
+            lanes.into_iter().map(|lane| Shard { cur: Batch::with_capacity(), lane, disconnected: false }).collect();
+        BatchSink { shards, mode, dropped_rtp: 0 }
     }
 
-    /// Sends the current batch if it holds anything.
+    /// Whether a mixer thread has gone away (it failed; its events are discarded).
+    pub fn disconnected(&self) -> bool {
+        self.shards.iter().any(|s| s.disconnected)
+    }
+
+    #[inline]
+    fn shard(&self, call: CallRef) -> usize {
+        call.slot as usize % self.shards.len()
+    }
+
+    /// Sends every batch that holds anything.
     pub fn flush(&mut self) {
-        if self.cur.items.is_empty() || self.disconnected {
+        for i in 0..self.shards.len() {
+            self.flush_shard(i);
+        }
+    }
+
+    fn flush_shard(&mut self, i: usize) {
+        let mode = self.mode;
+        let shard = &mut self.shards[i];
+        if shard.cur.items.is_empty() || shard.disconnected {
             return;
         }
-        let next = self.recycle.try_recv().unwrap_or_else(|_| Batch::with_capacity());
-        let full = std::mem::replace(&mut self.cur, next);
-        match self.mode {
+        let next = shard.lane.recycle.try_recv().unwrap_or_else(|_| Batch::with_capacity());
+        let full = std::mem::replace(&mut shard.cur, next);
+        match mode {
             Backpressure::Block => {
-                if self.tx.send(full).is_err() {
-                    self.disconnected = true;
+                if shard.lane.tx.send(full).is_err() {
+                    shard.disconnected = true;
                 }
             }
-            Backpressure::DropMedia => match self.tx.try_send(full) {
+            Backpressure::DropMedia => match shard.lane.tx.try_send(full) {
                 Ok(()) => {}
                 Err(TrySendError::Full(mut full)) => {
                     // Keep the call events, in order, at the front of the next batch.
@@ -109,18 +149,18 @@ impl BatchSink {
                         }
                     }
                     full.payload.clear();
-                    let mut cur = std::mem::replace(&mut self.cur, full);
-                    self.cur.items.extend(kept);
-                    let base = self.cur.payload.len() as u32;
-                    self.cur.payload.extend_from_slice(&cur.payload);
+                    let mut cur = std::mem::replace(&mut shard.cur, full);
+                    shard.cur.items.extend(kept);
+                    let base = shard.cur.payload.len() as u32;
+                    shard.cur.payload.extend_from_slice(&cur.payload);
                     for item in cur.items.drain(..) {
-                        self.cur.items.push(match item {
+                        shard.cur.items.push(match item {
                             Item::Rtp { meta, start, len } => Item::Rtp { meta, start: start + base, len },
                             other => other,
                         });
                     }
                 }
-                Err(TrySendError::Disconnected(_)) => self.disconnected = true,
+                Err(TrySendError::Disconnected(_)) => shard.disconnected = true,
             },
         }
     }
@@ -129,18 +169,22 @@ impl BatchSink {
 impl EventSink for BatchSink {
     #[inline]
     fn rtp(&mut self, meta: &RtpMeta, payload: &[u8]) {
-        let start = self.cur.payload.len() as u32;
-        self.cur.payload.extend_from_slice(payload);
-        self.cur.items.push(Item::Rtp { meta: *meta, start, len: payload.len() as u32 });
-        if self.cur.items.len() >= BATCH_EVENTS {
-            self.flush();
+        let i = self.shard(meta.call);
+        let cur = &mut self.shards[i].cur;
+        let start = cur.payload.len() as u32;
+        cur.payload.extend_from_slice(payload);
+        cur.items.push(Item::Rtp { meta: *meta, start, len: payload.len() as u32 });
+        if cur.items.len() >= BATCH_EVENTS {
+            self.flush_shard(i);
         }
     }
 
     fn call(&mut self, event: CallEvent) {
-        self.cur.items.push(Item::Call(event));
-        if self.cur.items.len() >= BATCH_EVENTS {
-            self.flush();
+        let i = self.shard(call_of(&event));
+        let cur = &mut self.shards[i].cur;
+        cur.items.push(Item::Call(event));
+        if cur.items.len() >= BATCH_EVENTS {
+            self.flush_shard(i);
         }
     }
 }

@@ -43,6 +43,10 @@ pub struct Common {
     /// Threads that make finished recordings durable (fsync, SHA-256, call record).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub finishers: usize,
+    /// Threads that mix calls into recordings (calls are spread over them). Default: one per
+    /// CPU, at most 4.
+    #[arg(long, value_name = "N")]
+    pub mixers: Option<usize>,
 }
 
 /// `callvault replay`.

@@ -14,7 +14,7 @@ use mixer::timeline::TimelineConfig;
 use mixer::{Mixer, MixerConfig, MixerStats, PendingRecording};
 use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool, Target};
 
-use crate::batch::{Backpressure, Batch, BatchSink};
+use crate::batch::{Backpressure, Batch, BatchSink, Lane};
 
 /// Batches in flight between capture and mixer.
 const BATCH_QUEUE: usize = 64;
@@ -32,6 +32,8 @@ pub struct Options {
     pub timeline: TimelineConfig,
     /// Finisher threads (fsync + hash + record).
     pub finishers: usize,
+    /// Mixer threads (calls are spread over them).
+    pub mixers: usize,
     /// What capture does when the mixer falls behind.
     pub backpressure: Backpressure,
 }
@@ -71,7 +73,7 @@ pub struct Outcome {
 /// A started pipeline. Feed it through [`Pipeline::sink`], then call [`Pipeline::finish`].
 pub struct Pipeline {
     sink: BatchSink,
-    mixer: JoinHandle<MixerStats>,
+    mixers: Vec<JoinHandle<MixerStats>>,
     finishers: Vec<JoinHandle<FinishStats>>,
     shipper: ShipperHandle,
 }
@@ -108,8 +110,6 @@ impl Pipeline {
         let mut mixer_cfg = MixerConfig::new(work.clone());
         mixer_cfg.timeline = opts.timeline;
         let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);
-        let mut mixer = Mixer::new(mixer_cfg, pending_tx)
-            .with_context(|| format!("cannot create work directory '{}'", work.display()))?;
 
         let finishers = (0..opts.finishers.max(1))
             .map(|i| {
@@ -125,29 +125,35 @@ impl Pipeline {
             .collect::<anyhow::Result<Vec<_>>>()?;
         drop(pending_rx);
 
-        let (batch_tx, batch_rx) = bounded::<Batch>(BATCH_QUEUE);
-        let (recycle_tx, recycle_rx) = bounded::<Batch>(BATCH_QUEUE + 2);
-        let mixer_thread = std::thread::Builder::new()
-            .name("mixer".into())
-            .spawn(move || {
-                for mut batch in batch_rx {
-                    batch.drain_into(&mut mixer);
-                    let _ = recycle_tx.try_send(batch);
-                }
-                let abandoned = mixer.abandon_all();
-                if abandoned > 0 {
-                    tracing::error!("{abandoned} calls were still open in the mixer at the end of input");
-                }
-                mixer.stats().clone()
-            })
-            .context("cannot start mixer thread")?;
+        let mut lanes = Vec::new();
+        let mut mixers = Vec::new();
+        for i in 0..opts.mixers.max(1) {
+            let mut cfg = mixer_cfg.clone();
+            cfg.run_id = format!("{}-m{i}", mixer_cfg.run_id);
+            let mut mixer = Mixer::new(cfg, pending_tx.clone())
+                .with_context(|| format!("cannot create work directory '{}'", work.display()))?;
+            let (batch_tx, batch_rx) = bounded::<Batch>(BATCH_QUEUE);
+            let (recycle_tx, recycle_rx) = bounded::<Batch>(BATCH_QUEUE + 2);
+            lanes.push(Lane { tx: batch_tx, recycle: recycle_rx });
+            let handle = std::thread::Builder::new()
+                .name(format!("mixer-{i}"))
+                .spawn(move || {
+                    for mut batch in batch_rx {
+                        batch.drain_into(&mut mixer);
+                        let _ = recycle_tx.try_send(batch);
+                    }
+                    let abandoned = mixer.abandon_all();
+                    if abandoned > 0 {
+                        tracing::error!("{abandoned} calls were still open in the mixer at the end of input");
+                    }
+                    mixer.stats().clone()
+                })
+                .context("cannot start mixer thread")?;
+            mixers.push(handle);
+        }
+        drop(pending_tx);
 
-        Ok(Pipeline {
-            sink: BatchSink::new(batch_tx, recycle_rx, opts.backpressure),
-            mixer: mixer_thread,
-            finishers,
-            shipper,
-        })
+        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper })
     }
 
     /// The sink capture feeds.
@@ -167,11 +173,16 @@ impl Pipeline {
         let dropped_rtp = self.sink.dropped_rtp;
         drop(self.sink);
         let mut internal_error = false;
-        let mixer = self.mixer.join().unwrap_or_else(|_| {
-            tracing::error!("the mixer thread failed; recordings in progress are left in the work directory");
-            internal_error = true;
-            MixerStats::default()
-        });
+        let mut mixer = MixerStats::default();
+        for h in self.mixers {
+            match h.join() {
+                Ok(s) => mixer.add(&s),
+                Err(_) => {
+                    tracing::error!("a mixer thread failed; recordings in progress are left in the work directory");
+                    internal_error = true;
+                }
+            }
+        }
         let mut finish = FinishStats::default();
         for h in self.finishers {
             match h.join() {

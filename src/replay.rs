@@ -19,7 +19,15 @@ use crate::summary::{InputReport, Summary};
 /// Pipeline options from the shared command-line options.
 pub fn options(c: &Common, backpressure: Backpressure) -> Options {
     let timeline = TimelineConfig { reorder_frames: c.reorder_ms.saturating_mul(8), ..TimelineConfig::default() };
-    Options { output: c.output.clone(), archive: c.archive.clone(), timeline, finishers: c.finishers, backpressure }
+    let mixers = c.mixers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+    Options {
+        output: c.output.clone(),
+        archive: c.archive.clone(),
+        timeline,
+        finishers: c.finishers,
+        mixers,
+        backpressure,
+    }
 }
 
 /// Capture engine settings from the shared command-line options.

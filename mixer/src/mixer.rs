@@ -72,6 +72,21 @@ pub struct MixerStats {
     pub write_errors: u64,
 }
 
+impl MixerStats {
+    /// Adds another mixer's counters to these.
+    pub fn add(&mut self, o: &MixerStats) {
+        self.rtp_packets += o.rtp_packets;
+        self.rtp_orphans += o.rtp_orphans;
+        self.duplicates += o.duplicates;
+        self.late_packets += o.late_packets;
+        self.undecodable_packets += o.undecodable_packets;
+        self.signal_packets += o.signal_packets;
+        self.calls_finished += o.calls_finished;
+        self.recordings_with_audio += o.recordings_with_audio;
+        self.write_errors += o.write_errors;
+    }
+}
+
 /// What the mixer hands over when a call ends.
 #[derive(Debug)]
 pub struct PendingRecording {

@@ -3,16 +3,14 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
-
 use super::{ShipError, Shipment};
 use crate::faults::{CrashPoint, Faults};
-use crate::fsutil::{IO_BUF, create_dirs_durable, hash_file, is_sha256_hex, random_u64, sync_dir};
+use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, random_u64, sync_dir};
 use crate::spool::format::seq_file_name;
 use crate::spool::{Entry, EntryFile, Spool, SpoolError};
 
@@ -270,27 +268,30 @@ impl LocalDir {
         }
     }
 
-    /// Copies `source` to the new file `tmp` and fsyncs it, checking the SHA-256 of what was read
-    /// from the spool, then reads the copy back and checks its SHA-256. The read-back mostly comes
-    /// from the page cache: it proves what this process and the filesystem made of the copy, not
-    /// what the disk holds.
+    /// Copies `source` to the new file `tmp` (in the kernel: `copy_file_range` where the
+    /// filesystems allow it), fsyncs it, then reads the copy back and checks its SHA-256 against
+    /// the entry. Only on a mismatch is the spooled source hashed too, to tell a damaged spool
+    /// file (`SourceMismatch`) from a bad copy (`CopyMismatch`). The read-back mostly comes from
+    /// the page cache: it proves what this process and the filesystem made of the copy, not what
+    /// the disk holds.
     fn copy_verified(&self, file: &EntryFile, source: &Path, tmp: &Path) -> Result<(), ShipError> {
         let source_err = |e| ShipError::Source { path: source.to_owned(), source: e };
         let mut input = File::open(source).map_err(source_err)?;
         let mut output = File::create_new(tmp).map_err(|e| self.archive_err("create", tmp, e))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; IO_BUF];
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(source_err(e)),
-            };
-            hasher.update(&buf[..n]);
-            output.write_all(&buf[..n]).map_err(|e| self.archive_err("write", tmp, e))?;
+        io::copy(&mut input, &mut output).map_err(|e| {
+            // Tell a failing read of the spool from a failing write to the archive.
+            match input.metadata() {
+                Err(m) => source_err(m),
+                Ok(_) => self.archive_err("write", tmp, e),
+            }
+        })?;
+        output.sync_all().map_err(|e| self.archive_err("sync", tmp, e))?;
+        drop(output);
+        let (copied, _) = hash_file(tmp).map_err(|e| self.archive_err("read back", tmp, e))?;
+        if copied == file.sha256 {
+            return Ok(());
         }
-        let read = hex::encode(hasher.finalize());
+        let (read, _) = hash_file(source).map_err(source_err)?;
         if read != file.sha256 {
             return Err(ShipError::SourceMismatch {
                 path: source.to_owned(),
@@ -298,18 +299,12 @@ impl LocalDir {
                 actual: read,
             });
         }
-        output.sync_all().map_err(|e| self.archive_err("sync", tmp, e))?;
-        drop(output);
-        let (copied, _) = hash_file(tmp).map_err(|e| self.archive_err("read back", tmp, e))?;
-        if copied != file.sha256 {
-            return Err(ShipError::CopyMismatch {
-                target: self.name().to_owned(),
-                path: tmp.to_owned(),
-                expected: file.sha256.clone(),
-                actual: copied,
-            });
-        }
-        Ok(())
+        Err(ShipError::CopyMismatch {
+            target: self.name().to_owned(),
+            path: tmp.to_owned(),
+            expected: file.sha256.clone(),
+            actual: copied,
+        })
     }
 
     fn archive_err(&self, op: &'static str, path: &Path, source: io::Error) -> ShipError {
@@ -416,6 +411,7 @@ mod tests {
     use super::*;
     use crate::spool::{NewFile, NewRecording};
     use crate::target::Disposition;
+    use sha2::{Digest, Sha256};
 
     const KEY: &str = "2016/11/26/20161126T144259.666Z_sipp_test_1a2b3c4d5e6f";
 

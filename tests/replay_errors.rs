@@ -1,0 +1,98 @@
+//! Bad input: each problem gets one clear error naming the file (and the packet number where
+//! it applies), the other files are still recorded, and finished recordings are kept.
+
+mod common;
+
+use std::path::Path;
+
+use callgen::{CallSpec, Scenario};
+use common::{records, replay, text};
+
+const T0: i64 = 1_735_689_600 * 1_000_000_000;
+
+fn capture(path: &Path, first: u32, calls: u32, spacing_s: i64) -> callgen::Truth {
+    let calls = (0..calls)
+        .map(|i| CallSpec::answered(first + i, T0 + i64::from(i) * spacing_s * 1_000_000_000, 2000))
+        .collect();
+    callgen::write_pcap(&Scenario::new(calls), path).unwrap()
+}
+
+#[test]
+fn missing_file_is_named_and_the_others_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    capture(&good, 0, 2, 1);
+    let missing = dir.path().join("nope.pcap");
+    let out = replay(&[&missing, &good], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("cannot open capture file") && all.contains("nope.pcap") && all.contains("No such file"),
+        "{all}"
+    );
+    assert_eq!(records(&dir.path().join("archive")).len(), 2, "{all}");
+}
+
+#[test]
+fn truncated_file_names_the_packet_and_keeps_what_was_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.pcap");
+    // Calls 10 s apart: the first ones are finished long before the cut.
+    let truth = capture(&full, 0, 4, 10);
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    // Cut in the middle of a record, about 80 % into the file.
+    std::fs::write(&cut, &bytes[..bytes.len() * 4 / 5 + 7]).unwrap();
+    let out = replay(&[&cut], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("cut.pcap") && all.contains("corrupt or truncated at packet"), "{all}");
+    let recs = records(&dir.path().join("archive"));
+    // Every call that started before the cut has a record (the open one is finalised).
+    assert!(recs.len() >= 3 && recs.len() <= truth.calls.len(), "{all}");
+    let completed = recs.iter().filter(|r| r.value["state"] == "completed").count();
+    assert!(completed >= 2, "{all}");
+    assert!(recs.iter().all(|r| r.wav.as_ref().is_some_and(|w| w.exists())), "{all}");
+}
+
+#[test]
+fn unsupported_link_type_and_garbage_files_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    capture(&good, 0, 1, 1);
+    // A valid pcap header with link type 147 (USER0) and no packets.
+    let mut user0 = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    user0.extend_from_slice(&2u16.to_le_bytes());
+    user0.extend_from_slice(&4u16.to_le_bytes());
+    user0.extend_from_slice(&[0; 8]);
+    user0.extend_from_slice(&65535u32.to_le_bytes());
+    user0.extend_from_slice(&147u32.to_le_bytes());
+    let odd = dir.path().join("user0.pcap");
+    std::fs::write(&odd, &user0).unwrap();
+    let garbage = dir.path().join("notes.txt");
+    std::fs::write(&garbage, b"this is not a capture file at all").unwrap();
+    let out = replay(&[&odd, &garbage, &good], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("user0.pcap") && all.contains("link type 147"), "{all}");
+    assert!(all.contains("notes.txt") && all.contains("cannot open capture file"), "{all}");
+    assert_eq!(records(&dir.path().join("archive")).len(), 1, "{all}");
+}
+
+#[test]
+fn unwritable_output_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pcap");
+    capture(&good, 0, 1, 1);
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(["replay", "--quiet", "--output"])
+        .arg(file.join("data"))
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("cannot create data directory") && all.contains("a-file/data"), "{all}");
+}
