@@ -10,6 +10,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
 export CALLVAULT_SKIP_LOG="${TMPDIR:-/tmp}/callvault-skipped.$$"
 : > "$CALLVAULT_SKIP_LOG"
 trap 'rm -f "$CALLVAULT_SKIP_LOG"' EXIT
+# The shared corpus of real captures is read in place: beside the repository, or where
+# CALLVAULT_CORPUS points (a clone elsewhere, e.g. in CI, finds the workspace's copy).
+if [ -z "${CALLVAULT_CORPUS:-}" ]; then
+    for d in ../shared/corpus /work/shared/corpus; do
+        if [ -f "$d/expected.json" ]; then export CALLVAULT_CORPUS="$(cd "$d" && pwd)"; break; fi
+    done
+fi
 echo "== cargo fmt" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
