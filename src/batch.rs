@@ -94,7 +94,10 @@ pub struct BatchSink {
 
 fn call_of(ev: &CallEvent) -> CallRef {
     match ev {
-        CallEvent::Started { call, .. } | CallEvent::Media { call, .. } | CallEvent::Ended { call, .. } => *call,
+        CallEvent::Started { call, .. }
+        | CallEvent::Media { call, .. }
+        | CallEvent::Dropped { call, .. }
+        | CallEvent::Ended { call, .. } => *call,
     }
 }
 
@@ -140,14 +143,29 @@ impl BatchSink {
             Backpressure::DropMedia => match shard.lane.tx.try_send(full) {
                 Ok(()) => {}
                 Err(TrySendError::Full(mut full)) => {
-                    // Keep the call events, in order, at the front of the next batch.
+                    // Keep the call events, in order, at the front of the next batch, and tell
+                    // each call how much of its RTP was dropped (its record says so).
                     let mut kept = Vec::new();
+                    let mut dropped: Vec<(CallRef, u64)> = Vec::new();
                     for item in full.items.drain(..) {
                         match item {
-                            Item::Rtp { .. } => self.dropped_rtp += 1,
+                            Item::Rtp { meta, .. } => {
+                                self.dropped_rtp += 1;
+                                match dropped.iter_mut().find(|(c, _)| *c == meta.call) {
+                                    Some((_, n)) => *n += 1,
+                                    None => dropped.push((meta.call, 1)),
+                                }
+                            }
                             Item::Call(ev) => kept.push(Item::Call(ev)),
                         }
                     }
+                    // Before any Ended event of those calls in the kept ones.
+                    let mut notices: Vec<Item> = dropped
+                        .into_iter()
+                        .map(|(call, packets)| Item::Call(CallEvent::Dropped { call, packets }))
+                        .collect();
+                    notices.append(&mut kept);
+                    let kept = notices;
                     full.payload.clear();
                     let mut cur = std::mem::replace(&mut shard.cur, full);
                     shard.cur.items.extend(kept);

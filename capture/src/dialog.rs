@@ -9,13 +9,15 @@
 //! hops through proxies. A message that does not fit the call's state is absorbed (counted where
 //! it matters), never a panic and never a lost call.
 
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::codec::PayloadMap;
 use crate::events::{
-    CallEvent, CallInfo, CallRef, CallStart, CallState, EndReason, EventSink, MediaAnnounce, Party, Side,
+    CallEvent, CallInfo, CallRef, CallStart, CallState, Dtmf, DtmfSource, EndReason, EventSink, Hold, MediaAnnounce,
+    Party, Side, event_name,
 };
 use crate::limits::{Limits, Timeouts};
 use crate::media::{MediaOwner, MediaTable};
@@ -23,7 +25,16 @@ use crate::stats::CaptureStats;
 use crate::time::Timestamp;
 use crate::wire::Layer;
 use crate::wire::sdp;
-use crate::wire::sip::{Method, NameAddr, SipMessage, parse_name_addr};
+use crate::wire::sip::{Method, NameAddr, SipMessage, param, parse_name_addr, trim};
+
+/// Recent messages remembered per call to recognise retransmissions.
+const RECENT_MESSAGES: usize = 16;
+/// DTMF digits (SIP INFO) kept per call.
+const MAX_DTMF: usize = 256;
+/// Hold periods kept per call.
+const MAX_HOLDS: usize = 64;
+/// Distinct To-tags (early dialogs) remembered per call.
+const MAX_TAGS: usize = 8;
 
 /// State of one call.
 #[derive(Debug)]
@@ -37,9 +48,8 @@ struct Call {
     callee_signalling: SocketAddr,
     caller_media: Option<SocketAddr>,
     callee_media: Option<SocketAddr>,
-    /// Addresses this call registered in the media table, with the side that announced each,
-    /// oldest first.
-    media_keys: Vec<(SocketAddr, Side)>,
+    /// Addresses this call registered in the media table, oldest first.
+    media_keys: Vec<MediaKey>,
     /// Last media announcement per owner side, to skip re-announcing retransmitted SDP.
     announced: [Option<(SocketAddr, PayloadMap, &'static str)>; 2],
     start: Timestamp,
@@ -58,6 +68,26 @@ struct Call {
     challenged: Option<u16>,
     sip_messages: u32,
     invites: u32,
+    retransmissions: u32,
+    /// Fingerprints of recent messages (a ring), to recognise retransmissions.
+    recent: [u64; RECENT_MESSAGES],
+    recent_next: usize,
+    /// To-tags seen in responses to the INVITE (early dialogs; several = forking).
+    to_tags: Vec<Box<[u8]>>,
+    /// To-tag of the dialog that was answered.
+    answered_tag: Option<Box<[u8]>>,
+    dtmf: Vec<Dtmf>,
+    holds: Vec<Hold>,
+}
+
+/// A media address registered by a call.
+#[derive(Debug, Clone)]
+struct MediaKey {
+    addr: SocketAddr,
+    /// The party whose SDP announced it.
+    owner: Side,
+    /// For the callee's addresses: the To-tag of the (early) dialog that announced it.
+    tag: Option<Box<[u8]>>,
 }
 
 #[derive(Debug, Default)]
@@ -157,7 +187,17 @@ impl DialogTracker {
         if now > call.last_activity {
             call.last_activity = now;
         }
+        // The same message again on the same hop is a retransmission: counted, not acted on
+        // twice. The same message on another hop (through a proxy) is acted on, idempotently.
+        let fp = fingerprint(msg, src, dst);
+        if call.recent.contains(&fp) {
+            call.retransmissions += 1;
+            return;
+        }
+        call.recent[call.recent_next] = fp;
+        call.recent_next = (call.recent_next + 1) % RECENT_MESSAGES;
         let sender = sender_side(call, msg, src);
+        let to_tag = msg.to.and_then(|to| parse_name_addr(to).tag);
         let timeouts = &self.timeouts;
         let max_media = self.limits.max_media_per_call;
 
@@ -189,12 +229,25 @@ impl DialogTracker {
                     call.end = Some(now);
                     call.deadline = Some((now.add_nanos(timeouts.failure_linger), EndReason::Cancel));
                 }
+                Method::Info if call.dtmf.len() < MAX_DTMF => {
+                    if let Some(d) = info_dtmf(msg, sender, now) {
+                        call.dtmf.push(d);
+                    }
+                }
                 _ => {}
             }
         } else if let (Some(code), Some(cseq)) = (msg.status(), msg.cseq)
             && cseq.method == Method::Invite
         {
             let initial = call.answer.is_none();
+            if initial
+                && (101..=299).contains(&code)
+                && let Some(tag) = to_tag
+                && call.to_tags.len() < MAX_TAGS
+                && !call.to_tags.iter().any(|t| **t == *tag)
+            {
+                call.to_tags.push(tag.into());
+            }
             match code {
                 180..=189 if initial => {
                     if call.state == CallState::Setup {
@@ -205,6 +258,18 @@ impl DialogTracker {
                 200..=299 if call.answer.is_none() => {
                     call.answer = Some(now);
                     call.final_code = Some(code);
+                    // Forking: the answered dialog's media is the call's; early media of the
+                    // other branches stops being attributed to it.
+                    if let Some(tag) = to_tag {
+                        call.answered_tag = Some(tag.into());
+                        call.media_keys.retain(|k| {
+                            let other_branch = k.owner == Side::Callee && k.tag.as_deref().is_some_and(|t| t != tag);
+                            if other_branch {
+                                ctx.media.release(&k.addr, call_ref);
+                            }
+                            !other_branch
+                        });
+                    }
                     // A 2xx wins over a CANCEL or a failure on another branch that crossed it.
                     if matches!(
                         call.state,
@@ -237,7 +302,14 @@ impl DialogTracker {
         }
 
         if msg.has_sdp() {
-            apply_sdp(call, call_ref, sender, msg.body, now, max_media, ctx);
+            // Media from a branch other than the answered one is not the call's.
+            let other_branch = sender == Side::Callee
+                && msg.status().is_some()
+                && matches!((&call.answered_tag, to_tag), (Some(a), Some(t)) if **a != *t);
+            if !other_branch {
+                let tag = if sender == Side::Callee { to_tag } else { None };
+                apply_sdp(call, call_ref, sender, tag, msg.body, now, max_media, ctx);
+            }
         }
     }
 
@@ -281,6 +353,13 @@ impl DialogTracker {
             challenged: None,
             sip_messages: 0,
             invites: 0,
+            retransmissions: 0,
+            recent: [0; RECENT_MESSAGES],
+            recent_next: 0,
+            to_tags: Vec::new(),
+            answered_tag: None,
+            dtmf: Vec::new(),
+            holds: Vec::new(),
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -341,8 +420,8 @@ impl DialogTracker {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(idx);
         self.by_id.remove(&call.call_id);
-        for (key, _) in &call.media_keys {
-            ctx.media.release(key, call_ref);
+        for key in &call.media_keys {
+            ctx.media.release(&key.addr, call_ref);
         }
         let mut state = call.state;
         let mut final_code = call.final_code;
@@ -370,6 +449,12 @@ impl DialogTracker {
             final_code,
             sip_messages: call.sip_messages,
             invites: call.invites,
+            retransmissions: call.retransmissions,
+            early_dialogs: call.to_tags.len() as u32,
+            dtmf: call.dtmf,
+            holds: call.holds,
+            transport: "udp",
+            joined: false,
         };
         ctx.sink.call(CallEvent::Ended { call: call_ref, info: Box::new(info) });
     }
@@ -395,11 +480,58 @@ fn sender_side(call: &Call, msg: &SipMessage<'_>, src: SocketAddr) -> Side {
     if from_is_caller == request { Side::Caller } else { Side::Callee }
 }
 
+/// A stable fingerprint of a message on one hop: start line, CSeq, top Via branch, To-tag and
+/// the addresses. Equal fingerprints = a retransmission.
+fn fingerprint(msg: &SipMessage<'_>, src: SocketAddr, dst: SocketAddr) -> u64 {
+    let mut h = FxHasher::default();
+    match msg.start {
+        crate::wire::sip::StartLine::Request { method_raw, .. } => method_raw.hash(&mut h),
+        crate::wire::sip::StartLine::Response { code, .. } => code.hash(&mut h),
+    }
+    msg.cseq.map(|c| (c.seq, c.method)).hash(&mut h);
+    msg.via.and_then(|v| param(v, b"branch")).hash(&mut h);
+    msg.to.and_then(|t| parse_name_addr(t).tag).hash(&mut h);
+    src.hash(&mut h);
+    dst.hash(&mut h);
+    // Never 0, the value of an empty ring cell.
+    h.finish() | 1
+}
+
+/// A DTMF digit carried by a SIP INFO (`application/dtmf-relay`: `Signal=5` and
+/// `Duration=160`; `application/dtmf`: the digit alone).
+fn info_dtmf(msg: &SipMessage<'_>, side: Side, now: Timestamp) -> Option<Dtmf> {
+    let ct = msg.content_type?;
+    let mime = trim(ct.split(|&c| c == b';').next().unwrap_or(ct));
+    let field = |name: &[u8]| {
+        msg.body.split(|&c| c == b'\n').find_map(|line| {
+            let eq = memchr::memchr(b'=', line)?;
+            trim(&line[..eq]).eq_ignore_ascii_case(name).then(|| trim(&line[eq + 1..]))
+        })
+    };
+    let (signal, duration) = if mime.eq_ignore_ascii_case(b"application/dtmf-relay") {
+        (field(b"Signal")?, field(b"Duration"))
+    } else if mime.eq_ignore_ascii_case(b"application/dtmf") {
+        (trim(msg.body), None)
+    } else {
+        return None;
+    };
+    let digit = match signal {
+        [c] if c.is_ascii_digit() || matches!(c, b'*' | b'#') => char::from(*c).to_string(),
+        [c] if matches!(c.to_ascii_uppercase(), b'A'..=b'D') => char::from(c.to_ascii_uppercase()).to_string(),
+        other => event_name(u8::try_from(crate::wire::sip::parse_decimal(other)?).ok()?),
+    };
+    let duration_ms = duration.and_then(crate::wire::sip::parse_decimal).and_then(|d| u32::try_from(d).ok());
+    Some(Dtmf { digit, side, time: now, duration_ms, source: DtmfSource::SipInfo })
+}
+
 /// Registers the audio address of an SDP body sent by `owner` and announces it to the mixer.
+/// Offers and answers after the answer that put the call on hold or resumed it are recorded.
+#[allow(clippy::too_many_arguments)]
 fn apply_sdp<S: EventSink>(
     call: &mut Call,
     call_ref: CallRef,
     owner: Side,
+    tag: Option<&[u8]>,
     body: &[u8],
     now: Timestamp,
     max_media: usize,
@@ -420,27 +552,38 @@ fn apply_sdp<S: EventSink>(
         ctx.stats.sdp_unusable += 1;
         return;
     };
-    let direction = sdp.direction_for(audio).as_str();
+    let direction = sdp.direction_for(audio);
+    // Hold: sendonly/inactive, or the RFC 2543 c=0.0.0.0, in an offer after the answer.
+    if call.answer.is_some() {
+        let on_hold = ip.is_unspecified() || matches!(direction, sdp::Direction::SendOnly | sdp::Direction::Inactive);
+        let open = call.holds.iter().rposition(|h| h.by == owner && h.end.is_none());
+        match (on_hold, open) {
+            (true, None) if call.holds.len() < MAX_HOLDS => call.holds.push(Hold { by: owner, start: now, end: None }),
+            (false, Some(i)) => call.holds[i].end = Some(now),
+            _ => {}
+        }
+    }
     if ip.is_unspecified() {
-        // c=0.0.0.0: the old RFC 2543 way of putting a call on hold. Nothing to register.
+        // Nothing to register for c=0.0.0.0.
         return;
     }
+    let direction = direction.as_str();
     let dest = SocketAddr::new(ip, audio.port);
     let payloads = PayloadMap::from_media(audio);
     match owner {
         Side::Caller => call.caller_media = Some(dest),
         Side::Callee => call.callee_media = Some(dest),
     }
-    if !call.media_keys.iter().any(|(k, _)| *k == dest) {
+    if !call.media_keys.iter().any(|k| k.addr == dest) {
         if call.media_keys.len() >= max_media.max(1) {
             // Retire the owner's own oldest address first: a party that moves its media does
             // not take the other party's address down with it.
-            let i = call.media_keys.iter().position(|(_, s)| *s == owner).unwrap_or(0);
-            let (old, _) = call.media_keys.remove(i);
-            ctx.media.release(&old, call_ref);
+            let i = call.media_keys.iter().position(|k| k.owner == owner).unwrap_or(0);
+            let old = call.media_keys.remove(i);
+            ctx.media.release(&old.addr, call_ref);
             ctx.stats.media_retired += 1;
         }
-        call.media_keys.push((dest, owner));
+        call.media_keys.push(MediaKey { addr: dest, owner, tag: tag.map(Into::into) });
     }
     if ctx.media.register(dest, MediaOwner { call: call_ref, sender: owner.other() }).is_some() {
         ctx.stats.media_reassigned += 1;

@@ -190,6 +190,64 @@ pub struct MediaAnnounce {
     pub time: Timestamp,
 }
 
+/// Where a DTMF digit was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DtmfSource {
+    /// RFC 4733 / RFC 2833 telephone-event RTP packets.
+    Rfc4733,
+    /// A SIP INFO request (`application/dtmf-relay` or `application/dtmf`).
+    SipInfo,
+}
+
+impl DtmfSource {
+    /// Name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::SipInfo => "sip_info",
+        }
+    }
+}
+
+/// One DTMF key press (or other telephone event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dtmf {
+    /// `0`-`9`, `*`, `#`, `A`-`D`, `flash`, or `<N>` for other event codes.
+    pub digit: String,
+    /// Who pressed it.
+    pub side: Side,
+    /// When it started (capture time).
+    pub time: Timestamp,
+    /// How long it lasted, when known.
+    pub duration_ms: Option<u32>,
+    /// How it was signalled.
+    pub source: DtmfSource,
+}
+
+/// The name of telephone-event code `event` (RFC 4733 §3.2).
+pub fn event_name(event: u8) -> String {
+    match event {
+        0..=9 => char::from(b'0' + event).to_string(),
+        10 => "*".into(),
+        11 => "#".into(),
+        12..=15 => char::from(b'A' + event - 12).to_string(),
+        16 => "flash".into(),
+        other => format!("<{other}>"),
+    }
+}
+
+/// A party putting the call on hold (SDP `sendonly`/`inactive`/`c=0.0.0.0` in a re-offer)
+/// until it offers `sendrecv` again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// Who put the call on hold.
+    pub by: Side,
+    /// When.
+    pub start: Timestamp,
+    /// When it was resumed, if it was.
+    pub end: Option<Timestamp>,
+}
+
 /// Everything known about a call when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
@@ -227,8 +285,20 @@ pub struct CallInfo {
     pub final_code: Option<u16>,
     /// SIP messages seen for this call.
     pub sip_messages: u32,
-    /// INVITE requests seen (retransmissions, challenges and re-INVITEs included).
+    /// INVITE requests seen (challenged re-sends and re-INVITEs included, retransmissions not).
     pub invites: u32,
+    /// SIP retransmissions recognised (same message again on the same hop).
+    pub retransmissions: u32,
+    /// Distinct To-tags in responses to the INVITE (more than one: the call forked).
+    pub early_dialogs: u32,
+    /// DTMF sent with SIP INFO.
+    pub dtmf: Vec<Dtmf>,
+    /// Hold periods.
+    pub holds: Vec<Hold>,
+    /// Transport the initial INVITE arrived on (`udp` or `tcp`).
+    pub transport: &'static str,
+    /// The call was already up when the capture started (first seen mid-dialog).
+    pub joined: bool,
 }
 
 /// A call lifecycle event.
@@ -247,6 +317,13 @@ pub enum CallEvent {
         call: CallRef,
         /// The announcement.
         media: Box<MediaAnnounce>,
+    },
+    /// RTP of this call was dropped inside callvault (a full queue) before the mixer saw it.
+    Dropped {
+        /// The call.
+        call: CallRef,
+        /// Packets dropped.
+        packets: u64,
     },
     /// The call is over; no further RTP will be sent for it.
     Ended {

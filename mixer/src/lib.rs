@@ -7,10 +7,13 @@
 //! durable, hashes them and writes the JSON call record ([`record`]). Nothing here knows about
 //! packet capture formats, spools or archives.
 
+pub mod dtmf;
 pub mod finish;
 pub mod g711;
 pub mod mixer;
+pub mod quality;
 pub mod record;
+mod report;
 pub mod stream;
 pub mod timeline;
 pub mod wav;

@@ -15,9 +15,8 @@ use capture::codec::{Codec, PayloadDesc, PayloadMap};
 use capture::events::{CallEvent, CallInfo, CallRef, EventSink, MediaAnnounce, RtpMeta, Side};
 use crossbeam_channel::Sender;
 
-use crate::record::{
-    AudioRecord, CallRecord, Codecs, Endpoints, PartyRecord, RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
-};
+use crate::dtmf::DtmfTracker;
+use crate::record::CallRecord;
 use crate::stream::{SeqVerdict, StreamStats};
 use crate::timeline::{Law, Timeline, TimelineConfig};
 
@@ -99,11 +98,14 @@ pub struct PendingRecording {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PtKind {
+pub(crate) enum PtKind {
     Unresolved,
     Ulaw,
     Alaw,
-    Signal,
+    /// RFC 4733 telephone event: decoded as DTMF, silence in the audio.
+    Event,
+    /// RFC 3389 comfort noise: silence.
+    ComfortNoise,
     Undecodable,
 }
 
@@ -115,7 +117,7 @@ struct Anchor {
 }
 
 #[derive(Debug)]
-struct SideState {
+pub(crate) struct SideState {
     /// The stream (SSRC, source, destination) this side's last packet belonged to. Kept inline:
     /// it is touched by every packet.
     current: StreamStats,
@@ -129,8 +131,9 @@ struct SideState {
     kinds: [PtKind; 128],
     /// Streams this side used before `current`.
     earlier: Vec<StreamStats>,
-    codec: Option<String>,
-    undecodable: Option<String>,
+    pub(crate) codec: Option<String>,
+    pub(crate) undecodable: Option<String>,
+    pub(crate) dtmf: DtmfTracker,
 }
 
 impl SideState {
@@ -146,6 +149,7 @@ impl SideState {
             earlier: Vec::new(),
             codec: None,
             undecodable: None,
+            dtmf: DtmfTracker::default(),
         }
     }
 
@@ -180,7 +184,7 @@ impl SideState {
     }
 
     /// Every stream of this side, in order of first packet.
-    fn streams(&self) -> Vec<&StreamStats> {
+    pub(crate) fn streams(&self) -> Vec<&StreamStats> {
         let mut v: Vec<&StreamStats> = self.earlier.iter().collect();
         if self.active {
             v.push(&self.current);
@@ -191,17 +195,19 @@ impl SideState {
 }
 
 #[derive(Debug)]
-struct CallMix {
-    call: CallRef,
-    call_id: String,
-    start: Timestamp,
-    wav_path: PathBuf,
-    timeline: Option<Timeline>,
-    origin: Timestamp,
-    sides: [SideState; 2],
+pub(crate) struct CallMix {
+    pub(crate) call: CallRef,
+    pub(crate) call_id: String,
+    pub(crate) start: Timestamp,
+    pub(crate) wav_path: PathBuf,
+    pub(crate) timeline: Option<Timeline>,
+    pub(crate) origin: Timestamp,
+    pub(crate) sides: [SideState; 2],
     /// Latest media announcement by owner (index = owner side).
-    media: [Option<Box<MediaAnnounce>>; 2],
-    write_error: Option<String>,
+    pub(crate) media: [Option<Box<MediaAnnounce>>; 2],
+    pub(crate) write_error: Option<String>,
+    /// RTP dropped inside callvault before it reached the mixer.
+    pub(crate) capture_drops: u64,
 }
 
 /// The mixer. Implements [`EventSink`], so it can sit directly behind a capture engine
@@ -253,6 +259,7 @@ impl Mixer {
             sides: [SideState::new(), SideState::new()],
             media: [None, None],
             write_error: None,
+            capture_drops: 0,
         });
     }
 
@@ -260,7 +267,7 @@ impl Mixer {
         let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
         let Some(mix) = slot.take_if(|c| c.call == call) else { return };
         self.stats.calls_finished += 1;
-        let pending = finish_call(mix, info, &mut self.stats, &mut self.scratch);
+        let pending = crate::report::finish_call(mix, info, &mut self.stats, &mut self.scratch);
         // The receiving side outlives the mixer in the pipeline; if it is gone the program is
         // shutting down after an error that has already been reported.
         let _ = self.out.send(pending);
@@ -301,7 +308,13 @@ impl EventSink for Mixer {
         let law = match kind {
             PtKind::Ulaw => Law::Ulaw,
             PtKind::Alaw => Law::Alaw,
-            PtKind::Signal => {
+            PtKind::Event => {
+                self.stats.signal_packets += 1;
+                let side = &mut call.sides[si];
+                side.dtmf.packet(m.side, m.rtp_ts, m.time, payload, 8000);
+                return;
+            }
+            PtKind::ComfortNoise => {
                 self.stats.signal_packets += 1;
                 return;
             }
@@ -391,6 +404,11 @@ impl EventSink for Mixer {
                     c.media[owner] = Some(media);
                 }
             }
+            CallEvent::Dropped { call, packets } => {
+                if let Some(c) = self.call_mut(call) {
+                    c.capture_drops += packets;
+                }
+            }
             CallEvent::Ended { call, info } => self.end(call, &info),
         }
     }
@@ -409,13 +427,14 @@ fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     let kind = match desc.as_ref().map(|d| d.codec) {
         Some(Codec::Pcmu) => PtKind::Ulaw,
         Some(Codec::Pcma) => PtKind::Alaw,
-        Some(c) if c.is_signal() => PtKind::Signal,
+        Some(Codec::TelephoneEvent) => PtKind::Event,
+        Some(Codec::ComfortNoise) => PtKind::ComfortNoise,
         _ => PtKind::Undecodable,
     };
     let side = &mut call.sides[si];
     side.kinds[pt as usize] = kind;
     let name = desc.map_or_else(|| format!("PT{pt}"), |d| d.encoding);
-    if kind != PtKind::Signal && side.codec.is_none() {
+    if !matches!(kind, PtKind::Event | PtKind::ComfortNoise) && side.codec.is_none() {
         side.codec = Some(name.clone());
     }
     if kind == PtKind::Undecodable && side.undecodable.is_none() {
@@ -429,121 +448,4 @@ fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: u8) -> Opti
         media[sender.other().index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
     let own = media[sender.index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
     receiver.or(own).cloned().or_else(|| PayloadMap::default().get(pt))
-}
-
-fn addr(a: SocketAddr) -> String {
-    a.to_string()
-}
-
-fn sdp_codec(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side) -> Option<String> {
-    // What the sender is expected to send: the first audio format the receiver offered.
-    let m = media[sender.other().index()].as_ref().or(media[sender.index()].as_ref())?;
-    m.payloads.entries().iter().find(|d| !d.codec.is_signal()).map(|d| d.encoding.clone())
-}
-
-fn finish_call(mut mix: CallMix, info: &CallInfo, stats: &mut MixerStats, scratch: &mut Vec<u8>) -> PendingRecording {
-    let mut notes = Vec::new();
-    let mut wav = None;
-    let mut audio = None;
-    if let Some(tl) = mix.timeline.take() {
-        match tl.finish(scratch) {
-            Ok((file, frames)) if mix.write_error.is_none() => {
-                stats.recordings_with_audio += 1;
-                audio = Some(AudioRecord {
-                    file: String::new(),
-                    format: "wav".into(),
-                    layout: "stereo".into(),
-                    channels: vec!["caller".into(), "callee".into()],
-                    sample_rate: 8000,
-                    bits_per_sample: 16,
-                    frames,
-                    duration_s: frames as f64 / 8000.0,
-                    media_start: rfc3339(mix.origin),
-                    bytes: 0,
-                    sha256: String::new(),
-                });
-                wav = Some((mix.wav_path.clone(), file));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                stats.write_errors += 1;
-                tracing::error!(call_id = %mix.call_id, "cannot finish recording {}: {e}", mix.wav_path.display());
-                mix.write_error.get_or_insert(format!("finishing {} failed: {e}", mix.wav_path.display()));
-            }
-        }
-    }
-    if let Some(e) = &mix.write_error {
-        notes.push(format!("audio could not be recorded: {e}"));
-        let _ = std::fs::remove_file(&mix.wav_path);
-    }
-    let mut streams = Vec::new();
-    for side in [Side::Caller, Side::Callee] {
-        let s = &mix.sides[side.index()];
-        if let Some(u) = &s.undecodable {
-            notes
-                .push(format!("{} sent {u}, which is not decoded yet: that audio is silence or absent", side.as_str()));
-        }
-        for st in s.streams() {
-            streams.push(StreamRecord {
-                side: side.as_str().into(),
-                ssrc: format!("{:#010x}", st.ssrc),
-                src: addr(st.src),
-                dst: addr(st.dst),
-                payload_types: st.payload_type_list(),
-                codec: s.codec.clone(),
-                packets: st.packets,
-                lost: st.lost(),
-                duplicates: st.duplicates,
-                out_of_order: st.out_of_order,
-                late: st.late,
-                jitter_ms: (st.jitter_ms() * 1000.0).round() / 1000.0,
-                first: rfc3339(st.first),
-                last: rfc3339(st.last),
-            });
-        }
-    }
-    if audio.is_none() && mix.write_error.is_none() {
-        if streams.is_empty() {
-            notes.push(if info.answer.is_some() {
-                "no RTP was seen for this call".into()
-            } else {
-                "call was not answered and carried no early media".into()
-            });
-        } else if mix.sides.iter().all(|s| s.undecodable.is_none()) {
-            notes.push("RTP carried no audio payload (events or comfort noise only)".into());
-        }
-    }
-    let codecs = Codecs {
-        caller: mix.sides[0].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Caller)),
-        callee: mix.sides[1].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Callee)),
-    };
-    let record = CallRecord {
-        version: RECORD_VERSION,
-        call_id: info.call_id.clone(),
-        from: PartyRecord::from(&info.from),
-        to: PartyRecord::from(&info.to),
-        asserted_identity: info.asserted.as_ref().map(PartyRecord::from),
-        caller: Endpoints { signalling: addr(info.caller_signalling), media: info.caller_media.map(addr) },
-        callee: Endpoints { signalling: addr(info.callee_signalling), media: info.callee_media.map(addr) },
-        start: rfc3339(info.start),
-        ringing: info.ringing.map(rfc3339),
-        answer: info.answer.map(rfc3339),
-        end: rfc3339(info.end),
-        duration_s: round_ms(info.end.since(info.start)),
-        talk_s: info.answer.map(|a| round_ms(info.end.since(a).max(0))),
-        state: info.state.as_str().into(),
-        end_reason: info.end_reason.as_str().into(),
-        ended_by: info.ended_by.map(|s| s.as_str().into()),
-        final_code: info.final_code,
-        codecs,
-        sip: SipRecord { messages: info.sip_messages, invites: info.invites, transport: "udp".into() },
-        streams,
-        audio,
-        notes,
-    };
-    PendingRecording { record, start: mix.start, wav }
-}
-
-fn round_ms(ns: i64) -> f64 {
-    (ns as f64 / 1e6).round() / 1000.0
 }

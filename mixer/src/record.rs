@@ -60,12 +60,65 @@ pub struct StreamRecord {
     pub out_of_order: u64,
     /// Packets that arrived too late for their place in the recording.
     pub late: u64,
+    /// Lost packets as a percentage of those expected.
+    pub loss_pct: f64,
+    /// Runs of consecutive lost packets.
+    pub loss_bursts: u64,
+    /// Longest run of consecutive lost packets.
+    pub longest_loss_burst: u64,
     /// RFC 3550 interarrival jitter at the end of the stream, milliseconds.
     pub jitter_ms: f64,
+    /// Sequence number restarts (a sender resetting its numbering).
+    pub seq_restarts: u64,
+    /// Estimated conversational quality (G.711 streams only).
+    pub quality: Option<QualityRecord>,
     /// First packet.
     pub first: String,
     /// Last packet.
     pub last: String,
+}
+
+/// ITU-T G.107 E-model rating of one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityRecord {
+    /// Transmission rating R without packet loss concealment.
+    pub r_factor: f64,
+    /// MOS without packet loss concealment.
+    pub mos: f64,
+    /// R with G.711 Appendix I packet loss concealment.
+    pub r_factor_plc: f64,
+    /// MOS with packet loss concealment.
+    pub mos_plc: f64,
+    /// Burst ratio of the loss pattern (1 = random).
+    pub burst_ratio: f64,
+    /// One-way delay assumed by the model, milliseconds.
+    pub assumed_delay_ms: f64,
+}
+
+/// A DTMF key press.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DtmfRecord {
+    /// `0`-`9`, `*`, `#`, `A`-`D`, `flash` or `<code>`.
+    pub digit: String,
+    /// `caller` or `callee`: who pressed it.
+    pub side: String,
+    /// When it started.
+    pub at: String,
+    /// How long it lasted, when known.
+    pub duration_ms: Option<u32>,
+    /// `rfc4733` (RTP telephone-event) or `sip_info`.
+    pub source: String,
+}
+
+/// A hold period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRecord {
+    /// `caller` or `callee`: who put the call on hold.
+    pub by: String,
+    /// Start.
+    pub start: String,
+    /// End (resume), if the call was resumed.
+    pub end: Option<String>,
 }
 
 /// The recording's audio file.
@@ -98,10 +151,14 @@ pub struct AudioRecord {
 /// SIP facts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SipRecord {
-    /// Messages seen for this Call-ID.
+    /// Messages seen for this Call-ID, retransmissions included.
     pub messages: u32,
-    /// INVITE requests seen.
+    /// INVITE requests (challenged re-sends and re-INVITEs included, retransmissions not).
     pub invites: u32,
+    /// Retransmissions recognised.
+    pub retransmissions: u32,
+    /// Early dialogs (distinct To-tags; more than one means the call forked).
+    pub early_dialogs: u32,
     /// Transport the INVITE arrived on.
     pub transport: String,
 }
@@ -152,6 +209,15 @@ pub struct CallRecord {
     pub streams: Vec<StreamRecord>,
     /// The audio file, absent when the call had no decodable media.
     pub audio: Option<AudioRecord>,
+    /// DTMF key presses, in time order (RTP telephone-events and SIP INFO).
+    pub dtmf: Vec<DtmfRecord>,
+    /// Hold periods.
+    pub holds: Vec<HoldRecord>,
+    /// True when callvault saw everything of this call it needed to record it; network loss
+    /// alone does not make a capture incomplete.
+    pub capture_complete: bool,
+    /// Why the capture is incomplete (empty when complete).
+    pub incomplete_reasons: Vec<String>,
     /// Why there is no audio, or what is missing from it (undecodable codec, write error).
     pub notes: Vec<String>,
 }

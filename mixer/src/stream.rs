@@ -7,6 +7,11 @@ use capture::Timestamp;
 
 /// How far back duplicate detection remembers sequence numbers.
 const DUP_WINDOW: u32 = 64;
+/// A forward jump larger than this restarts the sequence (RFC 3550 A.1 `MAX_DROPOUT`): the
+/// sender reset its numbering, which is not loss.
+const MAX_DROPOUT: u32 = 3000;
+/// A backward step larger than this is not reordering (RFC 3550 A.1 `MAX_MISORDER`).
+const MAX_MISORDER: u32 = 100;
 
 /// Verdict on one packet's sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +47,26 @@ pub struct StreamStats {
     pub late: u64,
     /// Payload bytes.
     pub payload_bytes: u64,
+    /// Sequence restarts (jumps beyond RFC 3550's `MAX_DROPOUT`).
+    pub restarts: u64,
     /// First packet's capture time.
     pub first: Timestamp,
     /// Last packet's capture time.
     pub last: Timestamp,
     base_seq: u32,
     max_seq: u32,
+    /// Bit k set: sequence number `max_seq - k` was received.
     seen: u64,
+    /// Expected packets of sequence ranges before the last restart.
+    expected_before: u64,
+    /// A far jump waiting for a second packet to confirm a restart.
+    bad_seq: Option<u16>,
+    /// Loss runs are counted once sequence numbers leave the duplicate window (a reordered
+    /// packet can no longer fill them): the next sequence number to account, the open run.
+    settled_next: u32,
+    run: u64,
+    bursts: u64,
+    longest: u64,
     jitter: f64,
     last_transit: Option<i64>,
     clock: u32,
@@ -57,6 +75,9 @@ pub struct StreamStats {
 impl StreamStats {
     /// Starts a stream at its first packet.
     pub fn new(ssrc: u32, seq: u16, src: SocketAddr, dst: SocketAddr, time: Timestamp, clock: u32) -> StreamStats {
+        // Extended numbers start one cycle up so a packet just before the first never goes
+        // negative.
+        let ext = (1 << 16) | u32::from(seq);
         StreamStats {
             ssrc,
             src,
@@ -68,13 +89,18 @@ impl StreamStats {
             out_of_order: 0,
             late: 0,
             payload_bytes: 0,
+            restarts: 0,
             first: time,
             last: time,
-            // Extended numbers start one cycle up so a packet just before the first never
-            // goes negative.
-            base_seq: (1 << 16) | u32::from(seq),
-            max_seq: ((1 << 16) | u32::from(seq)).wrapping_sub(1),
+            base_seq: ext,
+            max_seq: ext.wrapping_sub(1),
             seen: 0,
+            expected_before: 0,
+            bad_seq: None,
+            settled_next: ext,
+            run: 0,
+            bursts: 0,
+            longest: 0,
             jitter: 0.0,
             last_transit: None,
             clock: clock.max(1),
@@ -88,18 +114,28 @@ impl StreamStats {
         if time > self.last {
             self.last = time;
         }
-        // Extend the 16-bit number to the cycle closest to the highest seen.
+        // RFC 3550 A.1: a small step forward is in order, a small step back is reordering or
+        // a duplicate, anything else is a jump that restarts the sequence once a second packet
+        // confirms it.
         let max_low = self.max_seq as u16;
-        let delta = seq.wrapping_sub(max_low) as i16;
-        let ext = self.max_seq.wrapping_add_signed(i32::from(delta));
-        let verdict = if self.unique == 0 || ext > self.max_seq {
-            let shift = ext.wrapping_sub(self.max_seq);
-            self.seen = if self.unique == 0 || shift >= 64 { 0 } else { self.seen << shift };
+        let udelta = u32::from(seq.wrapping_sub(max_low));
+        let verdict = if self.unique == 0 {
+            let ext = (1 << 16) | u32::from(seq);
+            self.base_seq = ext;
+            self.max_seq = ext;
+            self.settled_next = ext;
+            self.seen = 1;
+            SeqVerdict::InOrder
+        } else if udelta != 0 && udelta < MAX_DROPOUT {
+            let ext = self.max_seq + udelta;
+            self.settle_until(ext.saturating_sub(DUP_WINDOW - 1), ext);
+            self.seen = if udelta >= 64 { 0 } else { self.seen << udelta };
             self.seen |= 1;
             self.max_seq = ext;
             SeqVerdict::InOrder
-        } else {
-            let back = self.max_seq - ext;
+        } else if udelta == 0 || udelta > (1 << 16) - MAX_MISORDER {
+            let back = if udelta == 0 { 0 } else { (1 << 16) - udelta };
+            let ext = self.max_seq - back;
             if back < DUP_WINDOW && self.seen & (1 << back) != 0 {
                 SeqVerdict::Duplicate
             } else {
@@ -108,9 +144,26 @@ impl StreamStats {
                 }
                 if ext < self.base_seq {
                     self.base_seq = ext;
+                    self.settled_next = self.settled_next.min(ext);
                 }
                 SeqVerdict::OutOfOrder
             }
+        } else if self.bad_seq == Some(seq) {
+            // Two packets agree on the new numbering: restart there (the previous one was
+            // counted but not tracked).
+            self.settle_all();
+            self.expected_before += u64::from(self.max_seq - self.base_seq) + 1;
+            self.restarts += 1;
+            let ext = (((self.max_seq >> 16) + 2) << 16) | u32::from(seq);
+            self.base_seq = ext - 1;
+            self.max_seq = ext;
+            self.settled_next = ext - 1;
+            self.seen = 0b11;
+            self.bad_seq = None;
+            SeqVerdict::InOrder
+        } else {
+            self.bad_seq = Some(seq.wrapping_add(1));
+            SeqVerdict::OutOfOrder
         };
         match verdict {
             SeqVerdict::Duplicate => self.duplicates += 1,
@@ -140,14 +193,64 @@ impl StreamStats {
         verdict
     }
 
-    /// Packets expected from the sequence range seen.
+    /// Accounts sequence numbers `[settled_next, limit)` into loss runs, `new_max` being the
+    /// packet that just arrived (everything between the old maximum and it is missing).
+    fn settle_until(&mut self, limit: u32, new_max: u32) {
+        while self.settled_next < limit {
+            let n = self.settled_next;
+            if n > self.max_seq {
+                let end = limit.min(new_max);
+                self.run += u64::from(end - n);
+                self.settled_next = end;
+                continue;
+            }
+            let back = self.max_seq - n;
+            if back < DUP_WINDOW && self.seen & (1 << back) != 0 {
+                self.close_run();
+            } else {
+                self.run += 1;
+            }
+            self.settled_next += 1;
+        }
+    }
+
+    fn close_run(&mut self) {
+        if self.run > 0 {
+            self.bursts += 1;
+            self.longest = self.longest.max(self.run);
+            self.run = 0;
+        }
+    }
+
+    fn settle_all(&mut self) {
+        let end = self.max_seq.wrapping_add(1);
+        self.settle_until(end, end);
+        self.close_run();
+    }
+
+    /// (number of loss runs, longest run), counting what is still in the reorder window too.
+    pub fn loss_runs(&self) -> (u64, u64) {
+        let mut s = self.clone();
+        if s.unique > 0 {
+            s.settle_all();
+        }
+        (s.bursts, s.longest)
+    }
+
+    /// Packets expected from the sequence ranges seen.
     pub fn expected(&self) -> u64 {
-        if self.unique == 0 { 0 } else { u64::from(self.max_seq - self.base_seq) + 1 }
+        if self.unique == 0 { 0 } else { self.expected_before + u64::from(self.max_seq - self.base_seq) + 1 }
     }
 
     /// Packets lost in the network (expected - received, never negative).
     pub fn lost(&self) -> u64 {
         self.expected().saturating_sub(self.unique)
+    }
+
+    /// Lost packets as a percentage of those expected.
+    pub fn loss_pct(&self) -> f64 {
+        let e = self.expected();
+        if e == 0 { 0.0 } else { self.lost() as f64 * 100.0 / e as f64 }
     }
 
     /// Interarrival jitter in milliseconds.
@@ -189,6 +292,39 @@ mod tests {
         assert_eq!(st.out_of_order, 1);
         assert_eq!(st.expected(), 7); // 65533..=3
         assert_eq!(st.lost(), 1); // seq 1
+        assert_eq!(st.loss_runs(), (1, 1), "the reordered packet filled its gap");
+        assert!((st.loss_pct() - 100.0 / 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn loss_bursts() {
+        let mut st = s(0);
+        // Lost: 3-4 (burst of 2), 10 (1), 20-24 (5).
+        let seqs: Vec<u16> = (0..30).filter(|q| !matches!(q, 3 | 4 | 10 | 20..=24)).collect();
+        feed(&mut st, &seqs);
+        assert_eq!(st.lost(), 8);
+        assert_eq!(st.loss_runs(), (3, 5));
+    }
+
+    #[test]
+    fn loss_runs_over_a_long_stream_and_a_restart() {
+        let mut st = s(100);
+        let mut seqs: Vec<u16> = (100..1100).filter(|q| q % 100 != 0 || *q == 100).collect(); // 9 single losses
+        seqs.extend((1150..1200u16).filter(|q| !(1160..1163).contains(q))); // a gap of 50, then 3
+        feed(&mut st, &seqs);
+        assert_eq!(st.loss_runs(), (11, 50));
+        assert_eq!(st.lost(), 9 + 50 + 3);
+        let mut st = s(10);
+        feed(&mut st, &[10, 11, 12, 40_000, 40_001, 40_003]);
+        assert_eq!(st.restarts, 1);
+        assert_eq!(st.expected(), 3 + 4);
+        assert_eq!(st.lost(), 1);
+        assert_eq!(st.loss_runs(), (1, 1));
+        // A single stray far packet is not a restart.
+        let mut st = s(10);
+        feed(&mut st, &[10, 11, 50_000, 12, 13]);
+        assert_eq!(st.restarts, 0);
+        assert_eq!(st.lost(), 0);
     }
 
     #[test]

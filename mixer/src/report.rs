@@ -1,0 +1,210 @@
+//! Building the call record when a call ends: the audio file's facts, per-stream statistics and
+//! quality, DTMF, holds, and an honest account of what is missing.
+
+use std::net::SocketAddr;
+
+use capture::codec::Codec;
+use capture::events::{CallInfo, EndReason, MediaAnnounce, Side};
+
+use crate::mixer::{CallMix, MixerStats, PendingRecording};
+use crate::quality::g711_quality;
+use crate::record::{
+    AudioRecord, CallRecord, Codecs, DtmfRecord, Endpoints, HoldRecord, PartyRecord, QualityRecord, RECORD_VERSION,
+    SipRecord, StreamRecord, rfc3339,
+};
+
+fn addr(a: SocketAddr) -> String {
+    a.to_string()
+}
+
+fn round_ms(ns: i64) -> f64 {
+    (ns as f64 / 1e6).round() / 1000.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// What the sender is expected to send: the first audio format the receiver offered.
+fn sdp_codec(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side) -> Option<(String, Codec)> {
+    let m = media[sender.other().index()].as_ref().or(media[sender.index()].as_ref())?;
+    m.payloads.entries().iter().find(|d| !d.codec.is_signal()).map(|d| (d.encoding.clone(), d.codec))
+}
+
+/// Closes the call's timeline and builds its record.
+pub(crate) fn finish_call(
+    mut mix: CallMix,
+    info: &CallInfo,
+    stats: &mut MixerStats,
+    scratch: &mut Vec<u8>,
+) -> PendingRecording {
+    let mut notes = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut wav = None;
+    let mut audio = None;
+    if let Some(tl) = mix.timeline.take() {
+        match tl.finish(scratch) {
+            Ok((file, frames)) if mix.write_error.is_none() => {
+                stats.recordings_with_audio += 1;
+                audio = Some(AudioRecord {
+                    file: String::new(),
+                    format: "wav".into(),
+                    layout: "stereo".into(),
+                    channels: vec!["caller".into(), "callee".into()],
+                    sample_rate: 8000,
+                    bits_per_sample: 16,
+                    frames,
+                    duration_s: frames as f64 / 8000.0,
+                    media_start: rfc3339(mix.origin),
+                    bytes: 0,
+                    sha256: String::new(),
+                });
+                wav = Some((mix.wav_path.clone(), file));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                stats.write_errors += 1;
+                tracing::error!(call_id = %mix.call_id, "cannot finish recording {}: {e}", mix.wav_path.display());
+                mix.write_error.get_or_insert(format!("finishing {} failed: {e}", mix.wav_path.display()));
+            }
+        }
+    }
+    if let Some(e) = &mix.write_error {
+        notes.push(format!("audio could not be recorded: {e}"));
+        incomplete.push(format!("the recording could not be written: {e}"));
+        let _ = std::fs::remove_file(&mix.wav_path);
+    }
+
+    let mut streams = Vec::new();
+    let mut dtmf = Vec::new();
+    for side in [Side::Caller, Side::Callee] {
+        let s = &mut mix.sides[side.index()];
+        if let Some(u) = &s.undecodable {
+            notes
+                .push(format!("{} sent {u}, which is not decoded yet: that audio is silence or absent", side.as_str()));
+            incomplete.push(format!("{} audio in {u} could not be decoded", side.as_str()));
+        }
+        let g711 = s.codec.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("PCMU") || c.eq_ignore_ascii_case("PCMA"));
+        for st in s.streams() {
+            let (bursts, longest) = st.loss_runs();
+            let quality = g711.then(|| {
+                let received = st.unique;
+                let q = g711_quality(st.loss_pct(), bursts, st.lost(), received, st.jitter_ms());
+                QualityRecord {
+                    r_factor: round3(q.r),
+                    mos: round3(q.mos),
+                    r_factor_plc: round3(q.r_plc),
+                    mos_plc: round3(q.mos_plc),
+                    burst_ratio: round3(q.burst_ratio),
+                    assumed_delay_ms: round3(q.delay_ms),
+                }
+            });
+            streams.push(StreamRecord {
+                side: side.as_str().into(),
+                ssrc: format!("{:#010x}", st.ssrc),
+                src: addr(st.src),
+                dst: addr(st.dst),
+                payload_types: st.payload_type_list(),
+                codec: s.codec.clone(),
+                packets: st.packets,
+                lost: st.lost(),
+                duplicates: st.duplicates,
+                out_of_order: st.out_of_order,
+                late: st.late,
+                loss_pct: round3(st.loss_pct()),
+                loss_bursts: bursts,
+                longest_loss_burst: longest,
+                jitter_ms: round3(st.jitter_ms()),
+                seq_restarts: st.restarts,
+                quality,
+                first: rfc3339(st.first),
+                last: rfc3339(st.last),
+            });
+        }
+        let tracker = std::mem::take(&mut s.dtmf);
+        if tracker.dropped > 0 {
+            notes.push(format!("{} more DTMF events from the {} were not kept", tracker.dropped, side.as_str()));
+        }
+        dtmf.extend(tracker.finish(side, 8000));
+    }
+    dtmf.extend(info.dtmf.iter().cloned());
+    dtmf.sort_by_key(|d| d.time);
+
+    match info.end_reason {
+        EndReason::EndOfInput => incomplete.push("the capture ended while the call was still up".into()),
+        EndReason::Shutdown => incomplete.push("callvault was stopped while the call was still up".into()),
+        _ => {}
+    }
+    if info.joined {
+        incomplete.push("the call started before the capture did: its beginning is missing".into());
+    }
+    if mix.capture_drops > 0 {
+        incomplete.push(format!(
+            "{} RTP packets of this call were dropped by callvault itself (it fell behind)",
+            mix.capture_drops
+        ));
+    }
+    if audio.is_none() && mix.write_error.is_none() {
+        if streams.is_empty() {
+            notes.push(if info.answer.is_some() {
+                "no RTP was seen for this call".into()
+            } else {
+                "call was not answered and carried no early media".into()
+            });
+        } else if mix.sides.iter().all(|s| s.undecodable.is_none()) {
+            notes.push("RTP carried no audio payload (events or comfort noise only)".into());
+        }
+    }
+    let codecs = Codecs {
+        caller: mix.sides[0].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Caller).map(|c| c.0)),
+        callee: mix.sides[1].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Callee).map(|c| c.0)),
+    };
+    let record = CallRecord {
+        version: RECORD_VERSION,
+        call_id: info.call_id.clone(),
+        from: PartyRecord::from(&info.from),
+        to: PartyRecord::from(&info.to),
+        asserted_identity: info.asserted.as_ref().map(PartyRecord::from),
+        caller: Endpoints { signalling: addr(info.caller_signalling), media: info.caller_media.map(addr) },
+        callee: Endpoints { signalling: addr(info.callee_signalling), media: info.callee_media.map(addr) },
+        start: rfc3339(info.start),
+        ringing: info.ringing.map(rfc3339),
+        answer: info.answer.map(rfc3339),
+        end: rfc3339(info.end),
+        duration_s: round_ms(info.end.since(info.start)),
+        talk_s: info.answer.map(|a| round_ms(info.end.since(a).max(0))),
+        state: info.state.as_str().into(),
+        end_reason: info.end_reason.as_str().into(),
+        ended_by: info.ended_by.map(|s| s.as_str().into()),
+        final_code: info.final_code,
+        codecs,
+        sip: SipRecord {
+            messages: info.sip_messages,
+            invites: info.invites,
+            retransmissions: info.retransmissions,
+            early_dialogs: info.early_dialogs,
+            transport: info.transport.into(),
+        },
+        streams,
+        audio,
+        dtmf: dtmf
+            .into_iter()
+            .map(|d| DtmfRecord {
+                digit: d.digit,
+                side: d.side.as_str().into(),
+                at: rfc3339(d.time),
+                duration_ms: d.duration_ms,
+                source: d.source.as_str().into(),
+            })
+            .collect(),
+        holds: info
+            .holds
+            .iter()
+            .map(|h| HoldRecord { by: h.by.as_str().into(), start: rfc3339(h.start), end: h.end.map(rfc3339) })
+            .collect(),
+        capture_complete: incomplete.is_empty(),
+        incomplete_reasons: incomplete,
+        notes,
+    };
+    PendingRecording { record, start: mix.start, wav }
+}
