@@ -86,6 +86,46 @@ fn expected_channel(t: &StreamTruth, imp: &DirImpair, n: u32, spp: usize, origin
     ch
 }
 
+/// A direction with network jitter: the recorder may slip its clock baseline by 1 ms per
+/// second toward the least delayed packets, so positions are checked within that slack: every
+/// received packet's samples (but the last 8, which a slip may overwrite) appear exactly, in
+/// order, near their place; lost packets leave silence.
+#[allow(clippy::too_many_arguments)]
+fn check_jittered_channel(
+    ctx: &str,
+    name: &str,
+    got: &[i16],
+    t: &StreamTruth,
+    imp: &DirImpair,
+    n: u32,
+    spp: usize,
+    origin: i64,
+) {
+    let (Some(first_ns), Some(j), Some(payloads)) = (t.first_capture_ns, first_sent(imp, n), t.payloads.as_ref())
+    else {
+        return;
+    };
+    let anchor = (first_ns - origin) / 125_000;
+    let slack = (imp.jitter_ms * 2.0 * 8.0) as i64 + 8 * (i64::from(n) / 50 + 1);
+    let mut last_end = 0usize;
+    for k in 0..n {
+        if imp.loss.contains(&k) {
+            continue;
+        }
+        let pcm = decode(t.codec, &payloads[k as usize][..spp - 8]);
+        let want = anchor + i64::from(k - j) * spp as i64;
+        let lo = (want - slack).max(last_end as i64) as usize;
+        let hi = ((want + slack) as usize).min(got.len() - pcm.len());
+        let at = (lo..=hi).find(|&p| got[p..p + pcm.len()] == pcm[..]);
+        let Some(at) = at else { panic!("{ctx}: {name} packet {k} not found near frame {want}") };
+        if k > 0 && imp.loss.contains(&(k - 1)) {
+            // The lost packet's place is silence (allowing a slip at either edge).
+            assert!(got[last_end + 8..at.saturating_sub(8)].iter().all(|&x| x == 0), "{ctx}: {name} gap before {k}");
+        }
+        last_end = at + pcm.len();
+    }
+}
+
 fn expected_frames(t: &StreamTruth, imp: &DirImpair, n: u32, spp: usize, origin: i64) -> usize {
     let (Some(first_ns), Some(j)) = (t.first_capture_ns, first_sent(imp, n)) else { return 0 };
     let last = (0..n).rev().find(|k| !imp.loss.contains(k)).unwrap();
@@ -148,17 +188,27 @@ fn check_call(spec: &CallSpec, truth: &CallTruth, rec: &Value, wav: Option<&Path
         spp,
         origin,
     ));
-    assert_eq!(rec["audio"]["frames"], frames as u64, "{ctx}");
+    let jittered = spec.impair.caller.jitter_ms > 0.0 || spec.impair.callee.jitter_ms > 0.0;
+    // Clock slips of 1 ms per second of a jittered direction may lengthen or shorten it.
+    let slips = if jittered { 8 * (n as usize / 50 + 1) } else { 0 };
+    let got_frames = rec["audio"]["frames"].as_u64().unwrap() as usize;
+    assert!(got_frames.abs_diff(frames) <= slips, "{ctx}: {got_frames} frames, want {frames} (± {slips})");
     assert_eq!(rec["audio"]["media_start"], rfc3339(origin), "{ctx}");
     let [c0, c1] = channels(wav);
-    assert_eq!(c0.len(), frames, "{ctx}");
-    let e0 = expected_channel(&truth.caller, &spec.impair.caller, n, spp, origin, frames);
-    let e1 = expected_channel(&truth.callee, &spec.impair.callee, n, spp, origin, frames);
-    if let Some(i) = (0..frames).find(|&i| c0[i] != e0[i]) {
-        panic!("{ctx}: caller channel differs first at frame {i}: got {} want {}", c0[i], e0[i]);
-    }
-    if let Some(i) = (0..frames).find(|&i| c1[i] != e1[i]) {
-        panic!("{ctx}: callee channel differs first at frame {i}: got {} want {}", c1[i], e1[i]);
+    assert_eq!(c0.len(), got_frames, "{ctx}");
+    let frames = got_frames.min(frames);
+    for (name, got, t, imp) in
+        [("caller", &c0, &truth.caller, &spec.impair.caller), ("callee", &c1, &truth.callee, &spec.impair.callee)]
+    {
+        if imp.jitter_ms > 0.0 {
+            check_jittered_channel(&ctx, name, got, t, imp, n, spp, origin);
+            continue;
+        }
+        let mut want = expected_channel(t, imp, n, spp, origin, frames + slips);
+        want.truncate(frames);
+        if let Some(i) = (0..frames).find(|&i| got[i] != want[i]) {
+            panic!("{ctx}: {name} channel differs first at frame {i}: got {} want {}", got[i], want[i]);
+        }
     }
     assert_eq!(rec["audio"]["sha256"], sha256(wav), "{ctx}: recorded hash matches the archived file");
 }

@@ -174,8 +174,8 @@ pub struct DirImpair {
     pub loss: Vec<u32>,
     /// Packets sent twice; the copy follows 1 ms after the original.
     pub duplicate: Vec<u32>,
-    /// Packet `i` is sent in the time slot of `i + 1` and `i + 1` in the slot of `i`.
-    /// Two entries may not be adjacent (`i` and `i + 1` both listed).
+    /// Packet `i` is held back in the network and arrives 1 ms after packet `i + 1`, which
+    /// arrives on time. Two entries may not be adjacent (`i` and `i + 1` both listed).
     pub reorder: Vec<u32>,
     /// Each packet's capture time moves by a uniform random offset in `±jitter_ms`. The
     /// effective amplitude is capped at `min(ptime/2 - 1 ms, 15 ms)` so that packets of one
@@ -183,6 +183,10 @@ pub struct DirImpair {
     pub jitter_ms: f64,
     /// This direction sends no RTP at all (one-way audio).
     pub silent: bool,
+    /// The sender's clock runs this many parts per million fast (negative: slow): its packets
+    /// are `ptime / (1 + ppm / 10^6)` apart in capture time while its RTP timestamps advance by
+    /// the nominal samples per packet. Real crystals are within about ±100 ppm.
+    pub clock_ppm: f64,
 }
 
 /// One call: who, where, when, how it sounds and how it ends.

@@ -23,7 +23,9 @@
 //! packets, so all media ends before the BYE. A duplicate follows its original by 1 ms. Jitter
 //! is a uniform offset in `±a` with `a = min(jitter_ms, ptime/2 - 1 ms, 15 ms)`: consecutive
 //! slots stay at least 2 ms apart, so jitter (and the duplicate's 1 ms) never reorders a
-//! direction, and no callee packet is captured before the 200 OK.
+//! direction, and no callee packet is captured before the 200 OK. A reordered packet is held
+//! back: it arrives 1 ms after the packet that overtook it, which arrives in its own slot. A
+//! sender whose clock is `clock_ppm` off spaces its packets `ptime / (1 + ppm / 10^6)` apart.
 
 use crate::mix::{hash, unit_f64};
 use crate::spec::{CallSpec, DirImpair, Hangup, Outcome, Scenario};
@@ -48,6 +50,9 @@ pub const REPLY_DELAY_NS: i64 = 5 * MS;
 pub const INVITE_RETRANSMIT_NS: [i64; 4] = [500 * MS, 1500 * MS, 3500 * MS, 7500 * MS];
 /// A duplicated RTP packet's copy, after the original.
 pub const DUPLICATE_DELAY_NS: i64 = MS;
+/// How long after the packet that overtook it a reordered packet arrives.
+const REORDER_DELAY_NS: i64 = MS;
+
 /// Cap on the jitter amplitude regardless of `jitter_ms`.
 pub const MAX_JITTER_NS: i64 = 15 * MS;
 
@@ -89,7 +94,20 @@ pub fn rtp_nominal_ns(spec: &CallSpec, party: Party, k: u32) -> Option<i64> {
         Party::Caller => CALLER_RTP_DELAY_NS,
         Party::Callee => CALLEE_RTP_DELAY_NS,
     };
-    answer_ns(spec).map(|a| a + delay + i64::from(k) * i64::from(spec.ptime_ms) * MS)
+    let ppm = match party {
+        Party::Caller => spec.impair.caller.clock_ppm,
+        Party::Callee => spec.impair.callee.clock_ppm,
+    };
+    answer_ns(spec).map(|a| a + delay + slot_offset_ns(i64::from(spec.ptime_ms) * MS, ppm, k))
+}
+
+/// Capture-time offset of slot `k` from slot 0 for a sender whose clock is `ppm` off.
+fn slot_offset_ns(ptime_ns: i64, ppm: f64, k: u32) -> i64 {
+    if ppm == 0.0 {
+        i64::from(k) * ptime_ns
+    } else {
+        (f64::from(k) * ptime_ns as f64 / (1.0 + ppm / 1e6)).round() as i64
+    }
 }
 
 /// Time of the 200 OK, final response or CANCEL.
@@ -198,6 +216,7 @@ pub struct RtpSend {
 pub struct RtpSchedule {
     base_ns: i64,
     ptime_ns: i64,
+    ppm: f64,
     count: u32,
     slot: u32,
     jitter_ns: f64,
@@ -231,6 +250,7 @@ impl RtpSchedule {
         RtpSchedule {
             base_ns,
             ptime_ns,
+            ppm: impair.clock_ppm,
             count: spec.packets_per_direction(),
             slot: 0,
             jitter_ns: (impair.jitter_ms * MS as f64).min(cap),
@@ -246,6 +266,7 @@ impl RtpSchedule {
         RtpSchedule {
             base_ns: 0,
             ptime_ns: 0,
+            ppm: 0.0,
             count: 0,
             slot: 0,
             jitter_ns: 0.0,
@@ -257,7 +278,7 @@ impl RtpSchedule {
         }
     }
 
-    /// The packet sent in time slot `s`: `s` itself unless a swap moved it.
+    /// The packet sent in time slot `s`: `s` itself unless a reordering swapped it.
     fn packet_at_slot(&self, s: u32) -> u32 {
         if has(&self.reorder, s) {
             s + 1
@@ -270,7 +291,7 @@ impl RtpSchedule {
 
     /// Capture time of slot `s`, jitter included.
     fn slot_ns(&self, s: u32) -> i64 {
-        let nominal = self.base_ns + i64::from(s) * self.ptime_ns;
+        let nominal = self.base_ns + slot_offset_ns(self.ptime_ns, self.ppm, s);
         if self.jitter_ns <= 0.0 {
             return nominal;
         }
@@ -293,7 +314,15 @@ impl Iterator for RtpSchedule {
             if has(&self.loss, index) {
                 continue;
             }
-            let capture_ns = self.slot_ns(s);
+            // A reordered packet is held back in the network: it arrives 1 ms after the packet
+            // that follows it, which itself arrives on time.
+            let capture_ns = if has(&self.reorder, s) {
+                self.slot_ns(s + 1)
+            } else if s > 0 && has(&self.reorder, s - 1) {
+                self.slot_ns(s) + REORDER_DELAY_NS
+            } else {
+                self.slot_ns(s)
+            };
             if has(&self.duplicate, index) {
                 self.pending = Some(RtpSend { capture_ns: capture_ns + DUPLICATE_DELAY_NS, index, duplicate: true });
             }

@@ -107,6 +107,9 @@ fn check_call(c: &CallSpec) -> Result<(), String> {
 }
 
 fn check_impair(side: &str, d: &DirImpair, n: u32) -> Result<(), String> {
+    if !(d.clock_ppm.is_finite() && d.clock_ppm.abs() < 10_000.0) {
+        return Err(format!("{side} clock_ppm {} must be finite and within ±10000", d.clock_ppm));
+    }
     if !(d.jitter_ms.is_finite() && d.jitter_ms >= 0.0) {
         return Err(format!("{side} jitter_ms {} must be finite and >= 0", d.jitter_ms));
     }

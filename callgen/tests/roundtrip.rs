@@ -378,9 +378,16 @@ fn impairments_and_wraparound() {
         reorder: vec![20, 40, 97],
         jitter_ms: 0.0,
         silent: false,
+        clock_ppm: 0.0,
     };
-    c.impair.callee =
-        DirImpair { loss: vec![5], duplicate: vec![6, 7], reorder: vec![4, 30], jitter_ms: 7.5, silent: false };
+    c.impair.callee = DirImpair {
+        loss: vec![5],
+        duplicate: vec![6, 7],
+        reorder: vec![4, 30],
+        jitter_ms: 7.5,
+        silent: false,
+        clock_ppm: 0.0,
+    };
     let mut one_way = CallSpec::answered(8, T0 + 5_000_000, 1_000);
     one_way.impair.callee.silent = true;
     one_way.impair.caller.jitter_ms = 100.0; // capped at 9 ms for 20 ms ptime

@@ -24,6 +24,13 @@ use crate::timeline::{Law, Timeline, TimelineConfig};
 const MAX_STREAMS_PER_SIDE: usize = 8;
 /// Samples per nanosecond divisor at 8 kHz.
 const NS_PER_SAMPLE: i64 = 125_000;
+/// In-order packets over which the least delayed one sets the clock baseline (1 s at 20 ms).
+const DRIFT_BLOCK: u32 = 50;
+/// The baseline may wander this far (frames, 4 ms) before the anchor follows it.
+const DRIFT_DEADBAND: i64 = 32;
+/// The anchor follows by at most this many frames (1 ms) per block: an inaudible slip instead
+/// of a jump, fast enough for clocks up to 1000 ppm off.
+const DRIFT_STEP: i64 = 8;
 
 /// Mixer settings.
 #[derive(Debug, Clone)]
@@ -113,7 +120,6 @@ pub(crate) enum PtKind {
 struct Anchor {
     pos: i64,
     ts: u32,
-    ssrc: u32,
 }
 
 #[derive(Debug)]
@@ -124,6 +130,12 @@ pub(crate) struct SideState {
     /// `current` holds a real stream.
     active: bool,
     anchor: Option<Anchor>,
+    /// Smallest delay (capture position minus RTP position, frames) in the current block of
+    /// in-order packets, and the block's size: the baseline that drift correction follows.
+    block_min: i64,
+    block_len: u32,
+    /// Times the anchor was moved to follow the sender's clock.
+    pub(crate) drift_corrections: u32,
     /// One past the last frame this side's audio reached.
     high: u64,
     /// Capture position (frames) of this side's last audio packet.
@@ -143,6 +155,9 @@ impl SideState {
             current: StreamStats::new(0, 0, nowhere, nowhere, Timestamp(0), 8000),
             active: false,
             anchor: None,
+            block_min: i64::MAX,
+            block_len: 0,
+            drift_corrections: 0,
             high: 0,
             last_now: i64::MIN / 2,
             kinds: [PtKind::Unresolved; 128],
@@ -181,6 +196,55 @@ impl SideState {
             self.earlier.push(old);
         }
         self.active = true;
+        // A new stream (SSRC change, port move) is placed afresh from capture time.
+        self.anchor = None;
+        self.block_min = i64::MAX;
+        self.block_len = 0;
+    }
+
+    /// Where on the timeline (frames) this packet belongs: its RTP timestamp relative to the
+    /// stream's anchor, the anchor being tied to capture time at the stream's first packet.
+    ///
+    /// The anchor moves to capture time when an in-order packet is far from it (timestamp jump,
+    /// hold and resume) or behind what is already written (a sender that paused without
+    /// advancing its timestamps). It also follows the sender's clock: over each block of
+    /// in-order packets the smallest delay (capture position minus RTP position; the least
+    /// delayed packet shows the clock, the others add network jitter) should stay near zero;
+    /// when it wanders past [`DRIFT_DEADBAND`], the anchor moves toward it by at most
+    /// [`DRIFT_STEP`] (1 ms: a slip nobody hears, where a jump would cut or insert audio), at
+    /// the next talkspurt start if one comes soon, else at the end of the block. The two
+    /// parties thus stay within the deadband plus jitter of each other for calls of any length.
+    #[inline]
+    fn place(&mut self, m: &RtpMeta, verdict: SeqVerdict, now: i64, written: i64, max_skew: i64) -> i64 {
+        let mut anchor = match self.anchor {
+            Some(a) => a,
+            None => Anchor { pos: now, ts: m.rtp_ts },
+        };
+        let mut pos = anchor.pos + i64::from(m.rtp_ts.wrapping_sub(anchor.ts) as i32);
+        if verdict == SeqVerdict::InOrder {
+            if (pos - now).abs() > max_skew || pos < written {
+                anchor = Anchor { pos: now, ts: m.rtp_ts };
+                pos = now;
+                self.block_min = i64::MAX;
+                self.block_len = 0;
+            } else {
+                self.block_min = self.block_min.min(now - pos);
+                self.block_len += 1;
+                let close = self.block_len >= DRIFT_BLOCK || (m.marker && self.block_len >= DRIFT_BLOCK / 5);
+                if close {
+                    if self.block_min.abs() > DRIFT_DEADBAND {
+                        let step = self.block_min.clamp(-DRIFT_STEP, DRIFT_STEP);
+                        anchor.pos += step;
+                        pos += step;
+                        self.drift_corrections += 1;
+                    }
+                    self.block_min = i64::MAX;
+                    self.block_len = 0;
+                }
+            }
+        }
+        self.anchor = Some(anchor);
+        pos
     }
 
     /// Every stream of this side, in order of first packet.
@@ -341,22 +405,9 @@ impl EventSink for Mixer {
             }
         }
         let now = m.time.since(call.origin).max(0) / NS_PER_SAMPLE;
-        let side = &mut call.sides[si];
-        let anchor = match side.anchor {
-            Some(a) if a.ssrc == m.ssrc => a,
-            _ => Anchor { pos: now, ts: m.rtp_ts, ssrc: m.ssrc },
-        };
-        let mut pos = anchor.pos + i64::from(m.rtp_ts.wrapping_sub(anchor.ts) as i32);
-        let mut anchor = anchor;
         let written = call.timeline.as_ref().map_or(0, |t| t.written() as i64);
-        // An in-order packet far from capture time (timestamp jump, hold/resume) or behind what
-        // is already written (a sender that paused without advancing its timestamps) moves the
-        // stream's anchor to capture time instead of being dropped.
-        if verdict == SeqVerdict::InOrder && ((pos - now).abs() > max_skew || pos < written) {
-            anchor = Anchor { pos: now, ts: m.rtp_ts, ssrc: m.ssrc };
-            pos = now;
-        }
-        side.anchor = Some(anchor);
+        let side = &mut call.sides[si];
+        let pos = side.place(m, verdict, now, written, max_skew);
         side.last_now = now;
         if pos >= 0 {
             side.high = side.high.max(pos as u64 + payload.len() as u64);
