@@ -151,6 +151,29 @@ impl Pipeline {
                 .context("cannot start mixer thread")?;
             mixers.push(handle);
         }
+        // What an earlier run left in the work directory after a crash: finish and ship it.
+        let found = mixer::recover::scan(&work).with_context(|| format!("cannot scan '{}'", work.display()))?;
+        let (n_fin, n_int) = (found.finished.len(), found.interrupted.len());
+        for files in found.finished {
+            match mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| enter(&spool, f).map_err(Into::into)) {
+                Ok(_) => shipper.notify(),
+                Err(e) => tracing::error!("cannot recover {}: {e:#}", files[files.len() - 1].display()),
+            }
+        }
+        for p in found.interrupted {
+            let _ = pending_tx.send(p);
+        }
+        for (path, why) in &found.failed {
+            tracing::error!("cannot recover {}: {why}; the file is left in place", path.display());
+        }
+        if n_fin + n_int > 0 {
+            tracing::warn!(
+                "recovered {} recordings interrupted by a crash and {} finished but not yet spooled, from {}",
+                n_int,
+                n_fin,
+                work.display()
+            );
+        }
         drop(pending_tx);
 
         Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper })
@@ -221,16 +244,7 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
         let audio = finished.files.iter().find(|f| f.ext == "wav").map(|f| f.size);
         let key = finished.key.clone();
         let state = finished.record.state.clone();
-        let rec = NewRecording {
-            key: finished.key,
-            files: finished
-                .files
-                .into_iter()
-                .map(|f| NewFile { source: f.path, ext: f.ext, sha256: f.sha256, size: f.size })
-                .collect(),
-            summary: finished.summary,
-        };
-        match spool.enter(rec) {
+        match enter(spool, finished) {
             Ok(_) => {
                 stats.entered += 1;
                 if let Some(bytes) = audio {
@@ -248,6 +262,19 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
         }
     }
     stats
+}
+
+/// Hands a finished recording's files to the spool.
+fn enter(spool: &Spool, finished: mixer::Finished) -> Result<shipper::EntryId, shipper::SpoolError> {
+    spool.enter(NewRecording {
+        key: finished.key,
+        files: finished
+            .files
+            .into_iter()
+            .map(|f| NewFile { source: f.path, ext: f.ext, sha256: f.sha256, size: f.size })
+            .collect(),
+        summary: finished.summary,
+    })
 }
 
 /// Lets capture-side code hand the sink to the engine without naming the type.

@@ -368,15 +368,18 @@ impl DialogTracker {
                 (self.slots.len() - 1) as u32
             }
         };
+        let start_info = CallStart {
+            call_id: String::from_utf8_lossy(call_id).into_owned(),
+            start: now,
+            from: call.from.clone(),
+            to: call.to.clone(),
+        };
         let slot = &mut self.slots[idx as usize];
         slot.call = Some(call);
         self.by_id.insert(call_id.into(), idx);
         ctx.stats.calls_started += 1;
         let call_ref = CallRef { slot: idx, generation: slot.generation };
-        ctx.sink.call(CallEvent::Started {
-            call: call_ref,
-            info: Box::new(CallStart { call_id: String::from_utf8_lossy(call_id).into_owned(), start: now }),
-        });
+        ctx.sink.call(CallEvent::Started { call: call_ref, info: Box::new(start_info) });
         Some(idx)
     }
 

@@ -170,6 +170,10 @@ pub struct CallStart {
     pub call_id: String,
     /// Time of the first INVITE.
     pub start: Timestamp,
+    /// From of the INVITE.
+    pub from: Party,
+    /// To of the INVITE.
+    pub to: Party,
 }
 
 /// A media description announced by one party: where it receives RTP and which payload

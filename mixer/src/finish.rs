@@ -90,13 +90,42 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     f.write_all(&body).map_err(rec_err)?;
     f.sync_all().map_err(rec_err)?;
     File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;
+    // The record is durable: the sidecar kept for crash recovery is no longer needed.
+    let _ = std::fs::remove_file(crate::recover::sidecar_path(&stem.with_extension("wav")));
     files.push(FinishedFile {
         path: json_path.clone(),
         ext: "json".into(),
         sha256: hex::encode(Sha256::digest(&body)),
         size: body.len() as u64,
     });
-    let summary = serde_json::json!({
+    let summary = summary(&record);
+    Ok(Finished { key, files, summary, record })
+}
+
+/// Takes over a recording that was finished (its record written) but not entered into the
+/// spool before a crash: `files` are the audio (if any) and the record, last.
+pub fn adopt(files: &[PathBuf]) -> Result<Finished, FinishError> {
+    let Some(json_path) = files.last() else {
+        return Err(FinishError::Record { path: PathBuf::new(), source: io::Error::other("no call record") });
+    };
+    let rec_err = |source| FinishError::Record { path: json_path.clone(), source };
+    let body = std::fs::read(json_path).map_err(rec_err)?;
+    let record: CallRecord = serde_json::from_slice(&body).map_err(|e| rec_err(io::Error::other(e)))?;
+    let start = chrono::DateTime::parse_from_rfc3339(&record.start)
+        .map(|dt| Timestamp::from_parts(dt.timestamp(), i64::from(dt.timestamp_subsec_nanos())))
+        .map_err(|e| rec_err(io::Error::other(e)))?;
+    let mut out = Vec::new();
+    for path in files {
+        let mut f = File::open(path).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
+        let (sha256, size) = hash_file(&mut f).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("bin").to_owned();
+        out.push(FinishedFile { path: path.clone(), ext, sha256, size });
+    }
+    Ok(Finished { key: recording_key(&record, start), files: out, summary: summary(&record), record })
+}
+
+fn summary(record: &CallRecord) -> serde_json::Value {
+    serde_json::json!({
         "call_id": record.call_id,
         "from": record.from.user,
         "to": record.to.user,
@@ -106,8 +135,7 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
         "end_reason": record.end_reason,
         "duration_s": record.duration_s,
         "audio": record.audio.as_ref().map(|a| a.file.clone()),
-    });
-    Ok(Finished { key, files, summary, record })
+    })
 }
 
 /// SHA-256 and length of a file, read from the start.

@@ -13,10 +13,11 @@ pub mod g711;
 pub mod mixer;
 pub mod quality;
 pub mod record;
+pub mod recover;
 mod report;
 pub mod stream;
 pub mod timeline;
 pub mod wav;
 
-pub use finish::{Finished, FinishedFile, finish};
+pub use finish::{Finished, FinishedFile, adopt, finish};
 pub use mixer::{Mixer, MixerConfig, MixerStats, PendingRecording};

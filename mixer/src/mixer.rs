@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use capture::Timestamp;
 use capture::codec::{Codec, PayloadDesc, PayloadMap};
-use capture::events::{CallEvent, CallInfo, CallRef, EventSink, MediaAnnounce, RtpMeta, Side};
+use capture::events::{CallEvent, CallInfo, CallRef, CallStart, EventSink, MediaAnnounce, Party, RtpMeta, Side};
 use crossbeam_channel::Sender;
 
 use crate::dtmf::DtmfTracker;
@@ -263,6 +263,8 @@ pub(crate) struct CallMix {
     pub(crate) call: CallRef,
     pub(crate) call_id: String,
     pub(crate) start: Timestamp,
+    /// From and To, for the sidecar written beside an audio file in progress.
+    pub(crate) parties: Box<(Party, Party)>,
     pub(crate) wav_path: PathBuf,
     pub(crate) timeline: Option<Timeline>,
     pub(crate) origin: Timestamp,
@@ -307,7 +309,7 @@ impl Mixer {
         self.calls.get_mut(r.slot as usize)?.as_mut().filter(|c| c.call == r)
     }
 
-    fn start(&mut self, call: CallRef, call_id: String, start: Timestamp) {
+    fn start(&mut self, call: CallRef, info: CallStart) {
         let idx = call.slot as usize;
         if self.calls.len() <= idx {
             self.calls.resize_with(idx + 1, || None);
@@ -315,8 +317,9 @@ impl Mixer {
         let wav_path = self.cfg.work_dir.join(format!("{}-{}-{}.wav", self.cfg.run_id, call.slot, call.generation));
         self.calls[idx] = Some(CallMix {
             call,
-            call_id,
-            start,
+            call_id: info.call_id.clone(),
+            start: info.start,
+            parties: Box::new((info.from, info.to)),
             wav_path,
             timeline: None,
             origin: Timestamp(0),
@@ -395,6 +398,7 @@ impl EventSink for Mixer {
                 Ok(t) => {
                     call.timeline = Some(t);
                     call.origin = m.time;
+                    crate::recover::write_sidecar(call);
                 }
                 Err(e) => {
                     self.stats.write_errors += 1;
@@ -444,7 +448,7 @@ impl EventSink for Mixer {
 
     fn call(&mut self, event: CallEvent) {
         match event {
-            CallEvent::Started { call, info } => self.start(call, info.call_id, info.start),
+            CallEvent::Started { call, info } => self.start(call, *info),
             CallEvent::Media { call, media } => {
                 if let Some(c) = self.call_mut(call) {
                     // Payload types are re-resolved for both directions after any new SDP.

@@ -231,6 +231,27 @@ pub struct Codecs {
     pub callee: Option<String>,
 }
 
+/// What is known about a call whose audio file is being written, kept beside it (as
+/// `<file>.partial.json`) so that a recording interrupted by a crash can be recovered with its
+/// identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialRecord {
+    /// Format version.
+    pub version: u32,
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// First INVITE.
+    pub start: String,
+    /// Start as Unix nanoseconds (for naming the recording).
+    pub start_ns: i64,
+    /// From of the INVITE.
+    pub from: PartyRecord,
+    /// To of the INVITE.
+    pub to: PartyRecord,
+    /// Capture time of the audio file's first frame.
+    pub media_start: String,
+}
+
 /// RFC 3339 UTC with microseconds (`2016-11-26T14:52:59.666393Z`).
 pub fn rfc3339(t: Timestamp) -> String {
     match DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()) {

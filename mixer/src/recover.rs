@@ -1,0 +1,227 @@
+//! Recordings interrupted by a crash, found in the work directory at the next start.
+//!
+//! While a call's audio is being written, `<stem>.wav` (its header still says zero bytes) has
+//! a sidecar `<stem>.partial.json` with the call's identity. When a call ends normally, the
+//! finisher writes `<stem>.json` and removes the sidecar; the spool then moves both files away.
+//! So at start-up, in the work directory:
+//!
+//! * `<stem>.wav` without `<stem>.json`: interrupted. Its header is repaired to the data
+//!   actually written, and it gets a call record that says `"end_reason": "recovered"` and
+//!   why the capture is incomplete; then it is finished and shipped like any other.
+//! * `<stem>.json` (with or without audio): finished but not handed to the spool before the
+//!   crash. It is entered as it is.
+//!
+//! Nothing in the work directory is ever deleted without being entered into the spool first.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use capture::Timestamp;
+use chrono::DateTime;
+
+use crate::mixer::{CallMix, PendingRecording};
+use crate::record::{
+    AudioRecord, CallRecord, Codecs, Endpoints, PartialRecord, PartyRecord, RECORD_VERSION, SipRecord, rfc3339,
+};
+use crate::wav::{WavFormat, repair};
+
+const SIDECAR: &str = "partial.json";
+
+/// The sidecar path of an audio file.
+pub fn sidecar_path(wav: &Path) -> PathBuf {
+    wav.with_extension(SIDECAR)
+}
+
+/// Writes the sidecar of a call whose audio file was just created. Not fsynced: it protects
+/// against a crash of callvault, which leaves the page cache intact; after a power loss the
+/// audio is still recovered, under an unknown identity.
+pub(crate) fn write_sidecar(call: &CallMix) {
+    let (from, to) = &*call.parties;
+    let partial = PartialRecord {
+        version: RECORD_VERSION,
+        call_id: call.call_id.clone(),
+        start: rfc3339(call.start),
+        start_ns: call.start.0,
+        from: PartyRecord::from(from),
+        to: PartyRecord::from(to),
+        media_start: rfc3339(call.origin),
+    };
+    let path = sidecar_path(&call.wav_path);
+    if let Err(e) = serde_json::to_vec(&partial).map_err(std::io::Error::other).and_then(|b| std::fs::write(&path, b)) {
+        tracing::warn!(call_id = %call.call_id, "cannot write {}: {e}; a crash would lose the call's identity", path.display());
+    }
+}
+
+/// What was found in the work directory.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Interrupted recordings, repaired, to be finished.
+    pub interrupted: Vec<PendingRecording>,
+    /// Finished recordings not yet in the spool: their files (audio first, record last).
+    pub finished: Vec<Vec<PathBuf>>,
+    /// Files that could not be recovered, with the reason (they are left in place).
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Scans `work_dir` for what a crash left behind (see the module documentation).
+pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
+    let mut out = Recovered::default();
+    let Ok(rd) = std::fs::read_dir(work_dir) else { return Ok(out) };
+    let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    names.sort();
+    for path in &names {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".json") && !name.ends_with(SIDECAR) {
+            let wav = path.with_extension("wav");
+            let mut files = Vec::new();
+            if wav.exists() {
+                files.push(wav);
+            }
+            files.push(path.clone());
+            // The sidecar is no longer needed once the record exists.
+            let _ = std::fs::remove_file(sidecar_path(path));
+            out.finished.push(files);
+        } else if name.ends_with(".wav") && !path.with_extension("json").exists() {
+            match recover_wav(path) {
+                Ok(p) => out.interrupted.push(p),
+                Err(e) => out.failed.push((path.clone(), e)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_time(s: &str) -> Option<Timestamp> {
+    let dt = DateTime::parse_from_rfc3339(s).ok()?;
+    Some(Timestamp::from_parts(dt.timestamp(), i64::from(dt.timestamp_subsec_nanos())))
+}
+
+fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
+    let fmt = WavFormat { channels: 2, sample_rate: 8000 };
+    let data = repair(path, fmt).map_err(|e| format!("cannot repair: {e}"))?;
+    let frames = data / u64::from(fmt.frame_bytes());
+    let partial: Option<PartialRecord> =
+        std::fs::read(sidecar_path(path)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let file = File::options().read(true).write(true).open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("recording").to_owned();
+    let (call_id, start, from, to, media_start) = match &partial {
+        Some(p) => (
+            p.call_id.clone(),
+            Timestamp(p.start_ns),
+            p.from.clone(),
+            p.to.clone(),
+            parse_time(&p.media_start).unwrap_or(Timestamp(p.start_ns)),
+        ),
+        None => {
+            // No identity survived: name it after the file's time of last change.
+            let mtime = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i64);
+            let t = Timestamp(mtime - frames as i64 * 125_000);
+            (format!("unknown-{stem}"), t, PartyRecord::default(), PartyRecord::default(), t)
+        }
+    };
+    let end = media_start.add_nanos(frames as i64 * 125_000);
+    let mut reasons = vec![
+        "callvault stopped unexpectedly during the call; the audio was recovered up to the last data written"
+            .to_owned(),
+    ];
+    if partial.is_none() {
+        reasons.push("the call's identity was lost with the crash".into());
+    }
+    let record = CallRecord {
+        version: RECORD_VERSION,
+        call_id,
+        from,
+        to,
+        asserted_identity: None,
+        caller: Endpoints { signalling: String::new(), media: None },
+        callee: Endpoints { signalling: String::new(), media: None },
+        start: rfc3339(start),
+        ringing: None,
+        answer: None,
+        end: rfc3339(end),
+        duration_s: (end.since(start) as f64 / 1e6).round() / 1000.0,
+        talk_s: None,
+        state: "unknown".into(),
+        end_reason: "recovered".into(),
+        ended_by: None,
+        final_code: None,
+        codecs: Codecs::default(),
+        sip: SipRecord { messages: 0, invites: 0, retransmissions: 0, early_dialogs: 0, transport: String::new() },
+        streams: Vec::new(),
+        audio: Some(AudioRecord {
+            file: String::new(),
+            format: "wav".into(),
+            layout: "stereo".into(),
+            channels: vec!["caller".into(), "callee".into()],
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            frames,
+            duration_s: frames as f64 / 8000.0,
+            media_start: rfc3339(media_start),
+            bytes: 0,
+            sha256: String::new(),
+        }),
+        dtmf: Vec::new(),
+        holds: Vec::new(),
+        capture_complete: false,
+        incomplete_reasons: reasons,
+        notes: vec!["recovered after a crash: SIP details and stream statistics were not saved".into()],
+    };
+    Ok(PendingRecording { record, start, wav: Some((path.to_owned(), file)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wav::WavWriter;
+
+    #[test]
+    fn interrupted_finished_and_orphaned_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        // Interrupted, with its sidecar.
+        let mut a = WavWriter::create(&w.join("a.wav"), WavFormat { channels: 2, sample_rate: 8000 }).unwrap();
+        a.write_pcm(&[1u8; 4 * 8000]).unwrap();
+        drop(a);
+        let partial = PartialRecord {
+            version: 1,
+            call_id: "abc@x".into(),
+            start: "2025-01-01T00:00:00.000000Z".into(),
+            start_ns: 1_735_689_600_000_000_000,
+            from: PartyRecord { user: Some("100".into()), display: None, uri: "sip:100@x".into() },
+            to: PartyRecord { user: Some("200".into()), display: None, uri: "sip:200@x".into() },
+            media_start: "2025-01-01T00:00:01.000000Z".into(),
+        };
+        std::fs::write(sidecar_path(&w.join("a.wav")), serde_json::to_vec(&partial).unwrap()).unwrap();
+        // Interrupted, identity lost.
+        let mut b = WavWriter::create(&w.join("b.wav"), WavFormat { channels: 2, sample_rate: 8000 }).unwrap();
+        b.write_pcm(&[2u8; 402]).unwrap();
+        drop(b);
+        // Finished, not entered.
+        std::fs::write(w.join("c.wav"), b"RIFF").unwrap();
+        std::fs::write(w.join("c.json"), b"{}").unwrap();
+        std::fs::write(w.join("d.json"), b"{}").unwrap();
+
+        let r = scan(w).unwrap();
+        assert!(r.failed.is_empty());
+        assert_eq!(r.finished, vec![vec![w.join("c.wav"), w.join("c.json")], vec![w.join("d.json")]]);
+        assert_eq!(r.interrupted.len(), 2);
+        let a = &r.interrupted[0].record;
+        assert_eq!(a.call_id, "abc@x");
+        assert_eq!(a.end_reason, "recovered");
+        assert!(!a.capture_complete);
+        assert_eq!(a.audio.as_ref().unwrap().frames, 8000);
+        assert_eq!(a.end, "2025-01-01T00:00:02.000000Z");
+        assert_eq!(a.from.user.as_deref(), Some("100"));
+        let reader = hound::WavReader::open(w.join("a.wav")).unwrap();
+        assert_eq!(reader.duration(), 8000, "header repaired");
+        let b = &r.interrupted[1].record;
+        assert!(b.call_id.starts_with("unknown-"));
+        assert_eq!(b.audio.as_ref().unwrap().frames, 100, "torn last frame dropped");
+        assert_eq!(b.incomplete_reasons.len(), 2);
+    }
+}
