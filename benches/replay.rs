@@ -49,6 +49,8 @@ fn replay_bench(c: &mut Criterion) {
                         reorder_ms: 160,
                         finishers: 2,
                         mixers: None,
+                        audio_format: callvault::cli::FormatArg::Wav,
+                        audio_layout: callvault::cli::LayoutArg::Stereo,
                     },
                     ship_timeout: 600,
                     quiet: true,

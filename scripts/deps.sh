@@ -5,7 +5,7 @@
 set -euo pipefail
 want=(libpcap-dev pkg-config)
 if [ "${1:-run}" = test ]; then
-    want+=(tshark tcpreplay iproute2 python3-venv openssl)
+    want+=(tshark tcpreplay iproute2 python3-venv openssl flac)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -43,10 +43,34 @@ pub struct Common {
     /// Threads that make finished recordings durable (fsync, SHA-256, call record).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub finishers: usize,
+    /// Recording format: wav (16-bit PCM) or flac (lossless, about half the size).
+    #[arg(long, value_enum, default_value_t = FormatArg::Wav, value_name = "FORMAT")]
+    pub audio_format: FormatArg,
+    /// Channel layout: stereo (caller left, callee right) or mono (both parties mixed).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Stereo, value_name = "LAYOUT")]
+    pub audio_layout: LayoutArg,
     /// Threads that mix calls into recordings (calls are spread over them). Default: one per
     /// CPU, at most 4.
     #[arg(long, value_name = "N")]
     pub mixers: Option<usize>,
+}
+
+/// `--audio-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// RIFF/WAVE, 16-bit PCM.
+    Wav,
+    /// FLAC, lossless.
+    Flac,
+}
+
+/// `--audio-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// Caller in channel 0, callee in channel 1.
+    Stereo,
+    /// Both parties mixed into one channel.
+    Mono,
 }
 
 /// `callvault replay`.

@@ -30,6 +30,8 @@ pub struct Options {
     pub archive: PathBuf,
     /// Mixer ring sizing.
     pub timeline: TimelineConfig,
+    /// Recording format and layout.
+    pub audio: mixer::audio::AudioConfig,
     /// Finisher threads (fsync + hash + record).
     pub finishers: usize,
     /// Mixer threads (calls are spread over them).
@@ -109,6 +111,7 @@ impl Pipeline {
 
         let mut mixer_cfg = MixerConfig::new(work.clone());
         mixer_cfg.timeline = opts.timeline;
+        mixer_cfg.audio = opts.audio;
         let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);
 
         let finishers = (0..opts.finishers.max(1))
@@ -241,7 +244,7 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
                 continue;
             }
         };
-        let audio = finished.files.iter().find(|f| f.ext == "wav").map(|f| f.size);
+        let audio = finished.files.iter().find(|f| f.ext != "json").map(|f| f.size);
         let key = finished.key.clone();
         let state = finished.record.state.clone();
         match enter(spool, finished) {

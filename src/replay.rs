@@ -9,10 +9,11 @@ use capture::limits::Timeouts;
 use capture::source::FileSource;
 use capture::{Engine, EngineConfig};
 use indicatif::{ProgressBar, ProgressStyle};
+use mixer::audio::{AudioConfig, AudioFormat, AudioLayout};
 use mixer::timeline::TimelineConfig;
 
 use crate::batch::Backpressure;
-use crate::cli::{Common, ReplayArgs};
+use crate::cli::{Common, FormatArg, LayoutArg, ReplayArgs};
 use crate::pipeline::{Options, Pipeline};
 use crate::summary::{InputReport, Summary};
 
@@ -20,10 +21,21 @@ use crate::summary::{InputReport, Summary};
 pub fn options(c: &Common, backpressure: Backpressure) -> Options {
     let timeline = TimelineConfig { reorder_frames: c.reorder_ms.saturating_mul(8), ..TimelineConfig::default() };
     let mixers = c.mixers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+    let audio = AudioConfig {
+        format: match c.audio_format {
+            FormatArg::Wav => AudioFormat::Wav,
+            FormatArg::Flac => AudioFormat::Flac,
+        },
+        layout: match c.audio_layout {
+            LayoutArg::Stereo => AudioLayout::Stereo,
+            LayoutArg::Mono => AudioLayout::Mono,
+        },
+    };
     Options {
         output: c.output.clone(),
         archive: c.archive.clone(),
         timeline,
+        audio,
         finishers: c.finishers,
         mixers,
         backpressure,

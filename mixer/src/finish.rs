@@ -75,12 +75,13 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
         let audio_err = |source| FinishError::Audio { path: path.clone(), source };
         file.sync_all().map_err(audio_err)?;
         let (sha256, size) = hash_file(&mut file).map_err(audio_err)?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("wav").to_owned();
         if let Some(a) = record.audio.as_mut() {
-            a.file = format!("{name}.wav");
+            a.file = format!("{name}.{ext}");
             a.sha256 = sha256.clone();
             a.bytes = size;
         }
-        files.push(FinishedFile { path, ext: "wav".into(), sha256, size });
+        files.push(FinishedFile { path, ext, sha256, size });
     }
     let json_path = stem.with_extension("json");
     let rec_err = |source| FinishError::Record { path: json_path.clone(), source };
@@ -91,7 +92,7 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     f.sync_all().map_err(rec_err)?;
     File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;
     // The record is durable: the sidecar kept for crash recovery is no longer needed.
-    let _ = std::fs::remove_file(crate::recover::sidecar_path(&stem.with_extension("wav")));
+    let _ = std::fs::remove_file(crate::recover::sidecar_path(&stem.with_extension("audio")));
     files.push(FinishedFile {
         path: json_path.clone(),
         ext: "json".into(),

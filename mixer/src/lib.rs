@@ -7,6 +7,7 @@
 //! durable, hashes them and writes the JSON call record ([`record`]). Nothing here knows about
 //! packet capture formats, spools or archives.
 
+pub mod audio;
 pub mod dtmf;
 pub mod finish;
 pub mod g711;

@@ -15,6 +15,7 @@ use capture::codec::{Codec, PayloadDesc, PayloadMap};
 use capture::events::{CallEvent, CallInfo, CallRef, CallStart, EventSink, MediaAnnounce, Party, RtpMeta, Side};
 use crossbeam_channel::Sender;
 
+use crate::audio::AudioConfig;
 use crate::dtmf::DtmfTracker;
 use crate::record::CallRecord;
 use crate::stream::{SeqVerdict, StreamStats};
@@ -42,6 +43,8 @@ pub struct MixerConfig {
     pub run_id: String,
     /// Ring and reorder window sizing.
     pub timeline: TimelineConfig,
+    /// Format and channel layout of the recordings.
+    pub audio: AudioConfig,
     /// A stream whose RTP timestamps put it further than this from capture time (frames) is
     /// re-anchored to capture time (timestamp jumps, hold/resume). Default 8000 (1 s).
     pub max_skew_frames: i64,
@@ -51,7 +54,13 @@ impl MixerConfig {
     /// Defaults with the given work directory.
     pub fn new(work_dir: PathBuf) -> MixerConfig {
         let run_id = format!("{}-{}", capture::source::wall_clock().secs(), std::process::id());
-        MixerConfig { work_dir, run_id, timeline: TimelineConfig::default(), max_skew_frames: 8000 }
+        MixerConfig {
+            work_dir,
+            run_id,
+            timeline: TimelineConfig::default(),
+            audio: AudioConfig::default(),
+            max_skew_frames: 8000,
+        }
     }
 }
 
@@ -314,7 +323,13 @@ impl Mixer {
         if self.calls.len() <= idx {
             self.calls.resize_with(idx + 1, || None);
         }
-        let wav_path = self.cfg.work_dir.join(format!("{}-{}-{}.wav", self.cfg.run_id, call.slot, call.generation));
+        let wav_path = self.cfg.work_dir.join(format!(
+            "{}-{}-{}.{}",
+            self.cfg.run_id,
+            call.slot,
+            call.generation,
+            self.cfg.audio.format.ext()
+        ));
         self.calls[idx] = Some(CallMix {
             call,
             call_id: info.call_id.clone(),
@@ -334,7 +349,7 @@ impl Mixer {
         let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
         let Some(mix) = slot.take_if(|c| c.call == call) else { return };
         self.stats.calls_finished += 1;
-        let pending = crate::report::finish_call(mix, info, &mut self.stats, &mut self.scratch);
+        let pending = crate::report::finish_call(mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
         // The receiving side outlives the mixer in the pipeline; if it is gone the program is
         // shutting down after an error that has already been reported.
         let _ = self.out.send(pending);
@@ -354,6 +369,7 @@ impl EventSink for Mixer {
         self.stats.rtp_packets += 1;
         let max_skew = self.cfg.max_skew_frames;
         let tl_cfg = self.cfg.timeline;
+        let audio_cfg = self.cfg.audio;
         let Some(idx) = self
             .calls
             .get(m.call.slot as usize)
@@ -394,7 +410,7 @@ impl EventSink for Mixer {
             return;
         }
         if call.timeline.is_none() {
-            match Timeline::create(&call.wav_path, tl_cfg) {
+            match Timeline::create(&call.wav_path, tl_cfg, audio_cfg) {
                 Ok(t) => {
                     call.timeline = Some(t);
                     call.origin = m.time;

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use capture::Timestamp;
 use chrono::DateTime;
 
+use crate::audio::AudioLayout;
 use crate::mixer::{CallMix, PendingRecording};
 use crate::record::{
     AudioRecord, CallRecord, Codecs, Endpoints, PartialRecord, PartyRecord, RECORD_VERSION, SipRecord, rfc3339,
@@ -81,7 +82,7 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
             // The sidecar is no longer needed once the record exists.
             let _ = std::fs::remove_file(sidecar_path(path));
             out.finished.push(files);
-        } else if name.ends_with(".wav") && !path.with_extension("json").exists() {
+        } else if (name.ends_with(".wav") || name.ends_with(".flac")) && !path.with_extension("json").exists() {
             match recover_wav(path) {
                 Ok(p) => out.interrupted.push(p),
                 Err(e) => out.failed.push((path.clone(), e)),
@@ -91,15 +92,30 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
     Ok(out)
 }
 
+/// The channel count in a WAV header.
+fn wav_channels(path: &Path) -> Option<u16> {
+    let mut head = [0u8; 24];
+    std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
+    (&head[..4] == b"RIFF").then(|| u16::from_le_bytes([head[22], head[23]]))
+}
+
 fn parse_time(s: &str) -> Option<Timestamp> {
     let dt = DateTime::parse_from_rfc3339(s).ok()?;
     Some(Timestamp::from_parts(dt.timestamp(), i64::from(dt.timestamp_subsec_nanos())))
 }
 
 fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
-    let fmt = WavFormat { channels: 2, sample_rate: 8000 };
-    let data = repair(path, fmt).map_err(|e| format!("cannot repair: {e}"))?;
-    let frames = data / u64::from(fmt.frame_bytes());
+    let flac = path.extension().is_some_and(|e| e == "flac");
+    let frames = if flac {
+        // FLAC frames carry their own CRCs; an unknown length in STREAMINFO is legal, and a
+        // torn last frame is detected and skipped by decoders.
+        0
+    } else {
+        let channels = wav_channels(path).unwrap_or(2);
+        let fmt = WavFormat { channels, sample_rate: 8000 };
+        let data = repair(path, fmt).map_err(|e| format!("cannot repair: {e}"))?;
+        data / u64::from(fmt.frame_bytes())
+    };
     let partial: Option<PartialRecord> =
         std::fs::read(sidecar_path(path)).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let file = File::options().read(true).write(true).open(path).map_err(|e| format!("cannot open: {e}"))?;
@@ -124,6 +140,10 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
         }
     };
     let end = media_start.add_nanos(frames as i64 * 125_000);
+    let layout = match wav_channels(path) {
+        Some(1) => AudioLayout::Mono,
+        _ => AudioLayout::Stereo,
+    };
     let mut reasons = vec![
         "callvault stopped unexpectedly during the call; the audio was recovered up to the last data written"
             .to_owned(),
@@ -154,9 +174,9 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
         streams: Vec::new(),
         audio: Some(AudioRecord {
             file: String::new(),
-            format: "wav".into(),
-            layout: "stereo".into(),
-            channels: vec!["caller".into(), "callee".into()],
+            format: if flac { "flac" } else { "wav" }.into(),
+            layout: layout.name().into(),
+            channels: layout.channel_names(),
             sample_rate: 8000,
             bits_per_sample: 16,
             frames,

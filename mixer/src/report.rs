@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use capture::codec::Codec;
 use capture::events::{CallInfo, EndReason, MediaAnnounce, Side};
 
+use crate::audio::AudioConfig;
 use crate::mixer::{CallMix, MixerStats, PendingRecording};
 use crate::quality::g711_quality;
 use crate::record::{
@@ -35,6 +36,7 @@ fn sdp_codec(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side) -> Option<(S
 pub(crate) fn finish_call(
     mut mix: CallMix,
     info: &CallInfo,
+    audio_cfg: AudioConfig,
     stats: &mut MixerStats,
     scratch: &mut Vec<u8>,
 ) -> PendingRecording {
@@ -48,9 +50,9 @@ pub(crate) fn finish_call(
                 stats.recordings_with_audio += 1;
                 audio = Some(AudioRecord {
                     file: String::new(),
-                    format: "wav".into(),
-                    layout: "stereo".into(),
-                    channels: vec!["caller".into(), "callee".into()],
+                    format: audio_cfg.format.ext().into(),
+                    layout: audio_cfg.layout.name().into(),
+                    channels: audio_cfg.layout.channel_names(),
                     sample_rate: 8000,
                     bits_per_sample: 16,
                     frames,

@@ -16,8 +16,8 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use crate::audio::{AudioConfig, AudioOut};
 use crate::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
-use crate::wav::{WavFormat, WavWriter};
 
 /// Bytes per stereo frame in the file.
 const FRAME: usize = 4;
@@ -104,15 +104,15 @@ pub struct Timeline {
     written: u64,
     end: u64,
     chunk: u64,
-    writer: WavWriter,
+    out: AudioOut,
 }
 
 impl Timeline {
-    /// Creates the WAV file at `path` and an empty timeline.
-    pub fn create(path: &Path, cfg: TimelineConfig) -> io::Result<Timeline> {
+    /// Creates the audio file at `path` and an empty timeline.
+    pub fn create(path: &Path, cfg: TimelineConfig, audio: AudioConfig) -> io::Result<Timeline> {
         let cap = u64::from(cfg.ring_frames.next_power_of_two().max(1024));
         let wait = u64::from(cfg.max_wait_frames.max(cfg.reorder_frames)).min(cap / 2);
-        let writer = WavWriter::create(path, WavFormat { channels: 2, sample_rate: 8000 })?;
+        let out = AudioOut::create(path, audio)?;
         Ok(Timeline {
             planes: [Plane::new(cap as usize), Plane::new(cap as usize)],
             mask: cap - 1,
@@ -121,7 +121,7 @@ impl Timeline {
             // Write once at least this much is settled: what the ring holds besides the longest
             // wait and a 60 ms packet.
             chunk: (cap - wait - 480).max(256),
-            writer,
+            out,
         })
     }
 
@@ -211,7 +211,7 @@ impl Timeline {
             for (ch, plane) in self.planes.iter_mut().enumerate() {
                 decode_run(plane, start, n, ch, scratch);
             }
-            self.writer.write_pcm(scratch)?;
+            self.out.write_stereo(scratch)?;
             self.written += n as u64;
         }
         Ok(())
@@ -222,7 +222,7 @@ impl Timeline {
     pub fn finish(mut self, scratch: &mut Vec<u8>) -> io::Result<(File, u64)> {
         self.flush_to(self.end, scratch)?;
         let frames = self.written;
-        Ok((self.writer.finish()?, frames))
+        Ok((self.out.finish()?, frames))
     }
 }
 
@@ -283,7 +283,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
         let a = [0xefu8; 160]; // µ-law 132
         let b = [0xfeu8; 160]; // µ-law 8
         // Channel 0: packets 0, 2, 1 (reordered); channel 1: packet 1 only.
@@ -315,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
         // A-law idle code decodes to +8; gaps must still be exact zeros.
         t.place(0, 3, &[0xd5; 7], Law::Alaw, &mut s).unwrap();
         t.place(1, 61, &[0x2a; 10], Law::Alaw, &mut s).unwrap(); // crosses a 64-bit word
@@ -338,7 +338,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(0, 160, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         // The law changes with a packet whose place the forced write-out passes.
@@ -353,7 +353,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(0, 160, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
         let (_, frames) = t.finish(&mut s).unwrap();
@@ -368,7 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
         let a = [0xefu8; 160];
         for k in 0..20u64 {
             t.place(0, k * 160, &a, Law::Ulaw, &mut s).unwrap();
