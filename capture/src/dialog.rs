@@ -78,6 +78,8 @@ struct Call {
     answered_tag: Option<Box<[u8]>>,
     dtmf: Vec<Dtmf>,
     holds: Vec<Hold>,
+    /// First seen mid-dialog (the capture started after the call did).
+    joined: bool,
 }
 
 /// A media address registered by a call.
@@ -152,9 +154,13 @@ impl DialogTracker {
         let idx = match self.by_id.get(call_id) {
             Some(&idx) => idx,
             None => {
-                let is_initial_invite =
-                    msg.method() == Some(Method::Invite) && msg.to.is_none_or(|to| parse_name_addr(to).tag.is_none());
-                if !is_initial_invite {
+                let has_to_tag = msg.to.is_some_and(|to| parse_name_addr(to).tag.is_some());
+                let is_initial_invite = msg.method() == Some(Method::Invite) && !has_to_tag;
+                // A re-INVITE or UPDATE with SDP of a dialog that started before the capture:
+                // the call is joined in progress, so its media is recorded from here on.
+                let joins =
+                    matches!(msg.method(), Some(Method::Invite | Method::Update)) && has_to_tag && msg.has_sdp();
+                if !is_initial_invite && !joins {
                     let in_dialog_call_method =
                         matches!(
                             msg.method(),
@@ -174,7 +180,7 @@ impl DialogTracker {
                     }
                     return;
                 }
-                match self.start_call(now, src, dst, call_id, msg, ctx) {
+                match self.start_call(now, src, dst, call_id, msg, joins, ctx) {
                     Some(idx) => idx,
                     None => return,
                 }
@@ -313,6 +319,7 @@ impl DialogTracker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_call<S: EventSink>(
         &mut self,
         now: Timestamp,
@@ -320,6 +327,7 @@ impl DialogTracker {
         dst: SocketAddr,
         call_id: &[u8],
         msg: &SipMessage<'_>,
+        joined: bool,
         ctx: &mut Ctx<'_, S>,
     ) -> Option<u32> {
         if self.by_id.len() >= self.limits.max_calls {
@@ -344,7 +352,7 @@ impl DialogTracker {
             ringing: None,
             answer: None,
             end: None,
-            state: CallState::Setup,
+            state: if joined { CallState::InCall } else { CallState::Setup },
             ended_by: None,
             final_code: None,
             invite_cseq: msg.cseq.map_or(0, |c| c.seq),
@@ -360,6 +368,7 @@ impl DialogTracker {
             answered_tag: None,
             dtmf: Vec::new(),
             holds: Vec::new(),
+            joined,
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -390,7 +399,7 @@ impl DialogTracker {
             let Some(call) = self.slots[idx].call.as_ref() else { continue };
             let due = if let Some((at, reason)) = call.deadline {
                 (now >= at).then_some((reason, call.end.unwrap_or(call.last_activity)))
-            } else if call.answer.is_some() {
+            } else if call.answer.is_some() || call.joined {
                 (now.since(call.last_activity) >= self.timeouts.media)
                     .then_some((EndReason::MediaTimeout, call.last_activity))
             } else {
@@ -457,7 +466,7 @@ impl DialogTracker {
             dtmf: call.dtmf,
             holds: call.holds,
             transport: "udp",
-            joined: false,
+            joined: call.joined,
         };
         ctx.sink.call(CallEvent::Ended { call: call_ref, info: Box::new(info) });
     }

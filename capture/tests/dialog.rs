@@ -335,3 +335,29 @@ fn garbage_is_counted_never_fatal() {
     assert_eq!(h.engine.stats().malformed_total(), 3);
     assert!(h.sink.calls.is_empty());
 }
+
+#[test]
+fn a_call_already_up_when_the_capture_starts_is_joined_at_its_reinvite() {
+    let mut h = Harness::new();
+    // No INVITE seen: a re-INVITE from the callee with SDP, then RTP both ways, then BYE.
+    let reinvite = format!(
+        "INVITE sip:alice@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKre\r\nFrom: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\nCall-ID: old-call\r\nCSeq: 7 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+        sdp("10.0.0.2", 5000).len(),
+        sdp("10.0.0.2", 5000)
+    );
+    h.at(0, CALLEE, CALLER, reinvite.as_bytes());
+    h.at(10 * MS, CALLER, CALLEE, &sip("SIP/2.0 200 OK", "old-call", "7 INVITE", "a1", &sdp("10.0.0.1", 4000)));
+    h.at(50 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(1, 160, 9));
+    h.at(60 * MS, "10.0.0.2:5000", "10.0.0.1:4000", &rtp(1, 160, 8));
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    let c = h.ended()[0];
+    assert_eq!(c.call_id, "old-call");
+    assert!(c.joined);
+    assert_eq!(c.state, CallState::InCall);
+    assert_eq!(h.sink.rtp.len(), 2);
+    // A BYE alone for an unknown dialog creates nothing.
+    let mut h = Harness::new();
+    h.at(0, CALLEE, CALLER, &bye_from_callee("nobody"));
+    assert_eq!(h.engine.stats().calls_started, 0);
+    assert_eq!(h.engine.stats().sip_unknown_dialog, 1);
+}
