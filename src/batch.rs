@@ -7,7 +7,7 @@
 //! full channel drops the batch's RTP (counted) and carries its call events forward, so no
 //! call is ever lost to back-pressure.
 
-use capture::events::{CallEvent, CallRef, EventSink, RtpMeta};
+use capture::events::{CallEvent, CallRef, EventSink, RtcpMeta, RtpMeta};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 /// Events in one batch before it is sent.
@@ -23,6 +23,15 @@ pub enum Item {
         /// Offset in the batch's payload arena.
         start: u32,
         /// Payload length.
+        len: u32,
+    },
+    /// An RTCP packet; its bytes are `payload[start..start + len]` of the batch.
+    Rtcp {
+        /// Who sent it, when.
+        meta: RtcpMeta,
+        /// Offset in the batch's payload arena.
+        start: u32,
+        /// Length.
         len: u32,
     },
     /// A call event.
@@ -50,6 +59,10 @@ impl Batch {
                 Item::Rtp { meta, start, len } => {
                     let s = start as usize;
                     sink.rtp(&meta, &self.payload[s..s + len as usize]);
+                }
+                Item::Rtcp { meta, start, len } => {
+                    let s = start as usize;
+                    sink.rtcp(&meta, &self.payload[s..s + len as usize]);
                 }
                 Item::Call(ev) => sink.call(ev),
             }
@@ -156,6 +169,7 @@ impl BatchSink {
                                     None => dropped.push((meta.call, 1)),
                                 }
                             }
+                            Item::Rtcp { .. } => {}
                             Item::Call(ev) => kept.push(Item::Call(ev)),
                         }
                     }
@@ -192,6 +206,17 @@ impl EventSink for BatchSink {
         let start = cur.payload.len() as u32;
         cur.payload.extend_from_slice(payload);
         cur.items.push(Item::Rtp { meta: *meta, start, len: payload.len() as u32 });
+        if cur.items.len() >= BATCH_EVENTS {
+            self.flush_shard(i);
+        }
+    }
+
+    fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
+        let i = self.shard(meta.call);
+        let cur = &mut self.shards[i].cur;
+        let start = cur.payload.len() as u32;
+        cur.payload.extend_from_slice(packet);
+        cur.items.push(Item::Rtcp { meta: *meta, start, len: packet.len() as u32 });
         if cur.items.len() >= BATCH_EVENTS {
             self.flush_shard(i);
         }

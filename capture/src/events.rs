@@ -77,6 +77,17 @@ pub struct RtpMeta {
     pub marker: bool,
 }
 
+/// An RTCP packet tied to a call. Its payload (the compound packet) travels beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtcpMeta {
+    /// Call the packet belongs to.
+    pub call: CallRef,
+    /// Which party sent it.
+    pub side: Side,
+    /// Capture time.
+    pub time: Timestamp,
+}
+
 /// A party as named in SIP.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Party {
@@ -342,6 +353,10 @@ pub enum CallEvent {
 pub trait EventSink {
     /// An RTP packet tied to a call. `payload` is only valid during the call.
     fn rtp(&mut self, meta: &RtpMeta, payload: &[u8]);
+    /// An RTCP packet tied to a call (the whole compound packet).
+    fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
+        let _ = (meta, packet);
+    }
     /// A call lifecycle event.
     fn call(&mut self, event: CallEvent);
 }

@@ -16,6 +16,7 @@ pub mod quality;
 pub mod record;
 pub mod recover;
 mod report;
+pub mod rtcp;
 pub mod stream;
 pub mod timeline;
 pub mod wav;

@@ -12,17 +12,22 @@ use std::path::PathBuf;
 
 use capture::Timestamp;
 use capture::codec::{Codec, PayloadDesc, PayloadMap};
-use capture::events::{CallEvent, CallInfo, CallRef, CallStart, EventSink, MediaAnnounce, Party, RtpMeta, Side};
+use capture::events::{
+    CallEvent, CallInfo, CallRef, CallStart, EventSink, MediaAnnounce, Party, RtcpMeta, RtpMeta, Side,
+};
 use crossbeam_channel::Sender;
 
 use crate::audio::AudioConfig;
 use crate::dtmf::DtmfTracker;
 use crate::record::CallRecord;
+use crate::rtcp::EndpointView;
 use crate::stream::{SeqVerdict, StreamStats};
 use crate::timeline::{Law, Timeline, TimelineConfig};
 
 /// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
 const MAX_STREAMS_PER_SIDE: usize = 8;
+/// Sources whose RTCP reports are kept per call.
+const MAX_REPORTED_SOURCES: usize = 16;
 /// Samples per nanosecond divisor at 8 kHz.
 const NS_PER_SAMPLE: i64 = 125_000;
 /// In-order packets over which the least delayed one sets the clock baseline (1 s at 20 ms).
@@ -283,6 +288,8 @@ pub(crate) struct CallMix {
     pub(crate) write_error: Option<String>,
     /// RTP dropped inside callvault before it reached the mixer.
     pub(crate) capture_drops: u64,
+    /// RTCP reports per (source SSRC, reporting side).
+    pub(crate) reports: Vec<(u32, Side, EndpointView)>,
 }
 
 /// The mixer. Implements [`EventSink`], so it can sit directly behind a capture engine
@@ -342,6 +349,7 @@ impl Mixer {
             media: [None, None],
             write_error: None,
             capture_drops: 0,
+            reports: Vec::new(),
         });
     }
 
@@ -459,6 +467,21 @@ impl EventSink for Mixer {
                 tracing::error!(call_id = %call.call_id, path = %call.wav_path.display(), "cannot write recording: {e}");
                 call.write_error = Some(format!("writing {} failed: {e}", call.wav_path.display()));
             }
+        }
+    }
+
+    fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
+        let Some(call) = self.call_mut(meta.call) else { return };
+        for block in crate::rtcp::report_blocks(packet) {
+            let i = match call.reports.iter().position(|r| r.0 == block.source && r.1 == meta.side) {
+                Some(i) => i,
+                None if call.reports.len() < MAX_REPORTED_SOURCES => {
+                    call.reports.push((block.source, meta.side, EndpointView::default()));
+                    call.reports.len() - 1
+                }
+                None => continue,
+            };
+            call.reports[i].2.add(&block, 8000);
         }
     }
 

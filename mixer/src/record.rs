@@ -72,6 +72,8 @@ pub struct StreamRecord {
     pub seq_restarts: u64,
     /// Estimated conversational quality (G.711 streams only).
     pub quality: Option<QualityRecord>,
+    /// What the receiving endpoint reported about this stream in RTCP, when it did.
+    pub endpoint_report: Option<EndpointReport>,
     /// First packet.
     pub first: String,
     /// Last packet.
@@ -93,6 +95,25 @@ pub struct QualityRecord {
     pub burst_ratio: f64,
     /// One-way delay assumed by the model, milliseconds.
     pub assumed_delay_ms: f64,
+}
+
+/// RTCP receiver statistics an endpoint reported about a stream it received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    /// `caller` or `callee`: who reported.
+    pub reported_by: String,
+    /// Report blocks received.
+    pub reports: u32,
+    /// Cumulative packets lost, as last reported.
+    pub cumulative_lost: i32,
+    /// Fraction lost in the last interval, percent.
+    pub fraction_lost_pct: f64,
+    /// Highest fraction lost reported, percent.
+    pub max_fraction_lost_pct: f64,
+    /// Interarrival jitter, last reported, milliseconds.
+    pub jitter_ms: f64,
+    /// Highest jitter reported, milliseconds.
+    pub max_jitter_ms: f64,
 }
 
 /// A DTMF key press.

@@ -10,8 +10,8 @@ use crate::audio::AudioConfig;
 use crate::mixer::{CallMix, MixerStats, PendingRecording};
 use crate::quality::g711_quality;
 use crate::record::{
-    AudioRecord, CallRecord, Codecs, DtmfRecord, Endpoints, HoldRecord, PartyRecord, QualityRecord, RECORD_VERSION,
-    SipRecord, StreamRecord, rfc3339,
+    AudioRecord, CallRecord, Codecs, DtmfRecord, EndpointReport, Endpoints, HoldRecord, PartyRecord, QualityRecord,
+    RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
 };
 
 fn addr(a: SocketAddr) -> String {
@@ -119,6 +119,17 @@ pub(crate) fn finish_call(
                 jitter_ms: round3(st.jitter_ms()),
                 seq_restarts: st.restarts,
                 quality,
+                endpoint_report: mix.reports.iter().find(|r| r.0 == st.ssrc && r.1 != side).map(|(_, by, v)| {
+                    EndpointReport {
+                        reported_by: by.as_str().into(),
+                        reports: v.reports,
+                        cumulative_lost: v.cumulative_lost,
+                        fraction_lost_pct: round3(v.fraction_lost_pct),
+                        max_fraction_lost_pct: round3(v.max_fraction_lost_pct),
+                        jitter_ms: round3(v.jitter_ms),
+                        max_jitter_ms: round3(v.max_jitter_ms),
+                    }
+                }),
                 first: rfc3339(st.first),
                 last: rfc3339(st.last),
             });
