@@ -1,9 +1,14 @@
-//! From a captured frame to a UDP datagram with its endpoints: link layer dispatch, VLAN
-//! stripping, IPv4/IPv6. Stateless; fragments and non-UDP traffic are reported, not followed.
+//! Stateless decoding steps from a captured frame down to UDP and TCP: link layer dispatch,
+//! VLAN stripping, IPv4/IPv6, and one step of decapsulation for every tunnel seen on mirror
+//! ports (GRE with PPP or transparent Ethernet bridging, ERSPAN I/II/III, VXLAN, MPLS, PPPoE,
+//! IP-in-IP).
+//!
+//! Each function here looks at one layer and says what comes next ([`Step`]); the walk itself,
+//! with its depth cap, IP fragment reassembly and TCP streams, is [`crate::ingress::Ingress`].
 
 use std::net::SocketAddr;
 
-use crate::wire::{self, ErrorKind, Layer, WireError, ethernet, ip, sll, udp};
+use crate::wire::{self, ErrorKind, Layer, WireError, erspan, ethernet, gre, ip, mpls, ppp, pppoe, sll};
 
 /// The link-layer header type of a capture (its libpcap DLT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,36 +60,49 @@ pub struct Datagram<'a> {
     pub dst: SocketAddr,
     /// UDP payload.
     pub payload: &'a [u8],
-    /// Outermost VLAN id, if the frame was tagged.
+    /// Outermost VLAN id seen on the way down (outer frame first, then tunnelled frames).
     pub vlan: Option<u16>,
     /// The IP packet or UDP datagram was cut short (see [`ip::IpRepr::truncated`]).
     pub truncated: bool,
+    /// Encapsulations the datagram was found in (0 for a plain frame).
+    pub depth: u8,
+    /// The datagram was reassembled from IP fragments.
+    pub reassembled: bool,
 }
 
-/// Why a well-formed frame carries nothing callvault follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
-    /// Not IPv4 or IPv6 (ARP, LLDP, STP, ...).
-    NotIp,
-    /// An IP fragment (reassembly is not done at this layer).
-    Fragment,
-    /// TCP segment.
+/// The transport a SIP message arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// One message per UDP datagram.
+    Udp,
+    /// Framed out of a TCP byte stream.
     Tcp,
-    /// Another IP protocol (ICMP, ESP, GRE, ...).
-    OtherProtocol,
 }
 
-/// Result of decoding one frame.
+impl Transport {
+    /// Lower-case name, as in a Via header's transport parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// The network-layer payload of a link-layer frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoded<'a> {
-    /// A UDP datagram.
-    Udp(Datagram<'a>),
-    /// Something well-formed that is not followed.
-    Skipped(Skip),
+pub struct LinkPayload<'a> {
+    /// EtherType of the payload (0 for a loopback address family that is not IP).
+    pub ethertype: u16,
+    /// Bytes after the link-layer header (and VLAN tags).
+    pub payload: &'a [u8],
+    /// Outermost VLAN id, if the frame was tagged.
+    pub vlan: Option<u16>,
 }
 
-/// Decodes a captured frame of link type `link` down to UDP.
-pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, WireError> {
+/// Strips the link-layer header of a frame of link type `link`.
+#[inline]
+pub fn link_layer(link: LinkType, frame: &[u8]) -> Result<LinkPayload<'_>, WireError> {
     let (ethertype, payload, vlan) = match link {
         LinkType::Ethernet => {
             let e = ethernet::parse(frame)?;
@@ -121,32 +139,115 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, WireError> {
             let ethertype = match family {
                 2 => ethernet::ETHERTYPE_IPV4,
                 10 | 24 | 28 | 30 => ethernet::ETHERTYPE_IPV6,
-                _ => return Ok(Decoded::Skipped(Skip::NotIp)),
+                _ => 0,
             };
             (ethertype, &frame[4..], None)
         }
     };
-    let ip = match ethertype {
-        ethernet::ETHERTYPE_IPV4 => ip::parse_v4(payload)?,
-        ethernet::ETHERTYPE_IPV6 => ip::parse_v6(payload)?,
-        _ => return Ok(Decoded::Skipped(Skip::NotIp)),
-    };
-    if ip.fragment.is_some() {
-        return Ok(Decoded::Skipped(Skip::Fragment));
+    Ok(LinkPayload { ethertype, payload, vlan })
+}
+
+/// A kind of encapsulation, for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tunnel {
+    /// GRE (RFC 2784/2890) or PPTP's enhanced GRE.
+    Gre,
+    /// ERSPAN type I, II or III (inside GRE).
+    Erspan,
+    /// VXLAN (UDP port 4789).
+    Vxlan,
+    /// An MPLS label stack.
+    Mpls,
+    /// A PPPoE session.
+    Pppoe,
+    /// IPv4 or IPv6 directly in IP (protocol 4 or 41).
+    IpInIp,
+}
+
+/// What an encapsulation carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inner<'a> {
+    /// An Ethernet frame (VLAN tags and all).
+    Ethernet(&'a [u8]),
+    /// A payload named by its EtherType.
+    EtherType(u16, &'a [u8]),
+}
+
+/// One step down from a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// An IP packet.
+    Ip(ip::IpRepr<'a>),
+    /// One more encapsulation, and what it carries.
+    Tunnel(Tunnel, Inner<'a>),
+    /// Well-formed, but nothing callvault follows (ARP, LLDP, PPP control, ...).
+    NotIp,
+    /// A tunnel payload of a kind not followed (GRE keepalive protocols, ERSPAN of IP frames).
+    Unsupported,
+}
+
+/// Decodes the payload named by `ethertype` one step: IP, MPLS or PPPoE.
+#[inline]
+pub fn ethertype_step(ethertype: u16, b: &[u8]) -> Result<Step<'_>, WireError> {
+    Ok(match ethertype {
+        ethernet::ETHERTYPE_IPV4 => Step::Ip(ip::parse_v4(b)?),
+        ethernet::ETHERTYPE_IPV6 => Step::Ip(ip::parse_v6(b)?),
+        mpls::ETHERTYPE_UNICAST | mpls::ETHERTYPE_MULTICAST => {
+            let m = mpls::parse(b)?;
+            let inner = match m.next {
+                mpls::MplsPayload::Ipv4 => Inner::EtherType(ethernet::ETHERTYPE_IPV4, m.payload),
+                mpls::MplsPayload::Ipv6 => Inner::EtherType(ethernet::ETHERTYPE_IPV6, m.payload),
+                mpls::MplsPayload::Ethernet => Inner::Ethernet(m.payload),
+            };
+            Step::Tunnel(Tunnel::Mpls, inner)
+        }
+        pppoe::ETHERTYPE_SESSION => {
+            let p = pppoe::parse(b)?;
+            match ppp_inner(p.protocol, p.payload) {
+                Some(inner) => Step::Tunnel(Tunnel::Pppoe, inner),
+                None => Step::NotIp,
+            }
+        }
+        _ => Step::NotIp,
+    })
+}
+
+/// Decodes a GRE packet (the payload of IP protocol 47) one step.
+pub fn gre_step(b: &[u8]) -> Result<Step<'_>, WireError> {
+    let g = gre::parse(b)?;
+    let payload = g.payload;
+    Ok(match g.protocol {
+        ethernet::ETHERTYPE_IPV4 | ethernet::ETHERTYPE_IPV6 | mpls::ETHERTYPE_UNICAST | mpls::ETHERTYPE_MULTICAST => {
+            Step::Tunnel(Tunnel::Gre, Inner::EtherType(g.protocol, payload))
+        }
+        gre::PROTO_TEB => Step::Tunnel(Tunnel::Gre, Inner::Ethernet(payload)),
+        gre::PROTO_PPP => {
+            let p = ppp::parse(payload)?;
+            match ppp_inner(p.protocol, p.payload) {
+                Some(inner) => Step::Tunnel(Tunnel::Gre, inner),
+                None => Step::NotIp,
+            }
+        }
+        gre::PROTO_ERSPAN_II if g.sequence.is_none() => Step::Tunnel(Tunnel::Erspan, Inner::Ethernet(payload)),
+        gre::PROTO_ERSPAN_II => Step::Tunnel(Tunnel::Erspan, Inner::Ethernet(erspan::parse_type2(payload)?.payload)),
+        gre::PROTO_ERSPAN_III => {
+            let e = erspan::parse_type3(payload)?;
+            if e.frame_type != erspan::FRAME_ETHERNET {
+                return Ok(Step::Unsupported);
+            }
+            Step::Tunnel(Tunnel::Erspan, Inner::Ethernet(e.payload))
+        }
+        _ => Step::Unsupported,
+    })
+}
+
+/// The IP packet in a PPP frame of `protocol`, if it is one.
+fn ppp_inner(protocol: u16, payload: &[u8]) -> Option<Inner<'_>> {
+    match protocol {
+        ppp::PROTO_IPV4 => Some(Inner::EtherType(ethernet::ETHERTYPE_IPV4, payload)),
+        ppp::PROTO_IPV6 => Some(Inner::EtherType(ethernet::ETHERTYPE_IPV6, payload)),
+        _ => None,
     }
-    match ip.protocol {
-        ip::PROTO_UDP => {}
-        ip::PROTO_TCP => return Ok(Decoded::Skipped(Skip::Tcp)),
-        _ => return Ok(Decoded::Skipped(Skip::OtherProtocol)),
-    }
-    let u = udp::parse(ip.payload)?;
-    Ok(Decoded::Udp(Datagram {
-        src: SocketAddr::new(ip.src, u.src_port),
-        dst: SocketAddr::new(ip.dst, u.dst_port),
-        payload: u.payload,
-        vlan,
-        truncated: ip.truncated || u.truncated,
-    }))
 }
 
 /// Re-exported so callers can name decode errors without reaching into `wire`.
@@ -180,6 +281,14 @@ mod tests {
         out
     }
 
+    fn ip_of(link: LinkType, f: &[u8]) -> ip::IpRepr<'_> {
+        let l = link_layer(link, f).unwrap();
+        match ethertype_step(l.ethertype, l.payload).unwrap() {
+            Step::Ip(ip) => ip,
+            other => panic!("{link:?}: {other:?}"),
+        }
+    }
+
     #[test]
     fn ethernet_ipv4_ipv6_vlan_qinq() {
         for (v6, vlans, want_vlan) in [
@@ -189,12 +298,11 @@ mod tests {
             (false, &[100, 200][..], Some(100)),
         ] {
             let f = eth_udp(v6, vlans);
-            let Decoded::Udp(d) = decode(LinkType::Ethernet, &f).unwrap() else { panic!("not udp") };
-            assert_eq!(d.src.port(), 5060);
-            assert_eq!(d.dst.port(), 5062);
-            assert_eq!(d.payload, b"hello");
-            assert_eq!(d.vlan, want_vlan);
-            assert_eq!(d.src.is_ipv6(), v6);
+            assert_eq!(link_layer(LinkType::Ethernet, &f).unwrap().vlan, want_vlan);
+            let ip = ip_of(LinkType::Ethernet, &f);
+            assert_eq!(ip.protocol, ip::PROTO_UDP);
+            assert_eq!(ip.src.is_ipv6(), v6);
+            assert_eq!(&ip.payload[8..], b"hello");
         }
     }
 
@@ -218,29 +326,69 @@ mod tests {
             (LinkType::Loop, &lo[..]),
             (LinkType::Null, &null[..]),
         ] {
-            let Decoded::Udp(d) = decode(link, f).unwrap() else { panic!("{link:?} not udp") };
-            assert_eq!(d.payload, b"hello", "{link:?}");
+            assert_eq!(&ip_of(link, f).payload[8..], b"hello", "{link:?}");
         }
+        let mut other_family = lo.clone();
+        other_family[3] = 7;
+        assert_eq!(link_layer(LinkType::Loop, &other_family).unwrap().ethertype, 0);
     }
 
     #[test]
     fn skips_and_errors() {
-        let mut arp = eth_udp(false, &[]);
-        arp[12] = 0x08;
-        arp[13] = 0x06;
-        assert_eq!(decode(LinkType::Ethernet, &arp).unwrap(), Decoded::Skipped(Skip::NotIp));
-        let mut frag = eth_udp(false, &[]);
-        frag[14 + 6] = 0x20; // more fragments
-        assert_eq!(decode(LinkType::Ethernet, &frag).unwrap(), Decoded::Skipped(Skip::Fragment));
-        let mut tcp = eth_udp(false, &[]);
-        tcp[14 + 9] = 6;
-        assert_eq!(decode(LinkType::Ethernet, &tcp).unwrap(), Decoded::Skipped(Skip::Tcp));
+        let arp = eth_udp(false, &[]);
+        assert_eq!(ethertype_step(0x0806, &arp[14..]).unwrap(), Step::NotIp);
         let f = eth_udp(false, &[]);
-        assert_eq!(decode(LinkType::Ethernet, &f[..30]).unwrap_err().layer, Layer::Ipv4);
-        let Decoded::Udp(cut) = decode(LinkType::Ethernet, &f[..f.len() - 2]).unwrap() else { panic!() };
-        assert!(cut.truncated);
-        assert_eq!(cut.payload, b"hel");
-        assert_eq!(decode(LinkType::RawIp, &[0x10]).unwrap_err().layer, Layer::Link);
+        let l = link_layer(LinkType::Ethernet, &f[..30]).unwrap();
+        assert_eq!(ethertype_step(l.ethertype, l.payload).unwrap_err().layer, Layer::Ipv4);
+        assert_eq!(link_layer(LinkType::RawIp, &[0x10]).unwrap_err().layer, Layer::Link);
+        assert_eq!(link_layer(LinkType::RawIp, &[]).unwrap_err().kind, ErrorKind::Truncated);
         assert_eq!(LinkType::from_dlt(147), None);
+    }
+
+    #[test]
+    fn mpls_and_pppoe_steps() {
+        let v4 = [0x45u8, 0, 0, 20];
+        let mut mpls = vec![0x00, 0x01, 0x01, 0x40];
+        mpls.extend_from_slice(&v4);
+        assert_eq!(
+            ethertype_step(mpls::ETHERTYPE_UNICAST, &mpls).unwrap(),
+            Step::Tunnel(Tunnel::Mpls, Inner::EtherType(ethernet::ETHERTYPE_IPV4, &v4))
+        );
+        let pw = [0x00, 0x01, 0x01, 0x40, 0, 0, 0, 0, 0xaa];
+        assert_eq!(
+            ethertype_step(mpls::ETHERTYPE_MULTICAST, &pw).unwrap(),
+            Step::Tunnel(Tunnel::Mpls, Inner::Ethernet(&[0xaa]))
+        );
+        let pppoe = [0x11, 0x00, 0x00, 0x01, 0x00, 0x03, 0x00, 0x57, 0x60];
+        assert_eq!(
+            ethertype_step(pppoe::ETHERTYPE_SESSION, &pppoe).unwrap(),
+            Step::Tunnel(Tunnel::Pppoe, Inner::EtherType(ethernet::ETHERTYPE_IPV6, &[0x60]))
+        );
+        let lcp = [0x11, 0x00, 0x00, 0x01, 0x00, 0x03, 0xc0, 0x21, 0x01];
+        assert_eq!(ethertype_step(pppoe::ETHERTYPE_SESSION, &lcp).unwrap(), Step::NotIp);
+        assert_eq!(ethertype_step(pppoe::ETHERTYPE_DISCOVERY, &lcp).unwrap(), Step::NotIp);
+    }
+
+    #[test]
+    fn gre_steps() {
+        let ipv4 = [0x00, 0x00, 0x08, 0x00, 0x45];
+        assert_eq!(gre_step(&ipv4).unwrap(), Step::Tunnel(Tunnel::Gre, Inner::EtherType(0x0800, &[0x45])));
+        let teb = [0x00, 0x00, 0x65, 0x58, 0xee];
+        assert_eq!(gre_step(&teb).unwrap(), Step::Tunnel(Tunnel::Gre, Inner::Ethernet(&[0xee])));
+        let lcp = [0x30, 0x01, 0x88, 0x0b, 0x00, 0x05, 0x00, 0x01, 0, 0, 0, 1, 0xff, 0x03, 0xc0, 0x21, 0x01];
+        assert_eq!(gre_step(&lcp).unwrap(), Step::NotIp);
+        let pptp_ip = [0x30, 0x01, 0x88, 0x0b, 0x00, 0x04, 0x00, 0x01, 0, 0, 0, 1, 0xff, 0x03, 0x21, 0x45];
+        assert_eq!(gre_step(&pptp_ip).unwrap(), Step::Tunnel(Tunnel::Gre, Inner::EtherType(0x0800, &[0x45])));
+        let erspan1 = [0x00, 0x00, 0x88, 0xbe, 0xee];
+        assert_eq!(gre_step(&erspan1).unwrap(), Step::Tunnel(Tunnel::Erspan, Inner::Ethernet(&[0xee])));
+        let erspan2 = [0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0xee];
+        assert_eq!(gre_step(&erspan2).unwrap(), Step::Tunnel(Tunnel::Erspan, Inner::Ethernet(&[0xee])));
+        let erspan3 = [0x00, 0x00, 0x22, 0xeb, 0x20, 0x01, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0xee];
+        assert_eq!(gre_step(&erspan3).unwrap(), Step::Tunnel(Tunnel::Erspan, Inner::Ethernet(&[0xee])));
+        let mut erspan3_ip = erspan3;
+        erspan3_ip[14] = 0x08; // frame type 2 (IP)
+        assert_eq!(gre_step(&erspan3_ip).unwrap(), Step::Unsupported);
+        assert_eq!(gre_step(&[0x00, 0x00, 0x89, 0x4f]).unwrap(), Step::Unsupported);
+        assert_eq!(gre_step(&[0x00]).unwrap_err().layer, Layer::Gre);
     }
 }

@@ -1,12 +1,18 @@
 //! The capture engine: frames in, call events out.
 //!
-//! Owns the decoder counters, the dialog tracker and the media table, and drives all of them
-//! from packet capture time. One engine runs on one thread; it never blocks and never reads
-//! the clock (the packet source feeds it ticks when the wire is idle).
+//! Owns the transport layer ([`Ingress`]: tunnels, IP fragments, TCP streams), the dialog
+//! tracker, the media table and the counters, and drives all of them from packet capture time.
+//! Every UDP datagram the transport layer finds takes the same path (media of a tracked call,
+//! else SIP found by content on any port), and SIP framed out of TCP joins the same SIP
+//! handling. One engine runs on one thread; it never blocks and never reads the clock (the
+//! packet source feeds it ticks when the wire is idle).
 
-use crate::decode::{self, Decoded, LinkType, Skip};
+use std::net::SocketAddr;
+
+use crate::decode::{Datagram, LinkType};
 use crate::dialog::{Ctx, DialogTracker};
 use crate::events::{EndReason, EventSink, RtpMeta};
+use crate::ingress::{Ingress, IngressSink};
 use crate::limits::{Limits, Timeouts};
 use crate::media::MediaTable;
 use crate::stats::CaptureStats;
@@ -28,35 +34,61 @@ pub struct EngineConfig {
 /// Frames in, call events out.
 #[derive(Debug)]
 pub struct Engine {
+    ingress: Ingress,
+    core: Core,
+    now: Timestamp,
+    next_sweep: Option<Timestamp>,
+}
+
+/// Everything above the transport layer: dialogs, media table, counters.
+#[derive(Debug)]
+struct Core {
     tracker: DialogTracker,
     media: MediaTable,
     stats: CaptureStats,
     limits: Limits,
-    now: Timestamp,
-    next_sweep: Option<Timestamp>,
 }
 
 impl Engine {
     /// A new engine with no calls.
     pub fn new(cfg: EngineConfig) -> Engine {
         Engine {
-            tracker: DialogTracker::new(cfg.limits.clone(), cfg.timeouts),
-            media: MediaTable::default(),
-            stats: CaptureStats::default(),
-            limits: cfg.limits,
+            ingress: Ingress::new(&cfg.limits, &cfg.timeouts),
+            core: Core {
+                tracker: DialogTracker::new(cfg.limits.clone(), cfg.timeouts),
+                media: MediaTable::default(),
+                stats: CaptureStats::default(),
+                limits: cfg.limits,
+            },
             now: Timestamp(i64::MIN),
             next_sweep: None,
         }
     }
 
-    /// Counters so far.
-    pub fn stats(&self) -> &CaptureStats {
-        &self.stats
+    /// A snapshot of the counters so far, the transport layer's included.
+    pub fn stats(&self) -> CaptureStats {
+        let mut s = self.core.stats.clone();
+        let i = self.ingress.stats();
+        s.truncated = i.truncated;
+        s.not_ip = i.not_ip;
+        s.ip_fragments = i.ip_fragments;
+        s.tcp_segments = i.tcp_segments;
+        s.other_ip = i.other_ip;
+        for (m, x) in s.malformed.iter_mut().zip(i.malformed) {
+            *m += x;
+        }
+        s.ingress = i;
+        s
     }
 
     /// Calls currently tracked.
     pub fn open_calls(&self) -> usize {
-        self.tracker.open_calls()
+        self.core.tracker.open_calls()
+    }
+
+    /// The transport layer (for the occupancy of its reassemblers).
+    pub fn ingress(&self) -> &Ingress {
+        &self.ingress
     }
 
     /// Latest capture time seen.
@@ -67,30 +99,63 @@ impl Engine {
     /// Processes one captured frame.
     #[inline]
     pub fn handle_frame<S: EventSink>(&mut self, link: LinkType, time: Timestamp, frame: &[u8], sink: &mut S) {
-        self.stats.frames += 1;
-        self.stats.bytes += frame.len() as u64;
+        self.core.stats.frames += 1;
+        self.core.stats.bytes += frame.len() as u64;
         self.advance(time, sink);
-        let d = match decode::decode(link, frame) {
-            Ok(Decoded::Udp(d)) => d,
-            Ok(Decoded::Skipped(skip)) => {
-                match skip {
-                    Skip::NotIp => self.stats.not_ip += 1,
-                    Skip::Fragment => self.stats.ip_fragments += 1,
-                    Skip::Tcp => self.stats.tcp_segments += 1,
-                    Skip::OtherProtocol => self.stats.other_ip += 1,
-                }
-                return;
-            }
-            Err(e) => {
-                self.stats.count_malformed(e.layer);
-                return;
-            }
-        };
+        self.ingress.handle(link, time, frame, &mut Deliver { core: &mut self.core, sink, time });
+    }
 
-        if d.truncated {
-            self.stats.truncated += 1;
+    /// Advances capture time to `now` (if later) and fires the timers that are due. Packet
+    /// sources call this when the wire is idle so calls still time out.
+    pub fn advance<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
+        if now <= self.now {
+            return;
         }
+        self.now = now;
+        match self.next_sweep {
+            Some(at) if now < at => {}
+            _ => {
+                self.next_sweep = Some(now.add_nanos(SWEEP_INTERVAL));
+                self.ingress.expire(now);
+                let core = &mut self.core;
+                let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
+                core.tracker.sweep(now, &mut ctx);
+            }
+        }
+    }
 
+    /// Finalises every open call: at the end of the input (`EndOfInput`) or on shutdown.
+    pub fn finish<S: EventSink>(&mut self, reason: EndReason, sink: &mut S) {
+        let now = if self.now.0 == i64::MIN { Timestamp(0) } else { self.now };
+        let core = &mut self.core;
+        let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
+        core.tracker.sweep(now, &mut ctx);
+        core.tracker.finish_all(now, reason, &mut ctx);
+    }
+}
+
+/// Hands what the transport layer finds to the engine's core, with the frame's capture time.
+struct Deliver<'a, S> {
+    core: &'a mut Core,
+    sink: &'a mut S,
+    time: Timestamp,
+}
+
+impl<S: EventSink> IngressSink for Deliver<'_, S> {
+    #[inline]
+    fn udp(&mut self, d: &Datagram<'_>) {
+        self.core.udp(self.time, d, self.sink);
+    }
+
+    fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
+        self.core.sip(time, src, dst, message, self.sink);
+    }
+}
+
+impl Core {
+    /// One UDP datagram: media of a tracked call, else SIP found by content, on any port.
+    #[inline]
+    fn udp<S: EventSink>(&mut self, time: Timestamp, d: &Datagram<'_>, sink: &mut S) {
         // Hot path: media of a tracked call, found by the address it was sent to.
         if let Some(owner) = self.media.lookup(&d.dst) {
             let p = d.payload;
@@ -123,45 +188,25 @@ impl Engine {
         }
 
         if sip::looks_like_sip(d.payload) {
-            if d.payload.len() > self.limits.max_sip_message {
-                self.stats.sip_oversized += 1;
-                return;
-            }
-            match sip::parse(d.payload, self.limits.max_sip_headers) {
-                Ok(msg) => {
-                    self.stats.sip_messages += 1;
-                    let mut ctx = Ctx { media: &mut self.media, stats: &mut self.stats, sink };
-                    self.tracker.handle_sip(time, d.src, d.dst, &msg, &mut ctx);
-                }
-                Err(_) => self.stats.count_malformed(Layer::Sip),
-            }
+            self.sip(time, d.src, d.dst, d.payload, sink);
             return;
         }
         self.stats.udp_unmatched += 1;
     }
 
-    /// Advances capture time to `now` (if later) and fires the timers that are due. Packet
-    /// sources call this when the wire is idle so calls still time out.
-    pub fn advance<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
-        if now <= self.now {
+    /// One SIP message: a UDP datagram or a message framed out of a TCP stream.
+    fn sip<S: EventSink>(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8], sink: &mut S) {
+        if message.len() > self.limits.max_sip_message {
+            self.stats.sip_oversized += 1;
             return;
         }
-        self.now = now;
-        match self.next_sweep {
-            Some(at) if now < at => {}
-            _ => {
-                self.next_sweep = Some(now.add_nanos(SWEEP_INTERVAL));
+        match sip::parse(message, self.limits.max_sip_headers) {
+            Ok(msg) => {
+                self.stats.sip_messages += 1;
                 let mut ctx = Ctx { media: &mut self.media, stats: &mut self.stats, sink };
-                self.tracker.sweep(now, &mut ctx);
+                self.tracker.handle_sip(time, src, dst, &msg, &mut ctx);
             }
+            Err(_) => self.stats.count_malformed(Layer::Sip),
         }
-    }
-
-    /// Finalises every open call: at the end of the input (`EndOfInput`) or on shutdown.
-    pub fn finish<S: EventSink>(&mut self, reason: EndReason, sink: &mut S) {
-        let now = if self.now.0 == i64::MIN { Timestamp(0) } else { self.now };
-        let mut ctx = Ctx { media: &mut self.media, stats: &mut self.stats, sink };
-        self.tracker.sweep(now, &mut ctx);
-        self.tracker.finish_all(now, reason, &mut ctx);
     }
 }

@@ -1,7 +1,8 @@
 //! callvault capture: bytes in, calls out.
 //!
 //! Packet sources (libpcap files and live interfaces) feed frames to an [`engine::Engine`],
-//! which decodes link/IP/UDP ([`decode`]), parses SIP and SDP ([`wire`]), follows every
+//! which decodes frames through tunnels, IP fragments and TCP streams ([`ingress`], [`decode`],
+//! [`reassembly`]), parses SIP and SDP ([`wire`]), follows every
 //! dialog ([`dialog`]) and ties RTP to calls through the [`media`] table. What it learns leaves
 //! as [`events`] through an [`events::EventSink`]. Nothing in this crate knows about WAV files,
 //! spools or archives.
@@ -11,8 +12,10 @@ pub mod decode;
 pub mod dialog;
 pub mod engine;
 pub mod events;
+pub mod ingress;
 pub mod limits;
 pub mod media;
+pub mod reassembly;
 pub mod source;
 pub mod stats;
 pub mod time;

@@ -14,13 +14,44 @@ pub struct Limits {
     pub max_media_per_call: usize,
     /// Header lines per SIP message. Default 128.
     pub max_sip_headers: usize,
-    /// Bytes in one SIP message. Default 65,535.
+    /// Bytes in one SIP message, over UDP or framed out of TCP. Default 65,535.
     pub max_sip_message: usize,
+    /// IP datagrams (IPv4 and IPv6) being reassembled from fragments at once. A fragment that
+    /// would start one more is dropped and counted in `frag_shed_table_full`. Default 1,024.
+    pub max_frag_reassemblies: usize,
+    /// Bytes held by all fragment reassemblies together (each counted at the size of its
+    /// buffer, i.e. up to the highest fragment end seen). A fragment that would grow past it is
+    /// dropped and counted in `frag_shed_bytes`. Default 8 MiB.
+    pub max_frag_bytes: usize,
+    /// TCP connections followed for SIP at once. A new one beyond this is not followed and is
+    /// counted in `tcp_connections_shed`. Default 4,096.
+    pub max_tcp_connections: usize,
+    /// Bytes buffered per TCP connection, both directions, the partial message and the
+    /// out-of-order segments included. A segment that would exceed it is dropped and counted in
+    /// `tcp_buffer_full`. Default 128 KiB (two maximal SIP messages).
+    pub max_tcp_buffer: usize,
+    /// Bytes buffered by all TCP connections together. A segment that would exceed it is
+    /// dropped and counted in `tcp_buffer_full`. Default 64 MiB.
+    pub max_tcp_bytes: usize,
+    /// Encapsulations (GRE, ERSPAN, VXLAN, MPLS, PPPoE, IP-in-IP) followed inside one frame. A
+    /// frame nested deeper is dropped and counted in `tunnel_too_deep`. Default 8.
+    pub max_tunnel_depth: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_calls: 20_000, max_media_per_call: 8, max_sip_headers: 128, max_sip_message: 65_535 }
+        Limits {
+            max_calls: 20_000,
+            max_media_per_call: 8,
+            max_sip_headers: 128,
+            max_sip_message: 65_535,
+            max_frag_reassemblies: 1_024,
+            max_frag_bytes: 8 << 20,
+            max_tcp_connections: 4_096,
+            max_tcp_buffer: 128 << 10,
+            max_tcp_bytes: 64 << 20,
+            max_tunnel_depth: 8,
+        }
     }
 }
 
@@ -42,11 +73,26 @@ pub struct Timeouts {
     /// An INVITE without a final response (and without media) for this long is ended
     /// (`setup_timeout`). Default 300 s.
     pub setup: i64,
+    /// A fragmented datagram not complete this long after its first fragment arrived is
+    /// dropped (`frag_timeouts`). Default 30 s, the IPv4 reassembly time of Linux; RFC 8200
+    /// allows 60 s for IPv6, but a SIP sender retransmits long before either.
+    pub fragment: i64,
+    /// A TCP connection with no segment for this long is forgotten (`tcp_connections_expired`);
+    /// if it speaks again it is picked up by content. Default 300 s.
+    pub tcp_idle: i64,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         const S: i64 = 1_000_000_000;
-        Timeouts { media: 30 * S, bye_linger: 2 * S, failure_linger: 2 * S, auth_wait: 32 * S, setup: 300 * S }
+        Timeouts {
+            media: 30 * S,
+            bye_linger: 2 * S,
+            failure_linger: 2 * S,
+            auth_wait: 32 * S,
+            setup: 300 * S,
+            fragment: 30 * S,
+            tcp_idle: 300 * S,
+        }
     }
 }

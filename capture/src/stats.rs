@@ -5,6 +5,10 @@ use crate::wire::Layer;
 
 /// Capture counters. Every packet is counted exactly once in `frames`, and then in at most
 /// one of the skip/malformed counters or as SIP/RTP.
+///
+/// The transport layer ([`crate::ingress::Ingress`]) keeps its own [`IngressStats`]; an
+/// engine's snapshot copies them into `ingress` and mirrors the older top-level decode counters
+/// (`truncated`, `not_ip`, `ip_fragments`, `tcp_segments`, `other_ip`, `malformed`) from them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaptureStats {
     /// Frames handed to the engine.
@@ -12,14 +16,14 @@ pub struct CaptureStats {
     /// Captured bytes handed to the engine.
     pub bytes: u64,
     /// Frames that failed to decode, by layer (index = position in [`Layer::ALL`]).
-    pub malformed: [u64; 7],
+    pub malformed: [u64; Layer::COUNT],
     /// UDP datagrams shorter than their headers declare (processed with what there is).
     pub truncated: u64,
     /// Frames that are not IP (ARP, LLDP, ...).
     pub not_ip: u64,
-    /// IP fragments (not reassembled yet).
+    /// IP fragments seen (reassembly: `ingress.defrag`).
     pub ip_fragments: u64,
-    /// TCP segments (SIP over TCP is not followed yet).
+    /// TCP segments seen (SIP framed out of TCP: `ingress.tcp`).
     pub tcp_segments: u64,
     /// Other IP protocols.
     pub other_ip: u64,
@@ -53,6 +57,8 @@ pub struct CaptureStats {
     pub media_reassigned: u64,
     /// SIP messages larger than `Limits::max_sip_message`.
     pub sip_oversized: u64,
+    /// Transport layer: tunnels, IP reassembly, TCP streams.
+    pub ingress: IngressStats,
 }
 
 impl CaptureStats {
@@ -99,6 +105,160 @@ impl CaptureStats {
         for layer in Layer::ALL {
             v.push((format!("malformed_{}", layer.name()), self.malformed(layer)));
         }
+        self.ingress.push_named(&mut v);
         v
     }
+}
+
+/// Counters of the transport layer ([`crate::ingress::Ingress`]): decapsulation, IP fragment
+/// reassembly and TCP stream reassembly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngressStats {
+    /// Frames that failed to decode, by layer (index = position in [`Layer::ALL`]).
+    pub malformed: [u64; Layer::COUNT],
+    /// IP packets, UDP datagrams or TCP segments shorter than their headers declare.
+    pub truncated: u64,
+    /// Frames (or tunnel payloads) that are not IP: ARP, LLDP, PPP control, ...
+    pub not_ip: u64,
+    /// IP protocols other than UDP, TCP and the tunnels followed.
+    pub other_ip: u64,
+    /// IP fragments seen.
+    pub ip_fragments: u64,
+    /// TCP segments seen.
+    pub tcp_segments: u64,
+    /// Truncated TCP segments (their missing bytes become a gap in the stream).
+    pub tcp_truncated: u64,
+    /// GRE packets decapsulated (PPTP included).
+    pub tunnel_gre: u64,
+    /// ERSPAN packets decapsulated (types I, II and III).
+    pub tunnel_erspan: u64,
+    /// VXLAN packets decapsulated.
+    pub tunnel_vxlan: u64,
+    /// MPLS label stacks decapsulated.
+    pub tunnel_mpls: u64,
+    /// PPPoE session frames decapsulated.
+    pub tunnel_pppoe: u64,
+    /// IP-in-IP packets (protocol 4 and 41) decapsulated.
+    pub tunnel_ipip: u64,
+    /// Frames nested deeper than `Limits::max_tunnel_depth` (dropped).
+    pub tunnel_too_deep: u64,
+    /// Tunnel payloads of a kind not followed (GRE protocols such as keepalives or NSH,
+    /// ERSPAN frame types other than Ethernet).
+    pub tunnel_unsupported: u64,
+    /// IP fragment reassembly.
+    pub defrag: DefragStats,
+    /// TCP stream reassembly.
+    pub tcp: TcpStats,
+}
+
+impl IngressStats {
+    /// Appends every counter except those mirrored at the top of [`CaptureStats`].
+    fn push_named(&self, v: &mut Vec<(String, u64)>) {
+        let d = &self.defrag;
+        let t = &self.tcp;
+        let named: [(&str, u64); 35] = [
+            ("tcp_truncated", self.tcp_truncated),
+            ("tunnel_gre", self.tunnel_gre),
+            ("tunnel_erspan", self.tunnel_erspan),
+            ("tunnel_vxlan", self.tunnel_vxlan),
+            ("tunnel_mpls", self.tunnel_mpls),
+            ("tunnel_pppoe", self.tunnel_pppoe),
+            ("tunnel_ipip", self.tunnel_ipip),
+            ("tunnel_too_deep", self.tunnel_too_deep),
+            ("tunnel_unsupported", self.tunnel_unsupported),
+            ("frag_reassembled", d.reassembled),
+            ("frag_duplicates", d.duplicates),
+            ("frag_overlaps", d.overlaps),
+            ("frag_conflicts", d.conflicts),
+            ("frag_timeouts", d.timeouts),
+            ("frag_shed_table_full", d.shed_table_full),
+            ("frag_shed_bytes", d.shed_bytes),
+            ("frag_too_large", d.too_large),
+            ("frag_too_many_pieces", d.too_many_pieces),
+            ("frag_truncated", d.truncated),
+            ("tcp_sip_messages", t.sip_messages),
+            ("tcp_connections", t.connections),
+            ("tcp_connections_shed", t.connections_shed),
+            ("tcp_connections_closed", t.connections_closed),
+            ("tcp_connections_expired", t.connections_expired),
+            ("tcp_retransmissions", t.retransmissions),
+            ("tcp_out_of_order", t.out_of_order),
+            ("tcp_overlaps", t.overlaps),
+            ("tcp_conflicts", t.conflicts),
+            ("tcp_gaps", t.gaps),
+            ("tcp_buffer_full", t.buffer_full),
+            ("tcp_too_many_pieces", t.too_many_pieces),
+            ("tcp_sip_invalid", t.invalid),
+            ("tcp_sip_oversized", t.oversized),
+            ("tcp_bytes_skipped", t.bytes_skipped),
+            ("tcp_bytes_unsynced", t.bytes_unsynced),
+        ];
+        v.extend(named.into_iter().map(|(n, c)| (n.to_owned(), c)));
+    }
+}
+
+/// Counters of IP fragment reassembly ([`crate::reassembly::ip::Defragmenter`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefragStats {
+    /// Datagrams reassembled and handed on.
+    pub reassembled: u64,
+    /// Fragments that brought no new byte (exact duplicates).
+    pub duplicates: u64,
+    /// Fragments overlapping bytes already held, with the same content (the new bytes kept).
+    pub overlaps: u64,
+    /// Fragments contradicting what is held (different bytes in an overlap, or a different end
+    /// of datagram): the whole datagram is dropped.
+    pub conflicts: u64,
+    /// Datagrams dropped incomplete after `Timeouts::fragment`.
+    pub timeouts: u64,
+    /// Fragments dropped because `Limits::max_frag_reassemblies` datagrams were in progress.
+    pub shed_table_full: u64,
+    /// Fragments dropped because `Limits::max_frag_bytes` were held.
+    pub shed_bytes: u64,
+    /// Datagrams dropped because a fragment reached past 65,535 bytes.
+    pub too_large: u64,
+    /// Fragments dropped because their datagram already had the maximum number of disjoint
+    /// pieces (a fragment-flood pattern).
+    pub too_many_pieces: u64,
+    /// Fragments dropped because they were cut short by the capture (cannot be reassembled).
+    pub truncated: u64,
+}
+
+/// Counters of TCP stream reassembly ([`crate::reassembly::tcp::TcpReassembler`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// SIP messages framed out of TCP streams.
+    pub sip_messages: u64,
+    /// Connections followed (SYN on port 5060, or SIP seen in a segment).
+    pub connections: u64,
+    /// Connections not followed because `Limits::max_tcp_connections` were.
+    pub connections_shed: u64,
+    /// Connections closed by FIN in both directions or by RST.
+    pub connections_closed: u64,
+    /// Connections forgotten after `Timeouts::tcp_idle`.
+    pub connections_expired: u64,
+    /// Segments carrying only bytes already delivered.
+    pub retransmissions: u64,
+    /// Segments that arrived ahead of a hole and were held.
+    pub out_of_order: u64,
+    /// Segments partly overlapping bytes already held (the held bytes are kept).
+    pub overlaps: u64,
+    /// Overlaps whose bytes differ from the ones held (the held bytes are kept).
+    pub conflicts: u64,
+    /// Holes given up on (bytes the capture never saw): the stream resynchronises after them.
+    pub gaps: u64,
+    /// Segments dropped by `Limits::max_tcp_buffer` or `Limits::max_tcp_bytes`.
+    pub buffer_full: u64,
+    /// Segments dropped because a direction already held the maximum number of out-of-order
+    /// pieces.
+    pub too_many_pieces: u64,
+    /// Places where the stream did not hold a SIP message (bad start line or Content-Length):
+    /// the reader resynchronised on the next start line.
+    pub invalid: u64,
+    /// Messages larger than `Limits::max_sip_message`: skipped, then resynchronised.
+    pub oversized: u64,
+    /// Bytes thrown away while looking for the next start line.
+    pub bytes_skipped: u64,
+    /// Payload bytes of followed connections before the first start line was found.
+    pub bytes_unsynced: u64,
 }

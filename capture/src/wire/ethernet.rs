@@ -32,6 +32,7 @@ pub struct EthernetRepr<'a> {
 }
 
 /// Parses an Ethernet II frame and strips its VLAN tags.
+#[inline]
 pub fn parse(frame: &[u8]) -> Result<EthernetRepr<'_>, WireError> {
     if frame.len() < HEADER_LEN {
         return Err(WireError::new(Layer::Link, frame.len(), ErrorKind::Truncated));

@@ -53,6 +53,7 @@ pub struct IpRepr<'a> {
 }
 
 /// Parses an IPv4 header.
+#[inline]
 pub fn parse_v4(b: &[u8]) -> Result<IpRepr<'_>, WireError> {
     const L: Layer = Layer::Ipv4;
     if b.len() < 20 {

@@ -5,12 +5,20 @@
 //! borrowed, validated fields and nothing else. State (dialogs, flows, reassembly) lives in
 //! the modules above, which only ever see the views' high-level fields.
 
+pub mod erspan;
 pub mod ethernet;
+pub mod gre;
 pub mod ip;
+pub mod mpls;
+pub mod ppp;
+pub mod pppoe;
 pub mod sdp;
 pub mod sip;
+pub mod sip_framing;
 pub mod sll;
+pub mod tcp;
 pub mod udp;
+pub mod vxlan;
 
 use std::fmt;
 
@@ -31,11 +39,40 @@ pub enum Layer {
     Sdp,
     /// RTP header.
     Rtp,
+    /// TCP header.
+    Tcp,
+    /// GRE header (RFC 2784/2890, and the PPTP variant of RFC 2637).
+    Gre,
+    /// ERSPAN type II or III header.
+    Erspan,
+    /// VXLAN header.
+    Vxlan,
+    /// MPLS label stack (and a pseudowire control word).
+    Mpls,
+    /// PPPoE session header or PPP header.
+    Ppp,
 }
 
 impl Layer {
-    /// Every layer, in decode order (for counters and reports).
-    pub const ALL: [Layer; 7] = [Layer::Link, Layer::Ipv4, Layer::Ipv6, Layer::Udp, Layer::Sip, Layer::Sdp, Layer::Rtp];
+    /// Number of layers (length of [`Layer::ALL`]).
+    pub const COUNT: usize = 13;
+
+    /// Every layer, in declaration order (index = `layer as usize`), for counters and reports.
+    pub const ALL: [Layer; Layer::COUNT] = [
+        Layer::Link,
+        Layer::Ipv4,
+        Layer::Ipv6,
+        Layer::Udp,
+        Layer::Sip,
+        Layer::Sdp,
+        Layer::Rtp,
+        Layer::Tcp,
+        Layer::Gre,
+        Layer::Erspan,
+        Layer::Vxlan,
+        Layer::Mpls,
+        Layer::Ppp,
+    ];
 
     /// Lower-case name used in counters and log lines.
     pub fn name(self) -> &'static str {
@@ -47,6 +84,12 @@ impl Layer {
             Layer::Sip => "sip",
             Layer::Sdp => "sdp",
             Layer::Rtp => "rtp",
+            Layer::Tcp => "tcp",
+            Layer::Gre => "gre",
+            Layer::Erspan => "erspan",
+            Layer::Vxlan => "vxlan",
+            Layer::Mpls => "mpls",
+            Layer::Ppp => "ppp",
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct UdpRepr<'a> {
 
 /// Parses a UDP header. The checksum is not verified: a passive recorder keeps what the
 /// endpoints accepted, and offloaded checksums are often wrong in captures taken on the host.
+#[inline]
 pub fn parse(b: &[u8]) -> Result<UdpRepr<'_>, WireError> {
     if b.len() < 8 {
         return Err(WireError::new(Layer::Udp, b.len(), ErrorKind::Truncated));
