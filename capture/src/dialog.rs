@@ -20,7 +20,7 @@ use crate::events::{
     Party, Side, event_name,
 };
 use crate::limits::{Limits, Timeouts};
-use crate::media::{MediaOwner, MediaTable};
+use crate::media::{MediaKind, MediaOwner, MediaTable, is_private};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
 use crate::wire::Layer;
@@ -80,6 +80,10 @@ struct Call {
     holds: Vec<Hold>,
     /// First seen mid-dialog (the capture started after the call did).
     joined: bool,
+    /// Transport of the first INVITE.
+    transport: &'static str,
+    /// RTP was seen for this call.
+    had_media: bool,
 }
 
 /// A media address registered by a call.
@@ -132,9 +136,38 @@ impl DialogTracker {
         if let Some(slot) = self.slots.get_mut(call.slot as usize)
             && slot.generation == call.generation
             && let Some(c) = slot.call.as_mut()
-            && now > c.last_activity
         {
-            c.last_activity = now;
+            c.had_media = true;
+            if now > c.last_activity {
+                c.last_activity = now;
+            }
+        }
+    }
+
+    /// Registers an address learned from traffic (symmetric RTP, NAT) for `call`: media sent
+    /// to `addr` is sent by `sender`. Never takes an address from an announcement or another
+    /// call, and counts against the call's media cap.
+    pub(crate) fn learn_media(
+        &mut self,
+        call: CallRef,
+        addr: SocketAddr,
+        sender: Side,
+        kind: MediaKind,
+        media: &mut MediaTable,
+        stats: &mut CaptureStats,
+    ) {
+        let Some(slot) = self.slots.get_mut(call.slot as usize) else { return };
+        if slot.generation != call.generation {
+            return;
+        }
+        let Some(c) = slot.call.as_mut() else { return };
+        if c.media_keys.len() >= self.limits.max_media_per_call.max(1) || c.media_keys.iter().any(|k| k.addr == addr) {
+            return;
+        }
+        let owner = MediaOwner { kind, ..MediaOwner::rtp(call, sender) };
+        if media.learn(addr, owner) {
+            c.media_keys.push(MediaKey { addr, owner: sender.other(), tag: None });
+            stats.media_learned += 1;
         }
     }
 
@@ -145,6 +178,7 @@ impl DialogTracker {
         src: SocketAddr,
         dst: SocketAddr,
         msg: &SipMessage<'_>,
+        transport: &'static str,
         ctx: &mut Ctx<'_, S>,
     ) {
         let Some(call_id) = msg.call_id else {
@@ -180,7 +214,7 @@ impl DialogTracker {
                     }
                     return;
                 }
-                match self.start_call(now, src, dst, call_id, msg, joins, ctx) {
+                match self.start_call(now, src, dst, call_id, msg, joins, transport, ctx) {
                     Some(idx) => idx,
                     None => return,
                 }
@@ -314,7 +348,7 @@ impl DialogTracker {
                 && matches!((&call.answered_tag, to_tag), (Some(a), Some(t)) if **a != *t);
             if !other_branch {
                 let tag = if sender == Side::Callee { to_tag } else { None };
-                apply_sdp(call, call_ref, sender, tag, msg.body, now, max_media, ctx);
+                apply_sdp(call, call_ref, sender, tag, src, msg.body, now, max_media, ctx);
             }
         }
     }
@@ -328,6 +362,7 @@ impl DialogTracker {
         call_id: &[u8],
         msg: &SipMessage<'_>,
         joined: bool,
+        transport: &'static str,
         ctx: &mut Ctx<'_, S>,
     ) -> Option<u32> {
         if self.by_id.len() >= self.limits.max_calls {
@@ -369,6 +404,8 @@ impl DialogTracker {
             dtmf: Vec::new(),
             holds: Vec::new(),
             joined,
+            transport,
+            had_media: false,
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -400,8 +437,8 @@ impl DialogTracker {
             let due = if let Some((at, reason)) = call.deadline {
                 (now >= at).then_some((reason, call.end.unwrap_or(call.last_activity)))
             } else if call.answer.is_some() || call.joined {
-                (now.since(call.last_activity) >= self.timeouts.media)
-                    .then_some((EndReason::MediaTimeout, call.last_activity))
+                let limit = if call.had_media { self.timeouts.media } else { self.timeouts.signalling_only };
+                (now.since(call.last_activity) >= limit).then_some((EndReason::MediaTimeout, call.last_activity))
             } else {
                 (now.since(call.last_activity) >= self.timeouts.setup)
                     .then_some((EndReason::SetupTimeout, call.last_activity))
@@ -465,7 +502,7 @@ impl DialogTracker {
             early_dialogs: call.to_tags.len() as u32,
             dtmf: call.dtmf,
             holds: call.holds,
-            transport: "udp",
+            transport: call.transport,
             joined: call.joined,
         };
         ctx.sink.call(CallEvent::Ended { call: call_ref, info: Box::new(info) });
@@ -544,6 +581,7 @@ fn apply_sdp<S: EventSink>(
     call_ref: CallRef,
     owner: Side,
     tag: Option<&[u8]>,
+    src: SocketAddr,
     body: &[u8],
     now: Timestamp,
     max_media: usize,
@@ -586,19 +624,40 @@ fn apply_sdp<S: EventSink>(
         Side::Caller => call.caller_media = Some(dest),
         Side::Callee => call.callee_media = Some(dest),
     }
-    if !call.media_keys.iter().any(|k| k.addr == dest) {
-        if call.media_keys.len() >= max_media.max(1) {
-            // Retire the owner's own oldest address first: a party that moves its media does
-            // not take the other party's address down with it.
-            let i = call.media_keys.iter().position(|k| k.owner == owner).unwrap_or(0);
-            let old = call.media_keys.remove(i);
-            ctx.media.release(&old.addr, call_ref);
-            ctx.stats.media_retired += 1;
-        }
-        call.media_keys.push(MediaKey { addr: dest, owner, tag: tag.map(Into::into) });
+    // RTP at the announced address, RTCP beside it (RFC 3605 a=rtcp, else port + 1) unless
+    // multiplexed; and when the SDP names a private address but the message came from a public
+    // one, the same ports at that public address (the NAT's), learned rather than announced.
+    let rtcp_port = audio.rtcp_port.unwrap_or(audio.port.wrapping_add(1));
+    let mut keys = vec![(dest, MediaKind::Rtp, false)];
+    if !audio.rtcp_mux && rtcp_port != 0 {
+        keys.push((SocketAddr::new(ip, rtcp_port), MediaKind::Rtcp, false));
     }
-    if ctx.media.register(dest, MediaOwner { call: call_ref, sender: owner.other() }).is_some() {
-        ctx.stats.media_reassigned += 1;
+    if is_private(ip) && src.ip() != ip && !is_private(src.ip()) {
+        keys.push((SocketAddr::new(src.ip(), audio.port), MediaKind::Rtp, true));
+        if !audio.rtcp_mux && rtcp_port != 0 {
+            keys.push((SocketAddr::new(src.ip(), rtcp_port), MediaKind::Rtcp, true));
+        }
+    }
+    for (addr, kind, learned) in keys {
+        if !call.media_keys.iter().any(|k| k.addr == addr) {
+            if call.media_keys.len() >= max_media.max(1) {
+                // Retire the owner's own oldest address first: a party that moves its media
+                // does not take the other party's address down with it.
+                let i = call.media_keys.iter().position(|k| k.owner == owner).unwrap_or(0);
+                let old = call.media_keys.remove(i);
+                ctx.media.release(&old.addr, call_ref);
+                ctx.stats.media_retired += 1;
+            }
+            call.media_keys.push(MediaKey { addr, owner, tag: tag.map(Into::into) });
+        }
+        let key_owner = MediaOwner { kind, ..MediaOwner::rtp(call_ref, owner.other()) };
+        if learned {
+            if ctx.media.learn(addr, key_owner) {
+                ctx.stats.media_learned += 1;
+            }
+        } else if ctx.media.register(addr, key_owner).is_some() {
+            ctx.stats.media_reassigned += 1;
+        }
     }
     let announced = &mut call.announced[owner.index()];
     if announced.as_ref().is_some_and(|(d, p, dir)| *d == dest && *p == payloads && *dir == direction) {

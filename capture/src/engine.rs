@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 
 use crate::decode::{Datagram, LinkType};
 use crate::dialog::{Ctx, DialogTracker};
-use crate::events::{EndReason, EventSink, RtpMeta};
+use crate::events::{EndReason, EventSink, RtcpMeta, RtpMeta};
 use crate::ingress::{Ingress, IngressSink};
 use crate::limits::{Limits, Timeouts};
-use crate::media::MediaTable;
+use crate::media::{MediaKind, MediaTable};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
 use crate::wire::{Layer, sip};
@@ -148,7 +148,7 @@ impl<S: EventSink> IngressSink for Deliver<'_, S> {
     }
 
     fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
-        self.core.sip(time, src, dst, message, self.sink);
+        self.core.sip(time, src, dst, message, "tcp", self.sink);
     }
 }
 
@@ -159,15 +159,38 @@ impl Core {
         // Hot path: media of a tracked call, found by the address it was sent to.
         if let Some(owner) = self.media.lookup(&d.dst) {
             let p = d.payload;
-            // RFC 5761: RTCP multiplexed on the RTP port has packet types 192..=223.
-            if p.len() >= 2 && p[0] >> 6 == 2 && (192..=223).contains(&p[1]) {
-                self.stats.rtcp_packets += 1;
+            // RTCP on its own port, or multiplexed on the RTP port (RFC 5761: packet types
+            // 192..=223).
+            let rtcp = owner.kind == MediaKind::Rtcp || (p.len() >= 2 && (192..=223).contains(&p[1]));
+            if rtcp {
+                if p.len() >= 8 && p[0] >> 6 == 2 {
+                    self.stats.rtcp_packets += 1;
+                    if owner.kind == MediaKind::Rtcp {
+                        self.stats.rtcp_port_packets += 1;
+                    }
+                    sink.rtcp(&RtcpMeta { call: owner.call, side: owner.sender, time }, p);
+                } else {
+                    self.stats.media_not_rtp += 1;
+                }
                 return;
             }
             match rtp_rs::RtpReader::new(p) {
                 Ok(rtp) => {
                     self.stats.rtp_packets += 1;
                     self.tracker.touch(owner.call, time);
+                    if owner.peer != Some(d.src) {
+                        // Symmetric RTP: the sender receives where it sends from. Learned once
+                        // per source, never taken from an announcement or another call.
+                        self.media.set_peer(&d.dst, d.src);
+                        self.tracker.learn_media(
+                            owner.call,
+                            d.src,
+                            owner.sender.other(),
+                            MediaKind::Rtp,
+                            &mut self.media,
+                            &mut self.stats,
+                        );
+                    }
                     let meta = RtpMeta {
                         call: owner.call,
                         side: owner.sender,
@@ -188,14 +211,22 @@ impl Core {
         }
 
         if sip::looks_like_sip(d.payload) {
-            self.sip(time, d.src, d.dst, d.payload, sink);
+            self.sip(time, d.src, d.dst, d.payload, "udp", sink);
             return;
         }
         self.stats.udp_unmatched += 1;
     }
 
     /// One SIP message: a UDP datagram or a message framed out of a TCP stream.
-    fn sip<S: EventSink>(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8], sink: &mut S) {
+    fn sip<S: EventSink>(
+        &mut self,
+        time: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        message: &[u8],
+        transport: &'static str,
+        sink: &mut S,
+    ) {
         if message.len() > self.limits.max_sip_message {
             self.stats.sip_oversized += 1;
             return;
@@ -204,7 +235,7 @@ impl Core {
             Ok(msg) => {
                 self.stats.sip_messages += 1;
                 let mut ctx = Ctx { media: &mut self.media, stats: &mut self.stats, sink };
-                self.tracker.handle_sip(time, src, dst, &msg, &mut ctx);
+                self.tracker.handle_sip(time, src, dst, &msg, transport, &mut ctx);
             }
             Err(_) => self.stats.count_malformed(Layer::Sip),
         }

@@ -9,8 +9,8 @@ pub struct Limits {
     /// Calls tracked at once. A new INVITE beyond this is counted in `calls_shed` and ignored.
     /// Default 20,000.
     pub max_calls: usize,
-    /// Media addresses (SDP `c=`/`m=` pairs) registered per call; older ones are retired first.
-    /// Default 8.
+    /// Media addresses registered per call (announced RTP and RTCP addresses and those learned
+    /// from traffic); the announcing party's oldest ones are retired first. Default 16.
     pub max_media_per_call: usize,
     /// Header lines per SIP message. Default 128.
     pub max_sip_headers: usize,
@@ -42,7 +42,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_calls: 20_000,
-            max_media_per_call: 8,
+            max_media_per_call: 16,
             max_sip_headers: 128,
             max_sip_message: 65_535,
             max_frag_reassemblies: 1_024,
@@ -58,9 +58,12 @@ impl Default for Limits {
 /// Capture-time timeouts, in nanoseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeouts {
-    /// An answered call with no RTP and no SIP for this long is ended (`media_timeout`).
-    /// Default 30 s.
+    /// An answered call that had RTP and then no RTP and no SIP for this long is ended
+    /// (`media_timeout`). Default 30 s.
     pub media: i64,
+    /// An answered call that never had RTP (its media is not on the mirrored port, or the
+    /// capture is SIP only) with no SIP for this long is ended (`media_timeout`). Default 4 h.
+    pub signalling_only: i64,
     /// After BYE, trailing RTP is still accepted for this long before the call is finalised.
     /// Default 2 s.
     pub bye_linger: i64,
@@ -87,6 +90,7 @@ impl Default for Timeouts {
         const S: i64 = 1_000_000_000;
         Timeouts {
             media: 30 * S,
+            signalling_only: 4 * 3600 * S,
             bye_linger: 2 * S,
             failure_linger: 2 * S,
             auth_wait: 32 * S,

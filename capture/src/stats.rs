@@ -55,6 +55,10 @@ pub struct CaptureStats {
     pub media_retired: u64,
     /// Media addresses taken over by a later call announcing the same address.
     pub media_reassigned: u64,
+    /// Media addresses learned from traffic (symmetric RTP, NAT).
+    pub media_learned: u64,
+    /// RTCP packets on their own port.
+    pub rtcp_port_packets: u64,
     /// SIP messages larger than `Limits::max_sip_message`.
     pub sip_oversized: u64,
     /// Transport layer: tunnels, IP reassembly, TCP streams.
@@ -101,6 +105,8 @@ impl CaptureStats {
             ("calls_shed".into(), self.calls_shed),
             ("media_retired".into(), self.media_retired),
             ("media_reassigned".into(), self.media_reassigned),
+            ("media_learned".into(), self.media_learned),
+            ("rtcp_port_packets".into(), self.rtcp_port_packets),
         ];
         for layer in Layer::ALL {
             v.push((format!("malformed_{}", layer.name()), self.malformed(layer)));
