@@ -196,14 +196,29 @@ fn auth_challenge_then_answer_is_one_answered_call() {
     h.at(20 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "x", ""));
     h.at(30 * MS, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "2 INVITE", "", &sdp("10.0.0.1", 4000)));
     h.at(5 * S, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "2 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    h.at(5 * S + 100 * MS, "10.0.0.2:5000", "10.0.0.1:4000", &rtp(1, 160, 7));
     h.advance(40 * S);
     h.engine.finish(EndReason::EndOfInput, &mut h.sink);
     let c = h.ended()[0];
     assert_eq!(c.state, CallState::InCall);
     assert_eq!(c.final_code, Some(200));
     assert_eq!(c.invites, 2);
-    assert_eq!(c.end_reason, EndReason::MediaTimeout, "answered, then 35 s without RTP or SIP");
-    assert_eq!(c.end, Timestamp(T0 + 5 * S));
+    assert_eq!(c.end_reason, EndReason::MediaTimeout, "RTP, then 35 s without RTP or SIP");
+    assert_eq!(c.end, Timestamp(T0 + 5 * S + 100 * MS));
+}
+
+#[test]
+fn an_answered_call_without_rtp_waits_for_its_bye() {
+    // The media is not on the mirrored port (or the capture is SIP only): the call lasts as
+    // long as its signalling, not 30 s.
+    let mut h = Harness::new();
+    h.answered("sip-only");
+    h.advance(3600 * S);
+    assert!(h.ended().is_empty(), "an hour without RTP is not a media timeout");
+    h.at(3600 * S + MS, CALLEE, CALLER, &bye_from_callee("sip-only"));
+    h.advance(3610 * S);
+    let c = h.ended()[0];
+    assert_eq!((c.state, c.end_reason), (CallState::Completed, EndReason::Bye));
 }
 
 #[test]
@@ -294,7 +309,7 @@ fn media_address_reused_by_a_later_call_goes_to_the_later_call() {
         .unwrap();
     assert_eq!(m.call, new_ref);
     assert_eq!(m.side, Side::Caller);
-    assert_eq!(h.engine.stats().media_reassigned, 1);
+    assert_eq!(h.engine.stats().media_reassigned, 2, "the RTP address and the RTCP one beside it");
     // Ending "old" must not unregister the address "new" now owns.
     h.at(2 * S, CALLEE, CALLER, &bye_from_callee("old"));
     h.advance(5 * S);
@@ -304,7 +319,7 @@ fn media_address_reused_by_a_later_call_goes_to_the_later_call() {
 
 #[test]
 fn media_addresses_per_call_are_capped() {
-    let cfg = EngineConfig { limits: Limits { max_media_per_call: 2, ..Limits::default() }, ..EngineConfig::default() };
+    let cfg = EngineConfig { limits: Limits { max_media_per_call: 4, ..Limits::default() }, ..EngineConfig::default() };
     let mut h = Harness::with(cfg);
     h.answered("c9");
     for (i, port) in [6000u16, 6002, 6004].iter().enumerate() {
@@ -316,8 +331,8 @@ fn media_addresses_per_call_are_capped() {
             &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c9", &format!("{} INVITE", i + 2), "b1", &sdp("10.0.0.1", *port)),
         );
     }
-    // Each move retires the caller's previous address; the callee's stays.
-    assert_eq!(h.engine.stats().media_retired, 3);
+    // Each move (RTP and RTCP) retires the caller's previous addresses; the callee's stay.
+    assert_eq!(h.engine.stats().media_retired, 6);
     let before = h.engine.stats().rtp_packets;
     h.at(5 * S, "10.0.0.2:5000", "10.0.0.1:4000", &rtp(1, 160, 1));
     assert_eq!(h.engine.stats().rtp_packets, before, "retired address");
