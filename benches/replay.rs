@@ -49,6 +49,7 @@ fn replay_bench(c: &mut Criterion) {
                         reorder_ms: 160,
                         finishers: 2,
                         mixers: None,
+                        keep_pcap: false,
                         audio_format: callvault::cli::FormatArg::Wav,
                         audio_layout: callvault::cli::LayoutArg::Stereo,
                     },

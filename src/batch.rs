@@ -8,6 +8,7 @@
 //! call is ever lost to back-pressure.
 
 use capture::events::{CallEvent, CallRef, EventSink, RtcpMeta, RtpMeta};
+use capture::{LinkType, Timestamp};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 /// Events in one batch before it is sent.
@@ -29,6 +30,19 @@ pub enum Item {
     Rtcp {
         /// Who sent it, when.
         meta: RtcpMeta,
+        /// Offset in the batch's payload arena.
+        start: u32,
+        /// Length.
+        len: u32,
+    },
+    /// A frame for a call's evidence capture; its bytes are `payload[start..start + len]`.
+    Frame {
+        /// The call.
+        call: CallRef,
+        /// Capture time.
+        time: Timestamp,
+        /// Link type of the bytes.
+        link: LinkType,
         /// Offset in the batch's payload arena.
         start: u32,
         /// Length.
@@ -63,6 +77,10 @@ impl Batch {
                 Item::Rtcp { meta, start, len } => {
                     let s = start as usize;
                     sink.rtcp(&meta, &self.payload[s..s + len as usize]);
+                }
+                Item::Frame { call, time, link, start, len } => {
+                    let s = start as usize;
+                    sink.frame(call, time, link, &self.payload[s..s + len as usize]);
                 }
                 Item::Call(ev) => sink.call(ev),
             }
@@ -169,7 +187,7 @@ impl BatchSink {
                                     None => dropped.push((meta.call, 1)),
                                 }
                             }
-                            Item::Rtcp { .. } => {}
+                            Item::Rtcp { .. } | Item::Frame { .. } => {}
                             Item::Call(ev) => kept.push(Item::Call(ev)),
                         }
                     }
@@ -217,6 +235,17 @@ impl EventSink for BatchSink {
         let start = cur.payload.len() as u32;
         cur.payload.extend_from_slice(packet);
         cur.items.push(Item::Rtcp { meta: *meta, start, len: packet.len() as u32 });
+        if cur.items.len() >= BATCH_EVENTS {
+            self.flush_shard(i);
+        }
+    }
+
+    fn frame(&mut self, call: CallRef, time: Timestamp, link: LinkType, frame: &[u8]) {
+        let i = self.shard(call);
+        let cur = &mut self.shards[i].cur;
+        let start = cur.payload.len() as u32;
+        cur.payload.extend_from_slice(frame);
+        cur.items.push(Item::Frame { call, time, link, start, len: frame.len() as u32 });
         if cur.items.len() >= BATCH_EVENTS {
             self.flush_shard(i);
         }

@@ -43,6 +43,10 @@ pub struct Common {
     /// Threads that make finished recordings durable (fsync, SHA-256, call record).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub finishers: usize,
+    /// Also keep each call's own SIP, RTP and RTCP packets as a pcap file beside its recording
+    /// (evidence of what was on the wire).
+    #[arg(long)]
+    pub keep_pcap: bool,
     /// Recording format: wav (16-bit PCM) or flac (lossless, about half the size).
     #[arg(long, value_enum, default_value_t = FormatArg::Wav, value_name = "FORMAT")]
     pub audio_format: FormatArg,

@@ -45,7 +45,7 @@ pub fn options(c: &Common, backpressure: Backpressure) -> Options {
 /// Capture engine settings from the shared command-line options.
 pub fn engine_config(c: &Common) -> EngineConfig {
     let timeouts = Timeouts { media: c.media_timeout as i64 * 1_000_000_000, ..Timeouts::default() };
-    EngineConfig { timeouts, ..EngineConfig::default() }
+    EngineConfig { timeouts, keep_frames: c.keep_pcap, ..EngineConfig::default() }
 }
 
 /// Runs `callvault replay`: records, ships, prints the summary.

@@ -74,17 +74,31 @@ impl Summary {
             secs,
             thousands((c.frames as f64 / secs) as u64)
         );
-        let skipped = c.malformed_total();
+        let i = &c.ingress;
+        let tunnelled =
+            i.tunnel_gre + i.tunnel_erspan + i.tunnel_vxlan + i.tunnel_mpls + i.tunnel_pppoe + i.tunnel_ipip;
         println!(
-            "  packets: {} SIP, {} RTP, {} malformed, {} truncated, {} TCP and {} IP fragments not followed yet, {} other",
+            "  packets: {} SIP ({} over TCP), {} RTP, {} RTCP; {} malformed, {} truncated; {} datagrams from fragments, {} in tunnels; {} other",
             thousands(c.sip_messages),
+            thousands(i.tcp.sip_messages),
             thousands(c.rtp_packets),
-            thousands(skipped),
+            thousands(c.rtcp_packets),
+            thousands(c.malformed_total()),
             thousands(c.truncated),
-            thousands(c.tcp_segments),
-            thousands(c.ip_fragments),
-            thousands(c.not_ip + c.other_ip + c.udp_unmatched + c.rtcp_packets + c.media_not_rtp)
+            thousands(i.defrag.reassembled),
+            thousands(tunnelled),
+            thousands(c.not_ip + c.other_ip + c.udp_unmatched + c.media_not_rtp)
         );
+        let shed =
+            i.defrag.shed_table_full + i.defrag.shed_bytes + i.tcp.connections_shed + i.tcp.buffer_full + c.calls_shed;
+        if shed > 0 {
+            println!(
+                "  warning: limits reached: {} calls, {} fragment reassemblies, {} TCP connections or buffers (see the counters)",
+                thousands(c.calls_shed),
+                thousands(i.defrag.shed_table_full + i.defrag.shed_bytes),
+                thousands(i.tcp.connections_shed + i.tcp.buffer_full)
+            );
+        }
         if let Some(k) = &self.kernel {
             println!(
                 "  kernel: {} received, {} dropped by the capture buffer, {} by the interface",

@@ -47,6 +47,20 @@ impl LinkType {
         })
     }
 
+    /// The libpcap DLT number to write this link type under.
+    pub fn dlt(self) -> u32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::Sll => 113,
+            LinkType::Sll2 => 276,
+            LinkType::RawIp => 101,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::Null => 0,
+            LinkType::Loop => 108,
+        }
+    }
+
     /// Names of the supported link types, for error messages.
     pub const SUPPORTED: &'static str = "EN10MB (1), LINUX_SLL (113), LINUX_SLL2 (276), RAW (12, 14, 101), IPV4 (228), IPV6 (229), NULL (0), LOOP (108)";
 }

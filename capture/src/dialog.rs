@@ -180,10 +180,10 @@ impl DialogTracker {
         msg: &SipMessage<'_>,
         transport: &'static str,
         ctx: &mut Ctx<'_, S>,
-    ) {
+    ) -> Option<CallRef> {
         let Some(call_id) = msg.call_id else {
             ctx.stats.sip_without_call_id += 1;
-            return;
+            return None;
         };
         let idx = match self.by_id.get(call_id) {
             Some(&idx) => idx,
@@ -212,17 +212,14 @@ impl DialogTracker {
                     } else {
                         ctx.stats.sip_not_call += 1;
                     }
-                    return;
+                    return None;
                 }
-                match self.start_call(now, src, dst, call_id, msg, joins, transport, ctx) {
-                    Some(idx) => idx,
-                    None => return,
-                }
+                self.start_call(now, src, dst, call_id, msg, joins, transport, ctx)?
             }
         };
         let generation = self.slots[idx as usize].generation;
         let call_ref = CallRef { slot: idx, generation };
-        let Some(call) = self.slots[idx as usize].call.as_mut() else { return };
+        let call = self.slots[idx as usize].call.as_mut()?;
         call.sip_messages += 1;
         if now > call.last_activity {
             call.last_activity = now;
@@ -232,7 +229,7 @@ impl DialogTracker {
         let fp = fingerprint(msg, src, dst);
         if call.recent.contains(&fp) {
             call.retransmissions += 1;
-            return;
+            return Some(call_ref);
         }
         call.recent[call.recent_next] = fp;
         call.recent_next = (call.recent_next + 1) % RECENT_MESSAGES;
@@ -351,6 +348,7 @@ impl DialogTracker {
                 apply_sdp(call, call_ref, sender, tag, src, msg.body, now, max_media, ctx);
             }
         }
+        Some(call_ref)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Capture-time timeouts.
     pub timeouts: Timeouts,
+    /// Hand every frame that belongs to a call to the sink ([`EventSink::frame`]), for
+    /// per-call evidence captures. SIP reassembled from TCP or IP fragments is not included.
+    pub keep_frames: bool,
 }
 
 /// Frames in, call events out.
@@ -47,6 +50,7 @@ struct Core {
     media: MediaTable,
     stats: CaptureStats,
     limits: Limits,
+    keep_frames: bool,
 }
 
 impl Engine {
@@ -59,6 +63,7 @@ impl Engine {
                 media: MediaTable::default(),
                 stats: CaptureStats::default(),
                 limits: cfg.limits,
+                keep_frames: cfg.keep_frames,
             },
             now: Timestamp(i64::MIN),
             next_sweep: None,
@@ -102,7 +107,7 @@ impl Engine {
         self.core.stats.frames += 1;
         self.core.stats.bytes += frame.len() as u64;
         self.advance(time, sink);
-        self.ingress.handle(link, time, frame, &mut Deliver { core: &mut self.core, sink, time });
+        self.ingress.handle(link, time, frame, &mut Deliver { core: &mut self.core, sink, time, raw: (link, frame) });
     }
 
     /// Advances capture time to `now` (if later) and fires the timers that are due. Packet
@@ -139,23 +144,27 @@ struct Deliver<'a, S> {
     core: &'a mut Core,
     sink: &'a mut S,
     time: Timestamp,
+    /// The frame being handled, for evidence captures.
+    raw: (LinkType, &'a [u8]),
 }
 
 impl<S: EventSink> IngressSink for Deliver<'_, S> {
     #[inline]
     fn udp(&mut self, d: &Datagram<'_>) {
-        self.core.udp(self.time, d, self.sink);
+        // A datagram rebuilt from fragments is not the frame at hand: no evidence frame.
+        let raw = (self.core.keep_frames && !d.reassembled).then_some(self.raw);
+        self.core.udp(self.time, d, raw, self.sink);
     }
 
     fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
-        self.core.sip(time, src, dst, message, "tcp", self.sink);
+        self.core.sip(time, src, dst, message, "tcp", None, self.sink);
     }
 }
 
 impl Core {
     /// One UDP datagram: media of a tracked call, else SIP found by content, on any port.
     #[inline]
-    fn udp<S: EventSink>(&mut self, time: Timestamp, d: &Datagram<'_>, sink: &mut S) {
+    fn udp<S: EventSink>(&mut self, time: Timestamp, d: &Datagram<'_>, raw: Option<(LinkType, &[u8])>, sink: &mut S) {
         // Hot path: media of a tracked call, found by the address it was sent to.
         if let Some(owner) = self.media.lookup(&d.dst) {
             let p = d.payload;
@@ -169,6 +178,9 @@ impl Core {
                         self.stats.rtcp_port_packets += 1;
                     }
                     sink.rtcp(&RtcpMeta { call: owner.call, side: owner.sender, time }, p);
+                    if let Some((link, frame)) = raw {
+                        sink.frame(owner.call, time, link, frame);
+                    }
                 } else {
                     self.stats.media_not_rtp += 1;
                 }
@@ -204,6 +216,9 @@ impl Core {
                         marker: rtp.mark(),
                     };
                     sink.rtp(&meta, rtp.payload());
+                    if let Some((link, frame)) = raw {
+                        sink.frame(owner.call, time, link, frame);
+                    }
                 }
                 Err(_) => self.stats.media_not_rtp += 1,
             }
@@ -211,13 +226,14 @@ impl Core {
         }
 
         if sip::looks_like_sip(d.payload) {
-            self.sip(time, d.src, d.dst, d.payload, "udp", sink);
+            self.sip(time, d.src, d.dst, d.payload, "udp", raw, sink);
             return;
         }
         self.stats.udp_unmatched += 1;
     }
 
     /// One SIP message: a UDP datagram or a message framed out of a TCP stream.
+    #[allow(clippy::too_many_arguments)]
     fn sip<S: EventSink>(
         &mut self,
         time: Timestamp,
@@ -225,6 +241,7 @@ impl Core {
         dst: SocketAddr,
         message: &[u8],
         transport: &'static str,
+        raw: Option<(LinkType, &[u8])>,
         sink: &mut S,
     ) {
         if message.len() > self.limits.max_sip_message {
@@ -235,7 +252,10 @@ impl Core {
             Ok(msg) => {
                 self.stats.sip_messages += 1;
                 let mut ctx = Ctx { media: &mut self.media, stats: &mut self.stats, sink };
-                self.tracker.handle_sip(time, src, dst, &msg, transport, &mut ctx);
+                let call = self.tracker.handle_sip(time, src, dst, &msg, transport, &mut ctx);
+                if let (Some(call), Some((link, frame))) = (call, raw) {
+                    sink.frame(call, time, link, frame);
+                }
             }
             Err(_) => self.stats.count_malformed(Layer::Sip),
         }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::codec::PayloadMap;
+use crate::decode::LinkType;
 use crate::time::Timestamp;
 
 /// A handle to a tracked call: a slot index plus a generation, so a reused slot is never
@@ -356,6 +357,11 @@ pub trait EventSink {
     /// An RTCP packet tied to a call (the whole compound packet).
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
         let _ = (meta, packet);
+    }
+    /// A captured frame (SIP, RTP or RTCP) that belongs to `call`, as it was on the wire, for
+    /// a per-call evidence capture. Only sent when the engine keeps frames.
+    fn frame(&mut self, call: CallRef, time: Timestamp, link: LinkType, frame: &[u8]) {
+        let _ = (call, time, link, frame);
     }
     /// A call lifecycle event.
     fn call(&mut self, event: CallEvent);

@@ -63,11 +63,11 @@ pub enum FinishError {
 
 /// Makes a pending recording durable and describes it for the spool.
 pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, FinishError> {
-    let PendingRecording { mut record, start, wav } = pending;
+    let PendingRecording { mut record, start, wav, evidence } = pending;
     let key = recording_key(&record, start);
     let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
     let mut files = Vec::with_capacity(2);
-    let stem = match &wav {
+    let stem = match wav.as_ref().or(evidence.as_ref()) {
         Some((path, _)) => path.with_extension(""),
         None => work_dir.join(format!("{}-{}", name, std::process::id())),
     };
@@ -82,6 +82,17 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
             a.bytes = size;
         }
         files.push(FinishedFile { path, ext, sha256, size });
+    }
+    if let Some((path, mut file)) = evidence {
+        let err = |source| FinishError::Audio { path: path.clone(), source };
+        file.sync_all().map_err(err)?;
+        let (sha256, size) = hash_file(&mut file).map_err(err)?;
+        if let Some(e) = record.evidence.as_mut() {
+            e.file = format!("{name}.pcap");
+            e.sha256 = sha256.clone();
+            e.bytes = size;
+        }
+        files.push(FinishedFile { path, ext: "pcap".into(), sha256, size });
     }
     let json_path = stem.with_extension("json");
     let rec_err = |source| FinishError::Record { path: json_path.clone(), source };

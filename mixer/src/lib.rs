@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod dtmf;
+pub mod evidence;
 pub mod finish;
 pub mod g711;
 pub mod mixer;

@@ -10,15 +10,16 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use capture::Timestamp;
 use capture::codec::{Codec, PayloadDesc, PayloadMap};
 use capture::events::{
     CallEvent, CallInfo, CallRef, CallStart, EventSink, MediaAnnounce, Party, RtcpMeta, RtpMeta, Side,
 };
+use capture::{LinkType, Timestamp};
 use crossbeam_channel::Sender;
 
 use crate::audio::AudioConfig;
 use crate::dtmf::DtmfTracker;
+use crate::evidence::Evidence;
 use crate::record::CallRecord;
 use crate::rtcp::EndpointView;
 use crate::stream::{SeqVerdict, StreamStats};
@@ -114,8 +115,10 @@ pub struct PendingRecording {
     pub record: CallRecord,
     /// Capture time of the call's first INVITE (names the recording).
     pub start: Timestamp,
-    /// The finished (header patched, not yet fsynced) WAV in the work directory.
+    /// The finished (header patched, not yet fsynced) audio file in the work directory.
     pub wav: Option<(PathBuf, File)>,
+    /// The call's evidence capture, when frames are kept.
+    pub evidence: Option<(PathBuf, File)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +293,9 @@ pub(crate) struct CallMix {
     pub(crate) capture_drops: u64,
     /// RTCP reports per (source SSRC, reporting side).
     pub(crate) reports: Vec<(u32, Side, EndpointView)>,
+    /// The evidence capture, once the first frame came.
+    pub(crate) evidence: Option<Evidence>,
+    pub(crate) evidence_error: Option<String>,
 }
 
 /// The mixer. Implements [`EventSink`], so it can sit directly behind a capture engine
@@ -350,6 +356,8 @@ impl Mixer {
             write_error: None,
             capture_drops: 0,
             reports: Vec::new(),
+            evidence: None,
+            evidence_error: None,
         });
     }
 
@@ -467,6 +475,35 @@ impl EventSink for Mixer {
                 tracing::error!(call_id = %call.call_id, path = %call.wav_path.display(), "cannot write recording: {e}");
                 call.write_error = Some(format!("writing {} failed: {e}", call.wav_path.display()));
             }
+        }
+    }
+
+    fn frame(&mut self, call: CallRef, time: Timestamp, link: LinkType, frame: &[u8]) {
+        let Some(c) = self.call_mut(call) else { return };
+        if c.evidence_error.is_some() {
+            return;
+        }
+        if c.evidence.is_none() {
+            let path = c.wav_path.with_extension("pcap");
+            match Evidence::create(&path, link) {
+                Ok(e) => {
+                    c.evidence = Some(e);
+                    if c.timeline.is_none() {
+                        crate::recover::write_sidecar(c);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(call_id = %c.call_id, "cannot create evidence capture {}: {e}", path.display());
+                    c.evidence_error = Some(format!("cannot create {}: {e}", path.display()));
+                    return;
+                }
+            }
+        }
+        if let Some(ev) = c.evidence.as_mut()
+            && let Err(e) = ev.write(time, link, frame)
+        {
+            tracing::error!(call_id = %c.call_id, "cannot write evidence capture {}: {e}", ev.path().display());
+            c.evidence_error = Some(format!("writing {} failed: {e}", ev.path().display()));
         }
     }
 

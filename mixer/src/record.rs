@@ -116,6 +116,19 @@ pub struct EndpointReport {
     pub max_jitter_ms: f64,
 }
 
+/// The per-call evidence capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    /// File name (beside the record).
+    pub file: String,
+    /// Frames in it.
+    pub packets: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+}
+
 /// A DTMF key press.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DtmfRecord {
@@ -230,6 +243,8 @@ pub struct CallRecord {
     pub streams: Vec<StreamRecord>,
     /// The audio file, absent when the call had no decodable media.
     pub audio: Option<AudioRecord>,
+    /// The call's own packets as captured (`--keep-pcap`).
+    pub evidence: Option<EvidenceRecord>,
     /// DTMF key presses, in time order (RTP telephone-events and SIP INFO).
     pub dtmf: Vec<DtmfRecord>,
     /// Hold periods.

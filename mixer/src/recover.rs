@@ -73,15 +73,23 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
     for path in &names {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if name.ends_with(".json") && !name.ends_with(SIDECAR) {
-            let wav = path.with_extension("wav");
             let mut files = Vec::new();
-            if wav.exists() {
-                files.push(wav);
+            for ext in ["wav", "flac", "pcap"] {
+                let f = path.with_extension(ext);
+                if f.exists() {
+                    files.push(f);
+                }
             }
             files.push(path.clone());
             // The sidecar is no longer needed once the record exists.
             let _ = std::fs::remove_file(sidecar_path(path));
             out.finished.push(files);
+        } else if name.ends_with(".pcap") && !["json", "wav", "flac"].iter().any(|e| path.with_extension(e).exists()) {
+            // Evidence of a call without audio, interrupted.
+            match recover_wav(path) {
+                Ok(p) => out.interrupted.push(p),
+                Err(e) => out.failed.push((path.clone(), e)),
+            }
         } else if (name.ends_with(".wav") || name.ends_with(".flac")) && !path.with_extension("json").exists() {
             match recover_wav(path) {
                 Ok(p) => out.interrupted.push(p),
@@ -106,7 +114,8 @@ fn parse_time(s: &str) -> Option<Timestamp> {
 
 fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
     let flac = path.extension().is_some_and(|e| e == "flac");
-    let frames = if flac {
+    let evidence_only = path.extension().is_some_and(|e| e == "pcap");
+    let frames = if flac || evidence_only {
         // FLAC frames carry their own CRCs; an unknown length in STREAMINFO is legal, and a
         // torn last frame is detected and skipped by decoders.
         0
@@ -118,7 +127,11 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
     };
     let partial: Option<PartialRecord> =
         std::fs::read(sidecar_path(path)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let file = File::options().read(true).write(true).open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let file = if evidence_only {
+        None
+    } else {
+        Some(File::options().read(true).write(true).open(path).map_err(|e| format!("cannot open: {e}"))?)
+    };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("recording").to_owned();
     let (call_id, start, from, to, media_start) = match &partial {
         Some(p) => (
@@ -172,7 +185,7 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
         codecs: Codecs::default(),
         sip: SipRecord { messages: 0, invites: 0, retransmissions: 0, early_dialogs: 0, transport: String::new() },
         streams: Vec::new(),
-        audio: Some(AudioRecord {
+        audio: file.as_ref().map(|_| AudioRecord {
             file: String::new(),
             format: if flac { "flac" } else { "wav" }.into(),
             layout: layout.name().into(),
@@ -185,13 +198,23 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
             bytes: 0,
             sha256: String::new(),
         }),
+        evidence: None,
         dtmf: Vec::new(),
         holds: Vec::new(),
         capture_complete: false,
         incomplete_reasons: reasons,
         notes: vec!["recovered after a crash: SIP details and stream statistics were not saved".into()],
     };
-    Ok(PendingRecording { record, start, wav: Some((path.to_owned(), file)) })
+    // An evidence capture written beside the audio is kept with it (append-only: whatever was
+    // written is readable; a torn last record is reported by readers).
+    let pcap = path.with_extension("pcap");
+    let evidence = File::options().read(true).write(true).open(&pcap).ok().map(|f| (pcap, f));
+    let mut record = record;
+    if evidence.is_some() {
+        record.evidence =
+            Some(crate::record::EvidenceRecord { file: String::new(), packets: 0, bytes: 0, sha256: String::new() });
+    }
+    Ok(PendingRecording { record, start, wav: file.map(|f| (path.to_owned(), f)), evidence })
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use crate::audio::AudioConfig;
 use crate::mixer::{CallMix, MixerStats, PendingRecording};
 use crate::quality::g711_quality;
 use crate::record::{
-    AudioRecord, CallRecord, Codecs, DtmfRecord, EndpointReport, Endpoints, HoldRecord, PartyRecord, QualityRecord,
-    RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
+    AudioRecord, CallRecord, Codecs, DtmfRecord, EndpointReport, Endpoints, EvidenceRecord, HoldRecord, PartyRecord,
+    QualityRecord, RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
 };
 
 fn addr(a: SocketAddr) -> String {
@@ -77,6 +77,23 @@ pub(crate) fn finish_call(
         let _ = std::fs::remove_file(&mix.wav_path);
     }
 
+    let mut evidence = None;
+    let mut evidence_file = None;
+    if let Some(ev) = mix.evidence.take() {
+        let packets = ev.packets;
+        match ev.finish() {
+            Ok(f) => {
+                evidence = Some(EvidenceRecord { file: String::new(), packets, bytes: 0, sha256: String::new() });
+                evidence_file = Some(f);
+            }
+            Err(e) => {
+                mix.evidence_error.get_or_insert(format!("finishing the evidence capture failed: {e}"));
+            }
+        }
+    }
+    if let Some(e) = &mix.evidence_error {
+        notes.push(format!("the evidence capture is incomplete: {e}"));
+    }
     let mut streams = Vec::new();
     let mut dtmf = Vec::new();
     for side in [Side::Caller, Side::Callee] {
@@ -200,6 +217,7 @@ pub(crate) fn finish_call(
         },
         streams,
         audio,
+        evidence,
         dtmf: dtmf
             .into_iter()
             .map(|d| DtmfRecord {
@@ -219,5 +237,5 @@ pub(crate) fn finish_call(
         incomplete_reasons: incomplete,
         notes,
     };
-    PendingRecording { record, start: mix.start, wav }
+    PendingRecording { record, start: mix.start, wav, evidence: evidence_file }
 }
