@@ -7,7 +7,7 @@
 //! full channel drops the batch's RTP (counted) and carries its call events forward, so no
 //! call is ever lost to back-pressure.
 
-use capture::events::{CallEvent, CallRef, EventSink, RtcpMeta, RtpMeta};
+use capture::events::{CallEvent, CallRef, DropCause, EventSink, RtcpMeta, RtpMeta};
 use capture::{LinkType, Timestamp};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -194,7 +194,9 @@ impl BatchSink {
                     // Before any Ended event of those calls in the kept ones.
                     let mut notices: Vec<Item> = dropped
                         .into_iter()
-                        .map(|(call, packets)| Item::Call(CallEvent::Dropped { call, packets }))
+                        .map(|(call, packets)| {
+                            Item::Call(CallEvent::Dropped { call, packets, cause: DropCause::Queue })
+                        })
                         .collect();
                     notices.append(&mut kept);
                     let kept = notices;

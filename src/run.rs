@@ -46,6 +46,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut input = InputReport { files: 0, ..InputReport::default() };
     let mut last_flush = Timestamp(0);
+    // Kernel drops are checked once a second; calls up at that moment are told.
+    let mut last_check = Instant::now();
+    let mut kernel_dropped = 0u64;
     while !stop.load(Ordering::Relaxed) {
         match src.next_event() {
             Ok(LiveEvent::Frame(f)) => {
@@ -65,6 +68,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!("{e}");
                 input.errors.push(e.to_string());
                 break;
+            }
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            if let Ok(k) = src.kernel_stats() {
+                let dropped = k.dropped + k.if_dropped;
+                if dropped > kernel_dropped {
+                    tracing::warn!("the kernel dropped {} packets (capture buffer full)", dropped - kernel_dropped);
+                    engine.capture_loss(dropped - kernel_dropped, pipeline.sink());
+                    kernel_dropped = dropped;
+                }
             }
         }
     }

@@ -130,6 +130,15 @@ impl DialogTracker {
         self.by_id.len()
     }
 
+    /// Every call currently tracked.
+    pub fn open_call_refs(&self) -> impl Iterator<Item = CallRef> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.call.is_some())
+            .map(|(i, s)| CallRef { slot: i as u32, generation: s.generation })
+    }
+
     /// Records media activity (an RTP packet) on a call, keeping it from timing out.
     #[inline]
     pub fn touch(&mut self, call: CallRef, now: Timestamp) {

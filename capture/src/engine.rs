@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::decode::{Datagram, LinkType};
 use crate::dialog::{Ctx, DialogTracker};
-use crate::events::{EndReason, EventSink, RtcpMeta, RtpMeta};
+use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta};
 use crate::ingress::{Ingress, IngressSink};
 use crate::limits::{Limits, Timeouts};
 use crate::media::{MediaKind, MediaTable};
@@ -126,6 +126,14 @@ impl Engine {
                 let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
                 core.tracker.sweep(now, &mut ctx);
             }
+        }
+    }
+
+    /// The kernel dropped `packets` since the last report: every call up now may be missing
+    /// some, and its record will say so.
+    pub fn capture_loss<S: EventSink>(&mut self, packets: u64, sink: &mut S) {
+        for call in self.core.tracker.open_call_refs() {
+            sink.call(CallEvent::Dropped { call, packets, cause: DropCause::Kernel });
         }
     }
 

@@ -317,6 +317,16 @@ pub struct CallInfo {
     pub joined: bool,
 }
 
+/// Where the capture lost packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropCause {
+    /// callvault's own queue to the recorder was full: this call's RTP was dropped.
+    Queue,
+    /// The kernel's capture buffer overflowed while the call was up (any packet may be
+    /// missing, this call's or others').
+    Kernel,
+}
+
 /// A call lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
@@ -334,12 +344,14 @@ pub enum CallEvent {
         /// The announcement.
         media: Box<MediaAnnounce>,
     },
-    /// RTP of this call was dropped inside callvault (a full queue) before the mixer saw it.
+    /// Packets were lost by the capture itself while this call was up.
     Dropped {
         /// The call.
         call: CallRef,
         /// Packets dropped.
         packets: u64,
+        /// Where.
+        cause: DropCause,
     },
     /// The call is over; no further RTP will be sent for it.
     Ended {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use capture::codec::{Codec, PayloadDesc, PayloadMap};
 use capture::events::{
-    CallEvent, CallInfo, CallRef, CallStart, EventSink, MediaAnnounce, Party, RtcpMeta, RtpMeta, Side,
+    CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, MediaAnnounce, Party, RtcpMeta, RtpMeta, Side,
 };
 use capture::{LinkType, Timestamp};
 use crossbeam_channel::Sender;
@@ -291,6 +291,8 @@ pub(crate) struct CallMix {
     pub(crate) write_error: Option<String>,
     /// RTP dropped inside callvault before it reached the mixer.
     pub(crate) capture_drops: u64,
+    /// Packets the kernel dropped (of any call) while this call was up.
+    pub(crate) kernel_drops: u64,
     /// RTCP reports per (source SSRC, reporting side).
     pub(crate) reports: Vec<(u32, Side, EndpointView)>,
     /// The evidence capture, once the first frame came.
@@ -355,6 +357,7 @@ impl Mixer {
             media: [None, None],
             write_error: None,
             capture_drops: 0,
+            kernel_drops: 0,
             reports: Vec::new(),
             evidence: None,
             evidence_error: None,
@@ -535,9 +538,12 @@ impl EventSink for Mixer {
                     c.media[owner] = Some(media);
                 }
             }
-            CallEvent::Dropped { call, packets } => {
+            CallEvent::Dropped { call, packets, cause } => {
                 if let Some(c) = self.call_mut(call) {
-                    c.capture_drops += packets;
+                    match cause {
+                        DropCause::Queue => c.capture_drops += packets,
+                        DropCause::Kernel => c.kernel_drops += packets,
+                    }
                 }
             }
             CallEvent::Ended { call, info } => self.end(call, &info),

@@ -168,6 +168,12 @@ pub(crate) fn finish_call(
     if info.joined {
         incomplete.push("the call started before the capture did: its beginning is missing".into());
     }
+    if mix.kernel_drops > 0 {
+        incomplete.push(format!(
+            "the capture buffer overflowed while the call was up: {} packets (of this or other calls) were lost",
+            mix.kernel_drops
+        ));
+    }
     if mix.capture_drops > 0 {
         incomplete.push(format!(
             "{} RTP packets of this call were dropped by callvault itself (it fell behind)",
