@@ -9,7 +9,20 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
 # Tests that cannot run a part (missing tool, no privileges) say so here; listed at the end.
 export CALLVAULT_SKIP_LOG="${TMPDIR:-/tmp}/callvault-skipped.$$"
 : > "$CALLVAULT_SKIP_LOG"
-trap 'rm -f "$CALLVAULT_SKIP_LOG"' EXIT
+# A real S3-compatible server on loopback for the shipper's tests, with its own state for this
+# run; stopped (and its state removed) on exit. If it cannot start, its tests say they skipped.
+export CALLVAULT_S3_STATE="${TMPDIR:-/tmp}/callvault-s3.$$"
+cleanup() {
+    scripts/s3-server.sh stop || true
+    rm -rf "$CALLVAULT_S3_STATE"
+    rm -f "$CALLVAULT_SKIP_LOG"
+}
+trap cleanup EXIT
+if scripts/s3-server.sh start; then
+    eval "$(scripts/s3-server.sh env)"
+else
+    echo "== the S3 test server did not start; its tests will be skipped" >&2
+fi
 # The shared corpus of real captures is read in place: beside the repository, or where
 # CALLVAULT_CORPUS points (a clone elsewhere, e.g. in CI, finds the workspace's copy).
 if [ -z "${CALLVAULT_CORPUS:-}" ]; then

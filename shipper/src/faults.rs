@@ -25,6 +25,9 @@ pub(crate) enum CrashPoint {
     /// Shipping to a local directory: a file is copied to its `.part-` temp name and verified, but
     /// not yet published under its final name.
     ShipAfterCopy,
+    /// Shipping to S3: an object is uploaded and verified; the following objects and the
+    /// manifest line are not written yet.
+    ShipAfterUpload,
     /// Shipping: the target has published every file, the spool has not recorded it yet.
     ShipAfterPublish,
     /// Shipping: the target is recorded as shipped in the entry, the entry is not completed yet.

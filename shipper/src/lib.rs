@@ -3,7 +3,7 @@
 //!
 //! * [`spool`] — where the recorder hands over finished recordings ([`Spool::enter`]); the queue
 //!   of recordings not yet confirmed by every target, and crash recovery.
-//! * [`target`] — archive destinations ([`Target`], today [`LocalDir`]), verification, and the
+//! * [`target`] — archive destinations ([`Target`], [`LocalDir`] and [`S3Target`]), verification, and the
 //!   classification of failures into retried and permanent.
 //! * [`Shipper`] — the thread with its own tokio runtime that ships queued entries, oldest first,
 //!   with bounded concurrency and backoff, and drains on shutdown.
@@ -23,9 +23,13 @@ mod tests;
 
 pub use shipper::{LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle};
 pub use spool::{
-    Entry, EntryFile, EntryId, NewFile, NewRecording, Retention, Shipped, Spool, SpoolError, SpoolOptions,
+    DiskUsage, Entry, EntryFile, EntryId, NewFile, NewRecording, Retention, Shipped, Spool, SpoolError, SpoolOptions,
+    SweepReport,
 };
-pub use target::{Disposition, LocalDir, ShipError, Shipment, Target};
+pub use target::{
+    Credentials, CredentialsError, Disposition, LocalDir, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error,
+    S3Target, ShipError, Shipment, Target,
+};
 
 /// Formats an error with its chain of causes: `outer: cause: root cause`.
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {

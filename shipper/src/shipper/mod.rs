@@ -16,6 +16,9 @@
 //! every target has confirmed them. When the oldest queued recording is more than a minute old,
 //! its age is logged with `warn!` once a minute.
 //!
+//! Every 30 s the shipper also checks the spool's disk (above the high watermark: `error!` and
+//! [`ShipStats::disk_pressure`]) and runs the retention sweep ([`Spool::sweep`]).
+//!
 //! The shipper holds a small index of the queue in memory (id, key, confirmations, entry time)
 //! and reads each entry in full only when shipping it. It is the only writer of shipped state:
 //! run one shipper per spool.
@@ -71,6 +74,15 @@ pub struct ShipStats {
     pub oldest_unshipped_age_secs: Option<u64>,
     /// The most recent error, with its causes.
     pub last_error: Option<String>,
+    /// Percentage of the spool's filesystem in use at the last check (every 30 s), if known.
+    pub disk_used_percent: Option<u8>,
+    /// The spool's filesystem is above its high watermark
+    /// ([`SpoolOptions::high_watermark_percent`](crate::SpoolOptions::high_watermark_percent)):
+    /// logged at error level; recording goes on while the disk allows, nothing unshipped is
+    /// deleted.
+    pub disk_pressure: bool,
+    /// Files deleted from the spool by the retention policy's sweeps.
+    pub retention_deleted_files: u64,
 }
 
 /// An entry still queued when the shipper stopped.

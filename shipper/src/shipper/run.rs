@@ -19,6 +19,8 @@ const LOAD_INTERVAL: Duration = Duration::from_secs(60);
 const LOAD_CHUNK: usize = 256;
 /// Age of the oldest queued recording above which a warning is logged, at most this often.
 const AGE_WARNING: Duration = Duration::from_secs(60);
+/// How often the disk is checked and the retention sweep runs.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Exponential backoff with "equal jitter": each delay is between half and all of the current
 /// step, and the step doubles up to the maximum.
@@ -114,6 +116,7 @@ pub(super) struct Worker {
     unreadable: BTreeMap<EntryId, String>,
     last_age_warning: Option<Instant>,
     draining: bool,
+    next_housekeeping: Instant,
 }
 
 /// What woke the loop.
@@ -148,6 +151,7 @@ impl Worker {
             unreadable: BTreeMap::new(),
             last_age_warning: None,
             draining: false,
+            next_housekeeping: Instant::now(),
         }
     }
 
@@ -178,6 +182,9 @@ impl Worker {
             }
             if self.need_load || now >= self.next_load {
                 self.load().await;
+            }
+            if now >= self.next_housekeeping {
+                self.housekeeping().await;
             }
             let now = Instant::now();
             self.schedule(now);
@@ -253,6 +260,36 @@ impl Worker {
             }
         }
         self.load_error = None;
+    }
+
+    /// Checks the spool's disk and runs the retention sweep.
+    async fn housekeeping(&mut self) {
+        self.next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
+        let spool = Arc::clone(&self.spool);
+        let result = blocking(move || {
+            let swept = spool.sweep();
+            Ok((swept, spool.disk_usage()))
+        })
+        .await;
+        let Ok((swept, usage)) = result else { return };
+        match swept {
+            Ok(report) => self.stats.retention_deleted_files += report.files_deleted,
+            Err(e) => tracing::warn!(error = %crate::chain(&e), "the retention sweep failed; will retry"),
+        }
+        match usage {
+            Ok(usage) => {
+                self.stats.disk_used_percent = Some(usage.used_percent.round().clamp(0.0, 100.0) as u8);
+                self.stats.disk_pressure = usage.above_high_watermark;
+                if usage.above_high_watermark {
+                    tracing::error!(used_percent = format!("{:.1}", usage.used_percent),
+                        available_bytes = usage.available_bytes, spool = %self.spool.root().display(),
+                        queued = self.index.len(),
+                        "the spool's disk is above its high watermark; unshipped recordings are kept, \
+                         recording continues while space lasts — free space or fix shipping");
+                }
+            }
+            Err(e) => tracing::warn!(error = %crate::chain(&e), "cannot check the spool's disk"),
+        }
     }
 
     fn load_failed(&mut self, e: SpoolError) {
@@ -438,7 +475,7 @@ impl Worker {
 
     /// When the loop must wake up even without events.
     fn next_wake(&self, now: Instant, deadline: Option<Instant>) -> Instant {
-        let mut wake = self.next_load;
+        let mut wake = self.next_load.min(self.next_housekeeping);
         if !self.index.is_empty() {
             wake = wake.min(now + AGE_WARNING);
         }

@@ -68,7 +68,10 @@ impl Spool {
             .ctx("enter", &intent_path)
             .and_then(|()| self.finish_intent(&intent))
         {
-            Ok(()) => Ok(EntryId(seq)),
+            Ok(()) => {
+                *state.queued_keys.entry(intent.key.clone()).or_default() += 1;
+                Ok(EntryId(seq))
+            }
             Err(e) => {
                 let key = intent.key.clone();
                 state.unfinished.insert(seq, intent);
@@ -177,7 +180,9 @@ impl Spool {
             match self.finish_intent(intent) {
                 Ok(()) => {
                     tracing::info!(seq, key = %intent.key, "finished an earlier interrupted enter");
+                    let key = intent.key.clone();
                     state.unfinished.remove(&seq);
+                    *state.queued_keys.entry(key).or_default() += 1;
                 }
                 Err(e) => {
                     tracing::warn!(seq, key = %intent.key, error = %crate::chain(&e),

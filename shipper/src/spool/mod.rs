@@ -38,8 +38,9 @@
 //!    fsynced: a reader or a crash sees the old or the new version, never a torn one. Shipped
 //!    state is updated the same way.
 //! 5. An entry is removed only after every configured target has confirmed it. The files stay
-//!    under `recordings/`: what happens to them afterwards is the [`Retention`] policy, and
-//!    [`Retention::Keep`] is the only policy so far.
+//!    under `recordings/` until the [`Retention`] policy deletes them (at once, after N days, or
+//!    above a disk watermark), and never while a queue entry or an unfinished `enter` refers to
+//!    their key (see the `retention` module). Unshipped recordings are never deleted to make room.
 //! 6. `seq` is strictly increasing within a process and starts at one more than the largest seq
 //!    in `queue/` and `queue/.intent/` when the spool is opened; it is the shipping order, oldest
 //!    first.
@@ -73,6 +74,7 @@
 mod enter;
 mod error;
 pub(crate) mod format;
+mod retention;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -88,6 +90,7 @@ use crate::fsutil::{sync_dir, write_atomic};
 use error::IoContext;
 pub use error::SpoolError;
 use format::{EntryRecord, Intent, parse_seq_file_name, seq_file_name};
+pub use retention::{DiskUsage, SweepReport};
 
 /// Identifies a queue entry: its sequence number, which is also its shipping order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -199,24 +202,44 @@ impl Entry {
     }
 }
 
-/// What happens to a recording's files under `recordings/` once every target has confirmed it.
-///
-/// A policy that deletes files must keep in mind that a replayed identical recording reuses the
-/// file already in the spool, so another queued entry may still point at it.
+/// What happens to a recording's files under `recordings/` once every target has confirmed it
+/// (its entry has left the queue). Files of a recording that is still queued — including a
+/// replayed identical recording that reuses a file already in the spool — are never deleted, by
+/// any policy; see the `retention` module.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Retention {
     /// Keep them; deleting old recordings is left to the operator.
     #[default]
     Keep,
+    /// Delete them as soon as every target has confirmed them.
+    DeleteWhenShipped,
+    /// Delete them once they are older than this many days (by the files' modification time);
+    /// checked by [`Spool::sweep`].
+    KeepDays(u32),
+    /// Keep them while the spool's filesystem is less full than this percentage; above it,
+    /// [`Spool::sweep`] deletes the oldest shipped recordings until it is below again.
+    KeepUntilWatermark(u8),
 }
 
 /// Options of [`Spool::open_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SpoolOptions {
     /// Policy for recordings confirmed by every target.
     pub retention: Retention,
+    /// Percentage of the spool's filesystem in use above which the spool is under disk pressure:
+    /// the shipper logs it at error level and sets [`ShipStats::disk_pressure`]. Unshipped
+    /// recordings are never deleted to make room. Default 90.
+    ///
+    /// [`ShipStats::disk_pressure`]: crate::ShipStats::disk_pressure
+    pub high_watermark_percent: u8,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions { retention: Retention::Keep, high_watermark_percent: 90 }
+    }
 }
 
 /// Mutable state behind the spool's lock.
@@ -226,6 +249,8 @@ struct State {
     next_seq: u64,
     /// Intents whose finishing failed with an I/O error, by seq; retried by the next `enter`.
     unfinished: BTreeMap<u64, Intent>,
+    /// Queue entries per recording key: files of a key with entries are never deleted.
+    queued_keys: std::collections::HashMap<String, u32>,
 }
 
 /// The durable spool rooted at one directory. `Send + Sync`: `enter` may run on a finisher
@@ -264,7 +289,11 @@ impl Spool {
             queue,
             root,
             options,
-            state: Mutex::new(State { next_seq: 1, unfinished: BTreeMap::new() }),
+            state: Mutex::new(State {
+                next_seq: 1,
+                unfinished: BTreeMap::new(),
+                queued_keys: std::collections::HashMap::new(),
+            }),
             faults,
         };
         for dir in [&spool.root, &spool.recordings, &spool.queue, &spool.tmp, &spool.intents] {
@@ -305,6 +334,12 @@ impl Spool {
                 }
             }
         }
+        let keys: Vec<String> = spool.pending()?.into_iter().map(|e| e.key).collect();
+        let mut state = spool.lock();
+        for key in keys {
+            *state.queued_keys.entry(key).or_default() += 1;
+        }
+        drop(state);
         Ok(spool)
     }
 
@@ -376,7 +411,7 @@ impl Spool {
     /// Removes entry `id` from the queue if every one of `targets` has confirmed it, then applies
     /// the retention policy. Returns whether it was removed. With no targets, it is removed.
     pub fn complete(&self, id: EntryId, targets: &[&str]) -> Result<bool, SpoolError> {
-        let _state = self.lock();
+        let mut state = self.lock();
         let path = self.entry_path(id);
         self.faults.alive().ctx("complete", &path)?;
         let entry = self.entry(id)?;
@@ -385,17 +420,14 @@ impl Spool {
         }
         fs::remove_file(&path).ctx("remove", &path)?;
         sync_dir(&self.queue).ctx("sync directory", &self.queue)?;
-        self.apply_retention(&entry);
-        Ok(true)
-    }
-
-    /// Applies the retention policy to the files of a completed entry.
-    fn apply_retention(&self, entry: &Entry) {
-        match self.options.retention {
-            Retention::Keep => {
-                tracing::debug!(key = %entry.key, "recording confirmed by every target; kept");
+        if let Some(n) = state.queued_keys.get_mut(&entry.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.queued_keys.remove(&entry.key);
             }
         }
+        self.apply_retention(&state, &entry);
+        Ok(true)
     }
 
     /// The fault-injection seam shared with the targets.

@@ -331,7 +331,7 @@ impl Job {
 /// Checks the parts of an entry that become archive paths: the key is a relative path of plain,
 /// non-hidden components, each extension is plain ASCII letters and digits, each SHA-256 is
 /// lowercase hex.
-fn check_entry(entry: &Entry) -> Result<(), String> {
+pub(super) fn check_entry(entry: &Entry) -> Result<(), String> {
     let key = &entry.key;
     let key_ok = !key.is_empty()
         && !key.contains(['\0', '\\'])

@@ -3,8 +3,10 @@
 //!
 //! A [`Target`] ships one spool [`Entry`] at a time. It returns a [`Shipment`] only when every
 //! file of the entry is stored at the target under its final name and its SHA-256 has been
-//! checked; only then does the shipper record the confirmation in the spool. Today the only
-//! target is [`LocalDir`], a local or mounted directory.
+//! checked; only then does the shipper record the confirmation in the spool. There are two
+//! kinds: [`LocalDir`], a local or mounted directory (described here), and [`S3Target`], a
+//! bucket in an S3-compatible object store (layout, manifest, invariants, crash points and the
+//! classification of store failures in the [`s3`] module).
 //!
 //! # `LocalDir` layout
 //!
@@ -60,28 +62,34 @@
 //!   ([`ShipError::CopyMismatch`]); a different file appears at the destination while publishing
 //!   ([`ShipError::Conflict`]); the spool fails ([`ShipError::Spool`]); a bug
 //!   ([`ShipError::Internal`]).
+//!   S3 store failures ([`ShipError::Store`]) are classified by [`S3Error::disposition`].
 //! * [`Disposition::Permanent`] — retrying cannot help until an operator acts, so the target is
 //!   disabled until restart (every entry stays queued): archive I/O errors with `EACCES`, `EPERM`,
 //!   `ENOTDIR`, `EISDIR`, `EROFS`, `ENAMETOOLONG`, `ELOOP`, `EINVAL`, `EMLINK`, `EOPNOTSUPP` /
-//!   `ENOTSUP`, `EXDEV`; a bad configuration ([`ShipError::Config`]); the shipper cannot start
+//!   `ENOTSUP`, `EXDEV`; a bad configuration ([`ShipError::Config`],
+//!   [`ShipError::S3Config`]); the shipper cannot start
 //!   ([`ShipError::Start`]).
 //!
 //! [`Entry`]: crate::Entry
 
 mod local;
+pub mod s3;
 
 use std::io;
 use std::path::PathBuf;
 
 pub use local::{LocalDir, STALE_PART_AGE};
+pub use s3::{Credentials, CredentialsError, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error, S3Target};
 
 use crate::spool::{Entry, Spool, SpoolError};
 
-/// An archive destination.
-#[derive(Debug)]
+/// An archive destination. Cloning is cheap: clones share their connections and state.
+#[derive(Debug, Clone)]
 pub enum Target {
     /// A local or mounted directory.
     LocalDir(LocalDir),
+    /// A bucket in an S3-compatible object store.
+    S3(S3Target),
 }
 
 impl From<LocalDir> for Target {
@@ -90,11 +98,18 @@ impl From<LocalDir> for Target {
     }
 }
 
+impl From<S3Target> for Target {
+    fn from(s3: S3Target) -> Target {
+        Target::S3(s3)
+    }
+}
+
 impl Target {
     /// The target's name, unique among the configured targets; confirmations are recorded under it.
     pub fn name(&self) -> &str {
         match self {
             Target::LocalDir(dir) => dir.name(),
+            Target::S3(s3) => s3.name(),
         }
     }
 
@@ -105,6 +120,7 @@ impl Target {
     pub async fn ship(&self, spool: &Spool, entry: &Entry) -> Result<Shipment, ShipError> {
         match self {
             Target::LocalDir(dir) => dir.ship(spool, entry).await,
+            Target::S3(s3) => s3.ship(spool, entry).await,
         }
     }
 }
@@ -160,6 +176,24 @@ pub enum ShipError {
         /// The operating system's error, if any.
         #[source]
         source: Option<io::Error>,
+    },
+    /// An S3 target is configured wrongly.
+    #[error("target {target:?}: {problem}")]
+    S3Config {
+        /// The target's name.
+        target: String,
+        /// What is wrong and what to do about it.
+        problem: String,
+    },
+    /// A request to an object store failed; [`S3Error::disposition`] classifies it.
+    #[error("target {target:?} (bucket {bucket:?}): {error}")]
+    Store {
+        /// The target's name.
+        target: String,
+        /// The bucket.
+        bucket: String,
+        /// What went wrong (its message is part of this one).
+        error: Box<S3Error>,
     },
     /// A filesystem operation in the archive failed.
     #[error(
@@ -249,7 +283,8 @@ impl ShipError {
             | ShipError::Conflict { .. }
             | ShipError::Spool(_)
             | ShipError::Internal(_) => Disposition::RetryEntry,
-            ShipError::Config { .. } | ShipError::Start { .. } => Disposition::Permanent,
+            ShipError::Store { error, .. } => error.disposition(),
+            ShipError::Config { .. } | ShipError::S3Config { .. } | ShipError::Start { .. } => Disposition::Permanent,
         }
     }
 

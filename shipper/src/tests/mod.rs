@@ -3,6 +3,7 @@
 
 mod crash;
 mod model;
+mod s3_crash;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,0 +1,115 @@
+//! The shipping crash points with an S3 target, against the real test server
+//! (`scripts/s3-server.sh`); recorded as skipped without it.
+
+use std::io::Write as _;
+
+use super::*;
+use crate::faults::CrashPoint;
+use crate::target::{Credentials, S3Config, S3Target};
+
+const KEY: &str = "2016/11/26/20161126T144259.666Z_sipp_test_1a2b3c4d5e6f";
+const JSON: &[u8] = br#"{"call_id":"1a2b3c4d5e6f","state":"completed"}"#;
+
+fn wav() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// A target on a fresh bucket of the test server, or `None` (recorded as skipped).
+fn target(test: &str) -> Option<S3Target> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = var("CALLVAULT_S3_ENDPOINT") else {
+        let line = format!("skipped: {test}: no S3 test server (scripts/s3-server.sh)");
+        println!("{line}");
+        if let Some(log) = var("CALLVAULT_SKIP_LOG") {
+            if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+        return None;
+    };
+    let creds = Credentials::new(&var("CALLVAULT_S3_ACCESS_KEY")?, &var("CALLVAULT_S3_SECRET_KEY")?, None);
+    let bucket = format!("cv-crash-{:016x}", crate::fsutil::random_u64());
+    let mut cfg = S3Config::new("s3", &bucket, "us-east-1", creds);
+    cfg.endpoint = Some(endpoint);
+    cfg.ca_file = var("CALLVAULT_S3_CA").map(Into::into);
+    cfg.path_style = true;
+    cfg.site = "crash".into();
+    cfg.manifest_linger = Duration::from_millis(5);
+    let target = S3Target::new(cfg).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(target.create_bucket(false)).unwrap();
+    Some(target)
+}
+
+fn ship_s3(spool: &Arc<Spool>, target: &S3Target) -> ShipReport {
+    let cfg = ShipperConfig {
+        concurrency: 1,
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(100),
+    };
+    let handle = Shipper::start(Arc::clone(spool), vec![Target::S3(target.clone())], cfg).unwrap();
+    handle.drain(Some(Duration::from_secs(60)))
+}
+
+/// The recording objects in the bucket (not the manifest), with their content.
+fn stored(target: &S3Target) -> BTreeMap<String, Vec<u8>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut out = BTreeMap::new();
+        for (key, _) in target.list("").await.unwrap() {
+            if !key.contains("/manifest/") {
+                out.insert(key.clone(), target.get(&key).await.unwrap());
+            }
+        }
+        out
+    })
+}
+
+fn manifest_keys(target: &S3Target) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let lines = rt.block_on(target.read_manifest("2016/11/26")).unwrap();
+    lines.iter().map(|l| l["key"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Crashes at `point` (after `skip` passes), checks what the bucket holds, then re-opens the
+/// spool, ships again and checks that the recording is stored exactly once, complete.
+fn crash_and_recover(test: &str, point: CrashPoint, skip: usize, stored_after_crash: &[&str]) {
+    let Some(target) = target(test) else { return };
+    let d = Dirs::new();
+    let spool = Arc::new(Spool::open_armed(&d.spool, point, skip));
+    spool.enter(d.recording(KEY, &[("wav", &wav()), ("json", JSON)])).unwrap();
+    let report = ship_s3(&spool, &target);
+    assert!(spool.crashed(), "no crash: {report:?}");
+    let after_crash: Vec<String> = stored(&target).into_keys().collect();
+    let want: Vec<String> = stored_after_crash.iter().map(|ext| format!("crash/{KEY}.{ext}")).collect();
+    assert_eq!(after_crash, want);
+    drop(spool);
+
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let report = ship_s3(&spool, &target);
+    assert!(report.is_complete(), "{report:?}");
+    let expected = BTreeMap::from([(format!("crash/{KEY}.json"), JSON.to_vec()), (format!("crash/{KEY}.wav"), wav())]);
+    assert_eq!(stored(&target), expected);
+    assert_eq!(manifest_keys(&target), [KEY]);
+    assert_eq!(queue_state(&d.spool), (0, 0));
+}
+
+#[test]
+fn s3_crash_after_upload_of_audio() {
+    crash_and_recover("s3_crash_after_upload_of_audio", CrashPoint::ShipAfterUpload, 0, &["wav"]);
+}
+
+#[test]
+fn s3_crash_after_upload_of_record() {
+    crash_and_recover("s3_crash_after_upload_of_record", CrashPoint::ShipAfterUpload, 1, &["json", "wav"]);
+}
+
+#[test]
+fn s3_crash_after_publish() {
+    crash_and_recover("s3_crash_after_publish", CrashPoint::ShipAfterPublish, 0, &["json", "wav"]);
+}
+
+#[test]
+fn s3_crash_after_mark() {
+    crash_and_recover("s3_crash_after_mark", CrashPoint::ShipAfterMark, 0, &["json", "wav"]);
+}

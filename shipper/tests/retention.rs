@@ -1,0 +1,171 @@
+//! Local retention and disk pressure: shipped recordings are deleted only as the policy says,
+//! and never while a queued recording refers to them. Real filesystem, local archive target.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use callvault_shipper::{
+    LocalDir, NewFile, NewRecording, Retention, ShipReport, Shipper, ShipperConfig, Spool, SpoolOptions, Target,
+};
+use sha2::{Digest, Sha256};
+
+struct Dirs {
+    _tmp: tempfile::TempDir,
+    spool: PathBuf,
+    work: PathBuf,
+    archive: PathBuf,
+    n: u32,
+}
+
+impl Dirs {
+    fn new() -> Dirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        fs::create_dir(&work).unwrap();
+        Dirs { spool: tmp.path().join("spool"), archive: tmp.path().join("archive"), work, _tmp: tmp, n: 0 }
+    }
+
+    fn open(&self, retention: Retention, high_watermark_percent: u8) -> Arc<Spool> {
+        let mut options = SpoolOptions::default();
+        options.retention = retention;
+        options.high_watermark_percent = high_watermark_percent;
+        Arc::new(Spool::open_with(&self.spool, options).unwrap())
+    }
+
+    fn recording(&mut self, key: &str, bytes: &[u8]) -> NewRecording {
+        self.n += 1;
+        let source = self.work.join(format!("call{}.wav", self.n));
+        let mut f = fs::File::create(&source).unwrap();
+        f.write_all(bytes).unwrap();
+        f.sync_all().unwrap();
+        let file =
+            NewFile { source, ext: "wav".into(), sha256: hex::encode(Sha256::digest(bytes)), size: bytes.len() as u64 };
+        NewRecording { key: key.to_owned(), files: vec![file], summary: serde_json::json!({}) }
+    }
+
+    fn ship(&self, spool: &Arc<Spool>) -> ShipReport {
+        let target = Target::LocalDir(LocalDir::new("archive", &self.archive).unwrap());
+        let cfg = ShipperConfig {
+            concurrency: 2,
+            retry_initial: Duration::from_millis(10),
+            retry_max: Duration::from_millis(50),
+        };
+        Shipper::start(Arc::clone(spool), vec![target], cfg).unwrap().drain(Some(Duration::from_secs(20)))
+    }
+}
+
+fn age(path: &std::path::Path, days: u64) {
+    let old = SystemTime::now() - Duration::from_secs(days * 86_400);
+    fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+}
+
+#[test]
+fn delete_when_shipped_removes_the_local_copy_only_after_confirmation() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::DeleteWhenShipped, 100);
+    spool.enter(d.recording("2016/11/26/a", b"audio a")).unwrap();
+    let local = spool.recording_path("2016/11/26/a", "wav");
+    assert!(local.exists());
+    let report = d.ship(&spool);
+    assert!(report.is_complete(), "{report:?}");
+    assert!(!local.exists(), "deleted once shipped");
+    assert_eq!(fs::read(d.archive.join("2016/11/26/a.wav")).unwrap(), b"audio a");
+}
+
+#[test]
+fn delete_when_shipped_keeps_files_a_queued_replay_still_uses() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::DeleteWhenShipped, 100);
+    // The same recording twice (a replay): the second entry reuses the spooled file.
+    spool.enter(d.recording("2016/11/26/a", b"same")).unwrap();
+    spool.enter(d.recording("2016/11/26/a", b"same")).unwrap();
+    assert_eq!(spool.pending().unwrap().len(), 2);
+    let report = d.ship(&spool);
+    // Both shipped: the first completion did not delete the file the second needed.
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.stats.shipped_recordings, 2);
+    assert!(!spool.recording_path("2016/11/26/a", "wav").exists());
+}
+
+#[test]
+fn unshipped_recordings_are_never_deleted() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::DeleteWhenShipped, 100);
+    spool.enter(d.recording("2016/11/26/a", b"audio")).unwrap();
+    // The archive is unusable (a file, not a directory): nothing confirms, nothing is deleted.
+    let target = Target::LocalDir(LocalDir::new("archive", &d._tmp.path().join("ok")).unwrap());
+    fs::remove_dir(d._tmp.path().join("ok")).unwrap();
+    fs::write(d._tmp.path().join("ok"), b"").unwrap();
+    let report = Shipper::start(Arc::clone(&spool), vec![target], ShipperConfig::default())
+        .unwrap()
+        .drain(Some(Duration::from_secs(5)));
+    assert_eq!(report.left_queued.len(), 1, "{report:?}");
+    assert!(spool.recording_path("2016/11/26/a", "wav").exists());
+    // Sweeps of every policy leave it alone too.
+    for retention in [Retention::KeepDays(0), Retention::KeepUntilWatermark(0)] {
+        drop(spool.clone());
+        let spool = d.open(retention, 100);
+        age(&spool.recording_path("2016/11/26/a", "wav"), 10);
+        let swept = spool.sweep().unwrap();
+        assert_eq!(swept.files_deleted, 0);
+        assert_eq!(swept.files_referenced, 1);
+        assert!(spool.recording_path("2016/11/26/a", "wav").exists());
+    }
+}
+
+#[test]
+fn keep_days_deletes_only_old_shipped_recordings() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::KeepDays(2), 100);
+    for name in ["old", "young"] {
+        spool.enter(d.recording(&format!("2016/11/26/{name}"), name.as_bytes())).unwrap();
+    }
+    assert!(d.ship(&spool).is_complete());
+    spool.enter(d.recording("2016/11/26/queued", b"queued")).unwrap();
+    age(&spool.recording_path("2016/11/26/old", "wav"), 3);
+    age(&spool.recording_path("2016/11/26/queued", "wav"), 3);
+    let swept = spool.sweep().unwrap();
+    assert_eq!(swept.files_deleted, 1, "{swept:?}");
+    assert!(!spool.recording_path("2016/11/26/old", "wav").exists());
+    assert!(spool.recording_path("2016/11/26/young", "wav").exists());
+    assert!(spool.recording_path("2016/11/26/queued", "wav").exists(), "unshipped: kept");
+}
+
+#[test]
+fn watermark_retention_deletes_shipped_recordings_oldest_first() {
+    let mut d = Dirs::new();
+    // A watermark of 0 %: every shipped recording must go, queued ones stay.
+    let spool = d.open(Retention::KeepUntilWatermark(0), 100);
+    spool.enter(d.recording("2016/11/26/a", b"a")).unwrap();
+    assert!(d.ship(&spool).is_complete());
+    spool.enter(d.recording("2016/11/26/b", b"b")).unwrap();
+    let swept = spool.sweep().unwrap();
+    assert_eq!(swept.files_deleted, 1);
+    assert!(!spool.recording_path("2016/11/26/a", "wav").exists());
+    assert!(spool.recording_path("2016/11/26/b", "wav").exists());
+    // Above the watermark only: with 100 % nothing is deleted.
+    let spool = d.open(Retention::KeepUntilWatermark(100), 100);
+    assert_eq!(spool.sweep().unwrap().files_deleted, 0);
+}
+
+#[test]
+fn disk_above_the_high_watermark_is_flagged_and_recording_goes_on() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::Keep, 0);
+    let usage = spool.disk_usage().unwrap();
+    assert!(usage.total_bytes > 0);
+    assert!(usage.used_percent > 0.0 && usage.used_percent <= 100.0, "{usage:?}");
+    assert!(usage.above_high_watermark);
+    spool.enter(d.recording("2016/11/26/a", b"a")).unwrap();
+    let report = d.ship(&spool);
+    assert!(report.is_complete());
+    assert!(report.stats.disk_pressure, "{report:?}");
+    assert!(report.stats.disk_used_percent.is_some());
+
+    let spool = d.open(Retention::Keep, 100);
+    assert!(!spool.disk_usage().unwrap().above_high_watermark);
+    assert!(!d.ship(&spool).stats.disk_pressure);
+}
