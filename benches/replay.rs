@@ -44,7 +44,8 @@ fn replay_bench(c: &mut Criterion) {
                     captures: vec![pcap.clone()],
                     common: Common {
                         output: run.path().join("data"),
-                        archive: run.path().join("archive"),
+                        targets: callvault::targets::TargetArgs::parse_from_archive(run.path().join("archive")),
+                        retention: callvault::targets::RetentionArgs::default(),
                         media_timeout: 30,
                         reorder_ms: 160,
                         finishers: 2,

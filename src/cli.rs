@@ -23,6 +23,10 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Record the calls seen live on a network interface until SIGINT/SIGTERM.
     Run(RunArgs),
+    /// Ship everything queued in the spool once, then exit (for cron or by hand).
+    Ship(crate::ship::ShipArgs),
+    /// Read an archive: list a day's recordings, fetch one, verify a day.
+    Archive(crate::archive::ArchiveArgs),
 }
 
 /// Options shared by replay and run.
@@ -31,9 +35,12 @@ pub struct Common {
     /// Data directory: recordings in progress, the spool and the local copies.
     #[arg(long, short = 'o', default_value = "callvault-data", value_name = "DIR")]
     pub output: PathBuf,
-    /// Archive directory every finished recording is copied to and verified in.
-    #[arg(long, short = 'a', default_value = "callvault-archive", value_name = "DIR")]
-    pub archive: PathBuf,
+    /// Archive targets (directories, S3 buckets).
+    #[command(flatten)]
+    pub targets: crate::targets::TargetArgs,
+    /// Local retention of shipped recordings.
+    #[command(flatten)]
+    pub retention: crate::targets::RetentionArgs,
     /// End an answered call after this many seconds (capture time) without RTP or SIP.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub media_timeout: u64,

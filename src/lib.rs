@@ -2,9 +2,12 @@
 //! capture -> mixer -> spool -> shipper. The binary (`main.rs`) only parses arguments and
 //! calls into here, so benchmarks and tests drive the same pipeline.
 
+pub mod archive;
 pub mod batch;
 pub mod cli;
 pub mod pipeline;
 pub mod replay;
 pub mod run;
+pub mod ship;
 pub mod summary;
+pub mod targets;

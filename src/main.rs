@@ -17,6 +17,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Replay(args) => replay::replay(args),
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Ship(args) => callvault::ship::ship(args),
+        cli::Command::Archive(args) => callvault::archive::archive(args),
     };
     match result {
         Ok(code) => code,

@@ -12,7 +12,7 @@ use capture::events::EventSink;
 use crossbeam_channel::{Receiver, bounded};
 use mixer::timeline::TimelineConfig;
 use mixer::{Mixer, MixerConfig, MixerStats, PendingRecording};
-use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool, Target};
+use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
 
 use crate::batch::{Backpressure, Batch, BatchSink, Lane};
 
@@ -26,8 +26,10 @@ const FINISH_QUEUE: usize = 4096;
 pub struct Options {
     /// Data directory: work files, spool, local recordings.
     pub output: PathBuf,
-    /// Archive directory (the local-directory target).
-    pub archive: PathBuf,
+    /// Archive targets.
+    pub targets: crate::targets::TargetArgs,
+    /// Local retention of shipped recordings.
+    pub retention: crate::targets::RetentionArgs,
     /// Mixer ring sizing.
     pub timeline: TimelineConfig,
     /// Recording format and layout.
@@ -99,15 +101,12 @@ impl Pipeline {
             .with_context(|| format!("cannot create data directory '{}'", opts.output.display()))?;
         let work = work_dir(&opts.output);
         let spool = Arc::new(
-            Spool::open(&opts.output)
+            Spool::open_with(&opts.output, crate::targets::spool_options(&opts.retention))
                 .with_context(|| format!("cannot open the spool in '{}'", opts.output.display()))?,
         );
-        let target = Target::LocalDir(
-            shipper::LocalDir::new("archive", &opts.archive)
-                .with_context(|| format!("cannot use archive directory '{}'", opts.archive.display()))?,
-        );
-        let shipper = Shipper::start(spool.clone(), vec![target], ShipperConfig::default())
-            .context("cannot start the shipper")?;
+        let targets = crate::targets::build_targets(&opts.targets)?;
+        let shipper =
+            Shipper::start(spool.clone(), targets, ShipperConfig::default()).context("cannot start the shipper")?;
 
         let mut mixer_cfg = MixerConfig::new(work.clone());
         mixer_cfg.timeline = opts.timeline;

@@ -33,7 +33,8 @@ pub fn options(c: &Common, backpressure: Backpressure) -> Options {
     };
     Options {
         output: c.output.clone(),
-        archive: c.archive.clone(),
+        targets: c.targets.clone(),
+        retention: c.retention.clone(),
         timeline,
         audio,
         finishers: c.finishers,
@@ -121,7 +122,7 @@ pub fn execute(args: &ReplayArgs) -> anyhow::Result<Summary> {
         elapsed: started.elapsed(),
         outcome,
         output: opts.output.clone(),
-        archive: opts.archive.clone(),
+        archive: opts.targets.archive.clone(),
         kernel: None,
     };
     Ok(summary)

@@ -41,7 +41,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         filter = args.filter.as_deref().unwrap_or(""),
         "capturing; recordings go to {} and {}",
         opts.output.display(),
-        opts.archive.display()
+        opts.targets.archive.join(", ")
     );
     let started = Instant::now();
     let mut input = InputReport { files: 0, ..InputReport::default() };
@@ -95,7 +95,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         elapsed: started.elapsed(),
         outcome,
         output: opts.output.clone(),
-        archive: opts.archive.clone(),
+        archive: opts.targets.archive.clone(),
         kernel,
     };
     summary.print();

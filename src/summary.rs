@@ -38,8 +38,8 @@ pub struct Summary {
     pub outcome: Outcome,
     /// Data directory.
     pub output: PathBuf,
-    /// Archive directory.
-    pub archive: PathBuf,
+    /// Archive targets as given (directories, s3:// URLs).
+    pub archive: Vec<String>,
     /// Kernel counters of a live capture.
     pub kernel: Option<KernelStats>,
 }
@@ -154,7 +154,19 @@ impl Summary {
         }
         let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
         println!("  local copies: {}", abs(&self.output.join("recordings")).display());
-        println!("  archive:      {}", abs(&self.archive).display());
+        for a in &self.archive {
+            let shown = if a.starts_with("s3://") { a.clone() } else { abs(&PathBuf::from(a)).display().to_string() };
+            println!("  archive:      {shown}");
+        }
+        if let Some(age) = s.stats.oldest_unshipped_age_secs.filter(|_| !s.left_queued.is_empty()) {
+            println!("  oldest unshipped recording: {age} s old");
+        }
+        if s.stats.disk_pressure {
+            println!(
+                "  warning: the disk is {}% full (above the high watermark); unshipped recordings are kept",
+                s.stats.disk_used_percent.unwrap_or(100)
+            );
+        }
         if !f.keys.is_empty() && f.keys.len() <= 12 {
             for k in &f.keys {
                 println!("    {k}");

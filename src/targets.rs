@@ -58,6 +58,33 @@ pub struct TargetArgs {
     pub bandwidth_limit: Option<u64>,
 }
 
+impl TargetArgs {
+    /// Only a local archive directory, every other option at its default (for tools and
+    /// benchmarks that build arguments in code).
+    pub fn parse_from_archive(dir: PathBuf) -> TargetArgs {
+        TargetArgs {
+            archive: vec![dir.to_string_lossy().into_owned()],
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_path_style: false,
+            s3_allow_http: false,
+            s3_ca_file: None,
+            s3_profile: None,
+            site: None,
+            s3_object_lock: None,
+            s3_lock_days: None,
+            s3_multipart_mib: 16,
+            bandwidth_limit: None,
+        }
+    }
+}
+
+impl Default for RetentionArgs {
+    fn default() -> Self {
+        RetentionArgs { retention: Retention::Keep, high_watermark: 90 }
+    }
+}
+
 /// S3 Object Lock mode on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LockModeArg {

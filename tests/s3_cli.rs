@@ -1,16 +1,7 @@
 //! `callvault ship` and `callvault archive ls|get|verify` against the real S3 test server
-//! (`scripts/s3-server.sh`); recorded as skipped without it. The command modules are compiled
-//! in directly, so these tests run before and after they are wired into the binary.
+//! (`scripts/s3-server.sh`); recorded as skipped without it.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../src/archive.rs"]
-mod archive;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../src/ship.rs"]
-mod ship;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../src/targets.rs"]
-mod targets;
+use callvault::{archive, ship, targets};
 
 use std::io::Write;
 use std::path::Path;
