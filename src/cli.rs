@@ -57,7 +57,8 @@ pub struct Common {
     /// Recording format: wav (16-bit PCM) or flac (lossless, about half the size).
     #[arg(long, value_enum, default_value_t = FormatArg::Wav, value_name = "FORMAT")]
     pub audio_format: FormatArg,
-    /// Channel layout: stereo (caller left, callee right) or mono (both parties mixed).
+    /// Channel layout: stereo (caller left, callee right), mono (both parties mixed) or split
+    /// (one file per party).
     #[arg(long, value_enum, default_value_t = LayoutArg::Stereo, value_name = "LAYOUT")]
     pub audio_layout: LayoutArg,
     /// Threads that mix calls into recordings (calls are spread over them). Default: one per
@@ -82,6 +83,8 @@ pub enum LayoutArg {
     Stereo,
     /// Both parties mixed into one channel.
     Mono,
+    /// One mono file per party (`<name>.caller.wav`, `<name>.callee.wav`).
+    Split,
 }
 
 /// `callvault replay`.

@@ -29,6 +29,7 @@ pub fn options(c: &Common, backpressure: Backpressure) -> Options {
         layout: match c.audio_layout {
             LayoutArg::Stereo => AudioLayout::Stereo,
             LayoutArg::Mono => AudioLayout::Mono,
+            LayoutArg::Split => AudioLayout::Split,
         },
     };
     Options {

@@ -42,6 +42,8 @@ fn flac_and_mono_hold_exactly_the_wav_audio() {
 
     let wav = run(&pcap, &dir.path().join("wav"), &[]);
     let mono = run(&pcap, &dir.path().join("mono"), &["--audio-layout", "mono"]);
+    let split_dir = dir.path().join("split");
+    let split = run(&pcap, &split_dir, &["--audio-layout", "split"]);
     assert_eq!(wav.len(), 3);
     for (id, (rec, path)) in &wav {
         assert_eq!(rec["audio"]["format"], "wav");
@@ -55,6 +57,24 @@ fn flac_and_mono_hold_exactly_the_wav_audio() {
         let mixed: Vec<i16> = c0.iter().zip(&c1).map(|(a, b)| a.saturating_add(*b)).collect();
         assert_eq!(m, mixed, "{id}: mono is the sum of both parties");
         assert_eq!(mrec["audio"]["frames"], rec["audio"]["frames"]);
+        // Split: one mono file per party, each listed with its hash; together the stereo.
+        let (srec, _) = &split[id];
+        let files = srec["audio"]["files"].as_array().unwrap();
+        assert_eq!(files.len(), 2, "{srec}");
+        for (f, want) in files.iter().zip([&c0, &c1]) {
+            let name = f["file"].as_str().unwrap();
+            let path = common::records(&split_dir.join("archive"))
+                .into_iter()
+                .find(|r| r.value["call_id"] == id.as_str())
+                .unwrap()
+                .json
+                .with_file_name(name);
+            assert_eq!(f["sha256"], common::sha256(&path));
+            let (n, s) = samples(&path);
+            assert_eq!((n, &s), (1, want), "{name}");
+        }
+        assert!(files[0]["file"].as_str().unwrap().ends_with(".caller.wav"));
+        assert_eq!(files[1]["channels"], serde_json::json!(["callee"]));
     }
 
     if !have_flac {

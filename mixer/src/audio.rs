@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flacenc::bitsink::ByteSink;
 use flacenc::component::{BitRepr, StreamInfo};
@@ -50,6 +50,8 @@ pub enum AudioLayout {
     Stereo,
     /// One channel: both parties mixed.
     Mono,
+    /// One mono file per party: `<name>.caller.<ext>` and `<name>.callee.<ext>`.
+    Split,
 }
 
 impl AudioLayout {
@@ -58,21 +60,23 @@ impl AudioLayout {
         match self {
             AudioLayout::Stereo => "stereo",
             AudioLayout::Mono => "mono",
+            AudioLayout::Split => "split",
         }
     }
 
     /// What each channel carries, for the record.
     pub fn channel_names(self) -> Vec<String> {
         match self {
-            AudioLayout::Stereo => vec!["caller".into(), "callee".into()],
+            AudioLayout::Stereo | AudioLayout::Split => vec!["caller".into(), "callee".into()],
             AudioLayout::Mono => vec!["caller+callee".into()],
         }
     }
 
+    #[cfg(test)]
     fn channels(self) -> u16 {
         match self {
             AudioLayout::Stereo => 2,
-            AudioLayout::Mono => 1,
+            AudioLayout::Mono | AudioLayout::Split => 1,
         }
     }
 }
@@ -86,63 +90,123 @@ pub struct AudioConfig {
     pub layout: AudioLayout,
 }
 
-/// An audio file being written.
+/// What a writer takes from each stereo frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    /// Both channels.
+    Both,
+    /// Both mixed into one.
+    Mix,
+    /// One party's channel.
+    Channel(usize),
+}
+
+impl Pick {
+    fn sample(self, f: &[u8]) -> i16 {
+        match self {
+            Pick::Channel(c) => i16::from_le_bytes([f[2 * c], f[2 * c + 1]]),
+            Pick::Both | Pick::Mix => mix(f),
+        }
+    }
+}
+
+/// One audio file being written.
 #[derive(Debug)]
-pub enum AudioOut {
-    /// WAV in the configured layout.
-    Wav {
-        /// The writer.
-        writer: WavWriter,
-        /// Mix to mono.
-        mono: bool,
-        /// Reused conversion buffer.
-        buf: Vec<u8>,
-    },
-    /// FLAC.
+enum OneFile {
+    Wav { writer: WavWriter, pick: Pick, buf: Vec<u8> },
     Flac(Box<FlacWriter>),
 }
 
-impl AudioOut {
-    /// Creates the file at `path` (which must not exist).
-    pub fn create(path: &Path, cfg: AudioConfig) -> io::Result<AudioOut> {
-        let channels = cfg.layout.channels();
-        Ok(match cfg.format {
-            AudioFormat::Wav => AudioOut::Wav {
+impl OneFile {
+    fn create(path: &Path, format: AudioFormat, pick: Pick) -> io::Result<OneFile> {
+        let channels = if pick == Pick::Both { 2 } else { 1 };
+        Ok(match format {
+            AudioFormat::Wav => OneFile::Wav {
                 writer: WavWriter::create(path, WavFormat { channels, sample_rate: 8000 })?,
-                mono: channels == 1,
+                pick,
                 buf: Vec::new(),
             },
-            AudioFormat::Flac => AudioOut::Flac(Box::new(FlacWriter::create(path, channels)?)),
+            AudioFormat::Flac => OneFile::Flac(Box::new(FlacWriter::create(path, pick)?)),
         })
+    }
+
+    fn write_stereo(&mut self, frames: &[u8]) -> io::Result<()> {
+        match self {
+            OneFile::Wav { writer, pick: Pick::Both, .. } => writer.write_pcm(frames),
+            OneFile::Wav { writer, pick, buf } => {
+                buf.clear();
+                buf.extend(frames.chunks_exact(4).flat_map(|f| pick.sample(f).to_le_bytes()));
+                writer.write_pcm(buf)
+            }
+            OneFile::Flac(w) => w.write_stereo(frames),
+        }
+    }
+
+    fn frames(&self) -> u64 {
+        match self {
+            OneFile::Wav { writer, .. } => writer.frames(),
+            OneFile::Flac(w) => w.total + (w.pending.len() / w.channels) as u64,
+        }
+    }
+
+    fn finish(self) -> io::Result<File> {
+        match self {
+            OneFile::Wav { writer, .. } => writer.finish(),
+            OneFile::Flac(w) => w.finish(),
+        }
+    }
+}
+
+/// The audio file(s) of one call being written.
+#[derive(Debug)]
+pub struct AudioOut {
+    files: Vec<(PathBuf, OneFile)>,
+}
+
+/// The paths a recording's audio is written to, for `path` (`<stem>.<ext>`): the path itself,
+/// or `<stem>.caller.<ext>` and `<stem>.callee.<ext>` for the split layout.
+pub fn audio_paths(path: &Path, layout: AudioLayout) -> Vec<PathBuf> {
+    match layout {
+        AudioLayout::Split => {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("wav");
+            ["caller", "callee"].iter().map(|p| path.with_extension(format!("{p}.{ext}"))).collect()
+        }
+        _ => vec![path.to_owned()],
+    }
+}
+
+impl AudioOut {
+    /// Creates the file(s) for `path` (see [`audio_paths`]), which must not exist.
+    pub fn create(path: &Path, cfg: AudioConfig) -> io::Result<AudioOut> {
+        let picks: &[Pick] = match cfg.layout {
+            AudioLayout::Stereo => &[Pick::Both],
+            AudioLayout::Mono => &[Pick::Mix],
+            AudioLayout::Split => &[Pick::Channel(0), Pick::Channel(1)],
+        };
+        let mut files = Vec::with_capacity(picks.len());
+        for (p, pick) in audio_paths(path, cfg.layout).into_iter().zip(picks) {
+            let f = OneFile::create(&p, cfg.format, *pick)?;
+            files.push((p, f));
+        }
+        Ok(AudioOut { files })
     }
 
     /// Appends stereo frames (16-bit little-endian, caller then callee).
     pub fn write_stereo(&mut self, frames: &[u8]) -> io::Result<()> {
-        match self {
-            AudioOut::Wav { writer, mono: false, .. } => writer.write_pcm(frames),
-            AudioOut::Wav { writer, mono: true, buf } => {
-                buf.clear();
-                buf.extend(frames.chunks_exact(4).flat_map(|f| mix(f).to_le_bytes()));
-                writer.write_pcm(buf)
-            }
-            AudioOut::Flac(w) => w.write_stereo(frames),
+        for (_, f) in &mut self.files {
+            f.write_stereo(frames)?;
         }
+        Ok(())
     }
 
     /// Frames written so far.
     pub fn frames(&self) -> u64 {
-        match self {
-            AudioOut::Wav { writer, .. } => writer.frames(),
-            AudioOut::Flac(w) => w.total + (w.pending.len() / w.channels) as u64,
-        }
+        self.files.first().map_or(0, |(_, f)| f.frames())
     }
 
-    /// Finishes the file (header patched) and returns it, not yet fsynced.
-    pub fn finish(self) -> io::Result<File> {
-        match self {
-            AudioOut::Wav { writer, .. } => writer.finish(),
-            AudioOut::Flac(w) => w.finish(),
-        }
+    /// Finishes the file(s) (headers patched) and returns them, not yet fsynced.
+    pub fn finish(self) -> io::Result<Vec<(PathBuf, File)>> {
+        self.files.into_iter().map(|(p, f)| f.finish().map(|file| (p, file))).collect()
     }
 }
 
@@ -161,6 +225,7 @@ const STREAMINFO_AT: u64 = 8;
 pub struct FlacWriter {
     file: File,
     channels: usize,
+    pick: Pick,
     config: Verified<config::Encoder>,
     info: StreamInfo,
     buf: FrameBuf,
@@ -183,8 +248,8 @@ fn flac_err(e: impl std::fmt::Debug) -> io::Error {
 }
 
 impl FlacWriter {
-    fn create(path: &Path, channels: u16) -> io::Result<FlacWriter> {
-        let channels = usize::from(channels);
+    fn create(path: &Path, pick: Pick) -> io::Result<FlacWriter> {
+        let channels = if pick == Pick::Both { 2 } else { 1 };
         let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         let mut cfg = config::Encoder::default();
         cfg.block_size = FLAC_BLOCK;
@@ -194,6 +259,7 @@ impl FlacWriter {
         let mut w = FlacWriter {
             file: OpenOptions::new().read(true).write(true).open(path)?,
             channels,
+            pick,
             config,
             info,
             buf: FrameBuf::with_size(channels, FLAC_BLOCK).map_err(flac_err)?,
@@ -225,7 +291,7 @@ impl FlacWriter {
                 self.pending.push(i32::from(i16::from_le_bytes([f[2], f[3]])));
                 self.md5.update(&f[..4]);
             } else {
-                let m = mix(f);
+                let m = self.pick.sample(f);
                 self.pending.push(i32::from(m));
                 self.md5.update(m.to_le_bytes());
             }
@@ -330,10 +396,30 @@ mod tests {
             let got: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
             let want: Vec<i16> = match layout {
                 AudioLayout::Stereo => f.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect(),
-                AudioLayout::Mono => f.chunks_exact(4).map(mix).collect(),
+                AudioLayout::Mono | AudioLayout::Split => f.chunks_exact(4).map(mix).collect(),
             };
             assert_eq!(got, want);
             assert!(std::fs::metadata(&p).unwrap().len() < (f.len() as u64) / u64::from(3 - layout.channels()));
+        }
+    }
+
+    #[test]
+    fn split_writes_one_file_per_party() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.wav");
+        let mut out =
+            AudioOut::create(&p, AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Split }).unwrap();
+        let f = frames(1000);
+        out.write_stereo(&f).unwrap();
+        let files = out.finish().unwrap();
+        assert_eq!(files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), audio_paths(&p, AudioLayout::Split));
+        for (ch, (path, _)) in files.iter().enumerate() {
+            assert!(path.to_string_lossy().ends_with(["s.caller.wav", "s.callee.wav"][ch]));
+            let mut r = hound::WavReader::open(path).unwrap();
+            assert_eq!(r.spec().channels, 1);
+            let got: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+            let want: Vec<i16> = f.chunks_exact(4).map(|b| i16::from_le_bytes([b[2 * ch], b[2 * ch + 1]])).collect();
+            assert_eq!(got, want);
         }
     }
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::mixer::PendingRecording;
-use crate::record::CallRecord;
+use crate::record::{AudioFileRecord, CallRecord};
 
 /// A finished recording: durable files in the work directory, ready to enter the spool.
 #[derive(Debug)]
@@ -63,23 +63,36 @@ pub enum FinishError {
 
 /// Makes a pending recording durable and describes it for the spool.
 pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, FinishError> {
-    let PendingRecording { mut record, start, wav, evidence } = pending;
+    let PendingRecording { mut record, start, audio, evidence } = pending;
     let key = recording_key(&record, start);
     let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
     let mut files = Vec::with_capacity(2);
-    let stem = match wav.as_ref().or(evidence.as_ref()) {
-        Some((path, _)) => path.with_extension(""),
+    let stem = match audio.first().or(evidence.as_ref()) {
+        Some((path, _)) => work_stem(path),
         None => work_dir.join(format!("{}-{}", name, std::process::id())),
     };
-    if let Some((path, mut file)) = wav {
+    let channel_names = record.audio.as_ref().map(|a| a.channels.clone()).unwrap_or_default();
+    let split = audio.len() > 1;
+    for (i, (path, mut file)) in audio.into_iter().enumerate() {
         let audio_err = |source| FinishError::Audio { path: path.clone(), source };
         file.sync_all().map_err(audio_err)?;
         let (sha256, size) = hash_file(&mut file).map_err(audio_err)?;
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("wav").to_owned();
+        // Published as `<name>.<ext>`: `wav`, or `caller.wav` / `callee.wav` when split.
+        let ext = suffix(&path);
         if let Some(a) = record.audio.as_mut() {
-            a.file = format!("{name}.{ext}");
-            a.sha256 = sha256.clone();
-            a.bytes = size;
+            let channels =
+                if split { vec![channel_names.get(i).cloned().unwrap_or_default()] } else { channel_names.clone() };
+            a.files.push(AudioFileRecord {
+                file: format!("{name}.{ext}"),
+                channels,
+                bytes: size,
+                sha256: sha256.clone(),
+            });
+            if i == 0 {
+                a.file = format!("{name}.{ext}");
+                a.sha256 = sha256.clone();
+                a.bytes = size;
+            }
         }
         files.push(FinishedFile { path, ext, sha256, size });
     }
@@ -130,8 +143,7 @@ pub fn adopt(files: &[PathBuf]) -> Result<Finished, FinishError> {
     for path in files {
         let mut f = File::open(path).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
         let (sha256, size) = hash_file(&mut f).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("bin").to_owned();
-        out.push(FinishedFile { path: path.clone(), ext, sha256, size });
+        out.push(FinishedFile { path: path.clone(), ext: suffix(path), sha256, size });
     }
     Ok(Finished { key: recording_key(&record, start), files: out, summary: summary(&record), record })
 }
@@ -148,6 +160,18 @@ fn summary(record: &CallRecord) -> serde_json::Value {
         "duration_s": record.duration_s,
         "audio": record.audio.as_ref().map(|a| a.file.clone()),
     })
+}
+
+/// A work file's name up to its first dot: `<run>-<slot>-<gen>`.
+fn work_stem(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("recording");
+    path.with_file_name(name.split('.').next().unwrap_or(name))
+}
+
+/// Everything after a work file's stem: `wav`, `caller.wav`, `pcap`.
+fn suffix(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.split_once('.').map_or_else(|| "bin".to_owned(), |(_, ext)| ext.to_owned())
 }
 
 /// SHA-256 and length of a file, read from the start.

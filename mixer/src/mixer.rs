@@ -115,8 +115,9 @@ pub struct PendingRecording {
     pub record: CallRecord,
     /// Capture time of the call's first INVITE (names the recording).
     pub start: Timestamp,
-    /// The finished (header patched, not yet fsynced) audio file in the work directory.
-    pub wav: Option<(PathBuf, File)>,
+    /// The finished (headers patched, not yet fsynced) audio file(s) in the work directory:
+    /// one, or one per party for the split layout.
+    pub audio: Vec<(PathBuf, File)>,
     /// The call's evidence capture, when frames are kept.
     pub evidence: Option<(PathBuf, File)>,
 }

@@ -155,12 +155,27 @@ pub struct HoldRecord {
     pub end: Option<String>,
 }
 
+/// One audio file of a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioFileRecord {
+    /// File name (beside the record).
+    pub file: String,
+    /// What its channels carry.
+    pub channels: Vec<String>,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
 /// The recording's audio file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioRecord {
-    /// File name (beside the record).
+    /// File name (beside the record); the caller's file for the split layout.
     pub file: String,
-    /// Container format (`wav`).
+    /// Every audio file of the recording (one, or one per party for the split layout).
+    pub files: Vec<AudioFileRecord>,
+    /// Container format (`wav`, `flac`).
     pub format: String,
     /// Channel layout: `stereo` (channel 0 caller, channel 1 callee).
     pub layout: String,

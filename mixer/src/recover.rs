@@ -64,36 +64,54 @@ pub struct Recovered {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+/// The stem of a work file: its name up to the first dot (`<run>-<slot>-<gen>`).
+fn stem_of(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name.split('.').next().unwrap_or(name).to_owned()
+}
+
 /// Scans `work_dir` for what a crash left behind (see the module documentation).
 pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
     let mut out = Recovered::default();
     let Ok(rd) = std::fs::read_dir(work_dir) else { return Ok(out) };
-    let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
-    names.sort();
-    for path in &names {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.ends_with(".json") && !name.ends_with(SIDECAR) {
-            let mut files = Vec::new();
-            for ext in ["wav", "flac", "pcap"] {
-                let f = path.with_extension(ext);
-                if f.exists() {
-                    files.push(f);
-                }
+    let mut groups: std::collections::BTreeMap<String, Vec<PathBuf>> = std::collections::BTreeMap::new();
+    for p in rd.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+        groups.entry(stem_of(&p)).or_default().push(p);
+    }
+    for (_, mut members) in groups {
+        // Audio first (caller before callee), then evidence, then the record.
+        members.sort_by_key(|p| {
+            let n = p.to_string_lossy().into_owned();
+            let rank = if n.ends_with(SIDECAR) {
+                4
+            } else if n.ends_with(".json") {
+                3
+            } else if n.ends_with(".pcap") {
+                2
+            } else {
+                1
+            };
+            (rank, n)
+        });
+        let sidecar = members.iter().find(|p| p.to_string_lossy().ends_with(SIDECAR)).cloned();
+        let record = members.iter().find(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".json") && !n.ends_with(SIDECAR)
+        });
+        let audio: Vec<PathBuf> =
+            members.iter().filter(|p| p.extension().is_some_and(|e| e == "wav" || e == "flac")).cloned().collect();
+        let evidence = members.iter().find(|p| p.extension().is_some_and(|e| e == "pcap")).cloned();
+        if record.is_some() {
+            // Finished: the sidecar is no longer needed once the record exists.
+            if let Some(s) = &sidecar {
+                let _ = std::fs::remove_file(s);
             }
-            files.push(path.clone());
-            // The sidecar is no longer needed once the record exists.
-            let _ = std::fs::remove_file(sidecar_path(path));
-            out.finished.push(files);
-        } else if name.ends_with(".pcap") && !["json", "wav", "flac"].iter().any(|e| path.with_extension(e).exists()) {
-            // Evidence of a call without audio, interrupted.
-            match recover_wav(path) {
+            out.finished.push(members.into_iter().filter(|p| Some(p) != sidecar.as_ref()).collect());
+        } else if !audio.is_empty() || evidence.is_some() {
+            let first = audio.first().or(evidence.as_ref()).cloned().unwrap_or_default();
+            match recover_group(&audio, evidence, sidecar.as_deref()) {
                 Ok(p) => out.interrupted.push(p),
-                Err(e) => out.failed.push((path.clone(), e)),
-            }
-        } else if (name.ends_with(".wav") || name.ends_with(".flac")) && !path.with_extension("json").exists() {
-            match recover_wav(path) {
-                Ok(p) => out.interrupted.push(p),
-                Err(e) => out.failed.push((path.clone(), e)),
+                Err(e) => out.failed.push((first, e)),
             }
         }
     }
@@ -112,27 +130,33 @@ fn parse_time(s: &str) -> Option<Timestamp> {
     Some(Timestamp::from_parts(dt.timestamp(), i64::from(dt.timestamp_subsec_nanos())))
 }
 
-fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
-    let flac = path.extension().is_some_and(|e| e == "flac");
-    let evidence_only = path.extension().is_some_and(|e| e == "pcap");
-    let frames = if flac || evidence_only {
-        // FLAC frames carry their own CRCs; an unknown length in STREAMINFO is legal, and a
-        // torn last frame is detected and skipped by decoders.
-        0
-    } else {
-        let channels = wav_channels(path).unwrap_or(2);
-        let fmt = WavFormat { channels, sample_rate: 8000 };
-        let data = repair(path, fmt).map_err(|e| format!("cannot repair: {e}"))?;
-        data / u64::from(fmt.frame_bytes())
-    };
+/// Repairs an interrupted recording's audio (one file, or one per party) and gives it a record.
+fn recover_group(
+    audio: &[PathBuf],
+    evidence: Option<PathBuf>,
+    sidecar: Option<&Path>,
+) -> Result<PendingRecording, String> {
+    let mut frames = 0u64;
+    let mut files = Vec::new();
+    let mut flac = false;
+    for path in audio {
+        if path.extension().is_some_and(|e| e == "flac") {
+            // FLAC frames carry their own CRCs; an unknown length in STREAMINFO is legal, and a
+            // torn last frame is detected and skipped by decoders.
+            flac = true;
+        } else {
+            let channels = wav_channels(path).unwrap_or(2);
+            let fmt = WavFormat { channels, sample_rate: 8000 };
+            let data = repair(path, fmt).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
+            frames = frames.max(data / u64::from(fmt.frame_bytes()));
+        }
+        let f = File::options().read(true).write(true).open(path).map_err(|e| format!("cannot open: {e}"))?;
+        files.push((path.clone(), f));
+    }
     let partial: Option<PartialRecord> =
-        std::fs::read(sidecar_path(path)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let file = if evidence_only {
-        None
-    } else {
-        Some(File::options().read(true).write(true).open(path).map_err(|e| format!("cannot open: {e}"))?)
-    };
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("recording").to_owned();
+        sidecar.and_then(|s| std::fs::read(s).ok()).and_then(|b| serde_json::from_slice(&b).ok());
+    let named = audio.first().or(evidence.as_ref()).cloned().unwrap_or_default();
+    let stem = stem_of(&named);
     let (call_id, start, from, to, media_start) = match &partial {
         Some(p) => (
             p.call_id.clone(),
@@ -143,7 +167,7 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
         ),
         None => {
             // No identity survived: name it after the file's time of last change.
-            let mtime = std::fs::metadata(path)
+            let mtime = std::fs::metadata(&named)
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -153,9 +177,12 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
         }
     };
     let end = media_start.add_nanos(frames as i64 * 125_000);
-    let layout = match wav_channels(path) {
-        Some(1) => AudioLayout::Mono,
-        _ => AudioLayout::Stereo,
+    let layout = if audio.len() > 1 {
+        AudioLayout::Split
+    } else if audio.first().and_then(|p| wav_channels(p)) == Some(1) {
+        AudioLayout::Mono
+    } else {
+        AudioLayout::Stereo
     };
     let mut reasons = vec![
         "callvault stopped unexpectedly during the call; the audio was recovered up to the last data written"
@@ -185,8 +212,9 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
         codecs: Codecs::default(),
         sip: SipRecord { messages: 0, invites: 0, retransmissions: 0, early_dialogs: 0, transport: String::new() },
         streams: Vec::new(),
-        audio: file.as_ref().map(|_| AudioRecord {
+        audio: (!files.is_empty()).then(|| AudioRecord {
             file: String::new(),
+            files: Vec::new(),
             format: if flac { "flac" } else { "wav" }.into(),
             layout: layout.name().into(),
             channels: layout.channel_names(),
@@ -198,23 +226,22 @@ fn recover_wav(path: &Path) -> Result<PendingRecording, String> {
             bytes: 0,
             sha256: String::new(),
         }),
-        evidence: None,
+        // An evidence capture is append-only: whatever was written is readable (a torn last
+        // record is reported by readers).
+        evidence: evidence.as_ref().map(|_| crate::record::EvidenceRecord {
+            file: String::new(),
+            packets: 0,
+            bytes: 0,
+            sha256: String::new(),
+        }),
         dtmf: Vec::new(),
         holds: Vec::new(),
         capture_complete: false,
         incomplete_reasons: reasons,
         notes: vec!["recovered after a crash: SIP details and stream statistics were not saved".into()],
     };
-    // An evidence capture written beside the audio is kept with it (append-only: whatever was
-    // written is readable; a torn last record is reported by readers).
-    let pcap = path.with_extension("pcap");
-    let evidence = File::options().read(true).write(true).open(&pcap).ok().map(|f| (pcap, f));
-    let mut record = record;
-    if evidence.is_some() {
-        record.evidence =
-            Some(crate::record::EvidenceRecord { file: String::new(), packets: 0, bytes: 0, sha256: String::new() });
-    }
-    Ok(PendingRecording { record, start, wav: file.map(|f| (path.to_owned(), f)), evidence })
+    let evidence = evidence.and_then(|p| File::options().read(true).write(true).open(&p).ok().map(|f| (p, f)));
+    Ok(PendingRecording { record, start, audio: files, evidence })
 }
 
 #[cfg(test)]

@@ -42,14 +42,15 @@ pub(crate) fn finish_call(
 ) -> PendingRecording {
     let mut notes = Vec::new();
     let mut incomplete = Vec::new();
-    let mut wav = None;
+    let mut audio_files = Vec::new();
     let mut audio = None;
     if let Some(tl) = mix.timeline.take() {
         match tl.finish(scratch) {
-            Ok((file, frames)) if mix.write_error.is_none() => {
+            Ok((files, frames)) if mix.write_error.is_none() => {
                 stats.recordings_with_audio += 1;
                 audio = Some(AudioRecord {
                     file: String::new(),
+                    files: Vec::new(),
                     format: audio_cfg.format.ext().into(),
                     layout: audio_cfg.layout.name().into(),
                     channels: audio_cfg.layout.channel_names(),
@@ -61,7 +62,7 @@ pub(crate) fn finish_call(
                     bytes: 0,
                     sha256: String::new(),
                 });
-                wav = Some((mix.wav_path.clone(), file));
+                audio_files = files;
             }
             Ok(_) => {}
             Err(e) => {
@@ -74,7 +75,9 @@ pub(crate) fn finish_call(
     if let Some(e) = &mix.write_error {
         notes.push(format!("audio could not be recorded: {e}"));
         incomplete.push(format!("the recording could not be written: {e}"));
-        let _ = std::fs::remove_file(&mix.wav_path);
+        for p in crate::audio::audio_paths(&mix.wav_path, audio_cfg.layout) {
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     let mut evidence = None;
@@ -243,5 +246,5 @@ pub(crate) fn finish_call(
         incomplete_reasons: incomplete,
         notes,
     };
-    PendingRecording { record, start: mix.start, wav, evidence: evidence_file }
+    PendingRecording { record, start: mix.start, audio: audio_files, evidence: evidence_file }
 }

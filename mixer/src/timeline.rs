@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::audio::{AudioConfig, AudioOut};
 use crate::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
@@ -217,9 +217,9 @@ impl Timeline {
         Ok(())
     }
 
-    /// Writes everything up to the last placed sample, patches the header and returns the
-    /// file (not yet fsynced) with its frame count.
-    pub fn finish(mut self, scratch: &mut Vec<u8>) -> io::Result<(File, u64)> {
+    /// Writes everything up to the last placed sample, patches the header(s) and returns the
+    /// file(s) (not yet fsynced) with the frame count.
+    pub fn finish(mut self, scratch: &mut Vec<u8>) -> io::Result<(Vec<(PathBuf, File)>, u64)> {
         self.flush_to(self.end, scratch)?;
         let frames = self.written;
         Ok((self.out.finish()?, frames))

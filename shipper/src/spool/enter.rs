@@ -90,7 +90,7 @@ impl Spool {
         let spool_dev = fs::metadata(&self.recordings).ctx("inspect", &self.recordings)?.dev();
         let mut exts = HashSet::new();
         for f in &rec.files {
-            if f.ext.is_empty() || !f.ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            if !super::valid_ext(&f.ext) {
                 return Err(reject(format!("extension {:?} is not plain ASCII letters and digits", f.ext)));
             }
             if !exts.insert(f.ext.as_str()) {

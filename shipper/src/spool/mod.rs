@@ -507,3 +507,9 @@ impl Spool {
         self.faults.crashed()
     }
 }
+
+/// Whether `ext` is a file extension the spool and the targets accept: ASCII letters and
+/// digits, in one or more dot-separated parts (`wav`, `caller.wav`).
+pub fn valid_ext(ext: &str) -> bool {
+    !ext.is_empty() && ext.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}

@@ -344,7 +344,7 @@ pub(super) fn check_entry(entry: &Entry) -> Result<(), String> {
         return Err("the entry lists no files".into());
     }
     for f in &entry.files {
-        if f.ext.is_empty() || !f.ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !crate::spool::valid_ext(&f.ext) {
             return Err(format!("extension {:?} is not plain ASCII letters and digits", f.ext));
         }
         if !is_sha256_hex(&f.sha256) {
