@@ -41,6 +41,8 @@ pub struct Engine {
     core: Core,
     now: Timestamp,
     next_sweep: Option<Timestamp>,
+    /// Transport-layer sheds already reported to the calls.
+    sheds_reported: u64,
 }
 
 /// Everything above the transport layer: dialogs, media table, counters.
@@ -67,6 +69,7 @@ impl Engine {
             },
             now: Timestamp(i64::MIN),
             next_sweep: None,
+            sheds_reported: 0,
         }
     }
 
@@ -122,6 +125,22 @@ impl Engine {
             _ => {
                 self.next_sweep = Some(now.add_nanos(SWEEP_INTERVAL));
                 self.ingress.expire(now);
+                // Work the transport layer shed since the last sweep may belong to any call up.
+                let i = self.ingress.stats();
+                let sheds = i.defrag.shed_table_full
+                    + i.defrag.shed_bytes
+                    + i.defrag.too_many_pieces
+                    + i.tcp.connections_shed
+                    + i.tcp.buffer_full
+                    + i.tcp.too_many_pieces
+                    + i.tunnel_too_deep;
+                if sheds > self.sheds_reported {
+                    let n = sheds - self.sheds_reported;
+                    self.sheds_reported = sheds;
+                    for call in self.core.tracker.open_call_refs() {
+                        sink.call(CallEvent::Dropped { call, packets: n, cause: DropCause::Limit });
+                    }
+                }
                 let core = &mut self.core;
                 let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
                 core.tracker.sweep(now, &mut ctx);

@@ -325,6 +325,9 @@ pub enum DropCause {
     /// The kernel's capture buffer overflowed while the call was up (any packet may be
     /// missing, this call's or others').
     Kernel,
+    /// A capture limit (fragment reassemblies, TCP connections or buffers, tunnel depth) shed
+    /// packets while the call was up.
+    Limit,
 }
 
 /// A call lifecycle event.

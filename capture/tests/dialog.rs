@@ -376,3 +376,32 @@ fn a_call_already_up_when_the_capture_starts_is_joined_at_its_reinvite() {
     assert_eq!(h.engine.stats().calls_started, 0);
     assert_eq!(h.engine.stats().sip_unknown_dialog, 1);
 }
+
+#[test]
+fn calls_up_when_a_capture_limit_sheds_are_told() {
+    use callvault_capture::events::DropCause;
+    let cfg =
+        EngineConfig { limits: Limits { max_frag_reassemblies: 1, ..Limits::default() }, ..EngineConfig::default() };
+    let mut h = Harness::with(cfg);
+    h.answered("c10");
+    // Three first fragments of different datagrams that never complete: one fits, two are shed.
+    for id in 1..=3u16 {
+        let mut f = frame("10.0.0.7:9", "10.0.0.8:9", &[0u8; 64]);
+        f[14 + 4..14 + 6].copy_from_slice(&id.to_be_bytes());
+        f[14 + 6] = 0x20; // more fragments, offset 0
+        f[14 + 10] = 0;
+        f[14 + 11] = 0;
+        h.engine.handle_frame(LinkType::Ethernet, Timestamp(T0 + S + i64::from(id)), &f, &mut h.sink);
+    }
+    h.advance(3 * S);
+    let drops: Vec<_> = h
+        .sink
+        .calls
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Dropped { packets, cause, .. } => Some((*packets, *cause)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drops, vec![(2, DropCause::Limit)]);
+}

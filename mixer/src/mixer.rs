@@ -294,6 +294,8 @@ pub(crate) struct CallMix {
     pub(crate) capture_drops: u64,
     /// Packets the kernel dropped (of any call) while this call was up.
     pub(crate) kernel_drops: u64,
+    /// Packets a capture limit shed (of any call) while this call was up.
+    pub(crate) limit_sheds: u64,
     /// RTCP reports per (source SSRC, reporting side).
     pub(crate) reports: Vec<(u32, Side, EndpointView)>,
     /// The evidence capture, once the first frame came.
@@ -359,6 +361,7 @@ impl Mixer {
             write_error: None,
             capture_drops: 0,
             kernel_drops: 0,
+            limit_sheds: 0,
             reports: Vec::new(),
             evidence: None,
             evidence_error: None,
@@ -544,6 +547,7 @@ impl EventSink for Mixer {
                     match cause {
                         DropCause::Queue => c.capture_drops += packets,
                         DropCause::Kernel => c.kernel_drops += packets,
+                        DropCause::Limit => c.limit_sheds += packets,
                     }
                 }
             }

@@ -177,6 +177,12 @@ pub(crate) fn finish_call(
             mix.kernel_drops
         ));
     }
+    if mix.limit_sheds > 0 {
+        incomplete.push(format!(
+            "a capture limit was reached while the call was up: {} packets or streams (of this or other calls) were shed",
+            mix.limit_sheds
+        ));
+    }
     if mix.capture_drops > 0 {
         incomplete.push(format!(
             "{} RTP packets of this call were dropped by callvault itself (it fell behind)",
