@@ -111,6 +111,7 @@ impl Pipeline {
         let mut mixer_cfg = MixerConfig::new(work.clone());
         mixer_cfg.timeline = opts.timeline;
         mixer_cfg.audio = opts.audio;
+        mixer_cfg.min_free_bytes = opts.retention.min_free_mb << 20;
         let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);
 
         let finishers = (0..opts.finishers.max(1))

@@ -150,7 +150,10 @@ impl Summary {
         }
         let m = &self.outcome.mixer;
         if m.write_errors > 0 {
-            println!("  warning: {} recordings could not be written (see the log)", m.write_errors);
+            println!(
+                "  warning: {} recordings are missing audio that could not be written (see the log)",
+                m.write_errors
+            );
         }
         let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
         println!("  local copies: {}", abs(&self.output.join("recordings")).display());

@@ -81,7 +81,7 @@ impl TargetArgs {
 
 impl Default for RetentionArgs {
     fn default() -> Self {
-        RetentionArgs { retention: Retention::Keep, high_watermark: 90 }
+        RetentionArgs { retention: Retention::Keep, high_watermark: 90, min_free_mb: 64 }
     }
 }
 
@@ -106,6 +106,11 @@ pub struct RetentionArgs {
     /// Disk usage (percent) above which callvault reports disk pressure at error level.
     #[arg(long, default_value_t = 90, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub high_watermark: u8,
+    /// Free space (MiB) kept on the data directory's filesystem: below it, audio stops being
+    /// written (calls in progress keep what they have) so every call still gets its call record.
+    /// 0 disables the reserve.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub min_free_mb: u64,
 }
 
 /// The spool options the retention arguments ask for.

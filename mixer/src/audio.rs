@@ -155,6 +155,21 @@ impl OneFile {
             OneFile::Flac(w) => w.finish(),
         }
     }
+
+    /// Frames durably in the file (not counting samples an encoder still holds).
+    fn frames_written(&self) -> u64 {
+        match self {
+            OneFile::Wav { writer, .. } => writer.frames(),
+            OneFile::Flac(w) => w.total,
+        }
+    }
+
+    fn finish_partial(self) -> io::Result<File> {
+        match self {
+            OneFile::Wav { writer, .. } => writer.finish(),
+            OneFile::Flac(w) => w.finish_partial(),
+        }
+    }
 }
 
 /// The audio file(s) of one call being written.
@@ -208,6 +223,16 @@ impl AudioOut {
     pub fn finish(self) -> io::Result<Vec<(PathBuf, File)>> {
         self.files.into_iter().map(|(p, f)| f.finish().map(|file| (p, file))).collect()
     }
+
+    /// Finishes the file(s) with what they already hold, after a write failed (a full disk):
+    /// nothing more is written, the headers describe the whole frames in each file. Returns
+    /// them with the number of frames every file holds.
+    pub fn finish_partial(self) -> io::Result<(Vec<(PathBuf, File)>, u64)> {
+        let frames = self.files.iter().map(|(_, f)| f.frames_written()).min().unwrap_or(0);
+        let files: io::Result<Vec<_>> =
+            self.files.into_iter().map(|(p, f)| f.finish_partial().map(|file| (p, file))).collect();
+        Ok((files?, frames))
+    }
 }
 
 fn mix(frame: &[u8]) -> i16 {
@@ -235,6 +260,8 @@ pub struct FlacWriter {
     md5: Md5,
     frame_no: usize,
     total: u64,
+    /// File length up to the last whole frame written.
+    good_len: u64,
 }
 
 impl std::fmt::Debug for FlacWriter {
@@ -268,13 +295,14 @@ impl FlacWriter {
             md5: Md5::new(),
             frame_no: 0,
             total: 0,
+            good_len: 0,
         };
         // Header with a placeholder STREAMINFO (patched in `finish`).
         let mut head = vec![b'f', b'L', b'a', b'C', 0x80, 0, 0, 34];
         head.extend_from_slice(&w.streaminfo_bytes()?);
         file.write_all(&head)?;
         drop(file);
-        w.file.seek(SeekFrom::End(0))?;
+        w.good_len = w.file.seek(SeekFrom::End(0))?;
         Ok(w)
     }
 
@@ -316,7 +344,13 @@ impl FlacWriter {
         self.info.update_frame_info(&frame);
         self.sink.clear();
         frame.write(&mut self.sink).map_err(flac_err)?;
-        self.file.write_all(self.sink.as_slice())?;
+        if let Err(e) = self.file.write_all(self.sink.as_slice()) {
+            // Cut a partly written frame off again: the file stays decodable up to `total`.
+            let good = self.good_len;
+            let _ = self.file.set_len(good).and_then(|()| self.file.seek(SeekFrom::Start(good)).map(drop));
+            return Err(e);
+        }
+        self.good_len += self.sink.as_slice().len() as u64;
         self.frame_no += 1;
         self.total += samples as u64;
         self.pending.clear();
@@ -327,6 +361,17 @@ impl FlacWriter {
         self.encode_pending()?;
         let digest: [u8; 16] = self.md5.clone().finalize().into();
         self.info.set_md5_digest(&digest);
+        self.patch_streaminfo()
+    }
+
+    /// Finishes with the whole frames already in the file, after a write failed: samples
+    /// still pending are dropped and the MD5 of the audio is left unset (all zeros, "unknown").
+    fn finish_partial(mut self) -> io::Result<File> {
+        self.info.set_md5_digest(&[0; 16]);
+        self.patch_streaminfo()
+    }
+
+    fn patch_streaminfo(mut self) -> io::Result<File> {
         self.info.set_total_samples(self.total as usize);
         let si = self.streaminfo_bytes()?;
         self.file.seek(SeekFrom::Start(STREAMINFO_AT))?;

@@ -112,8 +112,12 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     let mut body = serde_json::to_vec_pretty(&record).map_err(|e| rec_err(io::Error::other(e)))?;
     body.push(b'\n');
     let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&json_path).map_err(rec_err)?;
-    f.write_all(&body).map_err(rec_err)?;
-    f.sync_all().map_err(rec_err)?;
+    if let Err(e) = f.write_all(&body).and_then(|()| f.sync_all()) {
+        // A half-written record would pass for a finished recording at the next start; without
+        // it, crash recovery rebuilds the record from the audio and its sidecar.
+        let _ = std::fs::remove_file(&json_path);
+        return Err(rec_err(e));
+    }
     File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;
     // The record is durable: the sidecar kept for crash recovery is no longer needed.
     let _ = std::fs::remove_file(crate::recover::sidecar_path(&stem.with_extension("audio")));

@@ -8,6 +8,7 @@
 //! packet capture formats, spools or archives.
 
 pub mod audio;
+mod disk;
 pub mod dtmf;
 pub mod evidence;
 pub mod finish;

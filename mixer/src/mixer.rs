@@ -18,6 +18,7 @@ use capture::{LinkType, Timestamp};
 use crossbeam_channel::Sender;
 
 use crate::audio::AudioConfig;
+use crate::disk::DiskGuard;
 use crate::dtmf::DtmfTracker;
 use crate::evidence::Evidence;
 use crate::record::CallRecord;
@@ -54,6 +55,9 @@ pub struct MixerConfig {
     /// A stream whose RTP timestamps put it further than this from capture time (frames) is
     /// re-anchored to capture time (timestamp jumps, hold/resume). Default 8000 (1 s).
     pub max_skew_frames: i64,
+    /// Free space kept on the work directory's filesystem: below it audio stops being written
+    /// so that call records still fit (see the `disk` module). 0: none. Default 64 MiB.
+    pub min_free_bytes: u64,
 }
 
 impl MixerConfig {
@@ -66,6 +70,7 @@ impl MixerConfig {
             timeline: TimelineConfig::default(),
             audio: AudioConfig::default(),
             max_skew_frames: 8000,
+            min_free_bytes: 64 << 20,
         }
     }
 }
@@ -313,13 +318,16 @@ pub struct Mixer {
     out: Sender<PendingRecording>,
     /// Decode buffer for writes, shared by all calls so it stays in cache.
     scratch: Vec<u8>,
+    /// The free-space reserve.
+    disk: DiskGuard,
 }
 
 impl Mixer {
     /// A mixer writing into `cfg.work_dir` and handing finished calls to `out`.
     pub fn new(cfg: MixerConfig, out: Sender<PendingRecording>) -> std::io::Result<Mixer> {
         std::fs::create_dir_all(&cfg.work_dir)?;
-        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out, scratch: Vec::new() })
+        let disk = DiskGuard::new(cfg.work_dir.clone(), cfg.min_free_bytes);
+        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out, scratch: Vec::new(), disk })
     }
 
     /// Counters so far.
@@ -433,6 +441,11 @@ impl EventSink for Mixer {
             return;
         }
         if call.timeline.is_none() {
+            if !self.disk.room_for_new() {
+                self.stats.write_errors += 1;
+                call.write_error = Some(self.disk.reason());
+                return;
+            }
             match Timeline::create(&call.wav_path, tl_cfg, audio_cfg) {
                 Ok(t) => {
                     call.timeline = Some(t);
@@ -456,6 +469,7 @@ impl EventSink for Mixer {
             side.high = side.high.max(pos as u64 + payload.len() as u64);
         }
         let Some(tl) = call.timeline.as_mut() else { return };
+        let before = tl.written();
         let result = if pos < 0 {
             Ok(crate::timeline::Placed { late_samples: payload.len() as u32 })
         } else {
@@ -471,6 +485,7 @@ impl EventSink for Mixer {
         }
         let target = target.max(now - i64::from(tl_cfg.max_wait_frames)).max(0) as u64;
         let result = result.and_then(|p| tl.settle(target, &mut self.scratch).map(|()| p));
+        let written = tl.written() - before;
         match result {
             Ok(p) if p.late_samples > 0 => {
                 self.stats.late_packets += 1;
@@ -482,6 +497,11 @@ impl EventSink for Mixer {
                 tracing::error!(call_id = %call.call_id, path = %call.wav_path.display(), "cannot write recording: {e}");
                 call.write_error = Some(format!("writing {} failed: {e}", call.wav_path.display()));
             }
+        }
+        if written > 0 && !self.disk.wrote(written * 4) && call.write_error.is_none() {
+            // Keeps what it has (see `report::finish_call`); the reserve is for call records.
+            self.stats.write_errors += 1;
+            call.write_error = Some(self.disk.reason());
         }
     }
 

@@ -45,38 +45,58 @@ pub(crate) fn finish_call(
     let mut audio_files = Vec::new();
     let mut audio = None;
     if let Some(tl) = mix.timeline.take() {
-        match tl.finish(scratch) {
-            Ok((files, frames)) if mix.write_error.is_none() => {
-                stats.recordings_with_audio += 1;
-                audio = Some(AudioRecord {
-                    file: String::new(),
-                    files: Vec::new(),
-                    format: audio_cfg.format.ext().into(),
-                    layout: audio_cfg.layout.name().into(),
-                    channels: audio_cfg.layout.channel_names(),
-                    sample_rate: 8000,
-                    bits_per_sample: 16,
-                    frames,
-                    duration_s: frames as f64 / 8000.0,
-                    media_start: rfc3339(mix.origin),
-                    bytes: 0,
-                    sha256: String::new(),
-                });
-                audio_files = files;
+        // After a write error (a full disk) the audio that did get written is kept: the record
+        // says where it stops and why.
+        let finished = if mix.write_error.is_some() { tl.finish_partial() } else { tl.finish(scratch) };
+        match finished {
+            Ok(f) => {
+                if let Some(e) = f.cut {
+                    stats.write_errors += 1;
+                    tracing::error!(call_id = %mix.call_id, "cannot finish recording {}: {e}", mix.wav_path.display());
+                    mix.write_error = Some(format!("finishing {} failed: {e}", mix.wav_path.display()));
+                }
+                if f.frames > 0 {
+                    stats.recordings_with_audio += 1;
+                    audio = Some(AudioRecord {
+                        file: String::new(),
+                        files: Vec::new(),
+                        format: audio_cfg.format.ext().into(),
+                        layout: audio_cfg.layout.name().into(),
+                        channels: audio_cfg.layout.channel_names(),
+                        sample_rate: 8000,
+                        bits_per_sample: 16,
+                        frames: f.frames,
+                        duration_s: f.frames as f64 / 8000.0,
+                        media_start: rfc3339(mix.origin),
+                        bytes: 0,
+                        sha256: String::new(),
+                    });
+                    audio_files = f.files;
+                }
             }
-            Ok(_) => {}
             Err(e) => {
-                stats.write_errors += 1;
+                if mix.write_error.is_none() {
+                    stats.write_errors += 1;
+                }
                 tracing::error!(call_id = %mix.call_id, "cannot finish recording {}: {e}", mix.wav_path.display());
                 mix.write_error.get_or_insert(format!("finishing {} failed: {e}", mix.wav_path.display()));
             }
         }
     }
     if let Some(e) = &mix.write_error {
-        notes.push(format!("audio could not be recorded: {e}"));
-        incomplete.push(format!("the recording could not be written: {e}"));
-        for p in crate::audio::audio_paths(&mix.wav_path, audio_cfg.layout) {
-            let _ = std::fs::remove_file(p);
+        match &audio {
+            Some(a) => {
+                let at = a.duration_s;
+                notes.push(format!("audio after {at:.2} s could not be recorded: {e}"));
+                incomplete.push(format!("the recording stops after {at:.2} s of audio: {e}"));
+            }
+            None => {
+                notes.push(format!("audio could not be recorded: {e}"));
+                incomplete.push(format!("the recording could not be written: {e}"));
+                for p in crate::audio::audio_paths(&mix.wav_path, audio_cfg.layout) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
         }
     }
 
@@ -252,5 +272,9 @@ pub(crate) fn finish_call(
         incomplete_reasons: incomplete,
         notes,
     };
+    if audio_files.is_empty() && evidence_file.is_none() {
+        // Nothing left to recover after a crash: the sidecar has no file to describe.
+        let _ = std::fs::remove_file(crate::recover::sidecar_path(&mix.wav_path));
+    }
     PendingRecording { record, start: mix.start, audio: audio_files, evidence: evidence_file }
 }

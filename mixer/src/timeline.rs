@@ -219,11 +219,31 @@ impl Timeline {
 
     /// Writes everything up to the last placed sample, patches the header(s) and returns the
     /// file(s) (not yet fsynced) with the frame count.
-    pub fn finish(mut self, scratch: &mut Vec<u8>) -> io::Result<(Vec<(PathBuf, File)>, u64)> {
-        self.flush_to(self.end, scratch)?;
+    pub fn finish(mut self, scratch: &mut Vec<u8>) -> io::Result<Finished> {
+        if let Err(e) = self.flush_to(self.end, scratch) {
+            return self.finish_partial().map(|f| Finished { cut: Some(e), ..f });
+        }
         let frames = self.written;
-        Ok((self.out.finish()?, frames))
+        Ok(Finished { files: self.out.finish()?, frames, cut: None })
     }
+
+    /// After a write failed (a full disk): keeps what the file(s) already hold, writes
+    /// nothing more, and returns them with the frames they hold.
+    pub fn finish_partial(self) -> io::Result<Finished> {
+        let (files, frames) = self.out.finish_partial()?;
+        Ok(Finished { files, frames, cut: None })
+    }
+}
+
+/// The audio file(s) of a finished timeline.
+#[derive(Debug)]
+pub struct Finished {
+    /// The file(s), headers patched, not yet fsynced.
+    pub files: Vec<(PathBuf, File)>,
+    /// Frames in each file.
+    pub frames: u64,
+    /// The write error that cut the audio short while finishing, if any.
+    pub cut: Option<io::Error>,
 }
 
 /// Decodes ring cells `[start, start + n)` of `plane` into channel `ch` of the interleaved
@@ -296,7 +316,7 @@ mod tests {
         assert!(t.written() >= 5160 - 1024);
         let late = t.place(1, 480, &b, Law::Ulaw, &mut s).unwrap();
         assert_eq!(late.late_samples, 160);
-        let (_, frames) = t.finish(&mut s).unwrap();
+        let frames = t.finish(&mut s).unwrap().frames;
         assert_eq!(frames, 5160);
         let s = samples(&p);
         assert_eq!(s.len(), 5160);
@@ -320,7 +340,7 @@ mod tests {
         t.place(0, 3, &[0xd5; 7], Law::Alaw, &mut s).unwrap();
         t.place(1, 61, &[0x2a; 10], Law::Alaw, &mut s).unwrap(); // crosses a 64-bit word
         t.place(0, 1020, &[0xd5; 10], Law::Alaw, &mut s).unwrap(); // wraps the ring
-        let (_, frames) = t.finish(&mut s).unwrap();
+        let frames = t.finish(&mut s).unwrap().frames;
         assert_eq!(frames, 1030);
         let s = samples(&p);
         assert_eq!(s[0..3], [[0, 0]; 3]);
@@ -344,7 +364,7 @@ mod tests {
         // The law changes with a packet whose place the forced write-out passes.
         let late = t.place(0, 100, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
         assert_eq!(late.late_samples, 160);
-        let (_, frames) = t.finish(&mut s).unwrap();
+        let frames = t.finish(&mut s).unwrap().frames;
         assert_eq!(frames, 320);
     }
 
@@ -356,7 +376,7 @@ mod tests {
         let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(0, 160, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
-        let (_, frames) = t.finish(&mut s).unwrap();
+        let frames = t.finish(&mut s).unwrap().frames;
         assert_eq!(frames, 320);
         let s = samples(&p);
         assert_eq!(s[159], [132, 0]);
@@ -376,7 +396,7 @@ mod tests {
             assert!(t.written() <= k * 160, "never writes what is not settled");
         }
         assert!(t.written() > 0, "a chunk was written");
-        let (_, frames) = t.finish(&mut s).unwrap();
+        let frames = t.finish(&mut s).unwrap().frames;
         assert_eq!(frames, 3200);
         assert!(samples(&p).iter().all(|f| *f == [132, 0]));
     }

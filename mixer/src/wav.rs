@@ -68,12 +68,18 @@ impl WavWriter {
         Ok(WavWriter { file, fmt, data_len: 0 })
     }
 
-    /// Appends interleaved PCM bytes.
+    /// Appends interleaved PCM bytes. When the write fails (a full disk), whatever part of
+    /// `bytes` did get written is cut off again, so the file holds exactly `data_len` bytes of
+    /// whole frames and can still be finished with what it has.
     pub fn write_pcm(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.data_len + bytes.len() as u64 > MAX_DATA_LEN {
             return Err(io::Error::new(io::ErrorKind::FileTooLarge, "WAV data would exceed 4 GiB"));
         }
-        self.file.write_all(bytes)?;
+        if let Err(e) = self.file.write_all(bytes) {
+            let good = HEADER_LEN + self.data_len;
+            let _ = self.file.set_len(good).and_then(|()| self.file.seek(SeekFrom::Start(good)));
+            return Err(e);
+        }
         self.data_len += bytes.len() as u64;
         Ok(())
     }
