@@ -8,6 +8,11 @@
 //!   tell. The test then drops everything, re-opens the spool from disk and checks what recovery
 //!   makes of the state left behind;
 //! * a single ordinary I/O error (`fail_once`), after which everything keeps working.
+//!
+//! Every build also honours `CALLVAULT_CRASH_AT=<point>[:<skip>]` (a point's kebab-case name,
+//! e.g. `enter-after-moves:2`): the process kills itself with SIGKILL the `skip + 1`-th time it
+//! reaches that point. The end-to-end crash tests use it to `kill -9` the real binary at each
+//! point; it costs one relaxed atomic load per recording when unset.
 
 use std::io;
 
@@ -34,6 +39,77 @@ pub(crate) enum CrashPoint {
     ShipAfterMark,
 }
 
+impl CrashPoint {
+    /// Every point, for tests and the `CALLVAULT_CRASH_AT` names.
+    pub(crate) const ALL: [CrashPoint; 8] = [
+        CrashPoint::EnterAfterIntent,
+        CrashPoint::EnterAfterFirstMove,
+        CrashPoint::EnterAfterMoves,
+        CrashPoint::EnterAfterEntry,
+        CrashPoint::ShipAfterCopy,
+        CrashPoint::ShipAfterUpload,
+        CrashPoint::ShipAfterPublish,
+        CrashPoint::ShipAfterMark,
+    ];
+
+    /// The kebab-case name used by `CALLVAULT_CRASH_AT`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CrashPoint::EnterAfterIntent => "enter-after-intent",
+            CrashPoint::EnterAfterFirstMove => "enter-after-first-move",
+            CrashPoint::EnterAfterMoves => "enter-after-moves",
+            CrashPoint::EnterAfterEntry => "enter-after-entry",
+            CrashPoint::ShipAfterCopy => "ship-after-copy",
+            CrashPoint::ShipAfterUpload => "ship-after-upload",
+            CrashPoint::ShipAfterPublish => "ship-after-publish",
+            CrashPoint::ShipAfterMark => "ship-after-mark",
+        }
+    }
+}
+
+/// `CALLVAULT_CRASH_AT`: the point to die at and how many passes remain before it.
+#[cfg_attr(test, allow(dead_code))]
+struct KillSwitch {
+    point: CrashPoint,
+    remaining: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg_attr(test, allow(dead_code))]
+static KILL_SWITCH: std::sync::OnceLock<Option<KillSwitch>> = std::sync::OnceLock::new();
+
+#[cfg_attr(test, allow(dead_code))]
+fn kill_switch() -> Option<&'static KillSwitch> {
+    KILL_SWITCH
+        .get_or_init(|| {
+            let spec = std::env::var("CALLVAULT_CRASH_AT").ok()?;
+            let (name, skip) = spec.split_once(':').unwrap_or((spec.as_str(), "0"));
+            let point = CrashPoint::ALL.into_iter().find(|p| p.name() == name);
+            match (point, skip.parse::<usize>()) {
+                (Some(point), Ok(skip)) => {
+                    Some(KillSwitch { point, remaining: std::sync::atomic::AtomicUsize::new(skip) })
+                }
+                _ => {
+                    tracing::error!("CALLVAULT_CRASH_AT={spec:?} names no crash point; ignored");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Dies with SIGKILL if `CALLVAULT_CRASH_AT` names `point` and its passes are used up.
+#[cfg_attr(test, allow(dead_code))]
+fn maybe_die(point: CrashPoint) {
+    use std::sync::atomic::Ordering;
+    let Some(k) = kill_switch() else { return };
+    if k.point != point {
+        return;
+    }
+    if k.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
+}
+
 /// What happens when an armed point is reached.
 #[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +133,10 @@ pub(crate) struct Faults {
 
 #[cfg(not(test))]
 impl Faults {
-    /// Passes crash point `_point`.
+    /// Passes crash point `point` (dies there if `CALLVAULT_CRASH_AT` says so).
     #[inline(always)]
-    pub(crate) fn hit(&self, _point: CrashPoint) -> io::Result<()> {
+    pub(crate) fn hit(&self, point: CrashPoint) -> io::Result<()> {
+        maybe_die(point);
         Ok(())
     }
 
