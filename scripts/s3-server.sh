@@ -40,7 +40,7 @@ setup() {
             -keyout "$STATE/ca.key" -out "$STATE/ca.crt" 2>/dev/null
         openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
             -keyout "$STATE/server.key" -out "$STATE/server.csr" 2>/dev/null
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$STATE/ext.cnf"
+        printf 'subjectAltName=DNS:localhost,DNS:s3.localhost,DNS:*.s3.localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$STATE/ext.cnf"
         openssl x509 -req -in "$STATE/server.csr" -CA "$STATE/ca.crt" -CAkey "$STATE/ca.key" \
             -CAcreateserial -days 3650 -extfile "$STATE/ext.cnf" -out "$STATE/server.crt" 2>/dev/null
         # A second CA that signed nothing: the "wrong CA" of the TLS tests.
@@ -88,7 +88,7 @@ start() {
             -master.port=$MASTER -volume.port=$VOLUME -filer.port=$FILER -master.volumeSizeLimitMB=64 \
             -volume.max=0 -s3 -s3.port=$S3 -s3.port.https=$S3S -s3.config="$STATE/s3.json" \
             -s3.cert.file="$STATE/server.crt" -s3.key.file="$STATE/server.key" -s3.port.iceberg=0 \
-            -s3.port.lance=0 -master.telemetry=false -volume.preStopSeconds=0
+            -s3.port.lance=0 -s3.domainName=s3.localhost -master.telemetry=false -volume.preStopSeconds=0
     ) </dev/null >"$STATE/weed.log" 2>&1 &
     echo $! >"$STATE/weed.pid"
     local i
