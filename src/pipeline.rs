@@ -246,7 +246,9 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
         };
         let audio = finished.files.iter().find(|f| f.ext != "json").map(|f| f.size);
         let key = finished.key.clone();
-        let state = finished.record.state.clone();
+        // Recordings recovered after a crash have no known dialog state: counted as such.
+        let state =
+            if finished.record.end_reason == "recovered" { "recovered".into() } else { finished.record.state.clone() };
         match enter(spool, finished) {
             Ok(_) => {
                 stats.entered += 1;
