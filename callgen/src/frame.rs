@@ -56,7 +56,7 @@ impl Headers {
 }
 
 /// A made-up, locally administered MAC address for a host.
-fn mac(ip: IpAddr) -> [u8; 6] {
+pub(crate) fn mac(ip: IpAddr) -> [u8; 6] {
     let tail = match ip {
         IpAddr::V4(v4) => v4.octets(),
         IpAddr::V6(v6) => (hash(&[u128::from(v6) as u64, (u128::from(v6) >> 64) as u64]) as u32).to_be_bytes(),
@@ -83,38 +83,7 @@ pub(crate) fn frame_len(link: Link, d: &Datagram, payload_len: usize) -> usize {
 pub(crate) fn write<W: Write>(link: Link, d: &Datagram, payload: &[u8], w: &mut W) -> io::Result<()> {
     let mut h = Headers { buf: [0; MAX_HEADERS], len: 0 };
     let net_type = if d.src.is_ipv4() { ether_type::IPV4 } else { ether_type::IPV6 };
-    let src_mac = mac(d.src);
-    let ethernet = |ether_type: EtherType| Ethernet2Header { source: src_mac, destination: mac(d.dst), ether_type };
-    let tag = |id: u16, ether_type: EtherType| -> io::Result<[u8; 4]> {
-        Ok(SingleVlanHeader { pcp: VlanPcp::ZERO, drop_eligible_indicator: false, vlan_id: vlan_id(id)?, ether_type }
-            .to_bytes())
-    };
-    match link {
-        Link::Ethernet => h.push(&ethernet(net_type).to_bytes()),
-        Link::Vlan(id) => {
-            h.push(&ethernet(ether_type::VLAN_TAGGED_FRAME).to_bytes());
-            h.push(&tag(id, net_type)?);
-        }
-        Link::QinQ(outer, inner) => {
-            h.push(&ethernet(ether_type::PROVIDER_BRIDGING).to_bytes());
-            h.push(&tag(outer, ether_type::VLAN_TAGGED_FRAME)?);
-            h.push(&tag(inner, net_type)?);
-        }
-        Link::Sll => {
-            let mut sender_address = [0u8; 8];
-            sender_address[..6].copy_from_slice(&src_mac);
-            let sll = LinuxSllHeader {
-                packet_type: LinuxSllPacketType::HOST,
-                arp_hrd_type: ArpHardwareId::ETHERNET,
-                sender_address_valid_length: 6,
-                sender_address,
-                protocol_type: LinuxSllProtocolType::EtherType(net_type),
-            };
-            h.push(&sll.to_bytes());
-        }
-        Link::Sll2 => h.push(&sll2_header(net_type, src_mac)),
-        Link::RawIp => {}
-    }
+    push_link(&mut h, link, net_type, mac(d.src), mac(d.dst))?;
     let dscp = if d.media { IpDscp::EF } else { IpDscp::CS3 };
     let udp_len = UdpHeader::LEN + payload.len();
     match (d.src, d.dst) {
@@ -158,6 +127,50 @@ pub(crate) fn write<W: Write>(link: Link, d: &Datagram, payload: &[u8], w: &mut 
     }
     w.write_all(&h.buf[..h.len])?;
     w.write_all(payload)
+}
+
+/// Appends the link-layer header of `link` for a payload of `net_type` to `h`.
+fn push_link(h: &mut Headers, link: Link, net_type: EtherType, src_mac: [u8; 6], dst_mac: [u8; 6]) -> io::Result<()> {
+    let ethernet = |ether_type: EtherType| Ethernet2Header { source: src_mac, destination: dst_mac, ether_type };
+    let tag = |id: u16, ether_type: EtherType| -> io::Result<[u8; 4]> {
+        Ok(SingleVlanHeader { pcp: VlanPcp::ZERO, drop_eligible_indicator: false, vlan_id: vlan_id(id)?, ether_type }
+            .to_bytes())
+    };
+    match link {
+        Link::Ethernet => h.push(&ethernet(net_type).to_bytes()),
+        Link::Vlan(id) => {
+            h.push(&ethernet(ether_type::VLAN_TAGGED_FRAME).to_bytes());
+            h.push(&tag(id, net_type)?);
+        }
+        Link::QinQ(outer, inner) => {
+            h.push(&ethernet(ether_type::PROVIDER_BRIDGING).to_bytes());
+            h.push(&tag(outer, ether_type::VLAN_TAGGED_FRAME)?);
+            h.push(&tag(inner, net_type)?);
+        }
+        Link::Sll => {
+            let mut sender_address = [0u8; 8];
+            sender_address[..6].copy_from_slice(&src_mac);
+            let sll = LinuxSllHeader {
+                packet_type: LinuxSllPacketType::HOST,
+                arp_hrd_type: ArpHardwareId::ETHERNET,
+                sender_address_valid_length: 6,
+                sender_address,
+                protocol_type: LinuxSllProtocolType::EtherType(net_type),
+            };
+            h.push(&sll.to_bytes());
+        }
+        Link::Sll2 => h.push(&sll2_header(net_type, src_mac)),
+        Link::RawIp => {}
+    }
+    Ok(())
+}
+
+/// The link-layer header of `link` for a packet of `net_type` (an EtherType) from the host at
+/// `src` to the host at `dst`.
+pub(crate) fn link_header(link: Link, net_type: u16, src: IpAddr, dst: IpAddr) -> io::Result<Vec<u8>> {
+    let mut h = Headers { buf: [0; MAX_HEADERS], len: 0 };
+    push_link(&mut h, link, EtherType(net_type), mac(src), mac(dst))?;
+    Ok(h.buf[..h.len].to_vec())
 }
 
 fn invalid_data<E: std::error::Error + Send + Sync + 'static>(e: E) -> io::Error {

@@ -1,12 +1,14 @@
 //! The generator: a k-way merge of every call's lazy packet streams into one pcap file.
 //!
-//! Each call contributes three sources — its SIP messages, the callee's RTP and the caller's
-//! RTP — each already in capture-time order (see [`crate::timeline`]). A binary heap holds the
+//! Each call contributes three sources — its SIP messages (and the bare segments of its TCP
+//! connection), the callee's RTP and the caller's RTP — each already in capture-time order
+//! (see [`crate::timeline`]). A binary heap holds the
 //! next capture time of every source, keyed by `(time, call index, source)`, so records come
 //! out in non-decreasing time with deterministic tie-breaking. The heap and the per-call state
 //! are sized by the number of calls; packets are built one at a time into reused buffers and
 //! streamed through a large `BufWriter`, so memory does not grow with the number of packets
-//! (unless `keep_payloads` is set).
+//! (unless `keep_payloads` is set). One source event may write several records (the segments of
+//! a SIP message over TCP, the fragments of an IP packet); they share its capture time.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,14 +17,16 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::frame::{self, Datagram};
+use crate::frame::Datagram;
 use crate::mix::hash;
+use crate::net::{self, L4, Wire};
 use crate::pcap::PcapWriter;
+use crate::rtp::{self, StreamPlan};
 use crate::sip::{self, DialogIds};
-use crate::spec::{CallSpec, Hangup, Outcome, Scenario};
-use crate::timeline::{self, Party, RtpSchedule, RtpSend, SipMsg};
-use crate::tone::{ToneCache, ToneSource, samples_per_packet};
-use crate::truth::{CallTruth, SipTruth, StreamTruth, Truth};
+use crate::spec::{CallSpec, Hangup, Outcome, Scenario, SipTransport};
+use crate::timeline::{self, Party, RtpSchedule, RtpSend, SipMsg, TcpControl};
+use crate::tone::{ToneCache, ToneSource};
+use crate::truth::{CallTruth, DtmfTruth, EarlyMediaTruth, HoldTruth, SipTruth, StreamTruth, Truth};
 
 /// Size of the output buffer.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -58,6 +62,22 @@ struct RtpStream {
     schedule: RtpSchedule,
     head: Option<RtpSend>,
     tone: ToneSource,
+    /// The ringback tone of early media.
+    ringback: Option<ToneSource>,
+    /// Boxed: most of it is lists that are empty in bulk captures, kept out of the call state
+    /// the merge loop walks.
+    plan: Box<StreamPlan>,
+}
+
+/// The SIP-over-TCP connection of a call.
+#[derive(Debug)]
+struct TcpConn {
+    mss: usize,
+    coalesce_trying: bool,
+    /// Sequence number of the next byte of the caller (0) and of the callee (1).
+    next: [u32; 2],
+    /// A 100 Trying waiting to go out with the callee's next message.
+    pending: Vec<u8>,
 }
 
 /// Everything the generator keeps about one call.
@@ -71,6 +91,7 @@ struct CallState<'a> {
     rtp: [RtpStream; 2],
     /// Next IPv4 identification of the caller and the callee.
     ip_id: [u16; 2],
+    tcp: Option<TcpConn>,
     truth: CallTruth,
 }
 
@@ -80,6 +101,7 @@ struct Generator<'a> {
     calls: Vec<CallState<'a>>,
     heap: BinaryHeap<Reverse<(i64, u32, u8)>>,
     tones: ToneCache,
+    wire: Wire,
     sip_text: String,
     payload: Vec<u8>,
     packets: u64,
@@ -111,21 +133,36 @@ impl<'a> Generator<'a> {
                     Some(_) => tones.source(spec.codec, tone_hz),
                     None => ToneSource::Direct { codec: spec.codec, freq_hz: tone_hz },
                 };
-                RtpStream { schedule, head, tone }
+                let plan = Box::new(StreamPlan::new(spec, party));
+                let ringback = plan.early.map(|e| tones.source(spec.codec, e.tone_hz));
+                RtpStream { schedule, head, tone, ringback, plan }
             };
             let rtp = [
                 stream(Party::Caller, spec.caller_tone_hz, SRC_CALLER),
                 stream(Party::Callee, spec.callee_tone_hz, SRC_CALLEE),
             ];
             let id_seed = hash(&[scenario.seed, 0x1d, index as u64]);
+            let tcp = match spec.sip_transport {
+                SipTransport::Udp => None,
+                SipTransport::Tcp(o) => {
+                    let isn = hash(&[scenario.seed, 0x7c9, index as u64]);
+                    Some(TcpConn {
+                        mss: usize::from(o.mss.max(1)),
+                        coalesce_trying: o.coalesce_trying,
+                        next: [isn as u32, (isn >> 32) as u32],
+                        pending: Vec::new(),
+                    })
+                }
+            };
             calls.push(CallState {
                 spec,
                 ids: DialogIds::new(scenario.seed, index),
-                truth: initial_truth(scenario, spec, &sip),
+                truth: initial_truth(scenario, spec, &sip, &rtp),
                 sip,
                 sip_next: 0,
                 rtp,
                 ip_id: [id_seed as u16, (id_seed >> 16) as u16],
+                tcp,
             });
         }
         Generator {
@@ -133,6 +170,7 @@ impl<'a> Generator<'a> {
             calls,
             heap,
             tones,
+            wire: Wire::new(scenario),
             sip_text: String::with_capacity(2048),
             payload: Vec::with_capacity(2048),
             packets: 0,
@@ -145,7 +183,6 @@ impl<'a> Generator<'a> {
 
     fn run<W: Write>(&mut self, pcap: &mut PcapWriter<W>) -> io::Result<()> {
         let precision = self.scenario.ts_precision;
-        let link = self.scenario.link;
         // The top entry is rewritten in place with its source's next time (one sift-down)
         // and only popped when the source is exhausted.
         while let Some(mut top) = self.heap.peek_mut() {
@@ -153,21 +190,35 @@ impl<'a> Generator<'a> {
             let call = &mut self.calls[key as usize];
             let spec = call.spec;
             let captured = precision.quantize(t);
-            let (datagram, payload, next) = if src == SRC_SIP {
+            let (records, next) = if src == SRC_SIP {
                 let (_, msg) = call.sip[call.sip_next];
                 call.sip_next += 1;
-                sip::render(spec, &call.ids, msg, &mut self.sip_text);
-                let by_caller = sip::sent_by_caller(msg);
-                let datagram = Datagram {
-                    media: false,
-                    ip_id: next_ip_id(&mut call.ip_id, by_caller),
-                    ..sip_datagram(spec, by_caller)
-                };
-                let (method, status) = sip::describe(msg);
-                call.truth.sip.push(SipTruth { capture_ns: captured, method, status, from_caller: by_caller });
-                self.sip_messages += 1;
                 let next = call.sip.get(call.sip_next).map(|&(t, _)| t);
-                (datagram, self.sip_text.as_bytes(), next)
+                let by_caller = sip::sent_by_caller(msg);
+                let records = if let SipMsg::Tcp(control) = msg {
+                    tcp_control(&mut self.wire, pcap, t, call, control)?
+                } else {
+                    sip::render(spec, &call.ids, msg, &mut self.sip_text);
+                    let (method, status) = sip::describe(msg);
+                    call.truth.sip.push(SipTruth { capture_ns: captured, method, status, from_caller: by_caller });
+                    self.sip_messages += 1;
+                    match call.tcp.as_mut() {
+                        None => {
+                            let datagram = Datagram {
+                                media: false,
+                                ip_id: next_ip_id(&mut call.ip_id, by_caller),
+                                ..sip_datagram(spec, by_caller)
+                            };
+                            self.wire.write(pcap, t, &datagram, L4::Udp, self.sip_text.as_bytes())?
+                        }
+                        Some(tcp) if tcp.coalesce_trying && msg == SipMsg::Provisional(100) => {
+                            tcp.pending.extend_from_slice(self.sip_text.as_bytes());
+                            0
+                        }
+                        Some(_) => tcp_data(&mut self.wire, pcap, t, call, by_caller, self.sip_text.as_bytes())?,
+                    }
+                };
+                (records, next)
             } else {
                 let by_caller = src == SRC_CALLER;
                 let stream = &mut call.rtp[usize::from(!by_caller)];
@@ -175,26 +226,40 @@ impl<'a> Generator<'a> {
                     PeekMut::pop(top);
                     continue;
                 };
-                rtp_packet(spec, by_caller, send.index, &stream.tone, &mut self.payload);
+                stream.plan.write(&send, &stream.tone, stream.ringback.as_ref(), &mut self.payload);
+                let (from, to) = stream.plan.addresses(&send);
                 stream.head = stream.schedule.next();
+                let next = stream.head.map(|h| h.capture_ns);
                 let datagram = Datagram {
+                    src: from.ip(),
+                    dst: to.ip(),
+                    src_port: from.port(),
+                    dst_port: to.port(),
                     media: true,
                     ip_id: next_ip_id(&mut call.ip_id, by_caller),
-                    ..rtp_datagram(spec, by_caller)
                 };
                 let truth = if by_caller { &mut call.truth.caller } else { &mut call.truth.callee };
                 truth.packets_sent += 1;
                 truth.first_capture_ns.get_or_insert(captured);
                 truth.last_capture_ns = Some(captured);
+                if !send.early && !call.truth.dtmf.is_empty() {
+                    let party = if by_caller { Party::Caller } else { Party::Callee };
+                    let side = party.name();
+                    for (d, t) in spec.dtmf.iter().zip(call.truth.dtmf.iter_mut()) {
+                        let event = d.at_packet..d.at_packet + d.packets + 2;
+                        if d.party == party && t.side == side && event.contains(&send.index) {
+                            t.start_ns = Some(t.start_ns.map_or(captured, |s| s.min(captured)));
+                        }
+                    }
+                }
                 self.rtp_packets += 1;
-                let next = stream.head.map(|h| h.capture_ns);
-                (datagram, self.payload.as_slice(), next)
+                (self.wire.write(pcap, t, &datagram, L4::Udp, &self.payload)?, next)
             };
-            let len = frame::frame_len(link, &datagram, payload.len());
-            pcap.record(t, len, |w| frame::write(link, &datagram, payload, w))?;
-            self.packets += 1;
-            self.first_ns.get_or_insert(captured);
-            self.last_ns = Some(captured);
+            if records > 0 {
+                self.packets += records;
+                self.first_ns.get_or_insert(captured);
+                self.last_ns = Some(captured);
+            }
             match next {
                 Some(next) => {
                     debug_assert!(next >= t, "source went back in time");
@@ -209,6 +274,9 @@ impl<'a> Generator<'a> {
     }
 
     fn finish(mut self, bytes: u64) -> Truth {
+        for call in &mut self.calls {
+            call.truth.dtmf.sort_by_key(|d| d.start_ns);
+        }
         if self.scenario.keep_payloads {
             for call in &mut self.calls {
                 let spec = call.spec;
@@ -239,41 +307,70 @@ fn next_ip_id(ids: &mut [u16; 2], by_caller: bool) -> u16 {
 }
 
 fn sip_datagram(spec: &CallSpec, by_caller: bool) -> Datagram {
-    let caller = (spec.caller_ip, spec.caller_sip_port);
-    let callee = (spec.callee_ip, spec.callee_sip_port);
+    let caller = rtp::sip_address(spec, Party::Caller);
+    let callee = rtp::sip_address(spec, Party::Callee);
     datagram(if by_caller { (caller, callee) } else { (callee, caller) })
 }
 
-fn rtp_datagram(spec: &CallSpec, by_caller: bool) -> Datagram {
-    let caller = (spec.caller_ip, spec.caller_rtp_port);
-    let callee = (spec.callee_ip, spec.callee_rtp_port);
-    datagram(if by_caller { (caller, callee) } else { (callee, caller) })
+/// Writes SIP text of one party as the next segments of the call's TCP connection (after a
+/// 100 Trying held back for coalescing, if any). Returns the records written.
+fn tcp_data<W: Write>(
+    wire: &mut Wire,
+    pcap: &mut PcapWriter<W>,
+    t: i64,
+    call: &mut CallState<'_>,
+    by_caller: bool,
+    text: &[u8],
+) -> io::Result<u64> {
+    let Some(tcp) = call.tcp.as_mut() else { return Ok(0) };
+    let mut bytes = std::mem::take(&mut tcp.pending);
+    bytes.extend_from_slice(text);
+    let (me, peer) = if by_caller { (0, 1) } else { (1, 0) };
+    let chunks: Vec<&[u8]> = bytes.chunks(tcp.mss).collect();
+    let mut records = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let flags = if i + 1 == chunks.len() { net::ACK | net::PSH } else { net::ACK };
+        let l4 = L4::Tcp { seq: tcp.next[me], ack: tcp.next[peer], flags };
+        tcp.next[me] = tcp.next[me].wrapping_add(chunk.len() as u32);
+        let d = Datagram {
+            media: false,
+            ip_id: next_ip_id(&mut call.ip_id, by_caller),
+            ..sip_datagram(call.spec, by_caller)
+        };
+        records += wire.write(pcap, t, &d, l4, chunk)?;
+    }
+    Ok(records)
+}
+
+/// Writes one payload-less segment opening or closing the call's TCP connection.
+fn tcp_control<W: Write>(
+    wire: &mut Wire,
+    pcap: &mut PcapWriter<W>,
+    t: i64,
+    call: &mut CallState<'_>,
+    control: TcpControl,
+) -> io::Result<u64> {
+    let Some(tcp) = call.tcp.as_mut() else { return Ok(0) };
+    let by_caller = sip::sent_by_caller(SipMsg::Tcp(control));
+    let (me, peer) = if by_caller { (0, 1) } else { (1, 0) };
+    let (flags, consumes) = match control {
+        TcpControl::Syn => (net::SYN, 1),
+        TcpControl::SynAck => (net::SYN | net::ACK, 1),
+        TcpControl::HandshakeAck | TcpControl::LastAck => (net::ACK, 0),
+        TcpControl::CallerFin | TcpControl::CalleeFin => (net::FIN | net::ACK, 1),
+    };
+    let l4 = L4::Tcp { seq: tcp.next[me], ack: tcp.next[peer], flags };
+    tcp.next[me] = tcp.next[me].wrapping_add(consumes);
+    let d =
+        Datagram { media: false, ip_id: next_ip_id(&mut call.ip_id, by_caller), ..sip_datagram(call.spec, by_caller) };
+    wire.write(pcap, t, &d, l4, &[])
 }
 
 fn datagram(((src, src_port), (dst, dst_port)): ((std::net::IpAddr, u16), (std::net::IpAddr, u16))) -> Datagram {
     Datagram { src, dst, src_port, dst_port, media: false, ip_id: 0 }
 }
 
-/// Writes RTP packet `k` of one direction (12-byte header and G.711 payload) into `out`.
-fn rtp_packet(spec: &CallSpec, by_caller: bool, k: u32, tone: &ToneSource, out: &mut Vec<u8>) {
-    let (ssrc, seq0, ts0) = if by_caller {
-        (spec.caller_ssrc, spec.caller_seq0, spec.caller_ts0)
-    } else {
-        (spec.callee_ssrc, spec.callee_seq0, spec.callee_ts0)
-    };
-    let spp = samples_per_packet(spec.ptime_ms);
-    let marker = if k == 0 { 0x80 } else { 0 };
-    out.clear();
-    out.push(0x80); // version 2, no padding, no extension, no CSRC
-    out.push(marker | spec.codec.payload_type());
-    // Sequence numbers and timestamps wrap by design (RFC 3550).
-    out.extend_from_slice(&seq0.wrapping_add(k as u16).to_be_bytes());
-    out.extend_from_slice(&ts0.wrapping_add(k.wrapping_mul(spp)).to_be_bytes());
-    out.extend_from_slice(&ssrc.to_be_bytes());
-    tone.fill(u64::from(k) * u64::from(spp), spp as usize, out);
-}
-
-/// The payload of every packet index of one direction.
+/// The payload of every talk packet index of one direction.
 fn all_payloads(spec: &CallSpec, party: Party, tones: &mut ToneCache) -> Vec<Vec<u8>> {
     let (silent, tone_hz) = match party {
         Party::Caller => (spec.impair.caller.silent, spec.caller_tone_hz),
@@ -283,19 +380,20 @@ fn all_payloads(spec: &CallSpec, party: Party, tones: &mut ToneCache) -> Vec<Vec
         return Vec::new();
     }
     let tone = tones.source(spec.codec, tone_hz);
-    let spp = samples_per_packet(spec.ptime_ms);
+    let plan = StreamPlan::new(spec, party);
+    let mut packet = Vec::new();
     (0..spec.packets_per_direction())
         .map(|k| {
-            let mut p = Vec::with_capacity(spp as usize);
-            tone.fill(u64::from(k) * u64::from(spp), spp as usize, &mut p);
-            p
+            let send = RtpSend { capture_ns: 0, index: k, duplicate: false, early: false };
+            plan.write(&send, &tone, None, &mut packet);
+            packet[12..].to_vec()
         })
         .collect()
 }
 
 /// The truth of a call before any packet is written: everything but the counters of packets
 /// actually sent and the SIP log.
-fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)]) -> CallTruth {
+fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)], rtp: &[RtpStream; 2]) -> CallTruth {
     let q = |ns: i64| scenario.ts_precision.quantize(ns);
     let end_ns = sip
         .iter()
@@ -313,11 +411,11 @@ fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)]) ->
         Outcome::NoAnswer => ("ringing", None, None),
     };
     let stream = |party: Party| {
-        let (impair, ssrc) = match party {
-            Party::Caller => (&spec.impair.caller, spec.caller_ssrc),
-            Party::Callee => (&spec.impair.callee, spec.callee_ssrc),
+        let ssrc = match party {
+            Party::Caller => spec.caller_ssrc,
+            Party::Callee => spec.callee_ssrc,
         };
-        let counts = timeline::stream_counts(spec, impair);
+        let counts = timeline::stream_counts(spec, party);
         StreamTruth {
             ssrc,
             codec: spec.codec,
@@ -344,5 +442,67 @@ fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)]) ->
         caller: stream(Party::Caller),
         callee: stream(Party::Callee),
         sip: Vec::with_capacity(sip.len()),
+        holds: hold_truth(spec, q),
+        dtmf: spec
+            .dtmf
+            .iter()
+            .map(|d| DtmfTruth {
+                digit: event_name(d.event),
+                side: d.party.name(),
+                start_ns: None,
+                duration_ms: d.packets * spec.ptime_ms,
+            })
+            .collect(),
+        early_media: rtp[1].plan.early.filter(|e| e.count > 0 && !spec.impair.callee.silent).map(|e| EarlyMediaTruth {
+            packets: e.count,
+            first_capture_ns: q(e.time_ns(0)),
+            last_capture_ns: q(e.time_ns(e.count - 1)),
+            tone_hz: e.tone_hz,
+        }),
+    }
+}
+
+/// The holds of a call, with where the held party's silence falls.
+fn hold_truth(spec: &CallSpec, q: impl Fn(i64) -> i64) -> Vec<HoldTruth> {
+    let n = spec.packets_per_direction();
+    timeline::holds(spec)
+        .into_iter()
+        .map(|(by, start, end)| {
+            let held = match by {
+                Party::Caller => Party::Callee,
+                Party::Callee => Party::Caller,
+            };
+            let a = rtp::first_packet_at(spec, held, start + timeline::REPLY_DELAY_NS);
+            let b = end.map_or(n, |e| rtp::first_packet_at(spec, held, e + timeline::REPLY_DELAY_NS));
+            let nominal = |k: u32| timeline::rtp_nominal_ns(spec, held, k).map(&q);
+            let silent = a < b && !held_silent(spec, held);
+            HoldTruth {
+                by: by.name(),
+                start_ns: q(start),
+                end_ns: end.map(&q),
+                held: held.name(),
+                silent_from_ns: if silent { nominal(a) } else { None },
+                silent_until_ns: if silent && b < n { nominal(b) } else { None },
+            }
+        })
+        .collect()
+}
+
+fn held_silent(spec: &CallSpec, party: Party) -> bool {
+    match party {
+        Party::Caller => spec.impair.caller.silent,
+        Party::Callee => spec.impair.callee.silent,
+    }
+}
+
+/// The name of telephone-event code `event` (RFC 4733 section 3.2).
+fn event_name(event: u8) -> String {
+    match event {
+        0..=9 => char::from(b'0' + event).to_string(),
+        10 => "*".into(),
+        11 => "#".into(),
+        12..=15 => char::from(b'A' + event - 12).to_string(),
+        16 => "flash".into(),
+        other => format!("<{other}>"),
     }
 }

@@ -20,12 +20,21 @@
 //! bytes. Tests can recompute any payload with [`expected_payload`] (or the building blocks
 //! [`tone_sample`], [`linear_to_ulaw`], [`linear_to_alaw`]), any nominal capture time with
 //! [`timeline::rtp_nominal_ns`], and the exact send order and times of one RTP direction with
-//! [`RtpSchedule`]. The [`timeline`] module documents every timing choice.
+//! [`RtpSchedule`] (and the exact bytes of each of its packets with [`rtp_packet`]). The
+//! [`timeline`] module documents every timing choice.
+//!
+//! Beyond plain calls, a scenario can put real-network situations on the wire: SIP over TCP
+//! ([`SipTransport`]), IP fragmentation ([`Fragmentation`]), tunnels ([`Tunnel`]: GRE, ERSPAN,
+//! VXLAN), a callee behind NAT ([`Nat`]), early media ([`EarlyMedia`]), hold, resume and media
+//! moves by re-INVITE ([`MidCall`]), RFC 4733 DTMF ([`DtmfDigit`]) and RTP numbering changes
+//! ([`StreamChange`]). Left at their defaults they change nothing: the bytes are those of a
+//! plain capture.
 //!
 //! Module map: `spec` (what to generate), `validate` (checks it), `timeline` (when each packet
-//! goes out), `sip` (message text), `tone` and `g711` (payloads), `frame` (link/IP/UDP
-//! headers), `pcap` (file format), `generate` (the k-way merge), `truth` (what was written),
-//! `presets` (bulk and demo call sets).
+//! goes out), `sip` (message text), `rtp` (what each RTP packet carries), `tone` and `g711`
+//! (payloads), `frame` (link/IP/UDP headers), `net` (TCP, fragments, tunnels), `pcap` (file
+//! format), `generate` (the k-way merge), `truth` (what was written), `presets` (bulk and demo
+//! call sets).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -34,8 +43,10 @@ mod frame;
 mod g711;
 mod generate;
 mod mix;
+mod net;
 pub mod pcap;
 mod presets;
+mod rtp;
 mod sip;
 mod spec;
 pub mod timeline;
@@ -46,8 +57,13 @@ mod validate;
 pub use g711::{linear_to_alaw, linear_to_ulaw};
 pub use generate::{write_pcap, write_pcap_to};
 pub use presets::{demo_mix, spread_calls};
-pub use spec::{CallSpec, Codec, DirImpair, Hangup, Impairments, Link, Outcome, Scenario, TsPrecision};
+pub use rtp::{TELEPHONE_EVENT_PT, rtp_addresses, rtp_packet};
+pub use spec::{
+    CallSpec, Codec, DirImpair, DtmfDigit, EarlyMedia, FragmentOrder, Fragmentation, Hangup, Impairments, Link,
+    MidCall, Nat, Outcome, Scenario, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, TsPrecision,
+    Tunnel,
+};
 pub use timeline::{Party, RtpSchedule, RtpSend};
 pub use tone::{SAMPLE_RATE, TONE_AMPLITUDE, expected_payload, samples_per_packet, tone_sample};
-pub use truth::{CallTruth, SipTruth, StreamTruth, Truth};
+pub use truth::{CallTruth, DtmfTruth, EarlyMediaTruth, HoldTruth, SipTruth, StreamTruth, Truth};
 pub use validate::SpecError;

@@ -159,6 +159,8 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         ts_precision: if args.nano { TsPrecision::Nano } else { TsPrecision::Micro },
         seed: args.seed,
         keep_payloads: false,
+        tunnel: None,
+        fragmentation: None,
     };
     scenario.validate()?;
     Ok(scenario)

@@ -3,14 +3,16 @@
 //! Each call has one dialog between the caller and the callee, no proxies. Responses copy the
 //! request's Via, From, To (adding the callee's tag after the 100), Call-ID and CSeq. The ACK
 //! for a 200 is a new transaction (new branch); the ACK for a non-2xx final response and the
-//! CANCEL reuse the INVITE's branch. A BYE uses its sender's own CSeq space.
+//! CANCEL reuse the INVITE's branch. A BYE or re-INVITE uses its sender's own CSeq space (the
+//! caller's goes on from the INVITE's CSeq); a re-INVITE and its ACK get new branches, and its
+//! SDP keeps the sender's session id with a version that counts the sender's SDP changes.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::mix::hash;
-use crate::spec::CallSpec;
-use crate::timeline::{Party, SipMsg};
+use crate::spec::{CallSpec, SipTransport};
+use crate::timeline::{Party, ReInvite, SipMsg, TcpControl, reinvites};
 
 /// Identifiers of one dialog, hashed from the scenario seed and the call's position.
 #[derive(Debug, Clone)]
@@ -24,12 +26,21 @@ pub(crate) struct DialogIds {
     callee_cseq: u32,
     caller_sess: u64,
     callee_sess: u64,
+    seed: u64,
+    call_index: u64,
 }
 
 impl DialogIds {
+    /// A further identifier of the dialog (re-INVITE branches).
+    fn extra(&self, k: u64) -> u64 {
+        hash(&[self.seed, 0x5e55, self.call_index, k])
+    }
+
     pub(crate) fn new(seed: u64, call_index: usize) -> DialogIds {
         let h = |k: u64| hash(&[seed, 0x5e55, call_index as u64, k]);
         DialogIds {
+            seed,
+            call_index: call_index as u64,
             from_tag: h(1),
             to_tag: h(2),
             invite_branch: h(3),
@@ -124,6 +135,12 @@ pub(crate) fn sent_by_caller(msg: SipMsg) -> bool {
         SipMsg::Provisional(_) | SipMsg::InviteOk | SipMsg::InviteFinal(_) | SipMsg::CancelOk => false,
         SipMsg::Bye(by) => by == Party::Caller,
         SipMsg::ByeOk(by) => by == Party::Callee,
+        SipMsg::SessionProgress => false,
+        SipMsg::ReInvite(_, by) | SipMsg::ReAck(_, by) => by == Party::Caller,
+        SipMsg::ReInviteOk(_, by) => by == Party::Callee,
+        SipMsg::Tcp(c) => {
+            matches!(c, TcpControl::Syn | TcpControl::HandshakeAck | TcpControl::CallerFin | TcpControl::LastAck)
+        }
     }
 }
 
@@ -138,6 +155,12 @@ pub(crate) fn describe(msg: SipMsg) -> (&'static str, Option<u16>) {
         SipMsg::CancelOk => ("CANCEL", Some(200)),
         SipMsg::Bye(_) => ("BYE", None),
         SipMsg::ByeOk(_) => ("BYE", Some(200)),
+        SipMsg::SessionProgress => ("INVITE", Some(183)),
+        SipMsg::ReInvite(..) => ("INVITE", None),
+        SipMsg::ReInviteOk(..) => ("INVITE", Some(200)),
+        SipMsg::ReAck(..) => ("ACK", None),
+        // Not SIP; never described in the truth.
+        SipMsg::Tcp(_) => ("", None),
     }
 }
 
@@ -146,7 +169,14 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
     let n = if spec.compact_headers { &COMPACT } else { &FULL };
     let caller = host(spec.caller_ip);
     let callee = host(spec.callee_ip);
-    let caller_via = format!("SIP/2.0/UDP {caller}:{};branch=z9hG4bK", spec.caller_sip_port);
+    let proto = match spec.sip_transport {
+        SipTransport::Udp => "UDP",
+        SipTransport::Tcp(_) => "TCP",
+    };
+    let caller_via = format!("SIP/2.0/{proto} {caller}:{};branch=z9hG4bK", spec.caller_sip_port);
+    let callee_via = format!("SIP/2.0/{proto} {callee}:{};branch=z9hG4bK", spec.callee_sip_port);
+    let re = reinvites(spec);
+    let sent_by = |p: Party| re.iter().filter(|r| r.by == p).count() as u32;
     let display = spec.from_display.as_deref().map(|d| format!("\"{d}\" ")).unwrap_or_default();
     let from_caller = format!("{display}<sip:{}@{caller}>;tag={:08x}", spec.from_user, ids.from_tag as u32);
     let to_uri = format!("<sip:{}@{callee}>", spec.to_user);
@@ -161,17 +191,48 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
     // Start line and the headers every message has, in the usual order.
     let (start, via, from, to, cseq_line) = match msg {
         SipMsg::Invite => {
-            body = sdp(spec, Party::Caller, ids.caller_sess);
+            body = sdp(spec, Party::Caller, ids.caller_sess, 0, spec.caller_rtp_port, "sendrecv");
             (format!("INVITE {callee_target} SIP/2.0"), invite_via, from_caller, to_uri, format!("{cseq} INVITE"))
         }
         SipMsg::Provisional(code) | SipMsg::InviteFinal(code) => {
             let to = if code == 100 { to_uri } else { to_tagged };
             (status(code), invite_via, from_caller, to, format!("{cseq} INVITE"))
         }
-        SipMsg::InviteOk => {
-            body = sdp(spec, Party::Callee, ids.callee_sess);
-            (status(200), invite_via, from_caller, to_tagged, format!("{cseq} INVITE"))
+        SipMsg::InviteOk | SipMsg::SessionProgress => {
+            body = sdp(spec, Party::Callee, ids.callee_sess, 0, spec.callee_rtp_port, "sendrecv");
+            let code = if msg == SipMsg::InviteOk { 200 } else { 183 };
+            (status(code), invite_via, from_caller, to_tagged, format!("{cseq} INVITE"))
         }
+        SipMsg::ReInvite(i, by) | SipMsg::ReInviteOk(i, by) | SipMsg::ReAck(i, by) => {
+            let r: &ReInvite = &re[usize::from(i)];
+            let (target, via, from, to, number) = match by {
+                Party::Caller => (&callee_target, &caller_via, &from_caller, &to_tagged, cseq + r.cseq_step),
+                Party::Callee => (&caller_target, &callee_via, &to_tagged, &from_caller, ids.callee_cseq + r.cseq_step),
+            };
+            let branch = ids.extra(if matches!(msg, SipMsg::ReAck(..)) { 200 } else { 100 } + u64::from(i));
+            let via = format!("{via}{branch:016x}");
+            let (sess, answer_sess) = match by {
+                Party::Caller => (ids.caller_sess, ids.callee_sess),
+                Party::Callee => (ids.callee_sess, ids.caller_sess),
+            };
+            match msg {
+                SipMsg::ReInvite(..) => {
+                    body = sdp(spec, by, sess, r.offer_version, r.offer_port, r.offer_dir);
+                    (format!("INVITE {target} SIP/2.0"), via, from.clone(), to.clone(), format!("{number} INVITE"))
+                }
+                SipMsg::ReInviteOk(..) => {
+                    let other = match by {
+                        Party::Caller => Party::Callee,
+                        Party::Callee => Party::Caller,
+                    };
+                    body = sdp(spec, other, answer_sess, r.answer_version, r.answer_port, r.answer_dir);
+                    (status(200), via, from.clone(), to.clone(), format!("{number} INVITE"))
+                }
+                _ => (format!("ACK {target} SIP/2.0"), via, from.clone(), to.clone(), format!("{number} ACK")),
+            }
+        }
+        // Not SIP: nothing to render.
+        SipMsg::Tcp(_) => return,
         SipMsg::AckOk => (
             format!("ACK {callee_target} SIP/2.0"),
             format!("{caller_via}{:016x}", ids.ack_branch),
@@ -194,14 +255,14 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
                     format!("{caller_via}{:016x}", ids.bye_branch),
                     from_caller,
                     to_tagged,
-                    cseq + 1,
+                    cseq + 1 + sent_by(Party::Caller),
                 ),
                 Party::Callee => (
                     format!("BYE {caller_target} SIP/2.0"),
-                    format!("SIP/2.0/UDP {callee}:{};branch=z9hG4bK{:016x}", spec.callee_sip_port, ids.bye_branch),
+                    format!("{callee_via}{:016x}", ids.bye_branch),
                     to_tagged,
                     from_caller,
-                    ids.callee_cseq,
+                    ids.callee_cseq + sent_by(Party::Callee),
                 ),
             };
             let start_line = if request { start_line } else { status(200) };
@@ -217,12 +278,16 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
     }
     let _ =
         write!(out, "{}: {from}\r\n{}: {to}\r\n{}: {}\r\nCSeq: {cseq_line}\r\n", n.from, n.to, n.call_id, spec.call_id);
-    // Contact on dialog-forming messages.
+    // Contact on dialog-forming and target-refresh messages.
     match msg {
-        SipMsg::Invite => {
+        SipMsg::Invite | SipMsg::ReInvite(_, Party::Caller) | SipMsg::ReInviteOk(_, Party::Callee) => {
             let _ = write!(out, "{}: <{caller_target}>\r\n", n.contact);
         }
-        SipMsg::Provisional(180) | SipMsg::InviteOk => {
+        SipMsg::Provisional(180)
+        | SipMsg::InviteOk
+        | SipMsg::SessionProgress
+        | SipMsg::ReInvite(_, Party::Callee)
+        | SipMsg::ReInviteOk(_, Party::Caller) => {
             let _ = write!(out, "{}: <{callee_target}>\r\n", n.contact);
         }
         _ => {}
@@ -240,6 +305,11 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
             "Server: callvault-callgen\r\n"
         });
         let _ = write!(out, "{}: application/sdp\r\n", n.content_type);
+    } else if !body.is_empty() {
+        let _ = write!(out, "{}: application/sdp\r\n", n.content_type);
+    }
+    if msg == SipMsg::Invite && spec.invite_padding > 0 {
+        padding(spec.invite_padding, out);
     }
     let _ = write!(out, "{}: {}\r\n\r\n{body}", n.content_length, body.len());
 }
@@ -248,17 +318,30 @@ fn status(code: u16) -> String {
     format!("SIP/2.0 {code} {}", reason(code))
 }
 
-/// The SDP offer (caller) or answer (callee) of a call.
-fn sdp(spec: &CallSpec, party: Party, session: u64) -> String {
-    let (ip, port) = match party {
-        Party::Caller => (spec.caller_ip, spec.caller_rtp_port),
-        Party::Callee => (spec.callee_ip, spec.callee_rtp_port),
+/// Padding header lines of [`CallSpec::invite_padding`]: `ceil(bytes / 100)` lines of exactly
+/// 100 bytes, `X-Padding-NNN: ` and 82 letters.
+fn padding(bytes: u32, out: &mut String) {
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+    for i in 0..bytes.div_ceil(100) {
+        let _ = write!(out, "X-Padding-{:03}: ", i % 1000);
+        out.extend((0..82).map(|j| char::from(LETTERS[(i as usize + j) % LETTERS.len()])));
+        out.push_str("\r\n");
+    }
+}
+
+/// An SDP of `party` (the offer of the caller, the answer of the callee, or a re-offer): its
+/// address, `port`, `o=` version `session + version` and direction attribute `direction`.
+fn sdp(spec: &CallSpec, party: Party, session: u64, version: u64, port: u16, direction: &str) -> String {
+    let ip = match party {
+        Party::Caller => spec.caller_ip,
+        Party::Callee => spec.callee_ip,
     };
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let pt = spec.codec.payload_type();
+    let o_version = session + version;
     format!(
         "v=0\r\n\
-         o=- {session} {session} IN {family} {ip}\r\n\
+         o=- {session} {o_version} IN {family} {ip}\r\n\
          s=-\r\n\
          c=IN {family} {ip}\r\n\
          t=0 0\r\n\
@@ -267,7 +350,7 @@ fn sdp(spec: &CallSpec, party: Party, session: u64) -> String {
          a=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-16\r\n\
          a=ptime:{}\r\n\
-         a=sendrecv\r\n",
+         a={direction}\r\n",
         spec.codec.encoding_name(),
         spec.ptime_ms
     )

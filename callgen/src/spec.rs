@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::g711::{linear_to_alaw, linear_to_ulaw};
 use crate::mix::hash;
+use crate::timeline::Party;
 
 /// A capture to generate: the calls, the link layer and the timestamp precision.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,12 @@ pub struct Scenario {
     /// Keep every packet's G.711 payload in [`StreamTruth::payloads`](crate::StreamTruth).
     /// Memory then grows with the number of packets, so leave it off for large captures.
     pub keep_payloads: bool,
+    /// Carry every packet inside this encapsulation (as a mirror port fed by a remote SPAN or
+    /// an overlay network shows it). `None`: packets as the hosts sent them.
+    pub tunnel: Option<Tunnel>,
+    /// Fragment IP packets longer than a path MTU (the tunnelled packet, inside the tunnel).
+    /// `None`: no fragmentation (and DF set on every IPv4 packet).
+    pub fragmentation: Option<Fragmentation>,
 }
 
 impl Default for Scenario {
@@ -31,6 +38,8 @@ impl Default for Scenario {
             ts_precision: TsPrecision::Micro,
             seed: 0,
             keep_payloads: false,
+            tunnel: None,
+            fragmentation: None,
         }
     }
 }
@@ -90,6 +99,210 @@ impl TsPrecision {
             TsPrecision::Nano => ns,
         }
     }
+}
+
+/// An encapsulation around every packet of a capture.
+///
+/// The outer packets go from [`TUNNEL_SRC`] to [`TUNNEL_DST`] over IPv4 (DF set, TTL 64, an
+/// identification counting up from a seeded value), framed by the scenario's [`Link`]. The
+/// inner packet is the one the hosts sent (IPv4 or IPv6, possibly a fragment); tunnels that
+/// carry Ethernet put it in an Ethernet II frame with the made-up MAC addresses of the hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tunnel {
+    /// GRE (RFC 2784), no optional fields, protocol type 0x0800 or 0x86dd: the inner IP packet.
+    Gre,
+    /// GRE with transparent Ethernet bridging (protocol type 0x6558): the inner Ethernet frame.
+    GreEthernet,
+    /// ERSPAN type II (Cisco remote SPAN): GRE with a sequence number, protocol type 0x88be,
+    /// the 8-byte ERSPAN II header (version 1, this session id, VLAN 0) and the Ethernet frame.
+    ErspanII {
+        /// Mirroring session id (10 bits).
+        session: u16,
+    },
+    /// ERSPAN type III: GRE with a sequence number, protocol type 0x22eb, the 12-byte ERSPAN
+    /// III header (version 2, this session id, a 100 µs timestamp, frame type Ethernet, no
+    /// platform sub-header) and the Ethernet frame.
+    ErspanIII {
+        /// Mirroring session id (10 bits).
+        session: u16,
+    },
+    /// VXLAN (RFC 7348): UDP to port 4789 (source port hashed from the inner flow, checksum
+    /// filled in), the 8-byte header with the I flag and this VNI, and the Ethernet frame.
+    Vxlan {
+        /// VXLAN network identifier (24 bits).
+        vni: u32,
+    },
+}
+
+/// Outer source address of tunnelled packets (TEST-NET-1).
+pub const TUNNEL_SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+/// Outer destination address of tunnelled packets (TEST-NET-1).
+pub const TUNNEL_DST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
+
+/// IP fragmentation on the path: every IP packet longer than `mtu` bytes (IP header included)
+/// is sent as fragments of at most `mtu` bytes, all captured at the packet's time.
+///
+/// IPv4 fragments clear DF and share the sender's identification; IPv6 fragments carry a
+/// fragment header (RFC 8200) with a 32-bit identification. Every fragment but the last holds
+/// a multiple of 8 payload bytes, as large as the MTU allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fragmentation {
+    /// Path MTU in bytes, 576..=9000 (IPv6 needs at least 1280 by RFC 8200, but smaller values
+    /// are accepted to force fragmentation).
+    pub mtu: u16,
+    /// The order the fragments of one packet are captured in.
+    pub order: FragmentOrder,
+}
+
+/// Capture order of the fragments of one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FragmentOrder {
+    /// By offset, first fragment first.
+    #[default]
+    InOrder,
+    /// Last fragment first (as some stacks send them).
+    Reverse,
+    /// A permutation drawn from the scenario seed and the packet (never the identity when
+    /// there are at least two fragments).
+    Shuffled,
+}
+
+/// How a call's SIP messages travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SipTransport {
+    /// One message per UDP datagram.
+    #[default]
+    Udp,
+    /// One TCP connection from the caller's SIP port to the callee's, carrying every message
+    /// of the call both ways (see [`TcpOptions`]). Via headers say `SIP/2.0/TCP`.
+    Tcp(TcpOptions),
+}
+
+/// SIP over TCP.
+///
+/// The caller opens the connection with a three-way handshake (SYN, SYN-ACK, ACK at 3, 2 and
+/// 1 ms before the INVITE; initial sequence numbers hashed from the seed, no options, window
+/// 65535) and closes it 50 ms after the call's last SIP message (FIN-ACK each way, then the
+/// last ACK, 1 ms apart). Each message (or group of coalesced messages) is written as
+/// consecutive segments of at most `mss` bytes, all captured at the message's time, ACK set
+/// and PSH on the last; every segment acknowledges all the other side has sent. No segment is
+/// lost or retransmitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TcpOptions {
+    /// Largest payload of one segment (1..=65000). A message longer than this is split.
+    pub mss: u16,
+    /// The callee's 100 Trying is not sent on its own: it goes out in the same segment(s) as
+    /// the callee's next message, at that message's time (and [`SipTruth`](crate::SipTruth)
+    /// gives it that time).
+    pub coalesce_trying: bool,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        TcpOptions { mss: 1460, coalesce_trying: false }
+    }
+}
+
+/// The callee sits behind a NAT that maps its SIP and RTP ports to a public address.
+///
+/// Its SIP and SDP keep naming its private `callee_ip` and ports, but on the wire (the public
+/// side, where the capture is taken) its packets come from `public_ip` and the caller sends to
+/// `public_ip`: SIP from and to `public_ip:sip_port`, RTP from and to `public_ip:rtp_port`
+/// (the caller does symmetric RTP: it answers the source of the callee's media, which starts
+/// first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Nat {
+    /// The NAT's public address (same family as the call).
+    pub public_ip: IpAddr,
+    /// Public port of the callee's SIP.
+    pub sip_port: u16,
+    /// Public port of the callee's RTP.
+    pub rtp_port: u16,
+}
+
+/// Early media: a `183 Session Progress` with the callee's SDP replaces the `180 Ringing`, and
+/// the callee plays a ringback tone over RTP until it answers.
+///
+/// The ringback packets lie on the callee's RTP grid extended backwards from its first packet
+/// after the answer (same SSRC, timestamps consistent with capture time, consecutive sequence
+/// numbers ending right before the talk packet 0): every grid slot at least 20 ms after the 183
+/// and at least 10 ms before the 200 OK carries one. The first one has the marker bit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyMedia {
+    /// Frequency of the ringback tone (0 < f < 4000); its samples are numbered from 0 at the
+    /// first ringback packet.
+    pub tone_hz: f64,
+}
+
+/// Something that happens during an answered call, by a re-INVITE: the re-INVITE at
+/// `answer + at_ms`, its 200 OK 5 ms later, the ACK 10 ms later. Times are relative to the
+/// answer; re-INVITEs must be at least 20 ms apart, at least 20 ms after the answer and end
+/// before the talk time does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MidCall {
+    /// `by` puts the call on hold: it re-INVITEs with `a=sendonly`, the other party answers
+    /// `a=recvonly` and sends no RTP from its 200 OK until the 200 OK of the resume; `by`
+    /// resumes with a re-INVITE with `a=sendrecv` at `resume_ms` (answered `a=sendrecv`), or
+    /// never (`None`). The held party's sequence numbers go on without a gap and its
+    /// timestamps jump by the time it was silent; its first packet after the hold has the
+    /// marker bit. The holder keeps sending.
+    Hold {
+        /// Who puts the call on hold.
+        by: Party,
+        /// When (ms after the answer).
+        at_ms: u32,
+        /// When it resumes (ms after the answer), if it does.
+        resume_ms: Option<u32>,
+    },
+    /// `party` moves its media to `rtp_port` of the same address: its re-INVITE offers the new
+    /// port. From the 200 OK on, its RTP is sent from and received on the new port.
+    MoveMedia {
+        /// Who moves.
+        party: Party,
+        /// When (ms after the answer).
+        at_ms: u32,
+        /// The new RTP port.
+        rtp_port: u16,
+    },
+}
+
+/// An RFC 4733 telephone event (DTMF) sent in a party's RTP stream with payload type 101 (the
+/// SDPs map `101 telephone-event/8000`).
+///
+/// It replaces `packets + 2` consecutive packets of the stream, starting at packet index
+/// `at_packet`: `packets` updates with the event's RTP timestamp (that of packet `at_packet`)
+/// and durations `spp`, `2·spp`, ... (the first with the marker bit, the last with the E bit),
+/// then the end packet twice more (the usual retransmissions), each with its own sequence
+/// number. The key press lasts `packets · ptime_ms`; it starts at the capture time of the
+/// first event packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DtmfDigit {
+    /// Who presses the key.
+    pub party: Party,
+    /// Event code: 0-9, 10 `*`, 11 `#`, 12-15 `A`-`D` (16 flash).
+    pub event: u8,
+    /// Index of the first packet replaced.
+    pub at_packet: u32,
+    /// Update packets before the end (at least 1); the duration is `packets · ptime_ms`.
+    pub packets: u32,
+}
+
+/// A party's RTP numbering starts over at packet `at_packet` (a new SSRC after a transfer, or
+/// the same SSRC with a sequence and timestamp jump): packet `at_packet + i` has sequence
+/// number `seq + i` and timestamp `ts + i·spp` (minus the packets not sent while held), and the
+/// marker bit on the first. The audio goes on without a break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamChange {
+    /// Whose stream.
+    pub party: Party,
+    /// First packet with the new numbering.
+    pub at_packet: u32,
+    /// SSRC from there on (may equal the old one).
+    pub ssrc: u32,
+    /// Sequence number of packet `at_packet`.
+    pub seq: u16,
+    /// RTP timestamp of packet `at_packet`.
+    pub ts: u32,
 }
 
 /// The audio codec of a call: G.711 at 8000 Hz, one byte per sample.
@@ -247,6 +460,21 @@ pub struct CallSpec {
     pub impair: Impairments,
     /// How the call ends.
     pub outcome: Outcome,
+    /// Transport of the call's SIP.
+    pub sip_transport: SipTransport,
+    /// About this many bytes of extra `X-Padding-<n>` headers (lines of up to 100 bytes) in
+    /// the initial INVITE, to make it larger than an MTU or a TCP segment. 0: none.
+    pub invite_padding: u32,
+    /// The callee is behind a NAT (see [`Nat`]).
+    pub callee_nat: Option<Nat>,
+    /// Early media before the answer (answered calls only).
+    pub early_media: Option<EarlyMedia>,
+    /// Re-INVITEs during the call (answered calls only), in any order.
+    pub midcall: Vec<MidCall>,
+    /// RFC 4733 DTMF key presses (answered calls only).
+    pub dtmf: Vec<DtmfDigit>,
+    /// Changes of RTP numbering (answered calls only).
+    pub stream_changes: Vec<StreamChange>,
 }
 
 impl CallSpec {
@@ -261,6 +489,7 @@ impl CallSpec {
     ///   both are distinct across any 1500 consecutive calls and never equal each other.
     /// - SSRCs, first sequence numbers and timestamps are hashed from `i` (some land near the
     ///   wrap-around), PCMU, 20 ms ptime, 1 s ringing, no impairments.
+    /// - SIP over UDP, no padding, no NAT, no early media, nothing mid-call.
     pub fn answered(i: u32, start_ns: i64, talk_ms: u32) -> CallSpec {
         let n = u64::from(i);
         let h = |k: u64| hash(&[0xca11, n, k]);
@@ -295,13 +524,30 @@ impl CallSpec {
             pai: None,
             impair: Impairments::default(),
             outcome: Outcome::Answered { hangup: Hangup::Caller },
+            sip_transport: SipTransport::Udp,
+            invite_padding: 0,
+            callee_nat: None,
+            early_media: None,
+            midcall: Vec::new(),
+            dtmf: Vec::new(),
+            stream_changes: Vec::new(),
         }
     }
 
     /// The same call over IPv6: each IPv4 address `a.b.c.d` becomes `fd00::a:b:c:d`.
+    ///
+    /// A NAT's public IPv4 address `a.b.c.d` becomes `2001:db8::a:b:c:d` (documentation
+    /// space, not a private range).
     pub fn into_ipv6(mut self) -> CallSpec {
         self.caller_ip = to_v6(self.caller_ip);
         self.callee_ip = to_v6(self.callee_ip);
+        if let Some(nat) = self.callee_nat.as_mut()
+            && let IpAddr::V4(v4) = nat.public_ip
+        {
+            let [a, b, c, d] = v4.octets();
+            let [a, b, c, d] = [a, b, c, d].map(u16::from);
+            nat.public_ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, a, b, c, d));
+        }
         self
     }
 
@@ -352,5 +598,9 @@ mod tests {
     fn ipv6_mapping() {
         let c = CallSpec::answered(3, 0, 100).into_ipv6();
         assert_eq!(c.caller_ip, "fd00::a:1:0:4".parse::<IpAddr>().unwrap());
+        let mut n = CallSpec::answered(3, 0, 100);
+        n.callee_nat = Some(Nat { public_ip: "203.0.113.7".parse().unwrap(), sip_port: 1, rtp_port: 2 });
+        let n = n.into_ipv6();
+        assert_eq!(n.callee_nat.unwrap().public_ip, "2001:db8::cb:0:71:7".parse::<IpAddr>().unwrap());
     }
 }

@@ -26,9 +26,24 @@
 //! direction, and no callee packet is captured before the 200 OK. A reordered packet is held
 //! back: it arrives 1 ms after the packet that overtook it, which arrives in its own slot. A
 //! sender whose clock is `clock_ppm` off spaces its packets `ptime / (1 + ppm / 10^6)` apart.
+//!
+//! Options that add messages or packets:
+//!
+//! | option                                  | capture time                                   |
+//! |-----------------------------------------|------------------------------------------------|
+//! | early media: 183 with SDP (no 180)      | `T + min(100 ms, R/2)`                         |
+//! | early media: ringback RTP               | callee grid slots in `[183 + 20 ms, A - 10 ms]` |
+//! | re-INVITE `n` (hold, resume, move)      | `A + at_ms`; 200 OK +5 ms, ACK +10 ms          |
+//! | SIP over TCP: SYN, SYN-ACK, ACK         | `T - 3 ms`, `T - 2 ms`, `T - 1 ms`             |
+//! | SIP over TCP: FIN-ACK, FIN-ACK, ACK     | last SIP message + 50, 51, 52 ms               |
+//! | SIP over TCP, `coalesce_trying`: the 100 | with the callee's next message                 |
+//!
+//! A held party sends no RTP in the slots whose nominal time falls between the 200 OK of the
+//! hold and the 200 OK of the resume; a party that moves its media uses its new port for the
+//! slots (of either direction) from the 200 OK of the move on.
 
 use crate::mix::{hash, unit_f64};
-use crate::spec::{CallSpec, DirImpair, Hangup, Outcome, Scenario};
+use crate::spec::{CallSpec, Hangup, MidCall, Outcome, Scenario, SipTransport};
 
 const MS: i64 = 1_000_000;
 
@@ -52,6 +67,15 @@ pub const INVITE_RETRANSMIT_NS: [i64; 4] = [500 * MS, 1500 * MS, 3500 * MS, 7500
 pub const DUPLICATE_DELAY_NS: i64 = MS;
 /// How long after the packet that overtook it a reordered packet arrives.
 const REORDER_DELAY_NS: i64 = MS;
+
+/// SIP over TCP: the SYN, before the INVITE (SYN-ACK and ACK follow 1 ms apart).
+pub const TCP_OPEN_NS: i64 = 3 * MS;
+/// SIP over TCP: the first FIN, after the call's last SIP message (FIN and ACK follow 1 ms apart).
+pub const TCP_CLOSE_NS: i64 = 50 * MS;
+/// Early media: the first ringback slot is at least this long after the 183.
+pub const EARLY_MEDIA_DELAY_NS: i64 = 20 * MS;
+/// Early media: the last ringback slot is at least this long before the 200 OK.
+pub const EARLY_MEDIA_STOP_NS: i64 = 10 * MS;
 
 /// Cap on the jitter amplitude regardless of `jitter_ms`.
 pub const MAX_JITTER_NS: i64 = 15 * MS;
@@ -143,6 +167,143 @@ pub(crate) enum SipMsg {
     Bye(Party),
     /// 200 OK to the BYE sent by this party.
     ByeOk(Party),
+    /// 183 Session Progress with the callee's SDP (early media).
+    SessionProgress,
+    /// Re-INVITE number `n` (index into [`reinvites`]), sent by the given party.
+    ReInvite(u8, Party),
+    /// 200 OK (with the SDP answer) to re-INVITE `n` sent by the given party.
+    ReInviteOk(u8, Party),
+    /// ACK for the 200 OK to re-INVITE `n` sent by the given party.
+    ReAck(u8, Party),
+    /// Not SIP: a TCP segment without payload opening or closing the call's connection.
+    Tcp(TcpControl),
+}
+
+/// The payload-less segments of a SIP-over-TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TcpControl {
+    /// Caller: SYN.
+    Syn,
+    /// Callee: SYN-ACK.
+    SynAck,
+    /// Caller: ACK of the SYN-ACK.
+    HandshakeAck,
+    /// Caller: FIN-ACK.
+    CallerFin,
+    /// Callee: FIN-ACK.
+    CalleeFin,
+    /// Caller: the last ACK.
+    LastAck,
+}
+
+/// One re-INVITE transaction of a call, with the SDP of its offer and answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReInvite {
+    /// Who sends the re-INVITE (the offer).
+    pub(crate) by: Party,
+    /// Capture time of the re-INVITE (200 OK at +5 ms, ACK at +10 ms).
+    pub(crate) at_ns: i64,
+    /// What it does.
+    pub(crate) kind: ReInviteKind,
+    /// Direction attribute of the offer and of the answer.
+    pub(crate) offer_dir: &'static str,
+    pub(crate) answer_dir: &'static str,
+    /// RTP port in the offer (the sender's) and in the answer (the other party's).
+    pub(crate) offer_port: u16,
+    pub(crate) answer_port: u16,
+    /// SDP `o=` version of the offer and of the answer, as an increment of the session id.
+    pub(crate) offer_version: u64,
+    pub(crate) answer_version: u64,
+    /// CSeq number of the re-INVITE, as an increment of the sender's first CSeq (the
+    /// caller's INVITE CSeq, or the callee's first CSeq).
+    pub(crate) cseq_step: u32,
+}
+
+/// What a re-INVITE does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReInviteKind {
+    Hold,
+    Resume,
+    Move,
+}
+
+/// The re-INVITEs of a call in time order, with the SDP each side sends (see [`MidCall`]).
+pub(crate) fn reinvites(spec: &CallSpec) -> Vec<ReInvite> {
+    let Some(a) = answer_ns(spec) else { return Vec::new() };
+    let mut events: Vec<(u32, Party, ReInviteKind, Option<u16>)> = Vec::new();
+    for m in &spec.midcall {
+        match *m {
+            MidCall::Hold { by, at_ms, resume_ms } => {
+                events.push((at_ms, by, ReInviteKind::Hold, None));
+                if let Some(r) = resume_ms {
+                    events.push((r, by, ReInviteKind::Resume, None));
+                }
+            }
+            MidCall::MoveMedia { party, at_ms, rtp_port } => {
+                events.push((at_ms, party, ReInviteKind::Move, Some(rtp_port)))
+            }
+        }
+    }
+    events.sort_by_key(|e| e.0);
+    // Per party (0 caller, 1 callee): current SDP (port, direction), o= version, re-INVITEs sent.
+    let mut port = [spec.caller_rtp_port, spec.callee_rtp_port];
+    let mut dir = ["sendrecv"; 2];
+    let mut version = [0u64; 2];
+    let mut sent = [0u32; 2];
+    let idx = |p: Party| usize::from(p == Party::Callee);
+    let mut out = Vec::with_capacity(events.len());
+    for (at_ms, by, kind, new_port) in events {
+        let (o, r) = (idx(by), 1 - idx(by));
+        let (offer_dir, answer_dir) = match kind {
+            ReInviteKind::Hold => ("sendonly", "recvonly"),
+            ReInviteKind::Resume => ("sendrecv", "sendrecv"),
+            ReInviteKind::Move => (dir[o], dir[r]),
+        };
+        let offer_port = new_port.unwrap_or(port[o]);
+        let answer_port = port[r];
+        let mut bump = |side: usize, p: u16, d: &'static str| {
+            if (p, d) != (port[side], dir[side]) {
+                version[side] += 1;
+                port[side] = p;
+                dir[side] = d;
+            }
+            version[side]
+        };
+        let offer_version = bump(o, offer_port, offer_dir);
+        let answer_version = bump(r, answer_port, answer_dir);
+        sent[o] += 1;
+        out.push(ReInvite {
+            by,
+            at_ns: a + i64::from(at_ms) * MS,
+            kind,
+            offer_dir,
+            answer_dir,
+            offer_port,
+            answer_port,
+            offer_version,
+            answer_version,
+            cseq_step: if by == Party::Caller { sent[o] } else { sent[o] - 1 },
+        });
+    }
+    out
+}
+
+/// The holds of a call: (holder, hold re-INVITE time, resume re-INVITE time).
+pub(crate) fn holds(spec: &CallSpec) -> Vec<(Party, i64, Option<i64>)> {
+    let r = reinvites(spec);
+    let mut out: Vec<(Party, i64, Option<i64>)> = Vec::new();
+    for x in &r {
+        match x.kind {
+            ReInviteKind::Hold => out.push((x.by, x.at_ns, None)),
+            ReInviteKind::Resume => {
+                if let Some(h) = out.iter_mut().rev().find(|h| h.0 == x.by && h.2.is_none()) {
+                    h.2 = Some(x.at_ns);
+                }
+            }
+            ReInviteKind::Move => {}
+        }
+    }
+    out
 }
 
 /// The SIP messages of a call with their capture times, in order.
@@ -156,9 +317,18 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
     match spec.outcome {
         Outcome::Answered { hangup } => {
             s.push((trying, SipMsg::Provisional(100)));
-            s.push((ringing, SipMsg::Provisional(180)));
+            s.push((
+                ringing,
+                if spec.early_media.is_some() { SipMsg::SessionProgress } else { SipMsg::Provisional(180) },
+            ));
             s.push((a, SipMsg::InviteOk));
             s.push((a + ACK_DELAY_NS, SipMsg::AckOk));
+            for (n, r) in reinvites(spec).iter().enumerate() {
+                let n = n as u8;
+                s.push((r.at_ns, SipMsg::ReInvite(n, r.by)));
+                s.push((r.at_ns + REPLY_DELAY_NS, SipMsg::ReInviteOk(n, r.by)));
+                s.push((r.at_ns + 2 * REPLY_DELAY_NS, SipMsg::ReAck(n, r.by)));
+            }
             let bye = a + i64::from(spec.talk_ms) * MS + BYE_DELAY_NS;
             let by = match hangup {
                 Hangup::Caller => Some(Party::Caller),
@@ -196,6 +366,26 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
             s.push((last + RINGING_MAX_NS, SipMsg::Provisional(180)));
         }
     }
+    if let SipTransport::Tcp(tcp) = spec.sip_transport {
+        if tcp.coalesce_trying
+            && let Some(i) = s.iter().position(|m| m.1 == SipMsg::Provisional(100))
+            && let Some(&(next, _)) = s[i + 1..].iter().find(|m| !crate::sip::sent_by_caller(m.1))
+        {
+            s[i].0 = next;
+            s.sort_by_key(|m| m.0);
+        }
+        let last = s.last().map_or(t, |m| m.0);
+        let mut open = vec![
+            (t - TCP_OPEN_NS, SipMsg::Tcp(TcpControl::Syn)),
+            (t - TCP_OPEN_NS + MS, SipMsg::Tcp(TcpControl::SynAck)),
+            (t - TCP_OPEN_NS + 2 * MS, SipMsg::Tcp(TcpControl::HandshakeAck)),
+        ];
+        open.append(&mut s);
+        s = open;
+        s.push((last + TCP_CLOSE_NS, SipMsg::Tcp(TcpControl::CallerFin)));
+        s.push((last + TCP_CLOSE_NS + MS, SipMsg::Tcp(TcpControl::CalleeFin)));
+        s.push((last + TCP_CLOSE_NS + 2 * MS, SipMsg::Tcp(TcpControl::LastAck)));
+    }
     s
 }
 
@@ -208,10 +398,15 @@ pub struct RtpSend {
     pub index: u32,
     /// This is the second copy of a duplicated packet.
     pub duplicate: bool,
+    /// An early-media packet (callee only): `index` then counts the ringback packets from 0,
+    /// and they all come before talk packet 0.
+    pub early: bool,
 }
 
 /// The RTP packets one party of one call sends, in capture-time order, with every impairment
-/// applied. This is exactly the sequence the generator writes.
+/// applied: early media first (callee only), then the talk packets, without those a hold keeps
+/// from being sent. This is exactly the sequence the generator writes; [`rtp_packet`](crate::rtp_packet)
+/// gives the bytes of each.
 #[derive(Debug, Clone)]
 pub struct RtpSchedule {
     base_ns: i64,
@@ -225,6 +420,10 @@ pub struct RtpSchedule {
     duplicate: Vec<u32>,
     reorder: Vec<u32>,
     pending: Option<RtpSend>,
+    /// Packet ranges not sent (the party is held).
+    muted: Vec<(u32, u32)>,
+    early: Option<crate::rtp::Early>,
+    early_next: u32,
 }
 
 impl RtpSchedule {
@@ -247,6 +446,7 @@ impl RtpSchedule {
         }
         let ptime_ns = i64::from(spec.ptime_ms) * MS;
         let cap = (ptime_ns / 2 - MS).clamp(0, MAX_JITTER_NS) as f64;
+        let plan = crate::rtp::StreamPlan::new(spec, party);
         RtpSchedule {
             base_ns,
             ptime_ns,
@@ -259,6 +459,9 @@ impl RtpSchedule {
             duplicate: sorted(&impair.duplicate),
             reorder: sorted(&impair.reorder),
             pending: None,
+            muted: plan.muted,
+            early: plan.early,
+            early_next: 0,
         }
     }
 
@@ -275,6 +478,9 @@ impl RtpSchedule {
             duplicate: Vec::new(),
             reorder: Vec::new(),
             pending: None,
+            muted: Vec::new(),
+            early: None,
+            early_next: 0,
         }
     }
 
@@ -307,11 +513,18 @@ impl Iterator for RtpSchedule {
         if let Some(copy) = self.pending.take() {
             return Some(copy);
         }
+        if let Some(e) = self.early
+            && self.early_next < e.count
+        {
+            let index = self.early_next;
+            self.early_next += 1;
+            return Some(RtpSend { capture_ns: e.time_ns(index), index, duplicate: false, early: true });
+        }
         while self.slot < self.count {
             let s = self.slot;
             self.slot += 1;
             let index = self.packet_at_slot(s);
-            if has(&self.loss, index) {
+            if has(&self.loss, index) || self.muted.iter().any(|&(a, b)| (a..b).contains(&index)) {
                 continue;
             }
             // A reordered packet is held back in the network: it arrives 1 ms after the packet
@@ -324,9 +537,10 @@ impl Iterator for RtpSchedule {
                 self.slot_ns(s)
             };
             if has(&self.duplicate, index) {
-                self.pending = Some(RtpSend { capture_ns: capture_ns + DUPLICATE_DELAY_NS, index, duplicate: true });
+                self.pending =
+                    Some(RtpSend { capture_ns: capture_ns + DUPLICATE_DELAY_NS, index, duplicate: true, early: false });
             }
-            return Some(RtpSend { capture_ns, index, duplicate: false });
+            return Some(RtpSend { capture_ns, index, duplicate: false, early: false });
         }
         None
     }
@@ -340,7 +554,11 @@ pub(crate) struct StreamCounts {
     pub(crate) reordered: u32,
 }
 
-pub(crate) fn stream_counts(spec: &CallSpec, impair: &DirImpair) -> StreamCounts {
+pub(crate) fn stream_counts(spec: &CallSpec, party: Party) -> StreamCounts {
+    let impair = match party {
+        Party::Caller => &spec.impair.caller,
+        Party::Callee => &spec.impair.callee,
+    };
     let n = spec.packets_per_direction();
     if impair.silent || answer_ns(spec).is_none() {
         return StreamCounts { unique: 0, lost: 0, duplicates: 0, reordered: 0 };
@@ -349,7 +567,8 @@ pub(crate) fn stream_counts(spec: &CallSpec, impair: &DirImpair) -> StreamCounts
     let lost = loss.len() as u32;
     let duplicates = sorted(&impair.duplicate).iter().filter(|k| !has(&loss, **k)).count() as u32;
     let reordered = sorted(&impair.reorder).iter().filter(|&&k| !has(&loss, k) && !has(&loss, k + 1)).count() as u32;
-    StreamCounts { unique: n - lost, lost, duplicates, reordered }
+    let plan = crate::rtp::StreamPlan::new(spec, party);
+    StreamCounts { unique: n - lost - plan.muted_count() + plan.early_count(), lost, duplicates, reordered }
 }
 
 fn sorted(v: &[u32]) -> Vec<u32> {
@@ -366,6 +585,7 @@ fn has(sorted: &[u32], k: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::DirImpair;
 
     fn scenario(call: CallSpec) -> Scenario {
         Scenario::new(vec![call])
@@ -390,7 +610,7 @@ mod tests {
             (9, false),
         ];
         assert_eq!(order, expected);
-        let counts = stream_counts(&s.calls[0], &s.calls[0].impair.caller);
+        let counts = stream_counts(&s.calls[0], Party::Caller);
         assert_eq!((counts.unique, counts.lost, counts.duplicates, counts.reordered), (9, 1, 1, 1));
     }
 

@@ -53,8 +53,63 @@ pub struct CallTruth {
     pub caller: StreamTruth,
     /// RTP sent by the callee (WAV channel 1).
     pub callee: StreamTruth,
-    /// Every SIP message of the call, in capture order.
+    /// Every SIP message of the call, in capture order. With SIP over TCP, a message's time
+    /// is that of the segment(s) carrying it (see [`TcpOptions`](crate::TcpOptions)).
     pub sip: Vec<SipTruth>,
+    /// Hold periods ([`MidCall::Hold`](crate::MidCall)), in time order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<HoldTruth>,
+    /// RFC 4733 key presses ([`DtmfDigit`](crate::DtmfDigit)), in time order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dtmf: Vec<DtmfTruth>,
+    /// Early media ([`EarlyMedia`](crate::EarlyMedia)), when the callee sent any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_media: Option<EarlyMediaTruth>,
+}
+
+/// One hold period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HoldTruth {
+    /// `"caller"` or `"callee"`: who put the call on hold.
+    pub by: &'static str,
+    /// Capture time of the re-INVITE with `a=sendonly`.
+    pub start_ns: i64,
+    /// Capture time of the re-INVITE with `a=sendrecv`, if the call was resumed.
+    pub end_ns: Option<i64>,
+    /// `"caller"` or `"callee"`: the party that stopped sending.
+    pub held: &'static str,
+    /// Nominal capture time of the held party's first packet not sent (`None` when the hold
+    /// covers none of its slots).
+    pub silent_from_ns: Option<i64>,
+    /// Nominal capture time of the held party's first packet after the hold (`None` when its
+    /// stream ended first).
+    pub silent_until_ns: Option<i64>,
+}
+
+/// One RFC 4733 key press.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DtmfTruth {
+    /// `0`-`9`, `*`, `#`, `A`-`D`, `flash` or `<code>`.
+    pub digit: String,
+    /// `"caller"` or `"callee"`.
+    pub side: &'static str,
+    /// Capture time of the first event packet sent (`None` if none was).
+    pub start_ns: Option<i64>,
+    /// `packets · ptime_ms`: the duration in the end packets.
+    pub duration_ms: u32,
+}
+
+/// The callee's early media.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyMediaTruth {
+    /// Ringback packets sent (they are counted in the callee's [`StreamTruth`] too).
+    pub packets: u32,
+    /// Capture time of the first one.
+    pub first_capture_ns: i64,
+    /// Capture time of the last one.
+    pub last_capture_ns: i64,
+    /// Frequency of the ringback tone.
+    pub tone_hz: f64,
 }
 
 /// One SIP message as written.
@@ -73,13 +128,15 @@ pub struct SipTruth {
 /// One RTP direction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamTruth {
-    /// SSRC of every packet.
+    /// SSRC of every packet (of the packets before the first
+    /// [`StreamChange`](crate::StreamChange), when there is one).
     pub ssrc: u32,
     /// Payload codec.
     pub codec: Codec,
     /// Packets put on the wire, duplicates included.
     pub packets_sent: u32,
-    /// Distinct packet indexes sent (stream length minus lost).
+    /// Distinct packets sent (stream length minus lost, minus packets not sent while held,
+    /// plus early-media packets).
     pub unique_packets: u32,
     /// Indexes never sent.
     pub lost: u32,
@@ -91,8 +148,9 @@ pub struct StreamTruth {
     pub first_capture_ns: Option<i64>,
     /// Capture time of the last packet sent.
     pub last_capture_ns: Option<i64>,
-    /// The payload of every packet index, lost ones included (`Scenario::keep_payloads` only;
-    /// empty when the direction sends nothing).
+    /// The payload of every talk packet index, lost ones and ones not sent while held
+    /// included, telephone-event payloads for RFC 4733 packets (`Scenario::keep_payloads`
+    /// only; empty when the direction sends nothing; early media is not included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payloads: Option<Vec<Vec<u8>>>,
 }

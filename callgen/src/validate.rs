@@ -2,7 +2,9 @@
 
 use std::io;
 
-use crate::spec::{CallSpec, DirImpair, Link, Outcome, Scenario};
+use crate::rtp::StreamPlan;
+use crate::spec::{CallSpec, DirImpair, Link, MidCall, Outcome, Scenario, SipTransport, Tunnel};
+use crate::timeline::Party;
 
 /// Latest capture time a classic pcap record can hold (its seconds field is a `u32`).
 const MAX_TIME_NS: i64 = u32::MAX as i64 * 1_000_000_000;
@@ -11,12 +13,21 @@ const MAX_TIME_NS: i64 = u32::MAX as i64 * 1_000_000_000;
 /// below the 65,507-byte UDP payload limit.
 const MAX_TEXT_LEN: usize = 1024;
 
+/// Largest `invite_padding`: keeps the INVITE within a UDP datagram.
+const MAX_PADDING: u32 = 60_000;
+
+/// Re-INVITEs per call (their index is a `u8`).
+const MAX_REINVITES: usize = 64;
+
 /// Why a scenario cannot be generated.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// A VLAN id does not fit in 12 bits.
     #[error("VLAN id {0} is above 4095")]
     VlanId(u16),
+    /// The tunnel or fragmentation settings are out of range.
+    #[error("{0}")]
+    Network(String),
     /// Something is wrong with one call.
     #[error("call #{index} (Call-ID {call_id:?}): {problem}")]
     Call {
@@ -44,6 +55,20 @@ impl Scenario {
                 return Err(SpecError::VlanId(outer.max(inner)));
             }
             _ => {}
+        }
+        match self.tunnel {
+            Some(Tunnel::ErspanII { session } | Tunnel::ErspanIII { session }) if session > 1023 => {
+                return Err(SpecError::Network(format!("ERSPAN session id {session} is above 1023")));
+            }
+            Some(Tunnel::Vxlan { vni }) if vni > 0x00ff_ffff => {
+                return Err(SpecError::Network(format!("VXLAN VNI {vni} does not fit in 24 bits")));
+            }
+            _ => {}
+        }
+        if let Some(f) = self.fragmentation
+            && !(576..=9000).contains(&f.mtu)
+        {
+            return Err(SpecError::Network(format!("MTU {} is outside 576..=9000", f.mtu)));
         }
         for (index, call) in self.calls.iter().enumerate() {
             check_call(call).map_err(|problem| SpecError::Call { index, call_id: call.call_id.clone(), problem })?;
@@ -102,6 +127,152 @@ fn check_call(c: &CallSpec) -> Result<(), String> {
         let n = c.packets_per_direction();
         check_impair("caller", &c.impair.caller, n)?;
         check_impair("callee", &c.impair.callee, n)?;
+    }
+    check_network(c)?;
+    check_midcall(c)
+}
+
+/// SIP transport, padding and NAT.
+fn check_network(c: &CallSpec) -> Result<(), String> {
+    if c.invite_padding > MAX_PADDING {
+        return Err(format!("invite_padding {} is above {MAX_PADDING}", c.invite_padding));
+    }
+    if let SipTransport::Tcp(t) = c.sip_transport {
+        if !(1..=65_000).contains(&t.mss) {
+            return Err(format!("TCP mss {} is outside 1..=65000", t.mss));
+        }
+        if c.outcome == Outcome::NoAnswer {
+            return Err("SIP over TCP is not retransmitted: NoAnswer needs UDP".into());
+        }
+        if c.start_ns < crate::timeline::TCP_OPEN_NS {
+            return Err("start_ns leaves no room for the TCP handshake before the INVITE".into());
+        }
+        if c.caller_ip == c.callee_ip && c.caller_sip_port == c.callee_sip_port {
+            return Err("the TCP connection needs two different endpoints".into());
+        }
+    }
+    if let Some(nat) = c.callee_nat {
+        if nat.public_ip.is_ipv4() != c.caller_ip.is_ipv4() {
+            return Err(format!("NAT address {} is not the call's IP family", nat.public_ip));
+        }
+        if c.midcall.iter().any(|m| matches!(m, MidCall::MoveMedia { party: Party::Callee, .. })) {
+            return Err("a callee behind NAT cannot move its media (its public port would change too)".into());
+        }
+    }
+    if let Some(e) = c.early_media {
+        if !matches!(c.outcome, Outcome::Answered { .. }) {
+            return Err("early media needs an answered call".into());
+        }
+        if !(e.tone_hz > 0.0 && e.tone_hz < 4000.0) {
+            return Err(format!("early media tone_hz {} must be above 0 and below 4000 Hz", e.tone_hz));
+        }
+    }
+    Ok(())
+}
+
+/// Re-INVITEs, DTMF and numbering changes.
+fn check_midcall(c: &CallSpec) -> Result<(), String> {
+    let answered = matches!(c.outcome, Outcome::Answered { .. });
+    if !answered && (!c.midcall.is_empty() || !c.dtmf.is_empty() || !c.stream_changes.is_empty()) {
+        return Err("midcall, dtmf and stream_changes need an answered call".into());
+    }
+    // Re-INVITE times: (ms after the answer, is a hold, is a resume, by).
+    let mut times: Vec<(u32, &str)> = Vec::new();
+    for m in &c.midcall {
+        match *m {
+            MidCall::Hold { at_ms, resume_ms, .. } => {
+                times.push((at_ms, "hold"));
+                if let Some(r) = resume_ms {
+                    if r <= at_ms {
+                        return Err(format!("hold at {at_ms} ms resumes at {r} ms, not after it"));
+                    }
+                    times.push((r, "resume"));
+                }
+            }
+            MidCall::MoveMedia { at_ms, rtp_port, .. } => {
+                if rtp_port == 0 {
+                    return Err("MoveMedia to port 0".into());
+                }
+                times.push((at_ms, "move"));
+            }
+        }
+    }
+    if times.len() > MAX_REINVITES {
+        return Err(format!("{} re-INVITEs, at most {MAX_REINVITES}", times.len()));
+    }
+    times.sort_unstable();
+    for (at, what) in &times {
+        if *at < 20 || u64::from(*at) + 20 > u64::from(c.talk_ms) {
+            return Err(format!(
+                "{what} re-INVITE at {at} ms must be at least 20 ms after the answer and 20 ms before the talk time ({} ms) ends",
+                c.talk_ms
+            ));
+        }
+    }
+    if let Some(w) = times.windows(2).find(|w| w[1].0 - w[0].0 < 20) {
+        return Err(format!("re-INVITEs at {} and {} ms are less than 20 ms apart", w[0].0, w[1].0));
+    }
+    let mut holds: Vec<(u32, u32)> = c
+        .midcall
+        .iter()
+        .filter_map(|m| match *m {
+            MidCall::Hold { at_ms, resume_ms, .. } => Some((at_ms, resume_ms.unwrap_or(u32::MAX))),
+            _ => None,
+        })
+        .collect();
+    holds.sort_unstable();
+    if holds.windows(2).any(|w| w[1].0 < w[0].1) {
+        return Err("holds overlap: resume one before the next starts".into());
+    }
+    if !answered {
+        return Ok(());
+    }
+    let n = c.packets_per_direction();
+    let spp = crate::tone::samples_per_packet(c.ptime_ms);
+    for party in [Party::Caller, Party::Callee] {
+        let side = party.name();
+        let plan = StreamPlan::new(c, party);
+        let impair = match party {
+            Party::Caller => &c.impair.caller,
+            Party::Callee => &c.impair.callee,
+        };
+        for (what, list) in [("loss", &impair.loss), ("duplicate", &impair.duplicate), ("reorder", &impair.reorder)] {
+            if let Some(k) = list.iter().find(|&&k| plan.is_muted(k) || (what == "reorder" && plan.is_muted(k + 1))) {
+                return Err(format!("{side} {what} index {k} falls where the {side} is held and sends nothing"));
+            }
+        }
+        let mut events: Vec<(u32, u32)> = Vec::new();
+        for d in c.dtmf.iter().filter(|d| d.party == party) {
+            let end = u64::from(d.at_packet) + u64::from(d.packets) + 2;
+            if d.packets == 0 || end > u64::from(n) {
+                return Err(format!(
+                    "{side} DTMF at packet {} needs 1 or more packets and {} + 2 must fit in the stream's {n}",
+                    d.at_packet, d.packets
+                ));
+            }
+            if u64::from(d.packets) * u64::from(spp) > 0xffff {
+                return Err(format!("{side} DTMF of {} packets is too long for the 16-bit duration", d.packets));
+            }
+            if (d.at_packet..end as u32).any(|k| plan.is_muted(k)) {
+                return Err(format!("{side} DTMF at packet {} falls where the {side} is held", d.at_packet));
+            }
+            events.push((d.at_packet, end as u32));
+        }
+        events.sort_unstable();
+        if events.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Err(format!("{side} DTMF events overlap"));
+        }
+        let mut changes: Vec<u32> = c.stream_changes.iter().filter(|s| s.party == party).map(|s| s.at_packet).collect();
+        changes.sort_unstable();
+        if changes.windows(2).any(|w| w[0] == w[1]) {
+            return Err(format!("{side} has two stream changes at the same packet"));
+        }
+        if let Some(k) = changes.iter().find(|&&k| k == 0 || k >= n) {
+            return Err(format!("{side} stream change at packet {k} must be within 1..{n}"));
+        }
+        if let Some(k) = changes.iter().find(|&&k| events.iter().any(|&(a, b)| a < k && k < b)) {
+            return Err(format!("{side} stream change at packet {k} falls inside a DTMF event"));
+        }
     }
     Ok(())
 }

@@ -6,7 +6,10 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::process::Command;
 
-use callvault_callgen::{CallSpec, Codec, Hangup, Link, Outcome, Scenario, Truth, write_pcap};
+use callvault_callgen::{
+    CallSpec, Codec, DtmfDigit, EarlyMedia, FragmentOrder, Fragmentation, Hangup, Link, MidCall, Nat, Outcome, Party,
+    Scenario, SipTransport, StreamChange, TcpOptions, Truth, Tunnel, write_pcap,
+};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
@@ -127,4 +130,110 @@ fn tshark_finds_sip_on_non_standard_ports() {
     let truth = write_pcap(&s, &path).unwrap();
     let rows = tshark(&path, "sip", &["sip.Call-ID", "sip.Method", "sip.Status-Code", "sip.CSeq.method"]);
     assert_eq!(rows.len() as u64, truth.sip_messages);
+}
+
+/// Calls using every real-network option: SIP over TCP (split and coalesced), oversized
+/// INVITEs, NAT, early media, hold, resume and a media move, DTMF and a new SSRC.
+fn situations(v6: bool) -> Vec<CallSpec> {
+    let mut calls = Vec::new();
+    let mut tcp = CallSpec::answered(0, T0, 600);
+    tcp.sip_transport = SipTransport::Tcp(TcpOptions { mss: 300, coalesce_trying: true });
+    tcp.outcome = Outcome::Answered { hangup: Hangup::Callee };
+    calls.push(tcp);
+    let mut busy = CallSpec::answered(1, T0 + 20_000_000, 600);
+    busy.sip_transport = SipTransport::Tcp(TcpOptions { mss: 1460, coalesce_trying: true });
+    busy.outcome = Outcome::Busy;
+    calls.push(busy);
+    let mut big = CallSpec::answered(2, T0 + 40_000_000, 600);
+    big.invite_padding = 3000;
+    calls.push(big);
+    let mut mid = CallSpec::answered(3, T0 + 60_000_000, 3000);
+    if !v6 {
+        mid.callee_nat = Some(Nat { public_ip: "203.0.113.7".parse().unwrap(), sip_port: 40_000, rtp_port: 41_000 });
+    }
+    mid.early_media = Some(EarlyMedia { tone_hz: 425.0 });
+    mid.midcall = vec![
+        MidCall::Hold { by: Party::Caller, at_ms: 800, resume_ms: Some(1500) },
+        MidCall::MoveMedia { party: Party::Caller, at_ms: 2000, rtp_port: 12_000 },
+    ];
+    mid.dtmf = vec![DtmfDigit { party: Party::Caller, event: 11, at_packet: 10, packets: 5 }];
+    mid.stream_changes = vec![StreamChange { party: Party::Callee, at_packet: 120, ssrc: 0xdead_beef, seq: 1, ts: 5 }];
+    calls.push(mid);
+    if v6 { calls.into_iter().map(CallSpec::into_ipv6).collect() } else { calls }
+}
+
+#[test]
+fn tshark_decodes_every_network_situation() {
+    if !tshark_installed() {
+        println!("skipped: tshark not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tunnels = [
+        None,
+        Some(Tunnel::Gre),
+        Some(Tunnel::GreEthernet),
+        Some(Tunnel::ErspanII { session: 12 }),
+        Some(Tunnel::ErspanIII { session: 13 }),
+        Some(Tunnel::Vxlan { vni: 77 }),
+    ];
+    for (i, tunnel) in tunnels.into_iter().enumerate() {
+        let v6 = i % 2 == 1;
+        let order = [FragmentOrder::InOrder, FragmentOrder::Reverse, FragmentOrder::Shuffled][i % 3];
+        let s = Scenario {
+            calls: situations(v6),
+            tunnel,
+            fragmentation: Some(Fragmentation { mtu: 1280, order }),
+            seed: 21,
+            ..Scenario::default()
+        };
+        let ctx = format!("{tunnel:?} v6={v6}");
+        let path = dir.path().join(format!("{i}-{v6}.pcap"));
+        let truth = write_pcap(&s, &path).unwrap();
+        // Several SIP messages in one TCP segment show as one frame with several values.
+        let rows = tshark(&path, "sip", &["sip.Call-ID", "sip.Method", "sip.Status-Code", "sip.CSeq.method"]);
+        let mut seen: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for row in rows {
+            let [call_ids, methods, statuses, cseq_methods] = <[String; 4]>::try_from(row).unwrap();
+            let call_ids: Vec<&str> = call_ids.split(',').collect();
+            let cseq_methods: Vec<&str> = cseq_methods.split(',').collect();
+            let mut methods = methods.split(',').filter(|m| !m.is_empty());
+            let mut statuses = statuses.split(',').filter(|m| !m.is_empty());
+            for (call_id, cseq_method) in call_ids.iter().zip(&cseq_methods) {
+                // sip.Method and sip.Status-Code list only the requests and only the
+                // responses: a request's method is its CSeq method.
+                let first = match statuses.clone().next() {
+                    Some(_) if methods.clone().next().is_none_or(|m| m != *cseq_method) => statuses.next().unwrap(),
+                    _ => methods.next().unwrap(),
+                };
+                seen.entry(call_id.to_string()).or_default().push((first.to_string(), cseq_method.to_string()));
+            }
+        }
+        assert_eq!(seen, expected(&truth), "{ctx}");
+        let bad =
+            tshark(&path, "_ws.malformed || _ws.expert.severity >= error", &["frame.number", "_ws.expert.message"]);
+        assert!(bad.is_empty(), "{ctx}: {bad:?}");
+        let rtp = tshark_opts(&path, "rtp", &["rtp.ssrc"], &["-o", "rtp.heuristic_rtp:TRUE"]);
+        assert_eq!(rtp.len() as u64, truth.rtp_packets, "{ctx}: RTP count");
+        let events = tshark_opts(
+            &path,
+            "rtpevent",
+            &["rtpevent.event_id", "rtpevent.end_of_event"],
+            &["-o", "rtp.heuristic_rtp:TRUE"],
+        );
+        assert_eq!(events.len(), 7, "{ctx}: 5 updates and 2 more end packets");
+        assert!(events.iter().all(|e| e[0] == "11"), "{ctx}: {events:?}");
+        assert_eq!(events.iter().filter(|e| e[1] == "1").count(), 3, "{ctx}: {events:?}");
+    }
+}
+
+fn tshark_opts(file: &Path, filter: &str, fields: &[&str], opts: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(file).args(opts).args(["-Y", filter, "-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark runs");
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8").lines().map(|l| l.split('|').map(str::to_string).collect()).collect()
 }

@@ -265,6 +265,11 @@ impl SideState {
                     self.block_len = 0;
                 }
             }
+        } else if (pos - now).abs() > max_skew {
+            // Not a reordering (those stay within the reorder window): the first packet after
+            // a sequence restart (still on probation) or a timestamp jump seen out of order. It
+            // goes at capture time; the anchor moves once the stream continues in order.
+            pos = now;
         }
         self.anchor = Some(anchor);
         pos

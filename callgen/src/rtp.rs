@@ -1,0 +1,349 @@
+//! What each RTP packet of one direction carries: its header fields, its payload and its
+//! addresses, for every option that changes them (early media, holds, media moves, RFC 4733
+//! events, numbering changes, NAT).
+//!
+//! A direction's packets are numbered by their time slot: talk packet `k` is sent in slot `k`
+//! (see [`crate::timeline`]), carries tone samples `k·spp ..` and, until a
+//! [`StreamChange`], sequence number `seq0 + k` and timestamp `ts0 + k·spp`. Slots in which a
+//! held party is silent send nothing and use no sequence number; the timestamps of later
+//! packets still count them (the sender's clock went on). Early-media packets come before talk
+//! packet 0, on the same grid.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::spec::{CallSpec, Codec, DtmfDigit, Outcome, Scenario, StreamChange};
+use crate::timeline::{self, Party, RtpSend};
+use crate::tone::{ToneSource, samples_per_packet};
+
+/// Payload type of RFC 4733 telephone events in the generated SDP.
+pub const TELEPHONE_EVENT_PT: u8 = 101;
+/// Volume field (-dBm0) of the generated telephone events.
+const EVENT_VOLUME: u8 = 10;
+const MS: i64 = 1_000_000;
+
+/// The header fields of one RTP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) ssrc: u32,
+    pub(crate) seq: u16,
+    pub(crate) ts: u32,
+    pub(crate) marker: bool,
+    pub(crate) pt: u8,
+}
+
+/// What a packet carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Body {
+    /// Tone samples `first ..` (of the talk tone, or of the ringback tone for early media).
+    Audio { first: u64, ringback: bool },
+    /// A telephone-event payload.
+    Event([u8; 4]),
+}
+
+/// Early media of the callee: `count` packets in grid slots `j_max ..= j_max - count + 1`
+/// before talk packet 0 (slot `-j` is `j·ptime` before it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Early {
+    pub(crate) count: u32,
+    pub(crate) j_max: u32,
+    pub(crate) tone_hz: f64,
+    /// Nominal capture time of talk packet 0.
+    pub(crate) talk0_ns: i64,
+    pub(crate) ptime_ns: i64,
+}
+
+impl Early {
+    /// Nominal capture time of early packet `e`.
+    pub(crate) fn time_ns(&self, e: u32) -> i64 {
+        self.talk0_ns - i64::from(self.j_max - e) * self.ptime_ns
+    }
+}
+
+/// Everything that varies packet by packet in one direction of one call.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StreamPlan {
+    spp: u32,
+    count: u32,
+    codec: Codec,
+    ssrc: u32,
+    seq0: u16,
+    ts0: u32,
+    /// Packet ranges `[a, b)` not sent (held), sorted and disjoint.
+    pub(crate) muted: Vec<(u32, u32)>,
+    changes: Vec<StreamChange>,
+    dtmf: Vec<DtmfDigit>,
+    pub(crate) early: Option<Early>,
+    /// Sender address on the wire before any move, and (first packet, port) after each move.
+    own: SocketAddr,
+    own_moves: Vec<(u32, u16)>,
+    /// Receiver address on the wire before any move, and its moves on this direction's grid.
+    peer: SocketAddr,
+    peer_moves: Vec<(u32, u16)>,
+    /// No option changes any packet's numbering, content or addresses (the common case).
+    plain: bool,
+}
+
+impl StreamPlan {
+    /// The plan of `party`'s RTP in `spec` (empty lists when no option is used).
+    pub(crate) fn new(spec: &CallSpec, party: Party) -> StreamPlan {
+        let spp = samples_per_packet(spec.ptime_ms);
+        let count = spec.packets_per_direction();
+        let answered = matches!(spec.outcome, Outcome::Answered { .. });
+        let (ssrc, seq0, ts0) = match party {
+            Party::Caller => (spec.caller_ssrc, spec.caller_seq0, spec.caller_ts0),
+            Party::Callee => (spec.callee_ssrc, spec.callee_seq0, spec.callee_ts0),
+        };
+        let first_at = |t: i64| first_packet_at(spec, party, t);
+        let mut muted = Vec::new();
+        let mut own_moves = Vec::new();
+        let mut peer_moves = Vec::new();
+        if answered {
+            for (by, hold, resume) in timeline::holds(spec) {
+                if by != party {
+                    let a = first_at(hold + timeline::REPLY_DELAY_NS);
+                    let b = resume.map_or(count, |r| first_at(r + timeline::REPLY_DELAY_NS));
+                    if a < b {
+                        muted.push((a, b));
+                    }
+                }
+            }
+            for r in timeline::reinvites(spec) {
+                if r.kind != timeline::ReInviteKind::Move {
+                    continue;
+                }
+                let at = first_at(r.at_ns + timeline::REPLY_DELAY_NS);
+                if r.by == party {
+                    own_moves.push((at, r.offer_port));
+                } else {
+                    peer_moves.push((at, r.offer_port));
+                }
+            }
+        }
+        muted.sort_unstable();
+        let mut changes: Vec<StreamChange> = spec.stream_changes.iter().filter(|c| c.party == party).copied().collect();
+        changes.sort_by_key(|c| c.at_packet);
+        let mut dtmf: Vec<DtmfDigit> = spec.dtmf.iter().filter(|d| d.party == party).copied().collect();
+        dtmf.sort_by_key(|d| d.at_packet);
+        let early = match (party, spec.early_media, timeline::answer_ns(spec)) {
+            (Party::Callee, Some(em), Some(a)) => {
+                let ptime_ns = i64::from(spec.ptime_ms) * MS;
+                let talk0_ns = a + timeline::CALLEE_RTP_DELAY_NS;
+                let progress = spec.start_ns + timeline::RINGING_MAX_NS.min(i64::from(spec.ring_ms) * MS / 2);
+                let latest = a - timeline::EARLY_MEDIA_STOP_NS;
+                let earliest = progress + timeline::EARLY_MEDIA_DELAY_NS;
+                let j_min = (talk0_ns - latest + ptime_ns - 1) / ptime_ns;
+                let j_max = (talk0_ns - earliest) / ptime_ns;
+                (j_max >= j_min && j_min >= 1).then(|| Early {
+                    count: (j_max - j_min + 1) as u32,
+                    j_max: j_max as u32,
+                    tone_hz: em.tone_hz,
+                    talk0_ns,
+                    ptime_ns,
+                })
+            }
+            _ => None,
+        };
+        let caller = SocketAddr::new(spec.caller_ip, spec.caller_rtp_port);
+        let callee = match spec.callee_nat {
+            Some(nat) => SocketAddr::new(nat.public_ip, nat.rtp_port),
+            None => SocketAddr::new(spec.callee_ip, spec.callee_rtp_port),
+        };
+        let (own, peer) = match party {
+            Party::Caller => (caller, callee),
+            Party::Callee => (callee, caller),
+        };
+        // Behind the NAT the callee's public port does not move.
+        let nat_side = spec.callee_nat.map(|_| Party::Callee);
+        if nat_side == Some(party) {
+            own_moves.clear();
+        } else if nat_side.is_some() {
+            peer_moves.clear();
+        }
+        let plain = muted.is_empty()
+            && changes.is_empty()
+            && dtmf.is_empty()
+            && early.is_none()
+            && own_moves.is_empty()
+            && peer_moves.is_empty();
+        StreamPlan {
+            plain,
+            spp,
+            count,
+            codec: spec.codec,
+            ssrc,
+            seq0,
+            ts0,
+            muted,
+            changes,
+            dtmf,
+            early,
+            own,
+            own_moves,
+            peer,
+            peer_moves,
+        }
+    }
+
+    /// Whether talk packet `k` is not sent (its party is held).
+    pub(crate) fn is_muted(&self, k: u32) -> bool {
+        self.muted.iter().any(|&(a, b)| (a..b).contains(&k))
+    }
+
+    /// Packets in `[from, to)` not sent.
+    fn muted_between(&self, from: u32, to: u32) -> u32 {
+        self.muted.iter().map(|&(a, b)| b.min(to).saturating_sub(a.max(from))).sum()
+    }
+
+    /// Packets of the talk stream not sent.
+    pub(crate) fn muted_count(&self) -> u32 {
+        self.muted_between(0, self.count)
+    }
+
+    /// Early-media packets.
+    pub(crate) fn early_count(&self) -> u32 {
+        self.early.map_or(0, |e| e.count)
+    }
+
+    /// The numbering in force at talk packet `k`: (first packet, SSRC, seq, ts) of its epoch.
+    fn epoch(&self, k: u32) -> (u32, u32, u16, u32) {
+        match self.changes.iter().rev().find(|c| c.at_packet <= k) {
+            Some(c) => (c.at_packet, c.ssrc, c.seq, c.ts),
+            None => (0, self.ssrc, self.seq0, self.ts0),
+        }
+    }
+
+    fn talk_header(&self, k: u32) -> (u32, u16, u32, bool) {
+        let (at, ssrc, seq, ts) = self.epoch(k);
+        let seq = seq.wrapping_add((k - at - self.muted_between(at, k)) as u16);
+        let ts = ts.wrapping_add((k - at).wrapping_mul(self.spp));
+        let after_hold = self.muted.iter().any(|&(_, b)| b == k);
+        (ssrc, seq, ts, k == at || after_hold)
+    }
+
+    /// The telephone event packet `k` belongs to, and its position in it.
+    fn event_at(&self, k: u32) -> Option<(&DtmfDigit, u32)> {
+        self.dtmf.iter().find(|d| (d.at_packet..d.at_packet + d.packets + 2).contains(&k)).map(|d| (d, k - d.at_packet))
+    }
+
+    /// Header and body of a packet.
+    #[inline]
+    pub(crate) fn packet(&self, send: &RtpSend) -> (Header, Body) {
+        let k = send.index;
+        if self.plain {
+            let header = Header {
+                ssrc: self.ssrc,
+                seq: self.seq0.wrapping_add(k as u16),
+                ts: self.ts0.wrapping_add(k.wrapping_mul(self.spp)),
+                marker: k == 0,
+                pt: self.codec.payload_type(),
+            };
+            return (header, Body::Audio { first: u64::from(k) * u64::from(self.spp), ringback: false });
+        }
+        if send.early {
+            let e = self.early.expect("early packet without early media");
+            let j = e.j_max - k;
+            let header = Header {
+                ssrc: self.ssrc,
+                seq: self.seq0.wrapping_sub((e.count - k) as u16),
+                ts: self.ts0.wrapping_sub(j.wrapping_mul(self.spp)),
+                marker: k == 0,
+                pt: self.codec.payload_type(),
+            };
+            return (header, Body::Audio { first: u64::from(k) * u64::from(self.spp), ringback: true });
+        }
+        let (ssrc, seq, ts, marker) = self.talk_header(k);
+        if let Some((d, i)) = self.event_at(k) {
+            let (_, _, start_ts, _) = self.talk_header(d.at_packet);
+            let (end, units) = if i + 1 >= d.packets { (true, d.packets) } else { (false, i + 1) };
+            let duration = (units * self.spp) as u16;
+            let [hi, lo] = duration.to_be_bytes();
+            let flags = if end { 0x80 | EVENT_VOLUME } else { EVENT_VOLUME };
+            let header = Header { ssrc, seq, ts: start_ts, marker: i == 0, pt: TELEPHONE_EVENT_PT };
+            return (header, Body::Event([d.event, flags, hi, lo]));
+        }
+        let header = Header { ssrc, seq, ts, marker, pt: self.codec.payload_type() };
+        (header, Body::Audio { first: u64::from(k) * u64::from(self.spp), ringback: false })
+    }
+
+    /// Sender and receiver of a packet on the wire.
+    #[inline]
+    pub(crate) fn addresses(&self, send: &RtpSend) -> (SocketAddr, SocketAddr) {
+        if self.plain {
+            return (self.own, self.peer);
+        }
+        let moved = |base: SocketAddr, moves: &[(u32, u16)]| {
+            if send.early {
+                return base;
+            }
+            match moves.iter().rev().find(|m| m.0 <= send.index) {
+                Some(&(_, port)) => SocketAddr::new(base.ip(), port),
+                None => base,
+            }
+        };
+        (moved(self.own, &self.own_moves), moved(self.peer, &self.peer_moves))
+    }
+
+    /// Appends the RTP packet (12-byte header and payload) of `send` to `out` (cleared first).
+    pub(crate) fn write(&self, send: &RtpSend, talk: &ToneSource, ringback: Option<&ToneSource>, out: &mut Vec<u8>) {
+        let (h, body) = self.packet(send);
+        out.clear();
+        out.push(0x80); // version 2, no padding, no extension, no CSRC
+        out.push(if h.marker { 0x80 } else { 0 } | h.pt);
+        out.extend_from_slice(&h.seq.to_be_bytes());
+        out.extend_from_slice(&h.ts.to_be_bytes());
+        out.extend_from_slice(&h.ssrc.to_be_bytes());
+        match body {
+            Body::Audio { first, ringback: false } => talk.fill(first, self.spp as usize, out),
+            Body::Audio { first, ringback: true } => {
+                ringback.expect("early packet without a ringback tone").fill(first, self.spp as usize, out)
+            }
+            Body::Event(p) => out.extend_from_slice(&p),
+        }
+    }
+}
+
+/// The exact RTP packet (header and payload) the generator writes for `send`, a packet of
+/// [`RtpSchedule::new`](crate::RtpSchedule::new)`(scenario, call_index, party)`.
+pub fn rtp_packet(scenario: &Scenario, call_index: usize, party: Party, send: &RtpSend) -> Vec<u8> {
+    let spec = &scenario.calls[call_index];
+    let plan = StreamPlan::new(spec, party);
+    let tone_hz = match party {
+        Party::Caller => spec.caller_tone_hz,
+        Party::Callee => spec.callee_tone_hz,
+    };
+    let talk = ToneSource::Direct { codec: spec.codec, freq_hz: tone_hz };
+    let ringback = spec.early_media.map(|e| ToneSource::Direct { codec: spec.codec, freq_hz: e.tone_hz });
+    let mut out = Vec::new();
+    plan.write(send, &talk, ringback.as_ref(), &mut out);
+    out
+}
+
+/// Sender and receiver address on the wire of `send`, a packet of
+/// [`RtpSchedule::new`](crate::RtpSchedule::new)`(scenario, call_index, party)`.
+pub fn rtp_addresses(scenario: &Scenario, call_index: usize, party: Party, send: &RtpSend) -> (SocketAddr, SocketAddr) {
+    StreamPlan::new(&scenario.calls[call_index], party).addresses(send)
+}
+
+/// The first talk packet of `party` whose nominal capture time is at or after `t`
+/// (`packets_per_direction` if none is).
+pub(crate) fn first_packet_at(spec: &CallSpec, party: Party, t: i64) -> u32 {
+    let (mut lo, mut hi) = (0u32, spec.packets_per_direction());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if timeline::rtp_nominal_ns(spec, party, mid).is_some_and(|x| x < t) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The address SIP of `party` uses on the wire: its own, or the NAT's for a callee behind one.
+pub(crate) fn sip_address(spec: &CallSpec, party: Party) -> (IpAddr, u16) {
+    match (party, spec.callee_nat) {
+        (Party::Caller, _) => (spec.caller_ip, spec.caller_sip_port),
+        (Party::Callee, Some(nat)) => (nat.public_ip, nat.sip_port),
+        (Party::Callee, None) => (spec.callee_ip, spec.callee_sip_port),
+    }
+}

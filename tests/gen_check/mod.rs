@@ -1,0 +1,219 @@
+//! Checks of `callvault replay` on generated captures against the generator's ground truth,
+//! shared by the end-to-end tests of network situations and mid-call events.
+//!
+//! The expected audio is built from the generator's own packet list ([`RtpSchedule`] and
+//! [`rtp_packet`]): every audio packet sent (not a duplicate, not a telephone event) decoded
+//! at `(capture time - origin) / 125 µs`, the origin being the first audio packet of the call.
+//! Those captures have no jitter, and their RTP timestamps follow capture time (also across
+//! holds, early media and numbering changes), so a correct recorder puts every sample exactly
+//! there.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::process::Output;
+
+use callgen::{CallTruth, Codec, Party, RtpSchedule, Scenario, Truth, rtp_addresses, rtp_packet};
+use mixer::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use serde_json::Value;
+
+use crate::common::{self, Rec, channels, records, replay, rfc3339, text};
+
+/// A replay of a generated capture.
+pub struct Run {
+    pub dir: tempfile::TempDir,
+    pub truth: Truth,
+    pub out: Output,
+    pub recs: Vec<Rec>,
+}
+
+impl Run {
+    /// The record of a Call-ID (panics with the replay's output when there is none).
+    pub fn record(&self, call_id: &str) -> &Rec {
+        self.recs
+            .iter()
+            .find(|r| r.value["call_id"] == call_id)
+            .unwrap_or_else(|| panic!("no record for {call_id}\n{}", text(&self.out)))
+    }
+}
+
+/// Generates `scenario`, replays it with `extra` arguments and reads the archived records.
+pub fn run(scenario: &Scenario, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("in.pcap");
+    let truth = callgen::write_pcap(scenario, &pcap).unwrap();
+    let out = replay(&[&pcap], dir.path(), extra);
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(&dir.path().join("archive"));
+    Run { dir, truth, out, recs }
+}
+
+fn decode(pt: u8, payload: &[u8]) -> Vec<i16> {
+    let table = match pt {
+        0 => &ULAW_TO_LINEAR,
+        8 => &ALAW_TO_LINEAR,
+        other => panic!("no audio payload type {other}"),
+    };
+    payload.iter().map(|&b| table[b as usize]).collect()
+}
+
+/// One RTP packet the generator wrote.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub capture_ns: i64,
+    pub duplicate: bool,
+    pub early: bool,
+    pub index: u32,
+    pub pt: u8,
+    pub seq: u16,
+    pub ssrc: u32,
+    pub src: std::net::SocketAddr,
+    pub dst: std::net::SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// Every RTP packet of one direction, in capture order, with its exact content.
+pub fn sent(scenario: &Scenario, call: usize, party: Party) -> Vec<Sent> {
+    let q = |ns: i64| scenario.ts_precision.quantize(ns);
+    RtpSchedule::new(scenario, call, party)
+        .map(|s| {
+            let p = rtp_packet(scenario, call, party, &s);
+            let (src, dst) = rtp_addresses(scenario, call, party, &s);
+            Sent {
+                capture_ns: q(s.capture_ns),
+                duplicate: s.duplicate,
+                early: s.early,
+                index: s.index,
+                pt: p[1] & 0x7f,
+                seq: u16::from_be_bytes([p[2], p[3]]),
+                ssrc: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+                src,
+                dst,
+                payload: p[12..].to_vec(),
+            }
+        })
+        .collect()
+}
+
+fn is_audio(s: &Sent, codec: Codec) -> bool {
+    !s.duplicate && s.pt == codec.payload_type() && !s.payload.is_empty()
+}
+
+/// Capture time of the call's first audio packet: where its recording starts.
+pub fn origin(scenario: &Scenario, call: usize) -> Option<i64> {
+    let codec = scenario.calls[call].codec;
+    [Party::Caller, Party::Callee]
+        .into_iter()
+        .flat_map(|p| sent(scenario, call, p))
+        .filter(|s| is_audio(s, codec))
+        .map(|s| s.capture_ns)
+        .min()
+}
+
+/// Frames of a correct recording: up to the end of the last audio packet.
+pub fn expected_frames(scenario: &Scenario, call: usize, origin: i64) -> usize {
+    let codec = scenario.calls[call].codec;
+    [Party::Caller, Party::Callee]
+        .into_iter()
+        .flat_map(|p| sent(scenario, call, p))
+        .filter(|s| is_audio(s, codec))
+        .map(|s| ((s.capture_ns - origin) / 125_000) as usize + s.payload.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The channel a correct recorder writes for `party`.
+pub fn expected_channel(scenario: &Scenario, call: usize, party: Party, origin: i64, len: usize) -> Vec<i16> {
+    let codec = scenario.calls[call].codec;
+    let mut ch = vec![0i16; len];
+    for s in sent(scenario, call, party).iter().filter(|s| is_audio(s, codec)) {
+        let at = ((s.capture_ns - origin) / 125_000) as usize;
+        let pcm = decode(s.pt, &s.payload);
+        let end = (at + pcm.len()).min(len);
+        if at < end {
+            ch[at..end].copy_from_slice(&pcm[..end - at]);
+        }
+    }
+    ch
+}
+
+/// Panics at the first frame where `got` differs from `want`, saying where it is in time and
+/// how long the difference runs.
+pub fn assert_channel(ctx: &str, name: &str, got: &[i16], want: &[i16], origin: i64) {
+    assert_eq!(got.len(), want.len(), "{ctx}: {name} channel length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        let run = (i..got.len()).take_while(|&j| got[j] != want[j]).count();
+        let silent_got = got[i..i + run].iter().all(|&x| x == 0);
+        let silent_want = want[i..i + run].iter().all(|&x| x == 0);
+        panic!(
+            "{ctx}: {name} channel differs from frame {i} ({}) for {run} frames: got {} (silent: {silent_got}), \
+             want {} (silent: {silent_want})",
+            rfc3339(origin + i as i64 * 125_000),
+            got[i],
+            want[i]
+        );
+    }
+}
+
+/// Both channels of a call's recording, sample by sample, and the recording's extent.
+pub fn check_audio(ctx: &str, scenario: &Scenario, call: usize, rec: &Rec) {
+    let origin = origin(scenario, call).expect("the call has audio");
+    let frames = expected_frames(scenario, call, origin);
+    let audio = &rec.value["audio"];
+    assert_eq!(audio["media_start"], rfc3339(origin), "{ctx}: media_start");
+    assert_eq!(audio["frames"].as_u64(), Some(frames as u64), "{ctx}: frames");
+    let wav = rec.wav.as_deref().unwrap_or_else(|| panic!("{ctx}: no audio file"));
+    let [c0, c1] = channels(wav);
+    for (name, party, got) in [("caller", Party::Caller, &c0), ("callee", Party::Callee, &c1)] {
+        let want = expected_channel(scenario, call, party, origin, frames);
+        assert_channel(ctx, name, got, &want, origin);
+    }
+    assert_eq!(audio["sha256"], common::sha256(wav), "{ctx}");
+}
+
+/// Identity, state and times of a call's record against the truth.
+pub fn check_call(ctx: &str, t: &CallTruth, rec: &Value) {
+    assert_eq!(rec["state"], t.expected_state, "{ctx}: state");
+    assert_eq!(rec["from"]["user"], t.from_user.as_str(), "{ctx}");
+    assert_eq!(rec["to"]["user"], t.to_user.as_str(), "{ctx}");
+    assert_eq!(rec["start"], rfc3339(t.start_ns), "{ctx}: start");
+    assert_eq!(rec["answer"].as_str().map(str::to_owned), t.answer_ns.map(rfc3339), "{ctx}: answer");
+    if let Some(end) = t.end_ns {
+        assert_eq!(rec["end"], rfc3339(end), "{ctx}: end");
+    }
+    let ended_by = if t.expected_state == "cancelled" { Some("caller") } else { t.hangup };
+    assert_eq!(rec["ended_by"].as_str(), ended_by, "{ctx}: ended_by");
+    assert_eq!(rec["final_code"].as_u64().map(|c| c as u16), t.final_code, "{ctx}: final_code");
+    assert_eq!(rec["sip"]["messages"].as_u64(), Some(t.sip.len() as u64), "{ctx}: SIP messages seen");
+    assert_eq!(rec["sip"]["retransmissions"], 0, "{ctx}");
+    assert_eq!(rec["capture_complete"], true, "{ctx}: {}", rec["incomplete_reasons"]);
+}
+
+/// The RTP streams a correct recorder reports for a call, as RTP analysers key them (SSRC,
+/// source, destination): (side, SSRC, source, destination, packets), sorted.
+pub fn expected_streams(scenario: &Scenario, call: usize) -> Vec<(String, String, String, String, u64)> {
+    let mut out: HashMap<(String, String, String, String), u64> = HashMap::new();
+    for party in [Party::Caller, Party::Callee] {
+        for s in sent(scenario, call, party) {
+            let key = (party.name().to_owned(), format!("{:#010x}", s.ssrc), s.src.to_string(), s.dst.to_string());
+            *out.entry(key).or_default() += 1;
+        }
+    }
+    let mut v: Vec<_> = out.into_iter().map(|((a, b, c, d), n)| (a, b, c, d, n)).collect();
+    v.sort();
+    v
+}
+
+/// The streams of a record in the same form as [`expected_streams`].
+pub fn record_streams(rec: &Value) -> Vec<(String, String, String, String, u64)> {
+    let mut v: Vec<_> = rec["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_str().unwrap().to_owned();
+            (f("side"), f("ssrc"), f("src"), f("dst"), s["packets"].as_u64().unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
