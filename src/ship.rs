@@ -29,7 +29,7 @@ pub struct ShipArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub ship_timeout: u64,
     /// Recordings shipped at the same time.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
 }
 

@@ -7,7 +7,9 @@ mod s3_support;
 
 use std::time::Duration;
 
-use callvault_shipper::{Credentials, Disposition, LockMode, ObjectLock, S3Target, ShipError, Shipper, Target};
+use callvault_shipper::{
+    Credentials, Disposition, LockMode, ObjectLock, S3Target, ShipError, Shipper, ShipperConfig, Target,
+};
 use s3_support::*;
 
 const DAY: &str = "2016/11/26";
@@ -119,6 +121,78 @@ fn s3_different_content_under_a_taken_key_goes_to_tilde_2() {
     let lines = block_on(target.read_manifest(DAY)).unwrap();
     let keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
     assert_eq!(keys, [key("k"), format!("{}~2", key("k"))]);
+}
+
+#[test]
+fn s3_different_audio_under_a_key_without_call_record_sends_everything_to_tilde_2() {
+    let Some(srv) = server("s3_different_audio_under_a_key_without_call_record_sends_everything_to_tilde_2") else {
+        return;
+    };
+    let target = srv.bucket("audio-only", false);
+    // Another writer left only audio under the key: the call record's key is free, so the audio
+    // goes by conditional create, meets the other audio, and the whole recording moves on.
+    let mut other = Dirs::new();
+    let other_spool = other.open();
+    let theirs = audio(11, 30_000);
+    other_spool.enter(other.files(&key("partial"), &[("wav", &theirs)])).unwrap();
+    assert!(ship(&other_spool, &target, Duration::from_secs(60)).is_complete());
+
+    let mut d = Dirs::new();
+    let spool = d.open();
+    let ours = audio(12, 30_000);
+    spool.enter(d.recording(&key("partial"), &ours)).unwrap();
+    let report = ship(&spool, &target, Duration::from_secs(60));
+    assert!(report.is_complete(), "{report:?}");
+    let objects = recording_objects(&target);
+    let names: Vec<&str> = objects.iter().map(|(k, _)| k.rsplit('/').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "20161126T144259Z_alice_bob_partial.wav",
+            "20161126T144259Z_alice_bob_partial~2.json",
+            "20161126T144259Z_alice_bob_partial~2.wav"
+        ]
+    );
+    assert_eq!(objects[0].1, theirs, "never overwritten");
+    assert_eq!(objects[2].1, ours);
+    let lines = block_on(target.read_manifest(DAY)).unwrap();
+    let keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, [key("partial"), format!("{}~2", key("partial"))]);
+}
+
+#[test]
+fn s3_manifest_lines_go_in_few_batches_and_waiting_for_them_holds_no_slot() {
+    let Some(srv) = server("s3_manifest_lines_go_in_few_batches_and_waiting_for_them_holds_no_slot") else {
+        return;
+    };
+    let name = unique_bucket("batches");
+    let linger = Duration::from_millis(400);
+    let mut cfg = srv.config(&name);
+    cfg.manifest_linger = linger;
+    let target = S3Target::new(cfg).unwrap();
+    block_on(target.create_bucket(false)).unwrap();
+    let mut d = Dirs::new();
+    let spool = d.open();
+    let n = 10;
+    for i in 0..n {
+        spool.enter(d.recording(&key(&format!("b{i}")), &audio(100 + i, 5_000))).unwrap();
+    }
+    // One shipment moves data at a time; each waits about one linger for its manifest batch. Had
+    // the waits held the slot, the drain would take at least n lingers.
+    let cfg = ShipperConfig { concurrency: 1, ..fast() };
+    let started = std::time::Instant::now();
+    let report =
+        Shipper::start(spool, vec![Target::S3(target.clone())], cfg).unwrap().drain(Some(Duration::from_secs(60)));
+    let elapsed = started.elapsed();
+    assert!(report.is_complete(), "{report:?}");
+    assert!(elapsed < linger * n, "{elapsed:?}: shipments held their slot while waiting for the manifest");
+    // At most one manifest object per linger period, and every line in one of them.
+    let batches = block_on(target.list(&format!("calls/test/{DAY}/manifest/"))).unwrap().len();
+    assert!(
+        batches >= 1 && batches as f64 <= 2.0 + elapsed.as_secs_f64() / linger.as_secs_f64(),
+        "{batches} batches in {elapsed:?}"
+    );
+    assert_eq!(block_on(target.read_manifest(DAY)).unwrap().len(), n as usize);
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! The shipper: a thread with its own tokio runtime that ships spooled entries to the targets.
 //!
-//! Entries are shipped oldest first (by seq), up to [`ShipperConfig::concurrency`] entries at a
-//! time, never two entries with the same key at once. For each entry the shipper asks every
-//! target that has not confirmed it yet to ship it; each success is recorded in the entry
-//! (`mark_shipped`), and once every target has confirmed, the entry is completed (removed from the
-//! queue). Crash points: `ShipAfterCopy` (inside [`LocalDir`](crate::LocalDir)),
+//! Entries are shipped oldest first (by seq), up to [`ShipperConfig::concurrency`] entries moving
+//! data at a time, never two entries with the same key at once. An entry whose files are all
+//! stored and that only waits — for the S3 manifest batch that holds its line, see
+//! [`S3Config::manifest_linger`](crate::S3Config::manifest_linger) — gives its slot back, so that
+//! the next entries upload meanwhile (up to a few thousand entries may wait so). For each entry
+//! the shipper asks every target that has not confirmed it yet to ship it; each success is
+//! recorded in the entry (`mark_shipped`), and once every target has confirmed, the entry is
+//! completed (removed from the queue). Crash points: `ShipAfterCopy` (inside [`LocalDir`](crate::LocalDir)),
 //! `ShipAfterPublish` (the target confirmed, nothing recorded yet) and `ShipAfterMark` (recorded,
 //! not completed). A crash at any of them is recovered by shipping again: targets recognise files
 //! they already hold, and confirmations already recorded are not shipped again.
@@ -20,8 +23,9 @@
 //! [`ShipStats::disk_pressure`]) and runs the retention sweep ([`Spool::sweep`]).
 //!
 //! The shipper holds a small index of the queue in memory (id, key, confirmations, entry time)
-//! and reads each entry in full only when shipping it. It is the only writer of shipped state:
-//! run one shipper per spool.
+//! and reads each entry in full only when shipping it; notifications of new entries are picked up
+//! by listing the queue at most every 50 ms. It is the only writer of shipped state: run one
+//! shipper per spool. The spool records confirmations of different entries in parallel.
 
 mod run;
 
@@ -41,7 +45,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Settings of the shipper.
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {
-    /// Entries shipped at the same time (at least 1). Default 4.
+    /// Entries moving data (reading, uploading, verifying) at the same time, at least 1; entries
+    /// that only wait for their S3 manifest batch do not count. Each S3 upload holds its file
+    /// (at most the multipart threshold, or one part) in memory. Default 16.
     pub concurrency: usize,
     /// First retry delay after a retryable failure. Default 500 ms.
     pub retry_initial: Duration,
@@ -51,7 +57,7 @@ pub struct ShipperConfig {
 
 impl Default for ShipperConfig {
     fn default() -> Self {
-        ShipperConfig { concurrency: 4, retry_initial: Duration::from_millis(500), retry_max: Duration::from_secs(60) }
+        ShipperConfig { concurrency: 16, retry_initial: Duration::from_millis(500), retry_max: Duration::from_secs(60) }
     }
 }
 

@@ -5,16 +5,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::{Id, JoinError, JoinSet};
 
 use super::{LeftQueued, Mode, Shared, ShipReport, ShipStats, ShipperConfig};
 use crate::faults::CrashPoint;
 use crate::fsutil::random_u64;
 use crate::spool::{Entry, EntryId, Spool, SpoolError};
-use crate::target::{Disposition, ShipError, Shipment, Target};
+use crate::target::{Disposition, ShipError, ShipSlot, Shipment, Target};
 
 /// How often the queue directory is re-listed even without a notification.
 const LOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// Shortest time between two listings of the queue prompted by notifications: a recorder that
+/// enters hundreds of recordings a second gets them picked up in batches, not one listing each.
+const NOTIFIED_LOAD_INTERVAL: Duration = Duration::from_millis(50);
+/// Entries that may wait (for their S3 manifest batch) besides the `concurrency` moving data.
+const MAX_WAITING: usize = 4096;
 /// Entries read from disk per blocking call when loading the queue.
 const LOAD_CHUNK: usize = 256;
 /// Age of the oldest queued recording above which a warning is logged, at most this often.
@@ -107,9 +113,17 @@ pub(super) struct Worker {
     target_state: Vec<TargetState>,
     tasks: JoinSet<Outcome>,
     task_ids: HashMap<Id, EntryId>,
+    /// One permit per shipment moving data ([`ShipperConfig::concurrency`]); a shipment that only
+    /// waits gives its permit back and `freed` wakes the loop.
+    slots: Arc<Semaphore>,
+    freed: Arc<Notify>,
     in_flight_keys: HashSet<String>,
     stats: ShipStats,
     need_load: bool,
+    /// New entries were notified: list the queue once `NOTIFIED_LOAD_INTERVAL` has passed since
+    /// the last listing.
+    notified: bool,
+    last_load: Option<Instant>,
     next_load: Instant,
     load_error: Option<String>,
     /// Entries that could not be read, with the error (logged once each).
@@ -133,6 +147,7 @@ impl Worker {
             .iter()
             .map(|_| TargetState { backoff: Backoff::new(&cfg), retry_at: None, permanent: None, last_error: None })
             .collect();
+        let slots = Arc::new(Semaphore::new(cfg.concurrency));
         Worker {
             spool,
             targets: targets.into_iter().map(Arc::new).collect(),
@@ -143,9 +158,13 @@ impl Worker {
             target_state,
             tasks: JoinSet::new(),
             task_ids: HashMap::new(),
+            slots,
+            freed: Arc::new(Notify::new()),
             in_flight_keys: HashSet::new(),
             stats: ShipStats::default(),
             need_load: true,
+            notified: false,
+            last_load: None,
             next_load: Instant::now(),
             load_error: None,
             unreadable: BTreeMap::new(),
@@ -178,9 +197,9 @@ impl Worker {
                 }
             };
             if self.shared.new_entries.swap(false, Ordering::AcqRel) {
-                self.need_load = true;
+                self.notified = true;
             }
-            if self.need_load || now >= self.next_load {
+            if self.need_load || now >= self.next_load || (self.notified && now >= self.notified_load_at(now)) {
                 self.load().await;
             }
             if now >= self.next_housekeeping {
@@ -190,13 +209,14 @@ impl Worker {
             self.schedule(now);
             self.publish_stats();
             self.warn_age(now);
-            if self.draining && self.tasks.is_empty() && !self.work_remains() {
+            if self.draining && !self.notified && self.tasks.is_empty() && !self.work_remains() {
                 break;
             }
 
             let wake_at = self.next_wake(now, deadline);
             let event = tokio::select! {
                 () = self.shared.wake.notified() => Event::Wake,
+                () = self.freed.notified() => Event::Wake,
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     Event::Done(done)
                 }
@@ -215,9 +235,16 @@ impl Worker {
         self.report()
     }
 
+    /// When a notified listing of the queue may run.
+    fn notified_load_at(&self, now: Instant) -> Instant {
+        self.last_load.map_or(now, |t| t + NOTIFIED_LOAD_INTERVAL)
+    }
+
     /// Adds queue entries not yet in the index.
     async fn load(&mut self) {
         self.need_load = false;
+        self.notified = false;
+        self.last_load = Some(Instant::now());
         self.next_load = Instant::now() + LOAD_INTERVAL;
         let spool = Arc::clone(&self.spool);
         let ids = match blocking(move || spool.queued_ids()).await {
@@ -313,12 +340,16 @@ impl Worker {
         }
     }
 
-    /// Starts tasks for the oldest entries that have work, up to the concurrency limit.
+    /// Starts tasks for the oldest entries that have work, while a slot is free (and fewer than
+    /// `concurrency + MAX_WAITING` tasks run).
     fn schedule(&mut self, now: Instant) {
+        if self.slots.available_permits() == 0 {
+            return;
+        }
         let mut starts = Vec::new();
         let mut starting_keys = HashSet::new();
         for (&id, q) in &self.index {
-            if self.tasks.len() + starts.len() >= self.cfg.concurrency {
+            if self.tasks.len() + starts.len() >= self.cfg.concurrency + MAX_WAITING {
                 break;
             }
             if q.in_flight || self.in_flight_keys.contains(&q.key) {
@@ -341,16 +372,21 @@ impl Worker {
                 continue;
             }
             // Two entries with the same key never ship at once.
-            if starting_keys.insert(q.key.as_str()) {
-                starts.push((id, todo));
+            if !starting_keys.insert(q.key.as_str()) {
+                continue;
             }
+            let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+                break;
+            };
+            let slot = ShipSlot::new(Arc::clone(&self.slots), Arc::clone(&self.freed), permit);
+            starts.push((id, todo, slot));
         }
-        for (id, todo) in starts {
+        for (id, todo, slot) in starts {
             let q = self.index.get_mut(&id).expect("scheduled entry is indexed");
             q.in_flight = true;
             self.in_flight_keys.insert(q.key.clone());
             let targets = todo.into_iter().map(|i| (i, Arc::clone(&self.targets[i]))).collect();
-            let task = ship_entry(Arc::clone(&self.spool), targets, Arc::clone(&self.names), id);
+            let task = ship_entry(Arc::clone(&self.spool), targets, Arc::clone(&self.names), id, slot);
             let handle = self.tasks.spawn(task);
             self.task_ids.insert(handle.id(), id);
         }
@@ -476,6 +512,9 @@ impl Worker {
     /// When the loop must wake up even without events.
     fn next_wake(&self, now: Instant, deadline: Option<Instant>) -> Instant {
         let mut wake = self.next_load.min(self.next_housekeeping);
+        if self.notified {
+            wake = wake.min(self.notified_load_at(now));
+        }
         if !self.index.is_empty() {
             wake = wake.min(now + AGE_WARNING);
         }
@@ -550,12 +589,14 @@ impl Worker {
 }
 
 /// Ships entry `id` to `targets`, records each confirmation, and completes the entry when every
-/// target in `names` has confirmed it.
+/// target in `names` has confirmed it. Holds `slot` while it moves data (a target may give it
+/// back while it waits; it is taken again before the next target).
 async fn ship_entry(
     spool: Arc<Spool>,
     targets: Vec<(usize, Arc<Target>)>,
     names: Arc<[String]>,
     id: EntryId,
+    slot: ShipSlot,
 ) -> Outcome {
     let mut outcome = Outcome { id, gone: false, results: Vec::new(), completed: Ok(false) };
     let reader = Arc::clone(&spool);
@@ -577,7 +618,8 @@ async fn ship_entry(
             outcome.results.push((i, Ok(None)));
             continue;
         }
-        let result = ship_one(&spool, &target, &entry).await;
+        slot.acquire().await;
+        let result = ship_one(&spool, &target, &entry, &slot).await;
         if result.is_ok() {
             confirmed.insert(names[i].as_str());
         }
@@ -596,8 +638,8 @@ async fn ship_entry(
 }
 
 /// Ships `entry` to one target and records the confirmation in the spool.
-async fn ship_one(spool: &Arc<Spool>, target: &Target, entry: &Entry) -> Result<Shipment, ShipError> {
-    let shipment = target.ship(spool, entry).await?;
+async fn ship_one(spool: &Arc<Spool>, target: &Target, entry: &Entry, slot: &ShipSlot) -> Result<Shipment, ShipError> {
+    let shipment = target.ship_in(spool, entry, slot).await?;
     let crash = |e| ShipError::from(SpoolError::io("record shipment", spool.root(), e));
     spool.faults().hit(CrashPoint::ShipAfterPublish).map_err(crash)?;
     let (writer, id) = (Arc::clone(spool), entry.id);

@@ -69,7 +69,11 @@
 //! retries it first; its destinations stay reserved so that no other recording takes them.
 //!
 //! Shipping uses `pending`, `mark_shipped` and `complete`; its crash points are described in the
-//! `target` and shipper modules. Only one shipper may work on a spool at a time.
+//! `target` and shipper modules. Only one shipper may work on a spool at a time. `enter` runs
+//! under the spool's lock; `mark_shipped` and `complete` rewrite or remove one entry under that
+//! entry's own lock (one of 64 stripes), so the shipper confirms many recordings at once, each
+//! with its own fsyncs, instead of one after the other; `complete` takes the spool's lock only
+//! after the removal is durable, to count the key out and apply the retention policy.
 
 mod enter;
 mod error;
@@ -264,8 +268,13 @@ pub struct Spool {
     intents: PathBuf,
     options: SpoolOptions,
     state: Mutex<State>,
+    /// Stripes of per-entry locks for `mark_shipped` and `complete` (see [`Spool::entry_lock`]).
+    entry_locks: [Mutex<()>; ENTRY_LOCKS],
     faults: Arc<Faults>,
 }
+
+/// Number of per-entry lock stripes: more than the entries a shipper updates at once.
+const ENTRY_LOCKS: usize = 64;
 
 impl Spool {
     /// Opens (creating if needed) the spool under `root` with default options: creates the
@@ -294,6 +303,7 @@ impl Spool {
                 unfinished: BTreeMap::new(),
                 queued_keys: std::collections::HashMap::new(),
             }),
+            entry_locks: std::array::from_fn(|_| Mutex::new(())),
             faults,
         };
         for dir in [&spool.root, &spool.recordings, &spool.queue, &spool.tmp, &spool.intents] {
@@ -399,9 +409,10 @@ impl Spool {
     }
 
     /// Records that `target` has confirmed entry `id`, stored at `location`. Atomic rewrite of the
-    /// entry; confirming twice overwrites the first confirmation.
+    /// entry; confirming twice overwrites the first confirmation. Holds only the entry's own lock,
+    /// so that confirmations of different entries (each with its fsyncs) proceed in parallel.
     pub fn mark_shipped(&self, id: EntryId, target: &str, location: &str) -> Result<(), SpoolError> {
-        let _state = self.lock();
+        let _entry = self.entry_lock(id);
         self.faults.alive().ctx("mark shipped", self.entry_path(id))?;
         let mut entry = self.entry(id)?;
         entry.shipped.insert(target.to_owned(), Shipped { at: now_rfc3339(), location: location.to_owned() });
@@ -410,16 +421,25 @@ impl Spool {
 
     /// Removes entry `id` from the queue if every one of `targets` has confirmed it, then applies
     /// the retention policy. Returns whether it was removed. With no targets, it is removed.
+    ///
+    /// The removal (and its directory fsync) holds only the entry's own lock; the spool's lock is
+    /// taken afterwards, briefly, to count the key out and apply the retention policy — so the
+    /// recording's files are deleted (by [`Retention::DeleteWhenShipped`]) only once the removal
+    /// is durable, and never while an `enter` of the same key runs.
     pub fn complete(&self, id: EntryId, targets: &[&str]) -> Result<bool, SpoolError> {
-        let mut state = self.lock();
         let path = self.entry_path(id);
-        self.faults.alive().ctx("complete", &path)?;
-        let entry = self.entry(id)?;
-        if !targets.iter().all(|t| entry.shipped.contains_key(*t)) {
-            return Ok(false);
-        }
-        fs::remove_file(&path).ctx("remove", &path)?;
-        sync_dir(&self.queue).ctx("sync directory", &self.queue)?;
+        let entry = {
+            let _entry = self.entry_lock(id);
+            self.faults.alive().ctx("complete", &path)?;
+            let entry = self.entry(id)?;
+            if !targets.iter().all(|t| entry.shipped.contains_key(*t)) {
+                return Ok(false);
+            }
+            fs::remove_file(&path).ctx("remove", &path)?;
+            sync_dir(&self.queue).ctx("sync directory", &self.queue)?;
+            entry
+        };
+        let mut state = self.lock();
         if let Some(n) = state.queued_keys.get_mut(&entry.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -439,6 +459,13 @@ impl Spool {
         // A panic while holding the lock cannot leave the disk inconsistent (every step is
         // crash-safe), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lock that serialises the read-modify-write updates of entry `id` (one of a few
+    /// stripes, shared by entries whose seqs are congruent). Taken without the spool's lock.
+    fn entry_lock(&self, id: EntryId) -> MutexGuard<'_, ()> {
+        let stripe = &self.entry_locks[(id.0 % ENTRY_LOCKS as u64) as usize];
+        stripe.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn entry_path(&self, id: EntryId) -> PathBuf {

@@ -77,6 +77,9 @@ pub mod s3;
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use local::{LocalDir, STALE_PART_AGE};
 pub use s3::{Credentials, CredentialsError, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error, S3Target};
@@ -118,9 +121,55 @@ impl Target {
     /// whole recording is stored; on error, some files may be stored and others not, and shipping
     /// again finishes the job.
     pub async fn ship(&self, spool: &Spool, entry: &Entry) -> Result<Shipment, ShipError> {
+        self.ship_in(spool, entry, &ShipSlot::default()).await
+    }
+
+    /// [`Target::ship`] holding `slot`, which the target may give back while it only waits.
+    pub(crate) async fn ship_in(&self, spool: &Spool, entry: &Entry, slot: &ShipSlot) -> Result<Shipment, ShipError> {
         match self {
             Target::LocalDir(dir) => dir.ship(spool, entry).await,
-            Target::S3(s3) => s3.ship(spool, entry).await,
+            Target::S3(s3) => s3.ship(spool, entry, slot).await,
+        }
+    }
+}
+
+/// A shipment's place among the shipments that may move data at once
+/// ([`ShipperConfig::concurrency`](crate::ShipperConfig::concurrency)). A target gives it back
+/// ([`ShipSlot::release`]) when all that is left is waiting — an S3 shipment for the manifest
+/// batch that holds its line — so that other shipments upload meanwhile; the shipper takes it
+/// again ([`ShipSlot::acquire`]) before the entry's next target.
+#[derive(Debug, Default)]
+pub(crate) struct ShipSlot {
+    /// The shipper's slots and the notification that one was given back; `None` when
+    /// [`Target::ship`] is called on its own (nothing is counted).
+    pool: Option<(Arc<Semaphore>, Arc<Notify>)>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl ShipSlot {
+    /// A slot holding `permit`, one of `slots`; `freed` is notified when it is given back.
+    pub(crate) fn new(slots: Arc<Semaphore>, freed: Arc<Notify>, permit: OwnedSemaphorePermit) -> ShipSlot {
+        ShipSlot { pool: Some((slots, freed)), permit: Mutex::new(Some(permit)) }
+    }
+
+    /// Gives the slot back (if held) and tells the shipper.
+    pub(crate) fn release(&self) {
+        let permit = self.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Some(permit), Some((_, freed))) = (permit, &self.pool) {
+            drop(permit);
+            freed.notify_one();
+        }
+    }
+
+    /// Takes a slot again (waiting for one) if it was given back.
+    pub(crate) async fn acquire(&self) {
+        let Some((slots, _)) = &self.pool else { return };
+        if self.permit.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return;
+        }
+        // The semaphore is never closed.
+        if let Ok(permit) = Arc::clone(slots).acquire_owned().await {
+            *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
         }
     }
 }

@@ -1,5 +1,12 @@
-//! The daily manifest: one JSON line per shipped recording, written in batches as new objects
-//! (group commit). The design and its guarantees are in the [module documentation](super).
+//! The daily manifest: one JSON line per shipped recording, written in batches as new objects.
+//! The design and its guarantees are in the [module documentation](super).
+//!
+//! A batch collects lines for [`S3Config::manifest_linger`](super::S3Config::manifest_linger)
+//! from its first line, then is written (one object per day); one write at a time per target, and
+//! lines that arrive during a write start the next batch. So a target writes at most one manifest
+//! object per day directory per linger period, however many recordings it ships — a day holds a
+//! bounded number of objects, and a busy recorder pays one `PUT` and one `HEAD` for many lines —
+//! and each shipment waits at most about one linger period plus one write for its line.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,8 +15,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
-use super::upload::{Meta, content_type, put_verified};
+use super::upload::{Meta, Put, content_type, put_verified};
 use super::{Inner, S3Error, S3Target};
 use crate::fsutil::random_u64;
 use crate::spool::{Entry, EntryFile};
@@ -25,9 +33,9 @@ pub(super) struct Batcher {
 #[derive(Debug, Default)]
 struct Pending {
     waiters: Vec<Waiter>,
-    /// A flush task is running: it takes every waiter present when it starts a write, and
-    /// keeps writing until none is left (group commit: lines that arrive during a write go
-    /// together in the next one).
+    /// When the first of `waiters` arrived: the batch is written `linger` later.
+    since: Option<Instant>,
+    /// A flush task is running: it writes batch after batch until no line is waiting.
     flushing: bool,
 }
 
@@ -51,16 +59,12 @@ impl Batcher {
         let start = {
             let mut pending = inner.manifest.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.waiters.push(Waiter { dir: dir.clone(), line, done });
+            pending.since.get_or_insert_with(Instant::now);
             !std::mem::replace(&mut pending.flushing, true)
         };
         if start {
             let inner = Arc::clone(inner);
-            tokio::spawn(async move {
-                if !inner.manifest.linger.is_zero() {
-                    tokio::time::sleep(inner.manifest.linger).await;
-                }
-                while flush(&inner).await {}
-            });
+            tokio::spawn(async move { while flush(&inner).await {} });
         }
         result.await.unwrap_or_else(|_| {
             Err(S3Error::Protocol {
@@ -72,15 +76,23 @@ impl Batcher {
     }
 }
 
-/// Writes every waiting line, one new object per day. Returns `false` (and ends the flushing)
-/// when no line was waiting.
+/// Waits until the waiting batch is due, then writes it, one new object per day. Returns `false`
+/// (and ends the flushing) when no line was waiting.
 async fn flush(inner: &Arc<Inner>) -> bool {
+    let since = {
+        let mut pending = inner.manifest.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.since {
+            Some(since) if !pending.waiters.is_empty() => since,
+            _ => {
+                pending.flushing = false;
+                return false;
+            }
+        }
+    };
+    tokio::time::sleep_until(since + inner.manifest.linger).await;
     let waiters = {
         let mut pending = inner.manifest.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.waiters.is_empty() {
-            pending.flushing = false;
-            return false;
-        }
+        pending.since = None;
         std::mem::take(&mut pending.waiters)
     };
     let mut by_day: BTreeMap<String, Vec<Waiter>> = BTreeMap::new();
@@ -100,7 +112,12 @@ async fn flush(inner: &Arc<Inner>) -> bool {
         let size = body.len() as u64;
         let meta = Meta { sha256: &sha, call_id: None, content_type: content_type("jsonl") };
         let result = match put_verified(&target, &key, body.into_bytes(), size, &meta).await {
-            Ok(_) => Ok(()),
+            Ok(Put::Created | Put::Identical) => Ok(()),
+            Ok(Put::Taken) => Err(S3Error::Protocol {
+                op: "write manifest",
+                resource: target.inner.client.resource(Some(&key)),
+                problem: "another object took this fresh manifest name".into(),
+            }),
             Err(ShipError::Store { error, .. }) => Err(*error),
             Err(other) => Err(S3Error::Protocol {
                 op: "write manifest",

@@ -25,16 +25,19 @@
 //! always yields the same line.
 //!
 //! Manifest objects are never rewritten, which is what makes them safe without coordination:
-//! lines are written by group commit — while one manifest write is in flight, the lines of the
-//! shipments that finish meanwhile wait and then go together as one new object (`If-None-Match:
-//! *`, a random name) per day — and each shipment succeeds only once the object holding its line
-//! is stored and verified. Under load a batch holds about as many lines as shipments run at once. So
-//! there is no read-modify-write race between shipments, processes or machines, and a line is
-//! never lost: a recording whose line was not stored is not confirmed and is shipped again. The
-//! price is that a line may appear twice — after a crash between the manifest write and the
-//! confirmation, or when the same capture is replayed — always identical; readers de-duplicate by
-//! `key` (`callvault archive ls` does; `jq -s 'unique_by(.key)'`). The day's manifest is every
-//! `manifest/*.jsonl` object of that day:
+//! lines are written in batches — the lines of the shipments that finish within
+//! [`S3Config::manifest_linger`] (default 1 s) of a batch's first line go together as one new
+//! object (`If-None-Match: *`, a random name) per day, one write at a time — and each shipment
+//! succeeds only once the object holding its line is stored and verified. So a day holds at most
+//! one manifest object per linger period and target (86,400 at the default), however busy the
+//! recorder; there is no read-modify-write race between shipments, processes or machines; and a
+//! line is never lost: a recording whose line was not stored is not confirmed and is shipped
+//! again. While a shipment waits for its batch it gives its shipper slot back, so the linger
+//! costs latency, not throughput. The price is that a line may appear twice — after a crash
+//! between the manifest write and the confirmation, or when the same capture is replayed —
+//! always identical; readers de-duplicate by `key` (`callvault archive ls` does;
+//! `jq -s 'unique_by(.key)'`). The day's manifest is every `manifest/*.jsonl` object of that
+//! day:
 //!
 //! ```sh
 //! aws s3 cp --recursive s3://bucket/prefix/site/2024/01/01/manifest/ m/ && cat m/*.jsonl | jq .
@@ -46,7 +49,14 @@
 //!    `If-None-Match: *` (on `CompleteMultipartUpload` for large ones), so a retry after a lost
 //!    answer cannot replace content. An existing object with the same size and SHA-256 counts as
 //!    shipped; a different one sends every file of the recording to `<key>~2` (then `~3`, …),
-//!    with a warning, as [`LocalDir`](crate::LocalDir) does.
+//!    with a warning, as [`LocalDir`](crate::LocalDir) does. The key is chosen with one `HEAD`
+//!    of the call record's object in the usual case: when it is absent (no complete recording
+//!    there), the files go straight to conditional creates and only a `412 Precondition Failed`
+//!    is looked into with a `HEAD`; when it is present, or a create meets different content,
+//!    every file's object is checked before anything more is uploaded. (So a file uploaded
+//!    before such a create failed may stay under the first key, complete but named by no
+//!    manifest line — only when another writer left a recording without call record there, or
+//!    writes one at the same moment.)
 //! 2. Integrity: the spooled file is read and hashed before upload and must match its entry; the
 //!    request's SigV4 payload hash and `x-amz-checksum-sha256` make the store verify what it
 //!    received; afterwards a `HEAD` must report the expected size and checksum (for multipart,
@@ -109,7 +119,7 @@ use serde::Deserialize;
 pub use credentials::{Credentials, CredentialsError};
 pub use error::S3Error;
 
-use super::{ShipError, Shipment};
+use super::{ShipError, ShipSlot, Shipment};
 use crate::spool::{Entry, Spool};
 use client::{Client, ClientConfig, Req};
 
@@ -119,6 +129,9 @@ pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// The smallest part size S3 accepts.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Default time a manifest batch collects lines: 1 s, so at most 86,400 manifest objects per day
+/// directory and target.
+pub const DEFAULT_MANIFEST_LINGER: Duration = Duration::from_secs(1);
 
 /// S3 Object Lock mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,14 +197,18 @@ pub struct S3Config {
     pub bandwidth_limit: Option<u64>,
     /// Time allowed for a request, plus one second per 256 KiB of body. Default 30 s.
     pub request_timeout: Duration,
-    /// How long the first shipment of a manifest batch waits for others to join it. Default 0:
-    /// batches form by themselves while a manifest write is in flight (group commit).
+    /// How long a manifest batch collects lines, from its first line, before it is written: at
+    /// most one manifest object per day directory per this period (one write at a time), and each
+    /// shipment waits about this long for its line. Shipments waiting for their line do not hold
+    /// a [`ShipperConfig::concurrency`](crate::ShipperConfig::concurrency) slot. Default
+    /// [`DEFAULT_MANIFEST_LINGER`] (1 s).
     pub manifest_linger: Duration,
 }
 
 impl S3Config {
     /// A configuration with defaults: no prefix or site, AWS endpoint, virtual-host addressing,
-    /// HTTPS only, no object lock, 16 MiB multipart threshold, 8 MiB parts, no bandwidth limit.
+    /// HTTPS only, no object lock, 16 MiB multipart threshold, 8 MiB parts, no bandwidth limit,
+    /// 30 s request timeout, 1 s manifest linger.
     pub fn new(name: &str, bucket: &str, region: &str, credentials: Credentials) -> S3Config {
         S3Config {
             name: name.to_owned(),
@@ -209,7 +226,7 @@ impl S3Config {
             part_size: DEFAULT_PART_SIZE,
             bandwidth_limit: None,
             request_timeout: Duration::from_secs(30),
-            manifest_linger: Duration::ZERO,
+            manifest_linger: DEFAULT_MANIFEST_LINGER,
         }
     }
 }
@@ -353,9 +370,10 @@ impl S3Target {
         format!("{}{}/", self.inner.base, day.trim_matches('/'))
     }
 
-    /// Uploads and verifies every file of `entry`, then its manifest line.
-    pub(crate) async fn ship(&self, spool: &Spool, entry: &Entry) -> Result<Shipment, ShipError> {
-        upload::ship(self, spool, entry).await
+    /// Uploads and verifies every file of `entry`, then its manifest line; gives `slot` back
+    /// while it waits for the manifest batch.
+    pub(crate) async fn ship(&self, spool: &Spool, entry: &Entry, slot: &ShipSlot) -> Result<Shipment, ShipError> {
+        upload::ship(self, spool, entry, slot).await
     }
 
     /// What the store holds under the full object key `key`, or `None` if nothing.

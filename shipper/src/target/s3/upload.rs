@@ -1,6 +1,10 @@
 //! Shipping one entry to an [`S3Target`]: choosing the key, uploading (single or multipart)
 //! with conditional create and checksums, verifying, and the manifest line. The rules are in the
 //! [module documentation](super).
+//!
+//! Requests per recording in the usual case (nothing under its key yet): one `HEAD` of the call
+//! record's key, then per file a conditional `PUT` and a confirming `HEAD`, then a share of one
+//! manifest batch. Each file is read and hashed once, just before its upload.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -16,7 +20,7 @@ use crate::faults::CrashPoint;
 use crate::spool::format::seq_file_name;
 use crate::spool::{Entry, EntryFile, Spool, SpoolError};
 use crate::target::local::check_entry;
-use crate::target::{ShipError, Shipment};
+use crate::target::{ShipError, ShipSlot, Shipment};
 
 /// How many `~N` suffixes to try before giving up on a key.
 const MAX_SUFFIX: u32 = 1000;
@@ -24,12 +28,30 @@ const MAX_SUFFIX: u32 = 1000;
 /// What is under an object key, compared with the file meant to go there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
+    /// Not looked at: the file goes by conditional create, and a `412` is looked into then.
+    Unchecked,
     Free,
     Same,
     Taken,
 }
 
-pub(super) async fn ship(t: &S3Target, spool: &Spool, entry: &Entry) -> Result<Shipment, ShipError> {
+/// What a conditional create did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Put {
+    /// The object was created and verified.
+    Created,
+    /// An identical object was already there.
+    Identical,
+    /// Something else is under the key (or the store refused the create and holds nothing).
+    Taken,
+}
+
+pub(super) async fn ship(
+    t: &S3Target,
+    spool: &Spool,
+    entry: &Entry,
+    ship_slot: &ShipSlot,
+) -> Result<Shipment, ShipError> {
     check_entry(entry).map_err(|reason| SpoolError::Corrupt {
         path: spool.root().join("queue").join(seq_file_name(entry.id.seq())),
         reason,
@@ -42,39 +64,76 @@ pub(super) async fn ship(t: &S3Target, spool: &Spool, entry: &Entry) -> Result<S
     // Stable: the call record goes last, the others keep their order.
     files.sort_by_key(|(f, _)| f.ext == "json");
 
-    let (key, slots) = resolve_key(t, &entry.key, &files).await?;
+    let (mut key, mut slots) = first_plan(t, &entry.key, &files).await?;
     let inner = &t.inner;
-    let mut shipment = Shipment {
-        location: format!("s3://{}/{}{key}", inner.bucket, inner.base),
-        files_copied: 0,
-        files_present: 0,
-        bytes_copied: 0,
-    };
     let call_id = entry.summary.get("call_id").and_then(|v| v.as_str()).map(header_safe);
-    for ((file, source), slot) in files.iter().zip(slots) {
-        if slot == Slot::Same {
-            shipment.files_present += 1;
-            continue;
-        }
-        let object_key = t.object_key(&key, &file.ext);
-        let meta = Meta { sha256: &file.sha256, call_id: call_id.as_deref(), content_type: content_type(&file.ext) };
-        let created = if file.size > inner.multipart_threshold {
-            multipart(t, file, source, &object_key, &meta).await?
-        } else {
-            let data = read_verified(file, source).await?;
-            put_verified(t, &object_key, data, file.size, &meta).await?
+    let shipment = 'plan: loop {
+        let mut shipment = Shipment {
+            location: format!("s3://{}/{}{key}", inner.bucket, inner.base),
+            files_copied: 0,
+            files_present: 0,
+            bytes_copied: 0,
         };
-        if created {
-            shipment.files_copied += 1;
-            shipment.bytes_copied += file.size;
-        } else {
-            shipment.files_present += 1;
+        for ((file, source), &slot) in files.iter().zip(&slots) {
+            if slot == Slot::Same {
+                shipment.files_present += 1;
+                continue;
+            }
+            let object_key = t.object_key(&key, &file.ext);
+            let meta =
+                Meta { sha256: &file.sha256, call_id: call_id.as_deref(), content_type: content_type(&file.ext) };
+            let put = if file.size > inner.multipart_threshold {
+                multipart(t, file, source, &object_key, &meta).await?
+            } else {
+                let data = read_verified(file, source).await?;
+                put_verified(t, &object_key, data, file.size, &meta).await?
+            };
+            match put {
+                Put::Created => {
+                    shipment.files_copied += 1;
+                    shipment.bytes_copied += file.size;
+                }
+                Put::Identical => shipment.files_present += 1,
+                // Checked beforehand and taken since: another writer; the next attempt moves on.
+                Put::Taken if slot != Slot::Unchecked => {
+                    return Err(ShipError::Conflict {
+                        target: t.name().to_owned(),
+                        path: PathBuf::from(inner.client.resource(Some(&object_key))),
+                    });
+                }
+                // Not checked, and the key holds other content: look at every file, as when the
+                // call record is there already, and start again with what that finds.
+                Put::Taken => {
+                    (key, slots) = resolve_key(t, &entry.key, &files).await?;
+                    continue 'plan;
+                }
+            }
+            faults.hit(CrashPoint::ShipAfterUpload).map_err(crashed)?;
         }
-        faults.hit(CrashPoint::ShipAfterUpload).map_err(crashed)?;
-    }
+        break shipment;
+    };
+    // Every object is stored and verified; what is left is waiting for the manifest batch, which
+    // needs no slot of its own.
+    ship_slot.release();
     let (dir, line) = manifest::line(t, entry, &key, &files);
     manifest::Batcher::append(&t.inner, dir, line).await.map_err(|e| t.store_err(e))?;
     Ok(shipment)
+}
+
+/// The first plan for the entry. The call record (the last file) is uploaded last by every
+/// writer, so when nothing is under its key no complete recording holds the entry's key: every
+/// file goes there by conditional create, and a `412` is looked into when it comes (one `HEAD`
+/// instead of one per file). When the call record's key is taken, [`resolve_key`] checks every
+/// file first.
+async fn first_plan(t: &S3Target, key: &str, files: &[(EntryFile, PathBuf)]) -> Result<(String, Vec<Slot>), ShipError> {
+    let Some((last, _)) = files.last() else {
+        return Ok((key.to_owned(), Vec::new()));
+    };
+    let probe = t.inner.head(&t.object_key(key, &last.ext)).await.map_err(|e| t.store_err(e))?;
+    if probe.is_none() {
+        return Ok((key.to_owned(), vec![Slot::Unchecked; files.len()]));
+    }
+    resolve_key(t, key, files).await
 }
 
 /// The key to store the entry under: its own if every object is free or identical, else the
@@ -172,27 +231,24 @@ impl Inner {
         Ok(())
     }
 
-    /// What to do when a conditional create finds an object: identical counts as stored.
-    async fn existing(&self, target: &S3Target, key: &str, sha256: &str, size: u64) -> Result<bool, ShipError> {
+    /// What a conditional create that met an object found there: identical counts as stored.
+    async fn existing(&self, target: &S3Target, key: &str, sha256: &str, size: u64) -> Result<Put, ShipError> {
         match self.head(key).await.map_err(|e| target.store_err(e))? {
-            Some(info) if info.matches(sha256, size) => Ok(false),
-            _ => Err(ShipError::Conflict {
-                target: target.name().to_owned(),
-                path: PathBuf::from(self.client.resource(Some(key))),
-            }),
+            Some(info) if info.matches(sha256, size) => Ok(Put::Identical),
+            _ => Ok(Put::Taken),
         }
     }
 }
 
 /// Uploads `data` (whose SHA-256 is `meta.sha256`) to `key` unless something is there, then
-/// verifies it. Returns `true` if it was uploaded, `false` if an identical object was there.
+/// verifies it with a `HEAD`.
 pub(super) async fn put_verified(
     t: &S3Target,
     key: &str,
     data: Vec<u8>,
     size: u64,
     meta: &Meta<'_>,
-) -> Result<bool, ShipError> {
+) -> Result<Put, ShipError> {
     let inner = &t.inner;
     let checksum = hex_to_base64(meta.sha256).unwrap_or_default();
     let req = Req::new("upload", Method::PUT, Some(key))
@@ -206,7 +262,7 @@ pub(super) async fn put_verified(
         _ => return Err(t.store_err(resp.error())),
     }
     inner.verify(key, size, meta.sha256, &checksum).await.map_err(|e| t.store_err(e))?;
-    Ok(true)
+    Ok(Put::Created)
 }
 
 /// Uploads a large file in parts; aborts the upload on failure.
@@ -216,7 +272,7 @@ async fn multipart(
     source: &Path,
     key: &str,
     meta: &Meta<'_>,
-) -> Result<bool, ShipError> {
+) -> Result<Put, ShipError> {
     let inner = &t.inner;
     let req = Req::new("start multipart upload", Method::POST, Some(key))
         .query("uploads", "")
@@ -230,7 +286,7 @@ async fn multipart(
     }
     let upload_id = resp.xml::<InitiateMultipartUploadResult>().map_err(|e| t.store_err(e))?.upload_id;
     let result = multipart_parts(t, file, source, key, &upload_id).await;
-    if !matches!(result, Ok(true)) {
+    if !matches!(result, Ok(Put::Created)) {
         let abort = Req::new("abort multipart upload", Method::DELETE, Some(key)).query("uploadId", &upload_id);
         match inner.client.send(abort).await.and_then(|r| r.ok()) {
             Ok(_) => {}
@@ -247,7 +303,7 @@ async fn multipart_parts(
     source: &Path,
     key: &str,
     upload_id: &str,
-) -> Result<bool, ShipError> {
+) -> Result<Put, ShipError> {
     let inner = &t.inner;
     let part_size = inner.part_size;
     let mut whole = Some(Sha256::new());
@@ -320,7 +376,7 @@ async fn multipart_parts(
         }
         other => other.map_err(|e| t.store_err(e))?,
     }
-    Ok(true)
+    Ok(Put::Created)
 }
 
 /// Reads `len` bytes at `offset`, feeding them to `whole`; returns them with their SHA-256.
