@@ -185,11 +185,12 @@ fn recover_group(
         AudioLayout::Stereo
     };
     let mut reasons = vec![
-        "callvault stopped unexpectedly during the call; the audio was recovered up to the last data written"
+        "the run that recorded this call did not finish it (callvault stopped unexpectedly, or the call \
+         record could not be written, e.g. on a full disk); the audio was recovered up to the last data written"
             .to_owned(),
     ];
     if partial.is_none() {
-        reasons.push("the call's identity was lost with the crash".into());
+        reasons.push("the call's identity (its sidecar) was not saved, so it is unknown".into());
     }
     let record = CallRecord {
         version: RECORD_VERSION,
@@ -238,7 +239,7 @@ fn recover_group(
         holds: Vec::new(),
         capture_complete: false,
         incomplete_reasons: reasons,
-        notes: vec!["recovered after a crash: SIP details and stream statistics were not saved".into()],
+        notes: vec!["recovered at the next start: SIP details and stream statistics were not saved".into()],
     };
     let evidence = evidence.and_then(|p| File::options().read(true).write(true).open(&p).ok().map(|f| (p, f)));
     Ok(PendingRecording { record, start, audio: files, evidence })
