@@ -8,29 +8,11 @@ mod gen_check;
 
 use callgen::{CallSpec, DtmfDigit, EarlyMedia, Hangup, MidCall, Outcome, Party, Scenario, StreamChange};
 use common::rfc3339;
-use gen_check::{check_audio, check_call, expected_streams, origin, record_streams, run};
+use gen_check::{check_all, origin, run};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_735_689_600 * 1_000_000_000; // 2025-01-01T00:00:00Z
 const MS: i64 = 1_000_000;
-
-fn check_all(scenario: &Scenario, r: &gen_check::Run, what: &str) {
-    assert_eq!(r.recs.len(), scenario.calls.len(), "{what}: one record per call\n{}", common::text(&r.out));
-    for (i, t) in r.truth.calls.iter().enumerate() {
-        let ctx = format!("{what} call {}", t.call_id);
-        let rec = r.record(&t.call_id);
-        check_call(&ctx, t, &rec.value);
-        assert_eq!(record_streams(&rec.value), expected_streams(scenario, i), "{ctx}: streams");
-        check_audio(&ctx, scenario, i, rec);
-        // The record's holds are the truth's.
-        let holds: Vec<Value> = t
-            .holds
-            .iter()
-            .map(|h| json!({ "by": h.by, "start": rfc3339(h.start_ns), "end": h.end_ns.map(rfc3339) }))
-            .collect();
-        assert_eq!(rec.value["holds"], Value::Array(holds), "{ctx}: holds");
-    }
-}
 
 #[test]
 fn hold_and_resume_leave_silence_in_place() {

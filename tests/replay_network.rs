@@ -10,26 +10,10 @@ mod gen_check;
 use callgen::{
     CallSpec, FragmentOrder, Fragmentation, Hangup, Nat, Outcome, Scenario, SipTransport, TcpOptions, Tunnel,
 };
-use gen_check::{check_audio, check_call, expected_streams, record_streams, run};
+use gen_check::{check_all, run};
 
 const T0: i64 = 1_735_689_600 * 1_000_000_000; // 2025-01-01T00:00:00Z
 const MS: i64 = 1_000_000;
-
-/// Checks every call of a replay: record, streams and audio (calls with media).
-fn check_all(scenario: &Scenario, r: &gen_check::Run, what: &str) {
-    assert_eq!(r.recs.len(), scenario.calls.len(), "{what}: one record per call\n{}", common::text(&r.out));
-    for (i, t) in r.truth.calls.iter().enumerate() {
-        let ctx = format!("{what} call {}", t.call_id);
-        let rec = r.record(&t.call_id);
-        check_call(&ctx, t, &rec.value);
-        assert_eq!(record_streams(&rec.value), expected_streams(scenario, i), "{ctx}: streams");
-        if t.caller.packets_sent + t.callee.packets_sent > 0 {
-            check_audio(&ctx, scenario, i, rec);
-        } else {
-            assert!(rec.wav.is_none(), "{ctx}: no audio expected");
-        }
-    }
-}
 
 #[test]
 fn sip_over_tcp_with_split_and_coalesced_messages() {

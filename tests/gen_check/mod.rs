@@ -14,7 +14,7 @@ use std::process::Output;
 
 use callgen::{CallTruth, Codec, Party, RtpSchedule, Scenario, Truth, rtp_addresses, rtp_packet};
 use mixer::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{self, Rec, channels, records, replay, rfc3339, text};
 
@@ -216,4 +216,27 @@ pub fn record_streams(rec: &Value) -> Vec<(String, String, String, String, u64)>
         .collect();
     v.sort();
     v
+}
+
+/// Checks every call of a replay against the truth: one record per call, the record's facts,
+/// streams and holds, and both channels of the audio (calls with media; none for the others).
+pub fn check_all(scenario: &Scenario, r: &Run, what: &str) {
+    assert_eq!(r.recs.len(), scenario.calls.len(), "{what}: one record per call\n{}", text(&r.out));
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("{what} call {}", t.call_id);
+        let rec = r.record(&t.call_id);
+        check_call(&ctx, t, &rec.value);
+        assert_eq!(record_streams(&rec.value), expected_streams(scenario, i), "{ctx}: streams");
+        if t.caller.packets_sent + t.callee.packets_sent > 0 {
+            check_audio(&ctx, scenario, i, rec);
+        } else {
+            assert!(rec.wav.is_none(), "{ctx}: no audio expected");
+        }
+        let holds: Vec<Value> = t
+            .holds
+            .iter()
+            .map(|h| json!({ "by": h.by, "start": rfc3339(h.start_ns), "end": h.end_ns.map(rfc3339) }))
+            .collect();
+        assert_eq!(rec.value["holds"], Value::Array(holds), "{ctx}: holds");
+    }
 }
