@@ -1,59 +1,27 @@
 //! End-to-end tests through the public API: enter recordings into a spool and ship them to a
 //! local archive directory. Real filesystem, no mocks.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callvault_shipper::{
-    Disposition, LocalDir, NewFile, NewRecording, ShipError, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool,
-    Target,
+    Disposition, LocalDir, NewRecording, ShipError, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool, Target,
 };
-use sha2::{Digest, Sha256};
+use support::{Dirs, sha};
 
 const KEY: &str = "2016/11/26/20161126T144259.666Z_sipp_test_1a2b3c4d5e6f";
 
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-struct Dirs {
-    tmp: tempfile::TempDir,
-    spool: PathBuf,
-    work: PathBuf,
-    archive: PathBuf,
-    n: u32,
-}
-
 impl Dirs {
-    fn new() -> Dirs {
-        let tmp = tempfile::tempdir().unwrap();
-        let work = tmp.path().join("work");
-        fs::create_dir(&work).unwrap();
-        Dirs { spool: tmp.path().join("spool"), archive: tmp.path().join("archive"), work, tmp, n: 0 }
-    }
-
     /// Writes and fsyncs a recording's files in the work directory.
     fn recording(&mut self, key: &str, files: &[(&str, &[u8])]) -> NewRecording {
-        self.n += 1;
-        let files = files
-            .iter()
-            .map(|(ext, bytes)| {
-                let source = self.work.join(format!("call{}.{ext}", self.n));
-                let mut f = fs::File::create(&source).unwrap();
-                f.write_all(bytes).unwrap();
-                f.sync_all().unwrap();
-                NewFile { source, ext: (*ext).to_owned(), sha256: sha(bytes), size: bytes.len() as u64 }
-            })
-            .collect();
-        NewRecording {
-            key: key.to_owned(),
-            files,
-            summary: serde_json::json!({"from": "sipp", "to": "test", "state": "completed"}),
-        }
+        let mut rec = self.files(key, files);
+        rec.summary = serde_json::json!({"from": "sipp", "to": "test", "state": "completed"});
+        rec
     }
 
     fn start(&self, spool: &Arc<Spool>) -> ShipperHandle {

@@ -1,33 +1,18 @@
 //! Local retention and disk pressure: shipped recordings are deleted only as the policy says,
 //! and never while a queued recording refers to them. Real filesystem, local archive target.
 
+mod support;
+
 use std::fs;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use callvault_shipper::{
-    LocalDir, NewFile, NewRecording, Retention, ShipReport, Shipper, ShipperConfig, Spool, SpoolOptions, Target,
+    LocalDir, NewRecording, Retention, ShipReport, Shipper, ShipperConfig, Spool, SpoolOptions, Target,
 };
-use sha2::{Digest, Sha256};
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    spool: PathBuf,
-    work: PathBuf,
-    archive: PathBuf,
-    n: u32,
-}
+use support::Dirs;
 
 impl Dirs {
-    fn new() -> Dirs {
-        let tmp = tempfile::tempdir().unwrap();
-        let work = tmp.path().join("work");
-        fs::create_dir(&work).unwrap();
-        Dirs { spool: tmp.path().join("spool"), archive: tmp.path().join("archive"), work, _tmp: tmp, n: 0 }
-    }
-
     fn open(&self, retention: Retention, high_watermark_percent: u8) -> Arc<Spool> {
         let mut options = SpoolOptions::default();
         options.retention = retention;
@@ -36,14 +21,7 @@ impl Dirs {
     }
 
     fn recording(&mut self, key: &str, bytes: &[u8]) -> NewRecording {
-        self.n += 1;
-        let source = self.work.join(format!("call{}.wav", self.n));
-        let mut f = fs::File::create(&source).unwrap();
-        f.write_all(bytes).unwrap();
-        f.sync_all().unwrap();
-        let file =
-            NewFile { source, ext: "wav".into(), sha256: hex::encode(Sha256::digest(bytes)), size: bytes.len() as u64 };
-        NewRecording { key: key.to_owned(), files: vec![file], summary: serde_json::json!({}) }
+        self.files(key, &[("wav", bytes)])
     }
 
     fn ship(&self, spool: &Arc<Spool>) -> ShipReport {
@@ -96,9 +74,9 @@ fn unshipped_recordings_are_never_deleted() {
     let spool = d.open(Retention::DeleteWhenShipped, 100);
     spool.enter(d.recording("2016/11/26/a", b"audio")).unwrap();
     // The archive is unusable (a file, not a directory): nothing confirms, nothing is deleted.
-    let target = Target::LocalDir(LocalDir::new("archive", &d._tmp.path().join("ok")).unwrap());
-    fs::remove_dir(d._tmp.path().join("ok")).unwrap();
-    fs::write(d._tmp.path().join("ok"), b"").unwrap();
+    let target = Target::LocalDir(LocalDir::new("archive", &d.tmp.path().join("ok")).unwrap());
+    fs::remove_dir(d.tmp.path().join("ok")).unwrap();
+    fs::write(d.tmp.path().join("ok"), b"").unwrap();
     let report = Shipper::start(Arc::clone(&spool), vec![target], ShipperConfig::default())
         .unwrap()
         .drain(Some(Duration::from_secs(5)));

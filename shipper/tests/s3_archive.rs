@@ -4,6 +4,7 @@
 //! as skipped.
 
 mod s3_support;
+mod support;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! SeaweedFS instance (ports shifted by 200) so that killing it disturbs no other test.
 
 mod s3_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

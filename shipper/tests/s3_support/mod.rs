@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::support::{Dirs, sha};
 use callvault_shipper::{
-    Credentials, NewFile, NewRecording, S3Config, S3Target, ShipReport, Shipper, ShipperConfig, Spool, Target,
+    Credentials, NewRecording, S3Config, S3Target, ShipReport, Shipper, ShipperConfig, Spool, Target,
 };
 use sha2::{Digest, Sha256};
 
@@ -106,10 +107,6 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
-pub fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Deterministic pseudo-audio of `len` bytes.
 pub fn audio(seed: u32, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
@@ -123,22 +120,7 @@ pub fn audio(seed: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A spool and its work directory.
-pub struct Dirs {
-    pub tmp: tempfile::TempDir,
-    pub spool: PathBuf,
-    pub work: PathBuf,
-    n: u32,
-}
-
 impl Dirs {
-    pub fn new() -> Dirs {
-        let tmp = tempfile::tempdir().unwrap();
-        let work = tmp.path().join("work");
-        fs::create_dir(&work).unwrap();
-        Dirs { spool: tmp.path().join("spool"), work, tmp, n: 0 }
-    }
-
     /// Writes and fsyncs a recording (audio + call record) in the work directory.
     pub fn recording(&mut self, key: &str, wav: &[u8]) -> NewRecording {
         let name = key.rsplit('/').next().unwrap();
@@ -148,21 +130,6 @@ impl Dirs {
         rec.summary = serde_json::json!({"call_id": format!("{name}@test"), "from": "alice", "to": "bob",
             "state": "completed", "start": "2016-11-26T14:42:59Z", "duration_s": 12.5});
         rec
-    }
-
-    pub fn files(&mut self, key: &str, files: &[(&str, &[u8])]) -> NewRecording {
-        self.n += 1;
-        let files = files
-            .iter()
-            .map(|(ext, bytes)| {
-                let source = self.work.join(format!("call{}.{ext}", self.n));
-                let mut f = fs::File::create(&source).unwrap();
-                f.write_all(bytes).unwrap();
-                f.sync_all().unwrap();
-                NewFile { source, ext: (*ext).to_owned(), sha256: sha(bytes), size: bytes.len() as u64 }
-            })
-            .collect();
-        NewRecording { key: key.to_owned(), files, summary: serde_json::json!({}) }
     }
 
     pub fn open(&self) -> Arc<Spool> {
