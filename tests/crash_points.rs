@@ -60,8 +60,9 @@ fn crash_and_restart(dir: &Path, archive: &[String], point: &str) -> Vec<String>
     let again = replay(dir, archive, None, &second);
     assert!(again.status.success(), "{point}: restart\n{}\n{}", text(&out), text(&again));
     let data = dir.join("data");
-    assert_eq!(files(&data.join("queue")), Vec::<String>::new(), "{point}: queue drained");
-    assert_eq!(files(&data.join("work")), Vec::<String>::new(), "{point}: work directory empty");
+    let runs = format!("{}\n{}", text(&out), text(&again));
+    assert_eq!(files(&data.join("queue")), Vec::<String>::new(), "{point}: queue drained\n{runs}");
+    assert_eq!(files(&data.join("work")), Vec::<String>::new(), "{point}: work directory empty\n{runs}");
     let local = records(&data.join("recordings"));
     let mut seen = BTreeMap::new();
     for r in &local {

@@ -111,11 +111,19 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     let rec_err = |source| FinishError::Record { path: json_path.clone(), source };
     let mut body = serde_json::to_vec_pretty(&record).map_err(|e| rec_err(io::Error::other(e)))?;
     body.push(b'\n');
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&json_path).map_err(rec_err)?;
-    if let Err(e) = f.write_all(&body).and_then(|()| f.sync_all()) {
-        // A half-written record would pass for a finished recording at the next start; without
-        // it, crash recovery rebuilds the record from the audio and its sidecar.
-        let _ = std::fs::remove_file(&json_path);
+    // Written under a temporary name and renamed once durable: a half-written record (a crash
+    // or a full disk mid-write) must never pass for a finished recording at the next start;
+    // without it, crash recovery rebuilds the record from the audio and its sidecar.
+    let part = stem.with_extension(crate::recover::RECORD_PART);
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&part)
+        .and_then(|mut f| f.write_all(&body).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&part, &json_path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&part);
         return Err(rec_err(e));
     }
     File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;

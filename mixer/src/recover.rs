@@ -9,7 +9,8 @@
 //!   actually written, and it gets a call record that says `"end_reason": "recovered"` and
 //!   why the capture is incomplete; then it is finished and shipped like any other.
 //! * `<stem>.json` (with or without audio): finished but not handed to the spool before the
-//!   crash. It is entered as it is.
+//!   crash. It is entered as it is. A record is written as `<stem>.json.part` and renamed once
+//!   durable, so a `.json` is always whole; a leftover `.json.part` is removed.
 //!
 //! Nothing in the work directory is ever deleted without being entered into the spool first.
 
@@ -27,6 +28,9 @@ use crate::record::{
 use crate::wav::{WavFormat, repair};
 
 const SIDECAR: &str = "partial.json";
+
+/// Extension of a call record being written (renamed to `.json` once durable).
+pub(crate) const RECORD_PART: &str = "json.part";
 
 /// The sidecar path of an audio file.
 pub fn sidecar_path(wav: &Path) -> PathBuf {
@@ -76,6 +80,11 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
     let Ok(rd) = std::fs::read_dir(work_dir) else { return Ok(out) };
     let mut groups: std::collections::BTreeMap<String, Vec<PathBuf>> = std::collections::BTreeMap::new();
     for p in rd.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+        if p.to_string_lossy().ends_with(RECORD_PART) {
+            // A record cut short by the crash: the audio and its sidecar are what is recovered.
+            let _ = std::fs::remove_file(&p);
+            continue;
+        }
         groups.entry(stem_of(&p)).or_default().push(p);
     }
     for (_, mut members) in groups {
@@ -276,11 +285,14 @@ mod tests {
         std::fs::write(w.join("c.wav"), b"RIFF").unwrap();
         std::fs::write(w.join("c.json"), b"{}").unwrap();
         std::fs::write(w.join("d.json"), b"{}").unwrap();
+        // A record the crash cut short: it goes, and "a" is recovered from audio and sidecar.
+        std::fs::write(w.join("a.json.part"), b"{\"version\":").unwrap();
 
         let r = scan(w).unwrap();
         assert!(r.failed.is_empty());
         assert_eq!(r.finished, vec![vec![w.join("c.wav"), w.join("c.json")], vec![w.join("d.json")]]);
         assert_eq!(r.interrupted.len(), 2);
+        assert!(!w.join("a.json.part").exists());
         let a = &r.interrupted[0].record;
         assert_eq!(a.call_id, "abc@x");
         assert_eq!(a.end_reason, "recovered");
