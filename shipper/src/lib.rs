@@ -23,8 +23,8 @@ mod tests;
 
 pub use shipper::{LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle};
 pub use spool::{
-    DiskUsage, Entry, EntryFile, EntryId, NewFile, NewRecording, Retention, Shipped, Spool, SpoolError, SpoolOptions,
-    SweepReport,
+    DiskUsage, Entry, EntryFile, EntryId, NewFile, NewRecording, OwedTarget, Retention, Shipped, Spool, SpoolError,
+    SpoolOptions, SweepReport,
 };
 pub use target::{
     Credentials, CredentialsError, Disposition, LocalDir, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error,

@@ -14,10 +14,7 @@ use support::Dirs;
 
 impl Dirs {
     fn open(&self, retention: Retention, high_watermark_percent: u8) -> Arc<Spool> {
-        let mut options = SpoolOptions::default();
-        options.retention = retention;
-        options.high_watermark_percent = high_watermark_percent;
-        Arc::new(Spool::open_with(&self.spool, options).unwrap())
+        Arc::new(Spool::open_with(&self.spool, options(retention, high_watermark_percent)).unwrap())
     }
 
     fn recording(&mut self, key: &str, bytes: &[u8]) -> NewRecording {
@@ -33,6 +30,13 @@ impl Dirs {
         };
         Shipper::start(Arc::clone(spool), vec![target], cfg).unwrap().drain(Some(Duration::from_secs(20)))
     }
+}
+
+fn options(retention: Retention, high_watermark_percent: u8) -> SpoolOptions {
+    let mut options = SpoolOptions::default();
+    options.retention = retention;
+    options.high_watermark_percent = high_watermark_percent;
+    options
 }
 
 fn age(path: &std::path::Path, days: u64) {
@@ -82,10 +86,9 @@ fn unshipped_recordings_are_never_deleted() {
         .drain(Some(Duration::from_secs(5)));
     assert_eq!(report.left_queued.len(), 1, "{report:?}");
     assert!(spool.recording_path("2016/11/26/a", "wav").exists());
-    // Sweeps of every policy leave it alone too.
+    // Sweeps of every policy leave it alone too (changed as a configuration reload does).
     for retention in [Retention::KeepDays(0), Retention::KeepUntilWatermark(0)] {
-        drop(spool.clone());
-        let spool = d.open(retention, 100);
+        spool.set_options(options(retention, 100));
         age(&spool.recording_path("2016/11/26/a", "wav"), 10);
         let swept = spool.sweep().unwrap();
         assert_eq!(swept.files_deleted, 0);
@@ -125,7 +128,7 @@ fn watermark_retention_deletes_shipped_recordings_oldest_first() {
     assert!(!spool.recording_path("2016/11/26/a", "wav").exists());
     assert!(spool.recording_path("2016/11/26/b", "wav").exists());
     // Above the watermark only: with 100 % nothing is deleted.
-    let spool = d.open(Retention::KeepUntilWatermark(100), 100);
+    spool.set_options(options(Retention::KeepUntilWatermark(100), 100));
     assert_eq!(spool.sweep().unwrap().files_deleted, 0);
 }
 
@@ -143,7 +146,7 @@ fn disk_above_the_high_watermark_is_flagged_and_recording_goes_on() {
     assert!(report.stats.disk_pressure, "{report:?}");
     assert!(report.stats.disk_used_percent.is_some());
 
-    let spool = d.open(Retention::Keep, 100);
+    spool.set_options(options(Retention::Keep, 100));
     assert!(!spool.disk_usage().unwrap().above_high_watermark);
     assert!(!d.ship(&spool).stats.disk_pressure);
 }

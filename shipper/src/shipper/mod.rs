@@ -147,9 +147,15 @@ struct Shared {
     new_entries: AtomicBool,
     mode: Mutex<Mode>,
     stats: Mutex<(ShipStats, Option<SystemTime>)>,
+    /// Targets from a configuration reload, for the shipper thread to pick up.
+    new_targets: Mutex<Option<Vec<Target>>>,
 }
 
 impl Shared {
+    fn new_targets(&self) -> MutexGuard<'_, Option<Vec<Target>>> {
+        self.new_targets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn mode(&self) -> MutexGuard<'_, Mode> {
         self.mode.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -172,6 +178,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct ShipperHandle {
     shared: Arc<Shared>,
+    spool: Arc<Spool>,
     thread: Option<JoinHandle<ShipReport>>,
 }
 
@@ -183,14 +190,7 @@ impl Shipper {
     /// or runtime cannot be created.
     pub fn start(spool: Arc<Spool>, targets: Vec<Target>, cfg: ShipperConfig) -> Result<ShipperHandle, ShipError> {
         let start_err = |reason: String, source: Option<std::io::Error>| ShipError::Start { reason, source };
-        if targets.is_empty() {
-            return Err(start_err("no archive target is configured".into(), None));
-        }
-        for (i, t) in targets.iter().enumerate() {
-            if targets[..i].iter().any(|u| u.name() == t.name()) {
-                return Err(start_err(format!("two targets are named {:?}; give each a unique name", t.name()), None));
-            }
-        }
+        check_targets(&targets)?;
         if cfg.concurrency == 0 {
             return Err(start_err("concurrency must be at least 1".into(), None));
         }
@@ -205,8 +205,10 @@ impl Shipper {
             new_entries: AtomicBool::new(false),
             mode: Mutex::new(Mode::Run),
             stats: Mutex::default(),
+            new_targets: Mutex::default(),
         });
-        let worker = run::Worker::new(spool, targets, cfg, Arc::clone(&shared));
+        spool.set_targets(targets.iter().map(Target::owed).collect());
+        let worker = run::Worker::new(Arc::clone(&spool), targets, cfg, Arc::clone(&shared));
         let thread = std::thread::Builder::new()
             .name("shipper".into())
             .spawn(move || {
@@ -215,8 +217,22 @@ impl Shipper {
                 report
             })
             .map_err(|e| start_err("cannot spawn the shipper thread".into(), Some(e)))?;
-        Ok(ShipperHandle { shared, thread: Some(thread) })
+        Ok(ShipperHandle { shared, spool, thread: Some(thread) })
     }
+}
+
+/// Refuses an empty target list and two targets with one name.
+fn check_targets(targets: &[Target]) -> Result<(), ShipError> {
+    let start_err = |reason: String| ShipError::Start { reason, source: None };
+    if targets.is_empty() {
+        return Err(start_err("no archive target is configured".into()));
+    }
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|u| u.name() == t.name()) {
+            return Err(start_err(format!("two targets are named {:?}; give each a unique name", t.name())));
+        }
+    }
+    Ok(())
 }
 
 /// A cloneable way to tell a running shipper that new entries were entered, for the threads
@@ -248,6 +264,18 @@ impl ShipperHandle {
     /// A snapshot of the counters.
     pub fn stats(&self) -> ShipStats {
         self.shared.snapshot()
+    }
+
+    /// Replaces the configured targets (a configuration reload): recordings entered from now on
+    /// are owed to `targets`; queued recordings keep the targets they are owed to, and the
+    /// shipper keeps delivering them there. Fails, changing nothing, for an empty list or two
+    /// targets with one name.
+    pub fn set_targets(&self, targets: Vec<Target>) -> Result<(), ShipError> {
+        check_targets(&targets)?;
+        self.spool.set_targets(targets.iter().map(Target::owed).collect());
+        *self.shared.new_targets() = Some(targets);
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Ships everything queued, retrying retryable failures until `deadline` (from now; `None`

@@ -11,7 +11,7 @@ use tokio::task::{Id, JoinError, JoinSet};
 use super::{LeftQueued, Mode, Shared, ShipReport, ShipStats, ShipperConfig};
 use crate::faults::CrashPoint;
 use crate::fsutil::random_u64;
-use crate::spool::{Entry, EntryId, Spool, SpoolError};
+use crate::spool::{Entry, EntryId, OwedTarget, Spool, SpoolError};
 use crate::target::{Disposition, ShipError, ShipSlot, Shipment, Target};
 
 /// How often the queue directory is re-listed even without a notification.
@@ -60,6 +60,17 @@ impl Backoff {
     }
 }
 
+/// A target the shipper knows: configured now, or configured earlier and still owed by queued
+/// entries. Slots are never removed while the shipper runs, so their indexes stay valid.
+#[derive(Debug)]
+struct TargetSlot {
+    target: Arc<Target>,
+    owed: OwedTarget,
+    /// Entered recordings are owed to it now (false: replaced by a configuration reload).
+    configured: bool,
+    state: TargetState,
+}
+
 /// Per-target shipping state.
 #[derive(Debug)]
 struct TargetState {
@@ -77,6 +88,9 @@ struct TargetState {
 struct Queued {
     key: String,
     entered: Option<SystemTime>,
+    /// The targets it is owed to; empty for entries from before targets were recorded, which
+    /// are owed to the configured targets.
+    owed: Vec<OwedTarget>,
     /// Targets that confirmed it.
     shipped: HashSet<String>,
     in_flight: bool,
@@ -95,7 +109,7 @@ struct Outcome {
     id: EntryId,
     /// The entry disappeared from the queue (removed by hand).
     gone: bool,
-    /// Per target index: the shipment, `None` if it was already confirmed, or the failure.
+    /// Per target slot: the shipment, `None` if it was already confirmed, or the failure.
     results: Vec<(usize, Result<Option<Shipment>, ShipError>)>,
     /// Whether the entry was completed, or why completing failed.
     completed: Result<bool, ShipError>,
@@ -105,12 +119,10 @@ struct Outcome {
 #[derive(Debug)]
 pub(super) struct Worker {
     spool: Arc<Spool>,
-    targets: Vec<Arc<Target>>,
-    names: Arc<[String]>,
+    targets: Vec<TargetSlot>,
     cfg: ShipperConfig,
     shared: Arc<Shared>,
     index: BTreeMap<EntryId, Queued>,
-    target_state: Vec<TargetState>,
     tasks: JoinSet<Outcome>,
     task_ids: HashMap<Id, EntryId>,
     /// One permit per shipment moving data ([`ShipperConfig::concurrency`]); a shipment that only
@@ -131,6 +143,8 @@ pub(super) struct Worker {
     last_age_warning: Option<Instant>,
     draining: bool,
     next_housekeeping: Instant,
+    /// Owed targets without a slot that were already reported.
+    reported_unconfigured: HashSet<OwedTarget>,
 }
 
 /// What woke the loop.
@@ -142,20 +156,13 @@ enum Event {
 
 impl Worker {
     pub(super) fn new(spool: Arc<Spool>, targets: Vec<Target>, cfg: ShipperConfig, shared: Arc<Shared>) -> Worker {
-        let names: Arc<[String]> = targets.iter().map(|t| t.name().to_owned()).collect();
-        let target_state = targets
-            .iter()
-            .map(|_| TargetState { backoff: Backoff::new(&cfg), retry_at: None, permanent: None, last_error: None })
-            .collect();
         let slots = Arc::new(Semaphore::new(cfg.concurrency));
-        Worker {
+        let mut worker = Worker {
             spool,
-            targets: targets.into_iter().map(Arc::new).collect(),
-            names,
+            targets: Vec::new(),
             cfg,
             shared,
             index: BTreeMap::new(),
-            target_state,
             tasks: JoinSet::new(),
             task_ids: HashMap::new(),
             slots,
@@ -171,7 +178,45 @@ impl Worker {
             last_age_warning: None,
             draining: false,
             next_housekeeping: Instant::now(),
+            reported_unconfigured: HashSet::new(),
+        };
+        worker.replace_targets(targets);
+        worker
+    }
+
+    /// Makes `targets` the configured ones. Targets no longer configured keep their slot for
+    /// the entries still owed to them; a target configured again (same name and location) gets
+    /// a fresh start (a permanent failure is retried after a reload).
+    fn replace_targets(&mut self, targets: Vec<Target>) {
+        for slot in &mut self.targets {
+            slot.configured = false;
         }
+        for target in targets {
+            let owed = target.owed();
+            let state =
+                TargetState { backoff: Backoff::new(&self.cfg), retry_at: None, permanent: None, last_error: None };
+            match self.targets.iter_mut().find(|s| s.owed == owed) {
+                Some(slot) => {
+                    slot.target = Arc::new(target);
+                    slot.configured = true;
+                    slot.state = state;
+                }
+                None => self.targets.push(TargetSlot { target: Arc::new(target), owed, configured: true, state }),
+            }
+        }
+        self.need_load = true;
+    }
+
+    /// The targets entry `q` is owed to, by name, with the slot that ships to it (`None`: no
+    /// target with that name and location is known).
+    fn owed_slots(&self, q: &Queued) -> Vec<(String, Option<usize>)> {
+        if q.owed.is_empty() {
+            return (0..self.targets.len())
+                .filter(|&i| self.targets[i].configured)
+                .map(|i| (self.targets[i].owed.name.clone(), Some(i)))
+                .collect();
+        }
+        q.owed.iter().map(|o| (o.name.clone(), self.targets.iter().position(|s| &s.owed == o))).collect()
     }
 
     /// Runs until stopped or drained; returns the report.
@@ -179,6 +224,10 @@ impl Worker {
         loop {
             if self.spool.faults().crashed() {
                 break;
+            }
+            let reloaded = self.shared.new_targets().take();
+            if let Some(targets) = reloaded {
+                self.replace_targets(targets);
             }
             let mode = *self.shared.mode();
             let now = Instant::now();
@@ -274,6 +323,7 @@ impl Worker {
             for (id, entry) in entries {
                 match entry {
                     Ok(entry) => {
+                        self.report_unconfigured(&entry);
                         self.index.insert(id, self.queued(&entry));
                     }
                     Err(SpoolError::NotFound { .. }) => {}
@@ -319,6 +369,20 @@ impl Worker {
         }
     }
 
+    /// Logs once per target when an entry is owed to a target this shipper does not have.
+    fn report_unconfigured(&mut self, entry: &Entry) {
+        for owed in &entry.targets {
+            if entry.shipped.contains_key(&owed.name) || self.targets.iter().any(|s| &s.owed == owed) {
+                continue;
+            }
+            if self.reported_unconfigured.insert(owed.clone()) {
+                tracing::error!(target_name = %owed.name, location = %owed.location, key = %entry.key,
+                    "queued recordings are owed to a target that is not configured; they stay queued until \
+                     it is configured again, or until `callvault ship --retarget` sends them elsewhere");
+            }
+        }
+    }
+
     fn load_failed(&mut self, e: SpoolError) {
         let text = crate::chain(&e);
         tracing::warn!(error = %text, "cannot read the spool queue; will retry");
@@ -331,6 +395,7 @@ impl Worker {
         Queued {
             key: entry.key.clone(),
             entered: chrono::DateTime::parse_from_rfc3339(&entry.entered_at).ok().map(SystemTime::from),
+            owed: entry.targets.clone(),
             shipped: entry.shipped.keys().cloned().collect(),
             in_flight: false,
             backoff: Backoff::new(&self.cfg),
@@ -359,15 +424,18 @@ impl Worker {
             if !entry_ready {
                 continue;
             }
-            let todo: Vec<usize> = (0..self.targets.len())
-                .filter(|&i| {
-                    let t = &self.target_state[i];
-                    !q.shipped.contains(&self.names[i])
-                        && t.permanent.is_none()
-                        && t.retry_at.is_none_or(|at| at <= now)
+            let owed = self.owed_slots(q);
+            let todo: Vec<usize> = owed
+                .iter()
+                .filter_map(|(name, slot)| {
+                    let i = (*slot)?;
+                    let t = &self.targets[i].state;
+                    let due =
+                        !q.shipped.contains(name) && t.permanent.is_none() && t.retry_at.is_none_or(|at| at <= now);
+                    due.then_some(i)
                 })
                 .collect();
-            let all_confirmed = self.names.iter().all(|n| q.shipped.contains(n));
+            let all_confirmed = owed.iter().all(|(n, _)| q.shipped.contains(n));
             if todo.is_empty() && !all_confirmed {
                 continue;
             }
@@ -379,14 +447,15 @@ impl Worker {
                 break;
             };
             let slot = ShipSlot::new(Arc::clone(&self.slots), Arc::clone(&self.freed), permit);
-            starts.push((id, todo, slot));
+            let names: Vec<String> = owed.into_iter().map(|(n, _)| n).collect();
+            starts.push((id, todo, names, slot));
         }
-        for (id, todo, slot) in starts {
+        for (id, todo, names, slot) in starts {
             let q = self.index.get_mut(&id).expect("scheduled entry is indexed");
             q.in_flight = true;
             self.in_flight_keys.insert(q.key.clone());
-            let targets = todo.into_iter().map(|i| (i, Arc::clone(&self.targets[i]))).collect();
-            let task = ship_entry(Arc::clone(&self.spool), targets, Arc::clone(&self.names), id, slot);
+            let targets = todo.into_iter().map(|i| (i, Arc::clone(&self.targets[i].target))).collect();
+            let task = ship_entry(Arc::clone(&self.spool), targets, names, id, slot);
             let handle = self.tasks.spawn(task);
             self.task_ids.insert(handle.id(), id);
         }
@@ -418,10 +487,10 @@ impl Worker {
         }
         let now = Instant::now();
         for (i, result) in outcome.results {
-            let name = self.names[i].clone();
+            let name = self.targets[i].owed.name.clone();
             match result {
                 Ok(shipment) => {
-                    let state = &mut self.target_state[i];
+                    let state = &mut self.targets[i].state;
                     state.backoff.reset();
                     state.retry_at = None;
                     state.last_error = None;
@@ -464,21 +533,23 @@ impl Worker {
         match (disposition, target) {
             (Disposition::RetryTarget, Some(i)) => {
                 self.stats.failures_retryable += 1;
-                let state = &mut self.target_state[i];
+                let slot = &mut self.targets[i];
+                let state = &mut slot.state;
                 // Failures of attempts started before the current backoff do not extend it.
                 if state.retry_at.is_none_or(|at| at <= now) {
                     let delay = state.backoff.next_delay();
                     state.retry_at = Some(now + delay);
-                    tracing::warn!(target_name = %self.names[i], key = %q.key, error = %text,
+                    tracing::warn!(target_name = %slot.owed.name, key = %q.key, error = %text,
                         retry_in_ms = delay.as_millis() as u64, "shipping failed; will retry");
                 }
                 state.last_error = Some(text);
             }
             (Disposition::Permanent, Some(i)) => {
                 self.stats.failures_permanent += 1;
-                let state = &mut self.target_state[i];
+                let slot = &mut self.targets[i];
+                let state = &mut slot.state;
                 if state.permanent.is_none() {
-                    tracing::error!(target_name = %self.names[i], error = %text,
+                    tracing::error!(target_name = %slot.owed.name, error = %text,
                         "target disabled until restart; every recording stays queued");
                     state.permanent = Some(text);
                 }
@@ -502,9 +573,11 @@ impl Worker {
     /// While draining: whether any queued entry can still make progress.
     fn work_remains(&self) -> bool {
         self.index.values().any(|q| {
-            let all_confirmed = self.names.iter().all(|n| q.shipped.contains(n));
-            let target_usable = (0..self.targets.len())
-                .any(|i| !q.shipped.contains(&self.names[i]) && self.target_state[i].permanent.is_none());
+            let owed = self.owed_slots(q);
+            let all_confirmed = owed.iter().all(|(n, _)| q.shipped.contains(n));
+            let target_usable = owed.iter().any(|(n, slot)| {
+                !q.shipped.contains(n) && slot.is_some_and(|i| self.targets[i].state.permanent.is_none())
+            });
             !q.failed_in_drain && (all_confirmed || target_usable)
         })
     }
@@ -519,8 +592,8 @@ impl Worker {
             wake = wake.min(now + AGE_WARNING);
         }
         let later = |t: &Option<Instant>| t.filter(|&t| t > now);
-        for state in &self.target_state {
-            if let Some(t) = later(&state.retry_at) {
+        for slot in &self.targets {
+            if let Some(t) = later(&slot.state.retry_at) {
                 wake = wake.min(t);
             }
         }
@@ -569,19 +642,34 @@ impl Worker {
             .map(|(&id, q)| LeftQueued {
                 id,
                 key: q.key.clone(),
-                waiting_for: self.names.iter().filter(|n| !q.shipped.contains(*n)).cloned().collect(),
+                waiting_for: self
+                    .owed_slots(q)
+                    .into_iter()
+                    .filter(|(n, _)| !q.shipped.contains(n))
+                    .map(|(n, slot)| if slot.is_some() { n } else { format!("{n} (not configured)") })
+                    .collect(),
                 last_error: q.last_error.clone(),
             })
             .collect();
         let mut errors: Vec<String> = self
-            .target_state
+            .targets
             .iter()
-            .zip(self.names.iter())
-            .filter_map(|(state, name)| {
-                let text = state.permanent.as_ref().or(state.last_error.as_ref())?;
-                Some(format!("target {name:?}: {text}"))
+            .filter_map(|slot| {
+                let text = slot.state.permanent.as_ref().or(slot.state.last_error.as_ref())?;
+                // Target errors name their target already.
+                let name = format!("{:?}", slot.owed.name);
+                Some(if text.contains(&name) { text.clone() } else { format!("target {name}: {text}") })
             })
             .collect();
+        for owed in &self.reported_unconfigured {
+            let n = self.index.values().filter(|q| q.owed.contains(owed) && !q.shipped.contains(&owed.name)).count();
+            if n > 0 {
+                errors.push(format!(
+                    "{n} recording(s) are owed to target {owed}, which is not configured; configure it again, \
+                     or send them to the configured targets with `callvault ship --retarget`"
+                ));
+            }
+        }
         errors.extend(self.load_error.clone());
         errors.extend(self.unreadable.values().cloned());
         ShipReport { stats: self.shared.snapshot(), left_queued, errors }
@@ -594,7 +682,7 @@ impl Worker {
 async fn ship_entry(
     spool: Arc<Spool>,
     targets: Vec<(usize, Arc<Target>)>,
-    names: Arc<[String]>,
+    names: Vec<String>,
     id: EntryId,
     slot: ShipSlot,
 ) -> Outcome {
@@ -611,22 +699,21 @@ async fn ship_entry(
             return outcome;
         }
     };
-    let mut confirmed: HashSet<&str> = entry.shipped.keys().map(String::as_str).collect();
+    let mut confirmed: HashSet<String> = entry.shipped.keys().cloned().collect();
     for (i, target) in targets {
-        let name = target.name();
-        if confirmed.contains(name) {
+        let name = target.name().to_owned();
+        if confirmed.contains(&name) {
             outcome.results.push((i, Ok(None)));
             continue;
         }
         slot.acquire().await;
         let result = ship_one(&spool, &target, &entry, &slot).await;
         if result.is_ok() {
-            confirmed.insert(names[i].as_str());
+            confirmed.insert(name);
         }
         outcome.results.push((i, result.map(Some)));
     }
-    if names.iter().all(|n| confirmed.contains(n.as_str())) {
-        let names: Vec<String> = names.to_vec();
+    if names.iter().all(|n| confirmed.contains(n)) {
         outcome.completed = blocking(move || {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             spool.complete(id, &names)

@@ -50,8 +50,15 @@ impl Spool {
                 })
             })
             .collect::<Result<Vec<_>, SpoolError>>()?;
-        let intent =
-            Intent { version: format::VERSION, seq, key, files, summary: rec.summary, entered_at: now_rfc3339() };
+        let intent = Intent {
+            version: format::VERSION,
+            seq,
+            key,
+            files,
+            summary: rec.summary,
+            entered_at: now_rfc3339(),
+            targets: state.owed.clone(),
+        };
 
         let intent_path = self.intents.join(seq_file_name(seq));
         if let Err(e) = self.write_intent(&intent) {
@@ -225,6 +232,7 @@ impl Spool {
                 files: kept,
                 summary: intent.summary.clone(),
                 entered_at: intent.entered_at.clone(),
+                targets: intent.targets.clone(),
                 shipped: BTreeMap::new(),
             };
             let bytes = serde_json::to_vec_pretty(&record)

@@ -57,6 +57,27 @@ pub enum SpoolError {
         #[source]
         source: Box<SpoolError>,
     },
+    /// Another process has the spool open (see the `owner` module).
+    #[error(
+        "another callvault (pid {}) owns {}; stop it, or give this command another data directory",
+        pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
+        root.display()
+    )]
+    Owned {
+        /// The spool's root.
+        root: PathBuf,
+        /// The owner's pid, if it could be read.
+        pid: Option<u32>,
+    },
+    /// The directory holds no spool, and the caller asked not to create one.
+    #[error(
+        "{} is not a callvault data directory (it has no queue/); check the data directory (--output, storage.data_dir)",
+        path.display()
+    )]
+    NotASpool {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Finishing an intent found a different file already at a destination.
     #[error(
         "spool: cannot finish intent {intent}: {dest} already exists with content other than {source_path}; move one of them out of the way and restart"

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{EntryFile, Shipped};
+use super::{EntryFile, OwedTarget, Shipped};
 
 /// The on-disk format version written by this code.
 pub(crate) const VERSION: u32 = 1;
@@ -25,6 +25,9 @@ pub(crate) struct EntryRecord {
     pub(crate) summary: serde_json::Value,
     /// When the recording entered the spool (RFC 3339, UTC).
     pub(crate) entered_at: String,
+    /// Targets the recording is owed to (absent in entries written before they were recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) targets: Vec<OwedTarget>,
     /// Targets that confirmed the recording, by target name.
     #[serde(default)]
     pub(crate) shipped: BTreeMap<String, Shipped>,
@@ -72,6 +75,9 @@ pub(crate) struct Intent {
     pub(crate) summary: serde_json::Value,
     /// When `enter` was called (RFC 3339, UTC).
     pub(crate) entered_at: String,
+    /// Targets the recording is owed to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) targets: Vec<OwedTarget>,
 }
 
 /// File name of sequence number `seq` in `queue/` and `queue/.intent/`.

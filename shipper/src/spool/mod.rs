@@ -9,6 +9,8 @@
 //! <root>/queue/.tmp/               entries and intents being written (emptied by `open`)
 //! <root>/queue/.intent/<seq:020>.json
 //!                                  the plan of an `enter` in progress (see below)
+//! <root>/callvault.lock            held (flock) by the one process that owns the spool, with
+//!                                  its pid (see the `owner` module)
 //! ```
 //!
 //! A queue entry (format version 1) is:
@@ -19,8 +21,15 @@
 //!             "sha256": "<64 lowercase hex>", "size": 160044}, {"ext": "json", …}],
 //!  "summary": {…opaque, from the caller…},
 //!  "entered_at": "2016-11-26T14:43:05.120Z",
+//!  "targets": [{"name": "archive", "location": "/mnt/archive"}],
 //!  "shipped": {"archive": {"at": "2016-11-26T14:43:05.410Z", "location": "/mnt/archive/2016/…"}}}
 //! ```
+//!
+//! `targets` are the archive targets the recording is owed to: the ones configured when it
+//! entered ([`Spool::set_targets`]), each by name and by where it stores (a directory, a bucket
+//! and prefix). The shipper delivers an entry to exactly those; only [`Spool::retarget`], asked
+//! for explicitly, changes them. Entries written before this field existed have none and are
+//! owed to whatever targets the shipper has.
 //!
 //! `path` is relative to the spool root. An intent has the same `version`, `seq`, `key`,
 //! `summary` and `entered_at`, and for each file its absolute `source` in the work directory, its
@@ -78,6 +87,7 @@
 mod enter;
 mod error;
 pub(crate) mod format;
+mod owner;
 mod retention;
 
 use std::collections::BTreeMap;
@@ -94,6 +104,8 @@ use crate::fsutil::{sync_dir, write_atomic};
 use error::IoContext;
 pub use error::SpoolError;
 use format::{EntryRecord, Intent, parse_seq_file_name, seq_file_name};
+use owner::OwnerLock;
+pub use owner::owner;
 pub use retention::{DiskUsage, SweepReport};
 
 /// Identifies a queue entry: its sequence number, which is also its shipping order.
@@ -110,6 +122,21 @@ impl EntryId {
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:020}", self.0)
+    }
+}
+
+/// An archive target a recording is owed to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OwedTarget {
+    /// The target's name (confirmations are recorded under it).
+    pub name: String,
+    /// Where the target stores recordings: a directory, or an S3 endpoint, bucket and prefix.
+    pub location: String,
+}
+
+impl fmt::Display for OwedTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} ({})", self.name, self.location)
     }
 }
 
@@ -172,6 +199,9 @@ pub struct Entry {
     pub summary: serde_json::Value,
     /// When the recording entered the spool (RFC 3339, UTC).
     pub entered_at: String,
+    /// The targets the recording is owed to (empty in entries from before targets were
+    /// recorded: owed to whichever targets ship it).
+    pub targets: Vec<OwedTarget>,
     /// Confirmations so far, by target name.
     pub shipped: BTreeMap<String, Shipped>,
 }
@@ -189,6 +219,7 @@ impl Entry {
             files: record.files,
             summary: record.summary,
             entered_at: record.entered_at,
+            targets: record.targets,
             shipped: record.shipped,
         }
     }
@@ -201,6 +232,7 @@ impl Entry {
             files: self.files.clone(),
             summary: self.summary.clone(),
             entered_at: self.entered_at.clone(),
+            targets: self.targets.clone(),
             shipped: self.shipped.clone(),
         }
     }
@@ -255,6 +287,8 @@ struct State {
     unfinished: BTreeMap<u64, Intent>,
     /// Queue entries per recording key: files of a key with entries are never deleted.
     queued_keys: std::collections::HashMap<String, u32>,
+    /// The targets new entries are owed to.
+    owed: Vec<OwedTarget>,
 }
 
 /// The durable spool rooted at one directory. `Send + Sync`: `enter` may run on a finisher
@@ -266,18 +300,21 @@ pub struct Spool {
     queue: PathBuf,
     tmp: PathBuf,
     intents: PathBuf,
-    options: SpoolOptions,
+    options: Mutex<SpoolOptions>,
     state: Mutex<State>,
     /// Stripes of per-entry locks for `mark_shipped` and `complete` (see [`Spool::entry_lock`]).
     entry_locks: [Mutex<()>; ENTRY_LOCKS],
     faults: Arc<Faults>,
+    /// This process's ownership of the spool (`None` only for simulated crashes in tests).
+    _owner: Option<OwnerLock>,
 }
 
 /// Number of per-entry lock stripes: more than the entries a shipper updates at once.
 const ENTRY_LOCKS: usize = 64;
 
 impl Spool {
-    /// Opens (creating if needed) the spool under `root` with default options: creates the
+    /// Opens (creating if needed) the spool under `root` with default options: takes ownership
+    /// of it (fails with [`SpoolError::Owned`] if another process has it open), creates the
     /// directories, empties `queue/.tmp/`, and finishes any `enter` a crash interrupted.
     pub fn open(root: &Path) -> Result<Spool, SpoolError> {
         Spool::open_with(root, SpoolOptions::default())
@@ -285,11 +322,22 @@ impl Spool {
 
     /// Like [`Spool::open`], with explicit options.
     pub fn open_with(root: &Path, options: SpoolOptions) -> Result<Spool, SpoolError> {
-        Spool::open_inner(root, options, Arc::default())
+        Spool::open_inner(root, options, Arc::default(), true)
     }
 
-    fn open_inner(root: &Path, options: SpoolOptions, faults: Arc<Faults>) -> Result<Spool, SpoolError> {
+    /// Like [`Spool::open_with`], but only a spool that exists: a directory without `queue/`
+    /// fails with [`SpoolError::NotASpool`] and nothing is created.
+    pub fn open_existing(root: &Path, options: SpoolOptions) -> Result<Spool, SpoolError> {
+        if !root.join("queue").is_dir() {
+            return Err(SpoolError::NotASpool { path: root.to_owned() });
+        }
+        Spool::open_with(root, options)
+    }
+
+    fn open_inner(root: &Path, options: SpoolOptions, faults: Arc<Faults>, own: bool) -> Result<Spool, SpoolError> {
         let root = std::path::absolute(root).ctx("resolve", root)?;
+        fs::create_dir_all(&root).ctx("create directory", &root)?;
+        let owner = if own { Some(OwnerLock::acquire(&root)?) } else { None };
         let queue = root.join("queue");
         let spool = Spool {
             recordings: root.join("recordings"),
@@ -297,14 +345,16 @@ impl Spool {
             intents: queue.join(".intent"),
             queue,
             root,
-            options,
+            options: Mutex::new(options),
             state: Mutex::new(State {
                 next_seq: 1,
                 unfinished: BTreeMap::new(),
                 queued_keys: std::collections::HashMap::new(),
+                owed: Vec::new(),
             }),
             entry_locks: std::array::from_fn(|_| Mutex::new(())),
             faults,
+            _owner: owner,
         };
         for dir in [&spool.root, &spool.recordings, &spool.queue, &spool.tmp, &spool.intents] {
             fs::create_dir_all(dir).ctx("create directory", dir)?;
@@ -356,6 +406,35 @@ impl Spool {
     /// The spool's root directory (absolute).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> SpoolOptions {
+        self.options.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the retention policy and the high watermark (a configuration reload); the next
+    /// `complete` and sweep apply them.
+    pub fn set_options(&self, options: SpoolOptions) {
+        *self.options.lock().unwrap_or_else(|e| e.into_inner()) = options;
+    }
+
+    /// The targets recordings entered from now on are owed to (recorded in their entries).
+    pub fn set_targets(&self, targets: Vec<OwedTarget>) {
+        self.lock().owed = targets;
+    }
+
+    /// Makes entry `id` owed to `targets` instead of the targets it was entered for: an
+    /// operator's explicit decision to deliver it elsewhere. Confirmations by a target that is
+    /// still owed, at the same location, are kept; the others are dropped.
+    pub fn retarget(&self, id: EntryId, targets: &[OwedTarget]) -> Result<(), SpoolError> {
+        let _entry = self.entry_lock(id);
+        let mut entry = self.entry(id)?;
+        let before = std::mem::replace(&mut entry.targets, targets.to_vec());
+        entry
+            .shipped
+            .retain(|name, _| targets.iter().any(|t| &t.name == name && (before.is_empty() || before.contains(t))));
+        self.write_entry(&entry)
     }
 
     /// Where file `ext` of recording `key` lives in the spool: `<root>/recordings/<key>.<ext>`.
@@ -526,7 +605,7 @@ impl Spool {
     pub(crate) fn open_armed(root: &Path, point: crate::faults::CrashPoint, skip: usize) -> Spool {
         let faults = Arc::new(Faults::default());
         faults.arm(point, skip);
-        Spool::open_inner(root, SpoolOptions::default(), faults).unwrap()
+        Spool::open_inner(root, SpoolOptions::default(), faults, false).unwrap()
     }
 
     /// Whether an injected crash has happened.

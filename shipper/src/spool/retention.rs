@@ -60,7 +60,7 @@ impl Spool {
             total_bytes: total,
             available_bytes: available,
             used_percent,
-            above_high_watermark: used_percent > f64::from(self.options.high_watermark_percent),
+            above_high_watermark: used_percent > f64::from(self.options().high_watermark_percent),
         })
     }
 
@@ -68,7 +68,8 @@ impl Spool {
     /// no queue entry refers to; does nothing for the other policies.
     pub fn sweep(&self) -> Result<SweepReport, SpoolError> {
         let mut report = SweepReport::default();
-        let (max_age, watermark) = match self.options.retention {
+        let retention = self.options().retention;
+        let (max_age, watermark) = match retention {
             Retention::KeepDays(days) => (Some(Duration::from_secs(u64::from(days) * 86_400)), None),
             Retention::KeepUntilWatermark(percent) => (None, Some(f64::from(percent))),
             Retention::Keep | Retention::DeleteWhenShipped => return Ok(report),
@@ -112,14 +113,14 @@ impl Spool {
         }
         if report.files_deleted > 0 {
             tracing::info!(deleted = report.files_deleted, freed_bytes = report.bytes_freed,
-                policy = ?self.options.retention, "deleted shipped recordings from the spool");
+                policy = ?retention, "deleted shipped recordings from the spool");
         }
         Ok(report)
     }
 
     /// Applies the retention policy to the files of `entry`, which just left the queue.
     pub(super) fn apply_retention(&self, state: &State, entry: &Entry) {
-        if self.options.retention != Retention::DeleteWhenShipped {
+        if self.options().retention != Retention::DeleteWhenShipped {
             tracing::debug!(key = %entry.key, "recording confirmed by every target; kept");
             return;
         }

@@ -84,7 +84,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 pub use local::{LocalDir, STALE_PART_AGE};
 pub use s3::{Credentials, CredentialsError, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error, S3Target};
 
-use crate::spool::{Entry, Spool, SpoolError};
+use crate::spool::{Entry, OwedTarget, Spool, SpoolError};
 
 /// An archive destination. Cloning is cheap: clones share their connections and state.
 #[derive(Debug, Clone)]
@@ -114,6 +114,20 @@ impl Target {
             Target::LocalDir(dir) => dir.name(),
             Target::S3(s3) => s3.name(),
         }
+    }
+
+    /// Where the target stores recordings: the directory, or `<endpoint>/<bucket>/<prefix>/<site>`.
+    /// Two targets with the same location store the same objects.
+    pub fn location(&self) -> String {
+        match self {
+            Target::LocalDir(dir) => dir.dir().display().to_string(),
+            Target::S3(s3) => s3.location(),
+        }
+    }
+
+    /// The target as queue entries remember it: name and location.
+    pub fn owed(&self) -> OwedTarget {
+        OwedTarget { name: self.name().to_owned(), location: self.location() }
     }
 
     /// Stores every file of `entry` (read from `spool`) at the target and verifies it. Files the

@@ -93,6 +93,12 @@ fn open(d: &Dirs) -> Arc<Spool> {
     Arc::new(Spool::open(&d.spool).unwrap())
 }
 
+/// Opens the spool again after `spool` "exited" (crashed or stopped): its ownership ends first.
+fn reopen(d: &Dirs, spool: Arc<Spool>) -> Arc<Spool> {
+    drop(spool);
+    open(d)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -113,7 +119,7 @@ proptest! {
                         owned.iter().map(|(e, b)| (*e, b.as_slice())).collect();
                     let result = spool.enter(d.recording(&base_key(base), &borrowed));
                     if spool.crashed() {
-                        spool = open(&d);
+                        spool = reopen(&d, spool);
                     } else {
                         prop_assert!(result.is_ok(), "{:?}", result);
                         spool.faults().disarm();
@@ -125,13 +131,13 @@ proptest! {
                     }
                     let report = d.ship(&spool, 2);
                     if spool.crashed() {
-                        spool = open(&d);
+                        spool = reopen(&d, spool);
                     } else {
                         prop_assert!(report.is_complete(), "{:?}", report);
                         spool.faults().disarm();
                     }
                 }
-                Op::Reopen => spool = open(&d),
+                Op::Reopen => spool = reopen(&d, spool),
             }
             // Whatever happened, every recording entered so far is in the spool, intact, and
             // nothing else is.
@@ -139,8 +145,7 @@ proptest! {
             prop_assert!(d.work_files().is_empty(), "{:?}", d.work_files());
         }
 
-        drop(spool);
-        let spool = open(&d);
+        let spool = reopen(&d, spool);
         let report = d.ship(&spool, 3);
         prop_assert!(report.is_complete(), "{:?}", report);
         prop_assert_eq!(visible_files(&d.archive), model.files());

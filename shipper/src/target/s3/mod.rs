@@ -360,6 +360,12 @@ impl S3Target {
         self.inner.client.endpoint().to_string()
     }
 
+    /// Where recordings go: `<endpoint>/<bucket>/<prefix>/<site>/` (whatever the addressing
+    /// style).
+    pub fn location(&self) -> String {
+        format!("{}/{}/{}", self.endpoint().trim_end_matches('/'), self.inner.bucket, self.inner.base)
+    }
+
     /// The object key of file `ext` of spool key `key`: `<prefix>/<site>/<key>.<ext>`.
     pub fn object_key(&self, key: &str, ext: &str) -> String {
         format!("{}{key}.{ext}", self.inner.base)
