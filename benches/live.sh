@@ -21,7 +21,7 @@ ip netns add "$ns"
 ip -n "$ns" link add cva type veth peer name cvb
 ip -n "$ns" link set cva up
 ip -n "$ns" link set cvb up
-ip netns exec "$ns" "$bin/callvault" run --interface cvb --buffer-mib 512 \
+ip netns exec "$ns" "$bin/callvault" run --interface cvb --buffer-mib 512 --user root \
     --output "$dir/data" --archive "$dir/archive" > "$dir/run.out" 2> "$dir/run.err" &
 cv=$!
 sleep 2

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use callvault::cli::{Common, ReplayArgs};
+use callvault::config::{Archive, Config};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn env_u32(name: &str, default: u32) -> u32 {
@@ -40,25 +40,12 @@ fn replay_bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let run = tempfile::Builder::new().prefix("callvault-bench-run").tempdir().expect("temp dir");
-                let args = ReplayArgs {
-                    captures: vec![pcap.clone()],
-                    common: Common {
-                        output: run.path().join("data"),
-                        targets: callvault::targets::TargetArgs::parse_from_archive(run.path().join("archive")),
-                        retention: callvault::targets::RetentionArgs::default(),
-                        media_timeout: 30,
-                        reorder_ms: 160,
-                        finishers: 2,
-                        mixers: None,
-                        keep_pcap: false,
-                        audio_format: callvault::cli::FormatArg::Wav,
-                        audio_layout: callvault::cli::LayoutArg::Stereo,
-                    },
-                    ship_timeout: 600,
-                    quiet: true,
-                };
+                let mut config = Config::default();
+                config.storage.data_dir = run.path().join("data");
+                config.archive = vec![Archive::from_arg(&run.path().join("archive").to_string_lossy())];
+                config.shipping.drain_timeout = 600;
                 let t = Instant::now();
-                let summary = callvault::replay::execute(&args).expect("replay");
+                let summary = callvault::replay::execute(&config, std::slice::from_ref(&pcap), true).expect("replay");
                 total += t.elapsed();
                 assert_eq!(summary.outcome.finish.entered, u64::from(calls), "every call recorded");
                 assert!(summary.outcome.ship.left_queued.is_empty(), "every recording shipped");

@@ -10,7 +10,9 @@ use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 use shipper::{S3Target, Target};
 
-use crate::targets::{TargetArgs, build_targets};
+use crate::cli::Source;
+use crate::config::archive_names;
+use crate::targets::{TargetArgs, build_target};
 
 /// `callvault archive`.
 #[derive(Debug, Clone, Args)]
@@ -55,21 +57,29 @@ pub enum ArchiveCommand {
     },
 }
 
-/// Runs an archive command. Exit status 0 when all is well, 3 when an object is missing or does
-/// not match its SHA-256.
-pub fn archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
+/// Runs an archive command on the first S3 archive of the configuration (or `--archive`).
+/// Exit status 0 when all is well, 3 when an object is missing or does not match its SHA-256.
+/// Reads only: nothing is created, also not for a directory archive, which it refuses.
+pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let targets = match &args.command {
         ArchiveCommand::Ls { targets, .. }
         | ArchiveCommand::Get { targets, .. }
         | ArchiveCommand::Verify { targets, .. } => targets,
     };
-    let target = build_targets(targets)?
-        .into_iter()
-        .find_map(|t| match t {
-            Target::S3(s3) => Some(s3),
-            _ => None,
-        })
-        .context("callvault archive reads S3 archives: give --archive s3://BUCKET/PREFIX")?;
+    let config = source.load(|c| targets.apply(c))?;
+    crate::logging::init(&config.log.level, config.log.format);
+    let archives = config.archives();
+    let names = archive_names(&archives);
+    let (archive, name) = archives.iter().zip(&names).find(|(a, _)| a.is_s3()).with_context(|| {
+        format!(
+            "callvault archive reads S3 archives, and {} is not one: give --archive s3://BUCKET/PREFIX or an \
+             [[archive]] with url = \"s3://...\"",
+            archives.iter().map(|a| a.place()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let Target::S3(target) = build_target(archive, name)? else {
+        bail!("internal error: {name:?} is not an S3 target");
+    };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the I/O runtime")?;
     runtime.block_on(async {

@@ -1,8 +1,11 @@
-//! Command-line interface.
+//! Command-line interface. Every option here overrides a key of the configuration file
+//! (`crate::config`); options left out keep the file's value, or the built-in default.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, AudioFormat, AudioLayout, Config, ConfigError, LogFormat};
 
 /// callvault: records every call on a mirrored port and ships the recordings offsite.
 #[derive(Debug, Parser)]
@@ -11,6 +14,12 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Configuration file [default: /etc/callvault/callvault.toml when it exists].
+    #[arg(long, short = 'c', global = true, value_name = "FILE", env = "CALLVAULT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: text (colour only on a terminal) or json (one object per line).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Command.
     #[command(subcommand)]
     pub command: Command,
@@ -21,74 +30,112 @@ pub struct Cli {
 pub enum Command {
     /// Record the calls in capture files (pcap or pcapng) and ship the recordings.
     Replay(ReplayArgs),
-    /// Record the calls seen live on a network interface until SIGINT/SIGTERM.
+    /// Record the calls seen live on network interfaces until SIGINT/SIGTERM (SIGHUP reloads).
     Run(RunArgs),
     /// Ship everything queued in the spool once, then exit (for cron or by hand).
     Ship(crate::ship::ShipArgs),
     /// Read an archive: list a day's recordings, fetch one, verify a day.
     Archive(crate::archive::ArchiveArgs),
+    /// Check the configuration file, or print the configuration in effect.
+    Config(ConfigArgs),
+    /// Show the spool: who owns it, what is queued and for which targets (read-only).
+    Status(crate::ship::StatusArgs),
+}
+
+/// `callvault config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// `callvault config` commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file without starting anything (default: the one in effect).
+    Check {
+        /// The file.
+        file: Option<PathBuf>,
+    },
+    /// Print the configuration in effect (file and defaults), secrets redacted.
+    Show,
 }
 
 /// Options shared by replay and run.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct Common {
-    /// Data directory: recordings in progress, the spool and the local copies.
-    #[arg(long, short = 'o', default_value = "callvault-data", value_name = "DIR")]
-    pub output: PathBuf,
+    /// Data directory: recordings in progress, the spool and the local copies
+    /// [default: ./callvault-data].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
     /// Archive targets (directories, S3 buckets).
     #[command(flatten)]
     pub targets: crate::targets::TargetArgs,
     /// Local retention of shipped recordings.
     #[command(flatten)]
     pub retention: crate::targets::RetentionArgs,
-    /// End an answered call after this many seconds (capture time) without RTP or SIP.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub media_timeout: u64,
-    /// Reorder window: how long (ms) a position in the recording waits for late packets.
-    #[arg(long, default_value_t = 160, value_name = "MS")]
-    pub reorder_ms: u32,
-    /// Threads that make finished recordings durable (fsync, SHA-256, call record).
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub finishers: usize,
+    /// End an answered call after this many seconds (capture time) without RTP or SIP
+    /// [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub media_timeout: Option<u64>,
+    /// Reorder window: how long (ms) a position in the recording waits for late packets
+    /// [default: 160].
+    #[arg(long, value_name = "MS")]
+    pub reorder_ms: Option<u32>,
+    /// Threads that make finished recordings durable (fsync, SHA-256, call record) [default: 2].
+    #[arg(long, value_name = "N")]
+    pub finishers: Option<usize>,
     /// Also keep each call's own SIP, RTP and RTCP packets as a pcap file beside its recording
     /// (evidence of what was on the wire).
     #[arg(long)]
     pub keep_pcap: bool,
-    /// Recording format: wav (16-bit PCM) or flac (lossless, about half the size).
-    #[arg(long, value_enum, default_value_t = FormatArg::Wav, value_name = "FORMAT")]
-    pub audio_format: FormatArg,
+    /// Recording format: wav (16-bit PCM) or flac (lossless, about half the size) [default: wav].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub audio_format: Option<AudioFormat>,
     /// Channel layout: stereo (caller left, callee right), mono (both parties mixed) or split
-    /// (one file per party).
-    #[arg(long, value_enum, default_value_t = LayoutArg::Stereo, value_name = "LAYOUT")]
-    pub audio_layout: LayoutArg,
+    /// (one file per party) [default: stereo].
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub audio_layout: Option<AudioLayout>,
     /// Threads that mix calls into recordings (calls are spread over them). Default: one per
     /// CPU, at most 4.
     #[arg(long, value_name = "N")]
     pub mixers: Option<usize>,
 }
 
-/// `--audio-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
-    /// RIFF/WAVE, 16-bit PCM.
-    Wav,
-    /// FLAC, lossless.
-    Flac,
-}
-
-/// `--audio-layout`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LayoutArg {
-    /// Caller in channel 0, callee in channel 1.
-    Stereo,
-    /// Both parties mixed into one channel.
-    Mono,
-    /// One mono file per party (`<name>.caller.wav`, `<name>.callee.wav`).
-    Split,
+impl Common {
+    /// Puts these options over the configuration.
+    pub fn apply(&self, c: &mut Config) {
+        if let Some(dir) = &self.output {
+            c.storage.data_dir = dir.clone();
+        }
+        self.targets.apply(c);
+        self.retention.apply(&mut c.storage);
+        if let Some(s) = self.media_timeout {
+            c.timeouts.media = s;
+        }
+        let r = &mut c.recording;
+        if let Some(ms) = self.reorder_ms {
+            r.reorder_ms = ms;
+        }
+        if let Some(n) = self.finishers {
+            r.finishers = n;
+        }
+        r.keep_pcap |= self.keep_pcap;
+        if let Some(f) = self.audio_format {
+            r.audio_format = f;
+        }
+        if let Some(l) = self.audio_layout {
+            r.audio_layout = l;
+        }
+        if let Some(n) = self.mixers {
+            r.mixers = n;
+        }
+    }
 }
 
 /// `callvault replay`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
     /// Capture files, read in the order given as one continuous capture.
     #[arg(required = true, value_name = "CAPTURE")]
@@ -96,30 +143,127 @@ pub struct ReplayArgs {
     /// Shared options.
     #[command(flatten)]
     pub common: Common,
-    /// Give up retrying the archive after this many seconds (recordings stay queued).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub ship_timeout: u64,
+    /// Give up retrying the archive after this many seconds (recordings stay queued)
+    /// [default: shipping.drain_timeout, 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub ship_timeout: Option<u64>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
+impl ReplayArgs {
+    /// Puts these options over the configuration.
+    pub fn apply(&self, c: &mut Config) {
+        self.common.apply(c);
+        if let Some(s) = self.ship_timeout {
+            c.shipping.drain_timeout = s;
+        }
+    }
+}
+
 /// `callvault run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// Network interface to capture on (e.g. the SPAN port).
+    /// Network interface to capture on (e.g. the SPAN port); repeat for several, all into one
+    /// pipeline. Replaces capture.interfaces of the configuration.
     #[arg(long, short = 'i', value_name = "IFACE")]
-    pub interface: String,
+    pub interface: Vec<String>,
     /// BPF capture filter (e.g. "udp or tcp port 5060").
     #[arg(long, short = 'f', value_name = "BPF")]
     pub filter: Option<String>,
-    /// Kernel capture buffer in MiB.
-    #[arg(long, default_value_t = 256, value_name = "MIB")]
-    pub buffer_mib: u32,
+    /// Kernel capture buffer per interface in MiB [default: 256].
+    #[arg(long, value_name = "MIB")]
+    pub buffer_mib: Option<u32>,
     /// Shared options.
     #[command(flatten)]
     pub common: Common,
-    /// On shutdown, keep shipping for at most this many seconds (recordings stay queued).
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-    pub ship_timeout: u64,
+    /// On shutdown, keep shipping for at most this many seconds (recordings stay queued)
+    /// [default: shipping.shutdown_timeout, 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub ship_timeout: Option<u64>,
+    /// Seconds between heartbeat log lines; 0 turns them off [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub heartbeat: Option<u64>,
+    /// Started as root: the user to become once the capture is open ("root" stays root)
+    /// [default: callvault].
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Started as root: the group to become [default: the user's primary group].
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+}
+
+impl RunArgs {
+    /// Puts these options over the configuration.
+    pub fn apply(&self, c: &mut Config) {
+        self.common.apply(c);
+        if !self.interface.is_empty() {
+            c.capture.interfaces = self.interface.clone();
+        }
+        if let Some(f) = &self.filter {
+            c.capture.filter = f.clone();
+        }
+        if let Some(b) = self.buffer_mib {
+            c.capture.buffer_mib = b;
+        }
+        if let Some(s) = self.ship_timeout {
+            c.shipping.shutdown_timeout = s;
+        }
+        if let Some(s) = self.heartbeat {
+            c.log.heartbeat = s;
+        }
+        if let Some(u) = &self.user {
+            c.service.user = u.clone();
+        }
+        crate::targets::set(&mut c.service.group, &self.group);
+    }
+}
+
+/// Where the configuration came from, and how to read it again (SIGHUP).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file read, if any.
+    pub path: Option<PathBuf>,
+    /// Global options that override the file.
+    pub log_format: Option<LogFormat>,
+    /// `-v` count.
+    pub verbose: u8,
+}
+
+impl Source {
+    /// The configuration source the global options name.
+    pub fn from_cli(cli: &Cli) -> Source {
+        Source { path: config::locate_default(cli.config.as_deref()), log_format: cli.log_format, verbose: cli.verbose }
+    }
+
+    /// "the file" or "built-in defaults", for messages.
+    pub fn origin(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => format!("built-in defaults ({} does not exist)", config::DEFAULT_PATH),
+        }
+    }
+
+    /// Reads the file, puts the global options and `apply` (a command's options) over it, and
+    /// checks the result.
+    pub fn load(&self, apply: impl FnOnce(&mut Config)) -> Result<Config, ConfigError> {
+        let mut c = config::load(self.path.as_deref())?;
+        if let Some(f) = self.log_format {
+            c.log.format = f;
+        }
+        match self.verbose {
+            0 => {}
+            1 => c.log.level = "debug".into(),
+            _ => c.log.level = "trace".into(),
+        }
+        apply(&mut c);
+        config::check_command_line(&c)?;
+        Ok(c)
+    }
+
+    /// The file's path, for messages about reloading it.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
 }

@@ -5,9 +5,14 @@
 pub mod archive;
 pub mod batch;
 pub mod cli;
+pub mod config;
+pub mod config_command;
+pub mod logging;
 pub mod pipeline;
+pub mod privileges;
 pub mod replay;
 pub mod run;
 pub mod ship;
 pub mod summary;
+pub mod systemd;
 pub mod targets;

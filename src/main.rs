@@ -1,24 +1,21 @@
 //! The `callvault` binary.
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
-use callvault::{cli, replay, run};
+use callvault::cli::{self, Command, Source};
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    let level = match cli.verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
-    let result = match cli.command {
-        cli::Command::Replay(args) => replay::replay(args),
-        cli::Command::Run(args) => run::run(args),
-        cli::Command::Ship(args) => callvault::ship::ship(args),
-        cli::Command::Archive(args) => callvault::archive::archive(args),
+    // Recordings are private to the service: files 0640, directories 0750.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+    let source = Source::from_cli(&cli);
+    let result = match &cli.command {
+        Command::Replay(args) => callvault::replay::replay(&source, args),
+        Command::Run(args) => callvault::run::run(&source, args),
+        Command::Ship(args) => callvault::ship::ship(&source, args),
+        Command::Archive(args) => callvault::archive::archive(&source, args.clone()),
+        Command::Config(args) => callvault::config_command::config(&source, args),
+        Command::Status(args) => callvault::ship::status(&source, args),
     };
     match result {
         Ok(code) => code,

@@ -10,11 +10,13 @@ use std::time::Duration;
 use anyhow::Context;
 use capture::events::EventSink;
 use crossbeam_channel::{Receiver, bounded};
+use mixer::audio::AudioConfig;
 use mixer::timeline::TimelineConfig;
 use mixer::{Mixer, MixerConfig, MixerStats, PendingRecording};
 use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
 
 use crate::batch::{Backpressure, Batch, BatchSink, Lane};
+use crate::config::{AudioFormat, AudioLayout, Config};
 
 /// Batches in flight between capture and mixer.
 const BATCH_QUEUE: usize = 64;
@@ -26,10 +28,8 @@ const FINISH_QUEUE: usize = 4096;
 pub struct Options {
     /// Data directory: work files, spool, local recordings.
     pub output: PathBuf,
-    /// Archive targets.
-    pub targets: crate::targets::TargetArgs,
-    /// Local retention of shipped recordings.
-    pub retention: crate::targets::RetentionArgs,
+    /// Archive targets, storage and shipping settings (the configuration in effect).
+    pub config: Config,
     /// Mixer ring sizing.
     pub timeline: TimelineConfig,
     /// Recording format and layout.
@@ -80,11 +80,44 @@ pub struct Pipeline {
     mixers: Vec<JoinHandle<MixerStats>>,
     finishers: Vec<JoinHandle<FinishStats>>,
     shipper: ShipperHandle,
+    spool: Arc<Spool>,
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// The pipeline a configuration asks for.
+    pub fn from_config(c: &Config, backpressure: Backpressure) -> Options {
+        let r = &c.recording;
+        let timeline = TimelineConfig { reorder_frames: r.reorder_ms.saturating_mul(8), ..TimelineConfig::default() };
+        let mixers = match r.mixers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        };
+        let audio = AudioConfig {
+            format: match r.audio_format {
+                AudioFormat::Wav => mixer::audio::AudioFormat::Wav,
+                AudioFormat::Flac => mixer::audio::AudioFormat::Flac,
+            },
+            layout: match r.audio_layout {
+                AudioLayout::Stereo => mixer::audio::AudioLayout::Stereo,
+                AudioLayout::Mono => mixer::audio::AudioLayout::Mono,
+                AudioLayout::Split => mixer::audio::AudioLayout::Split,
+            },
+        };
+        Options {
+            output: c.storage.data_dir.clone(),
+            config: c.clone(),
+            timeline,
+            audio,
+            finishers: r.finishers,
+            mixers,
+            backpressure,
+        }
     }
 }
 
@@ -94,24 +127,23 @@ pub fn work_dir(output: &Path) -> PathBuf {
 }
 
 impl Pipeline {
-    /// Creates the directories, opens the spool, starts the shipper, the finishers and the
-    /// mixer.
+    /// Creates the directories, opens the spool (taking ownership of it), starts the shipper,
+    /// the finishers and the mixer.
     pub fn start(opts: &Options) -> anyhow::Result<Pipeline> {
         std::fs::create_dir_all(&opts.output)
             .with_context(|| format!("cannot create data directory '{}'", opts.output.display()))?;
         let work = work_dir(&opts.output);
-        let spool = Arc::new(
-            Spool::open_with(&opts.output, crate::targets::spool_options(&opts.retention))
-                .with_context(|| format!("cannot open the spool in '{}'", opts.output.display()))?,
-        );
-        let targets = crate::targets::build_targets(&opts.targets)?;
-        let shipper =
-            Shipper::start(spool.clone(), targets, ShipperConfig::default()).context("cannot start the shipper")?;
+        let spool = Arc::new(Spool::open_with(&opts.output, crate::targets::spool_options(&opts.config.storage))?);
+        let targets = crate::targets::build_targets(&opts.config)?;
+        crate::ship::report_unconfigured(&spool, &targets)?;
+        let shipper_cfg =
+            ShipperConfig { concurrency: opts.config.shipping.concurrency.max(1), ..ShipperConfig::default() };
+        let shipper = Shipper::start(spool.clone(), targets, shipper_cfg)?;
 
         let mut mixer_cfg = MixerConfig::new(work.clone());
         mixer_cfg.timeline = opts.timeline;
         mixer_cfg.audio = opts.audio;
-        mixer_cfg.min_free_bytes = opts.retention.min_free_mb << 20;
+        mixer_cfg.min_free_bytes = opts.config.storage.min_free_mb << 20;
         let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);
 
         let finishers = (0..opts.finishers.max(1))
@@ -179,7 +211,16 @@ impl Pipeline {
         }
         drop(pending_tx);
 
-        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper })
+        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper, spool })
+    }
+
+    /// Applies a reloaded configuration's archive targets and retention; recordings entered from
+    /// now on are owed to the new targets, queued ones keep theirs. On error nothing changes.
+    pub fn reload(&self, config: &Config) -> anyhow::Result<()> {
+        let targets = crate::targets::build_targets(config)?;
+        self.shipper.set_targets(targets)?;
+        self.spool.set_options(crate::targets::spool_options(&config.storage));
+        Ok(())
     }
 
     /// The sink capture feeds.

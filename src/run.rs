@@ -1,103 +1,306 @@
-//! `callvault run`: a live interface -> recordings -> archive, until SIGINT/SIGTERM.
+//! `callvault run`: live interfaces -> recordings -> archive, until SIGINT/SIGTERM; SIGHUP
+//! reloads the configuration's targets, retention and log level.
+//!
+//! The capture loop never waits on the wire for longer than [`WAIT`]: timers, finalisation,
+//! reloads, the heartbeat, the watchdog and shutdown all run whether or not packets arrive. On
+//! SIGTERM it stops taking new work, reads what the kernel had already captured (counted in the
+//! summary), ends every open call with `end_reason: shutdown`, flushes the spool, ships for at
+//! most `shipping.shutdown_timeout` seconds and exits 0 (recordings still queued are safe in
+//! the spool).
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use capture::Engine;
-use capture::Timestamp;
 use capture::events::EndReason;
-use capture::source::{LiveEvent, LiveOptions, LiveSource};
+use capture::source::{KernelStats, LiveCapture, LiveOptions, LiveSource, wall_clock};
 
 use crate::batch::Backpressure;
-use crate::cli::RunArgs;
-use crate::pipeline::Pipeline;
-use crate::replay::{engine_config, options};
-use crate::summary::{InputReport, Summary};
+use crate::cli::{RunArgs, Source};
+use crate::config::Config;
+use crate::logging::Logging;
+use crate::pipeline::{Options, Pipeline};
+use crate::replay::engine_config;
+use crate::summary::{InputReport, LiveReport, Summary};
+use crate::systemd::Systemd;
 
-/// Batches are sent at least this often (capture time) when traffic is light.
-const FLUSH_EVERY: i64 = 200 * Timestamp::MILLI;
+/// Longest wait for packets before the loop does its timed work.
+const WAIT: Duration = Duration::from_millis(100);
+/// Frames handled per turn of the loop at most.
+const TURN_FRAMES: usize = 4096;
+/// Batches go to the mixers at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Kernel counters are read this often; new drops are told to the calls up.
+const KERNEL_CHECK: Duration = Duration::from_secs(1);
+/// How long the shutdown drain waits for packets the kernel still holds.
+const DRAIN_WITHIN: Duration = Duration::from_secs(2);
 
 /// Runs `callvault run`.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = source.load(|c| args.apply(c))?;
+    let logging = crate::logging::init(&config.log.level, config.log.format);
+    let signals = Signals::install()?;
+    if config.capture.interfaces.is_empty() {
+        bail!("no interface to capture on: set capture.interfaces in {} or give --interface", source.origin());
     }
-    let live = LiveOptions {
-        filter: args.filter.clone(),
-        buffer_bytes: i32::try_from(u64::from(args.buffer_mib) << 20).unwrap_or(i32::MAX),
-        ..LiveOptions::default()
-    };
-    let mut src = LiveSource::open(&args.interface, &live)?;
-    let link = src.link();
-    let opts = options(&args.common, Backpressure::DropMedia);
-    let mut engine = Engine::new(engine_config(&args.common));
-    let mut pipeline = Pipeline::start(&opts)?;
+    if config.http.metrics_listen.is_some() || config.http.api_listen.is_some() {
+        tracing::warn!("[http] is configured, but this version serves no HTTP endpoint yet");
+    }
+    let live = live_options(&config);
+    let mut capture = LiveCapture::open(&config.capture.interfaces, &live)?;
+
+    // Least privilege: the handles are open, nothing else needs any.
+    let dirs: Vec<&Path> = std::iter::once(config.storage.data_dir.as_path())
+        .chain(config.archive.iter().filter_map(|a| a.path.as_deref()))
+        .collect();
+    crate::privileges::prepare_dirs(&config.service, &dirs)?;
+    let running = crate::privileges::drop_privileges(&config.service)?;
+    let first = &config.capture.interfaces[0];
+    if LiveSource::open(first, &live).is_ok() {
+        bail!("privilege drop failed: a new capture on {first} can still be opened");
+    }
     tracing::info!(
-        interface = %args.interface,
-        filter = args.filter.as_deref().unwrap_or(""),
+        user = %running.user, uid = running.uid, gid = running.gid,
+        "privileges dropped: no capabilities, no new privileges; a new capture cannot be opened (checked)"
+    );
+
+    let opts = Options::from_config(&config, Backpressure::DropMedia);
+    let mut live_run = LiveRun {
+        engine: Engine::new(engine_config(&config)),
+        pipeline: Pipeline::start(&opts)?,
+        config,
+        systemd: Systemd::from_env(),
+        logging,
+    };
+    let ifaces = live_run.config.capture.interfaces.join(", ");
+    tracing::info!(
+        interfaces = %ifaces,
+        filter = %live_run.config.capture.filter,
         "capturing; recordings go to {} and {}",
         opts.output.display(),
-        opts.targets.archive.join(", ")
+        live_run.targets_text()
     );
+    live_run.systemd.ready(&format!("capturing on {ifaces}"));
     let started = Instant::now();
     let mut input = InputReport { files: 0, ..InputReport::default() };
-    let mut last_flush = Timestamp(0);
-    // Kernel drops are checked once a second; calls up at that moment are told.
-    let mut last_check = Instant::now();
-    let mut kernel_dropped = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        match src.next_event() {
-            Ok(LiveEvent::Frame(f)) => {
-                let t = f.time;
-                engine.handle_frame(link, t, f.data, pipeline.sink());
-                if t.since(last_flush) >= FLUSH_EVERY {
-                    pipeline.sink().flush();
-                    last_flush = t;
-                }
-            }
-            Ok(LiveEvent::Idle(now)) => {
-                engine.advance(now, pipeline.sink());
-                pipeline.sink().flush();
-                last_flush = now;
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                input.errors.push(e.to_string());
-                break;
-            }
-        }
-        if last_check.elapsed() >= Duration::from_secs(1) {
-            last_check = Instant::now();
-            if let Ok(k) = src.kernel_stats() {
-                let dropped = k.dropped + k.if_dropped;
-                if dropped > kernel_dropped {
-                    tracing::warn!("the kernel dropped {} packets (capture buffer full)", dropped - kernel_dropped);
-                    engine.capture_loss(dropped - kernel_dropped, pipeline.sink());
-                    kernel_dropped = dropped;
-                }
-            }
-        }
+    if let Err(e) = live_run.capture_until_stopped(&mut capture, &signals, source, args) {
+        tracing::error!("{e}");
+        input.errors.push(e.to_string());
     }
-    tracing::info!("stopping: finalising {} open calls", engine.open_calls());
-    let kernel = src.kernel_stats().ok();
-    engine.finish(EndReason::Shutdown, pipeline.sink());
-    let capture_time = started.elapsed();
-    let outcome = pipeline.finish(Some(Duration::from_secs(args.ship_timeout)));
-    let summary = Summary {
-        command: "run",
-        input,
-        capture: engine.stats().clone(),
-        capture_time,
-        elapsed: started.elapsed(),
-        outcome,
-        output: opts.output.clone(),
-        archive: opts.targets.archive.clone(),
-        kernel,
-    };
-    summary.print();
-    Ok(summary.exit_code())
+    live_run.shutdown(capture, input, started)
+}
+
+/// The signals `run` acts on, as flags the loop polls.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+            .context("cannot install signal handler")?;
+        Ok(Signals { stop, reload })
+    }
+}
+
+/// Live capture settings from `[capture]`.
+fn live_options(c: &Config) -> LiveOptions {
+    LiveOptions {
+        snaplen: i32::try_from(c.capture.snaplen).unwrap_or(i32::MAX),
+        buffer_bytes: i32::try_from(u64::from(c.capture.buffer_mib) << 20).unwrap_or(i32::MAX),
+        promisc: c.capture.promiscuous,
+        filter: Some(c.capture.filter.clone()).filter(|f| !f.trim().is_empty()),
+        ..LiveOptions::default()
+    }
+}
+
+/// A running live capture's state besides the capture handles.
+struct LiveRun {
+    engine: Engine,
+    pipeline: Pipeline,
+    /// The configuration in effect (reloads replace the parts they apply).
+    config: Config,
+    systemd: Systemd,
+    logging: Logging,
+}
+
+/// Counters as of the last heartbeat.
+#[derive(Default)]
+struct Beat {
+    frames: u64,
+    kernel_dropped: u64,
+    queue_dropped: u64,
+}
+
+impl LiveRun {
+    /// Reads and records until SIGINT/SIGTERM (or a capture error).
+    fn capture_until_stopped(
+        &mut self,
+        capture: &mut LiveCapture,
+        signals: &Signals,
+        source: &Source,
+        args: &RunArgs,
+    ) -> anyhow::Result<()> {
+        let mut last_flush = Instant::now();
+        let mut last_check = Instant::now();
+        let mut last_beat = Instant::now();
+        let mut beat = Beat::default();
+        let mut kernel_dropped = vec![0u64; capture.sources().len()];
+        while !signals.stop.load(Ordering::Relaxed) {
+            if signals.reload.swap(false, Ordering::Relaxed) {
+                self.reload(source, args);
+            }
+            let n = {
+                let (engine, pipeline) = (&mut self.engine, &mut self.pipeline);
+                capture.dispatch(TURN_FRAMES, WAIT, |_, link, f| {
+                    engine.handle_frame(link, f.time, f.data, pipeline.sink())
+                })?
+            };
+            if n == 0 {
+                // A quiet wire: timers run on the wall clock.
+                self.engine.advance(wall_clock(), self.pipeline.sink());
+            }
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                self.pipeline.sink().flush();
+                last_flush = Instant::now();
+            }
+            if last_check.elapsed() >= KERNEL_CHECK {
+                last_check = Instant::now();
+                for (s, seen) in capture.sources_mut().iter_mut().zip(&mut kernel_dropped) {
+                    let Ok(k) = s.kernel_stats() else { continue };
+                    let dropped = k.dropped + k.if_dropped;
+                    if dropped > *seen {
+                        tracing::warn!(
+                            interface = s.name(),
+                            "the kernel dropped {} packets (capture buffer full)",
+                            dropped - *seen
+                        );
+                        self.engine.capture_loss(dropped - *seen, self.pipeline.sink());
+                        *seen = dropped;
+                    }
+                }
+            }
+            let every = self.config.log.heartbeat;
+            if every > 0 && last_beat.elapsed() >= Duration::from_secs(every) {
+                last_beat = Instant::now();
+                self.heartbeat(capture, &kernel_dropped, &mut beat);
+            }
+            self.systemd.alive();
+        }
+        Ok(())
+    }
+
+    /// One info line that says the recorder is alive and how it is doing.
+    fn heartbeat(&mut self, capture: &LiveCapture, kernel_dropped: &[u64], beat: &mut Beat) {
+        let frames = capture.frames();
+        let kernel: u64 = kernel_dropped.iter().sum();
+        let queue = self.pipeline.sink().dropped_rtp;
+        let ship = self.pipeline.ship_stats();
+        let calls = self.engine.open_calls();
+        tracing::info!(
+            packets = frames - beat.frames,
+            calls_up = calls,
+            queued = ship.queued,
+            oldest_unshipped_s = ship.oldest_unshipped_age_secs.unwrap_or(0),
+            kernel_drops = kernel - beat.kernel_dropped,
+            queue_drops = queue - beat.queue_dropped,
+            "heartbeat"
+        );
+        self.systemd.status(&format!("{calls} calls up, {} recordings queued", ship.queued));
+        *beat = Beat { frames, kernel_dropped: kernel, queue_dropped: queue };
+    }
+
+    /// Reads the configuration again and applies its targets, retention and log level; a
+    /// configuration that does not load or apply is logged and the old one kept.
+    fn reload(&mut self, source: &Source, args: &RunArgs) {
+        self.systemd.reloading();
+        let origin = source.origin();
+        match source.load(|c| args.apply(c)) {
+            Err(e) => tracing::error!("configuration reload from {origin} failed, keeping the previous one:\n{e}"),
+            Ok(new) => match self.pipeline.reload(&new) {
+                Err(e) => tracing::error!("configuration reload from {origin} failed, keeping the previous one: {e:#}"),
+                Ok(()) => {
+                    self.logging.set_level(&new.log.level);
+                    let old = std::mem::replace(&mut self.config, new.clone());
+                    let mut kept = old.clone();
+                    kept.archive = new.archive.clone();
+                    kept.storage.retention = new.storage.retention;
+                    kept.storage.high_watermark = new.storage.high_watermark;
+                    kept.log = new.log.clone();
+                    if kept != new {
+                        tracing::warn!(
+                            "configuration reloaded: settings other than [[archive]], storage.retention, \
+                             storage.high_watermark and [log] take effect at the next start"
+                        );
+                    }
+                    self.config = kept;
+                    tracing::info!(
+                        retention = %self.config.storage.retention,
+                        level = %self.config.log.level,
+                        "configuration reloaded from {origin}; recordings now go to {}",
+                        self.targets_text()
+                    );
+                }
+            },
+        }
+        self.systemd.ready(&format!("capturing on {}", self.config.capture.interfaces.join(", ")));
+    }
+
+    fn targets_text(&self) -> String {
+        self.config.archives().iter().map(|a| a.place()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Reads what the kernel already captured, ends every call, ships for a bounded time and
+    /// reports.
+    fn shutdown(mut self, mut capture: LiveCapture, input: InputReport, started: Instant) -> anyhow::Result<ExitCode> {
+        self.systemd.stopping();
+        let drained = {
+            let (engine, pipeline) = (&mut self.engine, &mut self.pipeline);
+            capture.drain(DRAIN_WITHIN, |_, link, f| engine.handle_frame(link, f.time, f.data, pipeline.sink()))
+        };
+        let mut live = LiveReport::default();
+        match drained {
+            Ok(d) => {
+                live.drained = d.frames;
+                live.unread = d.unread;
+                if d.unread > 0 {
+                    tracing::warn!("{} packets captured before the stop could not be read in time", d.unread);
+                }
+            }
+            Err(e) => tracing::error!("reading the last captured packets failed: {e}"),
+        }
+        for s in capture.sources_mut() {
+            let k = s.kernel_stats().unwrap_or_else(|_| KernelStats::default());
+            live.interfaces.push((s.name().to_owned(), k, s.frames()));
+        }
+        drop(capture);
+        let open = self.engine.open_calls();
+        tracing::info!("stopping: finalising {open} open calls");
+        self.engine.finish(EndReason::Shutdown, self.pipeline.sink());
+        let capture_time = started.elapsed();
+        let outcome = self.pipeline.finish(Some(Duration::from_secs(self.config.shipping.shutdown_timeout)));
+        let summary = Summary {
+            command: "run",
+            input,
+            capture: self.engine.stats(),
+            capture_time,
+            elapsed: started.elapsed(),
+            outcome,
+            output: self.config.storage.data_dir.clone(),
+            archive: self.config.archives().iter().map(|a| a.place()).collect(),
+            live: Some(live),
+        };
+        summary.print();
+        Ok(summary.exit_code())
+    }
 }

@@ -1,50 +1,154 @@
 //! `callvault ship`: ships everything queued in the spool once, then exits (for cron or by
-//! hand, e.g. after an outage). Only one shipper may work on a spool at a time: do not run it
-//! while `callvault run` uses the same data directory.
+//! hand, e.g. after an outage); and `callvault status`, which only reads the spool.
+//!
+//! A queued recording is owed to the targets that were configured when it was recorded. `ship`
+//! delivers it to those, from the configuration (or `--archive`), and refuses to deliver it
+//! anywhere else unless told so with `--retarget`. It works only on an existing data directory
+//! and only when no other callvault owns it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
-use shipper::{ShipReport, Shipper, ShipperConfig, Spool};
+use shipper::{OwedTarget, ShipReport, Shipper, ShipperConfig, Spool, Target};
 
+use crate::cli::Source;
+use crate::config::Config;
 use crate::targets::{RetentionArgs, TargetArgs, build_targets, spool_options};
 
 /// `callvault ship`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ShipArgs {
-    /// Data directory whose spool is shipped.
-    #[arg(long, short = 'o', default_value = "callvault-data", value_name = "DIR")]
-    pub output: PathBuf,
+    /// Data directory whose spool is shipped [default: storage.data_dir, ./callvault-data].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
     /// Archive targets.
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Local retention.
     #[command(flatten)]
     pub retention: RetentionArgs,
-    /// Give up retrying after this many seconds (recordings stay queued).
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub ship_timeout: u64,
-    /// Recordings shipped at the same time.
-    #[arg(long, default_value_t = 16, value_name = "N")]
-    pub concurrency: usize,
+    /// Give up retrying after this many seconds (recordings stay queued)
+    /// [default: shipping.drain_timeout, 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub ship_timeout: Option<u64>,
+    /// Recordings shipped at the same time [default: 16].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Deliver recordings owed to targets that are not configured to the configured targets
+    /// instead (recorded in their queue entries).
+    #[arg(long)]
+    pub retarget: bool,
+}
+
+impl ShipArgs {
+    /// Puts these options over the configuration.
+    pub fn apply(&self, c: &mut Config) {
+        if let Some(dir) = &self.output {
+            c.storage.data_dir = dir.clone();
+        }
+        self.targets.apply(c);
+        self.retention.apply(&mut c.storage);
+        if let Some(s) = self.ship_timeout {
+            c.shipping.drain_timeout = s;
+        }
+        if let Some(n) = self.concurrency {
+            c.shipping.concurrency = n;
+        }
+    }
 }
 
 /// Drains the spool once. Exit status 0 when the queue is empty at the end, 3 when recordings
 /// are still queued (the report says why).
-pub fn ship(args: ShipArgs) -> anyhow::Result<ExitCode> {
-    let spool = Spool::open_with(&args.output, spool_options(&args.retention))
-        .with_context(|| format!("cannot open the spool in '{}'", args.output.display()))?;
+pub fn ship(source: &Source, args: &ShipArgs) -> anyhow::Result<ExitCode> {
+    let config = source.load(|c| args.apply(c))?;
+    crate::logging::init(&config.log.level, config.log.format);
+    execute(&config, args.retarget)
+}
+
+/// [`ship`] with the configuration resolved.
+pub fn execute(config: &Config, retarget: bool) -> anyhow::Result<ExitCode> {
+    let dir = &config.storage.data_dir;
+    let spool = Spool::open_existing(dir, spool_options(&config.storage))?;
+    let targets = build_targets(config)?;
+    let owed = unconfigured(&spool, &targets)?;
+    if !owed.is_empty() {
+        let configured: Vec<OwedTarget> = targets.iter().map(Target::owed).collect();
+        if !retarget {
+            bail!("{}", refusal(&owed, &configured));
+        }
+        let moved = retarget_all(&spool, &configured)?;
+        tracing::warn!(
+            "{moved} queued recording(s) re-targeted from {} to {} (--retarget)",
+            list(owed.keys()),
+            list(configured.iter())
+        );
+    }
     let queued = spool.queued_ids().context("cannot list the spool queue")?.len();
-    let targets = build_targets(&args.targets)?;
-    let cfg = ShipperConfig { concurrency: args.concurrency.max(1), ..ShipperConfig::default() };
-    let handle = Shipper::start(Arc::new(spool), targets, cfg).context("cannot start the shipper")?;
-    let report = handle.drain(Some(Duration::from_secs(args.ship_timeout)));
+    let cfg = ShipperConfig { concurrency: config.shipping.concurrency.max(1), ..ShipperConfig::default() };
+    let handle = Shipper::start(Arc::new(spool), targets, cfg)?;
+    let report = handle.drain(Some(Duration::from_secs(config.shipping.drain_timeout)));
     println!("{}", summary(queued, &report));
     Ok(if report.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+/// Queued recordings per target they are owed to (and not confirmed by) that `targets` does
+/// not provide.
+pub fn unconfigured(spool: &Spool, targets: &[Target]) -> anyhow::Result<BTreeMap<OwedTarget, usize>> {
+    let configured: Vec<OwedTarget> = targets.iter().map(Target::owed).collect();
+    let mut out = BTreeMap::new();
+    for entry in spool.pending().context("cannot read the spool queue")? {
+        for t in &entry.targets {
+            if !entry.shipped.contains_key(&t.name) && !configured.contains(t) {
+                *out.entry(t.clone()).or_default() += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// For `run` and `replay`: says loudly (but carries on recording) that queued recordings wait
+/// for targets that are not configured any more.
+pub fn report_unconfigured(spool: &Spool, targets: &[Target]) -> anyhow::Result<()> {
+    let owed = unconfigured(spool, targets)?;
+    if !owed.is_empty() {
+        let configured: Vec<OwedTarget> = targets.iter().map(Target::owed).collect();
+        tracing::error!("{}; they stay queued", refusal(&owed, &configured));
+    }
+    Ok(())
+}
+
+fn refusal(owed: &BTreeMap<OwedTarget, usize>, configured: &[OwedTarget]) -> String {
+    let what: Vec<String> =
+        owed.iter().map(|(t, n)| format!("{n} queued recording(s) are owed to target {t}")).collect();
+    format!(
+        "{}, which is not among the targets configured here ({}); they are not delivered elsewhere: \
+         configure that target again (or give its --archive options), or pass `callvault ship --retarget` \
+         to deliver them to the configured targets instead",
+        what.join(", "),
+        list(configured.iter())
+    )
+}
+
+fn list<'a>(targets: impl Iterator<Item = &'a OwedTarget>) -> String {
+    targets.map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Makes every queued recording that is owed to a target not in `configured` owed to
+/// `configured`; returns how many.
+fn retarget_all(spool: &Spool, configured: &[OwedTarget]) -> anyhow::Result<usize> {
+    let mut moved = 0;
+    for entry in spool.pending()? {
+        if entry.targets.iter().any(|t| !configured.contains(t)) {
+            spool.retarget(entry.id, configured)?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }
 
 /// The report of a drain in a few lines.
@@ -67,7 +171,12 @@ pub fn summary(queued_at_start: usize, report: &ShipReport) -> String {
         text.push_str(&format!("\n  error: {e}"));
     }
     for left in report.left_queued.iter().take(10) {
-        text.push_str(&format!("\n  queued: {} (waiting for {})", left.key, left.waiting_for.join(", ")));
+        let waiting = if left.waiting_for.is_empty() {
+            "confirmed by every target, not yet removed from the queue".to_owned()
+        } else {
+            format!("waiting for {}", left.waiting_for.join(", "))
+        };
+        text.push_str(&format!("\n  queued: {} ({waiting})", left.key));
         if let Some(e) = &left.last_error {
             text.push_str(&format!(": {e}"));
         }
@@ -76,4 +185,47 @@ pub fn summary(queued_at_start: usize, report: &ShipReport) -> String {
         text.push_str(&format!("\n  … and {} more", report.left_queued.len() - 10));
     }
     text
+}
+
+/// `callvault status`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// Data directory [default: storage.data_dir, ./callvault-data].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+/// Prints who owns the spool and what is queued, per target; takes no lock and writes nothing,
+/// so it works while `run` owns the spool.
+pub fn status(source: &Source, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let config = source.load(|c| {
+        if let Some(dir) = &args.output {
+            c.storage.data_dir = dir.clone();
+        }
+    })?;
+    let dir = &config.storage.data_dir;
+    let entries = Spool::read_queue(dir)?;
+    let owner = match shipper::spool::owner(dir)? {
+        Some(Some(pid)) => format!("owned by callvault pid {pid}"),
+        Some(None) => "owned by another callvault".to_owned(),
+        None => "not in use".to_owned(),
+    };
+    println!("{}: {owner}", dir.display());
+    println!("  queued: {} recording(s)", entries.len());
+    if let Some(oldest) = entries.iter().map(|e| e.entered_at.as_str()).min() {
+        println!("  oldest entered: {oldest}");
+    }
+    let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &entries {
+        if e.targets.is_empty() {
+            *per_target.entry("(the configured targets)".into()).or_default() += 1;
+        }
+        for t in e.targets.iter().filter(|t| !e.shipped.contains_key(&t.name)) {
+            *per_target.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    for (t, n) in per_target {
+        println!("  waiting for {t}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

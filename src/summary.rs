@@ -40,8 +40,19 @@ pub struct Summary {
     pub output: PathBuf,
     /// Archive targets as given (directories, s3:// URLs).
     pub archive: Vec<String>,
-    /// Kernel counters of a live capture.
-    pub kernel: Option<KernelStats>,
+    /// What a live capture read, per interface.
+    pub live: Option<LiveReport>,
+}
+
+/// What a live capture read.
+#[derive(Debug, Clone, Default)]
+pub struct LiveReport {
+    /// Per interface: name, kernel counters when capture stopped, frames read.
+    pub interfaces: Vec<(String, KernelStats, u64)>,
+    /// Frames the shutdown drain read (captured before the stop, not yet read then).
+    pub drained: u64,
+    /// Frames the kernel had accepted but that could not be read before the drain's deadline.
+    pub unread: u64,
 }
 
 fn thousands(n: u64) -> String {
@@ -99,12 +110,20 @@ impl Summary {
                 thousands(i.tcp.connections_shed + i.tcp.buffer_full)
             );
         }
-        if let Some(k) = &self.kernel {
+        if let Some(live) = &self.live {
+            for (name, k, read) in &live.interfaces {
+                println!(
+                    "  kernel ({name}): {} received, {} dropped by the capture buffer, {} by the interface; {} read",
+                    thousands(k.received),
+                    thousands(k.dropped),
+                    thousands(k.if_dropped),
+                    thousands(*read)
+                );
+            }
             println!(
-                "  kernel: {} received, {} dropped by the capture buffer, {} by the interface",
-                thousands(k.received),
-                thousands(k.dropped),
-                thousands(k.if_dropped)
+                "  shutdown: {} packets captured before the stop were read after it, {} could not be read in time",
+                thousands(live.drained),
+                thousands(live.unread)
             );
         }
         let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
@@ -185,12 +204,14 @@ impl Summary {
     }
 
     /// 0 when everything was read and shipped, 2 when an input failed, 3 when recordings are
-    /// left queued or could not be written.
+    /// left queued or could not be written. A live run that stops on a signal is not failed by
+    /// recordings left queued: they are safe in the spool and ship at the next start.
     pub fn exit_code(&self) -> ExitCode {
+        let queued = !self.outcome.ship.left_queued.is_empty() && self.live.is_none();
         if !self.input.errors.is_empty() {
             ExitCode::from(2)
         } else if self.outcome.internal_error
-            || !self.outcome.ship.left_queued.is_empty()
+            || queued
             || self.outcome.finish.failed > 0
             || self.outcome.mixer.write_errors > 0
         {

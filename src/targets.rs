@@ -1,32 +1,39 @@
-//! Archive targets and local retention from the command line: `--archive DIR` or
-//! `--archive s3://bucket/prefix` (repeatable) with the `--s3-*` options, and `--retention`.
+//! Archive targets and local retention: the `[[archive]]` tables and `[storage]` of the
+//! configuration, and the command-line options that override them (`--archive DIR` or
+//! `--archive s3://bucket/prefix`, repeatable, with the `--s3-*` options, and `--retention`).
 //!
-//! S3 credentials come from the usual places, never from the command line: the variables
-//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`), else the credentials
-//! file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile `--s3-profile`, else
-//! `AWS_PROFILE`, else `default`).
+//! S3 credentials are never taken from the configuration file or the command line. For each S3
+//! archive they come from its `credentials_file` if it names one (an AWS-format file whose owner
+//! and mode are checked: owned by root or the user callvault runs as, not writable by its group,
+//! nothing for others); else from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and
+//! `AWS_SESSION_TOKEN`); else from the AWS credentials file (`AWS_SHARED_CREDENTIALS_FILE` or
+//! `~/.aws/credentials`, profile `profile`, else `AWS_PROFILE`, else `default`).
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
-use shipper::{Credentials, LocalDir, LockMode, ObjectLock, Retention, S3Config, S3Target, SpoolOptions, Target};
+use clap::Args;
+use shipper::{Credentials, LocalDir, LockMode, ObjectLock, S3Config, S3Target, SpoolOptions, Target};
 
-/// Where recordings are archived. Flatten into a command's arguments.
-#[derive(Debug, Clone, Args)]
+use crate::config::{Archive, Config, LockModeArg, Rate, RetentionPolicy, Storage, archive_names};
+
+/// Where recordings are archived, overriding the configuration's `[[archive]]`s. Flatten into a
+/// command's arguments.
+#[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
     /// Archive every recording is copied to and verified in: a directory, or an S3 bucket as
-    /// s3://BUCKET[/PREFIX]. Repeat to archive to several targets; a recording leaves the queue
-    /// when every one has confirmed it.
-    #[arg(long, short = 'a', default_value = "callvault-archive", value_name = "DIR|s3://BUCKET/PREFIX")]
+    /// s3://BUCKET[/PREFIX]. Repeat for several targets; replaces the configuration's
+    /// [[archive]] tables (default when neither names one: ./callvault-archive).
+    #[arg(long, short = 'a', value_name = "DIR|s3://BUCKET/PREFIX")]
     pub archive: Vec<String>,
     /// S3 endpoint, scheme://host[:port] (default: AWS, https://s3.<region>.amazonaws.com).
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
-    /// S3 region used for signing.
-    #[arg(long, default_value = "us-east-1", value_name = "REGION")]
-    pub s3_region: String,
+    /// S3 region used for signing (default us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
     /// Path-style addressing (endpoint/bucket/key) instead of virtual-host style
     /// (bucket.endpoint/key); most self-hosted stores (MinIO, SeaweedFS, Ceph) need it.
     #[arg(long)]
@@ -50,136 +57,188 @@ pub struct TargetArgs {
     /// Object Lock retention in days from upload.
     #[arg(long, value_name = "DAYS", requires = "s3_object_lock")]
     pub s3_lock_days: Option<u32>,
-    /// Files larger than this many MiB go by multipart upload.
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
-    pub s3_multipart_mib: u64,
+    /// Files larger than this many MiB go by multipart upload (default 16).
+    #[arg(long, value_name = "MIB")]
+    pub s3_multipart_mib: Option<u64>,
     /// Average upload rate limit per S3 target, e.g. 500K, 20M, 1G (bytes per second).
-    #[arg(long, value_name = "BYTES/S", value_parser = parse_rate)]
-    pub bandwidth_limit: Option<u64>,
+    #[arg(long, value_name = "BYTES/S")]
+    pub bandwidth_limit: Option<Rate>,
 }
 
 impl TargetArgs {
-    /// Only a local archive directory, every other option at its default (for tools and
-    /// benchmarks that build arguments in code).
-    pub fn parse_from_archive(dir: PathBuf) -> TargetArgs {
-        TargetArgs {
-            archive: vec![dir.to_string_lossy().into_owned()],
-            s3_endpoint: None,
-            s3_region: "us-east-1".into(),
-            s3_path_style: false,
-            s3_allow_http: false,
-            s3_ca_file: None,
-            s3_profile: None,
-            site: None,
-            s3_object_lock: None,
-            s3_lock_days: None,
-            s3_multipart_mib: 16,
-            bandwidth_limit: None,
+    /// Puts these options over the configuration: `--archive` replaces its archives, the S3
+    /// options apply to every S3 archive.
+    pub fn apply(&self, config: &mut Config) {
+        if !self.archive.is_empty() {
+            config.archive = self.archive.iter().map(|a| Archive::from_arg(a)).collect();
+        }
+        for a in config.archive.iter_mut().filter(|a| a.is_s3()) {
+            set(&mut a.endpoint, &self.s3_endpoint);
+            set(&mut a.region, &self.s3_region);
+            a.path_style |= self.s3_path_style;
+            a.allow_http |= self.s3_allow_http;
+            set(&mut a.ca_file, &self.s3_ca_file);
+            set(&mut a.profile, &self.s3_profile);
+            set(&mut a.site, &self.site);
+            set(&mut a.object_lock, &self.s3_object_lock);
+            set(&mut a.lock_days, &self.s3_lock_days);
+            set(&mut a.multipart_mib, &self.s3_multipart_mib);
+            set(&mut a.bandwidth_limit, &self.bandwidth_limit);
         }
     }
 }
 
-impl Default for RetentionArgs {
-    fn default() -> Self {
-        RetentionArgs { retention: Retention::Keep, high_watermark: 90, min_free_mb: 64 }
+/// `*slot = value` when the command line gave a value.
+pub(crate) fn set<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+    if let Some(v) = value {
+        *slot = Some(v.clone());
     }
 }
 
-/// S3 Object Lock mode on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LockModeArg {
-    /// Nobody can delete or shorten the retention, not even the account's root user.
-    Compliance,
-    /// Users with s3:BypassGovernanceRetention can.
-    Governance,
-}
-
-/// What happens to local copies once every target has confirmed them. Flatten into a command's
-/// arguments.
-#[derive(Debug, Clone, Args)]
+/// What happens to local copies once every target has confirmed them, overriding `[storage]`.
+/// Flatten into a command's arguments.
+#[derive(Debug, Clone, Default, Args)]
 pub struct RetentionArgs {
     /// Local copies of shipped recordings: "keep" (default), "delete" (as soon as every target
     /// confirmed), "days:N" (keep N days), "watermark:P" (delete the oldest while the disk is more
     /// than P % full). Unshipped recordings are never deleted.
-    #[arg(long, default_value = "keep", value_name = "POLICY", value_parser = parse_retention)]
-    pub retention: Retention,
-    /// Disk usage (percent) above which callvault reports disk pressure at error level.
-    #[arg(long, default_value_t = 90, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub high_watermark: u8,
+    #[arg(long, value_name = "POLICY")]
+    pub retention: Option<RetentionPolicy>,
+    /// Disk usage (percent) above which callvault reports disk pressure at error level
+    /// (default 90).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub high_watermark: Option<u8>,
     /// Free space (MiB) kept on the data directory's filesystem: below it, audio stops being
     /// written (calls in progress keep what they have) so every call still gets its call record.
-    /// 0 disables the reserve.
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
-    pub min_free_mb: u64,
+    /// 0 disables the reserve (default 64).
+    #[arg(long, value_name = "MIB")]
+    pub min_free_mb: Option<u64>,
 }
 
-/// The spool options the retention arguments ask for.
-pub fn spool_options(args: &RetentionArgs) -> SpoolOptions {
+impl RetentionArgs {
+    /// Puts these options over the configuration's `[storage]`.
+    pub fn apply(&self, storage: &mut Storage) {
+        if let Some(r) = self.retention {
+            storage.retention = r;
+        }
+        if let Some(p) = self.high_watermark {
+            storage.high_watermark = p;
+        }
+        if let Some(m) = self.min_free_mb {
+            storage.min_free_mb = m;
+        }
+    }
+}
+
+/// The spool options `[storage]` asks for.
+pub fn spool_options(storage: &Storage) -> SpoolOptions {
     let mut options = SpoolOptions::default();
-    options.retention = args.retention;
-    options.high_watermark_percent = args.high_watermark;
+    options.retention = storage.retention.0;
+    options.high_watermark_percent = storage.high_watermark;
     options
 }
 
-/// Builds the archive targets: a local directory for each plain path (the first named
-/// "archive"), an S3 target for each `s3://` URL (named by its URL). Credentials are looked up
-/// once, only if there is an S3 target.
-pub fn build_targets(args: &TargetArgs) -> anyhow::Result<Vec<Target>> {
-    let mut targets = Vec::new();
-    let mut credentials: Option<Credentials> = None;
-    let mut local_dirs = 0;
-    for archive in &args.archive {
-        if let Some(rest) = archive.strip_prefix("s3://") {
-            let creds = match &credentials {
-                Some(c) => c.clone(),
-                None => {
-                    let c = Credentials::from_environment(args.s3_profile.as_deref())
-                        .with_context(|| format!("archive {archive}"))?;
-                    credentials = Some(c.clone());
-                    c
-                }
-            };
-            targets.push(Target::S3(s3_target(args, archive, rest, creds)?));
-        } else {
-            local_dirs += 1;
-            let name = if local_dirs == 1 { "archive".to_owned() } else { archive.clone() };
-            let dir = LocalDir::new(&name, Path::new(archive))
-                .with_context(|| format!("cannot use archive directory '{archive}'"))?;
-            targets.push(Target::LocalDir(dir));
-        }
+/// Builds the archive targets of `config` (see [`Config::archives`]), each under its name
+/// ([`archive_names`]).
+pub fn build_targets(config: &Config) -> anyhow::Result<Vec<Target>> {
+    let archives = config.archives();
+    let names = archive_names(&archives);
+    archives.iter().zip(&names).map(|(a, name)| build_target(a, name)).collect()
+}
+
+/// One target. Errors name the target once (the target's own errors already start with it).
+pub fn build_target(archive: &Archive, name: &str) -> anyhow::Result<Target> {
+    if let Some(url) = &archive.url {
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let credentials = credentials(archive).with_context(|| format!("archive {name:?}"))?;
+        return Ok(Target::S3(s3_target(archive, name, rest, credentials)?));
     }
-    if targets.is_empty() {
-        bail!("no archive: give --archive DIR or --archive s3://BUCKET/PREFIX");
-    }
-    Ok(targets)
+    let path = archive.path.clone().unwrap_or_default();
+    Ok(Target::LocalDir(LocalDir::new(name, &path)?))
 }
 
 /// The S3 target for `s3://<rest>`.
-pub fn s3_target(args: &TargetArgs, url: &str, rest: &str, credentials: Credentials) -> anyhow::Result<S3Target> {
+fn s3_target(a: &Archive, name: &str, rest: &str, credentials: Credentials) -> anyhow::Result<S3Target> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        bail!("archive {url}: no bucket; write s3://BUCKET or s3://BUCKET/PREFIX");
+        bail!("archive {name:?}: no bucket; write s3://BUCKET or s3://BUCKET/PREFIX");
     }
-    let mut cfg = S3Config::new(url.trim_end_matches('/'), bucket, &args.s3_region, credentials);
+    let mut cfg = S3Config::new(name, bucket, a.region(), credentials);
     cfg.prefix = prefix.trim_matches('/').to_owned();
-    cfg.site = match &args.site {
-        Some(site) => site.clone(),
-        None => host_name(),
-    };
-    cfg.endpoint = args.s3_endpoint.clone();
-    cfg.path_style = args.s3_path_style;
-    cfg.allow_http = args.s3_allow_http;
-    cfg.ca_file = args.s3_ca_file.clone();
-    cfg.multipart_threshold = args.s3_multipart_mib.max(1) * 1024 * 1024;
-    cfg.bandwidth_limit = args.bandwidth_limit;
-    if let (Some(mode), Some(days)) = (args.s3_object_lock, args.s3_lock_days) {
+    cfg.site = a.site.clone().unwrap_or_else(host_name);
+    cfg.endpoint = a.endpoint.clone();
+    cfg.path_style = a.path_style;
+    cfg.allow_http = a.allow_http;
+    cfg.ca_file = a.ca_file.clone();
+    cfg.multipart_threshold = a.multipart_mib.unwrap_or(16).max(1) * 1024 * 1024;
+    cfg.bandwidth_limit = a.bandwidth_limit.map(|r| r.0);
+    if let (Some(mode), Some(days)) = (a.object_lock, a.lock_days) {
         let mode = match mode {
             LockModeArg::Compliance => LockMode::Compliance,
             LockModeArg::Governance => LockMode::Governance,
         };
         cfg.object_lock = Some(ObjectLock { mode, retention: Duration::from_secs(u64::from(days) * 86_400) });
     }
-    S3Target::new(cfg).with_context(|| format!("cannot use archive {url}"))
+    Ok(S3Target::new(cfg)?)
+}
+
+/// The credentials of an S3 archive (see the module documentation for the order).
+pub fn credentials(a: &Archive) -> anyhow::Result<Credentials> {
+    if let Some(file) = &a.credentials_file {
+        check_secret_file(file)?;
+        let profile = a.profile.as_deref().unwrap_or("default");
+        return Credentials::from_file(file, profile)?.with_context(|| {
+            format!(
+                "credentials file {} has no [{profile}] with aws_access_key_id and aws_secret_access_key",
+                file.display()
+            )
+        });
+    }
+    Ok(Credentials::from_environment(a.profile.as_deref())?)
+}
+
+/// Where an S3 archive's credentials come from, with the access key id and never the secret.
+pub fn describe_credentials(a: &Archive) -> String {
+    let from = if let Some(file) = &a.credentials_file {
+        format!("from {}", file.display())
+    } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty()) {
+        "from the environment".to_owned()
+    } else {
+        "from the AWS credentials file".to_owned()
+    };
+    match credentials(a) {
+        Ok(c) => format!("{from}: access key id {}, secret key <redacted>", c.access_key()),
+        Err(e) => format!("{from}: NOT USABLE: {e:#}"),
+    }
+}
+
+/// Checks that a file holding secrets is a regular file owned by root or by this process's
+/// user, not writable by its group and closed to others.
+pub fn check_secret_file(path: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!("cannot read the credentials file {}; check the path and permissions", path.display())
+    })?;
+    if !meta.is_file() {
+        bail!("credentials file {} is not a regular file", path.display());
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != uid {
+        bail!(
+            "credentials file {} is owned by uid {}, neither root nor this process's user (uid {uid}); \
+             chown root:callvault it",
+            path.display(),
+            meta.uid()
+        );
+    }
+    if mode & 0o027 != 0 {
+        bail!(
+            "credentials file {} has mode {mode:04o}: it must not be writable by its group nor open to others; \
+             chmod 0640 it (or 0600)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// This machine's host name, or "callvault".
@@ -192,58 +251,33 @@ fn host_name() -> String {
         .unwrap_or_else(|| "callvault".into())
 }
 
-/// Parses a rate like `500K`, `20M`, `1G` or `1048576` (bytes per second; K = 1024).
-fn parse_rate(text: &str) -> Result<u64, String> {
-    let t = text.trim().trim_end_matches(['B', 'b']).trim_end_matches("/s");
-    let (digits, unit) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
-        _ => (t, ' '),
-    };
-    let n: f64 = digits.trim().parse().map_err(|_| format!("{text:?} is not a rate like 500K, 20M or 1G"))?;
-    let scale = match unit {
-        ' ' => 1.0,
-        'K' => 1024.0,
-        'M' => 1024.0 * 1024.0,
-        'G' => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?}; use K, M or G")),
-    };
-    let rate = (n * scale) as u64;
-    if rate == 0 {
-        return Err("the bandwidth limit must be above zero".into());
-    }
-    Ok(rate)
-}
-
-/// Parses `keep`, `delete`, `days:N` or `watermark:P`.
-fn parse_retention(text: &str) -> Result<Retention, String> {
-    let bad = || format!("{text:?}: use keep, delete, days:N or watermark:PERCENT");
-    match text.split_once(':') {
-        None if text == "keep" => Ok(Retention::Keep),
-        None if text == "delete" => Ok(Retention::DeleteWhenShipped),
-        Some(("days", n)) => n.parse().map(Retention::KeepDays).map_err(|_| bad()),
-        Some(("watermark", p)) => match p.trim_end_matches('%').parse::<u8>() {
-            Ok(p) if (1..=100).contains(&p) => Ok(Retention::KeepUntilWatermark(p)),
-            _ => Err(bad()),
-        },
-        _ => Err(bad()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn rates_and_retention_parse() {
-        assert_eq!(parse_rate("500K"), Ok(500 * 1024));
-        assert_eq!(parse_rate("20M"), Ok(20 * 1024 * 1024));
-        assert_eq!(parse_rate("1048576"), Ok(1_048_576));
-        assert!(parse_rate("fast").is_err());
-        assert_eq!(parse_retention("keep"), Ok(Retention::Keep));
-        assert_eq!(parse_retention("delete"), Ok(Retention::DeleteWhenShipped));
-        assert_eq!(parse_retention("days:30"), Ok(Retention::KeepDays(30)));
-        assert_eq!(parse_retention("watermark:80%"), Ok(Retention::KeepUntilWatermark(80)));
-        assert!(parse_retention("watermark:0").is_err());
-        assert!(parse_retention("forever").is_err());
+    fn secret_files_must_be_closed_to_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds");
+        std::fs::write(&path, "[default]\naws_access_key_id = AK\naws_secret_access_key = SK\n").unwrap();
+        let archive =
+            |path: &Path| Archive { credentials_file: Some(path.to_owned()), ..Archive::from_arg("s3://b/p") };
+        for (mode, ok) in [(0o600, true), (0o640, true), (0o400, true), (0o644, false), (0o660, false), (0o604, false)]
+        {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let result = credentials(&archive(&path));
+            assert_eq!(result.is_ok(), ok, "mode {mode:o}: {result:?}");
+            if let Err(e) = result {
+                assert!(format!("{e:#}").contains(&format!("{mode:04o}")), "{e:#}");
+            }
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let shown = describe_credentials(&archive(&path));
+        assert!(
+            shown.contains("access key id AK") && !shown.contains("SK,") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        let missing = credentials(&archive(&dir.path().join("nope"))).unwrap_err();
+        assert!(format!("{missing:#}").contains("nope"), "{missing:#}");
     }
 }

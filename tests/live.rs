@@ -59,7 +59,19 @@ fn live_capture_on_a_veth_records_every_call_and_stops_cleanly_on_sigterm() {
     let truth = callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
 
     let mut cv = Command::new("ip")
-        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_callvault"), "run", "--interface", b, "--buffer-mib", "16"])
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_callvault"),
+            "run",
+            "--interface",
+            b,
+            "--buffer-mib",
+            "16",
+            "--user",
+            "root",
+        ])
         .arg("--output")
         .arg(dir.path().join("data"))
         .arg("--archive")

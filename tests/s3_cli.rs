@@ -1,6 +1,8 @@
 //! `callvault ship` and `callvault archive ls|get|verify` against the real S3 test server
 //! (`scripts/s3-server.sh`); recorded as skipped without it.
 
+use callvault::cli::Source;
+use callvault::config::Config;
 use callvault::{archive, ship, targets};
 
 use std::io::Write;
@@ -79,18 +81,21 @@ fn s3_ship_then_archive_ls_get_verify() {
     let common =
         ["--archive", &url, "--s3-endpoint", &endpoint, "--s3-path-style", "--s3-ca-file", &ca, "--site", "hq"];
     let cli = ShipCli::try_parse_from(["x", "--output", data.to_str().unwrap()].into_iter().chain(common)).unwrap();
-    let target = targets::build_targets(&cli.args.targets).unwrap();
+    let mut config = Config::default();
+    cli.args.apply(&mut config);
+    let target = targets::build_targets(&config).unwrap();
     let shipper::Target::S3(s3) = &target[0] else { panic!("not an S3 target") };
     tokio::runtime::Runtime::new().unwrap().block_on(s3.create_bucket(false)).unwrap();
     assert_eq!(s3.object_key(keys[0], "wav"), format!("calls/hq/{}.wav", keys[0]));
 
-    let code = ship::ship(cli.args).unwrap();
+    let code = ship::execute(&config, false).unwrap();
     assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
     assert!(Spool::open(&data).unwrap().pending().unwrap().is_empty());
 
     let run = |args: &[&str]| {
         let cli = ArchiveCli::try_parse_from(["x"].iter().copied().chain(args.iter().copied()).chain(common)).unwrap();
-        format!("{:?}", archive::archive(cli.args).unwrap())
+        let defaults = Source { path: None, log_format: None, verbose: 0 };
+        format!("{:?}", archive::archive(&defaults, cli.args).unwrap())
     };
     let ok = format!("{:?}", std::process::ExitCode::SUCCESS);
     assert_eq!(run(&["ls", "2016-11-26"]), ok);

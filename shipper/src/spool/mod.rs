@@ -462,29 +462,28 @@ impl Spool {
 
     /// Reads queue entry `id`.
     pub fn entry(&self, id: EntryId) -> Result<Entry, SpoolError> {
-        let path = self.entry_path(id);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(SpoolError::NotFound { id, path });
-            }
-            Err(e) => return Err(SpoolError::io("read", path, e)),
-        };
-        let record: EntryRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| SpoolError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        if record.version != format::VERSION || record.seq != id.0 {
-            return Err(SpoolError::Corrupt {
-                path,
-                reason: format!(
-                    "version {} seq {} (expected version {} seq {})",
-                    record.version,
-                    record.seq,
-                    format::VERSION,
-                    id.0
-                ),
-            });
+        read_entry(self.entry_path(id), id)
+    }
+
+    /// The queue of the spool at `root`, read without opening the spool (no ownership taken,
+    /// nothing written): for status commands while another process owns it. Unreadable entries
+    /// are skipped.
+    pub fn read_queue(root: &Path) -> Result<Vec<Entry>, SpoolError> {
+        let queue = root.join("queue");
+        if !queue.is_dir() {
+            return Err(SpoolError::NotASpool { path: root.to_owned() });
         }
-        Ok(Entry::from_record(record))
+        let mut entries = Vec::new();
+        for item in fs::read_dir(&queue).ctx("list", &queue)? {
+            let item = item.ctx("list", &queue)?;
+            if let Some(seq) = item.file_name().to_str().and_then(parse_seq_file_name) {
+                if let Ok(entry) = read_entry(item.path(), EntryId(seq)) {
+                    entries.push(entry);
+                }
+            }
+        }
+        entries.sort_by_key(|e| e.id);
+        Ok(entries)
     }
 
     /// Records that `target` has confirmed entry `id`, stored at `location`. Atomic rewrite of the
@@ -592,6 +591,32 @@ impl Spool {
         }
         sync_dir(&self.tmp).ctx("sync directory", &self.tmp)
     }
+}
+
+/// Reads the queue entry at `path`, which must be entry `id`.
+fn read_entry(path: PathBuf, id: EntryId) -> Result<Entry, SpoolError> {
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(SpoolError::NotFound { id, path });
+        }
+        Err(e) => return Err(SpoolError::io("read", path, e)),
+    };
+    let record: EntryRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| SpoolError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    if record.version != format::VERSION || record.seq != id.0 {
+        return Err(SpoolError::Corrupt {
+            path,
+            reason: format!(
+                "version {} seq {} (expected version {} seq {})",
+                record.version,
+                record.seq,
+                format::VERSION,
+                id.0
+            ),
+        });
+    }
+    Ok(Entry::from_record(record))
 }
 
 /// The current time as RFC 3339 in UTC with milliseconds, e.g. `2016-11-26T14:43:05.120Z`.

@@ -1,11 +1,13 @@
-//! Packet sources: capture files and live interfaces, both through libpcap.
+//! Packet sources: capture files and live interfaces ([`live`]), both through libpcap.
 //!
-//! This is the only module of capture that may read the wall clock: a live source reports
+//! This is the only module of capture that may read the wall clock: a live capture reports
 //! idle ticks so that timers still fire when the wire is quiet.
+
+mod live;
 
 use std::path::{Path, PathBuf};
 
-use pcap::{Active, Capture, Offline, Precision};
+use pcap::{Capture, Offline, Precision};
 use thiserror::Error;
 
 use crate::decode::LinkType;
@@ -166,130 +168,12 @@ impl FileSource {
     }
 }
 
+pub use live::{Drained, KernelStats, LiveCapture, LiveOptions, LiveSource, MAX_INTERFACES};
+
 fn pcap_reason(e: &pcap::Error) -> String {
     match e {
         pcap::Error::PcapError(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-/// Settings of a live capture.
-#[derive(Debug, Clone)]
-pub struct LiveOptions {
-    /// Bytes captured per packet. Default 65,535 (whole SIP messages).
-    pub snaplen: i32,
-    /// Kernel ring buffer size in bytes. Default 256 MiB: deep enough to ride out disk stalls.
-    pub buffer_bytes: i32,
-    /// Promiscuous mode (needed on a SPAN port). Default on.
-    pub promisc: bool,
-    /// How long a read waits before reporting idle, in milliseconds. Default 100.
-    pub timeout_ms: i32,
-    /// BPF filter expression, if any.
-    pub filter: Option<String>,
-}
-
-impl Default for LiveOptions {
-    fn default() -> Self {
-        LiveOptions { snaplen: 65_535, buffer_bytes: 256 << 20, promisc: true, timeout_ms: 100, filter: None }
-    }
-}
-
-/// What a live read returns.
-#[derive(Debug)]
-pub enum LiveEvent<'a> {
-    /// A frame.
-    Frame(Frame<'a>),
-    /// Nothing arrived within the timeout; the wall-clock time now, for timers.
-    Idle(Timestamp),
-}
-
-/// Kernel-side counters of a live capture.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KernelStats {
-    /// Packets the kernel passed to the capture.
-    pub received: u64,
-    /// Packets dropped because the ring buffer was full.
-    pub dropped: u64,
-    /// Packets dropped by the interface or driver.
-    pub if_dropped: u64,
-}
-
-/// A live interface read through libpcap.
-pub struct LiveSource {
-    cap: Capture<Active>,
-    iface: String,
-    link: LinkType,
-}
-
-impl std::fmt::Debug for LiveSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveSource").field("iface", &self.iface).finish()
-    }
-}
-
-impl LiveSource {
-    /// Opens `iface` for capture.
-    pub fn open(iface: &str, opts: &LiveOptions) -> Result<LiveSource, SourceError> {
-        let live = |reason: String| SourceError::Live { iface: iface.to_owned(), reason };
-        let cap = Capture::from_device(iface)
-            .map_err(|e| live(pcap_reason(&e)))?
-            .promisc(opts.promisc)
-            .snaplen(opts.snaplen)
-            .buffer_size(opts.buffer_bytes)
-            .timeout(opts.timeout_ms)
-            .precision(Precision::Nano)
-            .open()
-            .map_err(|e| {
-                let r = pcap_reason(&e);
-                let hint = if r.contains("ermission") || r.contains("not permitted") {
-                    " (run as root or grant CAP_NET_RAW and CAP_NET_ADMIN)"
-                } else if r.contains("No such device") || r.contains("doesn't exist") {
-                    " (check the interface name with `ip link`)"
-                } else {
-                    ""
-                };
-                live(format!("{r}{hint}"))
-            })?;
-        let mut cap = cap;
-        if let Some(filter) = &opts.filter {
-            cap.filter(filter, true).map_err(|e| SourceError::Filter {
-                iface: iface.to_owned(),
-                filter: filter.clone(),
-                reason: pcap_reason(&e),
-            })?;
-        }
-        let link = link_of(cap.get_datalink().0, Path::new(iface))?;
-        Ok(LiveSource { cap, iface: iface.to_owned(), link })
-    }
-
-    /// The interface's link type.
-    pub fn link(&self) -> LinkType {
-        self.link
-    }
-
-    /// The next frame, or an idle tick after the read timeout.
-    #[inline]
-    pub fn next_event(&mut self) -> Result<LiveEvent<'_>, SourceError> {
-        match self.cap.next_packet() {
-            Ok(p) => Ok(LiveEvent::Frame(Frame {
-                time: Timestamp::from_parts(p.header.ts.tv_sec, p.header.ts.tv_usec),
-                data: p.data,
-                wire_len: p.header.len,
-            })),
-            Err(pcap::Error::TimeoutExpired) => Ok(LiveEvent::Idle(wall_clock())),
-            Err(e) => Err(SourceError::Live { iface: self.iface.clone(), reason: pcap_reason(&e) }),
-        }
-    }
-
-    /// Kernel counters (drops are what the monitoring must show).
-    pub fn kernel_stats(&mut self) -> Result<KernelStats, SourceError> {
-        let s =
-            self.cap.stats().map_err(|e| SourceError::Live { iface: self.iface.clone(), reason: pcap_reason(&e) })?;
-        Ok(KernelStats {
-            received: u64::from(s.received),
-            dropped: u64::from(s.dropped),
-            if_dropped: u64::from(s.if_dropped),
-        })
     }
 }
 

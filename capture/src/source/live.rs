@@ -1,0 +1,301 @@
+//! Live interfaces: non-blocking libpcap handles waited on together with `poll(2)`, so that a
+//! quiet wire never holds up timers, shutdown or finalisation, and several interfaces (two SPAN
+//! ports, both directions of a TAP) feed one pipeline.
+//!
+//! On Linux libpcap reads a TPACKET_V3 ring that the kernel hands over in blocks: a block
+//! becomes readable when it is full or [`LiveOptions::timeout_ms`] after its first packet. So a
+//! packet reaches callvault at most that long after it was captured, and a wait for packets
+//! ends when a block is handed over, when the wait's own time is up, or when a signal arrives.
+//!
+//! On shutdown, [`LiveCapture::drain`] reads what the kernel had already accepted into the ring
+//! when it was called (the kernel's own counters say how much that is), waiting for the last
+//! partly filled blocks to be handed over, and reports any shortfall.
+
+use std::time::{Duration, Instant};
+
+use arrayvec::ArrayVec;
+use pcap::{Active, Capture, Precision};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+use super::{Frame, SourceError, link_of, pcap_reason};
+use crate::decode::LinkType;
+use crate::time::Timestamp;
+
+/// Interfaces one [`LiveCapture`] reads at most.
+pub const MAX_INTERFACES: usize = 16;
+
+/// Frames read from one interface before the next one gets its turn.
+const TURN: usize = 64;
+
+/// Settings of a live capture (the same for every interface).
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Bytes captured per packet. Default 65,535 (whole SIP messages).
+    pub snaplen: i32,
+    /// Kernel ring buffer size in bytes, per interface. Default 256 MiB: deep enough to ride
+    /// out disk stalls.
+    pub buffer_bytes: i32,
+    /// Promiscuous mode (needed on a SPAN port). Default on.
+    pub promisc: bool,
+    /// Longest time (ms) the kernel holds captured packets before handing them over. Default 100.
+    pub timeout_ms: i32,
+    /// BPF filter expression, if any.
+    pub filter: Option<String>,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions { snaplen: 65_535, buffer_bytes: 256 << 20, promisc: true, timeout_ms: 100, filter: None }
+    }
+}
+
+/// Kernel-side counters of one interface's capture since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Packets that passed the filter, including those dropped for want of room.
+    pub received: u64,
+    /// Packets dropped because the ring buffer was full.
+    pub dropped: u64,
+    /// Packets dropped by the interface or driver.
+    pub if_dropped: u64,
+}
+
+impl KernelStats {
+    /// Packets the kernel put in the ring for callvault to read.
+    pub fn delivered(&self) -> u64 {
+        self.received.saturating_sub(self.dropped)
+    }
+
+    /// Adds another interface's counters.
+    pub fn add(&mut self, other: &KernelStats) {
+        self.received += other.received;
+        self.dropped += other.dropped;
+        self.if_dropped += other.if_dropped;
+    }
+}
+
+/// One live interface read through libpcap, in non-blocking mode.
+pub struct LiveSource {
+    cap: Capture<Active>,
+    iface: String,
+    link: LinkType,
+    frames: u64,
+    /// libpcap's last 32-bit counters (they wrap), and the 64-bit totals kept from them.
+    raw: [u32; 3],
+    totals: KernelStats,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource").field("iface", &self.iface).field("frames", &self.frames).finish()
+    }
+}
+
+impl LiveSource {
+    /// Opens `iface` for capture. Needs CAP_NET_RAW (or root).
+    pub fn open(iface: &str, opts: &LiveOptions) -> Result<LiveSource, SourceError> {
+        let live = |reason: String| SourceError::Live { iface: iface.to_owned(), reason };
+        let cap = Capture::from_device(iface)
+            .map_err(|e| live(pcap_reason(&e)))?
+            .promisc(opts.promisc)
+            .snaplen(opts.snaplen)
+            .buffer_size(opts.buffer_bytes)
+            .timeout(opts.timeout_ms)
+            .precision(Precision::Nano)
+            .open()
+            .map_err(|e| {
+                let r = pcap_reason(&e);
+                let hint = if r.contains("ermission") || r.contains("not permitted") {
+                    " (run as root, or grant the capability CAP_NET_RAW)"
+                } else if r.contains("No such device") || r.contains("doesn't exist") {
+                    " (check the interface name with `ip link`)"
+                } else {
+                    ""
+                };
+                live(format!("{r}{hint}"))
+            })?;
+        let mut cap = cap.setnonblock().map_err(|e| live(pcap_reason(&e)))?;
+        if let Some(filter) = &opts.filter {
+            cap.filter(filter, true).map_err(|e| SourceError::Filter {
+                iface: iface.to_owned(),
+                filter: filter.clone(),
+                reason: pcap_reason(&e),
+            })?;
+        }
+        let link = link_of(cap.get_datalink().0, std::path::Path::new(iface))?;
+        Ok(LiveSource { cap, iface: iface.to_owned(), link, frames: 0, raw: [0; 3], totals: KernelStats::default() })
+    }
+
+    /// The interface's name.
+    pub fn name(&self) -> &str {
+        &self.iface
+    }
+
+    /// The interface's link type.
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// Frames read so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The kernel's counters since the interface was opened (drops are what monitoring must
+    /// show). Kept in 64 bits across the wrap of libpcap's 32-bit counters, provided this is
+    /// called more often than 2^32 packets arrive.
+    pub fn kernel_stats(&mut self) -> Result<KernelStats, SourceError> {
+        let s =
+            self.cap.stats().map_err(|e| SourceError::Live { iface: self.iface.clone(), reason: pcap_reason(&e) })?;
+        let now = [s.received, s.dropped, s.if_dropped];
+        let t = &mut self.totals;
+        for ((total, n), r) in [&mut t.received, &mut t.dropped, &mut t.if_dropped].into_iter().zip(now).zip(self.raw) {
+            *total += u64::from(n.wrapping_sub(r));
+        }
+        self.raw = now;
+        Ok(self.totals)
+    }
+
+    /// Reads up to `budget` frames that are ready, without waiting; returns how many.
+    fn read_ready<F>(&mut self, index: usize, budget: usize, f: &mut F) -> Result<usize, SourceError>
+    where
+        F: FnMut(usize, LinkType, Frame<'_>),
+    {
+        let mut n = 0;
+        while n < budget {
+            match self.cap.next_packet() {
+                Ok(p) => {
+                    let frame = Frame {
+                        time: Timestamp::from_parts(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                        data: p.data,
+                        wire_len: p.header.len,
+                    };
+                    f(index, self.link, frame);
+                    n += 1;
+                }
+                Err(pcap::Error::TimeoutExpired) => break,
+                Err(e) => return Err(SourceError::Live { iface: self.iface.clone(), reason: pcap_reason(&e) }),
+            }
+        }
+        self.frames += n as u64;
+        Ok(n)
+    }
+}
+
+/// What [`LiveCapture::drain`] read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Frames read by the drain.
+    pub frames: u64,
+    /// Frames the kernel had accepted into the rings but that could not be read in time.
+    pub unread: u64,
+}
+
+/// Several live interfaces read as one capture.
+#[derive(Debug)]
+pub struct LiveCapture {
+    sources: Vec<LiveSource>,
+    /// The interface whose turn it is.
+    next: usize,
+}
+
+impl LiveCapture {
+    /// Opens every interface in `ifaces` (at least one, at most [`MAX_INTERFACES`]).
+    pub fn open(ifaces: &[String], opts: &LiveOptions) -> Result<LiveCapture, SourceError> {
+        if ifaces.is_empty() || ifaces.len() > MAX_INTERFACES {
+            return Err(SourceError::Live {
+                iface: ifaces.join(","),
+                reason: format!("give between 1 and {MAX_INTERFACES} interfaces (capture.interfaces, --interface)"),
+            });
+        }
+        let sources = ifaces.iter().map(|i| LiveSource::open(i, opts)).collect::<Result<Vec<_>, _>>()?;
+        Ok(LiveCapture { sources, next: 0 })
+    }
+
+    /// The interfaces.
+    pub fn sources(&self) -> &[LiveSource] {
+        &self.sources
+    }
+
+    /// The interfaces, for their counters.
+    pub fn sources_mut(&mut self) -> &mut [LiveSource] {
+        &mut self.sources
+    }
+
+    /// Frames read so far from every interface.
+    pub fn frames(&self) -> u64 {
+        self.sources.iter().map(LiveSource::frames).sum()
+    }
+
+    /// Hands the frames that are ready (up to `max`) to `f` with the index of their interface
+    /// and its link type, taking the interfaces in turn. When none is ready, waits up to `wait`
+    /// for some (less if a signal arrives). Returns how many frames were handled; 0 means the
+    /// wire was quiet.
+    pub fn dispatch<F>(&mut self, max: usize, wait: Duration, mut f: F) -> Result<usize, SourceError>
+    where
+        F: FnMut(usize, LinkType, Frame<'_>),
+    {
+        let n = self.read_round(max, &mut f)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        self.wait(wait)?;
+        self.read_round(max, &mut f)
+    }
+
+    /// Reads what the kernel had accepted into the rings when this was called, waiting up to
+    /// `within` for blocks still held by the kernel. Stop feeding new work to the caller first;
+    /// frames that arrive meanwhile may be read too.
+    pub fn drain<F>(&mut self, within: Duration, mut f: F) -> Result<Drained, SourceError>
+    where
+        F: FnMut(usize, LinkType, Frame<'_>),
+    {
+        let deadline = Instant::now() + within;
+        let mut targets = Vec::with_capacity(self.sources.len());
+        for s in &mut self.sources {
+            targets.push(s.kernel_stats()?.delivered());
+        }
+        let before = self.frames();
+        loop {
+            while self.read_round(usize::MAX, &mut f)? > 0 {}
+            let unread: u64 = self.sources.iter().zip(&targets).map(|(s, t)| t.saturating_sub(s.frames)).sum();
+            let now = Instant::now();
+            if unread == 0 || now >= deadline {
+                return Ok(Drained { frames: self.frames() - before, unread });
+            }
+            self.wait((deadline - now).min(Duration::from_millis(20)))?;
+        }
+    }
+
+    /// One round over the interfaces: up to [`TURN`] frames each, `max` in all.
+    fn read_round<F>(&mut self, max: usize, f: &mut F) -> Result<usize, SourceError>
+    where
+        F: FnMut(usize, LinkType, Frame<'_>),
+    {
+        let count = self.sources.len();
+        let mut n = 0;
+        for k in 0..count {
+            if n >= max {
+                break;
+            }
+            let i = (self.next + k) % count;
+            n += self.sources[i].read_ready(i, TURN.min(max - n), f)?;
+        }
+        self.next = (self.next + 1) % count;
+        Ok(n)
+    }
+
+    /// Waits until an interface has something to read, `wait` passes, or a signal arrives.
+    fn wait(&self, wait: Duration) -> Result<(), SourceError> {
+        let mut fds: ArrayVec<PollFd<'_>, MAX_INTERFACES> =
+            self.sources.iter().map(|s| PollFd::new(&s.cap, PollFlags::IN)).collect();
+        let timeout = Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(e) => Err(SourceError::Live {
+                iface: self.sources.iter().map(LiveSource::name).collect::<Vec<_>>().join(","),
+                reason: format!("waiting for packets failed: {e}"),
+            }),
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! The configuration: one TOML file (`/etc/callvault/callvault.toml` unless `--config` names
+//! another), with the command line on top of it.
+//!
+//! Every option of `run`, `replay`, `ship` and `archive` has a key here; `deploy/callvault.toml`
+//! documents each one. Resolution is: built-in defaults, then the file, then the command line.
+//! A file with an unknown key, a value of the wrong type or an impossible value is rejected at
+//! start with the file, line and key named and a hint ([`load`]); so is an impossible value given
+//! on the command line.
+//!
+//! Secrets (S3 keys) are never read from this file or the command line: they come from the
+//! environment, the AWS credentials file, or a credentials file that an `[[archive]]` names
+//! (`credentials_file`), whose ownership and mode are checked (`crate::targets`).
+
+mod load;
+mod show;
+mod values;
+
+use std::path::PathBuf;
+
+use capture::limits::{Limits, Timeouts};
+use serde::{Deserialize, Serialize};
+
+pub(crate) use load::check_command_line;
+pub use load::{ConfigError, Problem, load, load_text, locate_default};
+pub use show::show;
+pub use values::{AudioFormat, AudioLayout, LockModeArg, LogFormat, Rate, RetentionPolicy};
+
+/// Where the configuration file is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/callvault/callvault.toml";
+
+/// The whole configuration. Each section is a table of the file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[capture]`: what to listen to.
+    pub capture: Capture,
+    /// `[storage]`: the data directory and local retention.
+    pub storage: Storage,
+    /// `[recording]`: recording format and threads.
+    pub recording: Recording,
+    /// `[timeouts]`: capture-time timers, in seconds.
+    pub timeouts: TimeoutsConfig,
+    /// `[limits]`: caps on network-fed state.
+    pub limits: LimitsConfig,
+    /// `[[archive]]`: where every recording is copied (each entry one target).
+    pub archive: Vec<Archive>,
+    /// `[shipping]`: how recordings are shipped.
+    pub shipping: Shipping,
+    /// `[log]`: logging.
+    pub log: Log,
+    /// `[service]`: the account callvault runs as when started as root.
+    pub service: Service,
+    /// `[http]`: listen addresses of the HTTP endpoints (metrics, API), not served yet.
+    pub http: Http,
+}
+
+/// `[capture]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capture {
+    /// Interfaces captured into one pipeline (two SPAN ports, both directions of a TAP).
+    pub interfaces: Vec<String>,
+    /// BPF capture filter; empty captures everything.
+    pub filter: String,
+    /// Kernel capture buffer per interface, in MiB.
+    pub buffer_mib: u32,
+    /// Bytes captured per packet.
+    pub snaplen: u32,
+    /// Promiscuous mode (needed on a SPAN port).
+    pub promiscuous: bool,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture { interfaces: Vec::new(), filter: String::new(), buffer_mib: 256, snaplen: 65_535, promiscuous: true }
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Data directory: recordings in progress, the spool and the local copies.
+    pub data_dir: PathBuf,
+    /// Local copies of shipped recordings: keep, delete, days:N or watermark:P.
+    pub retention: RetentionPolicy,
+    /// Disk usage (percent) above which disk pressure is reported at error level.
+    pub high_watermark: u8,
+    /// Free space (MiB) kept for call records; 0 disables the reserve.
+    pub min_free_mb: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            data_dir: PathBuf::from("callvault-data"),
+            retention: RetentionPolicy::default(),
+            high_watermark: 90,
+            min_free_mb: 64,
+        }
+    }
+}
+
+/// `[recording]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recording {
+    /// wav or flac.
+    pub audio_format: AudioFormat,
+    /// stereo, mono or split.
+    pub audio_layout: AudioLayout,
+    /// Keep each call's own packets as a pcap beside its recording.
+    pub keep_pcap: bool,
+    /// How long (ms) a position in the recording waits for late packets.
+    pub reorder_ms: u32,
+    /// Mixer threads; 0: one per CPU, at most 4.
+    pub mixers: usize,
+    /// Threads that make finished recordings durable.
+    pub finishers: usize,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            audio_format: AudioFormat::Wav,
+            audio_layout: AudioLayout::Stereo,
+            keep_pcap: false,
+            reorder_ms: 160,
+            mixers: 0,
+            finishers: 2,
+        }
+    }
+}
+
+/// `[timeouts]`, in seconds of capture time (see `capture::limits::Timeouts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// An answered call without RTP or SIP for this long ends (`media_timeout`).
+    pub media: u64,
+    /// An answered call that never had RTP, without SIP for this long, ends.
+    pub signalling_only: u64,
+    /// Trailing RTP accepted after BYE before the call is finalised.
+    pub bye_linger: u64,
+    /// Retransmissions absorbed after a final failure before the call is finalised.
+    pub failure_linger: u64,
+    /// Wait for the authenticated INVITE after a 401/407.
+    pub auth_wait: u64,
+    /// An INVITE without a final response for this long ends (`setup_timeout`).
+    pub setup: u64,
+    /// An incomplete fragmented datagram is dropped after this long.
+    pub fragment: u64,
+    /// A TCP connection without segments for this long is forgotten.
+    pub tcp_idle: u64,
+}
+
+const NANOS: i64 = 1_000_000_000;
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        let t = Timeouts::default();
+        let s = |ns: i64| (ns / NANOS) as u64;
+        TimeoutsConfig {
+            media: s(t.media),
+            signalling_only: s(t.signalling_only),
+            bye_linger: s(t.bye_linger),
+            failure_linger: s(t.failure_linger),
+            auth_wait: s(t.auth_wait),
+            setup: s(t.setup),
+            fragment: s(t.fragment),
+            tcp_idle: s(t.tcp_idle),
+        }
+    }
+}
+
+impl TimeoutsConfig {
+    /// The engine's timeouts.
+    pub fn to_timeouts(&self) -> Timeouts {
+        let ns = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / NANOS).saturating_mul(NANOS);
+        Timeouts {
+            media: ns(self.media),
+            signalling_only: ns(self.signalling_only),
+            bye_linger: ns(self.bye_linger),
+            failure_linger: ns(self.failure_linger),
+            auth_wait: ns(self.auth_wait),
+            setup: ns(self.setup),
+            fragment: ns(self.fragment),
+            tcp_idle: ns(self.tcp_idle),
+        }
+    }
+}
+
+/// `[limits]` (see `capture::limits::Limits`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Calls tracked at once.
+    pub max_calls: usize,
+    /// Media addresses per call.
+    pub max_media_per_call: usize,
+    /// Header lines per SIP message.
+    pub max_sip_headers: usize,
+    /// Bytes in one SIP message.
+    pub max_sip_message: usize,
+    /// IP datagrams being reassembled at once.
+    pub max_frag_reassemblies: usize,
+    /// Bytes held by all fragment reassemblies.
+    pub max_frag_bytes: usize,
+    /// TCP connections followed at once.
+    pub max_tcp_connections: usize,
+    /// Bytes buffered per TCP connection.
+    pub max_tcp_buffer: usize,
+    /// Bytes buffered by all TCP connections.
+    pub max_tcp_bytes: usize,
+    /// Encapsulations followed inside one frame.
+    pub max_tunnel_depth: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            max_calls: l.max_calls,
+            max_media_per_call: l.max_media_per_call,
+            max_sip_headers: l.max_sip_headers,
+            max_sip_message: l.max_sip_message,
+            max_frag_reassemblies: l.max_frag_reassemblies,
+            max_frag_bytes: l.max_frag_bytes,
+            max_tcp_connections: l.max_tcp_connections,
+            max_tcp_buffer: l.max_tcp_buffer,
+            max_tcp_bytes: l.max_tcp_bytes,
+            max_tunnel_depth: l.max_tunnel_depth,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The engine's limits.
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            max_calls: self.max_calls,
+            max_media_per_call: self.max_media_per_call,
+            max_sip_headers: self.max_sip_headers,
+            max_sip_message: self.max_sip_message,
+            max_frag_reassemblies: self.max_frag_reassemblies,
+            max_frag_bytes: self.max_frag_bytes,
+            max_tcp_connections: self.max_tcp_connections,
+            max_tcp_buffer: self.max_tcp_buffer,
+            max_tcp_bytes: self.max_tcp_bytes,
+            max_tunnel_depth: self.max_tunnel_depth,
+        }
+    }
+}
+
+/// One `[[archive]]`: a local directory (`path`) or an S3 bucket (`url = "s3://BUCKET/PREFIX"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    /// Name under which the spool records confirmations (default: "archive" for the first
+    /// directory, the path or URL otherwise). Renaming a target leaves queued recordings owed to
+    /// the old name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A local or mounted directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// An S3 bucket, `s3://BUCKET[/PREFIX]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// S3 endpoint, scheme://host[:port] (default AWS in `region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// S3 region used for signing (default us-east-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Path-style addressing (most self-hosted stores need it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub path_style: bool,
+    /// Allow a plain http:// endpoint.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_http: bool,
+    /// PEM file of CA certificates to trust besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Profile of the AWS credentials file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// A credentials file in the AWS format just for this archive (owner root or the service
+    /// user, not writable by the group, nothing for others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<PathBuf>,
+    /// Key level after the prefix (default: this machine's host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// S3 Object Lock mode for every object (with `lock_days`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<LockModeArg>,
+    /// Object Lock retention in days from upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_days: Option<u32>,
+    /// Files larger than this many MiB go by multipart upload (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart_mib: Option<u64>,
+    /// Average upload rate limit, e.g. "500K", "20M" (bytes per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_limit: Option<Rate>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Archive {
+    /// An archive from a command-line value: a directory, or `s3://BUCKET/PREFIX`.
+    pub fn from_arg(value: &str) -> Archive {
+        let (path, url) =
+            if value.starts_with("s3://") { (None, Some(value.to_owned())) } else { (Some(value.into()), None) };
+        Archive {
+            name: None,
+            path,
+            url,
+            endpoint: None,
+            region: None,
+            path_style: false,
+            allow_http: false,
+            ca_file: None,
+            profile: None,
+            credentials_file: None,
+            site: None,
+            object_lock: None,
+            lock_days: None,
+            multipart_mib: None,
+            bandwidth_limit: None,
+        }
+    }
+
+    /// The S3 region (default us-east-1).
+    pub fn region(&self) -> &str {
+        self.region.as_deref().unwrap_or("us-east-1")
+    }
+
+    /// Whether this is an S3 archive.
+    pub fn is_s3(&self) -> bool {
+        self.url.is_some()
+    }
+
+    /// The directory or URL, as written.
+    pub fn place(&self) -> String {
+        match (&self.url, &self.path) {
+            (Some(url), _) => url.clone(),
+            (None, Some(path)) => path.display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// `[shipping]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shipping {
+    /// Recordings shipped at the same time.
+    pub concurrency: usize,
+    /// How long `run` keeps shipping after SIGTERM before it exits (recordings stay queued).
+    pub shutdown_timeout: u64,
+    /// How long `replay` and `ship` keep retrying before they give up (recordings stay queued).
+    pub drain_timeout: u64,
+}
+
+impl Default for Shipping {
+    fn default() -> Self {
+        Shipping { concurrency: 16, shutdown_timeout: 10, drain_timeout: 300 }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// Level or filter directives (error, warn, info, debug, trace; `callvault=debug,info`).
+    pub level: String,
+    /// text, or json (one object per line, for log shippers).
+    pub format: LogFormat,
+    /// Seconds between heartbeat lines of `run`; 0 turns them off.
+    pub heartbeat: u64,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { level: "info".into(), format: LogFormat::Text, heartbeat: 60 }
+    }
+}
+
+/// `[service]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Service {
+    /// Started as root, `run` opens its capture handles and then becomes this user; "root"
+    /// keeps root (not recommended).
+    pub user: String,
+    /// Group to become (default: the user's primary group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service { user: "callvault".into(), group: None }
+    }
+}
+
+/// `[http]`: reserved for the metrics and API endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Address for Prometheus metrics, e.g. "127.0.0.1:9750" (not served yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// Address for the web page and API (not served yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_listen: Option<String>,
+}
+
+impl Config {
+    /// The archives to use: the configured ones, else `./callvault-archive`.
+    pub fn archives(&self) -> Vec<Archive> {
+        if self.archive.is_empty() { vec![Archive::from_arg("callvault-archive")] } else { self.archive.clone() }
+    }
+}
+
+/// Each archive's target name, under which the spool records confirmations: its `name`, else
+/// "archive" for the first directory, else the path or URL as written.
+pub fn archive_names(archives: &[Archive]) -> Vec<String> {
+    let mut dirs = 0;
+    archives
+        .iter()
+        .map(|a| {
+            if let Some(name) = &a.name {
+                return name.clone();
+            }
+            if a.is_s3() {
+                return a.place().trim_end_matches('/').to_owned();
+            }
+            dirs += 1;
+            if dirs == 1 { "archive".to_owned() } else { a.place() }
+        })
+        .collect()
+}

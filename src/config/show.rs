@@ -1,0 +1,32 @@
+//! `callvault config show`: the effective configuration as TOML, with where each archive's
+//! credentials come from — the access key id, never a secret.
+
+use super::{Config, archive_names};
+
+/// The effective configuration, read from `origin`, as a TOML document with comments.
+pub fn show(config: &Config, origin: &str) -> String {
+    let mut out =
+        format!("# callvault configuration in effect\n# read from: {origin}; the command line overrides it\n");
+    let names = archive_names(&config.archives());
+    for (archive, name) in config.archives().iter().zip(&names) {
+        let place = archive.place();
+        let credentials = if archive.is_s3() {
+            crate::targets::describe_credentials(archive)
+        } else {
+            "none needed (a directory)".to_owned()
+        };
+        out.push_str(&format!("# archive {name:?} ({place}): credentials {credentials}\n"));
+    }
+    if config.archive.is_empty() {
+        out.push_str("# no [[archive]]: recordings go to ./callvault-archive\n");
+    }
+    if config.http.metrics_listen.is_some() || config.http.api_listen.is_some() {
+        out.push_str("# [http] is accepted but this version serves no HTTP endpoint yet\n");
+    }
+    out.push('\n');
+    match toml::to_string(config) {
+        Ok(text) => out.push_str(&text),
+        Err(e) => out.push_str(&format!("# cannot print the configuration: {e}\n")),
+    }
+    out
+}
