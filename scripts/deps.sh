@@ -2,11 +2,18 @@
 # Installs the system packages callvault needs on Debian/Ubuntu, only those missing.
 #   scripts/deps.sh run    libpcap (to build and run callvault)
 #   scripts/deps.sh test   + tshark, tcpreplay, iproute2 (tests: live capture, cross-checks),
-#                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh)
+#                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
+#                            dpkg-dev, binutils, adduser, systemd and cargo-deb (the Debian package
+#                            test: build, install, systemd-analyze verify)
+#   scripts/deps.sh soak   + sip-tester (sipp) for benches/soak.sh
 set -euo pipefail
+mode="${1:-run}"
 want=(libpcap-dev pkg-config)
-if [ "${1:-run}" = test ]; then
-    want+=(tshark tcpreplay iproute2 python3-venv openssl curl flac)
+if [ "$mode" = test ] || [ "$mode" = soak ]; then
+    want+=(tshark tcpreplay iproute2 python3-venv openssl curl flac dpkg-dev binutils adduser systemd)
+fi
+if [ "$mode" = soak ]; then
+    want+=(sip-tester)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -19,4 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# cargo-deb builds the Debian package. It is installed once into a directory outside the clone
+# that survives fresh clones (like the target directory): about 3 CPU-minutes the first time.
+if [ "$mode" = test ] || [ "$mode" = soak ]; then
+    tools="${CALLVAULT_TOOLS:-/var/tmp/callvault-tools}"
+    if ! [ -x "$tools/bin/cargo-deb" ]; then
+        echo "installing cargo-deb into $tools (once)" >&2
+        cargo install --locked --quiet --root "$tools" cargo-deb --version 3.8.0
+    fi
 fi

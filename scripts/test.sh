@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 # A target directory outside the clone survives fresh clones (CI) and keeps builds incremental.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
+# The Debian package test finds cargo-deb where scripts/deps.sh installed it.
+export CALLVAULT_CARGO_DEB="${CALLVAULT_TOOLS:-/var/tmp/callvault-tools}/bin/cargo-deb"
 # Tests that cannot run a part (missing tool, no privileges) say so here; listed at the end.
 export CALLVAULT_SKIP_LOG="${TMPDIR:-/tmp}/callvault-skipped.$$"
 : > "$CALLVAULT_SKIP_LOG"

@@ -16,10 +16,12 @@ pub struct Systemd {
 }
 
 impl Systemd {
-    /// Reads the watchdog interval the service manager set (`WATCHDOG_USEC`).
+    /// Reads the watchdog interval the service manager set (`WATCHDOG_USEC`; for this process
+    /// when `WATCHDOG_PID` is unset or names it, as sd_watchdog_enabled(3) says).
     pub fn from_env() -> Systemd {
-        let mut usec = 0;
-        let ping_every = sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec) / 2);
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let for_us = var("WATCHDOG_PID").is_none_or(|pid| pid == u64::from(std::process::id()));
+        let ping_every = var("WATCHDOG_USEC").filter(|&u| u > 0 && for_us).map(|u| Duration::from_micros(u) / 2);
         Systemd { ping_every, last_ping: Instant::now() }
     }
 

@@ -1,111 +1,125 @@
-//! Live capture through libpcap: a generated capture is replayed in real time with tcpreplay
-//! into one end of a veth pair inside a network namespace made for the test, `callvault run`
-//! captures on the other end, is stopped with SIGTERM, and must have finalised, recorded and
-//! archived every call.
+//! Live capture through libpcap on a veth pair inside a network namespace made for each test:
+//! tcpreplay sends generated calls into one end in real time, `callvault run` captures on the
+//! other. The wire carries nothing else (IPv6 is off in the namespace), so "no further
+//! packet" is what the kernel's own counters show.
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callgen::{CallSpec, Hangup, Outcome, Scenario};
-use common::{records, skipped};
+use callgen::{CallSpec, Hangup, Outcome, Scenario, Truth};
+use common::live::{Netns, Running, can_run, kernel_counters};
+use common::records;
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+const START: i64 = 1_735_689_600 * 1_000_000_000;
+
+/// Writes a capture of `calls` (numbered from `first`) to `path`.
+fn calls(path: &Path, first: u32, n: u32, talk_ms: u32) -> Truth {
+    let calls: Vec<CallSpec> =
+        (first..first + n).map(|i| CallSpec::answered(i, START + i64::from(i) * 300_000_000, talk_ms)).collect();
+    callgen::write_pcap(&Scenario::new(calls), path).unwrap()
 }
 
-fn sh(cmd: &str) -> bool {
-    Command::new("sh").arg("-c").arg(cmd).status().is_ok_and(|s| s.success())
-}
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+/// `callvault run` on the namespace's capture end, as root that stays root (these tests do
+/// not depend on a service user), with `args`.
+fn run(ns: &Netns, args: &[&str]) -> Running {
+    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_callvault"));
+    cmd.args(["run", "--interface", &ns.b, "--buffer-mib", "16"]).args(args);
+    if !args.contains(&"--user") {
+        cmd.args(["--user", "root"]);
     }
+    let mut cv = Running::start(cmd);
+    cv.wait_for("capturing", Duration::from_secs(20));
+    cv
+}
+
+fn dirs(dir: &Path) -> (String, String) {
+    let s = |p: PathBuf| p.to_str().unwrap().to_owned();
+    (s(dir.join("data")), s(dir.join("archive")))
 }
 
 #[test]
-fn live_capture_on_a_veth_records_every_call_and_stops_cleanly_on_sigterm() {
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-    if !is_root || !have("ip") || !have("tcpreplay") {
-        skipped("live capture test: needs root, iproute2 and tcpreplay");
+fn an_idle_interface_stops_within_two_seconds_of_sigterm() {
+    if !can_run("idle interface + SIGTERM") {
         return;
     }
-    let id = std::process::id();
-    let ns = Netns(format!("cvtest{id}"));
-    let (a, b) = (format!("cva{id}"), format!("cvb{id}"));
-    let a = &a[..a.len().min(15)];
-    let b = &b[..b.len().min(15)];
-    assert!(sh(&format!(
-        "ip netns add {n} && ip -n {n} link add {a} type veth peer name {b} && ip -n {n} link set {a} up && ip -n {n} link set {b} up",
-        n = ns.0
-    )));
-
+    let ns = Netns::new("i");
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("live.pcap");
-    let start = 1_735_689_600 * 1_000_000_000;
-    let mut calls: Vec<CallSpec> =
-        (0..3).map(|i| CallSpec::answered(i, start + i64::from(i) * 300_000_000, 2000)).collect();
-    calls[1].outcome = Outcome::Answered { hangup: Hangup::Callee };
-    calls[2].outcome = Outcome::Busy;
-    let truth = callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
-
-    let mut cv = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            env!("CARGO_BIN_EXE_callvault"),
-            "run",
-            "--interface",
-            b,
-            "--buffer-mib",
-            "16",
-            "--user",
-            "root",
-        ])
-        .arg("--output")
-        .arg(dir.path().join("data"))
-        .arg("--archive")
-        .arg(dir.path().join("archive"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the capture is open (it logs when it starts capturing).
-    std::thread::sleep(Duration::from_millis(1500));
-    let replayed = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "tcpreplay", "--quiet", "--intf1", a])
-        .arg(&pcap)
-        .status()
-        .unwrap();
-    assert!(replayed.success(), "tcpreplay failed");
+    let (data, archive) = dirs(dir.path());
+    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
     std::thread::sleep(Duration::from_millis(500));
-    let t = Instant::now();
-    assert!(sh(&format!("kill -TERM {}", cv.id())));
-    let out = loop {
-        if let Some(_status) = cv.try_wait().unwrap() {
-            break cv.wait_with_output().unwrap();
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "callvault did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "exit {:?}\n{log}", out.status);
-    assert!(log.contains("dropped by the capture buffer"), "kernel counters reported\n{log}");
+    let (status, log, took) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert!(took < Duration::from_secs(2), "took {took:?} to stop\n{log}");
+    let ((received, _, _), _) = kernel_counters(&log, &ns.b);
+    assert_eq!(received, 0, "the wire was idle\n{log}");
+}
 
-    let recs = records(&dir.path().join("archive"));
+#[test]
+fn a_call_that_ended_before_the_wire_went_quiet_is_finalised_and_shipped_without_another_packet() {
+    if !can_run("BYE before an idle wire") {
+        return;
+    }
+    let ns = Netns::new("l");
+    let dir = tempfile::tempdir().unwrap();
+    let (data, archive) = dirs(dir.path());
+    let pcap = dir.path().join("one.pcap");
+    let truth = calls(&pcap, 0, 1, 1000);
+    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
+    ns.replay(&pcap);
+    // The BYE was the last packet; the default linger is 2 s. The record must reach the
+    // archive while callvault keeps running on a silent wire.
+    let t = Instant::now();
+    cv.wait_until("the call record in the archive", Duration::from_secs(15), || {
+        !records(Path::new(&archive)).is_empty()
+    });
+    let waited = t.elapsed();
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let recs = records(Path::new(&archive));
+    assert_eq!(recs.len(), 1, "{log}");
+    assert_eq!(recs[0].value["call_id"], truth.calls[0].call_id.as_str());
+    assert_eq!(recs[0].value["state"], "completed", "{log}");
+    assert_eq!(recs[0].value["end_reason"], "bye", "{log}");
+    let ((received, dropped, read), (drained, _)) = kernel_counters(&log, &ns.b);
+    assert_eq!((received, dropped, read), (truth.packets, 0, truth.packets), "no packet but the call's\n{log}");
+    assert_eq!(drained, 0, "nothing was left to read at the stop\n{log}");
+    eprintln!("record archived {waited:?} after the last packet");
+}
+
+#[test]
+fn sigterm_right_after_tcpreplay_loses_no_packet_the_kernel_received() {
+    if !can_run("SIGTERM right after tcpreplay") {
+        return;
+    }
+    let ns = Netns::new("t");
+    let dir = tempfile::tempdir().unwrap();
+    let (data, archive) = dirs(dir.path());
+    let pcap = dir.path().join("live.pcap");
+    let start = START;
+    let mut specs: Vec<CallSpec> =
+        (0..3).map(|i| CallSpec::answered(i, start + i64::from(i) * 300_000_000, 2000)).collect();
+    specs[1].outcome = Outcome::Answered { hangup: Hangup::Callee };
+    specs[2].outcome = Outcome::Busy;
+    let truth = callgen::write_pcap(&Scenario::new(specs), &pcap).unwrap();
+
+    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
+    ns.replay(&pcap);
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "exit {status:?}\n{log}");
+    let ((received, dropped, read), (_, unread)) = kernel_counters(&log, &ns.b);
+    assert_eq!(received, truth.packets, "the kernel saw every packet\n{log}");
+    assert_eq!((dropped, unread), (0, 0), "{log}");
+    assert_eq!(read, received, "every packet the kernel received was read\n{log}");
+
+    let recs = records(Path::new(&archive));
     assert_eq!(recs.len(), 3, "{log}");
     for t in &truth.calls {
         let r = recs.iter().find(|r| r.value["call_id"] == t.call_id.as_str()).expect("record");
+        // The last call's BYE came just before SIGTERM: it must still end as completed.
         assert_eq!(r.value["state"], t.expected_state, "{log}");
         let streams = r.value["streams"].as_array().unwrap();
         for (side, st) in [("caller", &t.caller), ("callee", &t.callee)] {
@@ -121,4 +135,146 @@ fn live_capture_on_a_veth_records_every_call_and_stops_cleanly_on_sigterm() {
             assert!(c0.iter().any(|&s| s != 0) && c1.iter().any(|&s| s != 0), "both parties audible");
         }
     }
+}
+
+fn write_config(path: &Path, archive: &str) {
+    std::fs::write(path, format!("[log]\nheartbeat = 1\n\n[[archive]]\npath = \"{archive}\"\n")).unwrap();
+}
+
+fn call_ids(archive: &Path) -> Vec<String> {
+    let mut ids: Vec<String> =
+        records(archive).iter().map(|r| r.value["call_id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn sighup_switches_the_archive_target_of_a_running_process() {
+    if !can_run("SIGHUP reload") {
+        return;
+    }
+    let ns = Netns::new("h");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let config = dir.path().join("callvault.toml");
+    write_config(&config, a.to_str().unwrap());
+    let data = dir.path().join("data");
+    let mut cv = run(&ns, &["--config", config.to_str().unwrap(), "--output", data.to_str().unwrap()]);
+    let truth: Vec<Truth> = (0..3).map(|i| calls(&dir.path().join(format!("{i}.pcap")), i, 1, 500)).collect();
+    let id = |i: usize| truth[i].calls[0].call_id.clone();
+
+    ns.replay(&dir.path().join("0.pcap"));
+    cv.wait_until("the first call in archive a", Duration::from_secs(15), || call_ids(&a) == [id(0)]);
+
+    write_config(&config, b.to_str().unwrap());
+    cv.signal("HUP");
+    cv.wait_for("configuration reloaded", Duration::from_secs(10));
+    ns.replay(&dir.path().join("1.pcap"));
+    cv.wait_until("the second call in archive b", Duration::from_secs(15), || call_ids(&b) == [id(1)]);
+
+    // A broken configuration is reported and the one in effect kept.
+    std::fs::write(&config, "[[archive]]\npath = \"/x\"\nbogus = 1\n").unwrap();
+    cv.signal("HUP");
+    cv.wait_for("keeping the previous one", Duration::from_secs(10));
+    ns.replay(&dir.path().join("2.pcap"));
+    let mut want = vec![id(1), id(2)];
+    want.sort();
+    cv.wait_until("the third call in archive b", Duration::from_secs(15), || call_ids(&b) == want);
+
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert_eq!(call_ids(&a), [id(0)], "{log}");
+    assert!(log.contains("callvault.toml:3:1: key `archive[0].bogus`"), "{log}");
+    assert!(log.contains("heartbeat"), "{log}");
+}
+
+#[test]
+fn a_second_process_on_the_same_spool_is_refused_while_status_still_reads_it() {
+    if !can_run("second process on a spool") {
+        return;
+    }
+    let ns = Netns::new("s");
+    let dir = tempfile::tempdir().unwrap();
+    let (data, archive) = dirs(dir.path());
+    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
+    let owner = format!("another callvault (pid {}) owns {data}", cv.pid());
+    let bin = env!("CARGO_BIN_EXE_callvault");
+
+    let ship = Command::new(bin).args(["ship", "--output", &data, "--archive", &archive]).output().unwrap();
+    let text = common::text(&ship);
+    assert_eq!(ship.status.code(), Some(1), "{text}");
+    assert!(text.contains(&owner), "{text}");
+
+    let mut second = ns.exec(bin);
+    second.args(["run", "--interface", &ns.b, "--user", "root", "--output", &data, "--archive", &archive]);
+    let second = second.output().unwrap();
+    let text = common::text(&second);
+    assert_eq!(second.status.code(), Some(1), "{text}");
+    assert!(text.contains(&owner), "{text}");
+
+    let status = Command::new(bin).args(["status", "--output", &data]).output().unwrap();
+    let text = common::text(&status);
+    assert!(status.status.success(), "{text}");
+    assert!(text.contains(&format!("owned by callvault pid {}", cv.pid())), "{text}");
+
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn after_the_privilege_drop_no_capture_can_be_opened_and_files_are_private() {
+    if !can_run("privilege drop") {
+        return;
+    }
+    let ns = Netns::new("p");
+    // The data directory's parent must be open to the service user (nobody here).
+    let parent = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (data, archive) = dirs(parent.path());
+    let pcap = parent.path().join("one.pcap");
+    let truth = calls(&pcap, 5, 1, 500);
+    let mut cv = run(&ns, &["--output", &data, "--archive", &archive, "--user", "nobody"]);
+    cv.wait_for("a new capture cannot be opened (checked)", Duration::from_secs(5));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cv.pid())).unwrap();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(field("Uid:").as_deref(), Some("65534 65534 65534 65534"), "{status}");
+    assert_eq!(field("Groups:").as_deref(), Some(field("Gid:").unwrap().split(' ').next().unwrap()), "{status}");
+    for caps in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(caps).as_deref(), Some("0000000000000000"), "{caps}\n{status}");
+    }
+    assert_eq!(field("NoNewPrivs:").as_deref(), Some("1"), "{status}");
+
+    ns.replay(&pcap);
+    cv.wait_until("the call record in the archive", Duration::from_secs(15), || {
+        records(Path::new(&archive)).len() == 1
+    });
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    assert_eq!(records(Path::new(&archive))[0].value["call_id"], truth.calls[0].call_id.as_str());
+    let mut checked = 0;
+    for top in [&data, &archive] {
+        for (path, meta) in walk(Path::new(top)) {
+            let mode = meta.permissions().mode() & 0o7777;
+            let want = if meta.is_dir() { 0o750 } else { 0o640 };
+            assert_eq!(mode, want, "{} has mode {mode:o}", path.display());
+            assert_eq!(meta.uid(), 65534, "{} is not owned by the service user", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "recordings, spool and archive files were checked ({checked})");
+}
+
+fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut out = vec![(dir.to_owned(), std::fs::metadata(dir).unwrap())];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = e.metadata().unwrap();
+        if meta.is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push((e.path(), meta));
+        }
+    }
+    out
 }

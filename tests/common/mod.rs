@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: run the real `callvault` binary, read what it wrote.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
