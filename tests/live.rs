@@ -278,3 +278,55 @@ fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     }
     out
 }
+
+#[test]
+fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
+    if !can_run("two interfaces") {
+        return;
+    }
+    // Both directions of a TAP: what the caller sends arrives on one interface, what the
+    // callee sends on the other (split by tcpprep on the caller's network, 10.1.0.0/16).
+    let ns = Netns::new("m");
+    let second = Netns::pair_in(&ns, "m2");
+    let dir = tempfile::tempdir().unwrap();
+    let (data, archive) = dirs(dir.path());
+    let pcap = dir.path().join("call.pcap");
+    let truth = calls(&pcap, 3, 1, 1000);
+    let cache = dir.path().join("call.cache");
+    let prep = Command::new("tcpprep")
+        .arg("--cidr=10.1.0.0/16")
+        .arg("--pcap")
+        .arg(&pcap)
+        .arg("--cachefile")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(prep.status.success(), "{}", common::text(&prep));
+
+    let cv = run(&ns, &["--interface", &second.1, "--output", &data, "--archive", &archive]);
+    let sent = ns
+        .exec("tcpreplay")
+        .args(["--quiet", "--intf1", &ns.a, "--intf2", &second.0, "--cachefile"])
+        .arg(&cache)
+        .arg(&pcap)
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let ((first_received, _, first_read), _) = kernel_counters(&log, &ns.b);
+    let ((second_received, _, second_read), _) = kernel_counters(&log, &second.1);
+    assert!(first_received > 0 && second_received > 0, "both interfaces carried packets\n{log}");
+    assert_eq!(first_received + second_received, truth.packets, "{log}");
+    assert_eq!((first_read, second_read), (first_received, second_received), "{log}");
+
+    let recs = records(Path::new(&archive));
+    assert_eq!(recs.len(), 1, "{log}");
+    let t = &truth.calls[0];
+    assert_eq!(recs[0].value["state"], "completed", "{log}");
+    for (side, st) in [("caller", &t.caller), ("callee", &t.callee)] {
+        let streams = recs[0].value["streams"].as_array().unwrap();
+        let s = streams.iter().find(|s| s["side"] == side).expect("stream");
+        assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets\n{log}");
+    }
+}

@@ -68,6 +68,18 @@ impl Netns {
         ns
     }
 
+    /// Another veth pair in the namespace `ns`: (send end, capture end).
+    pub fn pair_in(ns: &Netns, tag: &str) -> (String, String) {
+        let id = std::process::id();
+        let cut = |s: String| s[..s.len().min(15)].to_owned();
+        let (a, b) = (cut(format!("cv{tag}a{id}")), cut(format!("cv{tag}b{id}")));
+        assert!(sh(&format!(
+            "ip -n {n} link add {a} type veth peer name {b} && ip -n {n} link set {a} up && ip -n {n} link set {b} up",
+            n = ns.name
+        )));
+        (a, b)
+    }
+
     /// `ip netns exec <ns> <program>`.
     pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
