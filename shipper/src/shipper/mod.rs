@@ -5,9 +5,9 @@
 //! stored and that only waits — for the S3 manifest batch that holds its line, see
 //! [`S3Config::manifest_linger`](crate::S3Config::manifest_linger) — gives its slot back, so that
 //! the next entries upload meanwhile (up to a few thousand entries may wait so). For each entry
-//! the shipper asks every target that has not confirmed it yet to ship it; each success is
-//! recorded in the entry (`mark_shipped`), and once every target has confirmed, the entry is
-//! completed (removed from the queue). Crash points: `ShipAfterCopy` (inside [`LocalDir`](crate::LocalDir)),
+//! the shipper asks every target the entry is owed to (see the spool's `targets`) that has not
+//! confirmed it yet to ship it; each success is recorded in the entry (`mark_shipped`), and once
+//! every one has confirmed, the entry is completed (removed from the queue). Crash points: `ShipAfterCopy` (inside [`LocalDir`](crate::LocalDir)),
 //! `ShipAfterPublish` (the target confirmed, nothing recorded yet) and `ShipAfterMark` (recorded,
 //! not completed). A crash at any of them is recovered by shipping again: targets recognise files
 //! they already hold, and confirmations already recorded are not shipped again.
@@ -24,8 +24,14 @@
 //!
 //! The shipper holds a small index of the queue in memory (id, key, confirmations, entry time)
 //! and reads each entry in full only when shipping it; notifications of new entries are picked up
-//! by listing the queue at most every 50 ms. It is the only writer of shipped state: run one
-//! shipper per spool. The spool records confirmations of different entries in parallel.
+//! by listing the queue at most every 50 ms. It is the only writer of shipped state: one
+//! shipper per spool (the spool's owner lock keeps a second process out). The spool records
+//! confirmations of different entries in parallel.
+//!
+//! Targets are known by name and location. [`ShipperHandle::set_targets`] (a configuration
+//! reload) changes the targets new recordings are owed to; the old ones keep shipping the
+//! entries owed to them. An entry owed to a target the shipper does not know waits, and the
+//! report says so.
 
 mod run;
 

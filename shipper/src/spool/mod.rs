@@ -46,7 +46,7 @@
 //! 4. Every JSON file is written to `queue/.tmp/`, fsynced, renamed into place, and its directory
 //!    fsynced: a reader or a crash sees the old or the new version, never a torn one. Shipped
 //!    state is updated the same way.
-//! 5. An entry is removed only after every configured target has confirmed it. The files stay
+//! 5. An entry is removed only after every target it is owed to has confirmed it. The files stay
 //!    under `recordings/` until the [`Retention`] policy deletes them (at once, after N days, or
 //!    above a disk watermark), and never while a queue entry or an unfinished `enter` refers to
 //!    their key (see the `retention` module). Unshipped recordings are never deleted to make room.
@@ -78,7 +78,8 @@
 //! retries it first; its destinations stay reserved so that no other recording takes them.
 //!
 //! Shipping uses `pending`, `mark_shipped` and `complete`; its crash points are described in the
-//! `target` and shipper modules. Only one shipper may work on a spool at a time. `enter` runs
+//! `target` and shipper modules. Only one shipper may work on a spool at a time: one process
+//! owns the spool (see the `owner` module), and it runs one shipper. `enter` runs
 //! under the spool's lock; `mark_shipped` and `complete` rewrite or remove one entry under that
 //! entry's own lock (one of 64 stripes), so the shipper confirms many recordings at once, each
 //! with its own fsyncs, instead of one after the other; `complete` takes the spool's lock only
