@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, AudioFormat, AudioLayout, Config, ConfigError, LogFormat};
+use crate::targets::set_value;
 
 /// callvault: records every call on a mirrored port and ships the recordings offsite.
 #[derive(Debug, Parser)]
@@ -62,11 +63,11 @@ pub enum ConfigCommand {
     Show,
 }
 
-/// Options shared by replay and run.
+/// Where recordings are kept and shipped: options shared by replay, run and ship.
 #[derive(Debug, Clone, Default, Args)]
-pub struct Common {
+pub struct DataArgs {
     /// Data directory: recordings in progress, the spool and the local copies
-    /// [default: ./callvault-data].
+    /// [default: storage.data_dir, ./callvault-data].
     #[arg(long, short = 'o', value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Archive targets (directories, S3 buckets).
@@ -75,6 +76,23 @@ pub struct Common {
     /// Local retention of shipped recordings.
     #[command(flatten)]
     pub retention: crate::targets::RetentionArgs,
+}
+
+impl DataArgs {
+    /// Puts these options over the configuration.
+    pub fn apply(&self, c: &mut Config) {
+        crate::targets::set_value(&mut c.storage.data_dir, &self.output);
+        self.targets.apply(c);
+        self.retention.apply(&mut c.storage);
+    }
+}
+
+/// Options shared by replay and run.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Common {
+    /// Data directory, archives, retention.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// End an answered call after this many seconds (capture time) without RTP or SIP
     /// [default: 30].
     #[arg(long, value_name = "SECONDS")]
@@ -106,31 +124,15 @@ pub struct Common {
 impl Common {
     /// Puts these options over the configuration.
     pub fn apply(&self, c: &mut Config) {
-        if let Some(dir) = &self.output {
-            c.storage.data_dir = dir.clone();
-        }
-        self.targets.apply(c);
-        self.retention.apply(&mut c.storage);
-        if let Some(s) = self.media_timeout {
-            c.timeouts.media = s;
-        }
+        self.data.apply(c);
+        set_value(&mut c.timeouts.media, &self.media_timeout);
         let r = &mut c.recording;
-        if let Some(ms) = self.reorder_ms {
-            r.reorder_ms = ms;
-        }
-        if let Some(n) = self.finishers {
-            r.finishers = n;
-        }
+        set_value(&mut r.reorder_ms, &self.reorder_ms);
+        set_value(&mut r.finishers, &self.finishers);
         r.keep_pcap |= self.keep_pcap;
-        if let Some(f) = self.audio_format {
-            r.audio_format = f;
-        }
-        if let Some(l) = self.audio_layout {
-            r.audio_layout = l;
-        }
-        if let Some(n) = self.mixers {
-            r.mixers = n;
-        }
+        set_value(&mut r.audio_format, &self.audio_format);
+        set_value(&mut r.audio_layout, &self.audio_layout);
+        set_value(&mut r.mixers, &self.mixers);
     }
 }
 
@@ -156,9 +158,7 @@ impl ReplayArgs {
     /// Puts these options over the configuration.
     pub fn apply(&self, c: &mut Config) {
         self.common.apply(c);
-        if let Some(s) = self.ship_timeout {
-            c.shipping.drain_timeout = s;
-        }
+        set_value(&mut c.shipping.drain_timeout, &self.ship_timeout);
     }
 }
 
@@ -201,21 +201,11 @@ impl RunArgs {
         if !self.interface.is_empty() {
             c.capture.interfaces = self.interface.clone();
         }
-        if let Some(f) = &self.filter {
-            c.capture.filter = f.clone();
-        }
-        if let Some(b) = self.buffer_mib {
-            c.capture.buffer_mib = b;
-        }
-        if let Some(s) = self.ship_timeout {
-            c.shipping.shutdown_timeout = s;
-        }
-        if let Some(s) = self.heartbeat {
-            c.log.heartbeat = s;
-        }
-        if let Some(u) = &self.user {
-            c.service.user = u.clone();
-        }
+        set_value(&mut c.capture.filter, &self.filter);
+        set_value(&mut c.capture.buffer_mib, &self.buffer_mib);
+        set_value(&mut c.shipping.shutdown_timeout, &self.ship_timeout);
+        set_value(&mut c.log.heartbeat, &self.heartbeat);
+        set_value(&mut c.service.user, &self.user);
         crate::targets::set(&mut c.service.group, &self.group);
     }
 }

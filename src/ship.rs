@@ -16,22 +16,16 @@ use anyhow::{Context, bail};
 use clap::Args;
 use shipper::{OwedTarget, ShipReport, Shipper, ShipperConfig, Spool, Target};
 
-use crate::cli::Source;
+use crate::cli::{DataArgs, Source};
 use crate::config::Config;
-use crate::targets::{RetentionArgs, TargetArgs, build_targets, spool_options};
+use crate::targets::{build_targets, set_value, spool_options};
 
 /// `callvault ship`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ShipArgs {
-    /// Data directory whose spool is shipped [default: storage.data_dir, ./callvault-data].
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub output: Option<PathBuf>,
-    /// Archive targets.
+    /// The data directory whose spool is shipped, archives, retention.
     #[command(flatten)]
-    pub targets: TargetArgs,
-    /// Local retention.
-    #[command(flatten)]
-    pub retention: RetentionArgs,
+    pub data: DataArgs,
     /// Give up retrying after this many seconds (recordings stay queued)
     /// [default: shipping.drain_timeout, 300].
     #[arg(long, value_name = "SECONDS")]
@@ -48,17 +42,9 @@ pub struct ShipArgs {
 impl ShipArgs {
     /// Puts these options over the configuration.
     pub fn apply(&self, c: &mut Config) {
-        if let Some(dir) = &self.output {
-            c.storage.data_dir = dir.clone();
-        }
-        self.targets.apply(c);
-        self.retention.apply(&mut c.storage);
-        if let Some(s) = self.ship_timeout {
-            c.shipping.drain_timeout = s;
-        }
-        if let Some(n) = self.concurrency {
-            c.shipping.concurrency = n;
-        }
+        self.data.apply(c);
+        set_value(&mut c.shipping.drain_timeout, &self.ship_timeout);
+        set_value(&mut c.shipping.concurrency, &self.concurrency);
     }
 }
 

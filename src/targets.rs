@@ -95,6 +95,13 @@ pub(crate) fn set<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
     }
 }
 
+/// `*slot = value` when the command line gave a value, for a key that always has one.
+pub(crate) fn set_value<T: Clone>(slot: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *slot = v.clone();
+    }
+}
+
 /// What happens to local copies once every target has confirmed them, overriding `[storage]`.
 /// Flatten into a command's arguments.
 #[derive(Debug, Clone, Default, Args)]
@@ -118,15 +125,9 @@ pub struct RetentionArgs {
 impl RetentionArgs {
     /// Puts these options over the configuration's `[storage]`.
     pub fn apply(&self, storage: &mut Storage) {
-        if let Some(r) = self.retention {
-            storage.retention = r;
-        }
-        if let Some(p) = self.high_watermark {
-            storage.high_watermark = p;
-        }
-        if let Some(m) = self.min_free_mb {
-            storage.min_free_mb = m;
-        }
+        set_value(&mut storage.retention, &self.retention);
+        set_value(&mut storage.high_watermark, &self.high_watermark);
+        set_value(&mut storage.min_free_mb, &self.min_free_mb);
     }
 }
 

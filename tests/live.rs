@@ -36,39 +36,57 @@ fn run(ns: &Netns, args: &[&str]) -> Running {
     cv
 }
 
-fn dirs(dir: &Path) -> (String, String) {
-    let s = |p: PathBuf| p.to_str().unwrap().to_owned();
-    (s(dir.join("data")), s(dir.join("archive")))
+/// A namespace and a temporary directory with the data directory and archive paths in it.
+struct Fixture {
+    ns: Netns,
+    dir: tempfile::TempDir,
+    data: String,
+    archive: String,
+}
+
+impl Fixture {
+    /// `None` (recorded as skipped) when live tests cannot run here.
+    fn new(test: &str, tag: &str) -> Option<Fixture> {
+        if !can_run(test) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = |p: PathBuf| p.to_str().unwrap().to_owned();
+        let (data, archive) = (s(dir.path().join("data")), s(dir.path().join("archive")));
+        Some(Fixture { ns: Netns::new(tag), dir, data, archive })
+    }
+
+    /// `callvault run` with this data directory and archive, and `extra`.
+    fn run(&self, extra: &[&str]) -> Running {
+        let mut args = vec!["--output", self.data.as_str(), "--archive", self.archive.as_str()];
+        args.extend_from_slice(extra);
+        run(&self.ns, &args)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
 }
 
 #[test]
 fn an_idle_interface_stops_within_two_seconds_of_sigterm() {
-    if !can_run("idle interface + SIGTERM") {
-        return;
-    }
-    let ns = Netns::new("i");
-    let dir = tempfile::tempdir().unwrap();
-    let (data, archive) = dirs(dir.path());
-    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
+    let Some(fx) = Fixture::new("idle interface + SIGTERM", "i") else { return };
+    let cv = fx.run(&[]);
     std::thread::sleep(Duration::from_millis(500));
     let (status, log, took) = cv.stop(Duration::from_secs(30));
     assert!(status.success(), "{log}");
     assert!(took < Duration::from_secs(2), "took {took:?} to stop\n{log}");
-    let ((received, _, _), _) = kernel_counters(&log, &ns.b);
+    let ((received, _, _), _) = kernel_counters(&log, &fx.ns.b);
     assert_eq!(received, 0, "the wire was idle\n{log}");
 }
 
 #[test]
 fn a_call_that_ended_before_the_wire_went_quiet_is_finalised_and_shipped_without_another_packet() {
-    if !can_run("BYE before an idle wire") {
-        return;
-    }
-    let ns = Netns::new("l");
-    let dir = tempfile::tempdir().unwrap();
-    let (data, archive) = dirs(dir.path());
-    let pcap = dir.path().join("one.pcap");
+    let Some(fx) = Fixture::new("BYE before an idle wire", "l") else { return };
+    let (ns, archive) = (&fx.ns, &fx.archive);
+    let pcap = fx.path("one.pcap");
     let truth = calls(&pcap, 0, 1, 1000);
-    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
+    let cv = fx.run(&[]);
     ns.replay(&pcap);
     // The BYE was the last packet; the default linger is 2 s. The record must reach the
     // archive while callvault keeps running on a silent wire.
@@ -92,13 +110,9 @@ fn a_call_that_ended_before_the_wire_went_quiet_is_finalised_and_shipped_without
 
 #[test]
 fn sigterm_right_after_tcpreplay_loses_no_packet_the_kernel_received() {
-    if !can_run("SIGTERM right after tcpreplay") {
-        return;
-    }
-    let ns = Netns::new("t");
-    let dir = tempfile::tempdir().unwrap();
-    let (data, archive) = dirs(dir.path());
-    let pcap = dir.path().join("live.pcap");
+    let Some(fx) = Fixture::new("SIGTERM right after tcpreplay", "t") else { return };
+    let (ns, archive) = (&fx.ns, &fx.archive);
+    let pcap = fx.path("live.pcap");
     let start = START;
     let mut specs: Vec<CallSpec> =
         (0..3).map(|i| CallSpec::answered(i, start + i64::from(i) * 300_000_000, 2000)).collect();
@@ -106,7 +120,7 @@ fn sigterm_right_after_tcpreplay_loses_no_packet_the_kernel_received() {
     specs[2].outcome = Outcome::Busy;
     let truth = callgen::write_pcap(&Scenario::new(specs), &pcap).unwrap();
 
-    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
+    let cv = fx.run(&[]);
     ns.replay(&pcap);
     let (status, log, _) = cv.stop(Duration::from_secs(30));
     assert!(status.success(), "exit {status:?}\n{log}");
@@ -150,16 +164,12 @@ fn call_ids(archive: &Path) -> Vec<String> {
 
 #[test]
 fn sighup_switches_the_archive_target_of_a_running_process() {
-    if !can_run("SIGHUP reload") {
-        return;
-    }
-    let ns = Netns::new("h");
-    let dir = tempfile::tempdir().unwrap();
+    let Some(fx) = Fixture::new("SIGHUP reload", "h") else { return };
+    let (ns, dir) = (&fx.ns, &fx.dir);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let config = dir.path().join("callvault.toml");
     write_config(&config, a.to_str().unwrap());
-    let data = dir.path().join("data");
-    let mut cv = run(&ns, &["--config", config.to_str().unwrap(), "--output", data.to_str().unwrap()]);
+    let mut cv = run(ns, &["--config", config.to_str().unwrap(), "--output", &fx.data]);
     let truth: Vec<Truth> = (0..3).map(|i| calls(&dir.path().join(format!("{i}.pcap")), i, 1, 500)).collect();
     let id = |i: usize| truth[i].calls[0].call_id.clone();
 
@@ -190,29 +200,25 @@ fn sighup_switches_the_archive_target_of_a_running_process() {
 
 #[test]
 fn a_second_process_on_the_same_spool_is_refused_while_status_still_reads_it() {
-    if !can_run("second process on a spool") {
-        return;
-    }
-    let ns = Netns::new("s");
-    let dir = tempfile::tempdir().unwrap();
-    let (data, archive) = dirs(dir.path());
-    let cv = run(&ns, &["--output", &data, "--archive", &archive]);
+    let Some(fx) = Fixture::new("second process on a spool", "s") else { return };
+    let (ns, data, archive) = (&fx.ns, &fx.data, &fx.archive);
+    let cv = fx.run(&[]);
     let owner = format!("another callvault (pid {}) owns {data}", cv.pid());
     let bin = env!("CARGO_BIN_EXE_callvault");
 
-    let ship = Command::new(bin).args(["ship", "--output", &data, "--archive", &archive]).output().unwrap();
+    let ship = Command::new(bin).args(["ship", "--output", data, "--archive", archive]).output().unwrap();
     let text = common::text(&ship);
     assert_eq!(ship.status.code(), Some(1), "{text}");
     assert!(text.contains(&owner), "{text}");
 
     let mut second = ns.exec(bin);
-    second.args(["run", "--interface", &ns.b, "--user", "root", "--output", &data, "--archive", &archive]);
+    second.args(["run", "--interface", &ns.b, "--user", "root", "--output", data, "--archive", archive]);
     let second = second.output().unwrap();
     let text = common::text(&second);
     assert_eq!(second.status.code(), Some(1), "{text}");
     assert!(text.contains(&owner), "{text}");
 
-    let status = Command::new(bin).args(["status", "--output", &data]).output().unwrap();
+    let status = Command::new(bin).args(["status", "--output", data]).output().unwrap();
     let text = common::text(&status);
     assert!(status.status.success(), "{text}");
     assert!(text.contains(&format!("owned by callvault pid {}", cv.pid())), "{text}");
@@ -223,17 +229,13 @@ fn a_second_process_on_the_same_spool_is_refused_while_status_still_reads_it() {
 
 #[test]
 fn after_the_privilege_drop_no_capture_can_be_opened_and_files_are_private() {
-    if !can_run("privilege drop") {
-        return;
-    }
-    let ns = Netns::new("p");
+    let Some(fx) = Fixture::new("privilege drop", "p") else { return };
+    let (ns, data, archive) = (&fx.ns, &fx.data, &fx.archive);
     // The data directory's parent must be open to the service user (nobody here).
-    let parent = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (data, archive) = dirs(parent.path());
-    let pcap = parent.path().join("one.pcap");
+    std::fs::set_permissions(fx.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pcap = fx.path("one.pcap");
     let truth = calls(&pcap, 5, 1, 500);
-    let mut cv = run(&ns, &["--output", &data, "--archive", &archive, "--user", "nobody"]);
+    let mut cv = fx.run(&["--user", "nobody"]);
     cv.wait_for("a new capture cannot be opened (checked)", Duration::from_secs(5));
     let status = std::fs::read_to_string(format!("/proc/{}/status", cv.pid())).unwrap();
     let field = |name: &str| {
@@ -254,7 +256,7 @@ fn after_the_privilege_drop_no_capture_can_be_opened_and_files_are_private() {
     assert!(status.success(), "{log}");
     assert_eq!(records(Path::new(&archive))[0].value["call_id"], truth.calls[0].call_id.as_str());
     let mut checked = 0;
-    for top in [&data, &archive] {
+    for top in [data, archive] {
         for (path, meta) in walk(Path::new(top)) {
             let mode = meta.permissions().mode() & 0o7777;
             let want = if meta.is_dir() { 0o750 } else { 0o640 };
@@ -281,18 +283,14 @@ fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
 
 #[test]
 fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
-    if !can_run("two interfaces") {
-        return;
-    }
+    let Some(fx) = Fixture::new("two interfaces", "m") else { return };
     // Both directions of a TAP: what the caller sends arrives on one interface, what the
     // callee sends on the other (split by tcpprep on the caller's network, 10.1.0.0/16).
-    let ns = Netns::new("m");
-    let second = Netns::pair_in(&ns, "m2");
-    let dir = tempfile::tempdir().unwrap();
-    let (data, archive) = dirs(dir.path());
-    let pcap = dir.path().join("call.pcap");
+    let (ns, archive) = (&fx.ns, &fx.archive);
+    let second = Netns::pair_in(ns, "m2");
+    let pcap = fx.path("call.pcap");
     let truth = calls(&pcap, 3, 1, 1000);
-    let cache = dir.path().join("call.cache");
+    let cache = fx.path("call.cache");
     let prep = Command::new("tcpprep")
         .arg("--cidr=10.1.0.0/16")
         .arg("--pcap")
@@ -303,7 +301,7 @@ fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
         .unwrap();
     assert!(prep.status.success(), "{}", common::text(&prep));
 
-    let cv = run(&ns, &["--interface", &second.1, "--output", &data, "--archive", &archive]);
+    let cv = fx.run(&["--interface", &second.1]);
     let sent = ns
         .exec("tcpreplay")
         .args(["--quiet", "--intf1", &ns.a, "--intf2", &second.0, "--cachefile"])

@@ -89,13 +89,12 @@ fn build_deb(cargo_deb: &Path, out: &Path) -> PathBuf {
         .output()
         .unwrap();
     assert!(built.status.success(), "cargo deb failed\n{}", text(&built));
-    let deb = std::fs::read_dir(out)
+    std::fs::read_dir(out)
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .expect("a .deb");
-    deb
+        .expect("a .deb")
 }
 
 /// `Key=value` of the unit's [Service] section.

@@ -15,6 +15,14 @@ fn dir_target(d: &Dirs, name: &str, sub: &str) -> Target {
     Target::LocalDir(LocalDir::new(name, &d.tmp.path().join(sub)).unwrap())
 }
 
+/// A spool and two directory targets, `a` (named "archive") and `b` (named `b_name`).
+fn setup(b_name: &str) -> (Dirs, Arc<Spool>, Target, Target) {
+    let d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let (a, b) = (dir_target(&d, "archive", "a"), dir_target(&d, b_name, "b"));
+    (d, spool, a, b)
+}
+
 fn config() -> ShipperConfig {
     ShipperConfig { concurrency: 2, retry_initial: Duration::from_millis(10), retry_max: Duration::from_millis(50) }
 }
@@ -65,9 +73,7 @@ fn a_directory_that_is_not_a_spool_is_refused_and_left_alone() {
 
 #[test]
 fn recordings_go_to_the_targets_they_were_entered_for() {
-    let mut d = Dirs::new();
-    let spool = Arc::new(Spool::open(&d.spool).unwrap());
-    let (a, b) = (dir_target(&d, "archive", "a"), dir_target(&d, "offsite", "b"));
+    let (mut d, spool, a, b) = setup("offsite");
     spool.set_targets(vec![a.owed()]);
     let first = spool.enter(d.files("2016/11/26/first", &[("wav", b"1")])).unwrap();
     spool.set_targets(vec![b.owed()]);
@@ -102,9 +108,7 @@ fn recordings_go_to_the_targets_they_were_entered_for() {
 
 #[test]
 fn a_reload_sends_new_recordings_to_the_new_target_and_queued_ones_where_they_were_going() {
-    let mut d = Dirs::new();
-    let spool = Arc::new(Spool::open(&d.spool).unwrap());
-    let (a, b) = (dir_target(&d, "archive", "a"), dir_target(&d, "archive", "b"));
+    let (mut d, spool, a, b) = setup("archive");
     let shipper = Shipper::start(Arc::clone(&spool), vec![a], config()).unwrap();
     spool.enter(d.files("2016/11/26/before", &[("wav", b"1")])).unwrap();
     shipper.set_targets(vec![b]).unwrap();
@@ -118,9 +122,7 @@ fn a_reload_sends_new_recordings_to_the_new_target_and_queued_ones_where_they_we
 
 #[test]
 fn retarget_is_the_explicit_way_to_deliver_elsewhere() {
-    let mut d = Dirs::new();
-    let spool = Arc::new(Spool::open(&d.spool).unwrap());
-    let (a, b) = (dir_target(&d, "archive", "a"), dir_target(&d, "archive", "b"));
+    let (mut d, spool, a, b) = setup("archive");
     spool.set_targets(vec![a.owed()]);
     let id = spool.enter(d.files("2016/11/26/call", &[("wav", b"1")])).unwrap();
     spool.mark_shipped(id, "archive", "somewhere").unwrap();

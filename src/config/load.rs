@@ -220,7 +220,9 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
         out.push((key.to_owned(), message, (!hint.is_empty()).then(|| hint.to_owned())));
     };
     let range = |bad: &mut dyn FnMut(&str, String, &str), key: &str, v: u64, lo: u64, hi: u64, hint: &str| {
-        if v < lo || v > hi {
+        if hi == u64::MAX && v < lo {
+            bad(key, format!("must be at least {lo}"), hint);
+        } else if v < lo || v > hi {
             bad(key, format!("{v} is out of range {lo}..={hi}"), hint);
         }
     };
@@ -253,35 +255,21 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
     range(&mut bad, "recording.reorder_ms", rec.reorder_ms.into(), 0, 500, "160 ms suits most networks");
     range(&mut bad, "recording.finishers", rec.finishers as u64, 1, 64, "");
     range(&mut bad, "recording.mixers", rec.mixers as u64, 0, 64, "0 picks one per CPU");
-    let t = &c.timeouts;
-    for (key, v) in [
-        ("media", t.media),
-        ("signalling_only", t.signalling_only),
-        ("auth_wait", t.auth_wait),
-        ("setup", t.setup),
-        ("fragment", t.fragment),
-        ("tcp_idle", t.tcp_idle),
-    ] {
-        range(&mut bad, &format!("timeouts.{key}"), v, 1, 30 * 86_400, "in seconds");
-    }
-    for (key, v) in [("bye_linger", t.bye_linger), ("failure_linger", t.failure_linger)] {
-        range(&mut bad, &format!("timeouts.{key}"), v, 0, 600, "in seconds");
-    }
-    let l = &c.limits;
-    for (key, v) in [
-        ("max_calls", l.max_calls),
-        ("max_media_per_call", l.max_media_per_call),
-        ("max_sip_headers", l.max_sip_headers),
-        ("max_sip_message", l.max_sip_message),
-        ("max_frag_reassemblies", l.max_frag_reassemblies),
-        ("max_frag_bytes", l.max_frag_bytes),
-        ("max_tcp_connections", l.max_tcp_connections),
-        ("max_tcp_buffer", l.max_tcp_buffer),
-        ("max_tcp_bytes", l.max_tcp_bytes),
-        ("max_tunnel_depth", l.max_tunnel_depth),
-    ] {
-        if v == 0 {
-            bad(&format!("limits.{key}"), "must be at least 1".into(), "leave it out for the default");
+    // Timeouts in seconds (lingers may be 0, up to 10 min; the others up to 30 days), and every
+    // limit at least 1: checked on the values as the file writes them.
+    let numbers = toml::Value::try_from(c).ok();
+    for (section, lo, hint) in [("timeouts", 1, "in seconds"), ("limits", 1, "leave it out for the default")] {
+        let Some(table) = numbers.as_ref().and_then(|n| n.get(section)).and_then(toml::Value::as_table) else {
+            continue;
+        };
+        for (key, value) in table {
+            let v = value.as_integer().map_or(0, |v| v.max(0) as u64);
+            let (lo, hi) = match (section, key.ends_with("_linger")) {
+                ("timeouts", true) => (0, 600),
+                ("timeouts", false) => (lo, 30 * 86_400),
+                _ => (lo, u64::MAX),
+            };
+            range(&mut bad, &format!("{section}.{key}"), v, lo, hi, hint);
         }
     }
     validate_archives(&c.archive, &mut bad);
