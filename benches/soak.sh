@@ -3,7 +3,7 @@
 # installed Debian package, the way the systemd unit runs it (user callvault, CAP_NET_RAW only,
 # no new privileges). Not part of CI.
 #
-#   benches/soak.sh [SECONDS] [CALLS_PER_SECOND]      (default 600 s, 5 calls/s)
+#   benches/soak.sh [SECONDS] [CALLS_PER_SECOND]      (default 600 s, 10 calls/s)
 #
 # sipp (Debian sip-tester) places the calls: its uac plays G.711 A-law from a pcap (the built-in
 # uac_pcap scenario: about 9 s of audio and an RFC 2833 digit per call), its uas answers and
@@ -12,12 +12,14 @@
 # with dpkg into an overlay of / in a private mount namespace, so the machine is left untouched.
 #
 # Reports: calls placed (sipp) and recorded (callvault), kernel and queue drops, callvault's RSS
-# every 10 s (it must stay flat) and its CPU. Samples go to $CALLVAULT_SOAK_OUT (default a
+# every 10 s (it must stay flat) and its CPU. RSS includes the kernel capture ring that libpcap
+# maps (capture.buffer_mib, 256 MiB), which fills as it is used; RssAnon is the process's own
+# memory (heap and stacks). Samples go to $CALLVAULT_SOAK_OUT (default a
 # directory under /tmp that is printed) as rss.csv, with callvault's log and summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-600}
-rate=${2:-5}
+rate=${2:-10}
 out="${CALLVAULT_SOAK_OUT:-$(mktemp -d /tmp/callvault-soak.XXXXXX)}"
 
 if [ -z "${CALLVAULT_SOAK_INNER:-}" ]; then
@@ -75,9 +77,10 @@ unit="$root/usr/lib/systemd/system/callvault.service"
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 user=$(sed -n 's/^User=//p' "$unit")
 group=$(sed -n 's/^Group=//p' "$unit")
-echo "== starting: $exec_start (as $user, CAP_NET_RAW only)" >&2
+environment=$(sed -n 's/^Environment=//p' "$unit")
+echo "== starting: $environment $exec_start (as $user, CAP_NET_RAW only)" >&2
 # shellcheck disable=SC2086
-ip netns exec "$ns2" chroot "$root" setpriv --reuid="$user" --regid="$group" --init-groups \
+ip netns exec "$ns2" chroot "$root" env $environment setpriv --reuid="$user" --regid="$group" --init-groups \
     --inh-caps=-all,+net_raw --ambient-caps=-all,+net_raw --bounding-set=-all,+net_raw --no-new-privs \
     -- $exec_start > "$out/summary.txt" 2> "$out/callvault.log" &
 cv=$!
@@ -102,7 +105,7 @@ pids+=("$uac")
 
 # Sample callvault every 10 s: RSS and CPU (utime + stime of the whole process).
 hz=$(getconf CLK_TCK)
-echo "seconds,rss_kib,cpu_percent" > "$out/rss.csv"
+echo "seconds,rss_kib,rss_anon_kib,cpu_percent" > "$out/rss.csv"
 start=$(date +%s)
 ticks() { awk '{print $14 + $15}' "/proc/$cv/stat"; }
 last_ticks=$(ticks)
@@ -113,9 +116,10 @@ while kill -0 "$uac" 2>/dev/null; do
     now=$(date +%s)
     t=$(ticks)
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$cv/status")
+    anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$cv/status")
     cpu=$(awk -v d=$((t - last_ticks)) -v s=$((now - last_t)) -v hz="$hz" 'BEGIN {printf "%.1f", 100 * d / hz / s}')
-    echo "$((now - start)),$rss,$cpu" >> "$out/rss.csv"
-    echo "  t=$((now - start))s rss=${rss} KiB cpu=${cpu}%" >&2
+    echo "$((now - start)),$rss,$anon,$cpu" >> "$out/rss.csv"
+    echo "  t=$((now - start))s rss=${rss} KiB anon=${anon} KiB cpu=${cpu}%" >&2
     last_ticks=$t
     last_t=$now
 done
@@ -139,11 +143,12 @@ fi
 grep -E "packets in|kernel|shutdown|calls:|recordings:|warning|error" "$out/summary.txt" || true
 echo "queue drops (heartbeats): $(grep -o 'queue_drops=[0-9]*' "$out/callvault.log" | awk -F= '{s += $2} END {print s + 0}')"
 echo "kernel drops (heartbeats): $(grep -o 'kernel_drops=[0-9]*' "$out/callvault.log" | awk -F= '{s += $2} END {print s + 0}')"
-awk -F, 'NR > 1 {n++; r[n] = $2; if ($2 > max) max = $2; c += $3}
+awk -F, 'NR > 1 {n++; r[n] = $2; a[n] = $3; if ($2 > max) max = $2; if ($3 > amax) amax = $3}
     END {
         half = int(n / 2) + 1
         printf "RSS: first %d KiB, at half time %d KiB, last %d KiB, max %d KiB\n", r[1], r[half], r[n], max
-        printf "RSS change over the second half: %+d KiB\n", r[n] - r[half]
+        printf "RssAnon: first %d KiB, at half time %d KiB, last %d KiB, max %d KiB\n", a[1], a[half], a[n], amax
+        printf "change over the second half: RSS %+d KiB, RssAnon %+d KiB\n", r[n] - r[half], a[n] - a[half]
     }' "$out/rss.csv"
 awk -v t="$total_ticks" -v hz="$hz" -v s="$elapsed" 'BEGIN {printf "CPU: %.1f %% of one core on average\n", 100 * t / hz / s}'
 awk -v a="$t0" -v b="$t1" 'BEGIN {printf "stop after SIGTERM: %.2f s\n", b - a}'

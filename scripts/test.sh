@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 # A target directory outside the clone survives fresh clones (CI) and keeps builds incremental.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
+# Tests do not read a configuration installed on this machine (/etc/callvault/callvault.toml):
+# an empty file means the built-in defaults.
+export CALLVAULT_CONFIG=/dev/null
 # The Debian package test finds cargo-deb where scripts/deps.sh installed it.
 export CALLVAULT_CARGO_DEB="${CALLVAULT_TOOLS:-/var/tmp/callvault-tools}/bin/cargo-deb"
 # Tests that cannot run a part (missing tool, no privileges) say so here; listed at the end.

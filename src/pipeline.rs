@@ -2,6 +2,7 @@
 //! finisher threads -> spool -> shipper. Data flows one way; each stage owns its state and
 //! hands the next stage finished work over a bounded channel.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -53,11 +54,15 @@ pub struct FinishStats {
     pub audio_bytes: u64,
     /// Recordings that could not be finished or entered (files kept in the work directory).
     pub failed: u64,
-    /// Keys of the recordings entered (for the summary).
+    /// Keys of the first [`KEYS_KEPT`] recordings entered (the summary lists a few); a live
+    /// run keeps no per-recording state for months.
     pub keys: Vec<String>,
-    /// States of the calls, for the summary.
-    pub states: Vec<String>,
+    /// Recordings per call state, for the summary.
+    pub states: BTreeMap<String, u64>,
 }
+
+/// Recording keys [`FinishStats`] keeps for the summary.
+pub const KEYS_KEPT: usize = 12;
 
 /// Everything the pipeline reports when it is done.
 #[derive(Debug)]
@@ -259,7 +264,9 @@ impl Pipeline {
                     finish.audio_bytes += s.audio_bytes;
                     finish.failed += s.failed;
                     finish.keys.extend(s.keys);
-                    finish.states.extend(s.states);
+                    for (state, n) in s.states {
+                        *finish.states.entry(state).or_default() += n;
+                    }
                 }
                 Err(_) => {
                     tracing::error!("a finisher thread failed; unfinished recordings are left in the work directory");
@@ -268,6 +275,7 @@ impl Pipeline {
             }
         }
         finish.keys.sort();
+        finish.keys.truncate(KEYS_KEPT);
         let ship = self.shipper.drain(ship_deadline);
         Outcome { mixer, finish, ship, dropped_rtp, internal_error }
     }
@@ -297,8 +305,10 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
                     stats.with_audio += 1;
                     stats.audio_bytes += bytes;
                 }
-                stats.keys.push(key);
-                stats.states.push(state);
+                if stats.keys.len() < KEYS_KEPT {
+                    stats.keys.push(key);
+                }
+                *stats.states.entry(state).or_default() += 1;
                 notify();
             }
             Err(e) => {

@@ -54,8 +54,9 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut capture = LiveCapture::open(&config.capture.interfaces, &live)?;
 
     // Least privilege: the handles are open, nothing else needs any.
+    let archives = config.archives();
     let dirs: Vec<&Path> = std::iter::once(config.storage.data_dir.as_path())
-        .chain(config.archive.iter().filter_map(|a| a.path.as_deref()))
+        .chain(archives.iter().filter_map(|a| a.path.as_deref()))
         .collect();
     crate::privileges::prepare_dirs(&config.service, &dirs)?;
     let running = crate::privileges::drop_privileges(&config.service)?;
@@ -236,11 +237,12 @@ impl LiveRun {
                     kept.archive = new.archive.clone();
                     kept.storage.retention = new.storage.retention;
                     kept.storage.high_watermark = new.storage.high_watermark;
-                    kept.log = new.log.clone();
+                    kept.log.level = new.log.level.clone();
+                    kept.log.heartbeat = new.log.heartbeat;
                     if kept != new {
                         tracing::warn!(
                             "configuration reloaded: settings other than [[archive]], storage.retention, \
-                             storage.high_watermark and [log] take effect at the next start"
+                             storage.high_watermark, log.level and log.heartbeat take effect at the next start"
                         );
                     }
                     self.config = kept;

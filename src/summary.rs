@@ -1,6 +1,5 @@
 //! The report printed when a replay or a live run ends.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -126,11 +125,7 @@ impl Summary {
                 thousands(live.unread)
             );
         }
-        let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in &self.outcome.finish.states {
-            *by_state.entry(s.as_str()).or_default() += 1;
-        }
-        let states: Vec<String> = by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let states: Vec<String> = self.outcome.finish.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
             "  calls: {} ({}){}",
             thousands(c.calls_started),
@@ -189,7 +184,7 @@ impl Summary {
                 s.stats.disk_used_percent.unwrap_or(100)
             );
         }
-        if !f.keys.is_empty() && f.keys.len() <= 12 {
+        if !f.keys.is_empty() && f.entered <= crate::pipeline::KEYS_KEPT as u64 {
             for k in &f.keys {
                 println!("    {k}");
             }

@@ -234,3 +234,21 @@ fn ship_delivers_queued_recordings_only_where_they_were_going() {
     assert!(text(&out).contains("is not a callvault data directory"), "{}", text(&out));
     assert!(!d.join("typo-dir").exists());
 }
+
+#[test]
+fn logs_are_json_lines_when_asked_and_never_coloured_in_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let common = ["replay", "--quiet", "--output", "data", "--archive", "archive", SAMPLE];
+    let out = callvault(d, &[&["--log-format", "json", "-v"][..], &common].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stderr).unwrap().lines().collect();
+    assert!(lines.len() >= 8, "debug lines were logged\n{}", text(&out));
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+    }
+    let out = callvault(d, &[&["-v"][..], &common].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DEBUG") && !err.contains('\u{1b}'), "plain text without colour codes\n{err}");
+}

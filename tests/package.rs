@@ -61,7 +61,7 @@ impl Root {
 
     /// `chroot <root> <program> <args>`.
     fn run(&self, program: &str, args: &[&str]) -> Output {
-        Command::new("chroot").arg(self.path()).arg(program).args(args).output().unwrap()
+        Command::new("chroot").arg(self.path()).arg(program).args(args).env_remove("CALLVAULT_CONFIG").output().unwrap()
     }
 
     fn at(&self, path: &str) -> PathBuf {
@@ -206,9 +206,14 @@ fn the_debian_package_installs_and_runs_as_the_unit_does() {
         .arg("--no-new-privs")
         .arg("--")
         .args(unit_value(&unit, "ExecStart").split_whitespace())
+        .env_remove("CALLVAULT_CONFIG")
         .env("NOTIFY_SOCKET", "/run/callvault-test-notify.sock")
         .env("WATCHDOG_USEC", "1000000")
         .env("JOURNAL_STREAM", "8:1");
+    for line in unit.lines().filter_map(|l| l.strip_prefix("Environment=")) {
+        let (key, value) = line.split_once('=').expect("Environment=KEY=VALUE");
+        cmd.env(key, value);
+    }
     let mut cv = Running::start(cmd);
     let mut messages = String::new();
     let mut buf = [0u8; 4096];
