@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use capture::Engine;
 use capture::events::EndReason;
-use capture::source::{KernelStats, LiveCapture, LiveOptions, LiveSource, wall_clock};
+use capture::source::{KernelStats, LiveCapture, LiveOptions, LiveSource};
 
 use crate::batch::Backpressure;
 use crate::cli::{RunArgs, Source};
@@ -168,8 +168,8 @@ impl LiveRun {
                 })?
             };
             if n == 0 {
-                // A quiet wire: timers run on the wall clock.
-                self.engine.advance(wall_clock(), self.pipeline.sink());
+                // A quiet wire: timers run on the wall clock, up to what capture has handed on.
+                self.engine.advance(capture.horizon(), self.pipeline.sink());
             }
             if last_flush.elapsed() >= FLUSH_EVERY {
                 self.pipeline.sink().flush();

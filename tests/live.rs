@@ -141,7 +141,7 @@ fn sigterm_right_after_tcpreplay_loses_no_packet_the_kernel_received() {
                 continue;
             }
             let s = streams.iter().find(|s| s["side"] == side).expect("stream");
-            assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets\n{log}");
+            assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets: {s}\n{log}");
         }
         assert_eq!(r.wav.is_some(), t.answer_ns.is_some(), "{log}");
         if let Some(w) = &r.wav {
@@ -325,6 +325,6 @@ fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
     for (side, st) in [("caller", &t.caller), ("callee", &t.callee)] {
         let streams = recs[0].value["streams"].as_array().unwrap();
         let s = streams.iter().find(|s| s["side"] == side).expect("stream");
-        assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets\n{log}");
+        assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets: {s}\n{log}");
     }
 }

@@ -3,14 +3,24 @@
 //! ports, both directions of a TAP) feed one pipeline.
 //!
 //! On Linux libpcap reads a TPACKET_V3 ring that the kernel hands over in blocks: a block
-//! becomes readable when it is full or [`LiveOptions::timeout_ms`] after its first packet. So a
-//! packet reaches callvault at most that long after it was captured, and a wait for packets
-//! ends when a block is handed over, when the wait's own time is up, or when a signal arrives.
+//! becomes readable when it is full or, on a quiet wire, within about twice
+//! [`LiveOptions::timeout_ms`] of its first packet. A wait for packets ends when a block is
+//! handed over, when the wait's own time is up, or when a signal arrives.
+//!
+//! Each interface delivers its frames in capture order, but two interfaces do not interleave
+//! theirs: a block of one may be read before an earlier block of the other. With several
+//! interfaces, frames are therefore held for [`MERGE_HOLD`] (longer than the kernel holds a
+//! block) and handed on in capture-time order, so that, for instance, a 200 OK with its SDP
+//! seen on one port comes before the RTP it announces seen on the other. A single interface
+//! needs no merge and has no added delay. [`LiveCapture::horizon`] is the capture time up to
+//! which every frame has been handed on: timers may run up to it on a quiet wire.
 //!
 //! On shutdown, [`LiveCapture::drain`] reads what the kernel had already accepted into the ring
 //! when it was called (the kernel's own counters say how much that is), waiting for the last
 //! partly filled blocks to be handed over, and reports any shortfall.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use arrayvec::ArrayVec;
@@ -27,6 +37,12 @@ pub const MAX_INTERFACES: usize = 16;
 /// Frames read from one interface before the next one gets its turn.
 const TURN: usize = 64;
 
+/// How long frames of several interfaces are held to be put in capture-time order. The kernel
+/// hands a block over at most about twice its block timeout after its first packet (its retire
+/// timer closes a block that did not change between two ticks): 100 ms with the default
+/// [`LiveOptions::timeout_ms`]; the rest is margin for a busy machine.
+pub const MERGE_HOLD: Duration = Duration::from_millis(300);
+
 /// Settings of a live capture (the same for every interface).
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
@@ -37,7 +53,8 @@ pub struct LiveOptions {
     pub buffer_bytes: i32,
     /// Promiscuous mode (needed on a SPAN port). Default on.
     pub promisc: bool,
-    /// Longest time (ms) the kernel holds captured packets before handing them over. Default 100.
+    /// The kernel's block timeout (ms): it hands captured packets over at most about twice this
+    /// long after they arrived. Default 50.
     pub timeout_ms: i32,
     /// BPF filter expression, if any.
     pub filter: Option<String>,
@@ -45,7 +62,7 @@ pub struct LiveOptions {
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { snaplen: 65_535, buffer_bytes: 256 << 20, promisc: true, timeout_ms: 100, filter: None }
+        LiveOptions { snaplen: 65_535, buffer_bytes: 256 << 20, promisc: true, timeout_ms: 50, filter: None }
     }
 }
 
@@ -191,12 +208,65 @@ pub struct Drained {
     pub unread: u64,
 }
 
+/// A frame held by [`Merge`]: ordered by capture time, then by arrival.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Held {
+    time: i64,
+    seq: u64,
+    source: usize,
+    wire_len: u32,
+    data: Vec<u8>,
+}
+
+/// Frames of several interfaces, held until they can be handed on in capture-time order. The
+/// frames' buffers are recycled, so the steady state allocates nothing.
+#[derive(Debug, Default)]
+struct Merge {
+    held: BinaryHeap<Reverse<Held>>,
+    pool: Vec<Vec<u8>>,
+    seq: u64,
+}
+
+impl Merge {
+    fn hold(&mut self, source: usize, frame: Frame<'_>) {
+        let mut data = self.pool.pop().unwrap_or_default();
+        data.clear();
+        data.extend_from_slice(frame.data);
+        self.seq += 1;
+        self.held.push(Reverse(Held { time: frame.time.0, seq: self.seq, source, wire_len: frame.wire_len, data }));
+    }
+
+    /// Hands on, in capture-time order, every frame captured at or before `horizon`; returns
+    /// how many.
+    fn release<F>(&mut self, horizon: Timestamp, links: &[LinkType], f: &mut F) -> usize
+    where
+        F: FnMut(usize, LinkType, Frame<'_>),
+    {
+        let mut n = 0;
+        while self.held.peek().is_some_and(|Reverse(h)| h.time <= horizon.0) {
+            let Some(Reverse(h)) = self.held.pop() else { break };
+            f(h.source, links[h.source], Frame { time: Timestamp(h.time), data: &h.data, wire_len: h.wire_len });
+            self.pool.push(h.data);
+            n += 1;
+        }
+        n
+    }
+
+    /// The capture time of the oldest held frame.
+    fn oldest(&self) -> Option<i64> {
+        self.held.peek().map(|Reverse(h)| h.time)
+    }
+}
+
 /// Several live interfaces read as one capture.
 #[derive(Debug)]
 pub struct LiveCapture {
     sources: Vec<LiveSource>,
+    links: Vec<LinkType>,
     /// The interface whose turn it is.
     next: usize,
+    /// With more than one interface: frames being put in order.
+    merge: Option<Merge>,
 }
 
 impl LiveCapture {
@@ -209,7 +279,19 @@ impl LiveCapture {
             });
         }
         let sources = ifaces.iter().map(|i| LiveSource::open(i, opts)).collect::<Result<Vec<_>, _>>()?;
-        Ok(LiveCapture { sources, next: 0 })
+        let links = sources.iter().map(LiveSource::link).collect();
+        let merge = (sources.len() > 1).then(Merge::default);
+        Ok(LiveCapture { sources, links, next: 0, merge })
+    }
+
+    /// The capture time up to which every frame has been handed on: now, or with several
+    /// interfaces [`MERGE_HOLD`] ago.
+    pub fn horizon(&self) -> Timestamp {
+        let now = super::wall_clock();
+        match self.merge {
+            Some(_) => now.add_nanos(-(MERGE_HOLD.as_nanos() as i64)),
+            None => now,
+        }
     }
 
     /// The interfaces.
@@ -227,20 +309,39 @@ impl LiveCapture {
         self.sources.iter().map(LiveSource::frames).sum()
     }
 
-    /// Hands the frames that are ready (up to `max`) to `f` with the index of their interface
-    /// and its link type, taking the interfaces in turn. When none is ready, waits up to `wait`
-    /// for some (less if a signal arrives). Returns how many frames were handled; 0 means the
-    /// wire was quiet.
+    /// Hands the frames that are ready (up to about `max`) to `f` with the index of their
+    /// interface and its link type, taking the interfaces in turn (in capture-time order with
+    /// several). When none is ready, waits up to `wait` for some (less if a signal arrives or a
+    /// held frame becomes due). Returns how many frames were handed on; 0 means the wire was
+    /// quiet.
     pub fn dispatch<F>(&mut self, max: usize, wait: Duration, mut f: F) -> Result<usize, SourceError>
     where
         F: FnMut(usize, LinkType, Frame<'_>),
     {
-        let n = self.read_round(max, &mut f)?;
+        let n = self.read_and_release(max, &mut f)?;
         if n > 0 {
             return Ok(n);
         }
+        let wait = match self.merge.as_ref().and_then(Merge::oldest) {
+            Some(t) => wait.min(Duration::from_nanos(t.saturating_sub(self.horizon().0).max(0) as u64)),
+            None => wait,
+        };
         self.wait(wait)?;
-        self.read_round(max, &mut f)
+        self.read_and_release(max, &mut f)
+    }
+
+    /// Reads what is ready; with several interfaces holds it and hands on what is due.
+    fn read_and_release<F>(&mut self, max: usize, f: &mut F) -> Result<usize, SourceError>
+    where
+        F: FnMut(usize, LinkType, Frame<'_>),
+    {
+        let Some(mut merge) = self.merge.take() else {
+            return self.read_round(max, f);
+        };
+        let read = self.read_round(max, &mut |i, _, frame| merge.hold(i, frame));
+        let released = merge.release(self.horizon(), &self.links, f);
+        self.merge = Some(merge);
+        read.map(|_| released)
     }
 
     /// Reads what the kernel had accepted into the rings when this was called, waiting up to
@@ -256,15 +357,32 @@ impl LiveCapture {
             targets.push(s.kernel_stats()?.delivered());
         }
         let before = self.frames();
-        loop {
-            while self.read_round(usize::MAX, &mut f)? > 0 {}
+        let mut merge = self.merge.take();
+        let result = loop {
+            let read = match merge.as_mut() {
+                Some(m) => self.read_round(usize::MAX, &mut |i, _, frame| m.hold(i, frame)),
+                None => self.read_round(usize::MAX, &mut f),
+            };
+            match read {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
             let unread: u64 = self.sources.iter().zip(&targets).map(|(s, t)| t.saturating_sub(s.frames)).sum();
             let now = Instant::now();
             if unread == 0 || now >= deadline {
-                return Ok(Drained { frames: self.frames() - before, unread });
+                break Ok(Drained { frames: self.frames() - before, unread });
             }
-            self.wait((deadline - now).min(Duration::from_millis(20)))?;
+            if let Err(e) = self.wait((deadline - now).min(Duration::from_millis(20))) {
+                break Err(e);
+            }
+        };
+        // Everything still held goes on, in order.
+        if let Some(mut m) = merge {
+            m.release(Timestamp(i64::MAX), &self.links, &mut f);
+            self.merge = Some(m);
         }
+        result
     }
 
     /// One round over the interfaces: up to [`TURN`] frames each, `max` in all.
@@ -297,5 +415,47 @@ impl LiveCapture {
                 reason: format!("waiting for packets failed: {e}"),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(time: i64, data: &[u8]) -> Frame<'_> {
+        Frame { time: Timestamp(time), data, wire_len: data.len() as u32 }
+    }
+
+    #[test]
+    fn frames_of_two_interfaces_leave_in_capture_time_order_once_due() {
+        let links = [LinkType::Ethernet, LinkType::Sll];
+        let mut m = Merge::default();
+        // Interface 1's block is read first although interface 0 captured earlier frames.
+        m.hold(1, frame(20, b"b20"));
+        m.hold(1, frame(40, b"b40"));
+        m.hold(0, frame(10, b"a10"));
+        m.hold(0, frame(20, b"a20"));
+        m.hold(0, frame(50, b"a50"));
+        let mut out = Vec::new();
+        let mut take = |i: usize, link: LinkType, f: Frame<'_>| out.push((i, link, f.time.0, f.data.to_vec()));
+        assert_eq!(m.release(Timestamp(30), &links, &mut take), 3);
+        assert_eq!(m.oldest(), Some(40), "later frames stay held");
+        assert_eq!(m.release(Timestamp(i64::MAX), &links, &mut take), 2);
+        assert_eq!(m.oldest(), None);
+        let order: Vec<_> =
+            out.iter().map(|(i, link, t, d)| (*i, *link, *t, String::from_utf8_lossy(d).into_owned())).collect();
+        assert_eq!(
+            order,
+            vec![
+                (0, LinkType::Ethernet, 10, "a10".into()),
+                (1, LinkType::Sll, 20, "b20".into()),
+                (0, LinkType::Ethernet, 20, "a20".into()),
+                (1, LinkType::Sll, 40, "b40".into()),
+                (0, LinkType::Ethernet, 50, "a50".into()),
+            ],
+            "by capture time; equal times in the order they were read"
+        );
+        // Buffers come back for reuse.
+        assert_eq!(m.pool.len(), 5);
     }
 }

@@ -168,7 +168,7 @@ impl FileSource {
     }
 }
 
-pub use live::{Drained, KernelStats, LiveCapture, LiveOptions, LiveSource, MAX_INTERFACES};
+pub use live::{Drained, KernelStats, LiveCapture, LiveOptions, LiveSource, MAX_INTERFACES, MERGE_HOLD};
 
 fn pcap_reason(e: &pcap::Error) -> String {
     match e {
