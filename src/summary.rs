@@ -99,6 +99,13 @@ impl Summary {
                 thousands(i.tcp.connections_shed + i.tcp.buffer_full)
             );
         }
+        if c.media_ambiguous > 0 {
+            println!(
+                "  warning: {} media packets to addresses several calls use did not say which call they belong to: \
+                 recorded in none (the records of the calls using those addresses name them)",
+                thousands(c.media_ambiguous)
+            );
+        }
         if let Some(k) = &self.kernel {
             println!(
                 "  kernel: {} received, {} dropped by the capture buffer, {} by the interface",

@@ -152,6 +152,8 @@ pub enum EndReason {
     Rejected,
     /// Answered call with no RTP and no SIP for the media timeout.
     MediaTimeout,
+    /// The answer (2xx) was retransmitted and never acknowledged (RFC 3261 13.3.1.4).
+    NoAck,
     /// No final response within the setup timeout.
     SetupTimeout,
     /// The capture file(s) ended with the call still open.
@@ -168,6 +170,7 @@ impl EndReason {
             EndReason::Cancel => "cancel",
             EndReason::Rejected => "rejected",
             EndReason::MediaTimeout => "media_timeout",
+            EndReason::NoAck => "no_ack",
             EndReason::SetupTimeout => "setup_timeout",
             EndReason::EndOfInput => "end_of_input",
             EndReason::Shutdown => "shutdown",
@@ -315,6 +318,21 @@ pub struct CallInfo {
     pub transport: &'static str,
     /// The call was already up when the capture started (first seen mid-dialog).
     pub joined: bool,
+    /// Media packets sent to one of the call's addresses, while it used it, that could not be
+    /// told apart from other calls' media there (and so are in no recording): per address.
+    pub ambiguous_media: Vec<AmbiguousMedia>,
+}
+
+/// Media packets to an address several calls used that no end could attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmbiguousMedia {
+    /// The address (one of the call's receive addresses).
+    pub addr: SocketAddr,
+    /// Packets sent there, while the call used it, that were recorded in no call.
+    pub packets: u64,
+    /// Media of this call to that address was recognised (by its source) and recorded: the
+    /// ambiguous packets are most likely other calls'.
+    pub own_flow: bool,
 }
 
 /// Where the capture lost packets.

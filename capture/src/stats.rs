@@ -53,8 +53,13 @@ pub struct CaptureStats {
     pub calls_shed: u64,
     /// Media addresses retired because a call exceeded `Limits::max_media_per_call`.
     pub media_retired: u64,
-    /// Media addresses taken over by a later call announcing the same address.
+    /// Media flows taken over by a later call announcing both of their ends.
     pub media_reassigned: u64,
+    /// Media packets to an address several calls use, from a source that does not say which
+    /// call they belong to: recorded in none.
+    pub media_ambiguous: u64,
+    /// Media flows forgotten because a call exceeded `Limits::max_media_flows_per_call`.
+    pub media_flows_evicted: u64,
     /// Media addresses learned from traffic (symmetric RTP, NAT).
     pub media_learned: u64,
     /// RTCP packets on their own port.
@@ -105,6 +110,8 @@ impl CaptureStats {
             ("calls_shed".into(), self.calls_shed),
             ("media_retired".into(), self.media_retired),
             ("media_reassigned".into(), self.media_reassigned),
+            ("media_ambiguous".into(), self.media_ambiguous),
+            ("media_flows_evicted".into(), self.media_flows_evicted),
             ("media_learned".into(), self.media_learned),
             ("rtcp_port_packets".into(), self.rtcp_port_packets),
         ];
