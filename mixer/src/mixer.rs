@@ -168,6 +168,9 @@ pub(crate) struct SideState {
     earlier: Vec<StreamStats>,
     pub(crate) codec: Option<String>,
     pub(crate) undecodable: Option<String>,
+    /// Payload types this side sent that its own SDP did not declare, with what they were
+    /// taken for.
+    pub(crate) undeclared: Vec<(u8, String)>,
     pub(crate) dtmf: DtmfTracker,
 }
 
@@ -187,6 +190,7 @@ impl SideState {
             earlier: Vec::new(),
             codec: None,
             undecodable: None,
+            undeclared: Vec::new(),
             dtmf: DtmfTracker::default(),
         }
     }
@@ -299,6 +303,8 @@ pub(crate) struct CallMix {
     pub(crate) sides: [SideState; 2],
     /// Latest media announcement by owner (index = owner side).
     pub(crate) media: [Option<Box<MediaAnnounce>>; 2],
+    /// The party whose SDP came first (the offerer): the other one's is the answer.
+    pub(crate) offerer: Option<Side>,
     pub(crate) write_error: Option<String>,
     /// RTP dropped inside callvault before it reached the mixer.
     pub(crate) capture_drops: u64,
@@ -371,6 +377,7 @@ impl Mixer {
             origin: Timestamp(0),
             sides: [SideState::new(), SideState::new()],
             media: [None, None],
+            offerer: None,
             write_error: None,
             capture_drops: 0,
             kernel_drops: 0,
@@ -418,12 +425,17 @@ impl EventSink for Mixer {
         };
         let Some(call) = self.calls[idx].as_mut() else { return };
         let si = m.side.index();
-        let verdict = call.sides[si].stream(m).observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len());
+        let kind = resolve(call, m.side, m.pt);
+        let stream = call.sides[si].stream(m);
+        let verdict = if kind == PtKind::Event {
+            stream.observe_event(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
+        } else {
+            stream.observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
+        };
         if verdict == SeqVerdict::Duplicate {
             self.stats.duplicates += 1;
             return;
         }
-        let kind = resolve(call, m.side, m.pt);
         let law = match kind {
             PtKind::Ulaw => Law::Ulaw,
             PtKind::Alaw => Law::Alaw,
@@ -469,6 +481,9 @@ impl EventSink for Mixer {
         let written = call.timeline.as_ref().map_or(0, |t| t.written() as i64);
         let side = &mut call.sides[si];
         let pos = side.place(m, verdict, now, written, max_skew);
+        if side.current.anchor.is_none() {
+            side.current.anchor = Some((m.time, m.rtp_ts, pos.max(0) as u64));
+        }
         side.last_now = now;
         if pos >= 0 {
             side.high = side.high.max(pos as u64 + payload.len() as u64);
@@ -563,6 +578,7 @@ impl EventSink for Mixer {
                     for s in &mut c.sides {
                         s.kinds = [PtKind::Unresolved; 128];
                     }
+                    c.offerer.get_or_insert(media.owner);
                     let owner = media.owner.index();
                     c.media[owner] = Some(media);
                 }
@@ -581,8 +597,10 @@ impl EventSink for Mixer {
     }
 }
 
-/// Resolves (and caches) what a payload type means for RTP sent by `sender`: the receiver's
-/// SDP first (it defines what it expects), then the sender's own, then the static table.
+/// Resolves (and caches) what a payload type means for RTP sent by `sender`: the sender's own
+/// SDP first (what it said it would use), then the other party's (a sender using what it was
+/// offered, or echoing it back), then the static table. A payload type its own SDP did not
+/// declare is remembered for the record.
 fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     let pt = pt & 0x7f;
     let si = sender.index();
@@ -590,7 +608,7 @@ fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     if cached != PtKind::Unresolved {
         return cached;
     }
-    let desc = lookup(&call.media, sender, pt);
+    let (desc, declared) = lookup(&call.media, sender, pt);
     let kind = match desc.as_ref().map(|d| d.codec) {
         Some(Codec::Pcmu) => PtKind::Ulaw,
         Some(Codec::Pcma) => PtKind::Alaw,
@@ -601,6 +619,9 @@ fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     let side = &mut call.sides[si];
     side.kinds[pt as usize] = kind;
     let name = desc.map_or_else(|| format!("PT{pt}"), |d| d.encoding);
+    if !declared && side.undeclared.len() < 8 && !side.undeclared.iter().any(|(p, _)| *p == pt) {
+        side.undeclared.push((pt, name.clone()));
+    }
     if !matches!(kind, PtKind::Event | PtKind::ComfortNoise) && side.codec.is_none() {
         side.codec = Some(name.clone());
     }
@@ -610,9 +631,13 @@ fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     kind
 }
 
-fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: u8) -> Option<PayloadDesc> {
-    let receiver =
-        media[sender.other().index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
-    let own = media[sender.index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
-    receiver.or(own).cloned().or_else(|| PayloadMap::default().get(pt))
+/// What payload type `pt` sent by `sender` is (see [`resolve`]), and whether the sender's own
+/// SDP declared it (true when the sender announced no SDP: nothing to hold it to).
+pub(crate) fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: u8) -> (Option<PayloadDesc>, bool) {
+    let find = |side: Side| media[side.index()].as_ref().map(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
+    let own = find(sender);
+    let declared = !matches!(own, Some(None));
+    let desc =
+        own.flatten().or_else(|| find(sender.other()).flatten()).cloned().or_else(|| PayloadMap::default().get(pt));
+    (desc, declared)
 }

@@ -7,7 +7,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Format version of the call record.
-pub const RECORD_VERSION: u32 = 1;
+///
+/// 2: streams have a `kind` (`audio` or `events`), an `events` count and an `anchor`; their
+/// `codec` is the stream's own; `jitter_ms` is null for event streams; codec names are the
+/// IANA spellings; end reason `no_ack`.
+pub const RECORD_VERSION: u32 = 2;
 
 /// A party in the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -40,6 +44,9 @@ pub struct Endpoints {
 pub struct StreamRecord {
     /// `caller` or `callee`: who sent it (WAV channel 0 or 1).
     pub side: String,
+    /// `audio` (voice, possibly with RFC 4733 events on the same SSRC) or `events` (RFC 4733
+    /// telephone events alone).
+    pub kind: String,
     /// SSRC as `0x` + 8 hex digits.
     pub ssrc: String,
     /// Sender `ip:port`.
@@ -48,10 +55,13 @@ pub struct StreamRecord {
     pub dst: String,
     /// Payload types seen.
     pub payload_types: Vec<u8>,
-    /// Audio codec of the stream (encoding name), if known.
+    /// Codec of the stream (IANA encoding name, e.g. `PCMA`; `telephone-event` for an event
+    /// stream), as its payload type resolves through the sender's own SDP.
     pub codec: Option<String>,
     /// Packets seen, duplicates included.
     pub packets: u64,
+    /// RFC 4733 telephone events carried (distinct events), when the stream carried any.
+    pub events: Option<u64>,
     /// Packets expected from the sequence numbers minus distinct packets received.
     pub lost: u64,
     /// Duplicate packets.
@@ -66,8 +76,9 @@ pub struct StreamRecord {
     pub loss_bursts: u64,
     /// Longest run of consecutive lost packets.
     pub longest_loss_burst: u64,
-    /// RFC 3550 interarrival jitter at the end of the stream, milliseconds.
-    pub jitter_ms: f64,
+    /// RFC 3550 interarrival jitter at the end of the stream, milliseconds, over its audio
+    /// packets (null for an event stream).
+    pub jitter_ms: Option<f64>,
     /// Sequence number restarts (a sender resetting its numbering).
     pub seq_restarts: u64,
     /// Estimated conversational quality (G.711 streams only).
@@ -78,6 +89,21 @@ pub struct StreamRecord {
     pub first: String,
     /// Last packet.
     pub last: String,
+    /// How the stream was placed on the recording's timeline, when it carried audio.
+    pub anchor: Option<AnchorRecord>,
+}
+
+/// Where a stream's first audio packet was placed: the recording follows its RTP timestamps
+/// from there. Two replays of the same packets with other capture times (live and a re-capture)
+/// can differ by a frame in the alignment of the parties; these say why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorRecord {
+    /// Capture time of that packet.
+    pub at: String,
+    /// Its RTP timestamp.
+    pub rtp_ts: u32,
+    /// The frame of the recording it starts at (frames since `audio.media_start`).
+    pub frame: u64,
 }
 
 /// ITU-T G.107 E-model rating of one direction.
@@ -243,14 +269,14 @@ pub struct CallRecord {
     pub talk_s: Option<f64>,
     /// Last dialog state: completed, in_call, rejected, cancelled, ringing, setup.
     pub state: String,
-    /// Why the call ended: bye, cancel, rejected, media_timeout, setup_timeout, end_of_input,
-    /// shutdown.
+    /// Why the call ended: bye, cancel, rejected, media_timeout, no_ack, setup_timeout,
+    /// end_of_input, shutdown.
     pub end_reason: String,
     /// `caller` or `callee` for BYE/CANCEL.
     pub ended_by: Option<String>,
     /// Final response code to the INVITE.
     pub final_code: Option<u16>,
-    /// Audio codec per direction (what each party sent).
+    /// Audio codec per direction: what each party sent, else what the answer settled on.
     pub codecs: Codecs,
     /// SIP facts.
     pub sip: SipRecord,

@@ -3,16 +3,16 @@
 
 use std::net::SocketAddr;
 
-use capture::codec::Codec;
 use capture::events::{CallInfo, EndReason, MediaAnnounce, Side};
 
 use crate::audio::AudioConfig;
-use crate::mixer::{CallMix, MixerStats, PendingRecording};
+use crate::mixer::{CallMix, MixerStats, PendingRecording, lookup};
 use crate::quality::g711_quality;
 use crate::record::{
-    AudioRecord, CallRecord, Codecs, DtmfRecord, EndpointReport, Endpoints, EvidenceRecord, HoldRecord, PartyRecord,
-    QualityRecord, RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
+    AnchorRecord, AudioRecord, CallRecord, Codecs, DtmfRecord, EndpointReport, Endpoints, EvidenceRecord, HoldRecord,
+    PartyRecord, QualityRecord, RECORD_VERSION, SipRecord, StreamRecord, rfc3339,
 };
+use crate::stream::StreamStats;
 
 fn addr(a: SocketAddr) -> String {
     a.to_string()
@@ -26,10 +26,36 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// What the sender is expected to send: the first audio format the receiver offered.
-fn sdp_codec(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side) -> Option<(String, Codec)> {
-    let m = media[sender.other().index()].as_ref().or(media[sender.index()].as_ref())?;
-    m.payloads.entries().iter().find(|d| !d.codec.is_signal()).map(|d| (d.encoding.clone(), d.codec))
+/// The codec the answer settled on (its first audio format), for a direction that sent no
+/// audio: the answer is the SDP of the party that did not offer.
+fn answer_codec(mix: &CallMix) -> Option<String> {
+    let answerer = mix.offerer?.other();
+    let m = mix.media[answerer.index()].as_ref()?;
+    m.payloads.entries().iter().find(|d| !d.codec.is_signal()).map(|d| d.encoding.clone())
+}
+
+/// The codec of one stream: what its audio payload type resolved to, `telephone-event` for a
+/// stream of events alone.
+fn stream_codec(media: &[Option<Box<MediaAnnounce>>; 2], side: Side, st: &StreamStats) -> Option<String> {
+    let pt = match st.audio_pt {
+        Some(pt) => pt,
+        None => (0..128u8).find(|pt| st.payload_types & (1u128 << pt) != 0)?,
+    };
+    Some(lookup(media, side, pt).0.map_or_else(|| format!("PT{pt}"), |d| d.encoding))
+}
+
+/// The note for a side that sent payload types its own SDP did not declare.
+fn undeclared_note(side: Side, sent: &[(u8, String)], own: Option<&MediaAnnounce>) -> String {
+    let sent: Vec<String> = sent.iter().map(|(pt, name)| format!("{name} (PT {pt})")).collect();
+    let declared: Vec<String> = own
+        .map(|m| m.payloads.entries().iter().map(|d| format!("{} (PT {})", d.encoding, d.pt)).collect())
+        .unwrap_or_default();
+    format!(
+        "the {} sent {}, which its own SDP did not declare (it declared {}); taken as named",
+        side.as_str(),
+        sent.join(", "),
+        if declared.is_empty() { "nothing".to_owned() } else { declared.join(", ") }
+    )
 }
 
 /// Closes the call's timeline and builds its record.
@@ -126,9 +152,15 @@ pub(crate) fn finish_call(
                 .push(format!("{} sent {u}, which is not decoded yet: that audio is silence or absent", side.as_str()));
             incomplete.push(format!("{} audio in {u} could not be decoded", side.as_str()));
         }
-        let g711 = s.codec.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("PCMU") || c.eq_ignore_ascii_case("PCMA"));
+        if !s.undeclared.is_empty() {
+            notes.push(undeclared_note(side, &s.undeclared, mix.media[side.index()].as_deref()));
+        }
         for st in s.streams() {
             let (bursts, longest) = st.loss_runs();
+            let events_only = st.is_event_stream();
+            let codec = stream_codec(&mix.media, side, st);
+            // Voice quality is that of the G.711 audio; a stream of events has none.
+            let g711 = !events_only && matches!(codec.as_deref(), Some("PCMU" | "PCMA"));
             let quality = g711.then(|| {
                 let received = st.unique;
                 let q = g711_quality(st.loss_pct(), bursts, st.lost(), received, st.jitter_ms());
@@ -143,12 +175,14 @@ pub(crate) fn finish_call(
             });
             streams.push(StreamRecord {
                 side: side.as_str().into(),
+                kind: if events_only { "events" } else { "audio" }.into(),
                 ssrc: format!("{:#010x}", st.ssrc),
                 src: addr(st.src),
                 dst: addr(st.dst),
                 payload_types: st.payload_type_list(),
-                codec: s.codec.clone(),
+                codec,
                 packets: st.packets,
+                events: (st.event_packets > 0).then_some(st.events),
                 lost: st.lost(),
                 duplicates: st.duplicates,
                 out_of_order: st.out_of_order,
@@ -156,7 +190,7 @@ pub(crate) fn finish_call(
                 loss_pct: round3(st.loss_pct()),
                 loss_bursts: bursts,
                 longest_loss_burst: longest,
-                jitter_ms: round3(st.jitter_ms()),
+                jitter_ms: (!events_only).then(|| round3(st.jitter_ms())),
                 seq_restarts: st.restarts,
                 quality,
                 endpoint_report: mix.reports.iter().find(|r| r.0 == st.ssrc && r.1 != side).map(|(_, by, v)| {
@@ -172,6 +206,7 @@ pub(crate) fn finish_call(
                 }),
                 first: rfc3339(st.first),
                 last: rfc3339(st.last),
+                anchor: st.anchor.map(|(at, rtp_ts, frame)| AnchorRecord { at: rfc3339(at), rtp_ts, frame }),
             });
         }
         let tracker = std::mem::take(&mut s.dtmf);
@@ -183,10 +218,30 @@ pub(crate) fn finish_call(
     dtmf.extend(info.dtmf.iter().cloned());
     dtmf.sort_by_key(|d| d.time);
 
+    let (open, unanswered) = (info.answer.is_some() || info.joined, "before the call was answered or given up");
     match info.end_reason {
-        EndReason::EndOfInput => incomplete.push("the capture ended while the call was still up".into()),
-        EndReason::Shutdown => incomplete.push("callvault was stopped while the call was still up".into()),
+        EndReason::EndOfInput if open => incomplete.push("the capture ended while the call was still up".into()),
+        EndReason::EndOfInput => incomplete.push(format!("the capture ended {unanswered}")),
+        EndReason::Shutdown if open => incomplete.push("callvault was stopped while the call was still up".into()),
+        EndReason::Shutdown => incomplete.push(format!("callvault was stopped {unanswered}")),
+        EndReason::NoAck => notes.push(
+            "the answer was retransmitted and never acknowledged (no ACK, no RTP): the session was not established"
+                .into(),
+        ),
         _ => {}
+    }
+    for a in &info.ambiguous_media {
+        let what = format!(
+            "{} media packets sent to {} while this call used it could not be told apart from other calls \
+             using that address: they are in no recording",
+            a.packets, a.addr
+        );
+        if a.own_flow {
+            // Its own media there was recognised by its source: these were most likely others'.
+            notes.push(format!("{what} (this call's own media to it was recognised and recorded)"));
+        } else {
+            incomplete.push(what);
+        }
     }
     if info.joined {
         incomplete.push("the call started before the capture did: its beginning is missing".into());
@@ -220,9 +275,10 @@ pub(crate) fn finish_call(
             notes.push("RTP carried no audio payload (events or comfort noise only)".into());
         }
     }
+    // What each party sent, else what the answer settled on.
     let codecs = Codecs {
-        caller: mix.sides[0].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Caller).map(|c| c.0)),
-        callee: mix.sides[1].codec.clone().or_else(|| sdp_codec(&mix.media, Side::Callee).map(|c| c.0)),
+        caller: mix.sides[0].codec.clone().or_else(|| answer_codec(&mix)),
+        callee: mix.sides[1].codec.clone().or_else(|| answer_codec(&mix)),
     };
     let record = CallRecord {
         version: RECORD_VERSION,
