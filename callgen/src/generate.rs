@@ -409,6 +409,8 @@ fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)], rt
         Outcome::Rejected(code) => ("rejected", Some(code), None),
         Outcome::Cancelled => ("cancelled", Some(487), None),
         Outcome::NoAnswer => ("ringing", None, None),
+        Outcome::NoResponse => ("setup", None, None),
+        Outcome::NoAck => ("in_call", Some(200), None),
     };
     let stream = |party: Party| {
         let ssrc = match party {
@@ -434,7 +436,7 @@ fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)], rt
         from_user: spec.from_user.clone(),
         to_user: spec.to_user.clone(),
         start_ns: q(spec.start_ns),
-        answer_ns: timeline::answer_ns(spec).map(q),
+        answer_ns: timeline::ok_ns(spec).map(q),
         end_ns,
         expected_state,
         final_code,

@@ -56,12 +56,12 @@ mod validate;
 
 pub use g711::{linear_to_alaw, linear_to_ulaw};
 pub use generate::{write_pcap, write_pcap_to};
-pub use presets::{demo_mix, spread_calls};
+pub use presets::{demo_mix, share_media_address, spread_calls};
 pub use rtp::{TELEPHONE_EVENT_PT, rtp_addresses, rtp_packet};
 pub use spec::{
-    CallSpec, Codec, DirImpair, DtmfDigit, EarlyMedia, FragmentOrder, Fragmentation, Hangup, Impairments, Link,
-    MidCall, Nat, Outcome, Scenario, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, TsPrecision,
-    Tunnel,
+    CallSpec, Codec, Declared, DirImpair, DtmfDigit, EarlyMedia, EventStream, FragmentOrder, Fragmentation, Hangup,
+    Impairments, Link, MidCall, Nat, Outcome, Scenario, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions,
+    TsPrecision, Tunnel,
 };
 pub use timeline::{Party, RtpSchedule, RtpSend};
 pub use tone::{SAMPLE_RATE, TONE_AMPLITUDE, expected_payload, samples_per_packet, tone_sample};

@@ -72,6 +72,8 @@ pub(crate) struct StreamPlan {
     pub(crate) muted: Vec<(u32, u32)>,
     changes: Vec<StreamChange>,
     dtmf: Vec<DtmfDigit>,
+    /// The events travel on their own stream: (SSRC, first sequence number).
+    event_stream: Option<(u32, u16)>,
     pub(crate) early: Option<Early>,
     /// Sender address on the wire before any move, and (first packet, port) after each move.
     own: SocketAddr,
@@ -159,6 +161,7 @@ impl StreamPlan {
         } else if nat_side.is_some() {
             peer_moves.clear();
         }
+        let event_stream = spec.event_streams.iter().find(|e| e.party == party).map(|e| (e.ssrc, e.seq));
         let plain = muted.is_empty()
             && changes.is_empty()
             && dtmf.is_empty()
@@ -176,6 +179,7 @@ impl StreamPlan {
             muted,
             changes,
             dtmf,
+            event_stream,
             early,
             own,
             own_moves,
@@ -212,9 +216,19 @@ impl StreamPlan {
         }
     }
 
+    /// Packets in `[from, to)` that are events on their own stream (not numbered in the voice
+    /// stream).
+    fn own_events_between(&self, from: u32, to: u32) -> u32 {
+        if self.event_stream.is_none() {
+            return 0;
+        }
+        self.dtmf.iter().map(|d| (d.at_packet + d.packets + 2).min(to).saturating_sub(d.at_packet.max(from))).sum()
+    }
+
     fn talk_header(&self, k: u32) -> (u32, u16, u32, bool) {
         let (at, ssrc, seq, ts) = self.epoch(k);
-        let seq = seq.wrapping_add((k - at - self.muted_between(at, k)) as u16);
+        let skipped = self.muted_between(at, k) + self.own_events_between(at, k);
+        let seq = seq.wrapping_add((k - at - skipped) as u16);
         let ts = ts.wrapping_add((k - at).wrapping_mul(self.spp));
         let after_hold = self.muted.iter().any(|&(_, b)| b == k);
         (ssrc, seq, ts, k == at || after_hold)
@@ -258,6 +272,10 @@ impl StreamPlan {
             let duration = (units * self.spp) as u16;
             let [hi, lo] = duration.to_be_bytes();
             let flags = if end { 0x80 | EVENT_VOLUME } else { EVENT_VOLUME };
+            let (ssrc, seq) = match self.event_stream {
+                Some((own_ssrc, seq0)) => (own_ssrc, seq0.wrapping_add(self.own_events_between(0, k) as u16)),
+                None => (ssrc, seq),
+            };
             let header = Header { ssrc, seq, ts: start_ts, marker: i == 0, pt: TELEPHONE_EVENT_PT };
             return (header, Body::Event([d.event, flags, hi, lo]));
         }

@@ -337,21 +337,27 @@ fn sdp(spec: &CallSpec, party: Party, session: u64, version: u64, port: u16, dir
         Party::Callee => spec.callee_ip,
     };
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let pt = spec.codec.payload_type();
+    let declared = match party {
+        Party::Caller => spec.caller_declares,
+        Party::Callee => spec.callee_declares,
+    };
+    let (codec, events) = declared.map_or((spec.codec, true), |d| (d.codec, d.telephone_event));
+    let pt = codec.payload_type();
     let o_version = session + version;
+    let (formats, event_lines) =
+        if events { (" 101", "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n") } else { ("", "") };
     format!(
         "v=0\r\n\
          o=- {session} {o_version} IN {family} {ip}\r\n\
          s=-\r\n\
          c=IN {family} {ip}\r\n\
          t=0 0\r\n\
-         m=audio {port} RTP/AVP {pt} 101\r\n\
+         m=audio {port} RTP/AVP {pt}{formats}\r\n\
          a=rtpmap:{pt} {}/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\n\
-         a=fmtp:101 0-16\r\n\
+         {event_lines}\
          a=ptime:{}\r\n\
          a={direction}\r\n",
-        spec.codec.encoding_name(),
+        codec.encoding_name(),
         spec.ptime_ms
     )
 }

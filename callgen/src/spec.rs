@@ -287,6 +287,32 @@ pub struct DtmfDigit {
     pub packets: u32,
 }
 
+/// A party sends its RFC 4733 telephone events ([`DtmfDigit`]) on an RTP stream of their own
+/// (as some gateways do, and sipp's `uac_pcap` scenario): the event packets carry `ssrc` and
+/// sequence numbers `seq`, `seq + 1`, ... (counting on across the party's digits), and the
+/// voice stream's sequence numbers skip nothing for the slots they take (its timestamps go on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventStream {
+    /// Whose events.
+    pub party: Party,
+    /// SSRC of the event stream.
+    pub ssrc: u32,
+    /// Sequence number of its first packet.
+    pub seq: u16,
+}
+
+/// What a party's SDP declares when it is not the call's codec with `telephone-event`: the
+/// party still sends the call's codec (and its events with payload type 101), so it sends
+/// payload types its own SDP did not declare (sipp's echo UAS answers PCMU alone and echoes
+/// the PCMA and events it is sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Declared {
+    /// The one codec in the party's `m=audio` line.
+    pub codec: Codec,
+    /// Whether `101 telephone-event/8000` is declared beside it.
+    pub telephone_event: bool,
+}
+
 /// A party's RTP numbering starts over at packet `at_packet` (a new SSRC after a transfer, or
 /// the same SSRC with a sequence and timestamp jump): packet `at_packet + i` has sequence
 /// number `seq + i` and timestamp `ts + i·spp` (minus the packets not sent while held), and the
@@ -357,6 +383,11 @@ pub enum Outcome {
     Cancelled,
     /// INVITE and its retransmissions, then a late 100 and 180, and nothing else.
     NoAnswer,
+    /// INVITE and its retransmissions until RFC 3261 timer B (32 s), and no response at all.
+    NoResponse,
+    /// INVITE, 100, 180, 200 OK with the SDP answer retransmitted until 64·T1 (32 s), and no
+    /// ACK, no media, no BYE.
+    NoAck,
 }
 
 /// Who hangs up an answered call.
@@ -475,6 +506,12 @@ pub struct CallSpec {
     pub dtmf: Vec<DtmfDigit>,
     /// Changes of RTP numbering (answered calls only).
     pub stream_changes: Vec<StreamChange>,
+    /// Parties whose DTMF travels on a stream of its own (answered calls only).
+    pub event_streams: Vec<EventStream>,
+    /// What the caller's SDP declares, when not the call's codec and `telephone-event`.
+    pub caller_declares: Option<Declared>,
+    /// What the callee's SDP declares, when not the call's codec and `telephone-event`.
+    pub callee_declares: Option<Declared>,
 }
 
 impl CallSpec {
@@ -489,7 +526,8 @@ impl CallSpec {
     ///   both are distinct across any 1500 consecutive calls and never equal each other.
     /// - SSRCs, first sequence numbers and timestamps are hashed from `i` (some land near the
     ///   wrap-around), PCMU, 20 ms ptime, 1 s ringing, no impairments.
-    /// - SIP over UDP, no padding, no NAT, no early media, nothing mid-call.
+    /// - SIP over UDP, no padding, no NAT, no early media, nothing mid-call, events on the voice
+    ///   stream, SDPs declaring the call's codec and `telephone-event`.
     pub fn answered(i: u32, start_ns: i64, talk_ms: u32) -> CallSpec {
         let n = u64::from(i);
         let h = |k: u64| hash(&[0xca11, n, k]);
@@ -531,6 +569,9 @@ impl CallSpec {
             midcall: Vec::new(),
             dtmf: Vec::new(),
             stream_changes: Vec::new(),
+            event_streams: Vec::new(),
+            caller_declares: None,
+            callee_declares: None,
         }
     }
 

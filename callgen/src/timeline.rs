@@ -17,6 +17,9 @@
 //! | CANCEL                                  | `A` (= `end_ns`); 200 at +5 ms, 487 at +10 ms, ACK at +15 ms |
 //! | no answer: INVITE retransmissions       | `T + 0.5 s, 1.5 s, 3.5 s, 7.5 s` (RFC 3261 timer A: 0.5, 1, 2, 4 s apart) |
 //! | no answer: late 100 and 180             | `T + 7.51 s` and `T + 7.6 s`, then nothing     |
+//! | no response: INVITE retransmissions     | `T + 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s` (timer A doubling until timer B, 32 s) |
+//! | no ACK: 100, 180, 200 OK                | as for an answered call                        |
+//! | no ACK: 200 OK retransmissions          | `A + 0.5, 1.5, 3.5, 7.5, 11.5, ... 31.5 s` (T1 doubling up to T2 = 4 s, until 64·T1) |
 //!
 //! The callee starts its media first (it can send as soon as it answers); the caller starts
 //! after it has seen the 200 OK and sent the ACK. Each direction sends `talk_ms / ptime_ms`
@@ -63,6 +66,24 @@ pub const BYE_DELAY_NS: i64 = 60 * MS;
 pub const REPLY_DELAY_NS: i64 = 5 * MS;
 /// INVITE retransmission times after the first INVITE, for `NoAnswer`.
 pub const INVITE_RETRANSMIT_NS: [i64; 4] = [500 * MS, 1500 * MS, 3500 * MS, 7500 * MS];
+/// INVITE retransmission times after the first INVITE, for `NoResponse`: timer A doubling
+/// from T1 = 500 ms, until timer B (64·T1 = 32 s).
+pub const INVITE_TIMER_B_RETRANSMIT_NS: [i64; 6] =
+    [500 * MS, 1500 * MS, 3500 * MS, 7500 * MS, 15_500 * MS, 31_500 * MS];
+/// 200 OK retransmission times after the first 200 OK, for `NoAck`: T1 doubling up to T2 = 4 s,
+/// until 64·T1 = 32 s.
+pub const OK_RETRANSMIT_NS: [i64; 10] = [
+    500 * MS,
+    1500 * MS,
+    3500 * MS,
+    7500 * MS,
+    11_500 * MS,
+    15_500 * MS,
+    19_500 * MS,
+    23_500 * MS,
+    27_500 * MS,
+    31_500 * MS,
+];
 /// A duplicated RTP packet's copy, after the original.
 pub const DUPLICATE_DELAY_NS: i64 = MS;
 /// How long after the packet that overtook it a reordered packet arrives.
@@ -106,9 +127,16 @@ impl Party {
     }
 }
 
-/// Capture time of the 200 OK, if the call is answered (before timestamp truncation).
+/// Capture time of the 200 OK, if the call is answered and carries media (before timestamp
+/// truncation).
 pub fn answer_ns(spec: &CallSpec) -> Option<i64> {
     matches!(spec.outcome, Outcome::Answered { .. }).then(|| final_ns(spec))
+}
+
+/// Capture time of the (first) 200 OK to the INVITE, if there is one: answered calls and
+/// answers never acknowledged.
+pub fn ok_ns(spec: &CallSpec) -> Option<i64> {
+    matches!(spec.outcome, Outcome::Answered { .. } | Outcome::NoAck).then(|| final_ns(spec))
 }
 
 /// Nominal capture time of RTP packet `k` of `party` (before jitter and reordering), if the
@@ -141,7 +169,7 @@ fn final_ns(spec: &CallSpec) -> i64 {
 
 /// A bound on how long after `start_ns` the call's last packet can be.
 pub(crate) fn max_duration_ns(spec: &CallSpec) -> i64 {
-    (i64::from(spec.ring_ms) + i64::from(spec.talk_ms)) * MS + 10_000 * MS
+    (i64::from(spec.ring_ms) + i64::from(spec.talk_ms)) * MS + 40_000 * MS
 }
 
 /// A SIP message of a call, in the order of the dialog.
@@ -364,6 +392,19 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
             let last = t + INVITE_RETRANSMIT_NS[3];
             s.push((last + TRYING_MAX_NS, SipMsg::Provisional(100)));
             s.push((last + RINGING_MAX_NS, SipMsg::Provisional(180)));
+        }
+        Outcome::NoResponse => {
+            for r in INVITE_TIMER_B_RETRANSMIT_NS {
+                s.push((t + r, SipMsg::Invite));
+            }
+        }
+        Outcome::NoAck => {
+            s.push((trying, SipMsg::Provisional(100)));
+            s.push((ringing, SipMsg::Provisional(180)));
+            s.push((a, SipMsg::InviteOk));
+            for r in OK_RETRANSMIT_NS {
+                s.push((a + r, SipMsg::InviteOk));
+            }
         }
     }
     if let SipTransport::Tcp(tcp) = spec.sip_transport {
@@ -644,6 +685,8 @@ mod tests {
             Outcome::Rejected(603),
             Outcome::Cancelled,
             Outcome::NoAnswer,
+            Outcome::NoResponse,
+            Outcome::NoAck,
         ] {
             for ring in [0, 1, 30, 5000] {
                 let mut c = CallSpec::answered(1, 1_000, 100);

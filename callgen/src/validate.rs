@@ -141,8 +141,8 @@ fn check_network(c: &CallSpec) -> Result<(), String> {
         if !(1..=65_000).contains(&t.mss) {
             return Err(format!("TCP mss {} is outside 1..=65000", t.mss));
         }
-        if c.outcome == Outcome::NoAnswer {
-            return Err("SIP over TCP is not retransmitted: NoAnswer needs UDP".into());
+        if matches!(c.outcome, Outcome::NoAnswer | Outcome::NoResponse) {
+            return Err("SIP over TCP is not retransmitted: NoAnswer and NoResponse need UDP".into());
         }
         if c.start_ns < crate::timeline::TCP_OPEN_NS {
             return Err("start_ns leaves no room for the TCP handshake before the INVITE".into());
@@ -173,8 +173,15 @@ fn check_network(c: &CallSpec) -> Result<(), String> {
 /// Re-INVITEs, DTMF and numbering changes.
 fn check_midcall(c: &CallSpec) -> Result<(), String> {
     let answered = matches!(c.outcome, Outcome::Answered { .. });
-    if !answered && (!c.midcall.is_empty() || !c.dtmf.is_empty() || !c.stream_changes.is_empty()) {
-        return Err("midcall, dtmf and stream_changes need an answered call".into());
+    if !answered
+        && (!c.midcall.is_empty() || !c.dtmf.is_empty() || !c.stream_changes.is_empty() || !c.event_streams.is_empty())
+    {
+        return Err("midcall, dtmf, stream_changes and event_streams need an answered call".into());
+    }
+    for party in [Party::Caller, Party::Callee] {
+        if c.event_streams.iter().filter(|e| e.party == party).count() > 1 {
+            return Err(format!("more than one event stream for the {}", party.name()));
+        }
     }
     // Re-INVITE times: (ms after the answer, is a hold, is a resume, by).
     let mut times: Vec<(u32, &str)> = Vec::new();

@@ -46,6 +46,12 @@ fn expected_sip(outcome: Outcome) -> Vec<(&'static str, Option<u16>, bool)> {
             ("ACK", None, true),
         ],
         Outcome::NoAnswer => vec![invite, invite, invite, invite, invite, resp(100), resp(180)],
+        Outcome::NoResponse => vec![invite; 7],
+        Outcome::NoAck => {
+            let mut v = vec![invite, resp(100), resp(180)];
+            v.extend([resp(200); 11]);
+            v
+        }
     }
 }
 
@@ -209,6 +215,8 @@ fn verify(scenario: &Scenario, truth: &Truth, bytes: &[u8]) {
             Outcome::Rejected(c) => ("rejected", Some(c), None),
             Outcome::Cancelled => ("cancelled", Some(487), None),
             Outcome::NoAnswer => ("ringing", None, None),
+            Outcome::NoResponse => ("setup", None, None),
+            Outcome::NoAck => ("in_call", Some(200), None),
         };
         assert_eq!((ct.expected_state, ct.final_code, ct.hangup), (state, code, hangup));
 
