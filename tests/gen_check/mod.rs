@@ -65,6 +65,7 @@ pub struct Sent {
     pub index: u32,
     pub pt: u8,
     pub seq: u16,
+    pub ts: u32,
     pub ssrc: u32,
     pub src: std::net::SocketAddr,
     pub dst: std::net::SocketAddr,
@@ -85,6 +86,7 @@ pub fn sent(scenario: &Scenario, call: usize, party: Party) -> Vec<Sent> {
                 index: s.index,
                 pt: p[1] & 0x7f,
                 seq: u16::from_be_bytes([p[2], p[3]]),
+                ts: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
                 ssrc: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
                 src,
                 dst,
@@ -218,15 +220,79 @@ pub fn record_streams(rec: &Value) -> Vec<(String, String, String, String, u64)>
     v
 }
 
+/// What a correct recorder says of each stream beyond its key: kind, codec, events, jitter and
+/// quality presence, and where its first audio packet was placed.
+pub fn check_stream_facts(ctx: &str, scenario: &Scenario, call: usize, rec: &Value) {
+    let codec = scenario.calls[call].codec;
+    let origin = origin(scenario, call);
+    for party in [Party::Caller, Party::Callee] {
+        let sent = sent(scenario, call, party);
+        for s in rec["streams"].as_array().unwrap().iter().filter(|s| s["side"] == party.name()) {
+            let ctx = format!("{ctx} {} stream {}", party.name(), s["ssrc"]);
+            let mine: Vec<&Sent> = sent
+                .iter()
+                .filter(|p| {
+                    format!("{:#010x}", p.ssrc) == s["ssrc"]
+                        && p.src.to_string() == s["src"]
+                        && p.dst.to_string() == s["dst"]
+                })
+                .collect();
+            let events: Vec<&&Sent> = mine.iter().filter(|p| p.pt == callgen::TELEPHONE_EVENT_PT).collect();
+            let events_only = events.len() == mine.len();
+            assert_eq!(s["kind"], if events_only { "events" } else { "audio" }, "{ctx}");
+            let name = if events_only { "telephone-event" } else { codec.encoding_name() };
+            assert_eq!(s["codec"], name, "{ctx}");
+            let mut stamps: Vec<u32> = events.iter().filter(|p| !p.duplicate).map(|p| p.ts).collect();
+            stamps.dedup();
+            let want_events = (!events.is_empty()).then_some(stamps.len() as u64);
+            assert_eq!(s["events"].as_u64(), want_events, "{ctx}: events");
+            assert_eq!(s["jitter_ms"].is_null(), events_only, "{ctx}: jitter of audio only");
+            assert_eq!(s["quality"].is_null(), events_only, "{ctx}: quality of audio only");
+            match mine.iter().find(|p| is_audio(p, codec)) {
+                Some(first) => {
+                    let origin = origin.expect("audio");
+                    let frame = (first.capture_ns - origin) / 125_000;
+                    assert_eq!(s["anchor"]["at"], rfc3339(first.capture_ns), "{ctx}: anchor");
+                    assert_eq!(s["anchor"]["frame"].as_i64(), Some(frame), "{ctx}: anchor frame");
+                    assert_eq!(s["anchor"]["rtp_ts"].as_u64(), Some(u64::from(first.ts)), "{ctx}: anchor timestamp");
+                }
+                None => assert!(s["anchor"].is_null(), "{ctx}: no audio, no anchor"),
+            }
+        }
+    }
+}
+
+/// The codec per direction a correct recorder names: what the party sent, else what the
+/// answer (the callee's SDP) settled on, else nothing.
+pub fn check_codecs(ctx: &str, scenario: &Scenario, call: usize, t: &CallTruth, rec: &Value) {
+    let spec = &scenario.calls[call];
+    let answer = (t.answer_ns.is_some() || spec.early_media.is_some())
+        .then(|| spec.callee_declares.map_or(spec.codec, |d| d.codec).encoding_name());
+    for (party, st) in [(Party::Caller, &t.caller), (Party::Callee, &t.callee)] {
+        let sent_audio = sent(scenario, call, party).iter().any(|p| is_audio(p, spec.codec));
+        let want = if sent_audio { Some(spec.codec.encoding_name()) } else { answer };
+        assert_eq!(
+            rec["codecs"][party.name()].as_str(),
+            want,
+            "{ctx}: {} codec ({} packets)",
+            party.name(),
+            st.packets_sent
+        );
+    }
+}
+
 /// Checks every call of a replay against the truth: one record per call, the record's facts,
 /// streams and holds, and both channels of the audio (calls with media; none for the others).
 pub fn check_all(scenario: &Scenario, r: &Run, what: &str) {
     assert_eq!(r.recs.len(), scenario.calls.len(), "{what}: one record per call\n{}", text(&r.out));
+    assert_no_stream_in_two_records(r, what);
     for (i, t) in r.truth.calls.iter().enumerate() {
         let ctx = format!("{what} call {}", t.call_id);
         let rec = r.record(&t.call_id);
         check_call(&ctx, t, &rec.value);
         assert_eq!(record_streams(&rec.value), expected_streams(scenario, i), "{ctx}: streams");
+        check_stream_facts(&ctx, scenario, i, &rec.value);
+        check_codecs(&ctx, scenario, i, t, &rec.value);
         if t.caller.packets_sent + t.callee.packets_sent > 0 {
             check_audio(&ctx, scenario, i, rec);
         } else {
@@ -238,5 +304,19 @@ pub fn check_all(scenario: &Scenario, r: &Run, what: &str) {
             .map(|h| json!({ "by": h.by, "start": rfc3339(h.start_ns), "end": h.end_ns.map(rfc3339) }))
             .collect();
         assert_eq!(rec.value["holds"], Value::Array(holds), "{ctx}: holds");
+    }
+}
+
+/// No RTP stream (SSRC, source, destination) is listed in two records.
+pub fn assert_no_stream_in_two_records(r: &Run, what: &str) {
+    let mut seen: HashMap<(String, String, String), String> = HashMap::new();
+    for rec in &r.recs {
+        let id = rec.value["call_id"].as_str().unwrap().to_owned();
+        for s in rec.value["streams"].as_array().unwrap() {
+            let key = (s["ssrc"].to_string(), s["src"].to_string(), s["dst"].to_string());
+            if let Some(other) = seen.insert(key.clone(), id.clone()) {
+                panic!("{what}: stream {key:?} is in the records of {other} and {id}");
+            }
+        }
     }
 }
