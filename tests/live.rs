@@ -9,16 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callgen::{CallSpec, Hangup, Outcome, Scenario};
-use common::{records, skipped};
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use common::{have, records, skipped};
 
 fn sh(cmd: &str) -> bool {
     Command::new("sh").arg("-c").arg(cmd).status().is_ok_and(|s| s.success())

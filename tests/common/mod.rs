@@ -122,3 +122,13 @@ pub fn skipped(what: &str) {
         }
     }
 }
+
+/// Whether a command is on the PATH.
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
