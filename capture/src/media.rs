@@ -92,6 +92,27 @@ struct Address {
     last_ambiguous: Option<Timestamp>,
 }
 
+/// A UDP flow (source and destination address) as plain integers: hashing it is five
+/// multiply-adds, where a pair of `SocketAddr`s would hash their octets as byte slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    src: u128,
+    dst: u128,
+    ports: u32,
+}
+
+impl FlowKey {
+    #[inline]
+    fn new(src: SocketAddr, dst: SocketAddr) -> FlowKey {
+        // IPv4 addresses as IPv4-mapped IPv6 ones: one address space, no collisions.
+        let ip = |a: SocketAddr| match a.ip() {
+            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        FlowKey { src: ip(src), dst: ip(dst), ports: u32::from(src.port()) << 16 | u32::from(dst.port()) }
+    }
+}
+
 /// What the flow map holds for a 5-tuple.
 #[derive(Debug, Clone, Copy)]
 enum FlowEntry {
@@ -132,7 +153,7 @@ pub trait SenderHosts {
 #[derive(Debug)]
 pub struct MediaTable {
     addrs: FxHashMap<SocketAddr, Address>,
-    flows: FxHashMap<(SocketAddr, SocketAddr), FlowEntry>,
+    flows: FxHashMap<FlowKey, FlowEntry>,
     /// Changes whenever a claim is added or removed: ambiguity markers of older epochs are
     /// looked at again.
     epoch: u64,
@@ -164,7 +185,7 @@ impl MediaTable {
     /// The per-packet lookup: one hash of the 5-tuple.
     #[inline]
     pub fn flow(&self, src: SocketAddr, dst: SocketAddr) -> Flow {
-        match self.flows.get(&(src, dst)) {
+        match self.flows.get(&FlowKey::new(src, dst)) {
             Some(FlowEntry::Owned(o)) => Flow::Owned(*o),
             Some(FlowEntry::Ambiguous(epoch)) if *epoch == self.epoch => Flow::Ambiguous,
             _ => Flow::Miss,
@@ -220,24 +241,24 @@ impl MediaTable {
 
     /// Remembers that the flow `src -> dst` belongs to `owner`.
     pub fn insert_flow(&mut self, src: SocketAddr, dst: SocketAddr, owner: MediaOwner) {
-        if let Some(FlowEntry::Ambiguous(_)) = self.flows.insert((src, dst), FlowEntry::Owned(owner)) {
+        if let Some(FlowEntry::Ambiguous(_)) = self.flows.insert(FlowKey::new(src, dst), FlowEntry::Owned(owner)) {
             self.markers -= 1;
         }
     }
 
     /// Forgets the flow `src -> dst` if `call` owns it.
     pub fn remove_flow(&mut self, src: SocketAddr, dst: SocketAddr, call: CallRef) {
-        if let Some(FlowEntry::Owned(o)) = self.flows.get(&(src, dst))
+        if let Some(FlowEntry::Owned(o)) = self.flows.get(&FlowKey::new(src, dst))
             && o.call == call
         {
-            self.flows.remove(&(src, dst));
+            self.flows.remove(&FlowKey::new(src, dst));
         }
     }
 
     /// A newer announcement of both ends of `src -> dst` by `owner.call`: an existing flow of
     /// another call moves to it. Returns whether one did.
     pub fn claim_flow(&mut self, src: SocketAddr, dst: SocketAddr, owner: MediaOwner) -> bool {
-        match self.flows.get_mut(&(src, dst)) {
+        match self.flows.get_mut(&FlowKey::new(src, dst)) {
             Some(FlowEntry::Owned(o)) if o.call != owner.call => {
                 *o = MediaOwner { learned: false, ..owner };
                 true
@@ -254,7 +275,7 @@ impl MediaTable {
             a.last_ambiguous = Some(now);
         }
         let epoch = self.epoch;
-        if let Some(FlowEntry::Ambiguous(e)) = self.flows.get_mut(&(src, dst)) {
+        if let Some(FlowEntry::Ambiguous(e)) = self.flows.get_mut(&FlowKey::new(src, dst)) {
             *e = epoch;
             return;
         }
@@ -266,7 +287,7 @@ impl MediaTable {
                 return;
             }
         }
-        if self.flows.insert((src, dst), FlowEntry::Ambiguous(epoch)).is_none() {
+        if self.flows.insert(FlowKey::new(src, dst), FlowEntry::Ambiguous(epoch)).is_none() {
             self.markers += 1;
         }
     }
