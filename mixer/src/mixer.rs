@@ -430,6 +430,9 @@ impl EventSink for Mixer {
         let verdict = if kind == PtKind::Event {
             stream.observe_event(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
         } else {
+            if kind != PtKind::ComfortNoise && stream.audio_pt.is_none() {
+                stream.audio_pt = Some(m.pt & 0x7f);
+            }
             stream.observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
         };
         if verdict == SeqVerdict::Duplicate {

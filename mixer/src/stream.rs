@@ -53,7 +53,8 @@ pub struct StreamStats {
     pub event_packets: u64,
     /// Telephone events (distinct event timestamps) carried.
     pub events: u64,
-    /// Payload type of the first audio (non-event) packet: the stream's codec.
+    /// Payload type of the first audio packet (not an event, not comfort noise): the stream's
+    /// codec. Set by the caller, which knows what payload types mean.
     pub audio_pt: Option<u8>,
     /// Where the stream's first audio packet was placed: its capture time, RTP timestamp and
     /// frame in the recording (how this stream was aligned with the other party's).
@@ -128,9 +129,6 @@ impl StreamStats {
     pub fn observe(&mut self, seq: u16, rtp_ts: u32, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
         let verdict = self.account(seq, pt, time, payload_len);
         if verdict != SeqVerdict::Duplicate {
-            if self.audio_pt.is_none() {
-                self.audio_pt = Some(pt & 0x7f);
-            }
             // RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units.
             let arrival = (i128::from(time.0) * i128::from(self.clock) / 1_000_000_000) as i64;
             let transit = arrival.wrapping_sub(i64::from(rtp_ts));
@@ -398,7 +396,6 @@ mod tests {
         assert_eq!((st.packets, st.event_packets, st.events), (30, 6, 1));
         assert_eq!(st.lost(), 0);
         assert!(st.jitter_ms() < 1e-9, "{}", st.jitter_ms());
-        assert_eq!(st.audio_pt, Some(0));
         assert!(!st.is_event_stream());
         // A stream of events alone, two key presses.
         let mut ev = s(500);
@@ -406,7 +403,7 @@ mod tests {
             ev.observe_event(500 + i, ts, 101, t(i64::from(i)), 4);
         }
         assert!(ev.is_event_stream());
-        assert_eq!((ev.events, ev.audio_pt), (2, None));
+        assert_eq!(ev.events, 2);
     }
 
     #[test]
