@@ -64,6 +64,9 @@ struct Args {
     /// one unanswered, both codecs.
     #[arg(long)]
     mix: bool,
+    /// Keep at most this many bytes of each frame (as `tcpdump -s N`).
+    #[arg(long)]
+    snaplen: Option<u32>,
     /// Output capture file.
     #[arg(long)]
     out: PathBuf,
@@ -161,6 +164,8 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         keep_payloads: false,
         tunnel: None,
         fragmentation: None,
+        capture_stalls: Vec::new(),
+        snaplen: args.snaplen,
     };
     scenario.validate()?;
     Ok(scenario)
