@@ -573,9 +573,13 @@ impl EventSink for Mixer {
                         DropCause::Queue => c.capture_drops += packets,
                         DropCause::Kernel => c.kernel_drops += packets,
                         DropCause::Limit => c.limit_sheds += packets,
+                        // Cut RTP reaches the mixer with what was captured of it.
+                        DropCause::Snaplen => {}
                     }
                 }
             }
+            // Encrypted media is not told apart yet.
+            CallEvent::Encrypted { .. } => {}
             CallEvent::Ended { call, info } => self.end(call, &info),
         }
     }
