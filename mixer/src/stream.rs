@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use capture::Timestamp;
 
+use crate::edits::StreamEdits;
+
 /// How far back duplicate detection remembers sequence numbers.
 const DUP_WINDOW: u32 = 64;
 /// A forward jump larger than this restarts the sequence (RFC 3550 A.1 `MAX_DROPOUT`): the
@@ -53,6 +55,8 @@ pub struct StreamStats {
     pub first: Timestamp,
     /// Last packet's capture time.
     pub last: Timestamp,
+    /// What placing this stream's audio took: anchors, slips, gaps.
+    pub edits: StreamEdits,
     base_seq: u32,
     max_seq: u32,
     /// Bit k set: sequence number `max_seq - k` was received.
@@ -92,6 +96,7 @@ impl StreamStats {
             restarts: 0,
             first: time,
             last: time,
+            edits: StreamEdits::default(),
             base_seq: ext,
             max_seq: ext.wrapping_sub(1),
             seen: 0,
