@@ -381,10 +381,21 @@ pub(crate) fn finish_call(
             callee_packets: o.packets[1],
         })
         .collect();
-    for o in other_media.iter().filter(|o| o.caller_packets + o.callee_packets > 0) {
+    // One note per kind of media, both parties' lines together.
+    let mut kinds: Vec<(&str, &str, &str, u64, u64)> = Vec::new();
+    for o in &other_media {
+        match kinds.iter_mut().find(|k| k.0 == o.kind) {
+            Some(k) => {
+                k.3 += o.caller_packets;
+                k.4 += o.callee_packets;
+            }
+            None => kinds.push((&o.kind, &o.protocol, &o.format, o.caller_packets, o.callee_packets)),
+        }
+    }
+    for (kind, proto, format, caller, callee) in kinds.into_iter().filter(|k| k.3 + k.4 > 0) {
         notes.push(format!(
-            "the call carried {} media ({} {}, {} packets from the caller, {} from the callee), which is not recorded",
-            o.kind, o.protocol, o.format, o.caller_packets, o.callee_packets
+            "the call carried {kind} media ({proto} {format}, {caller} packets from the caller, {callee} from the \
+             callee), which is not recorded"
         ));
     }
     let other_packets: u64 = other_media.iter().map(|o| o.caller_packets + o.callee_packets).sum();
