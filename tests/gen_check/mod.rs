@@ -257,7 +257,7 @@ pub fn ns_of(rfc: &Value) -> i64 {
 
 /// Where the record says a packet of a stream went: its anchor (the last one set by a packet
 /// captured at or before it) plus the slips before it.
-fn placed_frame(placement: &Value, ts: u32, capture_ns: i64) -> i64 {
+pub fn placed_frame(placement: &Value, ts: u32, capture_ns: i64) -> i64 {
     let anchors = placement["anchors"].as_array().unwrap();
     let a = anchors.iter().rev().find(|a| ns_of(&a["at"]) <= capture_ns).unwrap_or(&anchors[0]);
     let mut pos =
