@@ -144,6 +144,8 @@ struct Floor {
     block: Option<i64>,
     block_min: i64,
     mins: [i64; WINDOW],
+    /// The minimum of `mins` (kept: read for every packet).
+    window_min: i64,
     len: usize,
     next: usize,
     blocks: u32,
@@ -158,6 +160,7 @@ impl Floor {
             block: None,
             block_min: i64::MAX,
             mins: [i64::MAX; WINDOW],
+            window_min: i64::MAX,
             len: 0,
             next: 0,
             blocks: 0,
@@ -169,7 +172,7 @@ impl Floor {
 
     /// The floor now: the window's minimum and the open block's (`None` before any sample).
     fn current(&self) -> Option<i64> {
-        self.block.map(|_| self.mins[..self.len].iter().copied().fold(self.block_min, i64::min))
+        self.block.map(|_| self.window_min.min(self.block_min))
     }
 
     /// One transit sample; true when it closed a block (the drift may have changed).
@@ -200,6 +203,7 @@ impl Floor {
         self.len = (self.len + 1).min(WINDOW);
         self.blocks += 1;
         let f = self.mins[..self.len].iter().copied().fold(i64::MAX, i64::min);
+        self.window_min = f;
         let at = (block + 1) << BLOCK_SHIFT;
         match self.reference {
             None if self.blocks as usize >= WINDOW => self.reference = Some((f, at)),
@@ -289,6 +293,11 @@ impl Clock {
             (None, Some(p)) => Some((p.lead, p.n)),
             (None, None) => self.last_mapping,
         }
+    }
+
+    /// Whether this side has a mapping of its own (its next timebase continues it).
+    pub(crate) fn has_mapping(&self) -> bool {
+        self.tb.is_some() || self.probation.is_some() || self.last_mapping.is_some()
     }
 
     /// This side's drift so far (frames), net of the silence inserted; `None` before its

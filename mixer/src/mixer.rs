@@ -163,7 +163,8 @@ impl CallMix {
             written: tl.map_or(0, |t| t.written() as i64),
             high: self.sides[si].high,
             max_skew,
-            other: self.sides[1 - si].clock.mapping(),
+            // Only a side without a mapping of its own starts from the other one's.
+            other: if self.sides[si].clock.has_mapping() { None } else { self.sides[1 - si].clock.mapping() },
             rebase: (tl.is_none_or(|t| t.end() == 0) && self.sides.iter().all(|s| s.high == 0))
                 .then(|| self.sides[1 - si].clock.held_start()),
         }
