@@ -227,13 +227,8 @@ fn zrtp_call_is_not_written_as_audio() {
     assert_eq!(calls.len(), 1, "{}", text(&out));
     let rec = calls[0];
     // ZRTP packets on the media port (no a=zrtp-hash in this capture's SDP) key both directions.
-    let enc: Vec<(&str, &str)> = rec["encrypted"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["side"].as_str().unwrap(), e["encryption"].as_str().unwrap()))
-        .collect();
-    assert_eq!(enc, vec![("caller", "ZRTP"), ("callee", "ZRTP")]);
+    let zrtp = |side: &str| (side.to_owned(), "ZRTP".to_owned());
+    assert_eq!(common::encrypted_parties(rec), vec![zrtp("caller"), zrtp("callee")]);
     assert!(rec["audio"].is_null(), "no audio file: {}", rec["audio"]);
     assert!(common::files(&out_dir.path().join("archive")).iter().all(|f| !f.ends_with(".wav")));
     assert_eq!(rec["capture_complete"], false);

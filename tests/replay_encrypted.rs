@@ -34,13 +34,8 @@ fn encrypted_calls_have_no_audio_and_say_why() {
             let ctx = format!("{name} ({layout})");
             let rec = &r.record(&t.call_id).value;
             assert!(rec["audio"].is_null(), "{ctx}: no audio: {}", rec["audio"]);
-            let enc: Vec<(&str, &str)> = rec["encrypted"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| (e["side"].as_str().unwrap(), e["encryption"].as_str().unwrap()))
-                .collect();
-            assert_eq!(enc, vec![("caller", *name), ("callee", *name)], "{ctx}");
+            let party = |side: &str| (side.to_owned(), (*name).to_owned());
+            assert_eq!(common::encrypted_parties(rec), vec![party("caller"), party("callee")], "{ctx}");
             let packets: u64 =
                 rec["encrypted"].as_array().unwrap().iter().map(|e| e["packets"].as_u64().unwrap()).sum();
             assert_eq!(packets, u64::from(t.caller.packets_sent + t.callee.packets_sent), "{ctx}: none recorded");
