@@ -33,8 +33,10 @@
 //! * **Timebase discontinuities.** A packet whose timestamp puts it more than `max_skew` ahead
 //!   of what its arrival allows starts a new timebase (a timestamp jump, a sequence restart). One
 //!   more than `max_skew` behind is placed by its timestamp while its place is open (a burst
-//!   after a stall); once it is late, packets arriving at their normal pace with the same offset
-//!   for [`BEHIND_PACE`] confirm a sender whose timestamps went back, and a new timebase starts.
+//!   after a stall). Once its place is written it is held with the packets after it: if they
+//!   keep the same offset at their normal pace for [`BEHIND_PACE`] the sender's timestamps went
+//!   back (a clock reset without a new SSRC) and they start a new timebase, nothing lost; if the
+//!   offset shrinks (a burst catching up) they were late, and are logged so.
 //!
 //! Sans-IO and clock-free: every input is a packet's capture time in frames since the call's
 //! origin; the caller places the samples.
@@ -114,6 +116,9 @@ pub(crate) enum Route {
     /// The anchor is chosen: place every held packet ([`Clock::take_held`]), this one
     /// included. The call's origin moves this many frames later (0 unless `Env::rebase`).
     Release(i64),
+    /// The packets held as suspects were late after all ([`Clock::take_rejected`]); route
+    /// this one again.
+    Reject,
 }
 
 /// A packet held aside during a probation.
@@ -136,6 +141,9 @@ struct Probation {
     /// The mapping the timebase continues: lead and drift.
     lead: i64,
     n: i64,
+    /// Held because they are behind the current timebase by a discontinuity and late for it:
+    /// (capture frame, transit) of the first. The timebase is kept until the decision.
+    suspect: Option<(i64, i64)>,
 }
 
 /// The least-transit tracker of one timebase.
@@ -273,8 +281,6 @@ pub(crate) struct Clock {
     n_base: i64,
     /// Silence to insert at the next chance.
     pending: i64,
-    /// A late packet behind by a discontinuity-sized offset: (capture frame, transit).
-    behind: Option<(i64, i64)>,
     /// A block closed since the last look: the drift may have changed.
     block_closed: bool,
     /// The mapping of the last timebase that ended (lead, drift), for the next one to continue.
@@ -378,11 +384,13 @@ impl Clock {
             self.n_base += tb.floor.drift - tb.inserted;
         }
         self.pending = 0;
-        self.behind = None;
     }
 
     /// Routes one audio packet. `payload` is copied aside when the packet is held.
     pub(crate) fn arrive(&mut self, p: Pkt, payload: &[u8], env: &Env, log: &mut StreamEdits) -> Route {
+        if let Some(route) = self.suspect(p, env) {
+            return route;
+        }
         if self.probation.is_some() {
             return self.hold(p, payload, env, log);
         }
@@ -401,23 +409,54 @@ impl Clock {
         }
         let pos = tb.pos(ext);
         if transit > floor + env.max_skew && pos + p.len <= env.written {
-            if p.in_order {
-                match self.behind {
-                    Some((since, t)) if (transit - t).abs() <= BEHIND_TOLERANCE && p.now - since >= BEHIND_PACE => {
-                        self.end_timebase();
-                        self.begin(AnchorReason::TimestampsBack, p.now, env);
-                        return self.hold(p, payload, env, log);
-                    }
-                    Some((_, t)) if (transit - t).abs() <= BEHIND_TOLERANCE => {}
-                    _ => self.behind = Some((p.now, transit)),
-                }
+            if !p.in_order {
+                return Route::Late(pos);
             }
-            return Route::Late(pos);
-        }
-        if p.in_order {
-            self.behind = None;
+            // Behind by a discontinuity and too late for its place: a burst after a stall, or
+            // timestamps that went back. Held until the packets after it tell which.
+            self.begin(AnchorReason::TimestampsBack, p.now, env);
+            if let Some(pr) = self.probation.as_mut() {
+                pr.suspect = Some((p.now, transit));
+            }
+            return self.hold(p, payload, env, log);
         }
         Route::Place(self.account(p, ext, log))
+    }
+
+    /// While packets behind by a discontinuity are held: `Some` route when this packet
+    /// decides (or is part of) it, `None` to route it normally.
+    fn suspect(&mut self, p: Pkt, env: &Env) -> Option<Route> {
+        let pr = self.probation.as_ref()?;
+        let (since, t0) = pr.suspect?;
+        let tb = self.tb.as_ref()?;
+        let ext = tb.ext(p.ts);
+        let transit = p.now - ext;
+        let placeable = tb.pos(ext) + p.len > env.written;
+        if p.in_order && ((transit - t0).abs() > BEHIND_TOLERANCE || placeable || pr.held.len() >= PROBATION_PACKETS) {
+            // Not the same offset any more (a burst catching up, or back to normal): the held
+            // packets were late after all.
+            return Some(Route::Reject);
+        }
+        if p.in_order && p.now - since >= BEHIND_PACE {
+            // Arriving at their normal pace with the same offset: the timestamps went back.
+            self.end_timebase();
+            if let Some(pr) = self.probation.as_mut() {
+                pr.suspect = None;
+            }
+        }
+        None
+    }
+
+    /// Whether the held packets are suspects (see [`Clock::take_rejected`]).
+    pub(crate) fn suspecting(&self) -> bool {
+        self.probation.as_ref().is_some_and(|p| p.suspect.is_some())
+    }
+
+    /// The packets held as suspects, and where the timebase they turned out to belong to puts
+    /// them (their place is written: they are late).
+    pub(crate) fn take_rejected(&mut self) -> Vec<(i64, i64)> {
+        let (Some(tb), Some(p)) = (self.tb.as_ref(), self.probation.take()) else { return Vec::new() };
+        p.held.iter().map(|h| (tb.pos(tb.ext(h.pkt.ts)), h.pkt.len)).collect()
     }
 
     /// The timebase's bookkeeping for a packet placed at its timestamp; returns its position.
@@ -483,6 +522,7 @@ impl Clock {
         p.provisional = (now + lead - PROBATION_SPAN).max(env.written);
         p.lead = lead;
         p.n = n;
+        p.suspect = None;
         self.probation = Some(p);
     }
 
@@ -496,9 +536,10 @@ impl Clock {
         p.held.push(Held { pkt, ext, start: p.bytes.len() });
         p.bytes.extend_from_slice(payload);
         let first = p.held.iter().map(|h| h.ext).min().unwrap_or(0);
-        let done = p.held.len() >= PROBATION_PACKETS
-            || p.bytes.len() >= PROBATION_BYTES
-            || p.ext_last - first >= PROBATION_SPAN;
+        let done = p.suspect.is_none()
+            && (p.held.len() >= PROBATION_PACKETS
+                || p.bytes.len() >= PROBATION_BYTES
+                || p.ext_last - first >= PROBATION_SPAN);
         if done { Route::Release(self.release(env, log)) } else { Route::Held }
     }
 
@@ -606,6 +647,8 @@ mod tests {
         start_ms: f64,
         delay: Box<dyn FnMut(u32) -> f64>,
         stall: Option<(f64, f64)>,
+        /// From this packet on, the sender's timestamps are 40 s lower (a clock reset).
+        ts_back_at: Option<u32>,
     }
 
     #[derive(Default)]
@@ -677,40 +720,52 @@ mod tests {
             let pkt = Pkt {
                 time: Timestamp(at),
                 now: (at - sim.origin) / 125_000,
-                ts: ts0[i].wrapping_add(k * 160),
+                ts: ts0[i].wrapping_add(k * 160).wrapping_sub(match paths[i].ts_back_at {
+                    Some(at) if k >= at => 320_000,
+                    _ => 0,
+                }),
                 seq: k as u16,
                 marker: k == 0,
                 in_order: true,
                 len: 160,
                 law: Law::Ulaw,
             };
-            let env = Env {
-                written: sim.written,
-                high: sim.parties[i].high,
-                max_skew: 8000,
-                other: sim.parties[1 - i].clock.mapping(),
-                rebase: sim.parties.iter().all(|p| p.high == 0).then(|| sim.parties[1 - i].clock.held_start()),
-            };
-            let p = &mut sim.parties[i];
-            let route = p.clock.arrive(pkt, &[0u8; 160], &env, &mut p.edits);
-            match route {
-                Route::Place(pos) => sim.put(i, k as usize, pos, 160),
-                Route::Late(pos) => {
-                    sim.parties[i].edits.late(pos, 160);
-                    sim.parties[i].pos[k as usize] = None;
-                }
-                Route::Held => {}
-                Route::Release(rebase) => {
-                    sim.origin += rebase * 125_000;
-                    sim.parties[1 - i].clock.rebase(rebase);
-                    let p = &mut sim.parties[i];
-                    let (held, _) = p.clock.take_held().unwrap();
-                    for h in &held {
+            loop {
+                let env = Env {
+                    written: sim.written,
+                    high: sim.parties[i].high,
+                    max_skew: 8000,
+                    other: sim.parties[1 - i].clock.mapping(),
+                    rebase: sim.parties.iter().all(|p| p.high == 0).then(|| sim.parties[1 - i].clock.held_start()),
+                };
+                let p = &mut sim.parties[i];
+                match p.clock.arrive(pkt, &[0u8; 160], &env, &mut p.edits) {
+                    Route::Place(pos) => sim.put(i, k as usize, pos, 160),
+                    Route::Late(pos) => {
+                        sim.parties[i].edits.late(pos, 160);
+                        sim.parties[i].pos[k as usize] = None;
+                    }
+                    Route::Held => {}
+                    Route::Release(rebase) => {
+                        sim.origin += rebase * 125_000;
+                        sim.parties[1 - i].clock.rebase(rebase);
                         let p = &mut sim.parties[i];
-                        let pos = p.clock.place_held(h, &mut p.edits);
-                        sim.put(i, h.pkt.seq as usize, pos, 160);
+                        let (held, _) = p.clock.take_held().unwrap();
+                        for h in &held {
+                            let p = &mut sim.parties[i];
+                            let pos = p.clock.place_held(h, &mut p.edits);
+                            sim.put(i, h.pkt.seq as usize, pos, 160);
+                        }
+                    }
+                    Route::Reject => {
+                        let p = &mut sim.parties[i];
+                        for (pos, len) in p.clock.take_rejected() {
+                            p.edits.late(pos, len);
+                        }
+                        continue;
                     }
                 }
+                break;
             }
             if sim.parties[i].clock.take_block_closed() {
                 let [a, b] = &mut sim.parties;
@@ -747,12 +802,16 @@ mod tests {
     /// its least delayed early packets put it.
     fn assert_untouched(parties: &[Party; 2]) {
         for (i, p) in parties.iter().enumerate() {
-            assert!(p.edits.slips.is_empty(), "party {i}: {:?}", &p.edits.slips[..p.edits.slips.len().min(5)]);
-            assert_eq!(p.edits.late_samples, 0, "party {i}");
-            let first = p.pos[0].unwrap();
-            for (k, pos) in p.pos.iter().enumerate() {
-                assert_eq!(*pos, Some(first + 160 * k as i64), "party {i} packet {k}");
-            }
+            assert_party_untouched(i, p);
+        }
+    }
+
+    fn assert_party_untouched(i: usize, p: &Party) {
+        assert!(p.edits.slips.is_empty(), "party {i}: {:?}", &p.edits.slips[..p.edits.slips.len().min(5)]);
+        assert_eq!(p.edits.late_samples, 0, "party {i}");
+        let first = p.pos[0].unwrap();
+        for (k, pos) in p.pos.iter().enumerate() {
+            assert_eq!(*pos, Some(first + 160 * k as i64), "party {i} packet {k}");
         }
     }
 
@@ -762,13 +821,13 @@ mod tests {
         let n = 30_000;
         for seed in 1..4 {
             let mut paths = [
-                Path { ppm: 0.0, start_ms: 20.0, delay: uniform(seed, 60.0), stall: None },
-                Path { ppm: 0.0, start_ms: 0.0, delay: uniform(seed + 100, 60.0), stall: None },
+                Path { ppm: 0.0, start_ms: 20.0, delay: uniform(seed, 60.0), stall: None, ts_back_at: None },
+                Path { ppm: 0.0, start_ms: 0.0, delay: uniform(seed + 100, 60.0), stall: None, ts_back_at: None },
             ];
             assert_untouched(&run(&mut paths, n, 5600));
             let mut paths = [
-                Path { ppm: 0.0, start_ms: 20.0, delay: bursty(seed), stall: None },
-                Path { ppm: 0.0, start_ms: 0.0, delay: bursty(seed + 100), stall: None },
+                Path { ppm: 0.0, start_ms: 20.0, delay: bursty(seed), stall: None, ts_back_at: None },
+                Path { ppm: 0.0, start_ms: 0.0, delay: bursty(seed + 100), stall: None, ts_back_at: None },
             ];
             assert_untouched(&run(&mut paths, n, 5600));
         }
@@ -778,8 +837,8 @@ mod tests {
     fn a_common_clock_offset_needs_no_correction() {
         // Both senders 400 ppm fast against the capture clock (or the capture clock slow).
         let mut paths = [
-            Path { ppm: 400.0, start_ms: 20.0, delay: uniform(7, 30.0), stall: None },
-            Path { ppm: 400.0, start_ms: 0.0, delay: uniform(8, 30.0), stall: None },
+            Path { ppm: 400.0, start_ms: 20.0, delay: uniform(7, 30.0), stall: None, ts_back_at: None },
+            Path { ppm: 400.0, start_ms: 0.0, delay: uniform(8, 30.0), stall: None, ts_back_at: None },
         ];
         assert_untouched(&run(&mut paths, 30_000, 5600));
     }
@@ -804,8 +863,8 @@ mod tests {
     fn drift_is_followed_by_silence_in_the_slower_party_only() {
         for (ppm_a, ppm_b) in [(300.0, -300.0), (-50.0, 50.0), (0.0, 300.0)] {
             let mut paths = [
-                Path { ppm: ppm_a, start_ms: 20.0, delay: uniform(3, 20.0), stall: None },
-                Path { ppm: ppm_b, start_ms: 0.0, delay: uniform(4, 20.0), stall: None },
+                Path { ppm: ppm_a, start_ms: 20.0, delay: uniform(3, 20.0), stall: None, ts_back_at: None },
+                Path { ppm: ppm_b, start_ms: 0.0, delay: uniform(4, 20.0), stall: None, ts_back_at: None },
             ];
             let parties = run(&mut paths, 30_000, 5600);
             let slower = if ppm_a < ppm_b { 0 } else { 1 };
@@ -840,8 +899,14 @@ mod tests {
     fn a_stall_of_one_party_is_kept_up_to_the_hold_and_recorded_beyond() {
         for (stall_ms, kept) in [(500.0, true), (3000.0, false), (10_000.0, false)] {
             let mut paths = [
-                Path { ppm: 0.0, start_ms: 20.0, delay: uniform(5, 5.0), stall: Some((20_000.0, 20_000.0 + stall_ms)) },
-                Path { ppm: 0.0, start_ms: 0.0, delay: uniform(6, 5.0), stall: None },
+                Path {
+                    ppm: 0.0,
+                    start_ms: 20.0,
+                    delay: uniform(5, 5.0),
+                    stall: Some((20_000.0, 20_000.0 + stall_ms)),
+                    ts_back_at: None,
+                },
+                Path { ppm: 0.0, start_ms: 0.0, delay: uniform(6, 5.0), stall: None, ts_back_at: None },
             ];
             let parties = run(&mut paths, 3000, 5600);
             if kept {
@@ -867,11 +932,49 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_that_go_back_start_a_new_timebase_and_lose_nothing() {
+        let mut paths = [
+            Path { ppm: 0.0, start_ms: 20.0, delay: uniform(9, 10.0), stall: None, ts_back_at: Some(1500) },
+            Path { ppm: 0.0, start_ms: 0.0, delay: uniform(10, 10.0), stall: None, ts_back_at: None },
+        ];
+        let parties = run(&mut paths, 3000, 5600);
+        let p = &parties[0];
+        assert_eq!(p.edits.late_samples, 0);
+        let reasons: Vec<AnchorReason> = p.edits.anchors.iter().map(|a| a.reason).collect();
+        assert_eq!(reasons, vec![AnchorReason::Start, AnchorReason::TimestampsBack]);
+        let first = p.pos[0].unwrap();
+        for (k, pos) in p.pos.iter().enumerate() {
+            // Before the reset exactly in place; after it, where capture time puts it (within
+            // the jitter of the new anchor), never over the audio before it.
+            let want = first + 160 * k as i64;
+            let pos = pos.unwrap_or_else(|| panic!("packet {k} placed"));
+            if k < 1500 {
+                assert_eq!(pos, want, "packet {k}");
+            } else {
+                assert!((pos - want).abs() <= 80, "packet {k} at {pos}, {want} by capture time");
+            }
+        }
+        assert_party_untouched(1, &parties[1]);
+    }
+
+    #[test]
     fn a_stall_of_the_whole_capture_loses_nothing() {
         for stall_ms in [500.0, 1500.0, 3000.0, 10_000.0] {
             let mut paths = [
-                Path { ppm: 0.0, start_ms: 20.0, delay: uniform(5, 5.0), stall: Some((20_000.0, 20_000.0 + stall_ms)) },
-                Path { ppm: 0.0, start_ms: 0.0, delay: uniform(6, 5.0), stall: Some((20_000.0, 20_000.0 + stall_ms)) },
+                Path {
+                    ppm: 0.0,
+                    start_ms: 20.0,
+                    delay: uniform(5, 5.0),
+                    stall: Some((20_000.0, 20_000.0 + stall_ms)),
+                    ts_back_at: None,
+                },
+                Path {
+                    ppm: 0.0,
+                    start_ms: 0.0,
+                    delay: uniform(6, 5.0),
+                    stall: Some((20_000.0, 20_000.0 + stall_ms)),
+                    ts_back_at: None,
+                },
             ];
             assert_untouched(&run(&mut paths, 3000, 5600));
         }

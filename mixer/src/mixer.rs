@@ -206,6 +206,14 @@ impl CallMix {
         side.current.edits.late(pos, len);
     }
 
+    /// Side `si`'s held suspects were late after all.
+    fn reject(&mut self, si: usize, stats: &mut MixerStats) {
+        let rejected = self.sides[si].clock.take_rejected();
+        for (pos, len) in rejected {
+            self.late(si, pos, len, stats);
+        }
+    }
+
     /// Side `si`'s clock chose its anchor: moves the origin if asked, then places every held
     /// packet.
     fn release(
@@ -279,6 +287,11 @@ impl CallMix {
         }
         if self.timeline.is_none() || self.write_error.is_some() {
             self.sides[si].clock.discard_held();
+            return Ok(());
+        }
+        if self.sides[si].clock.suspecting() {
+            // Undecided when the stream ended: late under the timebase they were behind.
+            self.reject(si, stats);
             return Ok(());
         }
         let env = self.env(si, max_skew);
@@ -517,16 +530,22 @@ impl EventSink for Mixer {
             len: payload.len() as i64,
             law,
         };
-        let env = call.env(si, self.cfg.max_skew_frames);
-        let side = &mut call.sides[si];
-        let route = side.clock.arrive(pkt, payload, &env, &mut side.current.edits);
         let before = call.timeline.as_ref().map_or(0, Timeline::written);
         let mut result = Ok(());
-        match route {
-            Route::Place(pos) => result = call.put(si, pos, payload, law, &mut self.stats, &mut self.scratch),
-            Route::Late(pos) => call.late(si, pos, pkt.len, &mut self.stats),
-            Route::Held => {}
-            Route::Release(rebase) => result = call.release(si, rebase, &mut self.stats, &mut self.scratch),
+        loop {
+            let env = call.env(si, self.cfg.max_skew_frames);
+            let side = &mut call.sides[si];
+            match side.clock.arrive(pkt, payload, &env, &mut side.current.edits) {
+                Route::Place(pos) => result = call.put(si, pos, payload, law, &mut self.stats, &mut self.scratch),
+                Route::Late(pos) => call.late(si, pos, pkt.len, &mut self.stats),
+                Route::Held => {}
+                Route::Release(rebase) => result = call.release(si, rebase, &mut self.stats, &mut self.scratch),
+                Route::Reject => {
+                    call.reject(si, &mut self.stats);
+                    continue;
+                }
+            }
+            break;
         }
         if call.sides[si].clock.take_block_closed() {
             call.balance(tl_cfg.hold());
