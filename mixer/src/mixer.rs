@@ -316,21 +316,25 @@ impl CallMix {
         Ok(())
     }
 
-    /// `side`'s RTP is encrypted: nothing more of it is recorded, and what is not written yet
-    /// is dropped.
-    fn encrypt(&mut self, side: Side, security: MediaSecurity, time: Timestamp) {
+    /// `side`'s RTP is encrypted: nothing more of it is recorded. What it sent before (in the
+    /// clear: a ZRTP handshake precedes the encryption, an SDP the media) is kept.
+    fn encrypt(
+        &mut self,
+        side: Side,
+        security: MediaSecurity,
+        time: Timestamp,
+        env: (i64, &mut MixerStats, &mut Vec<u8>),
+    ) {
         let si = side.index();
         if self.sides[si].encrypted.is_some() {
             return;
         }
-        let written = self.timeline.as_ref().map_or(0, |t| t.written() as i64);
-        let s = &mut self.sides[si];
-        let written_before = s.high.min(written).max(0) as u64;
-        s.encrypted = Some(Encrypted { security, since: time, written_before, packets: 0 });
-        s.clock.discard_held();
-        if let Some(tl) = self.timeline.as_mut() {
-            tl.clear_channel(si);
+        let (max_skew, stats, scratch) = env;
+        if let Err(e) = self.release_now(si, max_skew, stats, scratch) {
+            self.fail(&e, stats);
         }
+        let s = &mut self.sides[si];
+        s.encrypted = Some(Encrypted { security, since: time, clear_frames: s.high.max(0) as u64, packets: 0 });
     }
 
     /// Notes which parties the latest SDP lets send: a party that may not send is on hold,
@@ -610,7 +614,12 @@ impl EventSink for Mixer {
         match event {
             CallEvent::Started { call, info } => self.start(call, *info),
             CallEvent::Media { call, media } => {
-                let Some(c) = self.call_mut(call) else { return };
+                let max_skew = self.cfg.max_skew_frames;
+                let Some(c) =
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                else {
+                    return;
+                };
                 // Payload types are re-resolved for both directions after any new SDP.
                 for s in &mut c.sides {
                     s.kinds = [PtKind::Unresolved; 128];
@@ -621,16 +630,20 @@ impl EventSink for Mixer {
                 if let Some(security) = security {
                     // One media line keys both directions.
                     for side in [Side::Caller, Side::Callee] {
-                        c.encrypt(side, security, time);
+                        c.encrypt(side, security, time, (max_skew, &mut self.stats, &mut self.scratch));
                     }
                 }
             }
             CallEvent::Encrypted { call, side, security } => {
-                if let Some(c) = self.call_mut(call) {
-                    let time = c.sides[side.index()].current.last;
-                    for side in [Side::Caller, Side::Callee] {
-                        c.encrypt(side, security, time);
-                    }
+                let max_skew = self.cfg.max_skew_frames;
+                let Some(c) =
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                else {
+                    return;
+                };
+                let time = c.sides[side.index()].current.last;
+                for side in [Side::Caller, Side::Callee] {
+                    c.encrypt(side, security, time, (max_skew, &mut self.stats, &mut self.scratch));
                 }
             }
             CallEvent::Dropped { call, packets, cause } => {

@@ -188,7 +188,7 @@ pub(crate) fn finish_call(
                             let encrypted = [Side::Caller, Side::Callee].iter().any(|side| {
                                 let s = &mix.sides[side.index()];
                                 let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                                s.encrypted.is_some_and(|e| e.written_before == 0)
+                                s.encrypted.is_some_and(|e| e.clear_frames == 0)
                                     && name.contains(&format!(".{}.", side.as_str()))
                             });
                             if encrypted {
@@ -311,10 +311,11 @@ pub(crate) fn finish_call(
             incomplete.push(format!(
                 "the {}'s audio is encrypted (SRTP/ZRTP/DTLS-SRTP: {how}), not decryptable from the wire{}",
                 side.as_str(),
-                if e.written_before > 0 {
+                if e.clear_frames > 0 && audio.is_some() {
                     format!(
-                        "; only the first {:.3} s, sent in the clear before the encryption started, are recorded",
-                        e.written_before as f64 / 8000.0
+                        "; what it sent in the clear before the encryption started, up to {:.3} s into the \
+                         recording, is recorded",
+                        e.clear_frames as f64 / 8000.0
                     )
                 } else {
                     String::new()

@@ -32,9 +32,9 @@ pub(crate) struct Encrypted {
     pub(crate) security: MediaSecurity,
     /// When it was recognised.
     pub(crate) since: Timestamp,
-    /// Frames of this side's audio already written when it was recognised (audio sent in the
-    /// clear before a ZRTP handshake).
-    pub(crate) written_before: u64,
+    /// One past the last frame of this side's audio placed before it was recognised (audio
+    /// sent in the clear before a ZRTP handshake); 0 if none.
+    pub(crate) clear_frames: u64,
     /// Audio packets not recorded.
     pub(crate) packets: u64,
 }

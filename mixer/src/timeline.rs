@@ -207,20 +207,6 @@ impl Timeline {
         Ok(Placed { late_samples: skip as u32 })
     }
 
-    /// Forgets what `channel` holds that is not written yet (its audio turned out not to be
-    /// audio: encrypted media).
-    pub fn clear_channel(&mut self, channel: usize) {
-        let plane = &mut self.planes[channel];
-        let mut at = self.written;
-        while at < self.end {
-            let cell = (at & self.mask) as usize;
-            let take = (64 - cell % 64).min((self.end - at) as usize);
-            let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << (cell % 64) };
-            plane.filled[cell / 64] &= !mask;
-            at += take as u64;
-        }
-    }
-
     /// Declares every frame before `target` settled (no packet will be placed there any
     /// more); settled frames are written once there is a chunk of them.
     #[inline]
@@ -412,26 +398,6 @@ mod tests {
         let s = samples(&p);
         assert_eq!(s[159], [132, 0]);
         assert_eq!(s[160], [32256, 0]);
-    }
-
-    #[test]
-    fn a_cleared_channel_keeps_what_was_written_and_loses_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("t.wav");
-        let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
-        for k in 0..10u64 {
-            t.place(0, k * 160, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
-            t.place(1, k * 160, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
-        }
-        t.settle(1000, &mut s).unwrap();
-        let written = t.written() as usize;
-        assert!(written > 0 && written < 1600);
-        t.clear_channel(1);
-        assert_eq!(t.finish(&mut s).unwrap().frames, 1600);
-        let s = samples(&p);
-        assert!(s[..written].iter().all(|f| *f == [132, 132]));
-        assert!(s[written..].iter().all(|f| *f == [132, 0]));
     }
 
     #[test]
