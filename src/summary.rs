@@ -152,6 +152,15 @@ impl Summary {
             );
         }
         let m = &self.outcome.mixer;
+        if m.late_packets + m.slips + m.encrypted_packets > 0 {
+            println!(
+                "  audio: {} packets arrived too late to be placed, {} drift slips, {} encrypted packets not recorded \
+                 (each record says which party and where)",
+                thousands(m.late_packets),
+                thousands(m.slips),
+                thousands(m.encrypted_packets)
+            );
+        }
         if m.write_errors > 0 {
             println!(
                 "  warning: {} recordings are missing audio that could not be written (see the log)",
