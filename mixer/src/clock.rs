@@ -432,7 +432,8 @@ impl Clock {
         let ext = tb.ext(p.ts);
         let transit = p.now - ext;
         let placeable = tb.pos(ext) + p.len > env.written;
-        if p.in_order && ((transit - t0).abs() > BEHIND_TOLERANCE || placeable || pr.held.len() >= PROBATION_PACKETS) {
+        let full = pr.held.len() >= PROBATION_PACKETS || pr.bytes.len() >= PROBATION_BYTES;
+        if p.in_order && ((transit - t0).abs() > BEHIND_TOLERANCE || placeable || full) {
             // Not the same offset any more (a burst catching up, or back to normal): the held
             // packets were late after all.
             return Some(Route::Reject);
