@@ -16,8 +16,9 @@
 //!   2^13 frames (1.024 s) of RTP time, and its minimum over the last [`WINDOW`] blocks (8.2 s).
 //!   Network jitter only ever adds delay, so the floor moves with the sender's clock and with
 //!   nothing that lasts less than the window (bursty jitter, a capture stall). The floor's change
-//!   since the timebase's first window, slewed by at most [`SLEW`] frames per block (about 490
-//!   ppm), is the timebase's *drift*.
+//!   since the timebase's first window, slewed by at most [`SLEW`] frames per block (about 370
+//!   ppm), is the timebase's *drift*. (Network delay that rises and stays up for more than
+//!   about 30 s looks like a slower clock and is followed the same way.)
 //! * **Only relative drift is corrected, only by inserting silence.** Two parties whose clocks
 //!   run alike (even unlike the capture clock, as with tcpreplay at 2x) need nothing. When one
 //!   party's drift (carried over its timebases, minus the silence already inserted) exceeds the
@@ -50,8 +51,10 @@ use crate::timeline::Law;
 const BLOCK_SHIFT: u32 = 13;
 /// Blocks in the floor's window.
 pub(crate) const WINDOW: usize = 8;
-/// Largest change of the drift per block (frames): about 490 ppm.
-pub(crate) const SLEW: i64 = 4;
+/// Largest change of the drift per block (frames): about 370 ppm, above the ±300 ppm of
+/// real crystals. A lasting extra delay (congestion for longer than the window) moves the
+/// drift this slowly: it takes some 30 s of it to make a correction.
+pub(crate) const SLEW: i64 = 3;
 /// Relative drift (frames) corrected at the next silence: 8 ms.
 pub(crate) const SLIP_SOFT: i64 = 64;
 /// Relative drift (frames) corrected at the next packet: 16 ms.
@@ -832,6 +835,19 @@ mod tests {
             ];
             assert_untouched(&run(&mut paths, n, 5600));
         }
+    }
+
+    #[test]
+    fn twenty_seconds_of_congestion_are_not_drift() {
+        // One party's packets take 60 ms more for 20 s in the middle of ten minutes.
+        let mut r = Lcg(12);
+        let congested: Box<dyn FnMut(u32) -> f64> =
+            Box::new(move |k| if (5000..6000).contains(&k) { 60.0 } else { 0.0 } + 2.0 * r.next());
+        let mut paths = [
+            Path { ppm: 0.0, start_ms: 20.0, delay: congested, stall: None, ts_back_at: None },
+            Path { ppm: 0.0, start_ms: 0.0, delay: uniform(13, 2.0), stall: None, ts_back_at: None },
+        ];
+        assert_untouched(&run(&mut paths, 30_000, 5600));
     }
 
     #[test]
