@@ -780,6 +780,11 @@ mod tests {
         sim.parties
     }
 
+    /// A party with a true clock, starting at `start_ms`, its packets delayed by `delay`.
+    fn path(start_ms: f64, delay: Box<dyn FnMut(u32) -> f64>) -> Path {
+        Path { ppm: 0.0, start_ms, delay, stall: None, ts_back_at: None }
+    }
+
     fn uniform(seed: u64, max_ms: f64) -> Box<dyn FnMut(u32) -> f64> {
         let mut r = Lcg(seed);
         Box::new(move |_| r.next() * max_ms)
@@ -824,15 +829,9 @@ mod tests {
         // Ten minutes each, uniform jitter up to 60 ms and bursty jitter up to 60 ms.
         let n = 30_000;
         for seed in 1..4 {
-            let mut paths = [
-                Path { ppm: 0.0, start_ms: 20.0, delay: uniform(seed, 60.0), stall: None, ts_back_at: None },
-                Path { ppm: 0.0, start_ms: 0.0, delay: uniform(seed + 100, 60.0), stall: None, ts_back_at: None },
-            ];
+            let mut paths = [path(20.0, uniform(seed, 60.0)), path(0.0, uniform(seed + 100, 60.0))];
             assert_untouched(&run(&mut paths, n, 5600));
-            let mut paths = [
-                Path { ppm: 0.0, start_ms: 20.0, delay: bursty(seed), stall: None, ts_back_at: None },
-                Path { ppm: 0.0, start_ms: 0.0, delay: bursty(seed + 100), stall: None, ts_back_at: None },
-            ];
+            let mut paths = [path(20.0, bursty(seed)), path(0.0, bursty(seed + 100))];
             assert_untouched(&run(&mut paths, n, 5600));
         }
     }
@@ -845,7 +844,7 @@ mod tests {
             Box::new(move |k| if (5000..6000).contains(&k) { 60.0 } else { 0.0 } + 2.0 * r.next());
         let mut paths = [
             Path { ppm: 0.0, start_ms: 20.0, delay: congested, stall: None, ts_back_at: None },
-            Path { ppm: 0.0, start_ms: 0.0, delay: uniform(13, 2.0), stall: None, ts_back_at: None },
+            path(0.0, uniform(13, 2.0)),
         ];
         assert_untouched(&run(&mut paths, 30_000, 5600));
     }
@@ -916,14 +915,8 @@ mod tests {
     fn a_stall_of_one_party_is_kept_up_to_the_hold_and_recorded_beyond() {
         for (stall_ms, kept) in [(500.0, true), (3000.0, false), (10_000.0, false)] {
             let mut paths = [
-                Path {
-                    ppm: 0.0,
-                    start_ms: 20.0,
-                    delay: uniform(5, 5.0),
-                    stall: Some((20_000.0, 20_000.0 + stall_ms)),
-                    ts_back_at: None,
-                },
-                Path { ppm: 0.0, start_ms: 0.0, delay: uniform(6, 5.0), stall: None, ts_back_at: None },
+                Path { stall: Some((20_000.0, 20_000.0 + stall_ms)), ..path(20.0, uniform(5, 5.0)) },
+                path(0.0, uniform(6, 5.0)),
             ];
             let parties = run(&mut paths, 3000, 5600);
             if kept {
@@ -952,7 +945,7 @@ mod tests {
     fn timestamps_that_go_back_start_a_new_timebase_and_lose_nothing() {
         let mut paths = [
             Path { ppm: 0.0, start_ms: 20.0, delay: uniform(9, 10.0), stall: None, ts_back_at: Some(1500) },
-            Path { ppm: 0.0, start_ms: 0.0, delay: uniform(10, 10.0), stall: None, ts_back_at: None },
+            path(0.0, uniform(10, 10.0)),
         ];
         let parties = run(&mut paths, 3000, 5600);
         let p = &parties[0];
@@ -977,22 +970,9 @@ mod tests {
     #[test]
     fn a_stall_of_the_whole_capture_loses_nothing() {
         for stall_ms in [500.0, 1500.0, 3000.0, 10_000.0] {
-            let mut paths = [
-                Path {
-                    ppm: 0.0,
-                    start_ms: 20.0,
-                    delay: uniform(5, 5.0),
-                    stall: Some((20_000.0, 20_000.0 + stall_ms)),
-                    ts_back_at: None,
-                },
-                Path {
-                    ppm: 0.0,
-                    start_ms: 0.0,
-                    delay: uniform(6, 5.0),
-                    stall: Some((20_000.0, 20_000.0 + stall_ms)),
-                    ts_back_at: None,
-                },
-            ];
+            let stall = Some((20_000.0, 20_000.0 + stall_ms));
+            let mut paths =
+                [Path { stall, ..path(20.0, uniform(5, 5.0)) }, Path { stall, ..path(0.0, uniform(6, 5.0)) }];
             assert_untouched(&run(&mut paths, 3000, 5600));
         }
     }
