@@ -157,6 +157,7 @@ pub(crate) struct CallMix {
 
 impl CallMix {
     /// What side `si`'s clock needs to know about the call.
+    #[inline]
     fn env(&self, si: usize, max_skew: i64) -> Env {
         let tl = self.timeline.as_ref();
         Env {
@@ -250,6 +251,7 @@ impl CallMix {
     /// Frames settle once the slowest party sending has got past them by the reorder
     /// window, or once the leading party is further ahead than the hold bound: progress is
     /// RTP time, never capture time, so a stall or a faster replay changes nothing.
+    #[inline]
     fn settle(&mut self, cfg: &TimelineConfig, scratch: &mut Vec<u8>) -> std::io::Result<()> {
         let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
