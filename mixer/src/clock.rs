@@ -149,14 +149,21 @@ struct Probation {
     suspect: Option<(i64, i64)>,
 }
 
-/// The least-transit tracker of one timebase.
+/// The least-transit tracker of one timebase. What every packet touches is inline; the
+/// window, touched once per block, is boxed.
 #[derive(Debug, Clone)]
 struct Floor {
     block: Option<i64>,
     block_min: i64,
-    mins: [i64; WINDOW],
-    /// The minimum of `mins` (kept: read for every packet).
+    /// The minimum of the window's block minima.
     window_min: i64,
+    w: Box<Window>,
+}
+
+/// The closed blocks of a floor and what follows from them.
+#[derive(Debug, Clone)]
+struct Window {
+    mins: [i64; WINDOW],
     len: usize,
     next: usize,
     blocks: u32,
@@ -170,14 +177,16 @@ impl Floor {
         Floor {
             block: None,
             block_min: i64::MAX,
-            mins: [i64::MAX; WINDOW],
             window_min: i64::MAX,
-            len: 0,
-            next: 0,
-            blocks: 0,
-            reference: None,
-            drift: 0,
-            last: None,
+            w: Box::new(Window {
+                mins: [i64::MAX; WINDOW],
+                len: 0,
+                next: 0,
+                blocks: 0,
+                reference: None,
+                drift: 0,
+                last: None,
+            }),
         }
     }
 
@@ -187,6 +196,7 @@ impl Floor {
     }
 
     /// One transit sample; true when it closed a block (the drift may have changed).
+    #[inline]
     fn add(&mut self, ext: i64, transit: i64) -> bool {
         let b = ext >> BLOCK_SHIFT;
         match self.block {
@@ -208,27 +218,29 @@ impl Floor {
         }
     }
 
+    #[cold]
     fn close(&mut self, block: i64) {
-        self.mins[self.next] = self.block_min;
-        self.next = (self.next + 1) % WINDOW;
-        self.len = (self.len + 1).min(WINDOW);
-        self.blocks += 1;
-        let f = self.mins[..self.len].iter().copied().fold(i64::MAX, i64::min);
+        let w = &mut *self.w;
+        w.mins[w.next] = self.block_min;
+        w.next = (w.next + 1) % WINDOW;
+        w.len = (w.len + 1).min(WINDOW);
+        w.blocks += 1;
+        let f = w.mins[..w.len].iter().copied().fold(i64::MAX, i64::min);
         self.window_min = f;
         let at = (block + 1) << BLOCK_SHIFT;
-        match self.reference {
-            None if self.blocks as usize >= WINDOW => self.reference = Some((f, at)),
+        match w.reference {
+            None if w.blocks as usize >= WINDOW => w.reference = Some((f, at)),
             None => {}
             Some((r, _)) => {
-                self.drift = (f - r).clamp(self.drift - SLEW, self.drift + SLEW);
-                self.last = Some((f, at));
+                w.drift = (f - r).clamp(w.drift - SLEW, w.drift + SLEW);
+                w.last = Some((f, at));
             }
         }
     }
 
     /// The sender's clock rate against the capture clock, in ppm, once measured long enough.
     fn ppm(&self) -> Option<f64> {
-        let ((r, r_at), (f, at)) = (self.reference?, self.last?);
+        let ((r, r_at), (f, at)) = (self.w.reference?, self.w.last?);
         let span = at - r_at;
         (span >= PPM_SPAN).then(|| -((f - r) as f64) / span as f64 * 1e6)
     }
@@ -313,11 +325,11 @@ impl Clock {
     /// timebase has a reference window.
     pub(crate) fn measured_drift(&self) -> Option<i64> {
         let tb = self.tb.as_ref()?;
-        tb.floor.reference.map(|_| self.drift())
+        tb.floor.w.reference.map(|_| self.drift())
     }
 
     fn drift(&self) -> i64 {
-        self.tb.as_ref().map_or(self.n_base, |tb| self.n_base + tb.floor.drift - tb.inserted)
+        self.tb.as_ref().map_or(self.n_base, |tb| self.n_base + tb.floor.w.drift - tb.inserted)
     }
 
     /// Where settling may assume this side has got to (`None`: it has not started).
@@ -384,7 +396,7 @@ impl Clock {
     fn end_timebase(&mut self) {
         self.last_mapping = self.mapping();
         if let Some(tb) = self.tb.take() {
-            self.n_base += tb.floor.drift - tb.inserted;
+            self.n_base += tb.floor.w.drift - tb.inserted;
         }
         self.pending = 0;
     }
@@ -519,7 +531,13 @@ impl Clock {
     /// Starts a probation: the packets that follow are held until the anchor is chosen.
     fn begin(&mut self, reason: AnchorReason, now: i64, env: &Env) {
         let (lead, n) = self.mapping().or(env.other).unwrap_or((0, 0));
-        let mut p = self.probation.take().unwrap_or_default();
+        let mut p = self.probation.take().unwrap_or_else(|| {
+            Box::new(Probation {
+                held: Vec::with_capacity(PROBATION_PACKETS + 1),
+                bytes: Vec::with_capacity(PROBATION_BYTES + 480),
+                ..Probation::default()
+            })
+        });
         p.reason = Some(reason);
         p.held.clear();
         p.bytes.clear();

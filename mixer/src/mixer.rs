@@ -252,7 +252,7 @@ impl CallMix {
     /// window, or once the leading party is further ahead than the hold bound: progress is
     /// RTP time, never capture time, so a stall or a faster replay changes nothing.
     #[inline]
-    fn settle(&mut self, cfg: &TimelineConfig, scratch: &mut Vec<u8>) -> std::io::Result<()> {
+    fn settle(&mut self, reorder: i64, hold: i64, scratch: &mut Vec<u8>) -> std::io::Result<()> {
         let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for s in &self.sides {
@@ -264,7 +264,7 @@ impl CallMix {
         if hi == i64::MIN {
             return Ok(());
         }
-        let target = (lo - i64::from(cfg.reorder_frames)).max(hi - i64::from(cfg.hold())).max(0);
+        let target = (lo - reorder).max(hi - hold).max(0);
         tl.settle(target as u64, scratch)
     }
 
@@ -368,6 +368,8 @@ pub struct Mixer {
     scratch: Vec<u8>,
     /// The free-space reserve.
     disk: DiskGuard,
+    /// How far written audio may trail the leading party (`TimelineConfig::hold`).
+    hold: u32,
 }
 
 impl Mixer {
@@ -375,7 +377,8 @@ impl Mixer {
     pub fn new(cfg: MixerConfig, out: Sender<PendingRecording>) -> std::io::Result<Mixer> {
         std::fs::create_dir_all(&cfg.work_dir)?;
         let disk = DiskGuard::new(cfg.work_dir.clone(), cfg.min_free_bytes);
-        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out, scratch: Vec::new(), disk })
+        let hold = cfg.timeline.hold();
+        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out, scratch: Vec::new(), disk, hold })
     }
 
     /// Counters so far.
@@ -554,9 +557,10 @@ impl EventSink for Mixer {
             break;
         }
         if call.sides[si].clock.take_block_closed() {
-            call.balance(tl_cfg.hold());
+            call.balance(self.hold);
         }
-        let result = result.and_then(|()| call.settle(&tl_cfg, &mut self.scratch));
+        let reorder = i64::from(tl_cfg.reorder_frames);
+        let result = result.and_then(|()| call.settle(reorder, i64::from(self.hold), &mut self.scratch));
         if let Err(e) = result {
             call.fail(&e, &mut self.stats);
         }

@@ -301,7 +301,7 @@ pub(crate) fn finish_call(
                 placement: placement(&st.edits),
             });
         }
-        edit_reasons(side, &s.streams().iter().map(|st| &st.edits).collect::<Vec<_>>(), &mut incomplete);
+        edit_reasons(side, &s.streams().iter().map(|st| &*st.edits).collect::<Vec<_>>(), &mut incomplete);
         if let Some(e) = &s.encrypted {
             let how = security_name(e.security);
             notes.push(format!(

@@ -55,8 +55,9 @@ pub struct StreamStats {
     pub first: Timestamp,
     /// Last packet's capture time.
     pub last: Timestamp,
-    /// What placing this stream's audio took: anchors, slips, gaps.
-    pub edits: StreamEdits,
+    /// What placing this stream's audio took: anchors, slips, gaps (boxed: rarely touched,
+    /// kept out of the per-packet cache lines).
+    pub edits: Box<StreamEdits>,
     base_seq: u32,
     max_seq: u32,
     /// Bit k set: sequence number `max_seq - k` was received.
@@ -96,7 +97,7 @@ impl StreamStats {
             restarts: 0,
             first: time,
             last: time,
-            edits: StreamEdits::default(),
+            edits: Box::default(),
             base_seq: ext,
             max_seq: ext.wrapping_sub(1),
             seen: 0,
