@@ -71,6 +71,9 @@ struct Args {
     /// for the caller (IPv4 only).
     #[arg(long, value_enum)]
     share_media: Option<PartyArg>,
+    /// Keep at most this many bytes of each frame (as `tcpdump -s N`).
+    #[arg(long)]
+    snaplen: Option<u32>,
     /// Output capture file.
     #[arg(long)]
     out: PathBuf,
@@ -184,6 +187,8 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         keep_payloads: false,
         tunnel: None,
         fragmentation: None,
+        capture_stalls: Vec::new(),
+        snaplen: args.snaplen,
     };
     scenario.validate()?;
     Ok(scenario)

@@ -387,6 +387,7 @@ fn impairments_and_wraparound() {
         jitter_ms: 0.0,
         silent: false,
         clock_ppm: 0.0,
+        ..DirImpair::default()
     };
     c.impair.callee = DirImpair {
         loss: vec![5],
@@ -395,6 +396,7 @@ fn impairments_and_wraparound() {
         jitter_ms: 7.5,
         silent: false,
         clock_ppm: 0.0,
+        ..DirImpair::default()
     };
     let mut one_way = CallSpec::answered(8, T0 + 5_000_000, 1_000);
     one_way.impair.callee.silent = true;

@@ -16,8 +16,8 @@ use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::codec::PayloadMap;
 use crate::events::{
-    AmbiguousMedia, CallEvent, CallInfo, CallRef, CallStart, CallState, Dtmf, DtmfSource, EndReason, EventSink, Hold,
-    MediaAnnounce, Party, Side, event_name,
+    AmbiguousMedia, CallEvent, CallInfo, CallRef, CallStart, CallState, Challenge, Dtmf, DtmfSource, EndReason,
+    EventSink, Hold, MediaAnnounce, OtherMedia, Party, Side, event_name,
 };
 use crate::limits::{Limits, Timeouts};
 use crate::media::{MediaKind, MediaOwner, MediaTable, SenderHosts, is_private};
@@ -39,6 +39,10 @@ const MAX_TAGS: usize = 8;
 const MAX_AMBIGUOUS_ADDRESSES: usize = 8;
 /// RFC 3261 T2: the longest gap between retransmissions of an INVITE over UDP.
 const INVITE_RETRANSMIT_MAX: i64 = 4 * Timestamp::SECOND;
+/// Challenges remembered per call.
+const MAX_CHALLENGES: usize = 8;
+/// Non-audio media lines followed per call.
+const MAX_OTHER_MEDIA: usize = 8;
 
 /// State of one call.
 #[derive(Debug)]
@@ -60,7 +64,9 @@ struct Call {
     /// media there, per address.
     ambiguous: Vec<AmbiguousMedia>,
     /// Last media announcement per owner side, to skip re-announcing retransmitted SDP.
-    announced: [Option<(SocketAddr, PayloadMap, &'static str)>; 2],
+    announced: [Option<Announced>; 2],
+    /// ZRTP was seen on the media address of each receiving side (reported once).
+    zrtp: [bool; 2],
     start: Timestamp,
     ringing: Option<Timestamp>,
     answer: Option<Timestamp>,
@@ -75,6 +81,10 @@ struct Call {
     deadline: Option<(Timestamp, EndReason)>,
     /// A 401/407 challenge is waiting for the authenticated INVITE.
     challenged: Option<u16>,
+    /// Every challenge to the INVITE.
+    challenges: Vec<Challenge>,
+    /// Non-audio media lines.
+    other_media: Vec<OtherMedia>,
     sip_messages: u32,
     invites: u32,
     retransmissions: u32,
@@ -102,6 +112,9 @@ struct Call {
     /// The 2xx answer was seen again (the answerer is waiting for the ACK).
     ok_retransmitted: bool,
 }
+
+/// What a party's last media announcement said: address, payload types, direction, encryption.
+type Announced = (SocketAddr, PayloadMap, &'static str, Option<sdp::Security>);
 
 /// A media address registered by a call.
 #[derive(Debug, Clone)]
@@ -231,6 +244,31 @@ impl DialogTracker {
         }
     }
 
+    /// A datagram of `call`'s non-audio media line `line`, sent by `sender`.
+    pub(crate) fn count_other_media(&mut self, call: CallRef, line: u8, sender: Side, now: Timestamp) {
+        if let Some(c) = self.call_mut(call)
+            && let Some(m) = c.other_media.get_mut(usize::from(line))
+        {
+            m.packets[sender.index()] += 1;
+            c.had_media = true;
+            if now > c.last_activity {
+                c.last_activity = now;
+            }
+        }
+    }
+
+    /// ZRTP was seen on a media address of `call` that `sender` sends to. True the first time
+    /// for that sender (the mixer is told once).
+    pub(crate) fn note_zrtp(&mut self, call: CallRef, sender: Side) -> bool {
+        match self.call_mut(call) {
+            Some(c) if !c.zrtp[sender.index()] => {
+                c.zrtp[sender.index()] = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Feeds one SIP message seen at `now` from `src` to `dst`.
     pub(crate) fn handle_sip<S: EventSink>(
         &mut self,
@@ -312,6 +350,11 @@ impl DialogTracker {
                 Method::Invite => {
                     call.invites += 1;
                     let in_dialog = msg.to.is_some_and(|to| parse_name_addr(to).tag.is_some());
+                    let from_tag = msg.from.and_then(|f| parse_name_addr(f).tag);
+                    let same_caller = match (from_tag, call.caller_tag.as_deref()) {
+                        (Some(t), Some(c)) => t == c,
+                        _ => true,
+                    };
                     if !in_dialog
                         && let Some(cseq) = msg.cseq
                         && cseq.seq > call.invite_cseq
@@ -320,8 +363,14 @@ impl DialogTracker {
                         call.invite_cseq = cseq.seq;
                         call.invite_at = now;
                         call.responded = false;
-                        if call.challenged.take().is_some() {
+                        if same_caller && call.challenged.take().is_some() {
+                            // RFC 3261 22.2: the same call goes on, however long the caller took.
                             call.deadline = None;
+                            call.final_code = None;
+                            call.end = None;
+                            if let Some(c) = call.challenges.last_mut() {
+                                c.retried.get_or_insert(now);
+                            }
                         }
                     }
                 }
@@ -394,7 +443,12 @@ impl DialogTracker {
                     call.challenged = None;
                 }
                 401 | 407 if initial => {
+                    if call.challenged.is_none() && call.challenges.len() < MAX_CHALLENGES {
+                        call.challenges.push(Challenge { code, time: now, retried: None });
+                    }
                     call.challenged = Some(code);
+                    call.final_code = Some(code);
+                    call.end = Some(now);
                     call.deadline = Some((now.add_nanos(timeouts.auth_wait), EndReason::Rejected));
                 }
                 300..=699 if initial => {
@@ -457,6 +511,7 @@ impl DialogTracker {
             flows: Vec::new(),
             ambiguous: Vec::new(),
             announced: [None, None],
+            zrtp: [false, false],
             start: now,
             ringing: None,
             answer: None,
@@ -468,6 +523,8 @@ impl DialogTracker {
             last_activity: now,
             deadline: None,
             challenged: None,
+            challenges: Vec::new(),
+            other_media: Vec::new(),
             sip_messages: 0,
             invites: 0,
             retransmissions: 0,
@@ -546,7 +603,8 @@ impl DialogTracker {
         for idx in 0..self.slots.len() {
             let Some(call) = self.slots[idx].call.as_ref() else { continue };
             let (reason, end) = match call.deadline {
-                Some((_, pending)) if call.challenged.is_none() => (pending, call.end.unwrap_or(now)),
+                // Winding down, or challenged and never re-sent (rejected by the challenge).
+                Some((_, pending)) => (pending, call.end.unwrap_or(now)),
                 _ => (reason, now),
             };
             self.finalize(idx as u32, reason, end, ctx);
@@ -604,6 +662,8 @@ impl DialogTracker {
             transport: call.transport,
             joined: call.joined,
             ambiguous_media: call.ambiguous,
+            challenges: call.challenges,
+            other_media: call.other_media,
         };
         ctx.sink.call(CallEvent::Ended { call: call_ref, info: Box::new(info) });
     }
@@ -772,6 +832,7 @@ fn apply_sdp<S: EventSink>(
             return;
         }
     };
+    other_media(call, call_ref, owner, &sdp, max_media, ctx);
     let Some(audio) = sdp.audio() else {
         // No audio, or audio refused with port 0 (e.g. a T.38-only re-offer).
         return;
@@ -796,6 +857,7 @@ fn apply_sdp<S: EventSink>(
         return;
     }
     let direction = direction.as_str();
+    let security = sdp.security_for(audio);
     let dest = SocketAddr::new(ip, audio.port);
     let payloads = PayloadMap::from_media(audio);
     match owner {
@@ -840,12 +902,61 @@ fn apply_sdp<S: EventSink>(
     }
     claim_pairs(call, call_ref, ctx.media, ctx.stats, max_flows);
     let announced = &mut call.announced[owner.index()];
-    if announced.as_ref().is_some_and(|(d, p, dir)| *d == dest && *p == payloads && *dir == direction) {
+    if announced
+        .as_ref()
+        .is_some_and(|(d, p, dir, sec)| *d == dest && *p == payloads && *dir == direction && *sec == security)
+    {
         return;
     }
-    *announced = Some((dest, payloads.clone(), direction));
+    *announced = Some((dest, payloads.clone(), direction, security));
     ctx.sink.call(CallEvent::Media {
         call: call_ref,
-        media: Box::new(MediaAnnounce { owner, dest, payloads, ptime_ms: audio.ptime, direction, time: now }),
+        media: Box::new(MediaAnnounce { owner, dest, payloads, ptime_ms: audio.ptime, direction, security, time: now }),
     });
+}
+
+/// Registers the non-audio media lines (video, T.38, BFCP, ...) of an SDP sent by `owner`, so
+/// that their datagrams are counted for the call instead of left unmatched.
+fn other_media<S: EventSink>(
+    call: &mut Call,
+    call_ref: CallRef,
+    owner: Side,
+    sdp: &sdp::Sdp<'_>,
+    max_media: usize,
+    ctx: &mut Ctx<'_, S>,
+) {
+    for m in sdp.media.iter().filter(|m| m.kind != b"audio" && m.port != 0) {
+        let Some(ip) = sdp.connection_for(m).filter(|ip| !ip.is_unspecified()) else { continue };
+        let dest = SocketAddr::new(ip, m.port);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let format = m.rtpmap.first().map_or_else(
+            || m.formats.first().map_or_else(|| text(m.format_text), |pt| pt.to_string()),
+            |r| text(r.encoding),
+        );
+        let line = match call.other_media.iter().position(|o| o.owner == owner && o.kind.as_bytes() == m.kind) {
+            Some(i) => {
+                call.other_media[i].dest = dest;
+                i
+            }
+            None if call.other_media.len() < MAX_OTHER_MEDIA => {
+                call.other_media.push(OtherMedia {
+                    kind: text(m.kind),
+                    proto: text(m.proto),
+                    format,
+                    owner,
+                    dest,
+                    packets: [0, 0],
+                });
+                call.other_media.len() - 1
+            }
+            None => continue,
+        };
+        if call.media_keys.iter().any(|k| k.addr == dest) || call.media_keys.len() >= max_media.max(1) {
+            continue;
+        }
+        let kind = MediaKind::Other(line as u8);
+        let ambiguous_base = ctx.media.ambiguous_at(&dest).0;
+        call.media_keys.push(MediaKey { addr: dest, owner, kind, tag: None, ambiguous_base });
+        ctx.media.register(dest, MediaOwner { kind, ..MediaOwner::rtp(call_ref, owner.other()) });
+    }
 }

@@ -19,6 +19,9 @@ use crate::stats::CaptureStats;
 use crate::time::Timestamp;
 use crate::wire::{Layer, sip};
 
+/// The ZRTP magic cookie, `ZRTP` (0x5a525450), at offset 4 of every ZRTP packet.
+const ZRTP_COOKIE: [u8; 4] = *b"ZRTP";
+
 /// Timers are checked at most this often (capture time).
 const SWEEP_INTERVAL: i64 = Timestamp::SECOND;
 
@@ -109,6 +112,7 @@ impl Engine {
     pub fn handle_frame<S: EventSink>(&mut self, link: LinkType, time: Timestamp, frame: &[u8], sink: &mut S) {
         self.core.stats.frames += 1;
         self.core.stats.bytes += frame.len() as u64;
+        self.core.stats.largest_frame = self.core.stats.largest_frame.max(frame.len() as u64);
         self.advance(time, sink);
         self.ingress.handle(link, time, frame, &mut Deliver { core: &mut self.core, sink, time, raw: (link, frame) });
     }
@@ -202,6 +206,9 @@ impl Core {
             },
             Flow::Miss => {
                 if sip::looks_like_sip(d.payload) {
+                    if d.truncated {
+                        self.stats.truncated_sip += 1;
+                    }
                     self.sip(time, d.src, d.dst, d.payload, "udp", raw, sink);
                 } else {
                     self.stats.udp_unmatched += 1;
@@ -210,6 +217,31 @@ impl Core {
             }
         };
         let p = d.payload;
+        if let MediaKind::Other(line) = owner.kind {
+            self.stats.other_media_packets += 1;
+            self.tracker.count_other_media(owner.call, line, owner.sender, time);
+            if let Some((link, frame)) = raw {
+                sink.frame(owner.call, time, link, frame);
+            }
+            return;
+        }
+        // ZRTP (RFC 6189) shares the RTP port: first byte 0x10, magic cookie at offset 4.
+        // The media it keys is SRTP, which no passive recorder can decrypt.
+        if p.len() >= 12 && p[0] == 0x10 && p[4..8] == ZRTP_COOKIE {
+            self.stats.media_not_rtp += 1;
+            self.stats.zrtp_packets += 1;
+            if self.tracker.note_zrtp(owner.call, owner.sender) {
+                sink.call(CallEvent::Encrypted {
+                    call: owner.call,
+                    side: owner.sender,
+                    security: crate::events::MediaSecurity::Zrtp,
+                });
+            }
+            if let Some((link, frame)) = raw {
+                sink.frame(owner.call, time, link, frame);
+            }
+            return;
+        }
         // RTCP on its own port, or multiplexed on the RTP port (RFC 5761: packet types
         // 192..=223).
         let rtcp = owner.kind == MediaKind::Rtcp || (p.len() >= 2 && (192..=223).contains(&p[1]));
@@ -232,6 +264,10 @@ impl Core {
             Ok(rtp) => {
                 self.stats.rtp_packets += 1;
                 self.tracker.touch(owner.call, time);
+                if d.truncated {
+                    self.stats.truncated_rtp += 1;
+                    sink.call(CallEvent::Dropped { call: owner.call, packets: 1, cause: DropCause::Snaplen });
+                }
                 let meta = RtpMeta {
                     call: owner.call,
                     side: owner.sender,

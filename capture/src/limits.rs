@@ -85,8 +85,11 @@ pub struct Timeouts {
     /// After a final failure response (or CANCEL/487), retransmissions and ACK are absorbed for
     /// this long before the call is finalised. Default 2 s.
     pub failure_linger: i64,
-    /// After a 401/407 challenge, how long to wait for the authenticated INVITE. Default 32 s
-    /// (SIP timer B).
+    /// After a 401/407 challenge, how long to wait for the INVITE re-sent with credentials (same
+    /// Call-ID and From tag, RFC 3261 section 22), which continues the same call however late it
+    /// comes within this time; a challenge never answered makes the call `rejected` with the
+    /// challenge's code. Default 300 s, the setup timeout (a user may take a while to type a
+    /// password).
     pub auth_wait: i64,
     /// An INVITE with a provisional response but no final one (and without media) for this
     /// long since the call's last SIP message is ended (`setup_timeout`). Default 300 s.
@@ -110,7 +113,7 @@ impl Default for Timeouts {
             invite: 32 * S,
             bye_linger: 2 * S,
             failure_linger: 2 * S,
-            auth_wait: 32 * S,
+            auth_wait: 300 * S,
             setup: 300 * S,
             fragment: 30 * S,
             tcp_idle: 300 * S,

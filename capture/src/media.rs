@@ -52,6 +52,9 @@ pub enum MediaKind {
     Rtp,
     /// RTCP on its own port.
     Rtcp,
+    /// A non-audio media line of the call (its index in the call's list): counted, not
+    /// recorded.
+    Other(u8),
 }
 
 /// Who a media packet belongs to.

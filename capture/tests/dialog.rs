@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use callvault_capture::events::{AmbiguousMedia, CallEvent, CallInfo, CallState, EndReason, Side, VecSink};
+use callvault_capture::events::{
+    AmbiguousMedia, CallEvent, CallInfo, CallState, Challenge, EndReason, MediaSecurity, Side, VecSink,
+};
 use callvault_capture::limits::{Limits, Timeouts};
 use callvault_capture::{Engine, EngineConfig, LinkType, Timestamp};
 use etherparse::PacketBuilder;
@@ -242,12 +244,45 @@ fn unanswered_challenge_becomes_a_rejection() {
     let mut h = Harness::new();
     h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c5", "1 INVITE", "", ""));
     h.at(10 * MS, CALLEE, CALLER, &sip("SIP/2.0 401 Unauthorized", "c5", "1 INVITE", "x", ""));
-    h.advance(20 * S);
+    h.advance(60 * S);
     assert!(h.ended().is_empty(), "still waiting for the authenticated INVITE");
-    h.advance(40 * S);
+    h.advance(301 * S);
     let c = h.ended()[0];
     assert_eq!(c.state, CallState::Rejected);
     assert_eq!(c.final_code, Some(401));
+    assert_eq!(c.end, Timestamp(T0 + 10 * MS), "ended by the challenge");
+    assert_eq!(c.challenges, vec![Challenge { code: 401, time: Timestamp(T0 + 10 * MS), retried: None }]);
+}
+
+#[test]
+fn an_invite_re_sent_long_after_its_challenge_continues_the_same_call() {
+    for retry in [17 * S, 32 * S, 51 * S, 290 * S] {
+        let mut h = Harness::new();
+        let id = "late-auth";
+        h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+        h.at(MS, CALLEE, CALLER, &sip("SIP/2.0 407 Proxy Authentication Required", id, "1 INVITE", "x", ""));
+        h.at(2 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "x", ""));
+        h.at(
+            retry,
+            CALLER,
+            CALLEE,
+            &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "2 INVITE", "", &sdp("10.0.0.1", 4000)),
+        );
+        h.at(retry + S, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "2 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+        h.at(retry + 2 * S, CALLER, CALLEE, &sip("BYE sip:bob@10.0.0.2 SIP/2.0", id, "3 BYE", "b1", ""));
+        h.advance(retry + 10 * S);
+        h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+        let ended = h.ended();
+        assert_eq!(ended.len(), 1, "one call after a retry {} s late", retry / S);
+        let c = ended[0];
+        assert_eq!((c.state, c.end_reason, c.final_code), (CallState::Completed, EndReason::Bye, Some(200)));
+        assert_eq!(c.start, Timestamp(T0));
+        assert_eq!(c.invites, 2);
+        assert_eq!(
+            c.challenges,
+            vec![Challenge { code: 407, time: Timestamp(T0 + MS), retried: Some(Timestamp(T0 + retry)) }]
+        );
+    }
 }
 
 #[test]
@@ -435,6 +470,35 @@ fn an_invite_without_any_response_is_given_up_after_timer_b() {
 }
 
 #[test]
+fn a_challenged_invite_waits_past_timer_b_for_its_re_send_and_timer_b_runs_again_from_it() {
+    let mut h = Harness::new();
+    let id = "auth-timer-b";
+    let invite = |cseq: &str| sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, cseq, "", &sdp("10.0.0.1", 4000));
+    h.at(0, CALLER, CALLEE, &invite("1 INVITE"));
+    h.at(MS, CALLEE, CALLER, &sip("SIP/2.0 407 Proxy Authentication Required", id, "1 INVITE", "x", ""));
+    h.at(2 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "x", ""));
+    // Swept every second, far past timer B (32 s) of the first INVITE: the challenge answered
+    // it, and the call waits for the INVITE re-sent with credentials.
+    for t in 1..=100 {
+        h.advance(t * S);
+    }
+    assert!(h.ended().is_empty(), "a challenged INVITE is not ended by timer B");
+    // The re-sent INVITE is never answered: timer B runs from it.
+    let retry = 100 * S;
+    for t in [0, 500, 1500, 3500, 7500, 15_500, 31_500] {
+        h.at(retry + t * MS, CALLER, CALLEE, &invite("2 INVITE"));
+    }
+    let c = h.ends_between(retry + 35 * S, retry + 36 * S);
+    assert_eq!((c.state, c.end_reason, c.final_code), (CallState::Setup, EndReason::SetupTimeout, None));
+    assert_eq!(c.end, Timestamp(T0 + retry + 31_500 * MS));
+    assert_eq!(c.invites, 2);
+    assert_eq!(
+        c.challenges,
+        vec![Challenge { code: 407, time: Timestamp(T0 + MS), retried: Some(Timestamp(T0 + retry)) }]
+    );
+}
+
+#[test]
 fn media_addresses_per_call_are_capped() {
     let cfg = EngineConfig { limits: Limits { max_media_per_call: 4, ..Limits::default() }, ..EngineConfig::default() };
     let mut h = Harness::with(cfg);
@@ -521,4 +585,69 @@ fn calls_up_when_a_capture_limit_sheds_are_told() {
         })
         .collect();
     assert_eq!(drops, vec![(2, DropCause::Limit)]);
+}
+
+#[test]
+fn encrypted_media_is_announced_and_zrtp_packets_are_reported_once() {
+    let mut h = Harness::new();
+    let srtp = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n\
+                a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "s1", "1 INVITE", "", srtp));
+    h.at(100 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "s1", "1 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    let security: Vec<_> = h
+        .sink
+        .calls
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Media { media, .. } => Some((media.owner, media.security)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(security, vec![(Side::Caller, Some(MediaSecurity::Sdes)), (Side::Callee, None)]);
+    // ZRTP on the callee's media port (first byte 0x10, cookie "ZRTP" at offset 4), twice.
+    let mut zrtp = vec![0x10, 0, 0, 1];
+    zrtp.extend_from_slice(b"ZRTP");
+    zrtp.extend_from_slice(&[0xaa; 4]);
+    zrtp.extend_from_slice(&[0x50, 0x5a, 0, 0x1d]);
+    zrtp.extend_from_slice(b"Hello   ");
+    h.at(150 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &zrtp);
+    h.at(160 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &zrtp);
+    let reported: Vec<_> = h
+        .sink
+        .calls
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Encrypted { side, security, .. } => Some((*side, *security)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, vec![(Side::Caller, MediaSecurity::Zrtp)]);
+    assert_eq!(h.engine.stats().zrtp_packets, 2);
+    assert!(h.sink.rtp.is_empty(), "ZRTP is not RTP");
+}
+
+#[test]
+fn non_audio_media_lines_are_followed_and_counted() {
+    let mut h = Harness::new();
+    let with_video = |ip: &str, audio: u16, video: u16| {
+        format!("{}m=video {video} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=image 0 udptl t38\r\n", sdp(ip, audio))
+    };
+    h.at(
+        0,
+        CALLER,
+        CALLEE,
+        &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "v1", "1 INVITE", "", &with_video("10.0.0.1", 4000, 4002)),
+    );
+    h.at(100 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "v1", "1 INVITE", "b1", &with_video("10.0.0.2", 5000, 5002)));
+    for k in 0..5u16 {
+        h.at(200 * MS + i64::from(k) * MS, "10.0.0.1:4002", "10.0.0.2:5002", &rtp(k, 0, 7));
+    }
+    h.at(300 * MS, "10.0.0.2:5002", "10.0.0.1:4002", &rtp(0, 0, 8));
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    let c = h.ended()[0];
+    let video: Vec<(Side, &str, &str, [u64; 2])> =
+        c.other_media.iter().map(|o| (o.owner, o.kind.as_str(), o.format.as_str(), o.packets)).collect();
+    assert_eq!(video, vec![(Side::Caller, "video", "H264", [0, 1]), (Side::Callee, "video", "H264", [5, 0])]);
+    assert!(h.sink.rtp.is_empty(), "video RTP is not the call's audio");
+    assert_eq!(h.engine.stats().other_media_packets, 6);
 }

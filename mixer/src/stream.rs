@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use capture::Timestamp;
 
+use crate::edits::StreamEdits;
+
 /// How far back duplicate detection remembers sequence numbers.
 const DUP_WINDOW: u32 = 64;
 /// A forward jump larger than this restarts the sequence (RFC 3550 A.1 `MAX_DROPOUT`): the
@@ -56,13 +58,13 @@ pub struct StreamStats {
     /// Payload type of the first audio packet (not an event, not comfort noise): the stream's
     /// codec. Set by the caller, which knows what payload types mean.
     pub audio_pt: Option<u8>,
-    /// Where the stream's first audio packet was placed: its capture time, RTP timestamp and
-    /// frame in the recording (how this stream was aligned with the other party's).
-    pub anchor: Option<(Timestamp, u32, u64)>,
     /// First packet's capture time.
     pub first: Timestamp,
     /// Last packet's capture time.
     pub last: Timestamp,
+    /// What placing this stream's audio took: anchors, slips, gaps (boxed: rarely touched,
+    /// kept out of the per-packet cache lines).
+    pub edits: Box<StreamEdits>,
     base_seq: u32,
     max_seq: u32,
     /// Bit k set: sequence number `max_seq - k` was received.
@@ -105,9 +107,9 @@ impl StreamStats {
             event_packets: 0,
             events: 0,
             audio_pt: None,
-            anchor: None,
             first: time,
             last: time,
+            edits: Box::default(),
             base_seq: ext,
             max_seq: ext.wrapping_sub(1),
             seen: 0,

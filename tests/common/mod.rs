@@ -112,6 +112,16 @@ pub fn rfc3339(ns: i64) -> String {
     dt.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// The record's encrypted parties: (side, encryption), in record order.
+pub fn encrypted_parties(rec: &Value) -> Vec<(String, String)> {
+    rec["encrypted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["side"].as_str().unwrap().to_owned(), e["encryption"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 /// Records that a part of a test could not run (and why), for the test script's final list.
 pub fn skipped(what: &str) {
     println!("skipped: {what}");

@@ -7,11 +7,17 @@
 //! Those captures have no jitter, and their RTP timestamps follow capture time (also across
 //! holds, early media and numbering changes), so a correct recorder puts every sample exactly
 //! there.
+//!
+//! Captures with jitter, drift or stalls are checked by RTP time instead ([`check_audio_rtp`]):
+//! every sample of every packet sent must be in the file exactly where the record's anchors and
+//! slips for its stream put it, and nowhere else is there anything but silence; the anchors
+//! themselves must be near where the sender's clock put the packets.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
 use std::process::Output;
 
+use callgen::timeline::rtp_nominal_ns;
 use callgen::{CallTruth, Codec, Party, RtpSchedule, Scenario, Truth, rtp_addresses, rtp_packet};
 use mixer::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use serde_json::{Value, json};
@@ -248,15 +254,31 @@ pub fn check_stream_facts(ctx: &str, scenario: &Scenario, call: usize, rec: &Val
             assert_eq!(s["events"].as_u64(), want_events, "{ctx}: events");
             assert_eq!(s["jitter_ms"].is_null(), events_only, "{ctx}: jitter of audio only");
             assert_eq!(s["quality"].is_null(), events_only, "{ctx}: quality of audio only");
+            // These captures have no jitter: every anchor is one of the stream's audio packets,
+            // at the frame its capture time gives, and the stream starts where its first audio
+            // packet was captured.
+            let placement = &s["placement"];
             match mine.iter().find(|p| is_audio(p, codec)) {
                 Some(first) => {
                     let origin = origin.expect("audio");
-                    let frame = (first.capture_ns - origin) / 125_000;
-                    assert_eq!(s["anchor"]["at"], rfc3339(first.capture_ns), "{ctx}: anchor");
-                    assert_eq!(s["anchor"]["frame"].as_i64(), Some(frame), "{ctx}: anchor frame");
-                    assert_eq!(s["anchor"]["rtp_ts"].as_u64(), Some(u64::from(first.ts)), "{ctx}: anchor timestamp");
+                    let frame = |p: &Sent| (p.capture_ns - origin) / 125_000;
+                    let anchors = placement["anchors"].as_array().unwrap_or_else(|| panic!("{ctx}: no anchors"));
+                    assert_eq!(anchors[0]["reason"], "start", "{ctx}: first anchor");
+                    for a in anchors {
+                        let p = mine
+                            .iter()
+                            .find(|p| is_audio(p, codec) && a["at"] == rfc3339(p.capture_ns) && a["rtp_ts"] == p.ts)
+                            .unwrap_or_else(|| panic!("{ctx}: anchor {a} is none of the stream's audio packets"));
+                        assert_eq!(a["frame"].as_i64(), Some(frame(p)), "{ctx}: anchor {a}");
+                        assert_eq!(a["moved_frames"], 0, "{ctx}: anchor {a}");
+                    }
+                    assert_eq!(
+                        placed_frame(placement, first.ts, first.capture_ns),
+                        frame(first),
+                        "{ctx}: first packet"
+                    );
                 }
-                None => assert!(s["anchor"].is_null(), "{ctx}: no audio, no anchor"),
+                None => assert!(placement.is_null(), "{ctx}: no audio, no placement"),
             }
         }
     }
@@ -319,4 +341,152 @@ pub fn assert_no_stream_in_two_records(r: &Run, what: &str) {
             }
         }
     }
+}
+
+/// RFC 3339 in a record back to nanoseconds.
+pub fn ns_of(rfc: &Value) -> i64 {
+    let dt = chrono::DateTime::parse_from_rfc3339(rfc.as_str().expect("a time")).expect("RFC 3339");
+    dt.timestamp() * 1_000_000_000 + i64::from(dt.timestamp_subsec_nanos())
+}
+
+/// Where the record says a packet of a stream went: its anchor (the last one set by a packet
+/// captured at or before it) plus the slips before it.
+pub fn placed_frame(placement: &Value, ts: u32, capture_ns: i64) -> i64 {
+    let anchors = placement["anchors"].as_array().unwrap();
+    let a = anchors.iter().rev().find(|a| ns_of(&a["at"]) <= capture_ns).unwrap_or(&anchors[0]);
+    let mut pos =
+        a["frame"].as_i64().unwrap() + i64::from(ts.wrapping_sub(a["rtp_ts"].as_u64().unwrap() as u32) as i32);
+    for s in placement["slips"].as_array().unwrap() {
+        if pos >= s["frame"].as_i64().unwrap() {
+            pos += s["inserted"].as_i64().unwrap() - s["removed"].as_i64().unwrap();
+        }
+    }
+    pos
+}
+
+/// What [`check_audio_rtp`] measured.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Placement {
+    /// Worst distance (ms) between where a stream was anchored and where its sender's clock
+    /// put that packet.
+    pub anchor_error_ms: f64,
+    /// Worst difference (ms) between the parties' placement errors (placed frame minus the
+    /// sender's clock) at the same moment: how far apart the parties drifted.
+    pub misalignment_ms: f64,
+    /// Slips recorded, both parties.
+    pub slips: usize,
+    /// Samples of silence inserted, both parties.
+    pub inserted: i64,
+    /// Samples that arrived too late (recorded as such and absent from the file), both parties.
+    pub late_samples: i64,
+    /// Difference (ms) between the parties' placement errors at the start.
+    pub initial_misalignment_ms: f64,
+}
+
+/// Both channels of a call checked sample by sample against what the record says it did with
+/// each stream: every audio sample sent decoded at its placed frame, silence elsewhere; the
+/// samples the record lists as late are exactly the ones missing. Anchors must lie within
+/// `anchor_tolerance_ms` of the sender's clock.
+pub fn check_audio_rtp(ctx: &str, scenario: &Scenario, call: usize, rec: &Rec, anchor_tolerance_ms: f64) -> Placement {
+    let spec = &scenario.calls[call];
+    let audio = &rec.value["audio"];
+    let origin = ns_of(&audio["media_start"]);
+    let frames = audio["frames"].as_u64().unwrap() as usize;
+    let wav = rec.wav.as_deref().unwrap_or_else(|| panic!("{ctx}: no audio file"));
+    let chans = channels(wav);
+    let streams = rec.value["streams"].as_array().unwrap();
+    let mut out = Placement::default();
+    // Per party: (capture time, placed frame - the sender's clock in frames) of talk packets.
+    let mut errors: [Vec<(i64, i64)>; 2] = [Vec::new(), Vec::new()];
+    let mut end = 0usize;
+    for (ch, party) in [(0usize, Party::Caller), (1, Party::Callee)] {
+        let mut want = vec![0i16; frames];
+        // Samples the record says arrived too late, and how many of the sent samples those are.
+        let mut late_samples = 0i64;
+        for s in sent(scenario, call, party).iter().filter(|s| is_audio(s, spec.codec)) {
+            let st = streams
+                .iter()
+                .find(|x| {
+                    x["ssrc"] == format!("{:#010x}", s.ssrc)
+                        && x["src"] == s.src.to_string()
+                        && x["dst"] == s.dst.to_string()
+                })
+                .unwrap_or_else(|| panic!("{ctx}: no stream for {:?} {:#x}", party, s.ssrc));
+            let placement = &st["placement"];
+            assert!(placement.is_object(), "{ctx}: stream without placement: {st}");
+            let pos = placed_frame(placement, s.ts, s.capture_ns);
+            let late: Vec<(i64, i64)> = placement["gaps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|g| g["cause"] == "late")
+                .map(|g| {
+                    let f = g["frame"].as_i64().unwrap();
+                    (f, f + (g["ms"].as_f64().unwrap() * 8.0).round() as i64)
+                })
+                .collect();
+            let pcm = decode(s.pt, &s.payload);
+            for (i, &x) in pcm.iter().enumerate() {
+                let at = pos + i as i64;
+                if late.iter().any(|&(a, b)| (a..b).contains(&at)) {
+                    late_samples += 1;
+                    continue;
+                }
+                assert!(at >= 0 && (at as usize) < frames, "{ctx}: {party:?} packet {} placed at {pos}", s.index);
+                want[at as usize] = x;
+                end = end.max(at as usize + 1);
+            }
+            if !s.early {
+                let nominal = rtp_nominal_ns(spec, party, s.index).unwrap();
+                errors[ch].push((s.capture_ns, pos - (nominal - origin).div_euclid(125_000)));
+            }
+        }
+        let recorded_late: i64 = streams
+            .iter()
+            .filter(|st| st["side"] == party.name() && st["placement"].is_object())
+            .map(|st| st["placement"]["late_samples"].as_i64().unwrap())
+            .sum();
+        assert_eq!(recorded_late, late_samples, "{ctx}: {party:?}: the late samples recorded are the ones missing");
+        out.late_samples += late_samples;
+        let got = &chans[ch];
+        assert_eq!(got.len(), frames, "{ctx}");
+        if let Some(i) = (0..frames).find(|&i| got[i] != want[i]) {
+            let run = (i..frames).take_while(|&j| got[j] != want[j]).count();
+            panic!(
+                "{ctx}: {party:?} channel differs from frame {i} ({:.3} s) for {run} frames: got {} want {}",
+                i as f64 / 8000.0,
+                got[i],
+                want[i]
+            );
+        }
+        for st in streams.iter().filter(|s| s["side"] == party.name()) {
+            let p = &st["placement"];
+            if p.is_null() {
+                continue;
+            }
+            out.slips += p["slips"].as_array().unwrap().len();
+            out.inserted += p["samples_inserted"].as_i64().unwrap();
+        }
+    }
+    assert_eq!(frames, end, "{ctx}: the recording ends with the last sample placed");
+    // Anchors: the first packets' placement error (by stream start) against the tolerance.
+    for (ch, e) in errors.iter().enumerate() {
+        if let Some(&(_, first)) = e.first() {
+            let ms = first as f64 / 8.0;
+            out.anchor_error_ms = out.anchor_error_ms.max(ms.abs());
+            assert!(ms.abs() <= anchor_tolerance_ms, "{ctx}: channel {ch} anchored {ms} ms from its sender's clock");
+        }
+    }
+    // Alignment: each caller packet against the callee packet captured closest to it.
+    if !errors[0].is_empty() && !errors[1].is_empty() {
+        out.initial_misalignment_ms = (errors[0][0].1 - errors[1][0].1).abs() as f64 / 8.0;
+        let mut j = 0;
+        for &(t, e0) in &errors[0] {
+            while j + 1 < errors[1].len() && (errors[1][j + 1].0 - t).abs() <= (errors[1][j].0 - t).abs() {
+                j += 1;
+            }
+            out.misalignment_ms = out.misalignment_ms.max((e0 - errors[1][j].1).abs() as f64 / 8.0);
+        }
+    }
+    out
 }
