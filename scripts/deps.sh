@@ -2,18 +2,16 @@
 # Installs the system packages callvault needs on Debian/Ubuntu, only those missing.
 #   scripts/deps.sh run    libpcap (to build and run callvault)
 #   scripts/deps.sh test   + tshark, tcpreplay, iproute2 (tests: live capture, cross-checks),
+#                            sip-tester (sipp) and tcpdump (live test with real SIP traffic),
 #                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
 #                            dpkg-dev, binutils, adduser, systemd and cargo-deb (the Debian package
 #                            test: build, install, systemd-analyze verify)
-#   scripts/deps.sh soak   + sip-tester (sipp) for benches/soak.sh
+#   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
-    want+=(tshark tcpreplay iproute2 python3-venv openssl curl flac dpkg-dev binutils adduser systemd)
-fi
-if [ "$mode" = soak ]; then
-    want+=(sip-tester)
+    want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd)
 fi
 missing=()
 for p in "${want[@]}"; do

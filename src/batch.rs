@@ -128,6 +128,7 @@ fn call_of(ev: &CallEvent) -> CallRef {
         CallEvent::Started { call, .. }
         | CallEvent::Media { call, .. }
         | CallEvent::Dropped { call, .. }
+        | CallEvent::Encrypted { call, .. }
         | CallEvent::Ended { call, .. } => *call,
     }
 }

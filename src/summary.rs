@@ -99,6 +99,9 @@ impl Summary {
             thousands(tunnelled),
             thousands(c.not_ip + c.other_ip + c.udp_unmatched + c.media_not_rtp)
         );
+        if let Some(w) = self.truncation_warning() {
+            println!("  warning: {w}");
+        }
         let shed =
             i.defrag.shed_table_full + i.defrag.shed_bytes + i.tcp.connections_shed + i.tcp.buffer_full + c.calls_shed;
         if shed > 0 {
@@ -107,6 +110,13 @@ impl Summary {
                 thousands(c.calls_shed),
                 thousands(i.defrag.shed_table_full + i.defrag.shed_bytes),
                 thousands(i.tcp.connections_shed + i.tcp.buffer_full)
+            );
+        }
+        if c.media_ambiguous > 0 {
+            println!(
+                "  warning: {} media packets to addresses several calls use did not say which call they belong to: \
+                 recorded in none (the records of the calls using those addresses name them)",
+                thousands(c.media_ambiguous)
             );
         }
         if let Some(live) = &self.live {
@@ -163,6 +173,15 @@ impl Summary {
             );
         }
         let m = &self.outcome.mixer;
+        if m.late_packets + m.slips + m.encrypted_packets > 0 {
+            println!(
+                "  audio: {} packets arrived too late to be placed, {} drift slips, {} encrypted packets not recorded \
+                 (each record says which party and where)",
+                thousands(m.late_packets),
+                thousands(m.slips),
+                thousands(m.encrypted_packets)
+            );
+        }
         if m.write_errors > 0 {
             println!(
                 "  warning: {} recordings are missing audio that could not be written (see the log)",
@@ -198,9 +217,41 @@ impl Summary {
         }
     }
 
+    /// Most packets were cut short by the capture's snapshot length: what that cost and what
+    /// to do (`None` when it is not so).
+    pub fn truncation_warning(&self) -> Option<String> {
+        let c = &self.capture;
+        if c.frames == 0 || c.truncated * 2 <= c.frames {
+            return None;
+        }
+        let mut cost = Vec::new();
+        if c.truncated_sip > 0 {
+            cost.push(format!(
+                "{} SIP messages cut at {} bytes: calls cannot be followed",
+                thousands(c.truncated_sip),
+                c.largest_frame
+            ));
+        }
+        if c.truncated_rtp > 0 {
+            cost.push(format!("{} RTP packets cut: their audio is incomplete", thousands(c.truncated_rtp)));
+        }
+        if cost.is_empty() {
+            cost.push("calls and their media cannot be followed".into());
+        }
+        Some(format!(
+            "{} of {} packets were cut short by the capture's snapshot length ({} bytes kept per packet): {}; \
+             capture with a larger snapshot length (tcpdump -s 0)",
+            thousands(c.truncated),
+            thousands(c.frames),
+            c.largest_frame,
+            cost.join("; ")
+        ))
+    }
+
     /// 0 when everything was read and shipped, 2 when an input failed, 3 when recordings are
-    /// left queued or could not be written. A live run that stops on a signal is not failed by
-    /// recordings left queued: they are safe in the spool and ship at the next start.
+    /// left queued or could not be written, 4 when the input was incomplete (most packets cut
+    /// short by the capture's snapshot length). A live run that stops on a signal is not failed
+    /// by recordings left queued: they are safe in the spool and ship at the next start.
     pub fn exit_code(&self) -> ExitCode {
         let queued = !self.outcome.ship.left_queued.is_empty() && self.live.is_none();
         if !self.input.errors.is_empty() {
@@ -211,6 +262,8 @@ impl Summary {
             || self.outcome.mixer.write_errors > 0
         {
             ExitCode::from(3)
+        } else if self.truncation_warning().is_some() {
+            ExitCode::from(4)
         } else {
             ExitCode::SUCCESS
         }

@@ -2,17 +2,25 @@
 //! tcpreplay sends generated calls into one end in real time, `callvault run` captures on the
 //! other. The wire carries nothing else (IPv6 is off in the namespace), so "no further
 //! packet" is what the kernel's own counters show.
+//!
+//! Replayed at 2x and 5x real time (so every capture time is compressed), the audio must be
+//! what `callvault replay` makes of the file: each channel sample for sample, the parties
+//! within one packet of the same alignment.
+//!
+//! Namespace and interface names start with `$CALLVAULT_NETNS_PREFIX` (default `cv`) and the
+//! test's process id, so several checkouts can run these tests at once.
 
 mod common;
+mod gen_check;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callgen::{CallSpec, Hangup, Outcome, Scenario, Truth};
+use callgen::{CallSpec, Delay, Hangup, Outcome, Party, Scenario, Truth};
 use common::live::{Netns, Running, can_run, kernel_counters};
-use common::records;
+use common::{Rec, channels, records, text};
 
 const START: i64 = 1_735_689_600 * 1_000_000_000;
 
@@ -326,5 +334,77 @@ fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
         let streams = recs[0].value["streams"].as_array().unwrap();
         let s = streams.iter().find(|s| s["side"] == side).expect("stream");
         assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets: {s}\n{log}");
+    }
+}
+
+/// Where each party's first packet landed in a call's recording, and its channels.
+fn starts(scenario: &Scenario, call: usize, rec: &Rec) -> ([i64; 2], [Vec<i16>; 2]) {
+    let streams = rec.value["streams"].as_array().unwrap();
+    let start = |party: Party| {
+        let first = &gen_check::sent(scenario, call, party)[0];
+        let st = streams.iter().find(|s| s["side"] == party.name()).unwrap();
+        gen_check::placed_frame(&st["placement"], first.ts, first.capture_ns)
+    };
+    ([start(Party::Caller), start(Party::Callee)], channels(rec.wav.as_deref().unwrap()))
+}
+
+#[test]
+fn tcpreplay_at_2x_and_5x_gives_the_same_audio_as_replay() {
+    let Some(fx) = Fixture::new("live capture at 2x and 5x", "x") else { return };
+    let (ns, dir) = (&fx.ns, &fx.dir);
+    let pcap = dir.path().join("fast.pcap");
+    let start = START;
+    let calls: Vec<CallSpec> = (0..2)
+        .map(|i| {
+            let mut c = CallSpec::answered(i, start + i64::from(i) * 500_000_000, 20_000);
+            c.impair.caller.delay = Some(Delay::Uniform { max_ms: 10.0 });
+            c.impair.callee.delay = Some(Delay::Uniform { max_ms: 10.0 });
+            c
+        })
+        .collect();
+    let scenario = Scenario { calls, seed: 31, ..Scenario::default() };
+    let truth = callgen::write_pcap(&scenario, &pcap).unwrap();
+    let reference = dir.path().join("replay");
+    let out = common::replay(&[&pcap], &reference, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let replayed = records(&reference.join("archive"));
+    for speed in ["2", "5"] {
+        let live_dir = dir.path().join(format!("x{speed}"));
+        let (data, archive) = (live_dir.join("data"), live_dir.join("archive"));
+        let cv = run(ns, &["--output", data.to_str().unwrap(), "--archive", archive.to_str().unwrap()]);
+        let sent = ns.exec("tcpreplay").args(["--quiet", "--intf1", &ns.a, "--multiplier", speed]).arg(&pcap).status();
+        assert!(sent.unwrap().success(), "tcpreplay failed");
+        let (status, log, _) = cv.stop(Duration::from_secs(30));
+        assert!(status.success(), "{log}");
+        let live = records(&live_dir.join("archive"));
+        assert_eq!(live.len(), truth.calls.len(), "{speed}x\n{log}");
+        for (i, t) in truth.calls.iter().enumerate() {
+            let ctx = format!("{speed}x call {}", t.call_id);
+            let find = |recs: &[Rec]| recs.iter().position(|r| r.value["call_id"] == t.call_id.as_str()).unwrap();
+            let (l, r) = (&live[find(&live)], &replayed[find(&replayed)]);
+            for s in l.value["streams"].as_array().unwrap() {
+                assert_eq!((s["lost"].as_u64(), s["late"].as_u64()), (Some(0), Some(0)), "{ctx}: {s}");
+                assert_eq!(s["placement"]["samples_inserted"], 0, "{ctx}: no slip for a common clock");
+            }
+            let (ls, lc) = starts(&scenario, i, l);
+            let (rs, rc) = starts(&scenario, i, r);
+            for ch in 0..2 {
+                // The same samples from the party's first packet on; silence before it.
+                let (a, b) = (&lc[ch][ls[ch] as usize..], &rc[ch][rs[ch] as usize..]);
+                let n = a.len().min(b.len());
+                assert!(a.len().abs_diff(b.len()) <= 160, "{ctx}: channel {ch}: {} vs {} frames", a.len(), b.len());
+                if let Some(k) = (0..n).find(|&k| a[k] != b[k]) {
+                    panic!("{ctx}: channel {ch} differs {k} frames after its first packet");
+                }
+                assert!(a[n..].iter().chain(&b[n..]).all(|&x| x == 0), "{ctx}: channel {ch} tail");
+                assert!(lc[ch][..ls[ch] as usize].iter().all(|&x| x == 0), "{ctx}: channel {ch} before its start");
+            }
+            // The parties' alignment: within one packet of the file's.
+            let (live_gap, file_gap) = (ls[1] - ls[0], rs[1] - rs[0]);
+            assert!(
+                (live_gap - file_gap).abs() <= 160,
+                "{ctx}: callee - caller {live_gap} frames live, {file_gap} from the file"
+            );
+        }
     }
 }

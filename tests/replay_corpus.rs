@@ -1,7 +1,8 @@
 //! End to end on the shared corpus of real captures (`../shared/corpus/`, read in place, never
 //! copied): every SIP call found with the state, parties and start time tshark derived
 //! (`expected.json`), every RTP stream tied to the right call with its packet count, every
-//! G.711 call recorded, and calls with other codecs named.
+//! G.711 call recorded (encrypted media excepted: it is never written as audio), and calls with
+//! other codecs named.
 //!
 //! What this stage of the project does not follow yet (SIP over TCP, IP fragments, tunnels,
 //! NAT-learned media) is listed in `KNOWN_GAPS` with the reason; those checks are reported as
@@ -76,6 +77,7 @@ fn corpus_calls_and_streams_match_expected() {
     let mut checked_streams = 0;
     let mut recordings = 0;
     let mut checked_dtmf = 0;
+    let mut encrypted_calls = 0;
     let mut skipped = Vec::new();
     let mut failures = Vec::new();
     for (name, exp) in files {
@@ -169,7 +171,18 @@ fn corpus_calls_and_streams_match_expected() {
             }
             // Audio: G.711 media gives a recording; other codecs are named.
             let g711 = streams.iter().any(|s| s["payload_types"].as_array().unwrap().iter().any(|p| p == 0 || p == 8));
-            if g711 {
+            let encrypted = !rec["encrypted"].as_array().unwrap().is_empty();
+            if encrypted {
+                // Encrypted media (ZRTP in this corpus) is never written as audio.
+                encrypted_calls += 1;
+                let noted = rec["notes"].as_array().unwrap().iter().any(|n| {
+                    n.as_str().unwrap().contains("encrypted")
+                        && n.as_str().unwrap().contains("not decryptable from the wire")
+                });
+                if !rec["audio"].is_null() || !noted || rec["capture_complete"] != false {
+                    failures.push(format!("{name} {id}: encrypted media recorded or not said so: {}", rec["notes"]));
+                }
+            } else if g711 {
                 if rec["audio"].is_null() {
                     failures.push(format!("{name} {id}: G.711 media but no recording"));
                 } else {
@@ -185,13 +198,47 @@ fn corpus_calls_and_streams_match_expected() {
             }
         }
     }
-    println!("checked {checked_calls} calls, {checked_streams} streams, {recordings} recordings, {checked_dtmf} DTMF");
+    println!(
+        "checked {checked_calls} calls, {checked_streams} streams, {recordings} recordings, {checked_dtmf} DTMF, \
+         {encrypted_calls} encrypted"
+    );
     for s in &skipped {
         common::skipped(&format!("corpus: {s}"));
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     assert!(
-        checked_calls >= 25 && checked_streams >= 25 && recordings >= 12 && checked_dtmf >= 3,
+        checked_calls >= 25 && checked_streams >= 25 && recordings >= 12 && checked_dtmf >= 3 && encrypted_calls >= 1,
         "the corpus was really walked"
     );
+}
+
+#[test]
+fn zrtp_call_is_not_written_as_audio() {
+    let Some(dir) = corpus_dir() else {
+        common::skipped("corpus ZRTP test: no corpus (set CALLVAULT_CORPUS)");
+        return;
+    };
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = replay(&[&dir.join("sip-rtp-g711u-zrtp-reinvite.pcap")], out_dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(&out_dir.path().join("archive"));
+    let calls: Vec<&Value> =
+        recs.iter().map(|r| &r.value).filter(|v| !v["streams"].as_array().unwrap().is_empty()).collect();
+    assert_eq!(calls.len(), 1, "{}", text(&out));
+    let rec = calls[0];
+    // ZRTP packets on the media port (no a=zrtp-hash in this capture's SDP) key both directions.
+    let zrtp = |side: &str| (side.to_owned(), "ZRTP".to_owned());
+    assert_eq!(common::encrypted_parties(rec), vec![zrtp("caller"), zrtp("callee")]);
+    assert!(rec["audio"].is_null(), "no audio file: {}", rec["audio"]);
+    assert!(common::files(&out_dir.path().join("archive")).iter().all(|f| !f.ends_with(".wav")));
+    assert_eq!(rec["capture_complete"], false);
+    let reasons = rec["incomplete_reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r.as_str().unwrap().contains("encrypted (SRTP/ZRTP/DTLS-SRTP")
+            && r.as_str().unwrap().contains("not decryptable from the wire")),
+        "{reasons:?}"
+    );
+    // The streams are still described (packets, loss), just not decoded.
+    let packets: u64 = rec["streams"].as_array().unwrap().iter().map(|s| s["packets"].as_u64().unwrap()).sum();
+    assert!(packets > 900, "{packets}");
 }

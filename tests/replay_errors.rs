@@ -96,3 +96,24 @@ fn unwritable_output_is_a_clear_startup_error() {
     let all = text(&out);
     assert!(all.contains("cannot create data directory") && all.contains("a-file/data"), "{all}");
 }
+
+#[test]
+fn a_capture_cut_by_a_small_snapshot_length_is_one_warning_and_incomplete_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    let calls = (0..3).map(|i| CallSpec::answered(i, T0 + i64::from(i) * 100_000_000, 2000)).collect();
+    callgen::write_pcap(&Scenario { calls, snaplen: Some(60), ..Scenario::default() }, &cut).unwrap();
+    let out = replay(&[&cut], dir.path(), &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(4), "the documented incomplete-input status\n{all}");
+    let warning = "cut short by the capture's snapshot length (60 bytes kept per packet)";
+    assert_eq!(all.matches(warning).count(), 1, "warned once\n{all}");
+    assert!(all.contains("SIP messages cut at 60 bytes: calls cannot be followed"), "{all}");
+    assert!(all.contains("tcpdump -s 0"), "{all}");
+    // The same calls whole: no warning, status 0.
+    let whole = dir.path().join("whole.pcap");
+    capture(&whole, 0, 3, 1);
+    let out = replay(&[&whole], &dir.path().join("second"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("snapshot length"));
+}

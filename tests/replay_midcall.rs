@@ -179,3 +179,21 @@ fn everything_in_one_call() {
     check_all(&scenario, &r, "everything");
     assert_eq!(r.recs[0].value["dtmf"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn timestamps_reset_without_a_new_ssrc_or_sequence_lose_nothing() {
+    let mut c = CallSpec::answered(0, T0, 6000);
+    // The caller's clock restarts 40 s lower at packet 150; SSRC and sequence go on.
+    let seq = c.caller_seq0.wrapping_add(150);
+    let ts = c.caller_ts0.wrapping_add(150 * 160).wrapping_sub(320_000);
+    c.stream_changes = vec![StreamChange { party: Party::Caller, at_packet: 150, ssrc: c.caller_ssrc, seq, ts }];
+    let scenario = Scenario::new(vec![c.clone()]);
+    let r = run(&scenario, &[]);
+    check_all(&scenario, &r, "timestamp reset");
+    let rec = &r.record(&c.call_id).value;
+    let caller = rec["streams"].as_array().unwrap().iter().find(|s| s["side"] == "caller").unwrap();
+    let reasons: Vec<&str> =
+        caller["placement"]["anchors"].as_array().unwrap().iter().map(|a| a["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, vec!["start", "timestamps_back"]);
+    assert_eq!((caller["late"].as_u64(), caller["lost"].as_u64()), (Some(0), Some(0)));
+}

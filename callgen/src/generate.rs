@@ -23,7 +23,7 @@ use crate::net::{self, L4, Wire};
 use crate::pcap::PcapWriter;
 use crate::rtp::{self, StreamPlan};
 use crate::sip::{self, DialogIds};
-use crate::spec::{CallSpec, Hangup, Outcome, Scenario, SipTransport};
+use crate::spec::{CallSpec, ExtraKind, Hangup, Outcome, Scenario, SipTransport};
 use crate::timeline::{self, Party, RtpSchedule, RtpSend, SipMsg, TcpControl};
 use crate::tone::{ToneCache, ToneSource};
 use crate::truth::{CallTruth, DtmfTruth, EarlyMediaTruth, HoldTruth, SipTruth, StreamTruth, Truth};
@@ -35,6 +35,7 @@ const WRITE_BUFFER: usize = 1 << 20;
 const SRC_SIP: u8 = 0;
 const SRC_CALLEE: u8 = 1;
 const SRC_CALLER: u8 = 2;
+const SRC_EXTRA: u8 = 3;
 
 /// Generates the capture of `scenario` into the file at `path` (created or truncated).
 ///
@@ -48,8 +49,12 @@ pub fn write_pcap(scenario: &Scenario, path: &Path) -> io::Result<Truth> {
 /// Generates the capture of `scenario` into `w` (buffered internally) and returns the truth.
 pub fn write_pcap_to<W: Write>(scenario: &Scenario, w: W) -> io::Result<Truth> {
     scenario.validate()?;
-    let mut pcap =
-        PcapWriter::new(BufWriter::with_capacity(WRITE_BUFFER, w), scenario.link.linktype(), scenario.ts_precision)?;
+    let mut pcap = PcapWriter::new(
+        BufWriter::with_capacity(WRITE_BUFFER, w),
+        scenario.link.linktype(),
+        scenario.ts_precision,
+        scenario.snaplen,
+    )?;
     let mut generator = Generator::new(scenario);
     generator.run(&mut pcap)?;
     let bytes = pcap.finish()?;
@@ -92,7 +97,63 @@ struct CallState<'a> {
     /// Next IPv4 identification of the caller and the callee.
     ip_id: [u16; 2],
     tcp: Option<TcpConn>,
+    /// Datagrams of the extra (non-audio) media lines, in time order, and the next one.
+    extra: Vec<ExtraSend>,
+    extra_next: usize,
     truth: CallTruth,
+}
+
+/// One datagram of an extra media line: when, which line, who sends it, its number.
+#[derive(Debug, Clone, Copy)]
+struct ExtraSend {
+    t: i64,
+    line: usize,
+    by_caller: bool,
+    n: u32,
+}
+
+/// The datagrams of a call's extra media lines: each party's `packets` spread evenly over
+/// the talk time (the callee's 7 ms after the caller's), the capture stalls applied.
+fn extra_schedule(scenario: &Scenario, spec: &CallSpec) -> Vec<ExtraSend> {
+    let Some(answer) = timeline::answer_ns(spec) else { return Vec::new() };
+    let mut v = Vec::new();
+    for (line, x) in spec.extra_media.iter().enumerate() {
+        let step = i64::from(spec.talk_ms) * 1_000_000 / i64::from(x.packets.max(1));
+        for n in 0..x.packets {
+            let t = answer + 30_000_000 + i64::from(n) * step;
+            v.push(ExtraSend { t, line, by_caller: true, n });
+            v.push(ExtraSend { t: t + 7_000_000, line, by_caller: false, n });
+        }
+    }
+    v.sort_by_key(|e| (e.t, e.line, e.by_caller));
+    for e in &mut v {
+        e.t = scenario.capture_time(e.t);
+    }
+    v
+}
+
+/// The payload of an extra media datagram.
+fn extra_payload(kind: ExtraKind, ssrc: u32, n: u32, out: &mut Vec<u8>) {
+    out.clear();
+    match kind {
+        ExtraKind::Video => {
+            out.extend_from_slice(&[0x80, 96]);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            out.extend_from_slice(&n.wrapping_mul(3000).to_be_bytes());
+            out.extend_from_slice(&ssrc.to_be_bytes());
+            out.extend((0..288u32).map(|i| (hash(&[u64::from(n), u64::from(i)]) & 0xff) as u8));
+        }
+        ExtraKind::T38 => {
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            out.extend((0..38u32).map(|i| (i * 7 + n) as u8));
+        }
+        ExtraKind::Bfcp => {
+            out.extend_from_slice(&[0x20, 1, 0, 4]);
+            out.extend_from_slice(&(ssrc & 0xffff).to_be_bytes());
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            out.extend_from_slice(&[0; 16]);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -118,7 +179,8 @@ impl<'a> Generator<'a> {
         let mut calls = Vec::with_capacity(scenario.calls.len());
         for (index, spec) in scenario.calls.iter().enumerate() {
             let key = index as u32;
-            let sip = timeline::sip_schedule(spec);
+            let sip: Vec<(i64, SipMsg)> =
+                timeline::sip_schedule(spec).into_iter().map(|(t, m)| (scenario.capture_time(t), m)).collect();
             if let Some(&(t, _)) = sip.first() {
                 heap.push(Reverse((t, key, SRC_SIP)));
             }
@@ -154,8 +216,14 @@ impl<'a> Generator<'a> {
                     })
                 }
             };
+            let extra = extra_schedule(scenario, spec);
+            if let Some(e) = extra.first() {
+                heap.push(Reverse((e.t, key, SRC_EXTRA)));
+            }
             calls.push(CallState {
                 spec,
+                extra,
+                extra_next: 0,
                 ids: DialogIds::new(scenario.seed, index),
                 truth: initial_truth(scenario, spec, &sip, &rtp),
                 sip,
@@ -219,6 +287,21 @@ impl<'a> Generator<'a> {
                     }
                 };
                 (records, next)
+            } else if src == SRC_EXTRA {
+                let e = call.extra[call.extra_next];
+                call.extra_next += 1;
+                let next = call.extra.get(call.extra_next).map(|e| e.t);
+                let x = spec.extra_media[e.line];
+                let ssrc = hash(&[u64::from(key), e.line as u64, u64::from(e.by_caller)]) as u32;
+                extra_payload(x.kind, ssrc, e.n, &mut self.payload);
+                let caller = (spec.caller_ip, x.caller_port);
+                let callee = (spec.callee_ip, x.callee_port);
+                let datagram = Datagram {
+                    media: true,
+                    ip_id: next_ip_id(&mut call.ip_id, e.by_caller),
+                    ..datagram(if e.by_caller { (caller, callee) } else { (callee, caller) })
+                };
+                (self.wire.write(pcap, t, &datagram, L4::Udp, &self.payload)?, next)
             } else {
                 let by_caller = src == SRC_CALLER;
                 let stream = &mut call.rtp[usize::from(!by_caller)];
@@ -394,11 +477,11 @@ fn all_payloads(spec: &CallSpec, party: Party, tones: &mut ToneCache) -> Vec<Vec
 /// The truth of a call before any packet is written: everything but the counters of packets
 /// actually sent and the SIP log.
 fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)], rtp: &[RtpStream; 2]) -> CallTruth {
-    let q = |ns: i64| scenario.ts_precision.quantize(ns);
+    let q = |ns: i64| scenario.ts_precision.quantize(scenario.capture_time(ns));
     let end_ns = sip
         .iter()
         .find(|(_, m)| matches!(m, SipMsg::Bye(_) | SipMsg::Cancel | SipMsg::InviteFinal(_)))
-        .map(|&(t, _)| q(t));
+        .map(|&(t, _)| scenario.ts_precision.quantize(t));
     let (expected_state, final_code, hangup) = match spec.outcome {
         Outcome::Answered { hangup } => match hangup {
             Hangup::Caller => ("completed", Some(200), Some("caller")),
@@ -409,6 +492,8 @@ fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)], rt
         Outcome::Rejected(code) => ("rejected", Some(code), None),
         Outcome::Cancelled => ("cancelled", Some(487), None),
         Outcome::NoAnswer => ("ringing", None, None),
+        Outcome::NoResponse => ("setup", None, None),
+        Outcome::NoAck => ("in_call", Some(200), None),
     };
     let stream = |party: Party| {
         let ssrc = match party {
@@ -434,7 +519,7 @@ fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)], rt
         from_user: spec.from_user.clone(),
         to_user: spec.to_user.clone(),
         start_ns: q(spec.start_ns),
-        answer_ns: timeline::answer_ns(spec).map(q),
+        answer_ns: timeline::ok_ns(spec).map(q),
         end_ns,
         expected_state,
         final_code,

@@ -26,9 +26,13 @@
 //! Beyond plain calls, a scenario can put real-network situations on the wire: SIP over TCP
 //! ([`SipTransport`]), IP fragmentation ([`Fragmentation`]), tunnels ([`Tunnel`]: GRE, ERSPAN,
 //! VXLAN), a callee behind NAT ([`Nat`]), early media ([`EarlyMedia`]), hold, resume and media
-//! moves by re-INVITE ([`MidCall`]), RFC 4733 DTMF ([`DtmfDigit`]) and RTP numbering changes
-//! ([`StreamChange`]). Left at their defaults they change nothing: the bytes are those of a
-//! plain capture.
+//! moves by re-INVITE ([`MidCall`]), RFC 4733 DTMF ([`DtmfDigit`]), RTP numbering changes
+//! ([`StreamChange`]), network delay variation ([`Delay`], uniform or bursty, packets kept in
+//! order), sender clock drift ([`DirImpair::clock_ppm`]), network and capture stalls followed by
+//! bursts ([`Stall`], [`CaptureStall`]), encrypted media announced as SDES-SRTP, DTLS-SRTP or
+//! ZRTP ([`MediaSecurity`]), auth challenges answered late ([`AuthChallenge`]), non-audio media
+//! lines ([`ExtraMedia`]) and a snapshot length that cuts frames ([`Scenario::snaplen`]). Left
+//! at their defaults they change nothing: the bytes are those of a plain capture.
 //!
 //! Module map: `spec` (what to generate), `validate` (checks it), `timeline` (when each packet
 //! goes out), `sip` (message text), `rtp` (what each RTP packet carries), `tone` and `g711`
@@ -56,12 +60,12 @@ mod validate;
 
 pub use g711::{linear_to_alaw, linear_to_ulaw};
 pub use generate::{write_pcap, write_pcap_to};
-pub use presets::{demo_mix, spread_calls};
+pub use presets::{demo_mix, share_media_address, spread_calls};
 pub use rtp::{TELEPHONE_EVENT_PT, rtp_addresses, rtp_packet};
 pub use spec::{
-    CallSpec, Codec, DirImpair, DtmfDigit, EarlyMedia, FragmentOrder, Fragmentation, Hangup, Impairments, Link,
-    MidCall, Nat, Outcome, Scenario, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, TsPrecision,
-    Tunnel,
+    AuthChallenge, CallSpec, CaptureStall, Codec, Declared, Delay, DirImpair, DtmfDigit, EarlyMedia, EventStream,
+    ExtraKind, ExtraMedia, FragmentOrder, Fragmentation, Hangup, Impairments, Link, MediaSecurity, MidCall, Nat,
+    Outcome, Scenario, SipTransport, Stall, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, TsPrecision, Tunnel,
 };
 pub use timeline::{Party, RtpSchedule, RtpSend};
 pub use tone::{SAMPLE_RATE, TONE_AMPLITUDE, expected_payload, samples_per_packet, tone_sample};

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use callvault_callgen::{Codec, Link, Scenario, TsPrecision, demo_mix, spread_calls, write_pcap};
+use callvault_callgen::{
+    Codec, Link, Party, Scenario, TsPrecision, demo_mix, share_media_address, spread_calls, write_pcap,
+};
 use clap::{Parser, ValueEnum};
 
 /// Default start time: 2024-01-01T00:00:00Z, so output does not depend on the clock.
@@ -64,6 +66,14 @@ struct Args {
     /// one unanswered, both codecs.
     #[arg(long)]
     mix: bool,
+    /// One media address for this party of every call (a media server or SBC answering, or
+    /// offering, every call with the same address): 10.77.0.2:6000 for the callee, 10.77.0.1:6000
+    /// for the caller (IPv4 only).
+    #[arg(long, value_enum)]
+    share_media: Option<PartyArg>,
+    /// Keep at most this many bytes of each frame (as `tcpdump -s N`).
+    #[arg(long)]
+    snaplen: Option<u32>,
     /// Output capture file.
     #[arg(long)]
     out: PathBuf,
@@ -76,6 +86,12 @@ struct Args {
 enum CodecArg {
     Pcmu,
     Pcma,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PartyArg {
+    Caller,
+    Callee,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -142,6 +158,16 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
     if args.mix {
         demo_mix(&mut calls, args.seed);
     }
+    if let Some(party) = args.share_media {
+        if args.ipv6 {
+            bail!("--share-media works with IPv4 addresses only");
+        }
+        let (party, ip) = match party {
+            PartyArg::Caller => (Party::Caller, [10, 77, 0, 1]),
+            PartyArg::Callee => (Party::Callee, [10, 77, 0, 2]),
+        };
+        share_media_address(&mut calls, party, ip.into(), 6000);
+    }
     if args.ipv6 {
         calls = calls.into_iter().map(|c| c.into_ipv6()).collect();
     }
@@ -161,6 +187,8 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         keep_payloads: false,
         tunnel: None,
         fragmentation: None,
+        capture_stalls: Vec::new(),
+        snaplen: args.snaplen,
     };
     scenario.validate()?;
     Ok(scenario)

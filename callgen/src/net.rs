@@ -83,6 +83,12 @@ impl Wire {
         payload: &[u8],
     ) -> io::Result<u64> {
         if l4 == L4::Udp && self.plain_udp(d, payload.len()) {
+            if pcap.snaplen().is_some() {
+                let mut frame = Vec::with_capacity(frame::frame_len(self.link, d, payload.len()));
+                frame::write(self.link, d, payload, &mut frame)?;
+                pcap.record_cut(t, &frame)?;
+                return Ok(1);
+            }
             let len = frame::frame_len(self.link, d, payload.len());
             pcap.record(t, len, |w| frame::write(self.link, d, payload, w))?;
             return Ok(1);
@@ -91,7 +97,7 @@ impl Wire {
         let packets = self.ip_packets(d, l4, &segment)?;
         for p in &packets {
             let frame = self.frame(t, d, p)?;
-            pcap.record(t, frame.len(), |w| w.write_all(&frame))?;
+            pcap.record_cut(t, &frame)?;
         }
         Ok(packets.len() as u64)
     }

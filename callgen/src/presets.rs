@@ -1,7 +1,10 @@
 //! Ready-made call sets: many concurrent answered calls, and a realistic demo mix.
 
 use crate::mix::{hash, unit_f64};
+use std::net::IpAddr;
+
 use crate::spec::{CallSpec, Codec, Hangup, Outcome};
+use crate::timeline::Party;
 use crate::timeline::{BYE_DELAY_NS, REPLY_DELAY_NS};
 
 /// `n` answered calls ([`CallSpec::answered`]) of `talk_ms` each, with start times spaced so
@@ -21,6 +24,18 @@ pub fn spread_calls(n: u32, concurrency: u32, talk_ms: u32, start_ns: i64) -> Ve
         call.start_ns = start_ns + i as i64 * gap_ns;
     }
     calls
+}
+
+/// Gives `party` of every call one media address, `ip:port` (its SIP too goes to and from
+/// `ip`): a media server, SBC or gateway answering (or, for the caller, offering) every call
+/// with the same address, the calls told apart only by their other end.
+pub fn share_media_address(calls: &mut [CallSpec], party: Party, ip: IpAddr, port: u16) {
+    for call in calls {
+        match party {
+            Party::Caller => (call.caller_ip, call.caller_rtp_port) = (ip, port),
+            Party::Callee => (call.callee_ip, call.callee_rtp_port) = (ip, port),
+        }
+    }
 }
 
 /// Turns a call set into a realistic mix for a demo, deterministically from `seed`.

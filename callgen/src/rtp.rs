@@ -17,6 +17,8 @@ use crate::tone::{ToneSource, samples_per_packet};
 
 /// Payload type of RFC 4733 telephone events in the generated SDP.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
+/// Authentication tag of SRTP's default suite (HMAC-SHA1, 80 bits).
+const SRTP_TAG: usize = 10;
 /// Volume field (-dBm0) of the generated telephone events.
 const EVENT_VOLUME: u8 = 10;
 const MS: i64 = 1_000_000;
@@ -72,6 +74,8 @@ pub(crate) struct StreamPlan {
     pub(crate) muted: Vec<(u32, u32)>,
     changes: Vec<StreamChange>,
     dtmf: Vec<DtmfDigit>,
+    /// The events travel on their own stream: (SSRC, first sequence number).
+    event_stream: Option<(u32, u16)>,
     pub(crate) early: Option<Early>,
     /// Sender address on the wire before any move, and (first packet, port) after each move.
     own: SocketAddr,
@@ -81,6 +85,8 @@ pub(crate) struct StreamPlan {
     peer_moves: Vec<(u32, u16)>,
     /// No option changes any packet's numbering, content or addresses (the common case).
     plain: bool,
+    /// Payloads are SRTP-like ciphertext (see [`crate::MediaSecurity`]).
+    encrypted: bool,
 }
 
 impl StreamPlan {
@@ -128,7 +134,8 @@ impl StreamPlan {
             (Party::Callee, Some(em), Some(a)) => {
                 let ptime_ns = i64::from(spec.ptime_ms) * MS;
                 let talk0_ns = a + timeline::CALLEE_RTP_DELAY_NS;
-                let progress = spec.start_ns + timeline::RINGING_MAX_NS.min(i64::from(spec.ring_ms) * MS / 2);
+                let progress =
+                    timeline::invite_ns(spec) + timeline::RINGING_MAX_NS.min(i64::from(spec.ring_ms) * MS / 2);
                 let latest = a - timeline::EARLY_MEDIA_STOP_NS;
                 let earliest = progress + timeline::EARLY_MEDIA_DELAY_NS;
                 let j_min = (talk0_ns - latest + ptime_ns - 1) / ptime_ns;
@@ -159,6 +166,7 @@ impl StreamPlan {
         } else if nat_side.is_some() {
             peer_moves.clear();
         }
+        let event_stream = spec.event_streams.iter().find(|e| e.party == party).map(|e| (e.ssrc, e.seq));
         let plain = muted.is_empty()
             && changes.is_empty()
             && dtmf.is_empty()
@@ -167,6 +175,7 @@ impl StreamPlan {
             && peer_moves.is_empty();
         StreamPlan {
             plain,
+            encrypted: spec.media_security.is_some(),
             spp,
             count,
             codec: spec.codec,
@@ -176,6 +185,7 @@ impl StreamPlan {
             muted,
             changes,
             dtmf,
+            event_stream,
             early,
             own,
             own_moves,
@@ -212,9 +222,19 @@ impl StreamPlan {
         }
     }
 
+    /// Packets in `[from, to)` that are events on their own stream (not numbered in the voice
+    /// stream).
+    fn own_events_between(&self, from: u32, to: u32) -> u32 {
+        if self.event_stream.is_none() {
+            return 0;
+        }
+        self.dtmf.iter().map(|d| (d.at_packet + d.packets + 2).min(to).saturating_sub(d.at_packet.max(from))).sum()
+    }
+
     fn talk_header(&self, k: u32) -> (u32, u16, u32, bool) {
         let (at, ssrc, seq, ts) = self.epoch(k);
-        let seq = seq.wrapping_add((k - at - self.muted_between(at, k)) as u16);
+        let skipped = self.muted_between(at, k) + self.own_events_between(at, k);
+        let seq = seq.wrapping_add((k - at - skipped) as u16);
         let ts = ts.wrapping_add((k - at).wrapping_mul(self.spp));
         let after_hold = self.muted.iter().any(|&(_, b)| b == k);
         (ssrc, seq, ts, k == at || after_hold)
@@ -258,6 +278,10 @@ impl StreamPlan {
             let duration = (units * self.spp) as u16;
             let [hi, lo] = duration.to_be_bytes();
             let flags = if end { 0x80 | EVENT_VOLUME } else { EVENT_VOLUME };
+            let (ssrc, seq) = match self.event_stream {
+                Some((own_ssrc, seq0)) => (own_ssrc, seq0.wrapping_add(self.own_events_between(0, k) as u16)),
+                None => (ssrc, seq),
+            };
             let header = Header { ssrc, seq, ts: start_ts, marker: i == 0, pt: TELEPHONE_EVENT_PT };
             return (header, Body::Event([d.event, flags, hi, lo]));
         }
@@ -292,6 +316,17 @@ impl StreamPlan {
         out.extend_from_slice(&h.seq.to_be_bytes());
         out.extend_from_slice(&h.ts.to_be_bytes());
         out.extend_from_slice(&h.ssrc.to_be_bytes());
+        if self.encrypted {
+            // SRTP-like: the payload (as long as the clear one) and a 10-byte authentication
+            // tag, all of it random-looking.
+            let len = match body {
+                Body::Audio { .. } => self.spp as usize,
+                Body::Event(_) => 4,
+            } + SRTP_TAG;
+            let key = crate::mix::hash(&[u64::from(h.ssrc), u64::from(h.seq), u64::from(h.ts)]);
+            out.extend((0..len).map(|i| (crate::mix::hash(&[key, i as u64 / 8]) >> (8 * (i % 8))) as u8));
+            return;
+        }
         match body {
             Body::Audio { first, ringback: false } => talk.fill(first, self.spp as usize, out),
             Body::Audio { first, ringback: true } => {

@@ -10,8 +10,10 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use base64::Engine as _;
+
 use crate::mix::hash;
-use crate::spec::{CallSpec, SipTransport};
+use crate::spec::{CallSpec, ExtraKind, MediaSecurity, SipTransport};
 use crate::timeline::{Party, ReInvite, SipMsg, TcpControl, reinvites};
 
 /// Identifiers of one dialog, hashed from the scenario seed and the call's position.
@@ -26,6 +28,8 @@ pub(crate) struct DialogIds {
     callee_cseq: u32,
     caller_sess: u64,
     callee_sess: u64,
+    /// Branch of the INVITE re-sent after a challenge.
+    auth_branch: u64,
     seed: u64,
     call_index: u64,
 }
@@ -50,6 +54,7 @@ impl DialogIds {
             callee_cseq: 1 + (h(7) % 1000) as u32,
             caller_sess: h(8) % 1_000_000_000,
             callee_sess: h(9) % 1_000_000_000,
+            auth_branch: h(10),
         }
     }
 }
@@ -141,6 +146,8 @@ pub(crate) fn sent_by_caller(msg: SipMsg) -> bool {
         SipMsg::Tcp(c) => {
             matches!(c, TcpControl::Syn | TcpControl::HandshakeAck | TcpControl::CallerFin | TcpControl::LastAck)
         }
+        SipMsg::Challenge(_) => false,
+        SipMsg::ChallengedInvite | SipMsg::ChallengeAck => true,
     }
 }
 
@@ -161,6 +168,9 @@ pub(crate) fn describe(msg: SipMsg) -> (&'static str, Option<u16>) {
         SipMsg::ReAck(..) => ("ACK", None),
         // Not SIP; never described in the truth.
         SipMsg::Tcp(_) => ("", None),
+        SipMsg::ChallengedInvite => ("INVITE", None),
+        SipMsg::Challenge(code) => ("INVITE", Some(code)),
+        SipMsg::ChallengeAck => ("ACK", None),
     }
 }
 
@@ -183,17 +193,34 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
     let to_tagged = format!("{to_uri};tag={:010x}", ids.to_tag >> 24);
     let callee_target = format!("sip:{}@{callee}:{}", spec.to_user, spec.callee_sip_port);
     let caller_target = format!("sip:{}@{caller}:{}", spec.from_user, spec.caller_sip_port);
-    let invite_via = format!("{caller_via}{:016x}", ids.invite_branch);
-    let cseq = ids.invite_cseq;
+    // After a challenge the dialog goes on from the re-sent INVITE: its branch and CSeq.
+    let first_invite = format!("{caller_via}{:016x}", ids.invite_branch);
+    let authed =
+        spec.auth.is_some() && !matches!(msg, SipMsg::ChallengedInvite | SipMsg::Challenge(_) | SipMsg::ChallengeAck);
+    let (invite_via, cseq) = if authed {
+        (format!("{caller_via}{:016x}", ids.auth_branch), ids.invite_cseq + 1)
+    } else {
+        (first_invite.clone(), ids.invite_cseq)
+    };
 
     let mut body = String::new();
     out.clear();
     // Start line and the headers every message has, in the usual order.
     let (start, via, from, to, cseq_line) = match msg {
-        SipMsg::Invite => {
+        SipMsg::Invite | SipMsg::ChallengedInvite => {
             body = sdp(spec, Party::Caller, ids.caller_sess, 0, spec.caller_rtp_port, "sendrecv");
             (format!("INVITE {callee_target} SIP/2.0"), invite_via, from_caller, to_uri, format!("{cseq} INVITE"))
         }
+        SipMsg::Challenge(code) => {
+            (status(code), first_invite, from_caller, to_tagged, format!("{} INVITE", ids.invite_cseq))
+        }
+        SipMsg::ChallengeAck => (
+            format!("ACK {callee_target} SIP/2.0"),
+            first_invite,
+            from_caller,
+            to_tagged,
+            format!("{} ACK", ids.invite_cseq),
+        ),
         SipMsg::Provisional(code) | SipMsg::InviteFinal(code) => {
             let to = if code == 100 { to_uri } else { to_tagged };
             (status(code), invite_via, from_caller, to, format!("{cseq} INVITE"))
@@ -280,7 +307,10 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
         write!(out, "{}: {from}\r\n{}: {to}\r\n{}: {}\r\nCSeq: {cseq_line}\r\n", n.from, n.to, n.call_id, spec.call_id);
     // Contact on dialog-forming and target-refresh messages.
     match msg {
-        SipMsg::Invite | SipMsg::ReInvite(_, Party::Caller) | SipMsg::ReInviteOk(_, Party::Callee) => {
+        SipMsg::Invite
+        | SipMsg::ChallengedInvite
+        | SipMsg::ReInvite(_, Party::Caller)
+        | SipMsg::ReInviteOk(_, Party::Callee) => {
             let _ = write!(out, "{}: <{caller_target}>\r\n", n.contact);
         }
         SipMsg::Provisional(180)
@@ -292,23 +322,39 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
         }
         _ => {}
     }
-    if msg == SipMsg::Invite {
+    let invite = matches!(msg, SipMsg::Invite | SipMsg::ChallengedInvite);
+    if invite {
         if let Some(pai) = &spec.pai {
             let _ = write!(out, "P-Asserted-Identity: {pai}\r\n");
         }
     }
-    if matches!(msg, SipMsg::Invite | SipMsg::InviteOk) {
+    if let (SipMsg::Invite, Some(auth)) = (msg, spec.auth) {
+        let name = if auth.code == 407 { "Proxy-Authorization" } else { "Authorization" };
+        let _ = write!(
+            out,
+            "{name}: Digest username=\"{}\", realm=\"callvault.test\", nonce=\"{:016x}\", \
+             uri=\"{callee_target}\", response=\"{:032x}\", algorithm=MD5\r\n",
+            spec.from_user,
+            ids.extra(300),
+            u128::from(ids.extra(301)) << 64 | u128::from(ids.extra(302))
+        );
+    }
+    if let SipMsg::Challenge(code) = msg {
+        let name = if code == 407 { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+        let _ = write!(
+            out,
+            "{name}: Digest realm=\"callvault.test\", nonce=\"{:016x}\", algorithm=MD5\r\n",
+            ids.extra(300)
+        );
+    }
+    if matches!(msg, SipMsg::Invite | SipMsg::ChallengedInvite | SipMsg::InviteOk) {
         out.push_str("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n");
-        out.push_str(if msg == SipMsg::Invite {
-            "User-Agent: callvault-callgen\r\n"
-        } else {
-            "Server: callvault-callgen\r\n"
-        });
+        out.push_str(if invite { "User-Agent: callvault-callgen\r\n" } else { "Server: callvault-callgen\r\n" });
         let _ = write!(out, "{}: application/sdp\r\n", n.content_type);
     } else if !body.is_empty() {
         let _ = write!(out, "{}: application/sdp\r\n", n.content_type);
     }
-    if msg == SipMsg::Invite && spec.invite_padding > 0 {
+    if invite && spec.invite_padding > 0 {
         padding(spec.invite_padding, out);
     }
     let _ = write!(out, "{}: {}\r\n\r\n{body}", n.content_length, body.len());
@@ -330,30 +376,67 @@ fn padding(bytes: u32, out: &mut String) {
 }
 
 /// An SDP of `party` (the offer of the caller, the answer of the callee, or a re-offer): its
-/// address, `port`, `o=` version `session + version` and direction attribute `direction`.
+/// address, `port`, `o=` version `session + version` and direction attribute `direction`; the
+/// call's encryption and extra media lines when it has them.
 fn sdp(spec: &CallSpec, party: Party, session: u64, version: u64, port: u16, direction: &str) -> String {
     let ip = match party {
         Party::Caller => spec.caller_ip,
         Party::Callee => spec.callee_ip,
     };
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let pt = spec.codec.payload_type();
+    let declared = match party {
+        Party::Caller => spec.caller_declares,
+        Party::Callee => spec.callee_declares,
+    };
+    let (codec, events) = declared.map_or((spec.codec, true), |d| (d.codec, d.telephone_event));
+    let pt = codec.payload_type();
     let o_version = session + version;
-    format!(
+    let (formats, event_lines) =
+        if events { (" 101", "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n") } else { ("", "") };
+    let offer = party == Party::Caller;
+    let key = |k: u64| hash(&[session, 0x5ec, k]);
+    let (proto, session_attrs, media_attrs) = match spec.media_security {
+        None => ("RTP/AVP", String::new(), String::new()),
+        Some(MediaSecurity::Sdes) => {
+            let bytes: Vec<u8> = (0..30).map(|i| (key(i / 8) >> (8 * (i % 8))) as u8).collect();
+            let inline = base64::engine::general_purpose::STANDARD.encode(bytes);
+            ("RTP/SAVP", String::new(), format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{inline}\r\n"))
+        }
+        Some(MediaSecurity::Dtls) => {
+            let fp: Vec<String> = (0..32).map(|i| format!("{:02X}", (key(i / 8) >> (8 * (i % 8))) as u8)).collect();
+            let setup = if offer { "actpass" } else { "active" };
+            ("UDP/TLS/RTP/SAVPF", format!("a=fingerprint:sha-256 {}\r\n", fp.join(":")), format!("a=setup:{setup}\r\n"))
+        }
+        Some(MediaSecurity::Zrtp) => {
+            let h: String = (0..4).map(|i| format!("{:016x}", key(i))).collect();
+            ("RTP/AVP", String::new(), format!("a=zrtp-hash:1.10 {h}\r\n"))
+        }
+    };
+    let mut out = format!(
         "v=0\r\n\
          o=- {session} {o_version} IN {family} {ip}\r\n\
          s=-\r\n\
          c=IN {family} {ip}\r\n\
          t=0 0\r\n\
-         m=audio {port} RTP/AVP {pt} 101\r\n\
+         {session_attrs}\
+         m=audio {port} {proto} {pt}{formats}\r\n\
          a=rtpmap:{pt} {}/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\n\
-         a=fmtp:101 0-16\r\n\
+         {event_lines}\
          a=ptime:{}\r\n\
+         {media_attrs}\
          a={direction}\r\n",
-        spec.codec.encoding_name(),
+        codec.encoding_name(),
         spec.ptime_ms
-    )
+    );
+    for x in &spec.extra_media {
+        let port = if offer { x.caller_port } else { x.callee_port };
+        let _ = match x.kind {
+            ExtraKind::Video => write!(out, "m=video {port} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"),
+            ExtraKind::T38 => write!(out, "m=image {port} udptl t38\r\na=T38FaxVersion:0\r\n"),
+            ExtraKind::Bfcp => write!(out, "m=application {port} UDP/BFCP *\r\na=floorctrl:c-s\r\n"),
+        };
+    }
+    out
 }
 
 #[cfg(test)]
@@ -416,6 +499,63 @@ mod tests {
         assert!(bye.starts_with("BYE sip:1000@10.1.0.1:5060 SIP/2.0\r\n"));
         assert!(header(&bye, "Via").unwrap().starts_with("SIP/2.0/UDP 10.2.0.1:5060;"));
         assert_eq!(header(&bye, "To"), header(&inv, "From"));
+    }
+
+    #[test]
+    fn challenged_invite_and_the_retry() {
+        let mut c = CallSpec::answered(0, 0, 100);
+        c.auth = Some(crate::spec::AuthChallenge { code: 407, retry_ms: 32_000 });
+        let ids = DialogIds::new(0, 0);
+        let [mut first, mut challenge, mut ack, mut retry, mut ok] = [(); 5].map(|_| String::new());
+        render(&c, &ids, SipMsg::ChallengedInvite, &mut first);
+        render(&c, &ids, SipMsg::Challenge(407), &mut challenge);
+        render(&c, &ids, SipMsg::ChallengeAck, &mut ack);
+        render(&c, &ids, SipMsg::Invite, &mut retry);
+        render(&c, &ids, SipMsg::InviteOk, &mut ok);
+        assert!(challenge.starts_with("SIP/2.0 407 Proxy Authentication Required\r\n"));
+        assert!(header(&challenge, "Proxy-Authenticate").unwrap().starts_with("Digest realm="));
+        for m in [&challenge, &ack] {
+            assert_eq!(header(&first, "Via"), header(m, "Via"));
+            assert_eq!(
+                header(&first, "CSeq").map(|c| c.split(' ').next()),
+                header(m, "CSeq").map(|c| c.split(' ').next())
+            );
+        }
+        assert_ne!(header(&first, "Via"), header(&retry, "Via"), "a new transaction");
+        assert_eq!(header(&first, "From"), header(&retry, "From"), "same From tag");
+        assert_eq!(header(&first, "Call-ID"), header(&retry, "Call-ID"));
+        let seq = |m: &str| header(m, "CSeq").unwrap().split(' ').next().unwrap().parse::<u32>().unwrap();
+        assert_eq!(seq(&retry), seq(&first) + 1);
+        assert!(header(&retry, "Proxy-Authorization").is_some());
+        assert!(header(&first, "Proxy-Authorization").is_none());
+        assert_eq!(header(&ok, "Via"), header(&retry, "Via"), "the answer is to the retry");
+    }
+
+    #[test]
+    fn encrypted_and_extra_media_in_the_sdp() {
+        use crate::spec::{ExtraKind, ExtraMedia, MediaSecurity};
+        let ids = DialogIds::new(0, 0);
+        let mut c = CallSpec::answered(0, 0, 100);
+        let mut s = String::new();
+        c.media_security = Some(MediaSecurity::Sdes);
+        render(&c, &ids, SipMsg::Invite, &mut s);
+        assert!(s.contains("m=audio 10000 RTP/SAVP 0 101\r\n"), "{s}");
+        let crypto = s.split("\r\n").find(|l| l.starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")).unwrap();
+        assert_eq!(crypto.len(), "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:".len() + 40, "30 key bytes in base64");
+        c.media_security = Some(MediaSecurity::Dtls);
+        render(&c, &ids, SipMsg::InviteOk, &mut s);
+        assert!(s.contains("m=audio 30000 UDP/TLS/RTP/SAVPF 0 101\r\n"), "{s}");
+        assert!(s.contains("a=setup:active\r\n") && s.contains("\r\na=fingerprint:sha-256 "), "{s}");
+        c.media_security = Some(MediaSecurity::Zrtp);
+        c.extra_media = vec![
+            ExtraMedia { kind: ExtraKind::Video, caller_port: 10_100, callee_port: 30_100, packets: 1 },
+            ExtraMedia { kind: ExtraKind::T38, caller_port: 10_200, callee_port: 30_200, packets: 1 },
+        ];
+        render(&c, &ids, SipMsg::Invite, &mut s);
+        assert!(s.contains("m=audio 10000 RTP/AVP 0 101\r\n") && s.contains("a=zrtp-hash:1.10 "), "{s}");
+        assert!(s.contains("m=video 10100 RTP/AVP 96\r\n") && s.contains("m=image 10200 udptl t38\r\n"), "{s}");
+        let (head, body) = s.split_once("\r\n\r\n").unwrap();
+        assert_eq!(header(head, "Content-Length").unwrap().parse::<usize>().unwrap(), body.len());
     }
 
     #[test]

@@ -28,6 +28,22 @@ pub struct Scenario {
     /// Fragment IP packets longer than a path MTU (the tunnelled packet, inside the tunnel).
     /// `None`: no fragmentation (and DF set on every IPv4 packet).
     pub fragmentation: Option<Fragmentation>,
+    /// Stalls of the capture itself (a busy mirror port, a paused capture): every packet of
+    /// every call that would be captured during a stall is captured when it ends, in a burst
+    /// (see [`Stall`]).
+    pub capture_stalls: Vec<CaptureStall>,
+    /// Snapshot length: every record keeps at most this many bytes of its frame (the rest is
+    /// cut, as `tcpdump -s N` does). `None`: whole frames.
+    pub snaplen: Option<u32>,
+}
+
+/// A stall of the whole capture (see [`Scenario::capture_stalls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CaptureStall {
+    /// Start, in nanoseconds since the Unix epoch.
+    pub at_ns: i64,
+    /// How long nothing is captured.
+    pub duration_ms: u32,
 }
 
 impl Default for Scenario {
@@ -40,6 +56,8 @@ impl Default for Scenario {
             keep_payloads: false,
             tunnel: None,
             fragmentation: None,
+            capture_stalls: Vec::new(),
+            snaplen: None,
         }
     }
 }
@@ -287,6 +305,32 @@ pub struct DtmfDigit {
     pub packets: u32,
 }
 
+/// A party sends its RFC 4733 telephone events ([`DtmfDigit`]) on an RTP stream of their own
+/// (as some gateways do, and sipp's `uac_pcap` scenario): the event packets carry `ssrc` and
+/// sequence numbers `seq`, `seq + 1`, ... (counting on across the party's digits), and the
+/// voice stream's sequence numbers skip nothing for the slots they take (its timestamps go on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventStream {
+    /// Whose events.
+    pub party: Party,
+    /// SSRC of the event stream.
+    pub ssrc: u32,
+    /// Sequence number of its first packet.
+    pub seq: u16,
+}
+
+/// What a party's SDP declares when it is not the call's codec with `telephone-event`: the
+/// party still sends the call's codec (and its events with payload type 101), so it sends
+/// payload types its own SDP did not declare (sipp's echo UAS answers PCMU alone and echoes
+/// the PCMA and events it is sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Declared {
+    /// The one codec in the party's `m=audio` line.
+    pub codec: Codec,
+    /// Whether `101 telephone-event/8000` is declared beside it.
+    pub telephone_event: bool,
+}
+
 /// A party's RTP numbering starts over at packet `at_packet` (a new SSRC after a transfer, or
 /// the same SSRC with a sequence and timestamp jump): packet `at_packet + i` has sequence
 /// number `seq + i` and timestamp `ts + i·spp` (minus the packets not sent while held), and the
@@ -357,6 +401,11 @@ pub enum Outcome {
     Cancelled,
     /// INVITE and its retransmissions, then a late 100 and 180, and nothing else.
     NoAnswer,
+    /// INVITE and its retransmissions until RFC 3261 timer B (32 s), and no response at all.
+    NoResponse,
+    /// INVITE, 100, 180, 200 OK with the SDP answer retransmitted until 64·T1 (32 s), and no
+    /// ACK, no media, no BYE.
+    NoAck,
 }
 
 /// Who hangs up an answered call.
@@ -368,6 +417,106 @@ pub enum Hangup {
     Callee,
     /// Nobody: media stops at the end of the talk time and the dialog is left open.
     None,
+}
+
+/// Extra delay of each packet of one RTP direction in the network, on top of the nominal
+/// schedule. Packets wait in one queue: none overtakes the one before it (a packet that would
+/// arrives 10 µs after it), so delay variation bunches packets up but never reorders them.
+/// Every value is drawn from the scenario seed, call and direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Delay {
+    /// Each packet is delayed by an independent uniform amount in `[0, max_ms]`.
+    Uniform {
+        /// Largest extra delay.
+        max_ms: f64,
+    },
+    /// Congestion episodes: outside them packets are delayed by at most `max_ms / 20`;
+    /// during one (it lasts 0.5 to 1.5 times `burst_ms`) by a level between `max_ms / 2` and
+    /// `max_ms`, minus up to `max_ms / 20`. Episodes start once per `burst_ms + gap_ms` of
+    /// nominal time, at a random point of the first `gap_ms` of it.
+    Bursty {
+        /// Largest extra delay.
+        max_ms: f64,
+        /// Mean length of an episode.
+        burst_ms: u32,
+        /// Mean time between episodes.
+        gap_ms: u32,
+    },
+}
+
+/// The network holds one direction's packets (or the capture holds every packet) from
+/// `at_ms` for `duration_ms`, then lets them go at 100 times their rate until the burst has
+/// caught up with the live packets: a packet sent (or due) at `t` inside the stall is captured
+/// at `max(end + (t - start) / 100, t)`. Order is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stall {
+    /// Start, in ms after the answer (the 200 OK).
+    pub at_ms: u32,
+    /// Length.
+    pub duration_ms: u32,
+}
+
+/// Encryption of a call's media, announced in its SDP (both parties). The RTP payloads are
+/// then random-looking bytes (the samples of a packet plus a 10-byte authentication tag), as
+/// SRTP would carry; no real cipher is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaSecurity {
+    /// SDES-keyed SRTP: `RTP/SAVP` with `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<key>`.
+    Sdes,
+    /// DTLS-SRTP: `UDP/TLS/RTP/SAVPF`, a session-level `a=fingerprint:sha-256 ...` and
+    /// `a=setup` (actpass in the offer, active in the answer).
+    Dtls,
+    /// ZRTP announced by `a=zrtp-hash` on an `RTP/AVP` line.
+    Zrtp,
+}
+
+/// The first INVITE is challenged (RFC 3261 section 22): the proxy answers `code` (401 or
+/// 407) 5 ms after it, the caller ACKs 5 ms later, and re-sends the INVITE `retry_ms` after
+/// the first one with the same Call-ID and From tag, CSeq + 1, a new branch and an
+/// `Authorization` (401) or `Proxy-Authorization` (407) header. The call then goes on from
+/// that INVITE as it would have from the first (`ring_ms` counts from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AuthChallenge {
+    /// 401 or 407.
+    pub code: u16,
+    /// Time from the first INVITE to the authenticated one (at least 20 ms).
+    pub retry_ms: u32,
+}
+
+/// A non-audio media line in both parties' SDP (after the audio line), with `packets` UDP
+/// datagrams each way during the talk time, evenly spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExtraMedia {
+    /// What kind of media.
+    pub kind: ExtraKind,
+    /// The caller's port for it.
+    pub caller_port: u16,
+    /// The callee's port for it.
+    pub callee_port: u16,
+    /// Datagrams each party sends.
+    pub packets: u32,
+}
+
+/// A kind of non-audio media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExtraKind {
+    /// `m=video <port> RTP/AVP 96`, `a=rtpmap:96 H264/90000`: RTP packets of 300 bytes.
+    Video,
+    /// `m=image <port> udptl t38`: UDPTL packets of 40 bytes.
+    T38,
+    /// `m=application <port> UDP/BFCP *`: BFCP messages of 24 bytes.
+    Bfcp,
+}
+
+impl ExtraKind {
+    /// The SDP media type.
+    pub fn media(self) -> &'static str {
+        match self {
+            ExtraKind::Video => "video",
+            ExtraKind::T38 => "image",
+            ExtraKind::Bfcp => "application",
+        }
+    }
 }
 
 /// Network impairments, one set per direction of RTP.
@@ -400,6 +549,10 @@ pub struct DirImpair {
     /// are `ptime / (1 + ppm / 10^6)` apart in capture time while its RTP timestamps advance by
     /// the nominal samples per packet. Real crystals are within about ±100 ppm.
     pub clock_ppm: f64,
+    /// Delay variation in the network, packets kept in order (on top of `jitter_ms`).
+    pub delay: Option<Delay>,
+    /// Times the network holds this direction's packets and then releases them in a burst.
+    pub stalls: Vec<Stall>,
 }
 
 /// One call: who, where, when, how it sounds and how it ends.
@@ -475,6 +628,18 @@ pub struct CallSpec {
     pub dtmf: Vec<DtmfDigit>,
     /// Changes of RTP numbering (answered calls only).
     pub stream_changes: Vec<StreamChange>,
+    /// Parties whose DTMF travels on a stream of its own (answered calls only).
+    pub event_streams: Vec<EventStream>,
+    /// What the caller's SDP declares, when not the call's codec and `telephone-event`.
+    pub caller_declares: Option<Declared>,
+    /// What the callee's SDP declares, when not the call's codec and `telephone-event`.
+    pub callee_declares: Option<Declared>,
+    /// Encrypted media (see [`MediaSecurity`]).
+    pub media_security: Option<MediaSecurity>,
+    /// The first INVITE is challenged and re-sent with credentials (see [`AuthChallenge`]).
+    pub auth: Option<AuthChallenge>,
+    /// Non-audio media lines and their packets (answered calls only).
+    pub extra_media: Vec<ExtraMedia>,
 }
 
 impl CallSpec {
@@ -489,7 +654,8 @@ impl CallSpec {
     ///   both are distinct across any 1500 consecutive calls and never equal each other.
     /// - SSRCs, first sequence numbers and timestamps are hashed from `i` (some land near the
     ///   wrap-around), PCMU, 20 ms ptime, 1 s ringing, no impairments.
-    /// - SIP over UDP, no padding, no NAT, no early media, nothing mid-call.
+    /// - SIP over UDP, no padding, no NAT, no early media, nothing mid-call, events on the voice
+    ///   stream, SDPs declaring the call's codec and `telephone-event`.
     pub fn answered(i: u32, start_ns: i64, talk_ms: u32) -> CallSpec {
         let n = u64::from(i);
         let h = |k: u64| hash(&[0xca11, n, k]);
@@ -531,6 +697,12 @@ impl CallSpec {
             midcall: Vec::new(),
             dtmf: Vec::new(),
             stream_changes: Vec::new(),
+            event_streams: Vec::new(),
+            caller_declares: None,
+            callee_declares: None,
+            media_security: None,
+            auth: None,
+            extra_media: Vec::new(),
         }
     }
 

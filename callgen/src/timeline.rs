@@ -17,6 +17,9 @@
 //! | CANCEL                                  | `A` (= `end_ns`); 200 at +5 ms, 487 at +10 ms, ACK at +15 ms |
 //! | no answer: INVITE retransmissions       | `T + 0.5 s, 1.5 s, 3.5 s, 7.5 s` (RFC 3261 timer A: 0.5, 1, 2, 4 s apart) |
 //! | no answer: late 100 and 180             | `T + 7.51 s` and `T + 7.6 s`, then nothing     |
+//! | no response: INVITE retransmissions     | `T + 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s` (timer A doubling until timer B, 32 s) |
+//! | no ACK: 100, 180, 200 OK                | as for an answered call                        |
+//! | no ACK: 200 OK retransmissions          | `A + 0.5, 1.5, 3.5, 7.5, 11.5, ... 31.5 s` (T1 doubling up to T2 = 4 s, until 64·T1) |
 //!
 //! The callee starts its media first (it can send as soon as it answers); the caller starts
 //! after it has seen the 200 OK and sent the ACK. Each direction sends `talk_ms / ptime_ms`
@@ -41,9 +44,19 @@
 //! A held party sends no RTP in the slots whose nominal time falls between the 200 OK of the
 //! hold and the 200 OK of the resume; a party that moves its media uses its new port for the
 //! slots (of either direction) from the 200 OK of the move on.
+//!
+//! With an auth challenge ([`AuthChallenge`](crate::AuthChallenge)) the first INVITE goes at
+//! `start_ns`, the 401/407 5 ms later and its ACK 10 ms later; `T` in the tables above is then
+//! the re-sent INVITE, `retry_ms` after the first.
+//!
+//! Delay models ([`Delay`](crate::Delay)) add a per-packet delay to the slot times above (after
+//! the legacy `jitter_ms`), stalls ([`Stall`](crate::Stall)) then hold and release them, and the
+//! direction's packets are kept in order: a packet is captured at least 10 µs after the one
+//! before it. Capture stalls ([`CaptureStall`](crate::CaptureStall)) finally apply to every
+//! packet of the capture, SIP included.
 
 use crate::mix::{hash, unit_f64};
-use crate::spec::{CallSpec, Hangup, MidCall, Outcome, Scenario, SipTransport};
+use crate::spec::{CallSpec, Delay, Hangup, MidCall, Outcome, Scenario, SipTransport};
 
 const MS: i64 = 1_000_000;
 
@@ -63,6 +76,24 @@ pub const BYE_DELAY_NS: i64 = 60 * MS;
 pub const REPLY_DELAY_NS: i64 = 5 * MS;
 /// INVITE retransmission times after the first INVITE, for `NoAnswer`.
 pub const INVITE_RETRANSMIT_NS: [i64; 4] = [500 * MS, 1500 * MS, 3500 * MS, 7500 * MS];
+/// INVITE retransmission times after the first INVITE, for `NoResponse`: timer A doubling
+/// from T1 = 500 ms, until timer B (64·T1 = 32 s).
+pub const INVITE_TIMER_B_RETRANSMIT_NS: [i64; 6] =
+    [500 * MS, 1500 * MS, 3500 * MS, 7500 * MS, 15_500 * MS, 31_500 * MS];
+/// 200 OK retransmission times after the first 200 OK, for `NoAck`: T1 doubling up to T2 = 4 s,
+/// until 64·T1 = 32 s.
+pub const OK_RETRANSMIT_NS: [i64; 10] = [
+    500 * MS,
+    1500 * MS,
+    3500 * MS,
+    7500 * MS,
+    11_500 * MS,
+    15_500 * MS,
+    19_500 * MS,
+    23_500 * MS,
+    27_500 * MS,
+    31_500 * MS,
+];
 /// A duplicated RTP packet's copy, after the original.
 pub const DUPLICATE_DELAY_NS: i64 = MS;
 /// How long after the packet that overtook it a reordered packet arrives.
@@ -79,6 +110,25 @@ pub const EARLY_MEDIA_STOP_NS: i64 = 10 * MS;
 
 /// Cap on the jitter amplitude regardless of `jitter_ms`.
 pub const MAX_JITTER_NS: i64 = 15 * MS;
+/// A stall's burst goes this many times faster than the packets were due.
+pub const STALL_SPEEDUP: i64 = 100;
+/// Least spacing of two packets of one direction in capture time (a queue keeps order).
+pub const MIN_SPACING_NS: i64 = 10_000;
+/// The 401/407 after the first INVITE, and its ACK after the 401/407.
+pub const CHALLENGE_DELAY_NS: i64 = 5 * MS;
+
+/// When something due at `t` is captured through a stall `[from, until)`: held until the
+/// stall ends, then released [`STALL_SPEEDUP`] times faster until it has caught up.
+pub fn stalled(t: i64, from: i64, until: i64) -> i64 {
+    if t < from { t } else { (until + (t - from) / STALL_SPEEDUP).max(t) }
+}
+
+impl Scenario {
+    /// When something due at `t` is captured, the capture stalls applied.
+    pub fn capture_time(&self, t: i64) -> i64 {
+        self.capture_stalls.iter().fold(t, |t, s| stalled(t, s.at_ns, s.at_ns + i64::from(s.duration_ms) * MS))
+    }
+}
 
 /// One side of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,9 +156,16 @@ impl Party {
     }
 }
 
-/// Capture time of the 200 OK, if the call is answered (before timestamp truncation).
+/// Capture time of the 200 OK, if the call is answered and carries media (before timestamp
+/// truncation).
 pub fn answer_ns(spec: &CallSpec) -> Option<i64> {
     matches!(spec.outcome, Outcome::Answered { .. }).then(|| final_ns(spec))
+}
+
+/// Capture time of the (first) 200 OK to the INVITE, if there is one: answered calls and
+/// answers never acknowledged.
+pub fn ok_ns(spec: &CallSpec) -> Option<i64> {
+    matches!(spec.outcome, Outcome::Answered { .. } | Outcome::NoAck).then(|| final_ns(spec))
 }
 
 /// Nominal capture time of RTP packet `k` of `party` (before jitter and reordering), if the
@@ -134,14 +191,25 @@ fn slot_offset_ns(ptime_ns: i64, ppm: f64, k: u32) -> i64 {
     }
 }
 
+/// Time of the INVITE the call goes on from: the first, or the one re-sent after a challenge.
+pub fn invite_ns(spec: &CallSpec) -> i64 {
+    spec.start_ns + spec.auth.map_or(0, |a| i64::from(a.retry_ms) * MS)
+}
+
 /// Time of the 200 OK, final response or CANCEL.
 fn final_ns(spec: &CallSpec) -> i64 {
-    spec.start_ns + i64::from(spec.ring_ms) * MS
+    invite_ns(spec) + i64::from(spec.ring_ms) * MS
 }
 
 /// A bound on how long after `start_ns` the call's last packet can be.
 pub(crate) fn max_duration_ns(spec: &CallSpec) -> i64 {
-    (i64::from(spec.ring_ms) + i64::from(spec.talk_ms)) * MS + 10_000 * MS
+    let auth = spec.auth.map_or(0, |a| i64::from(a.retry_ms));
+    let stalls: i64 = [&spec.impair.caller, &spec.impair.callee]
+        .iter()
+        .flat_map(|d| d.stalls.iter())
+        .map(|s| i64::from(s.duration_ms))
+        .sum();
+    (i64::from(spec.ring_ms) + i64::from(spec.talk_ms) + auth + stalls) * MS + 40_000 * MS
 }
 
 /// A SIP message of a call, in the order of the dialog.
@@ -177,6 +245,12 @@ pub(crate) enum SipMsg {
     ReAck(u8, Party),
     /// Not SIP: a TCP segment without payload opening or closing the call's connection.
     Tcp(TcpControl),
+    /// The first INVITE of a call whose INVITE is challenged.
+    ChallengedInvite,
+    /// The 401 or 407 challenging it.
+    Challenge(u16),
+    /// ACK for the challenge (same branch as the first INVITE).
+    ChallengeAck,
 }
 
 /// The payload-less segments of a SIP-over-TCP connection.
@@ -308,12 +382,20 @@ pub(crate) fn holds(spec: &CallSpec) -> Vec<(Party, i64, Option<i64>)> {
 
 /// The SIP messages of a call with their capture times, in order.
 pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
-    let t = spec.start_ns;
+    let t = invite_ns(spec);
     let ring = i64::from(spec.ring_ms) * MS;
     let a = final_ns(spec);
     let trying = t + TRYING_MAX_NS.min(ring / 4);
     let ringing = t + RINGING_MAX_NS.min(ring / 2);
-    let mut s = vec![(t, SipMsg::Invite)];
+    let mut s = match spec.auth {
+        Some(auth) => vec![
+            (spec.start_ns, SipMsg::ChallengedInvite),
+            (spec.start_ns + CHALLENGE_DELAY_NS, SipMsg::Challenge(auth.code)),
+            (spec.start_ns + 2 * CHALLENGE_DELAY_NS, SipMsg::ChallengeAck),
+            (t, SipMsg::Invite),
+        ],
+        None => vec![(t, SipMsg::Invite)],
+    };
     match spec.outcome {
         Outcome::Answered { hangup } => {
             s.push((trying, SipMsg::Provisional(100)));
@@ -365,6 +447,19 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
             s.push((last + TRYING_MAX_NS, SipMsg::Provisional(100)));
             s.push((last + RINGING_MAX_NS, SipMsg::Provisional(180)));
         }
+        Outcome::NoResponse => {
+            for r in INVITE_TIMER_B_RETRANSMIT_NS {
+                s.push((t + r, SipMsg::Invite));
+            }
+        }
+        Outcome::NoAck => {
+            s.push((trying, SipMsg::Provisional(100)));
+            s.push((ringing, SipMsg::Provisional(180)));
+            s.push((a, SipMsg::InviteOk));
+            for r in OK_RETRANSMIT_NS {
+                s.push((a + r, SipMsg::InviteOk));
+            }
+        }
     }
     if let SipTransport::Tcp(tcp) = spec.sip_transport {
         if tcp.coalesce_trying
@@ -375,6 +470,7 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
             s.sort_by_key(|m| m.0);
         }
         let last = s.last().map_or(t, |m| m.0);
+        let t = spec.start_ns;
         let mut open = vec![
             (t - TCP_OPEN_NS, SipMsg::Tcp(TcpControl::Syn)),
             (t - TCP_OPEN_NS + MS, SipMsg::Tcp(TcpControl::SynAck)),
@@ -416,6 +512,13 @@ pub struct RtpSchedule {
     slot: u32,
     jitter_ns: f64,
     jitter_key: u64,
+    delay: Option<Delay>,
+    /// Network stalls of this direction, `[from, until)` in ns.
+    stalls: Vec<(i64, i64)>,
+    /// Capture stalls of the whole capture, `[from, until)` in ns.
+    capture_stalls: Vec<(i64, i64)>,
+    /// Capture time of the last packet put out (order is kept).
+    last_ns: i64,
     loss: Vec<u32>,
     duplicate: Vec<u32>,
     reorder: Vec<u32>,
@@ -447,6 +550,7 @@ impl RtpSchedule {
         let ptime_ns = i64::from(spec.ptime_ms) * MS;
         let cap = (ptime_ns / 2 - MS).clamp(0, MAX_JITTER_NS) as f64;
         let plan = crate::rtp::StreamPlan::new(spec, party);
+        let answer = answer_ns(spec).unwrap_or(0);
         RtpSchedule {
             base_ns,
             ptime_ns,
@@ -455,6 +559,21 @@ impl RtpSchedule {
             slot: 0,
             jitter_ns: (impair.jitter_ms * MS as f64).min(cap),
             jitter_key: hash(&[scenario.seed, 0x717e, call_index as u64, party.key()]),
+            delay: impair.delay,
+            stalls: impair
+                .stalls
+                .iter()
+                .map(|s| {
+                    let from = answer + i64::from(s.at_ms) * MS;
+                    (from, from + i64::from(s.duration_ms) * MS)
+                })
+                .collect(),
+            capture_stalls: scenario
+                .capture_stalls
+                .iter()
+                .map(|s| (s.at_ns, s.at_ns + i64::from(s.duration_ms) * MS))
+                .collect(),
+            last_ns: i64::MIN,
             loss: sorted(&impair.loss),
             duplicate: sorted(&impair.duplicate),
             reorder: sorted(&impair.reorder),
@@ -474,6 +593,10 @@ impl RtpSchedule {
             slot: 0,
             jitter_ns: 0.0,
             jitter_key: 0,
+            delay: None,
+            stalls: Vec::new(),
+            capture_stalls: Vec::new(),
+            last_ns: i64::MIN,
             loss: Vec::new(),
             duplicate: Vec::new(),
             reorder: Vec::new(),
@@ -495,14 +618,45 @@ impl RtpSchedule {
         }
     }
 
-    /// Capture time of slot `s`, jitter included.
+    /// Capture time of slot `s`: jitter, delay and stalls of this direction included (not
+    /// the ordering, not the capture stalls).
     fn slot_ns(&self, s: u32) -> i64 {
         let nominal = self.base_ns + slot_offset_ns(self.ptime_ns, self.ppm, s);
-        if self.jitter_ns <= 0.0 {
-            return nominal;
+        let mut t = nominal;
+        if self.jitter_ns > 0.0 {
+            let u = unit_f64(hash(&[self.jitter_key, u64::from(s)]));
+            t += (self.jitter_ns * (2.0 * u - 1.0)).round() as i64;
         }
-        let u = unit_f64(hash(&[self.jitter_key, u64::from(s)]));
-        nominal + (self.jitter_ns * (2.0 * u - 1.0)).round() as i64
+        if let Some(d) = self.delay {
+            t += self.extra_delay_ns(d, s, nominal - self.base_ns);
+        }
+        self.stalls.iter().fold(t, |t, &(from, until)| stalled(t, from, until))
+    }
+
+    /// The delay model's extra delay of slot `s`, `since` ns after slot 0's nominal time.
+    fn extra_delay_ns(&self, d: Delay, s: u32, since: i64) -> i64 {
+        let u = |k: u64, x: u64| unit_f64(hash(&[self.jitter_key, 0xde1a, k, x]));
+        let ms = match d {
+            Delay::Uniform { max_ms } => u(0, u64::from(s)) * max_ms,
+            Delay::Bursty { max_ms, burst_ms, gap_ms } => {
+                let period = (i64::from(burst_ms) + i64::from(gap_ms)).max(1) * MS;
+                let epoch = since.div_euclid(period) as u64;
+                let at = since.rem_euclid(period);
+                let start = (u(1, epoch) * f64::from(gap_ms)) as i64 * MS;
+                let len = ((0.5 + u(2, epoch)) * f64::from(burst_ms)) as i64 * MS;
+                let noise = u(3, u64::from(s)) * max_ms / 20.0;
+                if (start..start + len).contains(&at) { max_ms * (0.5 + 0.5 * u(4, epoch)) - noise } else { noise }
+            }
+        };
+        (ms * MS as f64).round() as i64
+    }
+
+    /// The capture time of a packet due at `t`: after the one before it, the capture stalls
+    /// applied.
+    fn out(&mut self, t: i64) -> i64 {
+        let t = t.max(self.last_ns.saturating_add(MIN_SPACING_NS));
+        self.last_ns = t;
+        self.capture_stalls.iter().fold(t, |t, &(from, until)| stalled(t, from, until))
     }
 }
 
@@ -510,7 +664,8 @@ impl Iterator for RtpSchedule {
     type Item = RtpSend;
 
     fn next(&mut self) -> Option<RtpSend> {
-        if let Some(copy) = self.pending.take() {
+        if let Some(mut copy) = self.pending.take() {
+            copy.capture_ns = self.out(copy.capture_ns);
             return Some(copy);
         }
         if let Some(e) = self.early
@@ -518,7 +673,8 @@ impl Iterator for RtpSchedule {
         {
             let index = self.early_next;
             self.early_next += 1;
-            return Some(RtpSend { capture_ns: e.time_ns(index), index, duplicate: false, early: true });
+            let capture_ns = self.out(e.time_ns(index));
+            return Some(RtpSend { capture_ns, index, duplicate: false, early: true });
         }
         while self.slot < self.count {
             let s = self.slot;
@@ -536,9 +692,12 @@ impl Iterator for RtpSchedule {
             } else {
                 self.slot_ns(s)
             };
+            let due = capture_ns;
+            let capture_ns = self.out(due);
             if has(&self.duplicate, index) {
-                self.pending =
-                    Some(RtpSend { capture_ns: capture_ns + DUPLICATE_DELAY_NS, index, duplicate: true, early: false });
+                // Due 1 ms after the original was (or is) captured, whichever is later.
+                let copy = (due + DUPLICATE_DELAY_NS).max(self.last_ns);
+                self.pending = Some(RtpSend { capture_ns: copy, index, duplicate: true, early: false });
             }
             return Some(RtpSend { capture_ns, index, duplicate: false, early: false });
         }
@@ -637,6 +796,80 @@ mod tests {
     }
 
     #[test]
+    fn delay_models_keep_order_and_their_bounds() {
+        for delay in [Delay::Uniform { max_ms: 60.0 }, Delay::Bursty { max_ms: 60.0, burst_ms: 1500, gap_ms: 4000 }] {
+            let mut c = CallSpec::answered(0, 0, 60_000);
+            c.impair.callee.delay = Some(delay);
+            let s = Scenario { seed: 3, ..scenario(c.clone()) };
+            let mut last = i64::MIN;
+            let (mut big, mut n) = (0, 0);
+            for p in RtpSchedule::new(&s, 0, Party::Callee) {
+                assert!(p.capture_ns >= last + MIN_SPACING_NS, "{delay:?}: order kept");
+                last = p.capture_ns;
+                let nominal = rtp_nominal_ns(&c, Party::Callee, p.index).unwrap();
+                let extra = p.capture_ns - nominal;
+                // FIFO can add to a packet's delay, never make it leave before it was sent.
+                assert!((0..=61 * MS).contains(&extra), "{delay:?}: packet {} delayed {extra}", p.index);
+                big += usize::from(extra > 30 * MS);
+                n += 1;
+            }
+            assert_eq!(n, 3000);
+            match delay {
+                // Half of them by the draw, some more behind a packet delayed longer (FIFO).
+                Delay::Uniform { .. } => assert!((1400..2100).contains(&big), "about half above 30 ms: {big}"),
+                // Bursts take about 1.5 s of every 5.5 s.
+                Delay::Bursty { .. } => assert!((400..1300).contains(&big), "in bursts: {big}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stall_holds_packets_and_lets_them_go_in_a_burst() {
+        let mut c = CallSpec::answered(0, 0, 20_000);
+        c.impair.caller.stalls = vec![crate::spec::Stall { at_ms: 5000, duration_ms: 3000 }];
+        let s = scenario(c.clone());
+        let a = answer_ns(&c).unwrap();
+        let (from, until) = (a + 5000 * MS, a + 8000 * MS);
+        let mut last = i64::MIN;
+        let mut burst = 0;
+        for p in RtpSchedule::new(&s, 0, Party::Caller) {
+            assert!(p.capture_ns > last);
+            last = p.capture_ns;
+            let nominal = rtp_nominal_ns(&c, Party::Caller, p.index).unwrap();
+            if (from..until).contains(&nominal) {
+                burst += 1;
+                // Released at the end, 100 times faster than they were due.
+                assert_eq!(p.capture_ns, until + (nominal - from) / STALL_SPEEDUP, "packet {}", p.index);
+            } else {
+                assert_eq!(p.capture_ns, nominal.max(stalled(nominal, from, until)), "packet {}", p.index);
+            }
+        }
+        assert_eq!(burst, 150);
+        // The whole capture stalls: SIP and both directions alike, order kept.
+        let c = CallSpec::answered(0, 0, 20_000);
+        let stall = crate::spec::CaptureStall { at_ns: a + 5000 * MS, duration_ms: 3000 };
+        let s = Scenario { capture_stalls: vec![stall], ..scenario(c) };
+        for party in [Party::Caller, Party::Callee] {
+            let times: Vec<i64> = RtpSchedule::new(&s, 0, party).map(|p| p.capture_ns).collect();
+            assert!(times.windows(2).all(|w| w[0] < w[1]));
+            assert!(times.iter().all(|&t| !(from..until).contains(&t)), "nothing captured during the stall");
+        }
+    }
+
+    #[test]
+    fn a_challenge_delays_the_call_and_is_answered_by_a_new_invite() {
+        let mut c = CallSpec::answered(1, 1_000, 2000);
+        c.auth = Some(crate::spec::AuthChallenge { code: 407, retry_ms: 51_000 });
+        let s = sip_schedule(&c);
+        assert_eq!(
+            s[..4].iter().map(|m| m.1).collect::<Vec<_>>(),
+            vec![SipMsg::ChallengedInvite, SipMsg::Challenge(407), SipMsg::ChallengeAck, SipMsg::Invite]
+        );
+        assert_eq!(s[3].0, 1_000 + 51_000 * MS);
+        assert_eq!(answer_ns(&c), Some(1_000 + 52_000 * MS));
+    }
+
+    #[test]
     fn sip_schedule_is_ordered_for_every_outcome() {
         for outcome in [
             Outcome::Answered { hangup: Hangup::Callee },
@@ -644,6 +877,8 @@ mod tests {
             Outcome::Rejected(603),
             Outcome::Cancelled,
             Outcome::NoAnswer,
+            Outcome::NoResponse,
+            Outcome::NoAck,
         ] {
             for ring in [0, 1, 30, 5000] {
                 let mut c = CallSpec::answered(1, 1_000, 100);

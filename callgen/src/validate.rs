@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::rtp::StreamPlan;
-use crate::spec::{CallSpec, DirImpair, Link, MidCall, Outcome, Scenario, SipTransport, Tunnel};
+use crate::spec::{CallSpec, Delay, DirImpair, Link, MidCall, Outcome, Scenario, SipTransport, Tunnel};
 use crate::timeline::Party;
 
 /// Latest capture time a classic pcap record can hold (its seconds field is a `u32`).
@@ -70,6 +70,17 @@ impl Scenario {
         {
             return Err(SpecError::Network(format!("MTU {} is outside 576..=9000", f.mtu)));
         }
+        if let Some(n) = self.snaplen
+            && !(14..=crate::pcap::SNAPLEN).contains(&n)
+        {
+            return Err(SpecError::Network(format!("snaplen {n} is outside 14..={}", crate::pcap::SNAPLEN)));
+        }
+        if let Some(s) = self.capture_stalls.iter().find(|s| s.duration_ms == 0 || s.at_ns < 0) {
+            return Err(SpecError::Network(format!(
+                "capture stall at {} ns of {} ms: needs a length",
+                s.at_ns, s.duration_ms
+            )));
+        }
         for (index, call) in self.calls.iter().enumerate() {
             check_call(call).map_err(|problem| SpecError::Call { index, call_id: call.call_id.clone(), problem })?;
         }
@@ -129,7 +140,38 @@ fn check_call(c: &CallSpec) -> Result<(), String> {
         check_impair("callee", &c.impair.callee, n)?;
     }
     check_network(c)?;
+    check_media(c)?;
     check_midcall(c)
+}
+
+/// Auth challenge, encryption and extra media lines.
+fn check_media(c: &CallSpec) -> Result<(), String> {
+    if let Some(a) = c.auth {
+        if a.code != 401 && a.code != 407 {
+            return Err(format!("auth challenge code {} must be 401 or 407", a.code));
+        }
+        if a.retry_ms < 20 {
+            return Err(format!("auth retry_ms {} must be at least 20", a.retry_ms));
+        }
+        if c.outcome == Outcome::NoAnswer {
+            return Err("an auth challenge needs a call that gets a final response (not NoAnswer)".into());
+        }
+    }
+    if c.extra_media.is_empty() {
+        return Ok(());
+    }
+    if !matches!(c.outcome, Outcome::Answered { .. }) {
+        return Err("extra_media needs an answered call".into());
+    }
+    for x in &c.extra_media {
+        if x.caller_port == 0 || x.callee_port == 0 || x.packets == 0 || x.packets > 1_000_000 {
+            return Err("an extra media line needs non-zero ports and 1..=1000000 packets".into());
+        }
+        if x.caller_port == c.caller_rtp_port || x.callee_port == c.callee_rtp_port {
+            return Err("an extra media line cannot share the audio RTP port".into());
+        }
+    }
+    Ok(())
 }
 
 /// SIP transport, padding and NAT.
@@ -141,8 +183,8 @@ fn check_network(c: &CallSpec) -> Result<(), String> {
         if !(1..=65_000).contains(&t.mss) {
             return Err(format!("TCP mss {} is outside 1..=65000", t.mss));
         }
-        if c.outcome == Outcome::NoAnswer {
-            return Err("SIP over TCP is not retransmitted: NoAnswer needs UDP".into());
+        if matches!(c.outcome, Outcome::NoAnswer | Outcome::NoResponse) {
+            return Err("SIP over TCP is not retransmitted: NoAnswer and NoResponse need UDP".into());
         }
         if c.start_ns < crate::timeline::TCP_OPEN_NS {
             return Err("start_ns leaves no room for the TCP handshake before the INVITE".into());
@@ -173,8 +215,15 @@ fn check_network(c: &CallSpec) -> Result<(), String> {
 /// Re-INVITEs, DTMF and numbering changes.
 fn check_midcall(c: &CallSpec) -> Result<(), String> {
     let answered = matches!(c.outcome, Outcome::Answered { .. });
-    if !answered && (!c.midcall.is_empty() || !c.dtmf.is_empty() || !c.stream_changes.is_empty()) {
-        return Err("midcall, dtmf and stream_changes need an answered call".into());
+    if !answered
+        && (!c.midcall.is_empty() || !c.dtmf.is_empty() || !c.stream_changes.is_empty() || !c.event_streams.is_empty())
+    {
+        return Err("midcall, dtmf, stream_changes and event_streams need an answered call".into());
+    }
+    for party in [Party::Caller, Party::Callee] {
+        if c.event_streams.iter().filter(|e| e.party == party).count() > 1 {
+            return Err(format!("more than one event stream for the {}", party.name()));
+        }
     }
     // Re-INVITE times: (ms after the answer, is a hold, is a resume, by).
     let mut times: Vec<(u32, &str)> = Vec::new();
@@ -283,6 +332,18 @@ fn check_impair(side: &str, d: &DirImpair, n: u32) -> Result<(), String> {
     }
     if !(d.jitter_ms.is_finite() && d.jitter_ms >= 0.0) {
         return Err(format!("{side} jitter_ms {} must be finite and >= 0", d.jitter_ms));
+    }
+    match d.delay {
+        Some(Delay::Uniform { max_ms } | Delay::Bursty { max_ms, .. }) if !(0.0..=10_000.0).contains(&max_ms) => {
+            return Err(format!("{side} delay max_ms {max_ms} must be within 0..=10000"));
+        }
+        Some(Delay::Bursty { burst_ms, gap_ms, .. }) if burst_ms == 0 || gap_ms == 0 => {
+            return Err(format!("{side} bursty delay needs burst_ms and gap_ms above 0"));
+        }
+        _ => {}
+    }
+    if let Some(s) = d.stalls.iter().find(|s| s.duration_ms == 0) {
+        return Err(format!("{side} stall at {} ms has no length", s.at_ms));
     }
     for (what, list) in [("loss", &d.loss), ("duplicate", &d.duplicate), ("reorder", &d.reorder)] {
         if let Some(bad) = list.iter().find(|&&k| k >= n) {

@@ -46,6 +46,12 @@ fn expected_sip(outcome: Outcome) -> Vec<(&'static str, Option<u16>, bool)> {
             ("ACK", None, true),
         ],
         Outcome::NoAnswer => vec![invite, invite, invite, invite, invite, resp(100), resp(180)],
+        Outcome::NoResponse => vec![invite; 7],
+        Outcome::NoAck => {
+            let mut v = vec![invite, resp(100), resp(180)];
+            v.extend([resp(200); 11]);
+            v
+        }
     }
 }
 
@@ -209,6 +215,8 @@ fn verify(scenario: &Scenario, truth: &Truth, bytes: &[u8]) {
             Outcome::Rejected(c) => ("rejected", Some(c), None),
             Outcome::Cancelled => ("cancelled", Some(487), None),
             Outcome::NoAnswer => ("ringing", None, None),
+            Outcome::NoResponse => ("setup", None, None),
+            Outcome::NoAck => ("in_call", Some(200), None),
         };
         assert_eq!((ct.expected_state, ct.final_code, ct.hangup), (state, code, hangup));
 
@@ -379,6 +387,7 @@ fn impairments_and_wraparound() {
         jitter_ms: 0.0,
         silent: false,
         clock_ppm: 0.0,
+        ..DirImpair::default()
     };
     c.impair.callee = DirImpair {
         loss: vec![5],
@@ -387,6 +396,7 @@ fn impairments_and_wraparound() {
         jitter_ms: 7.5,
         silent: false,
         clock_ppm: 0.0,
+        ..DirImpair::default()
     };
     let mut one_way = CallSpec::answered(8, T0 + 5_000_000, 1_000);
     one_way.impair.callee.silent = true;

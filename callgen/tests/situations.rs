@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use callvault_callgen::{
-    CallSpec, DtmfDigit, EarlyMedia, FragmentOrder, Fragmentation, Hangup, MidCall, Nat, Outcome, Party, RtpSchedule,
-    Scenario, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, Truth, Tunnel, expected_payload,
-    rtp_packet, samples_per_packet, timeline, write_pcap_to,
+    CallSpec, Codec, Declared, DtmfDigit, EarlyMedia, EventStream, FragmentOrder, Fragmentation, Hangup, MidCall, Nat,
+    Outcome, Party, RtpSchedule, Scenario, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, Truth,
+    Tunnel, expected_payload, rtp_packet, samples_per_packet, share_media_address, timeline, write_pcap_to,
 };
 use common::{Packet, Payload, Rtp, Sip, classify, read_pcap};
 use etherparse::{IpNumber, NetSlice, SlicedPacket, TransportSlice, defrag::IpDefragPool};
@@ -537,13 +537,19 @@ fn hold_resume_and_move_are_reinvites_with_matching_rtp() {
     }
 }
 
-#[test]
-fn rfc4733_events_replace_packets_of_the_stream() {
+/// A 2 s call with the caller pressing `#` at packet 60 (3 packets) and `1` at packet 10 (6).
+fn call_with_two_digits() -> CallSpec {
     let mut c = CallSpec::answered(0, T0, 2000);
     c.dtmf = vec![
         DtmfDigit { party: Party::Caller, event: 11, at_packet: 60, packets: 3 },
         DtmfDigit { party: Party::Caller, event: 1, at_packet: 10, packets: 6 },
     ];
+    c
+}
+
+#[test]
+fn rfc4733_events_replace_packets_of_the_stream() {
+    let c = call_with_two_digits();
     let scenario = Scenario { keep_payloads: true, ..Scenario::new(vec![c.clone()]) };
     let (truth, bytes) = generate(&scenario);
     let (_, packets) = common::packets(&bytes);
@@ -582,6 +588,91 @@ fn rfc4733_events_replace_packets_of_the_stream() {
     assert_eq!(d[1].start_ns, Some(caller[60].0));
     // The callee's stream is untouched.
     assert!(rtp_of(&packets, c.callee_ip).iter().all(|p| p.3.pt == 0));
+}
+
+#[test]
+fn rfc4733_events_on_their_own_stream_leave_the_voice_numbering_whole() {
+    let mut c = call_with_two_digits();
+    c.event_streams = vec![EventStream { party: Party::Caller, ssrc: 0x0e0e_0e0e, seq: 65_534 }];
+    let (_, bytes) = generate(&Scenario::new(vec![c.clone()]));
+    let (_, packets) = common::packets(&bytes);
+    let caller = rtp_of(&packets, c.caller_ip);
+    assert_eq!(caller.len(), 100);
+    let voice: Vec<&Rtp> = caller.iter().map(|p| &p.3).filter(|r| r.pt == 0).collect();
+    let events: Vec<&Rtp> = caller.iter().map(|p| &p.3).filter(|r| r.pt == 101).collect();
+    assert_eq!((voice.len(), events.len()), (100 - 8 - 5, 8 + 5));
+    assert!(voice.iter().all(|r| r.ssrc == c.caller_ssrc));
+    assert!(events.iter().all(|r| r.ssrc == 0x0e0e_0e0e));
+    // Each stream numbered without gaps; the event stream across both digits, wrapping.
+    for (i, r) in voice.iter().enumerate() {
+        assert_eq!(r.seq, c.caller_seq0.wrapping_add(i as u16), "voice {i}");
+    }
+    for (i, r) in events.iter().enumerate() {
+        assert_eq!(r.seq, 65_534u16.wrapping_add(i as u16), "event {i}");
+    }
+    // The voice timestamps still count the slots the events took.
+    let spp = samples_per_packet(20);
+    assert_eq!(voice[10].ts, c.caller_ts0.wrapping_add(18 * spp));
+    assert_eq!(events[0].ts, c.caller_ts0.wrapping_add(10 * spp));
+}
+
+#[test]
+fn sdps_can_declare_other_payload_types_than_the_party_sends() {
+    let mut c = CallSpec::answered(0, T0, 1000);
+    c.codec = Codec::Pcma;
+    c.callee_declares = Some(Declared { codec: Codec::Pcmu, telephone_event: false });
+    let (_, bytes) = generate(&Scenario::new(vec![c.clone()]));
+    let (_, packets) = common::packets(&bytes);
+    let s = sips(&packets);
+    let offer = &s.iter().find(|(_, m)| m.method.as_deref() == Some("INVITE")).unwrap().1.body;
+    let answer = &s.iter().find(|(_, m)| m.status == Some(200)).unwrap().1.body;
+    assert!(
+        offer.contains("m=audio 10000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
+    );
+    assert!(answer.contains("m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n"), "{answer}");
+    assert!(rtp_of(&packets, c.callee_ip).iter().all(|p| p.3.pt == 8), "the callee still sends PCMA");
+}
+
+#[test]
+fn answers_never_acknowledged_and_invites_never_answered() {
+    let mut no_ack = CallSpec::answered(0, T0, 1000);
+    no_ack.outcome = Outcome::NoAck;
+    let mut no_response = CallSpec::answered(1, T0 + MS, 1000);
+    no_response.outcome = Outcome::NoResponse;
+    let (truth, bytes) = generate(&Scenario::new(vec![no_ack.clone(), no_response]));
+    let (_, packets) = common::packets(&bytes);
+    assert!(packets.iter().all(|p| matches!(p.content, Payload::Sip(_))), "no media");
+    let t = &truth.calls[0];
+    let oks: Vec<i64> = t.sip.iter().filter(|m| m.status == Some(200)).map(|m| m.capture_ns).collect();
+    let answer = t.answer_ns.unwrap();
+    assert_eq!(oks.len(), 11);
+    assert_eq!(oks[0], answer);
+    assert_eq!(*oks.last().unwrap(), answer + 31_500 * MS, "64*T1 after the first");
+    assert!(oks.windows(2).all(|w| w[1] - w[0] <= 4000 * MS), "T2 caps the interval");
+    assert!(t.sip.iter().all(|m| m.method != "ACK"));
+    assert_eq!((t.expected_state, t.final_code), ("in_call", Some(200)));
+    let t = &truth.calls[1];
+    assert!(t.sip.iter().all(|m| m.method == "INVITE" && m.status.is_none() && m.from_caller));
+    let times: Vec<i64> = t.sip.iter().map(|m| m.capture_ns - t.start_ns).collect();
+    assert_eq!(times, [0, 500, 1500, 3500, 7500, 15_500, 31_500].map(|ms| ms * MS));
+    assert_eq!((t.expected_state, t.final_code, t.answer_ns), ("setup", None, None));
+}
+
+#[test]
+fn one_media_address_for_every_callee() {
+    let mut calls = callvault_callgen::spread_calls(5, 5, 1000, T0);
+    share_media_address(&mut calls, Party::Callee, "10.77.0.2".parse().unwrap(), 6000);
+    let (_, bytes) = generate(&Scenario::new(calls.clone()));
+    let (_, packets) = common::packets(&bytes);
+    let from_callee: Vec<&Packet> = packets
+        .iter()
+        .filter(|p| matches!(p.content, Payload::Rtp(_)) && p.udp.src == "10.77.0.2".parse::<IpAddr>().unwrap())
+        .collect();
+    assert_eq!(from_callee.len(), 5 * 50);
+    assert!(from_callee.iter().all(|p| p.udp.src_port == 6000));
+    let callers: std::collections::HashSet<(IpAddr, u16)> =
+        from_callee.iter().map(|p| (p.udp.dst, p.udp.dst_port)).collect();
+    assert_eq!(callers.len(), 5, "each call its own caller end");
 }
 
 #[test]

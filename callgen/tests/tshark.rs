@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use callvault_callgen::{
-    CallSpec, Codec, DtmfDigit, EarlyMedia, FragmentOrder, Fragmentation, Hangup, Link, MidCall, Nat, Outcome, Party,
-    Scenario, SipTransport, StreamChange, TcpOptions, Truth, Tunnel, write_pcap,
+    AuthChallenge, CallSpec, Codec, Delay, DirImpair, DtmfDigit, EarlyMedia, ExtraKind, ExtraMedia, FragmentOrder,
+    Fragmentation, Hangup, Link, MediaSecurity, MidCall, Nat, Outcome, Party, Scenario, SipTransport, Stall,
+    StreamChange, TcpOptions, Truth, Tunnel, write_pcap,
 };
 
 const T0: i64 = 1_700_000_000_000_000_000;
@@ -236,4 +237,63 @@ fn tshark_opts(file: &Path, filter: &str, fields: &[&str], opts: &[&str]) -> Vec
     let out = cmd.output().expect("tshark runs");
     assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("UTF-8").lines().map(|l| l.split('|').map(str::to_string).collect()).collect()
+}
+
+#[test]
+fn tshark_reads_challenges_encrypted_media_extra_lines_and_cut_frames() {
+    if !tshark_installed() {
+        println!("skipped: tshark not installed");
+        return;
+    }
+    let mut calls = Vec::new();
+    for (i, security) in [MediaSecurity::Sdes, MediaSecurity::Dtls, MediaSecurity::Zrtp].into_iter().enumerate() {
+        let mut c = CallSpec::answered(i as u32, T0 + i as i64 * 10_000_000, 600);
+        c.media_security = Some(security);
+        calls.push(c);
+    }
+    let mut late = CallSpec::answered(3, T0 + 50_000_000, 600);
+    late.auth = Some(AuthChallenge { code: 407, retry_ms: 51_000 });
+    late.extra_media = vec![
+        ExtraMedia { kind: ExtraKind::Video, caller_port: 11_000, callee_port: 31_000, packets: 10 },
+        ExtraMedia { kind: ExtraKind::Bfcp, caller_port: 11_002, callee_port: 31_002, packets: 3 },
+    ];
+    late.impair.caller = DirImpair {
+        delay: Some(Delay::Bursty { max_ms: 60.0, burst_ms: 200, gap_ms: 200 }),
+        stalls: vec![Stall { at_ms: 100, duration_ms: 300 }],
+        ..DirImpair::default()
+    };
+    calls.push(late);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.pcap");
+    let truth = write_pcap(&Scenario { calls, seed: 4, ..Scenario::default() }, &path).unwrap();
+    let sip = tshark(&path, "sip", &["sip.Call-ID", "sip.Method", "sip.Status-Code", "sip.CSeq.method"]);
+    let mut seen: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for row in sip {
+        let first = if row[1].is_empty() { row[2].clone() } else { row[1].clone() };
+        seen.entry(row[0].clone()).or_default().push((first, row[3].clone()));
+    }
+    assert_eq!(seen, expected(&truth));
+    let protos = tshark(&path, "sdp", &["sdp.media.proto"]);
+    let protos: Vec<String> = protos.into_iter().map(|r| r[0].clone()).collect();
+    for want in ["RTP/SAVP", "UDP/TLS/RTP/SAVPF"] {
+        assert!(protos.iter().any(|p| p.split(',').any(|x| x == want)), "{want} in {protos:?}");
+    }
+    let crypto = tshark(&path, "sdp.crypto.crypto_suite", &["sdp.crypto.crypto_suite"]);
+    assert!(crypto.iter().all(|r| r[0] == "AES_CM_128_HMAC_SHA1_80") && crypto.len() == 2, "{crypto:?}");
+    let auth = tshark(&path, "sip.Proxy-Authorization", &["sip.CSeq.seq"]);
+    assert_eq!(auth.len(), 1);
+    let video = tshark(&path, "sdp.media.media == \"video\"", &["frame.number"]);
+    assert!(video.len() >= 2, "the video line in offer and answer");
+    let bad = tshark(&path, "_ws.malformed && (sip || sdp)", &["frame.number"]);
+    assert!(bad.is_empty(), "{bad:?}");
+    // A snapshot length of 60 bytes cuts every SIP message (and reads as cut, not as garbage).
+    let cut = dir.path().join("cut.pcap");
+    write_pcap(
+        &Scenario { calls: vec![CallSpec::answered(9, T0, 200)], snaplen: Some(60), ..Scenario::default() },
+        &cut,
+    )
+    .unwrap();
+    let lens = tshark(&cut, "frame", &["frame.cap_len", "frame.len"]);
+    assert!(lens.iter().all(|r| r[0].parse::<u32>().unwrap() <= 60), "{lens:?}");
+    assert!(lens.iter().all(|r| r[1].parse::<u32>().unwrap() > 60));
 }

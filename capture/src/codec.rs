@@ -85,6 +85,64 @@ impl Codec {
     }
 }
 
+/// RTP encoding names as the IANA registry spells them ("RTP Payload Format media types"),
+/// for audio and the payloads that travel with it. Matching is case-insensitive (RFC 4855).
+const IANA_ENCODINGS: &[&str] = &[
+    "PCMU",
+    "PCMA",
+    "G722",
+    "G723",
+    "G726-16",
+    "G726-24",
+    "G726-32",
+    "G726-40",
+    "AAL2-G726-16",
+    "AAL2-G726-24",
+    "AAL2-G726-32",
+    "AAL2-G726-40",
+    "G728",
+    "G729",
+    "G729D",
+    "G729E",
+    "G7221",
+    "G719",
+    "GSM",
+    "GSM-EFR",
+    "GSM-HR-08",
+    "iLBC",
+    "opus",
+    "speex",
+    "AMR",
+    "AMR-WB",
+    "AMR-WB+",
+    "EVS",
+    "SILK",
+    "DVI4",
+    "VDVI",
+    "LPC",
+    "QCELP",
+    "MPA",
+    "L8",
+    "L16",
+    "L20",
+    "L24",
+    "telephone-event",
+    "tone",
+    "CN",
+    "red",
+    "t140",
+];
+
+/// The canonical spelling of an encoding name: the IANA registry's when it is registered
+/// (`pcmu` -> `PCMU`, `OPUS` -> `opus`, `Telephone-Event` -> `telephone-event`), else the name
+/// as signalled.
+pub fn canonical_encoding(name: &[u8]) -> String {
+    match IANA_ENCODINGS.iter().find(|e| e.as_bytes().eq_ignore_ascii_case(name)) {
+        Some(e) => (*e).to_owned(),
+        None => String::from_utf8_lossy(name).into_owned(),
+    }
+}
+
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
@@ -96,7 +154,8 @@ pub struct PayloadDesc {
     pub pt: u8,
     /// Recognised codec.
     pub codec: Codec,
-    /// Encoding name as signalled (or from the static table), e.g. `PCMU`, `G726-32`.
+    /// Encoding name in its canonical (IANA) spelling ([`canonical_encoding`]), from the
+    /// `a=rtpmap` or the static table, e.g. `PCMU`, `G726-32`, `opus`.
     pub encoding: String,
     /// RTP clock rate in Hz.
     pub clock: u32,
@@ -139,7 +198,7 @@ impl PayloadMap {
                 PayloadDesc {
                     pt,
                     codec: Codec::from_encoding(map.encoding),
-                    encoding: String::from_utf8_lossy(map.encoding).into_owned(),
+                    encoding: canonical_encoding(map.encoding),
                     clock: map.clock,
                 }
             } else if let Some((codec, name, clock)) = static_pt(pt) {
@@ -189,5 +248,20 @@ mod tests {
         let map = PayloadMap::from_media(&opus.media[0]);
         assert_eq!(map.get(99).unwrap().codec, Codec::Opus);
         assert_eq!(map.get(99).unwrap().clock, 48000);
+    }
+
+    #[test]
+    fn encoding_names_take_one_canonical_spelling() {
+        let s = sdp::parse(
+            b"v=0\r\nm=audio 4000 RTP/AVP 0 8 9 96 97 98 99\r\na=rtpmap:0 pcmu/8000\r\na=rtpmap:8 Pcma/8000\r\n\
+              a=rtpmap:9 g722/8000\r\na=rtpmap:96 OPUS/48000/2\r\na=rtpmap:97 Telephone-Event/8000\r\n\
+              a=rtpmap:98 ilbc/8000\r\na=rtpmap:99 X-Private/8000\r\n",
+        )
+        .unwrap();
+        let map = PayloadMap::from_media(s.audio().unwrap());
+        let names: Vec<&str> = map.entries().iter().map(|d| d.encoding.as_str()).collect();
+        assert_eq!(names, ["PCMU", "PCMA", "G722", "opus", "telephone-event", "iLBC", "X-Private"]);
+        assert_eq!(canonical_encoding(b"cn"), "CN");
+        assert_eq!(canonical_encoding(b"aal2-g726-32"), "AAL2-G726-32");
     }
 }

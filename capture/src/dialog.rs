@@ -10,17 +10,17 @@
 //! it matters), never a panic and never a lost call.
 
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::codec::PayloadMap;
 use crate::events::{
-    CallEvent, CallInfo, CallRef, CallStart, CallState, Dtmf, DtmfSource, EndReason, EventSink, Hold, MediaAnnounce,
-    Party, Side, event_name,
+    AmbiguousMedia, CallEvent, CallInfo, CallRef, CallStart, CallState, Challenge, Dtmf, DtmfSource, EndReason,
+    EventSink, Hold, MediaAnnounce, OtherMedia, Party, Side, event_name,
 };
 use crate::limits::{Limits, Timeouts};
-use crate::media::{MediaKind, MediaOwner, MediaTable, is_private};
+use crate::media::{MediaKind, MediaOwner, MediaTable, SenderHosts, is_private};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
 use crate::wire::Layer;
@@ -35,6 +35,14 @@ const MAX_DTMF: usize = 256;
 const MAX_HOLDS: usize = 64;
 /// Distinct To-tags (early dialogs) remembered per call.
 const MAX_TAGS: usize = 8;
+/// Addresses with ambiguous packets named per call.
+const MAX_AMBIGUOUS_ADDRESSES: usize = 8;
+/// RFC 3261 T2: the longest gap between retransmissions of an INVITE over UDP.
+const INVITE_RETRANSMIT_MAX: i64 = 4 * Timestamp::SECOND;
+/// Challenges remembered per call.
+const MAX_CHALLENGES: usize = 8;
+/// Non-audio media lines followed per call.
+const MAX_OTHER_MEDIA: usize = 8;
 
 /// State of one call.
 #[derive(Debug)]
@@ -50,8 +58,15 @@ struct Call {
     callee_media: Option<SocketAddr>,
     /// Addresses this call registered in the media table, oldest first.
     media_keys: Vec<MediaKey>,
+    /// Flows (source, destination) attributed to this call in the media table, oldest first.
+    flows: Vec<(SocketAddr, SocketAddr)>,
+    /// Packets sent to this call's addresses that could not be told apart from other calls'
+    /// media there, per address.
+    ambiguous: Vec<AmbiguousMedia>,
     /// Last media announcement per owner side, to skip re-announcing retransmitted SDP.
-    announced: [Option<(SocketAddr, PayloadMap, &'static str)>; 2],
+    announced: [Option<Announced>; 2],
+    /// ZRTP was seen on the media address of each receiving side (reported once).
+    zrtp: [bool; 2],
     start: Timestamp,
     ringing: Option<Timestamp>,
     answer: Option<Timestamp>,
@@ -66,6 +81,10 @@ struct Call {
     deadline: Option<(Timestamp, EndReason)>,
     /// A 401/407 challenge is waiting for the authenticated INVITE.
     challenged: Option<u16>,
+    /// Every challenge to the INVITE.
+    challenges: Vec<Challenge>,
+    /// Non-audio media lines.
+    other_media: Vec<OtherMedia>,
     sip_messages: u32,
     invites: u32,
     retransmissions: u32,
@@ -84,16 +103,30 @@ struct Call {
     transport: &'static str,
     /// RTP was seen for this call.
     had_media: bool,
+    /// First INVITE of the latest initial INVITE transaction (timer B runs from it).
+    invite_at: Timestamp,
+    /// Any response to the initial INVITE was seen.
+    responded: bool,
+    /// The dialog is confirmed: an ACK for the 2xx, or any later request or RTP, was seen.
+    confirmed: bool,
+    /// The 2xx answer was seen again (the answerer is waiting for the ACK).
+    ok_retransmitted: bool,
 }
+
+/// What a party's last media announcement said: address, payload types, direction, encryption.
+type Announced = (SocketAddr, PayloadMap, &'static str, Option<sdp::Security>);
 
 /// A media address registered by a call.
 #[derive(Debug, Clone)]
 struct MediaKey {
     addr: SocketAddr,
-    /// The party whose SDP announced it.
+    /// The party that receives there (whose SDP announced it, or who was seen sending from it).
     owner: Side,
+    kind: MediaKind,
     /// For the callee's addresses: the To-tag of the (early) dialog that announced it.
     tag: Option<Box<[u8]>>,
+    /// Ambiguous packets the address had seen when this call claimed it.
+    ambiguous_base: u64,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +143,8 @@ pub struct DialogTracker {
     by_id: FxHashMap<Box<[u8]>, u32>,
     limits: Limits,
     timeouts: Timeouts,
+    /// Capture time of the last RTP packet of any call: media is visible on this capture.
+    last_rtp: Timestamp,
 }
 
 /// Everything the tracker touches besides itself, borrowed from the engine per message.
@@ -122,7 +157,14 @@ pub(crate) struct Ctx<'a, S> {
 impl DialogTracker {
     /// A tracker with the given caps and timeouts.
     pub fn new(limits: Limits, timeouts: Timeouts) -> DialogTracker {
-        DialogTracker { slots: Vec::new(), free: Vec::new(), by_id: FxHashMap::default(), limits, timeouts }
+        DialogTracker {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: FxHashMap::default(),
+            limits,
+            timeouts,
+            last_rtp: Timestamp(i64::MIN),
+        }
     }
 
     /// Calls currently tracked.
@@ -142,10 +184,72 @@ impl DialogTracker {
     /// Records media activity (an RTP packet) on a call, keeping it from timing out.
     #[inline]
     pub fn touch(&mut self, call: CallRef, now: Timestamp) {
-        if let Some(slot) = self.slots.get_mut(call.slot as usize)
-            && slot.generation == call.generation
-            && let Some(c) = slot.call.as_mut()
+        self.last_rtp = now;
+        if let Some(c) = self.call_mut(call) {
+            c.had_media = true;
+            c.confirmed = true;
+            if now > c.last_activity {
+                c.last_activity = now;
+            }
+        }
+    }
+
+    fn call_mut(&mut self, call: CallRef) -> Option<&mut Call> {
+        let slot = self.slots.get_mut(call.slot as usize)?;
+        if slot.generation != call.generation {
+            return None;
+        }
+        slot.call.as_mut()
+    }
+
+    fn call_ref(&self, call: CallRef) -> Option<&Call> {
+        let slot = self.slots.get(call.slot as usize)?;
+        if slot.generation != call.generation {
+            return None;
+        }
+        slot.call.as_ref()
+    }
+
+    /// Ties the flow `src -> dst` to `owner` (its first packet was attributed) and learns where
+    /// the sender receives (symmetric RTP: where it sends from). The call's oldest flow makes
+    /// room when it holds `Limits::max_media_flows_per_call`.
+    pub(crate) fn attribute_flow(
+        &mut self,
+        owner: MediaOwner,
+        src: SocketAddr,
+        dst: SocketAddr,
+        media: &mut MediaTable,
+        stats: &mut CaptureStats,
+    ) {
+        let max_flows = self.limits.max_media_flows_per_call.max(1);
+        let max_media = self.limits.max_media_per_call.max(1);
+        let Some(c) = self.call_mut(owner.call) else { return };
+        if c.flows.len() >= max_flows {
+            let (s, d) = c.flows.remove(0);
+            media.remove_flow(s, d, owner.call);
+            stats.media_flows_evicted += 1;
+        }
+        c.flows.push((src, dst));
+        media.insert_flow(src, dst, owner);
+        // Symmetric RTP: the sender receives where it sends from. Learned once per flow, never
+        // beside another call's announcement, and within the call's media cap.
+        let receiver = owner.sender;
+        if c.media_keys.len() < max_media && !c.media_keys.iter().any(|k| k.addr == src) {
+            let learned = MediaOwner { call: owner.call, sender: receiver.other(), kind: owner.kind, learned: true };
+            if media.learn(src, learned) {
+                let ambiguous_base = media.ambiguous_at(&src).0;
+                c.media_keys.push(MediaKey { addr: src, owner: receiver, kind: owner.kind, tag: None, ambiguous_base });
+                stats.media_learned += 1;
+            }
+        }
+    }
+
+    /// A datagram of `call`'s non-audio media line `line`, sent by `sender`.
+    pub(crate) fn count_other_media(&mut self, call: CallRef, line: u8, sender: Side, now: Timestamp) {
+        if let Some(c) = self.call_mut(call)
+            && let Some(m) = c.other_media.get_mut(usize::from(line))
         {
+            m.packets[sender.index()] += 1;
             c.had_media = true;
             if now > c.last_activity {
                 c.last_activity = now;
@@ -153,30 +257,15 @@ impl DialogTracker {
         }
     }
 
-    /// Registers an address learned from traffic (symmetric RTP, NAT) for `call`: media sent
-    /// to `addr` is sent by `sender`. Never takes an address from an announcement or another
-    /// call, and counts against the call's media cap.
-    pub(crate) fn learn_media(
-        &mut self,
-        call: CallRef,
-        addr: SocketAddr,
-        sender: Side,
-        kind: MediaKind,
-        media: &mut MediaTable,
-        stats: &mut CaptureStats,
-    ) {
-        let Some(slot) = self.slots.get_mut(call.slot as usize) else { return };
-        if slot.generation != call.generation {
-            return;
-        }
-        let Some(c) = slot.call.as_mut() else { return };
-        if c.media_keys.len() >= self.limits.max_media_per_call.max(1) || c.media_keys.iter().any(|k| k.addr == addr) {
-            return;
-        }
-        let owner = MediaOwner { kind, ..MediaOwner::rtp(call, sender) };
-        if media.learn(addr, owner) {
-            c.media_keys.push(MediaKey { addr, owner: sender.other(), tag: None });
-            stats.media_learned += 1;
+    /// ZRTP was seen on a media address of `call` that `sender` sends to. True the first time
+    /// for that sender (the mixer is told once).
+    pub(crate) fn note_zrtp(&mut self, call: CallRef, sender: Side) -> bool {
+        match self.call_mut(call) {
+            Some(c) if !c.zrtp[sender.index()] => {
+                c.zrtp[sender.index()] = true;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -238,6 +327,11 @@ impl DialogTracker {
         let fp = fingerprint(msg, src, dst);
         if call.recent.contains(&fp) {
             call.retransmissions += 1;
+            if msg.status().is_some_and(|c| (200..300).contains(&c))
+                && msg.cseq.is_some_and(|c| c.method == Method::Invite)
+            {
+                call.ok_retransmitted = true;
+            }
             return Some(call_ref);
         }
         call.recent[call.recent_next] = fp;
@@ -245,21 +339,38 @@ impl DialogTracker {
         let sender = sender_side(call, msg, src);
         let to_tag = msg.to.and_then(|to| parse_name_addr(to).tag);
         let timeouts = &self.timeouts;
-        let max_media = self.limits.max_media_per_call;
+        let limits = &self.limits;
 
         if let Some(method) = msg.method() {
+            // Any request in the dialog after the answer (the ACK first) confirms it.
+            if call.answer.is_some() && method != Method::Cancel && to_tag.is_some() {
+                call.confirmed = true;
+            }
             match method {
                 Method::Invite => {
                     call.invites += 1;
                     let in_dialog = msg.to.is_some_and(|to| parse_name_addr(to).tag.is_some());
+                    let from_tag = msg.from.and_then(|f| parse_name_addr(f).tag);
+                    let same_caller = match (from_tag, call.caller_tag.as_deref()) {
+                        (Some(t), Some(c)) => t == c,
+                        _ => true,
+                    };
                     if !in_dialog
                         && let Some(cseq) = msg.cseq
                         && cseq.seq > call.invite_cseq
                     {
                         // The INVITE re-sent after a 401/407 challenge (or a new fork hop).
                         call.invite_cseq = cseq.seq;
-                        if call.challenged.take().is_some() {
+                        call.invite_at = now;
+                        call.responded = false;
+                        if same_caller && call.challenged.take().is_some() {
+                            // RFC 3261 22.2: the same call goes on, however long the caller took.
                             call.deadline = None;
+                            call.final_code = None;
+                            call.end = None;
+                            if let Some(c) = call.challenges.last_mut() {
+                                c.retried.get_or_insert(now);
+                            }
                         }
                     }
                 }
@@ -286,6 +397,9 @@ impl DialogTracker {
             && cseq.method == Method::Invite
         {
             let initial = call.answer.is_none();
+            if initial {
+                call.responded = true;
+            }
             if initial
                 && (101..=299).contains(&code)
                 && let Some(tag) = to_tag
@@ -308,13 +422,13 @@ impl DialogTracker {
                     // other branches stops being attributed to it.
                     if let Some(tag) = to_tag {
                         call.answered_tag = Some(tag.into());
-                        call.media_keys.retain(|k| {
-                            let other_branch = k.owner == Side::Callee && k.tag.as_deref().is_some_and(|t| t != tag);
-                            if other_branch {
-                                ctx.media.release(&k.addr, call_ref);
-                            }
-                            !other_branch
-                        });
+                        let other_branch =
+                            |k: &MediaKey| k.owner == Side::Callee && k.tag.as_deref().is_some_and(|t| t != tag);
+                        let (gone, kept) = std::mem::take(&mut call.media_keys).into_iter().partition(other_branch);
+                        call.media_keys = kept;
+                        for k in gone {
+                            release_key(call, &k, call_ref, ctx.media);
+                        }
                     }
                     // A 2xx wins over a CANCEL or a failure on another branch that crossed it.
                     if matches!(
@@ -329,7 +443,12 @@ impl DialogTracker {
                     call.challenged = None;
                 }
                 401 | 407 if initial => {
+                    if call.challenged.is_none() && call.challenges.len() < MAX_CHALLENGES {
+                        call.challenges.push(Challenge { code, time: now, retried: None });
+                    }
                     call.challenged = Some(code);
+                    call.final_code = Some(code);
+                    call.end = Some(now);
                     call.deadline = Some((now.add_nanos(timeouts.auth_wait), EndReason::Rejected));
                 }
                 300..=699 if initial => {
@@ -354,7 +473,7 @@ impl DialogTracker {
                 && matches!((&call.answered_tag, to_tag), (Some(a), Some(t)) if **a != *t);
             if !other_branch {
                 let tag = if sender == Side::Callee { to_tag } else { None };
-                apply_sdp(call, call_ref, sender, tag, src, msg.body, now, max_media, ctx);
+                apply_sdp(call, call_ref, sender, tag, src, msg.body, now, limits, ctx);
             }
         }
         Some(call_ref)
@@ -389,7 +508,10 @@ impl DialogTracker {
             caller_media: None,
             callee_media: None,
             media_keys: Vec::new(),
+            flows: Vec::new(),
+            ambiguous: Vec::new(),
             announced: [None, None],
+            zrtp: [false, false],
             start: now,
             ringing: None,
             answer: None,
@@ -401,6 +523,8 @@ impl DialogTracker {
             last_activity: now,
             deadline: None,
             challenged: None,
+            challenges: Vec::new(),
+            other_media: Vec::new(),
             sip_messages: 0,
             invites: 0,
             retransmissions: 0,
@@ -413,6 +537,10 @@ impl DialogTracker {
             joined,
             transport,
             had_media: false,
+            invite_at: now,
+            responded: false,
+            confirmed: joined,
+            ok_retransmitted: false,
         };
         let idx = match self.free.pop() {
             Some(idx) => idx,
@@ -437,18 +565,31 @@ impl DialogTracker {
     }
 
     /// Fires every timer due at `now`: lingers after BYE/CANCEL/failures, challenges that were
-    /// never answered, media and setup timeouts.
+    /// never answered, 2xx answers never acknowledged, media and setup timeouts.
     pub(crate) fn sweep<S: EventSink>(&mut self, now: Timestamp, ctx: &mut Ctx<'_, S>) {
+        let t = self.timeouts.clone();
+        // RTP of some call seen lately: media is on this capture, so an answered call without
+        // any is not merely one whose media takes another path.
+        let media_visible = now.since(self.last_rtp) < t.media;
         for idx in 0..self.slots.len() {
             let Some(call) = self.slots[idx].call.as_ref() else { continue };
+            let idle = now.since(call.last_activity);
             let due = if let Some((at, reason)) = call.deadline {
                 (now >= at).then_some((reason, call.end.unwrap_or(call.last_activity)))
+            } else if let Some(answer) = call.answer.filter(|_| !call.confirmed && call.ok_retransmitted) {
+                // RFC 3261 13.3.1.4: the answerer retransmitted its 2xx and no ACK (nor RTP, nor
+                // any request of the dialog) came within 64*T1: the session is not established.
+                (now.since(answer) >= t.no_ack).then_some((EndReason::NoAck, call.last_activity))
             } else if call.answer.is_some() || call.joined {
-                let limit = if call.had_media { self.timeouts.media } else { self.timeouts.signalling_only };
-                (now.since(call.last_activity) >= limit).then_some((EndReason::MediaTimeout, call.last_activity))
-            } else {
-                (now.since(call.last_activity) >= self.timeouts.setup)
+                let limit = if call.had_media || media_visible { t.media } else { t.signalling_only };
+                (idle >= limit && !recent_ambiguity(call, ctx.media, now, limit))
+                    .then_some((EndReason::MediaTimeout, call.last_activity))
+            } else if !call.responded {
+                // RFC 3261 timer B: an INVITE without any response is given up after 64*T1.
+                (now.since(call.invite_at) >= t.invite && idle >= INVITE_RETRANSMIT_MAX)
                     .then_some((EndReason::SetupTimeout, call.last_activity))
+            } else {
+                (idle >= t.setup).then_some((EndReason::SetupTimeout, call.last_activity))
             };
             if let Some((reason, end)) = due {
                 self.finalize(idx as u32, reason, end, ctx);
@@ -462,7 +603,8 @@ impl DialogTracker {
         for idx in 0..self.slots.len() {
             let Some(call) = self.slots[idx].call.as_ref() else { continue };
             let (reason, end) = match call.deadline {
-                Some((_, pending)) if call.challenged.is_none() => (pending, call.end.unwrap_or(now)),
+                // Winding down, or challenged and never re-sent (rejected by the challenge).
+                Some((_, pending)) => (pending, call.end.unwrap_or(now)),
                 _ => (reason, now),
             };
             self.finalize(idx as u32, reason, end, ctx);
@@ -476,7 +618,15 @@ impl DialogTracker {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(idx);
         self.by_id.remove(&call.call_id);
-        for key in &call.media_keys {
+        let mut call = call;
+        let keys = std::mem::take(&mut call.media_keys);
+        for key in &keys {
+            note_ambiguous(&mut call, key, ctx.media);
+        }
+        for &(src, dst) in &call.flows {
+            ctx.media.remove_flow(src, dst, call_ref);
+        }
+        for key in &keys {
             ctx.media.release(&key.addr, call_ref);
         }
         let mut state = call.state;
@@ -511,9 +661,89 @@ impl DialogTracker {
             holds: call.holds,
             transport: call.transport,
             joined: call.joined,
+            ambiguous_media: call.ambiguous,
+            challenges: call.challenges,
+            other_media: call.other_media,
         };
         ctx.sink.call(CallEvent::Ended { call: call_ref, info: Box::new(info) });
     }
+}
+
+impl SenderHosts for DialogTracker {
+    fn is_sender_host(&self, call: CallRef, sender: Side, ip: IpAddr) -> bool {
+        let Some(c) = self.call_ref(call) else { return false };
+        let (media, signalling) = match sender {
+            Side::Caller => (c.caller_media, c.caller_signalling),
+            Side::Callee => (c.callee_media, c.callee_signalling),
+        };
+        // Only a party that announced media can be sending it.
+        media.is_some_and(|m| m.ip() == ip || signalling.ip() == ip)
+    }
+}
+
+/// Gives up `call`'s claim on `key.addr`: the flows it had there go, and the packets that
+/// could not be told apart at that address while the call claimed it are counted for the call.
+fn release_key(call: &mut Call, key: &MediaKey, call_ref: CallRef, media: &mut MediaTable) {
+    note_ambiguous(call, key, media);
+    media.release(&key.addr, call_ref);
+    call.flows.retain(|&(src, dst)| {
+        let gone = src == key.addr || dst == key.addr;
+        if gone {
+            media.remove_flow(src, dst, call_ref);
+        }
+        !gone
+    });
+}
+
+/// Counts for `call` the packets that could not be told apart at `key.addr` while the call
+/// claimed it.
+fn note_ambiguous(call: &mut Call, key: &MediaKey, media: &MediaTable) {
+    let (ambiguous, _) = media.ambiguous_at(&key.addr);
+    let n = ambiguous.saturating_sub(key.ambiguous_base);
+    if n > 0 {
+        let own_flow = call.flows.iter().any(|&(_, dst)| dst == key.addr);
+        let full = call.ambiguous.len() >= MAX_AMBIGUOUS_ADDRESSES;
+        match call.ambiguous.iter().position(|a| a.addr == key.addr) {
+            Some(i) => {
+                call.ambiguous[i].packets += n;
+                call.ambiguous[i].own_flow |= own_flow;
+            }
+            None if !full => call.ambiguous.push(AmbiguousMedia { addr: key.addr, packets: n, own_flow }),
+            None => {
+                if let Some(last) = call.ambiguous.last_mut() {
+                    last.packets += n;
+                }
+            }
+        }
+    }
+}
+
+/// The newest announcement of both ends of a flow wins it: flows between two of the call's
+/// addresses that another call held (an older call on the same pair, or one that got the flow
+/// before both ends were known) move to this call.
+fn claim_pairs(call: &mut Call, call_ref: CallRef, media: &mut MediaTable, stats: &mut CaptureStats, max_flows: usize) {
+    for from in &call.media_keys {
+        for to in call.media_keys.iter().filter(|k| k.owner != from.owner) {
+            let owner = MediaOwner { call: call_ref, sender: from.owner, kind: to.kind, learned: false };
+            if media.claim_flow(from.addr, to.addr, owner) {
+                stats.media_reassigned += 1;
+                if !call.flows.contains(&(from.addr, to.addr)) {
+                    if call.flows.len() >= max_flows.max(1) {
+                        let (s, d) = call.flows.remove(0);
+                        media.remove_flow(s, d, call_ref);
+                        stats.media_flows_evicted += 1;
+                    }
+                    call.flows.push((from.addr, to.addr));
+                }
+            }
+        }
+    }
+}
+
+/// Whether packets that could not be told apart kept arriving at the call's addresses within
+/// `limit` of `now` (its own media may be among them: the call is not idle).
+fn recent_ambiguity(call: &Call, media: &MediaTable, now: Timestamp, limit: i64) -> bool {
+    call.media_keys.iter().any(|k| media.ambiguous_at(&k.addr).1.is_some_and(|t| now.since(t) < limit))
 }
 
 fn party(n: &NameAddr<'_>) -> Party {
@@ -591,9 +821,10 @@ fn apply_sdp<S: EventSink>(
     src: SocketAddr,
     body: &[u8],
     now: Timestamp,
-    max_media: usize,
+    limits: &Limits,
     ctx: &mut Ctx<'_, S>,
 ) {
+    let (max_media, max_flows) = (limits.max_media_per_call, limits.max_media_flows_per_call);
     let sdp = match sdp::parse(body) {
         Ok(s) => s,
         Err(_) => {
@@ -601,6 +832,7 @@ fn apply_sdp<S: EventSink>(
             return;
         }
     };
+    other_media(call, call_ref, owner, &sdp, max_media, ctx);
     let Some(audio) = sdp.audio() else {
         // No audio, or audio refused with port 0 (e.g. a T.38-only re-offer).
         return;
@@ -625,6 +857,7 @@ fn apply_sdp<S: EventSink>(
         return;
     }
     let direction = direction.as_str();
+    let security = sdp.security_for(audio);
     let dest = SocketAddr::new(ip, audio.port);
     let payloads = PayloadMap::from_media(audio);
     match owner {
@@ -652,27 +885,78 @@ fn apply_sdp<S: EventSink>(
                 // does not take the other party's address down with it.
                 let i = call.media_keys.iter().position(|k| k.owner == owner).unwrap_or(0);
                 let old = call.media_keys.remove(i);
-                ctx.media.release(&old.addr, call_ref);
+                release_key(call, &old, call_ref, ctx.media);
                 ctx.stats.media_retired += 1;
             }
-            call.media_keys.push(MediaKey { addr, owner, tag: tag.map(Into::into) });
+            let ambiguous_base = ctx.media.ambiguous_at(&addr).0;
+            call.media_keys.push(MediaKey { addr, owner, kind, tag: tag.map(Into::into), ambiguous_base });
         }
         let key_owner = MediaOwner { kind, ..MediaOwner::rtp(call_ref, owner.other()) };
         if learned {
             if ctx.media.learn(addr, key_owner) {
                 ctx.stats.media_learned += 1;
             }
-        } else if ctx.media.register(addr, key_owner).is_some() {
-            ctx.stats.media_reassigned += 1;
+        } else {
+            ctx.media.register(addr, key_owner);
         }
     }
+    claim_pairs(call, call_ref, ctx.media, ctx.stats, max_flows);
     let announced = &mut call.announced[owner.index()];
-    if announced.as_ref().is_some_and(|(d, p, dir)| *d == dest && *p == payloads && *dir == direction) {
+    if announced
+        .as_ref()
+        .is_some_and(|(d, p, dir, sec)| *d == dest && *p == payloads && *dir == direction && *sec == security)
+    {
         return;
     }
-    *announced = Some((dest, payloads.clone(), direction));
+    *announced = Some((dest, payloads.clone(), direction, security));
     ctx.sink.call(CallEvent::Media {
         call: call_ref,
-        media: Box::new(MediaAnnounce { owner, dest, payloads, ptime_ms: audio.ptime, direction, time: now }),
+        media: Box::new(MediaAnnounce { owner, dest, payloads, ptime_ms: audio.ptime, direction, security, time: now }),
     });
+}
+
+/// Registers the non-audio media lines (video, T.38, BFCP, ...) of an SDP sent by `owner`, so
+/// that their datagrams are counted for the call instead of left unmatched.
+fn other_media<S: EventSink>(
+    call: &mut Call,
+    call_ref: CallRef,
+    owner: Side,
+    sdp: &sdp::Sdp<'_>,
+    max_media: usize,
+    ctx: &mut Ctx<'_, S>,
+) {
+    for m in sdp.media.iter().filter(|m| m.kind != b"audio" && m.port != 0) {
+        let Some(ip) = sdp.connection_for(m).filter(|ip| !ip.is_unspecified()) else { continue };
+        let dest = SocketAddr::new(ip, m.port);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let format = m.rtpmap.first().map_or_else(
+            || m.formats.first().map_or_else(|| text(m.format_text), |pt| pt.to_string()),
+            |r| text(r.encoding),
+        );
+        let line = match call.other_media.iter().position(|o| o.owner == owner && o.kind.as_bytes() == m.kind) {
+            Some(i) => {
+                call.other_media[i].dest = dest;
+                i
+            }
+            None if call.other_media.len() < MAX_OTHER_MEDIA => {
+                call.other_media.push(OtherMedia {
+                    kind: text(m.kind),
+                    proto: text(m.proto),
+                    format,
+                    owner,
+                    dest,
+                    packets: [0, 0],
+                });
+                call.other_media.len() - 1
+            }
+            None => continue,
+        };
+        if call.media_keys.iter().any(|k| k.addr == dest) || call.media_keys.len() >= max_media.max(1) {
+            continue;
+        }
+        let kind = MediaKind::Other(line as u8);
+        let ambiguous_base = ctx.media.ambiguous_at(&dest).0;
+        call.media_keys.push(MediaKey { addr: dest, owner, kind, tag: None, ambiguous_base });
+        ctx.media.register(dest, MediaOwner { kind, ..MediaOwner::rtp(call_ref, owner.other()) });
+    }
 }

@@ -14,10 +14,13 @@ use crate::dialog::{Ctx, DialogTracker};
 use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta};
 use crate::ingress::{Ingress, IngressSink};
 use crate::limits::{Limits, Timeouts};
-use crate::media::{MediaKind, MediaTable};
+use crate::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
 use crate::wire::{Layer, sip};
+
+/// The ZRTP magic cookie, `ZRTP` (0x5a525450), at offset 4 of every ZRTP packet.
+const ZRTP_COOKIE: [u8; 4] = *b"ZRTP";
 
 /// Timers are checked at most this often (capture time).
 const SWEEP_INTERVAL: i64 = Timestamp::SECOND;
@@ -62,7 +65,7 @@ impl Engine {
             ingress: Ingress::new(&cfg.limits, &cfg.timeouts),
             core: Core {
                 tracker: DialogTracker::new(cfg.limits.clone(), cfg.timeouts),
-                media: MediaTable::default(),
+                media: MediaTable::new(cfg.limits.max_calls),
                 stats: CaptureStats::default(),
                 limits: cfg.limits,
                 keep_frames: cfg.keep_frames,
@@ -109,6 +112,7 @@ impl Engine {
     pub fn handle_frame<S: EventSink>(&mut self, link: LinkType, time: Timestamp, frame: &[u8], sink: &mut S) {
         self.core.stats.frames += 1;
         self.core.stats.bytes += frame.len() as u64;
+        self.core.stats.largest_frame = self.core.stats.largest_frame.max(frame.len() as u64);
         self.advance(time, sink);
         self.ingress.handle(link, time, frame, &mut Deliver { core: &mut self.core, sink, time, raw: (link, frame) });
     }
@@ -192,71 +196,118 @@ impl Core {
     /// One UDP datagram: media of a tracked call, else SIP found by content, on any port.
     #[inline]
     fn udp<S: EventSink>(&mut self, time: Timestamp, d: &Datagram<'_>, raw: Option<(LinkType, &[u8])>, sink: &mut S) {
-        // Hot path: media of a tracked call, found by the address it was sent to.
-        if let Some(owner) = self.media.lookup(&d.dst) {
-            let p = d.payload;
-            // RTCP on its own port, or multiplexed on the RTP port (RFC 5761: packet types
-            // 192..=223).
-            let rtcp = owner.kind == MediaKind::Rtcp || (p.len() >= 2 && (192..=223).contains(&p[1]));
-            if rtcp {
-                if p.len() >= 8 && p[0] >> 6 == 2 {
-                    self.stats.rtcp_packets += 1;
-                    if owner.kind == MediaKind::Rtcp {
-                        self.stats.rtcp_port_packets += 1;
+        // Hot path: a media flow seen before, found by its 5-tuple.
+        let owner = match self.media.flow(d.src, d.dst) {
+            Flow::Owned(owner) => owner,
+            Flow::Ambiguous => return self.ambiguous(time, d),
+            Flow::Miss if self.media.is_claimed(&d.dst) => match self.attribute(d) {
+                Some(owner) => owner,
+                None => return self.ambiguous(time, d),
+            },
+            Flow::Miss => {
+                if sip::looks_like_sip(d.payload) {
+                    if d.truncated {
+                        self.stats.truncated_sip += 1;
                     }
-                    sink.rtcp(&RtcpMeta { call: owner.call, side: owner.sender, time }, p);
-                    if let Some((link, frame)) = raw {
-                        sink.frame(owner.call, time, link, frame);
-                    }
+                    self.sip(time, d.src, d.dst, d.payload, "udp", raw, sink);
                 } else {
-                    self.stats.media_not_rtp += 1;
+                    self.stats.udp_unmatched += 1;
                 }
                 return;
             }
-            match rtp_rs::RtpReader::new(p) {
-                Ok(rtp) => {
-                    self.stats.rtp_packets += 1;
-                    self.tracker.touch(owner.call, time);
-                    if owner.peer != Some(d.src) {
-                        // Symmetric RTP: the sender receives where it sends from. Learned once
-                        // per source, never taken from an announcement or another call.
-                        self.media.set_peer(&d.dst, d.src);
-                        self.tracker.learn_media(
-                            owner.call,
-                            d.src,
-                            owner.sender.other(),
-                            MediaKind::Rtp,
-                            &mut self.media,
-                            &mut self.stats,
-                        );
-                    }
-                    let meta = RtpMeta {
-                        call: owner.call,
-                        side: owner.sender,
-                        time,
-                        src: d.src,
-                        dst: d.dst,
-                        seq: u16::from(rtp.sequence_number()),
-                        rtp_ts: rtp.timestamp(),
-                        ssrc: rtp.ssrc(),
-                        pt: rtp.payload_type(),
-                        marker: rtp.mark(),
-                    };
-                    sink.rtp(&meta, rtp.payload());
-                    if let Some((link, frame)) = raw {
-                        sink.frame(owner.call, time, link, frame);
-                    }
-                }
-                Err(_) => self.stats.media_not_rtp += 1,
+        };
+        let p = d.payload;
+        if let MediaKind::Other(line) = owner.kind {
+            self.stats.other_media_packets += 1;
+            self.tracker.count_other_media(owner.call, line, owner.sender, time);
+            if let Some((link, frame)) = raw {
+                sink.frame(owner.call, time, link, frame);
             }
             return;
         }
-
-        if sip::looks_like_sip(d.payload) {
-            self.sip(time, d.src, d.dst, d.payload, "udp", raw, sink);
+        // ZRTP (RFC 6189) shares the RTP port: first byte 0x10, magic cookie at offset 4.
+        // The media it keys is SRTP, which no passive recorder can decrypt.
+        if p.len() >= 12 && p[0] == 0x10 && p[4..8] == ZRTP_COOKIE {
+            self.stats.media_not_rtp += 1;
+            self.stats.zrtp_packets += 1;
+            if self.tracker.note_zrtp(owner.call, owner.sender) {
+                sink.call(CallEvent::Encrypted {
+                    call: owner.call,
+                    side: owner.sender,
+                    security: crate::events::MediaSecurity::Zrtp,
+                });
+            }
+            if let Some((link, frame)) = raw {
+                sink.frame(owner.call, time, link, frame);
+            }
             return;
         }
-        self.stats.udp_unmatched += 1;
+        // RTCP on its own port, or multiplexed on the RTP port (RFC 5761: packet types
+        // 192..=223).
+        let rtcp = owner.kind == MediaKind::Rtcp || (p.len() >= 2 && (192..=223).contains(&p[1]));
+        if rtcp {
+            if p.len() >= 8 && p[0] >> 6 == 2 {
+                self.stats.rtcp_packets += 1;
+                if owner.kind == MediaKind::Rtcp {
+                    self.stats.rtcp_port_packets += 1;
+                }
+                sink.rtcp(&RtcpMeta { call: owner.call, side: owner.sender, time }, p);
+                if let Some((link, frame)) = raw {
+                    sink.frame(owner.call, time, link, frame);
+                }
+            } else {
+                self.stats.media_not_rtp += 1;
+            }
+            return;
+        }
+        match rtp_rs::RtpReader::new(p) {
+            Ok(rtp) => {
+                self.stats.rtp_packets += 1;
+                self.tracker.touch(owner.call, time);
+                if d.truncated {
+                    self.stats.truncated_rtp += 1;
+                    sink.call(CallEvent::Dropped { call: owner.call, packets: 1, cause: DropCause::Snaplen });
+                }
+                let meta = RtpMeta {
+                    call: owner.call,
+                    side: owner.sender,
+                    time,
+                    src: d.src,
+                    dst: d.dst,
+                    seq: u16::from(rtp.sequence_number()),
+                    rtp_ts: rtp.timestamp(),
+                    ssrc: rtp.ssrc(),
+                    pt: rtp.payload_type(),
+                    marker: rtp.mark(),
+                };
+                sink.rtp(&meta, rtp.payload());
+                if let Some((link, frame)) = raw {
+                    sink.frame(owner.call, time, link, frame);
+                }
+            }
+            Err(_) => self.stats.media_not_rtp += 1,
+        }
+    }
+
+    /// The first packet of a flow to a claimed address: ties the flow to a call, or says it is
+    /// ambiguous (`None`).
+    #[cold]
+    fn attribute(&mut self, d: &Datagram<'_>) -> Option<MediaOwner> {
+        match self.media.resolve(d.src, d.dst, &self.tracker) {
+            Resolution::Owner(owner) => {
+                self.tracker.attribute_flow(owner, d.src, d.dst, &mut self.media, &mut self.stats);
+                Some(owner)
+            }
+            Resolution::Ambiguous | Resolution::Unclaimed => None,
+        }
+    }
+
+    /// A packet to an address several calls use that does not say which one it belongs to:
+    /// counted (per address, for the records of the calls using it), recorded in none.
+    #[cold]
+    fn ambiguous(&mut self, time: Timestamp, d: &Datagram<'_>) {
+        self.stats.media_ambiguous += 1;
+        self.media.ambiguous(d.src, d.dst, time);
     }
 
     /// One SIP message: a UDP datagram or a message framed out of a TCP stream.

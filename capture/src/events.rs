@@ -152,6 +152,8 @@ pub enum EndReason {
     Rejected,
     /// Answered call with no RTP and no SIP for the media timeout.
     MediaTimeout,
+    /// The answer (2xx) was retransmitted and never acknowledged (RFC 3261 13.3.1.4).
+    NoAck,
     /// No final response within the setup timeout.
     SetupTimeout,
     /// The capture file(s) ended with the call still open.
@@ -168,6 +170,7 @@ impl EndReason {
             EndReason::Cancel => "cancel",
             EndReason::Rejected => "rejected",
             EndReason::MediaTimeout => "media_timeout",
+            EndReason::NoAck => "no_ack",
             EndReason::SetupTimeout => "setup_timeout",
             EndReason::EndOfInput => "end_of_input",
             EndReason::Shutdown => "shutdown",
@@ -188,6 +191,20 @@ pub struct CallStart {
     pub to: Party,
 }
 
+/// Encryption of a party's RTP, as recognised on the wire. Without its keys callvault cannot
+/// decrypt it, so that audio is never written.
+pub use crate::wire::sdp::Security as MediaSecurity;
+
+/// Name of an encryption for records and logs.
+pub fn security_name(s: MediaSecurity) -> &'static str {
+    match s {
+        MediaSecurity::Sdes => "SRTP (SDES keys)",
+        MediaSecurity::Dtls => "DTLS-SRTP",
+        MediaSecurity::Zrtp => "ZRTP",
+        MediaSecurity::Srtp => "SRTP",
+    }
+}
+
 /// A media description announced by one party: where it receives RTP and which payload
 /// types it uses. RTP sent *to* `dest` is sent by the other party.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +219,8 @@ pub struct MediaAnnounce {
     pub ptime_ms: Option<u16>,
     /// Direction attribute as written by the owner.
     pub direction: &'static str,
+    /// The media line's encryption, if it says its RTP is encrypted.
+    pub security: Option<MediaSecurity>,
     /// Capture time of the SIP message that carried it.
     pub time: Timestamp,
 }
@@ -264,6 +283,35 @@ pub struct Hold {
     pub end: Option<Timestamp>,
 }
 
+/// A 401/407 challenge to the call's INVITE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// 401 or 407.
+    pub code: u16,
+    /// When it was sent.
+    pub time: Timestamp,
+    /// When the INVITE was re-sent with credentials (same Call-ID and From tag), if it was.
+    pub retried: Option<Timestamp>,
+}
+
+/// A non-audio media line (video, T.38 fax, BFCP, ...) of a call and the datagrams seen
+/// for it. Its content is not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherMedia {
+    /// Media type of the `m=` line (`video`, `image`, `application`, ...).
+    pub kind: String,
+    /// Its transport protocol (`RTP/AVP`, `udptl`, `UDP/BFCP`, ...).
+    pub proto: String,
+    /// Its first format (payload type or `t38`, `*`).
+    pub format: String,
+    /// The party whose SDP announced it (it receives there).
+    pub owner: Side,
+    /// Where it receives (latest announcement).
+    pub dest: SocketAddr,
+    /// Datagrams seen, sent by the caller and by the callee.
+    pub packets: [u64; 2],
+}
+
 /// Everything known about a call when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
@@ -315,6 +363,25 @@ pub struct CallInfo {
     pub transport: &'static str,
     /// The call was already up when the capture started (first seen mid-dialog).
     pub joined: bool,
+    /// Media packets sent to one of the call's addresses, while it used it, that could not be
+    /// told apart from other calls' media there (and so are in no recording): per address.
+    pub ambiguous_media: Vec<AmbiguousMedia>,
+    /// 401/407 challenges to the INVITE, in order.
+    pub challenges: Vec<Challenge>,
+    /// Non-audio media lines.
+    pub other_media: Vec<OtherMedia>,
+}
+
+/// Media packets to an address several calls used that no end could attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmbiguousMedia {
+    /// The address (one of the call's receive addresses).
+    pub addr: SocketAddr,
+    /// Packets sent there, while the call used it, that were recorded in no call.
+    pub packets: u64,
+    /// Media of this call to that address was recognised (by its source) and recorded: the
+    /// ambiguous packets are most likely other calls'.
+    pub own_flow: bool,
 }
 
 /// Where the capture lost packets.
@@ -328,6 +395,8 @@ pub enum DropCause {
     /// A capture limit (fragment reassemblies, TCP connections or buffers, tunnel depth) shed
     /// packets while the call was up.
     Limit,
+    /// This call's RTP packets were cut short by the capture's snapshot length.
+    Snaplen,
 }
 
 /// A call lifecycle event.
@@ -355,6 +424,17 @@ pub enum CallEvent {
         packets: u64,
         /// Where.
         cause: DropCause,
+    },
+    /// A party's RTP turned out to be encrypted by something the SDP did not announce
+    /// (ZRTP packets on its media address).
+    Encrypted {
+        /// The call.
+        call: CallRef,
+        /// The party whose media address carried the evidence (both directions are keyed
+        /// together).
+        side: Side,
+        /// How.
+        security: MediaSecurity,
     },
     /// The call is over; no further RTP will be sent for it.
     Ended {

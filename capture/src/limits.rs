@@ -12,6 +12,10 @@ pub struct Limits {
     /// Media addresses registered per call (announced RTP and RTCP addresses and those learned
     /// from traffic); the announcing party's oldest ones are retired first. Default 16.
     pub max_media_per_call: usize,
+    /// Media flows (source and destination address) remembered per call once their first packet
+    /// was attributed; the call's oldest flow makes room (counted in `media_flows_evicted`; a
+    /// later packet of it is attributed again). Default 32.
+    pub max_media_flows_per_call: usize,
     /// Header lines per SIP message. Default 128.
     pub max_sip_headers: usize,
     /// Bytes in one SIP message, over UDP or framed out of TCP. Default 65,535.
@@ -43,6 +47,7 @@ impl Default for Limits {
         Limits {
             max_calls: 20_000,
             max_media_per_call: 16,
+            max_media_flows_per_call: 32,
             max_sip_headers: 128,
             max_sip_message: 65_535,
             max_frag_reassemblies: 1_024,
@@ -58,23 +63,36 @@ impl Default for Limits {
 /// Capture-time timeouts, in nanoseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeouts {
-    /// An answered call that had RTP and then no RTP and no SIP for this long is ended
-    /// (`media_timeout`). Default 30 s.
+    /// An answered call with no RTP and no SIP for this long is ended (`media_timeout`): one
+    /// that had RTP, and one that never had any while other calls' RTP is seen on the capture
+    /// (its media should be there too; the time runs from its last SIP message, the ACK).
+    /// Default 30 s.
     pub media: i64,
-    /// An answered call that never had RTP (its media is not on the mirrored port, or the
-    /// capture is SIP only) with no SIP for this long is ended (`media_timeout`). Default 4 h.
+    /// An answered call that never had RTP, on a capture where no call's RTP was seen within
+    /// the media timeout (the capture is SIP only, or media takes another path), with no SIP for
+    /// this long is ended (`media_timeout`). Default 4 h.
     pub signalling_only: i64,
+    /// A 2xx answer that the answerer retransmitted (it is waiting for the ACK) and that no ACK,
+    /// request of the dialog or RTP followed for this long after the answer ends the call
+    /// (`no_ack`): RFC 3261 13.3.1.4, 64*T1. Default 32 s.
+    pub no_ack: i64,
+    /// An INVITE that got no response at all (not even 100 Trying) is given up this long after
+    /// it was first sent (`setup_timeout`): RFC 3261 timer B, 64*T1. Default 32 s.
+    pub invite: i64,
     /// After BYE, trailing RTP is still accepted for this long before the call is finalised.
     /// Default 2 s.
     pub bye_linger: i64,
     /// After a final failure response (or CANCEL/487), retransmissions and ACK are absorbed for
     /// this long before the call is finalised. Default 2 s.
     pub failure_linger: i64,
-    /// After a 401/407 challenge, how long to wait for the authenticated INVITE. Default 32 s
-    /// (SIP timer B).
+    /// After a 401/407 challenge, how long to wait for the INVITE re-sent with credentials (same
+    /// Call-ID and From tag, RFC 3261 section 22), which continues the same call however late it
+    /// comes within this time; a challenge never answered makes the call `rejected` with the
+    /// challenge's code. Default 300 s, the setup timeout (a user may take a while to type a
+    /// password).
     pub auth_wait: i64,
-    /// An INVITE without a final response (and without media) for this long is ended
-    /// (`setup_timeout`). Default 300 s.
+    /// An INVITE with a provisional response but no final one (and without media) for this
+    /// long since the call's last SIP message is ended (`setup_timeout`). Default 300 s.
     pub setup: i64,
     /// A fragmented datagram not complete this long after its first fragment arrived is
     /// dropped (`frag_timeouts`). Default 30 s, the IPv4 reassembly time of Linux; RFC 8200
@@ -91,9 +109,11 @@ impl Default for Timeouts {
         Timeouts {
             media: 30 * S,
             signalling_only: 4 * 3600 * S,
+            no_ack: 32 * S,
+            invite: 32 * S,
             bye_linger: 2 * S,
             failure_linger: 2 * S,
-            auth_wait: 32 * S,
+            auth_wait: 300 * S,
             setup: 300 * S,
             fragment: 30 * S,
             tcp_idle: 300 * S,

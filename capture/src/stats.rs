@@ -19,6 +19,12 @@ pub struct CaptureStats {
     pub malformed: [u64; Layer::COUNT],
     /// UDP datagrams shorter than their headers declare (processed with what there is).
     pub truncated: u64,
+    /// Of those, SIP messages (found by content) and RTP of a call.
+    pub truncated_sip: u64,
+    /// RTP packets of a call cut short (their audio is partly missing).
+    pub truncated_rtp: u64,
+    /// The longest frame captured (bytes): the snapshot length when most frames are cut.
+    pub largest_frame: u64,
     /// Frames that are not IP (ARP, LLDP, ...).
     pub not_ip: u64,
     /// IP fragments seen (reassembly: `ingress.defrag`).
@@ -45,6 +51,10 @@ pub struct CaptureStats {
     pub rtcp_packets: u64,
     /// Datagrams to a call's media address that are not RTP (STUN, ZRTP, garbage).
     pub media_not_rtp: u64,
+    /// ZRTP packets on a call's media address (counted in `media_not_rtp` too).
+    pub zrtp_packets: u64,
+    /// Datagrams of calls' non-audio media lines (video, T.38, BFCP): counted, not recorded.
+    pub other_media_packets: u64,
     /// Calls started.
     pub calls_started: u64,
     /// Calls ended (finalised).
@@ -53,8 +63,13 @@ pub struct CaptureStats {
     pub calls_shed: u64,
     /// Media addresses retired because a call exceeded `Limits::max_media_per_call`.
     pub media_retired: u64,
-    /// Media addresses taken over by a later call announcing the same address.
+    /// Media flows taken over by a later call announcing both of their ends.
     pub media_reassigned: u64,
+    /// Media packets to an address several calls use, from a source that does not say which
+    /// call they belong to: recorded in none.
+    pub media_ambiguous: u64,
+    /// Media flows forgotten because a call exceeded `Limits::max_media_flows_per_call`.
+    pub media_flows_evicted: u64,
     /// Media addresses learned from traffic (symmetric RTP, NAT).
     pub media_learned: u64,
     /// RTCP packets on their own port.
@@ -86,6 +101,8 @@ impl CaptureStats {
             ("frames".into(), self.frames),
             ("bytes".into(), self.bytes),
             ("truncated".into(), self.truncated),
+            ("truncated_sip".into(), self.truncated_sip),
+            ("truncated_rtp".into(), self.truncated_rtp),
             ("not_ip".into(), self.not_ip),
             ("ip_fragments".into(), self.ip_fragments),
             ("tcp_segments".into(), self.tcp_segments),
@@ -100,11 +117,15 @@ impl CaptureStats {
             ("rtp_packets".into(), self.rtp_packets),
             ("rtcp_packets".into(), self.rtcp_packets),
             ("media_not_rtp".into(), self.media_not_rtp),
+            ("zrtp_packets".into(), self.zrtp_packets),
+            ("other_media_packets".into(), self.other_media_packets),
             ("calls_started".into(), self.calls_started),
             ("calls_ended".into(), self.calls_ended),
             ("calls_shed".into(), self.calls_shed),
             ("media_retired".into(), self.media_retired),
             ("media_reassigned".into(), self.media_reassigned),
+            ("media_ambiguous".into(), self.media_ambiguous),
+            ("media_flows_evicted".into(), self.media_flows_evicted),
             ("media_learned".into(), self.media_learned),
             ("rtcp_port_packets".into(), self.rtcp_port_packets),
         ];

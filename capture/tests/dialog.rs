@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use callvault_capture::events::{CallEvent, CallInfo, CallState, EndReason, Side, VecSink};
+use callvault_capture::events::{
+    AmbiguousMedia, CallEvent, CallInfo, CallState, Challenge, EndReason, MediaSecurity, Side, VecSink,
+};
 use callvault_capture::limits::{Limits, Timeouts};
 use callvault_capture::{Engine, EngineConfig, LinkType, Timestamp};
 use etherparse::PacketBuilder;
@@ -90,6 +92,22 @@ impl Harness {
                 _ => None,
             })
             .collect()
+    }
+    /// The one call that is still open at `before` and ended by `after`.
+    fn ends_between(&mut self, before: i64, after: i64) -> CallInfo {
+        self.advance(before);
+        assert!(self.ended().is_empty(), "ended before {before} ns");
+        self.advance(after);
+        let ended = self.ended();
+        assert_eq!(ended.len(), 1, "one call ended by {after} ns");
+        ended[0].clone()
+    }
+    /// INVITE of call `id` at `t` offering `offer`, 200 OK (To-tag `tag`) 50 ms later answering
+    /// `answer`; no ACK.
+    fn offer_answer(&mut self, t: i64, id: &str, tag: &str, offer: (&str, u16), answer: (&str, u16)) {
+        self.at(t, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp(offer.0, offer.1)));
+        let ok = sip("SIP/2.0 200 OK", id, "1 INVITE", tag, &sdp(answer.0, answer.1));
+        self.at(t + 50 * MS, CALLEE, CALLER, &ok);
     }
     /// Sets up an answered call "c1" at t=0..100 ms with media 10.0.0.1:4000 / 10.0.0.2:5000.
     fn answered(&mut self, id: &str) {
@@ -226,12 +244,45 @@ fn unanswered_challenge_becomes_a_rejection() {
     let mut h = Harness::new();
     h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c5", "1 INVITE", "", ""));
     h.at(10 * MS, CALLEE, CALLER, &sip("SIP/2.0 401 Unauthorized", "c5", "1 INVITE", "x", ""));
-    h.advance(20 * S);
+    h.advance(60 * S);
     assert!(h.ended().is_empty(), "still waiting for the authenticated INVITE");
-    h.advance(40 * S);
+    h.advance(301 * S);
     let c = h.ended()[0];
     assert_eq!(c.state, CallState::Rejected);
     assert_eq!(c.final_code, Some(401));
+    assert_eq!(c.end, Timestamp(T0 + 10 * MS), "ended by the challenge");
+    assert_eq!(c.challenges, vec![Challenge { code: 401, time: Timestamp(T0 + 10 * MS), retried: None }]);
+}
+
+#[test]
+fn an_invite_re_sent_long_after_its_challenge_continues_the_same_call() {
+    for retry in [17 * S, 32 * S, 51 * S, 290 * S] {
+        let mut h = Harness::new();
+        let id = "late-auth";
+        h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+        h.at(MS, CALLEE, CALLER, &sip("SIP/2.0 407 Proxy Authentication Required", id, "1 INVITE", "x", ""));
+        h.at(2 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "x", ""));
+        h.at(
+            retry,
+            CALLER,
+            CALLEE,
+            &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "2 INVITE", "", &sdp("10.0.0.1", 4000)),
+        );
+        h.at(retry + S, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "2 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+        h.at(retry + 2 * S, CALLER, CALLEE, &sip("BYE sip:bob@10.0.0.2 SIP/2.0", id, "3 BYE", "b1", ""));
+        h.advance(retry + 10 * S);
+        h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+        let ended = h.ended();
+        assert_eq!(ended.len(), 1, "one call after a retry {} s late", retry / S);
+        let c = ended[0];
+        assert_eq!((c.state, c.end_reason, c.final_code), (CallState::Completed, EndReason::Bye, Some(200)));
+        assert_eq!(c.start, Timestamp(T0));
+        assert_eq!(c.invites, 2);
+        assert_eq!(
+            c.challenges,
+            vec![Challenge { code: 407, time: Timestamp(T0 + MS), retried: Some(Timestamp(T0 + retry)) }]
+        );
+    }
 }
 
 #[test]
@@ -255,6 +306,7 @@ fn setup_timeout_in_capture_time() {
     let cfg = EngineConfig { timeouts: Timeouts { setup: 60 * S, ..Timeouts::default() }, ..EngineConfig::default() };
     let mut h = Harness::with(cfg);
     h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "c8", "1 INVITE", "", ""));
+    h.at(10 * MS, CALLEE, CALLER, &sip("SIP/2.0 100 Trying", "c8", "1 INVITE", "", ""));
     h.advance(59 * S);
     assert!(h.ended().is_empty());
     h.advance(61 * S);
@@ -289,32 +341,161 @@ fn compact_headers_on_any_port() {
     assert_eq!(c.caller_media, Some("10.0.0.1:4000".parse().unwrap()));
 }
 
-#[test]
-fn media_address_reused_by_a_later_call_goes_to_the_later_call() {
-    let mut h = Harness::new();
-    h.answered("old");
-    // "new" announces the same callee address while "old" is still open.
-    h.at(S, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "new", "1 INVITE", "", &sdp("10.0.0.9", 4100)));
-    h.at(S + 50 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "new", "1 INVITE", "b2", &sdp("10.0.0.2", 5000)));
-    h.at(S + 100 * MS, "10.0.0.9:4100", "10.0.0.2:5000", &rtp(1, 160, 0xcccc));
-    let (m, _) = h.sink.rtp.last().unwrap();
-    let new_ref = h
-        .sink
+/// Call refs by Call-ID.
+fn call_ref(h: &Harness, id: &str) -> callvault_capture::CallRef {
+    h.sink
         .calls
         .iter()
         .find_map(|e| match e {
-            CallEvent::Started { call, info } if info.call_id == "new" => Some(*call),
+            CallEvent::Started { call, info } if info.call_id == id => Some(*call),
             _ => None,
         })
-        .unwrap();
-    assert_eq!(m.call, new_ref);
-    assert_eq!(m.side, Side::Caller);
-    assert_eq!(h.engine.stats().media_reassigned, 2, "the RTP address and the RTCP one beside it");
-    // Ending "old" must not unregister the address "new" now owns.
+        .unwrap()
+}
+
+#[test]
+fn calls_sharing_a_callee_media_address_are_told_apart_by_the_caller_end() {
+    let mut h = Harness::new();
+    h.answered("old");
+    // "new" gets the same callee address (a media server) while "old" is still up.
+    h.offer_answer(S, "new", "b2", ("10.0.0.9", 4100), ("10.0.0.2", 5000));
+    let (old, new) = (call_ref(&h, "old"), call_ref(&h, "new"));
+    h.at(S + 100 * MS, "10.0.0.9:4100", "10.0.0.2:5000", &rtp(1, 160, 0xcccc));
+    h.at(S + 101 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(1, 160, 0xaaaa));
+    h.at(S + 102 * MS, "10.0.0.2:5000", "10.0.0.9:4100", &rtp(1, 160, 0xdddd));
+    h.at(S + 103 * MS, "10.0.0.2:5000", "10.0.0.1:4000", &rtp(1, 160, 0xbbbb));
+    let got: Vec<_> = h.sink.rtp.iter().map(|(m, _)| (m.ssrc, m.call, m.side)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0xcccc, new, Side::Caller),
+            (0xaaaa, old, Side::Caller),
+            (0xdddd, new, Side::Callee),
+            (0xbbbb, old, Side::Callee)
+        ]
+    );
+    assert_eq!(h.engine.stats().media_reassigned, 0, "nothing was taken from anyone");
+    // Ending "old" leaves "new" its claim on the shared address.
     h.at(2 * S, CALLEE, CALLER, &bye_from_callee("old"));
     h.advance(5 * S);
     h.at(5 * S + MS, "10.0.0.9:4100", "10.0.0.2:5000", &rtp(2, 320, 0xcccc));
-    assert_eq!(h.sink.rtp.last().unwrap().0.call, new_ref);
+    assert_eq!(h.sink.rtp.last().unwrap().0.call, new);
+}
+
+#[test]
+fn a_later_call_announcing_the_same_pair_of_addresses_takes_its_flows() {
+    let mut h = Harness::new();
+    h.answered("old");
+    h.at(200 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(1, 160, 0xaaaa));
+    // The same two endpoints, the same two addresses: the old call is over for them.
+    h.offer_answer(S, "new", "b2", ("10.0.0.1", 4000), ("10.0.0.2", 5000));
+    h.at(S + 100 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(2, 320, 0xaaaa));
+    let new = call_ref(&h, "new");
+    assert_eq!(h.sink.rtp.last().unwrap().0.call, new);
+    assert_eq!(h.engine.stats().media_reassigned, 1, "the flow the old call had");
+}
+
+#[test]
+fn media_no_source_can_tell_apart_is_counted_and_in_no_call() {
+    let mut h = Harness::new();
+    // Two calls whose callers both answer at 10.0.0.2:5000 and whose callers are unknown hosts.
+    for (id, caller) in [("x", "10.0.0.7"), ("y", "10.0.0.8")] {
+        h.offer_answer(0, id, "b1", (caller, 4000), ("10.0.0.2", 5000));
+        h.at(60 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "b1", ""));
+    }
+    // RTP to the shared address from a host neither call announced: recorded in neither.
+    for k in 0..5u16 {
+        h.at(100 * MS + i64::from(k) * 20 * MS, "198.51.100.1:7000", "10.0.0.2:5000", &rtp(k, 160, 0xeeee));
+    }
+    assert!(h.sink.rtp.is_empty());
+    assert_eq!(h.engine.stats().media_ambiguous, 5);
+    // Each caller's own packets are still theirs.
+    h.at(300 * MS, "10.0.0.7:4000", "10.0.0.2:5000", &rtp(1, 160, 0x7777));
+    assert_eq!(h.sink.rtp.last().unwrap().0.call, call_ref(&h, "x"));
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    for c in h.ended() {
+        let own_flow = c.call_id == "x";
+        let want = AmbiguousMedia { addr: "10.0.0.2:5000".parse().unwrap(), packets: 5, own_flow };
+        assert_eq!(c.ambiguous_media, vec![want], "{}", c.call_id);
+    }
+}
+
+#[test]
+fn an_answered_call_without_rtp_times_out_when_media_is_on_the_capture() {
+    let mut h = Harness::new();
+    h.answered("silent");
+    // Another call's RTP shows that media is on this capture.
+    h.offer_answer(S, "talk", "b3", ("10.0.0.5", 4000), ("10.0.0.6", 5000));
+    for k in 0..2000u16 {
+        h.at(S + 100 * MS + i64::from(k) * 20 * MS, "10.0.0.5:4000", "10.0.0.6:5000", &rtp(k, u32::from(k) * 160, 5));
+    }
+    let ended = h.ended();
+    assert_eq!(ended.len(), 1, "the silent call ended, the talking one did not");
+    let c = ended[0];
+    assert_eq!((c.call_id.as_str(), c.state, c.end_reason), ("silent", CallState::InCall, EndReason::MediaTimeout));
+    assert_eq!(c.end, Timestamp(T0 + 110 * MS), "its last sign of life, the ACK");
+}
+
+#[test]
+fn an_answer_retransmitted_and_never_acknowledged_ends_the_call() {
+    let mut h = Harness::new();
+    let id = "no-ack";
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+    for t in [100, 600, 1600, 3600, 7600, 11_600, 15_600, 19_600, 23_600, 27_600, 31_600] {
+        h.at(t * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "1 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    }
+    // 64*T1 after the answer is not over yet.
+    let c = h.ends_between(32 * S, 33 * S);
+    assert_eq!((c.state, c.end_reason), (CallState::InCall, EndReason::NoAck));
+    assert_eq!(c.end, Timestamp(T0 + 31_600 * MS));
+    assert_eq!(c.retransmissions, 10);
+    // An answer sent once whose ACK took another path (not on the capture) is a call.
+    let mut h = Harness::new();
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+    h.at(100 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "1 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    h.advance(600 * S);
+    assert!(h.ended().is_empty());
+}
+
+#[test]
+fn an_invite_without_any_response_is_given_up_after_timer_b() {
+    let mut h = Harness::new();
+    for t in [0, 500, 1500, 3500, 7500, 15_500, 31_500] {
+        h.at(t * MS, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "lost", "1 INVITE", "", ""));
+    }
+    // At 35 s the last retransmission is only 3.5 s old.
+    let c = h.ends_between(35 * S, 36 * S);
+    assert_eq!((c.state, c.end_reason), (CallState::Setup, EndReason::SetupTimeout));
+    assert_eq!(c.end, Timestamp(T0 + 31_500 * MS));
+}
+
+#[test]
+fn a_challenged_invite_waits_past_timer_b_for_its_re_send_and_timer_b_runs_again_from_it() {
+    let mut h = Harness::new();
+    let id = "auth-timer-b";
+    let invite = |cseq: &str| sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, cseq, "", &sdp("10.0.0.1", 4000));
+    h.at(0, CALLER, CALLEE, &invite("1 INVITE"));
+    h.at(MS, CALLEE, CALLER, &sip("SIP/2.0 407 Proxy Authentication Required", id, "1 INVITE", "x", ""));
+    h.at(2 * MS, CALLER, CALLEE, &sip("ACK sip:bob@10.0.0.2 SIP/2.0", id, "1 ACK", "x", ""));
+    // Swept every second, far past timer B (32 s) of the first INVITE: the challenge answered
+    // it, and the call waits for the INVITE re-sent with credentials.
+    for t in 1..=100 {
+        h.advance(t * S);
+    }
+    assert!(h.ended().is_empty(), "a challenged INVITE is not ended by timer B");
+    // The re-sent INVITE is never answered: timer B runs from it.
+    let retry = 100 * S;
+    for t in [0, 500, 1500, 3500, 7500, 15_500, 31_500] {
+        h.at(retry + t * MS, CALLER, CALLEE, &invite("2 INVITE"));
+    }
+    let c = h.ends_between(retry + 35 * S, retry + 36 * S);
+    assert_eq!((c.state, c.end_reason, c.final_code), (CallState::Setup, EndReason::SetupTimeout, None));
+    assert_eq!(c.end, Timestamp(T0 + retry + 31_500 * MS));
+    assert_eq!(c.invites, 2);
+    assert_eq!(
+        c.challenges,
+        vec![Challenge { code: 407, time: Timestamp(T0 + MS), retried: Some(Timestamp(T0 + retry)) }]
+    );
 }
 
 #[test]
@@ -404,4 +585,69 @@ fn calls_up_when_a_capture_limit_sheds_are_told() {
         })
         .collect();
     assert_eq!(drops, vec![(2, DropCause::Limit)]);
+}
+
+#[test]
+fn encrypted_media_is_announced_and_zrtp_packets_are_reported_once() {
+    let mut h = Harness::new();
+    let srtp = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n\
+                a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "s1", "1 INVITE", "", srtp));
+    h.at(100 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "s1", "1 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    let security: Vec<_> = h
+        .sink
+        .calls
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Media { media, .. } => Some((media.owner, media.security)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(security, vec![(Side::Caller, Some(MediaSecurity::Sdes)), (Side::Callee, None)]);
+    // ZRTP on the callee's media port (first byte 0x10, cookie "ZRTP" at offset 4), twice.
+    let mut zrtp = vec![0x10, 0, 0, 1];
+    zrtp.extend_from_slice(b"ZRTP");
+    zrtp.extend_from_slice(&[0xaa; 4]);
+    zrtp.extend_from_slice(&[0x50, 0x5a, 0, 0x1d]);
+    zrtp.extend_from_slice(b"Hello   ");
+    h.at(150 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &zrtp);
+    h.at(160 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &zrtp);
+    let reported: Vec<_> = h
+        .sink
+        .calls
+        .iter()
+        .filter_map(|e| match e {
+            CallEvent::Encrypted { side, security, .. } => Some((*side, *security)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, vec![(Side::Caller, MediaSecurity::Zrtp)]);
+    assert_eq!(h.engine.stats().zrtp_packets, 2);
+    assert!(h.sink.rtp.is_empty(), "ZRTP is not RTP");
+}
+
+#[test]
+fn non_audio_media_lines_are_followed_and_counted() {
+    let mut h = Harness::new();
+    let with_video = |ip: &str, audio: u16, video: u16| {
+        format!("{}m=video {video} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=image 0 udptl t38\r\n", sdp(ip, audio))
+    };
+    h.at(
+        0,
+        CALLER,
+        CALLEE,
+        &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", "v1", "1 INVITE", "", &with_video("10.0.0.1", 4000, 4002)),
+    );
+    h.at(100 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", "v1", "1 INVITE", "b1", &with_video("10.0.0.2", 5000, 5002)));
+    for k in 0..5u16 {
+        h.at(200 * MS + i64::from(k) * MS, "10.0.0.1:4002", "10.0.0.2:5002", &rtp(k, 0, 7));
+    }
+    h.at(300 * MS, "10.0.0.2:5002", "10.0.0.1:4002", &rtp(0, 0, 8));
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    let c = h.ended()[0];
+    let video: Vec<(Side, &str, &str, [u64; 2])> =
+        c.other_media.iter().map(|o| (o.owner, o.kind.as_str(), o.format.as_str(), o.packets)).collect();
+    assert_eq!(video, vec![(Side::Caller, "video", "H264", [0, 1]), (Side::Callee, "video", "H264", [5, 0])]);
+    assert!(h.sink.rtp.is_empty(), "video RTP is not the call's audio");
+    assert_eq!(h.engine.stats().other_media_packets, 6);
 }

@@ -8,8 +8,10 @@
 //! packet capture formats, spools or archives.
 
 pub mod audio;
+mod clock;
 mod disk;
 pub mod dtmf;
+pub mod edits;
 pub mod evidence;
 pub mod finish;
 pub mod g711;
@@ -19,6 +21,7 @@ pub mod record;
 pub mod recover;
 mod report;
 pub mod rtcp;
+mod side;
 pub mod stream;
 pub mod timeline;
 pub mod wav;

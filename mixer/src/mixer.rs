@@ -7,38 +7,30 @@
 //! left to [`crate::finish`], off this thread.
 
 use std::fs::File;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use capture::codec::{Codec, PayloadDesc, PayloadMap};
 use capture::events::{
-    CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, MediaAnnounce, Party, RtcpMeta, RtpMeta, Side,
+    CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, MediaAnnounce, MediaSecurity, Party, RtcpMeta,
+    RtpMeta, Side,
 };
 use capture::{LinkType, Timestamp};
 use crossbeam_channel::Sender;
 
 use crate::audio::AudioConfig;
+use crate::clock::{Env, Pkt, Route};
 use crate::disk::DiskGuard;
-use crate::dtmf::DtmfTracker;
 use crate::evidence::Evidence;
 use crate::record::CallRecord;
 use crate::rtcp::EndpointView;
-use crate::stream::{SeqVerdict, StreamStats};
+use crate::side::{Encrypted, PtKind, SideState};
+use crate::stream::SeqVerdict;
 use crate::timeline::{Law, Timeline, TimelineConfig};
 
-/// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
-const MAX_STREAMS_PER_SIDE: usize = 8;
 /// Sources whose RTCP reports are kept per call.
 const MAX_REPORTED_SOURCES: usize = 16;
 /// Samples per nanosecond divisor at 8 kHz.
-const NS_PER_SAMPLE: i64 = 125_000;
-/// In-order packets over which the least delayed one sets the clock baseline (1 s at 20 ms).
-const DRIFT_BLOCK: u32 = 50;
-/// The baseline may wander this far (frames, 4 ms) before the anchor follows it.
-const DRIFT_DEADBAND: i64 = 32;
-/// The anchor follows by at most this many frames (1 ms) per block: an inaudible slip instead
-/// of a jump, fast enough for clocks up to 1000 ppm off.
-const DRIFT_STEP: i64 = 8;
+pub(crate) const NS_PER_SAMPLE: i64 = 125_000;
 
 /// Mixer settings.
 #[derive(Debug, Clone)]
@@ -52,8 +44,9 @@ pub struct MixerConfig {
     pub timeline: TimelineConfig,
     /// Format and channel layout of the recordings.
     pub audio: AudioConfig,
-    /// A stream whose RTP timestamps put it further than this from capture time (frames) is
-    /// re-anchored to capture time (timestamp jumps, hold/resume). Default 8000 (1 s).
+    /// A packet whose RTP timestamp is further than this (frames) from where its stream's
+    /// least delayed packets put it is a timestamp discontinuity (see [`crate::clock`]), not
+    /// jitter or a stall. Default 8000 (1 s).
     pub max_skew_frames: i64,
     /// Free space kept on the work directory's filesystem: below it audio stops being written
     /// so that call records still fit (see the `disk` module). 0: none. Default 64 MiB.
@@ -86,6 +79,10 @@ pub struct MixerStats {
     pub duplicates: u64,
     /// Packets (partly) too late for their place.
     pub late_packets: u64,
+    /// Silence insertions that kept a party aligned with the other one (clock drift).
+    pub slips: u64,
+    /// Audio packets not recorded because their media is encrypted.
+    pub encrypted_packets: u64,
     /// Packets of codecs that are not decoded.
     pub undecodable_packets: u64,
     /// Telephone-event and comfort-noise packets (silence in the recording).
@@ -105,6 +102,8 @@ impl MixerStats {
         self.rtp_orphans += o.rtp_orphans;
         self.duplicates += o.duplicates;
         self.late_packets += o.late_packets;
+        self.slips += o.slips;
+        self.encrypted_packets += o.encrypted_packets;
         self.undecodable_packets += o.undecodable_packets;
         self.signal_packets += o.signal_packets;
         self.calls_finished += o.calls_finished;
@@ -127,165 +126,6 @@ pub struct PendingRecording {
     pub evidence: Option<(PathBuf, File)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PtKind {
-    Unresolved,
-    Ulaw,
-    Alaw,
-    /// RFC 4733 telephone event: decoded as DTMF, silence in the audio.
-    Event,
-    /// RFC 3389 comfort noise: silence.
-    ComfortNoise,
-    Undecodable,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Anchor {
-    pos: i64,
-    ts: u32,
-}
-
-#[derive(Debug)]
-pub(crate) struct SideState {
-    /// The stream (SSRC, source, destination) this side's last packet belonged to. Kept inline:
-    /// it is touched by every packet.
-    current: StreamStats,
-    /// `current` holds a real stream.
-    active: bool,
-    anchor: Option<Anchor>,
-    /// Smallest delay (capture position minus RTP position, frames) in the current block of
-    /// in-order packets, and the block's size: the baseline that drift correction follows.
-    block_min: i64,
-    block_len: u32,
-    /// Times the anchor was moved to follow the sender's clock.
-    pub(crate) drift_corrections: u32,
-    /// One past the last frame this side's audio reached.
-    high: u64,
-    /// Capture position (frames) of this side's last audio packet.
-    last_now: i64,
-    kinds: [PtKind; 128],
-    /// Streams this side used before `current`.
-    earlier: Vec<StreamStats>,
-    pub(crate) codec: Option<String>,
-    pub(crate) undecodable: Option<String>,
-    pub(crate) dtmf: DtmfTracker,
-}
-
-impl SideState {
-    fn new() -> SideState {
-        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
-        SideState {
-            current: StreamStats::new(0, 0, nowhere, nowhere, Timestamp(0), 8000),
-            active: false,
-            anchor: None,
-            block_min: i64::MAX,
-            block_len: 0,
-            drift_corrections: 0,
-            high: 0,
-            last_now: i64::MIN / 2,
-            kinds: [PtKind::Unresolved; 128],
-            earlier: Vec::new(),
-            codec: None,
-            undecodable: None,
-            dtmf: DtmfTracker::default(),
-        }
-    }
-
-    /// The stream of this packet: one per (SSRC, source, destination), as RTP analysers key
-    /// them, so a stream that moves to a new address (re-INVITE) shows as two.
-    #[inline]
-    fn stream(&mut self, m: &RtpMeta) -> &mut StreamStats {
-        let c = &self.current;
-        if !(self.active && c.ssrc == m.ssrc && c.src == m.src && c.dst == m.dst) {
-            self.switch(m);
-        }
-        &mut self.current
-    }
-
-    #[cold]
-    fn switch(&mut self, m: &RtpMeta) {
-        let same = |s: &StreamStats| s.ssrc == m.ssrc && s.src == m.src && s.dst == m.dst;
-        let next = match self.earlier.iter().position(same) {
-            Some(i) => self.earlier.swap_remove(i),
-            None if self.earlier.len() + 1 < MAX_STREAMS_PER_SIDE => {
-                StreamStats::new(m.ssrc, m.seq, m.src, m.dst, m.time, 8000)
-            }
-            // Too many streams: further ones are counted on the current one.
-            None if self.active => return,
-            None => StreamStats::new(m.ssrc, m.seq, m.src, m.dst, m.time, 8000),
-        };
-        let old = std::mem::replace(&mut self.current, next);
-        if self.active {
-            self.earlier.push(old);
-        }
-        self.active = true;
-        // A new stream (SSRC change, port move) is placed afresh from capture time.
-        self.anchor = None;
-        self.block_min = i64::MAX;
-        self.block_len = 0;
-    }
-
-    /// Where on the timeline (frames) this packet belongs: its RTP timestamp relative to the
-    /// stream's anchor, the anchor being tied to capture time at the stream's first packet.
-    ///
-    /// The anchor moves to capture time when an in-order packet is far from it (timestamp jump,
-    /// hold and resume) or behind what is already written (a sender that paused without
-    /// advancing its timestamps). It also follows the sender's clock: over each block of
-    /// in-order packets the smallest delay (capture position minus RTP position; the least
-    /// delayed packet shows the clock, the others add network jitter) should stay near zero;
-    /// when it wanders past [`DRIFT_DEADBAND`], the anchor moves toward it by at most
-    /// [`DRIFT_STEP`] (1 ms: a slip nobody hears, where a jump would cut or insert audio), at
-    /// the next talkspurt start if one comes soon, else at the end of the block. The two
-    /// parties thus stay within the deadband plus jitter of each other for calls of any length.
-    #[inline]
-    fn place(&mut self, m: &RtpMeta, verdict: SeqVerdict, now: i64, written: i64, max_skew: i64) -> i64 {
-        let mut anchor = match self.anchor {
-            Some(a) => a,
-            None => Anchor { pos: now, ts: m.rtp_ts },
-        };
-        let mut pos = anchor.pos + i64::from(m.rtp_ts.wrapping_sub(anchor.ts) as i32);
-        if verdict == SeqVerdict::InOrder {
-            if (pos - now).abs() > max_skew || pos < written {
-                anchor = Anchor { pos: now, ts: m.rtp_ts };
-                pos = now;
-                self.block_min = i64::MAX;
-                self.block_len = 0;
-            } else {
-                self.block_min = self.block_min.min(now - pos);
-                self.block_len += 1;
-                let close = self.block_len >= DRIFT_BLOCK || (m.marker && self.block_len >= DRIFT_BLOCK / 5);
-                if close {
-                    if self.block_min.abs() > DRIFT_DEADBAND {
-                        let step = self.block_min.clamp(-DRIFT_STEP, DRIFT_STEP);
-                        anchor.pos += step;
-                        pos += step;
-                        self.drift_corrections += 1;
-                    }
-                    self.block_min = i64::MAX;
-                    self.block_len = 0;
-                }
-            }
-        } else if (pos - now).abs() > max_skew {
-            // Not a reordering (those stay within the reorder window): the first packet after
-            // a sequence restart (still on probation) or a timestamp jump seen out of order. It
-            // goes at capture time; the anchor moves once the stream continues in order.
-            pos = now;
-        }
-        self.anchor = Some(anchor);
-        pos
-    }
-
-    /// Every stream of this side, in order of first packet.
-    pub(crate) fn streams(&self) -> Vec<&StreamStats> {
-        let mut v: Vec<&StreamStats> = self.earlier.iter().collect();
-        if self.active {
-            v.push(&self.current);
-        }
-        v.sort_by_key(|s| s.first);
-        v
-    }
-}
-
 #[derive(Debug)]
 pub(crate) struct CallMix {
     pub(crate) call: CallRef,
@@ -299,6 +139,8 @@ pub(crate) struct CallMix {
     pub(crate) sides: [SideState; 2],
     /// Latest media announcement by owner (index = owner side).
     pub(crate) media: [Option<Box<MediaAnnounce>>; 2],
+    /// The party whose SDP came first (the offerer): the other one's is the answer.
+    pub(crate) offerer: Option<Side>,
     pub(crate) write_error: Option<String>,
     /// RTP dropped inside callvault before it reached the mixer.
     pub(crate) capture_drops: u64,
@@ -306,11 +148,214 @@ pub(crate) struct CallMix {
     pub(crate) kernel_drops: u64,
     /// Packets a capture limit shed (of any call) while this call was up.
     pub(crate) limit_sheds: u64,
+    /// This call's RTP packets cut short by the snapshot length.
+    pub(crate) snaplen_cut: u64,
     /// RTCP reports per (source SSRC, reporting side).
     pub(crate) reports: Vec<(u32, Side, EndpointView)>,
     /// The evidence capture, once the first frame came.
     pub(crate) evidence: Option<Evidence>,
     pub(crate) evidence_error: Option<String>,
+}
+
+impl CallMix {
+    /// What side `si`'s clock needs to know about the call.
+    #[inline]
+    fn env(&self, si: usize, max_skew: i64) -> Env {
+        let tl = self.timeline.as_ref();
+        Env {
+            written: tl.map_or(0, |t| t.written() as i64),
+            high: self.sides[si].high,
+            max_skew,
+            // Only a side without a mapping of its own starts from the other one's.
+            other: if self.sides[si].clock.has_mapping() { None } else { self.sides[1 - si].clock.mapping() },
+            rebase: (tl.is_none_or(|t| t.end() == 0) && self.sides.iter().all(|s| s.high == 0))
+                .then(|| self.sides[1 - si].clock.held_start()),
+        }
+    }
+
+    /// Places samples of side `si` at `pos`; what cannot be placed any more is late.
+    fn put(
+        &mut self,
+        si: usize,
+        pos: i64,
+        payload: &[u8],
+        law: Law,
+        stats: &mut MixerStats,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
+        let len = payload.len() as i64;
+        if pos < 0 {
+            // Before the recording's first frame: only a packet reordered across the start.
+            self.late(si, pos, len, stats);
+            return Ok(());
+        }
+        let placed = tl.place(si, pos as u64, payload, law, scratch)?;
+        let side = &mut self.sides[si];
+        side.high = side.high.max(pos + len);
+        if placed.late_samples > 0 {
+            stats.late_packets += 1;
+            side.current.late += 1;
+            side.current.edits.late(pos, i64::from(placed.late_samples));
+        }
+        Ok(())
+    }
+
+    /// A packet of side `si` whose place (`pos`) was written long ago.
+    fn late(&mut self, si: usize, pos: i64, len: i64, stats: &mut MixerStats) {
+        stats.late_packets += 1;
+        let side = &mut self.sides[si];
+        side.current.late += 1;
+        side.current.edits.late(pos, len);
+    }
+
+    /// Side `si`'s held suspects were late after all.
+    fn reject(&mut self, si: usize, stats: &mut MixerStats) {
+        let rejected = self.sides[si].clock.take_rejected();
+        for (pos, len) in rejected {
+            self.late(si, pos, len, stats);
+        }
+    }
+
+    /// Side `si`'s clock chose its anchor: moves the origin if asked, then places every held
+    /// packet.
+    fn release(
+        &mut self,
+        si: usize,
+        rebase: i64,
+        stats: &mut MixerStats,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        if rebase != 0 {
+            self.origin = self.origin.add_nanos(rebase * NS_PER_SAMPLE);
+            self.sides[1 - si].clock.rebase(rebase);
+            crate::recover::write_sidecar(self);
+        }
+        let side = &mut self.sides[si];
+        let Some((held, bytes)) = side.clock.take_held() else { return Ok(()) };
+        for h in &held {
+            let side = &mut self.sides[si];
+            let pos = side.clock.place_held(h, &mut side.current.edits);
+            self.put(si, pos, &bytes[h.range()], h.pkt.law, stats, scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Compares the parties' clocks (see [`crate::clock::balance`]).
+    fn balance(&mut self, hold: u32) {
+        let progress: Vec<i64> = self.sides.iter().filter_map(|s| s.clock.progress(s.high)).collect();
+        let hi = progress.iter().copied().max().unwrap_or(0);
+        let active = progress.len() == 2 && progress.iter().all(|&p| p >= hi - i64::from(hold));
+        let [a, b] = &mut self.sides;
+        crate::clock::balance([&mut a.clock, &mut b.clock], active);
+    }
+
+    /// Frames settle once the slowest party sending has got past them by the reorder
+    /// window, or once the leading party is further ahead than the hold bound: progress is
+    /// RTP time, never capture time, so a stall or a faster replay changes nothing.
+    #[inline]
+    fn settle(&mut self, reorder: i64, hold: i64, scratch: &mut Vec<u8>) -> std::io::Result<()> {
+        let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for s in &self.sides {
+            if let Some(p) = s.clock.progress(s.high) {
+                lo = lo.min(p);
+                hi = hi.max(p);
+            }
+        }
+        if hi == i64::MIN {
+            return Ok(());
+        }
+        let target = (lo - reorder).max(hi - hold).max(0);
+        tl.settle(target as u64, scratch)
+    }
+
+    /// Writing the recording failed: nothing more is written, the record says why.
+    fn fail(&mut self, e: &std::io::Error, stats: &mut MixerStats) {
+        stats.write_errors += 1;
+        tracing::error!(call_id = %self.call_id, path = %self.wav_path.display(), "cannot write recording: {e}");
+        self.write_error = Some(format!("writing {} failed: {e}", self.wav_path.display()));
+    }
+
+    /// Chooses the anchor of side `si`'s held packets now and places them (its stream ends,
+    /// or the call does).
+    fn release_now(
+        &mut self,
+        si: usize,
+        max_skew: i64,
+        stats: &mut MixerStats,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        if !self.sides[si].clock.holding() {
+            return Ok(());
+        }
+        if self.timeline.is_none() || self.write_error.is_some() {
+            self.sides[si].clock.discard_held();
+            return Ok(());
+        }
+        if self.sides[si].clock.suspecting() {
+            // Undecided when the stream ended: late under the timebase they were behind.
+            self.reject(si, stats);
+            return Ok(());
+        }
+        let env = self.env(si, max_skew);
+        let side = &mut self.sides[si];
+        let rebase = side.clock.release(&env, &mut side.current.edits);
+        self.release(si, rebase, stats, scratch)
+    }
+
+    /// Places whatever is still held (the call ends).
+    fn drain(&mut self, max_skew: i64, stats: &mut MixerStats, scratch: &mut Vec<u8>) -> std::io::Result<()> {
+        for si in 0..2 {
+            self.release_now(si, max_skew, stats, scratch)?;
+        }
+        for s in &mut self.sides {
+            stats.slips += s
+                .streams()
+                .iter()
+                .map(|st| st.edits.slips.len() as u64 + u64::from(st.edits.slips_omitted))
+                .sum::<u64>();
+            s.close();
+        }
+        Ok(())
+    }
+
+    /// `side`'s RTP is encrypted: nothing more of it is recorded. What it sent before (in the
+    /// clear: a ZRTP handshake precedes the encryption, an SDP the media) is kept.
+    fn encrypt(
+        &mut self,
+        side: Side,
+        security: MediaSecurity,
+        time: Timestamp,
+        env: (i64, &mut MixerStats, &mut Vec<u8>),
+    ) {
+        let si = side.index();
+        if self.sides[si].encrypted.is_some() {
+            return;
+        }
+        let (max_skew, stats, scratch) = env;
+        if let Err(e) = self.release_now(si, max_skew, stats, scratch) {
+            self.fail(&e, stats);
+        }
+        let s = &mut self.sides[si];
+        s.encrypted = Some(Encrypted { security, since: time, clear_frames: s.high.max(0) as u64, packets: 0 });
+    }
+
+    /// Notes which parties the latest SDP lets send: a party that may not send is on hold,
+    /// and the silence after it is explained by that.
+    fn note_directions(&mut self) {
+        let dir = |i: usize| self.media[i].as_ref().map_or("sendrecv", |m| m.direction);
+        for si in 0..2 {
+            let own = dir(si);
+            let other = dir(1 - si);
+            let sending = !matches!(own, "recvonly" | "inactive") && !matches!(other, "sendonly" | "inactive");
+            let s = &mut self.sides[si];
+            if s.sending && !sending {
+                s.clock.hints.hold = true;
+            }
+            s.sending = sending;
+        }
+    }
 }
 
 /// The mixer. Implements [`EventSink`], so it can sit directly behind a capture engine
@@ -325,6 +370,8 @@ pub struct Mixer {
     scratch: Vec<u8>,
     /// The free-space reserve.
     disk: DiskGuard,
+    /// How far written audio may trail the leading party (`TimelineConfig::hold`).
+    hold: u32,
 }
 
 impl Mixer {
@@ -332,7 +379,8 @@ impl Mixer {
     pub fn new(cfg: MixerConfig, out: Sender<PendingRecording>) -> std::io::Result<Mixer> {
         std::fs::create_dir_all(&cfg.work_dir)?;
         let disk = DiskGuard::new(cfg.work_dir.clone(), cfg.min_free_bytes);
-        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out, scratch: Vec::new(), disk })
+        let hold = cfg.timeline.hold();
+        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), out, scratch: Vec::new(), disk, hold })
     }
 
     /// Counters so far.
@@ -371,10 +419,12 @@ impl Mixer {
             origin: Timestamp(0),
             sides: [SideState::new(), SideState::new()],
             media: [None, None],
+            offerer: None,
             write_error: None,
             capture_drops: 0,
             kernel_drops: 0,
             limit_sheds: 0,
+            snaplen_cut: 0,
             reports: Vec::new(),
             evidence: None,
             evidence_error: None,
@@ -383,8 +433,14 @@ impl Mixer {
 
     fn end(&mut self, call: CallRef, info: &CallInfo) {
         let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
-        let Some(mix) = slot.take_if(|c| c.call == call) else { return };
+        let Some(mut mix) = slot.take_if(|c| c.call == call) else { return };
         self.stats.calls_finished += 1;
+        if let Err(e) = mix.drain(self.cfg.max_skew_frames, &mut self.stats, &mut self.scratch)
+            && mix.write_error.is_none()
+        {
+            self.stats.write_errors += 1;
+            mix.write_error = Some(format!("writing {} failed: {e}", mix.wav_path.display()));
+        }
         let pending = crate::report::finish_call(mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
         // The receiving side outlives the mixer in the pipeline; if it is gone the program is
         // shutting down after an error that has already been reported.
@@ -403,7 +459,6 @@ impl EventSink for Mixer {
     #[inline]
     fn rtp(&mut self, m: &RtpMeta, payload: &[u8]) {
         self.stats.rtp_packets += 1;
-        let max_skew = self.cfg.max_skew_frames;
         let tl_cfg = self.cfg.timeline;
         let audio_cfg = self.cfg.audio;
         let Some(idx) = self
@@ -418,23 +473,38 @@ impl EventSink for Mixer {
         };
         let Some(call) = self.calls[idx].as_mut() else { return };
         let si = m.side.index();
-        let verdict = call.sides[si].stream(m).observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len());
+        if call.sides[si].switches(m) && call.sides[si].clock.holding() {
+            // The stream before still has packets held aside: place them first.
+            if let Err(e) = call.release_now(si, self.cfg.max_skew_frames, &mut self.stats, &mut self.scratch) {
+                call.fail(&e, &mut self.stats);
+            }
+        }
+        let kind = resolve(call, m.side, m.pt);
+        let stream = call.sides[si].stream(m);
+        let verdict = if kind == PtKind::Event {
+            stream.observe_event(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
+        } else {
+            if kind != PtKind::ComfortNoise && stream.audio_pt.is_none() {
+                stream.audio_pt = Some(m.pt & 0x7f);
+            }
+            stream.observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
+        };
         if verdict == SeqVerdict::Duplicate {
             self.stats.duplicates += 1;
             return;
         }
-        let kind = resolve(call, m.side, m.pt);
         let law = match kind {
             PtKind::Ulaw => Law::Ulaw,
             PtKind::Alaw => Law::Alaw,
-            PtKind::Event => {
+            PtKind::Event | PtKind::ComfortNoise => {
                 self.stats.signal_packets += 1;
                 let side = &mut call.sides[si];
-                side.dtmf.packet(m.side, m.rtp_ts, m.time, payload, 8000);
-                return;
-            }
-            PtKind::ComfortNoise => {
-                self.stats.signal_packets += 1;
+                if kind == PtKind::Event {
+                    side.dtmf.packet(m.side, m.rtp_ts, m.time, payload, 8000);
+                }
+                if verdict == SeqVerdict::InOrder {
+                    side.clock.hints.signal_seq = Some(m.seq);
+                }
                 return;
             }
             PtKind::Undecodable | PtKind::Unresolved => {
@@ -442,6 +512,11 @@ impl EventSink for Mixer {
                 return;
             }
         };
+        if let Some(e) = call.sides[si].encrypted.as_mut() {
+            e.packets += 1;
+            self.stats.encrypted_packets += 1;
+            return;
+        }
         if payload.is_empty() || call.write_error.is_some() {
             return;
         }
@@ -465,44 +540,42 @@ impl EventSink for Mixer {
                 }
             }
         }
-        let now = m.time.since(call.origin).max(0) / NS_PER_SAMPLE;
-        let written = call.timeline.as_ref().map_or(0, |t| t.written() as i64);
-        let side = &mut call.sides[si];
-        let pos = side.place(m, verdict, now, written, max_skew);
-        side.last_now = now;
-        if pos >= 0 {
-            side.high = side.high.max(pos as u64 + payload.len() as u64);
-        }
-        let Some(tl) = call.timeline.as_mut() else { return };
-        let before = tl.written();
-        let result = if pos < 0 {
-            Ok(crate::timeline::Placed { late_samples: payload.len() as u32 })
-        } else {
-            tl.place(si, pos as u64, payload, law, &mut self.scratch)
+        let pkt = Pkt {
+            time: m.time,
+            now: m.time.since(call.origin) / NS_PER_SAMPLE,
+            ts: m.rtp_ts,
+            seq: m.seq,
+            marker: m.marker,
+            in_order: verdict == SeqVerdict::InOrder,
+            len: payload.len() as i64,
+            law,
         };
-        // Frames settle once capture time is past the reorder window and every party still
-        // sending has reached them, or at the latest after the maximum wait.
-        let mut target = now - i64::from(tl_cfg.reorder_frames);
-        for s in &call.sides {
-            if now - s.last_now <= i64::from(tl_cfg.max_wait_frames) {
-                target = target.min(s.high as i64);
+        let before = call.timeline.as_ref().map_or(0, Timeline::written);
+        let mut result = Ok(());
+        loop {
+            let env = call.env(si, self.cfg.max_skew_frames);
+            let side = &mut call.sides[si];
+            match side.clock.arrive(pkt, payload, &env, &mut side.current.edits) {
+                Route::Place(pos) => result = call.put(si, pos, payload, law, &mut self.stats, &mut self.scratch),
+                Route::Late(pos) => call.late(si, pos, pkt.len, &mut self.stats),
+                Route::Held => {}
+                Route::Release(rebase) => result = call.release(si, rebase, &mut self.stats, &mut self.scratch),
+                Route::Reject => {
+                    call.reject(si, &mut self.stats);
+                    continue;
+                }
             }
+            break;
         }
-        let target = target.max(now - i64::from(tl_cfg.max_wait_frames)).max(0) as u64;
-        let result = result.and_then(|p| tl.settle(target, &mut self.scratch).map(|()| p));
-        let written = tl.written() - before;
-        match result {
-            Ok(p) if p.late_samples > 0 => {
-                self.stats.late_packets += 1;
-                call.sides[si].current.late += 1;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.stats.write_errors += 1;
-                tracing::error!(call_id = %call.call_id, path = %call.wav_path.display(), "cannot write recording: {e}");
-                call.write_error = Some(format!("writing {} failed: {e}", call.wav_path.display()));
-            }
+        if call.sides[si].clock.take_block_closed() {
+            call.balance(self.hold);
         }
+        let reorder = i64::from(tl_cfg.reorder_frames);
+        let result = result.and_then(|()| call.settle(reorder, i64::from(self.hold), &mut self.scratch));
+        if let Err(e) = result {
+            call.fail(&e, &mut self.stats);
+        }
+        let written = call.timeline.as_ref().map_or(0, Timeline::written) - before;
         if written > 0 && !self.disk.wrote(written * 4) && call.write_error.is_none() {
             // Keeps what it has (see `report::finish_call`); the reserve is for call records.
             self.stats.write_errors += 1;
@@ -558,13 +631,37 @@ impl EventSink for Mixer {
         match event {
             CallEvent::Started { call, info } => self.start(call, *info),
             CallEvent::Media { call, media } => {
-                if let Some(c) = self.call_mut(call) {
-                    // Payload types are re-resolved for both directions after any new SDP.
-                    for s in &mut c.sides {
-                        s.kinds = [PtKind::Unresolved; 128];
+                let max_skew = self.cfg.max_skew_frames;
+                let Some(c) =
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                else {
+                    return;
+                };
+                // Payload types are re-resolved for both directions after any new SDP.
+                for s in &mut c.sides {
+                    s.kinds = [PtKind::Unresolved; 128];
+                }
+                let (owner, time, security) = (media.owner, media.time, media.security);
+                c.offerer.get_or_insert(owner);
+                c.media[owner.index()] = Some(media);
+                c.note_directions();
+                if let Some(security) = security {
+                    // One media line keys both directions.
+                    for side in [Side::Caller, Side::Callee] {
+                        c.encrypt(side, security, time, (max_skew, &mut self.stats, &mut self.scratch));
                     }
-                    let owner = media.owner.index();
-                    c.media[owner] = Some(media);
+                }
+            }
+            CallEvent::Encrypted { call, side, security } => {
+                let max_skew = self.cfg.max_skew_frames;
+                let Some(c) =
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                else {
+                    return;
+                };
+                let time = c.sides[side.index()].current.last;
+                for side in [Side::Caller, Side::Callee] {
+                    c.encrypt(side, security, time, (max_skew, &mut self.stats, &mut self.scratch));
                 }
             }
             CallEvent::Dropped { call, packets, cause } => {
@@ -573,6 +670,13 @@ impl EventSink for Mixer {
                         DropCause::Queue => c.capture_drops += packets,
                         DropCause::Kernel => c.kernel_drops += packets,
                         DropCause::Limit => c.limit_sheds += packets,
+                        DropCause::Snaplen => {
+                            c.snaplen_cut += packets;
+                            return;
+                        }
+                    }
+                    for s in &mut c.sides {
+                        s.clock.hints.dropped = true;
                     }
                 }
             }
@@ -581,8 +685,10 @@ impl EventSink for Mixer {
     }
 }
 
-/// Resolves (and caches) what a payload type means for RTP sent by `sender`: the receiver's
-/// SDP first (it defines what it expects), then the sender's own, then the static table.
+/// Resolves (and caches) what a payload type means for RTP sent by `sender`: the sender's own
+/// SDP first (what it said it would use), then the other party's (a sender using what it was
+/// offered, or echoing it back), then the static table. A payload type its own SDP did not
+/// declare is remembered for the record.
 fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     let pt = pt & 0x7f;
     let si = sender.index();
@@ -590,7 +696,7 @@ fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     if cached != PtKind::Unresolved {
         return cached;
     }
-    let desc = lookup(&call.media, sender, pt);
+    let (desc, declared) = lookup(&call.media, sender, pt);
     let kind = match desc.as_ref().map(|d| d.codec) {
         Some(Codec::Pcmu) => PtKind::Ulaw,
         Some(Codec::Pcma) => PtKind::Alaw,
@@ -601,6 +707,9 @@ fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     let side = &mut call.sides[si];
     side.kinds[pt as usize] = kind;
     let name = desc.map_or_else(|| format!("PT{pt}"), |d| d.encoding);
+    if !declared && side.undeclared.len() < 8 && !side.undeclared.iter().any(|(p, _)| *p == pt) {
+        side.undeclared.push((pt, name.clone()));
+    }
     if !matches!(kind, PtKind::Event | PtKind::ComfortNoise) && side.codec.is_none() {
         side.codec = Some(name.clone());
     }
@@ -610,9 +719,13 @@ fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     kind
 }
 
-fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: u8) -> Option<PayloadDesc> {
-    let receiver =
-        media[sender.other().index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
-    let own = media[sender.index()].as_ref().and_then(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
-    receiver.or(own).cloned().or_else(|| PayloadMap::default().get(pt))
+/// What payload type `pt` sent by `sender` is (see [`resolve`]), and whether the sender's own
+/// SDP declared it (true when the sender announced no SDP: nothing to hold it to).
+pub(crate) fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: u8) -> (Option<PayloadDesc>, bool) {
+    let find = |side: Side| media[side.index()].as_ref().map(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
+    let own = find(sender);
+    let declared = !matches!(own, Some(None));
+    let desc =
+        own.flatten().or_else(|| find(sender.other()).flatten()).cloned().or_else(|| PayloadMap::default().get(pt));
+    (desc, declared)
 }

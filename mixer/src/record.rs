@@ -7,7 +7,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Format version of the call record.
-pub const RECORD_VERSION: u32 = 1;
+///
+/// * 2: streams have a `kind` (`audio` or `events`), an `events` count and a `placement`
+///   (anchors, slips, gaps with causes, late samples, clock rate); their `codec` is the stream's
+///   own; `jitter_ms` is null for event streams; codec names are the IANA spellings; end reason
+///   `no_ack`; `encrypted`, `other_media`, `sip.challenges`; `capture_complete` is false
+///   whenever the audio is not exactly what the wire carried (slips, late audio, encrypted
+///   media, packets cut by the snapshot length).
+/// * 1: the first published format.
+pub const RECORD_VERSION: u32 = 2;
 
 /// A party in the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -40,6 +48,9 @@ pub struct Endpoints {
 pub struct StreamRecord {
     /// `caller` or `callee`: who sent it (WAV channel 0 or 1).
     pub side: String,
+    /// `audio` (voice, possibly with RFC 4733 events on the same SSRC) or `events` (RFC 4733
+    /// telephone events alone).
+    pub kind: String,
     /// SSRC as `0x` + 8 hex digits.
     pub ssrc: String,
     /// Sender `ip:port`.
@@ -48,10 +59,13 @@ pub struct StreamRecord {
     pub dst: String,
     /// Payload types seen.
     pub payload_types: Vec<u8>,
-    /// Audio codec of the stream (encoding name), if known.
+    /// Codec of the stream (IANA encoding name, e.g. `PCMA`; `telephone-event` for an event
+    /// stream), as its payload type resolves through the sender's own SDP.
     pub codec: Option<String>,
     /// Packets seen, duplicates included.
     pub packets: u64,
+    /// RFC 4733 telephone events carried (distinct events), when the stream carried any.
+    pub events: Option<u64>,
     /// Packets expected from the sequence numbers minus distinct packets received.
     pub lost: u64,
     /// Duplicate packets.
@@ -66,8 +80,9 @@ pub struct StreamRecord {
     pub loss_bursts: u64,
     /// Longest run of consecutive lost packets.
     pub longest_loss_burst: u64,
-    /// RFC 3550 interarrival jitter at the end of the stream, milliseconds.
-    pub jitter_ms: f64,
+    /// RFC 3550 interarrival jitter at the end of the stream, milliseconds, over its audio
+    /// packets (null for an event stream).
+    pub jitter_ms: Option<f64>,
     /// Sequence number restarts (a sender resetting its numbering).
     pub seq_restarts: u64,
     /// Estimated conversational quality (G.711 streams only).
@@ -78,6 +93,119 @@ pub struct StreamRecord {
     pub first: String,
     /// Last packet.
     pub last: String,
+    /// Where the stream's audio is in the file and what placing it took (streams with audio;
+    /// null for a stream of telephone events alone).
+    #[serde(default)]
+    pub placement: Option<PlacementRecord>,
+}
+
+/// Where one stream's audio went and every edit made to it. A sample with RTP timestamp `t`
+/// after anchor `a` (and before the next anchor) is at frame `a.frame + (t - a.rtp_ts)` (the
+/// difference taken modulo 2^32 as a signed 32-bit number), plus the samples inserted by the
+/// slips before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlacementRecord {
+    /// Where the stream's timestamps were tied to the file, first the stream's start.
+    pub anchors: Vec<AnchorRecord>,
+    /// Silence inserted into (or audio removed from) the stream to keep it aligned with the
+    /// other party when the senders' clocks drift apart.
+    pub slips: Vec<SlipRecord>,
+    /// Slips beyond the ones listed (counted in the totals).
+    pub slips_omitted: u32,
+    /// Samples of silence inserted by slips.
+    pub samples_inserted: u64,
+    /// Samples removed by slips.
+    pub samples_removed: u64,
+    /// Samples that arrived after their place in the file had been written (missing).
+    pub late_samples: u64,
+    /// Where the stream's channel is silent between its first and last packet, and why.
+    pub gaps: Vec<GapRecord>,
+    /// Gaps beyond the ones listed (counted in `silence_ms`).
+    pub gaps_omitted: u32,
+    /// Milliseconds of silence per cause: `lost`, `capture_drop`, `late`, `not_sent`, `hold`,
+    /// `signal` (telephone events or comfort noise instead of audio).
+    pub silence_ms: SilenceRecord,
+    /// The sender's clock rate against the capture clock (ppm; positive: fast), measured over
+    /// at least 30 s of the stream.
+    pub clock_ppm: Option<f64>,
+}
+
+/// An RTP timestamp tied to a frame of the audio file. Two replays of the same packets with
+/// other capture times (live and a re-capture) can differ by a frame in the alignment of the
+/// parties; the anchors say why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorRecord {
+    /// Capture time of the packet carrying the timestamp.
+    pub at: String,
+    /// The RTP timestamp.
+    pub rtp_ts: u32,
+    /// The frame it is placed at (frames since `audio.media_start`).
+    pub frame: i64,
+    /// `start`, `timestamp_jump` or `timestamps_back`.
+    pub reason: String,
+    /// Frames it was moved later than its arrival asked, so as not to overlap the party's
+    /// own audio or frames already written (normally 0).
+    pub moved_frames: i64,
+}
+
+/// A slip: samples inserted or removed at one place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlipRecord {
+    /// Capture time of the packet it was applied at.
+    pub at: String,
+    /// First frame affected.
+    pub frame: i64,
+    /// Seconds into the audio file.
+    pub offset_s: f64,
+    /// Samples of silence inserted.
+    pub inserted: u32,
+    /// Samples removed.
+    pub removed: u32,
+    /// Made where the stream was silent anyway (a gap or a talkspurt start).
+    pub in_silence: bool,
+}
+
+/// A stretch of silence in a stream's channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GapRecord {
+    /// First frame.
+    pub frame: i64,
+    /// Seconds into the audio file.
+    pub offset_s: f64,
+    /// Length in milliseconds.
+    pub ms: f64,
+    /// `lost`, `capture_drop`, `late`, `not_sent`, `hold` or `signal`.
+    pub cause: String,
+}
+
+/// Milliseconds of silence per cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SilenceRecord {
+    /// Packets lost in the network.
+    pub lost: f64,
+    /// Packets missing after the capture dropped some.
+    pub capture_drop: f64,
+    /// Packets that arrived too late to be placed.
+    pub late: f64,
+    /// Nothing sent (silence suppression, a pause).
+    pub not_sent: f64,
+    /// Nothing sent while on hold.
+    pub hold: f64,
+    /// Telephone events or comfort noise instead of audio.
+    pub signal: f64,
+}
+
+/// A party whose media is encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedRecord {
+    /// `caller` or `callee`: whose RTP.
+    pub side: String,
+    /// `SRTP (SDES keys)`, `DTLS-SRTP`, `ZRTP` or `SRTP`.
+    pub encryption: String,
+    /// When it was recognised (the SDP, or the first ZRTP packet).
+    pub since: String,
+    /// Audio packets not recorded because of it.
+    pub packets: u64,
 }
 
 /// ITU-T G.107 E-model rating of one direction.
@@ -210,6 +338,40 @@ pub struct SipRecord {
     pub early_dialogs: u32,
     /// Transport the INVITE arrived on.
     pub transport: String,
+    /// 401/407 challenges to the INVITE: the call goes on from the INVITE re-sent with
+    /// credentials, however late.
+    #[serde(default)]
+    pub challenges: Vec<ChallengeRecord>,
+}
+
+/// A 401/407 challenge to the call's INVITE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    /// 401 or 407.
+    pub code: u16,
+    /// When it was sent.
+    pub at: String,
+    /// When the INVITE was re-sent with credentials, if it was.
+    pub retried_at: Option<String>,
+}
+
+/// A non-audio media line of the call (video, T.38 fax, BFCP, ...): not recorded, counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherMediaRecord {
+    /// Media type (`video`, `image`, `application`, ...).
+    pub kind: String,
+    /// Transport protocol of the line (`RTP/AVP`, `udptl`, `UDP/BFCP`, ...).
+    pub protocol: String,
+    /// First format of the line (encoding name, payload type, `t38`, `*`).
+    pub format: String,
+    /// `caller` or `callee`: whose SDP announced it (it receives there).
+    pub announced_by: String,
+    /// Where it receives (`ip:port`).
+    pub address: String,
+    /// Datagrams the caller sent on it.
+    pub caller_packets: u64,
+    /// Datagrams the callee sent on it.
+    pub callee_packets: u64,
 }
 
 /// The call record.
@@ -243,14 +405,14 @@ pub struct CallRecord {
     pub talk_s: Option<f64>,
     /// Last dialog state: completed, in_call, rejected, cancelled, ringing, setup.
     pub state: String,
-    /// Why the call ended: bye, cancel, rejected, media_timeout, setup_timeout, end_of_input,
-    /// shutdown.
+    /// Why the call ended: bye, cancel, rejected, media_timeout, no_ack, setup_timeout,
+    /// end_of_input, shutdown.
     pub end_reason: String,
     /// `caller` or `callee` for BYE/CANCEL.
     pub ended_by: Option<String>,
     /// Final response code to the INVITE.
     pub final_code: Option<u16>,
-    /// Audio codec per direction (what each party sent).
+    /// Audio codec per direction: what each party sent, else what the answer settled on.
     pub codecs: Codecs,
     /// SIP facts.
     pub sip: SipRecord,
@@ -264,8 +426,14 @@ pub struct CallRecord {
     pub dtmf: Vec<DtmfRecord>,
     /// Hold periods.
     pub holds: Vec<HoldRecord>,
-    /// True when callvault saw everything of this call it needed to record it; network loss
-    /// alone does not make a capture incomplete.
+    /// Parties whose media is encrypted: their audio is not recorded.
+    #[serde(default)]
+    pub encrypted: Vec<EncryptedRecord>,
+    /// Non-audio media lines (video, fax, ...) with their packet counts; not recorded.
+    #[serde(default)]
+    pub other_media: Vec<OtherMediaRecord>,
+    /// True when callvault saw everything of this call it needed to record it and the audio is
+    /// exactly what the wire carried; network loss alone does not make a capture incomplete.
     pub capture_complete: bool,
     /// Why the capture is incomplete (empty when complete).
     pub incomplete_reasons: Vec<String>,

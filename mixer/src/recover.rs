@@ -220,7 +220,14 @@ fn recover_group(
         ended_by: None,
         final_code: None,
         codecs: Codecs::default(),
-        sip: SipRecord { messages: 0, invites: 0, retransmissions: 0, early_dialogs: 0, transport: String::new() },
+        sip: SipRecord {
+            messages: 0,
+            invites: 0,
+            retransmissions: 0,
+            early_dialogs: 0,
+            transport: String::new(),
+            challenges: Vec::new(),
+        },
         streams: Vec::new(),
         audio: (!files.is_empty()).then(|| AudioRecord {
             file: String::new(),
@@ -236,6 +243,8 @@ fn recover_group(
             bytes: 0,
             sha256: String::new(),
         }),
+        encrypted: Vec::new(),
+        other_media: Vec::new(),
         // An evidence capture is append-only: whatever was written is readable (a torn last
         // record is reported by readers).
         evidence: evidence.as_ref().map(|_| crate::record::EvidenceRecord {

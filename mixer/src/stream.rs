@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use capture::Timestamp;
 
+use crate::edits::StreamEdits;
+
 /// How far back duplicate detection remembers sequence numbers.
 const DUP_WINDOW: u32 = 64;
 /// A forward jump larger than this restarts the sequence (RFC 3550 A.1 `MAX_DROPOUT`): the
@@ -49,10 +51,20 @@ pub struct StreamStats {
     pub payload_bytes: u64,
     /// Sequence restarts (jumps beyond RFC 3550's `MAX_DROPOUT`).
     pub restarts: u64,
+    /// RFC 4733 telephone-event packets among `packets` (duplicates included).
+    pub event_packets: u64,
+    /// Telephone events (distinct event timestamps) carried.
+    pub events: u64,
+    /// Payload type of the first audio packet (not an event, not comfort noise): the stream's
+    /// codec. Set by the caller, which knows what payload types mean.
+    pub audio_pt: Option<u8>,
     /// First packet's capture time.
     pub first: Timestamp,
     /// Last packet's capture time.
     pub last: Timestamp,
+    /// What placing this stream's audio took: anchors, slips, gaps (boxed: rarely touched,
+    /// kept out of the per-packet cache lines).
+    pub edits: Box<StreamEdits>,
     base_seq: u32,
     max_seq: u32,
     /// Bit k set: sequence number `max_seq - k` was received.
@@ -70,6 +82,8 @@ pub struct StreamStats {
     jitter: f64,
     last_transit: Option<i64>,
     clock: u32,
+    /// RTP timestamps of the latest telephone events, to count each event once.
+    recent_events: [Option<u32>; 4],
 }
 
 impl StreamStats {
@@ -90,8 +104,12 @@ impl StreamStats {
             late: 0,
             payload_bytes: 0,
             restarts: 0,
+            event_packets: 0,
+            events: 0,
+            audio_pt: None,
             first: time,
             last: time,
+            edits: Box::default(),
             base_seq: ext,
             max_seq: ext.wrapping_sub(1),
             seen: 0,
@@ -104,11 +122,51 @@ impl StreamStats {
             jitter: 0.0,
             last_transit: None,
             clock: clock.max(1),
+            recent_events: [None; 4],
         }
     }
 
-    /// Accounts one packet and says whether it is new, reordered or a duplicate.
+    /// Accounts one audio (or comfort noise) packet and says whether it is new, reordered or a
+    /// duplicate.
     pub fn observe(&mut self, seq: u16, rtp_ts: u32, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
+        let verdict = self.account(seq, pt, time, payload_len);
+        if verdict != SeqVerdict::Duplicate {
+            // RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units.
+            let arrival = (i128::from(time.0) * i128::from(self.clock) / 1_000_000_000) as i64;
+            let transit = arrival.wrapping_sub(i64::from(rtp_ts));
+            if let Some(prev) = self.last_transit {
+                let d = (transit - prev).unsigned_abs() as f64;
+                // Timestamp jumps (new talkspurt base, SSRC reuse) are not jitter.
+                if d < f64::from(self.clock) * 10.0 {
+                    self.jitter += (d - self.jitter) / 16.0;
+                }
+            }
+            self.last_transit = Some(transit);
+        }
+        verdict
+    }
+
+    /// Accounts one RFC 4733 telephone-event packet. It counts in the sequence numbers (loss,
+    /// duplicates, order) but not in the jitter: every packet of an event repeats the event's
+    /// start timestamp.
+    pub fn observe_event(&mut self, seq: u16, rtp_ts: u32, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
+        self.event_packets += 1;
+        let verdict = self.account(seq, pt, time, payload_len);
+        if verdict != SeqVerdict::Duplicate && !self.recent_events.contains(&Some(rtp_ts)) {
+            self.events += 1;
+            self.recent_events.rotate_right(1);
+            self.recent_events[0] = Some(rtp_ts);
+        }
+        verdict
+    }
+
+    /// Whether the stream carried telephone events and nothing else.
+    pub fn is_event_stream(&self) -> bool {
+        self.event_packets > 0 && self.event_packets == self.packets
+    }
+
+    /// Sequence-number accounting of one packet.
+    fn account(&mut self, seq: u16, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
         self.packets += 1;
         self.payload_types |= 1u128 << (pt & 0x7f);
         if time > self.last {
@@ -176,19 +234,6 @@ impl StreamStats {
                 self.unique += 1;
                 self.payload_bytes += payload_len as u64;
             }
-        }
-        if verdict != SeqVerdict::Duplicate {
-            // RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units.
-            let arrival = (i128::from(time.0) * i128::from(self.clock) / 1_000_000_000) as i64;
-            let transit = arrival.wrapping_sub(i64::from(rtp_ts));
-            if let Some(prev) = self.last_transit {
-                let d = (transit - prev).unsigned_abs() as f64;
-                // Timestamp jumps (new talkspurt base, SSRC reuse) are not jitter.
-                if d < f64::from(self.clock) * 10.0 {
-                    self.jitter += (d - self.jitter) / 16.0;
-                }
-            }
-            self.last_transit = Some(transit);
         }
         verdict
     }
@@ -334,6 +379,33 @@ mod tests {
         assert_eq!(st.expected(), 3);
         assert_eq!(st.lost(), 0);
         assert_eq!(st.out_of_order, 1);
+    }
+
+    #[test]
+    fn telephone_events_count_in_sequence_but_not_in_jitter() {
+        let mut st = s(0);
+        let t = |i: i64| Timestamp(i * 20_000_000);
+        // Audio 0..10, an event of 6 packets (one timestamp, the end sent three times), audio.
+        for i in 0..10u16 {
+            st.observe(i, u32::from(i) * 160, 0, t(i64::from(i)), 160);
+        }
+        for i in 10..16u16 {
+            st.observe_event(i, 1600, 101, t(i64::from(i)), 4);
+        }
+        for i in 16..30u16 {
+            st.observe(i, u32::from(i) * 160, 0, t(i64::from(i)), 160);
+        }
+        assert_eq!((st.packets, st.event_packets, st.events), (30, 6, 1));
+        assert_eq!(st.lost(), 0);
+        assert!(st.jitter_ms() < 1e-9, "{}", st.jitter_ms());
+        assert!(!st.is_event_stream());
+        // A stream of events alone, two key presses.
+        let mut ev = s(500);
+        for (i, ts) in [(0u16, 8000u32), (1, 8000), (2, 8000), (3, 16000), (4, 16000)] {
+            ev.observe_event(500 + i, ts, 101, t(i64::from(i)), 4);
+        }
+        assert!(ev.is_event_stream());
+        assert_eq!(ev.events, 2);
     }
 
     #[test]

@@ -46,20 +46,37 @@ pub struct TimelineConfig {
     /// Ring size in frames (rounded up to a power of two, at least 1024). Memory per call is
     /// 2.25 bytes per frame.
     pub ring_frames: u32,
-    /// How long a position stays open for reordered packets at least, in frames.
+    /// How far behind the slowest sending party's progress (in RTP time) a position stays
+    /// open for reordered packets, in frames.
     pub reorder_frames: u32,
-    /// How long a position may wait at most for a party whose packets are held up in the
-    /// network (bursty jitter), in frames. Bounded by half the ring.
-    pub max_wait_frames: u32,
+    /// How far at most the written audio may trail the leading party's progress, in frames:
+    /// what can be held for a party whose packets are held up (in the network or the capture)
+    /// while the other one's come on. Packets of a party held up longer arrive after their
+    /// place was written: they are counted late and the record names the gap. Bounded by the
+    /// ring less a minimal write chunk.
+    pub max_hold_frames: u32,
 }
 
 impl Default for TimelineConfig {
     fn default() -> Self {
-        // 8192 frames (1.024 s, 18 KiB): positions settle 160-500 ms behind capture time and
-        // are written in chunks of ~14 KiB.
-        TimelineConfig { ring_frames: 8192, reorder_frames: 1280, max_wait_frames: 4000 }
+        // 8192 frames (1.024 s, 18 KiB): a party may be held up 700 ms while the other one's
+        // audio waits in the ring; settled positions are written in chunks of at least ~8 KiB.
+        TimelineConfig { ring_frames: 8192, reorder_frames: 1280, max_hold_frames: 5600 }
     }
 }
+
+impl TimelineConfig {
+    /// The hold bound as it applies to a ring of this size.
+    pub fn hold(&self) -> u32 {
+        let cap = self.ring_frames.next_power_of_two().max(1024);
+        self.max_hold_frames.max(self.reorder_frames).min(cap - MIN_CHUNK - MAX_PACKET)
+    }
+}
+
+/// Smallest write chunk (frames).
+const MIN_CHUNK: u32 = 256;
+/// Longest packet the ring leaves room for beyond the hold (60 ms).
+const MAX_PACKET: u32 = 480;
 
 /// What happened to a placed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,16 +128,16 @@ impl Timeline {
     /// Creates the audio file at `path` and an empty timeline.
     pub fn create(path: &Path, cfg: TimelineConfig, audio: AudioConfig) -> io::Result<Timeline> {
         let cap = u64::from(cfg.ring_frames.next_power_of_two().max(1024));
-        let wait = u64::from(cfg.max_wait_frames.max(cfg.reorder_frames)).min(cap / 2);
+        let hold = u64::from(cfg.hold());
         let out = AudioOut::create(path, audio)?;
         Ok(Timeline {
             planes: [Plane::new(cap as usize), Plane::new(cap as usize)],
             mask: cap - 1,
             written: 0,
             end: 0,
-            // Write once at least this much is settled: what the ring holds besides the longest
-            // wait and a 60 ms packet.
-            chunk: (cap - wait - 480).max(256),
+            // Write once at least this much is settled: what the ring holds besides the hold
+            // and a 60 ms packet.
+            chunk: (cap - hold - u64::from(MAX_PACKET)).max(u64::from(MIN_CHUNK)),
             out,
         })
     }
@@ -295,7 +312,7 @@ mod tests {
     }
 
     fn cfg() -> TimelineConfig {
-        TimelineConfig { ring_frames: 1024, reorder_frames: 160, max_wait_frames: 160 }
+        TimelineConfig { ring_frames: 1024, reorder_frames: 160, max_hold_frames: 160 }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The object store goes away in the middle of shipping and comes back: nothing is lost, nothing
 //! is stored twice with different content, and shipping resumes by itself. Runs its own
-//! SeaweedFS instance (ports shifted by 200) so that killing it disturbs no other test.
+//! SeaweedFS instance (ports shifted 50 beyond the main server's `CALLVAULT_S3_PORT_OFFSET`) so
+//! that killing it disturbs no other test, nor another checkout's server (offsets 100 apart).
 
 mod s3_support;
 mod support;
@@ -20,12 +21,18 @@ struct Instance {
     script: PathBuf,
 }
 
+/// The second instance's port offset: 50 beyond the main server's.
+fn offset() -> String {
+    let main: u32 = std::env::var("CALLVAULT_S3_PORT_OFFSET").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (main + 50).to_string()
+}
+
 impl Instance {
     fn run(&self, verb: &str) -> String {
         let out = Command::new(&self.script)
             .arg(verb)
             .env("CALLVAULT_S3_STATE", self.state.path())
-            .env("CALLVAULT_S3_PORT_OFFSET", "200")
+            .env("CALLVAULT_S3_PORT_OFFSET", offset())
             .output()
             .expect("run s3-server.sh");
         assert!(out.status.success(), "s3-server.sh {verb}: {}", String::from_utf8_lossy(&out.stderr));
@@ -48,7 +55,7 @@ impl Drop for Instance {
         let _ = Command::new(&self.script)
             .arg("stop")
             .env("CALLVAULT_S3_STATE", self.state.path())
-            .env("CALLVAULT_S3_PORT_OFFSET", "200")
+            .env("CALLVAULT_S3_PORT_OFFSET", offset())
             .status();
     }
 }

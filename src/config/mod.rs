@@ -138,8 +138,13 @@ impl Default for Recording {
 pub struct TimeoutsConfig {
     /// An answered call without RTP or SIP for this long ends (`media_timeout`).
     pub media: u64,
-    /// An answered call that never had RTP, without SIP for this long, ends.
+    /// An answered call that never had RTP, without SIP for this long, ends (when no call's RTP
+    /// is on the capture either).
     pub signalling_only: u64,
+    /// A retransmitted 2xx answer never acknowledged for this long ends the call (`no_ack`).
+    pub no_ack: u64,
+    /// An INVITE without any response for this long ends (`setup_timeout`, timer B).
+    pub invite: u64,
     /// Trailing RTP accepted after BYE before the call is finalised.
     pub bye_linger: u64,
     /// Retransmissions absorbed after a final failure before the call is finalised.
@@ -163,6 +168,8 @@ impl Default for TimeoutsConfig {
         TimeoutsConfig {
             media: s(t.media),
             signalling_only: s(t.signalling_only),
+            no_ack: s(t.no_ack),
+            invite: s(t.invite),
             bye_linger: s(t.bye_linger),
             failure_linger: s(t.failure_linger),
             auth_wait: s(t.auth_wait),
@@ -180,6 +187,8 @@ impl TimeoutsConfig {
         Timeouts {
             media: ns(self.media),
             signalling_only: ns(self.signalling_only),
+            no_ack: ns(self.no_ack),
+            invite: ns(self.invite),
             bye_linger: ns(self.bye_linger),
             failure_linger: ns(self.failure_linger),
             auth_wait: ns(self.auth_wait),
@@ -198,6 +207,8 @@ pub struct LimitsConfig {
     pub max_calls: usize,
     /// Media addresses per call.
     pub max_media_per_call: usize,
+    /// Media flows (source and destination) remembered per call.
+    pub max_media_flows_per_call: usize,
     /// Header lines per SIP message.
     pub max_sip_headers: usize,
     /// Bytes in one SIP message.
@@ -222,6 +233,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_calls: l.max_calls,
             max_media_per_call: l.max_media_per_call,
+            max_media_flows_per_call: l.max_media_flows_per_call,
             max_sip_headers: l.max_sip_headers,
             max_sip_message: l.max_sip_message,
             max_frag_reassemblies: l.max_frag_reassemblies,
@@ -240,6 +252,7 @@ impl LimitsConfig {
         Limits {
             max_calls: self.max_calls,
             max_media_per_call: self.max_media_per_call,
+            max_media_flows_per_call: self.max_media_flows_per_call,
             max_sip_headers: self.max_sip_headers,
             max_sip_message: self.max_sip_message,
             max_frag_reassemblies: self.max_frag_reassemblies,

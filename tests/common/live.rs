@@ -34,6 +34,12 @@ pub fn sh(cmd: &str) -> bool {
     Command::new("sh").arg("-c").arg(cmd).status().is_ok_and(|s| s.success())
 }
 
+/// The start of every namespace and interface name: `$CALLVAULT_NETNS_PREFIX`, default `cv`
+/// (several checkouts running these tests at once each set their own).
+pub fn prefix() -> String {
+    std::env::var("CALLVAULT_NETNS_PREFIX").unwrap_or_else(|_| "cv".into())
+}
+
 /// A network namespace with a veth pair `a` (send) – `b` (capture), IPv6 off so that the
 /// kernel sends nothing on its own: the wire carries only what a test replays. Removed on drop.
 pub struct Netns {
@@ -51,8 +57,9 @@ impl Netns {
         static N: AtomicU32 = AtomicU32::new(0);
         let id = format!("{}{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         let cut = |s: String| s[..s.len().min(15)].to_owned();
+        let p = prefix();
         let ns =
-            Netns { name: format!("cv{tag}{id}"), a: cut(format!("cv{tag}a{id}")), b: cut(format!("cv{tag}b{id}")) };
+            Netns { name: format!("{p}{tag}{id}"), a: cut(format!("{p}{tag}a{id}")), b: cut(format!("{p}{tag}b{id}")) };
         assert!(
             sh(&format!(
                 "ip netns add {n} && ip netns exec {n} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
@@ -72,7 +79,8 @@ impl Netns {
     pub fn pair_in(ns: &Netns, tag: &str) -> (String, String) {
         let id = std::process::id();
         let cut = |s: String| s[..s.len().min(15)].to_owned();
-        let (a, b) = (cut(format!("cv{tag}a{id}")), cut(format!("cv{tag}b{id}")));
+        let p = prefix();
+        let (a, b) = (cut(format!("{p}{tag}a{id}")), cut(format!("{p}{tag}b{id}")));
         assert!(sh(&format!(
             "ip -n {n} link add {a} type veth peer name {b} && ip -n {n} link set {a} up && ip -n {n} link set {b} up",
             n = ns.name

@@ -114,6 +114,16 @@ pub fn rfc3339(ns: i64) -> String {
     dt.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// The record's encrypted parties: (side, encryption), in record order.
+pub fn encrypted_parties(rec: &Value) -> Vec<(String, String)> {
+    rec["encrypted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["side"].as_str().unwrap().to_owned(), e["encryption"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 /// Records that a part of a test could not run (and why), for the test script's final list.
 pub fn skipped(what: &str) {
     println!("skipped: {what}");
@@ -123,4 +133,14 @@ pub fn skipped(what: &str) {
             let _ = writeln!(f, "{what}");
         }
     }
+}
+
+/// Whether a command is on the PATH.
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

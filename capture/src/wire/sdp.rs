@@ -75,6 +75,8 @@ pub struct Media<'a> {
     pub proto: &'a [u8],
     /// Numeric payload types in preference order.
     pub formats: ArrayVec<u8, MAX_FORMATS>,
+    /// The first format as written (also when it is not a number: `t38`, `*`).
+    pub format_text: &'a [u8],
     /// Media-level `c=` address, if any.
     pub connection: Option<IpAddr>,
     /// Media-level direction attribute, if any.
@@ -87,6 +89,25 @@ pub struct Media<'a> {
     pub rtcp_mux: bool,
     /// `a=rtpmap` attributes.
     pub rtpmap: ArrayVec<RtpMap<'a>, MAX_RTPMAP>,
+    /// `a=crypto` (SDES keys for SRTP, RFC 4568).
+    pub crypto: bool,
+    /// Media-level `a=fingerprint` (DTLS, RFC 8122).
+    pub fingerprint: bool,
+    /// Media-level `a=zrtp-hash` (RFC 6189).
+    pub zrtp_hash: bool,
+}
+
+/// How a media line says its RTP is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Security {
+    /// SRTP with keys in the SDP (`a=crypto`, RFC 4568).
+    Sdes,
+    /// SRTP keyed by DTLS on the media path (`UDP/TLS/RTP/SAVP(F)`, `a=fingerprint`).
+    Dtls,
+    /// ZRTP (`a=zrtp-hash`).
+    Zrtp,
+    /// A secure RTP profile (`RTP/SAVP`, `RTP/SAVPF`) without a recognised keying.
+    Srtp,
 }
 
 /// A parsed session description.
@@ -102,6 +123,10 @@ pub struct Sdp<'a> {
     pub media: ArrayVec<Media<'a>, MAX_MEDIA>,
     /// More media lines or attributes were present than the fixed capacities hold.
     pub overflow: bool,
+    /// Session-level `a=fingerprint`.
+    pub fingerprint: bool,
+    /// Session-level `a=zrtp-hash`.
+    pub zrtp_hash: bool,
 }
 
 impl<'a> Sdp<'a> {
@@ -119,13 +144,41 @@ impl<'a> Sdp<'a> {
     pub fn direction_for(&self, m: &Media<'a>) -> Direction {
         m.direction.or(self.direction).unwrap_or(Direction::SendRecv)
     }
+
+    /// Whether `m`'s RTP is encrypted, and how it is keyed: ZRTP by its hash, DTLS-SRTP by
+    /// its profile (`UDP/TLS/...`) or a fingerprint on a secure profile, SDES by `a=crypto`,
+    /// else a secure profile alone.
+    pub fn security_for(&self, m: &Media<'a>) -> Option<Security> {
+        let proto = m.proto;
+        let secure = proto.ends_with(b"/SAVP") || proto.ends_with(b"/SAVPF");
+        let tls = proto.windows(4).any(|w| w.eq_ignore_ascii_case(b"/TLS"));
+        if m.zrtp_hash || self.zrtp_hash {
+            Some(Security::Zrtp)
+        } else if tls || (secure && (m.fingerprint || self.fingerprint)) {
+            Some(Security::Dtls)
+        } else if m.crypto {
+            Some(Security::Sdes)
+        } else if secure {
+            Some(Security::Srtp)
+        } else {
+            None
+        }
+    }
 }
 
 /// Parses an SDP body. Unknown lines are skipped; only a malformed `m=` or `c=` line, or a
 /// body that is not `v=0`, is an error.
 pub fn parse(b: &[u8]) -> Result<Sdp<'_>, WireError> {
     const L: Layer = Layer::Sdp;
-    let mut sdp = Sdp { version: None, connection: None, direction: None, media: ArrayVec::new(), overflow: false };
+    let mut sdp = Sdp {
+        version: None,
+        connection: None,
+        direction: None,
+        media: ArrayVec::new(),
+        overflow: false,
+        fingerprint: false,
+        zrtp_hash: false,
+    };
     let mut at = 0;
     let mut first = true;
     // Attributes after an ignored (overflowing) m= line must not land on the previous one.
@@ -181,7 +234,14 @@ pub fn parse(b: &[u8]) -> Result<Sdp<'_>, WireError> {
                     }
                     continue;
                 }
-                let Some(m) = sdp.media.last_mut() else { continue };
+                let Some(m) = sdp.media.last_mut() else {
+                    match name {
+                        b"fingerprint" => sdp.fingerprint = true,
+                        b"zrtp-hash" => sdp.zrtp_hash = true,
+                        _ => {}
+                    }
+                    continue;
+                };
                 match (name, arg) {
                     (b"rtpmap", Some(arg)) => {
                         if let Some(map) = parse_rtpmap(arg) {
@@ -194,6 +254,9 @@ pub fn parse(b: &[u8]) -> Result<Sdp<'_>, WireError> {
                         m.rtcp_port = parse_decimal(port).and_then(|v| u16::try_from(v).ok());
                     }
                     (b"rtcp-mux", _) => m.rtcp_mux = true,
+                    (b"crypto", Some(_)) => m.crypto = true,
+                    (b"fingerprint", Some(_)) => m.fingerprint = true,
+                    (b"zrtp-hash", Some(_)) => m.zrtp_hash = true,
                     _ => {}
                 }
             }
@@ -233,7 +296,11 @@ fn parse_media(v: &[u8]) -> Option<Media<'_>> {
     let port = u16::try_from(parse_decimal(port)?).ok()?;
     let proto = parts.next()?;
     let mut formats = ArrayVec::new();
+    let mut format_text: &[u8] = b"";
     for f in parts {
+        if format_text.is_empty() {
+            format_text = f;
+        }
         if let Some(pt) = parse_decimal(f).and_then(|v| u8::try_from(v).ok()).filter(|pt| *pt < 128) {
             let _ = formats.try_push(pt);
         }
@@ -243,12 +310,16 @@ fn parse_media(v: &[u8]) -> Option<Media<'_>> {
         port,
         proto,
         formats,
+        format_text,
         connection: None,
         direction: None,
         ptime: None,
         rtcp_port: None,
         rtcp_mux: false,
         rtpmap: ArrayVec::new(),
+        crypto: false,
+        fingerprint: false,
+        zrtp_hash: false,
     })
 }
 
@@ -324,6 +395,30 @@ c=IN IP4 10.0.2.99\r\n";
         assert_eq!(parse(b"v=0\r\nm=audio x RTP/AVP 0\r\n").unwrap_err().kind, ErrorKind::Syntax);
         assert_eq!(parse(b"v=0\r\nc=IN IP4\r\n").unwrap_err().kind, ErrorKind::Syntax);
         assert_eq!(parse(b"v=0\r\nc=IN IP4 999.1.1.1\r\n").unwrap_err().kind, ErrorKind::Syntax);
+    }
+
+    #[test]
+    fn encrypted_media_lines() {
+        let sdes = parse(
+            b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n",
+        )
+        .unwrap();
+        assert!(sdes.media[0].crypto);
+        assert_eq!(sdes.security_for(&sdes.media[0]), Some(Security::Sdes));
+        let dtls = parse(
+            b"v=0\r\na=fingerprint:sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB\r\n\
+c=IN IP4 10.0.0.1\r\nm=audio 4000 UDP/TLS/RTP/SAVPF 0\r\na=setup:actpass\r\n",
+        )
+        .unwrap();
+        assert!(dtls.fingerprint && !dtls.media[0].fingerprint);
+        assert_eq!(dtls.security_for(&dtls.media[0]), Some(Security::Dtls));
+        let zrtp = parse(b"v=0\r\nm=audio 4000 RTP/AVP 0\r\na=zrtp-hash:1.10 fe30efd02423cb05\r\n").unwrap();
+        assert_eq!(zrtp.security_for(&zrtp.media[0]), Some(Security::Zrtp));
+        let bare = parse(b"v=0\r\nm=audio 4000 RTP/SAVPF 0\r\n").unwrap();
+        assert_eq!(bare.security_for(&bare.media[0]), Some(Security::Srtp));
+        let plain = parse(OFFER).unwrap();
+        assert_eq!(plain.security_for(plain.audio().unwrap()), None);
     }
 
     #[test]
