@@ -125,7 +125,9 @@ impl Common {
     /// Puts these options over the configuration.
     pub fn apply(&self, c: &mut Config) {
         self.data.apply(c);
-        set_value(&mut c.timeouts.media, &self.media_timeout);
+        if let Some(secs) = self.media_timeout {
+            c.timeouts.media = i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1_000_000_000);
+        }
         let r = &mut c.recording;
         set_value(&mut r.reorder_ms, &self.reorder_ms);
         set_value(&mut r.finishers, &self.finishers);

@@ -19,11 +19,7 @@ use crate::summary::{InputReport, Summary};
 
 /// Capture engine settings from the configuration.
 pub fn engine_config(c: &Config) -> EngineConfig {
-    EngineConfig {
-        limits: c.limits.to_limits(),
-        timeouts: c.timeouts.to_timeouts(),
-        keep_frames: c.recording.keep_pcap,
-    }
+    EngineConfig { limits: c.limits.clone(), timeouts: c.timeouts.clone(), keep_frames: c.recording.keep_pcap }
 }
 
 /// Runs `callvault replay`: records, ships, prints the summary.

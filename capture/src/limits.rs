@@ -3,8 +3,11 @@
 //! A limit that is hit sheds the newest work, increments a named counter in
 //! [`crate::stats::CaptureStats`] and never grows memory. Tests shrink these to run the edges.
 
-/// Hard caps on state kept per capture engine.
+/// Hard caps on state kept per capture engine. With the `serde` feature this is also the
+/// `[limits]` table of the configuration file, key for field.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
 pub struct Limits {
     /// Calls tracked at once. A new INVITE beyond this is counted in `calls_shed` and ignored.
     /// Default 20,000.
@@ -60,46 +63,59 @@ impl Default for Limits {
     }
 }
 
-/// Capture-time timeouts, in nanoseconds.
+/// Capture-time timeouts, in nanoseconds. With the `serde` feature this is also the
+/// `[timeouts]` table of the configuration file, key for field, written in whole seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
 pub struct Timeouts {
     /// An answered call with no RTP and no SIP for this long is ended (`media_timeout`): one
     /// that had RTP, and one that never had any while other calls' RTP is seen on the capture
     /// (its media should be there too; the time runs from its last SIP message, the ACK).
     /// Default 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub media: i64,
     /// An answered call that never had RTP, on a capture where no call's RTP was seen within
     /// the media timeout (the capture is SIP only, or media takes another path), with no SIP for
     /// this long is ended (`media_timeout`). Default 4 h.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub signalling_only: i64,
     /// A 2xx answer that the answerer retransmitted (it is waiting for the ACK) and that no ACK,
     /// request of the dialog or RTP followed for this long after the answer ends the call
     /// (`no_ack`): RFC 3261 13.3.1.4, 64*T1. Default 32 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub no_ack: i64,
     /// An INVITE that got no response at all (not even 100 Trying) is given up this long after
     /// it was first sent (`setup_timeout`): RFC 3261 timer B, 64*T1. Default 32 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub invite: i64,
     /// After BYE, trailing RTP is still accepted for this long before the call is finalised.
     /// Default 2 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub bye_linger: i64,
     /// After a final failure response (or CANCEL/487), retransmissions and ACK are absorbed for
     /// this long before the call is finalised. Default 2 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub failure_linger: i64,
     /// After a 401/407 challenge, how long to wait for the INVITE re-sent with credentials (same
     /// Call-ID and From tag, RFC 3261 section 22), which continues the same call however late it
     /// comes within this time; a challenge never answered makes the call `rejected` with the
     /// challenge's code. Default 300 s, the setup timeout (a user may take a while to type a
     /// password).
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub auth_wait: i64,
     /// An INVITE with a provisional response but no final one (and without media) for this
     /// long since the call's last SIP message is ended (`setup_timeout`). Default 300 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub setup: i64,
     /// A fragmented datagram not complete this long after its first fragment arrived is
     /// dropped (`frag_timeouts`). Default 30 s, the IPv4 reassembly time of Linux; RFC 8200
     /// allows 60 s for IPv6, but a SIP sender retransmits long before either.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub fragment: i64,
     /// A TCP connection with no segment for this long is forgotten (`tcp_connections_expired`);
     /// if it speaks again it is picked up by content. Default 300 s.
+    #[cfg_attr(feature = "serde", serde(with = "seconds"))]
     pub tcp_idle: i64,
 }
 
@@ -118,5 +134,21 @@ impl Default for Timeouts {
             fragment: 30 * S,
             tcp_idle: 300 * S,
         }
+    }
+}
+
+/// Nanoseconds of capture time as whole seconds in the configuration file (a value too large
+/// for nanoseconds saturates).
+#[cfg(feature = "serde")]
+mod seconds {
+    const NANOS: i64 = 1_000_000_000;
+
+    pub(super) fn serialize<S: serde::Serializer>(ns: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64((*ns / NANOS).max(0) as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let secs: u64 = serde::Deserialize::deserialize(d)?;
+        Ok(i64::try_from(secs).unwrap_or(i64::MAX / NANOS).saturating_mul(NANOS))
     }
 }

@@ -39,9 +39,9 @@ pub struct Config {
     /// `[recording]`: recording format and threads.
     pub recording: Recording,
     /// `[timeouts]`: capture-time timers, in seconds.
-    pub timeouts: TimeoutsConfig,
+    pub timeouts: Timeouts,
     /// `[limits]`: caps on network-fed state.
-    pub limits: LimitsConfig,
+    pub limits: Limits,
     /// `[[archive]]`: where every recording is copied (each entry one target).
     pub archive: Vec<Archive>,
     /// `[shipping]`: how recordings are shipped.
@@ -128,139 +128,6 @@ impl Default for Recording {
             reorder_ms: 160,
             mixers: 0,
             finishers: 2,
-        }
-    }
-}
-
-/// `[timeouts]`, in seconds of capture time (see `capture::limits::Timeouts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TimeoutsConfig {
-    /// An answered call without RTP or SIP for this long ends (`media_timeout`).
-    pub media: u64,
-    /// An answered call that never had RTP, without SIP for this long, ends (when no call's RTP
-    /// is on the capture either).
-    pub signalling_only: u64,
-    /// A retransmitted 2xx answer never acknowledged for this long ends the call (`no_ack`).
-    pub no_ack: u64,
-    /// An INVITE without any response for this long ends (`setup_timeout`, timer B).
-    pub invite: u64,
-    /// Trailing RTP accepted after BYE before the call is finalised.
-    pub bye_linger: u64,
-    /// Retransmissions absorbed after a final failure before the call is finalised.
-    pub failure_linger: u64,
-    /// Wait for the authenticated INVITE after a 401/407.
-    pub auth_wait: u64,
-    /// An INVITE without a final response for this long ends (`setup_timeout`).
-    pub setup: u64,
-    /// An incomplete fragmented datagram is dropped after this long.
-    pub fragment: u64,
-    /// A TCP connection without segments for this long is forgotten.
-    pub tcp_idle: u64,
-}
-
-const NANOS: i64 = 1_000_000_000;
-
-impl Default for TimeoutsConfig {
-    fn default() -> Self {
-        let t = Timeouts::default();
-        let s = |ns: i64| (ns / NANOS) as u64;
-        TimeoutsConfig {
-            media: s(t.media),
-            signalling_only: s(t.signalling_only),
-            no_ack: s(t.no_ack),
-            invite: s(t.invite),
-            bye_linger: s(t.bye_linger),
-            failure_linger: s(t.failure_linger),
-            auth_wait: s(t.auth_wait),
-            setup: s(t.setup),
-            fragment: s(t.fragment),
-            tcp_idle: s(t.tcp_idle),
-        }
-    }
-}
-
-impl TimeoutsConfig {
-    /// The engine's timeouts.
-    pub fn to_timeouts(&self) -> Timeouts {
-        let ns = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / NANOS).saturating_mul(NANOS);
-        Timeouts {
-            media: ns(self.media),
-            signalling_only: ns(self.signalling_only),
-            no_ack: ns(self.no_ack),
-            invite: ns(self.invite),
-            bye_linger: ns(self.bye_linger),
-            failure_linger: ns(self.failure_linger),
-            auth_wait: ns(self.auth_wait),
-            setup: ns(self.setup),
-            fragment: ns(self.fragment),
-            tcp_idle: ns(self.tcp_idle),
-        }
-    }
-}
-
-/// `[limits]` (see `capture::limits::Limits`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Calls tracked at once.
-    pub max_calls: usize,
-    /// Media addresses per call.
-    pub max_media_per_call: usize,
-    /// Media flows (source and destination) remembered per call.
-    pub max_media_flows_per_call: usize,
-    /// Header lines per SIP message.
-    pub max_sip_headers: usize,
-    /// Bytes in one SIP message.
-    pub max_sip_message: usize,
-    /// IP datagrams being reassembled at once.
-    pub max_frag_reassemblies: usize,
-    /// Bytes held by all fragment reassemblies.
-    pub max_frag_bytes: usize,
-    /// TCP connections followed at once.
-    pub max_tcp_connections: usize,
-    /// Bytes buffered per TCP connection.
-    pub max_tcp_buffer: usize,
-    /// Bytes buffered by all TCP connections.
-    pub max_tcp_bytes: usize,
-    /// Encapsulations followed inside one frame.
-    pub max_tunnel_depth: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let l = Limits::default();
-        LimitsConfig {
-            max_calls: l.max_calls,
-            max_media_per_call: l.max_media_per_call,
-            max_media_flows_per_call: l.max_media_flows_per_call,
-            max_sip_headers: l.max_sip_headers,
-            max_sip_message: l.max_sip_message,
-            max_frag_reassemblies: l.max_frag_reassemblies,
-            max_frag_bytes: l.max_frag_bytes,
-            max_tcp_connections: l.max_tcp_connections,
-            max_tcp_buffer: l.max_tcp_buffer,
-            max_tcp_bytes: l.max_tcp_bytes,
-            max_tunnel_depth: l.max_tunnel_depth,
-        }
-    }
-}
-
-impl LimitsConfig {
-    /// The engine's limits.
-    pub fn to_limits(&self) -> Limits {
-        Limits {
-            max_calls: self.max_calls,
-            max_media_per_call: self.max_media_per_call,
-            max_media_flows_per_call: self.max_media_flows_per_call,
-            max_sip_headers: self.max_sip_headers,
-            max_sip_message: self.max_sip_message,
-            max_frag_reassemblies: self.max_frag_reassemblies,
-            max_frag_bytes: self.max_frag_bytes,
-            max_tcp_connections: self.max_tcp_connections,
-            max_tcp_buffer: self.max_tcp_buffer,
-            max_tcp_bytes: self.max_tcp_bytes,
-            max_tunnel_depth: self.max_tunnel_depth,
         }
     }
 }
