@@ -19,9 +19,10 @@ mod gen_check;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::live::{self, Netns, Running};
 use common::{channels, have, records, skipped};
 use mixer::g711::ALAW_TO_LINEAR;
 
@@ -40,61 +41,11 @@ const NO_ANSWER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
-fn sh(cmd: &str) {
-    let ok = Command::new("sh").arg("-c").arg(cmd).status().is_ok_and(|s| s.success());
-    assert!(ok, "{cmd}");
-}
-
-/// The namespaces of the test, removed on drop (with the veth pair in them).
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for n in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-/// A child process stopped with SIGTERM when dropped (if still running).
-struct Running(Child);
-
-impl Running {
-    fn stop(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-        let t = Instant::now();
-        while t.elapsed() < within {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn spawn(ns: &str, args: &[&str], dir: &Path, log: &str) -> Running {
-    let out = std::fs::File::create(dir.join(log)).unwrap();
-    Running(
-        Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-    )
+/// `program args...` in the namespace `ns`, run in `dir`, its output collected.
+fn spawn(ns: &Netns, args: &[&str], dir: &Path) -> Running {
+    let mut cmd = ns.exec(args[0]);
+    cmd.args(&args[1..]).current_dir(dir);
+    Running::start(cmd)
 }
 
 /// A stream as the record keys it: side, SSRC, source, destination.
@@ -137,22 +88,14 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
         skipped("live sipp test: needs root, iproute2, sipp (Debian sip-tester), tcpdump and tshark");
         return;
     }
-    let id = std::process::id();
-    let (a, b) = (format!("cvsipa{id}"), format!("cvsipb{id}"));
-    let (va, vb) = (format!("cvsa{id}"), format!("cvsb{id}"));
-    let (va, vb) = (&va[..va.len().min(15)], &vb[..vb.len().min(15)]);
-    let _ns = Namespaces(vec![a.clone(), b.clone()]);
-    sh(&format!("ip netns add {a} && ip netns add {b}"));
-    sh(&format!("ip link add {va} netns {a} type veth peer name {vb} netns {b}"));
-    sh(&format!("ip -n {a} addr add {CALLER_IP}/24 dev {va} && ip -n {b} addr add {CALLEE_IP}/24 dev {vb}"));
-    sh(&format!("ip -n {a} link set lo up && ip -n {b} link set lo up"));
-    sh(&format!("ip -n {a} link set {va} up && ip -n {b} link set {vb} up"));
+    let (a, b) = live::linked_pair("s", &format!("{CALLER_IP}/24"), &format!("{CALLEE_IP}/24"));
+    let (va, vb) = (a.a.as_str(), b.b.as_str());
 
     let dir = tempfile::tempdir().unwrap();
     // uac_pcap plays "pcap/g711a.pcap" and "pcap/dtmf_2833_1.pcap", relative to where it runs.
     std::os::unix::fs::symlink("/usr/share/sip-tester", dir.path().join("pcap")).unwrap();
     let (data, archive) = (dir.path().join("data"), dir.path().join("archive"));
-    let mut cv = spawn(
+    let cv = spawn(
         &b,
         &[
             env!("CARGO_BIN_EXE_callvault"),
@@ -169,28 +112,24 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
             archive.to_str().unwrap(),
         ],
         dir.path(),
-        "callvault.log",
     );
     let beside = dir.path().join("beside.pcap");
-    let mut tcpdump =
-        spawn(&a, &["tcpdump", "-i", va, "-U", "-w", beside.to_str().unwrap(), "udp"], dir.path(), "tcpdump.log");
-    let mut uas = spawn(
+    let tcpdump = spawn(&a, &["tcpdump", "-i", va, "-U", "-w", beside.to_str().unwrap(), "udp"], dir.path());
+    let uas = spawn(
         &b,
         &["sipp", "-sn", "uas", "-rtp_echo", "-i", CALLEE_IP, "-mi", CALLEE_IP, "-p", "5060", "-nostdin"],
         dir.path(),
-        "uas.log",
     );
     std::fs::write(dir.path().join("no_answer.xml"), NO_ANSWER).unwrap();
-    let mut silent_uas = spawn(
+    let silent_uas = spawn(
         &b,
         &["sipp", "-sf", "no_answer.xml", "-i", CALLEE_IP, "-p", "5099", "-mp", "7000", "-nostdin"],
         dir.path(),
-        "silent_uas.log",
     );
     // callvault and tcpdump open their captures, sipp binds.
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
-    let mut unanswered = spawn(
+    let unanswered = spawn(
         &a,
         &[
             "sipp",
@@ -208,7 +147,6 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
             "-nostdin",
         ],
         dir.path(),
-        "unanswered.log",
     );
     let calls = CALLS.to_string();
     let mut uac = spawn(
@@ -231,28 +169,18 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
             "-nostdin",
         ],
         dir.path(),
-        "uac.log",
     );
-    let t = Instant::now();
-    let uac_status = loop {
-        if let Some(s) = uac.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(90), "sipp uac did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let uac_status = uac.wait_exit("sipp uac", Duration::from_secs(90));
     // The unanswered call: sipp gives up on its own; callvault keeps running past timer B.
     while started.elapsed() < RUN_FOR {
         std::thread::sleep(Duration::from_millis(200));
     }
-    tcpdump.stop(Duration::from_secs(10));
-    uas.stop(Duration::from_secs(10));
-    silent_uas.stop(Duration::from_secs(10));
-    unanswered.stop(Duration::from_secs(10));
-    let cv_status = cv.stop(Duration::from_secs(60)).expect("callvault stops on SIGTERM");
-    let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    let cv_log = log("callvault.log");
-    assert!(uac_status.success(), "sipp uac failed\n{}", log("uac.log"));
+    for p in [tcpdump, uas, silent_uas] {
+        p.stop(Duration::from_secs(10));
+    }
+    let (_, unanswered_log, _) = unanswered.stop(Duration::from_secs(10));
+    let (cv_status, cv_log, _) = cv.stop(Duration::from_secs(60));
+    assert!(uac_status.success(), "sipp uac failed\n{}", uac.log());
     assert!(cv_status.success(), "callvault exit {cv_status:?}\n{cv_log}");
 
     // The truth, from the capture beside: each Call-ID's media port (its INVITE's SDP), and
@@ -261,7 +189,7 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
     let port_of: BTreeMap<String, String> = offers.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert_eq!(port_of.len(), CALLS, "{port_of:?}");
     let invites = tshark(&beside, "sip.Method == \"INVITE\" && udp.dstport == 5099", &["sip.Call-ID"]);
-    assert!(!invites.is_empty(), "the unanswered INVITE was sent\n{}", log("unanswered.log"));
+    assert!(!invites.is_empty(), "the unanswered INVITE was sent\n{unanswered_log}");
     let unanswered_id = invites[0][0].clone();
     let rows = tshark(
         &beside,

@@ -108,6 +108,30 @@ impl Drop for Netns {
     }
 }
 
+/// Two network namespaces joined by a veth pair (end `a` in the first, `b` in the second), the
+/// loopback up in both and each end given its address (`cidr_a`, `cidr_b`): two hosts on one
+/// wire, for real endpoints (sipp) on either side. Both removed on drop.
+pub fn linked_pair(tag: &str, cidr_a: &str, cidr_b: &str) -> (Netns, Netns) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let id = format!("{}{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let cut = |s: String| s[..s.len().min(15)].to_owned();
+    let p = prefix();
+    let (a, b) = (cut(format!("{p}{tag}a{id}")), cut(format!("{p}{tag}b{id}")));
+    let one = Netns { name: format!("{p}{tag}1{id}"), a: a.clone(), b: String::new() };
+    let two = Netns { name: format!("{p}{tag}2{id}"), a: String::new(), b: b.clone() };
+    let (n1, n2) = (&one.name, &two.name);
+    assert!(
+        sh(&format!(
+            "ip netns add {n1} && ip netns add {n2} && ip link add {a} netns {n1} type veth peer name {b} netns {n2} \
+             && ip -n {n1} addr add {cidr_a} dev {a} && ip -n {n2} addr add {cidr_b} dev {b} \
+             && ip -n {n1} link set lo up && ip -n {n2} link set lo up \
+             && ip -n {n1} link set {a} up && ip -n {n2} link set {b} up"
+        )),
+        "cannot make network namespaces {n1} and {n2}"
+    );
+    (one, two)
+}
+
 /// A running process whose stdout and stderr are collected as it runs.
 pub struct Running {
     child: Child,
@@ -118,7 +142,8 @@ pub struct Running {
 impl Running {
     /// Starts `cmd` with its output collected.
     pub fn start(mut cmd: Command) -> Running {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start callvault");
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start a process");
         let output = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
         let streams: [Box<dyn Read + Send>; 2] =
@@ -151,7 +176,7 @@ impl Running {
         let deadline = Instant::now() + timeout;
         while !self.log().contains(text) {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("callvault exited ({status}) before printing {text:?}\n{}", self.log());
+                panic!("the process exited ({status}) before printing {text:?}\n{}", self.log());
             }
             assert!(Instant::now() < deadline, "no {text:?} after {timeout:?}\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
@@ -164,6 +189,18 @@ impl Running {
         let deadline = Instant::now() + timeout;
         while !done() {
             assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for it to exit on its own (panics with `what` and its output after `timeout`).
+    pub fn wait_exit(&mut self, what: &str, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what} did not finish within {timeout:?}\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -182,7 +219,7 @@ impl Running {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(t.elapsed() < timeout, "callvault did not stop within {timeout:?} of SIGTERM\n{}", self.log());
+            assert!(t.elapsed() < timeout, "the process did not stop within {timeout:?} of SIGTERM\n{}", self.log());
             std::thread::sleep(Duration::from_millis(5));
         };
         let took = t.elapsed();
