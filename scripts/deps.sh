@@ -5,13 +5,14 @@
 #                            sip-tester (sipp) and tcpdump (live test with real SIP traffic),
 #                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
 #                            dpkg-dev, binutils, adduser, systemd and cargo-deb (the Debian package
-#                            test: build, install, systemd-analyze verify)
+#                            test: build, install, systemd-analyze verify), g++ and cargo-fuzz (the
+#                            fuzz smoke)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
-    want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd)
+    want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -32,5 +33,13 @@ if [ "$mode" = test ] || [ "$mode" = soak ]; then
     if ! [ -x "$tools/bin/cargo-deb" ]; then
         echo "installing cargo-deb into $tools (once)" >&2
         cargo install --locked --quiet --root "$tools" cargo-deb --version 3.8.0
+    fi
+fi
+# cargo-fuzz drives the fuzz smoke (scripts/fuzz-smoke.sh); installed the same way, once.
+if [ "$mode" = test ]; then
+    tools="${CALLVAULT_TOOLS:-/var/tmp/callvault-tools}"
+    if ! [ -x "$tools/bin/cargo-fuzz" ]; then
+        echo "installing cargo-fuzz into $tools (once)" >&2
+        cargo install --locked --quiet --root "$tools" cargo-fuzz --version 0.13.2
     fi
 fi

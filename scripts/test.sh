@@ -41,6 +41,8 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace
+echo "== fuzz smoke" >&2
+scripts/fuzz-smoke.sh
 if [ -s "$CALLVAULT_SKIP_LOG" ]; then
     echo "== skipped parts:" >&2
     sort -u "$CALLVAULT_SKIP_LOG" >&2
