@@ -35,6 +35,15 @@ if [ "$mode" = test ] || [ "$mode" = soak ]; then
         cargo install --locked --quiet --root "$tools" cargo-deb --version 3.8.0
     fi
 fi
+# The toolchain of the workspace's rust-version: the test command checks that the code builds
+# with it (the minimum is what the code uses, e.g. let-chains need 1.88, not a guess).
+if [ "$mode" = test ]; then
+    msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")
+    if ! rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+        echo "installing the Rust $msrv toolchain (rust-version, once)" >&2
+        rustup toolchain install "$msrv" --profile minimal >/dev/null
+    fi
+fi
 # cargo-fuzz drives the fuzz smoke (scripts/fuzz-smoke.sh); installed the same way, once.
 if [ "$mode" = test ]; then
     tools="${CALLVAULT_TOOLS:-/var/tmp/callvault-tools}"

@@ -39,6 +39,9 @@ echo "== cargo fmt" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+echo "== cargo check with Rust $msrv (the workspace's rust-version)" >&2
+cargo "+$msrv" check --workspace --all-targets --quiet
 echo "== cargo test" >&2
 cargo test --workspace
 echo "== fuzz smoke" >&2
