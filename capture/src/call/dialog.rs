@@ -14,15 +14,16 @@ use std::net::{IpAddr, SocketAddr};
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use crate::codec::PayloadMap;
+use crate::call::codec::PayloadMap;
+use crate::call::media::{MediaKind, MediaOwner, MediaTable, SenderHosts, is_private};
 use crate::events::{
     AmbiguousMedia, CallEvent, CallInfo, CallRef, CallStart, CallState, Challenge, Dtmf, DtmfSource, EndReason,
     EventSink, Hold, MediaAnnounce, OtherMedia, Party, Side, event_name,
 };
 use crate::limits::{Limits, Timeouts};
-use crate::media::{MediaKind, MediaOwner, MediaTable, SenderHosts, is_private};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
+use crate::transport::decode::Transport;
 use crate::wire::Layer;
 use crate::wire::sdp;
 use crate::wire::sip::{Method, NameAddr, SipMessage, param, parse_name_addr, trim};
@@ -100,7 +101,7 @@ struct Call {
     /// First seen mid-dialog (the capture started after the call did).
     joined: bool,
     /// Transport of the first INVITE.
-    transport: &'static str,
+    transport: Transport,
     /// RTP was seen for this call.
     had_media: bool,
     /// First INVITE of the latest initial INVITE transaction (timer B runs from it).
@@ -114,7 +115,7 @@ struct Call {
 }
 
 /// What a party's last media announcement said: address, payload types, direction, encryption.
-type Announced = (SocketAddr, PayloadMap, &'static str, Option<sdp::Security>);
+type Announced = (SocketAddr, PayloadMap, sdp::Direction, Option<sdp::Security>);
 
 /// A media address registered by a call.
 #[derive(Debug, Clone)]
@@ -276,7 +277,7 @@ impl DialogTracker {
         src: SocketAddr,
         dst: SocketAddr,
         msg: &SipMessage<'_>,
-        transport: &'static str,
+        transport: Transport,
         ctx: &mut Ctx<'_, S>,
     ) -> Option<CallRef> {
         let Some(call_id) = msg.call_id else {
@@ -488,7 +489,7 @@ impl DialogTracker {
         call_id: &[u8],
         msg: &SipMessage<'_>,
         joined: bool,
-        transport: &'static str,
+        transport: Transport,
         ctx: &mut Ctx<'_, S>,
     ) -> Option<u32> {
         if self.by_id.len() >= self.limits.max_calls {
@@ -856,7 +857,6 @@ fn apply_sdp<S: EventSink>(
         // Nothing to register for c=0.0.0.0.
         return;
     }
-    let direction = direction.as_str();
     let security = sdp.security_for(audio);
     let dest = SocketAddr::new(ip, audio.port);
     let payloads = PayloadMap::from_media(audio);
