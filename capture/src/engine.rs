@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 
-use crate::call::dialog::{Ctx, DialogTracker};
+use crate::call::dialog::DialogTracker;
 use crate::call::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
 use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta};
 use crate::limits::{Limits, Timeouts};
@@ -132,8 +132,8 @@ impl Engine {
                     }
                 }
                 let core = &mut self.core;
-                let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
-                core.tracker.sweep(now, &mut ctx);
+                core.tracker.sweep(now, &mut core.media, &mut core.stats);
+                core.drain(sink);
             }
         }
     }
@@ -150,9 +150,9 @@ impl Engine {
     pub fn finish<S: EventSink>(&mut self, reason: EndReason, sink: &mut S) {
         let now = if self.now.0 == i64::MIN { Timestamp(0) } else { self.now };
         let core = &mut self.core;
-        let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
-        core.tracker.sweep(now, &mut ctx);
-        core.tracker.finish_all(now, reason, &mut ctx);
+        core.tracker.sweep(now, &mut core.media, &mut core.stats);
+        core.tracker.finish_all(now, reason, &mut core.media, &mut core.stats);
+        core.drain(sink);
     }
 }
 
@@ -179,6 +179,13 @@ impl<S: EventSink> IngressSink for Deliver<'_, S> {
 }
 
 impl Core {
+    /// Hands the dialog tracker's events to the sink, in order.
+    fn drain<S: EventSink>(&mut self, sink: &mut S) {
+        while let Some(event) = self.tracker.poll_event() {
+            sink.call(event);
+        }
+    }
+
     /// One UDP datagram: media of a tracked call, else SIP found by content, on any port.
     #[inline]
     fn udp<S: EventSink>(&mut self, time: Timestamp, d: &Datagram<'_>, raw: Option<(LinkType, &[u8])>, sink: &mut S) {
@@ -313,8 +320,8 @@ impl Core {
         match sip::parse(message, self.limits.max_sip_headers) {
             Ok(msg) => {
                 self.stats.sip_messages += 1;
-                let mut ctx = Ctx { media: &mut self.media, stats: &mut self.stats, sink };
-                let call = self.tracker.handle_sip(time, src, dst, &msg, transport, &mut ctx);
+                let call = self.tracker.handle_sip(time, src, dst, &msg, transport, &mut self.media, &mut self.stats);
+                self.drain(sink);
                 if let (Some(call), Some((link, frame))) = (call, raw) {
                     sink.frame(call, time, link, frame);
                 }

@@ -36,6 +36,9 @@ pub struct CaptureStats {
     pub sip_not_call: u64,
     /// In-dialog SIP for a Call-ID whose INVITE was not seen.
     pub sip_unknown_dialog: u64,
+    /// SIP messages of a tracked call that fit none of its states (a CANCEL after the answer,
+    /// a ringing response after it): counted, then ignored.
+    pub sip_out_of_state: u64,
     /// SDP bodies that could not be used.
     pub sdp_unusable: u64,
     /// RTP packets tied to a call.
@@ -106,6 +109,7 @@ impl CaptureStats {
             ("sip_not_call".into(), self.sip_not_call),
             ("sip_unknown_dialog".into(), self.sip_unknown_dialog),
             ("sip_oversized".into(), self.sip_oversized),
+            ("sip_out_of_state".into(), self.sip_out_of_state),
             ("sdp_unusable".into(), self.sdp_unusable),
             ("rtp_packets".into(), self.rtp_packets),
             ("rtcp_packets".into(), self.rtcp_packets),
