@@ -85,8 +85,7 @@ impl Summary {
             thousands((c.frames as f64 / secs) as u64)
         );
         let i = &c.ingress;
-        let tunnelled =
-            i.tunnel_gre + i.tunnel_erspan + i.tunnel_vxlan + i.tunnel_mpls + i.tunnel_pppoe + i.tunnel_ipip;
+        let tunnelled = i.tunnels_total();
         println!(
             "  packets: {} SIP ({} over TCP), {} RTP, {} RTCP; {} malformed, {} truncated; {} datagrams from fragments, {} in tunnels; {} other",
             thousands(c.sip_messages),
@@ -94,10 +93,10 @@ impl Summary {
             thousands(c.rtp_packets),
             thousands(c.rtcp_packets),
             thousands(c.malformed_total()),
-            thousands(c.truncated),
+            thousands(c.ingress.truncated),
             thousands(i.defrag.reassembled),
             thousands(tunnelled),
-            thousands(c.not_ip + c.other_ip + c.udp_unmatched + c.media_not_rtp)
+            thousands(c.ingress.not_ip + c.ingress.other_ip + c.udp_unmatched + c.media_not_rtp)
         );
         if let Some(w) = self.truncation_warning() {
             println!("  warning: {w}");
@@ -221,7 +220,7 @@ impl Summary {
     /// to do (`None` when it is not so).
     pub fn truncation_warning(&self) -> Option<String> {
         let c = &self.capture;
-        if c.frames == 0 || c.truncated * 2 <= c.frames {
+        if c.frames == 0 || c.ingress.truncated * 2 <= c.frames {
             return None;
         }
         let mut cost = Vec::new();
@@ -241,7 +240,7 @@ impl Summary {
         Some(format!(
             "{} of {} packets were cut short by the capture's snapshot length ({} bytes kept per packet): {}; \
              capture with a larger snapshot length (tcpdump -s 0)",
-            thousands(c.truncated),
+            thousands(c.ingress.truncated),
             thousands(c.frames),
             c.largest_frame,
             cost.join("; ")

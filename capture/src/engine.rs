@@ -9,18 +9,15 @@
 
 use std::net::SocketAddr;
 
-use crate::decode::{Datagram, LinkType};
-use crate::dialog::{Ctx, DialogTracker};
+use crate::call::dialog::DialogTracker;
+use crate::call::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
 use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta};
-use crate::ingress::{Ingress, IngressSink};
 use crate::limits::{Limits, Timeouts};
-use crate::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
-use crate::wire::{Layer, sip};
-
-/// The ZRTP magic cookie, `ZRTP` (0x5a525450), at offset 4 of every ZRTP packet.
-const ZRTP_COOKIE: [u8; 4] = *b"ZRTP";
+use crate::transport::decode::{Datagram, LinkType, Transport};
+use crate::transport::ingress::{Ingress, IngressSink};
+use crate::wire::{Layer, rtcp, rtp, sip, zrtp};
 
 /// Timers are checked at most this often (capture time).
 const SWEEP_INTERVAL: i64 = Timestamp::SECOND;
@@ -78,18 +75,7 @@ impl Engine {
 
     /// A snapshot of the counters so far, the transport layer's included.
     pub fn stats(&self) -> CaptureStats {
-        let mut s = self.core.stats.clone();
-        let i = self.ingress.stats();
-        s.truncated = i.truncated;
-        s.not_ip = i.not_ip;
-        s.ip_fragments = i.ip_fragments;
-        s.tcp_segments = i.tcp_segments;
-        s.other_ip = i.other_ip;
-        for (m, x) in s.malformed.iter_mut().zip(i.malformed) {
-            *m += x;
-        }
-        s.ingress = i;
-        s
+        CaptureStats { ingress: self.ingress.stats(), ..self.core.stats.clone() }
     }
 
     /// Calls currently tracked.
@@ -146,8 +132,8 @@ impl Engine {
                     }
                 }
                 let core = &mut self.core;
-                let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
-                core.tracker.sweep(now, &mut ctx);
+                core.tracker.sweep(now, &mut core.media, &mut core.stats);
+                core.drain(sink);
             }
         }
     }
@@ -164,9 +150,9 @@ impl Engine {
     pub fn finish<S: EventSink>(&mut self, reason: EndReason, sink: &mut S) {
         let now = if self.now.0 == i64::MIN { Timestamp(0) } else { self.now };
         let core = &mut self.core;
-        let mut ctx = Ctx { media: &mut core.media, stats: &mut core.stats, sink };
-        core.tracker.sweep(now, &mut ctx);
-        core.tracker.finish_all(now, reason, &mut ctx);
+        core.tracker.sweep(now, &mut core.media, &mut core.stats);
+        core.tracker.finish_all(now, reason, &mut core.media, &mut core.stats);
+        core.drain(sink);
     }
 }
 
@@ -188,11 +174,18 @@ impl<S: EventSink> IngressSink for Deliver<'_, S> {
     }
 
     fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
-        self.core.sip(time, src, dst, message, "tcp", None, self.sink);
+        self.core.sip(time, src, dst, message, Transport::Tcp, None, self.sink);
     }
 }
 
 impl Core {
+    /// Hands the dialog tracker's events to the sink, in order.
+    fn drain<S: EventSink>(&mut self, sink: &mut S) {
+        while let Some(event) = self.tracker.poll_event() {
+            sink.call(event);
+        }
+    }
+
     /// One UDP datagram: media of a tracked call, else SIP found by content, on any port.
     #[inline]
     fn udp<S: EventSink>(&mut self, time: Timestamp, d: &Datagram<'_>, raw: Option<(LinkType, &[u8])>, sink: &mut S) {
@@ -209,7 +202,7 @@ impl Core {
                     if d.truncated {
                         self.stats.truncated_sip += 1;
                     }
-                    self.sip(time, d.src, d.dst, d.payload, "udp", raw, sink);
+                    self.sip(time, d.src, d.dst, d.payload, Transport::Udp, raw, sink);
                 } else {
                     self.stats.udp_unmatched += 1;
                 }
@@ -225,9 +218,9 @@ impl Core {
             }
             return;
         }
-        // ZRTP (RFC 6189) shares the RTP port: first byte 0x10, magic cookie at offset 4.
-        // The media it keys is SRTP, which no passive recorder can decrypt.
-        if p.len() >= 12 && p[0] == 0x10 && p[4..8] == ZRTP_COOKIE {
+        // ZRTP (RFC 6189) shares the RTP port. The media it keys is SRTP, which no passive
+        // recorder can decrypt.
+        if zrtp::is_zrtp(p) {
             self.stats.media_not_rtp += 1;
             self.stats.zrtp_packets += 1;
             if self.tracker.note_zrtp(owner.call, owner.sender) {
@@ -242,11 +235,9 @@ impl Core {
             }
             return;
         }
-        // RTCP on its own port, or multiplexed on the RTP port (RFC 5761: packet types
-        // 192..=223).
-        let rtcp = owner.kind == MediaKind::Rtcp || (p.len() >= 2 && (192..=223).contains(&p[1]));
-        if rtcp {
-            if p.len() >= 8 && p[0] >> 6 == 2 {
+        // RTCP on its own port, or multiplexed on the RTP port (RFC 5761).
+        if owner.kind == MediaKind::Rtcp || rtcp::is_muxed(p) {
+            if rtcp::is_rtcp(p) {
                 self.stats.rtcp_packets += 1;
                 if owner.kind == MediaKind::Rtcp {
                     self.stats.rtcp_port_packets += 1;
@@ -260,7 +251,7 @@ impl Core {
             }
             return;
         }
-        match rtp_rs::RtpReader::new(p) {
+        match rtp::RtpPacket::new_checked(p) {
             Ok(rtp) => {
                 self.stats.rtp_packets += 1;
                 self.tracker.touch(owner.call, time);
@@ -274,11 +265,11 @@ impl Core {
                     time,
                     src: d.src,
                     dst: d.dst,
-                    seq: u16::from(rtp.sequence_number()),
+                    seq: rtp.sequence(),
                     rtp_ts: rtp.timestamp(),
                     ssrc: rtp.ssrc(),
                     pt: rtp.payload_type(),
-                    marker: rtp.mark(),
+                    marker: rtp.marker(),
                 };
                 sink.rtp(&meta, rtp.payload());
                 if let Some((link, frame)) = raw {
@@ -318,7 +309,7 @@ impl Core {
         src: SocketAddr,
         dst: SocketAddr,
         message: &[u8],
-        transport: &'static str,
+        transport: Transport,
         raw: Option<(LinkType, &[u8])>,
         sink: &mut S,
     ) {
@@ -329,8 +320,8 @@ impl Core {
         match sip::parse(message, self.limits.max_sip_headers) {
             Ok(msg) => {
                 self.stats.sip_messages += 1;
-                let mut ctx = Ctx { media: &mut self.media, stats: &mut self.stats, sink };
-                let call = self.tracker.handle_sip(time, src, dst, &msg, transport, &mut ctx);
+                let call = self.tracker.handle_sip(time, src, dst, &msg, transport, &mut self.media, &mut self.stats);
+                self.drain(sink);
                 if let (Some(call), Some((link, frame))) = (call, raw) {
                     sink.frame(call, time, link, frame);
                 }

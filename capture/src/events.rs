@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 
-use crate::codec::PayloadMap;
-use crate::decode::LinkType;
+use crate::call::codec::PayloadMap;
 use crate::time::Timestamp;
+use crate::transport::decode::{LinkType, Transport};
+use crate::wire::sdp::Direction;
 
 /// A handle to a tracked call: a slot index plus a generation, so a reused slot is never
 /// mistaken for the call that held it before.
@@ -217,8 +218,8 @@ pub struct MediaAnnounce {
     pub payloads: PayloadMap,
     /// `a=ptime`, if given.
     pub ptime_ms: Option<u16>,
-    /// Direction attribute as written by the owner.
-    pub direction: &'static str,
+    /// Direction attribute of the owner's audio line (`sendrecv` when absent).
+    pub direction: Direction,
     /// The media line's encryption, if it says its RTP is encrypted.
     pub security: Option<MediaSecurity>,
     /// Capture time of the SIP message that carried it.
@@ -359,8 +360,8 @@ pub struct CallInfo {
     pub dtmf: Vec<Dtmf>,
     /// Hold periods.
     pub holds: Vec<Hold>,
-    /// Transport the initial INVITE arrived on (`udp` or `tcp`).
-    pub transport: &'static str,
+    /// Transport the initial INVITE arrived on (written `udp` or `tcp` in call records).
+    pub transport: Transport,
     /// The call was already up when the capture started (first seen mid-dialog).
     pub joined: bool,
     /// Media packets sent to one of the call's addresses, while it used it, that could not be

@@ -1,38 +1,31 @@
 //! Counters kept by the capture engine. Plain integers owned by the capture thread; the
 //! wiring copies a snapshot out for summaries and metrics.
 
+use crate::transport::decode::Tunnel;
 use crate::wire::Layer;
 
 /// Capture counters. Every packet is counted exactly once in `frames`, and then in at most
 /// one of the skip/malformed counters or as SIP/RTP.
 ///
-/// The transport layer ([`crate::ingress::Ingress`]) keeps its own [`IngressStats`]; an
-/// engine's snapshot copies them into `ingress` and mirrors the older top-level decode counters
-/// (`truncated`, `not_ip`, `ip_fragments`, `tcp_segments`, `other_ip`, `malformed`) from them.
+/// Each counter has one owner: the transport layer ([`crate::transport::ingress::Ingress`])
+/// keeps its own [`IngressStats`] (decoding, tunnels, reassembly), which an engine's snapshot
+/// holds in `ingress`; the fields here are counted by the engine and the call layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaptureStats {
     /// Frames handed to the engine.
     pub frames: u64,
     /// Captured bytes handed to the engine.
     pub bytes: u64,
-    /// Frames that failed to decode, by layer (index = position in [`Layer::ALL`]).
+    /// Messages that failed to parse above the transport layer (SIP, SDP), by layer (index =
+    /// position in [`Layer::ALL`]); the transport layer's are in `ingress.malformed`, and
+    /// [`CaptureStats::malformed`] adds both.
     pub malformed: [u64; Layer::COUNT],
-    /// UDP datagrams shorter than their headers declare (processed with what there is).
-    pub truncated: u64,
-    /// Of those, SIP messages (found by content) and RTP of a call.
+    /// Of the datagrams cut short (`ingress.truncated`), SIP messages (found by content) and RTP of a call.
     pub truncated_sip: u64,
     /// RTP packets of a call cut short (their audio is partly missing).
     pub truncated_rtp: u64,
     /// The longest frame captured (bytes): the snapshot length when most frames are cut.
     pub largest_frame: u64,
-    /// Frames that are not IP (ARP, LLDP, ...).
-    pub not_ip: u64,
-    /// IP fragments seen (reassembly: `ingress.defrag`).
-    pub ip_fragments: u64,
-    /// TCP segments seen (SIP framed out of TCP: `ingress.tcp`).
-    pub tcp_segments: u64,
-    /// Other IP protocols.
-    pub other_ip: u64,
     /// UDP datagrams that are neither SIP nor media of a tracked call.
     pub udp_unmatched: u64,
     /// SIP messages parsed.
@@ -43,6 +36,9 @@ pub struct CaptureStats {
     pub sip_not_call: u64,
     /// In-dialog SIP for a Call-ID whose INVITE was not seen.
     pub sip_unknown_dialog: u64,
+    /// SIP messages of a tracked call that fit none of its states (a CANCEL after the answer,
+    /// a ringing response after it): counted, then ignored.
+    pub sip_out_of_state: u64,
     /// SDP bodies that could not be used.
     pub sdp_unusable: u64,
     /// RTP packets tied to a call.
@@ -81,14 +77,14 @@ pub struct CaptureStats {
 }
 
 impl CaptureStats {
-    /// Malformed count for one layer.
+    /// Malformed count for one layer (transport and above).
     pub fn malformed(&self, layer: Layer) -> u64 {
-        self.malformed[layer as usize]
+        self.malformed[layer as usize] + self.ingress.malformed[layer as usize]
     }
 
     /// Total malformed frames over all layers.
     pub fn malformed_total(&self) -> u64 {
-        self.malformed.iter().sum()
+        self.malformed.iter().chain(&self.ingress.malformed).sum()
     }
 
     pub(crate) fn count_malformed(&mut self, layer: Layer) {
@@ -100,19 +96,20 @@ impl CaptureStats {
         let mut v: Vec<(String, u64)> = vec![
             ("frames".into(), self.frames),
             ("bytes".into(), self.bytes),
-            ("truncated".into(), self.truncated),
+            ("truncated".into(), self.ingress.truncated),
             ("truncated_sip".into(), self.truncated_sip),
             ("truncated_rtp".into(), self.truncated_rtp),
-            ("not_ip".into(), self.not_ip),
-            ("ip_fragments".into(), self.ip_fragments),
-            ("tcp_segments".into(), self.tcp_segments),
-            ("other_ip".into(), self.other_ip),
+            ("not_ip".into(), self.ingress.not_ip),
+            ("ip_fragments".into(), self.ingress.ip_fragments),
+            ("tcp_segments".into(), self.ingress.tcp_segments),
+            ("other_ip".into(), self.ingress.other_ip),
             ("udp_unmatched".into(), self.udp_unmatched),
             ("sip_messages".into(), self.sip_messages),
             ("sip_without_call_id".into(), self.sip_without_call_id),
             ("sip_not_call".into(), self.sip_not_call),
             ("sip_unknown_dialog".into(), self.sip_unknown_dialog),
             ("sip_oversized".into(), self.sip_oversized),
+            ("sip_out_of_state".into(), self.sip_out_of_state),
             ("sdp_unusable".into(), self.sdp_unusable),
             ("rtp_packets".into(), self.rtp_packets),
             ("rtcp_packets".into(), self.rtcp_packets),
@@ -137,7 +134,7 @@ impl CaptureStats {
     }
 }
 
-/// Counters of the transport layer ([`crate::ingress::Ingress`]): decapsulation, IP fragment
+/// Counters of the transport layer ([`crate::transport::ingress::Ingress`]): decapsulation, IP fragment
 /// reassembly and TCP stream reassembly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngressStats {
@@ -155,18 +152,9 @@ pub struct IngressStats {
     pub tcp_segments: u64,
     /// Truncated TCP segments (their missing bytes become a gap in the stream).
     pub tcp_truncated: u64,
-    /// GRE packets decapsulated (PPTP included).
-    pub tunnel_gre: u64,
-    /// ERSPAN packets decapsulated (types I, II and III).
-    pub tunnel_erspan: u64,
-    /// VXLAN packets decapsulated.
-    pub tunnel_vxlan: u64,
-    /// MPLS label stacks decapsulated.
-    pub tunnel_mpls: u64,
-    /// PPPoE session frames decapsulated.
-    pub tunnel_pppoe: u64,
-    /// IP-in-IP packets (protocol 4 and 41) decapsulated.
-    pub tunnel_ipip: u64,
+    /// Packets decapsulated, per kind of tunnel (index = `Tunnel as usize`; see
+    /// [`IngressStats::tunnel`]).
+    pub tunnels: [u64; Tunnel::COUNT],
     /// Frames nested deeper than `Limits::max_tunnel_depth` (dropped).
     pub tunnel_too_deep: u64,
     /// Tunnel payloads of a kind not followed (GRE protocols such as keepalives or NSH,
@@ -179,18 +167,24 @@ pub struct IngressStats {
 }
 
 impl IngressStats {
-    /// Appends every counter except those mirrored at the top of [`CaptureStats`].
+    /// Packets decapsulated from one kind of tunnel.
+    pub fn tunnel(&self, kind: Tunnel) -> u64 {
+        self.tunnels[kind as usize]
+    }
+
+    /// Packets decapsulated from any tunnel.
+    pub fn tunnels_total(&self) -> u64 {
+        self.tunnels.iter().sum()
+    }
+
+    /// Appends every counter except those [`CaptureStats::named`] lists first (`truncated`,
+    /// `not_ip`, `ip_fragments`, `tcp_segments`, `other_ip`, `malformed_*`).
     fn push_named(&self, v: &mut Vec<(String, u64)>) {
         let d = &self.defrag;
         let t = &self.tcp;
-        let named: [(&str, u64); 35] = [
-            ("tcp_truncated", self.tcp_truncated),
-            ("tunnel_gre", self.tunnel_gre),
-            ("tunnel_erspan", self.tunnel_erspan),
-            ("tunnel_vxlan", self.tunnel_vxlan),
-            ("tunnel_mpls", self.tunnel_mpls),
-            ("tunnel_pppoe", self.tunnel_pppoe),
-            ("tunnel_ipip", self.tunnel_ipip),
+        v.push(("tcp_truncated".into(), self.tcp_truncated));
+        v.extend(Tunnel::ALL.map(|t| (format!("tunnel_{}", t.name()), self.tunnel(t))));
+        let named: [(&str, u64); 28] = [
             ("tunnel_too_deep", self.tunnel_too_deep),
             ("tunnel_unsupported", self.tunnel_unsupported),
             ("frag_reassembled", d.reassembled),
@@ -224,7 +218,7 @@ impl IngressStats {
     }
 }
 
-/// Counters of IP fragment reassembly ([`crate::reassembly::ip::Defragmenter`]).
+/// Counters of IP fragment reassembly ([`crate::transport::reassembly::ip::Defragmenter`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DefragStats {
     /// Datagrams reassembled and handed on.
@@ -251,7 +245,7 @@ pub struct DefragStats {
     pub truncated: u64,
 }
 
-/// Counters of TCP stream reassembly ([`crate::reassembly::tcp::TcpReassembler`]).
+/// Counters of TCP stream reassembly ([`crate::transport::reassembly::tcp::TcpReassembler`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TcpStats {
     /// SIP messages framed out of TCP streams.

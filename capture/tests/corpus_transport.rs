@@ -10,6 +10,7 @@ use callvault_capture::events::{CallEvent, EndReason, VecSink};
 use callvault_capture::limits::Timeouts;
 use callvault_capture::source::FileSource;
 use callvault_capture::stats::CaptureStats;
+use callvault_capture::transport::decode::Tunnel;
 use callvault_capture::{Engine, EngineConfig, Timestamp};
 use serde_json::Value;
 
@@ -127,8 +128,8 @@ fn transport_corpus_calls_are_found_with_their_states() {
             exp.iter().filter(|c| calls.contains_key(c["call_id"].as_str().unwrap())).count(),
             stats.ingress.tcp.sip_messages,
             stats.ingress.defrag.reassembled,
-            stats.ingress.tunnel_gre,
-            stats.ingress.tunnel_pppoe,
+            stats.ingress.tunnel(Tunnel::Gre),
+            stats.ingress.tunnel(Tunnel::Pppoe),
         );
     }
     for g in &gaps {

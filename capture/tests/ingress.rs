@@ -5,9 +5,10 @@
 mod common_frames;
 
 use callvault_capture::LinkType;
-use callvault_capture::ingress::Ingress;
 use callvault_capture::limits::{Limits, Timeouts};
 use callvault_capture::time::Timestamp;
+use callvault_capture::transport::decode::Tunnel::*;
+use callvault_capture::transport::ingress::Ingress;
 use common_frames::*;
 
 const A: [u8; 4] = [10, 0, 0, 1];
@@ -84,7 +85,7 @@ fn gre_variants() {
         // The outer frame's VLAN is kept even when the tunnelled frame has its own.
         assert_inner(&out, depth, Some(100));
         let s = ing.stats();
-        assert_eq!(s.tunnel_gre + s.tunnel_erspan + s.tunnel_ipip, 1, "{name}");
+        assert_eq!(s.tunnel(Gre) + s.tunnel(Erspan) + s.tunnel(IpInIp), 1, "{name}");
     }
 }
 
@@ -105,7 +106,7 @@ fn pptp_gre_in_pppoe_like_the_corpus() {
     let out = run(&mut ing, LinkType::Ethernet, &[eth(0x8864, &[10, 20], &pppoe)]);
     assert_inner(&out, 2, Some(10));
     let s = ing.stats();
-    assert_eq!((s.tunnel_pppoe, s.tunnel_gre), (1, 1));
+    assert_eq!((s.tunnel(Pppoe), s.tunnel(Gre)), (1, 1));
 }
 
 #[test]
@@ -132,7 +133,7 @@ fn vxlan_mpls_and_ipv6_in_ipv4() {
     assert_eq!(out.udp.len(), 1);
     assert!(out.udp[0].0.is_ipv6());
     let s = ing.stats();
-    assert_eq!((s.tunnel_vxlan, s.tunnel_mpls, s.tunnel_ipip), (1, 2, 1));
+    assert_eq!((s.tunnel(Vxlan), s.tunnel(Mpls), s.tunnel(IpInIp)), (1, 2, 1));
 }
 
 #[test]

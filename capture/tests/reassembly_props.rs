@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 
-use callvault_capture::reassembly::ip::{DefragConfig, Defragmenter, FragKey, MAX_PIECES};
-use callvault_capture::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
 use callvault_capture::time::Timestamp;
+use callvault_capture::transport::reassembly::ip::{DefragConfig, Defragmenter, FragKey, MAX_PIECES};
+use callvault_capture::transport::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
 use callvault_capture::wire::tcp::{PSH, SYN};
 use proptest::prelude::*;
 

@@ -8,12 +8,12 @@ mod common_frames;
 use std::net::SocketAddr;
 
 use callvault_capture::LinkType;
-use callvault_capture::ingress::Ingress;
 use callvault_capture::limits::{Limits, Timeouts};
-use callvault_capture::reassembly::ip::{DefragConfig, Defragmenter, FragKey};
-use callvault_capture::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
 use callvault_capture::time::Timestamp;
-use callvault_capture::wire::{sdp, sip, sip_framing};
+use callvault_capture::transport::ingress::Ingress;
+use callvault_capture::transport::reassembly::ip::{DefragConfig, Defragmenter, FragKey};
+use callvault_capture::transport::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
+use callvault_capture::wire::{rtcp, rtp, sdp, sip, sip_framing, telephone_event, zrtp};
 use common_frames::*;
 use proptest::prelude::*;
 
@@ -95,6 +95,21 @@ proptest! {
             prop_assert!(m.head_len <= b.len());
         }
         let _ = sip::looks_like_sip(&b);
+    }
+
+    #[test]
+    fn media_views_survive(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = (zrtp::is_zrtp(&b), rtcp::is_muxed(&b), rtcp::is_rtcp(&b));
+        if let Ok(p) = rtp::RtpPacket::new_checked(&b) {
+            prop_assert_eq!(&b[p.payload_range()], p.payload());
+            let _ = (p.csrcs().count(), p.extension(), telephone_event::EventRepr::parse(p.payload()));
+        }
+        let mut walked = 0;
+        for pkt in rtcp::compound(&b) {
+            walked += pkt.bytes().len();
+            prop_assert!(pkt.report_blocks().count() <= usize::from(pkt.count()));
+        }
+        prop_assert!(walked <= b.len());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! and the tunnel depth cap reachable.
 #![no_main]
 
-use callvault_capture::decode::Datagram;
-use callvault_capture::ingress::{Ingress, IngressSink};
+use callvault_capture::transport::decode::Datagram;
+use callvault_capture::transport::ingress::{Ingress, IngressSink};
 use callvault_capture::limits::{Limits, Timeouts};
 use callvault_capture::time::Timestamp;
 use callvault_capture::LinkType;

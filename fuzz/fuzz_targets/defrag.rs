@@ -3,7 +3,7 @@
 //! Its caps must hold throughout, and what it reassembles must fit a datagram.
 #![no_main]
 
-use callvault_capture::reassembly::ip::{DefragConfig, Defragmenter, FragKey};
+use callvault_capture::transport::reassembly::ip::{DefragConfig, Defragmenter, FragKey};
 use callvault_capture::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
 

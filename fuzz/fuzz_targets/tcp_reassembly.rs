@@ -3,7 +3,7 @@
 //! between three endpoints (one on the SIP port). Its caps must hold throughout.
 #![no_main]
 
-use callvault_capture::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
+use callvault_capture::transport::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
 use callvault_capture::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;

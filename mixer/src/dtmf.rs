@@ -7,35 +7,10 @@
 
 use capture::Timestamp;
 use capture::events::{Dtmf, DtmfSource, Side, event_name};
+use capture::wire::telephone_event::EventRepr;
 
 /// Key presses kept per direction.
 pub const MAX_EVENTS: usize = 512;
-
-/// One `telephone-event` payload (RFC 4733 §2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventPayload {
-    /// Event code (0-9, 10 `*`, 11 `#`, 12-15 `A`-`D`, 16 flash, ...).
-    pub event: u8,
-    /// End of event.
-    pub end: bool,
-    /// Volume in -dBm0 (0-63).
-    pub volume: u8,
-    /// Duration so far, in RTP timestamp units.
-    pub duration: u16,
-}
-
-impl EventPayload {
-    /// Parses the 4-byte payload; `None` when it is shorter.
-    pub fn parse(p: &[u8]) -> Option<EventPayload> {
-        let b = p.get(..4)?;
-        Some(EventPayload {
-            event: b[0],
-            end: b[1] & 0x80 != 0,
-            volume: b[1] & 0x3f,
-            duration: u16::from_be_bytes([b[2], b[3]]),
-        })
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Open {
@@ -58,7 +33,7 @@ pub struct DtmfTracker {
 impl DtmfTracker {
     /// Accounts one telephone-event packet (duplicates already removed).
     pub fn packet(&mut self, side: Side, rtp_ts: u32, time: Timestamp, payload: &[u8], clock: u32) {
-        let Some(ev) = EventPayload::parse(payload) else { return };
+        let Ok(ev) = EventRepr::parse(payload) else { return };
         match &mut self.open {
             Some(o) if o.rtp_ts == rtp_ts && o.event == ev.event => {
                 o.duration = o.duration.max(ev.duration);
@@ -76,7 +51,7 @@ impl DtmfTracker {
         }
     }
 
-    fn start(&mut self, side: Side, rtp_ts: u32, time: Timestamp, ev: EventPayload, clock: u32) {
+    fn start(&mut self, side: Side, rtp_ts: u32, time: Timestamp, ev: EventRepr, clock: u32) {
         self.open = Some(Open { rtp_ts, event: ev.event, start: time, duration: ev.duration });
         if ev.end {
             self.close(side, clock);

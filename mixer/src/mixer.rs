@@ -14,6 +14,7 @@ use capture::events::{
     CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, MediaAnnounce, MediaSecurity, Party, RtcpMeta,
     RtpMeta, Side,
 };
+use capture::wire::sdp::Direction;
 use capture::{LinkType, Timestamp};
 use crossbeam_channel::Sender;
 
@@ -344,11 +345,9 @@ impl CallMix {
     /// Notes which parties the latest SDP lets send: a party that may not send is on hold,
     /// and the silence after it is explained by that.
     fn note_directions(&mut self) {
-        let dir = |i: usize| self.media[i].as_ref().map_or("sendrecv", |m| m.direction);
+        let dir = |i: usize| self.media[i].as_ref().map_or(Direction::SendRecv, |m| m.direction);
         for si in 0..2 {
-            let own = dir(si);
-            let other = dir(1 - si);
-            let sending = !matches!(own, "recvonly" | "inactive") && !matches!(other, "sendonly" | "inactive");
+            let sending = dir(si).sends() && dir(1 - si).receives();
             let s = &mut self.sides[si];
             if s.sending && !sending {
                 s.clock.hints.hold = true;

@@ -1,7 +1,9 @@
 //! RTCP (RFC 3550 §6): what the endpoints themselves report about the streams they receive.
 //! Sender and receiver reports carry, per source, the fraction and number of packets lost and
 //! the interarrival jitter as the receiver computed them; the call record shows them beside
-//! the values callvault measured at the tap.
+//! the values callvault measured at the tap. The bytes are read by [`capture::wire::rtcp`].
+
+use capture::wire::rtcp;
 
 /// One report block: the reporter's view of a source it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,45 +26,19 @@ pub struct ReportBlock {
 /// are returned per packet.
 pub fn report_blocks(p: &[u8]) -> Vec<ReportBlock> {
     let mut out = Vec::new();
-    let mut at = 0;
-    while at + 4 <= p.len() && out.len() < 32 {
-        let v = p[at] >> 6;
-        let count = usize::from(p[at] & 0x1f);
-        let pt = p[at + 1];
-        let len = (usize::from(u16::from_be_bytes([p[at + 2], p[at + 3]])) + 1) * 4;
-        if v != 2 || at + len > p.len() {
+    for pkt in rtcp::compound(p) {
+        if out.len() >= 32 {
             break;
         }
-        let body = &p[at + 4..at + len];
-        // SR: sender SSRC, 20 bytes of sender info, then blocks. RR: sender SSRC, blocks.
-        let blocks_at = match pt {
-            200 => 24,
-            201 => 4,
-            _ => {
-                at += len;
-                continue;
-            }
-        };
-        if body.len() >= 4 {
-            let reporter = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-            for i in 0..count {
-                let b = blocks_at + i * 24;
-                let Some(blk) = body.get(b..b + 24) else { break };
-                let word = |o: usize| u32::from_be_bytes([blk[o], blk[o + 1], blk[o + 2], blk[o + 3]]);
-                let lost = word(4) & 0x00ff_ffff;
-                // Sign-extend the 24-bit cumulative loss.
-                let cumulative_lost = ((lost << 8) as i32) >> 8;
-                out.push(ReportBlock {
-                    reporter,
-                    source: word(0),
-                    fraction_lost: blk[4],
-                    cumulative_lost,
-                    highest_seq: word(8),
-                    jitter: word(12),
-                });
-            }
-        }
-        at += len;
+        let Some(reporter) = pkt.sender_ssrc() else { continue };
+        out.extend(pkt.report_blocks().map(|b| ReportBlock {
+            reporter,
+            source: b.source(),
+            fraction_lost: b.fraction_lost(),
+            cumulative_lost: b.cumulative_lost(),
+            highest_seq: b.highest_seq(),
+            jitter: b.jitter(),
+        }));
     }
     out
 }

@@ -28,8 +28,8 @@ use pcap::{Active, Capture, Precision};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use super::{Frame, SourceError, link_of, pcap_reason};
-use crate::decode::LinkType;
 use crate::time::Timestamp;
+use crate::transport::decode::LinkType;
 
 /// Interfaces one [`LiveCapture`] reads at most.
 pub const MAX_INTERFACES: usize = 16;

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use pcap::{Capture, Offline, Precision};
 use thiserror::Error;
 
-use crate::decode::LinkType;
 use crate::time::Timestamp;
+use crate::transport::decode::LinkType;
 
 /// Errors of packet sources. Each names the file or interface and what to do.
 #[derive(Debug, Error)]

@@ -12,13 +12,17 @@ pub mod ip;
 pub mod mpls;
 pub mod ppp;
 pub mod pppoe;
+pub mod rtcp;
+pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod sip_framing;
 pub mod sll;
 pub mod tcp;
+pub mod telephone_event;
 pub mod udp;
 pub mod vxlan;
+pub mod zrtp;
 
 use std::fmt;
 

@@ -29,6 +29,12 @@ pub enum Direction {
     Inactive,
 }
 
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Direction {
     /// Attribute name as written in SDP.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +44,16 @@ impl Direction {
             Direction::RecvOnly => "recvonly",
             Direction::Inactive => "inactive",
         }
+    }
+
+    /// Whether the describing party may send media.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether the describing party accepts media.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
     }
 
     fn from_attr(a: &[u8]) -> Option<Direction> {

@@ -4,9 +4,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use callvault_capture::decode::Datagram;
-use callvault_capture::ingress::IngressSink;
 use callvault_capture::time::Timestamp;
+use callvault_capture::transport::decode::Datagram;
+use callvault_capture::transport::ingress::IngressSink;
 
 pub const ETH_IPV4: u16 = 0x0800;
 pub const ETH_IPV6: u16 = 0x86dd;

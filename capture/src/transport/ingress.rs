@@ -1,6 +1,6 @@
 //! The transport layer of capture: one frame in, UDP datagrams and SIP-over-TCP messages out.
 //!
-//! [`Ingress`] walks a frame down with the stateless steps of [`crate::decode`], through every
+//! [`Ingress`] walks a frame down with the stateless steps of [`crate::transport::decode`], through every
 //! encapsulation seen on mirror ports (GRE, ERSPAN, VXLAN, MPLS, PPPoE, IP-in-IP; at most
 //! `Limits::max_tunnel_depth` deep), reassembles IP fragments ([`Defragmenter`]) and TCP
 //! streams ([`TcpReassembler`]), and hands what it finds to an [`IngressSink`]:
@@ -13,13 +13,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::decode::{self, Datagram, Inner, LinkType, Step, Tunnel};
 use crate::limits::{Limits, Timeouts};
-use crate::reassembly::ip::{DefragConfig, Defragmenter, FragKey};
-use crate::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
 use crate::stats::IngressStats;
 use crate::time::Timestamp;
-use crate::wire::{WireError, ethernet, ip, tcp, udp, vxlan};
+use crate::transport::decode::{self, Datagram, Inner, LinkType, Step, Tunnel};
+use crate::transport::reassembly::ip::{DefragConfig, Defragmenter, FragKey};
+use crate::transport::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
+use crate::wire::{WireError, ethernet, ip, tcp, udp};
 
 /// Receives what the transport layer finds, in packet order.
 pub trait IngressSink {
@@ -134,14 +134,7 @@ impl Ingress {
             return;
         }
         path.depth += 1;
-        *match kind {
-            Tunnel::Gre => &mut self.stats.tunnel_gre,
-            Tunnel::Erspan => &mut self.stats.tunnel_erspan,
-            Tunnel::Vxlan => &mut self.stats.tunnel_vxlan,
-            Tunnel::Mpls => &mut self.stats.tunnel_mpls,
-            Tunnel::Pppoe => &mut self.stats.tunnel_pppoe,
-            Tunnel::IpInIp => &mut self.stats.tunnel_ipip,
-        } += 1;
+        self.stats.tunnels[kind as usize] += 1;
         match inner {
             Inner::EtherType(ethertype, b) => self.ethertype(path, ethertype, b, sink),
             Inner::Ethernet(b) => match ethernet::parse(b) {
@@ -185,17 +178,11 @@ impl Ingress {
         match protocol {
             ip::PROTO_UDP => self.udp(path, src, dst, payload, truncated, reassembled, sink),
             ip::PROTO_TCP => self.tcp_segment(path, src, dst, payload, truncated, sink),
-            ip::PROTO_GRE => match decode::gre_step(payload) {
-                Ok(step) => self.step(path, step, sink),
-                Err(e) => self.malformed(e),
+            _ => match decode::ip_step(protocol, payload) {
+                Some(Ok(step)) => self.step(path, step, sink),
+                Some(Err(e)) => self.malformed(e),
+                None => self.stats.other_ip += 1,
             },
-            ip::PROTO_IPIP => {
-                self.tunnel(path, Tunnel::IpInIp, Inner::EtherType(ethernet::ETHERTYPE_IPV4, payload), sink)
-            }
-            ip::PROTO_IPV6 => {
-                self.tunnel(path, Tunnel::IpInIp, Inner::EtherType(ethernet::ETHERTYPE_IPV6, payload), sink)
-            }
-            _ => self.stats.other_ip += 1,
         }
     }
 
@@ -216,10 +203,8 @@ impl Ingress {
             Ok(u) => u,
             Err(e) => return self.malformed(e),
         };
-        if u.dst_port == vxlan::PORT
-            && let Ok(v) = vxlan::parse(u.payload)
-        {
-            return self.tunnel(path, Tunnel::Vxlan, Inner::Ethernet(v.payload), sink);
+        if let Some(step) = decode::udp_step(u.dst_port, u.payload) {
+            return self.step(path, step, sink);
         }
         let truncated = truncated || u.truncated;
         if truncated {

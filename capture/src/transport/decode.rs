@@ -4,11 +4,11 @@
 //! IP-in-IP).
 //!
 //! Each function here looks at one layer and says what comes next ([`Step`]); the walk itself,
-//! with its depth cap, IP fragment reassembly and TCP streams, is [`crate::ingress::Ingress`].
+//! with its depth cap, IP fragment reassembly and TCP streams, is [`crate::transport::ingress::Ingress`].
 
 use std::net::SocketAddr;
 
-use crate::wire::{self, ErrorKind, Layer, WireError, erspan, ethernet, gre, ip, mpls, ppp, pppoe, sll};
+use crate::wire::{self, ErrorKind, Layer, WireError, erspan, ethernet, gre, ip, mpls, ppp, pppoe, sll, vxlan};
 
 /// The link-layer header type of a capture (its libpcap DLT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +103,19 @@ impl Transport {
     }
 }
 
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Written out (in call records) by its lower-case name.
+impl From<Transport> for String {
+    fn from(t: Transport) -> String {
+        t.as_str().to_owned()
+    }
+}
+
 /// The network-layer payload of a link-layer frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkPayload<'a> {
@@ -161,7 +174,12 @@ pub fn link_layer(link: LinkType, frame: &[u8]) -> Result<LinkPayload<'_>, WireE
     Ok(LinkPayload { ethertype, payload, vlan })
 }
 
-/// A kind of encapsulation, for counters.
+/// A kind of encapsulation, for counters (`IngressStats::tunnels`, indexed by `kind as usize`).
+///
+/// A new encapsulation takes its wire view in `wire/`, a variant here (named in
+/// [`Tunnel::ALL`] and [`Tunnel::name`]) and an arm in the one step that finds it
+/// ([`ethertype_step`], [`gre_step`], [`ip_step`] or [`udp_step`]); the walk, the depth cap and
+/// the counters follow from those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tunnel {
     /// GRE (RFC 2784/2890) or PPTP's enhanced GRE.
@@ -178,6 +196,26 @@ pub enum Tunnel {
     IpInIp,
 }
 
+impl Tunnel {
+    /// Number of kinds.
+    pub const COUNT: usize = 6;
+    /// Every kind, in declaration order (index = `kind as usize`).
+    pub const ALL: [Tunnel; Tunnel::COUNT] =
+        [Tunnel::Gre, Tunnel::Erspan, Tunnel::Vxlan, Tunnel::Mpls, Tunnel::Pppoe, Tunnel::IpInIp];
+
+    /// Lower-case name used in counters (`tunnel_<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tunnel::Gre => "gre",
+            Tunnel::Erspan => "erspan",
+            Tunnel::Vxlan => "vxlan",
+            Tunnel::Mpls => "mpls",
+            Tunnel::Pppoe => "pppoe",
+            Tunnel::IpInIp => "ipip",
+        }
+    }
+}
+
 /// What an encapsulation carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inner<'a> {
@@ -185,6 +223,27 @@ pub enum Inner<'a> {
     Ethernet(&'a [u8]),
     /// A payload named by its EtherType.
     EtherType(u16, &'a [u8]),
+}
+
+/// The step below an IP header that is neither UDP nor TCP: GRE and IP-in-IP; `None` for
+/// protocols not followed.
+pub fn ip_step(protocol: u8, payload: &[u8]) -> Option<Result<Step<'_>, WireError>> {
+    Some(match protocol {
+        ip::PROTO_GRE => gre_step(payload),
+        ip::PROTO_IPIP => Ok(Step::Tunnel(Tunnel::IpInIp, Inner::EtherType(ethernet::ETHERTYPE_IPV4, payload))),
+        ip::PROTO_IPV6 => Ok(Step::Tunnel(Tunnel::IpInIp, Inner::EtherType(ethernet::ETHERTYPE_IPV6, payload))),
+        _ => return None,
+    })
+}
+
+/// A tunnel carried in UDP, found by its port and header (VXLAN); `None` for any other
+/// datagram, which is delivered as it is.
+#[inline]
+pub fn udp_step(dst_port: u16, payload: &[u8]) -> Option<Step<'_>> {
+    match dst_port {
+        vxlan::PORT => vxlan::parse(payload).ok().map(|v| Step::Tunnel(Tunnel::Vxlan, Inner::Ethernet(v.payload))),
+        _ => None,
+    }
 }
 
 /// One step down from a layer.
