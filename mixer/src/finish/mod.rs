@@ -11,8 +11,11 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::mixer::PendingRecording;
+use crate::pending::PendingRecording;
 use crate::record::{AudioFileRecord, CallRecord};
+
+pub mod recover;
+pub(crate) mod report;
 
 /// A finished recording: durable files in the work directory, ready to enter the spool.
 #[derive(Debug)]
@@ -114,7 +117,7 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     // Written under a temporary name and renamed once durable: a half-written record (a crash
     // or a full disk mid-write) must never pass for a finished recording at the next start;
     // without it, crash recovery rebuilds the record from the audio and its sidecar.
-    let part = stem.with_extension(crate::recover::RECORD_PART);
+    let part = stem.with_extension(recover::RECORD_PART);
     let written = OpenOptions::new()
         .write(true)
         .create(true)
@@ -128,7 +131,7 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     }
     File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;
     // The record is durable: the sidecar kept for crash recovery is no longer needed.
-    let _ = std::fs::remove_file(crate::recover::sidecar_path(&stem.with_extension("audio")));
+    let _ = std::fs::remove_file(crate::mix::sidecar::sidecar_path(&stem.with_extension("audio")));
     files.push(FinishedFile {
         path: json_path.clone(),
         ext: "json".into(),
