@@ -40,6 +40,7 @@ pub(crate) enum CrashPoint {
     ShipAfterMark,
 }
 
+#[cfg_attr(any(test, not(feature = "crash-points")), allow(dead_code))]
 impl CrashPoint {
     /// Every point, for tests and the `CALLVAULT_CRASH_AT` names.
     pub(crate) const ALL: [CrashPoint; 8] = [

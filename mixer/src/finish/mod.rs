@@ -3,7 +3,7 @@
 //! because fsync and hashing block.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use capture::Timestamp;
@@ -189,21 +189,11 @@ fn suffix(path: &Path) -> String {
     name.split_once('.').map_or_else(|| "bin".to_owned(), |(_, ext)| ext.to_owned())
 }
 
-/// SHA-256 and length of a file, read from the start.
-pub fn hash_file(file: &mut File) -> io::Result<(String, u64)> {
+/// SHA-256 and length of an open file, read from the start (the one hash of it on its way
+/// to the spool, which takes it as given).
+fn hash_file(file: &mut File) -> io::Result<(String, u64)> {
     file.seek(SeekFrom::Start(0))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((hex::encode(h.finalize()), total))
+    filehash::hash_reader(file)
 }
 
 /// The archive key of a call: its start date as directories, then a name a person can read
