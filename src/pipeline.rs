@@ -1,6 +1,7 @@
-//! The running pipeline: capture (on the caller's thread) -> batches -> mixer thread ->
+//! The running pipeline: capture (on the caller's thread) -> batches -> mixer threads ->
 //! finisher threads -> spool -> shipper. Data flows one way; each stage owns its state and
-//! hands the next stage finished work over a bounded channel.
+//! hands the next stage finished work over a bounded channel (the mixers through the
+//! [`Drain`] this module gives them).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capture::events::EventSink;
-use crossbeam_channel::{Receiver, bounded};
-use mixer::audio::AudioConfig;
-use mixer::timeline::TimelineConfig;
-use mixer::{Mixer, MixerConfig, MixerStats, PendingRecording};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use mixer::mix::audio::AudioConfig;
+use mixer::mix::timeline::TimelineConfig;
+use mixer::{Drain, Mixer, MixerConfig, MixerStats, PendingRecording};
 use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
 
 use crate::batch::{Backpressure, Batch, BatchSink, Lane};
@@ -34,13 +35,35 @@ pub struct Options {
     /// Mixer ring sizing.
     pub timeline: TimelineConfig,
     /// Recording format and layout.
-    pub audio: mixer::audio::AudioConfig,
+    pub audio: mixer::mix::audio::AudioConfig,
     /// Finisher threads (fsync + hash + record).
     pub finishers: usize,
     /// Mixer threads (calls are spread over them).
     pub mixers: usize,
     /// What capture does when the mixer falls behind.
     pub backpressure: Backpressure,
+    /// Prefix of this run's work files (see [`run_id`]).
+    pub run_id: String,
+}
+
+/// A run id: the start time and the process id, unique per run so that the work files of an
+/// earlier run (left by a crash) are never reused. Read once, by the wiring: the mixer is
+/// handed it and never reads the clock.
+pub fn run_id() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    format!("{secs}-{}", std::process::id())
+}
+
+/// The mixers' drain: ended calls go onto the finishers' queue.
+#[derive(Debug)]
+struct ToFinishers(Sender<PendingRecording>);
+
+impl Drain for ToFinishers {
+    fn finished(&mut self, recording: PendingRecording) {
+        // The finishers outlive the mixers; if they are gone the program is shutting down
+        // after an error that has already been reported.
+        let _ = self.0.send(recording);
+    }
 }
 
 /// What the finisher threads did.
@@ -96,7 +119,7 @@ impl std::fmt::Debug for Pipeline {
 
 impl Options {
     /// The pipeline a configuration asks for.
-    pub fn from_config(c: &Config, backpressure: Backpressure) -> Options {
+    pub fn from_config(c: &Config, backpressure: Backpressure, run_id: String) -> Options {
         let r = &c.recording;
         let timeline = TimelineConfig { reorder_frames: r.reorder_ms.saturating_mul(8), ..TimelineConfig::default() };
         let mixers = match r.mixers {
@@ -105,13 +128,13 @@ impl Options {
         };
         let audio = AudioConfig {
             format: match r.audio_format {
-                AudioFormat::Wav => mixer::audio::AudioFormat::Wav,
-                AudioFormat::Flac => mixer::audio::AudioFormat::Flac,
+                AudioFormat::Wav => mixer::mix::audio::AudioFormat::Wav,
+                AudioFormat::Flac => mixer::mix::audio::AudioFormat::Flac,
             },
             layout: match r.audio_layout {
-                AudioLayout::Stereo => mixer::audio::AudioLayout::Stereo,
-                AudioLayout::Mono => mixer::audio::AudioLayout::Mono,
-                AudioLayout::Split => mixer::audio::AudioLayout::Split,
+                AudioLayout::Stereo => mixer::mix::audio::AudioLayout::Stereo,
+                AudioLayout::Mono => mixer::mix::audio::AudioLayout::Mono,
+                AudioLayout::Split => mixer::mix::audio::AudioLayout::Split,
             },
         };
         Options {
@@ -122,6 +145,7 @@ impl Options {
             finishers: r.finishers,
             mixers,
             backpressure,
+            run_id,
         }
     }
 }
@@ -145,7 +169,7 @@ impl Pipeline {
             ShipperConfig { concurrency: opts.config.shipping.concurrency.max(1), ..ShipperConfig::default() };
         let shipper = Shipper::start(spool.clone(), targets, shipper_cfg)?;
 
-        let mut mixer_cfg = MixerConfig::new(work.clone());
+        let mut mixer_cfg = MixerConfig::new(work.clone(), opts.run_id.clone());
         mixer_cfg.timeline = opts.timeline;
         mixer_cfg.audio = opts.audio;
         mixer_cfg.min_free_bytes = opts.config.storage.min_free_mb << 20;
@@ -170,7 +194,7 @@ impl Pipeline {
         for i in 0..opts.mixers.max(1) {
             let mut cfg = mixer_cfg.clone();
             cfg.run_id = format!("{}-m{i}", mixer_cfg.run_id);
-            let mut mixer = Mixer::new(cfg, pending_tx.clone())
+            let mut mixer = Mixer::new(cfg, ToFinishers(pending_tx.clone()))
                 .with_context(|| format!("cannot create work directory '{}'", work.display()))?;
             let (batch_tx, batch_rx) = bounded::<Batch>(BATCH_QUEUE);
             let (recycle_tx, recycle_rx) = bounded::<Batch>(BATCH_QUEUE + 2);
@@ -192,7 +216,7 @@ impl Pipeline {
             mixers.push(handle);
         }
         // What an earlier run left in the work directory after a crash: finish and ship it.
-        let found = mixer::recover::scan(&work).with_context(|| format!("cannot scan '{}'", work.display()))?;
+        let found = mixer::finish::recover::scan(&work).with_context(|| format!("cannot scan '{}'", work.display()))?;
         let (n_fin, n_int) = (found.finished.len(), found.interrupted.len());
         for files in found.finished {
             match mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| enter(&spool, f).map_err(Into::into)) {

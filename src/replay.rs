@@ -33,7 +33,7 @@ pub fn replay(source: &Source, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// Replays the capture files through the whole pipeline and returns the report unprinted.
 pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool) -> anyhow::Result<Summary> {
-    let opts = Options::from_config(config, Backpressure::Block);
+    let opts = Options::from_config(config, Backpressure::Block, crate::pipeline::run_id());
     let mut engine = Engine::new(engine_config(config));
     let mut pipeline = Pipeline::start(&opts)?;
     let started = Instant::now();

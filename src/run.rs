@@ -69,7 +69,7 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
         "privileges dropped: no capabilities, no new privileges; a new capture cannot be opened (checked)"
     );
 
-    let opts = Options::from_config(&config, Backpressure::DropMedia);
+    let opts = Options::from_config(&config, Backpressure::DropMedia, crate::pipeline::run_id());
     let mut live_run = LiveRun {
         engine: Engine::new(engine_config(&config)),
         pipeline: Pipeline::start(&opts)?,

@@ -89,8 +89,10 @@ fn killed_mid_call_then_recovered_and_shipped() {
         assert!(frames > 8000 * 5, "at least 5 s of audio survived: {frames}");
         // What was written before the crash is the call's audio, sample for sample: the
         // callee's first packet starts the file.
-        let first: Vec<i16> =
-            t.callee.payloads.as_ref().unwrap()[0].iter().map(|&b| mixer::g711::ULAW_TO_LINEAR[b as usize]).collect();
+        let first: Vec<i16> = t.callee.payloads.as_ref().unwrap()[0]
+            .iter()
+            .map(|&b| mixer::mix::g711::ULAW_TO_LINEAR[b as usize])
+            .collect();
         assert_eq!(&callee[..160], &first[..]);
         assert!(caller.iter().any(|&s| s != 0));
         assert_eq!(v["audio"]["sha256"], common::sha256(wav));

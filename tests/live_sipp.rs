@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::live::{self, Netns, Running};
 use common::{channels, have, records, skipped};
-use mixer::g711::ALAW_TO_LINEAR;
+use mixer::mix::g711::ALAW_TO_LINEAR;
 
 const CALLS: usize = 10;
 const CALLER_IP: &str = "10.77.0.1";

@@ -1,13 +1,13 @@
 //! Quality numbers on generated calls with known loss and jitter: loss counts, loss runs,
 //! RFC 3550 jitter and the E-model rating in each call record must match what the generator's
 //! own ground truth gives (the E-model formula itself is unit-tested against ITU-T G.107's
-//! published values in `mixer::quality`).
+//! published values in `mixer::mix::quality`).
 
 mod common;
 
 use callgen::{CallSpec, Party, RtpSchedule, Scenario};
 use common::{records, replay, text};
-use mixer::quality::g711_quality;
+use mixer::mix::quality::g711_quality;
 
 const T0: i64 = 1_735_689_600 * 1_000_000_000;
 

@@ -9,10 +9,11 @@
 //!   makes of the state left behind;
 //! * a single ordinary I/O error (`fail_once`), after which everything keeps working.
 //!
-//! Every build also honours `CALLVAULT_CRASH_AT=<point>[:<skip>]` (a point's kebab-case name,
+//! Builds with the `crash-points` feature (the test command builds the binary with it; release
+//! builds do not) also honour `CALLVAULT_CRASH_AT=<point>[:<skip>]` (a point's kebab-case name,
 //! e.g. `enter-after-moves:2`): the process kills itself with SIGKILL the `skip + 1`-th time it
 //! reaches that point. The end-to-end crash tests use it to `kill -9` the real binary at each
-//! point; it costs one relaxed atomic load per recording when unset.
+//! point. Without the feature the variable is not even read.
 
 use std::io;
 
@@ -39,6 +40,7 @@ pub(crate) enum CrashPoint {
     ShipAfterMark,
 }
 
+#[cfg_attr(any(test, not(feature = "crash-points")), allow(dead_code))]
 impl CrashPoint {
     /// Every point, for tests and the `CALLVAULT_CRASH_AT` names.
     pub(crate) const ALL: [CrashPoint; 8] = [
@@ -68,15 +70,18 @@ impl CrashPoint {
 }
 
 /// `CALLVAULT_CRASH_AT`: the point to die at and how many passes remain before it.
+#[cfg(feature = "crash-points")]
 #[cfg_attr(test, allow(dead_code))]
 struct KillSwitch {
     point: CrashPoint,
     remaining: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(feature = "crash-points")]
 #[cfg_attr(test, allow(dead_code))]
 static KILL_SWITCH: std::sync::OnceLock<Option<KillSwitch>> = std::sync::OnceLock::new();
 
+#[cfg(feature = "crash-points")]
 #[cfg_attr(test, allow(dead_code))]
 fn kill_switch() -> Option<&'static KillSwitch> {
     KILL_SWITCH
@@ -98,6 +103,7 @@ fn kill_switch() -> Option<&'static KillSwitch> {
 }
 
 /// Dies with SIGKILL if `CALLVAULT_CRASH_AT` names `point` and its passes are used up.
+#[cfg(feature = "crash-points")]
 #[cfg_attr(test, allow(dead_code))]
 fn maybe_die(point: CrashPoint) {
     use std::sync::atomic::Ordering;
@@ -136,7 +142,9 @@ impl Faults {
     /// Passes crash point `point` (dies there if `CALLVAULT_CRASH_AT` says so).
     #[inline(always)]
     pub(crate) fn hit(&self, point: CrashPoint) -> io::Result<()> {
+        #[cfg(feature = "crash-points")]
         maybe_die(point);
+        let _ = point;
         Ok(())
     }
 

@@ -1,17 +1,13 @@
 //! Small filesystem helpers shared by the spool and the targets: durable directory creation,
-//! directory fsync, atomic file replacement, hashing and random names.
+//! directory fsync, atomic file replacement and random names; file hashes come from the
+//! `filehash` crate the finisher uses too.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use sha2::{Digest, Sha256};
-
-/// Buffer size for copying and hashing files.
-pub(crate) const IO_BUF: usize = 256 * 1024;
 
 /// Makes the directory entries of `dir` durable (new, renamed or removed names).
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -60,28 +56,7 @@ pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Res
     Ok(())
 }
 
-/// Returns the lowercase hex SHA-256 and the size of everything `reader` yields.
-pub(crate) fn hash_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; IO_BUF];
-    let mut size = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
-}
-
-/// Returns the lowercase hex SHA-256 and the size of the file at `path`.
-pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    hash_reader(File::open(path)?)
-}
+pub(crate) use filehash::hash_file;
 
 /// Whether `s` is a SHA-256 in lowercase hex (64 characters `0-9a-f`).
 pub(crate) fn is_sha256_hex(s: &str) -> bool {
@@ -123,10 +98,8 @@ mod tests {
     }
 
     #[test]
-    fn hash_matches_known_vector() {
-        let (sha, size) = hash_reader(&b"abc"[..]).unwrap();
-        assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(size, 3);
+    fn sha256_hex_is_lowercase_and_64_digits() {
+        let (sha, _) = filehash::hash_reader(&b"abc"[..]).unwrap();
         assert!(is_sha256_hex(&sha));
         assert!(!is_sha256_hex(&sha.to_uppercase()));
         assert!(!is_sha256_hex("abc"));

@@ -14,14 +14,14 @@
 
 mod faults;
 mod fsutil;
-mod shipper;
+mod ship;
 pub mod spool;
 pub mod target;
 
 #[cfg(test)]
 mod tests;
 
-pub use shipper::{LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle};
+pub use ship::{LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle};
 pub use spool::{
     DiskUsage, Entry, EntryFile, EntryId, NewFile, NewRecording, OwedTarget, Retention, Shipped, Spool, SpoolError,
     SpoolOptions, SweepReport,

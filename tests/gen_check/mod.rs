@@ -19,7 +19,7 @@ use std::process::Output;
 
 use callgen::timeline::rtp_nominal_ns;
 use callgen::{CallTruth, Codec, Party, RtpSchedule, Scenario, Truth, rtp_addresses, rtp_packet};
-use mixer::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use mixer::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use serde_json::{Value, json};
 
 use crate::common::{self, Rec, channels, records, replay, rfc3339, text};

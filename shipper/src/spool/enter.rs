@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::error::IoContext;
 use super::format::{self, Action, EntryRecord, Intent, IntentFile, seq_file_name};
-use super::{EntryFile, EntryId, NewRecording, Spool, SpoolError, State, now_rfc3339};
+use super::{Entry, EntryFile, EntryId, NewRecording, Spool, SpoolError, State, now_rfc3339};
 use crate::faults::CrashPoint;
 use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, sync_dir, write_atomic};
 
@@ -238,6 +238,7 @@ impl Spool {
             let bytes = serde_json::to_vec_pretty(&record)
                 .map_err(|e| SpoolError::io("serialize", &entry_path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
             write_atomic(&self.tmp, &entry_path, &bytes).ctx("write", &entry_path)?;
+            self.index().insert(EntryId(intent.seq), Entry::from_record(record));
         }
         self.faults.hit(CrashPoint::EnterAfterEntry).ctx("enter", &intent_path)?;
 

@@ -305,6 +305,10 @@ pub struct Spool {
     state: Mutex<State>,
     /// Stripes of per-entry locks for `mark_shipped` and `complete` (see [`Spool::entry_lock`]).
     entry_locks: [Mutex<()>; ENTRY_LOCKS],
+    /// Every queue entry as last written, by seq: read from `queue/` once at `open`, then kept
+    /// up to date by whoever writes or removes an entry file (after the write or removal is
+    /// durable), so that `pending` never re-reads the queue.
+    index: Mutex<BTreeMap<EntryId, Entry>>,
     faults: Arc<Faults>,
     /// This process's ownership of the spool (`None` only for simulated crashes in tests).
     _owner: Option<OwnerLock>,
@@ -354,6 +358,7 @@ impl Spool {
                 owed: Vec::new(),
             }),
             entry_locks: std::array::from_fn(|_| Mutex::new(())),
+            index: Mutex::new(BTreeMap::new()),
             faults,
             _owner: owner,
         };
@@ -395,7 +400,7 @@ impl Spool {
                 }
             }
         }
-        let keys: Vec<String> = spool.pending()?.into_iter().map(|e| e.key).collect();
+        let keys: Vec<String> = spool.load_index()?.into_iter().map(|e| e.key).collect();
         let mut state = spool.lock();
         for key in keys {
             *state.queued_keys.entry(key).or_default() += 1;
@@ -443,8 +448,15 @@ impl Spool {
         self.recordings.join(format!("{key}.{ext}"))
     }
 
-    /// Every queue entry, oldest first. An unreadable entry is logged and skipped.
+    /// Every queue entry, oldest first, from the in-memory index (an entry unreadable when the
+    /// spool was opened was logged then and is not in it).
     pub fn pending(&self) -> Result<Vec<Entry>, SpoolError> {
+        Ok(self.index().values().cloned().collect())
+    }
+
+    /// Reads every queue entry from disk into the index (at `open`). An unreadable entry is
+    /// logged and skipped.
+    pub(crate) fn load_index(&self) -> Result<Vec<Entry>, SpoolError> {
         let mut entries = Vec::new();
         for seq in self.list_seq_files(&self.queue)? {
             match self.entry(EntryId(seq)) {
@@ -453,7 +465,12 @@ impl Spool {
                 Err(e) => tracing::error!(error = %crate::chain(&e), "skipping a queue entry"),
             }
         }
+        *self.index() = entries.iter().map(|e| (e.id, e.clone())).collect();
         Ok(entries)
+    }
+
+    fn index(&self) -> MutexGuard<'_, BTreeMap<EntryId, Entry>> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ids of every queue entry, oldest first, without reading them.
@@ -516,6 +533,7 @@ impl Spool {
             }
             fs::remove_file(&path).ctx("remove", &path)?;
             sync_dir(&self.queue).ctx("sync directory", &self.queue)?;
+            self.index().remove(&id);
             entry
         };
         let mut state = self.lock();
@@ -555,7 +573,9 @@ impl Spool {
         let path = self.entry_path(entry.id);
         let bytes = serde_json::to_vec_pretty(&entry.to_record())
             .map_err(|e| SpoolError::io("serialize", &path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        write_atomic(&self.tmp, &path, &bytes).ctx("write", path)
+        write_atomic(&self.tmp, &path, &bytes).ctx("write", path)?;
+        self.index().insert(entry.id, entry.clone());
+        Ok(())
     }
 
     fn read_intent(&self, path: &Path) -> Result<Intent, SpoolError> {

@@ -1,6 +1,7 @@
 //! Tests that need the fault-injection seam: one per named crash point, ordering, transient
 //! failures in `enter`, and the model-based property test. Real filesystem, no mocks.
 
+mod backlog;
 mod crash;
 mod model;
 mod s3_crash;

@@ -16,8 +16,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::audio::{AudioConfig, AudioOut};
-use crate::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::mix::audio::{AudioConfig, AudioOut};
+use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 
 /// Bytes per stereo frame in the file.
 const FRAME: usize = 4;

@@ -30,7 +30,7 @@
 //!   drift over one window, for each party).
 //! * **Late is not lost, unless it is.** A packet whose position is still open is placed
 //!   however late it arrives; one whose position was already written is counted late and its
-//!   samples become a logged gap ([`crate::edits`]).
+//!   samples become a logged gap ([`crate::mix::edits`]).
 //! * **Timebase discontinuities.** A packet whose timestamp puts it more than `max_skew` ahead
 //!   of what its arrival allows starts a new timebase (a timestamp jump, a sequence restart). One
 //!   more than `max_skew` behind is placed by its timestamp while its place is open (a burst
@@ -44,8 +44,8 @@
 
 use capture::Timestamp;
 
-use crate::edits::{Anchor, AnchorReason, GapCause, Slip, StreamEdits};
-use crate::timeline::Law;
+use crate::mix::edits::{Anchor, AnchorReason, GapCause, Slip, StreamEdits};
+use crate::mix::timeline::Law;
 
 /// Frames of RTP time per floor block: 2^13 = 8192, 1.024 s.
 const BLOCK_SHIFT: u32 = 13;

@@ -20,42 +20,18 @@ use std::path::{Path, PathBuf};
 use capture::Timestamp;
 use chrono::DateTime;
 
-use crate::audio::AudioLayout;
-use crate::mixer::{CallMix, PendingRecording};
+use crate::mix::audio::AudioLayout;
+use crate::mix::wav::{WavFormat, repair};
+use crate::pending::PendingRecording;
 use crate::record::{
     AudioRecord, CallRecord, Codecs, Endpoints, PartialRecord, PartyRecord, RECORD_VERSION, SipRecord, rfc3339,
 };
-use crate::wav::{WavFormat, repair};
-
-const SIDECAR: &str = "partial.json";
 
 /// Extension of a call record being written (renamed to `.json` once durable).
 pub(crate) const RECORD_PART: &str = "json.part";
 
-/// The sidecar path of an audio file.
-pub fn sidecar_path(wav: &Path) -> PathBuf {
-    wav.with_extension(SIDECAR)
-}
-
-/// Writes the sidecar of a call whose audio file was just created. Not fsynced: it protects
-/// against a crash of callvault, which leaves the page cache intact; after a power loss the
-/// audio is still recovered, under an unknown identity.
-pub(crate) fn write_sidecar(call: &CallMix) {
-    let (from, to) = &*call.parties;
-    let partial = PartialRecord {
-        version: RECORD_VERSION,
-        call_id: call.call_id.clone(),
-        start: rfc3339(call.start),
-        start_ns: call.start.0,
-        from: PartyRecord::from(from),
-        to: PartyRecord::from(to),
-        media_start: rfc3339(call.origin),
-    };
-    let path = sidecar_path(&call.wav_path);
-    if let Err(e) = serde_json::to_vec(&partial).map_err(std::io::Error::other).and_then(|b| std::fs::write(&path, b)) {
-        tracing::warn!(call_id = %call.call_id, "cannot write {}: {e}; a crash would lose the call's identity", path.display());
-    }
-}
+use crate::mix::sidecar::SIDECAR;
+pub use crate::mix::sidecar::sidecar_path;
 
 /// What was found in the work directory.
 #[derive(Debug, Default)]
@@ -266,7 +242,7 @@ fn recover_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wav::WavWriter;
+    use crate::mix::wav::WavWriter;
 
     #[test]
     fn interrupted_finished_and_orphaned_files() {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use capture::Timestamp;
 
-use crate::edits::StreamEdits;
+use crate::mix::edits::StreamEdits;
 
 /// How far back duplicate detection remembers sequence numbers.
 const DUP_WINDOW: u32 = 64;

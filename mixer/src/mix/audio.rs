@@ -20,7 +20,7 @@ use flacenc::error::{Verified, Verify};
 use flacenc::source::{Fill, FrameBuf};
 use md5::{Digest, Md5};
 
-use crate::wav::{WavFormat, WavWriter};
+use crate::mix::wav::{WavFormat, WavWriter};
 
 /// Container of the recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,7 +3,7 @@
 //! because fsync and hashing block.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use capture::Timestamp;
@@ -11,8 +11,11 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::mixer::PendingRecording;
+use crate::pending::PendingRecording;
 use crate::record::{AudioFileRecord, CallRecord};
+
+pub mod recover;
+pub(crate) mod report;
 
 /// A finished recording: durable files in the work directory, ready to enter the spool.
 #[derive(Debug)]
@@ -114,7 +117,7 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     // Written under a temporary name and renamed once durable: a half-written record (a crash
     // or a full disk mid-write) must never pass for a finished recording at the next start;
     // without it, crash recovery rebuilds the record from the audio and its sidecar.
-    let part = stem.with_extension(crate::recover::RECORD_PART);
+    let part = stem.with_extension(recover::RECORD_PART);
     let written = OpenOptions::new()
         .write(true)
         .create(true)
@@ -128,7 +131,7 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     }
     File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;
     // The record is durable: the sidecar kept for crash recovery is no longer needed.
-    let _ = std::fs::remove_file(crate::recover::sidecar_path(&stem.with_extension("audio")));
+    let _ = std::fs::remove_file(crate::mix::sidecar::sidecar_path(&stem.with_extension("audio")));
     files.push(FinishedFile {
         path: json_path.clone(),
         ext: "json".into(),
@@ -186,21 +189,11 @@ fn suffix(path: &Path) -> String {
     name.split_once('.').map_or_else(|| "bin".to_owned(), |(_, ext)| ext.to_owned())
 }
 
-/// SHA-256 and length of a file, read from the start.
-pub fn hash_file(file: &mut File) -> io::Result<(String, u64)> {
+/// SHA-256 and length of an open file, read from the start (the one hash of it on its way
+/// to the spool, which takes it as given).
+fn hash_file(file: &mut File) -> io::Result<(String, u64)> {
     file.seek(SeekFrom::Start(0))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((hex::encode(h.finalize()), total))
+    filehash::hash_reader(file)
 }
 
 /// The archive key of a call: its start date as directories, then a name a person can read

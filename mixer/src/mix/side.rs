@@ -1,14 +1,14 @@
 //! One party of a call as the mixer sees it: its RTP streams, how its payload types resolve,
-//! where its audio goes ([`crate::clock`]) and whether it can be recorded at all.
+//! where its audio goes ([`crate::mix::clock`]) and whether it can be recorded at all.
 
 use std::net::SocketAddr;
 
 use capture::Timestamp;
 use capture::events::{MediaSecurity, RtpMeta};
 
-use crate::clock::Clock;
-use crate::dtmf::DtmfTracker;
-use crate::stream::StreamStats;
+use crate::mix::clock::Clock;
+use crate::mix::dtmf::DtmfTracker;
+use crate::mix::stream::StreamStats;
 
 /// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
 const MAX_STREAMS_PER_SIDE: usize = 8;

@@ -1,0 +1,321 @@
+//! One call's mixing state: its parties' clocks and streams, its timeline, and what the record
+//! will need to say about it.
+
+use std::path::PathBuf;
+
+use capture::Timestamp;
+use capture::codec::{Codec, PayloadDesc, PayloadMap};
+use capture::events::{CallRef, CallStart, MediaAnnounce, MediaSecurity, Party, Side};
+use capture::wire::sdp::Direction;
+
+use super::NS_PER_SAMPLE;
+use super::clock::Env;
+use super::evidence::Evidence;
+use super::rtcp::EndpointView;
+use super::side::{Encrypted, PtKind, SideState};
+use super::stats::MixerStats;
+use super::timeline::{Law, Timeline};
+
+#[derive(Debug)]
+pub(crate) struct CallMix {
+    pub(crate) call: CallRef,
+    pub(crate) call_id: String,
+    pub(crate) start: Timestamp,
+    /// From and To, for the sidecar written beside an audio file in progress.
+    pub(crate) parties: Box<(Party, Party)>,
+    pub(crate) wav_path: PathBuf,
+    pub(crate) timeline: Option<Timeline>,
+    pub(crate) origin: Timestamp,
+    pub(crate) sides: [SideState; 2],
+    /// Latest media announcement by owner (index = owner side).
+    pub(crate) media: [Option<Box<MediaAnnounce>>; 2],
+    /// The party whose SDP came first (the offerer): the other one's is the answer.
+    pub(crate) offerer: Option<Side>,
+    pub(crate) write_error: Option<String>,
+    /// RTP dropped inside callvault before it reached the mixer.
+    pub(crate) capture_drops: u64,
+    /// Packets the kernel dropped (of any call) while this call was up.
+    pub(crate) kernel_drops: u64,
+    /// Packets a capture limit shed (of any call) while this call was up.
+    pub(crate) limit_sheds: u64,
+    /// This call's RTP packets cut short by the snapshot length.
+    pub(crate) snaplen_cut: u64,
+    /// RTCP reports per (source SSRC, reporting side).
+    pub(crate) reports: Vec<(u32, Side, EndpointView)>,
+    /// The evidence capture, once the first frame came.
+    pub(crate) evidence: Option<Evidence>,
+    pub(crate) evidence_error: Option<String>,
+}
+
+impl CallMix {
+    /// A call that has just started; its audio goes to `wav_path` once it has some.
+    pub(crate) fn new(call: CallRef, info: CallStart, wav_path: PathBuf) -> CallMix {
+        CallMix {
+            call,
+            call_id: info.call_id,
+            start: info.start,
+            parties: Box::new((info.from, info.to)),
+            wav_path,
+            timeline: None,
+            origin: Timestamp(0),
+            sides: [SideState::new(), SideState::new()],
+            media: [None, None],
+            offerer: None,
+            write_error: None,
+            capture_drops: 0,
+            kernel_drops: 0,
+            limit_sheds: 0,
+            snaplen_cut: 0,
+            reports: Vec::new(),
+            evidence: None,
+            evidence_error: None,
+        }
+    }
+
+    /// What side `si`'s clock needs to know about the call.
+    #[inline]
+    pub(crate) fn env(&self, si: usize, max_skew: i64) -> Env {
+        let tl = self.timeline.as_ref();
+        Env {
+            written: tl.map_or(0, |t| t.written() as i64),
+            high: self.sides[si].high,
+            max_skew,
+            // Only a side without a mapping of its own starts from the other one's.
+            other: if self.sides[si].clock.has_mapping() { None } else { self.sides[1 - si].clock.mapping() },
+            rebase: (tl.is_none_or(|t| t.end() == 0) && self.sides.iter().all(|s| s.high == 0))
+                .then(|| self.sides[1 - si].clock.held_start()),
+        }
+    }
+
+    /// Places samples of side `si` at `pos`; what cannot be placed any more is late.
+    pub(crate) fn put(
+        &mut self,
+        si: usize,
+        pos: i64,
+        payload: &[u8],
+        law: Law,
+        stats: &mut MixerStats,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
+        let len = payload.len() as i64;
+        if pos < 0 {
+            // Before the recording's first frame: only a packet reordered across the start.
+            self.late(si, pos, len, stats);
+            return Ok(());
+        }
+        let placed = tl.place(si, pos as u64, payload, law, scratch)?;
+        let side = &mut self.sides[si];
+        side.high = side.high.max(pos + len);
+        if placed.late_samples > 0 {
+            stats.late_packets += 1;
+            side.current.late += 1;
+            side.current.edits.late(pos, i64::from(placed.late_samples));
+        }
+        Ok(())
+    }
+
+    /// A packet of side `si` whose place (`pos`) was written long ago.
+    pub(crate) fn late(&mut self, si: usize, pos: i64, len: i64, stats: &mut MixerStats) {
+        stats.late_packets += 1;
+        let side = &mut self.sides[si];
+        side.current.late += 1;
+        side.current.edits.late(pos, len);
+    }
+
+    /// Side `si`'s held suspects were late after all.
+    pub(crate) fn reject(&mut self, si: usize, stats: &mut MixerStats) {
+        let rejected = self.sides[si].clock.take_rejected();
+        for (pos, len) in rejected {
+            self.late(si, pos, len, stats);
+        }
+    }
+
+    /// Side `si`'s clock chose its anchor: moves the origin if asked, then places every held
+    /// packet.
+    pub(crate) fn release(
+        &mut self,
+        si: usize,
+        rebase: i64,
+        stats: &mut MixerStats,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        if rebase != 0 {
+            self.origin = self.origin.add_nanos(rebase * NS_PER_SAMPLE);
+            self.sides[1 - si].clock.rebase(rebase);
+            super::sidecar::write_sidecar(self);
+        }
+        let side = &mut self.sides[si];
+        let Some((held, bytes)) = side.clock.take_held() else { return Ok(()) };
+        for h in &held {
+            let side = &mut self.sides[si];
+            let pos = side.clock.place_held(h, &mut side.current.edits);
+            self.put(si, pos, &bytes[h.range()], h.pkt.law, stats, scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Compares the parties' clocks (see [`crate::mix::clock::balance`]).
+    pub(crate) fn balance(&mut self, hold: u32) {
+        let progress: Vec<i64> = self.sides.iter().filter_map(|s| s.clock.progress(s.high)).collect();
+        let hi = progress.iter().copied().max().unwrap_or(0);
+        let active = progress.len() == 2 && progress.iter().all(|&p| p >= hi - i64::from(hold));
+        let [a, b] = &mut self.sides;
+        crate::mix::clock::balance([&mut a.clock, &mut b.clock], active);
+    }
+
+    /// Frames settle once the slowest party sending has got past them by the reorder
+    /// window, or once the leading party is further ahead than the hold bound: progress is
+    /// RTP time, never capture time, so a stall or a faster replay changes nothing.
+    #[inline]
+    pub(crate) fn settle(&mut self, reorder: i64, hold: i64, scratch: &mut Vec<u8>) -> std::io::Result<()> {
+        let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for s in &self.sides {
+            if let Some(p) = s.clock.progress(s.high) {
+                lo = lo.min(p);
+                hi = hi.max(p);
+            }
+        }
+        if hi == i64::MIN {
+            return Ok(());
+        }
+        let target = (lo - reorder).max(hi - hold).max(0);
+        tl.settle(target as u64, scratch)
+    }
+
+    /// Writing the recording failed: nothing more is written, the record says why.
+    pub(crate) fn fail(&mut self, e: &std::io::Error, stats: &mut MixerStats) {
+        stats.write_errors += 1;
+        tracing::error!(call_id = %self.call_id, path = %self.wav_path.display(), "cannot write recording: {e}");
+        self.write_error = Some(format!("writing {} failed: {e}", self.wav_path.display()));
+    }
+
+    /// Chooses the anchor of side `si`'s held packets now and places them (its stream ends,
+    /// or the call does).
+    pub(crate) fn release_now(
+        &mut self,
+        si: usize,
+        max_skew: i64,
+        stats: &mut MixerStats,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        if !self.sides[si].clock.holding() {
+            return Ok(());
+        }
+        if self.timeline.is_none() || self.write_error.is_some() {
+            self.sides[si].clock.discard_held();
+            return Ok(());
+        }
+        if self.sides[si].clock.suspecting() {
+            // Undecided when the stream ended: late under the timebase they were behind.
+            self.reject(si, stats);
+            return Ok(());
+        }
+        let env = self.env(si, max_skew);
+        let side = &mut self.sides[si];
+        let rebase = side.clock.release(&env, &mut side.current.edits);
+        self.release(si, rebase, stats, scratch)
+    }
+
+    /// Places whatever is still held (the call ends).
+    pub(crate) fn drain(
+        &mut self,
+        max_skew: i64,
+        stats: &mut MixerStats,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        for si in 0..2 {
+            self.release_now(si, max_skew, stats, scratch)?;
+        }
+        for s in &mut self.sides {
+            stats.slips += s
+                .streams()
+                .iter()
+                .map(|st| st.edits.slips.len() as u64 + u64::from(st.edits.slips_omitted))
+                .sum::<u64>();
+            s.close();
+        }
+        Ok(())
+    }
+
+    /// `side`'s RTP is encrypted: nothing more of it is recorded. What it sent before (in the
+    /// clear: a ZRTP handshake precedes the encryption, an SDP the media) is kept.
+    pub(crate) fn encrypt(
+        &mut self,
+        side: Side,
+        security: MediaSecurity,
+        time: Timestamp,
+        env: (i64, &mut MixerStats, &mut Vec<u8>),
+    ) {
+        let si = side.index();
+        if self.sides[si].encrypted.is_some() {
+            return;
+        }
+        let (max_skew, stats, scratch) = env;
+        if let Err(e) = self.release_now(si, max_skew, stats, scratch) {
+            self.fail(&e, stats);
+        }
+        let s = &mut self.sides[si];
+        s.encrypted = Some(Encrypted { security, since: time, clear_frames: s.high.max(0) as u64, packets: 0 });
+    }
+
+    /// Notes which parties the latest SDP lets send: a party that may not send is on hold,
+    /// and the silence after it is explained by that.
+    pub(crate) fn note_directions(&mut self) {
+        let dir = |i: usize| self.media[i].as_ref().map_or(Direction::SendRecv, |m| m.direction);
+        for si in 0..2 {
+            let sending = dir(si).sends() && dir(1 - si).receives();
+            let s = &mut self.sides[si];
+            if s.sending && !sending {
+                s.clock.hints.hold = true;
+            }
+            s.sending = sending;
+        }
+    }
+}
+
+/// Resolves (and caches) what a payload type means for RTP sent by `sender`: the sender's own
+/// SDP first (what it said it would use), then the other party's (a sender using what it was
+/// offered, or echoing it back), then the static table. A payload type its own SDP did not
+/// declare is remembered for the record.
+pub(crate) fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
+    let pt = pt & 0x7f;
+    let si = sender.index();
+    let cached = call.sides[si].kinds[pt as usize];
+    if cached != PtKind::Unresolved {
+        return cached;
+    }
+    let (desc, declared) = lookup(&call.media, sender, pt);
+    let kind = match desc.as_ref().map(|d| d.codec) {
+        Some(Codec::Pcmu) => PtKind::Ulaw,
+        Some(Codec::Pcma) => PtKind::Alaw,
+        Some(Codec::TelephoneEvent) => PtKind::Event,
+        Some(Codec::ComfortNoise) => PtKind::ComfortNoise,
+        _ => PtKind::Undecodable,
+    };
+    let side = &mut call.sides[si];
+    side.kinds[pt as usize] = kind;
+    let name = desc.map_or_else(|| format!("PT{pt}"), |d| d.encoding);
+    if !declared && side.undeclared.len() < 8 && !side.undeclared.iter().any(|(p, _)| *p == pt) {
+        side.undeclared.push((pt, name.clone()));
+    }
+    if !matches!(kind, PtKind::Event | PtKind::ComfortNoise) && side.codec.is_none() {
+        side.codec = Some(name.clone());
+    }
+    if kind == PtKind::Undecodable && side.undecodable.is_none() {
+        side.undecodable = Some(format!("{name} (PT {pt})"));
+    }
+    kind
+}
+
+/// What payload type `pt` sent by `sender` is (see [`resolve`]), and whether the sender's own
+/// SDP declared it (true when the sender announced no SDP: nothing to hold it to).
+pub(crate) fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: u8) -> (Option<PayloadDesc>, bool) {
+    let find = |side: Side| media[side.index()].as_ref().map(|m| m.payloads.entries().iter().find(|d| d.pt == pt));
+    let own = find(sender);
+    let declared = !matches!(own, Some(None));
+    let desc =
+        own.flatten().or_else(|| find(sender.other()).flatten()).cloned().or_else(|| PayloadMap::default().get(pt));
+    (desc, declared)
+}

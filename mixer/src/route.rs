@@ -1,0 +1,597 @@
+//! The mixer's router: call events and RTP in, each packet routed to its call's [`CallMix`]
+//! (one open audio file per call with media), and a [`PendingRecording`] out to the wiring's
+//! [`Drain`] when the call ends.
+//!
+//! Per RTP packet the mixer does a slot lookup, a sequence-number check, a 256-entry table
+//! decode into the call's ring and (every few kilobytes) one `write`. It allocates nothing per
+//! packet. The heavy, blocking part of finishing a recording (fsync, hashing, the JSON) is
+//! left to [`crate::finish`], off this thread.
+
+use std::path::PathBuf;
+
+use capture::events::{CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, RtcpMeta, RtpMeta, Side};
+use capture::{LinkType, Timestamp};
+
+use crate::mix::NS_PER_SAMPLE;
+use crate::mix::audio::AudioConfig;
+use crate::mix::call::{CallMix, resolve};
+use crate::mix::clock::{Pkt, Route};
+use crate::mix::disk::DiskGuard;
+use crate::mix::evidence::Evidence;
+use crate::mix::rtcp::EndpointView;
+use crate::mix::side::PtKind;
+use crate::mix::sidecar::write_sidecar;
+use crate::mix::stats::MixerStats;
+use crate::mix::stream::SeqVerdict;
+use crate::mix::timeline::{Law, Timeline, TimelineConfig};
+use crate::pending::Drain;
+
+/// Sources whose RTCP reports are kept per call.
+const MAX_REPORTED_SOURCES: usize = 16;
+
+/// Mixer settings.
+#[derive(Debug, Clone)]
+pub struct MixerConfig {
+    /// Directory for recordings in progress (same filesystem as the spool).
+    pub work_dir: PathBuf,
+    /// Prefix of work file names, unique per run so files left by an earlier run (after a
+    /// crash) are never reused.
+    pub run_id: String,
+    /// Ring and reorder window sizing.
+    pub timeline: TimelineConfig,
+    /// Format and channel layout of the recordings.
+    pub audio: AudioConfig,
+    /// A packet whose RTP timestamp is further than this (frames) from where its stream's
+    /// least delayed packets put it is a timestamp discontinuity (see [`crate::clock`]), not
+    /// jitter or a stall. Default 8000 (1 s).
+    pub max_skew_frames: i64,
+    /// Free space kept on the work directory's filesystem: below it audio stops being written
+    /// so that call records still fit (see the `disk` module). 0: none. Default 64 MiB.
+    pub min_free_bytes: u64,
+}
+
+impl MixerConfig {
+    /// Defaults with the given work directory and run id (chosen by the caller, see
+    /// [`MixerConfig::run_id`]: the mixer itself never reads the clock).
+    pub fn new(work_dir: PathBuf, run_id: String) -> MixerConfig {
+        MixerConfig {
+            work_dir,
+            run_id,
+            timeline: TimelineConfig::default(),
+            audio: AudioConfig::default(),
+            max_skew_frames: 8000,
+            min_free_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The mixer. Implements [`EventSink`], so it can sit directly behind a capture engine
+/// (tests, tools) or behind a channel (the threaded pipeline). Ended calls go to `D`.
+#[derive(Debug)]
+pub struct Mixer<D> {
+    cfg: MixerConfig,
+    calls: Vec<Option<CallMix>>,
+    stats: MixerStats,
+    drain: D,
+    /// Decode buffer for writes, shared by all calls so it stays in cache.
+    scratch: Vec<u8>,
+    /// The free-space reserve.
+    disk: DiskGuard,
+    /// How far written audio may trail the leading party (`TimelineConfig::hold`).
+    hold: u32,
+}
+
+impl<D: Drain> Mixer<D> {
+    /// A mixer writing into `cfg.work_dir` and handing ended calls to `drain`.
+    pub fn new(cfg: MixerConfig, drain: D) -> std::io::Result<Mixer<D>> {
+        std::fs::create_dir_all(&cfg.work_dir)?;
+        let disk = DiskGuard::new(cfg.work_dir.clone(), cfg.min_free_bytes);
+        let hold = cfg.timeline.hold();
+        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), drain, scratch: Vec::new(), disk, hold })
+    }
+
+    /// The drain (a test's `Vec` of ended calls, say).
+    pub fn drain_mut(&mut self) -> &mut D {
+        &mut self.drain
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &MixerStats {
+        &self.stats
+    }
+
+    /// Calls with state in the mixer.
+    pub fn open_calls(&self) -> usize {
+        self.calls.iter().filter(|c| c.is_some()).count()
+    }
+
+    fn call_mut(&mut self, r: CallRef) -> Option<&mut CallMix> {
+        self.calls.get_mut(r.slot as usize)?.as_mut().filter(|c| c.call == r)
+    }
+
+    fn start(&mut self, call: CallRef, info: CallStart) {
+        let idx = call.slot as usize;
+        if self.calls.len() <= idx {
+            self.calls.resize_with(idx + 1, || None);
+        }
+        let wav_path = self.cfg.work_dir.join(format!(
+            "{}-{}-{}.{}",
+            self.cfg.run_id,
+            call.slot,
+            call.generation,
+            self.cfg.audio.format.ext()
+        ));
+        self.calls[idx] = Some(CallMix::new(call, info, wav_path));
+    }
+
+    fn end(&mut self, call: CallRef, info: &CallInfo) {
+        let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
+        let Some(mut mix) = slot.take_if(|c| c.call == call) else { return };
+        self.stats.calls_finished += 1;
+        if let Err(e) = mix.drain(self.cfg.max_skew_frames, &mut self.stats, &mut self.scratch)
+            && mix.write_error.is_none()
+        {
+            self.stats.write_errors += 1;
+            mix.write_error = Some(format!("writing {} failed: {e}", mix.wav_path.display()));
+        }
+        let pending = crate::finish::report::finish_call(mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
+        self.drain.finished(pending);
+    }
+
+    /// Ends every call still open (the capture side normally does this through events).
+    pub fn abandon_all(&mut self) -> usize {
+        let n = self.open_calls();
+        self.calls.clear();
+        n
+    }
+}
+
+impl<D: Drain> EventSink for Mixer<D> {
+    #[inline]
+    fn rtp(&mut self, m: &RtpMeta, payload: &[u8]) {
+        self.stats.rtp_packets += 1;
+        let Mixer { cfg, calls, stats, scratch, disk, hold, .. } = self;
+        let Some(call) = calls.get_mut(m.call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == m.call)
+        else {
+            stats.rtp_orphans += 1;
+            return;
+        };
+        let mut packet = Packet { cfg, stats, scratch, disk, hold: *hold };
+        let Some((law, verdict)) = packet.classify(call, m, payload) else { return };
+        if payload.is_empty() || call.write_error.is_some() || !packet.open(call, m.time) {
+            return;
+        }
+        packet.place(call, m, payload, law, verdict);
+    }
+
+    fn frame(&mut self, call: CallRef, time: Timestamp, link: LinkType, frame: &[u8]) {
+        let Some(c) = self.call_mut(call) else { return };
+        if c.evidence_error.is_some() {
+            return;
+        }
+        if c.evidence.is_none() {
+            let path = c.wav_path.with_extension("pcap");
+            match Evidence::create(&path, link) {
+                Ok(e) => {
+                    c.evidence = Some(e);
+                    if c.timeline.is_none() {
+                        write_sidecar(c);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(call_id = %c.call_id, "cannot create evidence capture {}: {e}", path.display());
+                    c.evidence_error = Some(format!("cannot create {}: {e}", path.display()));
+                    return;
+                }
+            }
+        }
+        if let Some(ev) = c.evidence.as_mut()
+            && let Err(e) = ev.write(time, link, frame)
+        {
+            tracing::error!(call_id = %c.call_id, "cannot write evidence capture {}: {e}", ev.path().display());
+            c.evidence_error = Some(format!("writing {} failed: {e}", ev.path().display()));
+        }
+    }
+
+    fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
+        let Some(call) = self.call_mut(meta.call) else { return };
+        for block in crate::mix::rtcp::report_blocks(packet) {
+            let i = match call.reports.iter().position(|r| r.0 == block.source && r.1 == meta.side) {
+                Some(i) => i,
+                None if call.reports.len() < MAX_REPORTED_SOURCES => {
+                    call.reports.push((block.source, meta.side, EndpointView::default()));
+                    call.reports.len() - 1
+                }
+                None => continue,
+            };
+            call.reports[i].2.add(&block, 8000);
+        }
+    }
+
+    fn call(&mut self, event: CallEvent) {
+        match event {
+            CallEvent::Started { call, info } => self.start(call, *info),
+            CallEvent::Media { call, media } => {
+                let max_skew = self.cfg.max_skew_frames;
+                let Some(c) =
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                else {
+                    return;
+                };
+                // Payload types are re-resolved for both directions after any new SDP.
+                for s in &mut c.sides {
+                    s.kinds = [PtKind::Unresolved; 128];
+                }
+                let (owner, time, security) = (media.owner, media.time, media.security);
+                c.offerer.get_or_insert(owner);
+                c.media[owner.index()] = Some(media);
+                c.note_directions();
+                if let Some(security) = security {
+                    // One media line keys both directions.
+                    for side in [Side::Caller, Side::Callee] {
+                        c.encrypt(side, security, time, (max_skew, &mut self.stats, &mut self.scratch));
+                    }
+                }
+            }
+            CallEvent::Encrypted { call, side, security } => {
+                let max_skew = self.cfg.max_skew_frames;
+                let Some(c) =
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                else {
+                    return;
+                };
+                let time = c.sides[side.index()].current.last;
+                for side in [Side::Caller, Side::Callee] {
+                    c.encrypt(side, security, time, (max_skew, &mut self.stats, &mut self.scratch));
+                }
+            }
+            CallEvent::Dropped { call, packets, cause } => {
+                if let Some(c) = self.call_mut(call) {
+                    match cause {
+                        DropCause::Queue => c.capture_drops += packets,
+                        DropCause::Kernel => c.kernel_drops += packets,
+                        DropCause::Limit => c.limit_sheds += packets,
+                        DropCause::Snaplen => {
+                            c.snaplen_cut += packets;
+                            return;
+                        }
+                    }
+                    for s in &mut c.sides {
+                        s.clock.hints.dropped = true;
+                    }
+                }
+            }
+            CallEvent::Ended { call, info } => self.end(call, &info),
+        }
+    }
+}
+
+/// What one RTP packet's way through the mixer uses besides its call: the mixer's settings,
+/// counters, decode buffer and free-space reserve, borrowed for the packet.
+struct Packet<'a> {
+    cfg: &'a MixerConfig,
+    stats: &'a mut MixerStats,
+    scratch: &'a mut Vec<u8>,
+    disk: &'a mut DiskGuard,
+    hold: u32,
+}
+
+impl Packet<'_> {
+    /// Accounts the packet to its stream and says what it is: the G.711 law of audio to
+    /// place, with its sequence verdict, or `None` when nothing is to be placed (a duplicate,
+    /// an event or comfort noise, an undecodable codec, encrypted media).
+    #[inline]
+    fn classify(&mut self, call: &mut CallMix, m: &RtpMeta, payload: &[u8]) -> Option<(Law, SeqVerdict)> {
+        let si = m.side.index();
+        if call.sides[si].switches(m) && call.sides[si].clock.holding() {
+            // The stream before still has packets held aside: place them first.
+            if let Err(e) = call.release_now(si, self.cfg.max_skew_frames, self.stats, self.scratch) {
+                call.fail(&e, self.stats);
+            }
+        }
+        let kind = resolve(call, m.side, m.pt);
+        let stream = call.sides[si].stream(m);
+        let verdict = if kind == PtKind::Event {
+            stream.observe_event(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
+        } else {
+            if kind != PtKind::ComfortNoise && stream.audio_pt.is_none() {
+                stream.audio_pt = Some(m.pt & 0x7f);
+            }
+            stream.observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
+        };
+        if verdict == SeqVerdict::Duplicate {
+            self.stats.duplicates += 1;
+            return None;
+        }
+        let law = match kind {
+            PtKind::Ulaw => Law::Ulaw,
+            PtKind::Alaw => Law::Alaw,
+            PtKind::Event | PtKind::ComfortNoise => {
+                self.stats.signal_packets += 1;
+                let side = &mut call.sides[si];
+                if kind == PtKind::Event {
+                    side.dtmf.packet(m.side, m.rtp_ts, m.time, payload, 8000);
+                }
+                if verdict == SeqVerdict::InOrder {
+                    side.clock.hints.signal_seq = Some(m.seq);
+                }
+                return None;
+            }
+            PtKind::Undecodable | PtKind::Unresolved => {
+                self.stats.undecodable_packets += 1;
+                return None;
+            }
+        };
+        if let Some(e) = call.sides[si].encrypted.as_mut() {
+            e.packets += 1;
+            self.stats.encrypted_packets += 1;
+            return None;
+        }
+        Some((law, verdict))
+    }
+
+    /// Creates the call's audio file at its first audio packet (whose capture time becomes the
+    /// recording's origin); false when it cannot be written (the record says why).
+    fn open(&mut self, call: &mut CallMix, time: Timestamp) -> bool {
+        if call.timeline.is_some() {
+            return true;
+        }
+        if !self.disk.room_for_new() {
+            self.stats.write_errors += 1;
+            call.write_error = Some(self.disk.reason());
+            return false;
+        }
+        match Timeline::create(&call.wav_path, self.cfg.timeline, self.cfg.audio) {
+            Ok(t) => {
+                call.timeline = Some(t);
+                call.origin = time;
+                write_sidecar(call);
+                true
+            }
+            Err(e) => {
+                self.stats.write_errors += 1;
+                tracing::error!(call_id = %call.call_id, path = %call.wav_path.display(), "cannot create recording: {e}");
+                call.write_error = Some(format!("cannot create {}: {e}", call.wav_path.display()));
+                false
+            }
+        }
+    }
+
+    /// Routes an audio packet through its side's clock onto the timeline, then settles what
+    /// the parties' progress allows and charges what was written to the free-space reserve.
+    #[inline]
+    fn place(&mut self, call: &mut CallMix, m: &RtpMeta, payload: &[u8], law: Law, verdict: SeqVerdict) {
+        let si = m.side.index();
+        let pkt = Pkt {
+            time: m.time,
+            now: m.time.since(call.origin) / NS_PER_SAMPLE,
+            ts: m.rtp_ts,
+            seq: m.seq,
+            marker: m.marker,
+            in_order: verdict == SeqVerdict::InOrder,
+            len: payload.len() as i64,
+            law,
+        };
+        let before = call.timeline.as_ref().map_or(0, Timeline::written);
+        let result = self.route(call, si, pkt, payload);
+        if call.sides[si].clock.take_block_closed() {
+            call.balance(self.hold);
+        }
+        let reorder = i64::from(self.cfg.timeline.reorder_frames);
+        let result = result.and_then(|()| call.settle(reorder, i64::from(self.hold), self.scratch));
+        if let Err(e) = result {
+            call.fail(&e, self.stats);
+        }
+        let written = call.timeline.as_ref().map_or(0, Timeline::written) - before;
+        if written > 0 && !self.disk.wrote(written * 4) && call.write_error.is_none() {
+            // Keeps what it has (see `report::finish_call`); the reserve is for call records.
+            self.stats.write_errors += 1;
+            call.write_error = Some(self.disk.reason());
+        }
+    }
+
+    /// Does what side `si`'s clock says with the packet: place it, count it late, hold it
+    /// aside, or release what was held.
+    #[inline]
+    fn route(&mut self, call: &mut CallMix, si: usize, pkt: Pkt, payload: &[u8]) -> std::io::Result<()> {
+        loop {
+            let env = call.env(si, self.cfg.max_skew_frames);
+            let side = &mut call.sides[si];
+            return match side.clock.arrive(pkt, payload, &env, &mut side.current.edits) {
+                Route::Place(pos) => call.put(si, pos, payload, pkt.law, self.stats, self.scratch),
+                Route::Late(pos) => {
+                    call.late(si, pos, pkt.len, self.stats);
+                    Ok(())
+                }
+                Route::Held => Ok(()),
+                Route::Release(rebase) => call.release(si, rebase, self.stats, self.scratch),
+                Route::Reject => {
+                    call.reject(si, self.stats);
+                    continue;
+                }
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::net::SocketAddr;
+    use std::path::Path;
+
+    use capture::events::{CallInfo, CallState, EndReason, Party};
+
+    use super::*;
+    use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+    use crate::pending::PendingRecording;
+
+    pub(crate) const CALL: CallRef = CallRef { slot: 0, generation: 1 };
+    pub(crate) const T0: i64 = 1_700_000_000_000_000_000;
+    const MS: i64 = 1_000_000;
+
+    pub(crate) fn mixer(dir: &Path) -> Mixer<Vec<PendingRecording>> {
+        let mut cfg = MixerConfig::new(dir.to_path_buf(), "t".into());
+        cfg.min_free_bytes = 0;
+        let mut m = Mixer::new(cfg, Vec::new()).unwrap();
+        let info =
+            CallStart { call_id: "c1".into(), start: Timestamp(T0), from: Party::default(), to: Party::default() };
+        m.call(CallEvent::Started { call: CALL, info: Box::new(info) });
+        m
+    }
+
+    fn addr(side: Side) -> SocketAddr {
+        if side == Side::Caller { "10.0.0.1:4000".parse().unwrap() } else { "10.0.0.2:5000".parse().unwrap() }
+    }
+
+    /// Packet `k` of `side`'s 20 ms stream (payload type `pt`), sent on time.
+    pub(crate) fn meta(side: Side, k: u16, pt: u8) -> RtpMeta {
+        RtpMeta {
+            call: CALL,
+            side,
+            time: Timestamp(T0 + i64::from(k) * 20 * MS),
+            src: addr(side),
+            dst: addr(side.other()),
+            seq: 100 + k,
+            rtp_ts: 8000 + u32::from(k) * 160,
+            ssrc: 0x1000 + side.index() as u32,
+            pt,
+            marker: k == 0,
+        }
+    }
+
+    /// The G.711 codes of packet `k` of `side`: different in every sample.
+    pub(crate) fn codes(side: Side, k: u16) -> Vec<u8> {
+        (0..160u16).map(|i| (side.index() as u16 * 101 + k * 37 + i) as u8).collect()
+    }
+
+    pub(crate) fn info(end_reason: EndReason) -> CallInfo {
+        let a: SocketAddr = "10.0.0.1:5060".parse().unwrap();
+        CallInfo {
+            call_id: "c1".into(),
+            from: Party::default(),
+            to: Party::default(),
+            asserted: None,
+            caller_signalling: a,
+            callee_signalling: "10.0.0.2:5060".parse().unwrap(),
+            caller_media: None,
+            callee_media: None,
+            start: Timestamp(T0),
+            ringing: None,
+            answer: Some(Timestamp(T0)),
+            end: Timestamp(T0 + 1000 * MS),
+            state: CallState::Completed,
+            end_reason,
+            ended_by: Some(Side::Caller),
+            final_code: Some(200),
+            sip_messages: 5,
+            invites: 1,
+            retransmissions: 0,
+            early_dialogs: 1,
+            dtmf: Vec::new(),
+            holds: Vec::new(),
+            transport: capture::decode::Transport::Udp,
+            joined: false,
+            ambiguous_media: Vec::new(),
+            challenges: Vec::new(),
+            other_media: Vec::new(),
+        }
+    }
+
+    pub(crate) fn end(m: &mut Mixer<Vec<PendingRecording>>, reason: EndReason) -> PendingRecording {
+        m.call(CallEvent::Ended { call: CALL, info: Box::new(info(reason)) });
+        assert_eq!(m.open_calls(), 0);
+        m.drain_mut().pop().expect("the ended call reached the drain")
+    }
+
+    /// The recording's stereo frames.
+    pub(crate) fn frames(p: &PendingRecording) -> Vec<(i16, i16)> {
+        let mut r = hound::WavReader::open(&p.audio[0].0).unwrap();
+        assert_eq!(r.spec().channels, 2);
+        let s: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        s.chunks(2).map(|c| (c[0], c[1])).collect()
+    }
+
+    /// What the recording must hold: each party's packets at `k * 160`, silence elsewhere.
+    fn expected(caller: &[u16], callee: &[u16], len: usize, table: &[i16; 256]) -> Vec<(i16, i16)> {
+        let mut out = vec![(0i16, 0i16); len];
+        for &k in caller {
+            for (i, &c) in codes(Side::Caller, k).iter().enumerate() {
+                out[usize::from(k) * 160 + i].0 = table[c as usize];
+            }
+        }
+        for &k in callee {
+            for (i, &c) in codes(Side::Callee, k).iter().enumerate() {
+                out[usize::from(k) * 160 + i].1 = table[c as usize];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn each_sample_lands_where_its_rtp_timestamp_puts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = mixer(dir.path());
+        // 2 s of audio: the first packets are held aside until the stream's anchor is chosen,
+        // the later ones are placed as they come. Packets 3 and 4, then 43 and 44, arrive
+        // swapped; packets 5 and 45 twice.
+        let order = (0u16..60).flat_map(|k| match k {
+            3 | 43 => vec![k + 1],
+            4 | 44 => vec![k - 1],
+            5 | 45 => vec![k, k],
+            _ => vec![k],
+        });
+        for k in order {
+            for side in [Side::Caller, Side::Callee] {
+                let mut meta = meta(side, k, 0);
+                if matches!(k, 3 | 4 | 43 | 44) {
+                    let first = k - k % 10 + 3;
+                    meta.time = Timestamp(T0 + i64::from(first) * 20 * MS + i64::from(k == first) * 20 * MS);
+                }
+                m.rtp(&meta, &codes(side, k));
+            }
+        }
+        let stats = m.stats().clone();
+        assert_eq!(stats.rtp_packets, 124);
+        assert_eq!(stats.duplicates, 4);
+        assert_eq!(stats.late_packets, 0);
+        assert!(m.calls[0].as_ref().unwrap().timeline.as_ref().unwrap().written() > 0, "placed as they came");
+        let p = end(&mut m, EndReason::Bye);
+        let all: Vec<u16> = (0..60).collect();
+        assert_eq!(frames(&p), expected(&all, &all, 9600, &ULAW_TO_LINEAR));
+    }
+
+    #[test]
+    fn a_lost_packet_leaves_its_place_silent_and_the_alaw_party_is_decoded_as_alaw() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = mixer(dir.path());
+        for k in 0u16..10 {
+            if k != 4 {
+                m.rtp(&meta(Side::Caller, k, 8), &codes(Side::Caller, k));
+            }
+        }
+        let p = end(&mut m, EndReason::Bye);
+        let sent: Vec<u16> = (0..10).filter(|&k| k != 4).collect();
+        assert_eq!(frames(&p), expected(&sent, &[], 1600, &ALAW_TO_LINEAR));
+        assert_eq!(p.record.streams.len(), 1);
+        assert_eq!(p.record.streams[0].lost, 1);
+        assert_eq!(p.record.codecs.caller.as_deref(), Some("PCMA"));
+    }
+
+    #[test]
+    fn packets_that_carry_no_audio_are_counted_not_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = mixer(dir.path());
+        let orphan = RtpMeta { call: CallRef { slot: 7, generation: 1 }, ..meta(Side::Caller, 0, 0) };
+        m.rtp(&orphan, &codes(Side::Caller, 0));
+        // G.729 (static payload type 18) is not decoded; comfort noise (13) is silence.
+        m.rtp(&meta(Side::Caller, 0, 18), &[0; 20]);
+        m.rtp(&meta(Side::Callee, 0, 13), &[40]);
+        let s = m.stats().clone();
+        assert_eq!((s.rtp_packets, s.rtp_orphans, s.undecodable_packets, s.signal_packets), (3, 1, 1, 1));
+        let p = end(&mut m, EndReason::Bye);
+        assert!(p.audio.is_empty(), "no audio file for a call without decodable audio");
+        assert!(p.record.audio.is_none());
+        assert!(!p.record.capture_complete);
+        assert!(p.record.incomplete_reasons.iter().any(|r| r.contains("G729 (PT 18) could not be decoded")));
+    }
+}
