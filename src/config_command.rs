@@ -33,10 +33,10 @@ fn check(source: &Source, file: Option<&std::path::Path>) -> anyhow::Result<Exit
     let mut problems = Vec::new();
     let archives = config.archives();
     for (archive, name) in archives.iter().zip(archive_names(&archives)) {
-        if archive.is_s3() {
-            if let Err(e) = crate::targets::credentials(archive) {
-                problems.push(format!("archive {name:?}: {e:#}"));
-            }
+        if archive.is_s3()
+            && let Err(e) = crate::targets::credentials(archive)
+        {
+            problems.push(format!("archive {name:?}: {e:#}"));
         }
     }
     for iface in &config.capture.interfaces {

@@ -53,11 +53,11 @@ impl Systemd {
 
     /// Called from the capture loop on every turn: pings the watchdog when due.
     pub fn alive(&mut self) {
-        if let Some(every) = self.ping_every {
-            if self.last_ping.elapsed() >= every {
-                self.last_ping = Instant::now();
-                self.send(&[NotifyState::Watchdog]);
-            }
+        if let Some(every) = self.ping_every
+            && self.last_ping.elapsed() >= every
+        {
+            self.last_ping = Instant::now();
+            self.send(&[NotifyState::Watchdog]);
         }
     }
 }

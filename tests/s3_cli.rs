@@ -31,10 +31,10 @@ fn server(test: &str) -> Option<(String, String)> {
         _ => {
             let line = format!("skipped: {test}: no S3 test server (scripts/s3-server.sh)");
             println!("{line}");
-            if let Some(log) = var("CALLVAULT_SKIP_LOG") {
-                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-                    let _ = writeln!(f, "{line}");
-                }
+            if let Some(log) = var("CALLVAULT_SKIP_LOG")
+                && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log)
+            {
+                let _ = writeln!(f, "{line}");
             }
             None
         }

@@ -323,10 +323,8 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
         _ => {}
     }
     let invite = matches!(msg, SipMsg::Invite | SipMsg::ChallengedInvite);
-    if invite {
-        if let Some(pai) = &spec.pai {
-            let _ = write!(out, "P-Asserted-Identity: {pai}\r\n");
-        }
+    if invite && let Some(pai) = &spec.pai {
+        let _ = write!(out, "P-Asserted-Identity: {pai}\r\n");
     }
     if let (SipMsg::Invite, Some(auth)) = (msg, spec.auth) {
         let name = if auth.code == 407 { "Proxy-Authorization" } else { "Authorization" };

@@ -125,10 +125,10 @@ fn check_call(c: &CallSpec) -> Result<(), String> {
             return Err(format!("{name} {f} must be above 0 and below 4000 Hz"));
         }
     }
-    if let Outcome::Rejected(code) = c.outcome {
-        if !(300..=699).contains(&code) {
-            return Err(format!("Rejected({code}) needs a final non-2xx status, 300..=699"));
-        }
+    if let Outcome::Rejected(code) = c.outcome
+        && !(300..=699).contains(&code)
+    {
+        return Err(format!("Rejected({code}) needs a final non-2xx status, 300..=699"));
     }
     let end = c.start_ns.checked_add(crate::timeline::max_duration_ns(c)).unwrap_or(i64::MAX);
     if c.start_ns < 0 || end > MAX_TIME_NS {

@@ -333,7 +333,7 @@ fn every_outcome() -> Vec<CallSpec> {
             let mut c = CallSpec::answered(i, T0 + i64::from(i) * 137_000_123, 1_000);
             c.outcome = outcome;
             c.ring_ms = 300 + 250 * i;
-            c.codec = if i % 2 == 0 { Codec::Pcmu } else { Codec::Pcma };
+            c.codec = if i.is_multiple_of(2) { Codec::Pcmu } else { Codec::Pcma };
             c
         })
         .collect()

@@ -50,7 +50,7 @@ fn scenario(link: Link, v6: bool) -> Scenario {
             let i = i as u32;
             let mut c = CallSpec::answered(i, T0 + i64::from(i) * 50_000_000, 600);
             c.outcome = outcome;
-            c.codec = if i % 2 == 0 { Codec::Pcmu } else { Codec::Pcma };
+            c.codec = if i.is_multiple_of(2) { Codec::Pcmu } else { Codec::Pcma };
             c.compact_headers = i == 1;
             if v6 { c.into_ipv6() } else { c }
         })

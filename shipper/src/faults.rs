@@ -182,18 +182,18 @@ impl Faults {
     pub(crate) fn hit(&self, point: CrashPoint) -> io::Result<()> {
         self.alive()?;
         let mut plan = self.plan.lock().unwrap();
-        if let Some((armed, skip, effect)) = plan.as_mut() {
-            if *armed == point {
-                if *skip == 0 {
-                    let effect = *effect;
-                    *plan = None;
-                    if effect == Effect::Crash {
-                        self.crashed.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    return Err(io::Error::other(format!("injected fault at {point:?}")));
+        if let Some((armed, skip, effect)) = plan.as_mut()
+            && *armed == point
+        {
+            if *skip == 0 {
+                let effect = *effect;
+                *plan = None;
+                if effect == Effect::Crash {
+                    self.crashed.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
-                *skip -= 1;
+                return Err(io::Error::other(format!("injected fault at {point:?}")));
             }
+            *skip -= 1;
         }
         Ok(())
     }

@@ -285,10 +285,10 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
         bad("service.user", "is empty".into(), "the package creates the user \"callvault\"");
     }
     for (key, v) in [("http.metrics_listen", &c.http.metrics_listen), ("http.api_listen", &c.http.api_listen)] {
-        if let Some(addr) = v {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                bad(key, format!("{addr:?} is not an address:port"), "e.g. \"127.0.0.1:9750\"");
-            }
+        if let Some(addr) = v
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            bad(key, format!("{addr:?} is not an address:port"), "e.g. \"127.0.0.1:9750\"");
         }
     }
     out

@@ -152,7 +152,7 @@ impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
         for (unit, scale) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-            if n % scale == 0 {
+            if n.is_multiple_of(scale) {
                 return write!(f, "{}{unit}", n / scale);
             }
         }

@@ -494,10 +494,10 @@ impl Spool {
         let mut entries = Vec::new();
         for item in fs::read_dir(&queue).ctx("list", &queue)? {
             let item = item.ctx("list", &queue)?;
-            if let Some(seq) = item.file_name().to_str().and_then(parse_seq_file_name) {
-                if let Ok(entry) = read_entry(item.path(), EntryId(seq)) {
-                    entries.push(entry);
-                }
+            if let Some(seq) = item.file_name().to_str().and_then(parse_seq_file_name)
+                && let Ok(entry) = read_entry(item.path(), EntryId(seq))
+            {
+                entries.push(entry);
             }
         }
         entries.sort_by_key(|e| e.id);

@@ -74,10 +74,10 @@ impl Spool {
             Retention::KeepUntilWatermark(percent) => (None, Some(f64::from(percent))),
             Retention::Keep | Retention::DeleteWhenShipped => return Ok(report),
         };
-        if let Some(percent) = watermark {
-            if self.disk_usage()?.used_percent <= percent {
-                return Ok(report);
-            }
+        if let Some(percent) = watermark
+            && self.disk_usage()?.used_percent <= percent
+        {
+            return Ok(report);
         }
         let mut files = Vec::new();
         walk(&self.recordings, &mut files).ctx("list", &self.recordings)?;
@@ -85,16 +85,17 @@ impl Spool {
         files.sort_by_key(|(_, modified, _)| *modified);
         let now = SystemTime::now();
         for (path, modified, size) in files {
-            if let Some(max_age) = max_age {
-                if now.duration_since(modified).unwrap_or_default() <= max_age {
-                    // Sorted by age: the rest are younger.
-                    break;
-                }
+            if let Some(max_age) = max_age
+                && now.duration_since(modified).unwrap_or_default() <= max_age
+            {
+                // Sorted by age: the rest are younger.
+                break;
             }
-            if let Some(percent) = watermark {
-                if report.files_deleted % 64 == 0 && self.disk_usage()?.used_percent <= percent {
-                    break;
-                }
+            if let Some(percent) = watermark
+                && report.files_deleted % 64 == 0
+                && self.disk_usage()?.used_percent <= percent
+            {
+                break;
             }
             let Some(key) = self.key_of(&path) else { continue };
             let state = self.lock();

@@ -86,12 +86,9 @@ impl LocalDir {
         fs::create_dir_all(&dir).map_err(|e| {
             config(&dir, "cannot be created; create it, or fix the path or the permissions of its parent", Some(e))
         })?;
-        if !existed {
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent).map_err(|e| {
-                    config(&dir, "was created but its parent cannot be synced; check the disk", Some(e))
-                })?;
-            }
+        if !existed && let Some(parent) = dir.parent() {
+            sync_dir(parent)
+                .map_err(|e| config(&dir, "was created but its parent cannot be synced; check the disk", Some(e)))?;
         }
         let meta = fs::metadata(&dir).map_err(|e| config(&dir, "cannot be inspected; check the path", Some(e)))?;
         if !meta.is_dir() {

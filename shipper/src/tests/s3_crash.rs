@@ -20,10 +20,10 @@ fn target(test: &str) -> Option<S3Target> {
     let Some(endpoint) = var("CALLVAULT_S3_ENDPOINT") else {
         let line = format!("skipped: {test}: no S3 test server (scripts/s3-server.sh)");
         println!("{line}");
-        if let Some(log) = var("CALLVAULT_SKIP_LOG") {
-            if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
-                let _ = writeln!(f, "{line}");
-            }
+        if let Some(log) = var("CALLVAULT_SKIP_LOG")
+            && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log)
+        {
+            let _ = writeln!(f, "{line}");
         }
         return None;
     };

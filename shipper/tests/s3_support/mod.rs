@@ -38,10 +38,10 @@ pub fn server(test: &str) -> Option<Server> {
             "skipped: {test}: no S3 test server (run scripts/s3-server.sh start and eval \"$(scripts/s3-server.sh env)\")"
         );
         println!("{line}");
-        if let Some(log) = var("CALLVAULT_SKIP_LOG") {
-            if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
-                let _ = writeln!(f, "{line}");
-            }
+        if let Some(log) = var("CALLVAULT_SKIP_LOG")
+            && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log)
+        {
+            let _ = writeln!(f, "{line}");
         }
         return None;
     }

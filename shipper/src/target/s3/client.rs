@@ -317,10 +317,10 @@ fn find_tls_error(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(found) = find_tls_error(inner) {
-                return Some(found);
-            }
+        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && let Some(found) = find_tls_error(inner)
+        {
+            return Some(found);
         }
         current = err.source();
     }

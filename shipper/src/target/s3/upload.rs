@@ -217,16 +217,16 @@ impl Inner {
             }
             None => {}
         }
-        if let Some(lock) = &self.object_lock {
-            if info.lock_mode.as_deref() != Some(lock.mode.as_str()) || info.lock_until.is_none() {
-                return Err(S3Error::Unsupported {
-                    resource,
-                    problem: format!(
-                        "the store did not apply the requested object lock ({}); create the bucket with object lock enabled, or turn object lock off",
-                        lock.mode.as_str()
-                    ),
-                });
-            }
+        if let Some(lock) = &self.object_lock
+            && (info.lock_mode.as_deref() != Some(lock.mode.as_str()) || info.lock_until.is_none())
+        {
+            return Err(S3Error::Unsupported {
+                resource,
+                problem: format!(
+                    "the store did not apply the requested object lock ({}); create the bucket with object lock enabled, or turn object lock off",
+                    lock.mode.as_str()
+                ),
+            });
         }
         Ok(())
     }
