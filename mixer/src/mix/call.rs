@@ -157,9 +157,10 @@ impl CallMix {
 
     /// Compares the parties' clocks (see [`crate::mix::clock::balance`]).
     pub(crate) fn balance(&mut self, hold: u32) {
-        let progress: Vec<i64> = self.sides.iter().filter_map(|s| s.clock.progress(s.high)).collect();
-        let hi = progress.iter().copied().max().unwrap_or(0);
-        let active = progress.len() == 2 && progress.iter().all(|&p| p >= hi - i64::from(hold));
+        // A fixed pair, not a collected Vec: this runs on the per-packet path.
+        let progress = [0, 1].map(|i| self.sides[i].clock.progress(self.sides[i].high));
+        let hi = progress.iter().flatten().copied().max().unwrap_or(0);
+        let active = progress.iter().all(|p| p.is_some_and(|p| p >= hi - i64::from(hold)));
         let [a, b] = &mut self.sides;
         crate::mix::clock::balance([&mut a.clock, &mut b.clock], active);
     }

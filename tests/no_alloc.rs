@@ -1,0 +1,67 @@
+//! No heap allocation per RTP packet: 10,000 RTP packets of calls in progress go through the
+//! capture `Engine` and the `Mixer` (placement, settling, G.711 decode, WAV writes) and the
+//! heap sees not one allocation (counted with dhat's allocator). Calls are set up, anchored and
+//! past their first settled frames before counting starts; that part may allocate.
+
+use callgen::{CallSpec, Scenario};
+use capture::source::FileSource;
+use capture::{Engine, EngineConfig, Timestamp};
+use mixer::{Mixer, MixerConfig, PendingRecording};
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+const T0: i64 = 1_700_000_000_000_000_000;
+const COUNTED: u64 = 10_000;
+
+#[test]
+fn rtp_packets_of_calls_in_progress_allocate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("calls.pcap");
+    // 20 calls, 30 s of talk each, starting 100 ms apart: 1,000 RTP packets per second.
+    let calls = (0..20).map(|i| CallSpec::answered(i, T0 + i64::from(i) * 100_000_000, 30_000)).collect();
+    callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
+    let mut source = FileSource::open(&pcap).unwrap();
+    let link = source.link();
+    let mut frames: Vec<(Timestamp, Vec<u8>)> = Vec::new();
+    while let Some(f) = source.next_frame().unwrap() {
+        frames.push((f.time, f.data.to_vec()));
+    }
+    let work = dir.path().join("work");
+    let bytes_in = |d: &std::path::Path| -> u64 {
+        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    };
+    std::fs::create_dir(&work).unwrap();
+
+    let _profiler = dhat::Profiler::builder().testing().file_name(dir.path().join("dhat-heap.json")).build();
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut mixer = Mixer::new(MixerConfig::new(work.clone(), "test".into()), Vec::<PendingRecording>::new()).unwrap();
+    let mut frames = frames.iter();
+    // Warm-up: every call answered, its streams anchored, the clock floors' windows (8 s) full.
+    let warm_until = Timestamp(T0 + 10_000_000_000);
+    for (time, data) in frames.by_ref() {
+        engine.handle_frame(link, *time, data, &mut mixer);
+        if *time >= warm_until {
+            break;
+        }
+    }
+    assert_eq!(mixer.open_calls(), 20, "all calls in progress after the warm-up");
+    let written_before = bytes_in(&work);
+    let mixed_before = mixer.stats().rtp_packets;
+    let before = (engine.stats().rtp_packets, engine.stats().sip_messages, dhat::HeapStats::get());
+    for (time, data) in frames.by_ref().take(COUNTED as usize) {
+        engine.handle_frame(link, *time, data, &mut mixer);
+    }
+    let after = (engine.stats().rtp_packets, engine.stats().sip_messages, dhat::HeapStats::get());
+    assert_eq!(after.0 - before.0, COUNTED, "the counted frames are all RTP tied to calls");
+    assert_eq!(after.1, before.1, "no SIP among the counted frames");
+    assert_eq!(mixer.stats().rtp_packets - mixed_before, COUNTED, "the mixer placed every counted packet");
+    assert!(bytes_in(&work) > written_before, "audio was written while counting");
+    dhat::assert_eq!(
+        after.2.total_blocks - before.2.total_blocks,
+        0,
+        "heap allocations during {} RTP packets ({} bytes)",
+        COUNTED,
+        after.2.total_bytes - before.2.total_bytes
+    );
+}
