@@ -2,8 +2,11 @@
 //! the whole pipeline (capture, mixer, WAV + JSON, spool, verified copy into the archive).
 //!
 //! `cargo bench --bench replay` (set `CALLVAULT_BENCH_CALLS` / `CALLVAULT_BENCH_TALK` to
-//! change the default 1000 concurrent calls of 30 s). Peak memory is measured separately by
-//! `benches/measure.sh`, outside the benchmark harness.
+//! change the default 1000 concurrent calls of 30 s). It measures time only: peak memory of a
+//! run is the release binary's (`/usr/bin/time -v callvault replay ...`), and a long run's
+//! memory over time is `benches/soak.sh`.
+
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! are really in progress), and the next run repairs the WAV headers, writes call records
 //! that say `"end_reason": "recovered"`, and ships them like any other recording.
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 mod common;
 
 use std::io::Write;

@@ -10,6 +10,8 @@
 //! Namespace and interface names start with `$CALLVAULT_NETNS_PREFIX` (default `cv`) and the
 //! test's process id, so several checkouts can run these tests at once.
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 mod common;
 mod gen_check;
 

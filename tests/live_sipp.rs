@@ -14,6 +14,8 @@
 //! INVITE is retransmitted and given up, and callvault, still running, must end that call by
 //! its own timer (timer B) rather than leave it in setup until it is stopped.
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 mod common;
 mod gen_check;
 

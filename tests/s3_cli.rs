@@ -1,6 +1,8 @@
 //! `callvault ship` and `callvault archive ls|get|verify` against the real S3 test server
 //! (`scripts/s3-server.sh`); recorded as skipped without it.
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 use callvault::cli::Source;
 use callvault::config::Config;
 use callvault::{archive, ship, targets};

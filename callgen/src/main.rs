@@ -5,6 +5,8 @@
 //! callgen --calls 12 --concurrency 4 --talk 20 --mix --out demo.pcap --truth demo.json
 //! ```
 
+#![allow(clippy::disallowed_methods)] // it reports how long generating took (clippy.toml)
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 //!
 //! `CALLVAULT_THROUGHPUT_PCAP=/tmp/x.pcap cargo test --release -p callvault-capture --test throughput -- --ignored --nocapture`
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 use std::time::Instant;
 
 use callvault_capture::events::{CallEvent, EndReason, EventSink, RtpMeta};

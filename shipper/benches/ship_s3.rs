@@ -15,6 +15,8 @@
 //! `eval "$(scripts/s3-server.sh env)"; cargo bench -p callvault-shipper --bench ship_s3`
 //! (`CALLVAULT_BENCH_CONCURRENCY` overrides the shipper's default concurrency).
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! End-to-end tests through the public API: enter recordings into a spool and ship them to a
 //! local archive directory. Real filesystem, no mocks.
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 mod support;
 
 use std::collections::BTreeMap;

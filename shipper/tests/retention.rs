@@ -1,6 +1,8 @@
 //! Local retention and disk pressure: shipped recordings are deleted only as the policy says,
 //! and never while a queued recording refers to them. Real filesystem, local archive target.
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 mod support;
 
 use std::fs;

@@ -3,6 +3,8 @@
 //! lock, and the errors an operator must see. Without the server these tests record themselves
 //! as skipped.
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 mod s3_support;
 mod support;
 

@@ -3,6 +3,8 @@
 //! SeaweedFS instance (ports shifted 50 beyond the main server's `CALLVAULT_S3_PORT_OFFSET`) so
 //! that killing it disturbs no other test, nor another checkout's server (offsets 100 apart).
 
+#![allow(clippy::disallowed_methods)] // tests and benchmarks time themselves (clippy.toml)
+
 mod s3_support;
 mod support;
 

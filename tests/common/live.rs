@@ -2,6 +2,8 @@
 //! (tcpreplay sends into one end, callvault captures on the other), and a running callvault
 //! whose output is collected while it runs.
 
+#![allow(clippy::disallowed_methods)] // test support times what it waits for (clippy.toml)
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,5 +1,7 @@
 //! Helpers of the S3 tests: find the test server `scripts/s3-server.sh` started (or record the
 //! test as skipped), make unique buckets, spools and recordings.
+
+#![allow(clippy::disallowed_methods)] // test support times what it waits for (clippy.toml)
 #![allow(dead_code, unreachable_pub)]
 
 use std::fs;
