@@ -79,6 +79,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use rustix::io::Errno;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use local::{LocalDir, STALE_PART_AGE};
@@ -360,18 +361,18 @@ impl ShipError {
 /// Errnos of archive operations that retrying cannot fix: permissions, a path that is not what
 /// it should be, a read-only or unsuitable filesystem.
 const PERMANENT_ERRNOS: [i32; 12] = [
-    libc::EACCES,
-    libc::EPERM,
-    libc::ENOTDIR,
-    libc::EISDIR,
-    libc::EROFS,
-    libc::ENAMETOOLONG,
-    libc::ELOOP,
-    libc::EINVAL,
-    libc::EMLINK,
-    libc::EOPNOTSUPP,
-    libc::ENOTSUP,
-    libc::EXDEV,
+    Errno::ACCESS.raw_os_error(),
+    Errno::PERM.raw_os_error(),
+    Errno::NOTDIR.raw_os_error(),
+    Errno::ISDIR.raw_os_error(),
+    Errno::ROFS.raw_os_error(),
+    Errno::NAMETOOLONG.raw_os_error(),
+    Errno::LOOP.raw_os_error(),
+    Errno::INVAL.raw_os_error(),
+    Errno::MLINK.raw_os_error(),
+    Errno::OPNOTSUPP.raw_os_error(),
+    Errno::NOTSUP.raw_os_error(),
+    Errno::XDEV.raw_os_error(),
 ];
 
 /// Classifies an archive I/O error by its errno: permanent if listed in [`PERMANENT_ERRNOS`],
@@ -394,22 +395,22 @@ mod tests {
     #[test]
     fn archive_errors_are_classified_by_errno() {
         let retry_target = [
-            libc::ENOSPC,
-            libc::EDQUOT,
-            libc::EIO,
-            libc::ETIMEDOUT,
-            libc::EINTR,
-            libc::EAGAIN,
-            libc::EBUSY,
-            libc::ENFILE,
-            libc::EMFILE,
-            libc::ENOMEM,
-            libc::ESTALE,
-            libc::ENOENT,
-            libc::ENOTCONN,
-            libc::EHOSTDOWN,
-            libc::EHOSTUNREACH,
-            libc::EEXIST,
+            Errno::NOSPC.raw_os_error(),
+            Errno::DQUOT.raw_os_error(),
+            Errno::IO.raw_os_error(),
+            Errno::TIMEDOUT.raw_os_error(),
+            Errno::INTR.raw_os_error(),
+            Errno::AGAIN.raw_os_error(),
+            Errno::BUSY.raw_os_error(),
+            Errno::NFILE.raw_os_error(),
+            Errno::MFILE.raw_os_error(),
+            Errno::NOMEM.raw_os_error(),
+            Errno::STALE.raw_os_error(),
+            Errno::NOENT.raw_os_error(),
+            Errno::NOTCONN.raw_os_error(),
+            Errno::HOSTDOWN.raw_os_error(),
+            Errno::HOSTUNREACH.raw_os_error(),
+            Errno::EXIST.raw_os_error(),
         ];
         for errno in retry_target {
             let e = archive_error(io::Error::from_raw_os_error(errno));
@@ -417,18 +418,18 @@ mod tests {
             assert!(e.is_retryable());
         }
         let permanent = [
-            libc::EACCES,
-            libc::EPERM,
-            libc::ENOTDIR,
-            libc::EISDIR,
-            libc::EROFS,
-            libc::ENAMETOOLONG,
-            libc::ELOOP,
-            libc::EINVAL,
-            libc::EMLINK,
-            libc::EOPNOTSUPP,
-            libc::ENOTSUP,
-            libc::EXDEV,
+            Errno::ACCESS.raw_os_error(),
+            Errno::PERM.raw_os_error(),
+            Errno::NOTDIR.raw_os_error(),
+            Errno::ISDIR.raw_os_error(),
+            Errno::ROFS.raw_os_error(),
+            Errno::NAMETOOLONG.raw_os_error(),
+            Errno::LOOP.raw_os_error(),
+            Errno::INVAL.raw_os_error(),
+            Errno::MLINK.raw_os_error(),
+            Errno::OPNOTSUPP.raw_os_error(),
+            Errno::NOTSUP.raw_os_error(),
+            Errno::XDEV.raw_os_error(),
         ];
         for errno in permanent {
             let e = archive_error(io::Error::from_raw_os_error(errno));
@@ -443,7 +444,10 @@ mod tests {
     #[test]
     fn entry_problems_back_off_only_the_entry() {
         let entry_errors = [
-            ShipError::Source { path: "/spool/x.wav".into(), source: io::Error::from_raw_os_error(libc::EACCES) },
+            ShipError::Source {
+                path: "/spool/x.wav".into(),
+                source: io::Error::from_raw_os_error(Errno::ACCESS.raw_os_error()),
+            },
             ShipError::SourceMismatch { path: "/spool/x.wav".into(), expected: "a".into(), actual: "b".into() },
             ShipError::CopyMismatch {
                 target: "archive".into(),
@@ -453,7 +457,11 @@ mod tests {
             },
             ShipError::Conflict { target: "archive".into(), path: "/a/x.wav".into() },
             ShipError::Internal("task panicked".into()),
-            ShipError::Spool(SpoolError::io("read", "/spool/queue/1.json", io::Error::from_raw_os_error(libc::EIO))),
+            ShipError::Spool(SpoolError::io(
+                "read",
+                "/spool/queue/1.json",
+                io::Error::from_raw_os_error(Errno::IO.raw_os_error()),
+            )),
         ];
         for e in entry_errors {
             assert_eq!(e.disposition(), Disposition::RetryEntry, "{e}");
@@ -467,7 +475,7 @@ mod tests {
 
     #[test]
     fn os_error_is_a_source_not_part_of_the_message() {
-        let e = archive_error(io::Error::from_raw_os_error(libc::ENOSPC));
+        let e = archive_error(io::Error::from_raw_os_error(Errno::NOSPC.raw_os_error()));
         let text = e.to_string();
         assert!(text.contains("/mnt/archive/x.wav") && text.contains("\"archive\""), "{text}");
         let source = std::error::Error::source(&e).expect("a source");
