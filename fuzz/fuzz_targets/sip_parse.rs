@@ -1,7 +1,8 @@
-//! The SIP parser, the quick SIP test and the stream framing functions on arbitrary bytes.
+//! The SIP parser, the quick SIP test, the stream framing functions and the INFO DTMF body
+//! parser on arbitrary bytes.
 #![no_main]
 
-use callvault_capture::wire::{sip, sip_framing};
+use callvault_capture::wire::{dtmf_info, sip, sip_framing};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -9,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(m.header_count <= 32);
         if let Some(f) = m.from {
             let _ = sip::parse_name_addr(f);
+        }
+        if let Some(ct) = m.content_type {
+            let _ = dtmf_info::parse(ct, m.body);
         }
     }
     let _ = sip::looks_like_sip(data);

@@ -5,6 +5,7 @@
 //! borrowed, validated fields and nothing else. State (dialogs, flows, reassembly) lives in
 //! the modules above, which only ever see the views' high-level fields.
 
+pub mod dtmf_info;
 pub mod erspan;
 pub mod ethernet;
 pub mod gre;

@@ -43,8 +43,9 @@ use crate::limits::{Limits, Timeouts};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
 use crate::transport::decode::Transport;
+use crate::wire::dtmf_info::DtmfInfo;
 use crate::wire::sdp as sdp_wire;
-use crate::wire::sip::{Method, NameAddr, SipMessage, param, parse_name_addr, trim};
+use crate::wire::sip::{Method, NameAddr, SipMessage, param, parse_name_addr};
 
 use self::sdp::{note_ambiguous, recent_ambiguity};
 use self::state::State;
@@ -679,26 +680,11 @@ fn fingerprint(msg: &SipMessage<'_>, src: SocketAddr, dst: SocketAddr) -> u64 {
 /// A DTMF digit carried by a SIP INFO (`application/dtmf-relay`: `Signal=5` and
 /// `Duration=160`; `application/dtmf`: the digit alone).
 fn info_dtmf(msg: &SipMessage<'_>, side: Side, now: Timestamp) -> Option<Dtmf> {
-    let ct = msg.content_type?;
-    let mime = trim(ct.split(|&c| c == b';').next().unwrap_or(ct));
-    let field = |name: &[u8]| {
-        msg.body.split(|&c| c == b'\n').find_map(|line| {
-            let eq = memchr::memchr(b'=', line)?;
-            trim(&line[..eq]).eq_ignore_ascii_case(name).then(|| trim(&line[eq + 1..]))
-        })
-    };
-    let (signal, duration) = if mime.eq_ignore_ascii_case(b"application/dtmf-relay") {
-        (field(b"Signal")?, field(b"Duration"))
-    } else if mime.eq_ignore_ascii_case(b"application/dtmf") {
-        (trim(msg.body), None)
-    } else {
-        return None;
-    };
+    let DtmfInfo { signal, duration_ms } = crate::wire::dtmf_info::parse(msg.content_type?, msg.body)?;
     let digit = match signal {
         [c] if c.is_ascii_digit() || matches!(c, b'*' | b'#') => char::from(*c).to_string(),
         [c] if matches!(c.to_ascii_uppercase(), b'A'..=b'D') => char::from(c.to_ascii_uppercase()).to_string(),
         other => event_name(u8::try_from(crate::wire::sip::parse_decimal(other)?).ok()?),
     };
-    let duration_ms = duration.and_then(crate::wire::sip::parse_decimal).and_then(|d| u32::try_from(d).ok());
     Some(Dtmf { digit, side, time: now, duration_ms, source: DtmfSource::SipInfo })
 }
