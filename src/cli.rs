@@ -41,6 +41,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Show the spool: who owns it, what is queued and for which targets (read-only).
     Status(crate::ship::StatusArgs),
+    /// Serve the call search API over a data directory without capturing (until SIGINT/SIGTERM).
+    Serve(crate::serve::ServeArgs),
 }
 
 /// `callvault config`.

@@ -4,16 +4,19 @@
 
 #![allow(clippy::disallowed_methods)] // the wiring: run ids, heartbeats, live idle ticks (clippy.toml)
 
+pub mod api;
 pub mod archive;
 pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod config_command;
+pub mod index;
 pub mod logging;
 pub mod pipeline;
 pub mod privileges;
 pub mod replay;
 pub mod run;
+pub mod serve;
 pub mod ship;
 pub mod summary;
 pub mod systemd;

@@ -16,6 +16,7 @@ fn main() -> std::process::ExitCode {
         Command::Archive(args) => callvault::archive::archive(&source, args.clone()),
         Command::Config(args) => callvault::config_command::config(&source, args),
         Command::Status(args) => callvault::ship::status(&source, args),
+        Command::Serve(args) => callvault::serve::serve(&source, args),
     };
     match result {
         Ok(code) => code,

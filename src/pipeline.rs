@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capture::events::EventSink;
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use mixer::mix::audio::AudioConfig;
 use mixer::mix::timeline::TimelineConfig;
-use mixer::{Drain, Mixer, MixerConfig, MixerStats, PendingRecording};
+use mixer::{Drain, LiveCall, Mixer, MixerConfig, MixerStats, PendingRecording};
 use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
 
 use crate::batch::{Backpressure, Batch, BatchSink, Lane};
 use crate::config::{AudioFormat, AudioLayout, Config};
+use crate::index::writer::{IndexWriter, ToIndex, WriterStats};
+use crate::index::{Index, IndexedCall, Opened};
 
 /// Batches in flight between capture and mixer.
 const BATCH_QUEUE: usize = 64;
@@ -52,6 +54,38 @@ pub struct Options {
 pub fn run_id() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     format!("{secs}-{}", std::process::id())
+}
+
+/// The calls in progress, as each mixer last published them ([`mixer::Mixer::live`]).
+#[derive(Debug)]
+pub struct LiveBoard {
+    lanes: std::sync::Mutex<Vec<Vec<LiveCall>>>,
+}
+
+impl LiveBoard {
+    /// How often each mixer republishes its calls.
+    pub const EVERY: Duration = Duration::from_secs(1);
+
+    fn new(lanes: usize) -> LiveBoard {
+        LiveBoard { lanes: std::sync::Mutex::new(vec![Vec::new(); lanes]) }
+    }
+
+    /// Replaces lane `lane`'s calls with `calls` (left empty, keeping its allocation).
+    fn publish(&self, lane: usize, calls: &mut Vec<LiveCall>) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = lanes.get_mut(lane) {
+            std::mem::swap(slot, calls);
+        }
+        calls.clear();
+    }
+
+    /// Every call in progress, oldest first.
+    pub fn calls(&self) -> Vec<LiveCall> {
+        let mut all: Vec<LiveCall> =
+            self.lanes.lock().unwrap_or_else(|e| e.into_inner()).iter().flatten().cloned().collect();
+        all.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.call_id.cmp(&b.call_id)));
+        all
+    }
 }
 
 /// The mixers' drain: ended calls go onto the finishers' queue.
@@ -100,6 +134,8 @@ pub struct Outcome {
     pub dropped_rtp: u64,
     /// A pipeline thread failed (a bug): recordings in progress may be incomplete.
     pub internal_error: bool,
+    /// The call index's writer (absent when the index could not be opened).
+    pub index: Option<WriterStats>,
 }
 
 /// A started pipeline. Feed it through [`Pipeline::sink`], then call [`Pipeline::finish`].
@@ -109,6 +145,8 @@ pub struct Pipeline {
     finishers: Vec<JoinHandle<FinishStats>>,
     shipper: ShipperHandle,
     spool: Arc<Spool>,
+    index: Option<IndexWriter>,
+    live: Arc<LiveBoard>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -174,6 +212,10 @@ impl Pipeline {
         mixer_cfg.audio = opts.audio;
         mixer_cfg.min_free_bytes = opts.config.storage.min_free_mb << 20;
         let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);
+        let (index, to_index) = match start_index(&opts.output, &opts.config) {
+            Some((writer, to)) => (Some(writer), Some(to)),
+            None => (None, None),
+        };
 
         let finishers = (0..opts.finishers.max(1))
             .map(|i| {
@@ -181,9 +223,10 @@ impl Pipeline {
                 let spool = spool.clone();
                 let notify = shipper.notifier();
                 let work = work.clone();
+                let to_index = to_index.clone();
                 std::thread::Builder::new()
                     .name(format!("finish-{i}"))
-                    .spawn(move || finisher(rx, &spool, &work, || notify.notify()))
+                    .spawn(move || finisher(rx, &spool, &work, to_index.as_ref(), || notify.notify()))
                     .context("cannot start finisher thread")
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -191,6 +234,7 @@ impl Pipeline {
 
         let mut lanes = Vec::new();
         let mut mixers = Vec::new();
+        let live = Arc::new(LiveBoard::new(opts.mixers.max(1)));
         for i in 0..opts.mixers.max(1) {
             let mut cfg = mixer_cfg.clone();
             cfg.run_id = format!("{}-m{i}", mixer_cfg.run_id);
@@ -199,13 +243,28 @@ impl Pipeline {
             let (batch_tx, batch_rx) = bounded::<Batch>(BATCH_QUEUE);
             let (recycle_tx, recycle_rx) = bounded::<Batch>(BATCH_QUEUE + 2);
             lanes.push(Lane { tx: batch_tx, recycle: recycle_rx });
+            let live = live.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mixer-{i}"))
                 .spawn(move || {
-                    for mut batch in batch_rx {
-                        batch.drain_into(&mut mixer);
-                        let _ = recycle_tx.try_send(batch);
+                    let mut published = std::time::Instant::now();
+                    let mut view = Vec::new();
+                    loop {
+                        match batch_rx.recv_timeout(LiveBoard::EVERY) {
+                            Ok(mut batch) => {
+                                batch.drain_into(&mut mixer);
+                                let _ = recycle_tx.try_send(batch);
+                            }
+                            Err(RecvTimeoutError::Timeout) => {}
+                            Err(RecvTimeoutError::Disconnected) => break,
+                        }
+                        if published.elapsed() >= LiveBoard::EVERY {
+                            published = std::time::Instant::now();
+                            mixer.live(&mut view);
+                            live.publish(i, &mut view);
+                        }
                     }
+                    live.publish(i, &mut Vec::new());
                     let abandoned = mixer.abandon_all();
                     if abandoned > 0 {
                         tracing::error!("{abandoned} calls were still open in the mixer at the end of input");
@@ -219,8 +278,17 @@ impl Pipeline {
         let found = mixer::finish::recover::scan(&work).with_context(|| format!("cannot scan '{}'", work.display()))?;
         let (n_fin, n_int) = (found.finished.len(), found.interrupted.len());
         for files in found.finished {
-            match mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| enter(&spool, f).map_err(Into::into)) {
-                Ok(_) => shipper.notify(),
+            let adopted = mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| {
+                let indexed = to_index.as_ref().and_then(|_| indexed(&f));
+                enter(&spool, f).map_err(anyhow::Error::from).map(|_| indexed)
+            });
+            match adopted {
+                Ok(indexed) => {
+                    if let (Some(to), Some(call)) = (&to_index, indexed) {
+                        to.send(call);
+                    }
+                    shipper.notify()
+                }
                 Err(e) => tracing::error!("cannot recover {}: {e:#}", files[files.len() - 1].display()),
             }
         }
@@ -239,8 +307,14 @@ impl Pipeline {
             );
         }
         drop(pending_tx);
+        drop(to_index);
 
-        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper, spool })
+        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper, spool, index, live })
+    }
+
+    /// The calls in progress, republished by every mixer about once a second.
+    pub fn live(&self) -> Arc<LiveBoard> {
+        self.live.clone()
     }
 
     /// Applies a reloaded configuration's archive targets and retention; recordings entered from
@@ -300,12 +374,19 @@ impl Pipeline {
         }
         finish.keys.sort();
         finish.keys.truncate(KEYS_KEPT);
+        let index = self.index.map(IndexWriter::finish);
         let ship = self.shipper.drain(ship_deadline);
-        Outcome { mixer, finish, ship, dropped_rtp, internal_error }
+        Outcome { mixer, finish, ship, dropped_rtp, internal_error, index }
     }
 }
 
-fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: impl Fn()) -> FinishStats {
+fn finisher(
+    rx: Receiver<PendingRecording>,
+    spool: &Spool,
+    work: &Path,
+    to_index: Option<&ToIndex>,
+    notify: impl Fn(),
+) -> FinishStats {
     let mut stats = FinishStats::default();
     for pending in rx {
         let call_id = pending.record.call_id.clone();
@@ -322,8 +403,12 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
         // Recordings recovered after a crash have no known dialog state: counted as such.
         let state =
             if finished.record.end_reason == "recovered" { "recovered".into() } else { finished.record.state.clone() };
+        let indexed = to_index.and_then(|_| indexed(&finished));
         match enter(spool, finished) {
             Ok(_) => {
+                if let (Some(to), Some(call)) = (to_index, indexed) {
+                    to.send(call);
+                }
                 stats.entered += 1;
                 if let Some(bytes) = audio {
                     stats.with_audio += 1;
@@ -342,6 +427,51 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
         }
     }
     stats
+}
+
+/// Opens the call index in the data directory and starts its writer, which first indexes the
+/// record files not indexed yet: those in the spool, and, when the index is new or was
+/// replaced, those of every local archive too (the rebuild). Without an index the pipeline
+/// still records (the failure is logged).
+fn start_index(output: &Path, config: &Config) -> Option<(IndexWriter, ToIndex)> {
+    let path = crate::index::path_in(output);
+    let (index, opened) = match Index::open(&path) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!("recording without a call index: {e}");
+            return None;
+        }
+    };
+    let spool_records = output.join("recordings");
+    let mut catch_up = vec![spool_records.clone()];
+    match &opened {
+        Opened::Existing => {}
+        Opened::Created => catch_up.extend(local_archives(config)),
+        Opened::Replaced { reason, moved_to } => {
+            tracing::warn!(
+                "the call index was not usable ({reason}); it was moved to {} and is rebuilt from the record files",
+                moved_to.display()
+            );
+            catch_up.extend(local_archives(config));
+        }
+    }
+    match IndexWriter::start(index, catch_up, spool_records) {
+        Ok(started) => Some(started),
+        Err(e) => {
+            tracing::error!("recording without a call index: cannot start its thread: {e}");
+            None
+        }
+    }
+}
+
+/// The local archive directories of a configuration.
+pub fn local_archives(config: &Config) -> Vec<PathBuf> {
+    config.archives().into_iter().filter_map(|a| a.path).collect()
+}
+
+/// The index row of a finished recording (logged and skipped if its record is unusable).
+fn indexed(finished: &mixer::Finished) -> Option<IndexedCall> {
+    IndexedCall::from_record(&finished.key, &finished.record).map_err(|e| tracing::error!("not indexed: {e}")).ok()
 }
 
 /// Hands a finished recording's files to the spool.

@@ -47,8 +47,8 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if config.capture.interfaces.is_empty() {
         bail!("no interface to capture on: set capture.interfaces in {} or give --interface", source.origin());
     }
-    if config.http.metrics_listen.is_some() || config.http.api_listen.is_some() {
-        tracing::warn!("[http] is configured, but this version serves no HTTP endpoint yet");
+    if config.http.metrics_listen.is_some() {
+        tracing::warn!("http.metrics_listen is configured, but this version serves no metrics yet");
     }
     let live = live_options(&config);
     let mut capture = LiveCapture::open(&config.capture.interfaces, &live)?;
@@ -77,6 +77,8 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
         systemd: Systemd::from_env(),
         logging,
     };
+    // Bound after the privilege drop: the listener's thread runs as the service user too.
+    let _api = crate::api::start(&live_run.config, Some(live_run.pipeline.live()))?;
     let ifaces = live_run.config.capture.interfaces.join(", ");
     tracing::info!(
         interfaces = %ifaces,

@@ -8,12 +8,14 @@
 //! the JSON call record ([`record`]). Nothing here knows about spools or archives.
 
 pub mod finish;
+pub mod live;
 pub mod mix;
 pub mod pending;
 pub mod record;
 pub mod route;
 
 pub use finish::{Finished, FinishedFile, adopt, finish};
+pub use live::{LiveCall, LiveSide};
 pub use mix::stats::MixerStats;
 pub use pending::{Drain, PendingRecording};
 pub use route::{Mixer, MixerConfig};

@@ -100,6 +100,11 @@ impl<D: Drain> Mixer<D> {
         &self.stats
     }
 
+    /// The calls in progress, as of the packets mixed so far, appended to `out`.
+    pub fn live(&self, out: &mut Vec<crate::LiveCall>) {
+        out.extend(self.calls.iter().flatten().map(crate::live::of));
+    }
+
     /// Calls with state in the mixer.
     pub fn open_calls(&self) -> usize {
         self.calls.iter().filter(|c| c.is_some()).count()

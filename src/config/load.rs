@@ -285,10 +285,16 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
         bad("service.user", "is empty".into(), "the package creates the user \"callvault\"");
     }
     for (key, v) in [("http.metrics_listen", &c.http.metrics_listen), ("http.api_listen", &c.http.api_listen)] {
-        if let Some(addr) = v
-            && addr.parse::<std::net::SocketAddr>().is_err()
-        {
-            bad(key, format!("{addr:?} is not an address:port"), "e.g. \"127.0.0.1:9750\"");
+        let Some(addr) = v.as_deref().filter(|a| *a != "off") else { continue };
+        match addr.parse::<std::net::SocketAddr>() {
+            Err(_) => bad(key, format!("{addr:?} is not an address:port"), "e.g. \"127.0.0.1:9750\", or \"off\""),
+            Ok(a) if !a.ip().is_loopback() => bad(
+                key,
+                format!("{addr} is not a loopback address"),
+                "this version serves HTTP on loopback only (127.0.0.1, ::1); reach it through an SSH tunnel or a \
+                 reverse proxy with TLS and authentication",
+            ),
+            Ok(_) => {}
         }
     }
     out

@@ -50,7 +50,7 @@ pub struct Config {
     pub log: Log,
     /// `[service]`: the account callvault runs as when started as root.
     pub service: Service,
-    /// `[http]`: listen addresses of the HTTP endpoints (metrics, API), not served yet.
+    /// `[http]`: listen addresses of the HTTP endpoints (metrics, API).
     pub http: Http,
 }
 
@@ -288,14 +288,14 @@ impl Default for Service {
     }
 }
 
-/// `[http]`: reserved for the metrics and API endpoints.
+/// `[http]`: where the HTTP endpoints listen (loopback only; "off" disables one).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     /// Address for Prometheus metrics, e.g. "127.0.0.1:9750" (not served yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
-    /// Address for the web page and API (not served yet).
+    /// Address for the API (default 127.0.0.1:9751).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_listen: Option<String>,
 }

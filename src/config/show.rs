@@ -20,8 +20,8 @@ pub fn show(config: &Config, origin: &str) -> String {
     if config.archive.is_empty() {
         out.push_str("# no [[archive]]: recordings go to ./callvault-archive\n");
     }
-    if config.http.metrics_listen.is_some() || config.http.api_listen.is_some() {
-        out.push_str("# [http] is accepted but this version serves no HTTP endpoint yet\n");
+    if config.http.metrics_listen.is_some() {
+        out.push_str("# http.metrics_listen is accepted but this version serves no metrics yet\n");
     }
     out.push('\n');
     match toml::to_string(config) {

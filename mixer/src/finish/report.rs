@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use capture::events::{CallInfo, Dtmf, EndReason, MediaAnnounce, Side, security_name};
 
 use crate::mix::audio::{AudioConfig, AudioLayout};
-use crate::mix::call::{CallMix, lookup};
+use crate::mix::call::{CallMix, stream_codec};
 use crate::mix::edits::{GapCause, StreamEdits};
 use crate::mix::quality::g711_quality;
 use crate::mix::stats::MixerStats;
@@ -38,16 +38,6 @@ fn answer_codec(mix: &CallMix) -> Option<String> {
     let answerer = mix.offerer?.other();
     let m = mix.media[answerer.index()].as_ref()?;
     m.payloads.entries().iter().find(|d| !d.codec.is_signal()).map(|d| d.encoding.clone())
-}
-
-/// The codec of one stream: what its audio payload type resolved to, `telephone-event` for a
-/// stream of events alone.
-fn stream_codec(media: &[Option<Box<MediaAnnounce>>; 2], side: Side, st: &StreamStats) -> Option<String> {
-    let pt = match st.audio_pt {
-        Some(pt) => pt,
-        None => (0..128u8).find(|pt| st.payload_types & (1u128 << pt) != 0)?,
-    };
-    Some(lookup(media, side, pt).0.map_or_else(|| format!("PT{pt}"), |d| d.encoding))
 }
 
 /// The note for a side that sent payload types its own SDP did not declare.

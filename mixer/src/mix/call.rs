@@ -14,6 +14,7 @@ use super::evidence::Evidence;
 use super::rtcp::EndpointView;
 use super::side::{Encrypted, PtKind, SideState};
 use super::stats::MixerStats;
+use super::stream::StreamStats;
 use super::timeline::{Law, Timeline};
 
 #[derive(Debug)]
@@ -319,4 +320,14 @@ pub(crate) fn lookup(media: &[Option<Box<MediaAnnounce>>; 2], sender: Side, pt: 
     let desc =
         own.flatten().or_else(|| find(sender.other()).flatten()).cloned().or_else(|| PayloadMap::default().get(pt));
     (desc, declared)
+}
+
+/// The codec of one stream: what its audio payload type resolved to, `telephone-event` for a
+/// stream of events alone.
+pub(crate) fn stream_codec(media: &[Option<Box<MediaAnnounce>>; 2], side: Side, st: &StreamStats) -> Option<String> {
+    let pt = match st.audio_pt {
+        Some(pt) => pt,
+        None => (0..128u8).find(|pt| st.payload_types & (1u128 << pt) != 0)?,
+    };
+    Some(lookup(media, side, pt).0.map_or_else(|| format!("PT{pt}"), |d| d.encoding))
 }

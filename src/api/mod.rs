@@ -1,0 +1,375 @@
+//! The JSON API over the call index: search calls, read one call's record, stream its audio
+//! (with HTTP Range, so a browser's `<audio>` element can seek) and its evidence pcap.
+//!
+//! Everything here reads: the index ([`crate::index::Reader`]) and the recording files that are
+//! still on this box (the spool's `recordings/` and local archive directories). The API never
+//! writes a recording, the index or the spool.
+//!
+//! Routes (described for clients in `openapi.json`, served at `/api/v1/openapi.json`):
+//! * `GET /api/v1/calls`: search (filters and paging: [`CallsQuery`]);
+//! * `GET /api/v1/calls/{id}`: the call record as written;
+//! * `GET /api/v1/calls/{id}/audio`, `GET /api/v1/calls/{id}/pcap`: the files.
+
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use mixer::{LiveCall, LiveSide};
+use serde::Deserialize;
+use serde_json::Value;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::index::{Reader, Search, SearchError, Stored};
+use crate::pipeline::LiveBoard;
+
+/// The API description (OpenAPI 3.1).
+pub const OPENAPI: &str = include_str!("openapi.json");
+/// The dashboard, built into the binary (no CDN, no separate web server).
+const WEB_INDEX: &str = include_str!("web/index.html");
+const WEB_APP: &str = include_str!("web/app.js");
+const WEB_STYLE: &str = include_str!("web/style.css");
+
+async fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What the API reads.
+#[derive(Debug)]
+pub struct Api {
+    reader: Reader,
+    /// The calls in progress, when this process is capturing.
+    live: Option<Arc<LiveBoard>>,
+    /// Where recording files may be, searched in order: `<root>/<key>.<ext>`.
+    roots: Vec<PathBuf>,
+}
+
+impl Api {
+    /// An API over the index at `index` and the recording files under `roots`.
+    pub fn new(index: &std::path::Path, roots: Vec<PathBuf>, live: Option<Arc<LiveBoard>>) -> Api {
+        Api { reader: Reader::new(index), roots, live }
+    }
+
+    /// The first of the roots that holds `<key>.<ext>`.
+    fn locate(&self, key: &str, ext: &str) -> Option<PathBuf> {
+        self.roots.iter().map(|r| r.join(format!("{key}.{ext}"))).find(|p| p.is_file())
+    }
+}
+
+/// The API's routes.
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/api/v1/calls", get(search))
+        .route("/api/v1/active", get(active))
+        .route("/api/v1/stream", get(stream))
+        .route("/api/v1/histogram", get(histogram))
+        .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
+        .route("/ui/", get(|| asset("text/html; charset=utf-8", WEB_INDEX)))
+        .route("/ui/app.js", get(|| asset("text/javascript; charset=utf-8", WEB_APP)))
+        .route("/ui/style.css", get(|| asset("text/css; charset=utf-8", WEB_STYLE)))
+        .route("/api/v1/calls/{id}", get(one))
+        .route("/api/v1/calls/{id}/audio", get(audio))
+        .route("/api/v1/calls/{id}/pcap", get(pcap))
+        .route("/api/v1/openapi.json", get(openapi))
+        .with_state(api)
+}
+
+/// An error answer: a status and `{"error": "..."}`.
+#[derive(Debug)]
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<SearchError> for Failure {
+    fn from(e: SearchError) -> Failure {
+        match e {
+            SearchError::Invalid(m) => Failure(StatusCode::BAD_REQUEST, m),
+            e @ SearchError::Sqlite { .. } => {
+                tracing::error!("{e}");
+                Failure(StatusCode::INTERNAL_SERVER_ERROR, "the call index cannot be read (see the log)".into())
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/calls` parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsQuery {
+    /// Calls that started at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Calls that started before this time (RFC 3339).
+    pub until: Option<String>,
+    /// Number prefix, any side (From, To, P-Asserted-Identity).
+    pub number: Option<String>,
+    /// From user prefix.
+    pub from: Option<String>,
+    /// To user prefix.
+    pub to: Option<String>,
+    /// Dialog state.
+    pub state: Option<String>,
+    /// End reason.
+    pub end_reason: Option<String>,
+    /// Worse direction's MOS below this.
+    pub mos_below: Option<f64>,
+    /// Incomplete capture only (true) or complete only (false).
+    pub incomplete: Option<bool>,
+    /// Calls per page.
+    pub limit: Option<u32>,
+    /// The previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+impl CallsQuery {
+    /// The index search these parameters ask for.
+    pub fn to_search(&self) -> Result<Search, String> {
+        let time = |name: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|t| {
+                    crate::index::parse_time(t)
+                        .ok_or_else(|| format!("{name}={t:?} is not an RFC 3339 time (e.g. 2026-12-03T10:32:00Z)"))
+                })
+                .transpose()
+        };
+        Ok(Search {
+            since_ns: time("since", &self.since)?,
+            until_ns: time("until", &self.until)?,
+            number: self.number.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            state: self.state.clone(),
+            end_reason: self.end_reason.clone(),
+            mos_below: self.mos_below,
+            incomplete: self.incomplete,
+            limit: self.limit.unwrap_or(0),
+            cursor: self.cursor.clone(),
+        })
+    }
+}
+
+async fn search(
+    State(api): State<Arc<Api>>,
+    query: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(query) = query.map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let search = query.to_search().map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
+    let page = tokio::task::spawn_blocking(move || api.reader.search(&search))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(axum::Json(page).into_response())
+}
+
+async fn stored(api: &Arc<Api>, id: String) -> Result<Stored, Failure> {
+    let api = api.clone();
+    let lookup = id.clone();
+    tokio::task::spawn_blocking(move || api.reader.get(&lookup))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no call {id:?} in the index")))
+}
+
+async fn one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, Failure> {
+    let stored = stored(&api, id).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], stored.record).into_response())
+}
+
+async fn audio(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
+    let stored = stored(&api, id.clone()).await?;
+    let file = stored.audio_file.ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no audio")))?;
+    serve(&api, &stored.key, &file, "audio", request).await
+}
+
+async fn pcap(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
+    let stored = stored(&api, id.clone()).await?;
+    let file = stored.evidence_file.ok_or_else(|| {
+        Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no evidence pcap (keep_pcap was off)"))
+    })?;
+    serve(&api, &stored.key, &file, "evidence pcap", request).await
+}
+
+/// Streams `<key>.<ext of file>` from the first root that has it, with Range support.
+async fn serve(api: &Api, key: &str, file: &str, what: &str, request: Request) -> Result<Response, Failure> {
+    let ext = std::path::Path::new(file).extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let path = api.locate(key, ext).ok_or_else(|| {
+        Failure(
+            StatusCode::NOT_FOUND,
+            format!(
+                "the {what} of {key} is no longer on this box (local copies are removed by retention once shipped); \
+                     fetch it with `callvault archive get {key}`"
+            ),
+        )
+    })?;
+    let mime = match ext {
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "pcap" => "application/vnd.tcpdump.pcap",
+        _ => "application/octet-stream",
+    };
+    match ServeFile::new(path).oneshot(request).await {
+        Ok(response) => {
+            let mut response = response.into_response();
+            if response.status().is_success() {
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+            }
+            Ok(response)
+        }
+        Err(e) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the {what} of {key}: {e}"))),
+    }
+}
+
+/// `GET /api/v1/active`: the calls in progress with each direction's quality so far.
+async fn active(State(api): State<Arc<Api>>) -> Response {
+    axum::Json(active_json(&api)).into_response()
+}
+
+fn active_json(api: &Api) -> Value {
+    let Some(board) = &api.live else {
+        return serde_json::json!({ "capturing": false, "calls": [] });
+    };
+    let calls: Vec<Value> = board.calls().iter().map(live_json).collect();
+    serde_json::json!({ "capturing": true, "calls": calls })
+}
+
+/// `GET /api/v1/stream`: server-sent events; an `active` event (as `/api/v1/active`) every
+/// second, for the dashboard to update without reloading.
+async fn stream(
+    State(api): State<Arc<Api>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let events = futures_util::stream::unfold((api, true), |(api, first)| async move {
+        if !first {
+            tokio::time::sleep(LiveBoard::EVERY).await;
+        }
+        let event = Event::default().event("active").json_data(active_json(&api)).unwrap_or_default();
+        Some((Ok(event), (api, false)))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// `GET /api/v1/histogram` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistogramQuery {
+    since: String,
+    until: Option<String>,
+    bucket_s: Option<i64>,
+}
+
+/// `GET /api/v1/histogram`: calls per bucket (default a minute) by state, with the average MOS.
+async fn histogram(
+    State(api): State<Arc<Api>>,
+    query: Result<Query<HistogramQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(q) = query.map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let time = |name: &str, t: &str| {
+        crate::index::parse_time(t)
+            .ok_or_else(|| Failure(StatusCode::BAD_REQUEST, format!("{name}={t:?} is not an RFC 3339 time")))
+    };
+    let since = time("since", &q.since)?;
+    let until = match &q.until {
+        Some(t) => time("until", t)?,
+        None => wall_clock_ns(),
+    };
+    let bucket = q.bucket_s.unwrap_or(60).saturating_mul(1_000_000_000);
+    let buckets = tokio::task::spawn_blocking(move || api.reader.histogram(since, until, bucket))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(axum::Json(serde_json::json!({ "buckets": buckets })).into_response())
+}
+
+fn wall_clock_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn live_json(c: &LiveCall) -> Value {
+    let side = |s: &LiveSide| {
+        serde_json::json!({
+            "codec": s.codec, "packets": s.packets, "lost": s.lost, "loss_pct": round(s.loss_pct),
+            "jitter_ms": round(s.jitter_ms), "mos": s.mos.map(round),
+        })
+    };
+    let last = c.sides.iter().filter_map(|s| s.last).max();
+    serde_json::json!({
+        "call_id": c.call_id,
+        "start": crate::index::format_time(c.start.0),
+        "from": c.from,
+        "to": c.to,
+        "media_s": last.map(|l| round((l.0 - c.start.0) as f64 / 1e9)),
+        "caller": side(&c.sides[0]),
+        "callee": side(&c.sides[1]),
+    })
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI).into_response()
+}
+
+/// Where the API listens when the configuration does not say.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9751";
+
+/// The listen address a `[http]` key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// `"off"`: no listener.
+    Off,
+    /// The key is not set: the default address, given up with a warning if it is taken.
+    Default(std::net::SocketAddr),
+    /// The key names this address: not being able to listen there is an error.
+    Configured(std::net::SocketAddr),
+}
+
+impl Listen {
+    /// Reads a `[http]` key (already checked by the configuration's validation).
+    pub fn from_key(value: Option<&str>, default: &str) -> Listen {
+        match value {
+            Some("off") => Listen::Off,
+            Some(addr) => addr.parse().map_or(Listen::Off, Listen::Configured),
+            None => default.parse().map_or(Listen::Off, Listen::Default),
+        }
+    }
+}
+
+/// Starts the API listener the configuration asks for (see [`Listen`]), over the index in the
+/// data directory and the recording files of the spool and the local archives.
+pub fn start(config: &crate::config::Config, live: Option<Arc<LiveBoard>>) -> anyhow::Result<Option<server::Server>> {
+    let listen = Listen::from_key(config.http.api_listen.as_deref(), DEFAULT_LISTEN);
+    let addr = match listen {
+        Listen::Off => return Ok(None),
+        Listen::Default(a) | Listen::Configured(a) => a,
+    };
+    let data = &config.storage.data_dir;
+    let mut roots = vec![data.join("recordings")];
+    roots.extend(crate::pipeline::local_archives(config));
+    let api = Arc::new(Api::new(&crate::index::path_in(data), roots, live));
+    match server::Server::start("API", addr, router(api)) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if listen == Listen::Default(addr) => {
+            tracing::warn!("{e:#}; set http.api_listen to another address (or \"off\")");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,322 @@
+// callvault dashboard: live calls (server-sent events), call search, one call's page with its
+// audio, waveform per channel, streams and SIP ladder. Plain DOM, no external assets.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const view = $("#view");
+let live = { capturing: false, calls: [] };
+let liveTimer = null;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined) e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function mosClass(m) {
+  if (m === null || m === undefined) return "muted";
+  return m >= 4.0 ? "good" : m >= 3.6 ? "fair" : "poor";
+}
+const fmt = (x, d = 2) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
+function duration(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  s = Math.max(0, Math.round(s));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(r).padStart(2, "0");
+}
+const when = (t) => (t ? new Date(t).toLocaleString() : "–");
+
+async function getJson(url) {
+  const r = await fetch(url);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || r.status + " " + r.statusText);
+  return body;
+}
+
+// ---- live updates -------------------------------------------------------------------------
+
+function connect() {
+  const conn = $("#conn");
+  const source = new EventSource("/api/v1/stream");
+  source.addEventListener("active", (ev) => {
+    live = JSON.parse(ev.data);
+    conn.textContent = live.capturing ? "live" : "not capturing";
+    conn.className = "conn on";
+    if (typeof view.onlive === "function") view.onlive();
+  });
+  source.onerror = () => {
+    conn.textContent = "reconnecting…";
+    conn.className = "conn off";
+  };
+}
+
+// ---- pages --------------------------------------------------------------------------------
+
+function sideCells(s) {
+  return [
+    el("td", {}, s.codec || "–"),
+    el("td", { class: "num " + mosClass(s.mos) }, fmt(s.mos)),
+    el("td", { class: "num" }, fmt(s.loss_pct, 1) + "%"),
+    el("td", { class: "num" }, fmt(s.jitter_ms, 1)),
+  ];
+}
+
+function liveTable() {
+  const head = el("tr", {}, ["From", "To", "Started", "Media", "Caller codec", "MOS", "Loss", "Jitter ms",
+    "Callee codec", "MOS", "Loss", "Jitter ms"].map((h) => el("th", {}, h)));
+  const rows = live.calls.map((c) =>
+    el("tr", { "data-call-id": c.call_id }, el("td", {}, c.from || "–"), el("td", {}, c.to || "–"),
+      el("td", {}, when(c.start)), el("td", { class: "num" }, duration(c.media_s)),
+      sideCells(c.caller), sideCells(c.callee)));
+  return el("table", { id: "active" }, el("thead", {}, head), el("tbody", {}, rows));
+}
+
+async function livePage() {
+  const cards = el("div", { class: "cards" });
+  const table = el("div");
+  const charts = el("div");
+  view.replaceChildren(el("h2", {}, "Calls in progress"), cards, table, el("h2", {}, "Last hour"), charts);
+  const draw = () => {
+    cards.replaceChildren(
+      el("div", { class: "card" }, el("b", { id: "active-count" }, live.calls.length), "calls in progress"),
+      el("div", { class: "card" }, el("b", {}, live.capturing ? "capturing" : "not capturing"), "this process"));
+    table.replaceChildren(live.calls.length ? liveTable() : el("p", { class: "muted", id: "no-active" }, "No call in progress."));
+  };
+  view.onlive = draw;
+  draw();
+  const refresh = async () => {
+    try {
+      const since = new Date(Date.now() - 3600e3).toISOString();
+      const h = await getJson("/api/v1/histogram?bucket_s=60&since=" + encodeURIComponent(since));
+      charts.replaceChildren(outcomeChart(h), mosChart(h));
+    } catch (e) {
+      charts.replaceChildren(el("p", { class: "error" }, String(e.message || e)));
+    }
+  };
+  await refresh();
+  liveTimer = setInterval(refresh, 10000);
+}
+
+const STATES = [["completed", "#2f855a"], ["in_call", "#3182ce"], ["rejected", "#dd6b20"], ["cancelled", "#a0aec0"],
+  ["ringing", "#805ad5"], ["setup", "#718096"]];
+
+function chartCanvas(title) {
+  const c = el("canvas", { width: 900, height: 160, class: "wave", "aria-label": title });
+  return [c, c.getContext("2d")];
+}
+
+function outcomeChart(h) {
+  const [c, g] = chartCanvas("calls per minute by outcome");
+  const max = Math.max(1, ...h.buckets.map((b) => b.calls));
+  const w = c.width / Math.max(1, h.buckets.length);
+  h.buckets.forEach((b, i) => {
+    let y = c.height;
+    for (const [state, colour] of STATES) {
+      const n = b.states[state] || 0;
+      const hgt = (n / max) * (c.height - 20);
+      g.fillStyle = colour;
+      g.fillRect(i * w + 1, y - hgt, w - 2, hgt);
+      y -= hgt;
+    }
+  });
+  g.fillStyle = "#1d2430";
+  g.fillText("calls per minute by outcome (max " + max + ")", 6, 12);
+  const legend = el("div", { class: "muted" }, STATES.map(([s, colour]) =>
+    el("span", { style: "margin-right:1em;color:" + colour }, "■ " + s)));
+  return el("div", {}, c, legend);
+}
+
+function mosChart(h) {
+  const [c, g] = chartCanvas("average MOS per minute");
+  const w = c.width / Math.max(1, h.buckets.length);
+  const y = (m) => c.height - ((m - 1) / 4) * (c.height - 20);
+  g.strokeStyle = "#2b6cb0";
+  g.beginPath();
+  let started = false;
+  h.buckets.forEach((b, i) => {
+    if (b.mos_avg === null) return;
+    const x = i * w + w / 2;
+    if (started) g.lineTo(x, y(b.mos_avg)); else g.moveTo(x, y(b.mos_avg));
+    started = true;
+  });
+  g.stroke();
+  g.fillStyle = "#1d2430";
+  g.fillText("average MOS per minute (1–5)", 6, 12);
+  return c;
+}
+
+function resultTable(calls) {
+  const head = el("tr", {}, ["Start", "From", "To", "Duration", "State", "End", "MOS caller", "MOS callee",
+    "Loss", "Complete"].map((h) => el("th", {}, h)));
+  const rows = calls.map((c) => el("tr", { class: "clickable", "data-id": c.id, onclick: () => (location.hash = "#/call/" + encodeURIComponent(c.id)) },
+    el("td", {}, when(c.start)), el("td", {}, c.from || "–"), el("td", {}, c.to || "–"),
+    el("td", { class: "num" }, duration(c.duration_s)), el("td", {}, c.state), el("td", {}, c.end_reason),
+    el("td", { class: "num " + mosClass(c.mos.caller) }, fmt(c.mos.caller)),
+    el("td", { class: "num " + mosClass(c.mos.callee) }, fmt(c.mos.callee)),
+    el("td", { class: "num" }, c.loss_pct === null ? "–" : fmt(c.loss_pct, 1) + "%"),
+    el("td", {}, c.capture_complete ? "yes" : "no")));
+  return el("table", { id: "results" }, el("thead", {}, head), el("tbody", {}, rows));
+}
+
+function searchPage(params) {
+  const field = (name, label, attrs = {}) =>
+    el("label", {}, label, el("input", { name, value: params.get(name) || "", ...attrs }));
+  const form = el("form", { class: "filters", id: "search" },
+    field("number", "Number (prefix)"), field("since", "Since", { type: "datetime-local" }),
+    field("until", "Until", { type: "datetime-local" }),
+    el("label", {}, "State", el("select", { name: "state" }, el("option", { value: "" }, "any"),
+      STATES.map(([s]) => el("option", { value: s }, s)))),
+    field("end_reason", "End reason"), field("mos_below", "MOS below", { type: "number", step: "0.1" }),
+    el("label", {}, "Capture", el("select", { name: "incomplete" }, el("option", { value: "" }, "any"),
+      el("option", { value: "true" }, "incomplete"), el("option", { value: "false" }, "complete"))),
+    el("button", { type: "submit" }, "Search"));
+  for (const s of form.querySelectorAll("select")) s.value = params.get(s.name) || "";
+  const out = el("div", { id: "search-results" });
+  view.replaceChildren(el("h2", {}, "Find a call"), form, out);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v !== "") q.set(k, v);
+    location.hash = "#/search?" + q.toString();
+  });
+  if ([...params.keys()].length) runSearch(params, out);
+}
+
+async function runSearch(params, out) {
+  const q = new URLSearchParams();
+  for (const [k, v] of params) {
+    if (v === "") continue;
+    q.set(k, k === "since" || k === "until" ? new Date(v).toISOString() : v);
+  }
+  let calls = [];
+  const more = async (cursor) => {
+    if (cursor) q.set("cursor", cursor);
+    try {
+      const page = await getJson("/api/v1/calls?" + q.toString());
+      calls = calls.concat(page.calls);
+      const next = page.next ? el("button", { id: "more", onclick: () => more(page.next) }, "More") : null;
+      out.replaceChildren(el("p", { class: "muted" }, calls.length + " calls" + (page.next ? " (more)" : "")),
+        resultTable(calls), next);
+    } catch (e) {
+      out.replaceChildren(el("p", { class: "error" }, String(e.message || e)));
+    }
+  };
+  await more(null);
+}
+
+async function callPage(id) {
+  view.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  let r;
+  try {
+    r = await getJson("/api/v1/calls/" + encodeURIComponent(id));
+  } catch (e) {
+    view.replaceChildren(el("p", { class: "error" }, String(e.message || e)));
+    return;
+  }
+  const party = (p) => (p ? (p.display ? p.display + " " : "") + "<" + p.uri + ">" : "–");
+  const kv = el("dl", { class: "kv", id: "facts" });
+  for (const [k, v] of [["Call-ID", r.call_id], ["From", party(r.from)], ["To", party(r.to)],
+    ["Asserted identity", party(r.asserted_identity)], ["Start", when(r.start)], ["Answer", when(r.answer)],
+    ["End", when(r.end)], ["Duration", duration(r.duration_s)], ["State", r.state],
+    ["End reason", r.end_reason + (r.ended_by ? " (by " + r.ended_by + ")" : "")],
+    ["Final code", r.final_code ?? "–"], ["Codecs", (r.codecs.caller || "–") + " / " + (r.codecs.callee || "–")],
+    ["Capture", r.capture_complete ? "complete" : "incomplete: " + r.incomplete_reasons.join("; ")],
+    ["Notes", r.notes.length ? r.notes.join("; ") : "–"]]) {
+    kv.append(el("dt", {}, k), el("dd", {}, v));
+  }
+  const parts = [el("h2", {}, "Call " + id), kv];
+  if (r.audio) {
+    const src = "/api/v1/calls/" + encodeURIComponent(id) + "/audio";
+    const audio = el("audio", { controls: "", preload: "metadata", src, id: "player" });
+    const waves = el("div", { id: "waves" }, el("p", { class: "muted" }, "Drawing the waveform…"));
+    parts.push(el("h2", {}, "Audio (" + r.audio.channels.join(" / ") + ")"), audio, waves);
+    drawWaves(src, r.audio.channels, waves, audio);
+  } else {
+    parts.push(el("p", { class: "muted" }, "No audio for this call."));
+  }
+  parts.push(el("h2", {}, "Streams"), streamTable(r.streams));
+  if (r.sip && Array.isArray(r.sip.ladder) && r.sip.ladder.length) parts.push(el("h2", {}, "SIP"), ladder(r.sip.ladder));
+  if (r.dtmf.length) parts.push(el("h2", {}, "DTMF"), el("p", {}, r.dtmf.map((d) => d.digit + " (" + d.side + ")").join(", ")));
+  if (r.evidence) parts.push(el("p", {}, el("a", { href: "/api/v1/calls/" + encodeURIComponent(id) + "/pcap" }, "Download the call's packets (pcap)")));
+  view.replaceChildren(...parts);
+}
+
+function streamTable(streams) {
+  const head = el("tr", {}, ["Side", "Kind", "Codec", "SSRC", "Packets", "Lost", "Loss", "Jitter ms", "MOS", "R"]
+    .map((h) => el("th", {}, h)));
+  const rows = streams.map((s) => el("tr", {}, el("td", {}, s.side), el("td", {}, s.kind), el("td", {}, s.codec || "–"),
+    el("td", {}, s.ssrc), el("td", { class: "num" }, s.packets), el("td", { class: "num" }, s.lost),
+    el("td", { class: "num" }, fmt(s.loss_pct, 1) + "%"), el("td", { class: "num" }, fmt(s.jitter_ms, 1)),
+    el("td", { class: "num " + mosClass(s.quality && s.quality.mos) }, fmt(s.quality && s.quality.mos)),
+    el("td", { class: "num" }, fmt(s.quality && s.quality.r_factor, 1))));
+  return el("table", { id: "streams" }, el("thead", {}, head), el("tbody", {}, rows));
+}
+
+function ladder(messages) {
+  const t0 = Date.parse(messages[0].at);
+  const rows = messages.map((m) => el("tr", {}, el("td", { class: "num" }, ((Date.parse(m.at) - t0) / 1000).toFixed(3)),
+    el("td", { class: "arrow" }, m.from === "caller" ? "caller ──▶ callee" : "caller ◀── callee"),
+    el("td", {}, m.what)));
+  return el("table", { class: "ladder", id: "ladder" }, el("tbody", {}, rows));
+}
+
+async function drawWaves(src, channels, box, audio) {
+  try {
+    const data = await (await fetch(src)).arrayBuffer();
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    const buf = await ctx.decodeAudioData(data);
+    const canvases = [];
+    for (let ch = 0; ch < buf.numberOfChannels; ch++) {
+      const c = el("canvas", { width: 1200, height: 90, class: "wave", "data-channel": channels[ch] || ch });
+      const g = c.getContext("2d");
+      const s = buf.getChannelData(ch);
+      const step = Math.max(1, Math.floor(s.length / c.width));
+      g.fillStyle = ch ? "#805ad5" : "#2b6cb0";
+      for (let x = 0; x < c.width; x++) {
+        let lo = 0, hi = 0;
+        for (let i = x * step; i < Math.min(s.length, (x + 1) * step); i++) {
+          if (s[i] < lo) lo = s[i];
+          if (s[i] > hi) hi = s[i];
+        }
+        g.fillRect(x, (1 - hi) * 45, 1, Math.max(1, (hi - lo) * 45));
+      }
+      g.fillStyle = "#1d2430";
+      g.fillText(channels[ch] || "channel " + ch, 4, 12);
+      c.addEventListener("click", (ev) => {
+        const r = c.getBoundingClientRect();
+        audio.currentTime = ((ev.clientX - r.left) / r.width) * buf.duration;
+      });
+      canvases.push(c);
+    }
+    box.replaceChildren(...canvases);
+    box.dataset.duration = String(buf.duration);
+    ctx.close();
+  } catch (e) {
+    box.replaceChildren(el("p", { class: "error" }, "Cannot draw the waveform: " + (e.message || e)));
+  }
+}
+
+// ---- routing ------------------------------------------------------------------------------
+
+function route() {
+  if (liveTimer) clearInterval(liveTimer);
+  liveTimer = null;
+  view.onlive = null;
+  const hash = location.hash || "#/";
+  const [path, query] = hash.slice(1).split("?");
+  if (path.startsWith("/call/")) callPage(decodeURIComponent(path.slice(6)));
+  else if (path === "/search") searchPage(new URLSearchParams(query || ""));
+  else livePage();
+}
+
+window.addEventListener("hashchange", route);
+connect();
+route();
