@@ -6,13 +6,15 @@
 #                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
 #                            dpkg-dev, binutils, adduser, systemd and cargo-deb (the Debian package
 #                            test: build, install, systemd-analyze verify), g++ and cargo-fuzz (the
-#                            fuzz smoke)
+#                            fuzz smoke), chromium, chromium-driver and selenium (PyPI, in a venv:
+#                            the dashboard's browser test)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
-    want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++)
+    want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
+        chromium chromium-driver)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -50,5 +52,14 @@ if [ "$mode" = test ]; then
     if ! [ -x "$tools/bin/cargo-fuzz" ]; then
         echo "installing cargo-fuzz into $tools (once)" >&2
         cargo install --locked --quiet --root "$tools" cargo-fuzz --version 0.13.2
+    fi
+fi
+# selenium drives headless Chromium in the dashboard test; from PyPI into a venv, once.
+if [ "$mode" = test ]; then
+    venv="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/selenium"
+    if ! "$venv/bin/python" -c "import selenium" 2>/dev/null; then
+        echo "installing selenium into $venv (once)" >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "selenium==4.27.1"
     fi
 fi

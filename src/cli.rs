@@ -196,6 +196,10 @@ pub struct RunArgs {
     /// Started as root: the group to become [default: the user's primary group].
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
+    /// Where the API and dashboard listen (loopback; "off" disables them; port 0 picks a free
+    /// one, logged) [default: http.api_listen, 127.0.0.1:9751].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub api_listen: Option<String>,
 }
 
 impl RunArgs {
@@ -211,6 +215,7 @@ impl RunArgs {
         set_value(&mut c.log.heartbeat, &self.heartbeat);
         set_value(&mut c.service.user, &self.user);
         crate::targets::set(&mut c.service.group, &self.group);
+        crate::targets::set(&mut c.http.api_listen, &self.api_listen);
     }
 }
 

@@ -109,7 +109,7 @@ const STATES = [["completed", "#2f855a"], ["in_call", "#3182ce"], ["rejected", "
   ["ringing", "#805ad5"], ["setup", "#718096"]];
 
 function chartCanvas(title) {
-  const c = el("canvas", { width: 900, height: 160, class: "wave", "aria-label": title });
+  const c = el("canvas", { width: 1200, height: 160, class: "chart", "aria-label": title });
   return [c, c.getContext("2d")];
 }
 

@@ -1,0 +1,119 @@
+//! The dashboard in a real browser while `callvault run` captures: tcpreplay sends generated
+//! calls into a veth pair in a namespace made for the test, `callvault run` records them and
+//! serves the dashboard on the namespace's loopback, and headless Chromium (selenium, in the
+//! same namespace) watches the calls appear with live quality and end, finds one by number,
+//! opens it and plays its audio (`tests/browser/dashboard.py`). Screenshots are kept under
+//! the cargo target's temporary directory (`dashboard-screenshots/`).
+
+#![allow(clippy::disallowed_methods)] // tests time themselves (clippy.toml)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use callgen::{CallSpec, Scenario};
+use common::live::{Netns, Running, can_run};
+use common::{records, skipped};
+
+fn selenium_python() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let python = cache.join("callvault/selenium/bin/python");
+    let ok = std::process::Command::new(&python).args(["-c", "import selenium"]).status().is_ok_and(|s| s.success());
+    ok.then_some(python)
+}
+
+#[test]
+fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
+    if !can_run("dashboard in a browser") {
+        return;
+    }
+    let Some(python) = selenium_python() else {
+        skipped("dashboard in a browser: selenium is not installed (scripts/deps.sh test installs it)");
+        return;
+    };
+    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
+        skipped("dashboard in a browser: chromium and chromium-driver are not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pcap = tmp.path().join("calls.pcap");
+    // Three calls of 8 s talk, overlapping; the second one's callee has a number to search.
+    let start = 1_767_225_600 * 1_000_000_000;
+    let calls: Vec<CallSpec> = (0..3)
+        .map(|i| {
+            let mut c = CallSpec::answered(i, start + i64::from(i) * 400_000_000, 8000);
+            if i == 1 {
+                c.to_user = "+442055501".into();
+            }
+            c
+        })
+        .collect();
+    let truth = callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
+    let searched = &truth.calls[1];
+
+    let ns = Netns::new("w");
+    // The dashboard is served, and chromedriver driven, over the namespace's loopback.
+    assert!(common::live::sh(&format!("ip -n {} link set lo up", ns.name)));
+    let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
+    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_callvault"));
+    cmd.args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root", "--api-listen", "127.0.0.1:0"])
+        .arg("--output")
+        .arg(&data)
+        .arg("--archive")
+        .arg(&archive);
+    let mut cv = Running::start(cmd);
+    cv.wait_for("capturing", Duration::from_secs(20));
+    let log = cv.log();
+    let base = log
+        .split("API on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("no API address in the log\n{log}"));
+
+    let expect = tmp.path().join("expect.json");
+    let expect_json = serde_json::json!({
+        "calls": 3,
+        "number": "+4420555",
+        "id_contains": format!("_{}_{}_", searched.from_user, searched.to_user),
+        "channels": 2,
+    });
+    std::fs::write(&expect, expect_json.to_string()).unwrap();
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
+    // The browser watches from before the first packet: it is started, then the calls are
+    // replayed in real time beside it.
+    let browser = ns
+        .exec(&python)
+        .arg(&script)
+        .arg(&base)
+        .arg(&expect)
+        .arg(&shots)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    ns.replay(&pcap);
+    let browser = browser.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&browser.stdout), String::from_utf8_lossy(&browser.stderr));
+    eprintln!("{said}\nscreenshots in {}", shots.display());
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(browser.status.success(), "the browser test failed:\n{said}\n--- callvault\n{log}");
+    assert!(said.lines().any(|l| l == "ok"), "{said}");
+    assert!(status.success(), "{log}");
+    for shot in ["live.png", "search.png", "call.png"] {
+        let size = std::fs::metadata(shots.join(shot)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "screenshot {shot}: {size} bytes");
+    }
+    // What the browser played is what was recorded: three calls, the searched one with audio
+    // as long as its talk time.
+    let recs = records(&archive);
+    assert_eq!(recs.len(), 3, "{log}");
+    let rec = recs.iter().find(|r| r.value["call_id"] == searched.call_id.as_str()).unwrap();
+    let audio_s = rec.value["audio"]["duration_s"].as_f64().unwrap();
+    assert!((audio_s - 8.0).abs() < 0.5, "audio of {audio_s} s for 8 s of talk");
+}
