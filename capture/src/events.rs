@@ -371,6 +371,33 @@ pub struct CallInfo {
     pub challenges: Vec<Challenge>,
     /// Non-audio media lines.
     pub other_media: Vec<OtherMedia>,
+    /// The call's SIP messages in order (the first [`LADDER_MAX`]), as a ladder diagram shows them.
+    pub ladder: Vec<LadderStep>,
+    /// Messages after the first [`LADDER_MAX`], not in `ladder`.
+    pub ladder_omitted: u32,
+}
+
+/// SIP messages kept per call for its ladder.
+pub const LADDER_MAX: usize = 64;
+
+/// One SIP message of a call, for its ladder diagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LadderStep {
+    /// Capture time.
+    pub time: Timestamp,
+    /// Which party sent it.
+    pub from: Side,
+    /// Source address.
+    pub src: SocketAddr,
+    /// Destination address.
+    pub dst: SocketAddr,
+    /// `INVITE`, `180 Ringing (INVITE)`, …: the start line's method, or code, reason and the
+    /// CSeq method.
+    pub what: String,
+    /// It carried SDP.
+    pub sdp: bool,
+    /// The same message was seen on this hop before.
+    pub retransmission: bool,
 }
 
 /// Media packets to an address several calls used that no end could attribute.

@@ -342,6 +342,32 @@ pub struct SipRecord {
     /// credentials, however late.
     #[serde(default)]
     pub challenges: Vec<ChallengeRecord>,
+    /// The call's SIP messages in order, retransmissions included (the first 64), as a ladder
+    /// diagram (sngrep) shows them.
+    #[serde(default)]
+    pub ladder: Vec<LadderRecord>,
+    /// Messages after those in `ladder`.
+    #[serde(default)]
+    pub ladder_omitted: u32,
+}
+
+/// One SIP message of the call's ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LadderRecord {
+    /// Capture time (RFC 3339).
+    pub at: String,
+    /// `caller` or `callee`: who sent it.
+    pub from: String,
+    /// Source address:port.
+    pub src: String,
+    /// Destination address:port.
+    pub dst: String,
+    /// The request's method, or the response's code, reason and CSeq method.
+    pub what: String,
+    /// It carried SDP.
+    pub sdp: bool,
+    /// A retransmission of a message seen before on this hop.
+    pub retransmission: bool,
 }
 
 /// A 401/407 challenge to the call's INVITE.

@@ -499,6 +499,8 @@ pub(crate) mod tests {
             ambiguous_media: Vec::new(),
             challenges: Vec::new(),
             other_media: Vec::new(),
+            ladder: Vec::new(),
+            ladder_omitted: 0,
         }
     }
 

@@ -114,6 +114,10 @@ try:
     streams = driver.find_elements(By.CSS_SELECTOR, "#streams tbody tr")
     if len(streams) < 2:
         raise SystemExit(f"FAILED: {len(streams)} stream rows")
+    ladder = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#ladder tbody tr")]
+    step(f"SIP ladder: {len(ladder)} messages, first {ladder[:1]}")
+    if len(ladder) != len(record["sip"]["ladder"]) or len(ladder) < 5 or "INVITE" not in ladder[0]:
+        raise SystemExit(f"FAILED: ladder {ladder}")
     driver.save_screenshot(os.path.join(shots, "call.png"))
     step("ok")
 finally:

@@ -45,6 +45,27 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method's token (`OTHER` for an extension method).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Other => "OTHER",
+        }
+    }
+
     /// Maps a method token; unknown tokens are [`Method::Other`].
     pub fn from_token(t: &[u8]) -> Method {
         match t {

@@ -203,6 +203,8 @@ fn recover_group(
             early_dialogs: 0,
             transport: String::new(),
             challenges: Vec::new(),
+            ladder: Vec::new(),
+            ladder_omitted: 0,
         },
         streams: Vec::new(),
         audio: (!files.is_empty()).then(|| AudioRecord {

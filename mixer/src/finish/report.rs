@@ -16,8 +16,8 @@ use crate::mix::stream::StreamStats;
 use crate::pending::PendingRecording;
 use crate::record::{
     AnchorRecord, AudioRecord, CallRecord, ChallengeRecord, Codecs, DtmfRecord, EncryptedRecord, EndpointReport,
-    Endpoints, EvidenceRecord, GapRecord, HoldRecord, OtherMediaRecord, PartyRecord, PlacementRecord, QualityRecord,
-    RECORD_VERSION, SilenceRecord, SipRecord, SlipRecord, StreamRecord, rfc3339,
+    Endpoints, EvidenceRecord, GapRecord, HoldRecord, LadderRecord, OtherMediaRecord, PartyRecord, PlacementRecord,
+    QualityRecord, RECORD_VERSION, SilenceRecord, SipRecord, SlipRecord, StreamRecord, rfc3339,
 };
 
 fn addr(a: SocketAddr) -> String {
@@ -577,6 +577,20 @@ fn call_record(
                 .iter()
                 .map(|c| ChallengeRecord { code: c.code, at: rfc3339(c.time), retried_at: c.retried.map(rfc3339) })
                 .collect(),
+            ladder: info
+                .ladder
+                .iter()
+                .map(|l| LadderRecord {
+                    at: rfc3339(l.time),
+                    from: l.from.as_str().into(),
+                    src: l.src.to_string(),
+                    dst: l.dst.to_string(),
+                    what: l.what.clone(),
+                    sdp: l.sdp,
+                    retransmission: l.retransmission,
+                })
+                .collect(),
+            ladder_omitted: info.ladder_omitted,
         },
         streams,
         audio,

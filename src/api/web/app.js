@@ -243,7 +243,7 @@ async function callPage(id) {
     parts.push(el("p", { class: "muted" }, "No audio for this call."));
   }
   parts.push(el("h2", {}, "Streams"), streamTable(r.streams));
-  if (r.sip && Array.isArray(r.sip.ladder) && r.sip.ladder.length) parts.push(el("h2", {}, "SIP"), ladder(r.sip.ladder));
+  if (r.sip && Array.isArray(r.sip.ladder) && r.sip.ladder.length) parts.push(el("h2", {}, "SIP (" + r.sip.transport + ")"), ladder(r.sip.ladder, r.sip.ladder_omitted));
   if (r.dtmf.length) parts.push(el("h2", {}, "DTMF"), el("p", {}, r.dtmf.map((d) => d.digit + " (" + d.side + ")").join(", ")));
   if (r.evidence) parts.push(el("p", {}, el("a", { href: "/api/v1/calls/" + encodeURIComponent(id) + "/pcap" }, "Download the call's packets (pcap)")));
   view.replaceChildren(...parts);
@@ -260,12 +260,16 @@ function streamTable(streams) {
   return el("table", { id: "streams" }, el("thead", {}, head), el("tbody", {}, rows));
 }
 
-function ladder(messages) {
+function ladder(messages, omitted) {
   const t0 = Date.parse(messages[0].at);
-  const rows = messages.map((m) => el("tr", {}, el("td", { class: "num" }, ((Date.parse(m.at) - t0) / 1000).toFixed(3)),
-    el("td", { class: "arrow" }, m.from === "caller" ? "caller ──▶ callee" : "caller ◀── callee"),
-    el("td", {}, m.what)));
-  return el("table", { class: "ladder", id: "ladder" }, el("tbody", {}, rows));
+  const head = el("tr", {}, ["+s", "", "Message", "From", "To"].map((h) => el("th", {}, h)));
+  const rows = messages.map((m) => el("tr", { class: m.retransmission ? "muted" : "" },
+    el("td", { class: "num" }, ((Date.parse(m.at) - t0) / 1000).toFixed(3)),
+    el("td", { class: "arrow" }, m.from === "caller" ? "caller ──────▶ callee" : "caller ◀────── callee"),
+    el("td", {}, m.what + (m.sdp ? " (SDP)" : "") + (m.retransmission ? " (retransmission)" : "")),
+    el("td", {}, m.src), el("td", {}, m.dst)));
+  const table = el("table", { class: "ladder", id: "ladder" }, el("thead", {}, head), el("tbody", {}, rows));
+  return omitted ? el("div", {}, table, el("p", { class: "muted" }, omitted + " more messages not kept")) : table;
 }
 
 async function drawWaves(src, channels, box, audio) {

@@ -37,7 +37,7 @@ use crate::call::codec::PayloadMap;
 use crate::call::media::{MediaKind, MediaOwner, MediaTable, SenderHosts};
 use crate::events::{
     AmbiguousMedia, CallEvent, CallInfo, CallRef, CallStart, CallState, Challenge, Dtmf, DtmfSource, EndReason, Hold,
-    OtherMedia, Party, Side, event_name,
+    LADDER_MAX, LadderStep, OtherMedia, Party, Side, event_name,
 };
 use crate::limits::{Limits, Timeouts};
 use crate::stats::CaptureStats;
@@ -45,7 +45,7 @@ use crate::time::Timestamp;
 use crate::transport::decode::Transport;
 use crate::wire::dtmf_info::DtmfInfo;
 use crate::wire::sdp as sdp_wire;
-use crate::wire::sip::{Method, NameAddr, SipMessage, param, parse_name_addr};
+use crate::wire::sip::{Method, NameAddr, SipMessage, StartLine, param, parse_name_addr};
 
 use self::sdp::{note_ambiguous, recent_ambiguity};
 use self::state::State;
@@ -106,6 +106,8 @@ pub(crate) struct Call {
     challenges: Vec<Challenge>,
     /// Non-audio media lines.
     other_media: Vec<OtherMedia>,
+    /// The first SIP messages, for the ladder diagram.
+    ladder: Vec<LadderStep>,
     sip_messages: u32,
     invites: u32,
     retransmissions: u32,
@@ -424,6 +426,7 @@ impl DialogTracker {
             invite_cseq: msg.cseq.map_or(0, |c| c.seq),
             last_activity: now,
             challenges: Vec::new(),
+            ladder: Vec::new(),
             other_media: Vec::new(),
             sip_messages: 0,
             invites: 0,
@@ -569,6 +572,8 @@ impl DialogTracker {
             ambiguous_media: call.ambiguous,
             challenges: call.challenges,
             other_media: call.other_media,
+            ladder_omitted: call.sip_messages.saturating_sub(call.ladder.len() as u32),
+            ladder: call.ladder,
         };
         self.events.push_back(CallEvent::Ended { call: call_ref, info: Box::new(info) });
     }
@@ -595,7 +600,11 @@ fn on_message(
     // The same message again on the same hop is a retransmission: counted, not acted on
     // twice. The same message on another hop (through a proxy) is acted on, idempotently.
     let fp = fingerprint(msg, src, dst);
-    if call.recent.contains(&fp) {
+    let retransmission = call.recent.contains(&fp);
+    if call.ladder.len() < LADDER_MAX {
+        call.ladder.push(ladder_step(call, msg, now, src, dst, retransmission));
+    }
+    if retransmission {
         call.retransmissions += 1;
         if msg.status().is_some_and(|c| (200..300).contains(&c)) && msg.cseq.is_some_and(|c| c.method == Method::Invite)
         {
@@ -658,6 +667,29 @@ fn sender_side(call: &Call, msg: &SipMessage<'_>, src: SocketAddr) -> Side {
     };
     let request = msg.method().is_some();
     if from_is_caller == request { Side::Caller } else { Side::Callee }
+}
+
+/// The ladder's line for a message.
+fn ladder_step(
+    call: &Call,
+    msg: &SipMessage<'_>,
+    time: Timestamp,
+    src: SocketAddr,
+    dst: SocketAddr,
+    retransmission: bool,
+) -> LadderStep {
+    let text = |b: &[u8], max: usize| {
+        let t = String::from_utf8_lossy(b);
+        t.chars().take(max).collect::<String>()
+    };
+    let what = match msg.start {
+        StartLine::Request { method_raw, .. } => text(method_raw, 32),
+        StartLine::Response { code, reason } => match msg.cseq {
+            Some(c) => format!("{code} {} ({})", text(reason, 40), c.method.name()),
+            None => format!("{code} {}", text(reason, 40)),
+        },
+    };
+    LadderStep { time, from: sender_side(call, msg, src), src, dst, what, sdp: msg.has_sdp(), retransmission }
 }
 
 /// A stable fingerprint of a message on one hop: start line, CSeq, top Via branch, To-tag and

@@ -330,6 +330,48 @@ fn retransmission_on_the_same_hop_is_not_acted_on_twice() {
     assert_eq!((e[0].end, e[0].retransmissions), (Timestamp(5 * S), 1));
 }
 
+#[test]
+fn the_ladder_lists_every_message_in_order_with_its_sender() {
+    let mut h = Harness::new();
+    h.send(3, Msg::Invite { seq: 1 });
+    h.at(1).send(3, Msg::Response { code: 180, seq: 1 });
+    h.at(2).send(3, Msg::Response { code: 200, seq: 1 });
+    h.at(2).send(3, Msg::Ack { seq: 1 });
+    h.at(5).send(3, Msg::Bye { seq: 2, from_callee: true });
+    h.at(6).send(3, Msg::Bye { seq: 2, from_callee: true });
+    h.run_to(9);
+    let e = h.ended();
+    let steps: Vec<(i64, Side, &str, bool, bool)> =
+        e[0].ladder.iter().map(|l| (l.time.0 / S, l.from, l.what.as_str(), l.sdp, l.retransmission)).collect();
+    assert_eq!(
+        steps,
+        [
+            (0, Side::Caller, "INVITE", true, false),
+            (1, Side::Callee, "180 X (INVITE)", false, false),
+            (2, Side::Callee, "200 X (INVITE)", true, false),
+            (2, Side::Caller, "ACK", false, false),
+            (5, Side::Callee, "BYE", false, false),
+            (6, Side::Callee, "BYE", false, true),
+        ]
+    );
+    assert_eq!(e[0].ladder[0].src, CALLER.parse().unwrap());
+    assert_eq!(e[0].ladder_omitted, 0);
+}
+
+#[test]
+fn the_ladder_keeps_the_first_messages_and_counts_the_rest() {
+    let mut h = Harness::new();
+    h.send(4, Msg::Invite { seq: 1 });
+    for i in 0..LADDER_MAX as i64 + 9 {
+        h.at(i / 10).send(4, Msg::Response { code: 180, seq: 1 });
+    }
+    h.at(20).send(4, Msg::Response { code: 486, seq: 1 });
+    h.run_to(60);
+    let e = h.ended();
+    assert_eq!(e[0].ladder.len(), LADDER_MAX);
+    assert_eq!(e[0].ladder_omitted, 11, "{} messages in all", e[0].sip_messages);
+}
+
 /// Test-only access to a call by its number in these tests.
 struct Calls<'a>(&'a DialogTracker);
 
