@@ -10,8 +10,9 @@
 //!
 //! Architecture invariant: the shipper only reads recordings from the spool; nothing in this
 //! crate knows about packets, calls or codecs. The spool does every file operation through the
-//! [`filesystem::Fs`] seam (the real [`filesystem::StdFs`] by default); the targets use
-//! `std::fs`. Only the shipper loop is async.
+//! [`filesystem::Fs`] seam (the real [`filesystem::StdFs`] by default, in tests also a simulated
+//! filesystem that loses at power loss what was not fsynced); the targets use `std::fs`. Only
+//! the shipper loop is async.
 
 #![allow(clippy::disallowed_methods)] // retries, deadlines and upload dates are wall-clock matters (clippy.toml)
 

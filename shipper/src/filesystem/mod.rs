@@ -1,6 +1,6 @@
 //! The spool's filesystem seam: every file and directory operation the spool performs goes
 //! through [`Fs`], so that tests can run the spool on a simulated filesystem that loses what a
-//! power loss loses.
+//! power loss loses (`sim`, test builds only).
 //!
 //! [`StdFs`] is the real filesystem (`std::fs`, `flock` and `statvfs` through rustix), and the
 //! default type parameter of [`Spool`](crate::Spool): callers write `Spool` and get it. The
@@ -14,6 +14,9 @@
 //!
 //! Architecture invariant: nothing in `spool/` or `fsutil.rs` calls `std::fs` directly; the
 //! targets (`target/`) and the shipper loop use [`StdFs`] only.
+
+#[cfg(test)]
+pub(crate) mod sim;
 
 use std::ffi::OsString;
 use std::fmt;

@@ -101,7 +101,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::Faults;
 use crate::filesystem::{Fs, StdFs};
-use crate::fsutil::{sync_dir, write_atomic};
+use crate::fsutil::{create_dirs_durable, sync_dir, write_atomic};
 use error::IoContext;
 pub use error::SpoolError;
 use format::{EntryRecord, Intent, parse_seq_file_name, seq_file_name};
@@ -376,6 +376,11 @@ impl<FS: Fs> Spool<FS> {
         own: bool,
     ) -> Result<Spool<FS>, SpoolError> {
         let root = std::path::absolute(root).ctx("resolve", root)?;
+        // A new root's own entry (and those of any parents created with it) must survive a power
+        // loss too: created one by one from the nearest existing ancestor, each parent fsynced.
+        let existing = root.ancestors().find(|a| fs.symlink_metadata(a).is_ok()).unwrap_or(Path::new("/"));
+        let missing = root.strip_prefix(existing).unwrap_or(Path::new(""));
+        create_dirs_durable(&fs, existing, missing).ctx("create directory", &root)?;
         fs.create_dir_all(&root).ctx("create directory", &root)?;
         let owner = if own { Some(OwnerLock::acquire(&fs, &root)?) } else { None };
         let queue = root.join("queue");
@@ -672,6 +677,11 @@ impl Spool {
 
 #[cfg(test)]
 impl<FS: Fs> Spool<FS> {
+    /// The filesystem the spool works on.
+    pub(crate) fn fs(&self) -> &FS {
+        &self.fs
+    }
+
     /// Whether an injected crash has happened.
     pub(crate) fn crashed(&self) -> bool {
         self.faults.crashed()

@@ -11,6 +11,10 @@
 //!   referenced, and deletes what the policy allows — for the watermark, oldest first (by
 //!   modification time) until the filesystem is below the watermark again.
 //!
+//! Each deletion is made durable (its directory fsynced) before the spool's lock is released:
+//! a power loss must not bring a deleted file back under a key that a later `enter` reuses
+//! (`tests/power_loss.rs` found that collision).
+//!
 //! Unshipped recordings are never deleted to make room: when the disk fills with them, the
 //! spool says so (see [`DiskUsage`] and `SpoolOptions::high_watermark_percent`) and recording
 //! continues as long as the disk allows.
@@ -22,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use super::error::IoContext;
 use super::{Entry, Retention, Spool, SpoolError, State};
 use crate::filesystem::Fs;
+use crate::fsutil::sync_dir;
 
 /// How full the spool's filesystem is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,6 +110,10 @@ impl<FS: Fs> Spool<FS> {
             }
             match self.fs.remove_file(&path) {
                 Ok(()) => {
+                    // Durable before the lock is released: an `enter` of the same key must not
+                    // find the deleted file back after a power loss.
+                    let dir = path.parent().unwrap_or(&self.recordings);
+                    sync_dir(&self.fs, dir).ctx("sync directory", dir)?;
                     report.files_deleted += 1;
                     report.bytes_freed += size;
                 }
@@ -129,13 +138,29 @@ impl<FS: Fs> Spool<FS> {
             tracing::debug!(key = %entry.key, "recording confirmed but still queued under another entry; kept");
             return;
         }
+        let mut dirs = Vec::new();
         for f in &entry.files {
             let path = self.root.join(&f.path);
             match self.fs.remove_file(&path) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let Some(dir) = path.parent()
+                        && !dirs.iter().any(|d| d == dir)
+                    {
+                        dirs.push(dir.to_owned());
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!(path = %path.display(), error = %e,
                     "cannot delete a shipped recording from the spool; it stays"),
+            }
+        }
+        // The deletions are made durable under the spool's lock, before an `enter` of the same
+        // key can move a new file in: a power loss must not bring a deleted file back to collide
+        // with it.
+        for dir in dirs {
+            if let Err(e) = sync_dir(&self.fs, &dir) {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "cannot sync the spool directory after deleting a shipped recording");
             }
         }
     }
