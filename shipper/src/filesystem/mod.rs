@@ -233,3 +233,28 @@ impl Fs for StdFs {
         Ok(file)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_real_filesystem_costs_the_spool_nothing() {
+        // Zero-sized and statically dispatched: a `Spool<StdFs>` carries no pointer for it, and
+        // every call is a direct (inlined) call into `std::fs`.
+        assert_eq!(std::mem::size_of::<StdFs>(), 0);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let mut f = StdFs.create_new(&path).unwrap();
+        f.write_all(b"abc").unwrap();
+        FsFile::sync_all(&f).unwrap();
+        StdFs.sync_dir(dir.path()).unwrap();
+        let meta = StdFs.metadata(&path).unwrap();
+        assert!(meta.is_file() && meta.len == 3);
+        assert_eq!(StdFs.read_dir(dir.path()).unwrap().map(|n| n.unwrap()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(StdFs.lock_exclusive(&path, b"1\n").and_then(|_| StdFs.read(&path)).unwrap(), b"1\n");
+        let held = StdFs.lock_exclusive(&path, b"2\n").unwrap();
+        assert_eq!(StdFs.lock_exclusive(&path, b"3\n").unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(held);
+    }
+}
