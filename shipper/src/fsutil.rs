@@ -1,30 +1,33 @@
 //! Small filesystem helpers shared by the spool and the targets: durable directory creation,
 //! directory fsync, atomic file replacement and random names; file hashes come from the
-//! `filehash` crate the finisher uses too.
+//! `filehash` crate the finisher uses too. Every helper works through the [`Fs`] seam (the
+//! targets pass [`StdFs`](crate::filesystem::StdFs)).
 
 use std::collections::hash_map::RandomState;
-use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::filesystem::{Fs, FsFile};
+
 /// Makes the directory entries of `dir` durable (new, renamed or removed names).
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+#[inline]
+pub(crate) fn sync_dir<F: Fs>(fs: &F, dir: &Path) -> io::Result<()> {
+    fs.sync_dir(dir)
 }
 
 /// Creates every missing directory of `rel` under `base` and fsyncs the parent of each directory
 /// it created, so that the new directories survive a power loss. `base` must exist.
-pub(crate) fn create_dirs_durable(base: &Path, rel: &Path) -> io::Result<()> {
+pub(crate) fn create_dirs_durable<F: Fs>(fs: &F, base: &Path, rel: &Path) -> io::Result<()> {
     let mut current = base.to_path_buf();
     for component in rel.components() {
         let Component::Normal(name) = component else {
             continue;
         };
         let next = current.join(name);
-        match fs::create_dir(&next) {
-            Ok(()) => sync_dir(&current)?,
+        match fs.create_dir(&next) {
+            Ok(()) => sync_dir(fs, &current)?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
@@ -36,27 +39,30 @@ pub(crate) fn create_dirs_durable(base: &Path, rel: &Path) -> io::Result<()> {
 /// Writes `bytes` to `dest` atomically: the bytes go to a fresh file in `tmp_dir` (same
 /// filesystem), which is fsynced, renamed over `dest`, and then `dest`'s directory is fsynced.
 /// A reader (or a crash) sees either the old content or the new one, never a mix.
-pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic<F: Fs>(fs: &F, tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let file_name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tmp_dir.join(format!("{file_name}.{:016x}", random_u64()));
     let result = (|| {
-        let mut file = File::create_new(&tmp)?;
+        let mut file = fs.create_new(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, dest)
+        fs.rename(&tmp, dest)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs.remove_file(&tmp);
     }
     result?;
     if let Some(dir) = dest.parent() {
-        sync_dir(dir)?;
+        sync_dir(fs, dir)?;
     }
     Ok(())
 }
 
-pub(crate) use filehash::hash_file;
+/// Lowercase hex SHA-256 and size of the file at `path`, read through `fs`.
+pub(crate) fn hash_file<F: Fs>(fs: &F, path: &Path) -> io::Result<(String, u64)> {
+    filehash::hash_reader(fs.open(path)?)
+}
 
 /// Whether `s` is a SHA-256 in lowercase hex (64 characters `0-9a-f`).
 pub(crate) fn is_sha256_hex(s: &str) -> bool {
@@ -74,14 +80,17 @@ pub(crate) fn random_u64() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::filesystem::StdFs;
 
     #[test]
     fn create_dirs_durable_makes_nested_dirs_and_tolerates_existing() {
         let dir = tempfile::tempdir().unwrap();
-        create_dirs_durable(dir.path(), Path::new("a/b/c")).unwrap();
+        create_dirs_durable(&StdFs, dir.path(), Path::new("a/b/c")).unwrap();
         assert!(dir.path().join("a/b/c").is_dir());
-        create_dirs_durable(dir.path(), Path::new("a/b/d")).unwrap();
+        create_dirs_durable(&StdFs, dir.path(), Path::new("a/b/d")).unwrap();
         assert!(dir.path().join("a/b/d").is_dir());
     }
 
@@ -91,8 +100,8 @@ mod tests {
         let tmp = dir.path().join("tmp");
         fs::create_dir(&tmp).unwrap();
         let dest = dir.path().join("x.json");
-        write_atomic(&tmp, &dest, b"one").unwrap();
-        write_atomic(&tmp, &dest, b"two").unwrap();
+        write_atomic(&StdFs, &tmp, &dest, b"one").unwrap();
+        write_atomic(&StdFs, &tmp, &dest, b"two").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"two");
         assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
     }

@@ -9,12 +9,15 @@
 //!   with bounded concurrency and backoff, and drains on shutdown.
 //!
 //! Architecture invariant: the shipper only reads recordings from the spool; nothing in this
-//! crate knows about packets, calls or codecs. The spool and the targets use plain `std::fs`;
-//! only the shipper loop is async.
+//! crate knows about packets, calls or codecs. The spool does every file operation through the
+//! [`filesystem::Fs`] seam (the real [`filesystem::StdFs`] by default, in tests also a simulated
+//! filesystem that loses at power loss what was not fsynced); the targets use `std::fs`. Only
+//! the shipper loop is async.
 
 #![allow(clippy::disallowed_methods)] // retries, deadlines and upload dates are wall-clock matters (clippy.toml)
 
 mod faults;
+pub mod filesystem;
 mod fsutil;
 mod ship;
 pub mod spool;

@@ -1,21 +1,20 @@
 //! `Spool::enter`: validation, key resolution, intents, and finishing intents (also at `open`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::error::IoContext;
 use super::format::{self, Action, EntryRecord, Intent, IntentFile, seq_file_name};
 use super::{Entry, EntryFile, EntryId, NewRecording, Spool, SpoolError, State, now_rfc3339};
 use crate::faults::CrashPoint;
+use crate::filesystem::Fs;
 use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, sync_dir, write_atomic};
 
 /// How many `~N` suffixes to try before giving up on a key.
 const MAX_SUFFIX: u32 = 10_000;
 
-impl Spool {
+impl<FS: Fs> Spool<FS> {
     /// Moves a finished recording into `recordings/` and queues it for shipping.
     ///
     /// The files must be complete and fsynced, on the spool's filesystem, with their SHA-256 and
@@ -64,8 +63,8 @@ impl Spool {
         if let Err(e) = self.write_intent(&intent) {
             // Nothing has moved: the caller still owns its files. Withdraw the intent so that a
             // later start does not move files the caller may have retried with.
-            if fs::remove_file(&intent_path).is_ok() {
-                let _ = sync_dir(&self.intents);
+            if self.fs.remove_file(&intent_path).is_ok() {
+                let _ = sync_dir(&self.fs, &self.intents);
             }
             return Err(e);
         }
@@ -94,7 +93,7 @@ impl Spool {
         if rec.files.is_empty() {
             return Err(reject("it has no files".into()));
         }
-        let spool_dev = fs::metadata(&self.recordings).ctx("inspect", &self.recordings)?.dev();
+        let spool_dev = self.fs.metadata(&self.recordings).ctx("inspect", &self.recordings)?.dev;
         let mut exts = HashSet::new();
         for f in &rec.files {
             if !super::valid_ext(&f.ext) {
@@ -106,19 +105,19 @@ impl Spool {
             if !is_sha256_hex(&f.sha256) {
                 return Err(reject(format!("sha256 of {} is not 64 lowercase hex digits", f.source.display())));
             }
-            let meta = fs::metadata(&f.source).ctx("inspect", &f.source)?;
+            let meta = self.fs.metadata(&f.source).ctx("inspect", &f.source)?;
             if !meta.is_file() {
                 return Err(reject(format!("{} is not a regular file", f.source.display())));
             }
-            if meta.len() != f.size {
+            if meta.len != f.size {
                 return Err(reject(format!(
                     "{} is {} bytes, the caller said {}",
                     f.source.display(),
-                    meta.len(),
+                    meta.len,
                     f.size
                 )));
             }
-            if meta.dev() != spool_dev {
+            if meta.dev != spool_dev {
                 return Err(reject(format!(
                     "{} is not on the spool's filesystem ({}); put the work directory on it",
                     f.source.display(),
@@ -147,11 +146,11 @@ impl Spool {
                     (*sha == f.sha256).then_some(Action::Reuse)
                 } else {
                     let dest = self.root.join(&rel);
-                    match fs::symlink_metadata(&dest) {
+                    match self.fs.symlink_metadata(&dest) {
                         Err(e) if e.kind() == io::ErrorKind::NotFound => Some(Action::Move),
                         Err(e) => return Err(SpoolError::io("inspect", dest, e)),
-                        Ok(meta) if meta.is_file() && meta.len() == f.size => {
-                            let (sha, _) = hash_file(&dest).ctx("read", &dest)?;
+                        Ok(meta) if meta.is_file() && meta.len == f.size => {
+                            let (sha, _) = hash_file(&self.fs, &dest).ctx("read", &dest)?;
                             (sha == f.sha256).then_some(Action::Reuse)
                         }
                         Ok(_) => None,
@@ -176,7 +175,7 @@ impl Spool {
         let path = self.intents.join(seq_file_name(intent.seq));
         let bytes = serde_json::to_vec_pretty(intent)
             .map_err(|e| SpoolError::io("serialize", &path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        write_atomic(&self.tmp, &path, &bytes).ctx("write", path)
+        write_atomic(&self.fs, &self.tmp, &path, &bytes).ctx("write", path)
     }
 
     /// Retries the intents a failed `enter` left behind, oldest first.
@@ -220,7 +219,7 @@ impl Spool {
         self.faults.hit(CrashPoint::EnterAfterMoves).ctx("enter", &intent_path)?;
 
         let entry_path = self.entry_path(EntryId(intent.seq));
-        let entry_exists = fs::symlink_metadata(&entry_path).is_ok();
+        let entry_exists = self.fs.symlink_metadata(&entry_path).is_ok();
         if kept.is_empty() {
             tracing::error!(key = %intent.key, intent = %intent_path.display(),
                 "no file of this recording could be found; nothing to queue");
@@ -237,25 +236,25 @@ impl Spool {
             };
             let bytes = serde_json::to_vec_pretty(&record)
                 .map_err(|e| SpoolError::io("serialize", &entry_path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-            write_atomic(&self.tmp, &entry_path, &bytes).ctx("write", &entry_path)?;
+            write_atomic(&self.fs, &self.tmp, &entry_path, &bytes).ctx("write", &entry_path)?;
             self.index().insert(EntryId(intent.seq), Entry::from_record(record));
         }
         self.faults.hit(CrashPoint::EnterAfterEntry).ctx("enter", &intent_path)?;
 
-        match fs::remove_file(&intent_path) {
+        match self.fs.remove_file(&intent_path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(SpoolError::io("remove", intent_path, e)),
         }
-        sync_dir(&self.intents).ctx("sync directory", &self.intents)
+        sync_dir(&self.fs, &self.intents).ctx("sync directory", &self.intents)
     }
 
     /// Puts one file of `intent` in place. Returns whether the file is in `recordings/` (false
     /// only if it vanished from both the work directory and the spool).
     fn place_file(&self, intent: &Intent, intent_path: &Path, f: &IntentFile) -> Result<bool, SpoolError> {
         let dest = self.root.join(&f.path);
-        let source_there = exists(&f.source).ctx("inspect", &f.source)?;
-        let dest_there = exists(&dest).ctx("inspect", &dest)?;
+        let source_there = exists(&self.fs, &f.source).ctx("inspect", &f.source)?;
+        let dest_there = exists(&self.fs, &dest).ctx("inspect", &dest)?;
         let source_dir = f.source.parent().unwrap_or(Path::new("/"));
         match (source_there, dest_there) {
             (true, false) => {
@@ -263,16 +262,16 @@ impl Spool {
                     .parent()
                     .and_then(|p| p.strip_prefix("recordings").ok())
                     .unwrap_or(Path::new(""));
-                create_dirs_durable(&self.recordings, rel_dir)
+                create_dirs_durable(&self.fs, &self.recordings, rel_dir)
                     .ctx("create directory", self.recordings.join(rel_dir))?;
-                fs::rename(&f.source, &dest).ctx("move", &f.source)?;
+                self.fs.rename(&f.source, &dest).ctx("move", &f.source)?;
                 let dest_dir = dest.parent().unwrap_or(&self.recordings);
-                sync_dir(dest_dir).ctx("sync directory", dest_dir)?;
-                sync_dir(source_dir).ctx("sync directory", source_dir)?;
+                sync_dir(&self.fs, dest_dir).ctx("sync directory", dest_dir)?;
+                sync_dir(&self.fs, source_dir).ctx("sync directory", source_dir)?;
             }
             (true, true) => {
                 let identical = f.action == Action::Reuse || {
-                    let (sha, _) = hash_file(&dest).ctx("read", &dest)?;
+                    let (sha, _) = hash_file(&self.fs, &dest).ctx("read", &dest)?;
                     sha == f.sha256
                 };
                 if !identical {
@@ -282,8 +281,8 @@ impl Spool {
                         source_path: f.source.clone(),
                     });
                 }
-                fs::remove_file(&f.source).ctx("remove", &f.source)?;
-                sync_dir(source_dir).ctx("sync directory", source_dir)?;
+                self.fs.remove_file(&f.source).ctx("remove", &f.source)?;
+                sync_dir(&self.fs, source_dir).ctx("sync directory", source_dir)?;
             }
             (false, true) => {}
             (false, false) => {
@@ -299,8 +298,8 @@ impl Spool {
 }
 
 /// Whether something exists at `path` (without following a final symlink).
-fn exists(path: &Path) -> io::Result<bool> {
-    match fs::symlink_metadata(path) {
+fn exists<FS: Fs>(fs: &FS, path: &Path) -> io::Result<bool> {
+    match fs.symlink_metadata(path) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),

@@ -93,7 +93,6 @@ mod retention;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,7 +100,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::Faults;
-use crate::fsutil::{sync_dir, write_atomic};
+use crate::filesystem::{Fs, StdFs};
+use crate::fsutil::{create_dirs_durable, sync_dir, write_atomic};
 use error::IoContext;
 pub use error::SpoolError;
 use format::{EntryRecord, Intent, parse_seq_file_name, seq_file_name};
@@ -294,8 +294,12 @@ struct State {
 
 /// The durable spool rooted at one directory. `Send + Sync`: `enter` may run on a finisher
 /// thread while the shipper calls `pending`, `mark_shipped` and `complete`.
+///
+/// `FS` is the filesystem seam ([`Fs`]): the real filesystem ([`StdFs`]) unless a test runs
+/// the spool on a simulated one.
 #[derive(Debug)]
-pub struct Spool {
+pub struct Spool<FS: Fs = StdFs> {
+    fs: FS,
     root: PathBuf,
     recordings: PathBuf,
     queue: PathBuf,
@@ -311,13 +315,13 @@ pub struct Spool {
     index: Mutex<BTreeMap<EntryId, Entry>>,
     faults: Arc<Faults>,
     /// This process's ownership of the spool (`None` only for simulated crashes in tests).
-    _owner: Option<OwnerLock>,
+    _owner: Option<OwnerLock<FS>>,
 }
 
 /// Number of per-entry lock stripes: more than the entries a shipper updates at once.
 const ENTRY_LOCKS: usize = 64;
 
-impl Spool {
+impl Spool<StdFs> {
     /// Opens (creating if needed) the spool under `root` with default options: takes ownership
     /// of it (fails with [`SpoolError::Owned`] if another process has it open), creates the
     /// directories, empties `queue/.tmp/`, and finishes any `enter` a crash interrupted.
@@ -327,24 +331,61 @@ impl Spool {
 
     /// Like [`Spool::open`], with explicit options.
     pub fn open_with(root: &Path, options: SpoolOptions) -> Result<Spool, SpoolError> {
-        Spool::open_inner(root, options, Arc::default(), true)
+        Spool::open_inner(StdFs, root, options, Arc::default(), true)
     }
 
     /// Like [`Spool::open_with`], but only a spool that exists: a directory without `queue/`
     /// fails with [`SpoolError::NotASpool`] and nothing is created.
     pub fn open_existing(root: &Path, options: SpoolOptions) -> Result<Spool, SpoolError> {
-        if !root.join("queue").is_dir() {
+        if !StdFs.metadata(&root.join("queue")).is_ok_and(|m| m.is_dir()) {
             return Err(SpoolError::NotASpool { path: root.to_owned() });
         }
         Spool::open_with(root, options)
     }
 
-    fn open_inner(root: &Path, options: SpoolOptions, faults: Arc<Faults>, own: bool) -> Result<Spool, SpoolError> {
+    /// The queue of the spool at `root`, read without opening the spool (no ownership taken,
+    /// nothing written): for status commands while another process owns it. Unreadable entries
+    /// are skipped.
+    pub fn read_queue(root: &Path) -> Result<Vec<Entry>, SpoolError> {
+        let queue = root.join("queue");
+        if !StdFs.metadata(&queue).is_ok_and(|m| m.is_dir()) {
+            return Err(SpoolError::NotASpool { path: root.to_owned() });
+        }
+        let mut entries = Vec::new();
+        for name in StdFs.read_dir(&queue).ctx("list", &queue)? {
+            let name = name.ctx("list", &queue)?;
+            if let Some(seq) = name.to_str().and_then(parse_seq_file_name)
+                && let Ok(entry) = read_entry(&StdFs, queue.join(&name), EntryId(seq))
+            {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by_key(|e| e.id);
+        Ok(entries)
+    }
+}
+
+impl<FS: Fs> Spool<FS> {
+    /// Opens the spool under `root` on filesystem `fs`, like [`Spool::open_with`]; with `own`
+    /// false it takes no ownership (the simulated crashes of the tests).
+    pub(crate) fn open_inner(
+        fs: FS,
+        root: &Path,
+        options: SpoolOptions,
+        faults: Arc<Faults>,
+        own: bool,
+    ) -> Result<Spool<FS>, SpoolError> {
         let root = std::path::absolute(root).ctx("resolve", root)?;
-        fs::create_dir_all(&root).ctx("create directory", &root)?;
-        let owner = if own { Some(OwnerLock::acquire(&root)?) } else { None };
+        // A new root's own entry (and those of any parents created with it) must survive a power
+        // loss too: created one by one from the nearest existing ancestor, each parent fsynced.
+        let existing = root.ancestors().find(|a| fs.symlink_metadata(a).is_ok()).unwrap_or(Path::new("/"));
+        let missing = root.strip_prefix(existing).unwrap_or(Path::new(""));
+        create_dirs_durable(&fs, existing, missing).ctx("create directory", &root)?;
+        fs.create_dir_all(&root).ctx("create directory", &root)?;
+        let owner = if own { Some(OwnerLock::acquire(&fs, &root)?) } else { None };
         let queue = root.join("queue");
         let spool = Spool {
+            fs,
             recordings: root.join("recordings"),
             tmp: queue.join(".tmp"),
             intents: queue.join(".intent"),
@@ -363,10 +404,10 @@ impl Spool {
             _owner: owner,
         };
         for dir in [&spool.root, &spool.recordings, &spool.queue, &spool.tmp, &spool.intents] {
-            fs::create_dir_all(dir).ctx("create directory", dir)?;
+            spool.fs.create_dir_all(dir).ctx("create directory", dir)?;
         }
         for dir in [&spool.root, &spool.queue] {
-            sync_dir(dir).ctx("sync directory", dir)?;
+            sync_dir(&spool.fs, dir).ctx("sync directory", dir)?;
         }
         spool.clean_tmp()?;
 
@@ -480,28 +521,7 @@ impl Spool {
 
     /// Reads queue entry `id`.
     pub fn entry(&self, id: EntryId) -> Result<Entry, SpoolError> {
-        read_entry(self.entry_path(id), id)
-    }
-
-    /// The queue of the spool at `root`, read without opening the spool (no ownership taken,
-    /// nothing written): for status commands while another process owns it. Unreadable entries
-    /// are skipped.
-    pub fn read_queue(root: &Path) -> Result<Vec<Entry>, SpoolError> {
-        let queue = root.join("queue");
-        if !queue.is_dir() {
-            return Err(SpoolError::NotASpool { path: root.to_owned() });
-        }
-        let mut entries = Vec::new();
-        for item in fs::read_dir(&queue).ctx("list", &queue)? {
-            let item = item.ctx("list", &queue)?;
-            if let Some(seq) = item.file_name().to_str().and_then(parse_seq_file_name)
-                && let Ok(entry) = read_entry(item.path(), EntryId(seq))
-            {
-                entries.push(entry);
-            }
-        }
-        entries.sort_by_key(|e| e.id);
-        Ok(entries)
+        read_entry(&self.fs, self.entry_path(id), id)
     }
 
     /// Records that `target` has confirmed entry `id`, stored at `location`. Atomic rewrite of the
@@ -531,8 +551,8 @@ impl Spool {
             if !targets.iter().all(|t| entry.shipped.contains_key(*t)) {
                 return Ok(false);
             }
-            fs::remove_file(&path).ctx("remove", &path)?;
-            sync_dir(&self.queue).ctx("sync directory", &self.queue)?;
+            self.fs.remove_file(&path).ctx("remove", &path)?;
+            sync_dir(&self.fs, &self.queue).ctx("sync directory", &self.queue)?;
             self.index().remove(&id);
             entry
         };
@@ -573,13 +593,13 @@ impl Spool {
         let path = self.entry_path(entry.id);
         let bytes = serde_json::to_vec_pretty(&entry.to_record())
             .map_err(|e| SpoolError::io("serialize", &path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        write_atomic(&self.tmp, &path, &bytes).ctx("write", path)?;
+        write_atomic(&self.fs, &self.tmp, &path, &bytes).ctx("write", path)?;
         self.index().insert(entry.id, entry.clone());
         Ok(())
     }
 
     fn read_intent(&self, path: &Path) -> Result<Intent, SpoolError> {
-        let bytes = fs::read(path).ctx("read", path)?;
+        let bytes = self.fs.read(path).ctx("read", path)?;
         let intent: Intent = serde_json::from_slice(&bytes)
             .map_err(|e| SpoolError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
         let paths_ok = intent.files.iter().all(|f| format::is_recording_path(&f.path) && !f.path.contains(".."));
@@ -595,9 +615,9 @@ impl Spool {
     /// Sequence numbers of the `<seq:020>.json` files in `dir`, ascending.
     fn list_seq_files(&self, dir: &Path) -> Result<Vec<u64>, SpoolError> {
         let mut seqs = Vec::new();
-        for item in fs::read_dir(dir).ctx("list", dir)? {
-            let item = item.ctx("list", dir)?;
-            if let Some(seq) = item.file_name().to_str().and_then(parse_seq_file_name) {
+        for name in self.fs.read_dir(dir).ctx("list", dir)? {
+            let name = name.ctx("list", dir)?;
+            if let Some(seq) = name.to_str().and_then(parse_seq_file_name) {
                 seqs.push(seq);
             }
         }
@@ -606,17 +626,17 @@ impl Spool {
     }
 
     fn clean_tmp(&self) -> Result<(), SpoolError> {
-        for item in fs::read_dir(&self.tmp).ctx("list", &self.tmp)? {
-            let path = item.ctx("list", &self.tmp)?.path();
-            fs::remove_file(&path).ctx("remove leftover", &path)?;
+        for name in self.fs.read_dir(&self.tmp).ctx("list", &self.tmp)? {
+            let path = self.tmp.join(name.ctx("list", &self.tmp)?);
+            self.fs.remove_file(&path).ctx("remove leftover", &path)?;
         }
-        sync_dir(&self.tmp).ctx("sync directory", &self.tmp)
+        sync_dir(&self.fs, &self.tmp).ctx("sync directory", &self.tmp)
     }
 }
 
 /// Reads the queue entry at `path`, which must be entry `id`.
-fn read_entry(path: PathBuf, id: EntryId) -> Result<Entry, SpoolError> {
-    let bytes = match fs::read(&path) {
+fn read_entry<FS: Fs>(fs: &FS, path: PathBuf, id: EntryId) -> Result<Entry, SpoolError> {
+    let bytes = match fs.read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(SpoolError::NotFound { id, path });
@@ -651,7 +671,15 @@ impl Spool {
     pub(crate) fn open_armed(root: &Path, point: crate::faults::CrashPoint, skip: usize) -> Spool {
         let faults = Arc::new(Faults::default());
         faults.arm(point, skip);
-        Spool::open_inner(root, SpoolOptions::default(), faults, false).unwrap()
+        Spool::open_inner(StdFs, root, SpoolOptions::default(), faults, false).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl<FS: Fs> Spool<FS> {
+    /// The filesystem the spool works on.
+    pub(crate) fn fs(&self) -> &FS {
+        &self.fs
     }
 
     /// Whether an injected crash has happened.

@@ -6,41 +6,36 @@
 //! exits, so a crash never leaves a stale lock. Read-only inspection ([`owner`]) tests the lock
 //! without taking it.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, flock};
 
 use super::SpoolError;
-use super::error::IoContext;
+use crate::filesystem::Fs;
 
 /// Name of the lock file in the spool's root.
 pub(crate) const LOCK_FILE: &str = "callvault.lock";
 
 /// The held lock; released when dropped (or when the process exits).
 #[derive(Debug)]
-pub(crate) struct OwnerLock {
-    _file: File,
+pub(crate) struct OwnerLock<FS: Fs> {
+    _lock: FS::Lock,
 }
 
-impl OwnerLock {
+impl<FS: Fs> OwnerLock<FS> {
     /// Takes the lock of the spool at `root` (which exists) and writes this process's pid in it.
-    pub(crate) fn acquire(root: &Path) -> Result<OwnerLock, SpoolError> {
+    pub(crate) fn acquire(fs: &FS, root: &Path) -> Result<OwnerLock<FS>, SpoolError> {
         let path = root.join(LOCK_FILE);
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).ctx("open", &path)?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-                return Err(SpoolError::Owned { root: root.to_owned(), pid: read_pid(&mut file) });
+        match fs.lock_exclusive(&path, format!("{}\n", std::process::id()).as_bytes()) {
+            Ok(lock) => Ok(OwnerLock { _lock: lock }),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let pid = fs.read(&path).ok().and_then(|text| parse_pid(&text));
+                Err(SpoolError::Owned { root: root.to_owned(), pid })
             }
-            Err(e) => return Err(SpoolError::io("lock", path, e.into())),
+            Err(e) => Err(SpoolError::io("lock", path, e)),
         }
-        file.set_len(0).ctx("write", &path)?;
-        file.rewind().ctx("write", &path)?;
-        writeln!(file, "{}", std::process::id()).ctx("write", &path)?;
-        Ok(OwnerLock { _file: file })
     }
 }
 
@@ -64,8 +59,12 @@ pub fn owner(root: &Path) -> Result<Option<Option<u32>>, SpoolError> {
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {
-    let mut text = String::new();
+    let mut text = Vec::new();
     file.rewind().ok()?;
-    file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    file.read_to_end(&mut text).ok()?;
+    parse_pid(&text)
+}
+
+fn parse_pid(text: &[u8]) -> Option<u32> {
+    std::str::from_utf8(text).ok()?.trim().parse().ok()
 }

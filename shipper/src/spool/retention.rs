@@ -11,17 +11,22 @@
 //!   referenced, and deletes what the policy allows — for the watermark, oldest first (by
 //!   modification time) until the filesystem is below the watermark again.
 //!
+//! Each deletion is made durable (its directory fsynced) before the spool's lock is released:
+//! a power loss must not bring a deleted file back under a key that a later `enter` reuses
+//! (`tests/power_loss.rs` found that collision).
+//!
 //! Unshipped recordings are never deleted to make room: when the disk fills with them, the
 //! spool says so (see [`DiskUsage`] and `SpoolOptions::high_watermark_percent`) and recording
 //! continues as long as the disk allows.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::error::IoContext;
 use super::{Entry, Retention, Spool, SpoolError, State};
+use crate::filesystem::Fs;
+use crate::fsutil::sync_dir;
 
 /// How full the spool's filesystem is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,14 +52,14 @@ pub struct SweepReport {
     pub files_referenced: u64,
 }
 
-impl Spool {
+impl<FS: Fs> Spool<FS> {
     /// How full the spool's filesystem is now.
     pub fn disk_usage(&self) -> Result<DiskUsage, SpoolError> {
-        let st = rustix::fs::statvfs(&self.root).map_err(io::Error::from).ctx("inspect filesystem", &self.root)?;
-        let frsize = st.f_frsize.max(1);
-        let total = st.f_blocks * frsize;
-        let available = st.f_bavail * frsize;
-        let used = total.saturating_sub(st.f_bfree * frsize);
+        let st = self.fs.disk_space(&self.root).ctx("inspect filesystem", &self.root)?;
+        let frsize = st.fragment_size.max(1);
+        let total = st.blocks * frsize;
+        let available = st.available * frsize;
+        let used = total.saturating_sub(st.free * frsize);
         let used_percent = if used + available == 0 { 0.0 } else { used as f64 * 100.0 / (used + available) as f64 };
         Ok(DiskUsage {
             total_bytes: total,
@@ -80,7 +85,7 @@ impl Spool {
             return Ok(report);
         }
         let mut files = Vec::new();
-        walk(&self.recordings, &mut files).ctx("list", &self.recordings)?;
+        walk(&self.fs, &self.recordings, &mut files).ctx("list", &self.recordings)?;
         // Oldest first.
         files.sort_by_key(|(_, modified, _)| *modified);
         let now = SystemTime::now();
@@ -103,8 +108,12 @@ impl Spool {
                 report.files_referenced += 1;
                 continue;
             }
-            match fs::remove_file(&path) {
+            match self.fs.remove_file(&path) {
                 Ok(()) => {
+                    // Durable before the lock is released: an `enter` of the same key must not
+                    // find the deleted file back after a power loss.
+                    let dir = path.parent().unwrap_or(&self.recordings);
+                    sync_dir(&self.fs, dir).ctx("sync directory", dir)?;
                     report.files_deleted += 1;
                     report.bytes_freed += size;
                 }
@@ -129,13 +138,29 @@ impl Spool {
             tracing::debug!(key = %entry.key, "recording confirmed but still queued under another entry; kept");
             return;
         }
+        let mut dirs = Vec::new();
         for f in &entry.files {
             let path = self.root.join(&f.path);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
+            match self.fs.remove_file(&path) {
+                Ok(()) => {
+                    if let Some(dir) = path.parent()
+                        && !dirs.iter().any(|d| d == dir)
+                    {
+                        dirs.push(dir.to_owned());
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!(path = %path.display(), error = %e,
                     "cannot delete a shipped recording from the spool; it stays"),
+            }
+        }
+        // The deletions are made durable under the spool's lock, before an `enter` of the same
+        // key can move a new file in: a power loss must not bring a deleted file back to collide
+        // with it.
+        for dir in dirs {
+            if let Err(e) = sync_dir(&self.fs, &dir) {
+                tracing::warn!(dir = %dir.display(), error = %e,
+                    "cannot sync the spool directory after deleting a shipped recording");
             }
         }
     }
@@ -153,18 +178,18 @@ fn is_referenced(state: &State, key: &str) -> bool {
 }
 
 /// Every regular file under `dir`, with its modification time and size.
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, SystemTime, u64)>) -> io::Result<()> {
-    for item in fs::read_dir(dir)? {
-        let item = item?;
-        let meta = match item.metadata() {
+fn walk<FS: Fs>(fs: &FS, dir: &Path, out: &mut Vec<(PathBuf, SystemTime, u64)>) -> io::Result<()> {
+    for name in fs.read_dir(dir)? {
+        let path = dir.join(name?);
+        let meta = match fs.symlink_metadata(&path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
         if meta.is_dir() {
-            walk(&item.path(), out)?;
+            walk(fs, &path, out)?;
         } else if meta.is_file() {
-            out.push((item.path(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+            out.push((path, meta.modified, meta.len));
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{ShipError, Shipment};
 use crate::faults::{CrashPoint, Faults};
+use crate::filesystem::StdFs;
 use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, random_u64, sync_dir};
 use crate::spool::format::seq_file_name;
 use crate::spool::{Entry, EntryFile, Spool, SpoolError};
@@ -87,7 +88,7 @@ impl LocalDir {
             config(&dir, "cannot be created; create it, or fix the path or the permissions of its parent", Some(e))
         })?;
         if !existed && let Some(parent) = dir.parent() {
-            sync_dir(parent)
+            sync_dir(&StdFs, parent)
                 .map_err(|e| config(&dir, "was created but its parent cannot be synced; check the disk", Some(e)))?;
         }
         let meta = fs::metadata(&dir).map_err(|e| config(&dir, "cannot be inspected; check the path", Some(e)))?;
@@ -187,7 +188,7 @@ impl LocalDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Slot::Free),
             Err(e) => Err(self.archive_err("inspect", dest, e)),
             Ok(meta) if meta.is_file() && meta.len() == file.size => {
-                let (sha, _) = hash_file(dest).map_err(|e| self.archive_err("read", dest, e))?;
+                let (sha, _) = hash_file(&StdFs, dest).map_err(|e| self.archive_err("read", dest, e))?;
                 Ok(if sha == file.sha256 { Slot::Same } else { Slot::Taken })
             }
             Ok(_) => Ok(Slot::Taken),
@@ -199,7 +200,7 @@ impl LocalDir {
         let rel = Path::new(key).parent().unwrap_or(Path::new(""));
         let dir = self.dir().join(rel);
         job.faults.alive().map_err(|e| self.archive_err("create directory", &dir, e))?;
-        create_dirs_durable(self.dir(), rel).map_err(|e| self.archive_err("create directory", &dir, e))?;
+        create_dirs_durable(&StdFs, self.dir(), rel).map_err(|e| self.archive_err("create directory", &dir, e))?;
         self.sweep(&dir);
         Ok(())
     }
@@ -253,7 +254,7 @@ impl LocalDir {
                 "cannot remove a temporary copy; it is removed once stale"),
         }
         if linked? {
-            sync_dir(dir).map_err(|e| self.archive_err("sync directory", dir, e))?;
+            sync_dir(&StdFs, dir).map_err(|e| self.archive_err("sync directory", dir, e))?;
             return Ok(true);
         }
         // Someone else published this name meanwhile: fine if it is the same content.
@@ -284,11 +285,11 @@ impl LocalDir {
         })?;
         output.sync_all().map_err(|e| self.archive_err("sync", tmp, e))?;
         drop(output);
-        let (copied, _) = hash_file(tmp).map_err(|e| self.archive_err("read back", tmp, e))?;
+        let (copied, _) = hash_file(&StdFs, tmp).map_err(|e| self.archive_err("read back", tmp, e))?;
         if copied == file.sha256 {
             return Ok(());
         }
-        let (read, _) = hash_file(source).map_err(source_err)?;
+        let (read, _) = hash_file(&StdFs, source).map_err(source_err)?;
         if read != file.sha256 {
             return Err(ShipError::SourceMismatch {
                 path: source.to_owned(),
@@ -381,7 +382,7 @@ fn remove_stale_parts(dir: &Path, now: SystemTime) -> io::Result<usize> {
         }
     }
     if removed > 0 {
-        sync_dir(dir)?;
+        sync_dir(&StdFs, dir)?;
     }
     Ok(removed)
 }

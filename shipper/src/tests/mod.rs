@@ -1,9 +1,11 @@
 //! Tests that need the fault-injection seam: one per named crash point, ordering, transient
-//! failures in `enter`, and the model-based property test. Real filesystem, no mocks.
+//! failures in `enter`, and the model-based property test, on the real filesystem; and power
+//! loss on the simulated filesystem (`power_loss.rs`), which forgets what was not fsynced.
 
 mod backlog;
 mod crash;
 mod model;
+mod power_loss;
 mod s3_crash;
 
 use std::collections::BTreeMap;
