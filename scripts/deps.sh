@@ -6,13 +6,14 @@
 #                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
 #                            dpkg-dev, binutils, adduser, systemd and cargo-deb (the Debian package
 #                            test: build, install, systemd-analyze verify), g++ and cargo-fuzz (the
-#                            fuzz smoke)
+#                            fuzz smoke), prometheus (promtool: the metrics text and the alert
+#                            rules' unit tests)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
-    want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++)
+    want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++ prometheus)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod config_command;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod privileges;
 pub mod replay;

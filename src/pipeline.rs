@@ -19,6 +19,7 @@ use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, Shipper
 
 use crate::batch::{Backpressure, Batch, BatchSink, Lane};
 use crate::config::{AudioFormat, AudioLayout, Config};
+use crate::metrics::Metrics;
 
 /// Batches in flight between capture and mixer.
 const BATCH_QUEUE: usize = 64;
@@ -109,6 +110,7 @@ pub struct Pipeline {
     finishers: Vec<JoinHandle<FinishStats>>,
     shipper: ShipperHandle,
     spool: Arc<Spool>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -157,8 +159,9 @@ pub fn work_dir(output: &Path) -> PathBuf {
 
 impl Pipeline {
     /// Creates the directories, opens the spool (taking ownership of it), starts the shipper,
-    /// the finishers and the mixer.
-    pub fn start(opts: &Options) -> anyhow::Result<Pipeline> {
+    /// the finishers and the mixer. The mixers publish their counters on the metrics' board,
+    /// and the finishers hand it every finished call's record.
+    pub fn start(opts: &Options, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
         std::fs::create_dir_all(&opts.output)
             .with_context(|| format!("cannot create data directory '{}'", opts.output.display()))?;
         let work = work_dir(&opts.output);
@@ -181,9 +184,10 @@ impl Pipeline {
                 let spool = spool.clone();
                 let notify = shipper.notifier();
                 let work = work.clone();
+                let metrics = metrics.clone();
                 std::thread::Builder::new()
                     .name(format!("finish-{i}"))
-                    .spawn(move || finisher(rx, &spool, &work, || notify.notify()))
+                    .spawn(move || finisher(rx, &spool, &work, &metrics, || notify.notify()))
                     .context("cannot start finisher thread")
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -199,17 +203,20 @@ impl Pipeline {
             let (batch_tx, batch_rx) = bounded::<Batch>(BATCH_QUEUE);
             let (recycle_tx, recycle_rx) = bounded::<Batch>(BATCH_QUEUE + 2);
             lanes.push(Lane { tx: batch_tx, recycle: recycle_rx });
+            let board = metrics.board().clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mixer-{i}"))
                 .spawn(move || {
                     for mut batch in batch_rx {
                         batch.drain_into(&mut mixer);
+                        board.publish_mixer(i, mixer.stats());
                         let _ = recycle_tx.try_send(batch);
                     }
                     let abandoned = mixer.abandon_all();
                     if abandoned > 0 {
                         tracing::error!("{abandoned} calls were still open in the mixer at the end of input");
                     }
+                    board.publish_mixer(i, mixer.stats());
                     mixer.stats().clone()
                 })
                 .context("cannot start mixer thread")?;
@@ -219,8 +226,15 @@ impl Pipeline {
         let found = mixer::finish::recover::scan(&work).with_context(|| format!("cannot scan '{}'", work.display()))?;
         let (n_fin, n_int) = (found.finished.len(), found.interrupted.len());
         for files in found.finished {
-            match mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| enter(&spool, f).map_err(Into::into)) {
-                Ok(_) => shipper.notify(),
+            let adopted = mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| {
+                let (bytes, audio) = sizes(&f);
+                enter(&spool, f).map_err(anyhow::Error::from).map(|_| (bytes, audio))
+            });
+            match adopted {
+                Ok((bytes, audio)) => {
+                    metrics.recording_written(bytes, audio, true);
+                    shipper.notify();
+                }
                 Err(e) => tracing::error!("cannot recover {}: {e:#}", files[files.len() - 1].display()),
             }
         }
@@ -240,7 +254,7 @@ impl Pipeline {
         }
         drop(pending_tx);
 
-        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper, spool })
+        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper, spool, metrics })
     }
 
     /// Applies a reloaded configuration's archive targets and retention; recordings entered from
@@ -301,23 +315,35 @@ impl Pipeline {
         finish.keys.sort();
         finish.keys.truncate(KEYS_KEPT);
         let ship = self.shipper.drain(ship_deadline);
+        self.metrics.board().publish_ship(ship.stats.clone());
         Outcome { mixer, finish, ship, dropped_rtp, internal_error }
     }
 }
 
-fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: impl Fn()) -> FinishStats {
+fn finisher(
+    rx: Receiver<PendingRecording>,
+    spool: &Spool,
+    work: &Path,
+    metrics: &Metrics,
+    notify: impl Fn(),
+) -> FinishStats {
     let mut stats = FinishStats::default();
     for pending in rx {
         let call_id = pending.record.call_id.clone();
+        // The mixer built the record when the call ended; finishing adds only the files' names
+        // and hashes.
+        metrics.call(&pending.record);
         let finished = match mixer::finish(pending, work) {
             Ok(f) => f,
             Err(e) => {
                 stats.failed += 1;
+                metrics.recording_failed();
                 tracing::error!(%call_id, "recording not finished, its files stay in {}: {e}", work.display());
                 continue;
             }
         };
         let audio = finished.files.iter().find(|f| f.ext != "json").map(|f| f.size);
+        let (bytes, audio_bytes) = sizes(&finished);
         let key = finished.key.clone();
         // Recordings recovered after a crash have no known dialog state: counted as such.
         let state =
@@ -332,16 +358,27 @@ fn finisher(rx: Receiver<PendingRecording>, spool: &Spool, work: &Path, notify: 
                 if stats.keys.len() < KEYS_KEPT {
                     stats.keys.push(key);
                 }
+                metrics.recording_written(bytes, audio_bytes, state == "recovered");
                 *stats.states.entry(state).or_default() += 1;
                 notify();
             }
             Err(e) => {
                 stats.failed += 1;
+                metrics.recording_failed();
                 tracing::error!(%call_id, "recording not entered into the spool, its files stay in {}: {e}", work.display());
             }
         }
     }
     stats
+}
+
+/// A finished recording's size in bytes (every file) and its audio's (files other than the
+/// record and the evidence pcap), if it has audio.
+fn sizes(finished: &mixer::Finished) -> (u64, Option<u64>) {
+    let bytes = finished.files.iter().map(|f| f.size).sum();
+    let audio: Vec<u64> =
+        finished.files.iter().filter(|f| f.ext != "json" && f.ext != "pcap").map(|f| f.size).collect();
+    (bytes, (!audio.is_empty()).then(|| audio.iter().sum()))
 }
 
 /// Hands a finished recording's files to the spool.

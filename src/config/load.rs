@@ -286,11 +286,21 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
     }
     for (key, v) in [("http.metrics_listen", &c.http.metrics_listen), ("http.api_listen", &c.http.api_listen)] {
         if let Some(addr) = v
+            && !(key == "http.metrics_listen" && addr == "off")
             && addr.parse::<std::net::SocketAddr>().is_err()
         {
             bad(key, format!("{addr:?} is not an address:port"), "e.g. \"127.0.0.1:9750\"");
         }
     }
+    range(&mut bad, "metrics.health_window", c.metrics.health_window, 1, 86_400, "60 judges the last minute");
+    range(
+        &mut bad,
+        "metrics.health_max_unshipped_age",
+        c.metrics.health_max_unshipped_age,
+        1,
+        u64::MAX,
+        "3600 is an hour",
+    );
     out
 }
 

@@ -20,8 +20,16 @@ pub fn show(config: &Config, origin: &str) -> String {
     if config.archive.is_empty() {
         out.push_str("# no [[archive]]: recordings go to ./callvault-archive\n");
     }
-    if config.http.metrics_listen.is_some() || config.http.api_listen.is_some() {
-        out.push_str("# [http] is accepted but this version serves no HTTP endpoint yet\n");
+    match config.http.metrics_listen.as_deref() {
+        Some("off") => out.push_str("# /metrics and /health: not served (http.metrics_listen = \"off\")\n"),
+        Some(addr) => out.push_str(&format!("# /metrics and /health of `run`: http://{addr}\n")),
+        None => out.push_str(&format!(
+            "# /metrics and /health of `run`: http://{} (the default; skipped with a warning if taken)\n",
+            super::DEFAULT_METRICS_LISTEN
+        )),
+    }
+    if config.http.api_listen.is_some() {
+        out.push_str("# http.api_listen is accepted but this version serves no API yet\n");
     }
     out.push('\n');
     match toml::to_string(config) {
