@@ -7,6 +7,10 @@
 //! summary), ends every open call with `end_reason: shutdown`, flushes the spool, ships for at
 //! most `shipping.shutdown_timeout` seconds and exits 0 (recordings still queued are safe in
 //! the spool).
+//!
+//! Prometheus metrics and the health check are served on `http.metrics_listen` (loopback only;
+//! bound before the privilege drop, served from their own thread after it); the loop publishes
+//! capture's and the shipper's counters for them once a second (`crate::metrics`).
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -375,3 +375,26 @@ impl Drop for ShipperHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+
+    #[test]
+    fn each_observation_lands_in_the_first_bucket_whose_bound_holds_it() {
+        let mut h = LatencyHistogram::default();
+        for ms in [0, 5, 6, 1000, 1001, 30_000, 30_001, 120_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let mut want = [0u64; LatencyHistogram::BOUNDS.len() + 1];
+        want[0] = 2; // 0 and 5 ms: <= 0.005 s
+        want[1] = 1; // 6 ms
+        want[7] = 1; // 1 s exactly
+        want[8] = 1; // 1.001 s
+        want[11] = 1; // 30 s exactly
+        want[12] = 2; // above every bound
+        assert_eq!(h.counts, want);
+        assert_eq!(h.count(), 8);
+        assert_eq!(h.sum_micros, (5 + 6 + 1000 + 1001 + 30_000 + 30_001 + 120_000) * 1000);
+    }
+}
