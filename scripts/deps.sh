@@ -6,15 +6,16 @@
 #                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
 #                            dpkg-dev, binutils, adduser, systemd and cargo-deb (the Debian package
 #                            test: build, install, systemd-analyze verify), g++ and cargo-fuzz (the
-#                            fuzz smoke), chromium, chromium-driver and selenium (PyPI, in a venv:
-#                            the dashboard's browser test)
+#                            fuzz smoke), prometheus (promtool: the metrics text and the alert
+#                            rules' unit tests), chromium, chromium-driver and selenium (PyPI, in a
+#                            venv: the dashboard's browser test)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
     want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
-        chromium chromium-driver)
+        prometheus chromium chromium-driver)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -121,6 +121,10 @@ pub struct Common {
     /// CPU, at most 4.
     #[arg(long, value_name = "N")]
     pub mixers: Option<usize>,
+    /// Write the final metrics (Prometheus text format) to this file at the end
+    /// [default: metrics.textfile, none].
+    #[arg(long, value_name = "FILE")]
+    pub metrics_out: Option<PathBuf>,
 }
 
 impl Common {
@@ -137,6 +141,7 @@ impl Common {
         set_value(&mut r.audio_format, &self.audio_format);
         set_value(&mut r.audio_layout, &self.audio_layout);
         set_value(&mut r.mixers, &self.mixers);
+        crate::targets::set(&mut c.metrics.textfile, &self.metrics_out);
     }
 }
 
@@ -200,6 +205,10 @@ pub struct RunArgs {
     /// one, logged) [default: http.api_listen, 127.0.0.1:9751].
     #[arg(long, value_name = "ADDR:PORT")]
     pub api_listen: Option<String>,
+    /// Address of /metrics and /health (loopback only), or "off"
+    /// [default: http.metrics_listen, 127.0.0.1:9750].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
 }
 
 impl RunArgs {
@@ -216,6 +225,7 @@ impl RunArgs {
         set_value(&mut c.service.user, &self.user);
         crate::targets::set(&mut c.service.group, &self.group);
         crate::targets::set(&mut c.http.api_listen, &self.api_listen);
+        crate::targets::set(&mut c.http.metrics_listen, &self.metrics_listen);
     }
 }
 

@@ -21,6 +21,7 @@ use crate::batch::{Backpressure, Batch, BatchSink, Lane};
 use crate::config::{AudioFormat, AudioLayout, Config};
 use crate::index::writer::{IndexWriter, ToIndex, WriterStats};
 use crate::index::{Index, IndexedCall, Opened};
+use crate::metrics::Metrics;
 
 /// Batches in flight between capture and mixer.
 const BATCH_QUEUE: usize = 64;
@@ -147,6 +148,7 @@ pub struct Pipeline {
     spool: Arc<Spool>,
     index: Option<IndexWriter>,
     live: Arc<LiveBoard>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -195,8 +197,9 @@ pub fn work_dir(output: &Path) -> PathBuf {
 
 impl Pipeline {
     /// Creates the directories, opens the spool (taking ownership of it), starts the shipper,
-    /// the finishers and the mixer.
-    pub fn start(opts: &Options) -> anyhow::Result<Pipeline> {
+    /// the finishers and the mixer. The mixers publish their counters on the metrics' board,
+    /// and the finishers hand it every finished call's record.
+    pub fn start(opts: &Options, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
         std::fs::create_dir_all(&opts.output)
             .with_context(|| format!("cannot create data directory '{}'", opts.output.display()))?;
         let work = work_dir(&opts.output);
@@ -224,9 +227,10 @@ impl Pipeline {
                 let notify = shipper.notifier();
                 let work = work.clone();
                 let to_index = to_index.clone();
+                let metrics = metrics.clone();
                 std::thread::Builder::new()
                     .name(format!("finish-{i}"))
-                    .spawn(move || finisher(rx, &spool, &work, to_index.as_ref(), || notify.notify()))
+                    .spawn(move || finisher(rx, &spool, &work, to_index.as_ref(), &metrics, || notify.notify()))
                     .context("cannot start finisher thread")
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -244,6 +248,7 @@ impl Pipeline {
             let (recycle_tx, recycle_rx) = bounded::<Batch>(BATCH_QUEUE + 2);
             lanes.push(Lane { tx: batch_tx, recycle: recycle_rx });
             let live = live.clone();
+            let board = metrics.board().clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mixer-{i}"))
                 .spawn(move || {
@@ -253,6 +258,7 @@ impl Pipeline {
                         match batch_rx.recv_timeout(LiveBoard::EVERY) {
                             Ok(mut batch) => {
                                 batch.drain_into(&mut mixer);
+                                board.publish_mixer(i, mixer.stats());
                                 let _ = recycle_tx.try_send(batch);
                             }
                             Err(RecvTimeoutError::Timeout) => {}
@@ -269,6 +275,7 @@ impl Pipeline {
                     if abandoned > 0 {
                         tracing::error!("{abandoned} calls were still open in the mixer at the end of input");
                     }
+                    board.publish_mixer(i, mixer.stats());
                     mixer.stats().clone()
                 })
                 .context("cannot start mixer thread")?;
@@ -280,14 +287,16 @@ impl Pipeline {
         for files in found.finished {
             let adopted = mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| {
                 let indexed = to_index.as_ref().and_then(|_| indexed(&f));
-                enter(&spool, f).map_err(anyhow::Error::from).map(|_| indexed)
+                let (bytes, audio) = sizes(&f);
+                enter(&spool, f).map_err(anyhow::Error::from).map(|_| (indexed, bytes, audio))
             });
             match adopted {
-                Ok(indexed) => {
+                Ok((indexed, bytes, audio)) => {
                     if let (Some(to), Some(call)) = (&to_index, indexed) {
                         to.send(call);
                     }
-                    shipper.notify()
+                    metrics.recording_written(bytes, audio, true);
+                    shipper.notify();
                 }
                 Err(e) => tracing::error!("cannot recover {}: {e:#}", files[files.len() - 1].display()),
             }
@@ -309,7 +318,16 @@ impl Pipeline {
         drop(pending_tx);
         drop(to_index);
 
-        Ok(Pipeline { sink: BatchSink::new(lanes, opts.backpressure), mixers, finishers, shipper, spool, index, live })
+        Ok(Pipeline {
+            sink: BatchSink::new(lanes, opts.backpressure),
+            mixers,
+            finishers,
+            shipper,
+            spool,
+            index,
+            live,
+            metrics,
+        })
     }
 
     /// The calls in progress, republished by every mixer about once a second.
@@ -376,6 +394,7 @@ impl Pipeline {
         finish.keys.truncate(KEYS_KEPT);
         let index = self.index.map(IndexWriter::finish);
         let ship = self.shipper.drain(ship_deadline);
+        self.metrics.board().publish_ship(ship.stats.clone());
         Outcome { mixer, finish, ship, dropped_rtp, internal_error, index }
     }
 }
@@ -385,20 +404,26 @@ fn finisher(
     spool: &Spool,
     work: &Path,
     to_index: Option<&ToIndex>,
+    metrics: &Metrics,
     notify: impl Fn(),
 ) -> FinishStats {
     let mut stats = FinishStats::default();
     for pending in rx {
         let call_id = pending.record.call_id.clone();
+        // The mixer built the record when the call ended; finishing adds only the files' names
+        // and hashes.
+        metrics.call(&pending.record);
         let finished = match mixer::finish(pending, work) {
             Ok(f) => f,
             Err(e) => {
                 stats.failed += 1;
+                metrics.recording_failed();
                 tracing::error!(%call_id, "recording not finished, its files stay in {}: {e}", work.display());
                 continue;
             }
         };
         let audio = finished.files.iter().find(|f| f.ext != "json").map(|f| f.size);
+        let (bytes, audio_bytes) = sizes(&finished);
         let key = finished.key.clone();
         // Recordings recovered after a crash have no known dialog state: counted as such.
         let state =
@@ -417,11 +442,13 @@ fn finisher(
                 if stats.keys.len() < KEYS_KEPT {
                     stats.keys.push(key);
                 }
+                metrics.recording_written(bytes, audio_bytes, state == "recovered");
                 *stats.states.entry(state).or_default() += 1;
                 notify();
             }
             Err(e) => {
                 stats.failed += 1;
+                metrics.recording_failed();
                 tracing::error!(%call_id, "recording not entered into the spool, its files stay in {}: {e}", work.display());
             }
         }
@@ -472,6 +499,15 @@ pub fn local_archives(config: &Config) -> Vec<PathBuf> {
 /// The index row of a finished recording (logged and skipped if its record is unusable).
 fn indexed(finished: &mixer::Finished) -> Option<IndexedCall> {
     IndexedCall::from_record(&finished.key, &finished.record).map_err(|e| tracing::error!("not indexed: {e}")).ok()
+}
+
+/// A finished recording's size in bytes (every file) and its audio's (files other than the
+/// record and the evidence pcap), if it has audio.
+fn sizes(finished: &mixer::Finished) -> (u64, Option<u64>) {
+    let bytes = finished.files.iter().map(|f| f.size).sum();
+    let audio: Vec<u64> =
+        finished.files.iter().filter(|f| f.ext != "json" && f.ext != "pcap").map(|f| f.size).collect();
+    (bytes, (!audio.is_empty()).then(|| audio.iter().sum()))
 }
 
 /// Hands a finished recording's files to the spool.

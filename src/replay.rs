@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use capture::events::EndReason;
 use capture::source::FileSource;
@@ -14,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::batch::Backpressure;
 use crate::cli::{ReplayArgs, Source};
 use crate::config::Config;
+use crate::metrics::{CaptureView, Metrics};
 use crate::pipeline::{Options, Pipeline};
 use crate::summary::{InputReport, Summary};
 
@@ -31,11 +33,13 @@ pub fn replay(source: &Source, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(summary.exit_code())
 }
 
-/// Replays the capture files through the whole pipeline and returns the report unprinted.
+/// Replays the capture files through the whole pipeline and returns the report unprinted; the
+/// final metrics go to `metrics.textfile` when it is set.
 pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool) -> anyhow::Result<Summary> {
     let opts = Options::from_config(config, Backpressure::Block, crate::pipeline::run_id());
     let mut engine = Engine::new(engine_config(config));
-    let mut pipeline = Pipeline::start(&opts)?;
+    let metrics = Arc::new(Metrics::from_config(config));
+    let mut pipeline = Pipeline::start(&opts, metrics.clone())?;
     let started = Instant::now();
 
     let total: u64 = captures.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
@@ -88,7 +92,17 @@ pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool) -> anyhow::Re
     let capture_time = started.elapsed();
     progress.finish_and_clear();
 
+    metrics.board().publish_capture(CaptureView {
+        stats: engine.stats(),
+        open_calls: engine.open_calls() as u64,
+        ..CaptureView::default()
+    });
     let outcome = pipeline.finish(Some(Duration::from_secs(config.shipping.drain_timeout)));
+    if let Some(path) = &config.metrics.textfile
+        && let Err(e) = metrics.write_textfile(path)
+    {
+        tracing::error!("{e:#}");
+    }
     let summary = Summary {
         command: "replay",
         input,

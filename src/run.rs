@@ -7,6 +7,10 @@
 //! summary), ends every open call with `end_reason: shutdown`, flushes the spool, ships for at
 //! most `shipping.shutdown_timeout` seconds and exits 0 (recordings still queued are safe in
 //! the spool).
+//!
+//! Prometheus metrics and the health check are served on `http.metrics_listen` (loopback only;
+//! bound before the privilege drop, served from their own thread after it); the loop publishes
+//! capture's and the shipper's counters for them once a second (`crate::metrics`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -22,7 +26,9 @@ use capture::source::{KernelStats, LiveCapture, LiveOptions, LiveSource};
 use crate::batch::Backpressure;
 use crate::cli::{RunArgs, Source};
 use crate::config::Config;
+use crate::http::{HttpServer, Listen};
 use crate::logging::Logging;
+use crate::metrics::{CaptureView, HealthCheck, HealthLimits, Metrics};
 use crate::pipeline::{Options, Pipeline};
 use crate::replay::engine_config;
 use crate::summary::{InputReport, LiveReport, Summary};
@@ -47,11 +53,18 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if config.capture.interfaces.is_empty() {
         bail!("no interface to capture on: set capture.interfaces in {} or give --interface", source.origin());
     }
-    if config.http.metrics_listen.is_some() {
-        tracing::warn!("http.metrics_listen is configured, but this version serves no metrics yet");
-    }
+    let listen = Listen::from_config(
+        "http.metrics_listen",
+        config.http.metrics_listen.as_deref(),
+        crate::config::DEFAULT_METRICS_LISTEN,
+    )?;
+    let api_listen =
+        Listen::from_config("http.api_listen", config.http.api_listen.as_deref(), crate::api::DEFAULT_LISTEN)?;
     let live = live_options(&config);
     let mut capture = LiveCapture::open(&config.capture.interfaces, &live)?;
+    // Bound now, while a privileged port could still be bound; served once privileges are gone.
+    let listener = crate::http::bind(&listen, "http.metrics_listen", "/metrics and /health")?;
+    let api_listener = crate::http::bind(&api_listen, "http.api_listen", "the API and dashboard")?;
 
     // Least privilege: the handles are open, nothing else needs any.
     let archives = config.archives();
@@ -70,15 +83,32 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let opts = Options::from_config(&config, Backpressure::DropMedia, crate::pipeline::run_id());
+    let metrics = Arc::new(Metrics::from_config(&config));
+    let pipeline = Pipeline::start(&opts, metrics.clone())?;
+    let http = match listener {
+        Some(l) => {
+            let health = HealthCheck::new(metrics.board().clone(), HealthLimits::from_config(&config.metrics));
+            let router = crate::metrics::metrics_router(metrics.clone()).merge(crate::metrics::health_router(health));
+            let server = HttpServer::start(l, router, "http-metrics")?;
+            tracing::info!("serving /metrics and /health on http://{}", server.addr());
+            Some(server)
+        }
+        None => None,
+    };
     let mut live_run = LiveRun {
         engine: Engine::new(engine_config(&config)),
-        pipeline: Pipeline::start(&opts)?,
+        pipeline,
         config,
         systemd: Systemd::from_env(),
         logging,
+        metrics,
+        http,
     };
-    // Bound after the privilege drop: the listener's thread runs as the service user too.
-    let _api = crate::api::start(&live_run.config, Some(live_run.pipeline.live()))?;
+    // Served after the privilege drop: the listener's thread runs as the service user too.
+    let _api = match api_listener {
+        Some(l) => Some(crate::api::serve(&live_run.config, l, Some(live_run.pipeline.live()))?),
+        None => None,
+    };
     let ifaces = live_run.config.capture.interfaces.join(", ");
     tracing::info!(
         interfaces = %ifaces,
@@ -135,6 +165,9 @@ struct LiveRun {
     config: Config,
     systemd: Systemd,
     logging: Logging,
+    metrics: Arc<Metrics>,
+    /// The `/metrics` and `/health` listener, if one is served.
+    http: Option<HttpServer>,
 }
 
 /// Counters as of the last heartbeat.
@@ -179,8 +212,10 @@ impl LiveRun {
             }
             if last_check.elapsed() >= KERNEL_CHECK {
                 last_check = Instant::now();
+                let mut interfaces = Vec::new();
                 for (s, seen) in capture.sources_mut().iter_mut().zip(&mut kernel_dropped) {
                     let Ok(k) = s.kernel_stats() else { continue };
+                    interfaces.push((s.name().to_owned(), k));
                     let dropped = k.dropped + k.if_dropped;
                     if dropped > *seen {
                         tracing::warn!(
@@ -192,6 +227,7 @@ impl LiveRun {
                         *seen = dropped;
                     }
                 }
+                self.publish(interfaces);
             }
             let every = self.config.log.heartbeat;
             if every > 0 && last_beat.elapsed() >= Duration::from_secs(every) {
@@ -201,6 +237,18 @@ impl LiveRun {
             self.systemd.alive();
         }
         Ok(())
+    }
+
+    /// Puts capture's and the shipper's counters on the metrics' board.
+    fn publish(&mut self, interfaces: Vec<(String, KernelStats)>) {
+        let board = self.metrics.board();
+        board.publish_capture(CaptureView {
+            stats: self.engine.stats(),
+            open_calls: self.engine.open_calls() as u64,
+            interfaces,
+            queue_dropped_rtp: self.pipeline.sink().dropped_rtp,
+        });
+        board.publish_ship(self.pipeline.ship_stats());
     }
 
     /// One info line that says the recorder is alive and how it is doing.
@@ -288,11 +336,28 @@ impl LiveRun {
             live.interfaces.push((s.name().to_owned(), k, s.frames()));
         }
         drop(capture);
+        let interfaces: Vec<_> = live.interfaces.iter().map(|(n, k, _)| (n.clone(), *k)).collect();
         let open = self.engine.open_calls();
         tracing::info!("stopping: finalising {open} open calls");
         self.engine.finish(EndReason::Shutdown, self.pipeline.sink());
         let capture_time = started.elapsed();
+        let queue_dropped_rtp = self.pipeline.sink().dropped_rtp;
         let outcome = self.pipeline.finish(Some(Duration::from_secs(self.config.shipping.shutdown_timeout)));
+        // The final counters: for the textfile, and for a scrape during the last moments.
+        self.metrics.board().publish_capture(CaptureView {
+            stats: self.engine.stats(),
+            open_calls: self.engine.open_calls() as u64,
+            interfaces,
+            queue_dropped_rtp,
+        });
+        if let Some(path) = &self.config.metrics.textfile
+            && let Err(e) = self.metrics.write_textfile(path)
+        {
+            tracing::error!("{e:#}");
+        }
+        if let Some(server) = self.http.take() {
+            server.stop();
+        }
         let summary = Summary {
             command: "run",
             input,

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::Args;
 
-use crate::api::{Api, Listen, server::Server};
 use crate::cli::Source;
+use crate::http::Listen;
 use crate::index::{Index, Opened};
 
 /// `callvault serve` options.
@@ -54,14 +54,15 @@ pub fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     drop(index);
     tracing::info!("call index {}: {calls} calls ({} added now)", path.display(), report.added);
 
-    let addr = match Listen::from_key(config.http.api_listen.as_deref(), crate::api::DEFAULT_LISTEN) {
-        Listen::Off => anyhow::bail!("http.api_listen is \"off\": give --listen ADDR:PORT"),
-        Listen::Default(a) | Listen::Configured(a) => a,
-    };
-    let mut api_roots = vec![data.join("recordings")];
-    api_roots.extend(crate::pipeline::local_archives(&config));
-    let api = Arc::new(Api::new(&path, api_roots, None));
-    let server = Server::start("API", addr, crate::api::router(api))?;
+    // Serving is all this command does: the default address taken is an error here too.
+    let listen =
+        match Listen::from_config("http.api_listen", config.http.api_listen.as_deref(), crate::api::DEFAULT_LISTEN)? {
+            Listen::Off => anyhow::bail!("http.api_listen is \"off\": give --listen ADDR:PORT"),
+            Listen::Default(a) | Listen::Configured(a) => Listen::Configured(a),
+        };
+    let listener = crate::http::bind(&listen, "http.api_listen", "the API and dashboard")?
+        .context("the API listener was not bound")?;
+    let server = crate::api::serve(&config, listener, None)?;
     println!("serving {calls} calls from {} on http://{}/", data.display(), server.addr());
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -151,6 +151,17 @@ fn the_debian_package_installs_and_runs_as_the_unit_does() {
     assert_eq!(mode_owner(&root.at("/etc/callvault")), (0o750, 0, gid));
     assert_eq!(mode_owner(&root.at("/etc/callvault/callvault.toml")), (0o640, 0, gid));
     assert_eq!(mode_owner(&root.at("/var/lib/callvault")), (0o750, uid, gid));
+    // The monitoring files, as they are in deploy/.
+    for (installed, source) in [
+        ("/usr/share/callvault/prometheus/callvault-alerts.yml", "deploy/prometheus/callvault-alerts.yml"),
+        ("/usr/share/callvault/prometheus/callvault-alerts.test.yml", "deploy/prometheus/callvault-alerts.test.yml"),
+        ("/usr/share/callvault/grafana/callvault-dashboard.json", "deploy/grafana/callvault-dashboard.json"),
+        ("/usr/share/callvault/grafana/provisioning.yml", "deploy/grafana/provisioning.yml"),
+    ] {
+        let want = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(source)).unwrap();
+        assert_eq!(std::fs::read(root.at(installed)).ok(), Some(want), "{installed}");
+        assert_eq!(mode_owner(&root.at(installed)), (0o644, 0, 0), "{installed}");
+    }
     let unit_path = "/usr/lib/systemd/system/callvault.service";
     assert_eq!(mode_owner(&root.at(unit_path)).0, 0o644);
     let conffiles = root.run("dpkg-query", &["-W", "-f=${Conffiles}", "callvault"]);

@@ -239,6 +239,7 @@ impl Core {
         if owner.kind == MediaKind::Rtcp || rtcp::is_muxed(p) {
             if rtcp::is_rtcp(p) {
                 self.stats.rtcp_packets += 1;
+                self.stats.rtcp_bytes += p.len() as u64;
                 if owner.kind == MediaKind::Rtcp {
                     self.stats.rtcp_port_packets += 1;
                 }
@@ -254,6 +255,7 @@ impl Core {
         match rtp::RtpPacket::new_checked(p) {
             Ok(rtp) => {
                 self.stats.rtp_packets += 1;
+                self.stats.rtp_bytes += p.len() as u64;
                 self.tracker.touch(owner.call, time);
                 if d.truncated {
                     self.stats.truncated_rtp += 1;
@@ -320,6 +322,7 @@ impl Core {
         match sip::parse(message, self.limits.max_sip_headers) {
             Ok(msg) => {
                 self.stats.sip_messages += 1;
+                self.stats.sip_bytes += message.len() as u64;
                 let call = self.tracker.handle_sip(time, src, dst, &msg, transport, &mut self.media, &mut self.stats);
                 self.drain(sink);
                 if let (Some(call), Some((link, frame))) = (call, raw) {

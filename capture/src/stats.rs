@@ -30,6 +30,8 @@ pub struct CaptureStats {
     pub udp_unmatched: u64,
     /// SIP messages parsed.
     pub sip_messages: u64,
+    /// Their bytes (the SIP message: start line, headers and body).
+    pub sip_bytes: u64,
     /// SIP messages without a Call-ID.
     pub sip_without_call_id: u64,
     /// SIP messages of dialogs that are not calls (REGISTER, OPTIONS, SUBSCRIBE, ...).
@@ -43,8 +45,12 @@ pub struct CaptureStats {
     pub sdp_unusable: u64,
     /// RTP packets tied to a call.
     pub rtp_packets: u64,
-    /// RTCP packets on a call's media address (multiplexed).
+    /// Their bytes (the UDP payload: RTP header and media).
+    pub rtp_bytes: u64,
+    /// RTCP packets of a call (on its own port or multiplexed).
     pub rtcp_packets: u64,
+    /// Their bytes (the UDP payload).
+    pub rtcp_bytes: u64,
     /// Datagrams to a call's media address that are not RTP (STUN, ZRTP, garbage).
     pub media_not_rtp: u64,
     /// ZRTP packets on a call's media address (counted in `media_not_rtp` too).

@@ -343,6 +343,7 @@ impl Packet<'_> {
         }
         if !self.disk.room_for_new() {
             self.stats.write_errors += 1;
+            self.stats.reserve_hits += 1;
             call.write_error = Some(self.disk.reason());
             return false;
         }
@@ -391,6 +392,7 @@ impl Packet<'_> {
         if written > 0 && !self.disk.wrote(written * 4) && call.write_error.is_none() {
             // Keeps what it has (see `report::finish_call`); the reserve is for call records.
             self.stats.write_errors += 1;
+            self.stats.reserve_hits += 1;
             call.write_error = Some(self.disk.reason());
         }
     }

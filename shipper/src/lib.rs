@@ -26,7 +26,9 @@ pub mod target;
 #[cfg(test)]
 mod tests;
 
-pub use ship::{LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle};
+pub use ship::{
+    LatencyHistogram, LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle, TargetStats,
+};
 pub use spool::{
     DiskUsage, Entry, EntryFile, EntryId, NewFile, NewRecording, OwedTarget, Retention, Shipped, Spool, SpoolError,
     SpoolOptions, SweepReport,

@@ -10,8 +10,6 @@
 //! * `GET /api/v1/calls/{id}`: the call record as written;
 //! * `GET /api/v1/calls/{id}/audio`, `GET /api/v1/calls/{id}/pcap`: the files.
 
-pub mod server;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -194,7 +192,7 @@ async fn one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Resp
 async fn audio(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
     let stored = stored(&api, id.clone()).await?;
     let file = stored.audio_file.ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no audio")))?;
-    serve(&api, &stored.key, &file, "audio", request).await
+    serve_file(&api, &stored.key, &file, "audio", request).await
 }
 
 async fn pcap(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
@@ -202,11 +200,11 @@ async fn pcap(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Requ
     let file = stored.evidence_file.ok_or_else(|| {
         Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no evidence pcap (keep_pcap was off)"))
     })?;
-    serve(&api, &stored.key, &file, "evidence pcap", request).await
+    serve_file(&api, &stored.key, &file, "evidence pcap", request).await
 }
 
 /// Streams `<key>.<ext of file>` from the first root that has it, with Range support.
-async fn serve(api: &Api, key: &str, file: &str, what: &str, request: Request) -> Result<Response, Failure> {
+async fn serve_file(api: &Api, key: &str, file: &str, what: &str, request: Request) -> Result<Response, Failure> {
     let ext = std::path::Path::new(file).extension().and_then(|e| e.to_str()).unwrap_or_default();
     let path = api.locate(key, ext).ok_or_else(|| {
         Failure(
@@ -330,46 +328,18 @@ async fn openapi() -> Response {
 /// Where the API listens when the configuration does not say.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9751";
 
-/// The listen address a `[http]` key asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listen {
-    /// `"off"`: no listener.
-    Off,
-    /// The key is not set: the default address, given up with a warning if it is taken.
-    Default(std::net::SocketAddr),
-    /// The key names this address: not being able to listen there is an error.
-    Configured(std::net::SocketAddr),
-}
-
-impl Listen {
-    /// Reads a `[http]` key (already checked by the configuration's validation).
-    pub fn from_key(value: Option<&str>, default: &str) -> Listen {
-        match value {
-            Some("off") => Listen::Off,
-            Some(addr) => addr.parse().map_or(Listen::Off, Listen::Configured),
-            None => default.parse().map_or(Listen::Off, Listen::Default),
-        }
-    }
-}
-
-/// Starts the API listener the configuration asks for (see [`Listen`]), over the index in the
-/// data directory and the recording files of the spool and the local archives.
-pub fn start(config: &crate::config::Config, live: Option<Arc<LiveBoard>>) -> anyhow::Result<Option<server::Server>> {
-    let listen = Listen::from_key(config.http.api_listen.as_deref(), DEFAULT_LISTEN);
-    let addr = match listen {
-        Listen::Off => return Ok(None),
-        Listen::Default(a) | Listen::Configured(a) => a,
-    };
+/// Serves the API and dashboard on `listener` (from [`crate::http::bind`]), over the index in
+/// the data directory and the recording files of the spool and the local archives.
+pub fn serve(
+    config: &crate::config::Config,
+    listener: std::net::TcpListener,
+    live: Option<Arc<LiveBoard>>,
+) -> anyhow::Result<crate::http::HttpServer> {
     let data = &config.storage.data_dir;
     let mut roots = vec![data.join("recordings")];
     roots.extend(crate::pipeline::local_archives(config));
     let api = Arc::new(Api::new(&crate::index::path_in(data), roots, live));
-    match server::Server::start("API", addr, router(api)) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if listen == Listen::Default(addr) => {
-            tracing::warn!("{e:#}; set http.api_listen to another address (or \"off\")");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    let server = crate::http::HttpServer::start(listener, router(api), "http-api")?;
+    tracing::info!("API on http://{}/", server.addr());
+    Ok(server)
 }

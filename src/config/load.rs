@@ -297,6 +297,15 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
             Ok(_) => {}
         }
     }
+    range(&mut bad, "metrics.health_window", c.metrics.health_window, 1, 86_400, "60 judges the last minute");
+    range(
+        &mut bad,
+        "metrics.health_max_unshipped_age",
+        c.metrics.health_max_unshipped_age,
+        1,
+        u64::MAX,
+        "3600 is an hour",
+    );
     out
 }
 

@@ -50,8 +50,10 @@ pub struct Config {
     pub log: Log,
     /// `[service]`: the account callvault runs as when started as root.
     pub service: Service,
-    /// `[http]`: listen addresses of the HTTP endpoints (metrics, API).
+    /// `[http]`: listen addresses of the HTTP endpoints (metrics and health; the API).
     pub http: Http,
+    /// `[metrics]`: the metrics text file and the health thresholds.
+    pub metrics: Metrics,
 }
 
 /// `[capture]`.
@@ -288,16 +290,42 @@ impl Default for Service {
     }
 }
 
+/// The metrics listener's address when `http.metrics_listen` is not set.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9750";
+
 /// `[http]`: where the HTTP endpoints listen (loopback only; "off" disables one).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
-    /// Address for Prometheus metrics, e.g. "127.0.0.1:9750" (not served yet).
+    /// Address of `/metrics` (Prometheus) and `/health` for `run`: loopback only (TLS and
+    /// authentication for other addresses come later); "off" serves nothing. Unset: 127.0.0.1:9750,
+    /// and a port already taken there is a warning, not an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
     /// Address for the API (default 127.0.0.1:9751).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_listen: Option<String>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// A file the final metrics (Prometheus text format) are written to when `replay` or `run`
+    /// ends, for node_exporter's textfile collector or a batch job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub textfile: Option<PathBuf>,
+    /// Seconds over which `/health` judges capture drops and shipping progress.
+    pub health_window: u64,
+    /// `/health` reports degraded when the oldest unshipped recording is older than this many
+    /// seconds.
+    pub health_max_unshipped_age: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { textfile: None, health_window: 60, health_max_unshipped_age: 3600 }
+    }
 }
 
 impl Config {

@@ -20,8 +20,21 @@ pub fn show(config: &Config, origin: &str) -> String {
     if config.archive.is_empty() {
         out.push_str("# no [[archive]]: recordings go to ./callvault-archive\n");
     }
-    if config.http.metrics_listen.is_some() {
-        out.push_str("# http.metrics_listen is accepted but this version serves no metrics yet\n");
+    match config.http.metrics_listen.as_deref() {
+        Some("off") => out.push_str("# /metrics and /health: not served (http.metrics_listen = \"off\")\n"),
+        Some(addr) => out.push_str(&format!("# /metrics and /health of `run`: http://{addr}\n")),
+        None => out.push_str(&format!(
+            "# /metrics and /health of `run`: http://{} (the default; skipped with a warning if taken)\n",
+            super::DEFAULT_METRICS_LISTEN
+        )),
+    }
+    match config.http.api_listen.as_deref() {
+        Some("off") => out.push_str("# API and dashboard: not served (http.api_listen = \"off\")\n"),
+        Some(addr) => out.push_str(&format!("# API and dashboard of `run`: http://{addr}/\n")),
+        None => out.push_str(&format!(
+            "# API and dashboard of `run`: http://{}/ (the default; skipped with a warning if taken)\n",
+            crate::api::DEFAULT_LISTEN
+        )),
     }
     out.push('\n');
     match toml::to_string(config) {

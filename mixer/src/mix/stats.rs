@@ -25,6 +25,9 @@ pub struct MixerStats {
     pub recordings_with_audio: u64,
     /// Calls whose audio file could not be written (disk full, I/O error).
     pub write_errors: u64,
+    /// Calls whose audio was not started, or stopped, because less than the free-space
+    /// reserve was left (`MixerConfig::min_free_bytes`); counted in `write_errors` too.
+    pub reserve_hits: u64,
 }
 
 impl MixerStats {
@@ -41,5 +44,6 @@ impl MixerStats {
         self.calls_finished += o.calls_finished;
         self.recordings_with_audio += o.recordings_with_audio;
         self.write_errors += o.write_errors;
+        self.reserve_hits += o.reserve_hits;
     }
 }

@@ -35,6 +35,7 @@
 
 mod run;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -95,6 +96,59 @@ pub struct ShipStats {
     pub disk_pressure: bool,
     /// Files deleted from the spool by the retention policy's sweeps.
     pub retention_deleted_files: u64,
+    /// Per target (by name): what it shipped, its failures and what it still owes. The queue's
+    /// part (`queued`, `queued_bytes`, `oldest_unshipped`) is recomputed at most once a second
+    /// while running, and at the end.
+    pub targets: BTreeMap<String, TargetStats>,
+}
+
+/// One target's counters, in [`ShipStats::targets`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetStats {
+    /// Recordings this target confirmed (stored and verified, or found already there).
+    pub shipped_recordings: u64,
+    /// Bytes written to this target.
+    pub shipped_bytes: u64,
+    /// Failures that will be retried, by [`ShipError::kind`].
+    pub retries: BTreeMap<&'static str, u64>,
+    /// Failures that stopped this target, by [`ShipError::kind`].
+    pub permanent_errors: BTreeMap<&'static str, u64>,
+    /// Time from the start of a shipment to its confirmation in the spool.
+    pub latency: LatencyHistogram,
+    /// Queued recordings this target has not confirmed yet.
+    pub queued: u64,
+    /// Their size in bytes.
+    pub queued_bytes: u64,
+    /// When the oldest of them entered the spool.
+    pub oldest_unshipped: Option<SystemTime>,
+}
+
+/// A histogram of shipment durations with fixed bucket bounds ([`LatencyHistogram::BOUNDS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Observations per bucket: `counts[i]` are those at most `BOUNDS[i]` seconds and more
+    /// than the bound before; the last one those above every bound.
+    pub counts: [u64; LatencyHistogram::BOUNDS.len() + 1],
+    /// Sum of the observations in microseconds.
+    pub sum_micros: u64,
+}
+
+impl LatencyHistogram {
+    /// Upper bounds of the buckets, in seconds.
+    pub const BOUNDS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+    /// Counts one observation.
+    pub fn observe(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = Self::BOUNDS.iter().position(|&b| secs <= b).unwrap_or(Self::BOUNDS.len());
+        self.counts[i] += 1;
+        self.sum_micros = self.sum_micros.saturating_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Observations in all.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
 }
 
 /// An entry still queued when the shipper stopped.
@@ -319,5 +373,28 @@ impl Drop for ShipperHandle {
         if self.thread.is_some() {
             self.stop(Mode::Stop);
         }
+    }
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+
+    #[test]
+    fn each_observation_lands_in_the_first_bucket_whose_bound_holds_it() {
+        let mut h = LatencyHistogram::default();
+        for ms in [0, 5, 6, 1000, 1001, 30_000, 30_001, 120_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let mut want = [0u64; LatencyHistogram::BOUNDS.len() + 1];
+        want[0] = 2; // 0 and 5 ms: <= 0.005 s
+        want[1] = 1; // 6 ms
+        want[7] = 1; // 1 s exactly
+        want[8] = 1; // 1.001 s
+        want[11] = 1; // 30 s exactly
+        want[12] = 2; // above every bound
+        assert_eq!(h.counts, want);
+        assert_eq!(h.count(), 8);
+        assert_eq!(h.sum_micros, (5 + 6 + 1000 + 1001 + 30_000 + 30_001 + 120_000) * 1000);
     }
 }

@@ -25,6 +25,9 @@ const MAX_WAITING: usize = 4096;
 const LOAD_CHUNK: usize = 256;
 /// Age of the oldest queued recording above which a warning is logged, at most this often.
 const AGE_WARNING: Duration = Duration::from_secs(60);
+/// How often the per-target queue figures are recomputed while running (they cost a walk of
+/// the queue index).
+const TARGET_QUEUE_EVERY: Duration = Duration::from_secs(1);
 /// How often the disk is checked and the retention sweep runs.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -88,6 +91,8 @@ struct TargetState {
 struct Queued {
     key: String,
     entered: Option<SystemTime>,
+    /// Size of its files in bytes.
+    bytes: u64,
     /// The targets it is owed to; empty for entries from before targets were recorded, which
     /// are owed to the configured targets.
     owed: Vec<OwedTarget>,
@@ -109,8 +114,9 @@ struct Outcome {
     id: EntryId,
     /// The entry disappeared from the queue (removed by hand).
     gone: bool,
-    /// Per target slot: the shipment, `None` if it was already confirmed, or the failure.
-    results: Vec<(usize, Result<Option<Shipment>, ShipError>)>,
+    /// Per target slot: the shipment, `None` if it was already confirmed, or the failure; and
+    /// how long the attempt took.
+    results: Vec<(usize, Result<Option<Shipment>, ShipError>, Duration)>,
     /// Whether the entry was completed, or why completing failed.
     completed: Result<bool, ShipError>,
 }
@@ -145,6 +151,8 @@ pub(super) struct Worker {
     next_housekeeping: Instant,
     /// Owed targets without a slot that were already reported.
     reported_unconfigured: HashSet<OwedTarget>,
+    /// When the per-target queue figures were last computed.
+    last_target_queue: Option<Instant>,
 }
 
 /// What woke the loop.
@@ -179,6 +187,7 @@ impl Worker {
             draining: false,
             next_housekeeping: Instant::now(),
             reported_unconfigured: HashSet::new(),
+            last_target_queue: None,
         };
         worker.replace_targets(targets);
         worker
@@ -280,6 +289,7 @@ impl Worker {
         if !self.spool.faults().crashed() {
             self.load().await;
         }
+        self.last_target_queue = None;
         self.publish_stats();
         self.report()
     }
@@ -395,6 +405,7 @@ impl Worker {
         Queued {
             key: entry.key.clone(),
             entered: chrono::DateTime::parse_from_rfc3339(&entry.entered_at).ok().map(SystemTime::from),
+            bytes: entry.size(),
             owed: entry.targets.clone(),
             shipped: entry.shipped.keys().cloned().collect(),
             in_flight: false,
@@ -486,10 +497,16 @@ impl Worker {
             return;
         }
         let now = Instant::now();
-        for (i, result) in outcome.results {
+        for (i, result, took) in outcome.results {
             let name = self.targets[i].owed.name.clone();
             match result {
                 Ok(shipment) => {
+                    let counts = self.stats.targets.entry(name.clone()).or_default();
+                    if let Some(s) = &shipment {
+                        counts.shipped_recordings += 1;
+                        counts.shipped_bytes += s.bytes_copied;
+                        counts.latency.observe(took);
+                    }
                     let state = &mut self.targets[i].state;
                     state.backoff.reset();
                     state.retry_at = None;
@@ -533,6 +550,8 @@ impl Worker {
         match (disposition, target) {
             (Disposition::RetryTarget, Some(i)) => {
                 self.stats.failures_retryable += 1;
+                let name = self.targets[i].owed.name.clone();
+                *self.stats.targets.entry(name).or_default().retries.entry(e.kind()).or_default() += 1;
                 let slot = &mut self.targets[i];
                 let state = &mut slot.state;
                 // Failures of attempts started before the current backoff do not extend it.
@@ -546,6 +565,8 @@ impl Worker {
             }
             (Disposition::Permanent, Some(i)) => {
                 self.stats.failures_permanent += 1;
+                let name = self.targets[i].owed.name.clone();
+                *self.stats.targets.entry(name).or_default().permanent_errors.entry(e.kind()).or_default() += 1;
                 let slot = &mut self.targets[i];
                 let state = &mut slot.state;
                 if state.permanent.is_none() {
@@ -616,8 +637,35 @@ impl Worker {
 
     fn publish_stats(&mut self) {
         self.stats.queued = self.index.len() as u64;
+        if self.last_target_queue.is_none_or(|t| t.elapsed() >= TARGET_QUEUE_EVERY) {
+            self.last_target_queue = Some(Instant::now());
+            self.count_owed();
+        }
         let oldest = self.oldest().map(|(_, t)| t);
         *self.shared.stats() = (self.stats.clone(), oldest);
+    }
+
+    /// Recomputes what each target still owes: queued recordings, bytes, the oldest.
+    fn count_owed(&mut self) {
+        for t in self.stats.targets.values_mut() {
+            (t.queued, t.queued_bytes, t.oldest_unshipped) = (0, 0, None);
+        }
+        for slot in &self.targets {
+            self.stats.targets.entry(slot.owed.name.clone()).or_default();
+        }
+        for q in self.index.values() {
+            for (name, _) in self.owed_slots(q) {
+                if q.shipped.contains(&name) {
+                    continue;
+                }
+                let t = self.stats.targets.entry(name).or_default();
+                t.queued += 1;
+                t.queued_bytes += q.bytes;
+                if let Some(entered) = q.entered {
+                    t.oldest_unshipped = Some(t.oldest_unshipped.map_or(entered, |o| o.min(entered)));
+                }
+            }
+        }
     }
 
     fn warn_age(&mut self, now: Instant) {
@@ -703,15 +751,16 @@ async fn ship_entry(
     for (i, target) in targets {
         let name = target.name().to_owned();
         if confirmed.contains(&name) {
-            outcome.results.push((i, Ok(None)));
+            outcome.results.push((i, Ok(None), Duration::ZERO));
             continue;
         }
         slot.acquire().await;
+        let started = Instant::now();
         let result = ship_one(&spool, &target, &entry, &slot).await;
         if result.is_ok() {
             confirmed.insert(name);
         }
-        outcome.results.push((i, result.map(Some)));
+        outcome.results.push((i, result.map(Some), started.elapsed()));
     }
     if names.iter().all(|n| confirmed.contains(n)) {
         outcome.completed = blocking(move || {

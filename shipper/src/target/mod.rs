@@ -352,6 +352,25 @@ impl ShipError {
         }
     }
 
+    /// A short stable name of the failure's kind (a metrics label): `config`, `s3_config`,
+    /// `store`, `archive`, `source`, `source_mismatch`, `copy_mismatch`, `conflict`, `spool`,
+    /// `internal` or `start`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ShipError::Config { .. } => "config",
+            ShipError::S3Config { .. } => "s3_config",
+            ShipError::Store { .. } => "store",
+            ShipError::Archive { .. } => "archive",
+            ShipError::Source { .. } => "source",
+            ShipError::SourceMismatch { .. } => "source_mismatch",
+            ShipError::CopyMismatch { .. } => "copy_mismatch",
+            ShipError::Conflict { .. } => "conflict",
+            ShipError::Spool(_) => "spool",
+            ShipError::Internal(_) => "internal",
+            ShipError::Start { .. } => "start",
+        }
+    }
+
     /// Whether shipping may succeed later without an operator's help.
     pub fn is_retryable(&self) -> bool {
         self.disposition() != Disposition::Permanent
