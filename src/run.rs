@@ -106,7 +106,12 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Served after the privilege drop: the listener's thread runs as the service user too.
     let _api = match api_listener {
-        Some(l) => Some(crate::api::serve(&live_run.config, l, Some(live_run.pipeline.live()))?),
+        Some(l) => {
+            let health =
+                HealthCheck::new(live_run.metrics.board().clone(), HealthLimits::from_config(&live_run.config.metrics));
+            let more = crate::metrics::health_router(health.clone()).merge(crate::metrics::status_router(health));
+            Some(crate::api::serve(&live_run.config, l, Some(live_run.pipeline.live()), Some(more))?)
+        }
         None => None,
     };
     let ifaces = live_run.config.capture.interfaces.join(", ");

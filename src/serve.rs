@@ -62,7 +62,7 @@ pub fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         };
     let listener = crate::http::bind(&listen, "http.api_listen", "the API and dashboard")?
         .context("the API listener was not bound")?;
-    let server = crate::api::serve(&config, listener, None)?;
+    let server = crate::api::serve(&config, listener, None, None)?;
     println!("serving {calls} calls from {} on http://{}/", data.display(), server.addr());
 
     let stop = Arc::new(AtomicBool::new(false));

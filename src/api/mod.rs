@@ -329,17 +329,23 @@ async fn openapi() -> Response {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9751";
 
 /// Serves the API and dashboard on `listener` (from [`crate::http::bind`]), over the index in
-/// the data directory and the recording files of the spool and the local archives.
+/// the data directory and the recording files of the spool and the local archives, with
+/// `more` routes beside them (`run` adds `/health`).
 pub fn serve(
     config: &crate::config::Config,
     listener: std::net::TcpListener,
     live: Option<Arc<LiveBoard>>,
+    more: Option<Router>,
 ) -> anyhow::Result<crate::http::HttpServer> {
     let data = &config.storage.data_dir;
     let mut roots = vec![data.join("recordings")];
     roots.extend(crate::pipeline::local_archives(config));
     let api = Arc::new(Api::new(&crate::index::path_in(data), roots, live));
-    let server = crate::http::HttpServer::start(listener, router(api), "http-api")?;
+    let routes = match more {
+        Some(more) => router(api).merge(more),
+        None => router(api),
+    };
+    let server = crate::http::HttpServer::start(listener, routes, "http-api")?;
     tracing::info!("API on http://{}/", server.addr());
     Ok(server)
 }

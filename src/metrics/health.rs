@@ -117,6 +117,47 @@ pub fn health_router(check: HealthCheck) -> Router {
     Router::new().route("/health", get(move || std::future::ready(check.evaluate())))
 }
 
+/// `GET /api/v1/status`: the dashboard's view of the same snapshots as the metrics — health,
+/// capture counters and drops per interface, calls followed, shipping per target, disk.
+pub fn status_router(check: HealthCheck) -> Router {
+    Router::new().route("/api/v1/status", get(move || std::future::ready(axum::Json(status(&check)))))
+}
+
+fn status(check: &HealthCheck) -> serde_json::Value {
+    let health = check.evaluate();
+    let capture = check.board.capture().map(|c| {
+        let s = &c.stats;
+        serde_json::json!({
+            "frames": s.frames, "bytes": s.bytes, "sip_messages": s.sip_messages, "rtp_packets": s.rtp_packets,
+            "rtcp_packets": s.rtcp_packets, "drops": c.drops(), "queue_dropped_rtp": c.queue_dropped_rtp,
+            "open_calls": c.open_calls,
+            "interfaces": c.interfaces.iter().map(|(name, k)| serde_json::json!({
+                "name": name, "received": k.received, "dropped": k.dropped, "if_dropped": k.if_dropped,
+            })).collect::<Vec<_>>(),
+        })
+    });
+    let shipping =
+        check.board.ship().map(|s| {
+            let targets: serde_json::Map<String, serde_json::Value> = s
+            .targets
+            .iter()
+            .map(|(name, t)| {
+                (name.clone(), serde_json::json!({
+                    "queued": t.queued, "queued_bytes": t.queued_bytes, "shipped": t.shipped_recordings,
+                    "shipped_bytes": t.shipped_bytes, "retries": t.retries, "permanent_errors": t.permanent_errors,
+                }))
+            })
+            .collect();
+            serde_json::json!({
+                "queued": s.queued, "oldest_unshipped_age_s": s.oldest_unshipped_age_secs,
+                "shipped": s.shipped_recordings, "failures_retryable": s.failures_retryable,
+                "failures_permanent": s.failures_permanent, "last_error": s.last_error,
+                "disk_used_percent": s.disk_used_percent, "disk_pressure": s.disk_pressure, "targets": targets,
+            })
+        });
+    serde_json::json!({ "health": health, "capture": capture, "shipping": shipping })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

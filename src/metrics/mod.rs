@@ -28,7 +28,7 @@ use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 
 pub use board::{Board, CaptureView};
-pub use health::{Health, HealthCheck, HealthLimits, health_router};
+pub use health::{Health, HealthCheck, HealthLimits, health_router, status_router};
 
 use calls::CallMetrics;
 

@@ -69,6 +69,11 @@ try:
 
     cells = wait("live MOS for both directions of every call", 20, with_mos)
     step("live quality: " + "; ".join(f"{c[0].text}->{c[1].text} MOS {c[5].text}/{c[9].text}" for c in cells))
+    status = wait("the capture and shipping status", 10,
+                  lambda: driver.find_element(By.CSS_SELECTOR, "#status .cards").text)
+    step("status: " + status.replace("\n", " | "))
+    if "ready" not in status or "packets/s" not in status:
+        raise SystemExit(f"FAILED: status panel {status!r}")
     driver.save_screenshot(os.path.join(shots, "live.png"))
     conn = driver.find_element(By.ID, "conn").text
     if conn != "live":

@@ -83,7 +83,45 @@ async function livePage() {
   const cards = el("div", { class: "cards" });
   const table = el("div");
   const charts = el("div");
-  view.replaceChildren(el("h2", {}, "Calls in progress"), cards, table, el("h2", {}, "Last hour"), charts);
+  const health = el("div", { id: "status" });
+  view.replaceChildren(el("h2", {}, "Calls in progress"), cards, table, el("h2", {}, "Capture, shipping, disk"), health,
+    el("h2", {}, "Last hour"), charts);
+  let previous = null;
+  const status = async () => {
+    try {
+      const r = await fetch("/api/v1/status");
+      if (r.status === 404) {
+        health.replaceChildren(el("p", { class: "muted" }, "Not capturing: no capture or shipping status here."));
+        return;
+      }
+      const s = await r.json();
+      const now = Date.now();
+      const rate = previous && s.capture && previous.s.capture
+        ? (s.capture.frames - previous.s.capture.frames) / ((now - previous.at) / 1000) : null;
+      previous = { s, at: now };
+      const card = (value, label, cls = "") => el("div", { class: "card" }, el("b", { class: cls }, value), label);
+      const ship = s.shipping || {};
+      const parts = [el("div", { class: "cards" },
+        card(s.health.status, s.health.reasons.join("; ") || "health", s.health.status === "ready" ? "good" : "poor"),
+        card(rate === null ? "–" : Math.round(rate), "packets/s"),
+        card(s.capture ? s.capture.drops : "–", "packets dropped", s.capture && s.capture.drops ? "poor" : ""),
+        card(ship.queued ?? "–", "recordings queued"),
+        card(ship.oldest_unshipped_age_s == null ? "–" : duration(ship.oldest_unshipped_age_s), "oldest unshipped"),
+        card(ship.disk_used_percent == null ? "–" : ship.disk_used_percent + "%", "disk used", ship.disk_pressure ? "poor" : ""))];
+      const targets = Object.entries(ship.targets || {});
+      if (targets.length) {
+        const sum = (o) => Object.values(o || {}).reduce((a, b) => a + b, 0);
+        parts.push(el("table", { id: "targets" },
+          el("thead", {}, el("tr", {}, ["Archive", "Queued", "Shipped", "Retries", "Permanent errors"].map((h) => el("th", {}, h)))),
+          el("tbody", {}, targets.map(([name, t]) => el("tr", {}, el("td", {}, name), el("td", { class: "num" }, t.queued),
+            el("td", { class: "num" }, t.shipped), el("td", { class: "num" }, sum(t.retries)),
+            el("td", { class: "num " + (sum(t.permanent_errors) ? "poor" : "") }, sum(t.permanent_errors)))))));
+      }
+      health.replaceChildren(...parts);
+    } catch (e) {
+      health.replaceChildren(el("p", { class: "error" }, String(e.message || e)));
+    }
+  };
   const draw = () => {
     cards.replaceChildren(
       el("div", { class: "card" }, el("b", { id: "active-count" }, live.calls.length), "calls in progress"),
@@ -101,8 +139,12 @@ async function livePage() {
       charts.replaceChildren(el("p", { class: "error" }, String(e.message || e)));
     }
   };
-  await refresh();
-  liveTimer = setInterval(refresh, 10000);
+  await Promise.all([refresh(), status()]);
+  let tick = 0;
+  liveTimer = setInterval(() => {
+    status();
+    if (++tick % 5 === 0) refresh();
+  }, 2000);
 }
 
 const STATES = [["completed", "#2f855a"], ["in_call", "#3182ce"], ["rejected", "#dd6b20"], ["cancelled", "#a0aec0"],
