@@ -185,10 +185,28 @@ impl Reader {
 
     /// Runs a search.
     pub fn search(&self, search: &Search) -> Result<Page, SearchError> {
-        let (sql, args, limit) = to_sql(search)?;
-        let mut rows: Vec<(i64, i64, Found)> = self.with(|conn| {
+        let mut rows: Vec<(i64, i64, Found)> = Vec::new();
+        let mut limit = 0;
+        self.with(|conn| {
+            let common = match search.number.as_deref().filter(|n| !n.is_empty()) {
+                Some(n) => is_common(conn, n)?,
+                None => false,
+            };
+            let (sql, args, l) =
+                to_sql(search, common).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            limit = l;
             let mut stmt = conn.prepare_cached(&sql)?;
-            stmt.query_map(rusqlite::params_from_iter(args), found)?.collect()
+            rows = stmt.query_map(rusqlite::params_from_iter(args), found)?.collect::<rusqlite::Result<_>>()?;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            SearchError::Sqlite { source: rusqlite::Error::ToSqlConversionFailure(inner), .. } => {
+                match inner.downcast::<SearchError>() {
+                    Ok(e) => *e,
+                    Err(inner) => SearchError::Invalid(inner.to_string()),
+                }
+            }
+            e => e,
         })?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
@@ -317,7 +335,29 @@ fn prefix_range(column: &str, prefix: &str, sql: &mut String, args: &mut Vec<Val
     }
 }
 
-fn to_sql(s: &Search) -> Result<(String, Vec<Value>, u32), SearchError> {
+/// Numbers matching a prefix from which walking the calls newest first and checking each
+/// is cheaper than collecting every match and sorting it.
+#[cfg(not(test))]
+const COMMON_PREFIX: i64 = 2000;
+/// Small in unit tests, so that both plans run on a small index.
+#[cfg(test)]
+const COMMON_PREFIX: i64 = 2;
+
+/// Whether a number prefix matches so many parties that the newest-first walk is the faster
+/// plan (one range count, stopped at [`COMMON_PREFIX`]).
+fn is_common(conn: &Connection, prefix: &str) -> rusqlite::Result<bool> {
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    prefix_range("number", prefix, &mut sql, &mut args);
+    args.push(Value::Integer(COMMON_PREFIX));
+    let n: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM (SELECT 1 FROM parties WHERE 1{sql} LIMIT ?)"))?
+        .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+    Ok(n >= COMMON_PREFIX)
+}
+
+/// The SQL of a search; `common` (see [`is_common`]) picks how a number prefix is matched.
+fn to_sql(s: &Search, common: bool) -> Result<(String, Vec<Value>, u32), SearchError> {
     let limit = match s.limit {
         0 => DEFAULT_LIMIT,
         n if n > MAX_LIMIT => return Err(SearchError::Invalid(format!("limit {n} is above the most, {MAX_LIMIT}"))),
@@ -334,9 +374,24 @@ fn to_sql(s: &Search) -> Result<(String, Vec<Value>, u32), SearchError> {
         args.push(Value::Integer(t));
     }
     if let Some(n) = s.number.as_deref().filter(|n| !n.is_empty()) {
-        let mut sub = String::new();
-        prefix_range("number", n, &mut sub, &mut args);
-        sql.push_str(&format!(" AND c.id IN (SELECT call FROM parties WHERE 1{sub})"));
+        if common {
+            // Each call's own columns, as `parties` holds them: the user, and the user
+            // without its leading '+'.
+            let plus = format!("+{n}");
+            let mut any = Vec::new();
+            for column in ["c.from_user", "c.to_user", "c.pai_user"] {
+                for p in [n, plus.as_str()] {
+                    let mut one = String::new();
+                    prefix_range(column, p, &mut one, &mut args);
+                    any.push(format!("(1{one})"));
+                }
+            }
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+        } else {
+            let mut sub = String::new();
+            prefix_range("number", n, &mut sub, &mut args);
+            sql.push_str(&format!(" AND c.id IN (SELECT call FROM parties WHERE 1{sub})"));
+        }
     }
     if let Some(n) = s.from.as_deref().filter(|n| !n.is_empty()) {
         prefix_range("c.from_user", n, &mut sql, &mut args);
@@ -393,8 +448,8 @@ mod tests {
     #[test]
     fn bad_cursor_and_limit_are_refused() {
         let s = Search { cursor: Some("x".into()), ..Search::default() };
-        assert!(matches!(to_sql(&s), Err(SearchError::Invalid(m)) if m.contains("cursor")));
+        assert!(matches!(to_sql(&s, false), Err(SearchError::Invalid(m)) if m.contains("cursor")));
         let s = Search { limit: MAX_LIMIT + 1, ..Search::default() };
-        assert!(matches!(to_sql(&s), Err(SearchError::Invalid(m)) if m.contains("limit")));
+        assert!(matches!(to_sql(&s, false), Err(SearchError::Invalid(m)) if m.contains("limit")));
     }
 }
