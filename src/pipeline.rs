@@ -422,7 +422,8 @@ fn finisher(
                 continue;
             }
         };
-        let audio = finished.files.iter().find(|f| f.ext != "json").map(|f| f.size);
+        // Audio is every file but the record and the evidence pcap (one computation for the
+        // summary and the metrics).
         let (bytes, audio_bytes) = sizes(&finished);
         let key = finished.key.clone();
         // Recordings recovered after a crash have no known dialog state: counted as such.
@@ -435,7 +436,7 @@ fn finisher(
                     to.send(call);
                 }
                 stats.entered += 1;
-                if let Some(bytes) = audio {
+                if let Some(bytes) = audio_bytes {
                     stats.with_audio += 1;
                     stats.audio_bytes += bytes;
                 }
