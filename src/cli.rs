@@ -63,6 +63,19 @@ pub enum ConfigCommand {
     },
     /// Print the configuration in effect (file and defaults), secrets redacted.
     Show,
+    /// Hash a password for an `[[http.user]]` (argon2id): read from the terminal without echo,
+    /// or one line from standard input.
+    HashPassword {
+        /// The user's name, for the printed `[[http.user]]` block.
+        #[arg(default_value = "USER")]
+        name: String,
+    },
+    /// Make a new bearer token for an `[[http.token]]`: prints the token (give it to the client)
+    /// and the block with its SHA-256 (put it in the configuration).
+    NewToken {
+        /// The token's name (in the audit log), e.g. prometheus.
+        name: String,
+    },
 }
 
 /// Where recordings are kept and shipped: options shared by replay, run and ship.
@@ -205,7 +218,7 @@ pub struct RunArgs {
     /// one, logged) [default: http.api_listen, 127.0.0.1:9751].
     #[arg(long, value_name = "ADDR:PORT")]
     pub api_listen: Option<String>,
-    /// Address of /metrics and /health (loopback only), or "off"
+    /// Address of /metrics and /health (other than loopback only with http.tls_* and users), or "off"
     /// [default: http.metrics_listen, 127.0.0.1:9750].
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<String>,

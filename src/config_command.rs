@@ -16,7 +16,56 @@ pub fn config(source: &Source, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
             print!("{}", config::show(&config, &source.origin()));
             Ok(ExitCode::SUCCESS)
         }
+        ConfigCommand::HashPassword { name } => {
+            let password = read_password()?;
+            if password.is_empty() {
+                anyhow::bail!("the password is empty");
+            }
+            let hash = crate::http::auth::hash_password(&password);
+            println!("[[http.user]]\nname = {}\npassword_hash = \"{hash}\"", toml_string(name));
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::NewToken { name } => {
+            let (token, sha256) = crate::http::auth::new_token();
+            eprintln!("the token (give it to the client as \"Authorization: Bearer TOKEN\"; it is not kept anywhere):");
+            eprintln!("{token}");
+            eprintln!("add this to the configuration:");
+            println!("[[http.token]]\nname = {}\nsha256 = \"{sha256}\"", toml_string(name));
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// A password from the terminal (not echoed), or the first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if stdin.is_terminal() {
+        let mut saved = None;
+        if let Ok(t) = rustix::termios::tcgetattr(&stdin) {
+            let mut quiet = t.clone();
+            quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+            if rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet).is_ok() {
+                saved = Some(t);
+            }
+        }
+        eprint!("password: ");
+        let _ = std::io::stderr().flush();
+        let read = stdin.lock().read_line(&mut line);
+        if let Some(t) = saved {
+            let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &t);
+        }
+        eprintln!();
+        read?;
+    } else {
+        stdin.lock().read_line(&mut line)?;
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Checks the file (syntax, keys, types, values) and what it refers to that can be checked

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod audit;
 pub mod batch;
 pub mod cli;
 pub mod config;

@@ -149,6 +149,8 @@ pub struct Pipeline {
     index: Option<IndexWriter>,
     live: Arc<LiveBoard>,
     metrics: Arc<Metrics>,
+    /// The data directory (its audit logs enter the spool through the pipeline).
+    data_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -318,7 +320,7 @@ impl Pipeline {
         drop(pending_tx);
         drop(to_index);
 
-        Ok(Pipeline {
+        let pipeline = Pipeline {
             sink: BatchSink::new(lanes, opts.backpressure),
             mixers,
             finishers,
@@ -327,7 +329,18 @@ impl Pipeline {
             index,
             live,
             metrics,
-        })
+            data_dir: opts.output.clone(),
+        };
+        pipeline.collect_audit();
+        Ok(pipeline)
+    }
+
+    /// Enters the data directory's sealed audit logs into the spool, to be shipped like
+    /// recordings (see [`crate::audit`]).
+    pub fn collect_audit(&self) {
+        if crate::audit::collect(&self.data_dir, &self.spool) > 0 {
+            self.shipper.notifier().notify();
+        }
     }
 
     /// The calls in progress, republished by every mixer about once a second.
@@ -393,6 +406,7 @@ impl Pipeline {
         finish.keys.sort();
         finish.keys.truncate(KEYS_KEPT);
         let index = self.index.map(IndexWriter::finish);
+        crate::audit::collect(&self.data_dir, &self.spool);
         let ship = self.shipper.drain(ship_deadline);
         self.metrics.board().publish_ship(ship.stats.clone());
         Outcome { mixer, finish, ship, dropped_rtp, internal_error, index }

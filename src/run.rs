@@ -8,9 +8,11 @@
 //! most `shipping.shutdown_timeout` seconds and exits 0 (recordings still queued are safe in
 //! the spool).
 //!
-//! Prometheus metrics and the health check are served on `http.metrics_listen` (loopback only;
-//! bound before the privilege drop, served from their own thread after it); the loop publishes
-//! capture's and the shipper's counters for them once a second (`crate::metrics`).
+//! Prometheus metrics and the health check are served on `http.metrics_listen` (loopback, or
+//! HTTPS with authentication; bound before the privilege drop, served from their own thread
+//! after it), and the API on `http.api_listen` (stopped before the last shipping, so that its
+//! audit log ships too); the loop publishes capture's and the shipper's counters for them once
+//! a second (`crate::metrics`), and enters sealed audit logs into the spool every 10 s.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,6 +46,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const KERNEL_CHECK: Duration = Duration::from_secs(1);
 /// How long the shutdown drain waits for packets the kernel still holds.
 const DRAIN_WITHIN: Duration = Duration::from_secs(2);
+/// How often sealed audit logs of downloads are entered into the spool.
+const AUDIT_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs `callvault run`.
 pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -57,9 +61,16 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
         "http.metrics_listen",
         config.http.metrics_listen.as_deref(),
         crate::config::DEFAULT_METRICS_LISTEN,
+        &config.http,
     )?;
-    let api_listen =
-        Listen::from_config("http.api_listen", config.http.api_listen.as_deref(), crate::api::DEFAULT_LISTEN)?;
+    let api_listen = Listen::from_config(
+        "http.api_listen",
+        config.http.api_listen.as_deref(),
+        crate::api::DEFAULT_LISTEN,
+        &config.http,
+    )?;
+    // Read now: the key may be readable by root only.
+    let security = crate::http::Security::from_config(&config.http)?;
     let live = live_options(&config);
     let mut capture = LiveCapture::open(&config.capture.interfaces, &live)?;
     // Bound now, while a privileged port could still be bound; served once privileges are gone.
@@ -89,8 +100,8 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Some(l) => {
             let health = HealthCheck::new(metrics.board().clone(), HealthLimits::from_config(&config.metrics));
             let router = crate::metrics::metrics_router(metrics.clone()).merge(crate::metrics::health_router(health));
-            let server = HttpServer::start(l, router, "http-metrics")?;
-            tracing::info!("serving /metrics and /health on http://{}", server.addr());
+            let server = HttpServer::start(l, router, "http-metrics", &security)?;
+            tracing::info!("serving /metrics and /health on {}://{}", security.scheme(), server.addr());
             Some(server)
         }
         None => None,
@@ -103,17 +114,16 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
         logging,
         metrics,
         http,
+        api: None,
     };
     // Served after the privilege drop: the listener's thread runs as the service user too.
-    let _api = match api_listener {
-        Some(l) => {
-            let health =
-                HealthCheck::new(live_run.metrics.board().clone(), HealthLimits::from_config(&live_run.config.metrics));
-            let more = crate::metrics::health_router(health.clone()).merge(crate::metrics::status_router(health));
-            Some(crate::api::serve(&live_run.config, l, Some(live_run.pipeline.live()), Some(more))?)
-        }
-        None => None,
-    };
+    if let Some(l) = api_listener {
+        let health =
+            HealthCheck::new(live_run.metrics.board().clone(), HealthLimits::from_config(&live_run.config.metrics));
+        let more = crate::metrics::health_router(health.clone()).merge(crate::metrics::status_router(health));
+        let live = Some(live_run.pipeline.live());
+        live_run.api = Some(crate::api::serve(&live_run.config, l, live, Some(more), &security)?);
+    }
     let ifaces = live_run.config.capture.interfaces.join(", ");
     tracing::info!(
         interfaces = %ifaces,
@@ -173,6 +183,9 @@ struct LiveRun {
     metrics: Arc<Metrics>,
     /// The `/metrics` and `/health` listener, if one is served.
     http: Option<HttpServer>,
+    /// The API and dashboard, if served (stopped before the last shipping, so that its audit
+    /// log is shipped too).
+    api: Option<HttpServer>,
 }
 
 /// Counters as of the last heartbeat.
@@ -195,6 +208,7 @@ impl LiveRun {
         let mut last_flush = Instant::now();
         let mut last_check = Instant::now();
         let mut last_beat = Instant::now();
+        let mut last_audit = Instant::now();
         let mut beat = Beat::default();
         let mut kernel_dropped = vec![0u64; capture.sources().len()];
         while !signals.stop.load(Ordering::Relaxed) {
@@ -233,6 +247,10 @@ impl LiveRun {
                     }
                 }
                 self.publish(interfaces);
+            }
+            if last_audit.elapsed() >= AUDIT_EVERY {
+                last_audit = Instant::now();
+                self.pipeline.collect_audit();
             }
             let every = self.config.log.heartbeat;
             if every > 0 && last_beat.elapsed() >= Duration::from_secs(every) {
@@ -345,6 +363,9 @@ impl LiveRun {
         let open = self.engine.open_calls();
         tracing::info!("stopping: finalising {open} open calls");
         self.engine.finish(EndReason::Shutdown, self.pipeline.sink());
+        if let Some(api) = self.api.take() {
+            api.stop(); // Seals its audit log, which `finish` enters and ships.
+        }
         let capture_time = started.elapsed();
         let queue_dropped_rtp = self.pipeline.sink().dropped_rtp;
         let outcome = self.pipeline.finish(Some(Duration::from_secs(self.config.shipping.shutdown_timeout)));

@@ -55,15 +55,20 @@ pub fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("call index {}: {calls} calls ({} added now)", path.display(), report.added);
 
     // Serving is all this command does: the default address taken is an error here too.
-    let listen =
-        match Listen::from_config("http.api_listen", config.http.api_listen.as_deref(), crate::api::DEFAULT_LISTEN)? {
-            Listen::Off => anyhow::bail!("http.api_listen is \"off\": give --listen ADDR:PORT"),
-            Listen::Default(a) | Listen::Configured(a) => Listen::Configured(a),
-        };
+    let listen = match Listen::from_config(
+        "http.api_listen",
+        config.http.api_listen.as_deref(),
+        crate::api::DEFAULT_LISTEN,
+        &config.http,
+    )? {
+        Listen::Off => anyhow::bail!("http.api_listen is \"off\": give --listen ADDR:PORT"),
+        Listen::Default(a) | Listen::Configured(a) => Listen::Configured(a),
+    };
     let listener = crate::http::bind(&listen, "http.api_listen", "the API and dashboard")?
         .context("the API listener was not bound")?;
-    let server = crate::api::serve(&config, listener, None, None)?;
-    println!("serving {calls} calls from {} on http://{}/", data.display(), server.addr());
+    let security = crate::http::Security::from_config(&config.http)?;
+    let server = crate::api::serve(&config, listener, None, None, &security)?;
+    println!("serving {calls} calls from {} on {}://{}/", data.display(), security.scheme(), server.addr());
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -74,9 +74,13 @@ pub fn execute(config: &Config, retarget: bool) -> anyhow::Result<ExitCode> {
             list(configured.iter())
         );
     }
-    let queued = spool.queued_ids().context("cannot list the spool queue")?.len();
+    let spool = Arc::new(spool);
     let cfg = ShipperConfig { concurrency: config.shipping.concurrency.max(1), ..ShipperConfig::default() };
-    let handle = Shipper::start(Arc::new(spool), targets, cfg)?;
+    let handle = Shipper::start(spool.clone(), targets, cfg)?;
+    // Audit logs of downloads sealed since the spool's owner last looked (e.g. by `serve`).
+    crate::audit::collect(dir, &spool);
+    let queued = spool.queued_ids().context("cannot list the spool queue")?.len();
+    handle.notifier().notify();
     let report = handle.drain(Some(Duration::from_secs(config.shipping.drain_timeout)));
     println!("{}", summary(queued, &report));
     Ok(if report.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(3) })

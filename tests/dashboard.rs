@@ -116,4 +116,30 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
     let rec = recs.iter().find(|r| r.value["call_id"] == searched.call_id.as_str()).unwrap();
     let audio_s = rec.value["audio"]["duration_s"].as_f64().unwrap();
     assert!((audio_s - 8.0).abs() < 0.5, "audio of {audio_s} s for 8 s of talk");
+    // Playing it was audited, and the audit log shipped when `run` stopped: every entry is a
+    // download of that call's audio, from the browser on loopback.
+    let id = rec.json.file_stem().unwrap().to_str().unwrap();
+    let logs: Vec<_> =
+        walkdir(&archive.join("audit")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
+    assert_eq!(logs.len(), 1, "{logs:?}\n{log}");
+    let entries: Vec<serde_json::Value> =
+        std::fs::read_to_string(&logs[0]).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!entries.is_empty());
+    for e in &entries {
+        assert_eq!(
+            (e["call"].as_str(), e["action"].as_str(), e["auth"].as_str()),
+            (Some(id), Some("audio"), Some("none")),
+            "{e}"
+        );
+        assert!(e["remote"].as_str().unwrap().starts_with("127.0.0.1:"), "{e}");
+    }
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walkdir(&p)) } else { out.push(p) }
+    }
+    out
 }

@@ -355,5 +355,5 @@ fn a_non_loopback_metrics_address_is_refused_at_start() {
         .unwrap();
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("not a loopback address") && t.contains("TLS and authentication"), "{t}");
+    assert!(t.contains("not a loopback address") && t.contains("needs HTTPS and authentication"), "{t}");
 }

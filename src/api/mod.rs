@@ -3,7 +3,9 @@
 //!
 //! Everything here reads: the index ([`crate::index::Reader`]) and the recording files that are
 //! still on this box (the spool's `recordings/` and local archive directories). The API never
-//! writes a recording, the index or the spool.
+//! writes a recording, the index or the spool; the one thing it writes is the audit log
+//! ([`crate::audit`]): every audio or pcap download is recorded there, with who asked, before
+//! it is served, and refused if it cannot be.
 //!
 //! Routes (described for clients in `openapi.json`, served at `/api/v1/openapi.json`):
 //! * `GET /api/v1/calls`: search (filters and paging: [`CallsQuery`]);
@@ -25,6 +27,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
+use crate::audit::{AuditLog, Entry};
+use crate::http::auth::Who;
 use crate::index::{Reader, Search, SearchError, Stored};
 use crate::pipeline::LiveBoard;
 
@@ -54,12 +58,20 @@ pub struct Api {
     live: Option<Arc<LiveBoard>>,
     /// Where recording files may be, searched in order: `<root>/<key>.<ext>`.
     roots: Vec<PathBuf>,
+    /// Where downloads are recorded.
+    audit: Arc<AuditLog>,
 }
 
 impl Api {
-    /// An API over the index at `index` and the recording files under `roots`.
-    pub fn new(index: &std::path::Path, roots: Vec<PathBuf>, live: Option<Arc<LiveBoard>>) -> Api {
-        Api { reader: Reader::new(index), roots, live }
+    /// An API over the index at `index` and the recording files under `roots`, recording
+    /// downloads in `audit`.
+    pub fn new(
+        index: &std::path::Path,
+        roots: Vec<PathBuf>,
+        live: Option<Arc<LiveBoard>>,
+        audit: Arc<AuditLog>,
+    ) -> Api {
+        Api { reader: Reader::new(index), roots, live, audit }
     }
 
     /// The first of the roots that holds `<key>.<ext>`.
@@ -192,7 +204,7 @@ async fn one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Resp
 async fn audio(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
     let stored = stored(&api, id.clone()).await?;
     let file = stored.audio_file.ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no audio")))?;
-    serve_file(&api, &stored.key, &file, "audio", request).await
+    serve_file(&api, &id, &stored.key, &file, "audio", request).await
 }
 
 async fn pcap(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
@@ -200,11 +212,45 @@ async fn pcap(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Requ
     let file = stored.evidence_file.ok_or_else(|| {
         Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no evidence pcap (keep_pcap was off)"))
     })?;
-    serve_file(&api, &stored.key, &file, "evidence pcap", request).await
+    serve_file(&api, &id, &stored.key, &file, "evidence pcap", request).await
+}
+
+/// Writes the download of `what` of call `id` to the audit log; refused (503) if it cannot be.
+async fn audit(api: &Api, id: &str, key: &str, what: &str, who: Who, range: Option<String>) -> Result<(), Failure> {
+    let entry = Entry {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        user: who.name,
+        auth: who.method.as_str(),
+        remote: who.remote.map(|r| r.to_string()),
+        action: if what == "audio" { "audio" } else { "pcap" },
+        call: id.to_owned(),
+        key: key.to_owned(),
+        range,
+    };
+    let log = api.audit.clone();
+    let written = tokio::task::spawn_blocking(move || log.record(&entry)).await;
+    match written {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!("download of the {what} of {key} refused: {e:#}");
+            Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit log cannot be written (see the log): download refused".into(),
+            ))
+        }
+        Err(e) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("audit log writer failed: {e}"))),
+    }
 }
 
 /// Streams `<key>.<ext of file>` from the first root that has it, with Range support.
-async fn serve_file(api: &Api, key: &str, file: &str, what: &str, request: Request) -> Result<Response, Failure> {
+async fn serve_file(
+    api: &Api,
+    id: &str,
+    key: &str,
+    file: &str,
+    what: &str,
+    request: Request,
+) -> Result<Response, Failure> {
     let ext = std::path::Path::new(file).extension().and_then(|e| e.to_str()).unwrap_or_default();
     let path = api.locate(key, ext).ok_or_else(|| {
         Failure(
@@ -215,6 +261,9 @@ async fn serve_file(api: &Api, key: &str, file: &str, what: &str, request: Reque
             ),
         )
     })?;
+    let who = request.extensions().get::<Who>().cloned().unwrap_or_else(|| Who::anonymous(None));
+    let range = request.headers().get(header::RANGE).and_then(|r| r.to_str().ok()).map(str::to_owned);
+    audit(api, id, key, what, who, range).await?;
     let mime = match ext {
         "wav" => "audio/wav",
         "flac" => "audio/flac",
@@ -330,22 +379,25 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9751";
 
 /// Serves the API and dashboard on `listener` (from [`crate::http::bind`]), over the index in
 /// the data directory and the recording files of the spool and the local archives, with
-/// `more` routes beside them (`run` adds `/health`).
+/// `more` routes beside them (`run` adds `/health`), as `security` says (HTTPS, who may ask).
+/// Downloads are recorded in the data directory's audit log.
 pub fn serve(
     config: &crate::config::Config,
     listener: std::net::TcpListener,
     live: Option<Arc<LiveBoard>>,
     more: Option<Router>,
+    security: &crate::http::Security,
 ) -> anyhow::Result<crate::http::HttpServer> {
     let data = &config.storage.data_dir;
     let mut roots = vec![data.join("recordings")];
     roots.extend(crate::pipeline::local_archives(config));
-    let api = Arc::new(Api::new(&crate::index::path_in(data), roots, live));
+    let audit = Arc::new(AuditLog::open(data)?);
+    let api = Arc::new(Api::new(&crate::index::path_in(data), roots, live, audit));
     let routes = match more {
         Some(more) => router(api).merge(more),
         None => router(api),
     };
-    let server = crate::http::HttpServer::start(listener, routes, "http-api")?;
-    tracing::info!("API on http://{}/", server.addr());
+    let server = crate::http::HttpServer::start(listener, routes, "http-api", security)?;
+    tracing::info!("API on {}://{}/", security.scheme(), server.addr());
     Ok(server)
 }

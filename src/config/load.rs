@@ -284,19 +284,7 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
     if c.service.user.is_empty() {
         bad("service.user", "is empty".into(), "the package creates the user \"callvault\"");
     }
-    for (key, v) in [("http.metrics_listen", &c.http.metrics_listen), ("http.api_listen", &c.http.api_listen)] {
-        let Some(addr) = v.as_deref().filter(|a| *a != "off") else { continue };
-        match addr.parse::<std::net::SocketAddr>() {
-            Err(_) => bad(key, format!("{addr:?} is not an address:port"), "e.g. \"127.0.0.1:9750\", or \"off\""),
-            Ok(a) if !a.ip().is_loopback() => bad(
-                key,
-                format!("{addr} is not a loopback address"),
-                "this version serves HTTP on loopback only (127.0.0.1, ::1); reach it through an SSH tunnel or a \
-                 reverse proxy with TLS and authentication",
-            ),
-            Ok(_) => {}
-        }
-    }
+    validate_http(&c.http, &mut bad);
     range(&mut bad, "metrics.health_window", c.metrics.health_window, 1, 86_400, "60 judges the last minute");
     range(
         &mut bad,
@@ -307,6 +295,60 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
         "3600 is an hour",
     );
     out
+}
+
+/// `[http]`: addresses, TLS, users and tokens. An address other than loopback needs HTTPS and
+/// authentication.
+fn validate_http(h: &super::Http, bad: &mut dyn FnMut(&str, String, &str)) {
+    let secured = h.tls() && h.authenticates();
+    for (key, v) in [("http.metrics_listen", &h.metrics_listen), ("http.api_listen", &h.api_listen)] {
+        let Some(addr) = v.as_deref().filter(|a| *a != "off") else { continue };
+        match addr.parse::<std::net::SocketAddr>() {
+            Err(_) => bad(key, format!("{addr:?} is not an address:port"), "e.g. \"127.0.0.1:9750\", or \"off\""),
+            Ok(a) if !a.ip().is_loopback() && !secured => bad(
+                key,
+                format!("{addr} is not a loopback address, and {}", crate::http::UNSECURED),
+                "set http.tls_cert, http.tls_key and at least one [[http.user]] or [[http.token]]; or listen on \
+                 127.0.0.1 or ::1",
+            ),
+            Ok(_) => {}
+        }
+    }
+    if h.tls_cert.is_some() != h.tls_key.is_some() {
+        let key = if h.tls_cert.is_some() { "http.tls_key" } else { "http.tls_cert" };
+        bad(key, "is missing: HTTPS needs both a certificate and its key".into(), "set http.tls_cert and http.tls_key");
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, u) in h.users.iter().enumerate() {
+        if u.name.is_empty() || u.name.contains(':') || u.name.chars().any(char::is_control) {
+            bad(
+                &format!("http.user[{i}].name"),
+                format!("{:?} is not a user name", u.name),
+                "letters, digits, -_.@, no ':'",
+            );
+        }
+        if !names.insert(u.name.as_str()) {
+            bad(&format!("http.user[{i}].name"), format!("{:?} is given twice", u.name), "one [[http.user]] per name");
+        }
+        if let Err(e) = crate::http::auth::check_password_hash(&u.password_hash) {
+            bad(&format!("http.user[{i}].password_hash"), e, "generate it with `callvault config hash-password`");
+        }
+    }
+    for (i, t) in h.tokens.iter().enumerate() {
+        if t.name.is_empty() || t.name.chars().any(char::is_control) {
+            bad(&format!("http.token[{i}].name"), format!("{:?} is not a token name", t.name), "e.g. \"prometheus\"");
+        }
+        if !names.insert(t.name.as_str()) {
+            bad(&format!("http.token[{i}].name"), format!("{:?} is already a user or token", t.name), "one name each");
+        }
+        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            bad(
+                &format!("http.token[{i}].sha256"),
+                "is not 64 lowercase hex digits".into(),
+                "generate a token and its hash with `callvault config new-token NAME`",
+            );
+        }
+    }
 }
 
 fn validate_archives(archives: &[Archive], bad: &mut dyn FnMut(&str, String, &str)) {

@@ -293,18 +293,66 @@ impl Default for Service {
 /// The metrics listener's address when `http.metrics_listen` is not set.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9750";
 
-/// `[http]`: where the HTTP endpoints listen (loopback only; "off" disables one).
+/// `[http]`: where the HTTP endpoints listen, over TLS or not, and who may use them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
-    /// Address of `/metrics` (Prometheus) and `/health` for `run`: loopback only (TLS and
-    /// authentication for other addresses come later); "off" serves nothing. Unset: 127.0.0.1:9750,
-    /// and a port already taken there is a warning, not an error.
+    /// Address of `/metrics` (Prometheus) and `/health` for `run`; "off" serves nothing. Unset:
+    /// 127.0.0.1:9750, and a port already taken there is a warning, not an error. An address
+    /// other than loopback needs `tls_cert`, `tls_key` and at least one user or token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
-    /// Address for the API (default 127.0.0.1:9751).
+    /// Address for the API (default 127.0.0.1:9751), same rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_listen: Option<String>,
+    /// Certificate chain (PEM) served by both listeners: set with `tls_key`, they speak HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1), read before privileges
+    /// are dropped, so it may be readable by root only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Basic-auth users (`[[http.user]]`). With any user or token, every request but
+    /// `/health` must authenticate, on loopback too.
+    #[serde(rename = "user", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<HttpUser>,
+    /// Bearer tokens (`[[http.token]]`), e.g. for Prometheus or scripts.
+    #[serde(rename = "token", skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<HttpToken>,
+}
+
+impl Http {
+    /// Whether any user or token is configured (then every request authenticates).
+    pub fn authenticates(&self) -> bool {
+        !self.users.is_empty() || !self.tokens.is_empty()
+    }
+
+    /// Whether the listeners speak HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
+
+/// `[[http.user]]`: one basic-auth user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpUser {
+    /// The user name (named in the audit log).
+    pub name: String,
+    /// The password's argon2 hash in PHC form (`$argon2id$v=19$...`), from
+    /// `callvault config hash-password`.
+    pub password_hash: String,
+}
+
+/// `[[http.token]]`: one bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpToken {
+    /// The token's name (named in the audit log).
+    pub name: String,
+    /// SHA-256 (lowercase hex) of the token, from `callvault config new-token` (tokens are 256
+    /// random bits, so a fast hash is enough; passwords get argon2).
+    pub sha256: String,
 }
 
 /// `[metrics]`.

@@ -3,17 +3,31 @@
 //! uploads, and a slow client never holds up capture, mixing or shipping).
 //!
 //! The socket is bound first ([`bind`], before `run` drops its privileges, so errors come at
-//! start); the server thread is started later with any [`axum::Router`] ([`HttpServer::start`]),
-//! after the privilege drop, and stopped with [`HttpServer::stop`]: requests in progress
-//! finish, but a download or a live event stream is cut after [`STOP_GRACE`].
+//! start), and the certificate and key are read then too ([`Security::from_config`]); the
+//! server thread is started later with any [`axum::Router`] ([`HttpServer::start`]), after the
+//! privilege drop, and stopped with [`HttpServer::stop`]: requests in progress finish, but a
+//! download or a live event stream is cut after [`STOP_GRACE`].
+//!
+//! Loopback addresses need nothing more. Any other address needs HTTPS (`tls.rs`: rustls) and
+//! authentication (`auth.rs`: basic-auth users with argon2 password hashes, bearer tokens),
+//! or the start is refused. Once users or tokens are configured, every request but `/health`
+//! authenticates, whatever the address; the handlers find who asked in the request's
+//! extensions ([`auth::Who`]).
+
+pub mod auth;
+mod tls;
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::Router;
 use tokio::sync::oneshot;
+
+/// Why an address other than loopback is refused.
+pub const UNSECURED: &str = "serving to the network needs HTTPS and authentication";
 
 /// How long stopping waits for requests in flight.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -31,22 +45,53 @@ pub enum Listen {
 
 impl Listen {
     /// From the `[http]` key `key` (already checked to be an address or "off"); `default` when
-    /// unset.
-    pub fn from_config(key: &str, value: Option<&str>, default: &str) -> anyhow::Result<Listen> {
+    /// unset. An address other than loopback is refused unless `http` sets up HTTPS and
+    /// authentication.
+    pub fn from_config(
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+        http: &crate::config::Http,
+    ) -> anyhow::Result<Listen> {
         let (addr, configured) = match value {
             Some("off") => return Ok(Listen::Off),
             Some(a) => (a, true),
             None => (default, false),
         };
         let addr: SocketAddr = addr.parse().with_context(|| format!("{key}: {addr:?} is not an address:port"))?;
-        if !addr.ip().is_loopback() {
+        let secured = http.tls() && http.authenticates();
+        if !(addr.ip().is_loopback() || secured) {
             bail!(
-                "{key} = \"{addr}\" is not a loopback address: serving to the network needs TLS and \
-                 authentication, which this version does not have yet; listen on 127.0.0.1 or ::1 (and reach \
-                 it through a reverse proxy or an SSH tunnel), or set it to \"off\""
+                "{key} = \"{addr}\" is not a loopback address, and {UNSECURED}: set http.tls_cert and \
+                 http.tls_key, and at least one [[http.user]] or [[http.token]]; or listen on 127.0.0.1 or ::1, \
+                 or set it to \"off\""
             );
         }
         Ok(if configured { Listen::Configured(addr) } else { Listen::Default(addr) })
+    }
+}
+
+/// What every listener of a process shares: HTTPS (when configured) and who may ask.
+#[derive(Debug, Clone)]
+pub struct Security {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    access: Arc<auth::Access>,
+}
+
+impl Security {
+    /// Reads the certificate and key (call it before privileges are dropped: the key may be
+    /// readable by root only) and the users and tokens of `[http]`.
+    pub fn from_config(http: &crate::config::Http) -> anyhow::Result<Security> {
+        let tls = match (&http.tls_cert, &http.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
+        Ok(Security { tls, access: Arc::new(auth::Access::from_config(http)) })
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 }
 
@@ -86,17 +131,19 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Serves `router` on `listener` from a new thread (named `name`) with a single-threaded
-    /// tokio runtime.
-    pub fn start(listener: TcpListener, router: Router, name: &str) -> anyhow::Result<HttpServer> {
+    /// tokio runtime, over HTTPS and behind authentication when `security` says so.
+    pub fn start(listener: TcpListener, router: Router, name: &str, security: &Security) -> anyhow::Result<HttpServer> {
         let addr = listener.local_addr().context("cannot read the listener's address")?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot build the HTTP server's tokio runtime")?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let router = auth::guard(router, security.access.clone());
+        let tls = security.tls.clone();
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || runtime.block_on(serve(listener, router, addr, stopped)))
+            .spawn(move || runtime.block_on(serve(listener, router, addr, tls, stopped)))
             .context("cannot start the HTTP server thread")?;
         Ok(HttpServer { addr, stop: Some(stop), thread: Some(thread) })
     }
@@ -128,7 +175,13 @@ impl Drop for HttpServer {
     }
 }
 
-async fn serve(listener: TcpListener, router: Router, addr: SocketAddr, stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stopped: oneshot::Receiver<()>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -136,9 +189,22 @@ async fn serve(listener: TcpListener, router: Router, addr: SocketAddr, stopped:
             return;
         }
     };
+    match tls {
+        Some(config) => serve_on(tls::TlsListener::new(listener, config, addr), router, addr, stopped).await,
+        None => serve_on(listener, router, addr, stopped).await,
+    }
+}
+
+async fn serve_on<L>(listener: L, router: Router, addr: SocketAddr, stopped: oneshot::Receiver<()>)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
     let stopping = std::sync::Arc::new(tokio::sync::Notify::new());
     let told = stopping.clone();
-    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    // Tapped (with nothing) for axum's connect info of any listener whose address is a SocketAddr.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| ());
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stopped.await;
         told.notify_one();
     });
@@ -163,12 +229,25 @@ mod tests {
 
     #[test]
     fn addresses_other_than_loopback_are_refused() {
-        let from = |v| Listen::from_config(KEY, v, "127.0.0.1:9750");
+        let open = crate::config::Http::default();
+        let from = |v| Listen::from_config(KEY, v, "127.0.0.1:9750", &open);
         assert_eq!(from(Some("off")).unwrap(), Listen::Off);
         assert_eq!(from(None).unwrap(), Listen::Default("127.0.0.1:9750".parse().unwrap()));
         assert_eq!(from(Some("[::1]:1")).unwrap(), Listen::Configured("[::1]:1".parse().unwrap()));
         let e = from(Some("0.0.0.0:9750")).unwrap_err().to_string();
-        assert!(e.contains("not a loopback address") && e.contains("TLS and authentication"), "{e}");
+        assert!(e.contains("not a loopback address") && e.contains(UNSECURED), "{e}");
+        // HTTPS and a user: any address.
+        let secured = crate::config::Http {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            users: vec![crate::config::HttpUser { name: "a".into(), password_hash: "h".into() }],
+            ..crate::config::Http::default()
+        };
+        let any = Listen::from_config(KEY, Some("0.0.0.0:9750"), "127.0.0.1:9750", &secured).unwrap();
+        assert_eq!(any, Listen::Configured("0.0.0.0:9750".parse().unwrap()));
+        // Authentication without HTTPS is not enough.
+        let clear = crate::config::Http { tls_key: None, ..secured };
+        assert!(Listen::from_config(KEY, Some("0.0.0.0:9750"), "127.0.0.1:9750", &clear).is_err());
     }
 
     #[test]
