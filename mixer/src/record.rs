@@ -97,6 +97,38 @@ pub struct StreamRecord {
     /// null for a stream of telephone events alone).
     #[serde(default)]
     pub placement: Option<PlacementRecord>,
+    /// The stream's quality over the call, interval by interval (audio streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_time: Option<OverTimeRecord>,
+}
+
+/// A stream's quality per interval of capture time, from its first packet. Intervals are 5 s
+/// until the stream outgrows 32 of them, then twice as wide each time it does again (the
+/// memory per stream stays fixed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverTimeRecord {
+    /// Width of each interval in seconds.
+    pub interval_s: f64,
+    /// The intervals in order, the first starting at the stream's `first` packet.
+    pub intervals: Vec<IntervalRecord>,
+}
+
+/// One interval of [`OverTimeRecord`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalRecord {
+    /// Start, seconds after the stream's first packet.
+    pub t_s: f64,
+    /// Distinct packets received.
+    pub packets: u32,
+    /// Packets missing (expected from the sequence numbers, not received).
+    pub lost: u32,
+    /// `lost` as a percentage of the packets expected.
+    pub loss_pct: f64,
+    /// The highest RFC 3550 interarrival jitter within the interval, ms.
+    pub jitter_max_ms: f64,
+    /// MOS of the interval (E-model, G.711 streams; as the stream's `quality.mos`, with the
+    /// interval's loss counted as random and its highest jitter).
+    pub mos: Option<f64>,
 }
 
 /// Where one stream's audio went and every edit made to it. A sample with RTP timestamp `t`

@@ -119,6 +119,18 @@ try:
     streams = driver.find_elements(By.CSS_SELECTOR, "#streams tbody tr")
     if len(streams) < 2:
         raise SystemExit(f"FAILED: {len(streams)} stream rows")
+    # Quality over the call: both directions' MOS lines drawn in their colours.
+    drawn = driver.execute_script("""
+        const c = document.getElementById('quality-over-time');
+        if (!c) return null;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const count = (r, g, b) => { let n = 0; for (let i = 0; i < d.length; i += 4)
+            if (d[i] === r && d[i + 1] === g && d[i + 2] === b && d[i + 3] === 255) n++; return n; };
+        return [count(0x2b, 0x6c, 0xb0), count(0xc0, 0x56, 0x21)];""")
+    step(f"quality over the call: pixels per direction {drawn}")
+    intervals = [len(s["over_time"]["intervals"]) for s in record["streams"] if s.get("over_time")]
+    if drawn is None or min(intervals) < 2 or min(drawn) < 20:
+        raise SystemExit(f"FAILED: quality over time {drawn}, intervals {intervals}")
     ladder = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#ladder tbody tr")]
     step(f"SIP ladder: {len(ladder)} messages, first {ladder[:1]}")
     if len(ladder) != len(record["sip"]["ladder"]) or len(ladder) < 5 or "INVITE" not in ladder[0]:

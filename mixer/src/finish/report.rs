@@ -16,8 +16,9 @@ use crate::mix::stream::StreamStats;
 use crate::pending::PendingRecording;
 use crate::record::{
     AnchorRecord, AudioRecord, CallRecord, ChallengeRecord, Codecs, DtmfRecord, EncryptedRecord, EndpointReport,
-    Endpoints, EvidenceRecord, GapRecord, HoldRecord, LadderRecord, OtherMediaRecord, PartyRecord, PlacementRecord,
-    QualityRecord, RECORD_VERSION, SilenceRecord, SipRecord, SlipRecord, StreamRecord, rfc3339,
+    Endpoints, EvidenceRecord, GapRecord, HoldRecord, IntervalRecord, LadderRecord, OtherMediaRecord, OverTimeRecord,
+    PartyRecord, PlacementRecord, QualityRecord, RECORD_VERSION, SilenceRecord, SipRecord, SlipRecord, StreamRecord,
+    rfc3339,
 };
 
 fn addr(a: SocketAddr) -> String {
@@ -419,7 +420,34 @@ fn stream_record(mix: &CallMix, side: Side, st: &StreamStats) -> StreamRecord {
         first: rfc3339(st.first),
         last: rfc3339(st.last),
         placement: placement(&st.edits),
+        over_time: (!events_only).then(|| over_time(st, g711)),
     }
+}
+
+/// The stream's quality per interval.
+fn over_time(st: &StreamStats, g711: bool) -> OverTimeRecord {
+    let width = st.series.width_ns();
+    let intervals = st
+        .series
+        .slots()
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let (lost, expected) = (u64::from(slot.lost()), u64::from(slot.expected));
+            let loss_pct = if expected == 0 { 0.0 } else { lost as f64 * 100.0 / expected as f64 };
+            let jitter = f64::from(slot.jitter_max_ms);
+            IntervalRecord {
+                t_s: round3(i as f64 * width as f64 / 1e9),
+                packets: slot.received,
+                lost: slot.lost(),
+                loss_pct: round3(loss_pct),
+                jitter_max_ms: round3(jitter),
+                mos: (g711 && expected > 0)
+                    .then(|| round3(g711_quality(loss_pct, lost, lost, u64::from(slot.received), jitter).mos)),
+            }
+        })
+        .collect();
+    OverTimeRecord { interval_s: round3(width as f64 / 1e9), intervals }
 }
 
 /// Why the capture of the call is incomplete apart from its audio: how following it ended,

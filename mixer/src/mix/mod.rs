@@ -21,6 +21,7 @@ pub mod evidence;
 pub mod g711;
 pub mod quality;
 pub mod rtcp;
+pub mod series;
 pub(crate) mod side;
 pub mod sidecar;
 pub(crate) mod stats;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use capture::Timestamp;
 
 use crate::mix::edits::StreamEdits;
+use crate::mix::series::QualitySeries;
 
 /// How far back duplicate detection remembers sequence numbers.
 const DUP_WINDOW: u32 = 64;
@@ -65,6 +66,9 @@ pub struct StreamStats {
     /// What placing this stream's audio took: anchors, slips, gaps (boxed: rarely touched,
     /// kept out of the per-packet cache lines).
     pub edits: Box<StreamEdits>,
+    /// Packets, loss and jitter per interval of the call (boxed and bounded, allocated with
+    /// the stream).
+    pub series: Box<QualitySeries>,
     base_seq: u32,
     max_seq: u32,
     /// Bit k set: sequence number `max_seq - k` was received.
@@ -110,6 +114,7 @@ impl StreamStats {
             first: time,
             last: time,
             edits: Box::default(),
+            series: Box::new(QualitySeries::new(time)),
             base_seq: ext,
             max_seq: ext.wrapping_sub(1),
             seen: 0,
@@ -142,6 +147,9 @@ impl StreamStats {
                 }
             }
             self.last_transit = Some(transit);
+            let jitter = self.jitter_ms() as f32;
+            let slot = self.series.at(time);
+            slot.jitter_max_ms = slot.jitter_max_ms.max(jitter);
         }
         verdict
     }
@@ -167,6 +175,7 @@ impl StreamStats {
 
     /// Sequence-number accounting of one packet.
     fn account(&mut self, seq: u16, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
+        let expected_before = self.expected();
         self.packets += 1;
         self.payload_types |= 1u128 << (pt & 0x7f);
         if time > self.last {
@@ -234,6 +243,12 @@ impl StreamStats {
                 self.unique += 1;
                 self.payload_bytes += payload_len as u64;
             }
+        }
+        if verdict != SeqVerdict::Duplicate {
+            let advanced = self.expected().saturating_sub(expected_before);
+            let slot = self.series.at(time);
+            slot.received += 1;
+            slot.expected = slot.expected.saturating_add(u32::try_from(advanced).unwrap_or(u32::MAX));
         }
         verdict
     }

@@ -285,6 +285,8 @@ async function callPage(id) {
     parts.push(el("p", { class: "muted" }, "No audio for this call."));
   }
   parts.push(el("h2", {}, "Streams"), streamTable(r.streams));
+  const overTime = qualityOverTime(r);
+  if (overTime) parts.push(el("h2", {}, "Quality over the call"), overTime);
   if (r.sip && Array.isArray(r.sip.ladder) && r.sip.ladder.length) parts.push(el("h2", {}, "SIP (" + r.sip.transport + ")"), ladder(r.sip.ladder, r.sip.ladder_omitted));
   if (r.dtmf.length) parts.push(el("h2", {}, "DTMF"), el("p", {}, r.dtmf.map((d) => d.digit + " (" + d.side + ")").join(", ")));
   if (r.evidence) parts.push(el("p", {}, el("a", { href: "/api/v1/calls/" + encodeURIComponent(id) + "/pcap" }, "Download the call's packets (pcap)")));
@@ -300,6 +302,55 @@ function streamTable(streams) {
     el("td", { class: "num " + mosClass(s.quality && s.quality.mos) }, fmt(s.quality && s.quality.mos)),
     el("td", { class: "num" }, fmt(s.quality && s.quality.r_factor, 1))));
   return el("table", { id: "streams" }, el("thead", {}, head), el("tbody", {}, rows));
+}
+
+const SIDE_COLOURS = { caller: "#2b6cb0", callee: "#c05621" };
+
+// Each audio stream's MOS (line) and loss (bars) per interval, on the call's time axis.
+function qualityOverTime(r) {
+  const streams = r.streams.filter((s) => s.over_time && s.over_time.intervals.length);
+  if (!streams.length) return null;
+  const t0 = Date.parse(r.start);
+  const spans = streams.map((s) => {
+    const at = (Date.parse(s.first) - t0) / 1000;
+    return s.over_time.intervals.map((i) => ({ ...i, from: at + i.t_s, to: at + i.t_s + s.over_time.interval_s }));
+  });
+  const end = Math.max(1, ...spans.flat().map((i) => i.to));
+  const [c, g] = chartCanvas("quality over the call");
+  c.id = "quality-over-time";
+  const x = (t) => 40 + (t / end) * (c.width - 50);
+  const y = (m) => c.height - 18 - ((m - 1) / 4) * (c.height - 36);
+  g.fillStyle = "#718096";
+  for (const m of [1, 2, 3, 4, 5]) g.fillText(String(m), 6, y(m) + 4);
+  for (let t = 0; t <= end; t += Math.max(5, Math.ceil(end / 10 / 5) * 5)) g.fillText(t + " s", x(t) - 8, c.height - 4);
+  const maxLoss = Math.max(1, ...spans.flat().map((i) => i.loss_pct));
+  streams.forEach((s, k) => {
+    const colour = SIDE_COLOURS[s.side] || "#4a5568";
+    g.fillStyle = colour + "55";
+    for (const i of spans[k]) {
+      const h = (i.loss_pct / maxLoss) * 40;
+      if (h > 0) g.fillRect(x(i.from) + k * 3, c.height - 18 - h, Math.max(2, x(i.to) - x(i.from) - 6), h);
+    }
+    g.strokeStyle = colour;
+    g.lineWidth = 2;
+    // The second direction dashed: where both have the same MOS, both stay visible.
+    g.setLineDash(k ? [6, 6] : []);
+    g.beginPath();
+    let started = false;
+    for (const i of spans[k]) {
+      if (i.mos === null || i.mos === undefined) continue;
+      const px = (x(i.from) + x(i.to)) / 2;
+      if (started) g.lineTo(px, y(i.mos)); else g.moveTo(px, y(i.mos));
+      started = true;
+    }
+    g.stroke();
+  });
+  g.setLineDash([]);
+  g.fillStyle = "#1d2430";
+  g.fillText("MOS per " + streams[0].over_time.interval_s + " s (lines, 1–5) and loss (bars, max " + fmt(maxLoss, 1) + "%)", 40, 12);
+  const legend = el("div", { class: "muted" }, streams.map((s) =>
+    el("span", { style: "margin-right:1em;color:" + (SIDE_COLOURS[s.side] || "#4a5568") }, (s === streams[0] ? "━ " : "╍ ") + s.side + " → " + (s.side === "caller" ? "callee" : "caller"))));
+  return el("div", {}, c, legend);
 }
 
 function ladder(messages, omitted) {
