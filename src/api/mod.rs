@@ -12,6 +12,8 @@
 //! * `GET /api/v1/calls/{id}`: the call record as written;
 //! * `GET /api/v1/calls/{id}/audio`, `GET /api/v1/calls/{id}/pcap`: the files.
 
+mod remote;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -60,6 +62,8 @@ pub struct Api {
     roots: Vec<PathBuf>,
     /// Where downloads are recorded.
     audit: Arc<AuditLog>,
+    /// The S3 archive files no longer on this box are fetched from.
+    remote: Option<remote::Remote>,
 }
 
 impl Api {
@@ -71,7 +75,7 @@ impl Api {
         live: Option<Arc<LiveBoard>>,
         audit: Arc<AuditLog>,
     ) -> Api {
-        Api { reader: Reader::new(index), roots, live, audit }
+        Api { reader: Reader::new(index), roots, live, audit, remote: None }
     }
 
     /// The first of the roots that holds `<key>.<ext>`.
@@ -204,7 +208,8 @@ async fn one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Resp
 async fn audio(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
     let stored = stored(&api, id.clone()).await?;
     let file = stored.audio_file.ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no audio")))?;
-    serve_file(&api, &id, &stored.key, &file, "audio", request).await
+    let sha256 = record_sha256(&stored.record, "audio");
+    serve_file(&api, &id, &stored.key, (&file, sha256.as_deref()), "audio", request).await
 }
 
 async fn pcap(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Request) -> Result<Response, Failure> {
@@ -212,7 +217,14 @@ async fn pcap(State(api): State<Arc<Api>>, Path(id): Path<String>, request: Requ
     let file = stored.evidence_file.ok_or_else(|| {
         Failure(StatusCode::NOT_FOUND, format!("call {id:?} has no evidence pcap (keep_pcap was off)"))
     })?;
-    serve_file(&api, &id, &stored.key, &file, "evidence pcap", request).await
+    let sha256 = record_sha256(&stored.record, "evidence");
+    serve_file(&api, &id, &stored.key, (&file, sha256.as_deref()), "evidence pcap", request).await
+}
+
+/// The SHA-256 the call record gives for its `part` (`audio` or `evidence`).
+fn record_sha256(record: &str, part: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(record).ok()?;
+    v[part]["sha256"].as_str().map(str::to_owned)
 }
 
 /// Writes the download of `what` of call `id` to the audit log; refused (503) if it cannot be.
@@ -242,25 +254,31 @@ async fn audit(api: &Api, id: &str, key: &str, what: &str, who: Who, range: Opti
     }
 }
 
-/// Streams `<key>.<ext of file>` from the first root that has it, with Range support.
+/// Streams `<key>.<ext of file>` from the first root that has it, or else from the S3 archive
+/// (checked against the record's `sha256`), with Range support.
 async fn serve_file(
     api: &Api,
     id: &str,
     key: &str,
-    file: &str,
+    (file, sha256): (&str, Option<&str>),
     what: &str,
     request: Request,
 ) -> Result<Response, Failure> {
     let ext = std::path::Path::new(file).extension().and_then(|e| e.to_str()).unwrap_or_default();
-    let path = api.locate(key, ext).ok_or_else(|| {
-        Failure(
-            StatusCode::NOT_FOUND,
-            format!(
-                "the {what} of {key} is no longer on this box (local copies are removed by retention once shipped); \
-                     fetch it with `callvault archive get {key}`"
-            ),
-        )
-    })?;
+    let path = match (api.locate(key, ext), &api.remote, sha256) {
+        (Some(path), _, _) => path,
+        (None, Some(remote), Some(sha256)) => remote.fetch(key, ext, sha256).await?,
+        _ => {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "the {what} of {key} is no longer on this box (local copies are removed by retention once \
+                     shipped) and no S3 archive is configured to fetch it from; fetch it with `callvault archive get \
+                     {key}`"
+                ),
+            ));
+        }
+    };
     let who = request.extensions().get::<Who>().cloned().unwrap_or_else(|| Who::anonymous(None));
     let range = request.headers().get(header::RANGE).and_then(|r| r.to_str().ok()).map(str::to_owned);
     audit(api, id, key, what, who, range).await?;
@@ -392,7 +410,9 @@ pub fn serve(
     let mut roots = vec![data.join("recordings")];
     roots.extend(crate::pipeline::local_archives(config));
     let audit = Arc::new(AuditLog::open(data)?);
-    let api = Arc::new(Api::new(&crate::index::path_in(data), roots, live, audit));
+    let mut api = Api::new(&crate::index::path_in(data), roots, live, audit);
+    api.remote = remote::Remote::from_config(config);
+    let api = Arc::new(api);
     let routes = match more {
         Some(more) => router(api).merge(more),
         None => router(api),
