@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::call::dialog::DialogTracker;
 use crate::call::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
-use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta};
+use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta, SipSeen};
 use crate::limits::{Limits, Timeouts};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
@@ -328,6 +328,8 @@ impl Core {
                 if let (Some(call), Some((link, frame))) = (call, raw) {
                     sink.frame(call, time, link, frame);
                 }
+                let call_id = msg.call_id.unwrap_or_default();
+                sink.sip(&SipSeen { time, src, dst, transport, call_id, message });
             }
             Err(_) => self.stats.count_malformed(Layer::Sip),
         }
