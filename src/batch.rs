@@ -7,7 +7,7 @@
 //! full channel drops the batch's RTP (counted) and carries its call events forward, so no
 //! call is ever lost to back-pressure.
 
-use capture::events::{CallEvent, CallRef, DropCause, EventSink, RtcpMeta, RtpMeta};
+use capture::events::{CallEvent, CallRef, DropCause, EventSink, RtcpMeta, RtpMeta, SipSeen};
 use capture::{LinkType, Timestamp};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -121,6 +121,8 @@ pub struct BatchSink {
     mode: Backpressure,
     /// RTP packets dropped because a mixer queue was full.
     pub dropped_rtp: u64,
+    /// Where parsed SIP messages go for HEP export, when `[hep]` is on.
+    hep: Option<crate::hep::Feed>,
 }
 
 fn call_of(ev: &CallEvent) -> CallRef {
@@ -138,7 +140,12 @@ impl BatchSink {
     pub fn new(lanes: Vec<Lane>, mode: Backpressure) -> BatchSink {
         let shards =
             lanes.into_iter().map(|lane| Shard { cur: Batch::with_capacity(), lane, disconnected: false }).collect();
-        BatchSink { shards, mode, dropped_rtp: 0 }
+        BatchSink { shards, mode, dropped_rtp: 0, hep: None }
+    }
+
+    /// Hands every SIP message capture parses to `feed` (HEP export).
+    pub fn export_sip(&mut self, feed: crate::hep::Feed) {
+        self.hep = Some(feed);
     }
 
     /// Whether a mixer thread has gone away (it failed; its events are discarded).
@@ -251,6 +258,12 @@ impl EventSink for BatchSink {
         cur.items.push(Item::Frame { call, time, link, start, len: frame.len() as u32 });
         if cur.items.len() >= BATCH_EVENTS {
             self.flush_shard(i);
+        }
+    }
+
+    fn sip(&mut self, seen: &SipSeen<'_>) {
+        if let Some(feed) = &self.hep {
+            feed.sip(seen);
         }
     }
 

@@ -147,6 +147,7 @@ pub struct Pipeline {
     shipper: ShipperHandle,
     spool: Arc<Spool>,
     index: Option<IndexWriter>,
+    hep: Option<crate::hep::Exporter>,
     live: Arc<LiveBoard>,
     metrics: Arc<Metrics>,
 }
@@ -220,8 +221,16 @@ impl Pipeline {
             None => (None, None),
         };
 
+        let hep = match opts.config.hep.collector {
+            Some(_) => {
+                crate::hep::Exporter::start(&opts.config.hep, opts.backpressure, metrics.board().hep_counters())?
+            }
+            None => None,
+        };
+
         let finishers = (0..opts.finishers.max(1))
             .map(|i| {
+                let hep = hep.as_ref().map(crate::hep::Exporter::feed);
                 let rx = pending_rx.clone();
                 let spool = spool.clone();
                 let notify = shipper.notifier();
@@ -230,7 +239,9 @@ impl Pipeline {
                 let metrics = metrics.clone();
                 std::thread::Builder::new()
                     .name(format!("finish-{i}"))
-                    .spawn(move || finisher(rx, &spool, &work, to_index.as_ref(), &metrics, || notify.notify()))
+                    .spawn(move || {
+                        finisher(rx, &spool, &work, to_index.as_ref(), hep.as_ref(), &metrics, || notify.notify())
+                    })
                     .context("cannot start finisher thread")
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -318,16 +329,11 @@ impl Pipeline {
         drop(pending_tx);
         drop(to_index);
 
-        Ok(Pipeline {
-            sink: BatchSink::new(lanes, opts.backpressure),
-            mixers,
-            finishers,
-            shipper,
-            spool,
-            index,
-            live,
-            metrics,
-        })
+        let mut sink = BatchSink::new(lanes, opts.backpressure);
+        if let Some(exporter) = &hep {
+            sink.export_sip(exporter.feed());
+        }
+        Ok(Pipeline { sink, mixers, finishers, shipper, spool, index, hep, live, metrics })
     }
 
     /// The calls in progress, republished by every mixer about once a second.
@@ -393,6 +399,9 @@ impl Pipeline {
         finish.keys.sort();
         finish.keys.truncate(KEYS_KEPT);
         let index = self.index.map(IndexWriter::finish);
+        if let Some(hep) = self.hep {
+            hep.finish();
+        }
         let ship = self.shipper.drain(ship_deadline);
         self.metrics.board().publish_ship(ship.stats.clone());
         Outcome { mixer, finish, ship, dropped_rtp, internal_error, index }
@@ -404,6 +413,7 @@ fn finisher(
     spool: &Spool,
     work: &Path,
     to_index: Option<&ToIndex>,
+    hep: Option<&crate::hep::Feed>,
     metrics: &Metrics,
     notify: impl Fn(),
 ) -> FinishStats {
@@ -413,6 +423,11 @@ fn finisher(
         // The mixer built the record when the call ended; finishing adds only the files' names
         // and hashes.
         metrics.call(&pending.record);
+        if let Some(hep) = hep
+            && pending.record.end_reason != "recovered"
+        {
+            hep.call(&pending.record);
+        }
         let finished = match mixer::finish(pending, work) {
             Ok(f) => f,
             Err(e) => {

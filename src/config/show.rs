@@ -36,10 +36,47 @@ pub fn show(config: &Config, origin: &str) -> String {
             crate::api::DEFAULT_LISTEN
         )),
     }
+    match &config.hep.collector {
+        None => out.push_str("# HEP export: off (no hep.collector)\n"),
+        Some(collector) => {
+            let key = match &config.hep.password_file {
+                Some(path) => format!("auth key from {}", path.display()),
+                None => "no auth key".to_owned(),
+            };
+            let what = if config.hep.reports { "SIP and quality reports" } else { "SIP" };
+            out.push_str(&format!(
+                "# HEP export: {what} to udp:{collector} as capture id {}, {key}\n",
+                config.hep.node_id
+            ));
+        }
+    }
     out.push('\n');
     match toml::to_string(config) {
         Ok(text) => out.push_str(&text),
         Err(e) => out.push_str(&format!("# cannot print the configuration: {e}\n")),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hep_export_is_described_without_its_key() {
+        let mut c = Config::default();
+        assert!(show(&c, "x").contains("# HEP export: off (no hep.collector)\n"));
+        c.hep.collector = Some("homer:9060".into());
+        c.hep.node_id = 7;
+        c.hep.password_file = Some("/etc/callvault/hep-key".into());
+        let text = show(&c, "x");
+        assert!(
+            text.contains(
+                "# HEP export: SIP and quality reports to udp:homer:9060 as capture id 7, auth key from \
+                 /etc/callvault/hep-key\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("[hep]\ncollector = \"homer:9060\"\nnode_id = 7\n"), "{text}");
+    }
 }
