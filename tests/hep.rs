@@ -7,8 +7,14 @@
 //! (each message's bytes exactly as on the wire, UDP datagrams and TCP streams alike), and with
 //! the call records (one quality report per audio stream, values equal to the record's).
 //!
+//! Live, `callvault run` on a veth pair fed by tcpreplay exports to a listener in the same
+//! network namespace: each message arrives once with the capture time the call record's
+//! ladder gives it (the kernel's time of the packet, not the time it was sent on).
+//!
 //! Debian's tshark (4.0) has no HEP dissector, so tshark reads the input capture, not the HEP
 //! packets.
+
+#![allow(clippy::disallowed_methods)] // the live test times what it waits for (clippy.toml)
 
 mod common;
 
@@ -21,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use callgen::{CallSpec, Codec, DirImpair, Hangup, Outcome, Scenario, SipTransport, TcpOptions, Truth};
+use common::live::{Netns, Running, can_run, sh};
 use common::{have, records, skipped, text};
 use serde_json::Value;
 
@@ -451,4 +458,75 @@ fn an_unreachable_collector_costs_no_recording() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let warnings = stderr.lines().filter(|l| l.contains("cannot send HEP") || l.contains("could not be sent")).count();
     assert!((1..=2).contains(&warnings), "logged once a minute, and summed up at the end:\n{stderr}");
+}
+
+#[test]
+fn run_exports_each_message_with_its_capture_time() {
+    if !can_run("HEP export from callvault run") || !have("python3") {
+        return skipped("HEP export from callvault run: needs root, iproute2, tcpreplay and python3");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new("h");
+    assert!(sh(&format!("ip -n {} link set lo up", ns.name)));
+    let calls: Vec<CallSpec> = (0..3).map(|i| CallSpec::answered(i, T0 + i64::from(i) * 300_000_000, 1500)).collect();
+    let s = Scenario::new(calls);
+    let capture = dir.path().join("calls.pcap");
+    let truth = callgen::write_pcap(&s, &capture).unwrap();
+
+    // The collector: a UDP listener in the namespace that writes each datagram as a hex line.
+    let received = dir.path().join("received.hex");
+    let listener = "import socket, sys\n\
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                    s.bind(('127.0.0.1', 9060))\n\
+                    out = open(sys.argv[1], 'w')\n\
+                    print('listening', flush=True)\n\
+                    while True:\n    out.write(s.recv(65536).hex() + '\\n'); out.flush()\n";
+    let mut cmd = ns.exec("python3");
+    cmd.args(["-u", "-c", listener]).arg(&received);
+    let mut collector = Running::start(cmd);
+    collector.wait_for("listening", Duration::from_secs(10));
+
+    let cfg = dir.path().join("callvault.toml");
+    std::fs::write(&cfg, "[hep]\ncollector = \"127.0.0.1:9060\"\nnode_id = 77\n").unwrap();
+    let archive = dir.path().join("archive");
+    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_callvault"));
+    cmd.arg("--config").arg(&cfg).args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root"]);
+    cmd.arg("--output").arg(dir.path().join("data")).arg("--archive").arg(&archive);
+    let mut cv = Running::start(cmd);
+    cv.wait_for("capturing", Duration::from_secs(20));
+    ns.replay(&capture);
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    // The listener has written what the kernel delivered before callvault exited.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = collector.stop(Duration::from_secs(5));
+
+    let lines = std::fs::read_to_string(&received).unwrap();
+    let packets: Vec<Hep> = lines.lines().map(|l| Hep::parse(&hex::decode(l).unwrap())).collect();
+    let mut got: Vec<(String, SocketAddr, SocketAddr, i64)> = packets
+        .iter()
+        .filter(|p| p.u8(11) == 1)
+        .map(|p| {
+            assert_eq!(p.u32(12), 77);
+            (p.text(17), p.src(), p.dst(), p.micros())
+        })
+        .collect();
+    got.sort();
+    let mut want = Vec::new();
+    let recs = records(&archive);
+    assert_eq!(recs.len(), 3, "{log}");
+    for rec in &recs {
+        let id = rec.value["call_id"].as_str().unwrap();
+        for step in rec.value["sip"]["ladder"].as_array().unwrap() {
+            let at: chrono::DateTime<chrono::Utc> = step["at"].as_str().unwrap().parse().unwrap();
+            let src: SocketAddr = step["src"].as_str().unwrap().parse().unwrap();
+            let dst: SocketAddr = step["dst"].as_str().unwrap().parse().unwrap();
+            want.push((id.to_owned(), src, dst, at.timestamp_micros()));
+        }
+    }
+    want.sort();
+    assert_eq!(want.len() as u64, truth.sip_messages);
+    assert_eq!(got, want, "{log}");
+    let reports = packets.iter().filter(|p| p.u8(11) == 34).count();
+    assert_eq!(reports, 6, "two streams per call");
 }
