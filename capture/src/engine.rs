@@ -243,7 +243,8 @@ impl Core {
                 if owner.kind == MediaKind::Rtcp {
                     self.stats.rtcp_port_packets += 1;
                 }
-                sink.rtcp(&RtcpMeta { call: owner.call, side: owner.sender, time }, p);
+                let meta = RtcpMeta { call: owner.call, side: owner.sender, time, src: d.src, dst: d.dst };
+                sink.rtcp(&meta, p);
                 if let Some((link, frame)) = raw {
                     sink.frame(owner.call, time, link, frame);
                 }

@@ -88,6 +88,10 @@ pub struct RtcpMeta {
     pub side: Side,
     /// Capture time.
     pub time: Timestamp,
+    /// Sender address.
+    pub src: SocketAddr,
+    /// Receiver address.
+    pub dst: SocketAddr,
 }
 
 /// A party as named in SIP.
