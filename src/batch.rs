@@ -7,6 +7,9 @@
 //! full channel drops the batch's RTP (counted) and carries its call events forward, so no
 //! call is ever lost to back-pressure.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use capture::events::{CallEvent, CallRef, DropCause, EventSink, RtcpMeta, RtpMeta, SipSeen};
 use capture::{LinkType, Timestamp};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -123,6 +126,8 @@ pub struct BatchSink {
     pub dropped_rtp: u64,
     /// Where parsed SIP messages go for HEP export, when `[hep]` is on.
     hep: Option<crate::hep::Feed>,
+    /// The Call-ID of each call up, for the RTCP HEP exports (kept only when it does).
+    call_ids: HashMap<CallRef, Arc<str>>,
 }
 
 fn call_of(ev: &CallEvent) -> CallRef {
@@ -140,7 +145,7 @@ impl BatchSink {
     pub fn new(lanes: Vec<Lane>, mode: Backpressure) -> BatchSink {
         let shards =
             lanes.into_iter().map(|lane| Shard { cur: Batch::with_capacity(), lane, disconnected: false }).collect();
-        BatchSink { shards, mode, dropped_rtp: 0, hep: None }
+        BatchSink { shards, mode, dropped_rtp: 0, hep: None, call_ids: HashMap::new() }
     }
 
     /// Hands every SIP message capture parses to `feed` (HEP export).
@@ -240,6 +245,11 @@ impl EventSink for BatchSink {
     }
 
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
+        if let Some(feed) = &self.hep
+            && let Some(call_id) = self.call_ids.get(&meta.call)
+        {
+            feed.rtcp(meta, call_id, packet);
+        }
         let i = self.shard(meta.call);
         let cur = &mut self.shards[i].cur;
         let start = cur.payload.len() as u32;
@@ -268,6 +278,17 @@ impl EventSink for BatchSink {
     }
 
     fn call(&mut self, event: CallEvent) {
+        if self.hep.as_ref().is_some_and(crate::hep::Feed::wants_rtcp) {
+            match &event {
+                CallEvent::Started { call, info } => {
+                    self.call_ids.insert(*call, info.call_id.as_str().into());
+                }
+                CallEvent::Ended { call, .. } => {
+                    self.call_ids.remove(call);
+                }
+                _ => {}
+            }
+        }
         let i = self.shard(call_of(&event));
         let cur = &mut self.shards[i].cur;
         cur.items.push(Item::Call(event));

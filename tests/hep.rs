@@ -5,7 +5,9 @@
 //! compared with the generator's truth (every SIP message exactly once, with its Call-ID,
 //! addresses, ports, transport and capture time), with the capture itself as tshark reads it
 //! (each message's bytes exactly as on the wire, UDP datagrams and TCP streams alike), and with
-//! the call records (one quality report per audio stream, values equal to the record's).
+//! the call records (one quality report per audio stream, values equal to the record's). On a
+//! real capture from the corpus, every SIP message and the calls' RTCP (HEP type 5, JSON) are
+//! compared with tshark's dissection of it, field by field.
 //!
 //! Live, `callvault run` on a veth pair fed by tcpreplay exports to a listener in the same
 //! network namespace: each message arrives once with the capture time the call record's
@@ -529,4 +531,130 @@ fn run_exports_each_message_with_its_capture_time() {
     assert_eq!(got, want, "{log}");
     let reports = packets.iter().filter(|p| p.u8(11) == 34).count();
     assert_eq!(reports, 6, "two streams per call");
+}
+
+/// `$CALLVAULT_CORPUS`, else `../shared/corpus` beside the repository.
+fn corpus() -> Option<PathBuf> {
+    let d = std::env::var_os("CALLVAULT_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    d.join("expected.json").exists().then_some(d)
+}
+
+/// The first value of a tshark field list (`a,b,c`) as a number.
+fn first(field: &str) -> Option<i64> {
+    let v = field.split(',').next().filter(|v| !v.is_empty())?;
+    match v.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+#[test]
+fn a_real_capture_exports_its_sip_and_rtcp_as_tshark_reads_them() {
+    let Some(corpus) = corpus() else {
+        return skipped("HEP export of a real capture: no corpus (set CALLVAULT_CORPUS)");
+    };
+    let capture = corpus.join("sip-rtp-g711a-rtcp-mgcp.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start();
+    let cfg = config(dir.path(), collector.addr, "");
+    let out = run(&capture, dir.path(), &cfg);
+    let datagrams = collector.stop();
+    assert!(out.status.success(), "{}", text(&out));
+    let packets: Vec<Hep> = datagrams.iter().map(|d| Hep::parse(d)).collect();
+
+    // Every SIP message tshark finds, once, with its bytes, ends and time (REGISTERs too).
+    let udp = tshark_udp(&capture);
+    let mut sip: Vec<(SocketAddr, SocketAddr, i64, Vec<u8>)> =
+        packets.iter().filter(|p| p.u8(11) == 1).map(|p| (p.src(), p.dst(), p.micros(), p.get(15).to_vec())).collect();
+    sip.sort();
+    let mut want: Vec<_> = udp.into_iter().map(|((s, d, t), payload)| (s, d, t, payload)).collect();
+    want.sort();
+    assert_eq!(sip.len(), want.len());
+    assert!(sip == want, "the SIP messages differ from tshark's");
+
+    // RTCP of the calls: each packet as tshark dissects it, correlated with its call.
+    let call_ids: Vec<String> =
+        records(&dir.path().join("archive")).iter().map(|r| r.value["call_id"].as_str().unwrap().to_owned()).collect();
+    let fields = [
+        "frame.time_epoch",
+        "ip.src",
+        "udp.srcport",
+        "ip.dst",
+        "udp.dstport",
+        "rtcp.pt",
+        "rtcp.senderssrc",
+        "rtcp.sender.packetcount",
+        "rtcp.sender.octetcount",
+        "rtcp.timestamp.ntp.msw",
+        "rtcp.timestamp.rtp",
+        "rtcp.ssrc.identifier",
+        "rtcp.ssrc.fraction",
+        "rtcp.ssrc.cum_nr",
+        "rtcp.ssrc.ext_high",
+        "rtcp.ssrc.jitter",
+        "rtcp.ssrc.lsr",
+        "rtcp.ssrc.dlsr",
+    ];
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(&capture).args(["-Y", "rtcp", "-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let o = cmd.output().expect("run tshark");
+    assert!(o.status.success());
+    let mut tshark: HashMap<(SocketAddr, SocketAddr, i64), Vec<String>> = HashMap::new();
+    for line in String::from_utf8(o.stdout).unwrap().lines() {
+        let f: Vec<String> = line.split('|').map(str::to_owned).collect();
+        let (secs, frac) = f[0].split_once('.').unwrap();
+        let micros = secs.parse::<i64>().unwrap() * 1_000_000 + frac[..6].parse::<i64>().unwrap();
+        let src = SocketAddr::new(f[1].parse().unwrap(), f[2].parse().unwrap());
+        let dst = SocketAddr::new(f[3].parse().unwrap(), f[4].parse().unwrap());
+        tshark.insert((src, dst, micros), f);
+    }
+    let rtcp: Vec<&Hep> = packets.iter().filter(|p| p.u8(11) == 5).collect();
+    assert!(!rtcp.is_empty(), "the answered call's RTCP is exported");
+    for p in &rtcp {
+        assert!(call_ids.contains(&p.text(17)), "correlated with a recorded call");
+        let f = tshark.get(&(p.src(), p.dst(), p.micros())).expect("a packet tshark sees as RTCP");
+        let j: Value = serde_json::from_slice(p.get(15)).unwrap();
+        let ctx = format!("{} {:?}", p.micros(), f);
+        assert_eq!(j["type"].as_i64(), first(&f[5]), "{ctx}");
+        assert_eq!(j["ssrc"].as_i64(), first(&f[6]), "{ctx}");
+        let info = &j["sender_information"];
+        assert_eq!(info["packets"].as_i64(), first(&f[7]), "{ctx}");
+        assert_eq!(info["octets"].as_i64(), first(&f[8]), "{ctx}");
+        assert_eq!(info["ntp_timestamp_sec"].as_i64(), first(&f[9]), "{ctx}");
+        assert_eq!(info["rtp_timestamp"].as_i64(), first(&f[10]), "{ctx}");
+        let blocks = j["report_blocks"].as_array().unwrap();
+        let n = f[12].split(',').filter(|v| !v.is_empty()).count();
+        assert_eq!((blocks.len(), j["report_count"].as_u64()), (n, Some(n as u64)), "{ctx}");
+        for (i, b) in blocks.iter().enumerate() {
+            let nth = |k: usize| f[k].split(',').nth(i).map(|v| first(v).unwrap());
+            assert_eq!(b["source_ssrc"].as_i64(), nth(11), "{ctx}");
+            assert_eq!(b["fraction_lost"].as_i64(), nth(12), "{ctx}");
+            assert_eq!(b["packets_lost"].as_i64(), nth(13), "{ctx}");
+            assert_eq!(b["highest_seq_no"].as_i64(), nth(14), "{ctx}");
+            assert_eq!(b["ia_jitter"].as_i64(), nth(15), "{ctx}");
+            assert_eq!(b["lsr"].as_i64(), nth(16), "{ctx}");
+            assert_eq!(b["dlsr"].as_i64(), nth(17), "{ctx}");
+        }
+    }
+    assert_eq!(metric(dir.path(), "callvault_hep_sent_total{kind=\"rtcp\"}"), rtcp.len() as u64);
+    // And every RTCP packet of a recorded stream's RTCP ports (RTP port + 1) is among them; the
+    // RTCP of the stream MGCP set up belongs to no SIP call and is not exported.
+    let recs = records(&dir.path().join("archive"));
+    let plus1 = |a: &Value| -> SocketAddr {
+        let a: SocketAddr = a.as_str().unwrap().parse().unwrap();
+        SocketAddr::new(a.ip(), a.port() + 1)
+    };
+    let ports: Vec<(SocketAddr, SocketAddr)> = recs
+        .iter()
+        .flat_map(|r| r.value["streams"].as_array().unwrap().clone())
+        .map(|st| (plus1(&st["src"]), plus1(&st["dst"])))
+        .collect();
+    let of_calls: Vec<_> = tshark.keys().filter(|(s, d, _)| ports.contains(&(*s, *d))).collect();
+    assert!(!of_calls.is_empty() && of_calls.len() < tshark.len());
+    assert_eq!(of_calls.len(), rtcp.len(), "each of the calls' RTCP packets, once");
 }

@@ -330,7 +330,7 @@ impl Default for Metrics {
     }
 }
 
-/// `[hep]`: SIP messages and per-call quality reports sent as HEPv3 over UDP to a HOMER
+/// `[hep]`: SIP messages, RTCP and per-call quality reports sent as HEPv3 over UDP to a HOMER
 /// collector (heplify-server, HEPop). Off unless `collector` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -349,11 +349,13 @@ pub struct Hep {
     pub password_file: Option<PathBuf>,
     /// Send each finished call's quality reports (one per audio stream).
     pub reports: bool,
+    /// Send the RTCP of the calls callvault follows (HEP type 5, as JSON).
+    pub rtcp: bool,
 }
 
 impl Default for Hep {
     fn default() -> Self {
-        Hep { collector: None, node_id: 2001, node_name: None, password_file: None, reports: true }
+        Hep { collector: None, node_id: 2001, node_name: None, password_file: None, reports: true, rtcp: true }
     }
 }
 

@@ -43,7 +43,12 @@ pub fn show(config: &Config, origin: &str) -> String {
                 Some(path) => format!("auth key from {}", path.display()),
                 None => "no auth key".to_owned(),
             };
-            let what = if config.hep.reports { "SIP and quality reports" } else { "SIP" };
+            let what = match (config.hep.rtcp, config.hep.reports) {
+                (true, true) => "SIP, RTCP and quality reports",
+                (true, false) => "SIP and RTCP",
+                (false, true) => "SIP and quality reports",
+                (false, false) => "SIP",
+            };
             out.push_str(&format!(
                 "# HEP export: {what} to udp:{collector} as capture id {}, {key}\n",
                 config.hep.node_id
@@ -72,7 +77,7 @@ mod tests {
         let text = show(&c, "x");
         assert!(
             text.contains(
-                "# HEP export: SIP and quality reports to udp:homer:9060 as capture id 7, auth key from \
+                "# HEP export: SIP, RTCP and quality reports to udp:homer:9060 as capture id 7, auth key from \
                  /etc/callvault/hep-key\n"
             ),
             "{text}"

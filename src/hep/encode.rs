@@ -14,7 +14,7 @@
 //! | 0x0008 | destination port                        | u16       |
 //! | 0x0009 | timestamp, seconds since the epoch      | u32       |
 //! | 0x000a | timestamp, microseconds within it       | u32       |
-//! | 0x000b | protocol type (1 SIP, 34 QoS report)    | u8        |
+//! | 0x000b | protocol type (1 SIP, 5 RTCP, 34 QoS)   | u8        |
 //! | 0x000c | capture agent id                        | u32       |
 //! | 0x000e | authentication key                      | bytes     |
 //! | 0x000f | captured payload                        | bytes     |
@@ -30,6 +30,8 @@ use capture::Timestamp;
 
 /// Protocol type of a SIP message.
 pub const PROTO_SIP: u8 = 1;
+/// Protocol type of an RTCP packet, as JSON.
+pub const PROTO_RTCP: u8 = 5;
 /// Protocol type of a full per-stream quality (MOS) report, JSON (what HOMER's RTP agents
 /// send; heplify-server stores it in its report table, which the call's QoS tab reads).
 pub const PROTO_QOS_REPORT: u8 = 34;

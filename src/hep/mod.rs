@@ -1,5 +1,5 @@
-//! HEP export: every SIP message capture parses, and each finished call's quality reports,
-//! sent as HEPv3 over UDP to a HOMER collector (heplify-server, HEPop) when `[hep]` names one.
+//! HEP export: every SIP message capture parses, the RTCP of the calls it follows, and each
+//! finished call's quality reports, sent as HEPv3 over UDP to a HOMER collector (heplify-server, HEPop) when `[hep]` names one.
 //!
 //! Data flows one way. Capture's sink ([`crate::batch::BatchSink`]) and the finishers hand
 //! their items to a [`Feed`], which queues them on a bounded channel to the one exporter
@@ -11,10 +11,11 @@
 //!
 //! A SIP message keeps its capture time, addresses, ports and transport (UDP, or TCP for
 //! messages framed out of a stream) and its bytes exactly as on the wire, with the Call-ID
-//! as correlation id; quality reports are described in [`report`].
+//! as correlation id; RTCP is described in [`rtcp`], quality reports in [`report`].
 
 pub mod encode;
 pub mod report;
+pub mod rtcp;
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
@@ -25,13 +26,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use capture::Timestamp;
 use capture::decode::Transport;
-use capture::events::SipSeen;
+use capture::events::{RtcpMeta, SipSeen};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use mixer::record::CallRecord;
 
 use crate::batch::Backpressure;
 use crate::config::Hep;
-use encode::{Agent, IPPROTO_TCP, IPPROTO_UDP, PROTO_QOS_REPORT, PROTO_SIP, Packet};
+use encode::{Agent, IPPROTO_TCP, IPPROTO_UDP, PROTO_QOS_REPORT, PROTO_RTCP, PROTO_SIP, Packet};
 
 /// Items waiting for the exporter thread.
 const QUEUE: usize = 8192;
@@ -47,6 +48,8 @@ pub struct HepCounters {
     pub sent_sip: AtomicU64,
     /// Quality reports sent.
     pub sent_reports: AtomicU64,
+    /// RTCP packets sent.
+    pub sent_rtcp: AtomicU64,
     /// Items dropped because the exporter's queue was full (live capture only).
     pub dropped_queue_full: AtomicU64,
     /// Packets the collector could not be sent (send error, unresolvable name).
@@ -73,6 +76,8 @@ enum Item {
     Sip { time: Timestamp, src: SocketAddr, dst: SocketAddr, transport: Transport, call_id_len: usize, bytes: Vec<u8> },
     /// A finished call's record, for its quality reports.
     Report(Box<CallRecord>),
+    /// A compound RTCP packet of a call.
+    Rtcp { time: Timestamp, src: SocketAddr, dst: SocketAddr, call_id: Arc<str>, bytes: Vec<u8> },
 }
 
 /// The sending end: cheap to clone, one per producer thread.
@@ -82,6 +87,7 @@ pub struct Feed {
     mode: Backpressure,
     counters: Arc<HepCounters>,
     reports: bool,
+    rtcp: bool,
 }
 
 impl Feed {
@@ -111,6 +117,19 @@ impl Feed {
             call_id_len: seen.call_id.len(),
             bytes,
         });
+    }
+
+    /// Whether RTCP is exported (`[hep] rtcp`).
+    pub fn wants_rtcp(&self) -> bool {
+        self.rtcp
+    }
+
+    /// A compound RTCP packet of the call `call_id`.
+    pub fn rtcp(&self, meta: &RtcpMeta, call_id: &Arc<str>, packet: &[u8]) {
+        if self.rtcp {
+            let (time, src, dst) = (meta.time, meta.src, meta.dst);
+            self.put(Item::Rtcp { time, src, dst, call_id: call_id.clone(), bytes: packet.to_vec() });
+        }
     }
 
     /// A finished call (its quality reports are sent unless `[hep] reports = false`).
@@ -148,12 +167,15 @@ impl Exporter {
         };
         let agent = Agent { id: config.node_id, key, name: config.node_name.clone() };
         let (tx, rx) = bounded(QUEUE);
-        let feed = Feed { tx, mode, counters: counters.clone(), reports: config.reports };
+        let feed = Feed { tx, mode, counters: counters.clone(), reports: config.reports, rtcp: config.rtcp };
         let thread = std::thread::Builder::new()
             .name("hep".into())
             .spawn(move || Link::new(collector, agent, counters).run(&rx))
             .context("cannot start the HEP exporter thread")?;
-        tracing::info!("exporting SIP and quality reports as HEP to {}", config.collector.as_deref().unwrap_or(""));
+        tracing::info!(
+            "exporting SIP, RTCP and quality reports as HEP to {}",
+            config.collector.as_deref().unwrap_or("")
+        );
         Ok(Some(Exporter { feed, thread }))
     }
 
@@ -218,6 +240,23 @@ impl Link {
                     };
                     if self.send(&p) {
                         HepCounters::add(&self.counters.sent_sip, 1);
+                    }
+                }
+                Item::Rtcp { time, src, dst, call_id, bytes } => {
+                    // A compound without a sender or receiver report has nothing HOMER shows.
+                    let Some(json) = rtcp::json(&bytes) else { continue };
+                    let p = Packet {
+                        src,
+                        dst,
+                        ip_proto: IPPROTO_UDP,
+                        time,
+                        proto_type: PROTO_RTCP,
+                        correlation_id: call_id.as_bytes(),
+                        mos: None,
+                        payload: json.as_bytes(),
+                    };
+                    if self.send(&p) {
+                        HepCounters::add(&self.counters.sent_rtcp, 1);
                     }
                 }
                 Item::Report(record) => {

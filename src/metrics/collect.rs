@@ -277,8 +277,12 @@ impl Snapshots {
         let get = crate::hep::HepCounters::get;
         f.counter(
             "callvault_hep_sent",
-            "HEP packets sent to the collector: SIP messages and per-stream quality reports.",
-            &[([("kind", "sip")], get(&h.sent_sip)), ([("kind", "report")], get(&h.sent_reports))],
+            "HEP packets sent to the collector: SIP messages, RTCP and per-stream quality reports.",
+            &[
+                ([("kind", "sip")], get(&h.sent_sip)),
+                ([("kind", "rtcp")], get(&h.sent_rtcp)),
+                ([("kind", "report")], get(&h.sent_reports)),
+            ],
         )?;
         f.counter(
             "callvault_hep_dropped",
