@@ -154,7 +154,7 @@ impl Exporter {
         let Some(collector) = config.collector.clone() else { return Ok(None) };
         let key = match &config.password_file {
             Some(path) => {
-                crate::targets::check_secret_file(path)?;
+                crate::targets::check_secret_file(path).context("hep.password_file")?;
                 let text = std::fs::read(path)
                     .with_context(|| format!("cannot read the HEP password file {}", path.display()))?;
                 let key = text.trim_ascii().to_vec();
@@ -331,5 +331,60 @@ impl Link {
             self.socket = Some(socket);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen() -> SipSeen<'static> {
+        SipSeen {
+            time: Timestamp(0),
+            src: "10.0.0.1:5060".parse().unwrap(),
+            dst: "10.0.0.2:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            call_id: b"c",
+            message: b"OPTIONS sip:x SIP/2.0\r\n\r\n",
+        }
+    }
+
+    #[test]
+    fn a_live_feed_drops_what_a_full_queue_cannot_take_and_counts_it() {
+        let (tx, rx) = bounded(2);
+        let counters = Arc::new(HepCounters::default());
+        let feed = Feed { tx, mode: Backpressure::DropMedia, counters: counters.clone(), reports: true, rtcp: true };
+        for _ in 0..5 {
+            feed.sip(&seen());
+        }
+        assert_eq!((rx.len(), HepCounters::get(&counters.dropped_queue_full)), (2, 3));
+        // Nobody listening any more (the exporter is gone): not a queue drop.
+        drop(rx);
+        feed.sip(&seen());
+        assert_eq!(HepCounters::get(&counters.dropped_queue_full), 3);
+    }
+
+    #[test]
+    fn the_password_file_must_be_private_and_not_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let config = |path: &std::path::Path| Hep {
+            collector: Some("127.0.0.1:9".into()),
+            password_file: Some(path.to_owned()),
+            ..Hep::default()
+        };
+        std::fs::write(&path, "k\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let counters = Arc::new(HepCounters::default());
+        let err = Exporter::start(&config(&path), Backpressure::Block, counters.clone()).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("hep.password_file") && text.contains("0644"), "{text}");
+        std::fs::write(&path, " \n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = Exporter::start(&config(&path), Backpressure::Block, counters.clone()).unwrap_err();
+        assert!(format!("{err:#}").contains("is empty"), "{err:#}");
+        std::fs::write(&path, "k\n").unwrap();
+        Exporter::start(&config(&path), Backpressure::Block, counters).unwrap().unwrap().finish();
     }
 }
