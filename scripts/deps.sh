@@ -8,7 +8,8 @@
 #                            test: build, install, systemd-analyze verify), g++ and cargo-fuzz (the
 #                            fuzz smoke), prometheus (promtool: the metrics text and the alert
 #                            rules' unit tests), chromium, chromium-driver and selenium (PyPI, in a
-#                            venv: the dashboard's browser test)
+#                            venv: the dashboard's browser test), nodejs and npm with hep-js
+#                            (npm, HOMER's HEP decoder: the HEP export test)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
@@ -16,6 +17,8 @@ want=(libpcap-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
     want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
         prometheus chromium chromium-driver)
+    # Node from any source will do (NodeSource's nodejs carries npm and conflicts with Debian's).
+    { command -v node && command -v npm; } >/dev/null || want+=(nodejs npm)
 fi
 missing=()
 for p in "${want[@]}"; do
@@ -62,5 +65,14 @@ if [ "$mode" = test ]; then
         echo "installing selenium into $venv (once)" >&2
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "selenium==4.27.1"
+    fi
+fi
+# hep-js (HOMER's HEP encoder/decoder) decodes what the HEP export sends; from npm, once.
+if [ "$mode" = test ]; then
+    hepjs="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/hep-js"
+    if ! [ -d "$hepjs/node_modules/hep-js" ]; then
+        echo "installing hep-js into $hepjs (once)" >&2
+        mkdir -p "$hepjs"
+        (cd "$hepjs" && npm install --silent --no-audit --no-fund --no-save hep-js@1.0.22 >/dev/null)
     fi
 fi

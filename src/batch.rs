@@ -7,7 +7,10 @@
 //! full channel drops the batch's RTP (counted) and carries its call events forward, so no
 //! call is ever lost to back-pressure.
 
-use capture::events::{CallEvent, CallRef, DropCause, EventSink, RtcpMeta, RtpMeta};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use capture::events::{CallEvent, CallRef, DropCause, EventSink, RtcpMeta, RtpMeta, SipSeen};
 use capture::{LinkType, Timestamp};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -121,6 +124,10 @@ pub struct BatchSink {
     mode: Backpressure,
     /// RTP packets dropped because a mixer queue was full.
     pub dropped_rtp: u64,
+    /// Where parsed SIP messages go for HEP export, when `[hep]` is on.
+    hep: Option<crate::hep::Feed>,
+    /// The Call-ID of each call up, for the RTCP HEP exports (kept only when it does).
+    call_ids: HashMap<CallRef, Arc<str>>,
 }
 
 fn call_of(ev: &CallEvent) -> CallRef {
@@ -138,7 +145,12 @@ impl BatchSink {
     pub fn new(lanes: Vec<Lane>, mode: Backpressure) -> BatchSink {
         let shards =
             lanes.into_iter().map(|lane| Shard { cur: Batch::with_capacity(), lane, disconnected: false }).collect();
-        BatchSink { shards, mode, dropped_rtp: 0 }
+        BatchSink { shards, mode, dropped_rtp: 0, hep: None, call_ids: HashMap::new() }
+    }
+
+    /// Hands every SIP message capture parses to `feed` (HEP export).
+    pub fn export_sip(&mut self, feed: crate::hep::Feed) {
+        self.hep = Some(feed);
     }
 
     /// Whether a mixer thread has gone away (it failed; its events are discarded).
@@ -233,6 +245,11 @@ impl EventSink for BatchSink {
     }
 
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
+        if let Some(feed) = &self.hep
+            && let Some(call_id) = self.call_ids.get(&meta.call)
+        {
+            feed.rtcp(meta, call_id, packet);
+        }
         let i = self.shard(meta.call);
         let cur = &mut self.shards[i].cur;
         let start = cur.payload.len() as u32;
@@ -254,7 +271,24 @@ impl EventSink for BatchSink {
         }
     }
 
+    fn sip(&mut self, seen: &SipSeen<'_>) {
+        if let Some(feed) = &self.hep {
+            feed.sip(seen);
+        }
+    }
+
     fn call(&mut self, event: CallEvent) {
+        if self.hep.as_ref().is_some_and(crate::hep::Feed::wants_rtcp) {
+            match &event {
+                CallEvent::Started { call, info } => {
+                    self.call_ids.insert(*call, info.call_id.as_str().into());
+                }
+                CallEvent::Ended { call, .. } => {
+                    self.call_ids.remove(call);
+                }
+                _ => {}
+            }
+        }
         let i = self.shard(call_of(&event));
         let cur = &mut self.shards[i].cur;
         cur.items.push(Item::Call(event));

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod config_command;
+pub mod hep;
 pub mod http;
 pub mod index;
 pub mod logging;

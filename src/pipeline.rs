@@ -147,6 +147,7 @@ pub struct Pipeline {
     shipper: ShipperHandle,
     spool: Arc<Spool>,
     index: Option<IndexWriter>,
+    hep: Option<crate::hep::Exporter>,
     live: Arc<LiveBoard>,
     metrics: Arc<Metrics>,
     /// The data directory (its audit logs enter the spool through the pipeline).
@@ -222,8 +223,16 @@ impl Pipeline {
             None => (None, None),
         };
 
+        let hep = match opts.config.hep.collector {
+            Some(_) => {
+                crate::hep::Exporter::start(&opts.config.hep, opts.backpressure, metrics.board().hep_counters())?
+            }
+            None => None,
+        };
+
         let finishers = (0..opts.finishers.max(1))
             .map(|i| {
+                let hep = hep.as_ref().map(crate::hep::Exporter::feed);
                 let rx = pending_rx.clone();
                 let spool = spool.clone();
                 let notify = shipper.notifier();
@@ -232,7 +241,9 @@ impl Pipeline {
                 let metrics = metrics.clone();
                 std::thread::Builder::new()
                     .name(format!("finish-{i}"))
-                    .spawn(move || finisher(rx, &spool, &work, to_index.as_ref(), &metrics, || notify.notify()))
+                    .spawn(move || {
+                        finisher(rx, &spool, &work, to_index.as_ref(), hep.as_ref(), &metrics, || notify.notify())
+                    })
                     .context("cannot start finisher thread")
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -320,13 +331,18 @@ impl Pipeline {
         drop(pending_tx);
         drop(to_index);
 
+        let mut sink = BatchSink::new(lanes, opts.backpressure);
+        if let Some(exporter) = &hep {
+            sink.export_sip(exporter.feed());
+        }
         let pipeline = Pipeline {
-            sink: BatchSink::new(lanes, opts.backpressure),
+            sink,
             mixers,
             finishers,
             shipper,
             spool,
             index,
+            hep,
             live,
             metrics,
             data_dir: opts.output.clone(),
@@ -406,6 +422,9 @@ impl Pipeline {
         finish.keys.sort();
         finish.keys.truncate(KEYS_KEPT);
         let index = self.index.map(IndexWriter::finish);
+        if let Some(hep) = self.hep {
+            hep.finish();
+        }
         crate::audit::collect(&self.data_dir, &self.spool);
         let ship = self.shipper.drain(ship_deadline);
         self.metrics.board().publish_ship(ship.stats.clone());
@@ -418,6 +437,7 @@ fn finisher(
     spool: &Spool,
     work: &Path,
     to_index: Option<&ToIndex>,
+    hep: Option<&crate::hep::Feed>,
     metrics: &Metrics,
     notify: impl Fn(),
 ) -> FinishStats {
@@ -427,6 +447,11 @@ fn finisher(
         // The mixer built the record when the call ended; finishing adds only the files' names
         // and hashes.
         metrics.call(&pending.record);
+        if let Some(hep) = hep
+            && pending.record.end_reason != "recovered"
+        {
+            hep.call(&pending.record);
+        }
         let finished = match mixer::finish(pending, work) {
             Ok(f) => f,
             Err(e) => {

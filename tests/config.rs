@@ -77,6 +77,9 @@ fn the_example_configuration_parses_and_documents_every_key() {
     all.http.metrics_listen = Some("127.0.0.1:9750".into());
     all.http.api_listen = Some("127.0.0.1:9751".into());
     all.metrics.textfile = Some("/var/lib/prometheus/node-exporter/callvault.prom".into());
+    all.hep.collector = Some("homer.example.net:9060".into());
+    all.hep.node_name = Some("span-1".into());
+    all.hep.password_file = Some("/etc/callvault/hep-key".into());
     let mut paths = Vec::new();
     keys(&toml::Value::try_from(&all).unwrap(), "", &mut paths);
     let example = std::fs::read_to_string(EXAMPLE).unwrap();

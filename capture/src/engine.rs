@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::call::dialog::DialogTracker;
 use crate::call::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
-use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta};
+use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta, SipSeen};
 use crate::limits::{Limits, Timeouts};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
@@ -243,7 +243,8 @@ impl Core {
                 if owner.kind == MediaKind::Rtcp {
                     self.stats.rtcp_port_packets += 1;
                 }
-                sink.rtcp(&RtcpMeta { call: owner.call, side: owner.sender, time }, p);
+                let meta = RtcpMeta { call: owner.call, side: owner.sender, time, src: d.src, dst: d.dst };
+                sink.rtcp(&meta, p);
                 if let Some((link, frame)) = raw {
                     sink.frame(owner.call, time, link, frame);
                 }
@@ -328,6 +329,8 @@ impl Core {
                 if let (Some(call), Some((link, frame))) = (call, raw) {
                     sink.frame(call, time, link, frame);
                 }
+                let call_id = msg.call_id.unwrap_or_default();
+                sink.sip(&SipSeen { time, src, dst, transport, call_id, message });
             }
             Err(_) => self.stats.count_malformed(Layer::Sip),
         }

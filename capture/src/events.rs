@@ -88,6 +88,10 @@ pub struct RtcpMeta {
     pub side: Side,
     /// Capture time.
     pub time: Timestamp,
+    /// Sender address.
+    pub src: SocketAddr,
+    /// Receiver address.
+    pub dst: SocketAddr,
 }
 
 /// A party as named in SIP.
@@ -473,6 +477,24 @@ pub enum CallEvent {
     },
 }
 
+/// A SIP message the engine parsed, as it was on the wire (for export to a HOMER collector).
+/// Every slice is only valid during the call that hands it over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipSeen<'a> {
+    /// Capture time of the packet that completed it.
+    pub time: Timestamp,
+    /// Sender address.
+    pub src: SocketAddr,
+    /// Receiver address.
+    pub dst: SocketAddr,
+    /// UDP datagram or framed out of a TCP stream.
+    pub transport: Transport,
+    /// The Call-ID header's value (empty when the message has none).
+    pub call_id: &'a [u8],
+    /// The whole message, start line to the end of its body.
+    pub message: &'a [u8],
+}
+
 /// Receives what capture produces, in packet order.
 pub trait EventSink {
     /// An RTP packet tied to a call. `payload` is only valid during the call.
@@ -485,6 +507,11 @@ pub trait EventSink {
     /// a per-call evidence capture. Only sent when the engine keeps frames.
     fn frame(&mut self, call: CallRef, time: Timestamp, link: LinkType, frame: &[u8]) {
         let _ = (call, time, link, frame);
+    }
+    /// A SIP message was parsed (whether or not it belongs to a call callvault follows).
+    /// Called after the message has been handled, for exporters; the default ignores it.
+    fn sip(&mut self, seen: &SipSeen<'_>) {
+        let _ = seen;
     }
     /// A call lifecycle event.
     fn call(&mut self, event: CallEvent);

@@ -169,6 +169,16 @@ fn hint_for(path: &str, message: &str) -> (String, Option<String>) {
             format!("{path}.{unknown}")
         };
         let lower = unknown.to_ascii_lowercase();
+        if key.starts_with("hep.") && lower.contains("password") {
+            return (
+                key,
+                Some(
+                    "secrets are never read from the configuration file: put the HEP key in a file \
+                     (mode 0600 or 0640) and name it with `password_file`"
+                        .into(),
+                ),
+            );
+        }
         if ["secret", "access_key", "password", "token", "credential"].iter().any(|s| lower.contains(s)) {
             return (
                 key,
@@ -285,6 +295,7 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
         bad("service.user", "is empty".into(), "the package creates the user \"callvault\"");
     }
     validate_http(&c.http, &mut bad);
+    validate_hep(&c.hep, &mut bad);
     range(&mut bad, "metrics.health_window", c.metrics.health_window, 1, 86_400, "60 judges the last minute");
     range(
         &mut bad,
@@ -348,6 +359,30 @@ fn validate_http(h: &super::Http, bad: &mut dyn FnMut(&str, String, &str)) {
                 "generate a token and its hash with `callvault config new-token NAME`",
             );
         }
+    }
+}
+
+fn validate_hep(h: &super::Hep, bad: &mut dyn FnMut(&str, String, &str)) {
+    if let Some(collector) = &h.collector {
+        let hint = "the collector's host:port (UDP), e.g. \"homer.example.net:9060\" or \"[2001:db8::5]:9060\"";
+        match collector.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+                let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+                let ipv6_ok = bare.is_none_or(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+                if !ipv6_ok || (bare.is_none() && host.contains(':')) || host.contains(char::is_whitespace) {
+                    bad("hep.collector", format!("{collector:?} is not a host:port"), hint);
+                }
+            }
+            _ => bad("hep.collector", format!("{collector:?} is not a host:port"), hint),
+        }
+    }
+    if let Some(name) = &h.node_name
+        && (name.is_empty() || name.len() > 255)
+    {
+        bad("hep.node_name", "must be 1 to 255 bytes long".into(), "leave it out to send none");
+    }
+    if h.password_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        bad("hep.password_file", "is empty".into(), "a file holding the key, e.g. \"/etc/callvault/hep-key\"");
     }
 }
 
@@ -496,6 +531,25 @@ mod tests {
             ],
             "{p:#?}"
         );
+    }
+
+    #[test]
+    fn hep_is_checked_like_every_other_section() {
+        let c = load_text("[hep]\ncollector = \"homer:9060\"\nnode_id = 7\n", "t").unwrap();
+        assert_eq!((c.hep.collector.as_deref(), c.hep.node_id, c.hep.reports), (Some("homer:9060"), 7, true));
+        assert!(load_text("[hep]\ncollector = \"[2001:db8::5]:9060\"\n", "t").is_ok());
+        for bad in ["homer", "homer:0", "homer:x", ":9060", "2001:db8::5:9060", "[zz]:9060", "a b:1"] {
+            let p = problems(&format!("[log]\nlevel = \"info\"\n[hep]\ncollector = \"{bad}\"\n"));
+            assert_eq!((p[0].key.as_str(), p[0].position), ("hep.collector", Some((4, 1))), "{bad}: {p:?}");
+        }
+        let p = problems("[hep]\nnode_id = -1\n");
+        assert_eq!((p[0].key.as_str(), p[0].position), ("hep.node_id", Some((2, 1))));
+        let p = problems("[hep]\nnode_name = \"\"\n");
+        assert_eq!(p[0].key, "hep.node_name");
+        let p = problems("[hep]\npassword = \"hunter2\"\n");
+        assert_eq!(p[0].key, "hep.password");
+        let text = p[0].to_string();
+        assert!(text.contains("password_file") && !text.contains("hunter2"), "{text}");
     }
 
     #[test]

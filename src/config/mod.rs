@@ -54,6 +54,8 @@ pub struct Config {
     pub http: Http,
     /// `[metrics]`: the metrics text file and the health thresholds.
     pub metrics: Metrics,
+    /// `[hep]`: export of SIP and quality reports to a HOMER collector (off by default).
+    pub hep: Hep,
 }
 
 /// `[capture]`.
@@ -373,6 +375,35 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics { textfile: None, health_window: 60, health_max_unshipped_age: 3600 }
+    }
+}
+
+/// `[hep]`: SIP messages, RTCP and per-call quality reports sent as HEPv3 over UDP to a HOMER
+/// collector (heplify-server, HEPop). Off unless `collector` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hep {
+    /// The collector, `host:port` (UDP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collector: Option<String>,
+    /// Capture agent id HOMER shows for callvault's packets (HOMER's agents use 2001).
+    pub node_id: u32,
+    /// Capture node name, sent with every packet when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// A file holding the collector's authentication key (owner root or the service user,
+    /// mode 0600 or 0640); no key is sent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Send each finished call's quality reports (one per audio stream).
+    pub reports: bool,
+    /// Send the RTCP of the calls callvault follows (HEP type 5, as JSON).
+    pub rtcp: bool,
+}
+
+impl Default for Hep {
+    fn default() -> Self {
+        Hep { collector: None, node_id: 2001, node_name: None, password_file: None, reports: true, rtcp: true }
     }
 }
 

@@ -46,6 +46,25 @@ pub fn show(config: &Config, origin: &str) -> String {
     } else {
         "# HTTP authentication: none (loopback only)\n".to_owned()
     });
+    match &config.hep.collector {
+        None => out.push_str("# HEP export: off (no hep.collector)\n"),
+        Some(collector) => {
+            let key = match &config.hep.password_file {
+                Some(path) => format!("auth key from {}", path.display()),
+                None => "no auth key".to_owned(),
+            };
+            let what = match (config.hep.rtcp, config.hep.reports) {
+                (true, true) => "SIP, RTCP and quality reports",
+                (true, false) => "SIP and RTCP",
+                (false, true) => "SIP and quality reports",
+                (false, false) => "SIP",
+            };
+            out.push_str(&format!(
+                "# HEP export: {what} to udp:{collector} as capture id {}, {key}\n",
+                config.hep.node_id
+            ));
+        }
+    }
     out.push('\n');
     // Hashes are no secrets, but they are no one's business either.
     let mut shown = config.clone();
@@ -60,4 +79,27 @@ pub fn show(config: &Config, origin: &str) -> String {
         Err(e) => out.push_str(&format!("# cannot print the configuration: {e}\n")),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hep_export_is_described_without_its_key() {
+        let mut c = Config::default();
+        assert!(show(&c, "x").contains("# HEP export: off (no hep.collector)\n"));
+        c.hep.collector = Some("homer:9060".into());
+        c.hep.node_id = 7;
+        c.hep.password_file = Some("/etc/callvault/hep-key".into());
+        let text = show(&c, "x");
+        assert!(
+            text.contains(
+                "# HEP export: SIP, RTCP and quality reports to udp:homer:9060 as capture id 7, auth key from \
+                 /etc/callvault/hep-key\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("[hep]\ncollector = \"homer:9060\"\nnode_id = 7\n"), "{text}");
+    }
 }

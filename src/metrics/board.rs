@@ -5,13 +5,15 @@
 //! board depends on the stages' snapshot types only; no stage depends on the board.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use capture::source::KernelStats;
 use capture::stats::CaptureStats;
 use mixer::MixerStats;
 use shipper::ShipStats;
+
+use crate::hep::HepCounters;
 
 /// What capture last published.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +56,7 @@ struct Published {
     mixers: Vec<MixerStats>,
     ship: Option<ShipStats>,
     history: VecDeque<Sample>,
+    hep: Option<Arc<HepCounters>>,
 }
 
 /// The latest snapshot of every stage's counters.
@@ -96,6 +99,16 @@ impl Board {
         while p.history.len() > MAX_SAMPLES || p.history.front().is_some_and(|s| now.duration_since(s.at) > HISTORY) {
             p.history.pop_front();
         }
+    }
+
+    /// The HEP exporter's counters (created at the first call; exported from then on).
+    pub fn hep_counters(&self) -> Arc<HepCounters> {
+        self.lock().hep.get_or_insert_with(Arc::default).clone()
+    }
+
+    /// The HEP exporter's counters, if one was started.
+    pub fn hep(&self) -> Option<Arc<HepCounters>> {
+        self.lock().hep.clone()
     }
 
     /// Capture's latest counters.

@@ -61,6 +61,7 @@ impl Collector for Snapshots {
         self.capture(&mut f)?;
         self.mixer(&mut f)?;
         self.ship(&mut f)?;
+        self.hep(&mut f)?;
         self.disk(&mut f)
     }
 }
@@ -267,6 +268,31 @@ impl Snapshots {
             "callvault_disk_above_high_watermark",
             "1 while the data directory's filesystem is above storage.high_watermark (checked every 30 s).",
             if s.disk_pressure { 1.0 } else { 0.0 },
+        )
+    }
+
+    /// The HEP exporter's counters, when `[hep]` is on.
+    fn hep(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+        let Some(h) = self.board.hep() else { return Ok(()) };
+        let get = crate::hep::HepCounters::get;
+        f.counter(
+            "callvault_hep_sent",
+            "HEP packets sent to the collector: SIP messages, RTCP and per-stream quality reports.",
+            &[
+                ([("kind", "sip")], get(&h.sent_sip)),
+                ([("kind", "rtcp")], get(&h.sent_rtcp)),
+                ([("kind", "report")], get(&h.sent_reports)),
+            ],
+        )?;
+        f.counter(
+            "callvault_hep_dropped",
+            "HEP packets not sent: the exporter's queue was full (live capture), the send failed \
+             (collector unreachable, name not resolved), or the message was too long for a HEP packet.",
+            &[
+                ([("reason", "queue_full")], get(&h.dropped_queue_full)),
+                ([("reason", "send_error")], get(&h.dropped_send_error)),
+                ([("reason", "too_large")], get(&h.dropped_too_large)),
+            ],
         )
     }
 

@@ -114,6 +114,21 @@ impl<'a> RtcpPacket<'a> {
         self.buf.get(field::SENDER_SSRC).map(|b| be32(b, 0))
     }
 
+    /// A sender report's sender info (none for other types, or when the packet is too short).
+    pub fn sender_info(&self) -> Option<SenderInfo> {
+        if self.packet_type() != PT_SR {
+            return None;
+        }
+        let b = self.buf.get(field::SENDER_INFO)?;
+        Some(SenderInfo {
+            ntp_seconds: be32(b, 0),
+            ntp_fraction: be32(b, 4),
+            rtp_timestamp: be32(b, 8),
+            packets: be32(b, 12),
+            octets: be32(b, 16),
+        })
+    }
+
     /// The report blocks of a sender or receiver report (none for other types, and none past
     /// the packet's end).
     pub fn report_blocks(&self) -> impl Iterator<Item = ReportBlock<'a>> + 'a {
@@ -129,6 +144,21 @@ impl<'a> RtcpPacket<'a> {
             buf.get(at..at + field::BLOCK_LEN).map(|buf| ReportBlock { buf })
         })
     }
+}
+
+/// A sender report's sender info (RFC 3550 §6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderInfo {
+    /// NTP timestamp, seconds since 1900.
+    pub ntp_seconds: u32,
+    /// NTP timestamp, fraction of a second (1/2^32 s).
+    pub ntp_fraction: u32,
+    /// The same instant in RTP timestamp units.
+    pub rtp_timestamp: u32,
+    /// Packets the sender sent.
+    pub packets: u32,
+    /// Payload octets the sender sent.
+    pub octets: u32,
 }
 
 /// The packets of a compound RTCP packet, in order; the walk ends at the first malformed one.
@@ -214,6 +244,14 @@ mod tests {
         let sr = pkts[0];
         assert_eq!((sr.packet_type(), sr.count(), sr.bytes().len()), (PT_SR, 1, 52));
         assert_eq!(sr.sender_ssrc(), Some(0x1122_3344));
+        let info = SenderInfo {
+            ntp_seconds: 0xe58b_4a35,
+            ntp_fraction: 0x1234_5678,
+            rtp_timestamp: 100_000,
+            packets: 500,
+            octets: 80_000,
+        };
+        assert_eq!(sr.sender_info(), Some(info));
         let blocks: Vec<_> = sr.report_blocks().collect();
         assert_eq!(blocks.len(), 1);
         let b = blocks[0];
@@ -234,7 +272,10 @@ mod tests {
         ];
         let p = RtcpPacket::new_checked(&rr).unwrap();
         let b: Vec<_> = p.report_blocks().collect();
-        assert_eq!((p.sender_ssrc(), b.len()), (Some(9), 1));
+        assert_eq!((p.sender_ssrc(), b.len(), p.sender_info()), (Some(9), 1, None));
+        // A sender report cut before the end of its sender info has none.
+        let short = [0x80, 200, 0x00, 0x03, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(RtcpPacket::new_checked(&short).unwrap().sender_info(), None);
         assert_eq!((b[0].source(), b[0].cumulative_lost(), b[0].highest_seq(), b[0].jitter()), (7, 5, 100, 8));
         // The declared length past the end, another version, too short.
         assert_eq!(RtcpPacket::new_checked(&rr[..20]).unwrap_err().kind, ErrorKind::BadLength);
