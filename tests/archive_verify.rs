@@ -89,6 +89,18 @@ impl Store {
         out.stdout
     }
 
+    /// Creates the bucket the way an operator does (nothing for a directory).
+    fn create_bucket(&self) {
+        let Store::S3 { endpoint, ca, bucket, .. } = self else { return };
+        let user = format!("{}:{}", var("AWS_ACCESS_KEY_ID").unwrap(), var("AWS_SECRET_ACCESS_KEY").unwrap());
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert", ca, "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", &user])
+            .args(["-X", "PUT", &format!("{endpoint}/{bucket}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "create bucket: {}", text(&out));
+    }
+
     fn read(&self, rel: &str) -> Vec<u8> {
         match self {
             Store::Local(dir) => std::fs::read(dir.join(rel)).unwrap(),
@@ -228,16 +240,7 @@ fn by_call(data: &Path) -> Vec<(String, String, Option<String>)> {
 
 fn hostile_tester(store: &Store) {
     let dir = tempfile::tempdir().unwrap();
-    if let Store::S3 { endpoint, ca, bucket, .. } = store {
-        // The bucket is created the way an operator does.
-        let user = format!("{}:{}", var("AWS_ACCESS_KEY_ID").unwrap(), var("AWS_SECRET_ACCESS_KEY").unwrap());
-        let out = Command::new("curl")
-            .args(["-sS", "--fail", "--cacert", ca, "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", &user])
-            .args(["-X", "PUT", &format!("{endpoint}/{bucket}")])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "create bucket: {}", text(&out));
-    }
+    store.create_bucket();
     let (day1, calls1) = capture(dir.path(), "day1.pcap", 0, 5, T0);
     let (day2, calls2) = capture(dir.path(), "day2.pcap", 100, 3, T1);
     let data = dir.path().join("data");
@@ -449,4 +452,64 @@ fn replay_into_a_damaged_local_archive_reports_the_damaged_file() {
     assert_eq!(altered[0].0, wav);
     assert_eq!(report["problems"].as_array().unwrap().len(), 1, "{report:#}");
     assert_eq!(report["recordings"], calls.len() + 1, "{report:#}");
+}
+
+/// Two `callvault ship` processes at once, each draining its own copy of one spool (the same
+/// recordings, queued while the first archive was unreachable) into one archive.
+fn two_concurrent_ships(store: &Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, calls) = capture(dir.path(), "calls.pcap", 0, 4, T0);
+    let (a, b) = (dir.path().join("data-a"), dir.path().join("data-b"));
+    // Queued, not shipped: the archive configured at recording time does not answer.
+    let out = Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(["replay", "--quiet", "--ship-timeout", "1", "--output"])
+        .arg(&a)
+        .args(["--archive", "s3://unreachable/x", "--s3-endpoint", "https://127.0.0.1:9", "--site", "s"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let copied = Command::new("cp").arg("-a").arg(&a).arg(&b).output().unwrap();
+    assert!(copied.status.success(), "{}", text(&copied));
+    let ship = |data: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_callvault"))
+            .args(["ship", "--retarget", "--output"])
+            .arg(data)
+            .args(store.args())
+            .output()
+            .unwrap()
+    };
+    let both = std::thread::scope(|s| {
+        let sa = s.spawn(|| ship(&a));
+        let sb = s.spawn(|| ship(&b));
+        [sa.join().unwrap(), sb.join().unwrap()]
+    });
+    for out in &both {
+        assert!(out.status.success(), "{}", text(out));
+    }
+    let mut ids: Vec<String> =
+        store.lines("2025/01/01").iter().map(|l| l["call_id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    let mut want: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
+    want.sort();
+    assert_eq!(ids, want, "one manifest line per call");
+    let (out, report) = verify(store, &["2025-01-01"], &a);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(report["recordings"], calls.len(), "{report:#}");
+    assert_eq!(report["history"]["matched"], calls.len(), "{report:#}");
+}
+
+#[test]
+fn two_concurrent_ships_on_a_local_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    two_concurrent_ships(&Store::Local(dir.path().join("archive")));
+}
+
+#[test]
+fn two_concurrent_ships_on_s3() {
+    let Some(store) = Store::s3("ships") else { return };
+    store.create_bucket();
+    two_concurrent_ships(&store);
 }
