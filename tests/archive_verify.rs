@@ -284,6 +284,12 @@ fn hostile_tester(store: &Store) {
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} recording(s)", calls1.len())), "{}", text(&out));
 
+    // archive ls lists each call once, from the manifest.
+    let out = archive(store, &["ls", "2025-01-01", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')).count();
+    assert_eq!(listed, calls1.len(), "{}", text(&out));
+
     // Now as a hostile tester.
     let recs = by_call(&data);
     let find = |id: &str| recs.iter().find(|(c, _, _)| c == id).unwrap().clone();
@@ -433,13 +439,28 @@ fn replay_into_a_damaged_local_archive_reports_the_damaged_file() {
     bytes[200] ^= 0x80;
     store.write(&wav, &bytes);
 
-    // The same capture again, by a fresh recorder: the damaged file is an error naming it.
-    let again = replay(&store, &dir.path().join("data2"), &pcap);
+    // The same capture again, by a fresh recorder: the damaged file is an error naming it, and
+    // counted.
+    let metrics = dir.path().join("metrics.prom");
+    let again = Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(["replay", "--quiet", "--output"])
+        .arg(dir.path().join("data2"))
+        .args(store.args())
+        .arg("--metrics-out")
+        .arg(&metrics)
+        .arg(&pcap)
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(3), "{}", text(&again));
     let Store::Local(root) = &store else { unreachable!() };
     let damaged = root.join(&wav).display().to_string();
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("ERROR") && stderr.contains(&damaged), "{}", text(&again));
+    let counted = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        counted.lines().any(|l| l.starts_with("callvault_ship_diverted_recordings_total{") && l.ends_with(" 1")),
+        "{counted}"
+    );
     // The good copy is kept under a distinct name; the damaged file is left as it was.
     let kept = wav.replace(".wav", "~2.wav");
     assert_eq!(store.read(&kept), std::fs::read(dir.path().join("data2/recordings").join(&wav)).unwrap());
