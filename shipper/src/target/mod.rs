@@ -67,7 +67,9 @@
 //!   spooled file cannot be read ([`ShipError::Source`]) or no longer matches its SHA-256
 //!   ([`ShipError::SourceMismatch`]); the copy reads back different
 //!   ([`ShipError::CopyMismatch`]); a different file appears at the destination while publishing
-//!   ([`ShipError::Conflict`]); the spool fails ([`ShipError::Spool`]); a bug
+//!   ([`ShipError::Conflict`]); the manifest line cannot be written for another reason than a
+//!   store failure, e.g. other writers keep taking the batch numbers ([`ShipError::Manifest`]);
+//!   the spool fails ([`ShipError::Spool`]); a bug
 //!   ([`ShipError::Internal`]).
 //!   S3 store failures ([`ShipError::Store`]) are classified by [`S3Error::disposition`].
 //! * [`Disposition::Permanent`] — retrying cannot help until an operator acts, so the target is
