@@ -1,18 +1,28 @@
-//! `callvault archive ls|get|verify`: read an S3 archive through its daily manifest, with no
-//! database: list a day's recordings, fetch one (verified), verify a day's objects against the
-//! SHA-256 recorded for them.
+//! `callvault archive ls|get|verify`: read an archive — an S3 bucket or a local directory, the
+//! same way — through its daily manifests, with no database: list a day's recordings, fetch one
+//! (verified before it gets its name), verify days against the listing, the manifests and the
+//! recorder's own history (`shipper::target::verify`). Reads only: nothing is created in the
+//! archive.
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
-use shipper::{S3Target, Target};
+use shipper::target::manifest::{MANIFEST_DIR, ManifestLine};
+use shipper::target::verify::{self, Known, Report};
+use shipper::{LocalDir, Spool, Target};
 
 use crate::cli::Source;
-use crate::config::archive_names;
+use crate::config::{Config, archive_names};
 use crate::targets::{TargetArgs, build_target};
+
+/// Exit status of `verify` when a problem was found, and of `get` when a file failed its check.
+const PROBLEMS: u8 = 3;
 
 /// `callvault archive`.
 #[derive(Debug, Clone, Args)]
@@ -32,89 +42,166 @@ pub enum ArchiveCommand {
         /// Print the manifest lines as JSON Lines.
         #[arg(long)]
         json: bool,
-        /// The archive (an s3:// URL) and how to reach it.
+        /// The archive's name in the configuration (default: the first archive).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The archive (a directory or an s3:// URL) and how to reach it.
         #[command(flatten)]
         targets: TargetArgs,
     },
-    /// Fetch a recording's objects and check them against their SHA-256.
+    /// Fetch a recording's files; each gets its name only after its SHA-256 matched.
     Get {
         /// The recording's key, YYYY/MM/DD/<name> (as `ls` shows it).
         key: String,
         /// Directory to write the files to.
         #[arg(long, short = 'd', default_value = ".", value_name = "DIR")]
         dir: PathBuf,
-        /// The archive (an s3:// URL) and how to reach it.
+        /// The archive's name in the configuration (default: the first archive).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The archive (a directory or an s3:// URL) and how to reach it.
         #[command(flatten)]
         targets: TargetArgs,
     },
-    /// Fetch every object of a day and check it against its recorded SHA-256.
+    /// Verify days of an archive: every object listed, every manifest line, every SHA-256, and
+    /// the recorder's own history. Exit status 0 when all is well, 3 on any problem.
     Verify {
-        /// The day, YYYY-MM-DD.
+        /// The first day, YYYY-MM-DD.
         day: String,
-        /// The archive (an s3:// URL) and how to reach it.
+        /// The last day (default: the first), YYYY-MM-DD.
+        #[arg(long, value_name = "DAY")]
+        to: Option<String>,
+        /// Print the report as JSON (format version 1) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The recorder's data directory whose spool and call index are compared with the
+        /// archive (default: the configuration's data directory, when it exists).
+        #[arg(long, short = 'o', value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Do not compare with the recorder's history (e.g. verifying another recorder's archive).
+        #[arg(long)]
+        no_history: bool,
+        /// The archive's name in the configuration (default: the first archive).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The archive (a directory or an s3:// URL) and how to reach it.
         #[command(flatten)]
         targets: TargetArgs,
     },
 }
 
-/// Runs an archive command on the first S3 archive of the configuration (or `--archive`).
-/// Exit status 0 when all is well, 3 when an object is missing or does not match its SHA-256.
-/// Reads only: nothing is created, also not for a directory archive, which it refuses.
+/// Runs an archive command on the first archive of the configuration (or `--archive`, or the one
+/// named by `--target`).
 pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
-    let targets = match &args.command {
-        ArchiveCommand::Ls { targets, .. }
-        | ArchiveCommand::Get { targets, .. }
-        | ArchiveCommand::Verify { targets, .. } => targets,
+    let (targets, name) = match &args.command {
+        ArchiveCommand::Ls { targets, target, .. }
+        | ArchiveCommand::Get { targets, target, .. }
+        | ArchiveCommand::Verify { targets, target, .. } => (targets, target),
     };
     let config = source.load(|c| targets.apply(c))?;
     crate::logging::init(&config.log.level, config.log.format);
-    let archives = config.archives();
-    let names = archive_names(&archives);
-    let (archive, name) = archives.iter().zip(&names).find(|(a, _)| a.is_s3()).with_context(|| {
-        format!(
-            "callvault archive reads S3 archives, and {} is not one: give --archive s3://BUCKET/PREFIX or an \
-             [[archive]] with url = \"s3://...\"",
-            archives.iter().map(|a| a.place()).collect::<Vec<_>>().join(", ")
-        )
-    })?;
-    let Target::S3(target) = build_target(archive, name)? else {
-        bail!("internal error: {name:?} is not an S3 target");
-    };
+    let target = open_target(&config, name.as_deref())?;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the I/O runtime")?;
     runtime.block_on(async {
         match args.command {
             ArchiveCommand::Ls { day, json, .. } => ls(&target, &day, json).await,
             ArchiveCommand::Get { key, dir, .. } => get(&target, &key, &dir).await,
-            ArchiveCommand::Verify { day, .. } => verify(&target, &day).await,
+            ArchiveCommand::Verify { day, to, json, output, no_history, .. } => {
+                let days = days(&day, to.as_deref())?;
+                let data_dir = output.unwrap_or_else(|| config.storage.data_dir.clone());
+                let known = if no_history { None } else { history(&data_dir, &days)? };
+                verify(&target, &days, known.as_deref(), json).await
+            }
         }
     })
 }
 
-/// `YYYY-MM-DD` (or `YYYY/MM/DD`) as the key path `YYYY/MM/DD`.
-fn day_path(day: &str) -> anyhow::Result<String> {
-    let parts: Vec<&str> = day.split(['-', '/']).collect();
-    let ok = parts.len() == 3
-        && parts.iter().zip([4, 2, 2]).all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_digit()));
-    if !ok {
-        bail!("day {day:?}: write it as YYYY-MM-DD");
+/// The archive to read, opened without creating or writing anything.
+fn open_target(config: &Config, name: Option<&str>) -> anyhow::Result<Target> {
+    let archives = config.archives();
+    let names = archive_names(&archives);
+    let (archive, name) =
+        match name {
+            None => (&archives[0], &names[0]),
+            Some(want) => archives.iter().zip(&names).find(|(_, n)| n.as_str() == want).with_context(|| {
+                format!("no archive is named {want:?}; the configuration names {}", names.join(", "))
+            })?,
+        };
+    if archive.is_s3() {
+        return build_target(archive, name);
     }
-    Ok(parts.join("/"))
+    let dir = archive.path.clone().unwrap_or_default();
+    Ok(Target::LocalDir(LocalDir::open_existing(name, &dir)?))
 }
 
-async fn manifest(target: &S3Target, day: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+/// `YYYY-MM-DD` (or `YYYY/MM/DD`), checked to be a date of the calendar.
+fn parse_day(day: &str) -> anyhow::Result<NaiveDate> {
+    let text = day.replace('/', "-");
+    let shaped = text.len() == 10 && text.bytes().enumerate().all(|(i, b)| matches!(i, 4 | 7) == (b == b'-'));
+    match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        Ok(date) if shaped && text.bytes().filter(|b| *b != b'-').all(|b| b.is_ascii_digit()) => Ok(date),
+        _ if shaped => bail!("day {day:?} is not a date of the calendar (there is no such day); write YYYY-MM-DD"),
+        _ => bail!("day {day:?}: write it as YYYY-MM-DD"),
+    }
+}
+
+/// The key path `YYYY/MM/DD` of a day.
+fn day_path(day: &str) -> anyhow::Result<String> {
+    Ok(parse_day(day)?.format("%Y/%m/%d").to_string())
+}
+
+/// The days from `from` to `to` (inclusive) as key paths.
+fn days(from: &str, to: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let first = parse_day(from)?;
+    let last = to.map(parse_day).transpose()?.unwrap_or(first);
+    if last < first {
+        bail!("--to {last} is before the first day {first}");
+    }
+    let count = (last - first).num_days() + 1;
+    if count > 3660 {
+        bail!("{count} days from {first} to {last}: verify at most ten years at a time");
+    }
+    Ok(first.iter_days().take(count as usize).map(|d| d.format("%Y/%m/%d").to_string()).collect())
+}
+
+/// The manifest lines of `day` (a key path), one per recording (the first of several), and the
+/// lines that could not be read (manifest object, line, reason).
+async fn manifest(target: &Target, day: &str) -> anyhow::Result<(Vec<ManifestLine>, Vec<String>)> {
+    let dir = format!("{}{MANIFEST_DIR}", target.day_prefix(day));
+    let listing = target.list(&dir).await.with_context(|| format!("cannot list {}", target.describe(&dir)))?;
+    let mut lines = BTreeMap::new();
+    let mut bad = Vec::new();
+    for (object, _) in listing.iter().filter(|(k, _)| k.ends_with(".jsonl")) {
+        let Some(body) =
+            target.fetch(object).await.with_context(|| format!("cannot read {}", target.describe(object)))?
+        else {
+            continue;
+        };
+        for (n, text) in body.split(|&b| b == b'\n').enumerate() {
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match ManifestLine::parse(text) {
+                Ok(line) => {
+                    lines.entry(line.key.clone()).or_insert(line);
+                }
+                Err(reason) => bad.push(format!("{} line {}: {reason}", target.describe(object), n + 1)),
+            }
+        }
+    }
+    Ok((lines.into_values().collect(), bad))
+}
+
+async fn ls(target: &Target, day: &str, json: bool) -> anyhow::Result<ExitCode> {
     let day = day_path(day)?;
-    target.read_manifest(&day).await.with_context(|| format!("cannot read the manifest of {day}"))
-}
-
-async fn ls(target: &S3Target, day: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let lines = manifest(target, day).await?;
+    let (lines, bad) = manifest(target, &day).await?;
     for line in &lines {
         if json {
-            println!("{line}");
+            println!("{}", line.value);
             continue;
         }
-        let field = |k: &str| match &line[k] {
+        let field = |k: &str| match &line.value[k] {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => "-".into(),
             other => other.to_string(),
@@ -126,67 +213,185 @@ async fn ls(target: &S3Target, day: &str, json: bool) -> anyhow::Result<ExitCode
             field("from"),
             field("to"),
             field("duration_s"),
-            field("key")
+            line.key
         );
     }
-    eprintln!("{} recording(s) on {day}", lines.len());
+    for b in &bad {
+        eprintln!("warning: unreadable manifest line {b}; run `callvault archive verify`");
+    }
+    eprintln!("{} recording(s) on {day} in {}", lines.len(), target.recording_location(""));
     Ok(ExitCode::SUCCESS)
 }
 
-async fn get(target: &S3Target, key: &str, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let key = key.trim_matches('/');
-    let day = key.rsplit_once('/').map(|(day, _)| day).context("the key must look like YYYY/MM/DD/<name>")?;
-    let lines = manifest(target, day).await?;
-    let line = lines
-        .iter()
-        .find(|l| l["key"] == key)
-        .with_context(|| format!("{key} is not in the manifest of {day}; list the day with `callvault archive ls`"))?;
-    let objects = line["objects"].as_object().context("the manifest line lists no objects")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    let mut bad = 0;
-    for (ext, object) in objects {
-        let (object_key, sha) = object_fields(object)?;
-        let body = target.get(object_key).await.with_context(|| format!("cannot fetch {object_key}"))?;
-        let actual = hex::encode(Sha256::digest(&body));
-        let name = format!("{}.{ext}", key.rsplit('/').next().unwrap_or(key));
-        let path = dir.join(&name);
-        std::fs::write(&path, &body).with_context(|| format!("cannot write '{}'", path.display()))?;
-        if actual == sha {
-            println!("{}  {} bytes  sha256 ok", path.display(), body.len());
-        } else {
-            bad += 1;
-            println!("{}  {} bytes  SHA-256 MISMATCH: {actual}, recorded {sha}", path.display(), body.len());
-        }
+/// Where an archive is, for messages: "bucket B" or "archive directory D".
+fn place(target: &Target) -> String {
+    match target {
+        Target::S3(s3) => format!("bucket {} ({})", s3.bucket(), target.recording_location("")),
+        Target::LocalDir(dir) => format!("archive directory {}", dir.dir().display()),
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
-async fn verify(target: &S3Target, day: &str) -> anyhow::Result<ExitCode> {
-    let lines = manifest(target, day).await?;
-    let (mut ok, mut bad) = (0u64, 0u64);
-    for line in &lines {
-        let Some(objects) = line["objects"].as_object() else { continue };
-        for object in objects.values() {
-            let (object_key, sha) = object_fields(object)?;
-            match target.get(object_key).await {
-                Ok(body) if hex::encode(Sha256::digest(&body)) == sha => ok += 1,
-                Ok(body) => {
-                    bad += 1;
-                    println!("MISMATCH {object_key}: {} bytes, SHA-256 differs from the recorded {sha}", body.len());
+async fn get(target: &Target, key: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+    let key = key.trim_matches('/');
+    let (day, name) = key.rsplit_once('/').context("the key must look like YYYY/MM/DD/<name>")?;
+    let day = day_path(day).with_context(|| format!("key {key:?}"))?;
+    let (lines, _) = manifest(target, &day).await?;
+    let Some(line) = lines.iter().find(|l| l.key == key) else {
+        bail!(
+            "no such recording {key} in {}: no manifest line of {day} names it; list the day with `callvault archive ls {}`",
+            place(target),
+            day.replace('/', "-")
+        );
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+    let mut bad = 0;
+    for (ext, object) in &line.objects {
+        let Some(body) = target.fetch(&object.key).await.with_context(|| format!("cannot fetch {}", object.key))?
+        else {
+            println!("{}: MISSING: the manifest names it, {} does not hold it", object.key, place(target));
+            bad += 1;
+            continue;
+        };
+        let path = dir.join(format!("{name}.{ext}"));
+        let actual = hex::encode(Sha256::digest(&body));
+        if actual != object.sha256 || body.len() as u64 != object.size {
+            bad += 1;
+            println!(
+                "{}: SHA-256 MISMATCH: {} bytes with SHA-256 {actual}, the manifest records {} bytes with {}; not written",
+                path.display(),
+                body.len(),
+                object.size,
+                object.sha256
+            );
+            continue;
+        }
+        write_then_rename(&path, &body)?;
+        println!("{}  {} bytes  sha256 ok", path.display(), body.len());
+    }
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(PROBLEMS) })
+}
+
+/// Writes `body` to a hidden temporary name beside `path`, fsyncs it and renames it to `path`.
+fn write_then_rename(path: &Path, body: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.part-{}", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(body).and_then(|()| f.sync_all()));
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write '{}'", path.display()));
+    }
+    Ok(())
+}
+
+/// What the recorder's data directory knows of `days`: the recordings in its spool (the record's
+/// own SHA-256 and its audio's) and in its call index (the audio's), leaving out the ones still
+/// queued (not shipped yet). `None` when the directory holds no spool.
+fn history(data_dir: &Path, days: &[String]) -> anyhow::Result<Option<Vec<Known>>> {
+    let recordings = data_dir.join("recordings");
+    if !recordings.is_dir() {
+        return Ok(None);
+    }
+    let queued: BTreeSet<String> =
+        Spool::read_queue(data_dir).map(|q| q.into_iter().map(|e| e.key).collect()).unwrap_or_default();
+    let mut known: BTreeMap<String, Known> = BTreeMap::new();
+    for day in days {
+        let dir = recordings.join(day);
+        let Ok(items) = std::fs::read_dir(&dir) else { continue };
+        for item in items.flatten() {
+            let file = item.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(".json").filter(|n| !n.starts_with('.')) else { continue };
+            let key = format!("{day}/{name}");
+            let body = std::fs::read(item.path()).with_context(|| format!("cannot read {}", item.path().display()))?;
+            let mut sha256 = BTreeMap::from([("json".to_owned(), hex::encode(Sha256::digest(&body)))]);
+            if let Some((ext, sha)) = audio_of(&body) {
+                sha256.insert(ext, sha);
+            }
+            known.insert(key.clone(), Known { key, sha256, source: format!("spool ({})", recordings.display()) });
+        }
+    }
+    let index = crate::index::path_in(data_dir);
+    if index.is_file() {
+        for day in days {
+            let calls = crate::index::recorded_on(&index, day).context("cannot read the call index")?;
+            for (key, record) in calls {
+                if known.contains_key(&key) {
+                    continue;
                 }
-                Err(e) => {
-                    bad += 1;
-                    println!("MISSING {object_key}: {e}");
-                }
+                let sha256: BTreeMap<String, String> = audio_of(record.as_bytes()).into_iter().collect();
+                let source = format!("call index ({})", index.display());
+                known.insert(key.clone(), Known { key, sha256, source });
             }
         }
     }
-    println!("{} recording(s), {ok} object(s) verified, {bad} problem(s)", lines.len());
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(Some(known.into_values().filter(|k| !queued.contains(&k.key)).collect()))
 }
 
-fn object_fields(object: &serde_json::Value) -> anyhow::Result<(&str, &str)> {
-    let key = object["key"].as_str().context("a manifest object has no key")?;
-    let sha = object["sha256"].as_str().context("a manifest object has no sha256")?;
-    Ok((key, sha))
+/// The audio's extension and SHA-256 from a call record.
+fn audio_of(record: &[u8]) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_slice(record).ok()?;
+    let file = value["audio"]["file"].as_str()?;
+    let sha = value["audio"]["sha256"].as_str()?;
+    Some((file.rsplit_once('.')?.1.to_owned(), sha.to_owned()))
+}
+
+async fn verify(target: &Target, days: &[String], known: Option<&[Known]>, json: bool) -> anyhow::Result<ExitCode> {
+    let report = verify::verify(target, days, known)
+        .await
+        .with_context(|| format!("cannot verify {}", target.recording_location("")))?;
+    let span = match (days.first(), days.last()) {
+        (Some(a), Some(b)) if a != b => format!("{} to {}", a.replace('/', "-"), b.replace('/', "-")),
+        (Some(a), _) => a.replace('/', "-"),
+        _ => String::new(),
+    };
+    if report.is_empty() {
+        let sites = target.sites().await.unwrap_or_default();
+        let site = target.site();
+        if !sites.is_empty() && !sites.iter().any(|s| s == site) {
+            let given = if site.is_empty() { "no site".to_owned() } else { format!("site {site:?}") };
+            bail!(
+                "nothing to verify in {} on {span} for {given}: the archive holds the sites {}; give --site NAME",
+                place(target),
+                sites.join(", ")
+            );
+        }
+        bail!("nothing to verify: {} holds no recording and no manifest on {span}", place(target));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).context("cannot write the report")?);
+    } else {
+        print_report(target, &report, &span);
+    }
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(PROBLEMS) })
+}
+
+fn print_report(target: &Target, report: &Report, span: &str) {
+    for p in &report.problems {
+        let mut what = Vec::new();
+        if let Some(o) = &p.object {
+            what.push(target.describe(o));
+        }
+        if let Some(k) = &p.key {
+            what.push(format!("recording {k}"));
+        }
+        if let Some(m) = &p.manifest {
+            let line = p.line.map(|l| format!(" line {l}")).unwrap_or_default();
+            what.push(format!("manifest {}{line}", target.describe(m)));
+        }
+        println!("{:<11} {}: {}", p.kind.as_str().to_uppercase(), what.join(", "), p.detail);
+    }
+    let counts: Vec<String> = report.counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{n} {k}")).collect();
+    let history = match &report.history {
+        Some(h) => format!("; recorder's history: {} of {} recording(s) found", h.matched, h.recordings),
+        None => String::new(),
+    };
+    println!(
+        "{} {span}: {} recording(s), {} object(s) verified, {} manifest line(s) in {} manifest(s){history}; {} problem(s){}",
+        report.archive,
+        report.recordings,
+        report.objects_verified,
+        report.manifest_lines,
+        report.manifests,
+        report.problems.len(),
+        if counts.is_empty() { String::new() } else { format!(": {}", counts.join(", ")) }
+    );
 }

@@ -83,7 +83,7 @@ pub fn execute(config: &Config, retarget: bool) -> anyhow::Result<ExitCode> {
     handle.notifier().notify();
     let report = handle.drain(Some(Duration::from_secs(config.shipping.drain_timeout)));
     println!("{}", summary(queued, &report));
-    Ok(if report.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if report.is_complete() && report.stats.diverted == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
 /// Queued recordings per target they are owed to (and not confirmed by) that `targets` does
@@ -156,6 +156,9 @@ pub fn summary(queued_at_start: usize, report: &ShipReport) -> String {
     }
     if let Some(age) = s.oldest_unshipped_age_secs {
         text.push_str(&format!("\n  oldest unshipped recording: {age} s old"));
+    }
+    if let Some(e) = crate::summary::diverted_error(s) {
+        text.push_str(&format!("\n  error: {e}"));
     }
     for e in &report.errors {
         text.push_str(&format!("\n  error: {e}"));

@@ -211,6 +211,9 @@ impl Summary {
         for e in &self.input.errors {
             println!("  error: {e}");
         }
+        if let Some(text) = diverted_error(&s.stats) {
+            println!("  error: {text}");
+        }
         for e in &s.errors {
             println!("  shipping error: {e}");
         }
@@ -248,7 +251,7 @@ impl Summary {
     }
 
     /// 0 when everything was read and shipped, 2 when an input failed, 3 when recordings are
-    /// left queued or could not be written, 4 when the input was incomplete (most packets cut
+    /// left queued or could not be written or the archive held damaged files, 4 when the input was incomplete (most packets cut
     /// short by the capture's snapshot length). A live run that stops on a signal is not failed
     /// by recordings left queued: they are safe in the spool and ship at the next start.
     pub fn exit_code(&self) -> ExitCode {
@@ -259,6 +262,7 @@ impl Summary {
             || queued
             || self.outcome.finish.failed > 0
             || self.outcome.mixer.write_errors > 0
+            || self.outcome.ship.stats.diverted > 0
         {
             ExitCode::from(3)
         } else if self.truncation_warning().is_some() {
@@ -267,4 +271,19 @@ impl Summary {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The error line when shipping found archive files that differ from the recordings meant to be
+/// under their names (damaged or replaced), naming them.
+pub fn diverted_error(stats: &shipper::ShipStats) -> Option<String> {
+    if stats.diverted == 0 {
+        return None;
+    }
+    let more = stats.diverted.saturating_sub(stats.diverted_files.len() as u64);
+    Some(format!(
+        "{} recording(s) found a different file under their name in the archive (damaged or replaced): {}{}; each recording is kept under <key>~N beside it — run `callvault archive verify`",
+        stats.diverted,
+        stats.diverted_files.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    ))
 }

@@ -17,12 +17,13 @@ use common::{files, records, sha256, skipped, text};
 const T0: i64 = 1_735_689_600 * 1_000_000_000;
 
 /// Points every local-directory replay passes (S3 adds `ship-after-upload`).
-const LOCAL_POINTS: [&str; 7] = [
+const LOCAL_POINTS: [&str; 8] = [
     "enter-after-intent",
     "enter-after-first-move",
     "enter-after-moves",
     "enter-after-entry",
     "ship-after-copy",
+    "ship-before-manifest",
     "ship-after-publish",
     "ship-after-mark",
 ];
@@ -87,14 +88,34 @@ fn kill_9_at_each_crash_point_then_restart_loses_and_duplicates_nothing() {
         let archive_dir = dir.path().join("archive");
         let archive = vec!["--archive".to_owned(), archive_dir.display().to_string()];
         crash_and_restart(dir.path(), &archive, point);
-        // The archive holds exactly the local copies, byte for byte, and no `~2`. A copy cut
-        // short by the kill stays as a hidden `.<name>.part-<hex>` until it is stale (swept by
-        // the target after fifteen minutes); nothing else.
+        // The archive holds exactly the local copies, byte for byte, and no `~2`, beside the
+        // day's manifest. A copy cut short by the kill stays as a hidden `.<name>.part-<hex>`
+        // until it is stale (swept by the target after fifteen minutes); nothing else.
         let local = dir.path().join("data/recordings");
         let want: Vec<String> = files(&local);
         let is_part = |f: &String| f.rsplit('/').next().is_some_and(|n| n.starts_with('.') && n.contains(".part-"));
-        let archived: Vec<String> = files(&archive_dir).into_iter().filter(|f| !is_part(f)).collect();
+        let (manifests, archived): (Vec<String>, Vec<String>) =
+            files(&archive_dir).into_iter().filter(|f| !is_part(f)).partition(|f| f.contains("/manifest/"));
         assert_eq!(archived, want, "{point}");
+        // Exactly one manifest line per recording, whatever the crash.
+        let mut keys: Vec<String> = Vec::new();
+        for m in &manifests {
+            for l in std::fs::read_to_string(archive_dir.join(m)).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                keys.push(v["key"].as_str().unwrap().to_owned());
+            }
+        }
+        keys.sort();
+        let mut recorded: Vec<String> =
+            want.iter().filter_map(|f| f.strip_suffix(".json")).map(str::to_owned).collect();
+        recorded.sort();
+        assert_eq!(keys, recorded, "{point}: one manifest line per recording");
+        let verified = Command::new(env!("CARGO_BIN_EXE_callvault"))
+            .args(["archive", "verify", "2025-01-01", "--no-history"])
+            .args(&archive)
+            .output()
+            .unwrap();
+        assert!(verified.status.success(), "{point}: {}", text(&verified));
         for f in &want {
             assert_eq!(sha256(&archive_dir.join(f)), sha256(&local.join(f)), "{point}: {f}");
         }
@@ -110,7 +131,7 @@ fn kill_9_after_an_s3_upload_then_restart_loses_and_duplicates_nothing() {
         skipped("kill -9 at ship-after-upload: no S3 test server (scripts/s3-server.sh)");
         return;
     };
-    for point in ["ship-after-upload", "ship-after-publish", "ship-after-mark"] {
+    for point in ["ship-after-upload", "ship-before-manifest", "ship-after-publish", "ship-after-mark"] {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("s3://crash-{}-{point}/rec", std::process::id());
         let target: Vec<String> = ["--archive", &url, "--s3-endpoint", &endpoint, "--s3-path-style", "--site", "t"]
@@ -125,11 +146,14 @@ fn kill_9_after_an_s3_upload_then_restart_loses_and_duplicates_nothing() {
             c.output().unwrap()
         };
         // Every object verifies against the SHA-256 in its record; the manifests list each
-        // call once.
+        // call once, in exactly one line.
         let mut listed = Vec::new();
         for day in ["2025-01-01"] {
-            let v = cli(&["verify", day]);
+            let v = cli(&["verify", day, "--json", "--no-history"]);
             assert!(v.status.success(), "{point}: archive verify {day}: {}", text(&v));
+            let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+            assert_eq!(report["manifest_lines"], report["recordings"], "{point}: {report:#}");
+            assert_eq!(report["recordings"], ids.len(), "{point}: {report:#}");
             let ls = cli(&["ls", day, "--json"]);
             assert!(ls.status.success(), "{point}: {}", text(&ls));
             for l in String::from_utf8_lossy(&ls.stdout).lines().filter(|l| l.starts_with('{')) {

@@ -104,7 +104,11 @@ fn s3_ship_then_archive_ls_get_verify() {
     let out = tmp.path().join("fetched");
     assert_eq!(run(&["get", keys[1], "--dir", out.to_str().unwrap()]), ok);
     assert_eq!(std::fs::read(out.join("20161126T150000Z_alice_bob_bbbb.wav")).unwrap(), wavs[1]);
-    assert_eq!(run(&["verify", "2016-11-26"]), ok);
-    // A day without recordings lists nothing and verifies nothing, without error.
-    assert_eq!(run(&["verify", "2016-11-27"]), ok);
+    assert_eq!(run(&["verify", "2016-11-26", "--no-history"]), ok);
+    // A day without recordings has nothing to verify: that is an error, not "0 problems".
+    let cli = ArchiveCli::try_parse_from(["x", "verify", "2016-11-27", "--no-history"].iter().copied().chain(common))
+        .unwrap();
+    let defaults = Source { path: None, log_format: None, verbose: 0 };
+    let err = archive::archive(&defaults, cli.args).unwrap_err();
+    assert!(format!("{err:#}").contains("nothing to verify"), "{err:#}");
 }

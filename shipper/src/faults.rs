@@ -34,7 +34,11 @@ pub(crate) enum CrashPoint {
     /// Shipping to S3: an object is uploaded and verified; the following objects and the
     /// manifest line are not written yet.
     ShipAfterUpload,
-    /// Shipping: the target has published every file, the spool has not recorded it yet.
+    /// Shipping: every file is stored and verified at the target, its manifest line is not
+    /// written yet.
+    ShipBeforeManifest,
+    /// Shipping: the target has published every file and written the manifest line, the spool
+    /// has not recorded it yet.
     ShipAfterPublish,
     /// Shipping: the target is recorded as shipped in the entry, the entry is not completed yet.
     ShipAfterMark,
@@ -43,13 +47,14 @@ pub(crate) enum CrashPoint {
 #[cfg_attr(any(test, not(feature = "crash-points")), allow(dead_code))]
 impl CrashPoint {
     /// Every point, for tests and the `CALLVAULT_CRASH_AT` names.
-    pub(crate) const ALL: [CrashPoint; 8] = [
+    pub(crate) const ALL: [CrashPoint; 9] = [
         CrashPoint::EnterAfterIntent,
         CrashPoint::EnterAfterFirstMove,
         CrashPoint::EnterAfterMoves,
         CrashPoint::EnterAfterEntry,
         CrashPoint::ShipAfterCopy,
         CrashPoint::ShipAfterUpload,
+        CrashPoint::ShipBeforeManifest,
         CrashPoint::ShipAfterPublish,
         CrashPoint::ShipAfterMark,
     ];
@@ -63,6 +68,7 @@ impl CrashPoint {
             CrashPoint::EnterAfterEntry => "enter-after-entry",
             CrashPoint::ShipAfterCopy => "ship-after-copy",
             CrashPoint::ShipAfterUpload => "ship-after-upload",
+            CrashPoint::ShipBeforeManifest => "ship-before-manifest",
             CrashPoint::ShipAfterPublish => "ship-after-publish",
             CrashPoint::ShipAfterMark => "ship-after-mark",
         }

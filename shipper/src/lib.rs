@@ -27,7 +27,8 @@ pub mod target;
 mod tests;
 
 pub use ship::{
-    LatencyHistogram, LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig, ShipperHandle, TargetStats,
+    DIVERTED_KEPT, LatencyHistogram, LeftQueued, Notifier, ShipReport, ShipStats, Shipper, ShipperConfig,
+    ShipperHandle, TargetStats,
 };
 pub use spool::{
     DiskUsage, Entry, EntryFile, EntryId, NewFile, NewRecording, OwedTarget, Retention, Shipped, Spool, SpoolError,

@@ -44,13 +44,16 @@ fn audio(seed: u8) -> Vec<u8> {
     (0..200_000u32).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-/// Every visible file under `dir` (dot-files excluded), by relative path.
+/// Every visible file under `dir` (dot-files and an archive's `manifest/` directories
+/// excluded), by relative path.
 fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for item in fs::read_dir(dir).into_iter().flatten() {
             let path = item.unwrap().path();
             if path.is_dir() {
-                walk(base, &path, out);
+                if !path.ends_with("manifest") {
+                    walk(base, &path, out);
+                }
             } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
                 let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
                 out.insert(rel, fs::read(&path).unwrap());
@@ -60,6 +63,20 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
+}
+
+/// The key of every manifest line of day 2016/11/26 in a directory archive, as many times as it
+/// is there, sorted.
+fn manifest_keys(archive: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    for item in fs::read_dir(archive.join("2016/11/26/manifest")).into_iter().flatten() {
+        for line in fs::read_to_string(item.unwrap().path()).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            keys.push(v["key"].as_str().unwrap().to_owned());
+        }
+    }
+    keys.sort();
+    keys
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -129,6 +146,8 @@ fn identical_recording_twice_is_shipped_once() {
     assert_eq!(archived.len(), 2, "{:?}", archived.keys());
     assert!(!archived.keys().any(|k| k.contains('~')));
     assert_eq!(files_under(&d.spool.join("recordings")).len(), 2);
+    // Shipped twice, one manifest line.
+    assert_eq!(manifest_keys(&d.archive), [KEY]);
 }
 
 #[test]
@@ -147,6 +166,7 @@ fn different_recording_with_the_same_key_is_kept_as_tilde_2() {
     assert_eq!(archived[&format!("{KEY}~2.wav")], b);
     assert_eq!(archived[&format!("{KEY}~2.json")], b"{\"b\":1}");
     assert_eq!(archived.len(), 4);
+    assert_eq!(manifest_keys(&d.archive), [KEY.to_owned(), format!("{KEY}~2")]);
 }
 
 #[test]
@@ -233,9 +253,10 @@ fn damaged_spool_file_is_not_marked_shipped() {
 
     let archived = files_under(&d.archive);
     assert_eq!(archived.keys().collect::<Vec<_>>(), [&format!("{good_key}.json")]);
-    // No partial copies left behind either.
+    // No partial copies left behind either; the manifest names the good one only.
     let dir = d.archive.join("2016/11/26");
-    assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
+    assert_eq!(fs::read_dir(dir).unwrap().count(), 2);
+    assert_eq!(manifest_keys(&d.archive), [good_key]);
 }
 
 #[test]

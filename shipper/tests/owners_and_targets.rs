@@ -31,11 +31,15 @@ fn drain(spool: &Arc<Spool>, targets: Vec<Target>) -> ShipReport {
     Shipper::start(Arc::clone(spool), targets, config()).unwrap().drain(Some(Duration::from_secs(20)))
 }
 
+/// The recordings' files of the day in the archive `sub` (its manifest directory left out).
 fn archived(d: &Dirs, sub: &str) -> Vec<String> {
     let mut out = Vec::new();
     let Ok(days) = fs::read_dir(d.tmp.path().join(sub).join("2016/11/26")) else { return out };
     for f in days.flatten() {
-        out.push(f.file_name().to_string_lossy().into_owned());
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name != "manifest" {
+            out.push(name);
+        }
     }
     out.sort();
     out

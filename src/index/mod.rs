@@ -27,6 +27,22 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
     data_dir.join("index.sqlite")
 }
 
+/// The calls of day `day` (`YYYY/MM/DD`) in the index at `path`, read-only: each one's key and
+/// its record as written. For `archive verify`, which compares them with an archive.
+pub fn recorded_on(path: &Path, day: &str) -> Result<Vec<(String, String)>, IndexError> {
+    let sqlite = |source| IndexError::Sqlite { path: path.to_owned(), source };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT calls.key, records.json FROM calls JOIN records ON records.id = calls.id \
+             WHERE calls.key >= ?1 AND calls.key < ?2 ORDER BY calls.key",
+        )
+        .map_err(sqlite)?;
+    let (from, until) = (format!("{day}/"), format!("{day}0"));
+    let rows = stmt.query_map(params![from, until], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sqlite)
+}
+
 /// What went wrong with the index.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {

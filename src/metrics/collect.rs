@@ -236,6 +236,11 @@ impl Snapshots {
             &per_target(&|t| t.shipped_recordings),
         )?;
         f.counter("callvault_ship_shipped_bytes", "Bytes written to a target.", &per_target(&|t| t.shipped_bytes))?;
+        f.counter(
+            "callvault_ship_diverted_recordings",
+            "Recordings stored under <key>~N because the archive held other content under their key (a damaged or replaced file).",
+            &per_target(&|t| t.diverted),
+        )?;
         let by_kind = |pick: &dyn Fn(&shipper::TargetStats) -> &std::collections::BTreeMap<&'static str, u64>| {
             s.targets
                 .iter()

@@ -68,6 +68,9 @@ impl Default for ShipperConfig {
     }
 }
 
+/// How many damaged archive files [`ShipStats::diverted_files`] names.
+pub const DIVERTED_KEPT: usize = 10;
+
 /// A snapshot of the shipper's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShipStats {
@@ -77,6 +80,11 @@ pub struct ShipStats {
     pub shipped_bytes: u64,
     /// Shipments that found every file already at the target (repeats, e.g. after a crash).
     pub already_shipped: u64,
+    /// Shipments that found other content under the recording's key in the archive (a damaged
+    /// or replaced file) and stored the recording under `<key>~N`.
+    pub diverted: u64,
+    /// The archive files that caused the first of them (at most [`DIVERTED_KEPT`]).
+    pub diverted_files: Vec<String>,
     /// Failures that will be retried.
     pub failures_retryable: u64,
     /// Failures that stopped a target.
@@ -107,6 +115,9 @@ pub struct ShipStats {
 pub struct TargetStats {
     /// Recordings this target confirmed (stored and verified, or found already there).
     pub shipped_recordings: u64,
+    /// Of them, those stored under `<key>~N` because the archive held other content under the
+    /// key ([`ShipStats::diverted`]).
+    pub diverted: u64,
     /// Bytes written to this target.
     pub shipped_bytes: u64,
     /// Failures that will be retried, by [`ShipError::kind`].

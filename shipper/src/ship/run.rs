@@ -504,6 +504,9 @@ impl Worker {
                     let counts = self.stats.targets.entry(name.clone()).or_default();
                     if let Some(s) = &shipment {
                         counts.shipped_recordings += 1;
+                        if s.diverted.is_some() {
+                            counts.diverted += 1;
+                        }
                         counts.shipped_bytes += s.bytes_copied;
                         counts.latency.observe(took);
                     }
@@ -515,6 +518,12 @@ impl Worker {
                         self.stats.shipped_bytes += s.bytes_copied;
                         if s.already_shipped() {
                             self.stats.already_shipped += 1;
+                        }
+                        if let Some(damaged) = &s.diverted {
+                            self.stats.diverted += 1;
+                            if self.stats.diverted_files.len() < super::DIVERTED_KEPT {
+                                self.stats.diverted_files.push(damaged.clone());
+                            }
                         }
                         tracing::debug!(target_name = %name, key = %q.key, location = %s.location,
                             bytes = s.bytes_copied, already_shipped = s.already_shipped(), "shipped");

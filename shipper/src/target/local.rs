@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{ShipError, Shipment};
+use super::manifest::{self, Writer};
+use super::{ShipError, ShipSlot, Shipment, Target};
 use crate::faults::{CrashPoint, Faults};
 use crate::filesystem::StdFs;
 use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, random_u64, sync_dir};
@@ -18,6 +19,11 @@ use crate::spool::{Entry, EntryFile, Spool, SpoolError};
 /// Age above which a leftover `.part-` file in the archive is considered abandoned and removed.
 /// Younger ones may belong to a copy still running in another process.
 pub const STALE_PART_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// How long a directory archive's manifest batch collects lines: not at all — a batch is written
+/// at once, and the lines that arrive while it is written go together in the next one. Writing
+/// one costs a directory listing and an fsync, so a shipment keeps its slot while it waits.
+pub const LOCAL_MANIFEST_LINGER: Duration = Duration::ZERO;
 
 /// Marks temporary copies: `.<file name>.part-<16 hex>`.
 const PART_MARK: &str = ".part-";
@@ -41,6 +47,8 @@ struct Inner {
     dir: PathBuf,
     /// When each destination directory was last swept of stale `.part-` files.
     swept: Mutex<HashMap<PathBuf, Instant>>,
+    /// The daily manifests' writer.
+    manifest: Writer,
 }
 
 /// What is at a destination path, compared with the file meant to go there.
@@ -96,7 +104,43 @@ impl LocalDir {
             return Err(config(&dir, "is not a directory; point the target at a directory", None));
         }
         probe(&dir).map_err(|(problem, e)| config(&dir, problem, Some(e)))?;
-        Ok(LocalDir { inner: Arc::new(Inner { name: name.to_owned(), dir, swept: Mutex::default() }) })
+        Ok(LocalDir {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                dir,
+                swept: Mutex::default(),
+                manifest: Writer::new(LOCAL_MANIFEST_LINGER),
+            }),
+        })
+    }
+
+    /// The existing archive directory `dir`, to read (`callvault archive`): nothing is created
+    /// or written to check it, so a read-only mount works. Fails with [`ShipError::Config`] if it
+    /// does not exist or is not a directory.
+    pub fn open_existing(name: &str, dir: &Path) -> Result<LocalDir, ShipError> {
+        let config = |path: &Path, problem: &str, source: Option<io::Error>| ShipError::Config {
+            target: name.to_owned(),
+            path: path.to_owned(),
+            problem: problem.to_owned(),
+            source,
+        };
+        let dir = std::path::absolute(dir)
+            .map_err(|e| config(dir, "cannot be resolved to an absolute path; check the path", Some(e)))?;
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(config(&dir, "is not a directory; give the archive directory", None)),
+            Err(e) => {
+                return Err(config(&dir, "cannot be read; check the path (nothing was archived there?)", Some(e)));
+            }
+        }
+        Ok(LocalDir {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                dir,
+                swept: Mutex::default(),
+                manifest: Writer::new(LOCAL_MANIFEST_LINGER),
+            }),
+        })
     }
 
     /// The target's name.
@@ -109,27 +153,52 @@ impl LocalDir {
         &self.inner.dir
     }
 
-    /// Copies, verifies and publishes every file of `entry`; the filesystem work runs on the
-    /// blocking thread pool.
-    pub(crate) async fn ship(&self, spool: &Spool, entry: &Entry) -> Result<Shipment, ShipError> {
-        let job = Job::new(spool, entry)?;
-        let this = self.clone();
-        match tokio::task::spawn_blocking(move || this.ship_blocking(&job)).await {
-            Ok(result) => result,
-            Err(e) => Err(ShipError::Internal(format!(
-                "shipping {} to target {:?} did not finish: {e}",
-                entry.key,
-                self.name()
-            ))),
-        }
+    /// The daily manifests' writer.
+    pub(crate) fn manifest_writer(&self) -> &Writer {
+        &self.inner.manifest
     }
 
-    fn ship_blocking(&self, job: &Job) -> Result<Shipment, ShipError> {
+    /// Copies, verifies and publishes every file of `entry` (the filesystem work runs on the
+    /// blocking thread pool), then writes its manifest line. Unlike an S3 shipment it keeps its
+    /// slot while it waits for the line (there is no linger to wait out).
+    pub(crate) async fn ship(&self, spool: &Spool, entry: &Entry, _slot: &ShipSlot) -> Result<Shipment, ShipError> {
+        let job = Job::new(spool, entry)?;
+        let this = self.clone();
+        let (shipment, key, job) = match tokio::task::spawn_blocking(move || {
+            this.ship_blocking(&job).map(|(shipment, key)| (shipment, key, job))
+        })
+        .await
+        {
+            Ok(result) => result?,
+            Err(e) => {
+                return Err(ShipError::Internal(format!(
+                    "shipping {} to target {:?} did not finish: {e}",
+                    entry.key,
+                    self.name()
+                )));
+            }
+        };
+        job.faults
+            .hit(CrashPoint::ShipBeforeManifest)
+            .map_err(|e| self.archive_err("write manifest of", self.dir(), e))?;
+        let target = Target::LocalDir(self.clone());
+        let line = manifest::line(&target, entry, &key, &job.files);
+        manifest::Writer::append(&target, line).await?;
+        Ok(shipment)
+    }
+
+    /// Publishes the files; returns the shipment and the key they are stored under.
+    fn ship_blocking(&self, job: &Job) -> Result<(Shipment, String), ShipError> {
         job.faults.alive().map_err(|e| self.archive_err("ship to", self.dir(), e))?;
-        let (key, slots) = self.resolve_key(job)?;
+        let (key, slots, diverted) = self.resolve_key(job)?;
         let base = self.dir().join(&key);
-        let mut shipment =
-            Shipment { location: base.display().to_string(), files_copied: 0, files_present: 0, bytes_copied: 0 };
+        let mut shipment = Shipment {
+            location: base.display().to_string(),
+            files_copied: 0,
+            files_present: 0,
+            bytes_copied: 0,
+            diverted: diverted.map(|p| p.display().to_string()),
+        };
         let mut prepared = false;
         for ((file, source), slot) in job.files.iter().zip(slots) {
             let dest = self.dir().join(format!("{key}.{}", file.ext));
@@ -148,13 +217,15 @@ impl LocalDir {
                 shipment.files_present += 1;
             }
         }
-        Ok(shipment)
+        Ok((shipment, key))
     }
 
     /// Picks the key to store the entry under: its own if every destination is free or already
-    /// holds the same content, else the first free `<key>~N`. Returns the key and, per file, what
-    /// is at its destination.
-    fn resolve_key(&self, job: &Job) -> Result<(String, Vec<Slot>), ShipError> {
+    /// holds the same content, else the first free `<key>~N`. Returns the key, per file what is at
+    /// its destination, and the file that made it move on (a damaged or replaced archive file,
+    /// logged at error level: the recording is kept under the other key and `archive verify`
+    /// reports the damage).
+    fn resolve_key(&self, job: &Job) -> Result<(String, Vec<Slot>, Option<PathBuf>), ShipError> {
         let mut first_taken = None;
         for n in 1..=MAX_SUFFIX {
             let key = if n == 1 { job.key.clone() } else { format!("{}~{n}", job.key) };
@@ -171,11 +242,16 @@ impl LocalDir {
             }
             if slots.len() == job.files.len() {
                 if let Some(taken) = &first_taken {
-                    tracing::warn!(target_name = %self.name(), key = %job.key, stored_as = %key,
-                        taken = %taken.display(),
-                        "the archive holds a different file under this key; keeping both");
+                    let found = hash_file(&StdFs, taken).map(|(sha, size)| format!("SHA-256 {sha}, {size} bytes"));
+                    let want =
+                        job.files.iter().find(|(f, _)| taken.to_string_lossy().ends_with(&format!(".{}", f.ext)));
+                    tracing::error!(target_name = %self.name(), key = %job.key, stored_as = %key,
+                        damaged = %taken.display(),
+                        found = %found.unwrap_or_else(|e| format!("unreadable: {e}")),
+                        recorded = %want.map(|(f, _)| format!("SHA-256 {}, {} bytes", f.sha256, f.size)).unwrap_or_default(),
+                        "the archive file differs from the recording: damaged or replaced; it is left as it is, the recording is stored under the other key — run `callvault archive verify`");
                 }
-                return Ok((key, slots));
+                return Ok((key, slots, first_taken));
             }
         }
         let path = first_taken.unwrap_or_else(|| self.dir().join(&job.key));
@@ -305,7 +381,7 @@ impl LocalDir {
         })
     }
 
-    fn archive_err(&self, op: &'static str, path: &Path, source: io::Error) -> ShipError {
+    pub(super) fn archive_err(&self, op: &'static str, path: &Path, source: io::Error) -> ShipError {
         ShipError::Archive { target: self.name().to_owned(), op, path: path.to_owned(), source }
     }
 }
@@ -353,7 +429,7 @@ pub(super) fn check_entry(entry: &Entry) -> Result<(), String> {
 }
 
 /// Whether `name` is a temporary copy's name: `.<file name>.part-<suffix>`.
-fn is_part_name(name: &str) -> bool {
+pub(super) fn is_part_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(PART_MARK)
 }
 
@@ -456,19 +532,30 @@ mod tests {
         let order: Vec<&str> = job.files.iter().map(|(file, _)| file.ext.as_str()).collect();
         assert_eq!(order, ["wav", "json"]);
 
-        let first = f.target.ship(&f.spool, &f.entry).await.unwrap();
+        let first = f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
         let location = f.target.dir().join(KEY).display().to_string();
-        let want = Shipment { location: location.clone(), files_copied: 2, files_present: 0, bytes_copied: 5002 };
+        let want = Shipment {
+            location: location.clone(),
+            files_copied: 2,
+            files_present: 0,
+            bytes_copied: 5002,
+            diverted: None,
+        };
         assert_eq!(first, want);
         assert!(!first.already_shipped());
 
-        let again = f.target.ship(&f.spool, &f.entry).await.unwrap();
-        assert_eq!(again, Shipment { location, files_copied: 0, files_present: 2, bytes_copied: 0 });
+        let again = f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
+        assert_eq!(again, Shipment { location, files_copied: 0, files_present: 2, bytes_copied: 0, diverted: None });
         assert!(again.already_shipped());
         let dir = f.target.dir().join("2016/11/26");
         let names = names_in(&dir);
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names.len(), 3, "{names:?}");
         assert_eq!(fs::read(dir.join(names[1].clone())).unwrap(), [7u8; 5000]);
+        // One manifest line, however often the recording is shipped.
+        assert_eq!(names[2], "manifest");
+        assert_eq!(names_in(&dir.join("manifest")), ["seq-0000000001.jsonl"]);
+        let manifest = fs::read_to_string(dir.join("manifest/seq-0000000001.jsonl")).unwrap();
+        assert_eq!(manifest.lines().count(), 1, "{manifest}");
     }
 
     #[tokio::test]
@@ -479,8 +566,9 @@ mod tests {
         let theirs = f.target.dir().join(format!("{KEY}.wav"));
         fs::write(&theirs, b"them").unwrap();
 
-        let shipment = f.target.ship(&f.spool, &f.entry).await.unwrap();
+        let shipment = f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
         assert!(shipment.location.ends_with(&format!("{KEY}~2")), "{}", shipment.location);
+        assert_eq!(shipment.diverted, Some(theirs.display().to_string()));
         assert_eq!(shipment.files_copied, 2);
         assert_eq!(fs::read(&theirs).unwrap(), b"them");
         assert_eq!(fs::read(f.target.dir().join(format!("{KEY}~2.wav"))).unwrap(), b"ours");
@@ -499,9 +587,10 @@ mod tests {
                 File::options().write(true).open(dir.join(name)).unwrap().set_modified(old).unwrap();
             }
         }
-        f.target.ship(&f.spool, &f.entry).await.unwrap();
+        f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
         let mut want = vec![".not-a-part".to_owned(), ".young.wav.part-0000000000000002".to_owned()];
         want.push(format!("{}.json", KEY.rsplit('/').next().unwrap()));
+        want.push("manifest".to_owned());
         assert_eq!(names_in(&dir), want);
     }
 
@@ -511,7 +600,7 @@ mod tests {
         for key in ["../escape", "/abs/path", "2016/.hidden/x", "a//b"] {
             let mut entry = f.entry.clone();
             entry.key = key.into();
-            let err = f.target.ship(&f.spool, &entry).await.unwrap_err();
+            let err = f.target.ship(&f.spool, &entry, &ShipSlot::default()).await.unwrap_err();
             assert!(matches!(err, ShipError::Spool(SpoolError::Corrupt { .. })), "{key}: {err}");
             assert_eq!(err.disposition(), Disposition::RetryEntry);
         }

@@ -13,6 +13,8 @@
 //! ```text
 //! <dir>/<key>.<ext>                     published files: complete, fsynced, verified
 //! <dir>/<key>~2.<ext>                   a recording whose key holds different content
+//! <dir>/<YYYY>/<MM>/<DD>/manifest/seq-<10 digits>.jsonl
+//!                                       the day's manifest batches ([`manifest`])
 //! <dir>/<key dir>/.<name>.<ext>.part-<16 hex>
 //!                                       a copy in progress, or left behind by a crash
 //! ```
@@ -34,10 +36,15 @@
 //!    as present and is not copied again. A shipment that copies nothing is
 //!    [already shipped](Shipment::already_shipped).
 //! 5. If a destination holds different content, every file of the recording goes to `<key>~2`
-//!    (then `~3`, …) and a warning is logged; the confirmation's location says which.
+//!    (then `~3`, …); the file found there is named in an error-level log line and in the
+//!    shipment ([`Shipment::diverted`], counted per target), and left as it is, so `archive
+//!    verify` reports it against its manifest line. The confirmation's location says which key
+//!    was used.
 //! 6. `.part-` files older than [`STALE_PART_AGE`] are removed before a copy into their
 //!    directory (each directory is swept at most once per [`STALE_PART_AGE`]). Younger ones may
 //!    belong to a copy still running in another process, and are left alone.
+//! 7. After the files, the recording's line goes into the day's manifest
+//!    (`<YYYY>/<MM>/<DD>/manifest/seq-<N>.jsonl`), exactly once ([`manifest`]).
 //!
 //! # Crashes
 //!
@@ -60,7 +67,9 @@
 //!   spooled file cannot be read ([`ShipError::Source`]) or no longer matches its SHA-256
 //!   ([`ShipError::SourceMismatch`]); the copy reads back different
 //!   ([`ShipError::CopyMismatch`]); a different file appears at the destination while publishing
-//!   ([`ShipError::Conflict`]); the spool fails ([`ShipError::Spool`]); a bug
+//!   ([`ShipError::Conflict`]); the manifest line cannot be written for another reason than a
+//!   store failure, e.g. other writers keep taking the batch numbers ([`ShipError::Manifest`]);
+//!   the spool fails ([`ShipError::Spool`]); a bug
 //!   ([`ShipError::Internal`]).
 //!   S3 store failures ([`ShipError::Store`]) are classified by [`S3Error::disposition`].
 //! * [`Disposition::Permanent`] — retrying cannot help until an operator acts, so the target is
@@ -73,7 +82,10 @@
 //! [`Entry`]: crate::Entry
 
 mod local;
+pub mod manifest;
 pub mod s3;
+mod store;
+pub mod verify;
 
 use std::io;
 use std::path::PathBuf;
@@ -82,8 +94,9 @@ use std::sync::{Arc, Mutex};
 use rustix::io::Errno;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-pub use local::{LocalDir, STALE_PART_AGE};
+pub use local::{LOCAL_MANIFEST_LINGER, LocalDir, STALE_PART_AGE};
 pub use s3::{Credentials, CredentialsError, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error, S3Target};
+pub use store::Created;
 
 use crate::spool::{Entry, OwedTarget, Spool, SpoolError};
 
@@ -142,7 +155,7 @@ impl Target {
     /// [`Target::ship`] holding `slot`, which the target may give back while it only waits.
     pub(crate) async fn ship_in(&self, spool: &Spool, entry: &Entry, slot: &ShipSlot) -> Result<Shipment, ShipError> {
         match self {
-            Target::LocalDir(dir) => dir.ship(spool, entry).await,
+            Target::LocalDir(dir) => dir.ship(spool, entry, slot).await,
             Target::S3(s3) => s3.ship(spool, entry, slot).await,
         }
     }
@@ -201,6 +214,9 @@ pub struct Shipment {
     pub files_present: usize,
     /// Bytes copied by this shipment.
     pub bytes_copied: u64,
+    /// The archive object that held different content under the recording's own key (damaged or
+    /// replaced), so the recording went to `<key>~N` instead; logged at error level by the target.
+    pub diverted: Option<String>,
 }
 
 impl Shipment {
@@ -319,6 +335,14 @@ pub enum ShipError {
         /// The occupied destination.
         path: PathBuf,
     },
+    /// The day's manifest could not be written (the store's own failures are [`ShipError::Store`]).
+    #[error("target {target:?}: cannot write the manifest line: {problem}")]
+    Manifest {
+        /// The target's name.
+        target: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// The spool failed while shipping (reading or updating the entry).
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -345,6 +369,7 @@ impl ShipError {
             | ShipError::SourceMismatch { .. }
             | ShipError::CopyMismatch { .. }
             | ShipError::Conflict { .. }
+            | ShipError::Manifest { .. }
             | ShipError::Spool(_)
             | ShipError::Internal(_) => Disposition::RetryEntry,
             ShipError::Store { error, .. } => error.disposition(),
@@ -353,8 +378,8 @@ impl ShipError {
     }
 
     /// A short stable name of the failure's kind (a metrics label): `config`, `s3_config`,
-    /// `store`, `archive`, `source`, `source_mismatch`, `copy_mismatch`, `conflict`, `spool`,
-    /// `internal` or `start`.
+    /// `store`, `archive`, `source`, `source_mismatch`, `copy_mismatch`, `conflict`, `manifest`,
+    /// `spool`, `internal` or `start`.
     pub fn kind(&self) -> &'static str {
         match self {
             ShipError::Config { .. } => "config",
@@ -365,6 +390,7 @@ impl ShipError {
             ShipError::SourceMismatch { .. } => "source_mismatch",
             ShipError::CopyMismatch { .. } => "copy_mismatch",
             ShipError::Conflict { .. } => "conflict",
+            ShipError::Manifest { .. } => "manifest",
             ShipError::Spool(_) => "spool",
             ShipError::Internal(_) => "internal",
             ShipError::Start { .. } => "start",

@@ -30,7 +30,8 @@ fn recover_and_ship(d: &Dirs) -> ShipReport {
     assert_eq!(recordings(d), expected());
     let report = d.ship(&spool, 4);
     assert!(report.is_complete(), "{report:?}");
-    assert_eq!(visible_files(&d.archive), expected());
+    assert_eq!(archived(&d.archive), expected());
+    assert_eq!(manifest_keys(&d.archive), [KEY], "one manifest line");
     assert_eq!(queue_state(&d.spool), (0, 0));
     assert_eq!(report.stats.shipped_recordings, 1);
     report
@@ -104,7 +105,7 @@ fn only_entry(d: &Dirs) -> crate::Entry {
 #[test]
 fn ship_crash_after_copy_of_audio() {
     let d = crash_in_shipping(CrashPoint::ShipAfterCopy, 0);
-    assert!(visible_files(&d.archive).is_empty());
+    assert!(archived(&d.archive).is_empty());
     let parts = hidden_files(&d.archive);
     assert_eq!(parts.len(), 1, "{parts:?}");
     assert!(parts[0].contains(".wav.part-"), "{parts:?}");
@@ -130,7 +131,7 @@ fn ship_crash_after_copy_of_record_leaves_audio_without_record() {
     let d = crash_in_shipping(CrashPoint::ShipAfterCopy, 1);
     // The audio is published, the JSON record (shipped last) is not: no consumer sees a record
     // whose audio is incomplete.
-    let archived = visible_files(&d.archive);
+    let archived = archived(&d.archive);
     assert_eq!(archived.keys().collect::<Vec<_>>(), [&format!("{KEY}.wav")]);
     assert!(only_entry(&d).shipped.is_empty());
 
@@ -142,19 +143,19 @@ fn ship_crash_after_copy_of_record_leaves_audio_without_record() {
 #[test]
 fn ship_crash_after_publish() {
     let d = crash_in_shipping(CrashPoint::ShipAfterPublish, 0);
-    assert_eq!(visible_files(&d.archive), expected());
+    assert_eq!(archived(&d.archive), expected());
     assert!(only_entry(&d).shipped.is_empty());
 
     let report = recover_and_ship(&d);
     assert_eq!(report.stats.already_shipped, 1);
     assert_eq!(report.stats.shipped_bytes, 0);
-    assert!(!visible_files(&d.archive).keys().any(|k| k.contains('~')));
+    assert!(!archived(&d.archive).keys().any(|k| k.contains('~')));
 }
 
 #[test]
 fn ship_crash_after_mark() {
     let d = crash_in_shipping(CrashPoint::ShipAfterMark, 0);
-    assert_eq!(visible_files(&d.archive), expected());
+    assert_eq!(archived(&d.archive), expected());
     let entry = only_entry(&d);
     assert_eq!(entry.shipped.keys().collect::<Vec<_>>(), ["archive"]);
     assert!(entry.shipped["archive"].location.ends_with(KEY));
@@ -184,7 +185,7 @@ fn oldest_entry_ships_first() {
         assert_eq!(queued, keys[shipped_before_crash - 1..]);
         let confirmed: Vec<&str> = entries.iter().filter(|e| !e.shipped.is_empty()).map(|e| e.key.as_str()).collect();
         assert_eq!(confirmed, [keys[shipped_before_crash - 1]]);
-        let archived: Vec<String> = visible_files(&d.archive).into_keys().collect();
+        let archived: Vec<String> = archived(&d.archive).into_keys().collect();
         let mut want: Vec<String> = keys[..shipped_before_crash].iter().map(|k| format!("{k}.json")).collect();
         want.sort();
         assert_eq!(archived, want);

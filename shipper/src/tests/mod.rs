@@ -92,6 +92,27 @@ fn visible_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The recordings' files in a directory archive (every visible file but the manifests).
+fn archived(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = visible_files(dir);
+    files.retain(|rel, _| !rel.contains("/manifest/"));
+    files
+}
+
+/// The key of every manifest line in a directory archive, as many times as it is there, sorted.
+fn manifest_keys(dir: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (rel, body) in visible_files(dir) {
+        if rel.contains("/manifest/") {
+            for text in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                keys.push(crate::target::manifest::ManifestLine::parse(text).unwrap().key);
+            }
+        }
+    }
+    keys.sort();
+    keys
+}
+
 /// Every hidden file (dot-file) under `dir`, by relative path.
 fn hidden_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

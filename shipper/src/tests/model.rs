@@ -148,7 +148,10 @@ proptest! {
         let spool = reopen(&d, spool);
         let report = d.ship(&spool, 3);
         prop_assert!(report.is_complete(), "{:?}", report);
-        prop_assert_eq!(visible_files(&d.archive), model.files());
+        prop_assert_eq!(archived(&d.archive), model.files());
+        let keys: Vec<String> =
+            model.files().keys().filter_map(|f| f.strip_suffix(".json")).map(str::to_owned).collect();
+        prop_assert_eq!(manifest_keys(&d.archive), keys, "one manifest line per recording");
         prop_assert_eq!(queue_state(&d.spool), (0, 0));
     }
 }

@@ -65,10 +65,18 @@ fn stored(target: &S3Target) -> BTreeMap<String, Vec<u8>> {
     })
 }
 
+/// The key of every manifest line of the day, as many times as it is there.
 fn manifest_keys(target: &S3Target) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let lines = rt.block_on(target.read_manifest("2016/11/26")).unwrap();
-    lines.iter().map(|l| l["key"].as_str().unwrap().to_owned()).collect()
+    rt.block_on(async {
+        let mut keys = Vec::new();
+        for (object, _) in target.list(&format!("{}manifest/", target.day_prefix("2016/11/26"))).await.unwrap() {
+            for text in target.get(&object).await.unwrap().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                keys.push(crate::target::manifest::ManifestLine::parse(text).unwrap().key);
+            }
+        }
+        keys
+    })
 }
 
 /// Crashes at `point` (after `skip` passes), checks what the bucket holds, then re-opens the
@@ -102,6 +110,11 @@ fn s3_crash_after_upload_of_audio() {
 #[test]
 fn s3_crash_after_upload_of_record() {
     crash_and_recover("s3_crash_after_upload_of_record", CrashPoint::ShipAfterUpload, 1, &["json", "wav"]);
+}
+
+#[test]
+fn s3_crash_before_manifest() {
+    crash_and_recover("s3_crash_before_manifest", CrashPoint::ShipBeforeManifest, 0, &["json", "wav"]);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! <prefix>/<site>/<YYYY>/<MM>/<DD>/<name>.wav       audio (and any other media files)
 //! <prefix>/<site>/<YYYY>/<MM>/<DD>/<name>.json      the call record, uploaded last
 //! <prefix>/<site>/<YYYY>/<MM>/<DD>/<name>~2.<ext>   a recording whose key holds other content
-//! <prefix>/<site>/<YYYY>/<MM>/<DD>/manifest/<UTC time>-<16 hex>.jsonl
+//! <prefix>/<site>/<YYYY>/<MM>/<DD>/manifest/seq-<10 digits>.jsonl
 //!                                                  manifest batches of that day (see below)
 //! ```
 //!
@@ -18,26 +18,15 @@
 //!
 //! # The manifest
 //!
-//! Each recording gets one line of JSON in a manifest object of its day, written after all its
-//! objects: `key`, `location`, `site`, `objects` (per extension: object `key`, `sha256`, `size`)
-//! and the fields of the spool entry's summary (`call_id`, `from`, `to`, `start`, `end`, `state`,
-//! `end_reason`, `duration_s`, `audio`). Lines carry no time of shipping, so the same recording
-//! always yields the same line.
-//!
-//! Manifest objects are never rewritten, which is what makes them safe without coordination:
-//! lines are written in batches — the lines of the shipments that finish within
-//! [`S3Config::manifest_linger`] (default 1 s) of a batch's first line go together as one new
-//! object (`If-None-Match: *`, a random name) per day, one write at a time — and each shipment
-//! succeeds only once the object holding its line is stored and verified. So a day holds at most
-//! one manifest object per linger period and target (86,400 at the default), however busy the
-//! recorder; there is no read-modify-write race between shipments, processes or machines; and a
-//! line is never lost: a recording whose line was not stored is not confirmed and is shipped
-//! again. While a shipment waits for its batch it gives its shipper slot back, so the linger
-//! costs latency, not throughput. The price is that a line may appear twice — after a crash
-//! between the manifest write and the confirmation, or when the same capture is replayed —
-//! always identical; readers de-duplicate by `key` (`callvault archive ls` does;
-//! `jq -s 'unique_by(.key)'`). The day's manifest is every `manifest/*.jsonl` object of that
-//! day:
+//! Each recording gets exactly one line of JSON in the manifest of its day, written after all
+//! its objects, in numbered batch objects `manifest/seq-<N>.jsonl` created with
+//! `If-None-Match: *`: the format, how a line is kept unique across replays, concurrent
+//! shippers and crashes, and the guarantees are in [`manifest`](crate::target::manifest) (the
+//! same for a directory archive). Batches are written at most once per
+//! [`S3Config::manifest_linger`] (default 1 s) per day and target; while a shipment waits for
+//! its batch it gives its shipper slot back, so the linger costs latency, not throughput. Each
+//! write lists the day's `manifest/` (the store needs `s3:ListBucket`). The day's manifest is
+//! every `manifest/*.jsonl` object of that day (version 0 batches of earlier releases included):
 //!
 //! ```sh
 //! aws s3 cp --recursive s3://bucket/prefix/site/2024/01/01/manifest/ m/ && cat m/*.jsonl | jq .
@@ -49,7 +38,8 @@
 //!    `If-None-Match: *` (on `CompleteMultipartUpload` for large ones), so a retry after a lost
 //!    answer cannot replace content. An existing object with the same size and SHA-256 counts as
 //!    shipped; a different one sends every file of the recording to `<key>~2` (then `~3`, …),
-//!    with a warning, as [`LocalDir`](crate::LocalDir) does. The key is chosen with one `HEAD`
+//!    named in an error-level log line and [`Shipment::diverted`](crate::Shipment::diverted), as
+//!    [`LocalDir`](crate::LocalDir) does. The key is chosen with one `HEAD`
 //!    of the call record's object in the usual case: when it is absent (no complete recording
 //!    there), the files go straight to conditional creates and only a `412 Precondition Failed`
 //!    is looked into with a `HEAD`; when it is present, or a create meets different content,
@@ -74,9 +64,10 @@
 //!
 //! *Crash point `ShipAfterUpload`*: an object is stored and verified, the following objects (and
 //! the manifest line) are not. Shipping again finds the stored objects identical, uploads the
-//! rest and writes the line. A crash after the manifest write and before the spool records the
+//! rest and writes the line. A crash after every object and before the manifest line
+//! (`ShipBeforeManifest`) or after the manifest write and before the spool records the
 //! confirmation (`ShipAfterPublish`) ships again too: every object is found identical (nothing is
-//! uploaded) and the line is written once more, identical. A multipart upload interrupted by a
+//! uploaded), and the line is written if it is not there yet — never twice. A multipart upload interrupted by a
 //! crash is left incomplete in the store (invisible to readers); a bucket lifecycle rule
 //! `AbortIncompleteMultipartUpload` removes such leftovers.
 //!
@@ -105,7 +96,6 @@
 mod client;
 mod credentials;
 mod error;
-mod manifest;
 mod sigv4;
 mod upload;
 
@@ -280,7 +270,7 @@ struct Inner {
     multipart_threshold: u64,
     part_size: u64,
     client: Client,
-    manifest: manifest::Batcher,
+    manifest: crate::target::manifest::Writer,
 }
 
 impl S3Target {
@@ -340,7 +330,7 @@ impl S3Target {
                 multipart_threshold: cfg.multipart_threshold.max(1),
                 part_size: cfg.part_size,
                 client,
-                manifest: manifest::Batcher::new(cfg.manifest_linger),
+                manifest: crate::target::manifest::Writer::new(cfg.manifest_linger),
             }),
         })
     }
@@ -412,31 +402,66 @@ impl S3Target {
         resp.ok().map(|_| ()).map_err(|e| self.store_err(e))
     }
 
-    /// The manifest lines of day `day` (`YYYY/MM/DD`), de-duplicated by `key` (the first of
-    /// identical lines is kept), in key order.
+    /// Every manifest line of day `day` (`YYYY/MM/DD`), in key order, as many times as each is
+    /// there ([`manifest::read_day`](crate::target::manifest::read_day)).
     pub async fn read_manifest(&self, day: &str) -> Result<Vec<serde_json::Value>, ShipError> {
-        let prefix = format!("{}manifest/", self.day_prefix(day));
-        let mut lines = std::collections::BTreeMap::new();
-        for (key, _) in self.list(&prefix).await? {
-            let body = self.get(&key).await?;
-            for (n, line) in body.split(|&b| b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
-                    self.store_err(S3Error::Protocol {
-                        op: "read manifest",
-                        resource: self.inner.client.resource(Some(&key)),
-                        problem: format!("line {}: {e}", n + 1),
-                    })
-                })?;
-                let Some(k) = value.get("key").and_then(|k| k.as_str()).map(str::to_owned) else {
-                    continue;
-                };
-                lines.entry(k).or_insert(value);
-            }
+        let lines = crate::target::manifest::read_day(&crate::Target::S3(self.clone()), day).await?;
+        Ok(lines.into_iter().map(|l| l.value).collect())
+    }
+
+    /// `<prefix>/<site>/` (shorter when they are empty; empty when both are).
+    pub fn base(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The site name (may be empty).
+    pub fn site(&self) -> &str {
+        &self.inner.site
+    }
+
+    /// The manifest writer.
+    pub(crate) fn manifest_writer(&self) -> &crate::target::manifest::Writer {
+        &self.inner.manifest
+    }
+
+    /// The content of the object at the full key `key`, or `None` when the bucket has no such
+    /// object (a missing bucket is an error).
+    pub async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, ShipError> {
+        let resp = self.inner.client.send(Req::new("download", Method::GET, Some(key))).await;
+        match resp {
+            Ok(r) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => Ok(None),
+            other => other.and_then(|r| r.ok()).map(|r| Some(r.body)).map_err(|e| self.store_err(e)),
         }
-        Ok(lines.into_values().collect())
+    }
+
+    /// Creates the object `key` with `body` unless something is there, and verifies it.
+    pub(crate) async fn create(&self, key: &str, body: Vec<u8>) -> Result<crate::target::Created, ShipError> {
+        use crate::target::Created;
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+        let size = body.len() as u64;
+        let ext = key.rsplit('.').next().unwrap_or_default();
+        let meta = upload::Meta { sha256: &sha, call_id: None, content_type: upload::content_type(ext) };
+        Ok(match upload::put_verified(self, key, body, size, &meta).await? {
+            upload::Put::Created => Created::New,
+            upload::Put::Identical => Created::Identical,
+            upload::Put::Taken => Created::Taken,
+        })
+    }
+
+    /// The names one level under the prefix that are not years: the sites sharing the bucket's
+    /// prefix (when this target has a site, its own is among them).
+    pub async fn sites(&self) -> Result<Vec<String>, ShipError> {
+        let parent = if self.inner.site.is_empty() {
+            self.inner.base.clone()
+        } else {
+            self.inner.base.strip_suffix(&format!("{}/", self.inner.site)).unwrap_or_default().to_owned()
+        };
+        let dirs = self.inner.list_dirs(&parent).await.map_err(|e| self.store_err(e))?;
+        Ok(dirs
+            .into_iter()
+            .filter_map(|d| d.strip_prefix(&parent).map(|n| n.trim_end_matches('/').to_owned()))
+            .filter(|n| !(n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit())))
+            .collect())
     }
 
     fn store_err(&self, error: S3Error) -> ShipError {
@@ -473,6 +498,45 @@ impl Inner {
             lock_mode: header("x-amz-object-lock-mode"),
             lock_until: header("x-amz-object-lock-retain-until-date"),
         }))
+    }
+
+    /// The common prefixes one `/` below `prefix`.
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct ListBucketResult {
+            #[serde(default)]
+            common_prefixes: Vec<CommonPrefix>,
+            #[serde(default)]
+            is_truncated: bool,
+            #[serde(default)]
+            next_continuation_token: Option<String>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct CommonPrefix {
+            prefix: String,
+        }
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = Req::new("list", Method::GET, None)
+                .query("list-type", "2")
+                .query("prefix", prefix)
+                .query("delimiter", "/");
+            if let Some(t) = &token {
+                req = req.query("continuation-token", t);
+            }
+            let resp = self.client.send(req).await?.ok()?;
+            let page: ListBucketResult = resp.xml()?;
+            out.extend(page.common_prefixes.into_iter().map(|c| c.prefix));
+            match page.next_continuation_token {
+                Some(t) if page.is_truncated && !t.is_empty() => token = Some(t),
+                _ => break,
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, S3Error> {

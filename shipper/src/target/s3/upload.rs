@@ -15,12 +15,13 @@ use reqwest::Method;
 use sha2::{Digest, Sha256};
 
 use super::client::Req;
-use super::{Inner, ObjectInfo, S3Error, S3Target, hex_to_base64, manifest};
+use super::{Inner, ObjectInfo, S3Error, S3Target, hex_to_base64};
 use crate::faults::CrashPoint;
 use crate::spool::format::seq_file_name;
 use crate::spool::{Entry, EntryFile, Spool, SpoolError};
 use crate::target::local::check_entry;
 use crate::target::{ShipError, ShipSlot, Shipment};
+use crate::target::{Target, manifest};
 
 /// How many `~N` suffixes to try before giving up on a key.
 const MAX_SUFFIX: u32 = 1000;
@@ -64,7 +65,7 @@ pub(super) async fn ship(
     // Stable: the call record goes last, the others keep their order.
     files.sort_by_key(|(f, _)| f.ext == "json");
 
-    let (mut key, mut slots) = first_plan(t, &entry.key, &files).await?;
+    let (mut key, mut slots, mut diverted) = first_plan(t, &entry.key, &files).await?;
     let inner = &t.inner;
     let call_id = entry.summary.get("call_id").and_then(|v| v.as_str()).map(header_safe);
     let shipment = 'plan: loop {
@@ -73,6 +74,7 @@ pub(super) async fn ship(
             files_copied: 0,
             files_present: 0,
             bytes_copied: 0,
+            diverted: diverted.clone(),
         };
         for ((file, source), &slot) in files.iter().zip(&slots) {
             if slot == Slot::Same {
@@ -104,7 +106,7 @@ pub(super) async fn ship(
                 // Not checked, and the key holds other content: look at every file, as when the
                 // call record is there already, and start again with what that finds.
                 Put::Taken => {
-                    (key, slots) = resolve_key(t, &entry.key, &files).await?;
+                    (key, slots, diverted) = resolve_key(t, &entry.key, &files).await?;
                     continue 'plan;
                 }
             }
@@ -115,8 +117,10 @@ pub(super) async fn ship(
     // Every object is stored and verified; what is left is waiting for the manifest batch, which
     // needs no slot of its own.
     ship_slot.release();
-    let (dir, line) = manifest::line(t, entry, &key, &files);
-    manifest::Batcher::append(&t.inner, dir, line).await.map_err(|e| t.store_err(e))?;
+    faults.hit(CrashPoint::ShipBeforeManifest).map_err(crashed)?;
+    let target = Target::S3(t.clone());
+    let line = manifest::line(&target, entry, &key, &files);
+    manifest::Writer::append(&target, line).await?;
     Ok(shipment)
 }
 
@@ -125,24 +129,24 @@ pub(super) async fn ship(
 /// file goes there by conditional create, and a `412` is looked into when it comes (one `HEAD`
 /// instead of one per file). When the call record's key is taken, [`resolve_key`] checks every
 /// file first.
-async fn first_plan(t: &S3Target, key: &str, files: &[(EntryFile, PathBuf)]) -> Result<(String, Vec<Slot>), ShipError> {
+async fn first_plan(t: &S3Target, key: &str, files: &[(EntryFile, PathBuf)]) -> Result<Plan, ShipError> {
     let Some((last, _)) = files.last() else {
-        return Ok((key.to_owned(), Vec::new()));
+        return Ok((key.to_owned(), Vec::new(), None));
     };
     let probe = t.inner.head(&t.object_key(key, &last.ext)).await.map_err(|e| t.store_err(e))?;
     if probe.is_none() {
-        return Ok((key.to_owned(), vec![Slot::Unchecked; files.len()]));
+        return Ok((key.to_owned(), vec![Slot::Unchecked; files.len()], None));
     }
     resolve_key(t, key, files).await
 }
 
+/// A plan: the key to store the entry under, per file what is there, and the object that held
+/// other content under the entry's own key, if any.
+type Plan = (String, Vec<Slot>, Option<String>);
+
 /// The key to store the entry under: its own if every object is free or identical, else the
 /// first free `<key>~N`; and, per file, what is there.
-async fn resolve_key(
-    t: &S3Target,
-    key: &str,
-    files: &[(EntryFile, PathBuf)],
-) -> Result<(String, Vec<Slot>), ShipError> {
+async fn resolve_key(t: &S3Target, key: &str, files: &[(EntryFile, PathBuf)]) -> Result<Plan, ShipError> {
     let mut first_taken = None;
     for n in 1..=MAX_SUFFIX {
         let candidate = if n == 1 { key.to_owned() } else { format!("{key}~{n}") };
@@ -163,10 +167,11 @@ async fn resolve_key(
         }
         if slots.len() == files.len() {
             if let Some(taken) = &first_taken {
-                tracing::warn!(target_name = %t.name(), key, stored_as = %candidate, taken = %taken,
-                    "the bucket holds a different object under this key; keeping both");
+                tracing::error!(target_name = %t.name(), key, stored_as = %candidate, damaged = %taken,
+                    "the bucket holds a different object under this key: damaged or replaced; it is left as it is, the recording is stored under the other key — run `callvault archive verify`");
             }
-            return Ok((candidate, slots));
+            let diverted = first_taken.as_deref().map(|k| t.inner.client.resource(Some(k)));
+            return Ok((candidate, slots, diverted));
         }
     }
     let path = PathBuf::from(t.inner.client.resource(first_taken.as_deref()));

@@ -1,0 +1,449 @@
+//! The daily manifest of an archive (S3 bucket or local directory): one JSON line per recording,
+//! written in numbered batch objects, exactly once per recording.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! <base><YYYY>/<MM>/<DD>/manifest/seq-<10 digits>.jsonl     batches 1, 2, 3, … of that day
+//! ```
+//!
+//! Each line is a JSON object: `v` (the format version, `1`), `key` (the recording's key as
+//! stored, `YYYY/MM/DD/<name>` or `…~2`), `location`, `site`, `objects` (per extension: the
+//! object's `key` in the archive, its `sha256` and `size`) and the fields of the spool entry's
+//! summary (`call_id`, `from`, `to`, `start`, `end`, `state`, `end_reason`, `duration_s`,
+//! `audio`). Lines without `v` are version 0 (the same fields, written by earlier versions into
+//! objects named `<UTC time>-<16 hex>.jsonl`); readers accept both. A reader meets a higher
+//! version it does not know as an unsupported line, never as a silent skip. Lines without `key`
+//! are reserved for batch metadata of later versions (e.g. the previous batch's SHA-256 for a
+//! hash chain, a signature): version 1 writes none, and the numbered batch names are what such a
+//! chain will link.
+//!
+//! # Exactly one line per recording
+//!
+//! A recording is identified by its stored key and its content (the SHA-256 and size of each of
+//! its objects: [`ManifestLine::content_id`]). The writer of a target collects lines for a
+//! linger period, then, per day: lists the day's batches, reads the ones it has not read yet,
+//! drops every waiting line whose identity is already in one, and creates the next numbered batch
+//! with what is left — by conditional create (S3 `If-None-Match: *`, a hard link on a directory),
+//! which fails rather than replace. When another writer (another process, another recorder
+//! replaying the same capture) took that number first, it reads that batch too and tries the
+//! next number. So replays, concurrent shippers and a crash between the upload and the manifest
+//! (the recording is shipped again after the restart, its line is found) all end with one line,
+//! and no batch is ever rewritten.
+//!
+//! Each shipment succeeds only once the batch holding its line (new or found) is stored and
+//! verified; a line is never lost, since a recording whose line was not stored is not confirmed
+//! and is shipped again. At most one batch is written per day and linger period per target; each
+//! write costs one listing of the day's `manifest/` (and one read of each batch another writer
+//! added).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::{Created, ShipError, Target};
+use crate::spool::{Entry, EntryFile};
+
+/// The manifest format version this build writes.
+pub const MANIFEST_VERSION: u64 = 1;
+
+/// The directory of a day's manifest batches, under the day's prefix.
+pub const MANIFEST_DIR: &str = "manifest/";
+
+/// How often a writer tries the next batch number when other writers keep taking it.
+const MAX_ATTEMPTS: usize = 64;
+
+/// How many days' batch listings a writer remembers (the recent days it writes to).
+const CACHED_DAYS: usize = 8;
+
+/// The name of batch `seq` of the day whose prefix is `day_prefix`.
+pub fn batch_key(day_prefix: &str, seq: u64) -> String {
+    format!("{day_prefix}{MANIFEST_DIR}seq-{seq:010}.jsonl")
+}
+
+/// The number of a batch object from its key (`…/manifest/seq-0000000042.jsonl` is 42); `None`
+/// for version 0 batches and other names.
+pub fn batch_seq(object_key: &str) -> Option<u64> {
+    let name = object_key.rsplit('/').next()?;
+    let digits = name.strip_prefix("seq-")?.strip_suffix(".jsonl")?;
+    if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) { digits.parse().ok() } else { None }
+}
+
+/// One object of a recording as a manifest line names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// The object's key in the archive (full S3 key; path under a directory archive).
+    pub key: String,
+    /// Lowercase hex SHA-256 of its content.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A parsed manifest line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestLine {
+    /// The format version (0 for lines without `v`).
+    pub version: u64,
+    /// The recording's key as stored.
+    pub key: String,
+    /// Its objects by extension.
+    pub objects: BTreeMap<String, ObjectRef>,
+    /// The whole line.
+    pub value: serde_json::Value,
+}
+
+impl ManifestLine {
+    /// Parses one line; the error says what is wrong with it.
+    pub fn parse(text: &[u8]) -> Result<ManifestLine, String> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
+        let obj = value.as_object().ok_or("not a JSON object")?;
+        let version = match obj.get("v") {
+            None => 0,
+            Some(v) => v.as_u64().ok_or_else(|| format!("\"v\" is {v}, not a version number"))?,
+        };
+        if version > MANIFEST_VERSION {
+            return Err(format!("format version {version} is newer than this callvault reads ({MANIFEST_VERSION})"));
+        }
+        let key = obj.get("key").and_then(|k| k.as_str()).ok_or("no \"key\"")?;
+        if !plain_path(key) {
+            return Err(format!("key {key:?} is not a relative path of plain components"));
+        }
+        let list = obj.get("objects").and_then(|o| o.as_object()).ok_or("no \"objects\"")?;
+        if list.is_empty() {
+            return Err("\"objects\" is empty".into());
+        }
+        let mut objects = BTreeMap::new();
+        for (ext, o) in list {
+            let field = |name: &str| o.get(name).ok_or_else(|| format!("object {ext:?} has no \"{name}\""));
+            let okey = field("key")?.as_str().ok_or_else(|| format!("object {ext:?}: \"key\" is not a string"))?;
+            if !plain_path(okey) {
+                return Err(format!("object {ext:?}: key {okey:?} is not a relative path of plain components"));
+            }
+            let sha256 = field("sha256")?.as_str().filter(|s| crate::fsutil::is_sha256_hex(s));
+            let sha256 = sha256.ok_or_else(|| format!("object {ext:?}: \"sha256\" is not 64 lowercase hex digits"))?;
+            let size = field("size")?.as_u64().ok_or_else(|| format!("object {ext:?}: \"size\" is not a number"))?;
+            objects.insert(ext.clone(), ObjectRef { key: okey.to_owned(), sha256: sha256.to_owned(), size });
+        }
+        Ok(ManifestLine { version, key: key.to_owned(), objects, value })
+    }
+
+    /// The recording's identity: its key and each object's extension, SHA-256 and size. Two
+    /// lines with the same identity describe the same recording.
+    pub fn content_id(&self) -> String {
+        content_id(&self.key, self.objects.iter().map(|(ext, o)| (ext.as_str(), o.sha256.as_str(), o.size)))
+    }
+}
+
+/// [`ManifestLine::content_id`] from its parts (in any order).
+fn content_id<'a>(key: &str, objects: impl Iterator<Item = (&'a str, &'a str, u64)>) -> String {
+    let mut parts: Vec<String> = objects.map(|(ext, sha, size)| format!("{ext}:{sha}:{size}")).collect();
+    parts.sort();
+    format!("{key} {}", parts.join(" "))
+}
+
+/// Whether `key` is a relative path of plain components (nothing that could leave an archive
+/// directory).
+pub(crate) fn plain_path(key: &str) -> bool {
+    !key.is_empty()
+        && !key.contains(['\0', '\\'])
+        && !key.starts_with('/')
+        && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Every line of day `day`'s (`YYYY/MM/DD`) manifest at `target` that parses, in key order, as
+/// many times as each is there (readers that want one per recording keep the first); lines that
+/// do not parse are left out (`archive verify` reports them).
+pub async fn read_day(target: &Target, day: &str) -> Result<Vec<ManifestLine>, ShipError> {
+    let dir = format!("{}{MANIFEST_DIR}", target.day_prefix(day));
+    let mut lines = Vec::new();
+    for (key, _) in target.list(&dir).await? {
+        if !key.ends_with(".jsonl") {
+            continue;
+        }
+        let Some(body) = target.fetch(&key).await? else { continue };
+        lines.extend(body.split(|&b| b == b'\n').filter_map(|text| ManifestLine::parse(text).ok()));
+    }
+    lines.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(lines)
+}
+
+/// The manifest line of `entry` stored under `key` at `target`: the day's prefix it belongs to,
+/// the line, and its [identity](ManifestLine::content_id).
+pub(crate) fn line(target: &Target, entry: &Entry, key: &str, files: &[(EntryFile, PathBuf)]) -> PendingLine {
+    let mut objects = serde_json::Map::new();
+    for (f, _) in files {
+        objects.insert(
+            f.ext.clone(),
+            serde_json::json!({"key": target.object_key(key, &f.ext), "sha256": f.sha256, "size": f.size}),
+        );
+    }
+    let mut line = serde_json::Map::new();
+    line.insert("v".into(), MANIFEST_VERSION.into());
+    line.insert("key".into(), key.into());
+    line.insert("location".into(), target.recording_location(key).into());
+    line.insert("site".into(), target.site().into());
+    line.insert("objects".into(), objects.into());
+    if let Some(summary) = entry.summary.as_object() {
+        for (k, v) in summary {
+            line.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let day = key.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+    let id = content_id(key, files.iter().map(|(f, _)| (f.ext.as_str(), f.sha256.as_str(), f.size)));
+    PendingLine { day_prefix: target.day_prefix(day), text: serde_json::Value::Object(line).to_string(), id }
+}
+
+/// A line waiting to be written.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingLine {
+    /// The prefix of the line's day (`<base>YYYY/MM/DD/`).
+    pub(crate) day_prefix: String,
+    /// The JSON text, without newline.
+    pub(crate) text: String,
+    /// Its identity.
+    pub(crate) id: String,
+}
+
+/// Collects manifest lines of one target and writes them together, each exactly once.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    linger: Duration,
+    pending: Mutex<Pending>,
+    /// What this writer knows of recent days' batches.
+    days: Mutex<BTreeMap<String, DayState>>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    waiters: Vec<Waiter>,
+    /// When the first of `waiters` arrived: the batch is written `linger` later.
+    since: Option<Instant>,
+    /// A flush task is running: it writes batch after batch until no line is waiting.
+    flushing: bool,
+}
+
+/// Why a batch was not written, for each of its waiters: the store's error (which keeps its
+/// classification) or what went wrong.
+#[derive(Debug, Clone)]
+enum Failure {
+    Store { bucket: String, error: Box<super::S3Error> },
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &ShipError) -> Failure {
+        match e {
+            ShipError::Store { bucket, error, .. } => Failure::Store { bucket: bucket.clone(), error: error.clone() },
+            other => Failure::Other(crate::chain(other)),
+        }
+    }
+
+    fn into_error(self, target: &str) -> ShipError {
+        match self {
+            Failure::Store { bucket, error } => ShipError::Store { target: target.to_owned(), bucket, error },
+            Failure::Other(problem) => ShipError::Manifest { target: target.to_owned(), problem },
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Waiter {
+    line: PendingLine,
+    done: oneshot::Sender<Result<(), Failure>>,
+}
+
+/// What a writer has read of a day's batches.
+#[derive(Debug, Default, Clone)]
+struct DayState {
+    /// Batch objects already read.
+    read: HashSet<String>,
+    /// Identities of the lines in them.
+    present: HashSet<String>,
+    /// The highest batch number seen.
+    last_seq: u64,
+}
+
+impl Writer {
+    pub(crate) fn new(linger: Duration) -> Writer {
+        Writer { linger, pending: Mutex::default(), days: Mutex::default() }
+    }
+
+    /// Adds `line` to its day's manifest at `target` (whose writer this is), unless a batch
+    /// already holds it; returns once the batch holding it is stored and verified.
+    pub(crate) async fn append(target: &Target, line: PendingLine) -> Result<(), ShipError> {
+        let writer = target.manifest_writer();
+        let (done, result) = oneshot::channel();
+        let start = {
+            let mut pending = writer.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.waiters.push(Waiter { line, done });
+            pending.since.get_or_insert_with(Instant::now);
+            !std::mem::replace(&mut pending.flushing, true)
+        };
+        if start {
+            let target = target.clone();
+            tokio::spawn(async move { while flush(&target).await {} });
+        }
+        match result.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(failure)) => Err(failure.into_error(target.name())),
+            Err(_) => Err(ShipError::Manifest {
+                target: target.name().to_owned(),
+                problem: "the manifest write was abandoned (shutting down)".into(),
+            }),
+        }
+    }
+}
+
+/// Waits until the waiting batch is due, then writes it, one batch per day. Returns `false`
+/// (and ends the flushing) when no line was waiting.
+async fn flush(target: &Target) -> bool {
+    let writer = target.manifest_writer();
+    let since = {
+        let mut pending = writer.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.since {
+            Some(since) if !pending.waiters.is_empty() => since,
+            _ => {
+                pending.flushing = false;
+                return false;
+            }
+        }
+    };
+    tokio::time::sleep_until(since + writer.linger).await;
+    let waiters = {
+        let mut pending = writer.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.since = None;
+        std::mem::take(&mut pending.waiters)
+    };
+    let mut by_day: BTreeMap<String, Vec<Waiter>> = BTreeMap::new();
+    for w in waiters {
+        by_day.entry(w.line.day_prefix.clone()).or_default().push(w);
+    }
+    for (day_prefix, waiters) in by_day {
+        let lines: Vec<&PendingLine> = waiters.iter().map(|w| &w.line).collect();
+        let result = write_day(target, &day_prefix, &lines).await.map_err(|e| Failure::of(&e));
+        for w in waiters {
+            let _ = w.done.send(result.clone());
+        }
+    }
+    true
+}
+
+/// Writes the lines of `lines` that no batch of the day holds yet as the day's next batch.
+async fn write_day(target: &Target, day_prefix: &str, lines: &[&PendingLine]) -> Result<(), ShipError> {
+    let writer = target.manifest_writer();
+    let mut state = writer.days.lock().unwrap_or_else(|e| e.into_inner()).remove(day_prefix).unwrap_or_default();
+    let result = write_day_with(target, day_prefix, lines, &mut state).await;
+    let mut days = writer.days.lock().unwrap_or_else(|e| e.into_inner());
+    days.insert(day_prefix.to_owned(), state);
+    while days.len() > CACHED_DAYS {
+        days.pop_first();
+    }
+    result
+}
+
+async fn write_day_with(
+    target: &Target,
+    day_prefix: &str,
+    lines: &[&PendingLine],
+    state: &mut DayState,
+) -> Result<(), ShipError> {
+    for _ in 0..MAX_ATTEMPTS {
+        refresh(target, day_prefix, state).await?;
+        let mut body = String::new();
+        let mut ids = HashSet::new();
+        for line in lines {
+            if !state.present.contains(&line.id) && ids.insert(line.id.as_str()) {
+                body.push_str(&line.text);
+                body.push('\n');
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = batch_key(day_prefix, state.last_seq + 1);
+        match target.create(&key, body.into_bytes()).await? {
+            Created::New | Created::Identical => {
+                state.read.insert(key);
+                state.present.extend(ids.into_iter().map(str::to_owned));
+                state.last_seq += 1;
+                return Ok(());
+            }
+            // Another writer took this number: read its batch and try the next one.
+            Created::Taken => {}
+        }
+    }
+    Err(ShipError::Manifest {
+        target: target.name().to_owned(),
+        problem: format!(
+            "other writers took {MAX_ATTEMPTS} batch numbers in a row in {day_prefix}{MANIFEST_DIR}; the recordings will be shipped again"
+        ),
+    })
+}
+
+/// Reads the day's batches this writer has not read yet. Lines it cannot parse are left to
+/// `archive verify` to report; they hold no identity.
+async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Result<(), ShipError> {
+    let dir = format!("{day_prefix}{MANIFEST_DIR}");
+    for (key, _) in target.list(&dir).await? {
+        if let Some(seq) = batch_seq(&key) {
+            state.last_seq = state.last_seq.max(seq);
+        }
+        if state.read.contains(&key) || !key.ends_with(".jsonl") {
+            continue;
+        }
+        let Some(body) = target.fetch(&key).await? else { continue };
+        for text in body.split(|&b| b == b'\n') {
+            if let Ok(line) = ManifestLine::parse(text) {
+                state.present.insert(line.content_id());
+            }
+        }
+        state.read.insert(key);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_names_sort_by_number_and_parse_back() {
+        assert_eq!(batch_key("a/2025/01/01/", 42), "a/2025/01/01/manifest/seq-0000000042.jsonl");
+        assert_eq!(batch_seq("a/2025/01/01/manifest/seq-0000000042.jsonl"), Some(42));
+        assert_eq!(batch_seq("2025/01/01/manifest/20250101T000000.000Z-0123456789abcdef.jsonl"), None);
+        assert_eq!(batch_seq("2025/01/01/manifest/seq-42.jsonl"), None);
+        assert!(batch_key("", 9) < batch_key("", 10));
+    }
+
+    #[test]
+    fn lines_parse_with_reasons() {
+        let sha = "a".repeat(64);
+        let good = format!(
+            r#"{{"v":1,"key":"2025/01/01/x","objects":{{"wav":{{"key":"2025/01/01/x.wav","sha256":"{sha}","size":3}}}}}}"#
+        );
+        let line = ManifestLine::parse(good.as_bytes()).unwrap();
+        assert_eq!(line.version, 1);
+        assert_eq!(line.objects["wav"].size, 3);
+        assert_eq!(line.content_id(), format!("2025/01/01/x wav:{sha}:3"));
+        // Version 0: no "v".
+        let old = good.replace(r#""v":1,"#, "");
+        assert_eq!(ManifestLine::parse(old.as_bytes()).unwrap().version, 0);
+        for (bad, reason) in [
+            ("{not json".to_owned(), "not JSON"),
+            ("[1]".to_owned(), "not a JSON object"),
+            (good.replace(r#""v":1"#, r#""v":2"#), "newer"),
+            (good.replace(r#""key":"2025/01/01/x","#, ""), "no \"key\""),
+            (good.replace("2025/01/01/x.wav", "../../etc/passwd"), "plain components"),
+            (good.replace(&sha, "XYZ"), "sha256"),
+            (good.replace(r#""size":3"#, r#""size":"3""#), "size"),
+        ] {
+            let err = ManifestLine::parse(bad.as_bytes()).unwrap_err();
+            assert!(err.contains(reason), "{bad}: {err}");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Reading and writing an archive's objects the same way whatever the target: keys, listing,
+//! fetching, conditional create. The manifest writer and `archive verify` work through these
+//! only, so an S3 bucket and a local directory are checked by one code path.
+//!
+//! Keys are the S3 object keys (`<prefix>/<site>/YYYY/MM/DD/<name>.<ext>`) for a bucket and the
+//! paths under the directory (`YYYY/MM/DD/<name>.<ext>`) for a local archive. A directory's
+//! listing leaves out the hidden `.part-` files of copies in progress.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::local::is_part_name;
+use super::manifest::{Writer, plain_path};
+use super::{LocalDir, ShipError, Target};
+use crate::filesystem::StdFs;
+use crate::fsutil::{create_dirs_durable, random_u64, sync_dir};
+
+/// What a conditional create found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The object was created (and verified).
+    New,
+    /// An identical object was already there.
+    Identical,
+    /// Something else is under the key.
+    Taken,
+}
+
+impl Target {
+    /// The key prefix of everything this target stores: `<prefix>/<site>/` for S3 (shorter when
+    /// they are empty), empty for a directory.
+    pub fn base(&self) -> &str {
+        match self {
+            Target::LocalDir(_) => "",
+            Target::S3(s3) => s3.base(),
+        }
+    }
+
+    /// The site name (S3); empty for a directory.
+    pub fn site(&self) -> &str {
+        match self {
+            Target::LocalDir(_) => "",
+            Target::S3(s3) => s3.site(),
+        }
+    }
+
+    /// The key prefix of day `day` (`YYYY/MM/DD`): `<base>YYYY/MM/DD/`.
+    pub fn day_prefix(&self, day: &str) -> String {
+        format!("{}{}/", self.base(), day.trim_matches('/'))
+    }
+
+    /// The key of file `ext` of the recording stored under `key`.
+    pub fn object_key(&self, key: &str, ext: &str) -> String {
+        format!("{}{key}.{ext}", self.base())
+    }
+
+    /// Where a recording stored under `key` is, for people: `s3://bucket/<base><key>` or the
+    /// directory's path of it.
+    pub fn recording_location(&self, key: &str) -> String {
+        match self {
+            Target::LocalDir(dir) => dir.dir().join(key).display().to_string(),
+            Target::S3(s3) => format!("s3://{}/{}{key}", s3.bucket(), s3.base()),
+        }
+    }
+
+    /// An object's key as people find it: `s3://bucket/key` or the file's path.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            Target::LocalDir(dir) => dir.dir().join(key).display().to_string(),
+            Target::S3(s3) => format!("s3://{}/{key}", s3.bucket()),
+        }
+    }
+
+    /// Every object whose key starts with `prefix` (which ends in `/`), in key order, with its
+    /// size.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, ShipError> {
+        match self {
+            Target::S3(s3) => s3.list(prefix).await,
+            Target::LocalDir(dir) => {
+                let dir = dir.clone();
+                let prefix = prefix.to_owned();
+                blocking(&dir.clone(), move || dir.list_blocking(&prefix)).await
+            }
+        }
+    }
+
+    /// The names directly under the base's parent level that are not years: for S3, the sites
+    /// beside this target's (or under its prefix when it has no site). Empty for a directory.
+    pub async fn sites(&self) -> Result<Vec<String>, ShipError> {
+        match self {
+            Target::LocalDir(_) => Ok(Vec::new()),
+            Target::S3(s3) => s3.sites().await,
+        }
+    }
+
+    /// The content of the object `key`, or `None` if there is none.
+    pub async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, ShipError> {
+        match self {
+            Target::S3(s3) => s3.fetch(key).await,
+            Target::LocalDir(dir) => {
+                let dir = dir.clone();
+                let key = key.to_owned();
+                blocking(&dir.clone(), move || dir.fetch_blocking(&key)).await
+            }
+        }
+    }
+
+    /// Creates the object `key` with `body` unless something is there (S3 `If-None-Match: *`; a
+    /// hard link in a directory), verified and durable when it returns [`Created::New`].
+    pub(crate) async fn create(&self, key: &str, body: Vec<u8>) -> Result<Created, ShipError> {
+        match self {
+            Target::S3(s3) => s3.create(key, body).await,
+            Target::LocalDir(dir) => {
+                let dir = dir.clone();
+                let key = key.to_owned();
+                blocking(&dir.clone(), move || dir.create_blocking(&key, &body)).await
+            }
+        }
+    }
+
+    /// The manifest writer of this target.
+    pub(crate) fn manifest_writer(&self) -> &Writer {
+        match self {
+            Target::LocalDir(dir) => dir.manifest_writer(),
+            Target::S3(s3) => s3.manifest_writer(),
+        }
+    }
+}
+
+/// Runs `f` on the blocking thread pool.
+async fn blocking<T: Send + 'static>(
+    dir: &LocalDir,
+    f: impl FnOnce() -> Result<T, ShipError> + Send + 'static,
+) -> Result<T, ShipError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(ShipError::Internal(format!("reading archive {} did not finish: {e}", dir.dir().display()))),
+    }
+}
+
+impl LocalDir {
+    fn list_blocking(&self, prefix: &str) -> Result<Vec<(String, u64)>, ShipError> {
+        let rel = prefix.trim_end_matches('/');
+        if !rel.is_empty() && !plain_path(rel) {
+            return Err(self.invalid_key(prefix));
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir().join(rel)];
+        while let Some(dir) = stack.pop() {
+            let items = match fs::read_dir(&dir) {
+                Ok(items) => items,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.archive_err("list", &dir, e)),
+            };
+            for item in items {
+                let item = item.map_err(|e| self.archive_err("list", &dir, e))?;
+                let path = item.path();
+                let meta = fs::symlink_metadata(&path).map_err(|e| self.archive_err("inspect", &path, e))?;
+                if meta.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if item.file_name().to_str().is_some_and(is_part_name) {
+                    continue;
+                }
+                if let Ok(rel) = path.strip_prefix(self.dir()) {
+                    out.push((rel.to_string_lossy().into_owned(), meta.len()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn fetch_blocking(&self, key: &str) -> Result<Option<Vec<u8>>, ShipError> {
+        if !plain_path(key) {
+            return Err(self.invalid_key(key));
+        }
+        let path = self.dir().join(key);
+        match fs::read(&path) {
+            Ok(body) => Ok(Some(body)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.archive_err("read", &path, e)),
+        }
+    }
+
+    fn create_blocking(&self, key: &str, body: &[u8]) -> Result<Created, ShipError> {
+        if !plain_path(key) {
+            return Err(self.invalid_key(key));
+        }
+        let rel = Path::new(key);
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let dir = self.dir().join(parent);
+        create_dirs_durable(&StdFs, self.dir(), parent).map_err(|e| self.archive_err("create directory", &dir, e))?;
+        let dest = self.dir().join(rel);
+        let name = rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.part-{:016x}", random_u64()));
+        let written = File::create_new(&tmp)
+            .and_then(|mut f| f.write_all(body).and_then(|()| f.sync_all()))
+            .map_err(|e| self.archive_err("write", &tmp, e));
+        let linked = written.and_then(|()| match fs::hard_link(&tmp, &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.archive_err("publish", &dest, e)),
+        });
+        let _ = fs::remove_file(&tmp);
+        if linked? {
+            sync_dir(&StdFs, &dir).map_err(|e| self.archive_err("sync directory", &dir, e))?;
+            return Ok(Created::New);
+        }
+        match fs::read(&dest) {
+            Ok(there) if there == body => Ok(Created::Identical),
+            Ok(_) => Ok(Created::Taken),
+            Err(e) => Err(self.archive_err("read", &dest, e)),
+        }
+    }
+
+    fn invalid_key(&self, key: &str) -> ShipError {
+        ShipError::Archive {
+            target: self.name().to_owned(),
+            op: "read",
+            path: self.dir().join(key.replace("..", "_")),
+            source: io::Error::new(io::ErrorKind::InvalidInput, format!("{key:?} is not a plain relative path")),
+        }
+    }
+}
