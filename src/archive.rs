@@ -206,6 +206,10 @@ async fn ls(target: &Target, day: &str, json: bool) -> anyhow::Result<ExitCode> 
             serde_json::Value::Null => "-".into(),
             other => other.to_string(),
         };
+        if line.value["kind"] == "audit_log" {
+            println!("audit log of {} download(s)  {}", field("entries"), line.key);
+            continue;
+        }
         println!(
             "{}  {:<10} {} -> {}  {} s  {}",
             field("start"),

@@ -13,7 +13,7 @@
 //! it cannot be written, the download is refused (503). A file is sealed (renamed into
 //! `sealed/`) once it is [`SEAL_AFTER`] old, and when its process stops. The spool's owner (the
 //! pipeline of `run` and `replay`, or `ship`) enters each sealed file into the spool under the
-//! key `audit/<YYYY>/<MM>/<DD>/<UTC start>_<pid>` (extension `jsonl`), from where it is shipped
+//! key `<YYYY>/<MM>/<DD>/audit_<UTC start>_<pid>` (extension `jsonl`), from where it is shipped
 //! to every archive target, verified, like a recording ([`collect`]). A file left in `open/` by
 //! a process that died (its lock is free) is sealed by the next collection, cut after its last
 //! whole line. So `callvault serve`, which does not own the spool, leaves its sealed logs for
@@ -265,7 +265,7 @@ fn enter(path: &Path, spool: &Spool) -> anyhow::Result<(String, usize)> {
         .get(..8)
         .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
         .with_context(|| format!("{stem} does not start with its date (YYYYMMDD)"))?;
-    let key = format!("audit/{}/{}/{}/{stem}", &date[..4], &date[4..6], &date[6..]);
+    let key = format!("{}/{}/{}/audit_{stem}", &date[..4], &date[4..6], &date[6..]);
     let lines = std::fs::read(path)?.iter().filter(|&&b| b == b'\n').count();
     let (sha256, size) = filehash::hash_file(path)?;
     let recording = NewRecording {
@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(collect(data.path(), &spool), 1);
         let queued = spool.pending().unwrap();
         assert_eq!(queued.len(), 1);
-        assert!(queued[0].key.starts_with("audit/"), "{}", queued[0].key);
+        assert!(queued[0].key.contains("/audit_"), "{}", queued[0].key);
         assert_eq!(queued[0].summary["entries"], 2);
         let text = std::fs::read_to_string(data.path().join(&queued[0].files[0].path)).unwrap();
         let calls: Vec<String> =
@@ -328,7 +328,7 @@ mod tests {
         std::fs::write(open.join("20261203T100001.000Z_2.jsonl"), "").unwrap();
         assert_eq!(collect(data.path(), &spool), 1);
         let queued = spool.pending().unwrap();
-        assert_eq!(queued[0].key, "audit/2026/12/03/20261203T100000.000Z_1");
+        assert_eq!(queued[0].key, "2026/12/03/audit_20261203T100000.000Z_1");
         let text = std::fs::read_to_string(data.path().join(&queued[0].files[0].path)).unwrap();
         assert_eq!(text, "{\"call\":\"a\"}\n");
         assert!(jsonl_files(&open).is_empty());

@@ -172,8 +172,10 @@ fn https_users_tokens_and_an_archived_audit_log() {
     // The audit log, sealed at the stop, archived by the next `ship`.
     let ship = callvault().arg("--config").arg(&config_path).arg("ship").output().unwrap();
     assert!(ship.status.success(), "{}", text(&ship));
-    let logs: Vec<PathBuf> =
-        walk(&dir.join("archive/audit")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
+    let logs: Vec<PathBuf> = walk(&dir.join("archive"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("audit_")))
+        .collect();
     assert_eq!(logs.len(), 1, "{logs:?}");
     let entries: Vec<Value> =
         std::fs::read_to_string(&logs[0]).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -193,6 +195,15 @@ fn https_users_tokens_and_an_archived_audit_log() {
         assert!(e["remote"].as_str().unwrap().starts_with("127.0.0.1:"), "{e}");
         assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
     }
+    // In the archive it verifies like a recording, and is listed for its day.
+    let day = logs[0].strip_prefix(dir.join("archive")).unwrap().to_str().unwrap()[..10].replace('/', "-");
+    let archive_cmd = |what: &str| {
+        let out = callvault().arg("--config").arg(&config_path).args(["archive", what, &day]).output().unwrap();
+        assert!(out.status.success(), "archive {what} {day}: {}", text(&out));
+        text(&out)
+    };
+    assert!(archive_cmd("verify").contains("1 recording(s), 1 object(s) verified"), "{}", archive_cmd("verify"));
+    assert!(archive_cmd("ls").contains("audit log of 2 download(s)"), "{}", archive_cmd("ls"));
     // Shipped and confirmed: nothing left in the queue or waiting under audit/.
     let status = callvault().arg("--config").arg(&config_path).arg("status").output().unwrap();
     assert!(text(&status).contains("queued: 0 recording(s)"), "{}", text(&status));

@@ -119,8 +119,10 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
     // Playing it was audited, and the audit log shipped when `run` stopped: every entry is a
     // download of that call's audio, from the browser on loopback.
     let id = rec.json.file_stem().unwrap().to_str().unwrap();
-    let logs: Vec<_> =
-        walkdir(&archive.join("audit")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
+    let logs: Vec<_> = walkdir(&archive)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("audit_")))
+        .collect();
     assert_eq!(logs.len(), 1, "{logs:?}\n{log}");
     let entries: Vec<serde_json::Value> =
         std::fs::read_to_string(&logs[0]).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
