@@ -9,14 +9,15 @@
 #                            fuzz smoke), prometheus (promtool: the metrics text and the alert
 #                            rules' unit tests), chromium, chromium-driver and selenium (PyPI, in a
 #                            venv: the dashboard's browser test), nodejs and npm with hep-js
-#                            (npm, HOMER's HEP decoder: the HEP export test)
+#                            (npm, HOMER's HEP decoder: the HEP export test), gzip and zstd
+#                            (compressed captures)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
     want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
-        prometheus chromium chromium-driver)
+        prometheus chromium chromium-driver gzip zstd)
     # Node from any source will do (NodeSource's nodejs carries npm and conflicts with Debian's).
     { command -v node && command -v npm; } >/dev/null || want+=(nodejs npm)
 fi

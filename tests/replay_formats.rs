@@ -109,3 +109,49 @@ fn flac_and_mono_hold_exactly_the_wav_audio() {
         }
     }
 }
+
+/// Compresses `pcap` with the command `tool` (`gzip`, `zstd`) into `out`.
+fn compress(tool: &str, pcap: &Path, out: &Path) {
+    let file = std::fs::File::create(out).unwrap();
+    let status = Command::new(tool).args(["-c", "-9"]).arg(pcap).stdout(file).status().unwrap();
+    assert!(status.success(), "{tool} failed");
+}
+
+#[test]
+fn gzip_and_zstd_captures_record_exactly_what_the_plain_capture_does() {
+    let calls: Vec<CallSpec> = (0..3).map(|i| CallSpec::answered(i, T0 + i64::from(i) * 500_000_000, 4000)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("calls.pcap");
+    callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
+    let plain = run(&pcap, &dir.path().join("plain"), &[]);
+    assert_eq!(plain.len(), 3);
+    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
+        if !common::have(tool) {
+            skipped(&format!("replay of a {tool} capture: `{tool}` is not installed"));
+            continue;
+        }
+        // The name says nothing: the content tells.
+        let packed = dir.path().join(format!("calls-{ext}.pcap"));
+        compress(tool, &pcap, &packed);
+        let got = run(&packed, &dir.path().join(ext), &[]);
+        assert_eq!(got.len(), plain.len(), "{tool}");
+        for (id, (rec, wav)) in &plain {
+            let (grec, gwav) = &got[id];
+            assert_eq!(std::fs::read(gwav).unwrap(), std::fs::read(wav).unwrap(), "{tool}: {id}: audio differs");
+            for k in ["start", "end", "state", "streams", "sip", "audio"] {
+                assert_eq!(grec[k], rec[k], "{tool}: {id}: {k}");
+            }
+        }
+        // Cut short: an error that names the file and the compression, after what could be read.
+        let cut = dir.path().join(format!("cut.pcap.{ext}"));
+        let bytes = std::fs::read(&packed).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let out = replay(&[&cut], &dir.path().join(format!("cut-{ext}")), &[]);
+        let said = text(&out);
+        assert!(!out.status.success(), "{tool}: {said}");
+        assert!(
+            said.contains(&cut.display().to_string()) && said.contains(&format!("{tool} data is corrupt or truncated")),
+            "{tool}: {said}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 
 #![allow(clippy::disallowed_methods)] // the packet sources are where capture meets the clock (clippy.toml)
 
+mod compressed;
 mod live;
 
 use std::path::{Path, PathBuf};
@@ -90,9 +91,11 @@ fn link_of(dlt: i32, path: &Path) -> Result<LinkType, SourceError> {
     })
 }
 
-/// A pcap or pcapng file read through libpcap.
+/// A pcap or pcapng file read through libpcap, compressed (gzip, zstd) or not.
 pub struct FileSource {
+    // Dropped before `inflater`: libpcap closes the pipe, the decompressing thread ends.
     cap: Capture<Offline>,
+    inflater: Option<compressed::Inflater>,
     path: PathBuf,
     link: LinkType,
     size: u64,
@@ -107,20 +110,47 @@ impl std::fmt::Debug for FileSource {
 }
 
 impl FileSource {
-    /// Opens a capture file (pcap or pcapng, any byte order, micro- or nanosecond stamps).
+    /// Opens a capture file (pcap or pcapng, any byte order, micro- or nanosecond stamps;
+    /// gzip- or zstd-compressed, told by its first bytes).
     pub fn open(path: &Path) -> Result<FileSource, SourceError> {
-        let meta =
-            std::fs::metadata(path).map_err(|e| SourceError::Open { path: path.to_owned(), reason: e.to_string() })?;
+        let open_err = |reason: String| SourceError::Open { path: path.to_owned(), reason };
+        let meta = std::fs::metadata(path).map_err(|e| open_err(e.to_string()))?;
         if meta.is_dir() {
-            return Err(SourceError::Open { path: path.to_owned(), reason: "is a directory".into() });
+            return Err(open_err("is a directory".into()));
         }
         if path.to_str().is_none() {
-            return Err(SourceError::Open { path: path.to_owned(), reason: "path is not valid UTF-8".into() });
+            return Err(open_err("path is not valid UTF-8".into()));
         }
-        let cap = Capture::from_file_with_precision(path, Precision::Nano)
-            .map_err(|e| SourceError::Open { path: path.to_owned(), reason: pcap_reason(&e) })?;
+        let mut head = [0u8; 4];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .map_err(|e| open_err(e.to_string()))?;
+        let mut inflater = match Compression::sniff(&head[..n]) {
+            Some(c) => Some(
+                compressed::Inflater::start(path, c)
+                    .map_err(|e| open_err(format!("cannot start {} decompression: {e}", c.name())))?,
+            ),
+            None => None,
+        };
+        let read_from = inflater.as_ref().map_or(path, |i| i.pipe_path.as_path());
+        let cap = Capture::from_file_with_precision(read_from, Precision::Nano).map_err(|e| {
+            let reason = pcap_reason(&e);
+            match inflater.as_mut().and_then(compressed::Inflater::failure) {
+                Some(why) => open_err(why),
+                None if inflater.is_some() => open_err(format!("decompressed, it is not a capture: {reason}")),
+                None => open_err(reason),
+            }
+        })?;
+        if let Some(i) = inflater.as_mut() {
+            i.opened();
+        }
         let link = link_of(cap.get_datalink().0, path)?;
-        Ok(FileSource { cap, path: path.to_owned(), link, size: meta.len(), packets: 0, bytes_read: 0 })
+        Ok(FileSource { cap, inflater, path: path.to_owned(), link, size: meta.len(), packets: 0, bytes_read: 0 })
+    }
+
+    /// How the file is compressed, if it is.
+    pub fn compressed(&self) -> bool {
+        self.inflater.is_some()
     }
 
     /// The file's link type.
@@ -138,9 +168,13 @@ impl FileSource {
         self.size
     }
 
-    /// Approximate bytes consumed so far (record headers + captured bytes), for progress.
+    /// Approximate bytes of the file consumed so far (record headers + captured bytes, or the
+    /// compressed bytes decompressed), for progress.
     pub fn position(&self) -> u64 {
-        self.bytes_read.min(self.size)
+        match &self.inflater {
+            Some(i) => i.consumed.load(std::sync::atomic::Ordering::Relaxed).min(self.size),
+            None => self.bytes_read.min(self.size),
+        }
     }
 
     /// Packets read so far.
@@ -162,14 +196,26 @@ impl FileSource {
                     wire_len: p.header.len,
                 }))
             }
-            Err(pcap::Error::NoMorePackets) => Ok(None),
             Err(e) => {
-                Err(SourceError::Read { path: self.path.clone(), packet: self.packets + 1, reason: pcap_reason(&e) })
+                // A compressed file that ended early says why, whatever libpcap made of it.
+                let failure = self.inflater.as_mut().and_then(compressed::Inflater::failure);
+                match (e, failure) {
+                    (_, Some(reason)) | (pcap::Error::PcapError(reason), None) => {
+                        Err(SourceError::Read { path: self.path.clone(), packet: self.packets + 1, reason })
+                    }
+                    (pcap::Error::NoMorePackets, None) => Ok(None),
+                    (e, None) => Err(SourceError::Read {
+                        path: self.path.clone(),
+                        packet: self.packets + 1,
+                        reason: pcap_reason(&e),
+                    }),
+                }
             }
         }
     }
 }
 
+pub use compressed::Compression;
 pub use live::{Drained, KernelStats, LiveCapture, LiveOptions, LiveSource, MAX_INTERFACES, MERGE_HOLD};
 
 fn pcap_reason(e: &pcap::Error) -> String {
