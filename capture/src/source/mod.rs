@@ -121,10 +121,16 @@ impl FileSource {
         if path.to_str().is_none() {
             return Err(open_err("path is not valid UTF-8".into()));
         }
+        // Only a regular file is looked into first: a pipe (a FIFO, /dev/stdin) would lose what
+        // was read, so it is read as it comes, uncompressed.
         let mut head = [0u8; 4];
-        let n = std::fs::File::open(path)
-            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-            .map_err(|e| open_err(e.to_string()))?;
+        let n = if meta.is_file() {
+            std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+                .map_err(|e| open_err(e.to_string()))?
+        } else {
+            0
+        };
         let mut inflater = match Compression::sniff(&head[..n]) {
             Some(c) => Some(
                 compressed::Inflater::start(path, c)
