@@ -75,7 +75,15 @@ fn exported(exposition: &str) -> BTreeSet<String> {
 fn rules_and_dashboard_name_only_exported_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let prom = dir.path().join("metrics.prom");
-    let out = replay(&[Path::new(SAMPLE)], dir.path(), &["--metrics-out", prom.to_str().unwrap()]);
+    // With HEP export on (to a socket of this test), so that its metrics are exported too.
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = dir.path().join("callvault.toml");
+    std::fs::write(&config, format!("[hep]\ncollector = \"{}\"\n", collector.local_addr().unwrap())).unwrap();
+    let out = replay(
+        &[Path::new(SAMPLE)],
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--metrics-out", prom.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let exported = exported(&std::fs::read_to_string(&prom).unwrap());
     assert!(exported.contains("callvault_calls_started_total"), "{exported:?}");
