@@ -70,7 +70,7 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
         &config.http,
     )?;
     // Read now: the key may be readable by root only.
-    let security = crate::http::Security::from_config(&config.http)?;
+    let security = crate::http::Security::from_config(&config.http, Default::default())?;
     let live = live_options(&config);
     let mut capture = LiveCapture::open(&config.capture.interfaces, &live)?;
     // Bound now, while a privileged port could still be bound; served once privileges are gone.
@@ -95,6 +95,7 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
     let opts = Options::from_config(&config, Backpressure::DropMedia, crate::pipeline::run_id());
     let metrics = Arc::new(Metrics::from_config(&config));
+    metrics.board().set_http(security.counters());
     let pipeline = Pipeline::start(&opts, metrics.clone())?;
     let http = match listener {
         Some(l) => {

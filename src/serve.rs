@@ -66,7 +66,7 @@ pub fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let listener = crate::http::bind(&listen, "http.api_listen", "the API and dashboard")?
         .context("the API listener was not bound")?;
-    let security = crate::http::Security::from_config(&config.http)?;
+    let security = crate::http::Security::from_config(&config.http, Default::default())?;
     let server = crate::api::serve(&config, listener, None, None, &security)?;
     println!("serving {calls} calls from {} on {}://{}/", data.display(), security.scheme(), server.addr());
 

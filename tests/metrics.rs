@@ -291,6 +291,20 @@ fn a_live_run_serves_metrics_and_health_that_match_the_truth() {
     assert_eq!(m.get(&format!("callvault_capture_kernel_dropped_packets_total{{{iface}}}")), 0.0);
     assert_eq!(m.get("callvault_spool_queued_entries"), 0.0);
     promtool_check(&scraped);
+    assert_eq!((m.get("callvault_api_downloads_total"), m.get("callvault_http_auth_failures_total")), (0.0, 0.0));
+    // A download through the API (on its default address) is counted, as well as audited.
+    let api = "http://127.0.0.1:9751";
+    let mut id = String::new();
+    cv.wait_until("a call in the index", Duration::from_secs(20), || {
+        let page = get(&ns, &format!("{api}/api/v1/calls?limit=1")).map(|(_, b)| b).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&page).unwrap_or_default();
+        id = v["calls"][0]["id"].as_str().unwrap_or_default().to_owned();
+        !id.is_empty()
+    });
+    let (code, _) = get(&ns, &format!("{api}/api/v1/calls/{id}/audio")).expect("GET audio");
+    assert_eq!(code, 200, "{}", cv.log());
+    let scraped = get(&ns, &url("/metrics")).map(|(_, b)| b).unwrap_or_default();
+    assert_eq!(Samples::parse(&scraped).get("callvault_api_downloads_total"), 1.0, "{scraped}");
     let (code, _) = get(&ns, &url("/health")).expect("GET /health");
     assert_eq!(code, 200, "{}", cv.log());
 

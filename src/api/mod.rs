@@ -64,6 +64,8 @@ pub struct Api {
     audit: Arc<AuditLog>,
     /// The S3 archive files no longer on this box are fetched from.
     remote: Option<remote::Remote>,
+    /// Downloads and audit failures are counted here.
+    counters: Arc<crate::http::HttpCounters>,
 }
 
 impl Api {
@@ -75,7 +77,7 @@ impl Api {
         live: Option<Arc<LiveBoard>>,
         audit: Arc<AuditLog>,
     ) -> Api {
-        Api { reader: Reader::new(index), roots, live, audit, remote: None }
+        Api { reader: Reader::new(index), roots, live, audit, remote: None, counters: Arc::default() }
     }
 
     /// The first of the roots that holds `<key>.<ext>`.
@@ -242,8 +244,12 @@ async fn audit(api: &Api, id: &str, key: &str, what: &str, who: Who, range: Opti
     let log = api.audit.clone();
     let written = tokio::task::spawn_blocking(move || log.record(&entry)).await;
     match written {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            crate::http::HttpCounters::add(&api.counters.downloads);
+            Ok(())
+        }
         Ok(Err(e)) => {
+            crate::http::HttpCounters::add(&api.counters.audit_errors);
             tracing::error!("download of the {what} of {key} refused: {e:#}");
             Err(Failure(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -412,6 +418,7 @@ pub fn serve(
     let audit = Arc::new(AuditLog::open(data)?);
     let mut api = Api::new(&crate::index::path_in(data), roots, live, audit);
     api.remote = remote::Remote::from_config(config);
+    api.counters = security.counters();
     let api = Arc::new(api);
     let routes = match more {
         Some(more) => router(api).merge(more),

@@ -86,11 +86,12 @@ pub struct Access {
     /// SHA-256 of `user \0 password` → (user, when verified).
     remembered: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     verifying: tokio::sync::Semaphore,
+    counters: Arc<super::HttpCounters>,
 }
 
 impl Access {
-    /// From `[http]` (already validated).
-    pub fn from_config(http: &crate::config::Http) -> Access {
+    /// From `[http]` (already validated); refusals are counted in `counters`.
+    pub fn from_config(http: &crate::config::Http, counters: Arc<super::HttpCounters>) -> Access {
         let users: HashMap<String, String> =
             http.users.iter().map(|u| (u.name.clone(), u.password_hash.clone())).collect();
         let decoy = (!users.is_empty()).then(|| hash_password(&new_token().0));
@@ -100,6 +101,7 @@ impl Access {
             decoy,
             remembered: Mutex::new(HashMap::new()),
             verifying: tokio::sync::Semaphore::new(VERIFYING),
+            counters,
         }
     }
 
@@ -195,6 +197,7 @@ async fn check(State(access): State<Arc<Access>>, mut request: Request, next: Ne
                 let path = request.uri().path();
                 // A browser's first request carries no credentials: that is not worth a warning.
                 if request.headers().contains_key(header::AUTHORIZATION) {
+                    super::HttpCounters::add(&access.counters.auth_failures);
                     tracing::warn!("HTTP authentication failed: {why}, from {peer} for {path}");
                 } else {
                     tracing::debug!("HTTP request without credentials from {peer} for {path}");
@@ -247,7 +250,7 @@ mod tests {
             tokens: vec![HttpToken { name: "prometheus".into(), sha256 }],
             ..Http::default()
         };
-        (Access::from_config(&http), token)
+        (Access::from_config(&http, Arc::default()), token)
     }
 
     fn auth(value: &str) -> HeaderMap {
@@ -278,6 +281,35 @@ mod tests {
         assert!(access.authenticate(&HeaderMap::new(), None).await.is_err());
         let challenges: Vec<_> = access.refuse().headers().get_all(header::WWW_AUTHENTICATE).iter().cloned().collect();
         assert_eq!(challenges.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_guard_refuses_counts_and_lets_through() {
+        use tower::ServiceExt;
+        let (access, token) = access();
+        let access = Arc::new(access);
+        let app = guard(
+            axum::Router::new()
+                .route("/x", axum::routing::get(|w: axum::Extension<Who>| async move { w.0.name }))
+                .route("/health", axum::routing::get(|| async { "ok" })),
+            access.clone(),
+        );
+        let ask = |path: &str, auth: Option<String>| {
+            let mut r = axum::http::Request::builder().uri(path);
+            if let Some(a) = auth {
+                r = r.header(header::AUTHORIZATION, a);
+            }
+            app.clone().oneshot(r.body(axum::body::Body::empty()).unwrap())
+        };
+        assert_eq!(ask("/x", None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(ask("/x", Some("Bearer wrong".into())).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(ask("/health", None).await.unwrap().status(), StatusCode::OK);
+        let ok = ask("/x", Some(format!("Bearer {token}"))).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(ok.into_body(), 100).await.unwrap();
+        assert_eq!(&body[..], b"prometheus");
+        // Only the wrong credentials count, not the request without any.
+        assert_eq!(super::super::HttpCounters::get(&access.counters.auth_failures), 1);
     }
 
     #[test]

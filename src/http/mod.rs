@@ -71,22 +71,54 @@ impl Listen {
     }
 }
 
-/// What every listener of a process shares: HTTPS (when configured) and who may ask.
+/// What the listeners count, for the metrics of `run`.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Requests refused for wrong credentials (a request without any is not counted: a
+    /// browser's first request carries none).
+    pub auth_failures: std::sync::atomic::AtomicU64,
+    /// Audio and pcap downloads written to the audit log (and so served).
+    pub downloads: std::sync::atomic::AtomicU64,
+    /// Downloads refused because the audit log could not be written.
+    pub audit_errors: std::sync::atomic::AtomicU64,
+}
+
+impl HttpCounters {
+    /// One more.
+    pub fn add(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The value of one counter.
+    pub fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// What every listener of a process shares: HTTPS (when configured), who may ask, and the
+/// counters.
 #[derive(Debug, Clone)]
 pub struct Security {
     tls: Option<Arc<rustls::ServerConfig>>,
     access: Arc<auth::Access>,
+    counters: Arc<HttpCounters>,
 }
 
 impl Security {
     /// Reads the certificate and key (call it before privileges are dropped: the key may be
-    /// readable by root only) and the users and tokens of `[http]`.
-    pub fn from_config(http: &crate::config::Http) -> anyhow::Result<Security> {
+    /// readable by root only) and the users and tokens of `[http]`; what happens is counted in
+    /// `counters`.
+    pub fn from_config(http: &crate::config::Http, counters: Arc<HttpCounters>) -> anyhow::Result<Security> {
         let tls = match (&http.tls_cert, &http.tls_key) {
             (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
             _ => None,
         };
-        Ok(Security { tls, access: Arc::new(auth::Access::from_config(http)) })
+        Ok(Security { tls, access: Arc::new(auth::Access::from_config(http, counters.clone())), counters })
+    }
+
+    /// The listeners' counters.
+    pub fn counters(&self) -> Arc<HttpCounters> {
+        self.counters.clone()
     }
 
     /// `https` or `http`.

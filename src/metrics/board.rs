@@ -57,6 +57,7 @@ struct Published {
     ship: Option<ShipStats>,
     history: VecDeque<Sample>,
     hep: Option<Arc<HepCounters>>,
+    http: Option<Arc<crate::http::HttpCounters>>,
 }
 
 /// The latest snapshot of every stage's counters.
@@ -104,6 +105,16 @@ impl Board {
     /// The HEP exporter's counters (created at the first call; exported from then on).
     pub fn hep_counters(&self) -> Arc<HepCounters> {
         self.lock().hep.get_or_insert_with(Arc::default).clone()
+    }
+
+    /// Counts the HTTP listeners' refusals and downloads from now on.
+    pub fn set_http(&self, counters: Arc<crate::http::HttpCounters>) {
+        self.lock().http = Some(counters);
+    }
+
+    /// The HTTP listeners' counters, if they were set.
+    pub fn http(&self) -> Option<Arc<crate::http::HttpCounters>> {
+        self.lock().http.clone()
     }
 
     /// The HEP exporter's counters, if one was started.

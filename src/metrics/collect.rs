@@ -62,6 +62,7 @@ impl Collector for Snapshots {
         self.mixer(&mut f)?;
         self.ship(&mut f)?;
         self.hep(&mut f)?;
+        self.http(&mut f)?;
         self.disk(&mut f)
     }
 }
@@ -273,6 +274,28 @@ impl Snapshots {
             "callvault_disk_above_high_watermark",
             "1 while the data directory's filesystem is above storage.high_watermark (checked every 30 s).",
             if s.disk_pressure { 1.0 } else { 0.0 },
+        )
+    }
+
+    /// The HTTP listeners' counters (`run`).
+    fn http(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {
+        let Some(h) = self.board.http() else { return Ok(()) };
+        let get = crate::http::HttpCounters::get;
+        f.counter1(
+            "callvault_http_auth_failures",
+            "Requests to the API or metrics listeners refused for wrong credentials (a wrong password, \
+             an unknown user or token).",
+            get(&h.auth_failures),
+        )?;
+        f.counter1(
+            "callvault_api_downloads",
+            "Audio and pcap downloads served by the API, each written to the audit log first.",
+            get(&h.downloads),
+        )?;
+        f.counter1(
+            "callvault_api_audit_errors",
+            "Downloads refused because the audit log could not be written.",
+            get(&h.audit_errors),
         )
     }
 
