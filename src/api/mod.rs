@@ -8,7 +8,7 @@
 //! it is served, and refused if it cannot be.
 //!
 //! Routes (described for clients in `openapi.json`, served at `/api/v1/openapi.json`):
-//! * `GET /api/v1/calls`: search (filters and paging: [`CallsQuery`]);
+//! * `GET /api/v1/calls`: search (filters and paging: [`Search`] is the query string);
 //! * `GET /api/v1/calls/{id}`: the call record as written;
 //! * `GET /api/v1/calls/{id}/audio`, `GET /api/v1/calls/{id}/pcap`: the files.
 
@@ -126,67 +126,11 @@ impl From<SearchError> for Failure {
     }
 }
 
-/// `GET /api/v1/calls` parameters.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallsQuery {
-    /// Calls that started at or after this time (RFC 3339).
-    pub since: Option<String>,
-    /// Calls that started before this time (RFC 3339).
-    pub until: Option<String>,
-    /// Number prefix, any side (From, To, P-Asserted-Identity).
-    pub number: Option<String>,
-    /// From user prefix.
-    pub from: Option<String>,
-    /// To user prefix.
-    pub to: Option<String>,
-    /// Dialog state.
-    pub state: Option<String>,
-    /// End reason.
-    pub end_reason: Option<String>,
-    /// Worse direction's MOS below this.
-    pub mos_below: Option<f64>,
-    /// Incomplete capture only (true) or complete only (false).
-    pub incomplete: Option<bool>,
-    /// Calls per page.
-    pub limit: Option<u32>,
-    /// The previous page's `next`.
-    pub cursor: Option<String>,
-}
-
-impl CallsQuery {
-    /// The index search these parameters ask for.
-    pub fn to_search(&self) -> Result<Search, String> {
-        let time = |name: &str, v: &Option<String>| {
-            v.as_deref()
-                .map(|t| {
-                    crate::index::parse_time(t)
-                        .ok_or_else(|| format!("{name}={t:?} is not an RFC 3339 time (e.g. 2026-12-03T10:32:00Z)"))
-                })
-                .transpose()
-        };
-        Ok(Search {
-            since_ns: time("since", &self.since)?,
-            until_ns: time("until", &self.until)?,
-            number: self.number.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            state: self.state.clone(),
-            end_reason: self.end_reason.clone(),
-            mos_below: self.mos_below,
-            incomplete: self.incomplete,
-            limit: self.limit.unwrap_or(0),
-            cursor: self.cursor.clone(),
-        })
-    }
-}
-
 async fn search(
     State(api): State<Arc<Api>>,
-    query: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<Search>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Failure> {
-    let Query(query) = query.map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let search = query.to_search().map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
+    let Query(search) = query.map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))?;
     let page = tokio::task::spawn_blocking(move || api.reader.search(&search))
         .await
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;

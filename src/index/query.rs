@@ -7,21 +7,26 @@ use std::sync::Mutex;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{format_time, open_read_only};
+use super::{format_time, open_read_only, parse_time};
 
 /// Calls per page when the search does not say.
 pub(crate) const DEFAULT_LIMIT: u32 = 50;
 /// The most calls one page returns.
 pub(crate) const MAX_LIMIT: u32 = 1000;
 
-/// A search. Every filter is optional; they all apply together.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A search. Every filter is optional; they all apply together. It is also the API's query
+/// string (`GET /api/v1/calls?number=...&since=...`): the field names are the parameters, the
+/// times RFC 3339.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Search {
-    /// Calls that started at or after this time (Unix ns).
+    /// Calls that started at or after this time (Unix ns; `since` in RFC 3339).
+    #[serde(rename = "since", deserialize_with = "since")]
     pub since_ns: Option<i64>,
-    /// Calls that started before this time (Unix ns).
+    /// Calls that started before this time (Unix ns; `until` in RFC 3339).
+    #[serde(rename = "until", deserialize_with = "until")]
     pub until_ns: Option<i64>,
     /// A number (user part) prefix, on any side: From, To or P-Asserted-Identity.
     pub number: Option<String>,
@@ -37,10 +42,26 @@ pub struct Search {
     pub mos_below: Option<f64>,
     /// Only calls whose capture was incomplete (`Some(true)`), or complete (`Some(false)`).
     pub incomplete: Option<bool>,
-    /// Calls per page (at most [`MAX_LIMIT`]).
+    /// Calls per page (at most [`MAX_LIMIT`]; 0: [`DEFAULT_LIMIT`]).
     pub limit: u32,
     /// Continue after this cursor (from the previous page's `next`).
     pub cursor: Option<String>,
+}
+
+fn since<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    time("since", d)
+}
+
+fn until<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    time("until", d)
+}
+
+/// An RFC 3339 parameter `name` as Unix ns.
+fn time<'de, D: Deserializer<'de>>(name: &str, d: D) -> Result<Option<i64>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_time(&text).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("{name}={text:?} is not an RFC 3339 time (e.g. 2026-12-03T10:32:00Z)"))
+    })
 }
 
 /// A search the index cannot run.
