@@ -73,19 +73,31 @@ struct Job {
     faults: Arc<Faults>,
 }
 
+/// The configuration error of target `name` about `path`.
+fn config_error(name: &str, path: &Path, problem: &str, source: Option<io::Error>) -> ShipError {
+    ShipError::Config { target: name.to_owned(), path: path.to_owned(), problem: problem.to_owned(), source }
+}
+
 impl LocalDir {
+    /// The target over the (checked, absolute) directory `dir`.
+    fn at(name: &str, dir: PathBuf) -> LocalDir {
+        LocalDir {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                dir,
+                swept: Mutex::default(),
+                manifest: Writer::new(LOCAL_MANIFEST_LINGER),
+            }),
+        }
+    }
+
     /// A target named `name` storing into `dir`, which is created if missing (with its parents).
     ///
     /// Fails with [`ShipError::Config`] if the name is empty, or if `dir` cannot be created, is
     /// not a directory, is not writable, or is on a filesystem without hard links (a small hidden
     /// probe file is written and removed to check).
     pub fn new(name: &str, dir: &Path) -> Result<LocalDir, ShipError> {
-        let config = |path: &Path, problem: &str, source: Option<io::Error>| ShipError::Config {
-            target: name.to_owned(),
-            path: path.to_owned(),
-            problem: problem.to_owned(),
-            source,
-        };
+        let config = |path: &Path, problem: &str, source: Option<io::Error>| config_error(name, path, problem, source);
         if name.is_empty() {
             return Err(config(dir, "belongs to a target without a name; give the target a name", None));
         }
@@ -104,26 +116,14 @@ impl LocalDir {
             return Err(config(&dir, "is not a directory; point the target at a directory", None));
         }
         probe(&dir).map_err(|(problem, e)| config(&dir, problem, Some(e)))?;
-        Ok(LocalDir {
-            inner: Arc::new(Inner {
-                name: name.to_owned(),
-                dir,
-                swept: Mutex::default(),
-                manifest: Writer::new(LOCAL_MANIFEST_LINGER),
-            }),
-        })
+        Ok(LocalDir::at(name, dir))
     }
 
     /// The existing archive directory `dir`, to read (`callvault archive`): nothing is created
     /// or written to check it, so a read-only mount works. Fails with [`ShipError::Config`] if it
     /// does not exist or is not a directory.
     pub fn open_existing(name: &str, dir: &Path) -> Result<LocalDir, ShipError> {
-        let config = |path: &Path, problem: &str, source: Option<io::Error>| ShipError::Config {
-            target: name.to_owned(),
-            path: path.to_owned(),
-            problem: problem.to_owned(),
-            source,
-        };
+        let config = |path: &Path, problem: &str, source: Option<io::Error>| config_error(name, path, problem, source);
         let dir = std::path::absolute(dir)
             .map_err(|e| config(dir, "cannot be resolved to an absolute path; check the path", Some(e)))?;
         match fs::metadata(&dir) {
@@ -133,14 +133,7 @@ impl LocalDir {
                 return Err(config(&dir, "cannot be read; check the path (nothing was archived there?)", Some(e)));
             }
         }
-        Ok(LocalDir {
-            inner: Arc::new(Inner {
-                name: name.to_owned(),
-                dir,
-                swept: Mutex::default(),
-                manifest: Writer::new(LOCAL_MANIFEST_LINGER),
-            }),
-        })
+        Ok(LocalDir::at(name, dir))
     }
 
     /// The target's name.

@@ -502,49 +502,31 @@ impl Inner {
 
     /// The common prefixes one `/` below `prefix`.
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
-        #[derive(Debug, Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct ListBucketResult {
-            #[serde(default)]
-            common_prefixes: Vec<CommonPrefix>,
-            #[serde(default)]
-            is_truncated: bool,
-            #[serde(default)]
-            next_continuation_token: Option<String>,
-        }
-        #[derive(Debug, Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct CommonPrefix {
-            prefix: String,
-        }
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut req = Req::new("list", Method::GET, None)
-                .query("list-type", "2")
-                .query("prefix", prefix)
-                .query("delimiter", "/");
-            if let Some(t) = &token {
-                req = req.query("continuation-token", t);
-            }
-            let resp = self.client.send(req).await?.ok()?;
-            let page: ListBucketResult = resp.xml()?;
-            out.extend(page.common_prefixes.into_iter().map(|c| c.prefix));
-            match page.next_continuation_token {
-                Some(t) if page.is_truncated && !t.is_empty() => token = Some(t),
-                _ => break,
-            }
-        }
-        out.sort();
-        Ok(out)
+        let mut dirs = self.list_all(prefix, Some("/")).await?.1;
+        dirs.sort();
+        Ok(dirs)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, S3Error> {
+        let mut objects = self.list_all(prefix, None).await?.0;
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// Every page of ListObjectsV2 under `prefix`: the objects (key, size) and, with a
+    /// `delimiter`, the common prefixes.
+    async fn list_all(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+    ) -> Result<(Vec<(String, u64)>, Vec<String>), S3Error> {
         #[derive(Debug, Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct ListBucketResult {
             #[serde(default)]
             contents: Vec<Contents>,
+            #[serde(default)]
+            common_prefixes: Vec<CommonPrefix>,
             #[serde(default)]
             is_truncated: bool,
             #[serde(default)]
@@ -556,23 +538,31 @@ impl Inner {
             key: String,
             size: u64,
         }
-        let mut out = Vec::new();
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct CommonPrefix {
+            prefix: String,
+        }
+        let (mut objects, mut dirs) = (Vec::new(), Vec::new());
         let mut token: Option<String> = None;
         loop {
             let mut req = Req::new("list", Method::GET, None).query("list-type", "2").query("prefix", prefix);
+            if let Some(d) = delimiter {
+                req = req.query("delimiter", d);
+            }
             if let Some(t) = &token {
                 req = req.query("continuation-token", t);
             }
             let resp = self.client.send(req).await?.ok()?;
             let page: ListBucketResult = resp.xml()?;
-            out.extend(page.contents.into_iter().map(|c| (c.key, c.size)));
+            objects.extend(page.contents.into_iter().map(|c| (c.key, c.size)));
+            dirs.extend(page.common_prefixes.into_iter().map(|c| c.prefix));
             match page.next_continuation_token {
                 Some(t) if page.is_truncated && !t.is_empty() => token = Some(t),
                 _ => break,
             }
         }
-        out.sort();
-        Ok(out)
+        Ok((objects, dirs))
     }
 }
 
