@@ -272,6 +272,18 @@ fn run(capture: &Path, dir: &Path, config: &Path) -> std::process::Output {
     common::replay(&[capture], dir, &["--config", config.to_str().unwrap()])
 }
 
+/// Replays `capture` with HEP export to a collector of this test: the datagrams it received,
+/// and each parsed.
+fn export(capture: &Path, dir: &Path) -> (Vec<Vec<u8>>, Vec<Hep>) {
+    let collector = Collector::start();
+    let cfg = config(dir, collector.addr, "");
+    let out = run(capture, dir, &cfg);
+    let datagrams = collector.stop();
+    assert!(out.status.success(), "{}", text(&out));
+    let packets = datagrams.iter().map(|d| Hep::parse(d)).collect();
+    (datagrams, packets)
+}
+
 /// A metric's value in the text file the run wrote.
 fn metric(dir: &Path, name: &str) -> u64 {
     let text = std::fs::read_to_string(dir.join("metrics.prom")).unwrap();
@@ -302,13 +314,7 @@ fn every_sip_message_and_one_report_per_stream_reach_the_collector() {
     let s = scenario();
     let capture = dir.path().join("calls.pcap");
     let truth = callgen::write_pcap(&s, &capture).unwrap();
-    let collector = Collector::start();
-    let cfg = config(dir.path(), collector.addr, "");
-    let out = run(&capture, dir.path(), &cfg);
-    let datagrams = collector.stop();
-    assert!(out.status.success(), "{}", text(&out));
-
-    let packets: Vec<Hep> = datagrams.iter().map(|d| Hep::parse(d)).collect();
+    let (datagrams, packets) = export(&capture, dir.path());
     for p in &packets {
         assert_eq!(p.u32(12), NODE_ID, "capture id");
         assert_eq!(p.text(14), KEY, "auth key, without the file's newline");
@@ -557,12 +563,7 @@ fn a_real_capture_exports_its_sip_and_rtcp_as_tshark_reads_them() {
     };
     let capture = corpus.join("sip-rtp-g711a-rtcp-mgcp.pcap");
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start();
-    let cfg = config(dir.path(), collector.addr, "");
-    let out = run(&capture, dir.path(), &cfg);
-    let datagrams = collector.stop();
-    assert!(out.status.success(), "{}", text(&out));
-    let packets: Vec<Hep> = datagrams.iter().map(|d| Hep::parse(d)).collect();
+    let (_, packets) = export(&capture, dir.path());
 
     // Every SIP message tshark finds, once, with its bytes, ends and time (REGISTERs too).
     let udp = tshark_udp(&capture);
