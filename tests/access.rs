@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -64,11 +63,10 @@ struct Serve {
 
 impl Serve {
     fn start(config: &Path) -> Serve {
-        let mut child = callvault().arg("--config").arg(config).arg("serve").stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().rsplit(' ').next().unwrap().trim_end_matches('/').to_owned();
-        assert!(base.starts_with("https://127.0.0.1:"), "serve printed {line:?}");
+        let mut cmd = callvault();
+        cmd.arg("--config").arg(config).arg("serve");
+        let (child, base) = common::start_serve(cmd);
+        assert!(base.starts_with("https://"), "{base}");
         Serve { child, base }
     }
 

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use callgen::{CallSpec, DirImpair, Hangup, Outcome, Scenario, Truth};
 use common::{records, replay, rfc3339, text};
@@ -41,19 +40,14 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_callvault"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--output"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callvault"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--output"])
             .arg(dir.join("data"))
             .arg("--archive")
             .arg(dir.join("archive"))
-            .env("CALLVAULT_CONFIG", "/dev/null")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().rsplit(' ').next().unwrap().trim_end_matches('/').to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "serve printed {line:?}");
+            .env("CALLVAULT_CONFIG", "/dev/null");
+        let (child, base) = common::start_serve(cmd);
+        assert!(base.starts_with("http://"), "{base}");
         Serve { child, base }
     }
 

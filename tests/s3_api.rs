@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use callgen::{CallSpec, Scenario};
 use common::{have, sha256, skipped, text};
@@ -74,17 +73,9 @@ fn audio_gone_from_the_box_is_fetched_from_s3_checked_and_served() {
         std::fs::remove_file(w).unwrap();
     }
 
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_callvault"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--output"])
-        .arg(&data)
-        .args(s3)
-        .env_remove("CALLVAULT_CONFIG")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(serve.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().rsplit(' ').next().unwrap().trim_end_matches('/').to_owned();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callvault"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--output"]).arg(&data).args(s3).env_remove("CALLVAULT_CONFIG");
+    let (mut serve, base) = common::start_serve(cmd);
     let id = |w: &Path| w.file_stem().unwrap().to_str().unwrap().to_owned();
 
     // The first call: fetched, identical to what was recorded, by Range too.

@@ -4,7 +4,7 @@
 pub mod live;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -143,4 +143,16 @@ pub fn have(cmd: &str) -> bool {
         .stdout(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Starts `callvault serve` as `cmd` says and reads the address it prints: the child and the
+/// base URL (`http://127.0.0.1:PORT` or `https://…`).
+#[allow(dead_code)] // not every test binary serves
+pub fn start_serve(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("run callvault serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().trim_end_matches('/').to_owned();
+    assert!(base.starts_with("http://127.0.0.1:") || base.starts_with("https://127.0.0.1:"), "serve printed {line:?}");
+    (child, base)
 }
