@@ -31,6 +31,12 @@ impl Slot {
         self.expected.saturating_sub(self.received)
     }
 
+    /// A distinct packet received, the expected count having grown by `advanced`.
+    pub fn count(&mut self, advanced: u64) {
+        self.received += 1;
+        self.expected = self.expected.saturating_add(u32::try_from(advanced).unwrap_or(u32::MAX));
+    }
+
     fn merge(a: Slot, b: Slot) -> Slot {
         Slot {
             received: a.received + b.received,

@@ -134,7 +134,7 @@ impl StreamStats {
     /// Accounts one audio (or comfort noise) packet and says whether it is new, reordered or a
     /// duplicate.
     pub fn observe(&mut self, seq: u16, rtp_ts: u32, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
-        let verdict = self.account(seq, pt, time, payload_len);
+        let (verdict, advanced) = self.account(seq, pt, time, payload_len);
         if verdict != SeqVerdict::Duplicate {
             // RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units.
             let arrival = (i128::from(time.0) * i128::from(self.clock) / 1_000_000_000) as i64;
@@ -149,6 +149,7 @@ impl StreamStats {
             self.last_transit = Some(transit);
             let jitter = self.jitter_ms() as f32;
             let slot = self.series.at(time);
+            slot.count(advanced);
             slot.jitter_max_ms = slot.jitter_max_ms.max(jitter);
         }
         verdict
@@ -159,11 +160,14 @@ impl StreamStats {
     /// start timestamp.
     pub fn observe_event(&mut self, seq: u16, rtp_ts: u32, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
         self.event_packets += 1;
-        let verdict = self.account(seq, pt, time, payload_len);
-        if verdict != SeqVerdict::Duplicate && !self.recent_events.contains(&Some(rtp_ts)) {
-            self.events += 1;
-            self.recent_events.rotate_right(1);
-            self.recent_events[0] = Some(rtp_ts);
+        let (verdict, advanced) = self.account(seq, pt, time, payload_len);
+        if verdict != SeqVerdict::Duplicate {
+            self.series.at(time).count(advanced);
+            if !self.recent_events.contains(&Some(rtp_ts)) {
+                self.events += 1;
+                self.recent_events.rotate_right(1);
+                self.recent_events[0] = Some(rtp_ts);
+            }
         }
         verdict
     }
@@ -173,8 +177,9 @@ impl StreamStats {
         self.event_packets > 0 && self.event_packets == self.packets
     }
 
-    /// Sequence-number accounting of one packet.
-    fn account(&mut self, seq: u16, pt: u8, time: Timestamp, payload_len: usize) -> SeqVerdict {
+    /// Sequence-number accounting of one packet: its verdict, and how many packets the
+    /// expected count grew by (for the interval it counts in).
+    fn account(&mut self, seq: u16, pt: u8, time: Timestamp, payload_len: usize) -> (SeqVerdict, u64) {
         let expected_before = self.expected();
         self.packets += 1;
         self.payload_types |= 1u128 << (pt & 0x7f);
@@ -244,13 +249,7 @@ impl StreamStats {
                 self.payload_bytes += payload_len as u64;
             }
         }
-        if verdict != SeqVerdict::Duplicate {
-            let advanced = self.expected().saturating_sub(expected_before);
-            let slot = self.series.at(time);
-            slot.received += 1;
-            slot.expected = slot.expected.saturating_add(u32::try_from(advanced).unwrap_or(u32::MAX));
-        }
-        verdict
+        (verdict, self.expected().saturating_sub(expected_before))
     }
 
     /// Accounts sequence numbers `[settled_next, limit)` into loss runs, `new_max` being the
