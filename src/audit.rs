@@ -266,8 +266,9 @@ fn enter(path: &Path, spool: &Spool) -> anyhow::Result<(String, usize)> {
         .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
         .with_context(|| format!("{stem} does not start with its date (YYYYMMDD)"))?;
     let key = format!("{}/{}/{}/audit_{stem}", &date[..4], &date[4..6], &date[6..]);
-    let lines = std::fs::read(path)?.iter().filter(|&&b| b == b'\n').count();
-    let (sha256, size) = filehash::hash_file(path)?;
+    let content = std::fs::read(path)?;
+    let lines = content.iter().filter(|&&b| b == b'\n').count();
+    let (sha256, size) = filehash::hash_reader(content.as_slice())?;
     let recording = NewRecording {
         key: key.clone(),
         files: vec![NewFile { source: path.to_owned(), ext: EXT.into(), sha256, size }],
