@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages callvault needs on Debian/Ubuntu, only those missing.
-#   scripts/deps.sh run    libpcap (to build and run callvault)
+#   scripts/deps.sh run    libpcap and libopus (to build and run callvault)
 #   scripts/deps.sh test   + tshark, tcpreplay, iproute2 (tests: live capture, cross-checks),
 #                            sip-tester (sipp) and tcpdump (live test with real SIP traffic),
 #                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
@@ -10,14 +10,15 @@
 #                            rules' unit tests), chromium, chromium-driver and selenium (PyPI, in a
 #                            venv: the dashboard's browser test), nodejs and npm with hep-js
 #                            (npm, HOMER's HEP decoder: the HEP export test), gzip and zstd
-#                            (compressed captures)
+#                            (compressed captures), ffmpeg and opus-tools (the reference decoders
+#                            of the codec tests)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
-want=(libpcap-dev pkg-config)
+want=(libpcap-dev libopus-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
     want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
-        prometheus chromium chromium-driver gzip zstd)
+        prometheus chromium chromium-driver gzip zstd ffmpeg opus-tools)
     # Node from any source will do (NodeSource's nodejs carries npm and conflicts with Debian's).
     { command -v node && command -v npm; } >/dev/null || want+=(nodejs npm)
 fi

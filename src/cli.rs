@@ -134,6 +134,13 @@ pub struct Common {
     /// CPU, at most 4.
     #[arg(long, value_name = "N")]
     pub mixers: Option<usize>,
+    /// PCI DSS: DTMF code (keys 0-9 * # A-D) that pauses recording, both channels silent,
+    /// until --resume-dtmf is keyed [default: recording.pause_dtmf, none].
+    #[arg(long, value_name = "KEYS", requires = "resume_dtmf")]
+    pub pause_dtmf: Option<String>,
+    /// DTMF code that resumes a paused recording [default: recording.resume_dtmf].
+    #[arg(long, value_name = "KEYS", requires = "pause_dtmf")]
+    pub resume_dtmf: Option<String>,
     /// Write the final metrics (Prometheus text format) to this file at the end
     /// [default: metrics.textfile, none].
     #[arg(long, value_name = "FILE")]
@@ -154,6 +161,8 @@ impl Common {
         set_value(&mut r.audio_format, &self.audio_format);
         set_value(&mut r.audio_layout, &self.audio_layout);
         set_value(&mut r.mixers, &self.mixers);
+        set_value(&mut r.pause_dtmf, &self.pause_dtmf);
+        set_value(&mut r.resume_dtmf, &self.resume_dtmf);
         crate::targets::set(&mut c.metrics.textfile, &self.metrics_out);
     }
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use capture::events::EventSink;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use mixer::mix::audio::AudioConfig;
+use mixer::mix::pause::PauseCodes;
 use mixer::mix::timeline::TimelineConfig;
 use mixer::{Drain, LiveCall, Mixer, MixerConfig, MixerStats, PendingRecording};
 use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
@@ -37,6 +38,8 @@ pub struct Options {
     pub config: Config,
     /// Mixer ring sizing.
     pub timeline: TimelineConfig,
+    /// DTMF codes that pause and resume recording.
+    pub pause: Option<PauseCodes>,
     /// Recording format and layout.
     pub audio: mixer::mix::audio::AudioConfig,
     /// Finisher threads (fsync + hash + record).
@@ -184,6 +187,7 @@ impl Options {
             output: c.storage.data_dir.clone(),
             config: c.clone(),
             timeline,
+            pause: PauseCodes::parse(&r.pause_dtmf, &r.resume_dtmf).ok(),
             audio,
             finishers: r.finishers,
             mixers,
@@ -215,6 +219,7 @@ impl Pipeline {
 
         let mut mixer_cfg = MixerConfig::new(work.clone(), opts.run_id.clone());
         mixer_cfg.timeline = opts.timeline;
+        mixer_cfg.pause = opts.pause.clone();
         mixer_cfg.audio = opts.audio;
         mixer_cfg.min_free_bytes = opts.config.storage.min_free_mb << 20;
         let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);

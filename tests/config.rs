@@ -148,6 +148,15 @@ fn problems_name_the_file_line_key_and_a_hint_and_nothing_starts() {
     assert!(err.contains("command line: key `recording.reorder_ms`: 9999 is out of range 0..=500"), "{err}");
     assert!(!d.join("data").exists(), "nothing started");
 
+    let cfg = write(&d.join("bad.toml"), "[recording]\npause_dtmf = \"*x\"\nresume_dtmf = \"#\"\n");
+    let out = callvault(d, &["--config", &cfg, "config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(err.contains("key `recording.pause_dtmf`") && err.contains("'x' is not a DTMF key"), "{err}");
+    let out = callvault(d, &["replay", "--quiet", "--pause-dtmf", "*1", "--output", "data", SAMPLE]);
+    assert_eq!(out.status.code(), Some(2), "a pause code without a resume code\n{}", text(&out));
+    assert!(!d.join("data").exists(), "nothing started");
+
     let out = callvault(d, &["--config", "missing.toml", "config", "show"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration file missing.toml"),

@@ -192,11 +192,11 @@ impl<'a> Generator<'a> {
                 }
                 // Streams that send nothing get no period table.
                 let tone = match head {
-                    Some(_) => tones.source(spec.codec, tone_hz),
-                    None => ToneSource::Direct { codec: spec.codec, freq_hz: tone_hz },
+                    Some(_) => tones.source(spec.codec_of(party), tone_hz),
+                    None => ToneSource::Direct { codec: spec.codec_of(party), freq_hz: tone_hz },
                 };
                 let plan = Box::new(StreamPlan::new(spec, party));
-                let ringback = plan.early.map(|e| tones.source(spec.codec, e.tone_hz));
+                let ringback = plan.early.map(|e| tones.source(spec.codec_of(party), e.tone_hz));
                 RtpStream { schedule, head, tone, ringback, plan }
             };
             let rtp = [
@@ -462,7 +462,7 @@ fn all_payloads(spec: &CallSpec, party: Party, tones: &mut ToneCache) -> Vec<Vec
     if silent || timeline::answer_ns(spec).is_none() {
         return Vec::new();
     }
-    let tone = tones.source(spec.codec, tone_hz);
+    let tone = tones.source(spec.codec_of(party), tone_hz);
     let plan = StreamPlan::new(spec, party);
     let mut packet = Vec::new();
     (0..spec.packets_per_direction())
@@ -503,7 +503,7 @@ fn initial_truth(scenario: &Scenario, spec: &CallSpec, sip: &[(i64, SipMsg)], rt
         let counts = timeline::stream_counts(spec, party);
         StreamTruth {
             ssrc,
-            codec: spec.codec,
+            codec: spec.codec_of(party),
             packets_sent: 0,
             unique_packets: counts.unique,
             lost: counts.lost,

@@ -88,6 +88,7 @@ struct Args {
 enum CodecArg {
     Pcmu,
     Pcma,
+    G722,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,6 +152,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
     let codec = match args.codec {
         CodecArg::Pcmu => Codec::Pcmu,
         CodecArg::Pcma => Codec::Pcma,
+        CodecArg::G722 => Codec::G722,
     };
     for call in &mut calls {
         call.codec = codec;

@@ -178,7 +178,7 @@ impl StreamPlan {
             encrypted: spec.media_security.is_some(),
             spp,
             count,
-            codec: spec.codec,
+            codec: spec.codec_of(party),
             ssrc,
             seq0,
             ts0,
@@ -346,8 +346,9 @@ pub fn rtp_packet(scenario: &Scenario, call_index: usize, party: Party, send: &R
         Party::Caller => spec.caller_tone_hz,
         Party::Callee => spec.callee_tone_hz,
     };
-    let talk = ToneSource::Direct { codec: spec.codec, freq_hz: tone_hz };
-    let ringback = spec.early_media.map(|e| ToneSource::Direct { codec: spec.codec, freq_hz: e.tone_hz });
+    let codec = spec.codec_of(party);
+    let talk = ToneSource::Direct { codec, freq_hz: tone_hz };
+    let ringback = spec.early_media.map(|e| ToneSource::Direct { codec, freq_hz: e.tone_hz });
     let mut out = Vec::new();
     plan.write(send, &talk, ringback.as_ref(), &mut out);
     out

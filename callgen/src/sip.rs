@@ -386,7 +386,7 @@ fn sdp(spec: &CallSpec, party: Party, session: u64, version: u64, port: u16, dir
         Party::Caller => spec.caller_declares,
         Party::Callee => spec.callee_declares,
     };
-    let (codec, events) = declared.map_or((spec.codec, true), |d| (d.codec, d.telephone_event));
+    let (codec, events) = declared.map_or((spec.codec_of(party), true), |d| (d.codec, d.telephone_event));
     let pt = codec.payload_type();
     let o_version = session + version;
     let (formats, event_lines) =

@@ -349,7 +349,8 @@ pub struct StreamChange {
     pub ts: u32,
 }
 
-/// The audio codec of a call: G.711 at 8000 Hz, one byte per sample.
+/// The audio codec of a call: G.711 at 8000 Hz, one byte per sample, or G.722 (8000 Hz RTP
+/// clock, one byte per 125 µs: RFC 3551 §4.5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
@@ -357,6 +358,10 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, static RTP payload type 8.
     Pcma,
+    /// G.722, static RTP payload type 9. The generator has no G.722 encoder: each code is
+    /// the µ-law code of the tone's sample, a fixed, known byte stream that a reference
+    /// decoder turns into the exact samples a recorder must write.
+    G722,
 }
 
 impl Codec {
@@ -365,6 +370,7 @@ impl Codec {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
         }
     }
 
@@ -373,13 +379,14 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
         }
     }
 
     /// Encodes one linear sample.
     pub fn encode(self, sample: i16) -> u8 {
         match self {
-            Codec::Pcmu => linear_to_ulaw(sample),
+            Codec::Pcmu | Codec::G722 => linear_to_ulaw(sample),
             Codec::Pcma => linear_to_alaw(sample),
         }
     }
@@ -587,6 +594,8 @@ pub struct CallSpec {
     pub talk_ms: u32,
     /// Codec of both directions.
     pub codec: Codec,
+    /// The callee sends (and declares) this codec instead of `codec`, if set.
+    pub callee_codec: Option<Codec>,
     /// Packetisation time in ms, 10..=60.
     pub ptime_ms: u32,
     /// Frequency of the caller's tone in Hz (0 < f < 4000).
@@ -677,6 +686,7 @@ impl CallSpec {
             ring_ms: 1000,
             talk_ms,
             codec: Codec::Pcmu,
+            callee_codec: None,
             ptime_ms: 20,
             caller_tone_hz: f64::from(300 + (37 * i) % 1500),
             callee_tone_hz: f64::from(1900 + (53 * i) % 1500),
@@ -703,6 +713,14 @@ impl CallSpec {
             media_security: None,
             auth: None,
             extra_media: Vec::new(),
+        }
+    }
+
+    /// The codec `party` sends.
+    pub fn codec_of(&self, party: Party) -> Codec {
+        match party {
+            Party::Callee => self.callee_codec.unwrap_or(self.codec),
+            Party::Caller => self.codec,
         }
     }
 

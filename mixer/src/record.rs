@@ -315,6 +315,25 @@ pub struct HoldRecord {
     pub end: Option<String>,
 }
 
+/// A span where recording was paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PauseRecord {
+    /// What paused it, e.g. `dtmf *1 (caller)`.
+    pub trigger: String,
+    /// When it was keyed (capture time of the last key's first packet).
+    pub at: String,
+    /// Start and end of the silence, seconds from the recording's start (`media_start`);
+    /// `end_s` is null when it was never resumed (silence to the end).
+    pub start_s: f64,
+    pub end_s: Option<f64>,
+    /// What resumed it.
+    pub resumed_by: Option<String>,
+    /// Seconds it should have covered but could not: already written when it was keyed.
+    pub missed_s: f64,
+    /// DTMF keys pressed while paused: counted, left out of `dtmf`.
+    pub dtmf_withheld: u32,
+}
+
 /// One audio file of a recording.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioFileRecord {
@@ -484,6 +503,9 @@ pub struct CallRecord {
     pub dtmf: Vec<DtmfRecord>,
     /// Hold periods.
     pub holds: Vec<HoldRecord>,
+    /// Spans where recording was paused (PCI DSS): both channels are silence there.
+    #[serde(default)]
+    pub pauses: Vec<PauseRecord>,
     /// Parties whose media is encrypted: their audio is not recorded.
     #[serde(default)]
     pub encrypted: Vec<EncryptedRecord>,
@@ -506,6 +528,35 @@ pub struct Codecs {
     pub caller: Option<String>,
     /// What the callee sent.
     pub callee: Option<String>,
+    /// Each party's audio packets by codec, in time order: one segment per run of one payload
+    /// type (a codec change mid-call starts a new one), decoded or not.
+    #[serde(default)]
+    pub segments: Vec<CodecSegmentRecord>,
+    /// Codec changes beyond the 16 segments kept per party (counted on its last one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub segments_omitted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One party's audio in one codec, for as long as it sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodecSegmentRecord {
+    /// `caller` or `callee`: who sent it.
+    pub side: String,
+    /// Encoding name (IANA spelling), or `PT<n>` for a payload type nothing names.
+    pub codec: String,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// Whether the audio is decoded into the recording (else only counted).
+    pub decoded: bool,
+    /// Capture times of its first and last packets (RFC 3339).
+    pub first: String,
+    pub last: String,
+    /// Packets.
+    pub packets: u64,
 }
 
 /// What is known about a call whose audio file is being written, kept beside it (as

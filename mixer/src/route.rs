@@ -14,10 +14,12 @@ use capture::{LinkType, Timestamp};
 
 use crate::mix::NS_PER_SAMPLE;
 use crate::mix::audio::AudioConfig;
-use crate::mix::call::{CallMix, resolve};
+use crate::mix::call::{CallMix, lookup, resolve};
 use crate::mix::clock::{Pkt, Route};
 use crate::mix::disk::DiskGuard;
 use crate::mix::evidence::Evidence;
+use crate::mix::opus::OpusSide;
+use crate::mix::pause::PauseCodes;
 use crate::mix::rtcp::EndpointView;
 use crate::mix::side::PtKind;
 use crate::mix::sidecar::write_sidecar;
@@ -48,6 +50,8 @@ pub struct MixerConfig {
     /// Free space kept on the work directory's filesystem: below it audio stops being written
     /// so that call records still fit (see the `disk` module). 0: none. Default 64 MiB.
     pub min_free_bytes: u64,
+    /// DTMF codes that pause and resume recording (PCI DSS), if any.
+    pub pause: Option<PauseCodes>,
 }
 
 impl MixerConfig {
@@ -61,6 +65,7 @@ impl MixerConfig {
             audio: AudioConfig::default(),
             max_skew_frames: 8000,
             min_free_bytes: 64 << 20,
+            pause: None,
         }
     }
 }
@@ -163,7 +168,7 @@ impl<D: Drain> EventSink for Mixer<D> {
         };
         let mut packet = Packet { cfg, stats, scratch, disk, hold: *hold };
         let Some((law, verdict)) = packet.classify(call, m, payload) else { return };
-        if payload.is_empty() || call.write_error.is_some() || !packet.open(call, m.time) {
+        if payload.is_empty() || call.write_error.is_some() || !packet.open(call, m.time, law) {
             return;
         }
         packet.place(call, m, payload, law, verdict);
@@ -301,6 +306,10 @@ impl Packet<'_> {
         } else {
             if kind != PtKind::ComfortNoise && stream.audio_pt.is_none() {
                 stream.audio_pt = Some(m.pt & 0x7f);
+                if kind == PtKind::Opus {
+                    // Opus's RTP clock: the stream's jitter is counted in its units.
+                    stream.set_clock(48_000);
+                }
             }
             stream.observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
         };
@@ -308,17 +317,42 @@ impl Packet<'_> {
             self.stats.duplicates += 1;
             return None;
         }
+        if matches!(kind, PtKind::Ulaw | PtKind::Alaw | PtKind::G722 | PtKind::Opus | PtKind::Undecodable) {
+            let pt = m.pt & 0x7f;
+            let media = &call.media;
+            call.sides[si].codec_packet(pt, m.time, kind != PtKind::Undecodable, || {
+                lookup(media, m.side, pt).0.map_or_else(|| format!("PT{pt}"), |d| d.encoding)
+            });
+        }
         let law = match kind {
             PtKind::Ulaw => Law::Ulaw,
             PtKind::Alaw => Law::Alaw,
+            PtKind::G722 => Law::G722,
+            PtKind::Opus => {
+                let side = &mut call.sides[si];
+                if side.opus.is_none() {
+                    match OpusSide::new() {
+                        Ok(o) => side.opus = Some(Box::new(o)),
+                        Err(e) => {
+                            tracing::error!(call_id = %call.call_id, "{e}");
+                            self.stats.undecodable_packets += 1;
+                            return None;
+                        }
+                    }
+                }
+                Law::Opus
+            }
             PtKind::Event | PtKind::ComfortNoise => {
                 self.stats.signal_packets += 1;
                 let side = &mut call.sides[si];
                 if kind == PtKind::Event {
-                    side.dtmf.packet(m.side, m.rtp_ts, m.time, payload, 8000);
+                    let edges = side.dtmf.packet(m.side, m.rtp_ts, m.time, payload, 8000);
+                    if let Some(codes) = &self.cfg.pause {
+                        call.pause_keys(m, edges, codes);
+                    }
                 }
                 if verdict == SeqVerdict::InOrder {
-                    side.clock.hints.signal_seq = Some(m.seq);
+                    call.sides[si].clock.hints.signal_seq = Some(m.seq);
                 }
                 return None;
             }
@@ -337,7 +371,7 @@ impl Packet<'_> {
 
     /// Creates the call's audio file at its first audio packet (whose capture time becomes the
     /// recording's origin); false when it cannot be written (the record says why).
-    fn open(&mut self, call: &mut CallMix, time: Timestamp) -> bool {
+    fn open(&mut self, call: &mut CallMix, time: Timestamp, law: Law) -> bool {
         if call.timeline.is_some() {
             return true;
         }
@@ -347,8 +381,13 @@ impl Packet<'_> {
             call.write_error = Some(self.disk.reason());
             return false;
         }
-        match Timeline::create(&call.wav_path, self.cfg.timeline, self.cfg.audio) {
-            Ok(t) => {
+        let wide = law.wideband() || call.negotiated_wideband();
+        match Timeline::create(&call.wav_path, self.cfg.timeline, self.cfg.audio, wide) {
+            Ok(mut t) => {
+                // A pause keyed before any audio covers the recording from its start.
+                if call.pause.paused() {
+                    t.mute_from(0);
+                }
                 call.timeline = Some(t);
                 call.origin = time;
                 write_sidecar(call);
@@ -368,14 +407,25 @@ impl Packet<'_> {
     #[inline]
     fn place(&mut self, call: &mut CallMix, m: &RtpMeta, payload: &[u8], law: Law, verdict: SeqVerdict) {
         let si = m.side.index();
+        let (ts, len) = match (law, call.sides[si].opus.as_mut()) {
+            // Opus: a 48 kHz clock, and packets as long as their TOC says.
+            (Law::Opus, Some(opus)) => match crate::mix::opus::positions(payload) {
+                Some(len) => (opus.scaled_ts(m.rtp_ts), len),
+                None => {
+                    self.stats.undecodable_packets += 1;
+                    return;
+                }
+            },
+            _ => (m.rtp_ts, payload.len() as i64),
+        };
         let pkt = Pkt {
             time: m.time,
             now: m.time.since(call.origin) / NS_PER_SAMPLE,
-            ts: m.rtp_ts,
+            ts,
             seq: m.seq,
             marker: m.marker,
             in_order: verdict == SeqVerdict::InOrder,
-            len: payload.len() as i64,
+            len,
             law,
         };
         let before = call.timeline.as_ref().map_or(0, Timeline::written);

@@ -265,6 +265,11 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
     range(&mut bad, "recording.reorder_ms", rec.reorder_ms.into(), 0, 500, "160 ms suits most networks");
     range(&mut bad, "recording.finishers", rec.finishers as u64, 1, 64, "");
     range(&mut bad, "recording.mixers", rec.mixers as u64, 0, 64, "0 picks one per CPU");
+    if (!rec.pause_dtmf.is_empty() || !rec.resume_dtmf.is_empty())
+        && let Err(e) = mixer::mix::pause::PauseCodes::parse(&rec.pause_dtmf, &rec.resume_dtmf)
+    {
+        bad("recording.pause_dtmf", e, "set both, e.g. pause_dtmf = \"*1\" and resume_dtmf = \"*2\"");
+    }
     // Timeouts in seconds (lingers may be 0, up to 10 min; the others up to 30 days), and every
     // limit at least 1: checked on the values as the file writes them.
     let numbers = toml::Value::try_from(c).ok();

@@ -121,6 +121,10 @@ pub struct Recording {
     pub mixers: usize,
     /// Threads that make finished recordings durable.
     pub finishers: usize,
+    /// DTMF code that pauses recording (PCI DSS), e.g. `*1`; empty: no pausing.
+    pub pause_dtmf: String,
+    /// DTMF code that resumes it, e.g. `*2`.
+    pub resume_dtmf: String,
 }
 
 impl Default for Recording {
@@ -132,6 +136,8 @@ impl Default for Recording {
             reorder_ms: 160,
             mixers: 0,
             finishers: 2,
+            pause_dtmf: String::new(),
+            resume_dtmf: String::new(),
         }
     }
 }

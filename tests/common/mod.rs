@@ -90,11 +90,16 @@ pub fn sha256(p: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
 }
 
-/// The two channels of a stereo 16-bit WAV, read with an independent WAV reader.
+/// The two channels of a stereo 16-bit 8 kHz WAV, read with an independent WAV reader.
 pub fn channels(p: &Path) -> [Vec<i16>; 2] {
+    channels_at(p, 8000)
+}
+
+/// The two channels of a stereo 16-bit WAV at `rate` Hz.
+pub fn channels_at(p: &Path, rate: u32) -> [Vec<i16>; 2] {
     let mut r = hound::WavReader::open(p).unwrap();
     let spec = r.spec();
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16), "{}", p.display());
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, rate, 16), "{}", p.display());
     let s: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
     let mut c = [Vec::with_capacity(s.len() / 2), Vec::with_capacity(s.len() / 2)];
     for f in s.chunks_exact(2) {

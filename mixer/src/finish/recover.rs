@@ -104,10 +104,21 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
 }
 
 /// The channel count in a WAV header.
-fn wav_channels(path: &Path) -> Option<u16> {
-    let mut head = [0u8; 24];
+/// Channels and sample rate from a WAV file's header (written when the file was created).
+fn wav_format(path: &Path) -> Option<WavFormat> {
+    let mut head = [0u8; 28];
     std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
-    (&head[..4] == b"RIFF").then(|| u16::from_le_bytes([head[22], head[23]]))
+    let channels = u16::from_le_bytes([head[22], head[23]]);
+    let sample_rate = u32::from_le_bytes([head[24], head[25], head[26], head[27]]);
+    (&head[..4] == b"RIFF" && [8000, 16000].contains(&sample_rate)).then_some(WavFormat { channels, sample_rate })
+}
+
+/// Sample rate from a FLAC file's STREAMINFO (20 bits after the block and frame sizes).
+fn flac_rate(path: &Path) -> Option<u32> {
+    let mut head = [0u8; 21];
+    std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
+    let rate = u32::from(head[18]) << 12 | u32::from(head[19]) << 4 | u32::from(head[20]) >> 4;
+    (&head[..4] == b"fLaC" && [8000, 16000].contains(&rate)).then_some(rate)
 }
 
 fn parse_time(s: &str) -> Option<Timestamp> {
@@ -124,14 +135,16 @@ fn recover_group(
     let mut frames = 0u64;
     let mut files = Vec::new();
     let mut flac = false;
+    let mut sample_rate = 8000;
     for path in audio {
         if path.extension().is_some_and(|e| e == "flac") {
             // FLAC frames carry their own CRCs; an unknown length in STREAMINFO is legal, and a
             // torn last frame is detected and skipped by decoders.
             flac = true;
+            sample_rate = flac_rate(path).unwrap_or(sample_rate);
         } else {
-            let channels = wav_channels(path).unwrap_or(2);
-            let fmt = WavFormat { channels, sample_rate: 8000 };
+            let fmt = wav_format(path).unwrap_or(WavFormat { channels: 2, sample_rate: 8000 });
+            sample_rate = fmt.sample_rate;
             let data = repair(path, fmt).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
             frames = frames.max(data / u64::from(fmt.frame_bytes()));
         }
@@ -164,7 +177,7 @@ fn recover_group(
     let end = media_start.add_nanos(frames as i64 * 125_000);
     let layout = if audio.len() > 1 {
         AudioLayout::Split
-    } else if audio.first().and_then(|p| wav_channels(p)) == Some(1) {
+    } else if audio.first().and_then(|p| wav_format(p)).map(|f| f.channels) == Some(1) {
         AudioLayout::Mono
     } else {
         AudioLayout::Stereo
@@ -213,10 +226,10 @@ fn recover_group(
             format: if flac { "flac" } else { "wav" }.into(),
             layout: layout.name().into(),
             channels: layout.channel_names(),
-            sample_rate: 8000,
+            sample_rate,
             bits_per_sample: 16,
             frames,
-            duration_s: frames as f64 / 8000.0,
+            duration_s: frames as f64 / f64::from(sample_rate),
             media_start: rfc3339(media_start),
             bytes: 0,
             sha256: String::new(),
@@ -233,6 +246,7 @@ fn recover_group(
         }),
         dtmf: Vec::new(),
         holds: Vec::new(),
+        pauses: Vec::new(),
         capture_complete: false,
         incomplete_reasons: reasons,
         notes: vec!["recovered at the next start: SIP details and stream statistics were not saved".into()],

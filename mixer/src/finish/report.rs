@@ -15,10 +15,10 @@ use crate::mix::stats::MixerStats;
 use crate::mix::stream::StreamStats;
 use crate::pending::PendingRecording;
 use crate::record::{
-    AnchorRecord, AudioRecord, CallRecord, ChallengeRecord, Codecs, DtmfRecord, EncryptedRecord, EndpointReport,
-    Endpoints, EvidenceRecord, GapRecord, HoldRecord, IntervalRecord, LadderRecord, OtherMediaRecord, OverTimeRecord,
-    PartyRecord, PlacementRecord, QualityRecord, RECORD_VERSION, SilenceRecord, SipRecord, SlipRecord, StreamRecord,
-    rfc3339,
+    AnchorRecord, AudioRecord, CallRecord, ChallengeRecord, CodecSegmentRecord, Codecs, DtmfRecord, EncryptedRecord,
+    EndpointReport, Endpoints, EvidenceRecord, GapRecord, HoldRecord, IntervalRecord, LadderRecord, OtherMediaRecord,
+    OverTimeRecord, PartyRecord, PauseRecord, PlacementRecord, QualityRecord, RECORD_VERSION, SilenceRecord, SipRecord,
+    SlipRecord, StreamRecord, rfc3339,
 };
 
 fn addr(a: SocketAddr) -> String {
@@ -191,6 +191,15 @@ pub(crate) fn finish_call(
     let PartyFacts { streams, mut dtmf, encrypted } = parties;
     dtmf.extend(info.dtmf.iter().cloned());
     dtmf.sort_by_key(|d| d.time);
+    // Keys pressed while paused (a card number) are counted, never named.
+    let mut withheld = vec![0u32; mix.pause.pauses.len()];
+    dtmf.retain(|d| match mix.pause.pauses.iter().position(|p| p.withholds(d.time)) {
+        Some(i) => {
+            withheld[i] += 1;
+            false
+        }
+        None => true,
+    });
     capture_reasons(&mix, info, &mut acc);
     let other_media = other_media(info, &mut acc);
     if audio.is_none() && mix.write_error.is_none() && encrypted.is_empty() {
@@ -200,11 +209,45 @@ pub(crate) fn finish_call(
         }
     }
     // What each party sent, else what the answer settled on.
+    let mut segments: Vec<CodecSegmentRecord> = [Side::Caller, Side::Callee]
+        .into_iter()
+        .flat_map(|side| {
+            mix.sides[side.index()].segments.iter().map(move |g| CodecSegmentRecord {
+                side: side.as_str().into(),
+                codec: g.codec.clone(),
+                payload_type: g.pt,
+                decoded: g.decoded,
+                first: rfc3339(g.first),
+                last: rfc3339(g.last),
+                packets: g.packets,
+            })
+        })
+        .collect();
+    segments.sort_by(|a, b| a.first.cmp(&b.first));
     let codecs = Codecs {
+        segments,
+        segments_omitted: mix.sides.iter().map(|s| s.segments_omitted).sum(),
         caller: mix.sides[0].codec.clone().or_else(|| answer_codec(&mix)),
         callee: mix.sides[1].codec.clone().or_else(|| answer_codec(&mix)),
     };
-    let record = call_record(info, codecs, streams, audio, evidence, dtmf, encrypted, other_media, acc);
+    let mut record = call_record(info, codecs, streams, audio, evidence, dtmf, encrypted, other_media, acc);
+    record.pauses = mix
+        .pause
+        .pauses
+        .iter()
+        .map(|p| PauseRecord {
+            trigger: p.trigger.clone(),
+            at: rfc3339(p.at),
+            start_s: offset_s(p.from),
+            end_s: p.to.map(offset_s),
+            resumed_by: p.resumed_by.clone(),
+            missed_s: offset_s(p.written_before),
+            dtmf_withheld: 0,
+        })
+        .collect();
+    for (p, n) in record.pauses.iter_mut().zip(withheld) {
+        p.dtmf_withheld = n;
+    }
     if audio_files.is_empty() && evidence_file.is_none() {
         // Nothing left to recover after a crash: the sidecar has no file to describe.
         let _ = std::fs::remove_file(crate::mix::sidecar::sidecar_path(&mix.wav_path));
@@ -255,10 +298,10 @@ fn close_audio(
         format: audio_cfg.format.ext().into(),
         layout: audio_cfg.layout.name().into(),
         channels: audio_cfg.layout.channel_names(),
-        sample_rate: 8000,
+        sample_rate: f.sample_rate,
         bits_per_sample: 16,
         frames: f.frames,
-        duration_s: f.frames as f64 / 8000.0,
+        duration_s: f.frames as f64 / f64::from(f.sample_rate),
         media_start: rfc3339(mix.origin),
         bytes: 0,
         sha256: String::new(),
@@ -638,6 +681,7 @@ fn call_record(
             .iter()
             .map(|h| HoldRecord { by: h.by.as_str().into(), start: rfc3339(h.start), end: h.end.map(rfc3339) })
             .collect(),
+        pauses: Vec::new(),
         encrypted,
         other_media,
         capture_complete: acc.incomplete.is_empty(),

@@ -21,6 +21,7 @@ use flacenc::source::{Fill, FrameBuf};
 use md5::{Digest, Md5};
 
 use crate::mix::wav::{WavFormat, WavWriter};
+use crate::mix::wideband::{Cell, WideChannel};
 
 /// Container of the recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,16 +119,23 @@ enum OneFile {
 }
 
 impl OneFile {
-    fn create(path: &Path, format: AudioFormat, pick: Pick) -> io::Result<OneFile> {
+    fn create(path: &Path, format: AudioFormat, pick: Pick, sample_rate: u32) -> io::Result<OneFile> {
         let channels = if pick == Pick::Both { 2 } else { 1 };
         Ok(match format {
             AudioFormat::Wav => OneFile::Wav {
-                writer: WavWriter::create(path, WavFormat { channels, sample_rate: 8000 })?,
+                writer: WavWriter::create(path, WavFormat { channels, sample_rate })?,
                 pick,
                 buf: Vec::new(),
             },
-            AudioFormat::Flac => OneFile::Flac(Box::new(FlacWriter::create(path, pick)?)),
+            AudioFormat::Flac => OneFile::Flac(Box::new(FlacWriter::create(path, pick, sample_rate)?)),
         })
+    }
+
+    fn set_rate(&mut self, sample_rate: u32) -> io::Result<()> {
+        match self {
+            OneFile::Wav { writer, .. } => writer.set_rate(sample_rate),
+            OneFile::Flac(w) => w.set_rate(sample_rate),
+        }
     }
 
     fn write_stereo(&mut self, frames: &[u8]) -> io::Result<()> {
@@ -191,8 +199,9 @@ pub fn audio_paths(path: &Path, layout: AudioLayout) -> Vec<PathBuf> {
 }
 
 impl AudioOut {
-    /// Creates the file(s) for `path` (see [`audio_paths`]), which must not exist.
-    pub fn create(path: &Path, cfg: AudioConfig) -> io::Result<AudioOut> {
+    /// Creates the file(s) for `path` (see [`audio_paths`]), which must not exist, at
+    /// `sample_rate` Hz.
+    pub fn create(path: &Path, cfg: AudioConfig, sample_rate: u32) -> io::Result<AudioOut> {
         let picks: &[Pick] = match cfg.layout {
             AudioLayout::Stereo => &[Pick::Both],
             AudioLayout::Mono => &[Pick::Mix],
@@ -200,10 +209,60 @@ impl AudioOut {
         };
         let mut files = Vec::with_capacity(picks.len());
         for (p, pick) in audio_paths(path, cfg.layout).into_iter().zip(picks) {
-            let f = OneFile::create(&p, cfg.format, *pick)?;
+            let f = OneFile::create(&p, cfg.format, *pick, sample_rate)?;
             files.push((p, f));
         }
         Ok(AudioOut { files })
+    }
+
+    /// Changes the sample rate of file(s) that hold no audio yet (an error otherwise).
+    pub fn set_rate(&mut self, sample_rate: u32) -> io::Result<()> {
+        for (_, f) in &mut self.files {
+            f.set_rate(sample_rate)?;
+        }
+        Ok(())
+    }
+
+    /// Moves file(s) holding 8 kHz audio to 16 kHz: each channel's samples so far go through
+    /// its interpolator in `up` (which then holds the positions it has not let out yet), so
+    /// the files become what a 16 kHz recording from the start would hold. WAV files with the
+    /// parties in their own channels only (stereo, split): a mixed channel or a FLAC stream
+    /// cannot be taken apart again.
+    pub fn widen(&mut self, up: &mut [WideChannel; 2]) -> io::Result<()> {
+        for (path, f) in &mut self.files {
+            let (writer, channels) = match f {
+                OneFile::Wav { writer, pick: Pick::Both, .. } => (writer, [Some(0), Some(1)]),
+                OneFile::Wav { writer, pick: Pick::Channel(c), .. } => (writer, [Some(*c), None]),
+                _ => {
+                    return Err(io::Error::other(
+                        "wideband audio came after narrowband audio was written, and a FLAC or mono recording \
+                         cannot change its rate",
+                    ));
+                }
+            };
+            let width = channels.iter().flatten().count();
+            writer.rewrite_at(path, 16000, |pcm, out| {
+                for frame in pcm.chunks_exact(2 * width) {
+                    let mut pairs = [[0i16; 2]; 2];
+                    let mut ready = true;
+                    for (k, c) in channels.iter().flatten().enumerate() {
+                        let s = i16::from_le_bytes([frame[2 * k], frame[2 * k + 1]]);
+                        match up[*c].push(Cell::Narrow(s)) {
+                            Some(p) => pairs[k] = p,
+                            None => ready = false,
+                        }
+                    }
+                    if ready {
+                        for i in 0..2 {
+                            for pair in &pairs[..width] {
+                                out.extend_from_slice(&pair[i].to_le_bytes());
+                            }
+                        }
+                    }
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Appends stereo frames (16-bit little-endian, caller then callee).
@@ -275,14 +334,14 @@ fn flac_err(e: impl std::fmt::Debug) -> io::Error {
 }
 
 impl FlacWriter {
-    fn create(path: &Path, pick: Pick) -> io::Result<FlacWriter> {
+    fn create(path: &Path, pick: Pick, sample_rate: u32) -> io::Result<FlacWriter> {
         let channels = if pick == Pick::Both { 2 } else { 1 };
         let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         let mut cfg = config::Encoder::default();
         cfg.block_size = FLAC_BLOCK;
         cfg.multithread = false;
         let config = cfg.into_verified().map_err(flac_err)?;
-        let info = StreamInfo::new(8000, channels, 16).map_err(flac_err)?;
+        let info = StreamInfo::new(sample_rate as usize, channels, 16).map_err(flac_err)?;
         let mut w = FlacWriter {
             file: OpenOptions::new().read(true).write(true).open(path)?,
             channels,
@@ -304,6 +363,17 @@ impl FlacWriter {
         drop(file);
         w.good_len = w.file.seek(SeekFrom::End(0))?;
         Ok(w)
+    }
+
+    fn set_rate(&mut self, sample_rate: u32) -> io::Result<()> {
+        if self.total > 0 || !self.pending.is_empty() {
+            return Err(io::Error::other("the sample rate of a FLAC file with audio cannot change"));
+        }
+        self.info = StreamInfo::new(sample_rate as usize, self.channels, 16).map_err(flac_err)?;
+        let info = self.streaminfo_bytes()?;
+        self.file.seek(SeekFrom::Start(STREAMINFO_AT))?;
+        self.file.write_all(&info)?;
+        self.file.seek(SeekFrom::Start(self.good_len)).map(drop)
     }
 
     fn streaminfo_bytes(&mut self) -> io::Result<Vec<u8>> {
@@ -399,7 +469,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.wav");
         let mut out =
-            AudioOut::create(&p, AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Mono }).unwrap();
+            AudioOut::create(&p, AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Mono }, 8000).unwrap();
         let f: Vec<u8> = [[100i16, 23], [30000, 10000], [-30000, -10000]]
             .iter()
             .flat_map(|[a, b]| [a.to_le_bytes(), b.to_le_bytes()].concat())
@@ -422,7 +492,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for layout in [AudioLayout::Stereo, AudioLayout::Mono] {
             let p = dir.path().join(format!("{}.flac", layout.name()));
-            let mut out = AudioOut::create(&p, AudioConfig { format: AudioFormat::Flac, layout }).unwrap();
+            let mut out = AudioOut::create(&p, AudioConfig { format: AudioFormat::Flac, layout }, 8000).unwrap();
             let f = frames(10_000); // 2 full blocks and a short one
             for chunk in f.chunks(4 * 777) {
                 out.write_stereo(chunk).unwrap();
@@ -453,7 +523,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.wav");
         let mut out =
-            AudioOut::create(&p, AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Split }).unwrap();
+            AudioOut::create(&p, AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Split }, 8000).unwrap();
         let f = frames(1000);
         out.write_stereo(&f).unwrap();
         let files = out.finish().unwrap();

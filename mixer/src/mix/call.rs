@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use capture::Timestamp;
 use capture::codec::{Codec, PayloadDesc, PayloadMap};
-use capture::events::{CallRef, CallStart, MediaAnnounce, MediaSecurity, Party, Side};
+use capture::events::{CallRef, CallStart, MediaAnnounce, MediaSecurity, Party, RtpMeta, Side};
 use capture::wire::sdp::Direction;
 
 use super::NS_PER_SAMPLE;
 use super::clock::Env;
+use super::dtmf::Edges;
 use super::evidence::Evidence;
+use super::pause::{Effect, Key, PauseCodes, PauseState};
 use super::rtcp::EndpointView;
 use super::side::{Encrypted, PtKind, SideState};
 use super::stats::MixerStats;
@@ -46,6 +48,8 @@ pub(crate) struct CallMix {
     /// The evidence capture, once the first frame came.
     pub(crate) evidence: Option<Evidence>,
     pub(crate) evidence_error: Option<String>,
+    /// Pauses of the recording (PCI DSS), when codes are configured.
+    pub(crate) pause: PauseState,
 }
 
 impl CallMix {
@@ -70,6 +74,45 @@ impl CallMix {
             reports: Vec::new(),
             evidence: None,
             evidence_error: None,
+            pause: PauseState::default(),
+        }
+    }
+
+    /// Telephone events that may pause or resume the recording (see [`crate::mix::pause`]).
+    pub(crate) fn pause_keys(&mut self, m: &RtpMeta, edges: Edges, codes: &PauseCodes) {
+        if let Some((ts, duration)) = edges.ended {
+            self.key_end(m.side, ts, duration);
+        }
+        if let Some((event, ts)) = edges.started {
+            let si = m.side.index();
+            // Where the key starts: through its party's clock, else by its capture time.
+            let pos = match &self.timeline {
+                None => 0,
+                Some(_) => self.sides[si]
+                    .clock
+                    .position_of(ts)
+                    .unwrap_or_else(|| m.time.since(self.origin) / super::NS_PER_SAMPLE),
+            };
+            let written = self.timeline.as_ref().map_or(0, |t| t.written() as i64);
+            let key = Key { side: m.side, event, rtp_ts: ts, pos, time: m.time };
+            if let Effect::Pause(from) = self.pause.key(codes, key, written) {
+                tracing::info!(call_id = %self.call_id, "recording paused by DTMF");
+                if let Some(tl) = self.timeline.as_mut() {
+                    tl.mute_from(from.max(0) as u64);
+                }
+            }
+        }
+        if let Some((ts, duration)) = edges.started_ended {
+            self.key_end(m.side, ts, duration);
+        }
+    }
+
+    fn key_end(&mut self, side: Side, ts: u32, duration: u16) {
+        if let Some(to) = self.pause.key_end(side, ts, i64::from(duration)) {
+            tracing::info!(call_id = %self.call_id, "recording resumed by DTMF");
+            if let Some(tl) = self.timeline.as_mut() {
+                tl.unmute_at(to.max(0) as u64);
+            }
         }
     }
 
@@ -99,13 +142,27 @@ impl CallMix {
         scratch: &mut Vec<u8>,
     ) -> std::io::Result<()> {
         let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
-        let len = payload.len() as i64;
+        let len = if law == Law::Opus { super::opus::positions(payload).unwrap_or(0) } else { payload.len() as i64 };
         if pos < 0 {
             // Before the recording's first frame: only a packet reordered across the start.
             self.late(si, pos, len, stats);
             return Ok(());
         }
-        let placed = tl.place(si, pos as u64, payload, law, scratch)?;
+        let placed = if law == Law::Opus {
+            let Some(opus) = self.sides[si].opus.as_mut() else { return Ok(()) };
+            match opus.decode(pos, payload) {
+                Ok(start) => {
+                    tl.place_pcm(si, start.max(0) as u64, &opus.pcm[(start.min(0) * -2) as usize..], law, scratch)?
+                }
+                Err(e) => {
+                    stats.undecodable_packets += 1;
+                    tracing::debug!(call_id = %self.call_id, "{e}");
+                    return Ok(());
+                }
+            }
+        } else {
+            tl.place(si, pos as u64, payload, law, scratch)?
+        };
         let side = &mut self.sides[si];
         side.high = side.high.max(pos + len);
         if placed.late_samples > 0 {
@@ -262,6 +319,16 @@ impl CallMix {
         s.encrypted = Some(Encrypted { security, since: time, clear_frames: s.high.max(0) as u64, packets: 0 });
     }
 
+    /// Whether the call agreed on a wideband codec: the first audio codec of the answer (the
+    /// one both parties send), so its recording starts at 16 kHz.
+    pub(crate) fn negotiated_wideband(&self) -> bool {
+        let Some(answerer) = self.offerer.map(Side::other) else { return false };
+        let Some(answer) = self.media[answerer.index()].as_ref() else { return false };
+        let first =
+            answer.payloads.entries().iter().find(|d| !matches!(d.codec, Codec::TelephoneEvent | Codec::ComfortNoise));
+        first.is_some_and(|d| d.codec == Codec::G722)
+    }
+
     /// Notes which parties the latest SDP lets send: a party that may not send is on hold,
     /// and the silence after it is explained by that.
     pub(crate) fn note_directions(&mut self) {
@@ -292,6 +359,8 @@ pub(crate) fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
     let kind = match desc.as_ref().map(|d| d.codec) {
         Some(Codec::Pcmu) => PtKind::Ulaw,
         Some(Codec::Pcma) => PtKind::Alaw,
+        Some(Codec::G722) => PtKind::G722,
+        Some(Codec::Opus) => PtKind::Opus,
         Some(Codec::TelephoneEvent) => PtKind::Event,
         Some(Codec::ComfortNoise) => PtKind::ComfortNoise,
         _ => PtKind::Undecodable,

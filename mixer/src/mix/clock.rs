@@ -84,9 +84,9 @@ pub(crate) struct Pkt {
     pub(crate) marker: bool,
     /// Next in sequence (not a reordered or probationary packet).
     pub(crate) in_order: bool,
-    /// Samples.
+    /// Positions it covers (8 kHz samples).
     pub(crate) len: i64,
-    /// Companding of its payload.
+    /// Codes of its payload.
     pub(crate) law: Law,
 }
 
@@ -129,7 +129,10 @@ pub(crate) enum Route {
 pub(crate) struct Held {
     pub(crate) pkt: Pkt,
     ext: i64,
+    /// Where its payload is in the held bytes (its length in bytes is not always its
+    /// samples: Opus).
     start: usize,
+    bytes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -314,6 +317,12 @@ impl Clock {
             (None, Some(p)) => Some((p.lead, p.n)),
             (None, None) => self.last_mapping,
         }
+    }
+
+    /// Where RTP timestamp `ts` of the current timebase lies on the timeline, if it has one.
+    pub(crate) fn position_of(&self, ts: u32) -> Option<i64> {
+        let tb = self.tb.as_ref()?;
+        Some(tb.pos(tb.ext(ts)))
     }
 
     /// Whether this side has a mapping of its own (its next timebase continues it).
@@ -555,7 +564,7 @@ impl Clock {
             p.ext_last = ext;
             p.last_ts = pkt.ts;
         }
-        p.held.push(Held { pkt, ext, start: p.bytes.len() });
+        p.held.push(Held { pkt, ext, start: p.bytes.len(), bytes: payload.len() });
         p.bytes.extend_from_slice(payload);
         let first = p.held.iter().map(|h| h.ext).min().unwrap_or(0);
         let done = p.suspect.is_none()
@@ -631,7 +640,7 @@ impl Clock {
 impl Held {
     /// Where its payload is in the held bytes.
     pub(crate) fn range(&self) -> std::ops::Range<usize> {
-        self.start..self.start + self.pkt.len as usize
+        self.start..self.start + self.bytes
     }
 }
 

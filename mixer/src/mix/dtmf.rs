@@ -20,6 +20,18 @@ struct Open {
     duration: u16,
 }
 
+/// What one packet did to the events: an event it ended (its RTP timestamp and duration), one
+/// it started (event and RTP timestamp), and that new one ending at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Edges {
+    /// The event before, ended by this packet.
+    pub ended: Option<(u32, u16)>,
+    /// The event this packet started.
+    pub started: Option<(u8, u32)>,
+    /// The event this packet started, ended by it too.
+    pub started_ended: Option<(u32, u16)>,
+}
+
 /// The telephone events of one direction.
 #[derive(Debug, Default)]
 pub struct DtmfTracker {
@@ -32,38 +44,43 @@ pub struct DtmfTracker {
 
 impl DtmfTracker {
     /// Accounts one telephone-event packet (duplicates already removed).
-    pub fn packet(&mut self, side: Side, rtp_ts: u32, time: Timestamp, payload: &[u8], clock: u32) {
-        let Ok(ev) = EventRepr::parse(payload) else { return };
+    pub fn packet(&mut self, side: Side, rtp_ts: u32, time: Timestamp, payload: &[u8], clock: u32) -> Edges {
+        let mut edges = Edges::default();
+        let Ok(ev) = EventRepr::parse(payload) else { return edges };
         match &mut self.open {
             Some(o) if o.rtp_ts == rtp_ts && o.event == ev.event => {
                 o.duration = o.duration.max(ev.duration);
                 if ev.end {
-                    self.close(side, clock);
+                    edges.ended = self.close(side, clock);
                 }
             }
             Some(_) => {
-                self.close(side, clock);
-                self.start(side, rtp_ts, time, ev, clock);
+                edges.ended = self.close(side, clock);
+                edges.started = Some((ev.event, rtp_ts));
+                edges.started_ended = self.start(side, rtp_ts, time, ev, clock);
             }
             // The end packets of an event already closed repeat its timestamp: not a new one.
             None if self.last_closed_ts == Some(rtp_ts) => {}
-            None => self.start(side, rtp_ts, time, ev, clock),
+            None => {
+                edges.started = Some((ev.event, rtp_ts));
+                edges.started_ended = self.start(side, rtp_ts, time, ev, clock);
+            }
         }
+        edges
     }
 
-    fn start(&mut self, side: Side, rtp_ts: u32, time: Timestamp, ev: EventRepr, clock: u32) {
+    fn start(&mut self, side: Side, rtp_ts: u32, time: Timestamp, ev: EventRepr, clock: u32) -> Option<(u32, u16)> {
         self.open = Some(Open { rtp_ts, event: ev.event, start: time, duration: ev.duration });
-        if ev.end {
-            self.close(side, clock);
-        }
+        if ev.end { self.close(side, clock) } else { None }
     }
 
-    fn close(&mut self, side: Side, clock: u32) {
-        let Some(o) = self.open.take() else { return };
+    /// Closes the open event: its RTP timestamp and duration.
+    fn close(&mut self, side: Side, clock: u32) -> Option<(u32, u16)> {
+        let o = self.open.take()?;
         self.last_closed_ts = Some(o.rtp_ts);
         if self.done.len() >= MAX_EVENTS {
             self.dropped += 1;
-            return;
+            return Some((o.rtp_ts, o.duration));
         }
         let duration_ms = (u64::from(o.duration) * 1000 / u64::from(clock.max(1))) as u32;
         self.done.push(Dtmf {
@@ -73,6 +90,7 @@ impl DtmfTracker {
             duration_ms: Some(duration_ms),
             source: DtmfSource::Rfc4733,
         });
+        Some((o.rtp_ts, o.duration))
     }
 
     /// Every event, the one still open included.

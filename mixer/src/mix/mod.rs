@@ -19,6 +19,9 @@ pub mod dtmf;
 pub mod edits;
 pub mod evidence;
 pub mod g711;
+pub mod g722;
+pub mod opus;
+pub mod pause;
 pub mod quality;
 pub mod rtcp;
 pub mod series;
@@ -28,6 +31,7 @@ pub(crate) mod stats;
 pub mod stream;
 pub mod timeline;
 pub mod wav;
+pub mod wideband;
 
 /// Samples per nanosecond divisor at 8 kHz.
 pub(crate) const NS_PER_SAMPLE: i64 = 125_000;

@@ -8,6 +8,7 @@ use capture::events::{MediaSecurity, RtpMeta};
 
 use crate::mix::clock::Clock;
 use crate::mix::dtmf::DtmfTracker;
+use crate::mix::opus::OpusSide;
 use crate::mix::stream::StreamStats;
 
 /// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
@@ -18,6 +19,10 @@ pub(crate) enum PtKind {
     Unresolved,
     Ulaw,
     Alaw,
+    /// G.722 (64 kbit/s, 8 kHz RTP clock for 16 kHz audio).
+    G722,
+    /// Opus (48 kHz RTP clock), decoded with libopus.
+    Opus,
     /// RFC 4733 telephone event: decoded as DTMF, silence in the audio.
     Event,
     /// RFC 3389 comfort noise: silence.
@@ -38,6 +43,23 @@ pub(crate) struct Encrypted {
     /// Audio packets not recorded.
     pub(crate) packets: u64,
 }
+
+/// A run of one side's audio packets in one codec (a new one starts when the payload type
+/// changes: a re-INVITE moving to another codec, or a sender alternating).
+#[derive(Debug, Clone)]
+pub(crate) struct CodecSegment {
+    pub(crate) pt: u8,
+    /// Encoding name (IANA spelling) or `PT<n>`.
+    pub(crate) codec: String,
+    /// Whether callvault decodes it.
+    pub(crate) decoded: bool,
+    pub(crate) first: Timestamp,
+    pub(crate) last: Timestamp,
+    pub(crate) packets: u64,
+}
+
+/// Codec segments kept per side; later changes are counted on the last one.
+const MAX_SEGMENTS: usize = 16;
 
 #[derive(Debug)]
 pub(crate) struct SideState {
@@ -63,6 +85,12 @@ pub(crate) struct SideState {
     pub(crate) encrypted: Option<Encrypted>,
     /// Whether this side's latest SDP state lets it send (hold tracking).
     pub(crate) sending: bool,
+    /// The codecs this side's audio came in, in time order.
+    pub(crate) segments: Vec<CodecSegment>,
+    /// Codec changes beyond [`MAX_SEGMENTS`].
+    pub(crate) segments_omitted: u32,
+    /// This side's Opus decoder, from its first Opus packet.
+    pub(crate) opus: Option<Box<OpusSide>>,
 }
 
 impl SideState {
@@ -81,7 +109,30 @@ impl SideState {
             dtmf: DtmfTracker::default(),
             encrypted: None,
             sending: true,
+            segments: Vec::new(),
+            segments_omitted: 0,
+            opus: None,
         }
+    }
+
+    /// Counts an audio packet of payload type `pt` in its codec segment: a counter on the
+    /// path of every packet, a new segment (`name` called) only when the codec changes.
+    #[inline]
+    pub(crate) fn codec_packet(&mut self, pt: u8, time: Timestamp, decoded: bool, name: impl FnOnce() -> String) {
+        if let Some(seg) = self.segments.last_mut().filter(|s| s.pt == pt) {
+            seg.packets += 1;
+            seg.last = time;
+            return;
+        }
+        if self.segments.len() >= MAX_SEGMENTS {
+            self.segments_omitted += 1;
+            if let Some(seg) = self.segments.last_mut() {
+                seg.packets += 1;
+                seg.last = time;
+            }
+            return;
+        }
+        self.segments.push(CodecSegment { pt, codec: name(), decoded, first: time, last: time, packets: 1 });
     }
 
     /// The stream of this packet: one per (SSRC, source, destination), as RTP analysers key

@@ -91,6 +91,11 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
+    /// Sets the stream's RTP clock rate (Hz), for its jitter.
+    pub fn set_clock(&mut self, clock: u32) {
+        self.clock = clock.max(1);
+    }
+
     /// Starts a stream at its first packet.
     pub fn new(ssrc: u32, seq: u16, src: SocketAddr, dst: SocketAddr, time: Timestamp, clock: u32) -> StreamStats {
         // Extended numbers start one cycle up so a packet just before the first never goes

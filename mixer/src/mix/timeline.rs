@@ -18,25 +18,37 @@ use std::path::{Path, PathBuf};
 
 use crate::mix::audio::{AudioConfig, AudioOut};
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::mix::wideband::{self, Cell, WideChannel};
 
 /// Bytes per stereo frame in the file.
 const FRAME: usize = 4;
 
-/// Companding law of a channel's codes.
+/// What a channel's codes are: one byte per 8 kHz position in each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Law {
     /// G.711 µ-law (PCMU).
     Ulaw,
     /// G.711 A-law (PCMA).
     Alaw,
+    /// G.722 at 64 kbit/s: one code per position, two 16 kHz samples each.
+    G722,
+    /// Opus, decoded as placed (see [`crate::mix::opus`]): two 16 kHz samples per position.
+    Opus,
 }
 
 impl Law {
-    fn table(self) -> &'static [i16; 256] {
+    /// The G.711 expansion table; `None` for G.722.
+    fn table(self) -> Option<&'static [i16; 256]> {
         match self {
-            Law::Ulaw => &ULAW_TO_LINEAR,
-            Law::Alaw => &ALAW_TO_LINEAR,
+            Law::Ulaw => Some(&ULAW_TO_LINEAR),
+            Law::Alaw => Some(&ALAW_TO_LINEAR),
+            Law::G722 | Law::Opus => None,
         }
+    }
+
+    /// Whether these codes are wideband audio (a call with any is recorded at 16 kHz).
+    pub fn wideband(self) -> bool {
+        matches!(self, Law::G722 | Law::Opus)
     }
 }
 
@@ -85,6 +97,32 @@ pub struct Placed {
     pub late_samples: u32,
 }
 
+/// What a packet puts on its channel: codes (one byte per position) or decoded 16 kHz
+/// samples (two per position).
+#[derive(Debug, Clone, Copy)]
+enum Codes<'a> {
+    Bytes(&'a [u8]),
+    Pcm(&'a [i16]),
+}
+
+impl<'a> Codes<'a> {
+    /// Positions covered.
+    fn len(&self) -> usize {
+        match self {
+            Codes::Bytes(b) => b.len(),
+            Codes::Pcm(s) => s.len() / 2,
+        }
+    }
+
+    /// Without its first `n` positions.
+    fn skip(self, n: usize) -> Codes<'a> {
+        match self {
+            Codes::Bytes(b) => Codes::Bytes(&b[n..]),
+            Codes::Pcm(s) => Codes::Pcm(&s[2 * n..]),
+        }
+    }
+}
+
 /// One channel's plane of the ring.
 #[derive(Debug)]
 struct Plane {
@@ -92,11 +130,25 @@ struct Plane {
     filled: Box<[u64]>,
     /// Law of the codes, set by the first packet.
     law: Option<Law>,
+    /// Decoded 16 kHz samples by position, for a channel that carried Opus (allocated then).
+    pcm: Option<Box<[[i16; 2]]>>,
 }
 
 impl Plane {
     fn new(cap: usize) -> Plane {
-        Plane { codes: vec![0u8; cap].into_boxed_slice(), filled: vec![0u64; cap / 64].into_boxed_slice(), law: None }
+        Plane {
+            codes: vec![0u8; cap].into_boxed_slice(),
+            filled: vec![0u64; cap / 64].into_boxed_slice(),
+            law: None,
+            pcm: None,
+        }
+    }
+
+    /// Marks ring cells `[start, start + n)` (no wrap) as empty.
+    fn clear(&mut self, start: usize, n: usize) {
+        for cell in start..start + n {
+            self.filled[cell / 64] &= !(1u64 << (cell % 64));
+        }
     }
 
     /// Marks ring cells `[start, start + n)` (no wrap) as filled.
@@ -118,18 +170,26 @@ impl Plane {
 pub struct Timeline {
     planes: [Plane; 2],
     mask: u64,
+    /// Positions decoded (in the file, or for a 16 kHz recording in its interpolators).
     written: u64,
     end: u64,
     chunk: u64,
     out: AudioOut,
+    /// The channels' way to 16 kHz, for a call recorded at 16 kHz (see [`wideband`]).
+    wide: Option<Box<[WideChannel; 2]>>,
+    /// Paused spans not yet written past (`[from, to)`, `to` = `u64::MAX` while open): both
+    /// channels are silence there (see [`crate::mix::pause`]).
+    muted: Vec<(u64, u64)>,
 }
 
 impl Timeline {
-    /// Creates the audio file at `path` and an empty timeline.
-    pub fn create(path: &Path, cfg: TimelineConfig, audio: AudioConfig) -> io::Result<Timeline> {
+    /// Creates the audio file at `path` and an empty timeline, recorded at 16 kHz if `wide`
+    /// (else at 8 kHz until wideband codes come before anything was written).
+    pub fn create(path: &Path, cfg: TimelineConfig, audio: AudioConfig, wide: bool) -> io::Result<Timeline> {
         let cap = u64::from(cfg.ring_frames.next_power_of_two().max(1024));
         let hold = u64::from(cfg.hold());
-        let out = AudioOut::create(path, audio)?;
+        let rate = if wide { 16000 } else { 8000 };
+        let out = AudioOut::create(path, audio, rate)?;
         Ok(Timeline {
             planes: [Plane::new(cap as usize), Plane::new(cap as usize)],
             mask: cap - 1,
@@ -139,7 +199,47 @@ impl Timeline {
             // and a 60 ms packet.
             chunk: (cap - hold - u64::from(MAX_PACKET)).max(u64::from(MIN_CHUNK)),
             out,
+            wide: wide.then(Box::default),
+            muted: Vec::new(),
         })
+    }
+
+    /// Both channels are silence from `pos` on (positions already written excepted), until
+    /// [`Timeline::unmute_at`].
+    pub fn mute_from(&mut self, pos: u64) {
+        self.muted.push((pos.max(self.written), u64::MAX));
+    }
+
+    /// Ends the open pause at `pos`.
+    pub fn unmute_at(&mut self, pos: u64) {
+        if let Some(span) = self.muted.last_mut().filter(|s| s.1 == u64::MAX) {
+            span.1 = pos.max(span.0);
+        }
+    }
+
+    /// Clears what was placed in paused positions of the ring cells `[start, start + n)`, which
+    /// hold positions from `self.written` on.
+    fn silence_muted(&mut self, start: usize, n: usize) {
+        let (lo, hi) = (self.written, self.written + n as u64);
+        for &(from, to) in &self.muted {
+            let (a, b) = (from.max(lo), to.min(hi));
+            if a < b {
+                for plane in &mut self.planes {
+                    plane.clear(start + (a - lo) as usize, (b - a) as usize);
+                }
+            }
+        }
+        self.muted.retain(|&(_, to)| to > hi);
+    }
+
+    /// Sample rate of the recording (Hz).
+    pub fn sample_rate(&self) -> u32 {
+        if self.wide.is_some() { 16000 } else { 8000 }
+    }
+
+    /// Output samples per position.
+    fn per_position(&self) -> u64 {
+        if self.wide.is_some() { 2 } else { 1 }
     }
 
     /// Frames written to the file so far.
@@ -168,6 +268,29 @@ impl Timeline {
         law: Law,
         scratch: &mut Vec<u8>,
     ) -> io::Result<Placed> {
+        self.place_with(channel, pos, Codes::Bytes(payload), law, scratch)
+    }
+
+    /// Places decoded 16 kHz samples (two per position) on `channel` from frame `pos`.
+    pub fn place_pcm(
+        &mut self,
+        channel: usize,
+        pos: u64,
+        samples: &[i16],
+        law: Law,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Placed> {
+        self.place_with(channel, pos, Codes::Pcm(samples), law, scratch)
+    }
+
+    fn place_with(
+        &mut self,
+        channel: usize,
+        pos: u64,
+        payload: Codes<'_>,
+        law: Law,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Placed> {
         let n = payload.len() as u64;
         match self.planes[channel].law {
             Some(l) if l == law => {}
@@ -181,6 +304,9 @@ impl Timeline {
             }
             None => self.planes[channel].law = Some(law),
         }
+        if law.wideband() && self.wide.is_none() {
+            self.widen()?;
+        }
         if pos + n <= self.written {
             return Ok(Placed { late_samples: n as u32 });
         }
@@ -192,13 +318,21 @@ impl Timeline {
         let cap = self.capacity();
         let plane = &mut self.planes[channel];
         let mut from = pos + skip;
-        let mut codes = &payload[skip as usize..];
-        while !codes.is_empty() {
+        let mut codes = payload.skip(skip as usize);
+        while codes.len() > 0 {
             let start = (from & self.mask) as usize;
             let run = codes.len().min((cap - start as u64) as usize);
-            plane.codes[start..start + run].copy_from_slice(&codes[..run]);
+            match codes {
+                Codes::Bytes(b) => plane.codes[start..start + run].copy_from_slice(&b[..run]),
+                Codes::Pcm(s) => {
+                    let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
+                    for (cell, pair) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(2)) {
+                        *cell = [pair[0], pair[1]];
+                    }
+                }
+            }
             plane.mark(start, run);
-            codes = &codes[run..];
+            codes = codes.skip(run);
             from += run as u64;
         }
         if last > self.end {
@@ -218,11 +352,32 @@ impl Timeline {
         Ok(())
     }
 
+    /// Moves an 8 kHz recording to 16 kHz: wideband codes came. Nothing written yet: the
+    /// file simply starts at 16 kHz; else what was written is rewritten through the
+    /// interpolators (see [`AudioOut::widen`]), exactly as if the call had been recorded at
+    /// 16 kHz from its start.
+    fn widen(&mut self) -> io::Result<()> {
+        let mut wide: Box<[WideChannel; 2]> = Box::default();
+        if self.written == 0 {
+            self.out.set_rate(16000)?;
+        } else {
+            self.out.widen(&mut wide)?;
+        }
+        self.wide = Some(wide);
+        Ok(())
+    }
+
     fn flush_to(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
+        if self.wide.is_some() {
+            return self.flush_wide(upto, scratch);
+        }
         while self.written < upto {
             let start = (self.written & self.mask) as usize;
             // Whole bitmap words at a time keep the decode loop simple; runs end at the wrap.
             let n = (upto - self.written).min(self.capacity() - start as u64) as usize;
+            if !self.muted.is_empty() {
+                self.silence_muted(start, n);
+            }
             scratch.clear();
             scratch.resize(n * FRAME, 0);
             for (ch, plane) in self.planes.iter_mut().enumerate() {
@@ -234,21 +389,87 @@ impl Timeline {
         Ok(())
     }
 
+    /// [`Timeline::flush_to`] for a 16 kHz recording: every position goes through its
+    /// channel's [`WideChannel`], which hands back the two samples of the position
+    /// [`wideband::TAPS`] before it.
+    fn flush_wide(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
+        while self.written < upto {
+            let start = (self.written & self.mask) as usize;
+            let n = (upto - self.written).min(self.capacity() - start as u64) as usize;
+            if !self.muted.is_empty() {
+                self.silence_muted(start, n);
+            }
+            let cells = |plane: &mut Plane, k: usize| -> Cell {
+                let cell = start + k;
+                let (word, bit) = (cell / 64, cell % 64);
+                if plane.filled[word] >> bit & 1 == 0 {
+                    return Cell::Empty;
+                }
+                plane.filled[word] &= !(1u64 << bit);
+                let code = plane.codes[cell];
+                match plane.law {
+                    Some(Law::G722) => Cell::G722(code),
+                    Some(Law::Opus) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Pair(p[cell])),
+                    Some(law) => law.table().map_or(Cell::Empty, |t| Cell::Narrow(t[code as usize])),
+                    None => Cell::Empty,
+                }
+            };
+            scratch.clear();
+            let wide = self.wide.as_mut().expect("a 16 kHz timeline");
+            for k in 0..n {
+                let a = wide[0].push(cells(&mut self.planes[0], k));
+                let b = wide[1].push(cells(&mut self.planes[1], k));
+                if let (Some(a), Some(b)) = (a, b) {
+                    for i in 0..2 {
+                        scratch.extend_from_slice(&a[i].to_le_bytes());
+                        scratch.extend_from_slice(&b[i].to_le_bytes());
+                    }
+                }
+            }
+            self.out.write_stereo(scratch)?;
+            self.written += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The last [`wideband::TAPS`] positions a 16 kHz recording's interpolators still hold.
+    fn flush_wide_tail(&mut self, scratch: &mut Vec<u8>) -> io::Result<()> {
+        let Some(wide) = self.wide.as_mut() else { return Ok(()) };
+        scratch.clear();
+        let behind = (self.written as usize).min(wideband::TAPS);
+        for _ in 0..wideband::TAPS {
+            let a = wide[0].push(Cell::Empty);
+            let b = wide[1].push(Cell::Empty);
+            if let (Some(a), Some(b)) = (a, b) {
+                for i in 0..2 {
+                    scratch.extend_from_slice(&a[i].to_le_bytes());
+                    scratch.extend_from_slice(&b[i].to_le_bytes());
+                }
+            }
+        }
+        // Pushing positions past the end lets out exactly the ones still held.
+        scratch.truncate(behind * 2 * FRAME);
+        self.out.write_stereo(scratch)
+    }
+
     /// Writes everything up to the last placed sample, patches the header(s) and returns the
     /// file(s) (not yet fsynced) with the frame count.
     pub fn finish(mut self, scratch: &mut Vec<u8>) -> io::Result<Finished> {
-        if let Err(e) = self.flush_to(self.end, scratch) {
+        let done = self.flush_to(self.end, scratch).and_then(|()| self.flush_wide_tail(scratch));
+        if let Err(e) = done {
             return self.finish_partial().map(|f| Finished { cut: Some(e), ..f });
         }
-        let frames = self.written;
-        Ok(Finished { files: self.out.finish()?, frames, cut: None })
+        let frames = self.written * self.per_position();
+        let sample_rate = self.sample_rate();
+        Ok(Finished { files: self.out.finish()?, frames, sample_rate, cut: None })
     }
 
     /// After a write failed (a full disk): keeps what the file(s) already hold, writes
     /// nothing more, and returns them with the frames they hold.
     pub fn finish_partial(self) -> io::Result<Finished> {
+        let sample_rate = self.sample_rate();
         let (files, frames) = self.out.finish_partial()?;
-        Ok(Finished { files, frames, cut: None })
+        Ok(Finished { files, frames, sample_rate, cut: None })
     }
 }
 
@@ -259,6 +480,8 @@ pub struct Finished {
     pub files: Vec<(PathBuf, File)>,
     /// Frames in each file.
     pub frames: u64,
+    /// Their sample rate (Hz).
+    pub sample_rate: u32,
     /// The write error that cut the audio short while finishing, if any.
     pub cut: Option<io::Error>,
 }
@@ -266,8 +489,7 @@ pub struct Finished {
 /// Decodes ring cells `[start, start + n)` of `plane` into channel `ch` of the interleaved
 /// `out` (which is zero), and clears their filled bits.
 fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
-    let Some(law) = plane.law else { return };
-    let table = law.table();
+    let Some(table) = plane.law.and_then(Law::table) else { return };
     let mut i = 0;
     while i < n {
         let cell = start + i;
@@ -320,7 +542,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
         let a = [0xefu8; 160]; // µ-law 132
         let b = [0xfeu8; 160]; // µ-law 8
         // Channel 0: packets 0, 2, 1 (reordered); channel 1: packet 1 only.
@@ -352,7 +574,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
         // A-law idle code decodes to +8; gaps must still be exact zeros.
         t.place(0, 3, &[0xd5; 7], Law::Alaw, &mut s).unwrap();
         t.place(1, 61, &[0x2a; 10], Law::Alaw, &mut s).unwrap(); // crosses a 64-bit word
@@ -375,7 +597,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(0, 160, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         // The law changes with a packet whose place the forced write-out passes.
@@ -390,7 +612,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(0, 160, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
         let frames = t.finish(&mut s).unwrap().frames;
@@ -405,7 +627,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default()).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
         let a = [0xefu8; 160];
         for k in 0..20u64 {
             t.place(0, k * 160, &a, Law::Ulaw, &mut s).unwrap();
@@ -416,5 +638,44 @@ mod tests {
         let frames = t.finish(&mut s).unwrap().frames;
         assert_eq!(frames, 3200);
         assert!(samples(&p).iter().all(|f| *f == [132, 0]));
+    }
+
+    /// Wideband codes after narrowband audio was written: the file is rewritten at 16 kHz and
+    /// comes out exactly as a recording made at 16 kHz from the start (WAV stereo and split).
+    #[test]
+    fn wideband_codes_after_written_audio_rewrite_the_file_as_if_wide_from_the_start() {
+        for layout in [crate::mix::audio::AudioLayout::Stereo, crate::mix::audio::AudioLayout::Split] {
+            let audio = AudioConfig { layout, ..AudioConfig::default() };
+            let dir = tempfile::tempdir().unwrap();
+            let mut s = Vec::new();
+            let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
+            let play = |t: &mut Timeline, s: &mut Vec<u8>| {
+                for k in 0..30u64 {
+                    t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
+                    t.settle(k * 160, s).unwrap();
+                }
+                assert!(t.written() > 0);
+                for k in 30..40u64 {
+                    t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
+                    t.place(1, k * 160, &tone, Law::G722, s).unwrap();
+                }
+            };
+            let narrow = dir.path().join("narrow.wav");
+            let mut t = Timeline::create(&narrow, cfg(), audio, false).unwrap();
+            play(&mut t, &mut s);
+            assert_eq!(t.sample_rate(), 16000);
+            let a = t.finish(&mut s).unwrap();
+            let wide = dir.path().join("wide.wav");
+            let mut t = Timeline::create(&wide, cfg(), audio, true).unwrap();
+            play(&mut t, &mut s);
+            let b = t.finish(&mut s).unwrap();
+            assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate));
+            assert_eq!(a.frames, 2 * 40 * 160);
+            for ((pa, _), (pb, _)) in a.files.iter().zip(&b.files) {
+                assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{layout:?}");
+            }
+            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+        }
     }
 }

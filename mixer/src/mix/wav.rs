@@ -84,6 +84,45 @@ impl WavWriter {
         Ok(())
     }
 
+    /// Changes the sample rate of a file that holds no audio yet (an error otherwise).
+    pub fn set_rate(&mut self, sample_rate: u32) -> io::Result<()> {
+        if self.data_len > 0 {
+            return Err(io::Error::other("the sample rate of a WAV file with audio cannot change"));
+        }
+        self.fmt.sample_rate = sample_rate;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(&header(self.fmt, 0))
+    }
+
+    /// Rewrites the file at `sample_rate`: its PCM so far goes through `convert` (old bytes
+    /// in, new bytes appended) into a new file that then replaces this one, and writing goes
+    /// on there.
+    pub fn rewrite_at(
+        &mut self,
+        path: &Path,
+        sample_rate: u32,
+        mut convert: impl FnMut(&[u8], &mut Vec<u8>),
+    ) -> io::Result<()> {
+        let tmp = path.with_extension("rate.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut out = WavWriter::create(&tmp, WavFormat { sample_rate, ..self.fmt })?;
+        self.file.seek(SeekFrom::Start(HEADER_LEN))?;
+        let step = 16 * 1024 * self.fmt.frame_bytes() as usize;
+        let (mut buf, mut converted) = (vec![0u8; step], Vec::new());
+        let mut left = self.data_len;
+        while left > 0 {
+            let n = (left as usize).min(step);
+            io::Read::read_exact(&mut self.file, &mut buf[..n])?;
+            converted.clear();
+            convert(&buf[..n], &mut converted);
+            out.write_pcm(&converted)?;
+            left -= n as u64;
+        }
+        std::fs::rename(&tmp, path)?;
+        *self = out;
+        Ok(())
+    }
+
     /// PCM bytes written so far.
     pub fn data_len(&self) -> u64 {
         self.data_len

@@ -1,0 +1,73 @@
+//! Decode cost per codec: one iteration is one second of one party's audio, so criterion's
+//! time per iteration is the CPU time a second of audio costs (µs per second of audio).
+//!
+//! `cargo bench --bench codecs`. G.711 is a table lookup per sample; G.722 the ITU-T decoder
+//! (two 16 kHz samples per code); the ×2 interpolator is what a G.711 party costs in a call
+//! recorded at 16 kHz; Opus is libopus at 16 kHz on 20 ms packets of a 24 kbit/s voice
+//! encoding of a tone sweep.
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use mixer::mix::g711::ULAW_TO_LINEAR;
+use mixer::mix::g722::G722Decoder;
+use mixer::mix::wideband::{Cell, WideChannel};
+
+/// One second of a varying signal at 8 kHz.
+fn speechlike(rate: usize) -> Vec<i16> {
+    (0..rate)
+        .map(|n| {
+            let t = n as f64 / rate as f64;
+            ((t * 2000.0 * (1.0 + t) * std::f64::consts::TAU).sin() * 8000.0 * (1.0 + (t * 7.0).sin()) / 2.0) as i16
+        })
+        .collect()
+}
+
+fn codecs(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode_one_second");
+    let codes: Vec<u8> = speechlike(8000).iter().map(|&s| (s >> 8) as u8).collect();
+    g.bench_function("g711", |b| {
+        let mut out = vec![0i16; 8000];
+        b.iter(|| {
+            for (o, &c) in out.iter_mut().zip(black_box(&codes)) {
+                *o = ULAW_TO_LINEAR[c as usize];
+            }
+            black_box(&out);
+        });
+    });
+    g.bench_function("g722", |b| {
+        let mut dec = G722Decoder::new();
+        let mut out = vec![0i16; 16000];
+        b.iter(|| {
+            for (o, &c) in out.chunks_exact_mut(2).zip(black_box(&codes)) {
+                o.copy_from_slice(&dec.decode(c));
+            }
+            black_box(&out);
+        });
+    });
+    g.bench_function("g711_to_16khz", |b| {
+        let mut ch = WideChannel::new();
+        let pcm = speechlike(8000);
+        b.iter(|| {
+            for &s in black_box(&pcm) {
+                black_box(ch.push(Cell::Narrow(s)));
+            }
+        });
+    });
+    g.bench_function("opus_16khz", |b| {
+        let mut enc = opus::Encoder::new(16000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        enc.set_bitrate(opus::Bitrate::Bits(24000)).unwrap();
+        let pcm = speechlike(16000);
+        let packets: Vec<Vec<u8>> = pcm.chunks_exact(320).map(|f| enc.encode_vec(f, 1500).unwrap()).collect();
+        let mut dec = opus::Decoder::new(16000, opus::Channels::Mono).unwrap();
+        let mut out = vec![0i16; 320];
+        b.iter(|| {
+            for p in black_box(&packets) {
+                dec.decode(p, &mut out, false).unwrap();
+            }
+            black_box(&out);
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codecs);
+criterion_main!(benches);

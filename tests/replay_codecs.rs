@@ -1,0 +1,423 @@
+//! Codecs: wideband calls (G.722) recorded at 16 kHz, sample by sample, and codecs without
+//! a decoder named in the record, never guessed.
+//!
+//! * G.722 is decoded to the bit: every sample equals what an independent decoder (ffmpeg's
+//!   `g722`) makes of the same codes, each run of codes between gaps decoded from the reset
+//!   state, as the recorder documents.
+//! * A call where one party sends G.722 and the other G.711 is recorded at 16 kHz with both
+//!   parties aligned: the G.711 party's samples are the even samples of its channel, exactly,
+//!   at the right place, and the points between follow the tone it sent.
+//! * The real corpus G.722 captures give 16 kHz recordings that ffmpeg agrees with.
+//! * G.729 and G.726 calls from the corpus: no audio, each codec named with its packets.
+
+mod common;
+mod gen_check;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use callgen::{CallSpec, Codec, Hangup, Outcome, Party, Scenario, TONE_AMPLITUDE};
+use common::{channels_at, records, replay, rfc3339, skipped, text};
+use gen_check::{Sent, run, sent};
+use mixer::mix::g711::ULAW_TO_LINEAR;
+
+const T0: i64 = 1_735_689_600 * 1_000_000_000;
+
+/// ffmpeg's decoding of G.722 `codes` (from the decoder's reset state).
+fn ffmpeg_g722(codes: &[u8]) -> Vec<i16> {
+    let mut child = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "g722", "-i", "pipe:0", "-f", "s16le", "pipe:1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run ffmpeg");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = codes.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success(), "ffmpeg failed");
+    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+fn have_ffmpeg(test: &str) -> bool {
+    if common::have("ffmpeg") {
+        return true;
+    }
+    skipped(&format!("{test}: ffmpeg (the reference G.722 decoder) is not installed"));
+    false
+}
+
+/// The audio packets one party sent (no duplicates, no events), with their 8 kHz position.
+fn audio(scenario: &Scenario, call: usize, party: Party, origin: i64) -> Vec<(usize, Sent)> {
+    sent(scenario, call, party)
+        .into_iter()
+        .filter(|s| !s.duplicate && s.pt != 101 && !s.payload.is_empty())
+        .map(|s| (((s.capture_ns - origin) / 125_000) as usize, s))
+        .collect()
+}
+
+/// The 16 kHz channel a correct recorder writes for a G.722 sender: each run of contiguous
+/// codes decoded by ffmpeg from the reset state.
+fn expected_g722(packets: &[(usize, Sent)], positions: usize) -> Vec<i16> {
+    let mut ch = vec![0i16; 2 * positions];
+    let mut i = 0;
+    while i < packets.len() {
+        let start = packets[i].0;
+        let mut codes = packets[i].1.payload.clone();
+        let mut j = i + 1;
+        while j < packets.len() && packets[j].0 == start + codes.len() {
+            codes.extend_from_slice(&packets[j].1.payload);
+            j += 1;
+        }
+        let pcm = ffmpeg_g722(&codes);
+        assert_eq!(pcm.len(), 2 * codes.len());
+        ch[2 * start..2 * start + pcm.len()].copy_from_slice(&pcm);
+        i = j;
+    }
+    ch
+}
+
+fn assert_same(ctx: &str, got: &[i16], want: &[i16]) {
+    assert_eq!(got.len(), want.len(), "{ctx}: length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        let run = (i..got.len()).take_while(|&j| got[j] != want[j]).count();
+        panic!("{ctx}: differs from 16 kHz sample {i} for {run} samples: got {}, want {}", got[i], want[i]);
+    }
+}
+
+fn call(i: u32, talk_ms: u32) -> CallSpec {
+    let mut c = CallSpec::answered(i, T0 + i64::from(i) * 1_000_000_000, talk_ms);
+    c.outcome = Outcome::Answered { hangup: Hangup::Caller };
+    c
+}
+
+#[test]
+fn g722_calls_are_decoded_bit_exact_at_16_khz_and_mixed_rate_calls_stay_aligned() {
+    if !have_ffmpeg("g722_calls_are_decoded_bit_exact") {
+        return;
+    }
+    // 0: G.722 both ways, lossless. 1: G.722 both ways, losses on both sides (a reset after each
+    // gap). 2: the caller G.722, the callee PCMU with a lost packet.
+    let mut both = call(0, 8_000);
+    both.codec = Codec::G722;
+    let mut lossy = call(1, 8_000);
+    lossy.codec = Codec::G722;
+    lossy.impair.caller.loss = vec![10, 11, 57, 200];
+    lossy.impair.callee.loss = vec![3, 150];
+    let mut mixed = call(2, 8_000);
+    mixed.codec = Codec::G722;
+    mixed.callee_codec = Some(Codec::Pcmu);
+    mixed.impair.callee.loss = vec![100];
+    let scenario = Scenario { calls: vec![both, lossy, mixed], seed: 5, ..Scenario::default() };
+    let r = run(&scenario, &[]);
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("call {i}");
+        let rec = r.record(&t.call_id);
+        let audio_rec = &rec.value["audio"];
+        assert_eq!(audio_rec["sample_rate"], 16000, "{ctx}: {audio_rec}");
+        let spec = &scenario.calls[i];
+        let origin = [Party::Caller, Party::Callee]
+            .into_iter()
+            .flat_map(|p| audio(&scenario, i, p, 0))
+            .map(|(_, s)| s.capture_ns)
+            .min()
+            .unwrap();
+        assert_eq!(audio_rec["media_start"], rfc3339(origin), "{ctx}");
+        let parties = [Party::Caller, Party::Callee].map(|p| audio(&scenario, i, p, origin));
+        let positions = parties.iter().flatten().map(|(at, s)| at + s.payload.len()).max().unwrap();
+        assert_eq!(audio_rec["frames"].as_u64(), Some(2 * positions as u64), "{ctx}: frames");
+        let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+        for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+            let ctx = format!("{ctx} {party:?}");
+            match spec.codec_of(party) {
+                Codec::G722 => assert_same(&ctx, &got[k], &expected_g722(&parties[k], positions)),
+                Codec::Pcmu => {
+                    // Even samples: the G.711 samples, exactly where they belong.
+                    let mut want = vec![0i16; positions];
+                    for (at, s) in &parties[k] {
+                        for (j, &b) in s.payload.iter().enumerate() {
+                            want[at + j] = ULAW_TO_LINEAR[b as usize];
+                        }
+                    }
+                    let even: Vec<i16> = got[k].iter().step_by(2).copied().collect();
+                    assert_same(&ctx, &even, &want);
+                    // Odd samples: the tone between them (away from the edges of the audio,
+                    // within µ-law's quantisation), so the interpolation is in phase.
+                    let present: std::collections::HashSet<usize> =
+                        parties[k].iter().flat_map(|(at, s)| *at..at + s.payload.len()).collect();
+                    let first = parties[k][0].0;
+                    let tone = spec.callee_tone_hz;
+                    let mut checked = 0;
+                    for p in 0..positions {
+                        if p >= 20 && (p - 20..p + 20).all(|q| present.contains(&q)) {
+                            let n = (p - first) as f64 + 0.5;
+                            let ideal = TONE_AMPLITUDE * (std::f64::consts::TAU * tone * n / 8000.0).sin();
+                            let odd = f64::from(got[k][2 * p + 1]);
+                            assert!(
+                                (odd - ideal).abs() < 700.0,
+                                "{ctx}: sample {}: {odd} vs the tone's {ideal}",
+                                2 * p + 1
+                            );
+                            checked += 1;
+                        }
+                    }
+                    assert!(checked > positions / 2, "{ctx}: {checked} interpolated samples checked");
+                }
+                Codec::Pcma => unreachable!(),
+            }
+        }
+        let codecs: Vec<&str> =
+            rec.value["streams"].as_array().unwrap().iter().map(|s| s["codec"].as_str().unwrap()).collect();
+        let want: Vec<&str> = [Party::Caller, Party::Callee].map(|p| spec.codec_of(p).encoding_name()).to_vec();
+        assert_eq!(codecs, want, "{ctx}: codecs in the record");
+        // One codec segment per party, with every audio packet it sent.
+        let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+        assert_eq!(segments.len(), 2, "{ctx}: {segments:?}");
+        for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+            let side = if k == 0 { "caller" } else { "callee" };
+            let seg = segments.iter().find(|g| g["side"] == side).unwrap();
+            let codec = spec.codec_of(party);
+            assert_eq!(seg["codec"], codec.encoding_name(), "{ctx}");
+            assert_eq!(seg["payload_type"], codec.payload_type(), "{ctx}");
+            assert_eq!(seg["decoded"], true, "{ctx}");
+            assert_eq!(seg["packets"].as_u64(), Some(parties[k].len() as u64), "{ctx}: {seg}");
+            assert_eq!(seg["first"], rfc3339(parties[k].first().unwrap().1.capture_ns), "{ctx}");
+            assert_eq!(seg["last"], rfc3339(parties[k].last().unwrap().1.capture_ns), "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn codecs_without_a_decoder_are_named_with_their_packets_and_no_audio() {
+    let g726: &[&str] =
+        &["G726-16", "G726-24", "G726-32", "G726-40", "AAL2-G726-16", "AAL2-G726-24", "AAL2-G726-32", "AAL2-G726-40"];
+    for (name, codecs) in [("sip-rtp-g729a-sipp.pcap", &["G729"][..]), ("sip-rtp-g726-eight-calls.pcap", g726)] {
+        let Some((_dir, recs)) = corpus_wav(name) else { return };
+        let with_media: Vec<_> = recs.iter().filter(|r| !r.value["streams"].as_array().unwrap().is_empty()).collect();
+        assert_eq!(with_media.len(), codecs.len(), "{name}: one call per codec");
+        let mut named = Vec::new();
+        for rec in with_media {
+            let ctx = format!("{name} {}", rec.value["call_id"]);
+            assert!(rec.wav.is_none(), "{ctx}: no audio file for a codec without a decoder");
+            let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+            assert_eq!(segments.len(), 1, "{ctx}: one-way audio in one codec: {segments:?}");
+            let seg = &segments[0];
+            assert_eq!(seg["decoded"], false, "{ctx}");
+            // Every one of the capture's 425 audio packets (MANIFEST.md), counted, none decoded.
+            assert_eq!(seg["packets"], 425, "{ctx}: {seg}");
+            let codec = seg["codec"].as_str().unwrap().to_owned();
+            assert_eq!(rec.value["capture_complete"], false, "{ctx}");
+            let notes = rec.value["notes"].to_string() + &rec.value["incomplete_reasons"].to_string();
+            assert!(notes.contains(&codec), "{ctx}: the record says which codec was not decoded: {notes}");
+            named.push(codec);
+        }
+        named.sort();
+        let mut want: Vec<String> = codecs.iter().map(|c| (*c).to_owned()).collect();
+        want.sort();
+        assert_eq!(named, want, "{name}: each call's codec named from its own SDP");
+    }
+}
+
+/// Replays a corpus capture; its records (skipped when the corpus is not there).
+fn corpus_wav(name: &str) -> Option<(tempfile::TempDir, Vec<common::Rec>)> {
+    let pcap = corpus(name);
+    if !pcap.exists() {
+        skipped(&format!("corpus capture {name} not found"));
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = replay(&[&pcap], dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(&dir.path().join("archive"));
+    Some((dir, recs))
+}
+
+fn corpus(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(name)
+}
+
+/// The G.722 payloads of one RTP stream of a capture, in capture order, as tshark reads them.
+fn tshark_payloads(pcap: &Path, ssrc: u32) -> Vec<u8> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-o", "rtp.heuristic_rtp:TRUE", "-Y"])
+        .arg(format!("rtp.ssrc == {ssrc:#x} && rtp.p_type == 9"))
+        .args(["-T", "fields", "-e", "rtp.payload"])
+        .output()
+        .expect("run tshark");
+    assert!(out.status.success());
+    let hex: String = String::from_utf8(out.stdout).unwrap().chars().filter(char::is_ascii_hexdigit).collect();
+    (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn corpus_g722_capture_is_recorded_at_16_khz_as_ffmpeg_decodes_it() {
+    if !have_ffmpeg("corpus_g722_capture") || !common::have("tshark") {
+        return;
+    }
+    let name = "sip-rtp-g722-sipp.pcap";
+    let Some((_dir, recs)) = corpus_wav(name) else { return };
+    assert_eq!(recs.len(), 1, "one call");
+    let rec = &recs[0];
+    assert_eq!(rec.value["audio"]["sample_rate"], 16000);
+    let stream = &rec.value["streams"][0];
+    assert_eq!(stream["codec"], "G722");
+    assert_eq!(stream["lost"], 0);
+    let ssrc = u32::from_str_radix(stream["ssrc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let codes = tshark_payloads(&corpus(name), ssrc);
+    assert_eq!(codes.len(), 425 * 160, "all 425 packets' codes");
+    let want = ffmpeg_g722(&codes);
+    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+    let k = usize::from(stream["side"] == "callee");
+    // One-way audio starting with the recording: the whole channel is the decoded stream.
+    assert_same(name, &got[k], &want);
+    assert!(got[1 - k].iter().all(|&s| s == 0), "the silent party's channel is silent");
+}
+
+#[test]
+fn corpus_g722_call_through_a_proxy_is_recorded_at_16_khz_as_ffmpeg_decodes_it() {
+    if !have_ffmpeg("corpus_g722_call_through_a_proxy") || !common::have("tshark") {
+        return;
+    }
+    let name = "sip-rtp-g722-ipfrag-proxy.pcapng";
+    let Some((_dir, recs)) = corpus_wav(name) else { return };
+    let answered: Vec<_> = recs.iter().filter(|r| r.wav.is_some()).collect();
+    assert_eq!(answered.len(), 1, "{name}: the one answered call");
+    let rec = answered[0];
+    assert_eq!(rec.value["audio"]["sample_rate"], 16000);
+    for seg in rec.value["codecs"]["segments"].as_array().unwrap() {
+        assert_eq!((&seg["codec"], &seg["decoded"]), (&serde_json::json!("G722"), &serde_json::json!(true)));
+    }
+    // The caller's 1686 packets are one unbroken stream: somewhere in its channel, the whole
+    // of ffmpeg's decoding of them, to the sample (it is a quiet lab call: the samples are
+    // small, so only exactness says anything).
+    let stream = rec.value["streams"].as_array().unwrap().iter().find(|s| s["side"] == "caller").unwrap();
+    assert_eq!((stream["packets"].as_u64(), stream["lost"].as_u64()), (Some(1686), Some(0)));
+    let ssrc = u32::from_str_radix(stream["ssrc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let want = ffmpeg_g722(&tshark_payloads(&corpus(name), ssrc));
+    assert_eq!(want.len(), 2 * 1686 * 160);
+    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+    let at = (0..=got[0].len() - want.len()).find(|&o| got[0][o..o + 64] == want[..64]).expect("the stream's start");
+    assert_same(name, &got[0][at..at + want.len()], &want);
+    assert!(got[0][..at].iter().all(|&s| s == 0) && got[0][at + want.len()..].iter().all(|&s| s == 0));
+}
+
+/// libopus's own decoding at 16 kHz of `packets` (`None`: a lost packet, decoded as the
+/// recorder documents: the frame from the next packet's FEC), called on its own from Python
+/// (ctypes), outside the recorder. opusdec is not usable here: at 16 kHz it decodes at 48 kHz
+/// and resamples (checked: at 48 kHz it is bit-exact with libopus).
+fn libopus_16k(packets: &[Option<Vec<u8>>]) -> Vec<i16> {
+    let script = r#"
+import ctypes, sys
+lib = ctypes.CDLL("libopus.so.0")
+lib.opus_decoder_create.restype = ctypes.c_void_p
+lib.opus_decoder_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+lib.opus_decode.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_int]
+err = ctypes.c_int()
+dec = lib.opus_decoder_create(16000, 1, ctypes.byref(err))
+buf = (ctypes.c_short * 5760)()
+out = bytearray()
+lines = sys.stdin.read().split()
+for i, line in enumerate(lines):
+    if line == "-":
+        continue
+    p = bytes.fromhex(line)
+    if i > 0 and lines[i - 1] == "-":
+        n = lib.opus_decode(dec, p, len(p), buf, 320, 1)
+        out += bytes(ctypes.string_at(buf, 2 * n))
+    n = lib.opus_decode(dec, p, len(p), buf, 5760, 0)
+    out += bytes(ctypes.string_at(buf, 2 * n))
+sys.stdout.buffer.write(out)
+"#;
+    let input: String = packets
+        .iter()
+        .map(|p| p.as_ref().map_or_else(|| "-".to_owned(), |p| p.iter().map(|b| format!("{b:02x}")).collect()) + "\n")
+        .collect();
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "libopus via ctypes failed");
+    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+/// The payloads of one RTP stream of a capture, packet by packet, as tshark reads them.
+fn tshark_packets(pcap: &Path, ssrc: u32, pt: u8) -> Vec<Vec<u8>> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-o", "rtp.heuristic_rtp:TRUE", "-Y"])
+        .arg(format!("rtp.ssrc == {ssrc:#x} && rtp.p_type == {pt}"))
+        .args(["-T", "fields", "-e", "rtp.payload"])
+        .output()
+        .expect("run tshark");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let hex: String = l.chars().filter(char::is_ascii_hexdigit).collect();
+            (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn corpus_opus_capture_is_recorded_at_16_khz_as_libopus_decodes_it() {
+    if !common::have("tshark") || !common::have("editcap") {
+        skipped("corpus_opus_capture: tshark or editcap is not installed");
+        return;
+    }
+    let name = "sip-rtp-opus-sipp.pcap";
+    let Some((_dir, recs)) = corpus_wav(name) else { return };
+    assert_eq!(recs.len(), 1, "one call");
+    let rec = &recs[0];
+    assert_eq!(rec.value["audio"]["sample_rate"], 16000);
+    let stream = &rec.value["streams"][0];
+    assert_eq!((stream["codec"].as_str(), stream["lost"].as_u64()), (Some("opus"), Some(0)));
+    let seg = &rec.value["codecs"]["segments"][0];
+    assert_eq!(
+        (seg["codec"].as_str(), seg["decoded"].as_bool(), seg["packets"].as_u64()),
+        (Some("opus"), Some(true), Some(425))
+    );
+    let ssrc = u32::from_str_radix(stream["ssrc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let packets: Vec<Option<Vec<u8>>> = tshark_packets(&corpus(name), ssrc, 99).into_iter().map(Some).collect();
+    assert_eq!(packets.len(), 425);
+    let want = libopus_16k(&packets);
+    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+    let k = usize::from(stream["side"] == "callee");
+    assert_same(name, &got[k], &want);
+    assert!(want.iter().filter(|s| s.unsigned_abs() > 1000).count() > 10_000, "the reference has sound");
+    assert!(got[1 - k].iter().all(|&s| s == 0), "the silent party's channel is silent");
+
+    // The same capture with one RTP packet (the 100th of the stream) cut out: the gap is
+    // filled from the next packet (FEC, or libopus's concealment where it carries none),
+    // and everything after it decodes as libopus does after that.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    let frames = Command::new("tshark")
+        .arg("-r")
+        .arg(corpus(name))
+        .args(["-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp.p_type == 99", "-T", "fields", "-e", "frame.number"])
+        .output()
+        .unwrap();
+    let frame: String = String::from_utf8(frames.stdout).unwrap().lines().nth(99).unwrap().to_owned();
+    assert!(Command::new("editcap").arg(corpus(name)).arg(&cut).arg(&frame).status().unwrap().success());
+    let out = replay(&[&cut], dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(&dir.path().join("archive"));
+    let rec = &recs[0];
+    assert_eq!(rec.value["streams"][0]["lost"], 1);
+    let mut lossy = packets.clone();
+    lossy[99] = None;
+    let want = libopus_16k(&lossy);
+    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+    assert_same("one packet lost", &got[k], &want);
+}

@@ -1,0 +1,110 @@
+//! PCI DSS pause: a party keys the pause code, reads out a card number, keys the resume code;
+//! between the start of the pause code's last key and the end of the resume code's last key
+//! both channels are silence, sample-exact against the generator, and the record lists the
+//! span with what paused and resumed it. Everything else is the exact audio.
+
+mod common;
+mod gen_check;
+
+use callgen::{CallSpec, DtmfDigit, Hangup, Outcome, Party, Scenario};
+use common::channels;
+use gen_check::{assert_channel, expected_channel, expected_frames, origin, run, sent};
+
+const T0: i64 = 1_735_689_600 * 1_000_000_000;
+
+fn key(party: Party, event: u8, at_packet: u32, packets: u32) -> DtmfDigit {
+    DtmfDigit { party, event, at_packet, packets }
+}
+
+/// Position (8 kHz frames from the recording's start) where `party`'s key at `at_packet`
+/// starts: its first event packet's capture time (the captures have no jitter).
+fn key_start(scenario: &Scenario, call: usize, party: Party, at_packet: u32, origin: i64) -> usize {
+    let s = sent(scenario, call, party).into_iter().find(|s| s.pt == 101 && s.index == at_packet).unwrap();
+    ((s.capture_ns - origin) / 125_000) as usize
+}
+
+#[test]
+fn dtmf_codes_pause_and_resume_both_channels_sample_exact() {
+    // 0: paused by the caller ("*1"), card digits, resumed by the callee ("*2"); a "1" alone
+    // before does nothing. 1: paused and never resumed. 2: only the resume code: nothing.
+    let mut a = CallSpec::answered(0, T0, 20_000);
+    a.dtmf = vec![
+        key(Party::Caller, 1, 50, 3),
+        key(Party::Caller, 10, 100, 4),
+        key(Party::Caller, 1, 110, 4),
+        key(Party::Caller, 4, 200, 3),
+        key(Party::Caller, 5, 210, 3),
+        key(Party::Callee, 10, 500, 4),
+        key(Party::Callee, 2, 510, 6),
+    ];
+    let mut b = CallSpec::answered(1, T0 + 1_000_000_000, 10_000);
+    b.dtmf = vec![key(Party::Callee, 10, 100, 4), key(Party::Callee, 1, 110, 4)];
+    let mut c = CallSpec::answered(2, T0 + 2_000_000_000, 10_000);
+    c.dtmf = vec![key(Party::Caller, 10, 100, 4), key(Party::Caller, 2, 110, 4)];
+    for s in [&mut a, &mut b, &mut c] {
+        s.outcome = Outcome::Answered { hangup: Hangup::Caller };
+    }
+    let scenario = Scenario { calls: vec![a, b, c], seed: 3, ..Scenario::default() };
+    let r = run(&scenario, &["--pause-dtmf", "*1", "--resume-dtmf", "*2"]);
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("call {i}");
+        let rec = r.record(&t.call_id);
+        let origin = origin(&scenario, i).unwrap();
+        let frames = expected_frames(&scenario, i, origin);
+        let span = match i {
+            0 => Some((
+                key_start(&scenario, i, Party::Caller, 110, origin),
+                key_start(&scenario, i, Party::Callee, 510, origin) + 6 * 160,
+            )),
+            1 => Some((key_start(&scenario, i, Party::Callee, 110, origin), frames)),
+            _ => None,
+        };
+        let got = channels(rec.wav.as_deref().unwrap());
+        for (k, (name, party)) in [("caller", Party::Caller), ("callee", Party::Callee)].into_iter().enumerate() {
+            let mut want = expected_channel(&scenario, i, party, origin, frames);
+            if let Some((from, to)) = span {
+                assert!(want[from..to].iter().any(|&s| s != 0), "{ctx}: the span had audio to remove");
+                want[from..to].fill(0);
+            }
+            assert_channel(&ctx, name, &got[k], &want, origin);
+        }
+        let pauses = rec.value["pauses"].as_array().unwrap();
+        match span {
+            None => assert!(pauses.is_empty(), "{ctx}: {pauses:?}"),
+            Some((from, to)) => {
+                assert_eq!(pauses.len(), 1, "{ctx}: {pauses:?}");
+                let p = &pauses[0];
+                assert_eq!(p["start_s"].as_f64().unwrap(), from as f64 / 8000.0, "{ctx}");
+                assert_eq!(p["missed_s"], 0.0, "{ctx}");
+                if i == 0 {
+                    assert_eq!(p["end_s"].as_f64().unwrap(), to as f64 / 8000.0, "{ctx}");
+                    assert_eq!(p["trigger"], "dtmf *1 (caller)");
+                    assert_eq!(p["resumed_by"], "dtmf *2 (callee)");
+                } else {
+                    assert!(p["end_s"].is_null(), "{ctx}: never resumed");
+                    assert_eq!(p["trigger"], "dtmf *1 (callee)");
+                }
+            }
+        }
+        // Keys pressed while paused (the card number, from the pause code's last key up to
+        // the resume code's last key) are counted, never listed.
+        let listed: Vec<&str> =
+            rec.value["dtmf"].as_array().unwrap().iter().map(|d| d["digit"].as_str().unwrap()).collect();
+        let (want, withheld): (&[&str], u64) = match i {
+            0 => (&["1", "*", "2"], 4),
+            1 => (&["*"], 1),
+            _ => (&["*", "2"], 0),
+        };
+        assert_eq!(listed, want, "{ctx}");
+        if span.is_some() {
+            assert_eq!(pauses[0]["dtmf_withheld"], withheld, "{ctx}");
+        }
+    }
+    // Without codes configured nothing is paused.
+    let plain = run(&scenario, &[]);
+    for (i, t) in plain.truth.calls.iter().enumerate() {
+        let rec = plain.record(&t.call_id);
+        assert!(rec.value["pauses"].as_array().unwrap().is_empty());
+        gen_check::check_audio(&format!("unpaused call {i}"), &scenario, i, rec);
+    }
+}
