@@ -8,6 +8,7 @@ use capture::events::{MediaSecurity, RtpMeta};
 
 use crate::mix::clock::Clock;
 use crate::mix::dtmf::DtmfTracker;
+use crate::mix::srtp::SideSrtp;
 use crate::mix::stream::StreamStats;
 
 /// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
@@ -37,6 +38,9 @@ pub(crate) struct Encrypted {
     pub(crate) clear_frames: u64,
     /// Audio packets not recorded.
     pub(crate) packets: u64,
+    /// Why it cannot be decrypted when the reason is not the kind of encryption itself (an
+    /// SDES key that cannot be used).
+    pub(crate) detail: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -63,6 +67,8 @@ pub(crate) struct SideState {
     pub(crate) encrypted: Option<Encrypted>,
     /// Whether this side's latest SDP state lets it send (hold tracking).
     pub(crate) sending: bool,
+    /// SRTP keyed by SDES: this side's key and streams' rollover counters.
+    pub(crate) srtp: SideSrtp,
 }
 
 impl SideState {
@@ -81,6 +87,7 @@ impl SideState {
             dtmf: DtmfTracker::default(),
             encrypted: None,
             sending: true,
+            srtp: SideSrtp::Clear,
         }
     }
 

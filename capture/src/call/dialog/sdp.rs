@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use super::{Call, MAX_AMBIGUOUS_ADDRESSES, MAX_HOLDS, MAX_OTHER_MEDIA, MediaKey, Out};
 use crate::call::codec::PayloadMap;
 use crate::call::media::{MediaKind, MediaOwner, MediaTable, is_private};
-use crate::events::{AmbiguousMedia, CallEvent, CallRef, Hold, MediaAnnounce, OtherMedia, Side};
+use crate::events::{
+    AmbiguousMedia, CallEvent, CallRef, Hold, MediaAnnounce, OtherMedia, SdesCrypto, SdesKey, SdesProblem, Side,
+};
 use crate::limits::Limits;
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
@@ -126,6 +128,7 @@ pub(super) fn apply_sdp(
         return;
     }
     let security = sdp.security_for(audio);
+    let sdes = if security == Some(sdp::Security::Sdes) { sdes_keys(audio) } else { Vec::new() };
     let dest = SocketAddr::new(ip, audio.port);
     let payloads = PayloadMap::from_media(audio);
     match owner {
@@ -170,17 +173,54 @@ pub(super) fn apply_sdp(
     }
     claim_pairs(call, call_ref, out.media, out.stats, max_flows);
     let announced = &mut call.announced[owner.index()];
-    if announced
-        .as_ref()
-        .is_some_and(|(d, p, dir, sec)| *d == dest && *p == payloads && *dir == direction && *sec == security)
-    {
+    if announced.as_ref().is_some_and(|(d, p, dir, sec, keys)| {
+        *d == dest && *p == payloads && *dir == direction && *sec == security && *keys == sdes
+    }) {
         return;
     }
-    *announced = Some((dest, payloads.clone(), direction, security));
+    *announced = Some((dest, payloads.clone(), direction, security, sdes.clone()));
     out.events.push_back(CallEvent::Media {
         call: call_ref,
-        media: Box::new(MediaAnnounce { owner, dest, payloads, ptime_ms: audio.ptime, direction, security, time: now }),
+        media: Box::new(MediaAnnounce {
+            owner,
+            dest,
+            payloads,
+            ptime_ms: audio.ptime,
+            direction,
+            security,
+            sdes,
+            time: now,
+        }),
     });
+}
+
+/// The SDES keys of an audio line's `a=crypto` lines (RFC 4568), each with its tag, or why it
+/// gives none.
+fn sdes_keys(audio: &sdp::Media<'_>) -> Vec<SdesCrypto> {
+    audio
+        .cryptos
+        .iter()
+        .map(|c| SdesCrypto { tag: c.tag, suite_name: String::from_utf8_lossy(c.suite).into_owned(), key: sdes_key(c) })
+        .collect()
+}
+
+fn sdes_key(c: &sdp::Crypto<'_>) -> Result<SdesKey, SdesProblem> {
+    let suite = srtp::Suite::from_name(c.suite).ok_or(SdesProblem::UnknownSuite)?;
+    for p in c.params.split(|&b| b == b' ' || b == b'\t').filter(|p| !p.is_empty()) {
+        match p.strip_prefix(b"KDR=") {
+            Some(b"0") => {}
+            Some(_) => return Err(SdesProblem::KeyDerivationRate),
+            // Window size hint: how far the receiver's replay window reaches; not a format change.
+            None if p.starts_with(b"WSH=") => {}
+            None => return Err(SdesProblem::SessionParameter),
+        }
+    }
+    if c.more_keys > 0 {
+        return Err(SdesProblem::SeveralKeys);
+    }
+    let master = srtp::MasterKey::from_base64(c.key.0).filter(|k| k.len() == suite.master_len());
+    let master = master.ok_or(SdesProblem::BadKey)?;
+    Ok(SdesKey { suite, master, mki_len: c.mki.map_or(0, |(_, len)| len) })
 }
 
 /// Registers the non-audio media lines (video, T.38, BFCP, ...) of an SDP sent by `owner`, so
