@@ -314,6 +314,44 @@ mod tests {
         assert!(frames_or_none(&p));
     }
 
+    #[test]
+    fn srtcp_reports_are_decrypted_with_the_senders_key_and_a_forged_one_is_dropped() {
+        use capture::events::RtcpMeta;
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = mixer(dir.path());
+        let suite = srtp::Suite::AesCm128Sha1_32;
+        m.call(announce(Side::Caller, vec![(1, key(suite, 3))]));
+        m.call(announce(Side::Callee, vec![(1, key(suite, 9))]));
+        let caller = srtp::Context::new(suite, &key(suite, 3).master, 0).unwrap();
+        let callee = srtp::Context::new(suite, &key(suite, 9).master, 0).unwrap();
+        for k in 0u16..30 {
+            let (meta, packet) = protect(&caller, Side::Caller, k);
+            m.rtp(&meta, &packet);
+        }
+        // The callee's receiver report about the caller's stream: 25 % lost, 5 in all.
+        let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0x10, 0x01, 0, 0, 0x10, 0x00, 64, 0, 0, 5];
+        rr.extend_from_slice(&[0, 1, 0, 20, 0, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let meta = RtcpMeta {
+            call: CALL,
+            side: Side::Callee,
+            time: Timestamp(T0 + 700_000_000),
+            src: "10.0.0.2:5001".parse().unwrap(),
+            dst: "10.0.0.1:4001".parse().unwrap(),
+        };
+        let mut wire = Vec::new();
+        callee.protect_rtcp(&rr, 1, &mut wire).unwrap();
+        let mut forged = Vec::new();
+        caller.protect_rtcp(&rr, 2, &mut forged).unwrap();
+        m.rtcp(&meta, &wire);
+        m.rtcp(&meta, &forged);
+        assert_eq!((m.stats().srtcp_decrypted, m.stats().srtcp_auth_failures), (1, 1));
+        let p = end(&mut m, EndReason::Bye);
+        let report = p.record.streams[0].endpoint_report.as_ref().expect("the callee's report, decrypted");
+        assert_eq!((report.reported_by.as_str(), report.reports, report.cumulative_lost), ("callee", 1, 5));
+        assert_eq!(report.fraction_lost_pct, 25.0);
+        assert!(p.record.notes.iter().any(|n| n.contains("1 of the callee's SRTCP packets failed authentication")));
+    }
+
     fn frames_or_none(p: &crate::pending::PendingRecording) -> bool {
         p.audio.is_empty() || frames(p).iter().all(|f| f.1 == 0)
     }

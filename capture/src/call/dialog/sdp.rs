@@ -268,3 +268,39 @@ fn other_media(
         out.media.register(dest, MediaOwner { kind, ..MediaOwner::rtp(call_ref, owner.other()) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crypto_lines_become_keys_or_say_why_not() {
+        let body = b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz KDR=0 WSH=64\r\n\
+a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz KDR=2\r\n\
+a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz UNENCRYPTED_SRTP\r\n\
+a=crypto:5 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+a=crypto:6 AEAD_AES_256_GCM inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|1:4;inline:QUJD|2:4\r\n";
+        let sdp = sdp::parse(body).unwrap();
+        let keys = sdes_keys(sdp.audio().unwrap());
+        let got: Vec<_> =
+            keys.iter().map(|c| (c.tag, c.key.as_ref().map(|k| (k.suite, k.mki_len)).map_err(|p| *p))).collect();
+        let cm = srtp::Suite::AesCm128Sha1_80;
+        assert_eq!(
+            got,
+            vec![
+                (1, Ok((cm, 4))),
+                (2, Ok((cm, 0))),
+                (3, Err(SdesProblem::KeyDerivationRate)),
+                (4, Err(SdesProblem::SessionParameter)),
+                (5, Err(SdesProblem::UnknownSuite)),
+                (6, Err(SdesProblem::BadKey)),
+                (7, Err(SdesProblem::SeveralKeys)),
+            ]
+        );
+        assert_eq!(keys[0].key.as_ref().unwrap().master.expose_secret()[..4], [0x59, 0x53, 0x5f, 0x5f]);
+        assert!(!format!("{keys:?}").contains("WVNf") && !format!("{keys:?}").contains("89, 83, 95"), "{keys:?}");
+    }
+}
