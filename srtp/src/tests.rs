@@ -191,3 +191,30 @@ fn srtcp_round_trip_and_wrong_key() {
         assert_eq!(wrong.unprotect_rtp(&rtp_out, &mut Rollover::new(), &mut buf), Err(Error::AuthFailed));
     }
 }
+
+proptest::proptest! {
+    /// Whatever arrives, unprotecting it never panics, and a valid packet with any one bit
+    /// changed never authenticates.
+    #[test]
+    fn arbitrary_bytes_and_any_flipped_bit_are_refused(
+        suite in 0usize..6,
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        seq in proptest::prelude::any::<u16>(),
+        bit in proptest::prelude::any::<usize>(),
+    ) {
+        let suite = Suite::ALL[suite];
+        let master = MasterKey::new(&vec![0x42; suite.master_len()]).unwrap();
+        let ctx = Context::new(suite, &master, 0).unwrap();
+        let mut buf = vec![0u8; 512];
+        let _ = ctx.unprotect_rtp(&bytes, &mut Rollover::new(), &mut buf);
+        let _ = ctx.unprotect_rtcp(&bytes, &mut buf);
+        let mut out = Vec::new();
+        ctx.protect_rtp(&rtp(seq, &payload), 0, &mut out).unwrap();
+        let i = bit % (out.len() * 8);
+        out[i / 8] ^= 1 << (i % 8);
+        let r = ctx.unprotect_rtp(&out, &mut Rollover::new(), &mut buf);
+        // A flip in the first byte may make it no RTP at all (version, CSRC count, extension).
+        proptest::prop_assert!(matches!(r, Err(Error::AuthFailed | Error::TooShort)), "{:?}", r);
+    }
+}
