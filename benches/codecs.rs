@@ -6,7 +6,9 @@
 //! recorded at 16 kHz; Opus is libopus at 16 kHz on 20 ms packets of a 24 kbit/s voice
 //! encoding of a tone sweep.
 
-use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
 use mixer::mix::g711::ULAW_TO_LINEAR;
 use mixer::mix::g722::G722Decoder;
 use mixer::mix::wideband::{Cell, WideChannel};

@@ -11,7 +11,8 @@
 #                            venv: the dashboard's browser test), nodejs and npm with hep-js
 #                            (npm, HOMER's HEP decoder: the HEP export test), gzip and zstd
 #                            (compressed captures), ffmpeg and opus-tools (the reference decoders
-#                            of the codec tests)
+#                            of the codec tests), pylibsrtp and cryptography (PyPI, in a venv: the
+#                            SRTP cross-check)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
@@ -67,6 +68,16 @@ if [ "$mode" = test ]; then
         echo "installing selenium into $venv (once)" >&2
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "selenium==4.27.1"
+    fi
+fi
+# pylibsrtp (libsrtp) and cryptography check the generator's SRTP against implementations that
+# share no code with callvault (tests/srtp_reference.rs); from PyPI into a venv, once.
+if [ "$mode" = test ]; then
+    venv="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/pylibsrtp"
+    if ! "$venv/bin/python" -c "import pylibsrtp, cryptography" 2>/dev/null; then
+        echo "installing pylibsrtp and cryptography into $venv (once)" >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "pylibsrtp==0.12.0" "cryptography==44.0.2"
     fi
 fi
 # hep-js (HOMER's HEP encoder/decoder) decodes what the HEP export sends; from npm, once.

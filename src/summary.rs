@@ -181,6 +181,14 @@ impl Summary {
                 thousands(m.encrypted_packets)
             );
         }
+        if m.srtp_decrypted + m.srtp_auth_failures > 0 {
+            println!(
+                "  srtp: {} packets decrypted with SDES keys, {} failed authentication and were not decoded \
+                 (each record says which stream)",
+                thousands(m.srtp_decrypted),
+                thousands(m.srtp_auth_failures)
+            );
+        }
         if m.write_errors > 0 {
             println!(
                 "  warning: {} recordings are missing audio that could not be written (see the log)",

@@ -1,4 +1,6 @@
-//! Encrypted media is never written as audio: SDES-keyed SRTP (`RTP/SAVP` with `a=crypto`),
+//! Encrypted media is never written as noise: SDES-keyed SRTP (`RTP/SAVP` with `a=crypto`)
+//! whose packets do not authenticate with the SDP's keys (real SRTP with the keys is decrypted:
+//! `replay_srtp.rs`),
 //! DTLS-SRTP (`UDP/TLS/RTP/SAVPF` with `a=fingerprint`) and ZRTP announced in the SDP
 //! (`a=zrtp-hash`) give no audio file, in any layout, and a record that says which party is
 //! encrypted, how, and that it is not decryptable from the wire. (ZRTP found by its packets on
@@ -14,8 +16,11 @@ const T0: i64 = 1_735_689_600 * 1_000_000_000;
 
 #[test]
 fn encrypted_calls_have_no_audio_and_say_why() {
-    let kinds =
-        [(MediaSecurity::Sdes, "SRTP (SDES keys)"), (MediaSecurity::Dtls, "DTLS-SRTP"), (MediaSecurity::Zrtp, "ZRTP")];
+    let kinds = [
+        (MediaSecurity::Sdes, "SRTP (SDES keys), no packet authenticated with the key from its SDP"),
+        (MediaSecurity::Dtls, "DTLS-SRTP"),
+        (MediaSecurity::Zrtp, "ZRTP"),
+    ];
     let mut calls: Vec<CallSpec> = kinds
         .iter()
         .enumerate()

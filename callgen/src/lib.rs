@@ -61,12 +61,15 @@ mod validate;
 pub use g711::{linear_to_alaw, linear_to_ulaw};
 pub use generate::{write_pcap, write_pcap_to};
 pub use presets::{demo_mix, share_media_address, spread_calls};
-pub use rtp::{TELEPHONE_EVENT_PT, rtp_addresses, rtp_packet};
+pub use rtp::{TELEPHONE_EVENT_PT, rtp_addresses, rtp_packet, rtp_packet_clear, sdes_key};
 pub use spec::{
     AuthChallenge, CallSpec, CaptureStall, Codec, Declared, Delay, DirImpair, DtmfDigit, EarlyMedia, EventStream,
     ExtraKind, ExtraMedia, FragmentOrder, Fragmentation, Hangup, Impairments, Link, MediaSecurity, MidCall, Nat,
-    Outcome, Scenario, SipTransport, Stall, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, TsPrecision, Tunnel,
+    Outcome, Scenario, SipTransport, Srtp, Stall, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, TsPrecision,
+    Tunnel,
 };
+/// SRTP crypto suites ([`Srtp::suite`]).
+pub use srtp::Suite as SrtpSuite;
 pub use timeline::{Party, RtpSchedule, RtpSend};
 pub use tone::{SAMPLE_RATE, TONE_AMPLITUDE, expected_payload, samples_per_packet, tone_sample};
 pub use truth::{CallTruth, DtmfTruth, EarlyMediaTruth, HoldTruth, SipTruth, StreamTruth, Truth};

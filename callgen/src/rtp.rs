@@ -87,6 +87,8 @@ pub(crate) struct StreamPlan {
     plain: bool,
     /// Payloads are SRTP-like ciphertext (see [`crate::MediaSecurity`]).
     encrypted: bool,
+    /// Real SRTP: the suite and the master key the party sends with (see [`crate::Srtp`]).
+    srtp: Option<(srtp::Suite, srtp::MasterKey)>,
 }
 
 impl StreamPlan {
@@ -173,9 +175,11 @@ impl StreamPlan {
             && early.is_none()
             && own_moves.is_empty()
             && peer_moves.is_empty();
+        let srtp = spec.srtp.map(|s| (s.suite, sdes_key(spec, party, s.suite, u64::from(s.wrong_key == Some(party)))));
         StreamPlan {
             plain,
             encrypted: spec.media_security.is_some(),
+            srtp,
             spp,
             count,
             codec: spec.codec_of(party),
@@ -307,8 +311,50 @@ impl StreamPlan {
         (moved(self.own, &self.own_moves), moved(self.peer, &self.peer_moves))
     }
 
-    /// Appends the RTP packet (12-byte header and payload) of `send` to `out` (cleared first).
+    /// The sender's SRTP rollover counter at `send`: how often the sequence numbers of its
+    /// SSRC wrapped since that stream's first packet.
+    fn roc(&self, send: &RtpSend) -> u32 {
+        let k = send.index;
+        let early = self.early.map_or(0, |e| e.count);
+        // (first sequence number of the SSRC's stream, packets of it before this one)
+        let (first, before) = match self.event_stream {
+            _ if send.early => (self.seq0.wrapping_sub(early as u16), k),
+            Some((_, own_seq0)) if self.event_at(k).is_some() => (own_seq0, self.own_events_between(0, k)),
+            _ => {
+                let (at, _, seq_at, _) = self.epoch(k);
+                let skipped = self.muted_between(at, k) + self.own_events_between(at, k);
+                if at == 0 {
+                    (self.seq0.wrapping_sub(early as u16), early + k - skipped)
+                } else {
+                    (seq_at, k - at - skipped)
+                }
+            }
+        };
+        ((u64::from(first) + u64::from(before)) >> 16) as u32
+    }
+
+    /// Appends the packet of `send` as it goes on the wire to `out` (cleared first): the RTP
+    /// packet, encrypted and authenticated when the call is SRTP.
     pub(crate) fn write(&self, send: &RtpSend, talk: &ToneSource, ringback: Option<&ToneSource>, out: &mut Vec<u8>) {
+        let Some((suite, key)) = &self.srtp else {
+            return self.write_clear(send, talk, ringback, out);
+        };
+        let mut clear = Vec::with_capacity(out.capacity());
+        self.write_clear(send, talk, ringback, &mut clear);
+        let ctx = srtp::Context::new(*suite, key, 0).expect("the key fits its suite");
+        out.clear();
+        ctx.protect_rtp(&clear, self.roc(send), out).expect("a whole RTP packet");
+    }
+
+    /// Appends the RTP packet (12-byte header and payload) of `send` to `out` (cleared first),
+    /// before any SRTP.
+    pub(crate) fn write_clear(
+        &self,
+        send: &RtpSend,
+        talk: &ToneSource,
+        ringback: Option<&ToneSource>,
+        out: &mut Vec<u8>,
+    ) {
         let (h, body) = self.packet(send);
         out.clear();
         out.push(0x80); // version 2, no padding, no extension, no CSRC
@@ -316,7 +362,7 @@ impl StreamPlan {
         out.extend_from_slice(&h.seq.to_be_bytes());
         out.extend_from_slice(&h.ts.to_be_bytes());
         out.extend_from_slice(&h.ssrc.to_be_bytes());
-        if self.encrypted {
+        if self.encrypted && self.srtp.is_none() {
             // SRTP-like: the payload (as long as the clear one) and a 10-byte authentication
             // tag, all of it random-looking.
             let len = match body {
@@ -337,8 +383,39 @@ impl StreamPlan {
     }
 }
 
-/// The exact RTP packet (header and payload) the generator writes for `send`, a packet of
-/// [`RtpSchedule::new`](crate::RtpSchedule::new)`(scenario, call_index, party)`.
+/// The SDES master key (and salt) `party` of `spec` announces for `suite` (`which` 0), or
+/// another one (`which` 1: the decoy line of an offer, or the key of a party that sends with
+/// another key than its SDP's).
+pub fn sdes_key(spec: &CallSpec, party: Party, suite: srtp::Suite, which: u64) -> srtp::MasterKey {
+    let ssrc = match party {
+        Party::Caller => spec.caller_ssrc,
+        Party::Callee => spec.callee_ssrc,
+    };
+    let bytes: Vec<u8> = (0..suite.master_len() as u64)
+        .map(|i| (crate::mix::hash(&[u64::from(ssrc), 0x5ec, which, i / 8]) >> (8 * (i % 8))) as u8)
+        .collect();
+    srtp::MasterKey::new(&bytes).expect("no suite's key is longer than 46 bytes")
+}
+
+/// The RTP packet of `send` before SRTP (the same as [`rtp_packet`] for calls in the clear):
+/// what a recorder with the keys recovers.
+pub fn rtp_packet_clear(scenario: &Scenario, call_index: usize, party: Party, send: &RtpSend) -> Vec<u8> {
+    let spec = &scenario.calls[call_index];
+    let plan = StreamPlan::new(spec, party);
+    let tone_hz = match party {
+        Party::Caller => spec.caller_tone_hz,
+        Party::Callee => spec.callee_tone_hz,
+    };
+    let talk = ToneSource::Direct { codec: spec.codec, freq_hz: tone_hz };
+    let ringback = spec.early_media.map(|e| ToneSource::Direct { codec: spec.codec, freq_hz: e.tone_hz });
+    let mut out = Vec::new();
+    plan.write_clear(send, &talk, ringback.as_ref(), &mut out);
+    out
+}
+
+/// The exact packet (RTP header and payload, SRTP when the call is) the generator writes for
+/// `send`, a packet of [`RtpSchedule::new`](crate::RtpSchedule::new)`(scenario, call_index,
+/// party)`.
 pub fn rtp_packet(scenario: &Scenario, call_index: usize, party: Party, send: &RtpSend) -> Vec<u8> {
     let spec = &scenario.calls[call_index];
     let plan = StreamPlan::new(spec, party);

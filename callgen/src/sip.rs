@@ -395,6 +395,27 @@ fn sdp(spec: &CallSpec, party: Party, session: u64, version: u64, port: u16, dir
     let key = |k: u64| hash(&[session, 0x5ec, k]);
     let (proto, session_attrs, media_attrs) = match spec.media_security {
         None => ("RTP/AVP", String::new(), String::new()),
+        Some(MediaSecurity::Sdes) if spec.srtp.is_some() => {
+            let s = spec.srtp.expect("checked");
+            let line = |tag: u32, suite: srtp::Suite, which: u64| {
+                let key = crate::rtp::sdes_key(spec, party, suite, which);
+                let inline = base64::engine::general_purpose::STANDARD.encode(key.expose_secret());
+                format!("a=crypto:{tag} {suite} inline:{inline}\r\n")
+            };
+            let lines = match (offer, s.offer_two) {
+                (true, true) => {
+                    let decoy = if s.suite == srtp::Suite::AesCm128Sha1_80 {
+                        srtp::Suite::AeadAes256Gcm
+                    } else {
+                        srtp::Suite::AesCm128Sha1_80
+                    };
+                    line(1, decoy, 1) + &line(2, s.suite, 0)
+                }
+                (false, true) => line(2, s.suite, 0),
+                (_, false) => line(1, s.suite, 0),
+            };
+            ("RTP/SAVP", String::new(), lines)
+        }
         Some(MediaSecurity::Sdes) => {
             let bytes: Vec<u8> = (0..30).map(|i| (key(i / 8) >> (8 * (i % 8))) as u8).collect();
             let inline = base64::engine::general_purpose::STANDARD.encode(bytes);

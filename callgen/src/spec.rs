@@ -463,9 +463,10 @@ pub struct Stall {
     pub duration_ms: u32,
 }
 
-/// Encryption of a call's media, announced in its SDP (both parties). The RTP payloads are
-/// then random-looking bytes (the samples of a packet plus a 10-byte authentication tag), as
-/// SRTP would carry; no real cipher is applied.
+/// Encryption of a call's media, announced in its SDP (both parties). Without [`Srtp`] the RTP
+/// payloads are random-looking bytes (the samples of a packet plus a 10-byte authentication
+/// tag), as SRTP would carry, that no key decrypts; with it ([`CallSpec::srtp`], SDES only)
+/// the RTP is real SRTP keyed by the SDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaSecurity {
     /// SDES-keyed SRTP: `RTP/SAVP` with `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<key>`.
@@ -475,6 +476,21 @@ pub enum MediaSecurity {
     Dtls,
     /// ZRTP announced by `a=zrtp-hash` on an `RTP/AVP` line.
     Zrtp,
+}
+
+/// Real SRTP for a call announced as SDES-SRTP ([`MediaSecurity::Sdes`]): each party's SDP
+/// carries its own master key in `a=crypto` and its RTP is encrypted and authenticated with
+/// it (RFC 3711, RFC 7714), so a recorder that reads the SDP can decrypt it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Srtp {
+    /// The crypto suite both parties use.
+    pub suite: srtp::Suite,
+    /// The caller's offer lists another suite with another key first (tag 1) and this one as
+    /// tag 2; the callee's answer accepts tag 2.
+    pub offer_two: bool,
+    /// This party encrypts with another key than the one its SDP announces (nothing it sends
+    /// authenticates with the SDP's key).
+    pub wrong_key: Option<Party>,
 }
 
 /// The first INVITE is challenged (RFC 3261 section 22): the proxy answers `code` (401 or
@@ -645,6 +661,8 @@ pub struct CallSpec {
     pub callee_declares: Option<Declared>,
     /// Encrypted media (see [`MediaSecurity`]).
     pub media_security: Option<MediaSecurity>,
+    /// Real SRTP keyed by the SDP (with `media_security: Some(MediaSecurity::Sdes)`).
+    pub srtp: Option<Srtp>,
     /// The first INVITE is challenged and re-sent with credentials (see [`AuthChallenge`]).
     pub auth: Option<AuthChallenge>,
     /// Non-audio media lines and their packets (answered calls only).
@@ -711,6 +729,7 @@ impl CallSpec {
             caller_declares: None,
             callee_declares: None,
             media_security: None,
+            srtp: None,
             auth: None,
             extra_media: Vec::new(),
         }

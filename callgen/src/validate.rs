@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::rtp::StreamPlan;
-use crate::spec::{CallSpec, Delay, DirImpair, Link, MidCall, Outcome, Scenario, SipTransport, Tunnel};
+use crate::spec::{CallSpec, Delay, DirImpair, Link, MediaSecurity, MidCall, Outcome, Scenario, SipTransport, Tunnel};
 use crate::timeline::Party;
 
 /// Latest capture time a classic pcap record can hold (its seconds field is a `u32`).
@@ -156,6 +156,9 @@ fn check_media(c: &CallSpec) -> Result<(), String> {
         if c.outcome == Outcome::NoAnswer {
             return Err("an auth challenge needs a call that gets a final response (not NoAnswer)".into());
         }
+    }
+    if c.srtp.is_some() && c.media_security != Some(MediaSecurity::Sdes) {
+        return Err("srtp needs media_security Sdes (keys in the SDP)".into());
     }
     if c.extra_media.is_empty() {
         return Ok(());

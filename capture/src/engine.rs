@@ -273,8 +273,10 @@ impl Core {
                     ssrc: rtp.ssrc(),
                     pt: rtp.payload_type(),
                     marker: rtp.marker(),
+                    payload_at: rtp.payload_range().start as u16,
+                    padding: rtp.padding().unwrap_or(0),
                 };
-                sink.rtp(&meta, rtp.payload());
+                sink.rtp(&meta, p);
                 if let Some((link, frame)) = raw {
                     sink.frame(owner.call, time, link, frame);
                 }

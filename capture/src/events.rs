@@ -54,7 +54,8 @@ impl Side {
     }
 }
 
-/// Header fields of one RTP packet tied to a call. Its payload travels beside it.
+/// Header fields of one RTP packet tied to a call. The packet travels beside it, whole (the
+/// header is what SRTP authenticates); [`RtpMeta::payload`] cuts the payload out of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpMeta {
     /// Call the packet belongs to.
@@ -77,6 +78,20 @@ pub struct RtpMeta {
     pub pt: u8,
     /// Marker bit.
     pub marker: bool,
+    /// Where the payload starts in the packet (after CSRCs and header extension).
+    pub payload_at: u16,
+    /// Padding bytes at the packet's end (RTP padding, as its last byte says; for SRTP that
+    /// byte is encrypted and the receiver of the keys reads it after decryption).
+    pub padding: u8,
+}
+
+impl RtpMeta {
+    /// The payload of `packet` (the bytes handed over with this meta), padding removed.
+    #[inline]
+    pub fn payload<'p>(&self, packet: &'p [u8]) -> &'p [u8] {
+        let end = packet.len().saturating_sub(usize::from(self.padding));
+        packet.get(usize::from(self.payload_at)..end).unwrap_or(&[])
+    }
 }
 
 /// An RTCP packet tied to a call. Its payload (the compound packet) travels beside it.
@@ -210,6 +225,58 @@ pub fn security_name(s: MediaSecurity) -> &'static str {
     }
 }
 
+/// The SRTP master key of one `a=crypto` line (RFC 4568): the key the line's author *sends*
+/// with (§6.1). Wiped on drop; `Debug` shows no key byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdesKey {
+    /// The crypto suite.
+    pub suite: srtp::Suite,
+    /// Master key and salt.
+    pub master: srtp::MasterKey,
+    /// Length of the MKI each packet carries (0: none).
+    pub mki_len: u8,
+}
+
+/// Why an `a=crypto` line gives no usable key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SdesProblem {
+    /// A crypto suite callvault does not decrypt (e.g. `F8_128_HMAC_SHA1_80`, `AES_192_CM_*`).
+    UnknownSuite,
+    /// The `inline:` key is not base64, or not as long as the suite's key and salt.
+    BadKey,
+    /// A key derivation rate other than 0 (`KDR=`).
+    KeyDerivationRate,
+    /// A session parameter that changes the packet format (`UNENCRYPTED_SRTP`,
+    /// `UNAUTHENTICATED_SRTP`, `UNENCRYPTED_SRTCP`, `FEC_ORDER`, `FEC_KEY`, ...).
+    SessionParameter,
+    /// Several master keys told apart by MKI.
+    SeveralKeys,
+}
+
+impl SdesProblem {
+    /// Words for records and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SdesProblem::UnknownSuite => "crypto suite not supported",
+            SdesProblem::BadKey => "key is not base64 of the suite's key and salt length",
+            SdesProblem::KeyDerivationRate => "key derivation rate other than 0 (KDR) not supported",
+            SdesProblem::SessionParameter => "SRTP session parameters not supported",
+            SdesProblem::SeveralKeys => "several master keys (MKI) not supported",
+        }
+    }
+}
+
+/// One `a=crypto` line of a party's SDP, its key or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdesCrypto {
+    /// The line's tag (an answer accepts one offered line by its tag).
+    pub tag: u32,
+    /// The suite's name as written (for the record when it is not supported).
+    pub suite_name: String,
+    /// The key, or why it cannot be used.
+    pub key: Result<SdesKey, SdesProblem>,
+}
+
 /// A media description announced by one party: where it receives RTP and which payload
 /// types it uses. RTP sent *to* `dest` is sent by the other party.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +293,8 @@ pub struct MediaAnnounce {
     pub direction: Direction,
     /// The media line's encryption, if it says its RTP is encrypted.
     pub security: Option<MediaSecurity>,
+    /// Its `a=crypto` lines (SDES keys the owner sends with), in order; empty without any.
+    pub sdes: Vec<SdesCrypto>,
     /// Capture time of the SIP message that carried it.
     pub time: Timestamp,
 }
@@ -497,8 +566,9 @@ pub struct SipSeen<'a> {
 
 /// Receives what capture produces, in packet order.
 pub trait EventSink {
-    /// An RTP packet tied to a call. `payload` is only valid during the call.
-    fn rtp(&mut self, meta: &RtpMeta, payload: &[u8]);
+    /// An RTP packet tied to a call, whole (header and payload: [`RtpMeta::payload`]). `packet`
+    /// is only valid during the call.
+    fn rtp(&mut self, meta: &RtpMeta, packet: &[u8]);
     /// An RTCP packet tied to a call (the whole compound packet).
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
         let _ = (meta, packet);
@@ -520,15 +590,15 @@ pub trait EventSink {
 /// A sink that keeps everything, for tests and tools.
 #[derive(Debug, Default)]
 pub struct VecSink {
-    /// RTP packets with owned payloads.
+    /// RTP packets with their payloads (padding removed), owned.
     pub rtp: Vec<(RtpMeta, Vec<u8>)>,
     /// Call events.
     pub calls: Vec<CallEvent>,
 }
 
 impl EventSink for VecSink {
-    fn rtp(&mut self, meta: &RtpMeta, payload: &[u8]) {
-        self.rtp.push((*meta, payload.to_vec()));
+    fn rtp(&mut self, meta: &RtpMeta, packet: &[u8]) {
+        self.rtp.push((*meta, meta.payload(packet).to_vec()));
     }
     fn call(&mut self, event: CallEvent) {
         self.calls.push(event);

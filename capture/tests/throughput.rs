@@ -18,7 +18,8 @@ struct CountSink {
 }
 
 impl EventSink for CountSink {
-    fn rtp(&mut self, _meta: &RtpMeta, payload: &[u8]) {
+    fn rtp(&mut self, meta: &RtpMeta, packet: &[u8]) {
+        let payload = meta.payload(packet);
         self.rtp += 1;
         self.bytes += payload.len() as u64;
     }

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 ///   own; `jitter_ms` is null for event streams; codec names are the IANA spellings; end reason
 ///   `no_ack`; `encrypted`, `other_media`, `sip.challenges`; `capture_complete` is false
 ///   whenever the audio is not exactly what the wire carried (slips, late audio, encrypted
-///   media, packets cut by the snapshot length).
+///   media, packets cut by the snapshot length). Added since, without a version change (new
+///   optional fields): streams' `over_time`; for SRTP streams `encryption` and
+///   `auth_failures`, and the gap cause `auth_failed` (`silence_ms.auth_failed`).
 /// * 1: the first published format.
 pub const RECORD_VERSION: u32 = 2;
 
@@ -100,6 +102,15 @@ pub struct StreamRecord {
     /// The stream's quality over the call, interval by interval (audio streams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub over_time: Option<OverTimeRecord>,
+    /// How the stream was encrypted and whether it was decrypted, e.g. `SRTP
+    /// (AES_CM_128_HMAC_SHA1_80), decrypted with SDES keys from the SDP` (absent: in the
+    /// clear). Never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+    /// SRTP packets of the stream that failed authentication: not decoded, their place is a
+    /// gap with cause `auth_failed` (present for SRTP streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_failures: Option<u64>,
 }
 
 /// A stream's quality per interval of capture time, from its first packet. Intervals are 5 s
@@ -206,7 +217,7 @@ pub struct GapRecord {
     pub offset_s: f64,
     /// Length in milliseconds.
     pub ms: f64,
-    /// `lost`, `capture_drop`, `late`, `not_sent`, `hold` or `signal`.
+    /// `lost`, `capture_drop`, `late`, `not_sent`, `hold`, `signal` or `auth_failed`.
     pub cause: String,
 }
 
@@ -225,6 +236,9 @@ pub struct SilenceRecord {
     pub hold: f64,
     /// Telephone events or comfort noise instead of audio.
     pub signal: f64,
+    /// SRTP packets that failed authentication.
+    #[serde(default)]
+    pub auth_failed: f64,
 }
 
 /// A party whose media is encrypted.

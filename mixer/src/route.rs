@@ -9,7 +9,9 @@
 
 use std::path::PathBuf;
 
-use capture::events::{CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, RtcpMeta, RtpMeta, Side};
+use capture::events::{
+    CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, MediaSecurity, RtcpMeta, RtpMeta, Side,
+};
 use capture::{LinkType, Timestamp};
 
 use crate::mix::NS_PER_SAMPLE;
@@ -23,6 +25,7 @@ use crate::mix::pause::PauseCodes;
 use crate::mix::rtcp::EndpointView;
 use crate::mix::side::PtKind;
 use crate::mix::sidecar::write_sidecar;
+use crate::mix::srtp::SideSrtp;
 use crate::mix::stats::MixerStats;
 use crate::mix::stream::SeqVerdict;
 use crate::mix::timeline::{Law, Timeline, TimelineConfig};
@@ -84,6 +87,9 @@ pub struct Mixer<D> {
     disk: DiskGuard,
     /// How far written audio may trail the leading party (`TimelineConfig::hold`).
     hold: u32,
+    /// Where SRTP and SRTCP packets are decrypted to (grown to the longest packet seen, then
+    /// reused: nothing is allocated per packet).
+    plain: Vec<u8>,
 }
 
 impl<D: Drain> Mixer<D> {
@@ -92,7 +98,16 @@ impl<D: Drain> Mixer<D> {
         std::fs::create_dir_all(&cfg.work_dir)?;
         let disk = DiskGuard::new(cfg.work_dir.clone(), cfg.min_free_bytes);
         let hold = cfg.timeline.hold();
-        Ok(Mixer { cfg, calls: Vec::new(), stats: MixerStats::default(), drain, scratch: Vec::new(), disk, hold })
+        Ok(Mixer {
+            cfg,
+            calls: Vec::new(),
+            stats: MixerStats::default(),
+            drain,
+            scratch: Vec::new(),
+            disk,
+            hold,
+            plain: vec![0; 2048],
+        })
     }
 
     /// The drain (a test's `Vec` of ended calls, say).
@@ -158,15 +173,22 @@ impl<D: Drain> Mixer<D> {
 
 impl<D: Drain> EventSink for Mixer<D> {
     #[inline]
-    fn rtp(&mut self, m: &RtpMeta, payload: &[u8]) {
+    fn rtp(&mut self, m: &RtpMeta, rtp: &[u8]) {
         self.stats.rtp_packets += 1;
-        let Mixer { cfg, calls, stats, scratch, disk, hold, .. } = self;
+        let Mixer { cfg, calls, stats, scratch, disk, hold, plain, .. } = self;
         let Some(call) = calls.get_mut(m.call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == m.call)
         else {
             stats.rtp_orphans += 1;
             return;
         };
         let mut packet = Packet { cfg, stats, scratch, disk, hold: *hold };
+        let payload = match call.sides[m.side.index()].srtp {
+            SideSrtp::Clear => m.payload(rtp),
+            _ => match packet.unprotect(call, m, rtp, plain) {
+                Some(n) => &plain[..n],
+                None => return,
+            },
+        };
         let Some((law, verdict)) = packet.classify(call, m, payload) else { return };
         if payload.is_empty() || call.write_error.is_some() || !packet.open(call, m.time, law) {
             return;
@@ -204,7 +226,33 @@ impl<D: Drain> EventSink for Mixer<D> {
     }
 
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
-        let Some(call) = self.call_mut(meta.call) else { return };
+        let Mixer { calls, stats, plain, .. } = self;
+        let Some(call) =
+            calls.get_mut(meta.call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == meta.call)
+        else {
+            return;
+        };
+        let packet = match &mut call.sides[meta.side.index()].srtp {
+            SideSrtp::Clear => packet,
+            // Without the key an SRTCP packet's reports cannot be read.
+            SideSrtp::Unkeyed { .. } => return,
+            SideSrtp::Keyed(k) => {
+                if plain.len() < packet.len() {
+                    plain.resize(packet.len(), 0);
+                }
+                match k.unprotect_rtcp(packet, plain) {
+                    Ok(n) => {
+                        stats.srtcp_decrypted += 1;
+                        &plain[..n]
+                    }
+                    Err(_) => {
+                        stats.srtcp_auth_failures += 1;
+                        k.rtcp_auth_failures += 1;
+                        return;
+                    }
+                }
+            }
+        };
         for block in crate::mix::rtcp::report_blocks(packet) {
             let i = match call.reports.iter().position(|r| r.0 == block.source && r.1 == meta.side) {
                 Some(i) => i,
@@ -236,7 +284,10 @@ impl<D: Drain> EventSink for Mixer<D> {
                 c.offerer.get_or_insert(owner);
                 c.media[owner.index()] = Some(media);
                 c.note_directions();
-                if let Some(security) = security {
+                if security == Some(MediaSecurity::Sdes) || c.sides.iter().any(|s| s.srtp.is_sdes()) {
+                    // SDES: each party's own SDP keys what it sends.
+                    c.key_sdes(time, (max_skew, &mut self.stats, &mut self.scratch));
+                } else if let Some(security) = security {
                     // One media line keys both directions.
                     for side in [Side::Caller, Side::Callee] {
                         c.encrypt(side, security, time, (max_skew, &mut self.stats, &mut self.scratch));
@@ -287,6 +338,45 @@ struct Packet<'a> {
 }
 
 impl Packet<'_> {
+    /// Verifies and decrypts the SRTP packet of a party keyed by SDES into `plain`: its
+    /// payload length, or `None` when it is not to be decoded (its key not seen yet, or it
+    /// failed authentication: counted on its stream, and the gap it leaves says so).
+    #[inline]
+    fn unprotect(&mut self, call: &mut CallMix, m: &RtpMeta, rtp: &[u8], plain: &mut Vec<u8>) -> Option<usize> {
+        let si = m.side.index();
+        if plain.len() < rtp.len() {
+            plain.resize(rtp.len(), 0);
+        }
+        let result = match &mut call.sides[si].srtp {
+            SideSrtp::Clear => return None,
+            SideSrtp::Unkeyed { packets } => {
+                *packets += 1;
+                self.stats.encrypted_packets += 1;
+                return None;
+            }
+            SideSrtp::Keyed(k) => k.unprotect(m, rtp, plain),
+        };
+        match result {
+            Ok(n) => {
+                self.stats.srtp_decrypted += 1;
+                Some(n)
+            }
+            Err(_) => {
+                self.stats.srtp_auth_failures += 1;
+                if call.sides[si].switches(m)
+                    && call.sides[si].clock.holding()
+                    && let Err(e) = call.release_now(si, self.cfg.max_skew_frames, self.stats, self.scratch)
+                {
+                    call.fail(&e, self.stats);
+                }
+                let side = &mut call.sides[si];
+                side.stream(m).auth_failures += 1;
+                side.clock.hints.auth_failed = Some(m.seq);
+                None
+            }
+        }
+    }
+
     /// Accounts the packet to its stream and says what it is: the G.711 law of audio to
     /// place, with its sequence verdict, or `None` when nothing is to be placed (a duplicate,
     /// an event or comfort noise, an undecodable codec, encrypted media).
@@ -513,6 +603,8 @@ pub(crate) mod tests {
             ssrc: 0x1000 + side.index() as u32,
             pt,
             marker: k == 0,
+            payload_at: 0,
+            padding: 0,
         }
     }
 

@@ -104,11 +104,12 @@ impl Feed {
         }
     }
 
-    /// A SIP message capture parsed.
+    /// A SIP message capture parsed (SDES keys in its SDP masked, see [`mask_sdes_keys`]).
     pub fn sip(&self, seen: &SipSeen<'_>) {
         let mut bytes = Vec::with_capacity(seen.call_id.len() + seen.message.len());
         bytes.extend_from_slice(seen.call_id);
         bytes.extend_from_slice(seen.message);
+        mask_sdes_keys(&mut bytes[seen.call_id.len()..]);
         self.put(Item::Sip {
             time: seen.time,
             src: seen.src,
@@ -334,6 +335,21 @@ impl Link {
     }
 }
 
+/// Replaces the key of every `inline:` key parameter (RFC 4568 `a=crypto`) in a SIP message
+/// with `*` of the same length (lengths and framing stay as they were): SRTP keys never leave
+/// callvault in an export.
+pub fn mask_sdes_keys(message: &mut [u8]) {
+    const INLINE: &[u8] = b"inline:";
+    let mut at = 0;
+    while let Some(i) = message[at..].windows(INLINE.len()).position(|w| w == INLINE) {
+        let start = at + i + INLINE.len();
+        let len =
+            message[start..].iter().take_while(|c| !matches!(c, b'|' | b' ' | b';' | b'\r' | b'\n' | b'\t')).count();
+        message[start..start + len].fill(b'*');
+        at = start + len;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +363,20 @@ mod tests {
             call_id: b"c",
             message: b"OPTIONS sip:x SIP/2.0\r\n\r\n",
         }
+    }
+
+    #[test]
+    fn sdes_keys_are_masked_and_the_message_keeps_its_length() {
+        let mut m =
+            b"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n\
+a=crypto:2 AEAD_AES_128_GCM inline:AAEC;inline:BBB KDR=0\r\n"
+                .to_vec();
+        let len = m.len();
+        mask_sdes_keys(&mut m);
+        assert_eq!(m.len(), len);
+        let text = String::from_utf8(m).unwrap();
+        assert!(text.contains("inline:****************************************|2^20|1:4\r\n"), "{text}");
+        assert!(text.contains("inline:****;inline:*** KDR=0"), "{text}");
     }
 
     #[test]

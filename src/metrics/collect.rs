@@ -177,6 +177,16 @@ impl Snapshots {
                 ([("outcome", "signal")], m.signal_packets),
             ],
         )?;
+        f.counter(
+            "callvault_mixer_srtp_packets",
+            "SRTP and SRTCP packets of parties keyed by SDES: decrypted, or failed authentication (not decoded).",
+            &[
+                ([("kind", "rtp"), ("outcome", "decrypted")], m.srtp_decrypted),
+                ([("kind", "rtp"), ("outcome", "auth_failed")], m.srtp_auth_failures),
+                ([("kind", "rtcp"), ("outcome", "decrypted")], m.srtcp_decrypted),
+                ([("kind", "rtcp"), ("outcome", "auth_failed")], m.srtcp_auth_failures),
+            ],
+        )?;
         f.counter1("callvault_mixer_slips", "Silence insertions that kept the parties aligned (clock drift).", m.slips)
     }
 

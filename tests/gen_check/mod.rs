@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::process::Output;
 
 use callgen::timeline::rtp_nominal_ns;
-use callgen::{CallTruth, Codec, Party, RtpSchedule, Scenario, Truth, rtp_addresses, rtp_packet};
+use callgen::{CallTruth, Codec, Party, RtpSchedule, Scenario, Truth, rtp_addresses, rtp_packet_clear};
 use mixer::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use serde_json::{Value, json};
 
@@ -78,12 +78,13 @@ pub struct Sent {
     pub payload: Vec<u8>,
 }
 
-/// Every RTP packet of one direction, in capture order, with its exact content.
+/// Every RTP packet of one direction, in capture order, with its exact content (before SRTP,
+/// for an SRTP call: what a recorder with its keys recovers).
 pub fn sent(scenario: &Scenario, call: usize, party: Party) -> Vec<Sent> {
     let q = |ns: i64| scenario.ts_precision.quantize(ns);
     RtpSchedule::new(scenario, call, party)
         .map(|s| {
-            let p = rtp_packet(scenario, call, party, &s);
+            let p = rtp_packet_clear(scenario, call, party, &s);
             let (src, dst) = rtp_addresses(scenario, call, party, &s);
             Sent {
                 capture_ns: q(s.capture_ns),

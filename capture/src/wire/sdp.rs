@@ -1,6 +1,7 @@
 //! SDP session descriptions (RFC 4566 / RFC 8866), as far as a recorder needs them:
 //! connection addresses, audio media lines, payload type maps, packetisation time and
-//! direction attributes. Parsed into fixed-capacity arrays of borrowed slices.
+//! direction attributes, SDES crypto attributes (RFC 4568). Parsed into fixed-capacity arrays
+//! of borrowed slices.
 
 use std::net::IpAddr;
 
@@ -15,6 +16,38 @@ pub const MAX_MEDIA: usize = 8;
 pub const MAX_RTPMAP: usize = 16;
 /// Payload types kept per media line.
 pub const MAX_FORMATS: usize = 32;
+/// `a=crypto` lines kept per media line.
+pub const MAX_CRYPTO: usize = 8;
+
+/// The base64 `key||salt` text of an `inline:` key parameter. `Debug` does not show it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineKey<'a>(pub &'a [u8]);
+
+impl std::fmt::Debug for InlineKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InlineKey(<{} characters, not shown>)", self.0.len())
+    }
+}
+
+/// One `a=crypto:<tag> <suite> inline:<key||salt>[|<lifetime>][|<mki>:<length>] [<session
+/// parameters>]` attribute (RFC 4568 §9.1). Only the first key parameter is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crypto<'a> {
+    /// The tag that an answer uses to say which offered line it accepts.
+    pub tag: u32,
+    /// Crypto suite as written (`AES_CM_128_HMAC_SHA1_80`, `AEAD_AES_128_GCM`, ...).
+    pub suite: &'a [u8],
+    /// The key and salt, base64.
+    pub key: InlineKey<'a>,
+    /// Master key lifetime as written (`2^31`, `1048576`), if given.
+    pub lifetime: Option<&'a [u8]>,
+    /// MKI value and its length in bytes, if given.
+    pub mki: Option<(u32, u8)>,
+    /// Key parameters beyond the first (several master keys told apart by MKI).
+    pub more_keys: u8,
+    /// The session parameters (`KDR=`, `UNENCRYPTED_SRTP`, ...), as written.
+    pub params: &'a [u8],
+}
 
 /// Media direction attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,8 +138,10 @@ pub struct Media<'a> {
     pub rtcp_mux: bool,
     /// `a=rtpmap` attributes.
     pub rtpmap: ArrayVec<RtpMap<'a>, MAX_RTPMAP>,
-    /// `a=crypto` (SDES keys for SRTP, RFC 4568).
+    /// Any `a=crypto` line (SDES keys for SRTP, RFC 4568), also one that does not parse.
     pub crypto: bool,
+    /// The `a=crypto` lines that parse, in order (at most [`MAX_CRYPTO`]).
+    pub cryptos: ArrayVec<Crypto<'a>, MAX_CRYPTO>,
     /// Media-level `a=fingerprint` (DTLS, RFC 8122).
     pub fingerprint: bool,
     /// Media-level `a=zrtp-hash` (RFC 6189).
@@ -270,7 +305,12 @@ pub fn parse(b: &[u8]) -> Result<Sdp<'_>, WireError> {
                         m.rtcp_port = parse_decimal(port).and_then(|v| u16::try_from(v).ok());
                     }
                     (b"rtcp-mux", _) => m.rtcp_mux = true,
-                    (b"crypto", Some(_)) => m.crypto = true,
+                    (b"crypto", Some(arg)) => {
+                        m.crypto = true;
+                        if let Some(c) = parse_crypto(arg) {
+                            sdp.overflow |= m.cryptos.try_push(c).is_err();
+                        }
+                    }
                     (b"fingerprint", Some(_)) => m.fingerprint = true,
                     (b"zrtp-hash", Some(_)) => m.zrtp_hash = true,
                     _ => {}
@@ -334,9 +374,47 @@ fn parse_media(v: &[u8]) -> Option<Media<'_>> {
         rtcp_mux: false,
         rtpmap: ArrayVec::new(),
         crypto: false,
+        cryptos: ArrayVec::new(),
         fingerprint: false,
         zrtp_hash: false,
     })
+}
+
+/// `<tag> <suite> inline:<key>[|<lifetime>][|<mki>:<len>][;inline:...] [<params>]`.
+fn parse_crypto(v: &[u8]) -> Option<Crypto<'_>> {
+    let v = trim(v);
+    let mut rest = v;
+    let mut field = || {
+        let start = rest.iter().position(|&c| c != b' ' && c != b'\t')?;
+        let r = &rest[start..];
+        let end = r.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(r.len());
+        let (f, after) = r.split_at(end);
+        rest = after;
+        Some(f)
+    };
+    let tag = u32::try_from(parse_decimal(field()?)?).ok()?;
+    let suite = field()?;
+    let key_params = field()?;
+    let params = trim(rest);
+    let mut keys = key_params.split(|&c| c == b';');
+    let first = keys.next()?;
+    let more_keys = u8::try_from(keys.count()).unwrap_or(u8::MAX);
+    let info = first.strip_prefix(b"inline:")?;
+    let mut parts = info.split(|&c| c == b'|');
+    let key = parts.next().filter(|k| !k.is_empty())?;
+    let (mut lifetime, mut mki) = (None, None);
+    for p in parts {
+        match memchr::memchr(b':', p) {
+            Some(c) => {
+                let value = u32::try_from(parse_decimal(&p[..c])?).ok()?;
+                let len = u8::try_from(parse_decimal(&p[c + 1..])?).ok()?;
+                mki = Some((value, len));
+            }
+            None if mki.is_none() && lifetime.is_none() => lifetime = Some(p),
+            None => return None,
+        }
+    }
+    Some(Crypto { tag, suite, key: InlineKey(key), lifetime, mki, more_keys, params })
 }
 
 fn parse_rtpmap(v: &[u8]) -> Option<RtpMap<'_>> {
@@ -422,6 +500,19 @@ a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubG
         .unwrap();
         assert!(sdes.media[0].crypto);
         assert_eq!(sdes.security_for(&sdes.media[0]), Some(Security::Sdes));
+        assert_eq!(
+            sdes.media[0].cryptos.as_slice(),
+            &[Crypto {
+                tag: 1,
+                suite: b"AES_CM_128_HMAC_SHA1_80",
+                key: InlineKey(b"WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),
+                lifetime: Some(b"2^20"),
+                mki: Some((1, 32)),
+                more_keys: 0,
+                params: b"",
+            }]
+        );
+        assert!(!format!("{sdes:?}").contains("WVNf"), "the key is not printed");
         let dtls = parse(
             b"v=0\r\na=fingerprint:sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB\r\n\
 c=IN IP4 10.0.0.1\r\nm=audio 4000 UDP/TLS/RTP/SAVPF 0\r\na=setup:actpass\r\n",
@@ -435,6 +526,29 @@ c=IN IP4 10.0.0.1\r\nm=audio 4000 UDP/TLS/RTP/SAVPF 0\r\na=setup:actpass\r\n",
         assert_eq!(bare.security_for(&bare.media[0]), Some(Security::Srtp));
         let plain = parse(OFFER).unwrap();
         assert_eq!(plain.security_for(plain.audio().unwrap()), None);
+    }
+
+    #[test]
+    fn several_crypto_lines_mki_lifetime_and_session_parameters() {
+        let s = parse(
+            b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n\
+a=crypto:1 AEAD_AES_256_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKg==\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2:1;inline:QUJD|3:1 KDR=1 UNENCRYPTED_SRTCP\r\n\
+a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:QUJD|2^31\r\n\
+a=crypto:x AES_CM_128_HMAC_SHA1_80 inline:QUJD\r\n\
+a=crypto:4 AES_CM_128_HMAC_SHA1_80 key:QUJD\r\n",
+        )
+        .unwrap();
+        let c = &s.media[0].cryptos;
+        assert!(s.media[0].crypto);
+        assert_eq!(c.len(), 3, "the lines without a number tag or an inline key are left out");
+        assert_eq!((c[0].tag, c[0].suite, c[0].lifetime, c[0].mki), (1, &b"AEAD_AES_256_GCM"[..], None, None));
+        assert_eq!(c[0].key.0.len(), 60);
+        assert_eq!(
+            (c[1].tag, c[1].mki, c[1].more_keys, c[1].params),
+            (2, Some((2, 1)), 1, &b"KDR=1 UNENCRYPTED_SRTCP"[..])
+        );
+        assert_eq!((c[2].tag, c[2].lifetime, c[2].mki), (3, Some(&b"2^31"[..]), None));
     }
 
     #[test]

@@ -5,12 +5,15 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use capture::events::{CallInfo, Dtmf, EndReason, MediaAnnounce, Side, security_name};
+use capture::Timestamp;
+use capture::events::{CallInfo, Dtmf, EndReason, MediaAnnounce, MediaSecurity, Side, security_name};
 
 use crate::mix::audio::{AudioConfig, AudioLayout};
 use crate::mix::call::{CallMix, stream_codec};
 use crate::mix::edits::{GapCause, StreamEdits};
 use crate::mix::quality::g711_quality;
+use crate::mix::side::{Encrypted, SideState};
+use crate::mix::srtp::{SideSrtp, describe};
 use crate::mix::stats::MixerStats;
 use crate::mix::stream::StreamStats;
 use crate::pending::PendingRecording;
@@ -116,6 +119,7 @@ fn placement(e: &StreamEdits) -> Option<PlacementRecord> {
             not_sent: ms(e.silence_of(GapCause::NotSent)),
             hold: ms(e.silence_of(GapCause::Hold)),
             signal: ms(e.silence_of(GapCause::Signal)),
+            auth_failed: ms(e.silence_of(GapCause::AuthFailed)),
         },
         clock_ppm: e.clock_ppm.map(|p| (p * 10.0).round() / 10.0),
     })
@@ -363,6 +367,46 @@ fn close_evidence(mix: &mut CallMix, acc: &mut Account) -> (Option<EvidenceRecor
     out
 }
 
+/// What decrypting a party's SDES-SRTP cost: packets that failed authentication (gaps in its
+/// channel), packets sent before its key was seen, SRTCP that failed. A party none of whose
+/// packets authenticated is encrypted with no audio, as if it had no key.
+fn srtp_notes(s: &SideState, side: Side, out: &mut PartyFacts, acc: &mut Account) {
+    let SideSrtp::Keyed(k) = &s.srtp else { return };
+    let who = side.as_str();
+    let failed: u64 = s.streams().iter().map(|st| st.auth_failures).sum();
+    if k.decrypted == 0 && failed > 0 {
+        let how = format!("{}, no packet authenticated with the key from its SDP", security_name(MediaSecurity::Sdes));
+        acc.notes.push(format!("the {who}'s media is encrypted ({how}): its audio is not recorded"));
+        acc.incomplete.push(format!(
+            "the {who}'s audio is encrypted (SRTP/ZRTP/DTLS-SRTP: {how}): none of its {failed} packets could be \
+             decrypted, not recorded"
+        ));
+        out.encrypted.push(EncryptedRecord {
+            side: who.into(),
+            encryption: how,
+            since: rfc3339(s.streams().first().map_or(Timestamp(0), |st| st.first)),
+            packets: failed,
+        });
+        return;
+    }
+    acc.notes.push(format!("the {who}'s media is {}", describe(k.suite())));
+    if failed > 0 {
+        acc.incomplete.push(format!(
+            "{failed} of the {who}'s SRTP packets failed authentication (tampered, or not keyed as the SDP said): \
+             not decoded, their place is silence (gaps with cause auth_failed)"
+        ));
+    }
+    if k.unkeyed_before > 0 {
+        acc.incomplete.push(format!(
+            "{} of the {who}'s SRTP packets came before its SDES key was seen and were not decrypted",
+            k.unkeyed_before
+        ));
+    }
+    if k.rtcp_auth_failures > 0 {
+        acc.notes.push(format!("{} of the {who}'s SRTCP packets failed authentication", k.rtcp_auth_failures));
+    }
+}
+
 /// One party's part of the record: its streams, edits, encryption and DTMF.
 fn party(mix: &mut CallMix, side: Side, has_audio: bool, out: &mut PartyFacts, acc: &mut Account) {
     let s = &mix.sides[side.index()];
@@ -378,8 +422,12 @@ fn party(mix: &mut CallMix, side: Side, has_audio: bool, out: &mut PartyFacts, a
         out.streams.push(stream_record(mix, side, st));
     }
     edit_reasons(side, &s.streams().iter().map(|st| &*st.edits).collect::<Vec<_>>(), &mut acc.incomplete);
+    srtp_notes(s, side, out, acc);
     if let Some(e) = &s.encrypted {
-        let how = security_name(e.security);
+        let how = match e.detail {
+            Some(why) => format!("{}, key not usable: {why}", security_name(e.security)),
+            None => security_name(e.security).into(),
+        };
         acc.notes.push(format!(
             "the {}'s media is encrypted ({how}), not decryptable from the wire: its audio is not recorded",
             side.as_str()
@@ -399,9 +447,23 @@ fn party(mix: &mut CallMix, side: Side, has_audio: bool, out: &mut PartyFacts, a
         ));
         out.encrypted.push(EncryptedRecord {
             side: side.as_str().into(),
-            encryption: how.into(),
+            encryption: how,
             since: rfc3339(e.since),
             packets: e.packets,
+        });
+    } else if let SideSrtp::Unkeyed { packets } = s.srtp
+        && packets > 0
+    {
+        acc.notes.push(format!("the {}'s media is {UNKEYED}: its audio is not recorded", side.as_str()));
+        acc.incomplete.push(format!(
+            "the {}'s audio is SRTP and no SDES key for it was seen: {packets} packets not decrypted",
+            side.as_str()
+        ));
+        out.encrypted.push(EncryptedRecord {
+            side: side.as_str().into(),
+            encryption: format!("{} (no key for this party in the SDP seen)", security_name(MediaSecurity::Sdes)),
+            since: rfc3339(s.streams().first().map_or(Timestamp(0), |st| st.first)),
+            packets,
         });
     }
     let tracker = std::mem::take(&mut mix.sides[side.index()].dtmf);
@@ -464,6 +526,34 @@ fn stream_record(mix: &CallMix, side: Side, st: &StreamStats) -> StreamRecord {
         last: rfc3339(st.last),
         placement: placement(&st.edits),
         over_time: (!events_only).then(|| over_time(st, g711)),
+        encryption: stream_encryption(&mix.sides[side.index()]),
+        auth_failures: matches!(mix.sides[side.index()].srtp, SideSrtp::Keyed(_)).then_some(st.auth_failures),
+    }
+}
+
+/// What a stream's record says about its encryption: decrypted SDES-SRTP, or why not.
+fn stream_encryption(s: &SideState) -> Option<String> {
+    match (&s.srtp, &s.encrypted) {
+        (SideSrtp::Keyed(k), _) if k.decrypted == 0 => Some(format!(
+            "encrypted ({}, {}), no audio: no packet authenticated with the key from the SDP",
+            security_name(MediaSecurity::Sdes),
+            k.suite()
+        )),
+        (SideSrtp::Keyed(k), _) => Some(describe(k.suite())),
+        (_, Some(e)) => Some(encrypted_words(e)),
+        (SideSrtp::Unkeyed { .. }, None) => Some(format!("{UNKEYED}, no audio")),
+        (SideSrtp::Clear, None) => None,
+    }
+}
+
+/// A side whose SDES key was never seen.
+const UNKEYED: &str = "encrypted (SRTP, SDES keys), but no key for this party in the SDP seen";
+
+/// The words for an encrypted party that is not decrypted.
+fn encrypted_words(e: &Encrypted) -> String {
+    match e.detail {
+        Some(why) => format!("encrypted ({}), no audio: {why}", security_name(e.security)),
+        None => format!("encrypted ({}), no audio: not decryptable from the wire", security_name(e.security)),
     }
 }
 

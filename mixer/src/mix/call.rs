@@ -15,6 +15,7 @@ use super::evidence::Evidence;
 use super::pause::{Effect, Key, PauseCodes, PauseState};
 use super::rtcp::EndpointView;
 use super::side::{Encrypted, PtKind, SideState};
+use super::srtp::{self, Keying, SideSrtp};
 use super::stats::MixerStats;
 use super::stream::StreamStats;
 use super::timeline::{Law, Timeline};
@@ -316,7 +317,55 @@ impl CallMix {
             self.fail(&e, stats);
         }
         let s = &mut self.sides[si];
-        s.encrypted = Some(Encrypted { security, since: time, clear_frames: s.high.max(0) as u64, packets: 0 });
+        s.encrypted =
+            Some(Encrypted { security, since: time, clear_frames: s.high.max(0) as u64, packets: 0, detail: None });
+    }
+
+    /// Keys each party's SRTP from its own SDP's `a=crypto` line (the key it sends with),
+    /// after a new SDP of a call whose media is SDES-SRTP. A party whose key cannot be used is
+    /// encrypted with no audio (and the record says why); a party whose SDP has not been seen
+    /// waits for its key, its packets not decoded.
+    pub(crate) fn key_sdes(&mut self, time: Timestamp, env: (i64, &mut MixerStats, &mut Vec<u8>)) {
+        let (max_skew, stats, scratch) = env;
+        for side in [Side::Caller, Side::Callee] {
+            let si = side.index();
+            let (own, other) = (self.media[si].as_deref(), self.media[1 - si].as_deref());
+            let keying = match own {
+                Some(m) if srtp::is_sdes(Some(m)) => srtp::keying(m, other, &self.sides[si].srtp),
+                Some(m) => {
+                    if let Some(security) = m.security {
+                        self.encrypt(side, security, time, (max_skew, &mut *stats, &mut *scratch));
+                    }
+                    self.sides[si].srtp = SideSrtp::Clear;
+                    continue;
+                }
+                None => {
+                    if !self.sides[si].srtp.is_sdes() {
+                        self.sides[si].srtp = SideSrtp::Unkeyed { packets: 0 };
+                    }
+                    continue;
+                }
+            };
+            match keying {
+                Keying::Unchanged => {}
+                Keying::Key(k) => {
+                    if !self.sides[si].srtp.is_sdes()
+                        && self.sides[si].clock.holding()
+                        && let Err(e) = self.release_now(si, max_skew, stats, scratch)
+                    {
+                        self.fail(&e, stats);
+                    }
+                    self.sides[si].srtp = SideSrtp::Keyed(k);
+                }
+                Keying::Unusable(why) => {
+                    self.sides[si].srtp = SideSrtp::Clear;
+                    self.encrypt(side, MediaSecurity::Sdes, time, (max_skew, &mut *stats, &mut *scratch));
+                    if let Some(e) = self.sides[si].encrypted.as_mut() {
+                        e.detail.get_or_insert(why);
+                    }
+                }
+            }
+        }
     }
 
     /// Whether the call agreed on a wideband codec: the first audio codec of the answer (the

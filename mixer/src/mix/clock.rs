@@ -286,6 +286,9 @@ pub(crate) struct Hints {
     pub(crate) hold: bool,
     /// The capture dropped packets while the call was up.
     pub(crate) dropped: bool,
+    /// The sequence number of the side's latest SRTP packet that failed authentication (not
+    /// decoded): the gap it leaves is named for it.
+    pub(crate) auth_failed: Option<u16>,
     /// The side sent telephone events or comfort noise (its last such sequence number).
     pub(crate) signal_seq: Option<u16>,
 }
@@ -495,11 +498,23 @@ impl Clock {
             // the first gap after it, however long the held party kept sending.
             self.hints.dropped = false;
             self.hints.signal_seq = None;
+            // Packets held aside are accounted later: only a packet past the failed one settles it.
+            if hints.auth_failed.is_some_and(|f| p.seq.wrapping_sub(f) < 0x8000) {
+                self.hints.auth_failed = None;
+            }
             if natural > 0 {
                 self.hints.hold = false;
                 let since = hints.signal_seq.filter(|s| s.wrapping_sub(tb.last_seq) < 0x8000).unwrap_or(tb.last_seq);
                 let missing = p.seq.wrapping_sub(since) > 1;
                 let cause = match (missing, hints.signal_seq.is_some()) {
+                    (true, _)
+                        if hints.auth_failed.is_some_and(|f| {
+                            let d = f.wrapping_sub(since);
+                            d > 0 && d < p.seq.wrapping_sub(since)
+                        }) =>
+                    {
+                        GapCause::AuthFailed
+                    }
                     (true, _) if hints.dropped => GapCause::CaptureDrop,
                     (true, _) => GapCause::Lost,
                     (false, true) => GapCause::Signal,

@@ -32,12 +32,22 @@ pub enum GapCause {
     Hold,
     /// The sender sent telephone events (DTMF) or comfort noise instead of audio.
     Signal,
+    /// SRTP packets that failed authentication (tampered, or keyed otherwise than the SDP
+    /// said): not decoded.
+    AuthFailed,
 }
 
 impl GapCause {
     /// Every cause, in the order of [`StreamEdits::silence`].
-    pub const ALL: [GapCause; 6] =
-        [GapCause::Lost, GapCause::CaptureDrop, GapCause::Late, GapCause::NotSent, GapCause::Hold, GapCause::Signal];
+    pub const ALL: [GapCause; 7] = [
+        GapCause::Lost,
+        GapCause::CaptureDrop,
+        GapCause::Late,
+        GapCause::NotSent,
+        GapCause::Hold,
+        GapCause::Signal,
+        GapCause::AuthFailed,
+    ];
 
     /// Name used in records.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +58,7 @@ impl GapCause {
             GapCause::NotSent => "not_sent",
             GapCause::Hold => "hold",
             GapCause::Signal => "signal",
+            GapCause::AuthFailed => "auth_failed",
         }
     }
 
@@ -59,6 +70,7 @@ impl GapCause {
             GapCause::NotSent => 3,
             GapCause::Hold => 4,
             GapCause::Signal => 5,
+            GapCause::AuthFailed => 6,
         }
     }
 }
@@ -148,7 +160,7 @@ pub struct StreamEdits {
     /// Gaps not kept (beyond the cap; counted in the totals).
     pub gaps_omitted: u32,
     /// Frames of silence per cause (index: [`GapCause::ALL`]).
-    pub silence: [i64; 6],
+    pub silence: [i64; 7],
     /// Samples that arrived too late to be placed.
     pub late_samples: u64,
     /// Loss gaps a reordered packet may still fill.
@@ -185,7 +197,7 @@ impl StreamEdits {
             return;
         }
         let g = Gap { frame, len, cause };
-        if matches!(cause, GapCause::Lost | GapCause::CaptureDrop) {
+        if matches!(cause, GapCause::Lost | GapCause::CaptureDrop | GapCause::AuthFailed) {
             if self.pending.len() >= PENDING_GAPS {
                 let oldest = self.pending.remove(0);
                 self.keep(oldest);

@@ -6,7 +6,8 @@
 //! settles them, then decodes them into the [`audio`] writer ([`wav`] or FLAC). Beside it:
 //! per-stream statistics ([`stream`]), RFC 4733 events ([`dtmf`]), endpoint reports
 //! ([`rtcp`]), the E-model ([`quality`]), the call's evidence capture ([`evidence`]), the
-//! free-space reserve ([`disk`]) and the crash-recovery [`sidecar`].
+//! free-space reserve ([`disk`]) and the crash-recovery [`sidecar`]. A party keyed by SDES has
+//! its RTP verified and decrypted ([`srtp`]) before any of that.
 //!
 //! Architecture invariant: nothing in `mix/` uses [`crate::pending`] or [`crate::finish`]; the
 //! flow inside the crate is `mix` → `pending` → `finish`, never back.
@@ -27,6 +28,7 @@ pub mod rtcp;
 pub mod series;
 pub(crate) mod side;
 pub mod sidecar;
+pub(crate) mod srtp;
 pub(crate) mod stats;
 pub mod stream;
 pub mod timeline;

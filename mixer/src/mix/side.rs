@@ -9,6 +9,7 @@ use capture::events::{MediaSecurity, RtpMeta};
 use crate::mix::clock::Clock;
 use crate::mix::dtmf::DtmfTracker;
 use crate::mix::opus::OpusSide;
+use crate::mix::srtp::SideSrtp;
 use crate::mix::stream::StreamStats;
 
 /// RTP streams (SSRCs) kept per direction; packets of further SSRCs are counted on the last.
@@ -42,6 +43,9 @@ pub(crate) struct Encrypted {
     pub(crate) clear_frames: u64,
     /// Audio packets not recorded.
     pub(crate) packets: u64,
+    /// Why it cannot be decrypted when the reason is not the kind of encryption itself (an
+    /// SDES key that cannot be used).
+    pub(crate) detail: Option<&'static str>,
 }
 
 /// A run of one side's audio packets in one codec (a new one starts when the payload type
@@ -91,6 +95,8 @@ pub(crate) struct SideState {
     pub(crate) segments_omitted: u32,
     /// This side's Opus decoder, from its first Opus packet.
     pub(crate) opus: Option<Box<OpusSide>>,
+    /// SRTP keyed by SDES: this side's key and streams' rollover counters.
+    pub(crate) srtp: SideSrtp,
 }
 
 impl SideState {
@@ -112,6 +118,7 @@ impl SideState {
             segments: Vec::new(),
             segments_omitted: 0,
             opus: None,
+            srtp: SideSrtp::Clear,
         }
     }
 

@@ -17,6 +17,15 @@ pub struct MixerStats {
     pub encrypted_packets: u64,
     /// Packets of codecs that are not decoded.
     pub undecodable_packets: u64,
+    /// SRTP packets verified and decrypted with SDES keys.
+    pub srtp_decrypted: u64,
+    /// SRTP packets that failed authentication (wrong key, tampering, a rollover counter that
+    /// could not be followed): counted, never decoded.
+    pub srtp_auth_failures: u64,
+    /// SRTCP packets verified and decrypted.
+    pub srtcp_decrypted: u64,
+    /// SRTCP packets that failed authentication.
+    pub srtcp_auth_failures: u64,
     /// Telephone-event and comfort-noise packets (silence in the recording).
     pub signal_packets: u64,
     /// Calls finished.
@@ -40,6 +49,10 @@ impl MixerStats {
         self.slips += o.slips;
         self.encrypted_packets += o.encrypted_packets;
         self.undecodable_packets += o.undecodable_packets;
+        self.srtp_decrypted += o.srtp_decrypted;
+        self.srtp_auth_failures += o.srtp_auth_failures;
+        self.srtcp_decrypted += o.srtcp_decrypted;
+        self.srtcp_auth_failures += o.srtcp_auth_failures;
         self.signal_packets += o.signal_packets;
         self.calls_finished += o.calls_finished;
         self.recordings_with_audio += o.recordings_with_audio;

@@ -52,6 +52,8 @@ pub struct StreamStats {
     pub payload_bytes: u64,
     /// Sequence restarts (jumps beyond RFC 3550's `MAX_DROPOUT`).
     pub restarts: u64,
+    /// SRTP packets that failed authentication: not counted in `packets`, never decoded.
+    pub auth_failures: u64,
     /// RFC 4733 telephone-event packets among `packets` (duplicates included).
     pub event_packets: u64,
     /// Telephone events (distinct event timestamps) carried.
@@ -113,6 +115,7 @@ impl StreamStats {
             late: 0,
             payload_bytes: 0,
             restarts: 0,
+            auth_failures: 0,
             event_packets: 0,
             events: 0,
             audio_pt: None,

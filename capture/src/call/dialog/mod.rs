@@ -137,7 +137,8 @@ pub(crate) struct Call {
 }
 
 /// What a party's last media announcement said: address, payload types, direction, encryption.
-type Announced = (SocketAddr, PayloadMap, sdp_wire::Direction, Option<sdp_wire::Security>);
+type Announced =
+    (SocketAddr, PayloadMap, sdp_wire::Direction, Option<sdp_wire::Security>, Vec<crate::events::SdesCrypto>);
 
 /// A media address registered by a call.
 #[derive(Debug, Clone)]

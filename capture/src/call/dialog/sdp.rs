@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use super::{Call, MAX_AMBIGUOUS_ADDRESSES, MAX_HOLDS, MAX_OTHER_MEDIA, MediaKey, Out};
 use crate::call::codec::PayloadMap;
 use crate::call::media::{MediaKind, MediaOwner, MediaTable, is_private};
-use crate::events::{AmbiguousMedia, CallEvent, CallRef, Hold, MediaAnnounce, OtherMedia, Side};
+use crate::events::{
+    AmbiguousMedia, CallEvent, CallRef, Hold, MediaAnnounce, OtherMedia, SdesCrypto, SdesKey, SdesProblem, Side,
+};
 use crate::limits::Limits;
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
@@ -126,6 +128,7 @@ pub(super) fn apply_sdp(
         return;
     }
     let security = sdp.security_for(audio);
+    let sdes = if security == Some(sdp::Security::Sdes) { sdes_keys(audio) } else { Vec::new() };
     let dest = SocketAddr::new(ip, audio.port);
     let payloads = PayloadMap::from_media(audio);
     match owner {
@@ -170,17 +173,54 @@ pub(super) fn apply_sdp(
     }
     claim_pairs(call, call_ref, out.media, out.stats, max_flows);
     let announced = &mut call.announced[owner.index()];
-    if announced
-        .as_ref()
-        .is_some_and(|(d, p, dir, sec)| *d == dest && *p == payloads && *dir == direction && *sec == security)
-    {
+    if announced.as_ref().is_some_and(|(d, p, dir, sec, keys)| {
+        *d == dest && *p == payloads && *dir == direction && *sec == security && *keys == sdes
+    }) {
         return;
     }
-    *announced = Some((dest, payloads.clone(), direction, security));
+    *announced = Some((dest, payloads.clone(), direction, security, sdes.clone()));
     out.events.push_back(CallEvent::Media {
         call: call_ref,
-        media: Box::new(MediaAnnounce { owner, dest, payloads, ptime_ms: audio.ptime, direction, security, time: now }),
+        media: Box::new(MediaAnnounce {
+            owner,
+            dest,
+            payloads,
+            ptime_ms: audio.ptime,
+            direction,
+            security,
+            sdes,
+            time: now,
+        }),
     });
+}
+
+/// The SDES keys of an audio line's `a=crypto` lines (RFC 4568), each with its tag, or why it
+/// gives none.
+fn sdes_keys(audio: &sdp::Media<'_>) -> Vec<SdesCrypto> {
+    audio
+        .cryptos
+        .iter()
+        .map(|c| SdesCrypto { tag: c.tag, suite_name: String::from_utf8_lossy(c.suite).into_owned(), key: sdes_key(c) })
+        .collect()
+}
+
+fn sdes_key(c: &sdp::Crypto<'_>) -> Result<SdesKey, SdesProblem> {
+    let suite = srtp::Suite::from_name(c.suite).ok_or(SdesProblem::UnknownSuite)?;
+    for p in c.params.split(|&b| b == b' ' || b == b'\t').filter(|p| !p.is_empty()) {
+        match p.strip_prefix(b"KDR=") {
+            Some(b"0") => {}
+            Some(_) => return Err(SdesProblem::KeyDerivationRate),
+            // Window size hint: how far the receiver's replay window reaches; not a format change.
+            None if p.starts_with(b"WSH=") => {}
+            None => return Err(SdesProblem::SessionParameter),
+        }
+    }
+    if c.more_keys > 0 {
+        return Err(SdesProblem::SeveralKeys);
+    }
+    let master = srtp::MasterKey::from_base64(c.key.0).filter(|k| k.len() == suite.master_len());
+    let master = master.ok_or(SdesProblem::BadKey)?;
+    Ok(SdesKey { suite, master, mki_len: c.mki.map_or(0, |(_, len)| len) })
 }
 
 /// Registers the non-audio media lines (video, T.38, BFCP, ...) of an SDP sent by `owner`, so
@@ -226,5 +266,41 @@ fn other_media(
         let ambiguous_base = out.media.ambiguous_at(&dest).0;
         call.media_keys.push(MediaKey { addr: dest, owner, kind, tag: None, ambiguous_base });
         out.media.register(dest, MediaOwner { kind, ..MediaOwner::rtp(call_ref, owner.other()) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crypto_lines_become_keys_or_say_why_not() {
+        let body = b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz KDR=0 WSH=64\r\n\
+a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz KDR=2\r\n\
+a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz UNENCRYPTED_SRTP\r\n\
+a=crypto:5 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+a=crypto:6 AEAD_AES_256_GCM inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|1:4;inline:QUJD|2:4\r\n";
+        let sdp = sdp::parse(body).unwrap();
+        let keys = sdes_keys(sdp.audio().unwrap());
+        let got: Vec<_> =
+            keys.iter().map(|c| (c.tag, c.key.as_ref().map(|k| (k.suite, k.mki_len)).map_err(|p| *p))).collect();
+        let cm = srtp::Suite::AesCm128Sha1_80;
+        assert_eq!(
+            got,
+            vec![
+                (1, Ok((cm, 4))),
+                (2, Ok((cm, 0))),
+                (3, Err(SdesProblem::KeyDerivationRate)),
+                (4, Err(SdesProblem::SessionParameter)),
+                (5, Err(SdesProblem::UnknownSuite)),
+                (6, Err(SdesProblem::BadKey)),
+                (7, Err(SdesProblem::SeveralKeys)),
+            ]
+        );
+        assert_eq!(keys[0].key.as_ref().unwrap().master.expose_secret()[..4], [0x59, 0x53, 0x5f, 0x5f]);
+        assert!(!format!("{keys:?}").contains("WVNf") && !format!("{keys:?}").contains("89, 83, 95"), "{keys:?}");
     }
 }
