@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod live;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
