@@ -218,7 +218,8 @@ fn tamper_evidence(store: &Store) {
     // (what, kinds reported, (kind, object) among them, objects touched, whether the consumer's
     // procedure fails, the tampering)
     type Act<'a> = Box<dyn Fn() + 'a>;
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, String)>, Vec<String>, bool, Act)> = vec![
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, String)>, Vec<String>, bool, Act<'a>);
+    let cases: Vec<Case> = vec![
         (
             "audio deleted",
             vec!["missing"],

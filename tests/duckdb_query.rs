@@ -149,8 +149,7 @@ fn the_readme_duckdb_query_answers_from_a_day_of_manifests_and_records() {
 
     // 3. Incomplete capture: the records that say so, the call still up at the end among them.
     let got: Vec<&str> = answers[2].iter().map(|r| r["key"].as_str().unwrap()).collect();
-    let mut want: Vec<String> =
-        recs.iter().filter(|r| r.value["capture_complete"] == false).map(|r| key_of(r)).collect();
+    let mut want: Vec<String> = recs.iter().filter(|r| r.value["capture_complete"] == false).map(key_of).collect();
     want.sort();
     assert_eq!(got, want, "{answers:#?}");
     let up = key_of(by_call[&calls[2].call_id]);
