@@ -12,14 +12,15 @@
 #                            (npm, HOMER's HEP decoder: the HEP export test), gzip and zstd
 #                            (compressed captures), ffmpeg and opus-tools (the reference decoders
 #                            of the codec tests), pylibsrtp and cryptography (PyPI, in a venv: the
-#                            SRTP cross-check)
+#                            SRTP cross-check), jq (the consumer's verification procedure) and
+#                            duckdb (PyPI, in a venv: the README's manifest query)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev libopus-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
     want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
-        prometheus chromium chromium-driver gzip zstd ffmpeg opus-tools)
+        prometheus chromium chromium-driver gzip zstd ffmpeg opus-tools jq)
     # Node from any source will do (NodeSource's nodejs carries npm and conflicts with Debian's).
     { command -v node && command -v npm; } >/dev/null || want+=(nodejs npm)
 fi
@@ -78,6 +79,16 @@ if [ "$mode" = test ]; then
         echo "installing pylibsrtp and cryptography into $venv (once)" >&2
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "pylibsrtp==0.12.0" "cryptography==44.0.2"
+    fi
+fi
+# duckdb runs the README's example query over a day of manifests and records; from PyPI into
+# a venv, once.
+if [ "$mode" = test ]; then
+    venv="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/duckdb"
+    if ! "$venv/bin/python" -c "import duckdb" 2>/dev/null; then
+        echo "installing duckdb into $venv (once)" >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==1.1.3"
     fi
 fi
 # hep-js (HOMER's HEP encoder/decoder) decodes what the HEP export sends; from npm, once.

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
-use shipper::target::manifest::{MANIFEST_DIR, ManifestLine};
+use shipper::target::manifest::{MANIFEST_DIR, ManifestLine, split_batch};
 use shipper::target::verify::{self, Known, Report};
 use shipper::{LocalDir, Spool, Target};
 
@@ -81,6 +81,12 @@ pub enum ArchiveCommand {
         /// Do not compare with the recorder's history (e.g. verifying another recorder's archive).
         #[arg(long)]
         no_history: bool,
+        /// The fingerprint of a signing key to trust (kept offline; repeat for rotated keys).
+        /// Batches signed with any other key are reported as untrusted_key. Default: the
+        /// fingerprint of the configured signing key when it can be read, else every key
+        /// published in the archive is taken as it is.
+        #[arg(long, value_name = "SHA256HEX")]
+        key_fingerprint: Vec<String>,
         /// The archive's name in the configuration (default: the first archive).
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
@@ -107,14 +113,38 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         match args.command {
             ArchiveCommand::Ls { day, json, .. } => ls(&target, &day, json).await,
             ArchiveCommand::Get { key, dir, .. } => get(&target, &key, &dir).await,
-            ArchiveCommand::Verify { day, to, json, output, no_history, .. } => {
+            ArchiveCommand::Verify { day, to, json, output, no_history, key_fingerprint, .. } => {
                 let days = days(&day, to.as_deref())?;
                 let data_dir = output.unwrap_or_else(|| config.storage.data_dir.clone());
                 let known = if no_history { None } else { history(&data_dir, &days)? };
-                verify(&target, &days, known.as_deref(), json).await
+                let trusted = trusted_keys(&config, key_fingerprint)?;
+                verify(&target, &days, known.as_deref(), &trusted, json).await
             }
         }
     })
+}
+
+/// The fingerprints `verify` trusts: those given, else the configured signing key's (when it can
+/// be read; verifying needs no private key, so one that cannot be read is passed over).
+fn trusted_keys(config: &Config, given: Vec<String>) -> anyhow::Result<Vec<String>> {
+    for fp in &given {
+        if fp.len() != 64 || !fp.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            bail!(
+                "--key-fingerprint {fp:?}: a fingerprint is 64 lowercase hex digits (the SHA-256 of the key's DER SubjectPublicKeyInfo)"
+            );
+        }
+    }
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    match crate::targets::signing_key(config) {
+        Ok(Some(key)) => Ok(vec![key.fingerprint().to_owned()]),
+        Ok(None) => Ok(Vec::new()),
+        Err(e) => {
+            tracing::debug!("the signing key cannot be read, so it is not trusted by default: {e:#}");
+            Ok(Vec::new())
+        }
+    }
 }
 
 /// The archive to read, opened without creating or writing anything.
@@ -178,15 +208,12 @@ async fn manifest(target: &Target, day: &str) -> anyhow::Result<(Vec<ManifestLin
         else {
             continue;
         };
-        for (n, text) in body.split(|&b| b == b'\n').enumerate() {
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
+        for (n, text) in split_batch(&body).lines {
             match ManifestLine::parse(text) {
                 Ok(line) => {
                     lines.entry(line.key.clone()).or_insert(line);
                 }
-                Err(reason) => bad.push(format!("{} line {}: {reason}", target.describe(object), n + 1)),
+                Err(reason) => bad.push(format!("{} line {n}: {reason}", target.describe(object))),
             }
         }
     }
@@ -338,8 +365,14 @@ fn audio_of(record: &[u8]) -> Option<(String, String)> {
     Some((file.rsplit_once('.')?.1.to_owned(), sha.to_owned()))
 }
 
-async fn verify(target: &Target, days: &[String], known: Option<&[Known]>, json: bool) -> anyhow::Result<ExitCode> {
-    let report = verify::verify(target, days, known)
+async fn verify(
+    target: &Target,
+    days: &[String],
+    known: Option<&[Known]>,
+    trusted: &[String],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let report = verify::verify(target, days, known, trusted)
         .await
         .with_context(|| format!("cannot verify {}", target.recording_location("")))?;
     let span = match (days.first(), days.last()) {
@@ -384,12 +417,20 @@ fn print_report(target: &Target, report: &Report, span: &str) {
         println!("{:<11} {}: {}", p.kind.as_str().to_uppercase(), what.join(", "), p.detail);
     }
     let counts: Vec<String> = report.counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{n} {k}")).collect();
+    let signed = match (report.batches_signed, report.trusted_keys.is_empty()) {
+        (0, _) => String::new(),
+        (n, true) => format!(
+            "; {n} batch(es) signed by key(s) {} (as published in the archive: give --key-fingerprint to check they are yours)",
+            report.signing_keys.join(", ")
+        ),
+        (n, false) => format!("; {n} batch(es) signed by trusted key(s) {}", report.signing_keys.join(", ")),
+    };
     let history = match &report.history {
         Some(h) => format!("; recorder's history: {} of {} recording(s) found", h.matched, h.recordings),
         None => String::new(),
     };
     println!(
-        "{} {span}: {} recording(s), {} object(s) verified, {} manifest line(s) in {} manifest(s){history}; {} problem(s){}",
+        "{} {span}: {} recording(s), {} object(s) verified, {} manifest line(s) in {} manifest(s){signed}{history}; {} problem(s){}",
         report.archive,
         report.recordings,
         report.objects_verified,

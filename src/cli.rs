@@ -76,6 +76,13 @@ pub enum ConfigCommand {
         /// The token's name (in the audit log), e.g. prometheus.
         name: String,
     },
+    /// Create the site's Ed25519 key that signs the archive's manifests (mode 0600, never
+    /// replacing a file) and print its public key and fingerprint (keep the fingerprint offline:
+    /// `archive verify --key-fingerprint` checks the archive against it).
+    NewSigningKey {
+        /// The key file [default: signing.key_file, else /etc/callvault/signing.key].
+        file: Option<PathBuf>,
+    },
 }
 
 /// Where recordings are kept and shipped: options shared by replay, run and ship.

@@ -25,6 +25,18 @@ pub fn config(source: &Source, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
             println!("[[http.user]]\nname = {}\npassword_hash = \"{hash}\"", toml_string(name));
             Ok(ExitCode::SUCCESS)
         }
+        ConfigCommand::NewSigningKey { file } => {
+            let path = match file {
+                Some(path) => path.clone(),
+                None => crate::targets::signing_key_path(&source.load(|_| {})?),
+            };
+            let key = shipper::target::signing::SiteKey::generate(&path)?;
+            eprintln!("created the signing key {} (mode 0600); its public key:", path.display());
+            print!("{}", key.public_pem());
+            eprintln!("fingerprint (keep it offline; `archive verify --key-fingerprint` checks against it):");
+            println!("{}", key.fingerprint());
+            Ok(ExitCode::SUCCESS)
+        }
         ConfigCommand::NewToken { name } => {
             let (token, sha256) = crate::http::auth::new_token();
             eprintln!("the token (give it to the client as \"Authorization: Bearer TOKEN\"; it is not kept anywhere):");

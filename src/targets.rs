@@ -17,7 +17,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use shipper::{Credentials, LocalDir, LockMode, ObjectLock, S3Config, S3Target, SpoolOptions, Target};
 
-use crate::config::{Archive, Config, LockModeArg, Rate, RetentionPolicy, Storage, archive_names};
+use shipper::target::signing::SiteKey;
+
+use crate::config::{Archive, Config, DEFAULT_SIGNING_KEY, LockModeArg, Rate, RetentionPolicy, Storage, archive_names};
 
 /// Where recordings are archived, overriding the configuration's `[[archive]]`s. Flatten into a
 /// command's arguments.
@@ -63,6 +65,10 @@ pub struct TargetArgs {
     /// Average upload rate limit per S3 target, e.g. 500K, 20M, 1G (bytes per second).
     #[arg(long, value_name = "BYTES/S")]
     pub bandwidth_limit: Option<Rate>,
+    /// The site's private key that signs the manifests (signing.key_file; default
+    /// /etc/callvault/signing.key when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 impl TargetArgs {
@@ -72,6 +78,7 @@ impl TargetArgs {
         if !self.archive.is_empty() {
             config.archive = self.archive.iter().map(|a| Archive::from_arg(a)).collect();
         }
+        set(&mut config.signing.key_file, &self.signing_key);
         for a in config.archive.iter_mut().filter(|a| a.is_s3()) {
             set(&mut a.endpoint, &self.s3_endpoint);
             set(&mut a.region, &self.s3_region);
@@ -140,11 +147,41 @@ pub fn spool_options(storage: &Storage) -> SpoolOptions {
 }
 
 /// Builds the archive targets of `config` (see [`Config::archives`]), each under its name
-/// ([`archive_names`]).
+/// ([`archive_names`]), signing their manifests with the site key ([`signing_key`]; without one, a warning).
 pub fn build_targets(config: &Config) -> anyhow::Result<Vec<Target>> {
     let archives = config.archives();
     let names = archive_names(&archives);
-    archives.iter().zip(&names).map(|(a, name)| build_target(a, name)).collect()
+    let targets: Vec<Target> =
+        archives.iter().zip(&names).map(|(a, name)| build_target(a, name)).collect::<anyhow::Result<_>>()?;
+    match signing_key(config)? {
+        Some(key) => {
+            for t in &targets {
+                t.set_signing_key(key.clone());
+            }
+        }
+        None => tracing::warn!(
+            key_file = %signing_key_path(config).display(),
+            "no signing key: manifest batches are written unsigned and `archive verify` reports them; \
+             create one with `callvault config new-signing-key`"
+        ),
+    }
+    Ok(targets)
+}
+
+/// The site's signing key file: `signing.key_file`, else [`DEFAULT_SIGNING_KEY`].
+pub fn signing_key_path(config: &Config) -> PathBuf {
+    config.signing.key_file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SIGNING_KEY))
+}
+
+/// The site's signing key: `None` when `signing.key_file` is not set and the default file does
+/// not exist; an error naming the file when it cannot be used (unreadable, open to others, not a
+/// key).
+pub fn signing_key(config: &Config) -> anyhow::Result<Option<SiteKey>> {
+    let path = signing_key_path(config);
+    if config.signing.key_file.is_none() && std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(SiteKey::load(&path).context("signing.key_file")?))
 }
 
 /// One target. Errors name the target once (the target's own errors already start with it).

@@ -121,9 +121,10 @@ fn https_users_tokens_and_an_archived_audit_log() {
         dir.join("callvault.toml"),
         format!(
             "[storage]\ndata_dir = {data:?}\n\n[[archive]]\npath = {archive:?}\n\n[http]\napi_listen = \"127.0.0.1:0\"\n\
-             tls_cert = {cert:?}\ntls_key = {key:?}\n\n",
+             tls_cert = {cert:?}\ntls_key = {key:?}\n\n[signing]\nkey_file = {signing:?}\n\n",
             data = dir.join("data"),
             archive = dir.join("archive"),
+            signing = common::signing_key().0,
         ),
     )
     .unwrap();

@@ -80,6 +80,7 @@ fn the_example_configuration_parses_and_documents_every_key() {
     all.hep.collector = Some("homer.example.net:9060".into());
     all.hep.node_name = Some("span-1".into());
     all.hep.password_file = Some("/etc/callvault/hep-key".into());
+    all.signing.key_file = Some("/etc/callvault/signing.key".into());
     let mut paths = Vec::new();
     keys(&toml::Value::try_from(&all).unwrap(), "", &mut paths);
     let example = std::fs::read_to_string(EXAMPLE).unwrap();

@@ -1,7 +1,8 @@
-//! `kill -9` of the real binary at each named crash point of the spool and the shipper
-//! (`CALLVAULT_CRASH_AT=<point>:<skip>` makes the process SIGKILL itself there), then a restart:
-//! every recording that was finished is archived exactly once, verified, nothing is left in the
-//! queue or the work directory, and nothing is duplicated with different content. The S3 point
+//! `kill -9` of the real binary at each named crash point of the spool, the shipper and the
+//! manifest writer (between a batch and its signature), then a restart
+//! (`CALLVAULT_CRASH_AT=<point>:<skip>` makes the process SIGKILL itself there): every recording
+//! that was finished is archived exactly once, verified, every manifest batch signed, nothing is
+//! left in the queue or the work directory, and nothing is duplicated with different content. The S3 point
 //! runs against the real test store when `scripts/s3-server.sh` is up (skipped otherwise).
 
 mod common;
@@ -17,7 +18,7 @@ use common::{files, records, sha256, skipped, text};
 const T0: i64 = 1_735_689_600 * 1_000_000_000;
 
 /// Points every local-directory replay passes (S3 adds `ship-after-upload`).
-const LOCAL_POINTS: [&str; 8] = [
+const LOCAL_POINTS: [&str; 9] = [
     "enter-after-intent",
     "enter-after-first-move",
     "enter-after-moves",
@@ -26,6 +27,7 @@ const LOCAL_POINTS: [&str; 8] = [
     "ship-before-manifest",
     "ship-after-publish",
     "ship-after-mark",
+    "manifest-before-signature",
 ];
 
 /// Six calls (one cancelled, so one record without audio) and, for the restart, a seventh.
@@ -86,7 +88,8 @@ fn kill_9_at_each_crash_point_then_restart_loses_and_duplicates_nothing() {
     for point in LOCAL_POINTS {
         let dir = tempfile::tempdir().unwrap();
         let archive_dir = dir.path().join("archive");
-        let archive = vec!["--archive".to_owned(), archive_dir.display().to_string()];
+        let key = common::signing_key().0.display().to_string();
+        let archive = vec!["--archive".to_owned(), archive_dir.display().to_string(), "--signing-key".to_owned(), key];
         crash_and_restart(dir.path(), &archive, point);
         // The archive holds exactly the local copies, byte for byte, and no `~2`, beside the
         // day's manifest. A copy cut short by the kill stays as a hidden `.<name>.part-<hex>`
@@ -94,15 +97,21 @@ fn kill_9_at_each_crash_point_then_restart_loses_and_duplicates_nothing() {
         let local = dir.path().join("data/recordings");
         let want: Vec<String> = files(&local);
         let is_part = |f: &String| f.rsplit('/').next().is_some_and(|n| n.starts_with('.') && n.contains(".part-"));
-        let (manifests, archived): (Vec<String>, Vec<String>) =
-            files(&archive_dir).into_iter().filter(|f| !is_part(f)).partition(|f| f.contains("/manifest/"));
+        let (manifests, archived): (Vec<String>, Vec<String>) = files(&archive_dir)
+            .into_iter()
+            .filter(|f| !is_part(f) && !f.starts_with("keys/"))
+            .partition(|f| f.contains("/manifest/"));
         assert_eq!(archived, want, "{point}");
-        // Exactly one manifest line per recording, whatever the crash.
+        // Exactly one manifest line per recording, whatever the crash; every batch signed (one
+        // left unsigned by the kill is signed by the restart's write to its day).
         let mut keys: Vec<String> = Vec::new();
-        for m in &manifests {
+        for m in manifests.iter().filter(|m| m.ends_with(".jsonl")) {
+            assert!(manifests.contains(&format!("{m}.sig")), "{point}: {m} has no signature: {manifests:?}");
             for l in std::fs::read_to_string(archive_dir.join(m)).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                keys.push(v["key"].as_str().unwrap().to_owned());
+                if v.get("batch").is_none() {
+                    keys.push(v["key"].as_str().unwrap().to_owned());
+                }
             }
         }
         keys.sort();
@@ -138,6 +147,7 @@ fn kill_9_after_an_s3_upload_then_restart_loses_and_duplicates_nothing() {
             .into_iter()
             .map(String::from)
             .chain(["--s3-ca-file".to_owned(), ca.clone()])
+            .chain(["--signing-key".to_owned(), common::signing_key().0.display().to_string()])
             .collect();
         let ids = crash_and_restart(dir.path(), &target, point);
         let cli = |args: &[&str]| {

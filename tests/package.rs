@@ -151,6 +151,15 @@ fn the_debian_package_installs_and_runs_as_the_unit_does() {
     assert_eq!(mode_owner(&root.at("/etc/callvault")), (0o750, 0, gid));
     assert_eq!(mode_owner(&root.at("/etc/callvault/callvault.toml")), (0o640, 0, gid));
     assert_eq!(mode_owner(&root.at("/var/lib/callvault")), (0o750, uid, gid));
+    // The site's signing key, made by the install step: private to the service user, its
+    // fingerprint printed for the installer to keep.
+    assert_eq!(mode_owner(&root.at("/etc/callvault/signing.key")), (0o600, uid, gid));
+    let signing_key = std::fs::read(root.at("/etc/callvault/signing.key")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&installed.stdout).contains("keep its fingerprint offline: "),
+        "{}",
+        text(&installed)
+    );
     // The monitoring files, as they are in deploy/.
     for (installed, source) in [
         ("/usr/share/callvault/prometheus/callvault-alerts.yml", "deploy/prometheus/callvault-alerts.yml"),
@@ -189,6 +198,7 @@ fn the_debian_package_installs_and_runs_as_the_unit_does() {
     assert!(upgraded.status.success(), "{}", text(&upgraded));
     assert_eq!(std::fs::read_to_string(root.at("/etc/callvault/callvault.toml")).unwrap(), edited);
     assert_eq!(mode_owner(&root.at("/etc/callvault/callvault.toml")), (0o640, 0, gid));
+    assert_eq!(std::fs::read(root.at("/etc/callvault/signing.key")).unwrap(), signing_key, "the key is kept");
     let check = root.run("/usr/bin/callvault", &["config", "check"]);
     assert!(check.status.success() && String::from_utf8_lossy(&check.stdout).contains(": OK"), "{}", text(&check));
 

@@ -80,8 +80,22 @@ fn s3_ship_then_archive_ls_get_verify() {
 
     let bucket = format!("cv-cli-{}", hex::encode(&Sha256::digest(format!("{:?}", std::time::SystemTime::now()))[..4]));
     let url = format!("s3://{bucket}/calls");
-    let common =
-        ["--archive", &url, "--s3-endpoint", &endpoint, "--s3-path-style", "--s3-ca-file", &ca, "--site", "hq"];
+    let key = tmp.path().join("signing.key");
+    shipper::target::signing::SiteKey::generate(&key).unwrap();
+    let key = key.to_str().unwrap();
+    let common = [
+        "--archive",
+        &url,
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-path-style",
+        "--s3-ca-file",
+        &ca,
+        "--site",
+        "hq",
+        "--signing-key",
+        key,
+    ];
     let cli = ShipCli::try_parse_from(["x", "--output", data.to_str().unwrap()].into_iter().chain(common)).unwrap();
     let mut config = Config::default();
     cli.args.apply(&mut config);

@@ -40,6 +40,8 @@ fn replay_to_s3_over_https_and_verify_every_object() {
             .arg(dir.path().join("data"))
             .args(["--archive", &archive, "--s3-endpoint", &endpoint, "--s3-path-style", "--site", "testsite"])
             .args(["--s3-ca-file", &ca])
+            .arg("--signing-key")
+            .arg(common::signing_key().0)
             .arg(&pcap)
             .output()
             .unwrap()
@@ -61,6 +63,8 @@ fn replay_to_s3_over_https_and_verify_every_object() {
             .args(args)
             .args(["--archive", &archive, "--s3-endpoint", &endpoint, "--s3-path-style", "--site", "testsite"])
             .args(["--s3-ca-file", &ca])
+            .arg("--signing-key")
+            .arg(common::signing_key().0)
             .output()
             .unwrap()
     };

@@ -48,6 +48,8 @@ fn virtual_host_addressing_ships_into_the_named_bucket() {
         .args(["replay", "--quiet", "--output"])
         .arg(dir.path().join("data"))
         .args(["--archive", &url, "--s3-endpoint", &vhost_endpoint, "--s3-ca-file", &ca, "--site", "s"])
+        .arg("--signing-key")
+        .arg(common::signing_key().0)
         .arg(&pcap)
         .output()
         .unwrap();
@@ -61,6 +63,8 @@ fn virtual_host_addressing_ships_into_the_named_bucket() {
             .args(args)
             .args(["--archive", &url, "--s3-endpoint", &endpoint, "--s3-path-style", "--s3-ca-file", &ca])
             .args(["--site", "s"])
+            .arg("--signing-key")
+            .arg(common::signing_key().0)
             .output()
             .unwrap()
     };

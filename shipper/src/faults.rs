@@ -42,12 +42,14 @@ pub(crate) enum CrashPoint {
     ShipAfterPublish,
     /// Shipping: the target is recorded as shipped in the entry, the entry is not completed yet.
     ShipAfterMark,
+    /// Writing a manifest: the batch is created in the archive, its signature is not.
+    ManifestBeforeSignature,
 }
 
 #[cfg_attr(any(test, not(feature = "crash-points")), allow(dead_code))]
 impl CrashPoint {
     /// Every point, for tests and the `CALLVAULT_CRASH_AT` names.
-    pub(crate) const ALL: [CrashPoint; 9] = [
+    pub(crate) const ALL: [CrashPoint; 10] = [
         CrashPoint::EnterAfterIntent,
         CrashPoint::EnterAfterFirstMove,
         CrashPoint::EnterAfterMoves,
@@ -57,6 +59,7 @@ impl CrashPoint {
         CrashPoint::ShipBeforeManifest,
         CrashPoint::ShipAfterPublish,
         CrashPoint::ShipAfterMark,
+        CrashPoint::ManifestBeforeSignature,
     ];
 
     /// The kebab-case name used by `CALLVAULT_CRASH_AT`.
@@ -71,6 +74,7 @@ impl CrashPoint {
             CrashPoint::ShipBeforeManifest => "ship-before-manifest",
             CrashPoint::ShipAfterPublish => "ship-after-publish",
             CrashPoint::ShipAfterMark => "ship-after-mark",
+            CrashPoint::ManifestBeforeSignature => "manifest-before-signature",
         }
     }
 }
@@ -120,6 +124,15 @@ fn maybe_die(point: CrashPoint) {
     if k.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
         let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
+}
+
+/// Passes a crash point that belongs to no spool operation (the manifest writer's, shared by
+/// every shipment of a target): only the `CALLVAULT_CRASH_AT` kill switch acts on it.
+#[inline(always)]
+pub(crate) fn pass(point: CrashPoint) {
+    #[cfg(all(feature = "crash-points", not(test)))]
+    maybe_die(point);
+    let _ = point;
 }
 
 /// What happens when an armed point is reached.

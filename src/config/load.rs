@@ -301,6 +301,9 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
     }
     validate_http(&c.http, &mut bad);
     validate_hep(&c.hep, &mut bad);
+    if c.signing.key_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        bad("signing.key_file", "is empty".into(), "leave it out for /etc/callvault/signing.key, or name the key file");
+    }
     range(&mut bad, "metrics.health_window", c.metrics.health_window, 1, 86_400, "60 judges the last minute");
     range(
         &mut bad,

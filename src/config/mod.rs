@@ -56,6 +56,23 @@ pub struct Config {
     pub metrics: Metrics,
     /// `[hep]`: export of SIP and quality reports to a HOMER collector (off by default).
     pub hep: Hep,
+    /// `[signing]`: the site key that signs the archive's manifests.
+    pub signing: Signing,
+}
+
+/// Where the site's signing key is looked for when `signing.key_file` is not set.
+pub const DEFAULT_SIGNING_KEY: &str = "/etc/callvault/signing.key";
+
+/// `[signing]`: the site's Ed25519 key (PKCS#8 PEM, mode 0600) that signs every manifest batch
+/// written to the archives. Without `key_file`, [`DEFAULT_SIGNING_KEY`] is used when it exists;
+/// when it does not, batches are written unsigned (a warning at start; `archive verify` reports
+/// each as unsigned). A `key_file` that is set must be usable, or nothing starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signing {
+    /// The private key file (`callvault config new-signing-key` creates it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[capture]`.

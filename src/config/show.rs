@@ -65,6 +65,18 @@ pub fn show(config: &Config, origin: &str) -> String {
             ));
         }
     }
+    out.push_str(&match crate::targets::signing_key(config) {
+        Ok(Some(key)) => format!(
+            "# manifest signing key: {} (fingerprint {})\n",
+            crate::targets::signing_key_path(config).display(),
+            key.fingerprint()
+        ),
+        Ok(None) => format!(
+            "# manifest signing key: none ({} does not exist): manifests are written unsigned\n",
+            crate::targets::signing_key_path(config).display()
+        ),
+        Err(e) => format!("# manifest signing key: NOT USABLE: {e:#}\n"),
+    });
     out.push('\n');
     // Hashes are no secrets, but they are no one's business either.
     let mut shown = config.clone();

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod live;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -160,4 +161,23 @@ pub fn start_serve(mut cmd: Command) -> (Child, String) {
     let base = line.trim().rsplit(' ').next().unwrap().trim_end_matches('/').to_owned();
     assert!(base.starts_with("http://127.0.0.1:") || base.starts_with("https://127.0.0.1:"), "serve printed {line:?}");
     (child, base)
+}
+
+/// A site signing key for this test process, made by `callvault config new-signing-key` (once)
+/// in a directory of its own: its path and fingerprint.
+pub fn signing_key() -> (PathBuf, String) {
+    static KEY: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("callvault-key").tempdir().unwrap().keep();
+        let path = dir.join("signing.key");
+        let out = Command::new(env!("CARGO_BIN_EXE_callvault"))
+            .args(["config", "new-signing-key"])
+            .arg(&path)
+            .output()
+            .expect("run callvault config new-signing-key");
+        assert!(out.status.success(), "{}", text(&out));
+        let fingerprint = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned();
+        (path, fingerprint)
+    })
+    .clone()
 }

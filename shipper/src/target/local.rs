@@ -547,8 +547,12 @@ mod tests {
         // One manifest line, however often the recording is shipped.
         assert_eq!(names[2], "manifest");
         assert_eq!(names_in(&dir.join("manifest")), ["seq-0000000001.jsonl"]);
-        let manifest = fs::read_to_string(dir.join("manifest/seq-0000000001.jsonl")).unwrap();
-        assert_eq!(manifest.lines().count(), 1, "{manifest}");
+        let manifest = fs::read(dir.join("manifest/seq-0000000001.jsonl")).unwrap();
+        let batch = crate::target::manifest::split_batch(&manifest);
+        assert_eq!(batch.lines.len(), 1, "{}", String::from_utf8_lossy(&manifest));
+        // Written without a key: a header naming none, and no signature.
+        let header = batch.header.unwrap().unwrap();
+        assert_eq!((header.seq, header.signing_key, header.prev), (1, None, None));
     }
 
     #[tokio::test]

@@ -1,22 +1,39 @@
 //! The daily manifest of an archive (S3 bucket or local directory): one JSON line per recording,
 //! written in numbered batch objects, exactly once per recording.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! ```text
-//! <base><YYYY>/<MM>/<DD>/manifest/seq-<10 digits>.jsonl     batches 1, 2, 3, … of that day
+//! <base><YYYY>/<MM>/<DD>/manifest/seq-<10 digits>.jsonl      batches 1, 2, 3, … of that day
+//! <base><YYYY>/<MM>/<DD>/manifest/seq-<10 digits>.jsonl.sig  each batch's Ed25519 signature
+//! <base>keys/ed25519-<fingerprint>.pem                       the site's public key(s)
 //! ```
 //!
-//! Each line is a JSON object: `v` (the format version, `1`), `key` (the recording's key as
-//! stored, `YYYY/MM/DD/<name>` or `…~2`), `location`, `site`, `objects` (per extension: the
-//! object's `key` in the archive, its `sha256` and `size`) and the fields of the spool entry's
-//! summary (`call_id`, `from`, `to`, `start`, `end`, `state`, `end_reason`, `duration_s`,
-//! `audio`). Lines without `v` are version 0 (the same fields, written by earlier versions into
-//! objects named `<UTC time>-<16 hex>.jsonl`); readers accept both. A reader meets a higher
-//! version it does not know as an unsupported line, never as a silent skip. Lines without `key`
-//! are reserved for batch metadata of later versions (e.g. the previous batch's SHA-256 for a
-//! hash chain, a signature): version 1 writes none, and the numbered batch names are what such a
-//! chain will link.
+//! A batch's first line is its header (no `key`): `{"v":2,"batch":{"site","day","seq","prev",
+//! "signing_key"}}` — the site and day (`YYYY/MM/DD`) and number it was written as, `prev` the
+//! previous batch of the site's chain (`{"object": its key, "sha256": the SHA-256 of its bytes}`,
+//! or `null` for a chain's first batch) and `signing_key` the fingerprint of the key that signed
+//! it (`null`: written without a key, unsigned). Every other line is a recording: `v` (the format
+//! version), `key` (the recording's key as stored, `YYYY/MM/DD/<name>` or `…~2`), `location`,
+//! `site`, `objects` (per extension: the object's `key` in the archive, its `sha256` and `size`)
+//! and the fields of the spool entry's summary (`call_id`, `from`, `to`, `start`, `end`, `state`,
+//! `end_reason`, `duration_s`, `audio`). Version 1 batches are the same without the header and
+//! signature; lines without `v` are version 0 (written by earlier versions into objects named
+//! `<UTC time>-<16 hex>.jsonl`); readers accept all three. A reader meets a higher version it does
+//! not know as an unsupported line, never as a silent skip.
+//!
+//! # The chain
+//!
+//! The site's batches are ordered by day, then number. Batch N > 1 of a day links to batch N − 1
+//! of the same day; a day's batch 1 links to the newest batch of the latest earlier day (looking
+//! back [`CHAIN_LOOKBACK_DAYS`]) that the writer found when it wrote it, or to nothing. Since a
+//! batch number is taken by conditional create, two writers never write the same link: the one
+//! that loses the race reads the winner's batch and chains its own to it under the next number.
+//! A batch is signed right after it is created (the signature is deterministic, so two writers
+//! produce the same bytes); a crash between the two leaves the batch unsigned until the next write
+//! to its day, which signs every batch of the day that names this writer's key and has no
+//! signature (the recordings whose lines it holds were not confirmed, so they are shipped, and
+//! that day written, again after the restart).
 //!
 //! # Exactly one line per recording
 //!
@@ -39,17 +56,24 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use sha2::{Digest, Sha256};
+
+use super::signing::{self, SiteKey};
 use super::{Created, ShipError, Target};
 use crate::spool::{Entry, EntryFile};
 
 /// The manifest format version this build writes.
-pub const MANIFEST_VERSION: u64 = 1;
+pub const MANIFEST_VERSION: u64 = 2;
+
+/// How many days back a day's first batch looks for the batch it links to.
+pub const CHAIN_LOOKBACK_DAYS: u32 = 31;
 
 /// The directory of a day's manifest batches, under the day's prefix.
 pub const MANIFEST_DIR: &str = "manifest/";
@@ -155,6 +179,117 @@ pub(crate) fn plain_path(key: &str) -> bool {
         && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// Where a batch links to: the previous batch of the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrevRef {
+    /// Its object key.
+    pub object: String,
+    /// The SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+/// A batch's header line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// The format version.
+    pub version: u64,
+    /// The site it was written for (empty for a directory archive).
+    pub site: String,
+    /// The day (`YYYY/MM/DD`) and number it was written as.
+    pub day: String,
+    /// Its number.
+    pub seq: u64,
+    /// The previous batch of the chain; `None` starts a chain.
+    pub prev: Option<PrevRef>,
+    /// The fingerprint of the key that signed it; `None`: unsigned.
+    pub signing_key: Option<String>,
+}
+
+impl BatchHeader {
+    /// The header's line (without newline).
+    pub fn to_line(&self) -> String {
+        let prev = match &self.prev {
+            Some(p) => serde_json::json!({"object": p.object, "sha256": p.sha256}),
+            None => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "v": self.version,
+            "batch": {"site": self.site, "day": self.day, "seq": self.seq, "prev": prev, "signing_key": self.signing_key},
+        })
+        .to_string()
+    }
+
+    /// Parses a header line; the error says what is wrong with it.
+    pub fn parse(text: &[u8]) -> Result<BatchHeader, String> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
+        let version = value["v"].as_u64().ok_or("the header has no version \"v\"")?;
+        if version > MANIFEST_VERSION {
+            return Err(format!("format version {version} is newer than this callvault reads ({MANIFEST_VERSION})"));
+        }
+        let b = value.get("batch").and_then(|b| b.as_object()).ok_or("no \"batch\" object")?;
+        let text_field = |name: &str| b.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        let site = text_field("site").ok_or("batch.site is not a string")?;
+        let day = text_field("day").ok_or("batch.day is not a string")?;
+        let seq = b.get("seq").and_then(|v| v.as_u64()).ok_or("batch.seq is not a number")?;
+        let prev = match b.get("prev") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(p) => {
+                let object = p["object"].as_str().filter(|o| plain_path(o)).ok_or("batch.prev.object is not a key")?;
+                let sha256 = p["sha256"].as_str().filter(|s| crate::fsutil::is_sha256_hex(s));
+                let sha256 = sha256.ok_or("batch.prev.sha256 is not 64 lowercase hex digits")?;
+                Some(PrevRef { object: object.to_owned(), sha256: sha256.to_owned() })
+            }
+        };
+        let signing_key = match b.get("signing_key") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(k) => Some(
+                k.as_str()
+                    .filter(|k| crate::fsutil::is_sha256_hex(k))
+                    .ok_or("batch.signing_key is not a fingerprint (64 lowercase hex digits)")?
+                    .to_owned(),
+            ),
+        };
+        Ok(BatchHeader { version, site, day, seq, prev, signing_key })
+    }
+}
+
+/// A batch object split into its header (when its first line is one) and its other lines, each
+/// with its line number (from 1); blank lines are left out.
+#[derive(Debug)]
+pub struct BatchBody<'a> {
+    /// The header, or why it cannot be read; `None` for batches of versions 0 and 1.
+    pub header: Option<Result<BatchHeader, String>>,
+    /// The recording lines.
+    pub lines: Vec<(usize, &'a [u8])>,
+}
+
+/// Splits a batch object (see [`BatchBody`]).
+pub fn split_batch(body: &[u8]) -> BatchBody<'_> {
+    let mut header = None;
+    let mut lines = Vec::new();
+    for (n, text) in body.split(|&b| b == b'\n').enumerate() {
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if n == 0 && is_header(text) {
+            header = Some(BatchHeader::parse(text));
+            continue;
+        }
+        lines.push((n + 1, text));
+    }
+    BatchBody { header, lines }
+}
+
+/// Whether a line is a batch header: a JSON object with `batch` and without `key`.
+fn is_header(text: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(text).is_ok_and(|v| v.get("batch").is_some() && v.get("key").is_none())
+}
+
+/// The hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Every line of day `day`'s (`YYYY/MM/DD`) manifest at `target` that parses, in key order, as
 /// many times as each is there (readers that want one per recording keep the first); lines that
 /// do not parse are left out (`archive verify` reports them).
@@ -166,7 +301,7 @@ pub async fn read_day(target: &Target, day: &str) -> Result<Vec<ManifestLine>, S
             continue;
         }
         let Some(body) = target.fetch(&key).await? else { continue };
-        lines.extend(body.split(|&b| b == b'\n').filter_map(|text| ManifestLine::parse(text).ok()));
+        lines.extend(split_batch(&body).lines.into_iter().filter_map(|(_, text)| ManifestLine::parse(text).ok()));
     }
     lines.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(lines)
@@ -213,6 +348,10 @@ pub(crate) struct PendingLine {
 #[derive(Debug)]
 pub(crate) struct Writer {
     linger: Duration,
+    /// The site's signing key, if one is configured.
+    key: OnceLock<SiteKey>,
+    /// Whether the key's public half is known to be published in the archive.
+    published: AtomicBool,
     pending: Mutex<Pending>,
     /// What this writer knows of recent days' batches.
     days: Mutex<BTreeMap<String, DayState>>,
@@ -266,11 +405,30 @@ struct DayState {
     present: HashSet<String>,
     /// The highest batch number seen.
     last_seq: u64,
+    /// The highest-numbered batch read: its number, key and SHA-256 (what the next batch links to).
+    last: Option<(u64, String, String)>,
 }
 
 impl Writer {
     pub(crate) fn new(linger: Duration) -> Writer {
-        Writer { linger, pending: Mutex::default(), days: Mutex::default() }
+        Writer {
+            linger,
+            key: OnceLock::new(),
+            published: AtomicBool::new(false),
+            pending: Mutex::default(),
+            days: Mutex::default(),
+        }
+    }
+
+    /// Signs every batch this writer writes from now on with `key`. Returns `false` (and changes
+    /// nothing) if a key was set already.
+    pub(crate) fn set_key(&self, key: SiteKey) -> bool {
+        self.key.set(key).is_ok()
+    }
+
+    /// The signing key, if one is set.
+    pub(crate) fn key(&self) -> Option<&SiteKey> {
+        self.key.get()
     }
 
     /// Adds `line` to its day's manifest at `target` (whose writer this is), unless a batch
@@ -352,6 +510,9 @@ async fn write_day_with(
     lines: &[&PendingLine],
     state: &mut DayState,
 ) -> Result<(), ShipError> {
+    let writer = target.manifest_writer();
+    let key = writer.key();
+    let mut day_start: Option<Option<PrevRef>> = None;
     for _ in 0..MAX_ATTEMPTS {
         refresh(target, day_prefix, state).await?;
         let mut body = String::new();
@@ -365,15 +526,40 @@ async fn write_day_with(
         if ids.is_empty() {
             return Ok(());
         }
-        let key = batch_key(day_prefix, state.last_seq + 1);
-        match target.create(&key, body.into_bytes()).await? {
+        let seq = state.last_seq + 1;
+        let prev = match &state.last {
+            Some((_, object, sha256)) => Some(PrevRef { object: object.clone(), sha256: sha256.clone() }),
+            None => match &day_start {
+                Some(found) => found.clone(),
+                None => day_start.insert(latest_before(target, day_prefix).await?).clone(),
+            },
+        };
+        let header = BatchHeader {
+            version: MANIFEST_VERSION,
+            site: target.site().to_owned(),
+            day: day_prefix.strip_prefix(target.base()).unwrap_or(day_prefix).trim_end_matches('/').to_owned(),
+            seq,
+            prev,
+            signing_key: key.map(|k| k.fingerprint().to_owned()),
+        };
+        let body = format!("{}\n{body}", header.to_line()).into_bytes();
+        let batch = batch_key(day_prefix, seq);
+        let sha256 = sha256_hex(&body);
+        let signature = key.map(|k| k.sign(&body));
+        match target.create(&batch, body).await? {
             Created::New | Created::Identical => {
-                state.read.insert(key);
+                if let (Some(key), Some(signature)) = (key, signature) {
+                    crate::faults::pass(crate::faults::CrashPoint::ManifestBeforeSignature);
+                    publish_key(target, key).await?;
+                    put_signature(target, &batch, signature).await?;
+                }
+                state.read.insert(batch.clone());
                 state.present.extend(ids.into_iter().map(str::to_owned));
-                state.last_seq += 1;
+                state.last_seq = seq;
+                state.last = Some((seq, batch, sha256));
                 return Ok(());
             }
-            // Another writer took this number: read its batch and try the next one.
+            // Another writer took this number: read its batch and chain to it under the next one.
             Created::Taken => {}
         }
     }
@@ -385,24 +571,98 @@ async fn write_day_with(
     })
 }
 
-/// Reads the day's batches this writer has not read yet. Lines it cannot parse are left to
+/// Publishes the public half of `key` in the archive (once per writer). Another key under its
+/// name is an error-level log line (`archive verify` reports it), not a reason to stop shipping.
+async fn publish_key(target: &Target, key: &SiteKey) -> Result<(), ShipError> {
+    let writer = target.manifest_writer();
+    if writer.published.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let object = signing::key_object(target.base(), key.fingerprint());
+    match target.create(&object, key.public_pem().as_bytes().to_vec()).await? {
+        Created::New | Created::Identical => {}
+        Created::Taken => tracing::error!(
+            target = target.name(),
+            object = %target.describe(&object),
+            "the archive's public key object under this recorder's key fingerprint holds something else: \
+             it was replaced; `callvault archive verify` reports the batches it cannot check"
+        ),
+    }
+    writer.published.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Stores the signature of `batch`. The signature is deterministic: what another writer stored
+/// is the same bytes; anything else under its name was put there by someone else, and is left
+/// for `archive verify` to report (an error-level log line).
+async fn put_signature(target: &Target, batch: &str, signature: Vec<u8>) -> Result<(), ShipError> {
+    let object = signing::signature_object(batch);
+    if target.create(&object, signature).await? == Created::Taken {
+        tracing::error!(
+            target = target.name(),
+            object = %target.describe(&object),
+            "a manifest batch's signature object holds something else than its signature"
+        );
+    }
+    Ok(())
+}
+
+/// The newest batch of the latest day before `day_prefix`'s (within [`CHAIN_LOOKBACK_DAYS`]) that
+/// has one: what a day's first batch links to.
+async fn latest_before(target: &Target, day_prefix: &str) -> Result<Option<PrevRef>, ShipError> {
+    let day = day_prefix.strip_prefix(target.base()).unwrap_or(day_prefix).trim_end_matches('/');
+    let Ok(mut date) = chrono::NaiveDate::parse_from_str(day, "%Y/%m/%d") else { return Ok(None) };
+    for _ in 0..CHAIN_LOOKBACK_DAYS {
+        let Some(earlier) = date.pred_opt() else { return Ok(None) };
+        date = earlier;
+        let dir = format!("{}{MANIFEST_DIR}", target.day_prefix(&date.format("%Y/%m/%d").to_string()));
+        let newest = target.list(&dir).await?.into_iter().filter_map(|(k, _)| batch_seq(&k).map(|n| (n, k))).max();
+        if let Some((_, object)) = newest
+            && let Some(body) = target.fetch(&object).await?
+        {
+            return Ok(Some(PrevRef { sha256: sha256_hex(&body), object }));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads the day's batches this writer has not read yet, and signs those of them that name this
+/// writer's key and have no signature (left so by a crash). Lines it cannot parse are left to
 /// `archive verify` to report; they hold no identity.
 async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Result<(), ShipError> {
     let dir = format!("{day_prefix}{MANIFEST_DIR}");
-    for (key, _) in target.list(&dir).await? {
-        if let Some(seq) = batch_seq(&key) {
+    let listing = target.list(&dir).await?;
+    let signatures: HashSet<&str> = listing.iter().map(|(k, _)| k.as_str()).filter(|k| k.ends_with(".sig")).collect();
+    let key = target.manifest_writer().key();
+    for (object, _) in &listing {
+        let seq = batch_seq(object);
+        if let Some(seq) = seq {
             state.last_seq = state.last_seq.max(seq);
         }
-        if state.read.contains(&key) || !key.ends_with(".jsonl") {
+        if state.read.contains(object) || !object.ends_with(".jsonl") {
             continue;
         }
-        let Some(body) = target.fetch(&key).await? else { continue };
-        for text in body.split(|&b| b == b'\n') {
+        let Some(body) = target.fetch(object).await? else { continue };
+        let batch = split_batch(&body);
+        for (_, text) in &batch.lines {
             if let Ok(line) = ManifestLine::parse(text) {
                 state.present.insert(line.content_id());
             }
         }
-        state.read.insert(key);
+        if let Some(seq) = seq
+            && state.last.as_ref().is_none_or(|(last, _, _)| seq > *last)
+        {
+            state.last = Some((seq, object.clone(), sha256_hex(&body)));
+        }
+        let mine =
+            matches!((&batch.header, key), (Some(Ok(h)), Some(k)) if h.signing_key.as_deref() == Some(k.fingerprint()));
+        let sig = signing::signature_object(object);
+        if let Some(key) = key.filter(|_| mine && !signatures.contains(sig.as_str())) {
+            tracing::warn!(target = target.name(), batch = %target.describe(object), "signing a manifest batch left unsigned (by a crash?)");
+            publish_key(target, key).await?;
+            put_signature(target, object, key.sign(&body)).await?;
+        }
+        state.read.insert(object.clone());
     }
     Ok(())
 }
@@ -421,6 +681,31 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_header_round_trips_and_is_split_from_the_lines() {
+        let header = BatchHeader {
+            version: MANIFEST_VERSION,
+            site: "site1".into(),
+            day: "2025/01/02".into(),
+            seq: 1,
+            prev: Some(PrevRef {
+                object: "p/site1/2025/01/01/manifest/seq-0000000003.jsonl".into(),
+                sha256: "b".repeat(64),
+            }),
+            signing_key: Some("c".repeat(64)),
+        };
+        let body = format!("{}\n{{\"v\":2,\"key\":\"x\"}}\n\n", header.to_line());
+        let split = split_batch(body.as_bytes());
+        assert_eq!(split.header, Some(Ok(header.clone())));
+        assert_eq!(split.lines, [(2, &br#"{"v":2,"key":"x"}"#[..])]);
+        // Unsigned, a chain's start; a version 1 batch has no header.
+        let plain = BatchHeader { prev: None, signing_key: None, ..header };
+        assert_eq!(BatchHeader::parse(plain.to_line().as_bytes()), Ok(plain));
+        assert!(split_batch(br#"{"v":1,"key":"x"}"#).header.is_none());
+        let bad = split_batch(br#"{"v":2,"batch":{"site":"s","day":"d","seq":"one"}}"#);
+        assert!(bad.header.unwrap().unwrap_err().contains("batch.seq"));
+    }
+
+    #[test]
     fn lines_parse_with_reasons() {
         let sha = "a".repeat(64);
         let good = format!(
@@ -436,7 +721,7 @@ mod tests {
         for (bad, reason) in [
             ("{not json".to_owned(), "not JSON"),
             ("[1]".to_owned(), "not a JSON object"),
-            (good.replace(r#""v":1"#, r#""v":2"#), "newer"),
+            (good.replace(r#""v":1"#, r#""v":3"#), "newer"),
             (good.replace(r#""key":"2025/01/01/x","#, ""), "no \"key\""),
             (good.replace("2025/01/01/x.wav", "../../etc/passwd"), "plain components"),
             (good.replace(&sha, "XYZ"), "sha256"),

@@ -84,6 +84,7 @@
 mod local;
 pub mod manifest;
 pub mod s3;
+pub mod signing;
 mod store;
 pub mod verify;
 

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::local::is_part_name;
 use super::manifest::{Writer, plain_path};
+use super::signing::SiteKey;
 use super::{LocalDir, ShipError, Target};
 use crate::filesystem::StdFs;
 use crate::fsutil::{create_dirs_durable, random_u64, sync_dir};
@@ -117,6 +118,18 @@ impl Target {
                 blocking(&dir.clone(), move || dir.create_blocking(&key, &body)).await
             }
         }
+    }
+
+    /// Signs the manifest batches this target writes from now on with `key`, and publishes its
+    /// public half in the archive with the first one. Returns `false` (changing nothing) if a
+    /// key was set already.
+    pub fn set_signing_key(&self, key: SiteKey) -> bool {
+        self.manifest_writer().set_key(key)
+    }
+
+    /// The key this target signs its manifest batches with, if any.
+    pub fn signing_key(&self) -> Option<&SiteKey> {
+        self.manifest_writer().key()
     }
 
     /// The manifest writer of this target.

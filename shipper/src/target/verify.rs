@@ -11,20 +11,30 @@
 //! objects unnamed, so they are reported as unlisted (and, with the recorder's history, as
 //! unaccounted), never silently dropped.
 //!
+//! Tamper evidence: every batch's signature is checked against the public key its header names
+//! (published under `keys/`, and checked to hash to its fingerprint), and against the caller's
+//! trusted fingerprints when it gives any; every batch's link to the previous one is checked
+//! (the day's numbers run without a gap, each batch names its predecessor and that predecessor's
+//! SHA-256 is the one of its bytes). So a removed, rewritten or added batch, a removed or forged
+//! signature and a replaced public key are each reported, on top of what the manifests say about
+//! the recordings. What cannot be seen without an anchor kept elsewhere: the newest batches
+//! removed (with their recordings) leave nothing behind, and a whole chain re-signed with another
+//! key verifies unless the consumer names the fingerprint it trusts.
+//!
 //! The [`Report`] is a versioned public format (`--json` of `callvault archive verify`);
-//! later versions may add problem kinds (e.g. a broken hash chain or signature) and fields, never
-//! change the meaning of these.
+//! later versions may add problem kinds and fields, never change the meaning of these.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::manifest::{MANIFEST_DIR, ManifestLine};
+use super::manifest::{BatchHeader, MANIFEST_DIR, ManifestLine, batch_key, batch_seq, split_batch};
+use super::signing::{self, KEYS_DIR, PublicKey};
 use super::{ShipError, Target};
 
-/// The version of the [`Report`] format.
-pub const REPORT_VERSION: u64 = 1;
+/// The version of the [`Report`] format (2 added the signature and chain kinds).
+pub const REPORT_VERSION: u64 = 2;
 
 /// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -46,7 +56,46 @@ pub enum Kind {
     /// The recorder's own history (its spool or call index) holds a shipped recording that no
     /// manifest line names with the same content.
     Unaccounted,
+    /// A manifest batch has no signature: written without a key (or by a version without
+    /// signatures), or its signature object is gone.
+    Unsigned,
+    /// A batch's signature does not verify with the key it names: the batch or its signature
+    /// was rewritten.
+    BadSignature,
+    /// A batch names a signing key that is not published in the archive.
+    UnknownKey,
+    /// A published public key object does not hold the key its name (fingerprint) says: it was
+    /// replaced or damaged.
+    BadKey,
+    /// A batch is signed with a published key that is not one of the fingerprints the caller
+    /// trusts.
+    UntrustedKey,
+    /// A batch of the chain is not there: a number of the day is skipped, or a batch links to one
+    /// the archive does not hold.
+    ChainGap,
+    /// A batch's link does not hold: it names another predecessor than the batch before it, the
+    /// predecessor's SHA-256 differs from the one it records (rewritten), or its header names
+    /// another site, day or number than where it is.
+    ChainBroken,
 }
+
+/// Every kind, in report order.
+const ALL: [Kind; 14] = [
+    Kind::Missing,
+    Kind::Unlisted,
+    Kind::Altered,
+    Kind::Duplicate,
+    Kind::Malformed,
+    Kind::Unreadable,
+    Kind::Unaccounted,
+    Kind::Unsigned,
+    Kind::BadSignature,
+    Kind::UnknownKey,
+    Kind::BadKey,
+    Kind::UntrustedKey,
+    Kind::ChainGap,
+    Kind::ChainBroken,
+];
 
 impl Kind {
     /// The kind as the report spells it: `missing`, `unlisted`, …
@@ -59,6 +108,13 @@ impl Kind {
             Kind::Malformed => "malformed",
             Kind::Unreadable => "unreadable",
             Kind::Unaccounted => "unaccounted",
+            Kind::Unsigned => "unsigned",
+            Kind::BadSignature => "bad_signature",
+            Kind::UnknownKey => "unknown_key",
+            Kind::BadKey => "bad_key",
+            Kind::UntrustedKey => "untrusted_key",
+            Kind::ChainGap => "chain_gap",
+            Kind::ChainBroken => "chain_broken",
         }
     }
 }
@@ -121,6 +177,15 @@ pub struct Report {
     pub objects_verified: usize,
     /// The recorder's history, when it was consulted.
     pub history: Option<HistorySummary>,
+    /// Batches whose signature verified.
+    pub batches_signed: usize,
+    /// Fingerprints of the keys that signed them.
+    pub signing_keys: Vec<String>,
+    /// The fingerprints the caller trusts (empty: every published key is taken as it is).
+    pub trusted_keys: Vec<String>,
+    /// Batches that start a chain (link to nothing): the site's first, or the first after a
+    /// pause longer than the writer's look-back.
+    pub chain_starts: Vec<String>,
     /// Problems by kind (every kind, zero or not).
     pub counts: BTreeMap<&'static str, usize>,
     /// Every problem found.
@@ -148,18 +213,15 @@ struct Found {
 }
 
 /// Verifies `days` (`YYYY/MM/DD`) of `target`; `known` is the recorder's history of those days
-/// when available. Fails only when the archive cannot be listed; every other finding is a
-/// [`Problem`] in the report.
-pub async fn verify(target: &Target, days: &[String], known: Option<&[Known]>) -> Result<Report, ShipError> {
-    let all = [
-        Kind::Missing,
-        Kind::Unlisted,
-        Kind::Altered,
-        Kind::Duplicate,
-        Kind::Malformed,
-        Kind::Unreadable,
-        Kind::Unaccounted,
-    ];
+/// when available, `trusted` the fingerprints of the signing keys the caller trusts (none: any
+/// key published in the archive). Fails only when the archive cannot be listed; every other
+/// finding is a [`Problem`] in the report.
+pub async fn verify(
+    target: &Target,
+    days: &[String],
+    known: Option<&[Known]>,
+    trusted: &[String],
+) -> Result<Report, ShipError> {
     let mut report = Report {
         version: REPORT_VERSION,
         archive: target.recording_location(""),
@@ -170,13 +232,19 @@ pub async fn verify(target: &Target, days: &[String], known: Option<&[Known]>) -
         objects_listed: 0,
         objects_verified: 0,
         history: known.map(|_| HistorySummary::default()),
-        counts: all.iter().map(|k| (k.as_str(), 0)).collect(),
+        batches_signed: 0,
+        signing_keys: Vec::new(),
+        trusted_keys: trusted.to_vec(),
+        chain_starts: Vec::new(),
+        counts: ALL.iter().map(|k| (k.as_str(), 0)).collect(),
         problems: Vec::new(),
     };
+    let mut keys = Keys::read(target, trusted, &mut report).await?;
     let mut by_key: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     for day in days {
-        verify_day(target, day, &mut report, &mut by_key).await?;
+        verify_day(target, day, &mut keys, &mut report, &mut by_key).await?;
     }
+    report.signing_keys = keys.used.into_iter().collect();
     if let Some(known) = known {
         reconcile_history(known, days, &by_key, &mut report);
     }
@@ -186,9 +254,75 @@ pub async fn verify(target: &Target, days: &[String], known: Option<&[Known]>) -
     Ok(report)
 }
 
+/// The public keys published in the archive.
+struct Keys {
+    /// By fingerprint: the key, or `None` when its object does not hold it (reported once).
+    published: BTreeMap<String, Option<PublicKey>>,
+    trusted: BTreeSet<String>,
+    /// Fingerprints of keys that signed a batch.
+    used: BTreeSet<String>,
+    /// Fingerprints already reported as unknown or untrusted.
+    reported: BTreeSet<String>,
+}
+
+impl Keys {
+    /// Lists and checks every object under `<base>keys/`: each must be `ed25519-<fingerprint>.pem`
+    /// holding the key with that fingerprint.
+    async fn read(target: &Target, trusted: &[String], report: &mut Report) -> Result<Keys, ShipError> {
+        let mut published = BTreeMap::new();
+        for (object, _) in target.list(&format!("{}{KEYS_DIR}", target.base())).await? {
+            let problem = |kind: Kind, detail: String| Problem {
+                kind,
+                key: None,
+                object: Some(object.clone()),
+                manifest: None,
+                line: None,
+                detail,
+            };
+            let Some(fp) = signing::fingerprint_of_object(&object) else {
+                report
+                    .problems
+                    .push(problem(Kind::Unlisted, "not a public key object (ed25519-<fingerprint>.pem)".into()));
+                continue;
+            };
+            let key = match target.fetch(&object).await {
+                Ok(Some(pem)) => PublicKey::parse(&pem, fp),
+                Ok(None) => Err("listed, but gone when it was read".into()),
+                Err(e) => Err(crate::chain(&e)),
+            };
+            match key {
+                Ok(key) => {
+                    published.insert(fp.to_owned(), Some(key));
+                }
+                Err(why) => {
+                    report.problems.push(problem(Kind::BadKey, format!("the public key object {why}")));
+                    published.insert(fp.to_owned(), None);
+                }
+            }
+        }
+        Ok(Keys {
+            published,
+            trusted: trusted.iter().cloned().collect(),
+            used: BTreeSet::new(),
+            reported: BTreeSet::new(),
+        })
+    }
+}
+
+/// A batch object of a day, read.
+struct Batch {
+    object: String,
+    body: Vec<u8>,
+    sha256: String,
+    header: Option<BatchHeader>,
+    /// The first line looked like a header but could not be read (reported as malformed).
+    malformed: bool,
+}
+
 async fn verify_day(
     target: &Target,
     day: &str,
+    keys: &mut Keys,
     report: &mut Report,
     by_key: &mut BTreeMap<String, Vec<Found>>,
 ) -> Result<(), ShipError> {
@@ -197,8 +331,26 @@ async fn verify_day(
     let listing = target.list(&prefix).await?;
     report.objects_listed += listing.len();
     let (manifests, data): (Vec<_>, Vec<_>) = listing.into_iter().partition(|(k, _)| k.starts_with(&manifest_dir));
+    let batch_objects: BTreeSet<&str> =
+        manifests.iter().map(|(k, _)| k.as_str()).filter(|k| k.ends_with(".jsonl")).collect();
+    let signatures: BTreeSet<&str> =
+        manifests.iter().map(|(k, _)| k.as_str()).filter(|k| k.ends_with(".sig")).collect();
     let mut day_lines: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    let mut batches: Vec<Batch> = Vec::new();
     for (manifest, _) in &manifests {
+        if signatures.contains(manifest.as_str()) {
+            if !batch_objects.contains(manifest.trim_end_matches(".sig")) {
+                report.problems.push(Problem {
+                    kind: Kind::Unlisted,
+                    key: None,
+                    object: Some(manifest.clone()),
+                    manifest: None,
+                    line: None,
+                    detail: "a signature of no manifest batch".into(),
+                });
+            }
+            continue;
+        }
         if !manifest.ends_with(".jsonl") {
             report.problems.push(Problem {
                 kind: Kind::Unlisted,
@@ -206,7 +358,8 @@ async fn verify_day(
                 object: Some(manifest.clone()),
                 manifest: None,
                 line: None,
-                detail: "an object in the manifest directory that is not a manifest (.jsonl)".into(),
+                detail: "an object in the manifest directory that is not a manifest (.jsonl) or a signature (.sig)"
+                    .into(),
             });
             continue;
         }
@@ -222,14 +375,28 @@ async fn verify_day(
             }
         };
         report.manifests += 1;
-        for (n, text) in body.split(|&b| b == b'\n').enumerate() {
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        let split = split_batch(&body);
+        let malformed = matches!(split.header, Some(Err(_)));
+        let header = match split.header {
+            Some(Ok(h)) => Some(h),
+            Some(Err(reason)) => {
+                report.problems.push(Problem {
+                    kind: Kind::Malformed,
+                    key: None,
+                    object: None,
+                    manifest: Some(manifest.clone()),
+                    line: Some(1),
+                    detail: format!("the batch header: {reason}"),
+                });
+                None
             }
+            None => None,
+        };
+        for (number, text) in split.lines {
             match ManifestLine::parse(text) {
                 Ok(line) => {
                     report.manifest_lines += 1;
-                    let found = Found { line, manifest: manifest.clone(), number: n + 1 };
+                    let found = Found { line, manifest: manifest.clone(), number };
                     day_lines.entry(found.line.key.clone()).or_default().push(found);
                 }
                 Err(reason) => report.problems.push(Problem {
@@ -237,12 +404,16 @@ async fn verify_day(
                     key: None,
                     object: None,
                     manifest: Some(manifest.clone()),
-                    line: Some(n + 1),
+                    line: Some(number),
                     detail: reason,
                 }),
             }
         }
+        let sha256 = hex::encode(Sha256::digest(&body));
+        batches.push(Batch { object: manifest.clone(), body, sha256, header, malformed });
     }
+    check_signatures(target, &batches, &signatures, keys, report).await;
+    check_chain(target, day, &prefix, &batches, report).await;
 
     let listed: HashMap<&str, u64> = data.iter().map(|(k, size)| (k.as_str(), *size)).collect();
     let mut named: BTreeSet<String> = BTreeSet::new();
@@ -286,6 +457,206 @@ async fn verify_day(
         by_key.entry(key).or_default().extend(lines);
     }
     Ok(())
+}
+
+fn batch_problem(kind: Kind, object: &str, detail: String) -> Problem {
+    Problem { kind, key: None, object: Some(object.to_owned()), manifest: Some(object.to_owned()), line: None, detail }
+}
+
+/// Checks each batch's signature with the published key its header names.
+async fn check_signatures(
+    target: &Target,
+    batches: &[Batch],
+    signatures: &BTreeSet<&str>,
+    keys: &mut Keys,
+    report: &mut Report,
+) {
+    for b in batches {
+        let Some(header) = &b.header else {
+            if !b.malformed {
+                report.problems.push(batch_problem(
+                    Kind::Unsigned,
+                    &b.object,
+                    "a batch without a header (manifest format version 0 or 1): neither signed nor chained".into(),
+                ));
+            }
+            continue;
+        };
+        let Some(fp) = &header.signing_key else {
+            report.problems.push(batch_problem(
+                Kind::Unsigned,
+                &b.object,
+                "written without a signing key (none was configured on the recorder)".into(),
+            ));
+            continue;
+        };
+        let sig_object = signing::signature_object(&b.object);
+        if !signatures.contains(sig_object.as_str()) {
+            report.problems.push(batch_problem(
+                Kind::Unsigned,
+                &b.object,
+                format!(
+                    "its header names key {fp}, but its signature {} is not in the archive",
+                    target.describe(&sig_object)
+                ),
+            ));
+            continue;
+        }
+        let key = match keys.published.get(fp) {
+            Some(Some(key)) => key,
+            // The key object's problem is reported once, as bad_key.
+            Some(None) => continue,
+            None => {
+                if keys.reported.insert(fp.clone()) {
+                    let object = signing::key_object(target.base(), fp);
+                    report.problems.push(batch_problem(
+                        Kind::UnknownKey,
+                        &b.object,
+                        format!(
+                            "signed with key {fp}, whose public key {} is not in the archive",
+                            target.describe(&object)
+                        ),
+                    ));
+                }
+                continue;
+            }
+        };
+        let signature = match target.fetch(&sig_object).await {
+            Ok(Some(sig)) => sig,
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                report.problems.push(unreadable(&sig_object, crate::chain(&e)));
+                continue;
+            }
+        };
+        if !key.verifies(&b.body, &signature) {
+            report.problems.push(batch_problem(
+                Kind::BadSignature,
+                &b.object,
+                format!(
+                    "its signature {} does not verify with key {fp}: the batch or its signature was rewritten",
+                    target.describe(&sig_object)
+                ),
+            ));
+            continue;
+        }
+        report.batches_signed += 1;
+        keys.used.insert(fp.clone());
+        if !keys.trusted.is_empty() && !keys.trusted.contains(fp) && keys.reported.insert(fp.clone()) {
+            report.problems.push(batch_problem(
+                Kind::UntrustedKey,
+                &b.object,
+                format!("signed with key {fp}, which is published in the archive but is not a trusted fingerprint"),
+            ));
+        }
+    }
+}
+
+/// Checks the links of a day's batches: numbers without a gap, each batch naming its
+/// predecessor and that predecessor's SHA-256; a day's first batch linking to an earlier day.
+async fn check_chain(target: &Target, day: &str, prefix: &str, batches: &[Batch], report: &mut Report) {
+    let by_seq: BTreeMap<u64, &Batch> = batches.iter().filter_map(|b| batch_seq(&b.object).map(|n| (n, b))).collect();
+    let Some(&last) = by_seq.keys().next_back() else { return };
+    for n in 1..last {
+        if !by_seq.contains_key(&n) {
+            report.problems.push(batch_problem(
+                Kind::ChainGap,
+                &batch_key(prefix, n),
+                format!("batch {n} of the day is not in the archive; the day's batches run to {last}"),
+            ));
+        }
+    }
+    let site = target.site();
+    for (&n, b) in &by_seq {
+        let Some(h) = &b.header else { continue };
+        if h.site != site || h.day != day || h.seq != n {
+            report.problems.push(batch_problem(
+                Kind::ChainBroken,
+                &b.object,
+                format!(
+                    "its header says batch {} of {} for site {:?}; it is stored as batch {n} of {day} for site {site:?}",
+                    h.seq, h.day, h.site
+                ),
+            ));
+        }
+        if n > 1 {
+            let expected = batch_key(prefix, n - 1);
+            match &h.prev {
+                None => report.problems.push(batch_problem(
+                    Kind::ChainBroken,
+                    &b.object,
+                    format!("it links to no batch; its predecessor is {}", target.describe(&expected)),
+                )),
+                Some(p) if p.object != expected => report.problems.push(batch_problem(
+                    Kind::ChainBroken,
+                    &b.object,
+                    format!(
+                        "it links to {}, not to its predecessor {}",
+                        target.describe(&p.object),
+                        target.describe(&expected)
+                    ),
+                )),
+                Some(p) => {
+                    if let Some(prev) = by_seq.get(&(n - 1))
+                        && prev.sha256 != p.sha256
+                    {
+                        report.problems.push(batch_problem(
+                            Kind::ChainBroken,
+                            &prev.object,
+                            format!(
+                                "it has SHA-256 {}; batch {n} ({}) recorded {} when it was written: it was rewritten",
+                                prev.sha256,
+                                target.describe(&b.object),
+                                p.sha256
+                            ),
+                        ));
+                    }
+                }
+            }
+            continue;
+        }
+        let Some(p) = &h.prev else {
+            report.chain_starts.push(b.object.clone());
+            continue;
+        };
+        let earlier = p
+            .object
+            .strip_prefix(target.base())
+            .filter(|rest| {
+                batch_seq(rest).is_some() && rest.len() > 10 && rest[..10] < *day && rest[10..].starts_with('/')
+            })
+            .is_some();
+        if !earlier {
+            report.problems.push(batch_problem(
+                Kind::ChainBroken,
+                &b.object,
+                format!("a day's first batch links to {}, which is not a batch of an earlier day", p.object),
+            ));
+            continue;
+        }
+        match target.fetch(&p.object).await {
+            Ok(Some(body)) => {
+                let sha = hex::encode(Sha256::digest(&body));
+                if sha != p.sha256 {
+                    report.problems.push(batch_problem(
+                        Kind::ChainBroken,
+                        &p.object,
+                        format!(
+                            "it has SHA-256 {sha}; the next day's first batch ({}) recorded {}: it was rewritten",
+                            target.describe(&b.object),
+                            p.sha256
+                        ),
+                    ));
+                }
+            }
+            Ok(None) => report.problems.push(batch_problem(
+                Kind::ChainGap,
+                &p.object,
+                format!("the day's first batch {} links to it; it is not in the archive", target.describe(&b.object)),
+            )),
+            Err(e) => report.problems.push(unreadable(&p.object, crate::chain(&e))),
+        }
+    }
 }
 
 fn unreadable(manifest: &str, why: String) -> Problem {

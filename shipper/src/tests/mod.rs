@@ -103,8 +103,8 @@ fn archived(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn manifest_keys(dir: &Path) -> Vec<String> {
     let mut keys = Vec::new();
     for (rel, body) in visible_files(dir) {
-        if rel.contains("/manifest/") {
-            for text in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if rel.contains("/manifest/") && rel.ends_with(".jsonl") {
+            for (_, text) in crate::target::manifest::split_batch(&body).lines {
                 keys.push(crate::target::manifest::ManifestLine::parse(text).unwrap().key);
             }
         }

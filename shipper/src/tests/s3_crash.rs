@@ -71,7 +71,8 @@ fn manifest_keys(target: &S3Target) -> Vec<String> {
     rt.block_on(async {
         let mut keys = Vec::new();
         for (object, _) in target.list(&format!("{}manifest/", target.day_prefix("2016/11/26"))).await.unwrap() {
-            for text in target.get(&object).await.unwrap().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let body = target.get(&object).await.unwrap();
+            for (_, text) in crate::target::manifest::split_batch(&body).lines {
                 keys.push(crate::target::manifest::ManifestLine::parse(text).unwrap().key);
             }
         }
