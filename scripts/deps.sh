@@ -62,34 +62,25 @@ if [ "$mode" = test ]; then
         cargo install --locked --quiet --root "$tools" cargo-fuzz --version 0.13.2
     fi
 fi
-# selenium drives headless Chromium in the dashboard test; from PyPI into a venv, once.
-if [ "$mode" = test ]; then
-    venv="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/selenium"
-    if ! "$venv/bin/python" -c "import selenium" 2>/dev/null; then
-        echo "installing selenium into $venv (once)" >&2
+# Python tools, each from PyPI into a venv of its own under the cache, once:
+#   pyvenv NAME IMPORTS PACKAGE==VERSION...
+pyvenv() {
+    local venv="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/$1" imports="$2"
+    shift 2
+    if ! "$venv/bin/python" -c "import $imports" 2>/dev/null; then
+        echo "installing $* into $venv (once)" >&2
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "selenium==4.27.1"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
     fi
-fi
-# pylibsrtp (libsrtp) and cryptography check the generator's SRTP against implementations that
-# share no code with callvault (tests/srtp_reference.rs); from PyPI into a venv, once.
+}
 if [ "$mode" = test ]; then
-    venv="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/pylibsrtp"
-    if ! "$venv/bin/python" -c "import pylibsrtp, cryptography" 2>/dev/null; then
-        echo "installing pylibsrtp and cryptography into $venv (once)" >&2
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "pylibsrtp==0.12.0" "cryptography==44.0.2"
-    fi
-fi
-# duckdb runs the README's example query over a day of manifests and records; from PyPI into
-# a venv, once.
-if [ "$mode" = test ]; then
-    venv="${XDG_CACHE_HOME:-$HOME/.cache}/callvault/duckdb"
-    if ! "$venv/bin/python" -c "import duckdb" 2>/dev/null; then
-        echo "installing duckdb into $venv (once)" >&2
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==1.1.3"
-    fi
+    # selenium drives headless Chromium in the dashboard test.
+    pyvenv selenium selenium "selenium==4.27.1"
+    # pylibsrtp (libsrtp) and cryptography check the generator's SRTP against implementations
+    # that share no code with callvault (tests/srtp_reference.rs).
+    pyvenv pylibsrtp "pylibsrtp, cryptography" "pylibsrtp==0.12.0" "cryptography==44.0.2"
+    # duckdb runs the README's example query over a day of manifests and records.
+    pyvenv duckdb duckdb "duckdb==1.1.3"
 fi
 # hep-js (HOMER's HEP encoder/decoder) decodes what the HEP export sends; from npm, once.
 if [ "$mode" = test ]; then

@@ -340,27 +340,15 @@ async fn verify_day(
     for (manifest, _) in &manifests {
         if signatures.contains(manifest.as_str()) {
             if !batch_objects.contains(manifest.trim_end_matches(".sig")) {
-                report.problems.push(Problem {
-                    kind: Kind::Unlisted,
-                    key: None,
-                    object: Some(manifest.clone()),
-                    manifest: None,
-                    line: None,
-                    detail: "a signature of no manifest batch".into(),
-                });
+                report.problems.push(unlisted(manifest, "a signature of no manifest batch"));
             }
             continue;
         }
         if !manifest.ends_with(".jsonl") {
-            report.problems.push(Problem {
-                kind: Kind::Unlisted,
-                key: None,
-                object: Some(manifest.clone()),
-                manifest: None,
-                line: None,
-                detail: "an object in the manifest directory that is not a manifest (.jsonl) or a signature (.sig)"
-                    .into(),
-            });
+            report.problems.push(unlisted(
+                manifest,
+                "an object in the manifest directory that is not a manifest (.jsonl) or a signature (.sig)",
+            ));
             continue;
         }
         let body = match target.fetch(manifest).await {
@@ -809,5 +797,17 @@ fn reconcile_history(known: &[Known], days: &[String], by_key: &BTreeMap<String,
             line: None,
             detail,
         });
+    }
+}
+
+/// An object in a manifest directory that is not part of any batch.
+fn unlisted(object: &str, detail: &str) -> Problem {
+    Problem {
+        kind: Kind::Unlisted,
+        key: None,
+        object: Some(object.to_owned()),
+        manifest: None,
+        line: None,
+        detail: detail.into(),
     }
 }
