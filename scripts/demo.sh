@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh run
 cargo build --release --quiet --bin callvault
-exec ./target/release/callvault replay samples/demo.pcap --output ./callvault-data --archive ./callvault-archive "$@"
+# The archive's manifests are signed with a key of this demo's own (created once).
+[ -e ./callvault-signing.key ] || ./target/release/callvault config new-signing-key ./callvault-signing.key >/dev/null
+exec ./target/release/callvault replay samples/demo.pcap --output ./callvault-data --archive ./callvault-archive \
+    --signing-key ./callvault-signing.key "$@"
