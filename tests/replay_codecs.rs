@@ -234,8 +234,13 @@ fn corpus_wav(name: &str) -> Option<(tempfile::TempDir, Vec<common::Rec>)> {
     Some((dir, recs))
 }
 
+/// A corpus capture: under `$CALLVAULT_CORPUS` (set by the test command), else
+/// `../shared/corpus` beside the repository.
 fn corpus(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(name)
+    std::env::var_os("CALLVAULT_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"))
+        .join(name)
 }
 
 /// The G.722 payloads of one RTP stream of a capture, in capture order, as tshark reads them.
