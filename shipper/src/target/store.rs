@@ -169,12 +169,18 @@ impl LocalDir {
             for item in items {
                 let item = item.map_err(|e| self.archive_err("list", &dir, e))?;
                 let path = item.path();
-                let meta = fs::symlink_metadata(&path).map_err(|e| self.archive_err("inspect", &path, e))?;
-                if meta.is_dir() {
-                    stack.push(path);
+                // Another writer's temporary copy, renamed or removed any moment: not an object.
+                if item.file_name().to_str().is_some_and(is_part_name) {
                     continue;
                 }
-                if item.file_name().to_str().is_some_and(is_part_name) {
+                let meta = match fs::symlink_metadata(&path) {
+                    Ok(meta) => meta,
+                    // Gone since the directory was read (another writer's rename): not there.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(self.archive_err("inspect", &path, e)),
+                };
+                if meta.is_dir() {
+                    stack.push(path);
                     continue;
                 }
                 if let Ok(rel) = path.strip_prefix(self.dir()) {
