@@ -63,12 +63,14 @@ try:
     step(f"{expect['calls']} calls in progress shown")
 
     def with_mos():
-        cells = [r.find_elements(By.TAG_NAME, "td") for r in active_rows() or []]
-        ok = cells and all(c[5].text not in ("–", "") and c[9].text not in ("–", "") for c in cells)
+        # The texts are read inside the wait: the table is redrawn on every update, so an
+        # element kept past this point may be gone.
+        cells = [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in active_rows() or []]
+        ok = cells and all(c[5] not in ("–", "") and c[9] not in ("–", "") for c in cells)
         return cells if ok else None
 
     cells = wait("live MOS for both directions of every call", 20, with_mos)
-    step("live quality: " + "; ".join(f"{c[0].text}->{c[1].text} MOS {c[5].text}/{c[9].text}" for c in cells))
+    step("live quality: " + "; ".join(f"{c[0]}->{c[1]} MOS {c[5]}/{c[9]}" for c in cells))
     status = wait("the capture and shipping status", 10,
                   lambda: driver.find_element(By.CSS_SELECTOR, "#status .cards").text)
     step("status: " + status.replace("\n", " | "))
@@ -88,15 +90,16 @@ try:
     box = wait("the search form", 10, lambda: driver.find_element(By.CSS_SELECTOR, "#search input[name=number]"))
     box.send_keys(expect["number"])
     driver.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
-    rows = wait("search results", 20, lambda: driver.find_elements(By.CSS_SELECTOR, "#results tbody tr"))
-    ids = [r.get_attribute("data-id") for r in rows]
+    ids = wait("search results", 20,
+               lambda: [r.get_attribute("data-id") for r in driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")])
     step(f"search {expect['number']!r}: {ids}")
     if len(ids) != 1 or expect["id_contains"] not in ids[0]:
         raise SystemExit(f"FAILED: expected one call named …{expect['id_contains']}…, got {ids}")
     record = json.load(urllib.request.urlopen(base + "/api/v1/calls/" + ids[0]))
     audio_s = record["audio"]["duration_s"]
     driver.save_screenshot(os.path.join(shots, "search.png"))
-    rows[0].click()
+    wait("the call to open", 10,
+         lambda: driver.find_element(By.CSS_SELECTOR, f'#results tbody tr[data-id="{ids[0]}"]').click() or True)
 
     player = wait("the audio player", 20, lambda: driver.find_element(By.ID, "player"))
     duration = wait("the audio's duration", 20,
