@@ -136,6 +136,7 @@ fn call_of(ev: &CallEvent) -> CallRef {
         | CallEvent::Media { call, .. }
         | CallEvent::Dropped { call, .. }
         | CallEvent::Encrypted { call, .. }
+        | CallEvent::Control { call, .. }
         | CallEvent::Ended { call, .. } => *call,
     }
 }

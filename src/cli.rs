@@ -148,6 +148,11 @@ pub struct Common {
     /// DTMF code that resumes a paused recording [default: recording.resume_dtmf].
     #[arg(long, value_name = "KEYS", requires = "pause_dtmf")]
     pub resume_dtmf: Option<String>,
+    /// PCI DSS: SIP header (e.g. X-Record-Pause) whose value in a request of a call pauses
+    /// (pause/on/true/yes/1) or resumes (resume/off/false/no/0) its recording
+    /// [default: recording.pause_header, none].
+    #[arg(long, value_name = "NAME")]
+    pub pause_header: Option<String>,
     /// Write the final metrics (Prometheus text format) to this file at the end
     /// [default: metrics.textfile, none].
     #[arg(long, value_name = "FILE")]
@@ -170,6 +175,7 @@ impl Common {
         set_value(&mut r.mixers, &self.mixers);
         set_value(&mut r.pause_dtmf, &self.pause_dtmf);
         set_value(&mut r.resume_dtmf, &self.resume_dtmf);
+        set_value(&mut r.pause_header, &self.pause_header);
         crate::targets::set(&mut c.metrics.textfile, &self.metrics_out);
     }
 }

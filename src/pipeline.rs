@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capture::events::EventSink;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use mixer::mix::audio::AudioConfig;
 use mixer::mix::pause::PauseCodes;
 use mixer::mix::timeline::TimelineConfig;
@@ -60,18 +60,72 @@ pub fn run_id() -> String {
     format!("{secs}-{}", std::process::id())
 }
 
-/// The calls in progress, as each mixer last published them ([`mixer::Mixer::live`]).
+/// The calls in progress, as each mixer last published them ([`mixer::Mixer::live`]), and
+/// the way to pause and resume their recording ([`LiveBoard::ask_pause`]).
 #[derive(Debug)]
 pub struct LiveBoard {
     lanes: std::sync::Mutex<Vec<Vec<LiveCall>>>,
+    /// One queue per mixer for pause and resume requests.
+    controls: Vec<Sender<PauseRequest>>,
+}
+
+/// A pause or resume of a call's recording asked through the API, for the mixer that has it.
+#[derive(Debug)]
+struct PauseRequest {
+    call_id: String,
+    pause: bool,
+    trigger: String,
+    time: capture::Timestamp,
+    reply: Sender<Option<mixer::PauseAnswer>>,
+}
+
+/// Why a pause or resume request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PauseError {
+    /// No mixer has a call in progress with that Call-ID.
+    #[error("no call in progress has Call-ID {0:?}")]
+    NoSuchCall(String),
+    /// The mixers did not answer in time (stopping, or far behind).
+    #[error("the mixers did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 impl LiveBoard {
     /// How often each mixer republishes its calls.
     pub const EVERY: Duration = Duration::from_secs(1);
 
-    fn new(lanes: usize) -> LiveBoard {
-        LiveBoard { lanes: std::sync::Mutex::new(vec![Vec::new(); lanes]) }
+    /// How long a pause request waits for the mixers.
+    pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn new(controls: Vec<Sender<PauseRequest>>) -> LiveBoard {
+        LiveBoard { lanes: std::sync::Mutex::new(vec![Vec::new(); controls.len()]), controls }
+    }
+
+    /// Pauses (`pause`) or resumes the recording of the call in progress with SIP Call-ID
+    /// `call_id` from now (the wall clock, the time base of live capture), naming `trigger` in
+    /// its record. Blocks until the mixer that has the call answers.
+    pub fn ask_pause(&self, call_id: &str, pause: bool, trigger: &str) -> Result<mixer::PauseAnswer, PauseError> {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let time = capture::Timestamp::from_parts(since.as_secs() as i64, i64::from(since.subsec_nanos()));
+        let (reply, answers) = bounded(self.controls.len());
+        let mut asked = 0;
+        for lane in &self.controls {
+            let request =
+                PauseRequest { call_id: call_id.into(), pause, trigger: trigger.into(), time, reply: reply.clone() };
+            if lane.send_timeout(request, Self::ASK_TIMEOUT).is_ok() {
+                asked += 1;
+            }
+        }
+        drop(reply);
+        let deadline = std::time::Instant::now() + Self::ASK_TIMEOUT;
+        for _ in 0..asked {
+            match answers.recv_deadline(deadline) {
+                Ok(Some(answer)) => return Ok(answer),
+                Ok(None) => {}
+                Err(_) => return Err(PauseError::Timeout(Self::ASK_TIMEOUT)),
+            }
+        }
+        Err(PauseError::NoSuchCall(call_id.into()))
     }
 
     /// Replaces lane `lane`'s calls with `calls` (left empty, keeping its allocation).
@@ -220,6 +274,7 @@ impl Pipeline {
         let mut mixer_cfg = MixerConfig::new(work.clone(), opts.run_id.clone());
         mixer_cfg.timeline = opts.timeline;
         mixer_cfg.pause = opts.pause.clone();
+        mixer_cfg.pause_header = Some(opts.config.recording.pause_header.clone()).filter(|h| !h.is_empty());
         mixer_cfg.audio = opts.audio;
         mixer_cfg.min_free_bytes = opts.config.storage.min_free_mb << 20;
         let (pending_tx, pending_rx) = bounded::<PendingRecording>(FINISH_QUEUE);
@@ -256,8 +311,9 @@ impl Pipeline {
 
         let mut lanes = Vec::new();
         let mut mixers = Vec::new();
-        let live = Arc::new(LiveBoard::new(opts.mixers.max(1)));
-        for i in 0..opts.mixers.max(1) {
+        let (controls, control_rxs): (Vec<_>, Vec<_>) = (0..opts.mixers.max(1)).map(|_| bounded(16)).unzip();
+        let live = Arc::new(LiveBoard::new(controls));
+        for (i, control_rx) in control_rxs.into_iter().enumerate() {
             let mut cfg = mixer_cfg.clone();
             cfg.run_id = format!("{}-m{i}", mixer_cfg.run_id);
             let mut mixer = Mixer::new(cfg, ToFinishers(pending_tx.clone()))
@@ -273,14 +329,21 @@ impl Pipeline {
                     let mut published = std::time::Instant::now();
                     let mut view = Vec::new();
                     loop {
-                        match batch_rx.recv_timeout(LiveBoard::EVERY) {
-                            Ok(mut batch) => {
-                                batch.drain_into(&mut mixer);
-                                board.publish_mixer(i, mixer.stats());
-                                let _ = recycle_tx.try_send(batch);
-                            }
-                            Err(RecvTimeoutError::Timeout) => {}
-                            Err(RecvTimeoutError::Disconnected) => break,
+                        crossbeam_channel::select! {
+                            recv(batch_rx) -> batch => match batch {
+                                Ok(mut batch) => {
+                                    batch.drain_into(&mut mixer);
+                                    board.publish_mixer(i, mixer.stats());
+                                    let _ = recycle_tx.try_send(batch);
+                                }
+                                Err(_) => break,
+                            },
+                            recv(control_rx) -> request => {
+                                if let Ok(r) = request {
+                                    let _ = r.reply.send(mixer.ask_pause(&r.call_id, r.pause, r.trigger, r.time));
+                                }
+                            },
+                            default(LiveBoard::EVERY) => {}
                         }
                         if published.elapsed() >= LiveBoard::EVERY {
                             published = std::time::Instant::now();

@@ -21,7 +21,12 @@ use crate::summary::{InputReport, Summary};
 
 /// Capture engine settings from the configuration.
 pub fn engine_config(c: &Config) -> EngineConfig {
-    EngineConfig { limits: c.limits.clone(), timeouts: c.timeouts.clone(), keep_frames: c.recording.keep_pcap }
+    EngineConfig {
+        limits: c.limits.clone(),
+        timeouts: c.timeouts.clone(),
+        keep_frames: c.recording.keep_pcap,
+        pause_header: Some(c.recording.pause_header.clone()).filter(|h| !h.is_empty()),
+    }
 }
 
 /// Runs `callvault replay`: records, ships, prints the summary.

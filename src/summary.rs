@@ -111,6 +111,13 @@ impl Summary {
                 thousands(i.tcp.connections_shed + i.tcp.buffer_full)
             );
         }
+        if c.sip_bad_pause_header > 0 {
+            println!(
+                "  warning: {} SIP requests carried the pause header with a value that neither pauses (pause, on, \
+                 true, yes, 1) nor resumes (resume, off, false, no, 0): ignored",
+                thousands(c.sip_bad_pause_header)
+            );
+        }
         if c.media_ambiguous > 0 {
             println!(
                 "  warning: {} media packets to addresses several calls use did not say which call they belong to: \

@@ -201,7 +201,7 @@ fn search_records_audio_and_rebuild_over_http() {
     let (status, openapi) = serve.json("/api/v1/openapi.json");
     assert_eq!(status, 200);
     let paths: Vec<&String> = openapi["paths"].as_object().unwrap().keys().collect();
-    assert_eq!(paths.len(), 10, "{paths:?}");
+    assert_eq!(paths.len(), 12, "{paths:?}");
     drop(serve);
 
     // Damage the index and let the spool lose its copies (as retention does): the next start

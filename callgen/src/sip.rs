@@ -143,6 +143,8 @@ pub(crate) fn sent_by_caller(msg: SipMsg) -> bool {
         SipMsg::SessionProgress => false,
         SipMsg::ReInvite(_, by) | SipMsg::ReAck(_, by) => by == Party::Caller,
         SipMsg::ReInviteOk(_, by) => by == Party::Callee,
+        SipMsg::Info(_, by) => by == Party::Caller,
+        SipMsg::InfoOk(_, by) => by == Party::Callee,
         SipMsg::Tcp(c) => {
             matches!(c, TcpControl::Syn | TcpControl::HandshakeAck | TcpControl::CallerFin | TcpControl::LastAck)
         }
@@ -166,6 +168,8 @@ pub(crate) fn describe(msg: SipMsg) -> (&'static str, Option<u16>) {
         SipMsg::ReInvite(..) => ("INVITE", None),
         SipMsg::ReInviteOk(..) => ("INVITE", Some(200)),
         SipMsg::ReAck(..) => ("ACK", None),
+        SipMsg::Info(..) => ("INFO", None),
+        SipMsg::InfoOk(..) => ("INFO", Some(200)),
         // Not SIP; never described in the truth.
         SipMsg::Tcp(_) => ("", None),
         SipMsg::ChallengedInvite => ("INVITE", None),
@@ -186,7 +190,7 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
     let caller_via = format!("SIP/2.0/{proto} {caller}:{};branch=z9hG4bK", spec.caller_sip_port);
     let callee_via = format!("SIP/2.0/{proto} {callee}:{};branch=z9hG4bK", spec.callee_sip_port);
     let re = reinvites(spec);
-    let sent_by = |p: Party| re.iter().filter(|r| r.by == p).count() as u32;
+    let sent_by = |p: Party| crate::timeline::requests_sent(spec, p);
     let display = spec.from_display.as_deref().map(|d| format!("\"{d}\" ")).unwrap_or_default();
     let from_caller = format!("{display}<sip:{}@{caller}>;tag={:08x}", spec.from_user, ids.from_tag as u32);
     let to_uri = format!("<sip:{}@{callee}>", spec.to_user);
@@ -257,6 +261,19 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
                 }
                 _ => (format!("ACK {target} SIP/2.0"), via, from.clone(), to.clone(), format!("{number} ACK")),
             }
+        }
+        SipMsg::Info(i, by) | SipMsg::InfoOk(i, by) => {
+            let step = crate::timeline::info_cseq_step(spec, usize::from(i));
+            let (target, via, from, to, number) = match by {
+                Party::Caller => (&callee_target, &caller_via, &from_caller, &to_tagged, cseq + step),
+                Party::Callee => (&caller_target, &callee_via, &to_tagged, &from_caller, ids.callee_cseq + step),
+            };
+            let via = format!("{via}{:016x}", ids.extra(400 + u64::from(i)));
+            let start = match msg {
+                SipMsg::Info(..) => format!("INFO {target} SIP/2.0"),
+                _ => status(200),
+            };
+            (start, via, from.clone(), to.clone(), format!("{number} INFO"))
         }
         // Not SIP: nothing to render.
         SipMsg::Tcp(_) => return,
@@ -351,6 +368,16 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
         let _ = write!(out, "{}: application/sdp\r\n", n.content_type);
     } else if !body.is_empty() {
         let _ = write!(out, "{}: application/sdp\r\n", n.content_type);
+    }
+    if let SipMsg::Info(i, _) = msg {
+        let info = &spec.infos[usize::from(i)];
+        if let Some((name, value)) = &info.header {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        if let Some((key, ms)) = info.dtmf {
+            body = format!("Signal={key}\r\nDuration={ms}\r\n");
+            let _ = write!(out, "{}: application/dtmf-relay\r\n", n.content_type);
+        }
     }
     if invite && spec.invite_padding > 0 {
         padding(spec.invite_padding, out);

@@ -284,6 +284,22 @@ pub enum MidCall {
     },
 }
 
+/// A SIP INFO request of an answered call, sent by `by` at `answer + at_ms` (its 200 OK 5 ms
+/// later), carrying an extra header line and/or a DTMF key as `application/dtmf-relay`
+/// (`Signal=<key>`, `Duration=<ms>`). Its CSeq follows the sender's other requests in time
+/// order (re-INVITEs sent at the same `at_ms` come first).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SipInfo {
+    /// Who sends it.
+    pub by: Party,
+    /// When (ms after the answer).
+    pub at_ms: u32,
+    /// An extra header (name, value), e.g. `("X-Record-Pause", "on")`.
+    pub header: Option<(String, String)>,
+    /// A DTMF key (`0`-`9`, `*`, `#`, `A`-`D`) and its duration in ms.
+    pub dtmf: Option<(char, u32)>,
+}
+
 /// An RFC 4733 telephone event (DTMF) sent in a party's RTP stream with payload type 101 (the
 /// SDPs map `101 telephone-event/8000`).
 ///
@@ -651,6 +667,8 @@ pub struct CallSpec {
     pub midcall: Vec<MidCall>,
     /// RFC 4733 DTMF key presses (answered calls only).
     pub dtmf: Vec<DtmfDigit>,
+    /// SIP INFO requests (answered calls only).
+    pub infos: Vec<SipInfo>,
     /// Changes of RTP numbering (answered calls only).
     pub stream_changes: Vec<StreamChange>,
     /// Parties whose DTMF travels on a stream of its own (answered calls only).
@@ -723,6 +741,7 @@ impl CallSpec {
             callee_nat: None,
             early_media: None,
             midcall: Vec::new(),
+            infos: Vec::new(),
             dtmf: Vec::new(),
             stream_changes: Vec::new(),
             event_streams: Vec::new(),

@@ -243,6 +243,10 @@ pub(crate) enum SipMsg {
     ReInviteOk(u8, Party),
     /// ACK for the 200 OK to re-INVITE `n` sent by the given party.
     ReAck(u8, Party),
+    /// SIP INFO number `n` (index into [`CallSpec::infos`]), sent by the given party.
+    Info(u8, Party),
+    /// 200 OK to INFO `n`.
+    InfoOk(u8, Party),
     /// Not SIP: a TCP segment without payload opening or closing the call's connection.
     Tcp(TcpControl),
     /// The first INVITE of a call whose INVITE is challenged.
@@ -356,10 +360,45 @@ pub(crate) fn reinvites(spec: &CallSpec) -> Vec<ReInvite> {
             answer_port,
             offer_version,
             answer_version,
-            cseq_step: if by == Party::Caller { sent[o] } else { sent[o] - 1 },
+            cseq_step: if by == Party::Caller { sent[o] } else { sent[o] - 1 }
+                + infos_before(spec, by, |info_ms| info_ms < at_ms),
         });
     }
     out
+}
+
+/// INFOs sent by `by` whose `at_ms` passes `before`.
+fn infos_before(spec: &CallSpec, by: Party, before: impl Fn(u32) -> bool) -> u32 {
+    spec.infos.iter().filter(|i| i.by == by && before(i.at_ms)).count() as u32
+}
+
+/// INFO `n`'s CSeq number as an increment of its sender's first CSeq (as
+/// [`ReInvite::cseq_step`]): after the sender's re-INVITEs up to its time and its earlier INFOs.
+pub(crate) fn info_cseq_step(spec: &CallSpec, n: usize) -> u32 {
+    let info = &spec.infos[n];
+    let reinvites = spec
+        .midcall
+        .iter()
+        .flat_map(|m| match *m {
+            MidCall::Hold { by, at_ms, resume_ms } => vec![(by, at_ms), (by, resume_ms.unwrap_or(u32::MAX))],
+            MidCall::MoveMedia { party, at_ms, .. } => vec![(party, at_ms)],
+        })
+        .filter(|&(by, at)| by == info.by && at <= info.at_ms)
+        .count() as u32;
+    let earlier = spec.infos[..n].iter().filter(|i| i.by == info.by && i.at_ms <= info.at_ms).count()
+        + spec.infos[n + 1..].iter().filter(|i| i.by == info.by && i.at_ms < info.at_ms).count();
+    let step = reinvites + earlier as u32 + 1;
+    if info.by == Party::Caller { step } else { step - 1 }
+}
+
+/// Requests a party sends in the dialog after the answer besides its BYE (re-INVITEs, INFOs).
+pub(crate) fn requests_sent(spec: &CallSpec, by: Party) -> u32 {
+    reinvites(spec).iter().filter(|r| r.by == by).count() as u32 + infos_before(spec, by, |_| true)
+}
+
+/// When INFO `n` is sent: after a re-INVITE of the same time and its ACK.
+pub(crate) fn info_ns(spec: &CallSpec, n: usize) -> Option<i64> {
+    Some(answer_ns(spec)? + i64::from(spec.infos[n].at_ms) * MS + 3 * REPLY_DELAY_NS)
 }
 
 /// The holds of a call: (holder, hold re-INVITE time, resume re-INVITE time).
@@ -410,6 +449,11 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
                 s.push((r.at_ns, SipMsg::ReInvite(n, r.by)));
                 s.push((r.at_ns + REPLY_DELAY_NS, SipMsg::ReInviteOk(n, r.by)));
                 s.push((r.at_ns + 2 * REPLY_DELAY_NS, SipMsg::ReAck(n, r.by)));
+            }
+            for (n, info) in spec.infos.iter().enumerate() {
+                let at = info_ns(spec, n).unwrap_or(a);
+                s.push((at, SipMsg::Info(n as u8, info.by)));
+                s.push((at + REPLY_DELAY_NS, SipMsg::InfoOk(n as u8, info.by)));
             }
             let bye = a + i64::from(spec.talk_ms) * MS + BYE_DELAY_NS;
             let by = match hangup {

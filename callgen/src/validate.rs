@@ -223,6 +223,26 @@ fn check_midcall(c: &CallSpec) -> Result<(), String> {
     {
         return Err("midcall, dtmf, stream_changes and event_streams need an answered call".into());
     }
+    if !answered && !c.infos.is_empty() {
+        return Err("infos need an answered call".into());
+    }
+    for (n, info) in c.infos.iter().enumerate() {
+        if info.at_ms >= c.talk_ms || c.infos.len() > 200 {
+            return Err(format!("info {n} at {} ms: not within the talk time (or more than 200 INFOs)", info.at_ms));
+        }
+        if let Some((name, value)) = &info.header
+            && (name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                || value.contains(['\r', '\n']))
+        {
+            return Err(format!("info {n}: {name:?}: {value:?} is not a header line"));
+        }
+        if let Some((key, _)) = info.dtmf
+            && !matches!(key, '0'..='9' | '*' | '#' | 'A'..='D')
+        {
+            return Err(format!("info {n}: {key:?} is not a DTMF key"));
+        }
+    }
     for party in [Party::Caller, Party::Callee] {
         if c.event_streams.iter().filter(|e| e.party == party).count() > 1 {
             return Err(format!("more than one event stream for the {}", party.name()));

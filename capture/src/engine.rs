@@ -32,6 +32,10 @@ pub struct EngineConfig {
     /// Hand every frame that belongs to a call to the sink ([`EventSink::frame`]), for
     /// per-call evidence captures. SIP reassembled from TCP or IP fragments is not included.
     pub keep_frames: bool,
+    /// A SIP header (name without the colon, e.g. `X-Record-Pause`) whose value in a request
+    /// of a dialog pauses (`pause`, `on`, `true`, `yes`, `1`) or resumes (`resume`, `off`,
+    /// `false`, `no`, `0`) its recording: a [`crate::events::CallEvent::Control`].
+    pub pause_header: Option<String>,
 }
 
 /// Frames in, call events out.
@@ -61,7 +65,8 @@ impl Engine {
         Engine {
             ingress: Ingress::new(&cfg.limits, &cfg.timeouts),
             core: Core {
-                tracker: DialogTracker::new(cfg.limits.clone(), cfg.timeouts),
+                tracker: DialogTracker::new(cfg.limits.clone(), cfg.timeouts)
+                    .with_pause_header(cfg.pause_header.as_deref()),
                 media: MediaTable::new(cfg.limits.max_calls),
                 stats: CaptureStats::default(),
                 limits: cfg.limits,

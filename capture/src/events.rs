@@ -333,6 +333,45 @@ pub struct Dtmf {
     pub source: DtmfSource,
 }
 
+/// Recording control carried by a call's SIP messages (PCI DSS pause; the recorder decides
+/// what to do with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingControl {
+    /// A request of the dialog carried the configured pause header (see
+    /// [`crate::engine::EngineConfig::pause_header`]): pause (`true`) or resume (`false`).
+    Header {
+        /// Pause or resume.
+        pause: bool,
+        /// Who sent the request.
+        side: Side,
+        /// The request's method, e.g. `INFO`.
+        method: &'static str,
+    },
+    /// A DTMF key sent in a SIP INFO (RFC 4733 event number).
+    InfoKey {
+        /// Who keyed it.
+        side: Side,
+        /// The event number (0-9, 10 `*`, 11 `#`, 12-15 `A`-`D`).
+        event: u8,
+        /// How long it lasted, when the INFO says.
+        duration_ms: Option<u32>,
+    },
+}
+
+/// The telephone-event number of a digit named as [`event_name`] names it (`0`-`9`, `*`,
+/// `#`, `A`-`D`, `flash`, `<N>`).
+pub fn event_number(name: &str) -> Option<u8> {
+    match name.as_bytes() {
+        [c @ b'0'..=b'9'] => Some(c - b'0'),
+        b"*" => Some(10),
+        b"#" => Some(11),
+        [c @ b'A'..=b'D'] => Some(c - b'A' + 12),
+        b"flash" => Some(16),
+        [b'<', n @ .., b'>'] => std::str::from_utf8(n).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
 /// The name of telephone-event code `event` (RFC 4733 §3.2).
 pub fn event_name(event: u8) -> String {
     match event {
@@ -537,6 +576,16 @@ pub enum CallEvent {
         /// How.
         security: MediaSecurity,
     },
+    /// The signalling asked to pause or resume recording, or keyed a DTMF digit that may
+    /// belong to a pause code (see [`RecordingControl`]).
+    Control {
+        /// The call.
+        call: CallRef,
+        /// Capture time of the message.
+        time: Timestamp,
+        /// What it asked.
+        control: RecordingControl,
+    },
     /// The call is over; no further RTP will be sent for it.
     Ended {
         /// The call.
@@ -602,5 +651,19 @@ impl EventSink for VecSink {
     }
     fn call(&mut self, event: CallEvent) {
         self.calls.push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_numbers_and_names_go_both_ways() {
+        for event in 0..=255u8 {
+            assert_eq!(event_number(&event_name(event)), Some(event), "{event}");
+        }
+        assert_eq!(event_number("E"), None);
+        assert_eq!(event_number("<300>"), None);
     }
 }

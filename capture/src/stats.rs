@@ -41,6 +41,8 @@ pub struct CaptureStats {
     /// SIP messages of a tracked call that fit none of its states (a CANCEL after the answer,
     /// a ringing response after it): counted, then ignored.
     pub sip_out_of_state: u64,
+    /// Requests whose pause header (`pause_header`) had a value that neither pauses nor resumes.
+    pub sip_bad_pause_header: u64,
     /// SDP bodies that could not be used.
     pub sdp_unusable: u64,
     /// RTP packets tied to a call.
@@ -116,6 +118,7 @@ impl CaptureStats {
             ("sip_unknown_dialog".into(), self.sip_unknown_dialog),
             ("sip_oversized".into(), self.sip_oversized),
             ("sip_out_of_state".into(), self.sip_out_of_state),
+            ("sip_bad_pause_header".into(), self.sip_bad_pause_header),
             ("sdp_unusable".into(), self.sdp_unusable),
             ("rtp_packets".into(), self.rtp_packets),
             ("rtcp_packets".into(), self.rtcp_packets),

@@ -18,4 +18,4 @@ pub use finish::{Finished, FinishedFile, adopt, finish};
 pub use live::{LiveCall, LiveSide};
 pub use mix::stats::MixerStats;
 pub use pending::{Drain, PendingRecording};
-pub use route::{Mixer, MixerConfig};
+pub use route::{Mixer, MixerConfig, PauseAnswer};

@@ -21,6 +21,8 @@ pub struct LiveCall {
     pub to: Option<String>,
     /// Caller's direction, then callee's.
     pub sides: [LiveSide; 2],
+    /// Recording is paused (PCI DSS) right now.
+    pub paused: bool,
 }
 
 /// One direction of a call in progress, as of its current stream.
@@ -66,5 +68,6 @@ pub(crate) fn of(mix: &CallMix) -> LiveCall {
         from: mix.parties.0.user.clone(),
         to: mix.parties.1.user.clone(),
         sides: [side(Side::Caller), side(Side::Callee)],
+        paused: mix.pause.paused(),
     }
 }

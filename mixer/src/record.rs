@@ -336,8 +336,9 @@ pub struct PauseRecord {
     pub trigger: String,
     /// When it was keyed (capture time of the last key's first packet).
     pub at: String,
-    /// Start and end of the silence, seconds from the recording's start (`media_start`);
-    /// `end_s` is null when it was never resumed (silence to the end).
+    /// Start and end of the silence, seconds from the recording's start (`media_start`), exact
+    /// to the sample (multiples of 1/8000 s); `end_s` is null when it was never resumed
+    /// (silence to the end).
     pub start_s: f64,
     pub end_s: Option<f64>,
     /// What resumed it.

@@ -10,7 +10,8 @@
 use std::path::PathBuf;
 
 use capture::events::{
-    CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, MediaSecurity, RtcpMeta, RtpMeta, Side,
+    CallEvent, CallInfo, CallRef, CallStart, DropCause, EventSink, MediaSecurity, RecordingControl, RtcpMeta, RtpMeta,
+    Side,
 };
 use capture::{LinkType, Timestamp};
 
@@ -21,7 +22,7 @@ use crate::mix::clock::{Pkt, Route};
 use crate::mix::disk::DiskGuard;
 use crate::mix::evidence::Evidence;
 use crate::mix::opus::OpusSide;
-use crate::mix::pause::PauseCodes;
+use crate::mix::pause::{Asked, PauseCodes};
 use crate::mix::rtcp::EndpointView;
 use crate::mix::side::PtKind;
 use crate::mix::sidecar::write_sidecar;
@@ -33,6 +34,17 @@ use crate::pending::Drain;
 
 /// Sources whose RTCP reports are kept per call.
 const MAX_REPORTED_SOURCES: usize = 16;
+
+/// What [`Mixer::ask_pause`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PauseAnswer {
+    /// The call changed state (false: it was paused, or running, already).
+    pub changed: bool,
+    /// The call is paused now.
+    pub paused: bool,
+    /// Pauses of the call so far.
+    pub pauses: usize,
+}
 
 /// Mixer settings.
 #[derive(Debug, Clone)]
@@ -55,6 +67,9 @@ pub struct MixerConfig {
     pub min_free_bytes: u64,
     /// DTMF codes that pause and resume recording (PCI DSS), if any.
     pub pause: Option<PauseCodes>,
+    /// The SIP header that pauses and resumes recording (set on the capture side), named in
+    /// the record's pauses.
+    pub pause_header: Option<String>,
 }
 
 impl MixerConfig {
@@ -69,6 +84,7 @@ impl MixerConfig {
             max_skew_frames: 8000,
             min_free_bytes: 64 << 20,
             pause: None,
+            pause_header: None,
         }
     }
 }
@@ -161,6 +177,15 @@ impl<D: Drain> Mixer<D> {
         }
         let pending = crate::finish::report::finish_call(mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
         self.drain.finished(pending);
+    }
+
+    /// Pauses (`pause`) or resumes the recording of the call in progress whose SIP Call-ID is
+    /// `call_id`, from where capture time `time` falls, naming `trigger` in its record (the
+    /// HTTP API). `None`: no such call in this mixer.
+    pub fn ask_pause(&mut self, call_id: &str, pause: bool, trigger: String, time: Timestamp) -> Option<PauseAnswer> {
+        let call = self.calls.iter_mut().flatten().find(|c| c.call_id == call_id)?;
+        let changed = call.ask_pause(pause, trigger, time) != Asked::Unchanged;
+        Some(PauseAnswer { changed, paused: call.pause.paused(), pauses: call.pause.pauses.len() })
     }
 
     /// Ends every call still open (the capture side normally does this through events).
@@ -319,6 +344,23 @@ impl<D: Drain> EventSink for Mixer<D> {
                     }
                     for s in &mut c.sides {
                         s.clock.hints.dropped = true;
+                    }
+                }
+            }
+            CallEvent::Control { call, time, control } => {
+                let codes = self.cfg.pause.clone();
+                let header = self.cfg.pause_header.clone();
+                let Some(c) = self.call_mut(call) else { return };
+                match control {
+                    RecordingControl::Header { pause, side, method } => {
+                        let name = header.as_deref().unwrap_or("pause header");
+                        let verb = if pause { "pause" } else { "resume" };
+                        c.ask_pause(pause, format!("sip {name}: {verb} ({method} from {})", side.as_str()), time);
+                    }
+                    RecordingControl::InfoKey { side, event, duration_ms } => {
+                        if let Some(codes) = &codes {
+                            c.info_key(side, event, duration_ms.unwrap_or(0), time, codes);
+                        }
                     }
                 }
             }

@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use mixer::{LiveCall, LiveSide};
 use serde::Deserialize;
 use serde_json::Value;
@@ -92,6 +92,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/calls", get(search))
         .route("/api/v1/active", get(active))
         .route("/api/v1/stream", get(stream))
+        .route("/api/v1/active/{call_id}/pause", post(pause))
+        .route("/api/v1/active/{call_id}/resume", post(resume))
         .route("/api/v1/histogram", get(histogram))
         .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
         .route("/ui/", get(|| asset("text/html; charset=utf-8", WEB_INDEX)))
@@ -263,6 +265,60 @@ fn active_json(api: &Api) -> Value {
     serde_json::json!({ "capturing": true, "calls": calls })
 }
 
+/// `POST /api/v1/active/{call_id}/pause`: pauses the recording of a call in progress (PCI DSS)
+/// from now until a resume; both channels are silence meanwhile and the record names who.
+async fn pause(
+    State(api): State<Arc<Api>>,
+    Path(call_id): Path<String>,
+    request: Request,
+) -> Result<Response, Failure> {
+    ask_pause(&api, call_id, true, who(&request)).await
+}
+
+/// `POST /api/v1/active/{call_id}/resume`.
+async fn resume(
+    State(api): State<Arc<Api>>,
+    Path(call_id): Path<String>,
+    request: Request,
+) -> Result<Response, Failure> {
+    ask_pause(&api, call_id, false, who(&request)).await
+}
+
+fn who(request: &Request) -> Who {
+    request.extensions().get::<Who>().cloned().unwrap_or_else(|| Who::anonymous(None))
+}
+
+async fn ask_pause(api: &Api, call_id: String, pause: bool, who: Who) -> Result<Response, Failure> {
+    let Some(board) = api.live.clone() else {
+        return Err(Failure(
+            StatusCode::CONFLICT,
+            "this process does not capture (callvault serve): pause calls on the `callvault run` API".into(),
+        ));
+    };
+    let verb = if pause { "pause" } else { "resume" };
+    let trigger = match who.remote {
+        Some(remote) => format!("api: {verb} by {} from {}", who.name, remote.ip()),
+        None => format!("api: {verb} by {}", who.name),
+    };
+    let id = call_id.clone();
+    let asked = tokio::task::spawn_blocking(move || board.ask_pause(&id, pause, &trigger))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}")))?;
+    match asked {
+        Ok(answer) => {
+            tracing::info!(call_id = %call_id, user = %who.name, changed = answer.changed, "recording {verb} asked through the API");
+            Ok(axum::Json(serde_json::json!({
+                "call_id": call_id, "paused": answer.paused, "changed": answer.changed, "pauses": answer.pauses,
+            }))
+            .into_response())
+        }
+        Err(e @ crate::pipeline::PauseError::NoSuchCall(_)) => Err(Failure(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ crate::pipeline::PauseError::Timeout(_)) => {
+            Err(Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+        }
+    }
+}
+
 /// `GET /api/v1/stream`: server-sent events; an `active` event (as `/api/v1/active`) every
 /// second, for the dashboard to update without reloading.
 async fn stream(
@@ -329,6 +385,7 @@ fn live_json(c: &LiveCall) -> Value {
         "from": c.from,
         "to": c.to,
         "media_s": last.map(|l| round((l.0 - c.start.0) as f64 / 1e9)),
+        "paused": c.paused,
         "caller": side(&c.sides[0]),
         "callee": side(&c.sides[1]),
     })

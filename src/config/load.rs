@@ -270,6 +270,16 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
     {
         bad("recording.pause_dtmf", e, "set both, e.g. pause_dtmf = \"*1\" and resume_dtmf = \"*2\"");
     }
+    if !rec.pause_header.is_empty()
+        && (rec.pause_header.len() > 64
+            || !rec.pause_header.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b)))
+    {
+        bad(
+            "recording.pause_header",
+            format!("{:?} is not a SIP header name", rec.pause_header),
+            "a token such as \"X-Record-Pause\", without the colon",
+        );
+    }
     // Timeouts in seconds (lingers may be 0, up to 10 min; the others up to 30 days), and every
     // limit at least 1: checked on the values as the file writes them.
     let numbers = toml::Value::try_from(c).ok();

@@ -142,6 +142,9 @@ pub struct Recording {
     pub pause_dtmf: String,
     /// DTMF code that resumes it, e.g. `*2`.
     pub resume_dtmf: String,
+    /// SIP header whose value in a request of the call pauses (`pause`, `on`, ...) or resumes
+    /// (`resume`, `off`, ...) its recording, e.g. `X-Record-Pause`; empty: none.
+    pub pause_header: String,
 }
 
 impl Default for Recording {
@@ -155,6 +158,7 @@ impl Default for Recording {
             finishers: 2,
             pause_dtmf: String::new(),
             resume_dtmf: String::new(),
+            pause_header: String::new(),
         }
     }
 }

@@ -107,6 +107,19 @@ impl Snapshots {
                 ([("kind", "tcp")], c.ingress.tcp_truncated),
             ],
         )?;
+        f.counter(
+            "callvault_capture_sip_ignored",
+            "SIP messages not acted on, by reason: no Call-ID, not a call's dialog (REGISTER, OPTIONS, ...), \
+             in-dialog requests of calls whose INVITE was not seen, messages no state of their call fits, and \
+             requests whose pause header's value neither pauses nor resumes.",
+            &[
+                ([("reason", "without_call_id")], c.sip_without_call_id),
+                ([("reason", "not_call")], c.sip_not_call),
+                ([("reason", "unknown_dialog")], c.sip_unknown_dialog),
+                ([("reason", "out_of_state")], c.sip_out_of_state),
+                ([("reason", "bad_pause_header")], c.sip_bad_pause_header),
+            ],
+        )?;
         let d = &c.ingress.defrag;
         let t = &c.ingress.tcp;
         f.counter(

@@ -145,6 +145,8 @@ pub struct SipMessage<'a> {
     pub header_count: usize,
     /// Bytes from the start of the message through the blank line ending the headers.
     pub head_len: usize,
+    /// Those bytes: the start line and the headers.
+    pub head: &'a [u8],
     /// Message body: `Content-Length` bytes, or the rest of the datagram without one.
     pub body: &'a [u8],
     /// The body is shorter than `Content-Length` says.
@@ -152,6 +154,32 @@ pub struct SipMessage<'a> {
 }
 
 impl<'a> SipMessage<'a> {
+    /// The value of the first header named `name` (ASCII case-insensitive, without the
+    /// colon), folded lines joined as they are; for headers the parser does not keep.
+    pub fn header(&self, name: &[u8]) -> Option<&'a [u8]> {
+        let head = self.head;
+        let (_, mut at) = next_line(head, 0)?;
+        while let Some((line, next)) = next_line(head, at) {
+            let line_start = at;
+            at = next;
+            if line.is_empty() {
+                break;
+            }
+            let Some(colon) = memchr::memchr(b':', line) else { continue };
+            if line[0] == b' ' || line[0] == b'\t' || !trim_end(&line[..colon]).eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let mut value_end = line_start + line.len();
+            while at < head.len() && (head[at] == b' ' || head[at] == b'\t') {
+                let Some((cont, next)) = next_line(head, at) else { break };
+                value_end = at + cont.len();
+                at = next;
+            }
+            return Some(trim(&head[line_start + colon + 1..value_end]));
+        }
+        None
+    }
+
     /// The request method, if this is a request.
     pub fn method(&self) -> Option<Method> {
         match self.start {
@@ -224,6 +252,7 @@ pub fn parse(b: &[u8], max_headers: usize) -> Result<SipMessage<'_>, WireError> 
         p_asserted_identity: None,
         header_count: 0,
         head_len: 0,
+        head: &[],
         body: &[],
         body_truncated: false,
     };
@@ -280,6 +309,7 @@ pub fn parse(b: &[u8], max_headers: usize) -> Result<SipMessage<'_>, WireError> 
         }
     }
     m.head_len = at;
+    m.head = &b[..at];
     let rest = &b[at..];
     match m.content_length {
         Some(n) if n > rest.len() => {
@@ -510,6 +540,18 @@ Content-Type: application/sdp\r\n\
 Content-Length:   10\r\n\
 \r\n\
 v=0\r\no=x\r\n";
+
+    #[test]
+    fn any_header_is_found_by_name_whatever_its_case_and_folding() {
+        let m = parse(INVITE, DEFAULT_MAX_HEADERS).unwrap();
+        assert_eq!(m.header(b"subject"), Some(&b"Performance Test"[..]));
+        assert_eq!(m.header(b"MAX-FORWARDS"), Some(&b"70"[..]));
+        assert_eq!(m.header(b"X-Missing"), None);
+        assert_eq!(m.header(b"v"), None, "a name is matched whole, not as a prefix");
+        let folded = b"INFO sip:a@b SIP/2.0\r\nCall-ID: x\r\nX-Record:  pause\r\n  now\r\nX-Record: resume\r\n\r\nX-Record: body\r\n";
+        let m = parse(folded, DEFAULT_MAX_HEADERS).unwrap();
+        assert_eq!(m.header(b"x-record"), Some(&b"pause\r\n  now"[..]), "the first one, folded; never the body");
+    }
 
     #[test]
     fn invite_fields() {

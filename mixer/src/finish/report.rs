@@ -242,8 +242,9 @@ pub(crate) fn finish_call(
         .map(|p| PauseRecord {
             trigger: p.trigger.clone(),
             at: rfc3339(p.at),
-            start_s: offset_s(p.from),
-            end_s: p.to.map(offset_s),
+            // Exact (multiples of 1/8000 s), not rounded: the span is named to the sample.
+            start_s: p.from as f64 / 8000.0,
+            end_s: p.to.map(|to| to as f64 / 8000.0),
             resumed_by: p.resumed_by.clone(),
             missed_s: offset_s(p.written_before),
             dtmf_withheld: 0,

@@ -12,7 +12,7 @@ use super::NS_PER_SAMPLE;
 use super::clock::Env;
 use super::dtmf::Edges;
 use super::evidence::Evidence;
-use super::pause::{Effect, Key, PauseCodes, PauseState};
+use super::pause::{Asked, Effect, Key, PauseCodes, PauseState};
 use super::rtcp::EndpointView;
 use super::side::{Encrypted, PtKind, SideState};
 use super::srtp::{self, Keying, SideSrtp};
@@ -105,6 +105,60 @@ impl CallMix {
         }
         if let Some((ts, duration)) = edges.started_ended {
             self.key_end(m.side, ts, duration);
+        }
+    }
+
+    /// Where capture time `time` falls on the recording (0 before it has audio).
+    fn position_at(&self, time: Timestamp) -> i64 {
+        match &self.timeline {
+            None => 0,
+            Some(_) => time.since(self.origin) / NS_PER_SAMPLE,
+        }
+    }
+
+    /// Pauses (`pause`) or resumes the recording where capture time `time` falls, as asked by
+    /// `trigger` (a SIP header, the HTTP API).
+    pub(crate) fn ask_pause(&mut self, pause: bool, trigger: String, time: Timestamp) -> Asked {
+        let pos = self.position_at(time);
+        let written = self.timeline.as_ref().map_or(0, |t| t.written() as i64);
+        let asked = self.pause.ask(pause, trigger, pos, time, written);
+        match asked {
+            Asked::Paused(from) => {
+                tracing::info!(call_id = %self.call_id, "recording paused");
+                if let Some(tl) = self.timeline.as_mut() {
+                    tl.mute_from(from.max(0) as u64);
+                }
+            }
+            Asked::Resumed(to) => {
+                tracing::info!(call_id = %self.call_id, "recording resumed");
+                if let Some(tl) = self.timeline.as_mut() {
+                    tl.unmute_at(to.max(0) as u64);
+                }
+            }
+            Asked::Unchanged => {}
+        }
+        asked
+    }
+
+    /// A DTMF key sent in a SIP INFO at `time`, which may complete a pause or resume code; it
+    /// lasts `duration_ms` (0 when the INFO does not say).
+    pub(crate) fn info_key(&mut self, side: Side, event: u8, duration_ms: u32, time: Timestamp, codes: &PauseCodes) {
+        let pos = self.position_at(time);
+        let written = self.timeline.as_ref().map_or(0, |t| t.written() as i64);
+        // An INFO has no RTP timestamp: 0 names it, and it ends as soon as it starts.
+        let key = Key { side, event, rtp_ts: 0, pos, time };
+        if let Effect::Pause(from) = self.pause.key(codes, key, written) {
+            tracing::info!(call_id = %self.call_id, "recording paused by DTMF (SIP INFO)");
+            if let Some(tl) = self.timeline.as_mut() {
+                tl.mute_from(from.max(0) as u64);
+            }
+        }
+        let duration = i64::from(duration_ms.min(60_000)) * (1_000_000 / NS_PER_SAMPLE);
+        if let Some(to) = self.pause.key_end(side, 0, duration) {
+            tracing::info!(call_id = %self.call_id, "recording resumed by DTMF (SIP INFO)");
+            if let Some(tl) = self.timeline.as_mut() {
+                tl.unmute_at(to.max(0) as u64);
+            }
         }
     }
 

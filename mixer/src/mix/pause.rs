@@ -111,6 +111,17 @@ pub(crate) struct Key {
     pub(crate) time: Timestamp,
 }
 
+/// What an outright pause or resume did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Paused from this position.
+    Paused(i64),
+    /// Resumed at this position.
+    Resumed(i64),
+    /// The call was in that state already (or has had [`MAX_PAUSES`] pauses).
+    Unchanged,
+}
+
 /// What a key did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
@@ -163,6 +174,40 @@ impl PauseState {
         Effect::None
     }
 
+    /// A pause or a resume asked outright (a SIP header, the HTTP API) at position `pos`
+    /// (`written`: the first position not yet in the file). Asking for the state the call is
+    /// in already changes nothing.
+    pub(crate) fn ask(&mut self, pause: bool, trigger: String, pos: i64, time: Timestamp, written: i64) -> Asked {
+        if pause == self.paused() {
+            return Asked::Unchanged;
+        }
+        if pause {
+            if self.pauses.len() >= MAX_PAUSES {
+                return Asked::Unchanged;
+            }
+            self.len = 0;
+            let from = pos.max(written);
+            self.pauses.push(Pause {
+                from,
+                to: None,
+                trigger,
+                at: time,
+                written_before: from - pos,
+                resumed_by: None,
+                resumed_at: None,
+            });
+            return Asked::Paused(from);
+        }
+        self.resuming = None;
+        let Some(p) = self.pauses.last_mut() else { return Asked::Unchanged };
+        // What was written while paused is silence: the pause reaches at least that far.
+        let to = pos.max(written).max(p.from);
+        p.to = Some(to);
+        p.resumed_by = Some(trigger);
+        p.resumed_at = Some(time);
+        Asked::Resumed(to)
+    }
+
     /// A key ended after `duration` positions: the resume position, when it was the resume
     /// code's last key.
     pub(crate) fn key_end(&mut self, side: Side, rtp_ts: u32, duration: i64) -> Option<i64> {
@@ -190,6 +235,24 @@ mod tests {
         assert!(PauseCodes::parse("*x", "#").unwrap_err().contains("'x'"));
         assert!(PauseCodes::parse("", "#").is_err());
         assert!(PauseCodes::parse("123456789", "#").is_err());
+    }
+
+    #[test]
+    fn asking_pauses_and_resumes_once_each_and_never_reaches_into_what_was_written() {
+        let mut s = PauseState::default();
+        let t = Timestamp(0);
+        assert_eq!(s.ask(false, "api".into(), 100, t, 0), Asked::Unchanged, "not paused");
+        assert_eq!(s.ask(true, "header".into(), 800, t, 1000), Asked::Paused(1000));
+        assert_eq!(s.pauses[0].written_before, 200);
+        assert_eq!(s.ask(true, "again".into(), 900, t, 1000), Asked::Unchanged);
+        // Resumed at a position already written (as silence): the pause ends where writing is.
+        assert_eq!(s.ask(false, "api".into(), 1200, t, 1500), Asked::Resumed(1500));
+        let p = &s.pauses[0];
+        assert_eq!((p.from, p.to, p.trigger.as_str()), (1000, Some(1500), "header"));
+        assert_eq!(p.resumed_by.as_deref(), Some("api"));
+        assert_eq!(s.ask(true, "h".into(), 2000, t, 1500), Asked::Paused(2000));
+        assert_eq!(s.ask(false, "h".into(), 2400, t, 1500), Asked::Resumed(2400));
+        assert!(!s.paused());
     }
 
     #[test]

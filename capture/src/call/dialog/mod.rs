@@ -37,7 +37,7 @@ use crate::call::codec::PayloadMap;
 use crate::call::media::{MediaKind, MediaOwner, MediaTable, SenderHosts};
 use crate::events::{
     AmbiguousMedia, CallEvent, CallInfo, CallRef, CallStart, CallState, Challenge, Dtmf, DtmfSource, EndReason, Hold,
-    LADDER_MAX, LadderStep, OtherMedia, Party, Side, event_name,
+    LADDER_MAX, LadderStep, OtherMedia, Party, RecordingControl, Side, event_name,
 };
 use crate::limits::{Limits, Timeouts};
 use crate::stats::CaptureStats;
@@ -173,6 +173,8 @@ pub struct DialogTracker {
     timers: TimerQueue,
     /// Events not yet drained by [`DialogTracker::poll_event`].
     events: VecDeque<CallEvent>,
+    /// The header that pauses and resumes recording, if one is configured.
+    pause_header: Option<Box<[u8]>>,
 }
 
 /// What handling a message may touch besides the call: the media table, the counters and the
@@ -195,7 +197,15 @@ impl DialogTracker {
             last_rtp: Timestamp(i64::MIN),
             timers: TimerQueue::default(),
             events: VecDeque::new(),
+            pause_header: None,
         }
+    }
+
+    /// Requests carrying header `name` pause or resume their call's recording (see
+    /// [`crate::engine::EngineConfig::pause_header`]).
+    pub fn with_pause_header(mut self, name: Option<&str>) -> DialogTracker {
+        self.pause_header = name.filter(|n| !n.is_empty()).map(|n| n.as_bytes().into());
+        self
     }
 
     /// The next event (call started, media announced, call ended), in the order they happened.
@@ -379,7 +389,10 @@ impl DialogTracker {
         let call_ref = CallRef { slot: idx, generation };
         let call = self.slots[idx as usize].call.as_mut()?;
         let mut out = Out { media, stats, events: &mut self.events };
-        on_message(call, call_ref, now, src, dst, msg, &self.timeouts, &self.limits, &mut out);
+        let fresh = on_message(call, call_ref, now, src, dst, msg, &self.timeouts, &self.limits, &mut out);
+        if fresh && let Some(method) = msg.method() {
+            recording_control(call, call_ref, now, src, msg, method, self.pause_header.as_deref(), &mut out);
+        }
         let at = timers::next_check(call, &self.timeouts);
         self.timers.schedule(&mut call.timer, idx, at);
         Some(call_ref)
@@ -593,7 +606,7 @@ fn on_message(
     timeouts: &Timeouts,
     limits: &Limits,
     out: &mut Out<'_>,
-) {
+) -> bool {
     call.sip_messages += 1;
     if now > call.last_activity {
         call.last_activity = now;
@@ -611,7 +624,7 @@ fn on_message(
         {
             call.ok_retransmitted = true;
         }
-        return;
+        return false;
     }
     call.recent[call.recent_next] = fp;
     call.recent_next = (call.recent_next + 1) % RECENT_MESSAGES;
@@ -636,6 +649,7 @@ fn on_message(
             sdp::apply_sdp(call, call_ref, sender, tag, src, msg.body, now, limits, out);
         }
     }
+    true
 }
 
 impl SenderHosts for DialogTracker {
@@ -708,6 +722,42 @@ fn fingerprint(msg: &SipMessage<'_>, src: SocketAddr, dst: SocketAddr) -> u64 {
     dst.hash(&mut h);
     // Never 0, the value of an empty ring cell.
     h.finish() | 1
+}
+
+/// What a request (not a retransmission: it asks nothing again) says about recording: the pause header's value, and
+/// a DTMF key of a SIP INFO (which may be part of a pause code).
+#[allow(clippy::too_many_arguments)]
+fn recording_control(
+    call: &Call,
+    call_ref: CallRef,
+    now: Timestamp,
+    src: SocketAddr,
+    msg: &SipMessage<'_>,
+    method: Method,
+    pause_header: Option<&[u8]>,
+    out: &mut Out<'_>,
+) {
+    let side = sender_side(call, msg, src);
+    let mut emit = |control| out.events.push_back(CallEvent::Control { call: call_ref, time: now, control });
+    if let Some(value) = pause_header.and_then(|name| msg.header(name)) {
+        let value = crate::wire::sip::trim(value);
+        let pause = match value.to_ascii_lowercase().as_slice() {
+            b"pause" | b"on" | b"true" | b"yes" | b"1" => Some(true),
+            b"resume" | b"off" | b"false" | b"no" | b"0" => Some(false),
+            _ => None,
+        };
+        match pause {
+            Some(pause) => emit(RecordingControl::Header { pause, side, method: method.name() }),
+            // Counted (`sip_bad_pause_header`); the call goes on as it was.
+            None => out.stats.sip_bad_pause_header += 1,
+        }
+    }
+    if method == Method::Info
+        && let Some(d) = info_dtmf(msg, side, now)
+        && let Some(event) = crate::events::event_number(&d.digit)
+    {
+        emit(RecordingControl::InfoKey { side, event, duration_ms: d.duration_ms });
+    }
 }
 
 /// A DTMF digit carried by a SIP INFO (`application/dtmf-relay`: `Signal=5` and
