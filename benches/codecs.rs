@@ -4,7 +4,8 @@
 //! `cargo bench --bench codecs`. G.711 is a table lookup per sample; G.722 the ITU-T decoder
 //! (two 16 kHz samples per code); the ×2 interpolator is what a G.711 party costs in a call
 //! recorded at 16 kHz; Opus is libopus at 16 kHz on 20 ms packets of a 24 kbit/s voice
-//! encoding of a tone sweep.
+//! encoding of a tone sweep; G.729 (libbcg729, 100 frames) and GSM (libgsm, 50 frames) on
+//! the libraries' own decoders.
 
 use std::hint::black_box;
 
@@ -64,6 +65,31 @@ fn codecs(c: &mut Criterion) {
         b.iter(|| {
             for p in black_box(&packets) {
                 dec.decode(p, &mut out, false).unwrap();
+            }
+            black_box(&out);
+        });
+    });
+    // G.729 and GSM: the libraries' decoders on the generator's frames (any bits decode; the
+    // cost does not depend on what they say).
+    g.bench_function("g729", |b| {
+        let frames: Vec<u8> = codes.iter().step_by(8).copied().collect();
+        let mut dec = codecs::G729Decoder::new().unwrap();
+        let mut out = [0i16; codecs::G729_SAMPLES];
+        b.iter(|| {
+            for f in black_box(&frames).chunks_exact(codecs::G729_FRAME) {
+                dec.decode(f, &mut out);
+            }
+            black_box(&out);
+        });
+    });
+    g.bench_function("gsm", |b| {
+        let mut frames: Vec<u8> = codes.iter().step_by(4).take(50 * codecs::GSM_FRAME).copied().collect();
+        frames.iter_mut().step_by(codecs::GSM_FRAME).for_each(|b| *b = 0xd0 | (*b & 0x0f));
+        let mut dec = codecs::GsmDecoder::new().unwrap();
+        let mut out = [0i16; codecs::GSM_SAMPLES];
+        b.iter(|| {
+            for f in black_box(&frames).chunks_exact(codecs::GSM_FRAME) {
+                dec.decode(f.try_into().unwrap(), &mut out);
             }
             black_box(&out);
         });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages callvault needs on Debian/Ubuntu, only those missing.
-#   scripts/deps.sh run    libpcap and libopus (to build and run callvault)
+#   scripts/deps.sh run    libpcap, libopus, libbcg729 and libgsm (to build and run callvault)
 #   scripts/deps.sh test   + tshark, tcpreplay, iproute2 (tests: live capture, cross-checks),
 #                            sip-tester (sipp) and tcpdump (live test with real SIP traffic),
 #                            python3-venv, openssl, curl (the S3 test server, scripts/s3-server.sh),
@@ -17,7 +17,7 @@
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
-want=(libpcap-dev libopus-dev pkg-config)
+want=(libpcap-dev libopus-dev libbcg729-dev libgsm1-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
     want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
         prometheus chromium chromium-driver gzip zstd ffmpeg opus-tools jq)

@@ -89,6 +89,8 @@ enum CodecArg {
     Pcmu,
     Pcma,
     G722,
+    G729,
+    Gsm,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,6 +155,8 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         CodecArg::Pcmu => Codec::Pcmu,
         CodecArg::Pcma => Codec::Pcma,
         CodecArg::G722 => Codec::G722,
+        CodecArg::G729 => Codec::G729,
+        CodecArg::Gsm => Codec::Gsm,
     };
     for call in &mut calls {
         call.codec = codec;

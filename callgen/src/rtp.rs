@@ -366,20 +366,22 @@ impl StreamPlan {
             // SRTP-like: the payload (as long as the clear one) and a 10-byte authentication
             // tag, all of it random-looking.
             let len = match body {
-                Body::Audio { .. } => self.spp as usize,
+                Body::Audio { .. } => self.codec.payload_len(self.spp as usize),
                 Body::Event(_) => 4,
             } + SRTP_TAG;
             let key = crate::mix::hash(&[u64::from(h.ssrc), u64::from(h.seq), u64::from(h.ts)]);
             out.extend((0..len).map(|i| (crate::mix::hash(&[key, i as u64 / 8]) >> (8 * (i % 8))) as u8));
             return;
         }
+        let at = out.len();
         match body {
             Body::Audio { first, ringback: false } => talk.fill(first, self.spp as usize, out),
             Body::Audio { first, ringback: true } => {
                 ringback.expect("early packet without a ringback tone").fill(first, self.spp as usize, out)
             }
-            Body::Event(p) => out.extend_from_slice(&p),
+            Body::Event(p) => return out.extend_from_slice(&p),
         }
+        self.codec.pack(out, at);
     }
 }
 

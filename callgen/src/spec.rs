@@ -378,6 +378,13 @@ pub enum Codec {
     /// the µ-law code of the tone's sample, a fixed, known byte stream that a reference
     /// decoder turns into the exact samples a recorder must write.
     G722,
+    /// G.729, static RTP payload type 18: no encoder either; each 10 ms frame's 10 bytes are
+    /// every 8th µ-law code of the tone's 80 samples (see [`Codec::pack`]), decoded by a
+    /// reference decoder for the truth.
+    G729,
+    /// GSM 06.10, static RTP payload type 3: each 20 ms frame's 33 bytes are every 4th µ-law
+    /// code of its 160 samples, the first byte's high nibble set to the GSM signature 0xD.
+    Gsm,
 }
 
 impl Codec {
@@ -387,6 +394,8 @@ impl Codec {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
             Codec::G722 => 9,
+            Codec::G729 => 18,
+            Codec::Gsm => 3,
         }
     }
 
@@ -396,15 +405,48 @@ impl Codec {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
             Codec::G722 => "G722",
+            Codec::G729 => "G729",
+            Codec::Gsm => "GSM",
         }
     }
 
     /// Encodes one linear sample.
     pub fn encode(self, sample: i16) -> u8 {
         match self {
-            Codec::Pcmu | Codec::G722 => linear_to_ulaw(sample),
+            Codec::Pcmu | Codec::G722 | Codec::G729 | Codec::Gsm => linear_to_ulaw(sample),
             Codec::Pcma => linear_to_alaw(sample),
         }
+    }
+}
+
+impl Codec {
+    /// Bytes of the payload of a packet of `samples` samples.
+    pub fn payload_len(self, samples: usize) -> usize {
+        match self {
+            Codec::G729 => samples / 80 * 10,
+            Codec::Gsm => samples / 160 * 33,
+            _ => samples,
+        }
+    }
+
+    /// Turns the codes of `out[at..]` (one per sample, from [`Codec::encode`]) into the
+    /// payload: unchanged for the sample-per-byte codecs, frames for G.729 and GSM.
+    pub fn pack(self, out: &mut Vec<u8>, at: usize) {
+        let (frame_samples, frame_bytes, step) = match self {
+            Codec::G729 => (80, 10, 8),
+            Codec::Gsm => (160, 33, 4),
+            _ => return,
+        };
+        let frames = (out.len() - at) / frame_samples;
+        for f in 0..frames {
+            for j in 0..frame_bytes {
+                out[at + f * frame_bytes + j] = out[at + f * frame_samples + j * step];
+            }
+            if self == Codec::Gsm {
+                out[at + f * frame_bytes] = 0xd0 | (out[at + f * frame_bytes] & 0x0f);
+            }
+        }
+        out.truncate(at + frames * frame_bytes);
     }
 }
 

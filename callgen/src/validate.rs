@@ -120,6 +120,16 @@ fn check_call(c: &CallSpec) -> Result<(), String> {
     if !(10..=60).contains(&c.ptime_ms) {
         return Err(format!("ptime_ms {} is outside 10..=60", c.ptime_ms));
     }
+    for codec in [Some(c.codec), c.callee_codec].into_iter().flatten() {
+        let frame_ms = match codec {
+            crate::Codec::G729 => 10,
+            crate::Codec::Gsm => 20,
+            _ => 1,
+        };
+        if !c.ptime_ms.is_multiple_of(frame_ms) {
+            return Err(format!("ptime_ms {} is not whole {codec:?} frames of {frame_ms} ms", c.ptime_ms));
+        }
+    }
     for (name, f) in [("caller_tone_hz", c.caller_tone_hz), ("callee_tone_hz", c.callee_tone_hz)] {
         if !(f > 0.0 && f < 4000.0) {
             return Err(format!("{name} {f} must be above 0 and below 4000 Hz"));

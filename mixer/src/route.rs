@@ -21,6 +21,7 @@ use crate::mix::call::{CallMix, lookup, resolve};
 use crate::mix::clock::{Pkt, Route};
 use crate::mix::disk::DiskGuard;
 use crate::mix::evidence::Evidence;
+use crate::mix::narrow::{self, NarrowCodec, NarrowSide};
 use crate::mix::opus::OpusSide;
 use crate::mix::pause::{Asked, PauseCodes};
 use crate::mix::rtcp::EndpointView;
@@ -449,7 +450,16 @@ impl Packet<'_> {
             self.stats.duplicates += 1;
             return None;
         }
-        if matches!(kind, PtKind::Ulaw | PtKind::Alaw | PtKind::G722 | PtKind::Opus | PtKind::Undecodable) {
+        if matches!(
+            kind,
+            PtKind::Ulaw
+                | PtKind::Alaw
+                | PtKind::G722
+                | PtKind::Opus
+                | PtKind::G729
+                | PtKind::Gsm
+                | PtKind::Undecodable
+        ) {
             let pt = m.pt & 0x7f;
             let media = &call.media;
             call.sides[si].codec_packet(pt, m.time, kind != PtKind::Undecodable, || {
@@ -473,6 +483,21 @@ impl Packet<'_> {
                     }
                 }
                 Law::Opus
+            }
+            PtKind::G729 | PtKind::Gsm => {
+                let codec = if kind == PtKind::G729 { NarrowCodec::G729 } else { NarrowCodec::Gsm };
+                let side = &mut call.sides[si];
+                if side.narrow.as_ref().is_none_or(|n| n.codec() != codec) {
+                    match NarrowSide::new(codec) {
+                        Ok(n) => side.narrow = Some(Box::new(n)),
+                        Err(e) => {
+                            tracing::error!(call_id = %call.call_id, "{e}");
+                            self.stats.undecodable_packets += 1;
+                            return None;
+                        }
+                    }
+                }
+                Law::Decoded8k
             }
             PtKind::Event | PtKind::ComfortNoise => {
                 self.stats.signal_packets += 1;
@@ -548,6 +573,15 @@ impl Packet<'_> {
                     return;
                 }
             },
+            (Law::Decoded8k, _) => {
+                match call.sides[si].narrow.as_ref().and_then(|n| narrow::positions(n.codec(), payload)) {
+                    Some(len) => (m.rtp_ts, len),
+                    None => {
+                        self.stats.undecodable_packets += 1;
+                        return;
+                    }
+                }
+            }
             _ => (m.rtp_ts, payload.len() as i64),
         };
         let pkt = Pkt {

@@ -41,7 +41,7 @@ pub enum Codec {
 impl Codec {
     /// True for codecs the mixer decodes to audio.
     pub fn is_decodable(self) -> bool {
-        matches!(self, Codec::Pcmu | Codec::Pcma)
+        matches!(self, Codec::Pcmu | Codec::Pcma | Codec::G722 | Codec::Opus | Codec::G729 | Codec::Gsm)
     }
 
     /// True for payloads that carry no audio of their own (events, comfort noise).

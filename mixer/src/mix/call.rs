@@ -197,7 +197,11 @@ impl CallMix {
         scratch: &mut Vec<u8>,
     ) -> std::io::Result<()> {
         let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
-        let len = if law == Law::Opus { super::opus::positions(payload).unwrap_or(0) } else { payload.len() as i64 };
+        let len = match (law, &self.sides[si].narrow) {
+            (Law::Opus, _) => super::opus::positions(payload).unwrap_or(0),
+            (Law::Decoded8k, Some(n)) => super::narrow::positions(n.codec(), payload).unwrap_or(0),
+            _ => payload.len() as i64,
+        };
         if pos < 0 {
             // Before the recording's first frame: only a packet reordered across the start.
             self.late(si, pos, len, stats);
@@ -208,6 +212,18 @@ impl CallMix {
             match opus.decode(pos, payload) {
                 Ok(start) => {
                     tl.place_pcm(si, start.max(0) as u64, &opus.pcm[(start.min(0) * -2) as usize..], law, scratch)?
+                }
+                Err(e) => {
+                    stats.undecodable_packets += 1;
+                    tracing::debug!(call_id = %self.call_id, "{e}");
+                    return Ok(());
+                }
+            }
+        } else if law == Law::Decoded8k {
+            let Some(narrow) = self.sides[si].narrow.as_mut() else { return Ok(()) };
+            match narrow.decode(pos, payload) {
+                Ok(start) => {
+                    tl.place_pcm8(si, start.max(0) as u64, &narrow.pcm[(-start.min(0)) as usize..], scratch)?
                 }
                 Err(e) => {
                     stats.undecodable_packets += 1;
@@ -464,6 +480,8 @@ pub(crate) fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
         Some(Codec::Pcma) => PtKind::Alaw,
         Some(Codec::G722) => PtKind::G722,
         Some(Codec::Opus) => PtKind::Opus,
+        Some(Codec::G729) => PtKind::G729,
+        Some(Codec::Gsm) => PtKind::Gsm,
         Some(Codec::TelephoneEvent) => PtKind::Event,
         Some(Codec::ComfortNoise) => PtKind::ComfortNoise,
         _ => PtKind::Undecodable,

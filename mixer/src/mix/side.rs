@@ -24,6 +24,10 @@ pub(crate) enum PtKind {
     G722,
     /// Opus (48 kHz RTP clock), decoded with libopus.
     Opus,
+    /// G.729 (A, B), decoded with libbcg729.
+    G729,
+    /// GSM 06.10, decoded with libgsm.
+    Gsm,
     /// RFC 4733 telephone event: decoded as DTMF, silence in the audio.
     Event,
     /// RFC 3389 comfort noise: silence.
@@ -95,6 +99,9 @@ pub(crate) struct SideState {
     pub(crate) segments_omitted: u32,
     /// This side's Opus decoder, from its first Opus packet.
     pub(crate) opus: Option<Box<OpusSide>>,
+    /// This side's G.729 or GSM decoder, from its first packet of that codec (another codec
+    /// later replaces it).
+    pub(crate) narrow: Option<Box<crate::mix::narrow::NarrowSide>>,
     /// SRTP keyed by SDES: this side's key and streams' rollover counters.
     pub(crate) srtp: SideSrtp,
 }
@@ -118,6 +125,7 @@ impl SideState {
             segments: Vec::new(),
             segments_omitted: 0,
             opus: None,
+            narrow: None,
             srtp: SideSrtp::Clear,
         }
     }

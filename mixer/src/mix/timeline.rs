@@ -34,6 +34,9 @@ pub enum Law {
     G722,
     /// Opus, decoded as placed (see [`crate::mix::opus`]): two 16 kHz samples per position.
     Opus,
+    /// A narrowband codec decoded as placed (G.729, GSM, see [`crate::mix::narrow`]): one
+    /// sample per position.
+    Decoded8k,
 }
 
 impl Law {
@@ -42,7 +45,7 @@ impl Law {
         match self {
             Law::Ulaw => Some(&ULAW_TO_LINEAR),
             Law::Alaw => Some(&ALAW_TO_LINEAR),
-            Law::G722 | Law::Opus => None,
+            Law::G722 | Law::Opus | Law::Decoded8k => None,
         }
     }
 
@@ -97,12 +100,13 @@ pub struct Placed {
     pub late_samples: u32,
 }
 
-/// What a packet puts on its channel: codes (one byte per position) or decoded 16 kHz
-/// samples (two per position).
+/// What a packet puts on its channel: codes (one byte per position), decoded 16 kHz
+/// samples (two per position) or decoded 8 kHz samples (one per position).
 #[derive(Debug, Clone, Copy)]
 enum Codes<'a> {
     Bytes(&'a [u8]),
     Pcm(&'a [i16]),
+    Pcm8(&'a [i16]),
 }
 
 impl<'a> Codes<'a> {
@@ -111,6 +115,7 @@ impl<'a> Codes<'a> {
         match self {
             Codes::Bytes(b) => b.len(),
             Codes::Pcm(s) => s.len() / 2,
+            Codes::Pcm8(s) => s.len(),
         }
     }
 
@@ -119,6 +124,7 @@ impl<'a> Codes<'a> {
         match self {
             Codes::Bytes(b) => Codes::Bytes(&b[n..]),
             Codes::Pcm(s) => Codes::Pcm(&s[2 * n..]),
+            Codes::Pcm8(s) => Codes::Pcm8(&s[n..]),
         }
     }
 }
@@ -130,7 +136,8 @@ struct Plane {
     filled: Box<[u64]>,
     /// Law of the codes, set by the first packet.
     law: Option<Law>,
-    /// Decoded 16 kHz samples by position, for a channel that carried Opus (allocated then).
+    /// Decoded samples by position, for a channel that carried Opus (two 16 kHz samples) or a
+    /// narrowband codec decoded as placed (the first of the two); allocated then.
     pcm: Option<Box<[[i16; 2]]>>,
 }
 
@@ -283,6 +290,18 @@ impl Timeline {
         self.place_with(channel, pos, Codes::Pcm(samples), law, scratch)
     }
 
+    /// Places decoded 8 kHz `samples` (one per position, [`Law::Decoded8k`]) on `channel` from
+    /// position `pos`, as [`Timeline::place`] does codes.
+    pub fn place_pcm8(
+        &mut self,
+        channel: usize,
+        pos: u64,
+        samples: &[i16],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Placed> {
+        self.place_with(channel, pos, Codes::Pcm8(samples), Law::Decoded8k, scratch)
+    }
+
     fn place_with(
         &mut self,
         channel: usize,
@@ -328,6 +347,12 @@ impl Timeline {
                     let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
                     for (cell, pair) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(2)) {
                         *cell = [pair[0], pair[1]];
+                    }
+                }
+                Codes::Pcm8(s) => {
+                    let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
+                    for (cell, &sample) in pcm[start..start + run].iter_mut().zip(s) {
+                        *cell = [sample, 0];
                     }
                 }
             }
@@ -410,6 +435,7 @@ impl Timeline {
                 match plane.law {
                     Some(Law::G722) => Cell::G722(code),
                     Some(Law::Opus) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Pair(p[cell])),
+                    Some(Law::Decoded8k) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Narrow(p[cell][0])),
                     Some(law) => law.table().map_or(Cell::Empty, |t| Cell::Narrow(t[code as usize])),
                     None => Cell::Empty,
                 }
@@ -489,6 +515,9 @@ pub struct Finished {
 /// Decodes ring cells `[start, start + n)` of `plane` into channel `ch` of the interleaved
 /// `out` (which is zero), and clears their filled bits.
 fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
+    if plane.law == Some(Law::Decoded8k) {
+        return copy_run(plane, start, n, ch, out);
+    }
     let Some(table) = plane.law.and_then(Law::table) else { return };
     let mut i = 0;
     while i < n {
@@ -520,6 +549,19 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
             plane.filled[word] &= !(mask << bit);
         }
         i += take;
+    }
+}
+
+/// [`decode_run`] for samples decoded already ([`Law::Decoded8k`]).
+fn copy_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
+    let Some(pcm) = plane.pcm.as_ref() else { return };
+    for (k, frame) in out[..n * FRAME].chunks_exact_mut(FRAME).enumerate() {
+        let cell = start + k;
+        let (word, bit) = (cell / 64, cell % 64);
+        if plane.filled[word] >> bit & 1 != 0 {
+            plane.filled[word] &= !(1u64 << bit);
+            frame[ch * 2..ch * 2 + 2].copy_from_slice(&pcm[cell][0].to_le_bytes());
+        }
     }
 }
 
