@@ -371,6 +371,86 @@ fn g729_and_gsm_calls_are_decoded_as_the_reference_decoders_decode_them() {
 }
 
 #[test]
+fn a_codec_change_by_reinvite_keeps_every_sample_and_lists_each_codec_segment() {
+    let test = "a_codec_change_by_reinvite";
+    if !have_ffmpeg(test) || !have_libraries(test) {
+        return;
+    }
+    // 0: PCMU both ways, the caller re-INVITEs to G.722 after 2.5 s: the recording turns 16 kHz
+    // (what was written is rewritten), both codecs' audio exact. 1: G.729 both ways, the
+    // callee re-INVITEs to PCMU after 2 s: 8 kHz throughout.
+    let mut up = call(0, 6_000);
+    up.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Caller, at_ms: 2_500, codec: Codec::G722 }];
+    let mut down = call(1, 5_000);
+    down.codec = Codec::G729;
+    down.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Callee, at_ms: 2_000, codec: Codec::Pcmu }];
+    let scenario = Scenario { calls: vec![up, down], seed: 13, ..Scenario::default() };
+    let r = run(&scenario, &[]);
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("call {i}");
+        let rec = r.record(&t.call_id);
+        let (first, then) = if i == 0 { (Codec::Pcmu, Codec::G722) } else { (Codec::G729, Codec::Pcmu) };
+        let rate = if i == 0 { 16000 } else { 8000 };
+        assert_eq!(rec.value["audio"]["sample_rate"], rate, "{ctx}");
+        let origin = [Party::Caller, Party::Callee]
+            .into_iter()
+            .flat_map(|p| audio(&scenario, i, p, 0))
+            .map(|(_, s)| s.capture_ns)
+            .min()
+            .unwrap();
+        let parties = [Party::Caller, Party::Callee].map(|p| audio(&scenario, i, p, origin));
+        let len = |s: &Sent| if s.pt == 18 { s.payload.len() / 10 * 80 } else { s.payload.len() };
+        let positions = parties.iter().flatten().map(|(at, s)| at + len(s)).max().unwrap();
+        let got = channels_at(rec.wav.as_deref().unwrap(), rate);
+        let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+        for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+            let ctx = format!("{ctx} {party:?}");
+            let before: Vec<(usize, Sent)> =
+                parties[k].iter().filter(|(_, s)| s.pt == first.payload_type()).cloned().collect();
+            let after: Vec<(usize, Sent)> =
+                parties[k].iter().filter(|(_, s)| s.pt == then.payload_type()).cloned().collect();
+            assert!(before.len() > 50 && after.len() > 50, "{ctx}: both codecs sent");
+            assert_eq!(before.len() + after.len(), parties[k].len());
+            assert!(before.last().unwrap().0 < after[0].0, "{ctx}: one switch");
+            let ulaw = |packets: &[(usize, Sent)], step: usize, ch: &mut [i16]| {
+                for (at, s) in packets {
+                    for (j, &b) in s.payload.iter().enumerate() {
+                        ch[step * (at + j)] = ULAW_TO_LINEAR[b as usize];
+                    }
+                }
+            };
+            if i == 0 {
+                // The PCMU part: the even samples exact; the G.722 part: exact, decoded from
+                // the reset state at its first code.
+                let mut want = expected_g722(&after, positions);
+                ulaw(&before, 2, &mut want);
+                let end = 2 * (before.last().unwrap().0 + 160);
+                let even = |v: &[i16]| v[..end].iter().step_by(2).copied().collect::<Vec<_>>();
+                assert_same(&format!("{ctx} PCMU part"), &even(&got[k]), &even(&want));
+                let from = 2 * after[0].0;
+                assert_same(&format!("{ctx} G.722 part"), &got[k][from..], &want[from..]);
+            } else {
+                let mut want = expected_g729(&before, positions);
+                ulaw(&after, 1, &mut want);
+                assert_same(&ctx, &got[k], &want);
+            }
+            // Two segments for the party, in order, each with its packets and times.
+            let side = if k == 0 { "caller" } else { "callee" };
+            let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
+            assert_eq!(mine.len(), 2, "{ctx}: {segments:?}");
+            for (seg, (codec, packets)) in mine.iter().zip([(first, &before), (then, &after)]) {
+                assert_eq!(seg["codec"], codec.encoding_name(), "{ctx}");
+                assert_eq!(seg["payload_type"], codec.payload_type(), "{ctx}");
+                assert_eq!(seg["decoded"], true, "{ctx}");
+                assert_eq!(seg["packets"].as_u64(), Some(packets.len() as u64), "{ctx}");
+                assert_eq!(seg["first"], rfc3339(packets[0].1.capture_ns), "{ctx}");
+                assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
+            }
+        }
+    }
+}
+
+#[test]
 fn gsm_frames_from_a_real_encoder_decode_as_ffmpeg_decodes_them() {
     if !have_ffmpeg("gsm_frames_from_a_real_encoder") {
         return;

@@ -72,6 +72,10 @@ pub(crate) struct StreamPlan {
     ts0: u32,
     /// Packet ranges `[a, b)` not sent (held), sorted and disjoint.
     pub(crate) muted: Vec<(u32, u32)>,
+    /// Codec changes: from packet `k` on, this codec (sorted).
+    switches: Vec<(u32, Codec)>,
+    /// The party's tone (for packets in a codec it changed to).
+    tone_hz: f64,
     changes: Vec<StreamChange>,
     dtmf: Vec<DtmfDigit>,
     /// The events travel on their own stream: (SSRC, first sequence number).
@@ -105,6 +109,7 @@ impl StreamPlan {
         let mut muted = Vec::new();
         let mut own_moves = Vec::new();
         let mut peer_moves = Vec::new();
+        let mut switches = Vec::new();
         if answered {
             for (by, hold, resume) in timeline::holds(spec) {
                 if by != party {
@@ -116,6 +121,9 @@ impl StreamPlan {
                 }
             }
             for r in timeline::reinvites(spec) {
+                if let timeline::ReInviteKind::Codec(c) = r.kind {
+                    switches.push((first_at(r.at_ns + timeline::REPLY_DELAY_NS), c));
+                }
                 if r.kind != timeline::ReInviteKind::Move {
                     continue;
                 }
@@ -170,6 +178,7 @@ impl StreamPlan {
         }
         let event_stream = spec.event_streams.iter().find(|e| e.party == party).map(|e| (e.ssrc, e.seq));
         let plain = muted.is_empty()
+            && switches.is_empty()
             && changes.is_empty()
             && dtmf.is_empty()
             && early.is_none()
@@ -187,6 +196,11 @@ impl StreamPlan {
             seq0,
             ts0,
             muted,
+            switches,
+            tone_hz: match party {
+                Party::Caller => spec.caller_tone_hz,
+                Party::Callee => spec.callee_tone_hz,
+            },
             changes,
             dtmf,
             event_stream,
@@ -233,6 +247,11 @@ impl StreamPlan {
             return 0;
         }
         self.dtmf.iter().map(|d| (d.at_packet + d.packets + 2).min(to).saturating_sub(d.at_packet.max(from))).sum()
+    }
+
+    /// The codec packet `k` carries.
+    fn codec_at(&self, k: u32) -> Codec {
+        self.switches.iter().rev().find(|s| s.0 <= k).map_or(self.codec, |s| s.1)
     }
 
     fn talk_header(&self, k: u32) -> (u32, u16, u32, bool) {
@@ -289,7 +308,7 @@ impl StreamPlan {
             let header = Header { ssrc, seq, ts: start_ts, marker: i == 0, pt: TELEPHONE_EVENT_PT };
             return (header, Body::Event([d.event, flags, hi, lo]));
         }
-        let header = Header { ssrc, seq, ts, marker, pt: self.codec.payload_type() };
+        let header = Header { ssrc, seq, ts, marker, pt: self.codec_at(k).payload_type() };
         (header, Body::Audio { first: u64::from(k) * u64::from(self.spp), ringback: false })
     }
 
@@ -374,14 +393,18 @@ impl StreamPlan {
             return;
         }
         let at = out.len();
+        let codec = if send.early { self.codec } else { self.codec_at(send.index) };
         match body {
+            Body::Audio { first, ringback: false } if codec != self.codec => {
+                ToneSource::Direct { codec, freq_hz: self.tone_hz }.fill(first, self.spp as usize, out)
+            }
             Body::Audio { first, ringback: false } => talk.fill(first, self.spp as usize, out),
             Body::Audio { first, ringback: true } => {
                 ringback.expect("early packet without a ringback tone").fill(first, self.spp as usize, out)
             }
             Body::Event(p) => return out.extend_from_slice(&p),
         }
-        self.codec.pack(out, at);
+        codec.pack(out, at);
     }
 }
 

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use base64::Engine as _;
 
 use crate::mix::hash;
-use crate::spec::{CallSpec, ExtraKind, MediaSecurity, SipTransport};
+use crate::spec::{CallSpec, Codec, ExtraKind, MediaSecurity, SipTransport};
 use crate::timeline::{Party, ReInvite, SipMsg, TcpControl, reinvites};
 
 /// Identifiers of one dialog, hashed from the scenario seed and the call's position.
@@ -212,7 +212,7 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
     // Start line and the headers every message has, in the usual order.
     let (start, via, from, to, cseq_line) = match msg {
         SipMsg::Invite | SipMsg::ChallengedInvite => {
-            body = sdp(spec, Party::Caller, ids.caller_sess, 0, spec.caller_rtp_port, "sendrecv");
+            body = sdp(spec, Party::Caller, ids.caller_sess, 0, spec.caller_rtp_port, "sendrecv", None);
             (format!("INVITE {callee_target} SIP/2.0"), invite_via, from_caller, to_uri, format!("{cseq} INVITE"))
         }
         SipMsg::Challenge(code) => {
@@ -230,7 +230,7 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
             (status(code), invite_via, from_caller, to, format!("{cseq} INVITE"))
         }
         SipMsg::InviteOk | SipMsg::SessionProgress => {
-            body = sdp(spec, Party::Callee, ids.callee_sess, 0, spec.callee_rtp_port, "sendrecv");
+            body = sdp(spec, Party::Callee, ids.callee_sess, 0, spec.callee_rtp_port, "sendrecv", None);
             let code = if msg == SipMsg::InviteOk { 200 } else { 183 };
             (status(code), invite_via, from_caller, to_tagged, format!("{cseq} INVITE"))
         }
@@ -248,7 +248,7 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
             };
             match msg {
                 SipMsg::ReInvite(..) => {
-                    body = sdp(spec, by, sess, r.offer_version, r.offer_port, r.offer_dir);
+                    body = sdp(spec, by, sess, r.offer_version, r.offer_port, r.offer_dir, Some(r.offer_codec));
                     (format!("INVITE {target} SIP/2.0"), via, from.clone(), to.clone(), format!("{number} INVITE"))
                 }
                 SipMsg::ReInviteOk(..) => {
@@ -256,7 +256,15 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
                         Party::Caller => Party::Callee,
                         Party::Callee => Party::Caller,
                     };
-                    body = sdp(spec, other, answer_sess, r.answer_version, r.answer_port, r.answer_dir);
+                    body = sdp(
+                        spec,
+                        other,
+                        answer_sess,
+                        r.answer_version,
+                        r.answer_port,
+                        r.answer_dir,
+                        Some(r.answer_codec),
+                    );
                     (status(200), via, from.clone(), to.clone(), format!("{number} INVITE"))
                 }
                 _ => (format!("ACK {target} SIP/2.0"), via, from.clone(), to.clone(), format!("{number} ACK")),
@@ -403,7 +411,15 @@ fn padding(bytes: u32, out: &mut String) {
 /// An SDP of `party` (the offer of the caller, the answer of the callee, or a re-offer): its
 /// address, `port`, `o=` version `session + version` and direction attribute `direction`; the
 /// call's encryption and extra media lines when it has them.
-fn sdp(spec: &CallSpec, party: Party, session: u64, version: u64, port: u16, direction: &str) -> String {
+fn sdp(
+    spec: &CallSpec,
+    party: Party,
+    session: u64,
+    version: u64,
+    port: u16,
+    direction: &str,
+    codec: Option<Codec>,
+) -> String {
     let ip = match party {
         Party::Caller => spec.caller_ip,
         Party::Callee => spec.callee_ip,
@@ -413,7 +429,12 @@ fn sdp(spec: &CallSpec, party: Party, session: u64, version: u64, port: u16, dir
         Party::Caller => spec.caller_declares,
         Party::Callee => spec.callee_declares,
     };
-    let (codec, events) = declared.map_or((spec.codec_of(party), true), |d| (d.codec, d.telephone_event));
+    let (declared_codec, events) = declared.map_or((spec.codec_of(party), true), |d| (d.codec, d.telephone_event));
+    // A re-INVITE's SDP offers the codec of the moment (changed by `MidCall::ChangeCodec`).
+    let codec = match codec {
+        Some(c) if c != spec.codec_of(party) => c,
+        _ => declared_codec,
+    };
     let pt = codec.payload_type();
     let o_version = session + version;
     let (formats, event_lines) =

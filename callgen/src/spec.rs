@@ -282,6 +282,17 @@ pub enum MidCall {
         /// The new RTP port.
         rtp_port: u16,
     },
+    /// `by` re-INVITEs offering only `codec`, the other party answers it, and from the 200 OK
+    /// on both send `codec` (same SSRCs, sequence numbers and timestamps going on; the new
+    /// payload type). Later re-INVITEs offer it too. Codecs with an 8 kHz RTP clock only.
+    ChangeCodec {
+        /// Who re-INVITEs.
+        by: Party,
+        /// When (ms after the answer).
+        at_ms: u32,
+        /// The codec both parties send from then on.
+        codec: Codec,
+    },
 }
 
 /// A SIP INFO request of an answered call, sent by `by` at `answer + at_ms` (its 200 OK 5 ms

@@ -56,7 +56,7 @@
 //! packet of the capture, SIP included.
 
 use crate::mix::{hash, unit_f64};
-use crate::spec::{CallSpec, Delay, Hangup, MidCall, Outcome, Scenario, SipTransport};
+use crate::spec::{CallSpec, Codec, Delay, Hangup, MidCall, Outcome, Scenario, SipTransport};
 
 const MS: i64 = 1_000_000;
 
@@ -292,6 +292,10 @@ pub(crate) struct ReInvite {
     /// SDP `o=` version of the offer and of the answer, as an increment of the session id.
     pub(crate) offer_version: u64,
     pub(crate) answer_version: u64,
+    /// Codec of the offer and of the answer (the parties' current ones; the new one for a
+    /// codec change).
+    pub(crate) offer_codec: Codec,
+    pub(crate) answer_codec: Codec,
     /// CSeq number of the re-INVITE, as an increment of the sender's first CSeq (the
     /// caller's INVITE CSeq, or the callee's first CSeq).
     pub(crate) cseq_step: u32,
@@ -303,6 +307,7 @@ pub(crate) enum ReInviteKind {
     Hold,
     Resume,
     Move,
+    Codec(Codec),
 }
 
 /// The re-INVITEs of a call in time order, with the SDP each side sends (see [`MidCall`]).
@@ -320,6 +325,7 @@ pub(crate) fn reinvites(spec: &CallSpec) -> Vec<ReInvite> {
             MidCall::MoveMedia { party, at_ms, rtp_port } => {
                 events.push((at_ms, party, ReInviteKind::Move, Some(rtp_port)))
             }
+            MidCall::ChangeCodec { by, at_ms, codec } => events.push((at_ms, by, ReInviteKind::Codec(codec), None)),
         }
     }
     events.sort_by_key(|e| e.0);
@@ -328,6 +334,7 @@ pub(crate) fn reinvites(spec: &CallSpec) -> Vec<ReInvite> {
     let mut dir = ["sendrecv"; 2];
     let mut version = [0u64; 2];
     let mut sent = [0u32; 2];
+    let mut codec = [spec.codec_of(Party::Caller), spec.codec_of(Party::Callee)];
     let idx = |p: Party| usize::from(p == Party::Callee);
     let mut out = Vec::with_capacity(events.len());
     for (at_ms, by, kind, new_port) in events {
@@ -335,8 +342,14 @@ pub(crate) fn reinvites(spec: &CallSpec) -> Vec<ReInvite> {
         let (offer_dir, answer_dir) = match kind {
             ReInviteKind::Hold => ("sendonly", "recvonly"),
             ReInviteKind::Resume => ("sendrecv", "sendrecv"),
-            ReInviteKind::Move => (dir[o], dir[r]),
+            ReInviteKind::Move | ReInviteKind::Codec(_) => (dir[o], dir[r]),
         };
+        if let ReInviteKind::Codec(c) = kind {
+            // A new SDP on both sides: new versions whatever else stays.
+            codec = [c, c];
+            version[o] += 1;
+            version[r] += 1;
+        }
         let offer_port = new_port.unwrap_or(port[o]);
         let answer_port = port[r];
         let mut bump = |side: usize, p: u16, d: &'static str| {
@@ -360,6 +373,8 @@ pub(crate) fn reinvites(spec: &CallSpec) -> Vec<ReInvite> {
             answer_port,
             offer_version,
             answer_version,
+            offer_codec: codec[o],
+            answer_codec: codec[r],
             cseq_step: if by == Party::Caller { sent[o] } else { sent[o] - 1 }
                 + infos_before(spec, by, |info_ms| info_ms < at_ms),
         });
@@ -381,7 +396,9 @@ pub(crate) fn info_cseq_step(spec: &CallSpec, n: usize) -> u32 {
         .iter()
         .flat_map(|m| match *m {
             MidCall::Hold { by, at_ms, resume_ms } => vec![(by, at_ms), (by, resume_ms.unwrap_or(u32::MAX))],
-            MidCall::MoveMedia { party, at_ms, .. } => vec![(party, at_ms)],
+            MidCall::MoveMedia { party, at_ms, .. } | MidCall::ChangeCodec { by: party, at_ms, .. } => {
+                vec![(party, at_ms)]
+            }
         })
         .filter(|&(by, at)| by == info.by && at <= info.at_ms)
         .count() as u32;
@@ -413,7 +430,7 @@ pub(crate) fn holds(spec: &CallSpec) -> Vec<(Party, i64, Option<i64>)> {
                     h.2 = Some(x.at_ns);
                 }
             }
-            ReInviteKind::Move => {}
+            ReInviteKind::Move | ReInviteKind::Codec(_) => {}
         }
     }
     out

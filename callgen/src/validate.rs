@@ -277,6 +277,17 @@ fn check_midcall(c: &CallSpec) -> Result<(), String> {
                 }
                 times.push((at_ms, "move"));
             }
+            MidCall::ChangeCodec { at_ms, codec, .. } => {
+                let frame_ms = match codec {
+                    crate::Codec::G729 => 10,
+                    crate::Codec::Gsm => 20,
+                    _ => 1,
+                };
+                if !c.ptime_ms.is_multiple_of(frame_ms) || c.media_security.is_some() {
+                    return Err(format!("a change to {codec:?} needs whole frames per packet and media in the clear"));
+                }
+                times.push((at_ms, "codec change"));
+            }
         }
     }
     if times.len() > MAX_REINVITES {

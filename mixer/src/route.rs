@@ -810,8 +810,8 @@ pub(crate) mod tests {
         let mut m = mixer(dir.path());
         let orphan = RtpMeta { call: CallRef { slot: 7, generation: 1 }, ..meta(Side::Caller, 0, 0) };
         m.rtp(&orphan, &codes(Side::Caller, 0));
-        // G.729 (static payload type 18) is not decoded; comfort noise (13) is silence.
-        m.rtp(&meta(Side::Caller, 0, 18), &[0; 20]);
+        // G.723.1 (static payload type 4) is not decoded; comfort noise (13) is silence.
+        m.rtp(&meta(Side::Caller, 0, 4), &[0; 24]);
         m.rtp(&meta(Side::Callee, 0, 13), &[40]);
         let s = m.stats().clone();
         assert_eq!((s.rtp_packets, s.rtp_orphans, s.undecodable_packets, s.signal_packets), (3, 1, 1, 1));
@@ -819,6 +819,6 @@ pub(crate) mod tests {
         assert!(p.audio.is_empty(), "no audio file for a call without decodable audio");
         assert!(p.record.audio.is_none());
         assert!(!p.record.capture_complete);
-        assert!(p.record.incomplete_reasons.iter().any(|r| r.contains("G729 (PT 18) could not be decoded")));
+        assert!(p.record.incomplete_reasons.iter().any(|r| r.contains("G723 (PT 4) could not be decoded")));
     }
 }

@@ -158,6 +158,14 @@ impl Plane {
         }
     }
 
+    /// One past the last filled position in `[written, end)` (`written` when none is).
+    fn filled_until(&self, written: u64, end: u64, mask: u64) -> u64 {
+        (written..end)
+            .rev()
+            .find(|&p| self.filled[(p & mask) as usize / 64] >> ((p & mask) % 64) & 1 != 0)
+            .map_or(written, |p| p + 1)
+    }
+
     /// Marks ring cells `[start, start + n)` (no wrap) as filled.
     fn mark(&mut self, start: usize, n: usize) {
         let (mut i, end) = (start, start + n);
@@ -315,9 +323,11 @@ impl Timeline {
             Some(l) if l == law => {}
             Some(_) => {
                 // A channel changing law mid-call (re-INVITE): write out what it has under the
-                // old one first.
-                if self.end > self.written {
-                    self.flush_to(self.end, scratch)?;
+                // old one first, up to its own last code (not the other channel's: its packets
+                // for those positions may still be coming).
+                let upto = self.planes[channel].filled_until(self.written, self.end, self.mask);
+                if upto > self.written {
+                    self.flush_to(upto, scratch)?;
                 }
                 self.planes[channel].law = Some(law);
             }
@@ -647,6 +657,23 @@ mod tests {
         assert_eq!(late.late_samples, 160);
         let frames = t.finish(&mut s).unwrap().frames;
         assert_eq!(frames, 320);
+    }
+
+    #[test]
+    fn law_change_is_not_forced_past_by_the_other_channel() {
+        // The other channel is a packet ahead when this one changes law: the first packet of
+        // the new law is placed, not written over as silence.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.wav");
+        let mut s = Vec::new();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
+        t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
+        t.place(1, 0, &[0xef; 320], Law::Ulaw, &mut s).unwrap();
+        let placed = t.place(0, 160, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
+        assert_eq!(placed.late_samples, 0);
+        assert_eq!(t.finish(&mut s).unwrap().frames, 320);
+        let s = samples(&p);
+        assert_eq!((s[159], s[160], s[319]), ([132, 132], [32256, 132], [32256, 132]));
     }
 
     #[test]
