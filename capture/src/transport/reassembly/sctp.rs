@@ -363,6 +363,34 @@ mod tests {
         assert_eq!(r.bytes_buffered(), 0);
     }
 
+    /// An I-DATA chunk (RFC 8260): TSN, stream, reserved, MID, then PPID (first) or FSN.
+    fn i_data(flags: u8, tsn: u32, stream: u16, mid: u32, ppid_or_fsn: u32, payload: &[u8]) -> Vec<u8> {
+        let mut c = vec![64, flags];
+        c.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        c.extend_from_slice(&tsn.to_be_bytes());
+        c.extend_from_slice(&stream.to_be_bytes());
+        c.extend_from_slice(&[0, 0]);
+        c.extend_from_slice(&mid.to_be_bytes());
+        c.extend_from_slice(&ppid_or_fsn.to_be_bytes());
+        c.extend_from_slice(payload);
+        c
+    }
+
+    #[test]
+    fn interleaved_i_data_messages() {
+        let m1 = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        let m2 = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let mut r = SctpReassembler::new(cfg());
+        // Two messages of one stream interleaved (MID 1 and 2), fragments out of order.
+        let p = vec![
+            packet(&[i_data(2, 1, 0, 1, 0, &m1[..10]), i_data(2, 2, 0, 2, 0, &m2[..10])]),
+            packet(&[i_data(1, 4, 0, 2, 2, &m2[20..]), i_data(0, 3, 0, 2, 1, &m2[10..20])]),
+            packet(&[i_data(1, 5, 0, 1, 1, &m1[10..])]),
+        ];
+        assert_eq!(run(&mut r, &p), vec![m2.to_vec(), m1.to_vec()]);
+        assert_eq!((r.stats().reassembled, r.bytes_buffered(), r.partials()), (2, 0, 0));
+    }
+
     #[test]
     fn lost_fragment_expires_and_hostile_chunks() {
         let m2 = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
