@@ -23,7 +23,7 @@ use crate::net::{self, L4, Wire};
 use crate::pcap::PcapWriter;
 use crate::rtp::{self, StreamPlan};
 use crate::sip::{self, DialogIds};
-use crate::spec::{CallSpec, ExtraKind, Hangup, Outcome, Scenario, SipTransport};
+use crate::spec::{CallSpec, ExtraKind, Hangup, Outcome, Scenario, SctpOptions, SipTransport, WsOptions};
 use crate::timeline::{self, Party, RtpSchedule, RtpSend, SipMsg, TcpControl};
 use crate::tone::{ToneCache, ToneSource};
 use crate::truth::{CallTruth, DtmfTruth, EarlyMediaTruth, HoldTruth, SipTruth, StreamTruth, Truth};
@@ -83,6 +83,32 @@ struct TcpConn {
     next: [u32; 2],
     /// A 100 Trying waiting to go out with the callee's next message.
     pending: Vec<u8>,
+    /// SIP over WebSocket: how messages are framed.
+    ws: Option<WsFraming>,
+}
+
+/// SIP over WebSocket framing of a call's messages.
+#[derive(Debug)]
+struct WsFraming {
+    opts: WsOptions,
+    /// Hashed into each masking key.
+    seed: u64,
+    /// Messages framed so far.
+    messages: u64,
+}
+
+/// The SCTP association of a call.
+#[derive(Debug)]
+struct SctpAssoc {
+    opts: SctpOptions,
+    /// Verification tag of the caller (0) and the callee (1): each sends the other's.
+    vtag: [u32; 2],
+    /// Next TSN of each sender.
+    tsn: [u32; 2],
+    /// Next stream sequence number per sender and stream.
+    ssn: [Vec<u16>; 2],
+    /// Messages sent by each.
+    messages: [u32; 2],
 }
 
 /// Everything the generator keeps about one call.
@@ -97,6 +123,7 @@ struct CallState<'a> {
     /// Next IPv4 identification of the caller and the callee.
     ip_id: [u16; 2],
     tcp: Option<TcpConn>,
+    sctp: Option<SctpAssoc>,
     /// Datagrams of the extra (non-audio) media lines, in time order, and the next one.
     extra: Vec<ExtraSend>,
     extra_next: usize,
@@ -204,17 +231,37 @@ impl<'a> Generator<'a> {
                 stream(Party::Callee, spec.callee_tone_hz, SRC_CALLEE),
             ];
             let id_seed = hash(&[scenario.seed, 0x1d, index as u64]);
+            let isn = hash(&[scenario.seed, 0x7c9, index as u64]);
             let tcp = match spec.sip_transport {
-                SipTransport::Udp => None,
-                SipTransport::Tcp(o) => {
-                    let isn = hash(&[scenario.seed, 0x7c9, index as u64]);
-                    Some(TcpConn {
-                        mss: usize::from(o.mss.max(1)),
-                        coalesce_trying: o.coalesce_trying,
-                        next: [isn as u32, (isn >> 32) as u32],
-                        pending: Vec::new(),
+                SipTransport::Udp | SipTransport::Sctp(_) => None,
+                SipTransport::Tcp(o) => Some(TcpConn {
+                    mss: usize::from(o.mss.max(1)),
+                    coalesce_trying: o.coalesce_trying,
+                    next: [isn as u32, (isn >> 32) as u32],
+                    pending: Vec::new(),
+                    ws: None,
+                }),
+                SipTransport::WebSocket(o) => Some(TcpConn {
+                    mss: usize::from(o.mss.max(1)),
+                    coalesce_trying: false,
+                    next: [isn as u32, (isn >> 32) as u32],
+                    pending: Vec::new(),
+                    ws: Some(WsFraming { opts: o, seed: hash(&[scenario.seed, 0x3e5, index as u64]), messages: 0 }),
+                }),
+            };
+            let sctp = match spec.sip_transport {
+                SipTransport::Sctp(o) => {
+                    let h = hash(&[scenario.seed, 0x5c7, index as u64]);
+                    let streams = usize::from(o.streams.max(1));
+                    Some(SctpAssoc {
+                        opts: o,
+                        vtag: [h as u32 | 1, (h >> 32) as u32 | 1],
+                        tsn: [isn as u32, (isn >> 32) as u32],
+                        ssn: [vec![0; streams], vec![0; streams]],
+                        messages: [0, 0],
                     })
                 }
+                _ => None,
             };
             let extra = extra_schedule(scenario, spec);
             if let Some(e) = extra.first() {
@@ -231,6 +278,7 @@ impl<'a> Generator<'a> {
                 rtp,
                 ip_id: [id_seed as u16, (id_seed >> 16) as u16],
                 tcp,
+                sctp,
             });
         }
         Generator {
@@ -264,7 +312,17 @@ impl<'a> Generator<'a> {
                 let next = call.sip.get(call.sip_next).map(|&(t, _)| t);
                 let by_caller = sip::sent_by_caller(msg);
                 let records = if let SipMsg::Tcp(control) = msg {
-                    tcp_control(&mut self.wire, pcap, t, call, control)?
+                    if call.sctp.is_some() {
+                        sctp_control(&mut self.wire, pcap, t, call, control)?
+                    } else {
+                        tcp_control(&mut self.wire, pcap, t, call, control)?
+                    }
+                } else if call.sctp.is_some() {
+                    sip::render(spec, &call.ids, msg, &mut self.sip_text);
+                    let (method, status) = sip::describe(msg);
+                    call.truth.sip.push(SipTruth { capture_ns: captured, method, status, from_caller: by_caller });
+                    self.sip_messages += 1;
+                    sctp_data(&mut self.wire, pcap, t, call, by_caller, self.sip_text.as_bytes())?
                 } else {
                     sip::render(spec, &call.ids, msg, &mut self.sip_text);
                     let (method, status) = sip::describe(msg);
@@ -407,7 +465,10 @@ fn tcp_data<W: Write>(
 ) -> io::Result<u64> {
     let Some(tcp) = call.tcp.as_mut() else { return Ok(0) };
     let mut bytes = std::mem::take(&mut tcp.pending);
-    bytes.extend_from_slice(text);
+    match tcp.ws.as_mut() {
+        Some(ws) => ws_message(ws, by_caller, text, &mut bytes),
+        None => bytes.extend_from_slice(text),
+    }
     let (me, peer) = if by_caller { (0, 1) } else { (1, 0) };
     let chunks: Vec<&[u8]> = bytes.chunks(tcp.mss).collect();
     let mut records = 0;
@@ -444,9 +505,190 @@ fn tcp_control<W: Write>(
     };
     let l4 = L4::Tcp { seq: tcp.next[me], ack: tcp.next[peer], flags };
     tcp.next[me] = tcp.next[me].wrapping_add(consumes);
+    let upgrade = control == TcpControl::HandshakeAck && tcp.ws.is_some();
     let d =
         Datagram { media: false, ip_id: next_ip_id(&mut call.ip_id, by_caller), ..sip_datagram(call.spec, by_caller) };
-    wire.write(pcap, t, &d, l4, &[])
+    let mut records = wire.write(pcap, t, &d, l4, &[])?;
+    if upgrade {
+        let host = sip_datagram(call.spec, true);
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {}:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://{}\r\n\
+             Sec-WebSocket-Protocol: sip\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            host.dst, host.dst_port, host.src
+        );
+        let response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: sip\r\n\r\n";
+        records += raw_tcp_data(wire, pcap, t, call, true, request.as_bytes())?;
+        records += raw_tcp_data(wire, pcap, t, call, false, response.as_bytes())?;
+    }
+    Ok(records)
+}
+
+/// Writes bytes as the next segments of the call's TCP connection, as they are.
+fn raw_tcp_data<W: Write>(
+    wire: &mut Wire,
+    pcap: &mut PcapWriter<W>,
+    t: i64,
+    call: &mut CallState<'_>,
+    by_caller: bool,
+    bytes: &[u8],
+) -> io::Result<u64> {
+    let Some(tcp) = call.tcp.as_mut() else { return Ok(0) };
+    let (me, peer) = if by_caller { (0, 1) } else { (1, 0) };
+    let l4 = L4::Tcp { seq: tcp.next[me], ack: tcp.next[peer], flags: net::ACK | net::PSH };
+    tcp.next[me] = tcp.next[me].wrapping_add(bytes.len() as u32);
+    let d =
+        Datagram { media: false, ip_id: next_ip_id(&mut call.ip_id, by_caller), ..sip_datagram(call.spec, by_caller) };
+    wire.write(pcap, t, &d, l4, bytes)
+}
+
+/// Appends one SIP message as WebSocket frames (RFC 6455): a text frame and continuations of
+/// at most `fragment` bytes, the caller's masked, a control frame between the first two
+/// fragments with `ping`.
+fn ws_message(ws: &mut WsFraming, by_caller: bool, text: &[u8], out: &mut Vec<u8>) {
+    let n = ws.messages;
+    ws.messages += 1;
+    let step = ws.opts.fragment.map_or(text.len().max(1), |f| usize::from(f.max(1)));
+    let pieces: Vec<&[u8]> = if text.is_empty() { vec![text] } else { text.chunks(step).collect() };
+    for (i, piece) in pieces.iter().enumerate() {
+        let fin = if i + 1 == pieces.len() { 0x80 } else { 0 };
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        ws_frame(fin | opcode, by_caller.then(|| ws_key(ws.seed, n, i as u64)), piece, out);
+        if i == 0 && pieces.len() > 1 && ws.opts.ping {
+            let (op, key) = if by_caller { (0x89, Some(ws_key(ws.seed, n, 1 << 32))) } else { (0x8a, None) };
+            ws_frame(op, key, b"keepalive", out);
+        }
+    }
+}
+
+fn ws_key(seed: u64, message: u64, frame: u64) -> [u8; 4] {
+    (hash(&[seed, message, frame]) as u32).to_be_bytes()
+}
+
+/// One frame: header (7-bit, 16-bit or 64-bit length), masking key, payload (masked).
+fn ws_frame(first: u8, key: Option<[u8; 4]>, payload: &[u8], out: &mut Vec<u8>) {
+    out.push(first);
+    let mask_bit = if key.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n < 65_536 => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match key {
+        Some(k) => {
+            out.extend_from_slice(&k);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+}
+
+/// Writes one SIP message as a user message of the call's SCTP association: DATA chunks of at
+/// most `fragment` bytes, `bundle` to a packet, the callee's packets led by a SACK.
+fn sctp_data<W: Write>(
+    wire: &mut Wire,
+    pcap: &mut PcapWriter<W>,
+    t: i64,
+    call: &mut CallState<'_>,
+    by_caller: bool,
+    text: &[u8],
+) -> io::Result<u64> {
+    let Some(a) = call.sctp.as_mut() else { return Ok(0) };
+    let (me, peer) = if by_caller { (0, 1) } else { (1, 0) };
+    let streams = a.ssn[me].len();
+    let stream = a.messages[me] as usize % streams;
+    a.messages[me] += 1;
+    let ssn = a.ssn[me][stream];
+    a.ssn[me][stream] = ssn.wrapping_add(1);
+    let step = a.opts.fragment.map_or(text.len().max(1), |f| usize::from(f.max(1)));
+    let pieces: Vec<&[u8]> = text.chunks(step).collect();
+    let mut chunks = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let flags = u8::from(i == 0) << 1 | u8::from(i + 1 == pieces.len());
+        let mut c = vec![0, flags];
+        c.extend_from_slice(&((16 + piece.len()) as u16).to_be_bytes());
+        c.extend_from_slice(&a.tsn[me].to_be_bytes());
+        c.extend_from_slice(&(stream as u16).to_be_bytes());
+        c.extend_from_slice(&ssn.to_be_bytes());
+        c.extend_from_slice(&[0; 4]); // PPID 0 (RFC 4168)
+        c.extend_from_slice(piece);
+        c.resize(c.len().next_multiple_of(4), 0);
+        a.tsn[me] = a.tsn[me].wrapping_add(1);
+        chunks.push(c);
+    }
+    let (vtag, zero_checksum, cum_ack) = (a.vtag[peer], a.opts.zero_checksum, a.tsn[peer].wrapping_sub(1));
+    let mut records = 0;
+    for group in chunks.chunks(usize::from(a.opts.bundle.max(1))) {
+        let mut payload = Vec::new();
+        if !by_caller {
+            // SACK: cumulative TSN ack, a_rwnd, no gap blocks, no duplicates.
+            payload.extend_from_slice(&[3, 0, 0, 16]);
+            payload.extend_from_slice(&cum_ack.to_be_bytes());
+            payload.extend_from_slice(&65_535u32.to_be_bytes());
+            payload.extend_from_slice(&[0; 4]);
+        }
+        for c in group {
+            payload.extend_from_slice(c);
+        }
+        let d = Datagram {
+            media: false,
+            ip_id: next_ip_id(&mut call.ip_id, by_caller),
+            ..sip_datagram(call.spec, by_caller)
+        };
+        records += wire.write(pcap, t, &d, L4::Sctp { vtag, zero_checksum }, &payload)?;
+    }
+    Ok(records)
+}
+
+/// Writes one control packet opening or closing the call's SCTP association.
+fn sctp_control<W: Write>(
+    wire: &mut Wire,
+    pcap: &mut PcapWriter<W>,
+    t: i64,
+    call: &mut CallState<'_>,
+    control: TcpControl,
+) -> io::Result<u64> {
+    let Some(a) = call.sctp.as_ref() else { return Ok(0) };
+    let by_caller = sip::sent_by_caller(SipMsg::Tcp(control));
+    let (me, peer) = if by_caller { (0, 1) } else { (1, 0) };
+    let streams = a.ssn[me].len() as u16;
+    let init = |kind: u8, extra: &[u8]| {
+        // INIT / INIT ACK: initiate tag, a_rwnd, outbound and inbound streams, initial TSN.
+        let mut c = vec![kind, 0];
+        c.extend_from_slice(&((20 + extra.len()) as u16).to_be_bytes());
+        c.extend_from_slice(&a.vtag[me].to_be_bytes());
+        c.extend_from_slice(&65_535u32.to_be_bytes());
+        c.extend_from_slice(&streams.to_be_bytes());
+        c.extend_from_slice(&streams.to_be_bytes());
+        c.extend_from_slice(&a.tsn[me].to_be_bytes());
+        c.extend_from_slice(extra);
+        c
+    };
+    // State cookie parameter (type 7) of 8 bytes.
+    let cookie = [0, 7, 0, 12, 0xc0, 0x0c, 0x1e, 0x00, 0, 0, 0, 0];
+    let (chunk, vtag) = match control {
+        TcpControl::Syn => (init(1, &[]), 0),
+        TcpControl::SynAck => (init(2, &cookie), a.vtag[peer]),
+        TcpControl::HandshakeAck => (vec![10, 0, 0, 12, 0xc0, 0x0c, 0x1e, 0x00, 0, 0, 0, 0], a.vtag[peer]),
+        TcpControl::CallerFin => {
+            let mut c = vec![7, 0, 0, 8];
+            c.extend_from_slice(&a.tsn[peer].wrapping_sub(1).to_be_bytes());
+            (c, a.vtag[peer])
+        }
+        TcpControl::CalleeFin => (vec![8, 0, 0, 4], a.vtag[peer]),
+        TcpControl::LastAck => (vec![14, 0, 0, 4], a.vtag[peer]),
+    };
+    let zero_checksum = a.opts.zero_checksum;
+    let d =
+        Datagram { media: false, ip_id: next_ip_id(&mut call.ip_id, by_caller), ..sip_datagram(call.spec, by_caller) };
+    wire.write(pcap, t, &d, L4::Sctp { vtag, zero_checksum }, &chunk)
 }
 
 fn datagram(((src, src_port), (dst, dst_port)): ((std::net::IpAddr, u16), (std::net::IpAddr, u16))) -> Datagram {

@@ -19,6 +19,7 @@ pub(crate) const ACK: u8 = 0x10;
 /// TCP receive window advertised by both ends.
 const TCP_WINDOW: u16 = 65_535;
 const PROTO_TCP: u8 = 6;
+const PROTO_SCTP: u8 = 132;
 const PROTO_UDP: u8 = 17;
 const PROTO_GRE: u8 = 47;
 const PROTO_IPV6_FRAG: u8 = 44;
@@ -37,7 +38,16 @@ const TTL: u8 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum L4 {
     Udp,
-    Tcp { seq: u32, ack: u32, flags: u8 },
+    Tcp {
+        seq: u32,
+        ack: u32,
+        flags: u8,
+    },
+    /// An SCTP packet: the payload is its chunks (each padded to 4 bytes).
+    Sctp {
+        vtag: u32,
+        zero_checksum: bool,
+    },
 }
 
 /// Writes packets through fragmentation and tunnels; keeps the counters those need.
@@ -107,6 +117,7 @@ impl Wire {
         let proto = match l4 {
             L4::Udp => PROTO_UDP,
             L4::Tcp { .. } => PROTO_TCP,
+            L4::Sctp { .. } => PROTO_SCTP,
         };
         let dscp = if d.media { DSCP_EF } else { DSCP_CS3 };
         let mtu = self.frag.map(|f| usize::from(f.mtu));
@@ -303,6 +314,21 @@ fn checksum(parts: &[&[u8]]) -> u16 {
 
 /// The UDP or TCP segment (header with checksum, then payload) of `d`.
 fn transport(d: &Datagram, l4: L4, payload: &[u8]) -> io::Result<Vec<u8>> {
+    if let L4::Sctp { vtag, zero_checksum } = l4 {
+        // RFC 9260: common header, chunks; CRC32c over the packet with the field zero, written
+        // least significant byte first (appendix A).
+        let mut p = Vec::with_capacity(12 + payload.len());
+        p.extend_from_slice(&d.src_port.to_be_bytes());
+        p.extend_from_slice(&d.dst_port.to_be_bytes());
+        p.extend_from_slice(&vtag.to_be_bytes());
+        p.extend_from_slice(&[0; 4]);
+        p.extend_from_slice(payload);
+        if !zero_checksum {
+            let c = crc32c(&p);
+            p[8..12].copy_from_slice(&c.to_le_bytes());
+        }
+        return Ok(p);
+    }
     let (proto, mut seg) = match l4 {
         L4::Udp => {
             let len = u16::try_from(8 + payload.len())
@@ -326,6 +352,7 @@ fn transport(d: &Datagram, l4: L4, payload: &[u8]) -> io::Result<Vec<u8>> {
             h.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
             (PROTO_TCP, h)
         }
+        L4::Sctp { .. } => unreachable!("SCTP returned above"),
     };
     let seg_len = seg.len() + payload.len();
     let len32 = (seg_len as u32).to_be_bytes();
@@ -356,6 +383,18 @@ fn transport(d: &Datagram, l4: L4, payload: &[u8]) -> io::Result<Vec<u8>> {
     seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
     seg.extend_from_slice(payload);
     Ok(seg)
+}
+
+/// CRC32c (Castagnoli), bit by bit.
+fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 /// A 20-byte IPv4 header for `payload_len` bytes of payload, with its checksum.

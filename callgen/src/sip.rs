@@ -186,6 +186,8 @@ pub(crate) fn render(spec: &CallSpec, ids: &DialogIds, msg: SipMsg, out: &mut St
     let proto = match spec.sip_transport {
         SipTransport::Udp => "UDP",
         SipTransport::Tcp(_) => "TCP",
+        SipTransport::WebSocket(_) => "WS",
+        SipTransport::Sctp(_) => "SCTP",
     };
     let caller_via = format!("SIP/2.0/{proto} {caller}:{};branch=z9hG4bK", spec.caller_sip_port);
     let callee_via = format!("SIP/2.0/{proto} {callee}:{};branch=z9hG4bK", spec.callee_sip_port);

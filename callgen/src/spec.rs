@@ -194,6 +194,70 @@ pub enum SipTransport {
     /// One TCP connection from the caller's SIP port to the callee's, carrying every message
     /// of the call both ways (see [`TcpOptions`]). Via headers say `SIP/2.0/TCP`.
     Tcp(TcpOptions),
+    /// SIP over WebSocket (RFC 7118, `ws://`): the TCP connection of [`SipTransport::Tcp`]
+    /// opened with an HTTP upgrade, each message one WebSocket message (see [`WsOptions`]).
+    /// Via headers say `SIP/2.0/WS`.
+    WebSocket(WsOptions),
+    /// SIP over SCTP (RFC 4168): one association from the caller's SIP port to the callee's,
+    /// each message one user message (see [`SctpOptions`]). Via headers say `SIP/2.0/SCTP`.
+    Sctp(SctpOptions),
+}
+
+/// SIP over WebSocket.
+///
+/// The TCP connection opens and closes as with [`TcpOptions`] (with `coalesce_trying` off);
+/// right after the TCP handshake the caller sends the HTTP/1.1 upgrade request (`GET /ws`,
+/// `Upgrade: websocket`, `Sec-WebSocket-Protocol: sip`) and the callee answers `101 Switching
+/// Protocols`, both at the handshake's last ACK's time. Each SIP message is one text message:
+/// the caller's frames masked with a key hashed from the seed and the message's number, the
+/// callee's unmasked. With `fragment`, a message is sent as frames of at most that many
+/// payload bytes (text, then continuations, FIN on the last), and with `ping` a ping (from the
+/// caller, masked) or pong (from the callee) goes between its first two fragments. The frames
+/// of a message are written back to back as TCP segments of at most `mss` bytes: several
+/// frames share a segment and frames span segments as the sizes fall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WsOptions {
+    /// Largest payload of one TCP segment (1..=65000).
+    pub mss: u16,
+    /// Largest payload of one frame (1..): messages longer than this are fragmented.
+    pub fragment: Option<u16>,
+    /// A control frame between the first two fragments of each fragmented message.
+    pub ping: bool,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        WsOptions { mss: 1460, fragment: None, ping: false }
+    }
+}
+
+/// SIP over SCTP.
+///
+/// The association opens with INIT, INIT ACK and COOKIE ECHO (3, 2 and 1 ms before the INVITE;
+/// no COOKIE ACK) and closes with SHUTDOWN, SHUTDOWN ACK and SHUTDOWN COMPLETE 50 ms after the
+/// call's last message. Each SIP message is one user message on stream `n % streams` (n: the
+/// sender's message number), payload protocol identifier 0, in DATA chunks of at most
+/// `fragment` bytes (B on the first, E on the last); TSNs and stream sequence numbers count up
+/// per sender from values hashed from the seed. At most `bundle` chunks go in one packet; the
+/// callee's packets start with a SACK chunk acknowledging the caller's data. The CRC32c is
+/// written right unless `zero_checksum` (as a capture on the sending host shows it with
+/// checksum offload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SctpOptions {
+    /// Largest user data of one DATA chunk (1..): longer messages are fragmented.
+    pub fragment: Option<u16>,
+    /// DATA chunks per packet (1..=64).
+    pub bundle: u8,
+    /// Outbound streams used (1..).
+    pub streams: u16,
+    /// Leave the checksum 0.
+    pub zero_checksum: bool,
+}
+
+impl Default for SctpOptions {
+    fn default() -> Self {
+        SctpOptions { fragment: None, bundle: 4, streams: 1, zero_checksum: false }
+    }
 }
 
 /// SIP over TCP.

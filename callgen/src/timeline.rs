@@ -522,8 +522,13 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
             }
         }
     }
-    if let SipTransport::Tcp(tcp) = spec.sip_transport {
-        if tcp.coalesce_trying
+    let connected = match spec.sip_transport {
+        SipTransport::Udp => None,
+        SipTransport::Tcp(tcp) => Some(tcp.coalesce_trying),
+        SipTransport::WebSocket(_) | SipTransport::Sctp(_) => Some(false),
+    };
+    if let Some(coalesce_trying) = connected {
+        if coalesce_trying
             && let Some(i) = s.iter().position(|m| m.1 == SipMsg::Provisional(100))
             && let Some(&(next, _)) = s[i + 1..].iter().find(|m| !crate::sip::sent_by_caller(m.1))
         {

@@ -192,6 +192,16 @@ fn check_network(c: &CallSpec) -> Result<(), String> {
     if c.invite_padding > MAX_PADDING {
         return Err(format!("invite_padding {} is above {MAX_PADDING}", c.invite_padding));
     }
+    if let SipTransport::WebSocket(w) = c.sip_transport
+        && (!(1..=65_000).contains(&w.mss) || w.fragment == Some(0))
+    {
+        return Err(format!("WebSocket mss {} or fragment {:?} out of range", w.mss, w.fragment));
+    }
+    if let SipTransport::Sctp(o) = c.sip_transport
+        && (o.fragment == Some(0) || !(1..=64).contains(&o.bundle) || o.streams == 0)
+    {
+        return Err(format!("SCTP options out of range: {o:?}"));
+    }
     if let SipTransport::Tcp(t) = c.sip_transport {
         if !(1..=65_000).contains(&t.mss) {
             return Err(format!("TCP mss {} is outside 1..=65000", t.mss));

@@ -178,8 +178,8 @@ impl<S: EventSink> IngressSink for Deliver<'_, S> {
         self.core.udp(self.time, d, raw, self.sink);
     }
 
-    fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
-        self.core.sip(time, src, dst, message, Transport::Tcp, None, self.sink);
+    fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, transport: Transport, message: &[u8]) {
+        self.core.sip(time, src, dst, message, transport, None, self.sink);
     }
 }
 

@@ -171,8 +171,12 @@ pub struct IngressStats {
     pub tunnel_unsupported: u64,
     /// IP fragment reassembly.
     pub defrag: DefragStats,
-    /// TCP stream reassembly.
+    /// TCP stream reassembly (SIP over WebSocket included).
     pub tcp: TcpStats,
+    /// SCTP packets (IP protocol 132) seen.
+    pub sctp_packets: u64,
+    /// SIP over SCTP.
+    pub sctp: SctpStats,
 }
 
 impl IngressStats {
@@ -224,6 +228,37 @@ impl IngressStats {
             ("tcp_bytes_unsynced", t.bytes_unsynced),
         ];
         v.extend(named.into_iter().map(|(n, c)| (n.to_owned(), c)));
+        let (w, s) = (&t.ws, &self.sctp);
+        let more: [(&str, u64); 26] = [
+            ("tls_handshakes", t.tls_handshakes),
+            ("ws_upgrades", w.upgrades),
+            ("ws_not_sip", w.not_sip),
+            ("ws_refused", w.refused),
+            ("ws_messages", w.messages),
+            ("ws_control_frames", w.control_frames),
+            ("ws_bad_handshakes", w.bad_handshakes),
+            ("ws_reserved_bits", w.reserved_bits),
+            ("ws_unknown_opcode", w.unknown_opcode),
+            ("ws_bad_control", w.bad_control),
+            ("ws_too_large", w.too_large),
+            ("ws_bad_length", w.bad_length),
+            ("ws_fragment_errors", w.fragment_errors),
+            ("ws_lost", w.lost),
+            ("sctp_packets", s.packets),
+            ("sctp_sip_messages", s.sip_messages),
+            ("sctp_data_chunks", s.data_chunks),
+            ("sctp_control_chunks", s.control_chunks),
+            ("sctp_fragments", s.fragments),
+            ("sctp_reassembled", s.reassembled),
+            ("sctp_incomplete", s.incomplete),
+            ("sctp_retransmissions", s.retransmissions),
+            ("sctp_not_sip", s.not_sip),
+            ("sctp_too_large", s.too_large),
+            ("sctp_shed", s.shed),
+            ("sctp_malformed", s.malformed),
+        ];
+        v.extend(more.into_iter().map(|(n, c)| (n.to_owned(), c)));
+        v.push(("sctp_checksum_mismatch".into(), s.checksum_mismatch));
     }
 }
 
@@ -291,4 +326,71 @@ pub struct TcpStats {
     pub bytes_skipped: u64,
     /// Payload bytes of followed connections before the first start line was found.
     pub bytes_unsynced: u64,
+    /// TLS ClientHellos to a port of SIP over TLS or `wss://` (`TLS_SIP_PORTS`): signalling
+    /// that cannot be read passively.
+    pub tls_handshakes: u64,
+    /// SIP over WebSocket.
+    pub ws: WsStats,
+}
+
+/// Counters of SIP over SCTP ([`crate::transport::reassembly::sctp::SctpReassembler`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SctpStats {
+    /// SCTP packets read.
+    pub packets: u64,
+    /// SIP messages handed on (whole or reassembled user messages).
+    pub sip_messages: u64,
+    /// DATA and I-DATA chunks.
+    pub data_chunks: u64,
+    /// Other chunks (INIT, SACK, HEARTBEAT, ...): skipped.
+    pub control_chunks: u64,
+    /// Fragments of user messages held for reassembly.
+    pub fragments: u64,
+    /// User messages put together from fragments.
+    pub reassembled: u64,
+    /// Messages dropped incomplete (a fragment lost: timed out, or left outside a complete run).
+    pub incomplete: u64,
+    /// Chunks whose TSN was already delivered (retransmissions): not delivered twice.
+    pub retransmissions: u64,
+    /// User messages that are not SIP (Diameter, SIGTRAN, ...).
+    pub not_sip: u64,
+    /// Messages larger than `Limits::max_sip_message`: dropped.
+    pub too_large: u64,
+    /// Fragments dropped by a cap (messages held, bytes held, fragments per message).
+    pub shed: u64,
+    /// Packets or chunks that could not be read (length 0, past the packet's end, too short).
+    pub malformed: u64,
+    /// Packets whose CRC32c is wrong (often checksum offload on the capturing host): used anyway.
+    pub checksum_mismatch: u64,
+}
+
+/// Counters of SIP over WebSocket (RFC 7118) read out of TCP connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WsStats {
+    /// Upgrade requests offering the `sip` subprotocol (connections read as WebSocket).
+    pub upgrades: u64,
+    /// Upgrade requests for another subprotocol (the connection is not followed further).
+    pub not_sip: u64,
+    /// Upgrades answered with another status than 101.
+    pub refused: u64,
+    /// Complete messages (one SIP message each) handed on; also in `TcpStats::sip_messages`.
+    pub messages: u64,
+    /// Ping, pong and close frames (skipped).
+    pub control_frames: u64,
+    /// Handshakes that could not be read (the connection is given up).
+    pub bad_handshakes: u64,
+    /// Frames with a reserved bit set (skipped by their length).
+    pub reserved_bits: u64,
+    /// Frames with a reserved opcode (skipped by their length).
+    pub unknown_opcode: u64,
+    /// Control frames over 125 bytes or fragmented (skipped by their length).
+    pub bad_control: u64,
+    /// Frames or messages larger than `Limits::max_sip_message` (skipped).
+    pub too_large: u64,
+    /// Frames whose 64-bit length has its top bit set (the direction is given up).
+    pub bad_length: u64,
+    /// Continuation frames without a message, or a message begun before the last one ended.
+    pub fragment_errors: u64,
+    /// Directions given up (a hole in the stream, an unreadable length).
+    pub lost: u64,
 }

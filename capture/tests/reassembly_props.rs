@@ -162,10 +162,10 @@ proptest! {
         let (c, s): (SocketAddr, SocketAddr) = ("10.0.0.1:33000".parse().unwrap(), "10.0.0.2:5060".parse().unwrap());
         let mut r = TcpReassembler::new(TcpConfig::default());
         let mut out = Vec::new();
-        r.segment(Timestamp(0), &Segment { src: c, dst: s, vlan: None, seq: isn, ack: 0, flags: SYN, payload: b"" }, |_, _, _| {});
+        r.segment(Timestamp(0), &Segment { src: c, dst: s, vlan: None, seq: isn, ack: 0, flags: SYN, payload: b"" }, |_, _, _, _| {});
         for (a, b) in segs {
             let seg = Segment { src: c, dst: s, vlan: None, seq: isn.wrapping_add(1 + a as u32), ack: 0, flags: PSH, payload: &stream[a..b] };
-            r.segment(Timestamp(0), &seg, |src, dst, m| {
+            r.segment(Timestamp(0), &seg, |src, dst, _, m| {
                 assert_eq!((src, dst), (c, s));
                 out.push(m.to_vec());
             });
@@ -200,11 +200,11 @@ proptest! {
         let (c, s): (SocketAddr, SocketAddr) = ("10.0.0.1:33000".parse().unwrap(), "10.0.0.2:5060".parse().unwrap());
         let cfg = TcpConfig { max_connections: 1, max_buffer, max_total: max_buffer, max_message, idle_timeout: i64::MAX };
         let mut r = TcpReassembler::new(cfg);
-        r.segment(Timestamp(0), &Segment { src: c, dst: s, vlan: None, seq: 99, ack: 0, flags: SYN, payload: b"" }, |_, _, _| {});
+        r.segment(Timestamp(0), &Segment { src: c, dst: s, vlan: None, seq: 99, ack: 0, flags: SYN, payload: b"" }, |_, _, _, _| {});
         let mut out = Vec::new();
         for (a, b) in segs {
             let seg = Segment { src: c, dst: s, vlan: None, seq: 100 + a as u32, ack: 0, flags: PSH, payload: &stream[a..b] };
-            r.segment(Timestamp(0), &seg, |_, _, m| out.push(m.to_vec()));
+            r.segment(Timestamp(0), &seg, |_, _, _, m| out.push(m.to_vec()));
             prop_assert!(r.bytes_buffered() <= max_buffer);
         }
         // Every message delivered is one that was sent, whole, in order, and within the cap.

@@ -142,7 +142,7 @@ proptest! {
         for (a, b, seq, ack, flags, payload, dt) in &segs {
             now += dt;
             let seg = Segment { src: hosts[*a as usize], dst: hosts[*b as usize], vlan: None, seq: *seq, ack: *ack, flags: *flags, payload };
-            r.segment(Timestamp(now), &seg, |_, _, m| assert!(m.len() <= 1024));
+            r.segment(Timestamp(now), &seg, |_, _, _, m| assert!(m.len() <= 1024));
             r.expire(Timestamp(now));
             prop_assert!(r.bytes_buffered() <= limits.max_tcp_bytes);
             prop_assert!(r.connections() <= limits.max_tcp_connections);

@@ -3,7 +3,7 @@
 //! and the tunnel depth cap reachable.
 #![no_main]
 
-use callvault_capture::transport::decode::Datagram;
+use callvault_capture::transport::decode::{Datagram, Transport};
 use callvault_capture::transport::ingress::{Ingress, IngressSink};
 use callvault_capture::limits::{Limits, Timeouts};
 use callvault_capture::time::Timestamp;
@@ -28,7 +28,7 @@ impl IngressSink for Sink {
     fn udp(&mut self, d: &Datagram<'_>) {
         assert!(d.payload.len() <= 65_535);
     }
-    fn sip_stream(&mut self, _time: Timestamp, _src: SocketAddr, _dst: SocketAddr, message: &[u8]) {
+    fn sip_stream(&mut self, _time: Timestamp, _src: SocketAddr, _dst: SocketAddr, _transport: Transport, message: &[u8]) {
         assert!(message.len() <= 2048);
     }
 }

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         let payload = &rest[12..12 + len];
         rest = &rest[12 + len..];
         let seg = Segment { src, dst, vlan: None, seq, ack, flags, payload };
-        r.segment(Timestamp(now), &seg, |_, _, m| assert!(m.len() <= 512));
+        r.segment(Timestamp(now), &seg, |_, _, _, m| assert!(m.len() <= 512));
         r.expire(Timestamp(now));
         assert!(r.bytes_buffered() <= 2048);
         assert!(r.connections() <= 3);

@@ -38,6 +38,8 @@ pub const PROTO_QOS_REPORT: u8 = 34;
 
 /// IP protocol numbers.
 pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
 /// UDP.
 pub const IPPROTO_UDP: u8 = 17;
 
@@ -86,7 +88,7 @@ pub struct Packet<'a> {
     pub src: SocketAddr,
     /// Receiver.
     pub dst: SocketAddr,
-    /// [`IPPROTO_UDP`] or [`IPPROTO_TCP`].
+    /// [`IPPROTO_UDP`], [`IPPROTO_TCP`] or [`IPPROTO_SCTP`].
     pub ip_proto: u8,
     /// Capture time of the message (or the report's time).
     pub time: Timestamp,

@@ -32,7 +32,7 @@ use mixer::record::CallRecord;
 
 use crate::batch::Backpressure;
 use crate::config::Hep;
-use encode::{Agent, IPPROTO_TCP, IPPROTO_UDP, PROTO_QOS_REPORT, PROTO_RTCP, PROTO_SIP, Packet};
+use encode::{Agent, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, PROTO_QOS_REPORT, PROTO_RTCP, PROTO_SIP, Packet};
 
 /// Items waiting for the exporter thread.
 const QUEUE: usize = 8192;
@@ -227,7 +227,8 @@ impl Link {
                     let (call_id, message) = bytes.split_at(call_id_len);
                     let ip_proto = match transport {
                         Transport::Udp => IPPROTO_UDP,
-                        Transport::Tcp => IPPROTO_TCP,
+                        Transport::Tcp | Transport::Ws => IPPROTO_TCP,
+                        Transport::Sctp => IPPROTO_SCTP,
                     };
                     let p = Packet {
                         src,

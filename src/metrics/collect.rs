@@ -122,6 +122,48 @@ impl Snapshots {
         )?;
         let d = &c.ingress.defrag;
         let t = &c.ingress.tcp;
+        let (w, sc) = (&t.ws, &c.ingress.sctp);
+        f.counter(
+            "callvault_capture_sip_transport_messages",
+            "SIP messages framed out of streams, by transport: TCP, WebSocket (RFC 7118), SCTP (RFC 4168).",
+            &[
+                ([("transport", "tcp")], t.sip_messages.saturating_sub(w.messages)),
+                ([("transport", "ws")], w.messages),
+                ([("transport", "sctp")], sc.sip_messages),
+            ],
+        )?;
+        f.counter(
+            "callvault_capture_websocket_anomalies",
+            "SIP over WebSocket frames or handshakes that break RFC 6455, by kind (skipped, or the direction lost).",
+            &[
+                ([("kind", "bad_handshake")], w.bad_handshakes),
+                ([("kind", "reserved_bits")], w.reserved_bits),
+                ([("kind", "unknown_opcode")], w.unknown_opcode),
+                ([("kind", "bad_control")], w.bad_control),
+                ([("kind", "too_large")], w.too_large),
+                ([("kind", "bad_length")], w.bad_length),
+                ([("kind", "fragment_error")], w.fragment_errors),
+                ([("kind", "direction_lost")], w.lost),
+            ],
+        )?;
+        f.counter(
+            "callvault_capture_sctp_anomalies",
+            "SIP over SCTP problems, by kind: unreadable chunks, messages missing a fragment, too large, \
+             shed by a cap, retransmitted chunks, wrong CRC32c (used anyway: checksum offload).",
+            &[
+                ([("kind", "malformed")], sc.malformed),
+                ([("kind", "incomplete")], sc.incomplete),
+                ([("kind", "too_large")], sc.too_large),
+                ([("kind", "shed")], sc.shed),
+                ([("kind", "retransmission")], sc.retransmissions),
+                ([("kind", "checksum_mismatch")], sc.checksum_mismatch),
+            ],
+        )?;
+        f.counter1(
+            "callvault_capture_tls_handshakes",
+            "TLS ClientHellos to SIP-over-TLS or wss:// ports (5061, 443, 7443, 8089, 10443): signalling that cannot be read.",
+            t.tls_handshakes,
+        )?;
         f.counter(
             "callvault_capture_shed",
             "Work shed because a limit ([limits]) was reached, by limit.",

@@ -91,6 +91,10 @@ pub enum Transport {
     Udp,
     /// Framed out of a TCP byte stream.
     Tcp,
+    /// One WebSocket message (RFC 7118) on a TCP connection.
+    Ws,
+    /// One SCTP user message (RFC 4168).
+    Sctp,
 }
 
 impl Transport {
@@ -99,6 +103,8 @@ impl Transport {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+            Transport::Sctp => "sctp",
         }
     }
 }

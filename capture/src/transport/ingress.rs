@@ -1,4 +1,5 @@
-//! The transport layer of capture: one frame in, UDP datagrams and SIP-over-TCP messages out.
+//! The transport layer of capture: one frame in, UDP datagrams and SIP messages framed out of
+//! TCP, WebSocket and SCTP out.
 //!
 //! [`Ingress`] walks a frame down with the stateless steps of [`crate::transport::decode`], through every
 //! encapsulation seen on mirror ports (GRE, ERSPAN, VXLAN, MPLS, PPPoE, IP-in-IP; at most
@@ -16,8 +17,9 @@ use std::net::{IpAddr, SocketAddr};
 use crate::limits::{Limits, Timeouts};
 use crate::stats::IngressStats;
 use crate::time::Timestamp;
-use crate::transport::decode::{self, Datagram, Inner, LinkType, Step, Tunnel};
+use crate::transport::decode::{self, Datagram, Inner, LinkType, Step, Transport, Tunnel};
 use crate::transport::reassembly::ip::{DefragConfig, Defragmenter, FragKey};
+use crate::transport::reassembly::sctp::{self, SctpConfig, SctpReassembler};
 use crate::transport::reassembly::tcp::{Segment, TcpConfig, TcpReassembler};
 use crate::wire::{WireError, ethernet, ip, tcp, udp};
 
@@ -25,9 +27,9 @@ use crate::wire::{WireError, ethernet, ip, tcp, udp};
 pub trait IngressSink {
     /// A UDP datagram (whole, reassembled from fragments, or found inside a tunnel).
     fn udp(&mut self, d: &Datagram<'_>);
-    /// A complete SIP message framed out of a TCP stream from `src` to `dst`, completed by a
-    /// segment captured at `time`.
-    fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8]);
+    /// A complete SIP message framed out of a TCP stream, a WebSocket or an SCTP association
+    /// (`transport`) from `src` to `dst`, completed by a packet captured at `time`.
+    fn sip_stream(&mut self, time: Timestamp, src: SocketAddr, dst: SocketAddr, transport: Transport, message: &[u8]);
 }
 
 /// Where the walk is: what the layers above said.
@@ -43,6 +45,7 @@ struct Path {
 pub struct Ingress {
     defrag: Defragmenter,
     tcp: TcpReassembler,
+    sctp: SctpReassembler,
     max_depth: usize,
     stats: IngressStats,
 }
@@ -53,6 +56,7 @@ impl Ingress {
         Ingress {
             defrag: Defragmenter::new(DefragConfig::new(limits, timeouts)),
             tcp: TcpReassembler::new(TcpConfig::new(limits, timeouts)),
+            sctp: SctpReassembler::new(SctpConfig::new(limits, timeouts)),
             max_depth: limits.max_tunnel_depth,
             stats: IngressStats::default(),
         }
@@ -63,6 +67,7 @@ impl Ingress {
         let mut s = self.stats.clone();
         s.defrag = self.defrag.stats().clone();
         s.tcp = self.tcp.stats().clone();
+        s.sctp = self.sctp.stats().clone();
         s
     }
 
@@ -103,6 +108,7 @@ impl Ingress {
     pub fn expire(&mut self, now: Timestamp) {
         self.defrag.expire(now);
         self.tcp.expire(now);
+        self.sctp.expire(now);
     }
 
     fn malformed(&mut self, e: WireError) {
@@ -178,6 +184,7 @@ impl Ingress {
         match protocol {
             ip::PROTO_UDP => self.udp(path, src, dst, payload, truncated, reassembled, sink),
             ip::PROTO_TCP => self.tcp_segment(path, src, dst, payload, truncated, sink),
+            ip::PROTO_SCTP => self.sctp_packet(path, src, dst, payload, truncated, sink),
             _ => match decode::ip_step(protocol, payload) {
                 Some(Ok(step)) => self.step(path, step, sink),
                 Some(Err(e)) => self.malformed(e),
@@ -251,6 +258,31 @@ impl Ingress {
             payload: t.payload,
         };
         let time = path.time;
-        self.tcp.segment(time, &seg, |s, d, m| sink.sip_stream(time, s, d, m));
+        self.tcp.segment(time, &seg, |s, d, t, m| sink.sip_stream(time, s, d, t, m));
+    }
+
+    fn sctp_packet<S: IngressSink>(
+        &mut self,
+        path: Path,
+        src: IpAddr,
+        dst: IpAddr,
+        payload: &[u8],
+        truncated: bool,
+        sink: &mut S,
+    ) {
+        self.stats.sctp_packets += 1;
+        if truncated {
+            // A cut chunk would be taken for a malformed one.
+            self.stats.truncated += 1;
+            return;
+        }
+        let p = sctp::Packet {
+            src: SocketAddr::new(src, 0),
+            dst: SocketAddr::new(dst, 0),
+            vlan: path.vlan,
+            bytes: payload,
+        };
+        let time = path.time;
+        self.sctp.packet(time, &p, |s, d, t, m| sink.sip_stream(time, s, d, t, m));
     }
 }

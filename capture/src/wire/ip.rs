@@ -8,6 +8,8 @@ use super::{ErrorKind, Layer, WireError, be16, be32};
 pub const PROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const PROTO_UDP: u8 = 17;
+/// IP protocol number of SCTP.
+pub const PROTO_SCTP: u8 = 132;
 /// IP protocol number of GRE.
 pub const PROTO_GRE: u8 = 47;
 /// IP protocol number of IPv4-in-IP.

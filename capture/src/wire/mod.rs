@@ -15,6 +15,7 @@ pub mod ppp;
 pub mod pppoe;
 pub mod rtcp;
 pub mod rtp;
+pub mod sctp;
 pub mod sdp;
 pub mod sip;
 pub mod sip_framing;
@@ -23,6 +24,7 @@ pub mod tcp;
 pub mod telephone_event;
 pub mod udp;
 pub mod vxlan;
+pub mod websocket;
 pub mod zrtp;
 
 use std::fmt;
@@ -56,11 +58,15 @@ pub enum Layer {
     Mpls,
     /// PPPoE session header or PPP header.
     Ppp,
+    /// SCTP common header or chunks.
+    Sctp,
+    /// WebSocket frame header or upgrade handshake.
+    WebSocket,
 }
 
 impl Layer {
     /// Number of layers (length of [`Layer::ALL`]).
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 15;
 
     /// Every layer, in declaration order (index = `layer as usize`), for counters and reports.
     pub const ALL: [Layer; Layer::COUNT] = [
@@ -77,6 +83,8 @@ impl Layer {
         Layer::Vxlan,
         Layer::Mpls,
         Layer::Ppp,
+        Layer::Sctp,
+        Layer::WebSocket,
     ];
 
     /// Lower-case name used in counters and log lines.
@@ -95,6 +103,8 @@ impl Layer {
             Layer::Vxlan => "vxlan",
             Layer::Mpls => "mpls",
             Layer::Ppp => "ppp",
+            Layer::Sctp => "sctp",
+            Layer::WebSocket => "websocket",
         }
     }
 }

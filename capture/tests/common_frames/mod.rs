@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use callvault_capture::time::Timestamp;
-use callvault_capture::transport::decode::Datagram;
+use callvault_capture::transport::decode::{Datagram, Transport};
 use callvault_capture::transport::ingress::IngressSink;
 
 pub const ETH_IPV4: u16 = 0x0800;
@@ -116,7 +116,14 @@ impl IngressSink for Collect {
     fn udp(&mut self, d: &Datagram<'_>) {
         self.udp.push((d.src, d.dst, d.payload.to_vec(), d.vlan, d.depth, d.reassembled));
     }
-    fn sip_stream(&mut self, _time: Timestamp, src: SocketAddr, dst: SocketAddr, message: &[u8]) {
+    fn sip_stream(
+        &mut self,
+        _time: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        _transport: Transport,
+        message: &[u8],
+    ) {
         self.sip.push((src, dst, message.to_vec()));
     }
 }

@@ -23,16 +23,32 @@
 //!   start line; bytes that are not SIP are skipped up to the next start line.
 //! * FIN in both directions or RST ends a connection; one idle for `idle_timeout` of capture
 //!   time is forgotten by [`TcpReassembler::expire`].
+//! * SIP over WebSocket (RFC 7118) is told by its handshake, on any port: a connection whose
+//!   first bytes are an HTTP `GET` with `Upgrade: websocket` is followed, its request must
+//!   offer the `sip` subprotocol and its answer be `101`; from then on each direction is read
+//!   as WebSocket frames (RFC 6455: masked or not, 7/16/64-bit lengths, fragments joined until
+//!   FIN, control frames between fragments skipped), and each complete message goes out as
+//!   one SIP message, as a UDP datagram would. A frame RFC 6455 forbids but whose length is
+//!   readable (reserved bits, unknown opcode, a control frame over 125 bytes or fragmented)
+//!   and a message over `max_message` are skipped by their length, so later messages are still
+//!   read; a 64-bit length of 2^63 or more, or a hole in the stream, loses that direction (frames
+//!   carry no marker to resynchronise on). A connection already up when the capture started
+//!   cannot be read as WebSocket. Every such anomaly is counted ([`WsStats`]) and logged at most
+//!   once a minute of capture time.
+//! * TLS (SIP over TLS, `wss://`) cannot be read passively: ClientHellos to the usual TLS ports
+//!   of SIP are counted (`TcpStats::tls_handshakes`), nothing more.
 
 use std::net::SocketAddr;
 
 use rustc_hash::FxHashMap;
 
 use crate::limits::{Limits, Timeouts};
-use crate::stats::TcpStats;
+use crate::stats::{TcpStats, WsStats};
 use crate::time::Timestamp;
+use crate::transport::decode::Transport;
 use crate::wire::sip_framing::{self, Framing};
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
+use crate::wire::websocket::{self, FrameProblem, Upgrade};
 
 /// Out-of-order pieces one direction may hold.
 pub const MAX_PIECES: usize = 32;
@@ -42,6 +58,11 @@ pub const SIP_PORT: u16 = 5060;
 const MAX_PROBE_TAIL: usize = 8192;
 /// A segment further ahead than this in sequence space is nonsense, not out of order.
 const MAX_AHEAD: i64 = 1 << 30;
+/// Ports where a TLS ClientHello is counted as encrypted SIP (SIP over TLS, and the usual
+/// `wss://` ports of PBXs and WebRTC gateways).
+pub const TLS_SIP_PORTS: [u16; 5] = [5061, 443, 7443, 8089, 10443];
+/// Capture time between two log lines about the same kind of stream anomaly.
+const LOG_EVERY: i64 = 60 * Timestamp::SECOND;
 
 /// Caps and timeout of a [`TcpReassembler`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +139,33 @@ impl ConnKey {
     }
 }
 
+/// How a direction's bytes are read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// SIP framed by Content-Length.
+    #[default]
+    Sip,
+    /// The client's WebSocket upgrade request, not complete yet.
+    HttpRequest,
+    /// The server's answer to it, not complete yet.
+    HttpResponse,
+    /// WebSocket frames.
+    WebSocket,
+    /// Given up until the connection ends (bytes skipped and counted).
+    Lost,
+    /// A WebSocket that does not carry SIP (or was refused): skipped, not counted as lost.
+    NotSip,
+}
+
 #[derive(Debug, Default)]
 struct Half {
+    mode: Mode,
+    /// WebSocket: the unmasked payload of the message being received (fragments joined).
+    ws_msg: Vec<u8>,
+    /// WebSocket: a data frame without FIN was seen and its message is still open.
+    ws_open: bool,
+    /// WebSocket: the rest of the open message is thrown away (it grew too large).
+    ws_discard: bool,
     /// Sequence number of the next byte expected; `None` before the first SYN or data.
     next: Option<u32>,
     /// Received bytes not framed yet.
@@ -155,12 +201,39 @@ pub struct TcpReassembler {
     total: usize,
     cfg: TcpConfig,
     stats: TcpStats,
+    log: RateLog,
+}
+
+/// At most one log line per [`LOG_EVERY`] of capture time; the lines held back are counted
+/// and named in the next one.
+#[derive(Debug, Default)]
+struct RateLog {
+    last: Option<Timestamp>,
+    held: u64,
+}
+
+impl RateLog {
+    fn note(&mut self, now: Timestamp, line: impl FnOnce(u64)) {
+        if self.last.is_some_and(|l| now.since(l) < LOG_EVERY) {
+            self.held += 1;
+            return;
+        }
+        line(self.held);
+        self.held = 0;
+        self.last = Some(now);
+    }
 }
 
 impl TcpReassembler {
     /// A reassembler following no connection.
     pub fn new(cfg: TcpConfig) -> TcpReassembler {
-        TcpReassembler { conns: FxHashMap::default(), total: 0, cfg, stats: TcpStats::default() }
+        TcpReassembler {
+            conns: FxHashMap::default(),
+            total: 0,
+            cfg,
+            stats: TcpStats::default(),
+            log: RateLog::default(),
+        }
     }
 
     /// Counters so far.
@@ -180,14 +253,19 @@ impl TcpReassembler {
 
     /// Feeds one segment seen at `now`. Every SIP message it completes is passed to `emit` with
     /// its sender and receiver, in stream order.
+    /// The transport says whether it was framed out of the TCP stream itself
+    /// ([`Transport::Tcp`]) or was a WebSocket message ([`Transport::Ws`]).
     pub fn segment<F>(&mut self, now: Timestamp, seg: &Segment<'_>, mut emit: F)
     where
-        F: FnMut(SocketAddr, SocketAddr, &[u8]),
+        F: FnMut(SocketAddr, SocketAddr, Transport, &[u8]),
     {
         let (key, dir) = ConnKey::of(seg);
         let cfg = self.cfg;
         if !self.conns.contains_key(&key) {
             if seg.flags & RST != 0 || !self.worth_following(seg) {
+                if is_tls_client_hello(seg) {
+                    self.stats.tls_handshakes += 1;
+                }
                 return;
             }
             if self.conns.len() >= cfg.max_connections {
@@ -209,14 +287,37 @@ impl TcpReassembler {
             conn.last_seen = now;
         }
         let stats = &mut self.stats;
+        let log = &mut self.log;
+        // A WebSocket upgrade at the start of a direction: both directions switch to it.
+        let h = &conn.halves[dir];
+        if h.mode == Mode::Sip && h.buf.is_empty() && h.ooo.is_empty() && websocket::looks_like_upgrade(seg.payload) {
+            for (i, mode) in [(dir, Mode::HttpRequest), (1 - dir, Mode::HttpResponse)] {
+                let h = &mut conn.halves[i];
+                if h.mode == Mode::Sip && h.buf.is_empty() {
+                    h.mode = mode;
+                    h.synced = true;
+                    h.ever_synced = true;
+                }
+            }
+        }
         // Room for this connection: its own cap, and what the others leave of the global one.
         let room = cfg.max_buffer.min(cfg.max_total.saturating_sub(self.total - before));
 
         // The ACK says what the other direction's receiver got.
         if seg.flags & ACK != 0 {
             let (s, d) = key.endpoints(1 - dir);
-            conn.halves[1 - dir]
-                .acked(seg.ack, &mut Out { max_message: cfg.max_message, stats, emit: &mut |m| emit(s, d, m) });
+            conn.halves[1 - dir].acked(
+                seg.ack,
+                &mut Out {
+                    max_message: cfg.max_message,
+                    stats,
+                    log,
+                    now,
+                    from: s,
+                    to: d,
+                    emit: &mut |t, m| emit(s, d, t, m),
+                },
+            );
         }
 
         let other_bytes = conn.halves[1 - dir].bytes();
@@ -231,11 +332,25 @@ impl TcpReassembler {
         }
         if !seg.payload.is_empty() {
             let (s, d) = key.endpoints(dir);
-            let out = &mut Out { max_message: cfg.max_message, stats, emit: &mut |m| emit(s, d, m) };
+            let out = &mut Out {
+                max_message: cfg.max_message,
+                stats,
+                log,
+                now,
+                from: s,
+                to: d,
+                emit: &mut |t, m| emit(s, d, t, m),
+            };
             half.data(seq, seg.payload, room.saturating_sub(other_bytes), out, true);
         }
         if seg.flags & FIN != 0 {
             half.fin = true;
+        }
+        // The request did not ask for SIP or the server refused it: not followed any further.
+        if conn.halves.iter().any(|h| h.mode == Mode::NotSip) {
+            for h in &mut conn.halves {
+                h.mode = Mode::NotSip;
+            }
         }
         let after = conn.bytes();
         if conn.halves.iter().all(|h| h.fin) {
@@ -270,14 +385,23 @@ impl TcpReassembler {
         if seg.payload.is_empty() {
             seg.flags & SYN != 0 && sip_port
         } else {
-            sip_port || sip_framing::starts_like_sip(seg.payload) || sip_framing::find_start_line(seg.payload).is_some()
+            sip_port
+                || sip_framing::starts_like_sip(seg.payload)
+                || websocket::looks_like_upgrade(seg.payload)
+                || sip_framing::find_start_line(seg.payload).is_some()
         }
     }
 }
 
+/// A TLS handshake record holding a ClientHello, to one of [`TLS_SIP_PORTS`].
+fn is_tls_client_hello(seg: &Segment<'_>) -> bool {
+    let p = seg.payload;
+    TLS_SIP_PORTS.contains(&seg.dst.port()) && p.len() >= 6 && p[0] == 0x16 && p[1] == 0x03 && p[5] == 0x01
+}
+
 impl Half {
     fn bytes(&self) -> usize {
-        self.buf.len() + self.ooo_bytes
+        self.buf.len() + self.ooo_bytes + self.ws_msg.len()
     }
 
     /// Takes in `payload` at `seq` and frames what it completes; `allowed` is what this
@@ -403,6 +527,8 @@ impl Half {
         self.buf.clear();
         self.synced = false;
         self.skip = 0;
+        self.ws_msg.clear();
+        self.ws_open = false;
         self.next = Some(to);
         self.pull();
     }
@@ -429,7 +555,12 @@ impl Half {
 
     /// Frames and emits every complete message at the front of `buf`.
     fn frame(&mut self, out: &mut Out<'_>) {
-        let Out { max_message, stats, emit } = out;
+        if self.mode == Mode::Sip { self.frame_sip(out) } else { self.frame_ws(out) }
+    }
+
+    /// SIP framed by Content-Length.
+    fn frame_sip(&mut self, out: &mut Out<'_>) {
+        let Out { max_message, stats, emit, .. } = out;
         let max_message = *max_message;
         let mut pos = 0;
         loop {
@@ -469,7 +600,7 @@ impl Half {
             match sip_framing::frame(rest, max_message) {
                 Framing::Complete(n) => {
                     stats.sip_messages += 1;
-                    emit(&rest[..n]);
+                    emit(Transport::Tcp, &rest[..n]);
                     pos += n;
                 }
                 Framing::Incomplete(_) => break,
@@ -498,12 +629,223 @@ impl Half {
     }
 }
 
+impl Half {
+    /// Sequence number of `buf[pos]`.
+    fn seq_at(&self, pos: usize) -> u32 {
+        self.next.unwrap_or(0).wrapping_sub((self.buf.len() - pos) as u32)
+    }
+
+    /// The WebSocket handshake, then frames: each complete message is emitted.
+    fn frame_ws(&mut self, out: &mut Out<'_>) {
+        let max_message = out.max_message;
+        let mut pos = 0;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.buf.len() - pos);
+                self.count_skipped(n, out.stats);
+                self.skip -= n;
+                pos += n;
+                if self.skip > 0 {
+                    break;
+                }
+            }
+            let rest = &self.buf[pos..];
+            if rest.is_empty() {
+                break;
+            }
+            match self.mode {
+                Mode::Sip => break,
+                Mode::Lost | Mode::NotSip => {
+                    if self.mode == Mode::Lost {
+                        self.count_skipped(rest.len(), out.stats);
+                    }
+                    pos = self.buf.len();
+                }
+                Mode::HttpRequest | Mode::HttpResponse => {
+                    let Some(end) = websocket::header_end(rest) else {
+                        if rest.len() > websocket::MAX_HANDSHAKE {
+                            let seq = self.seq_at(pos);
+                            out.ws_anomaly("no end of the upgrade handshake", seq, |w| &mut w.bad_handshakes);
+                            self.mode = Mode::Lost;
+                            continue;
+                        }
+                        break;
+                    };
+                    let head = &rest[..end];
+                    let seq = self.seq_at(pos);
+                    self.mode = if self.mode == Mode::HttpRequest {
+                        match websocket::upgrade_request(head) {
+                            Some(Upgrade { sip: true }) => {
+                                out.stats.ws.upgrades += 1;
+                                Mode::WebSocket
+                            }
+                            Some(Upgrade { sip: false }) => {
+                                out.stats.ws.not_sip += 1;
+                                Mode::NotSip
+                            }
+                            None => {
+                                out.ws_anomaly("an unreadable upgrade request", seq, |w| &mut w.bad_handshakes);
+                                Mode::Lost
+                            }
+                        }
+                    } else {
+                        match websocket::upgrade_response(head) {
+                            Some(101) => Mode::WebSocket,
+                            Some(_) => {
+                                out.stats.ws.refused += 1;
+                                Mode::NotSip
+                            }
+                            None => {
+                                out.ws_anomaly("an unreadable upgrade response", seq, |w| &mut w.bad_handshakes);
+                                Mode::Lost
+                            }
+                        }
+                    };
+                    pos += end;
+                }
+                Mode::WebSocket => {
+                    if !self.synced {
+                        // A hole: frames carry nothing to resynchronise on.
+                        let seq = self.seq_at(pos);
+                        out.ws_anomaly("a hole in the stream (direction given up)", seq, |w| &mut w.lost);
+                        self.mode = Mode::Lost;
+                        continue;
+                    }
+                    let h = match websocket::parse_header(rest) {
+                        Ok(Some(h)) => h,
+                        Ok(None) => break,
+                        Err(_) => {
+                            let seq = self.seq_at(pos);
+                            out.ws_anomaly("a frame length of 2^63 or more (direction given up)", seq, |w| {
+                                &mut w.bad_length
+                            });
+                            out.stats.ws.lost += 1;
+                            self.mode = Mode::Lost;
+                            self.ws_msg.clear();
+                            self.ws_open = false;
+                            continue;
+                        }
+                    };
+                    let frame_len = usize::try_from(h.frame_len()).unwrap_or(usize::MAX);
+                    if let Some(problem) = h.problem() {
+                        let seq = self.seq_at(pos);
+                        let (what, counter): (&str, fn(&mut WsStats) -> &mut u64) = match problem {
+                            FrameProblem::ReservedBits => ("a frame with reserved bits set", |w| &mut w.reserved_bits),
+                            FrameProblem::UnknownOpcode => {
+                                ("a frame with a reserved opcode", |w| &mut w.unknown_opcode)
+                            }
+                            FrameProblem::BadControl => {
+                                ("a control frame over 125 bytes or fragmented", |w| &mut w.bad_control)
+                            }
+                        };
+                        out.ws_anomaly(what, seq, counter);
+                        self.skip = frame_len;
+                        continue;
+                    }
+                    if h.payload_len > max_message as u64 {
+                        let seq = self.seq_at(pos);
+                        out.ws_anomaly("a frame larger than the largest SIP message", seq, |w| &mut w.too_large);
+                        if !h.is_control() {
+                            self.ws_msg.clear();
+                            self.ws_discard = !h.fin;
+                            self.ws_open = false;
+                        }
+                        self.skip = frame_len;
+                        continue;
+                    }
+                    if rest.len() < frame_len {
+                        break;
+                    }
+                    let payload = &rest[h.header_len..frame_len];
+                    pos += frame_len;
+                    if h.is_control() {
+                        out.stats.ws.control_frames += 1;
+                        continue;
+                    }
+                    if h.opcode == websocket::OP_CONTINUATION {
+                        if !self.ws_open {
+                            if !self.ws_discard {
+                                let seq = self.seq_at(pos - frame_len);
+                                out.ws_anomaly("a continuation frame without a message", seq, |w| {
+                                    &mut w.fragment_errors
+                                });
+                            }
+                            if h.fin {
+                                self.ws_discard = false;
+                            }
+                            continue;
+                        }
+                    } else {
+                        if self.ws_open {
+                            let seq = self.seq_at(pos - frame_len);
+                            out.ws_anomaly("a new message before the last one ended", seq, |w| &mut w.fragment_errors);
+                        }
+                        self.ws_msg.clear();
+                        self.ws_open = true;
+                        self.ws_discard = false;
+                    }
+                    if self.ws_msg.len() + payload.len() > max_message {
+                        let seq = self.seq_at(pos - frame_len);
+                        out.ws_anomaly("a message larger than the largest SIP message", seq, |w| &mut w.too_large);
+                        self.ws_msg.clear();
+                        self.ws_open = false;
+                        self.ws_discard = !h.fin;
+                        continue;
+                    }
+                    let at = self.ws_msg.len();
+                    self.ws_msg.extend_from_slice(payload);
+                    if let Some(key) = h.mask {
+                        websocket::unmask(key, 0, &mut self.ws_msg[at..]);
+                    }
+                    if h.fin {
+                        out.stats.sip_messages += 1;
+                        out.stats.ws.messages += 1;
+                        (out.emit)(Transport::Ws, &self.ws_msg);
+                        self.ws_msg.clear();
+                        self.ws_open = false;
+                    }
+                }
+            }
+        }
+        self.buf.drain(..pos);
+        if self.buf.is_empty() && self.buf.capacity() > 4096 {
+            self.buf = Vec::new();
+        }
+        if self.ws_msg.is_empty() && self.ws_msg.capacity() > 4096 {
+            self.ws_msg = Vec::new();
+        }
+    }
+}
+
 /// Where framed messages of one direction go.
 struct Out<'a> {
     max_message: usize,
     stats: &'a mut TcpStats,
-    emit: &'a mut dyn FnMut(&[u8]),
+    log: &'a mut RateLog,
+    now: Timestamp,
+    /// The direction's sender and receiver (for log lines).
+    from: SocketAddr,
+    to: SocketAddr,
+    emit: &'a mut dyn FnMut(Transport, &[u8]),
+}
+
+impl Out<'_> {
+    /// Counts a WebSocket anomaly and logs it (rate-limited): what, between whom, and at which
+    /// sequence number of the stream.
+    fn ws_anomaly(&mut self, what: &str, seq: u32, counter: fn(&mut WsStats) -> &mut u64) {
+        *counter(&mut self.stats.ws) += 1;
+        let (from, to) = (self.from, self.to);
+        self.log.note(self.now, |held| {
+            tracing::warn!(
+                "SIP over WebSocket from {from} to {to}: {what} at TCP sequence number {seq} \
+                 ({held} more such problems since the last line)"
+            );
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ws_tests;

@@ -22,7 +22,7 @@ fn seg<'a>(src: SocketAddr, dst: SocketAddr, seq: u32, flags: u8, payload: &'a [
 /// Feeds a segment and returns the messages it completed.
 fn feed(r: &mut TcpReassembler, now: i64, s: &Segment<'_>) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    r.segment(Timestamp(now), s, |src, dst, m| {
+    r.segment(Timestamp(now), s, |src, dst, _, m| {
         assert!((src, dst) == (s.src, s.dst) || (src, dst) == (s.dst, s.src));
         out.push(m.to_vec());
     });
