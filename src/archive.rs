@@ -71,7 +71,7 @@ pub enum ArchiveCommand {
         /// The last day (default: the first), YYYY-MM-DD.
         #[arg(long, value_name = "DAY")]
         to: Option<String>,
-        /// Print the report as JSON (format version 1) instead of text.
+        /// Print the report as JSON (format version 3) instead of text.
         #[arg(long)]
         json: bool,
         /// The recorder's data directory whose spool and call index are compared with the
@@ -94,6 +94,76 @@ pub enum ArchiveCommand {
         #[command(flatten)]
         targets: TargetArgs,
     },
+    /// Legal holds on recordings: set, clear, list (each set and clear is written to the
+    /// archive's signed retention log).
+    Hold {
+        /// What to do.
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// Delete the recordings of a directory archive older than its retention_days that are not
+    /// held (the service does it every hour), after writing them to the retention log.
+    Prune {
+        /// Retention in days (default: the archive's retention_days).
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// The archive's name in the configuration (default: the first archive).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The archive (a directory or an s3:// URL) and how to reach it.
+        #[command(flatten)]
+        targets: TargetArgs,
+    },
+}
+
+/// `callvault archive hold` commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum HoldCommand {
+    /// Put recordings under legal hold (S3: PutObjectLegalHold on each of their objects).
+    Set {
+        /// The recordings' keys, YYYY/MM/DD/<name> (as `ls` shows them).
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Why (a case number, a request): written to the retention log.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The archive's name in the configuration (default: the first archive).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The archive (a directory or an s3:// URL) and how to reach it.
+        #[command(flatten)]
+        targets: TargetArgs,
+    },
+    /// Release recordings from legal hold.
+    Clear {
+        /// The recordings' keys, YYYY/MM/DD/<name>.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Why: written to the retention log.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The archive's name in the configuration (default: the first archive).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The archive (a directory or an s3:// URL) and how to reach it.
+        #[command(flatten)]
+        targets: TargetArgs,
+    },
+    /// List the retention log's holds (who, when, why) and the recordings held now.
+    Ls {
+        /// Print the log's entries as JSON Lines.
+        #[arg(long)]
+        json: bool,
+        /// The archive's name in the configuration (default: the first archive).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// The archive (a directory or an s3:// URL) and how to reach it.
+        #[command(flatten)]
+        targets: TargetArgs,
+    },
 }
 
 /// Runs an archive command on the first archive of the configuration (or `--archive`, or the one
@@ -102,11 +172,33 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let (targets, name) = match &args.command {
         ArchiveCommand::Ls { targets, target, .. }
         | ArchiveCommand::Get { targets, target, .. }
-        | ArchiveCommand::Verify { targets, target, .. } => (targets, target),
+        | ArchiveCommand::Verify { targets, target, .. }
+        | ArchiveCommand::Prune { targets, target, .. }
+        | ArchiveCommand::Hold {
+            command:
+                HoldCommand::Set { targets, target, .. }
+                | HoldCommand::Clear { targets, target, .. }
+                | HoldCommand::Ls { targets, target, .. },
+        } => (targets, target),
     };
     let config = source.load(|c| targets.apply(c))?;
     crate::logging::init(&config.log.level, config.log.format);
     let target = open_target(&config, name.as_deref())?;
+    if matches!(
+        args.command,
+        ArchiveCommand::Prune { .. }
+            | ArchiveCommand::Hold { command: HoldCommand::Set { .. } | HoldCommand::Clear { .. } }
+    ) {
+        // These write to the archive: their retention log entries are signed with the site key.
+        match crate::targets::signing_key(&config)? {
+            Some(key) => {
+                target.set_signing_key(key);
+            }
+            None => tracing::warn!(
+                "no signing key: the retention log entry is written unsigned and `archive verify` reports it"
+            ),
+        }
+    }
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the I/O runtime")?;
     runtime.block_on(async {
@@ -120,8 +212,30 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
                 let trusted = trusted_keys(&config, key_fingerprint)?;
                 verify(&target, &days, known.as_deref(), &trusted, json).await
             }
+            ArchiveCommand::Prune { days, dry_run, .. } => {
+                let days = match days.or(configured_retention(&config, &target)) {
+                    Some(days) => days,
+                    None => bail!(
+                        "archive {:?} has no retention_days; give --days N (recordings older than N days are deleted)",
+                        target.name()
+                    ),
+                };
+                crate::retention::prune(&target, days, dry_run).await
+            }
+            ArchiveCommand::Hold { command } => match command {
+                HoldCommand::Set { keys, reason, .. } => crate::retention::hold(&target, &keys, true, &reason).await,
+                HoldCommand::Clear { keys, reason, .. } => crate::retention::hold(&target, &keys, false, &reason).await,
+                HoldCommand::Ls { json, .. } => crate::retention::hold_ls(&target, json).await,
+            },
         }
     })
+}
+
+/// The retention_days of the configured archive `target` is (by name).
+fn configured_retention(config: &Config, target: &Target) -> Option<u32> {
+    let archives = config.archives();
+    let names = archive_names(&archives);
+    archives.iter().zip(&names).find(|(_, n)| n.as_str() == target.name()).and_then(|(a, _)| a.retention_days)
 }
 
 /// The fingerprints `verify` trusts: those given, else the configured signing key's (when it can
@@ -177,7 +291,7 @@ fn parse_day(day: &str) -> anyhow::Result<NaiveDate> {
 }
 
 /// The key path `YYYY/MM/DD` of a day.
-fn day_path(day: &str) -> anyhow::Result<String> {
+pub(crate) fn day_path(day: &str) -> anyhow::Result<String> {
     Ok(parse_day(day)?.format("%Y/%m/%d").to_string())
 }
 
@@ -197,7 +311,7 @@ fn days(from: &str, to: Option<&str>) -> anyhow::Result<Vec<String>> {
 
 /// The manifest lines of `day` (a key path), one per recording (the first of several), and the
 /// lines that could not be read (manifest object, line, reason).
-async fn manifest(target: &Target, day: &str) -> anyhow::Result<(Vec<ManifestLine>, Vec<String>)> {
+pub(crate) async fn manifest(target: &Target, day: &str) -> anyhow::Result<(Vec<ManifestLine>, Vec<String>)> {
     let dir = format!("{}{MANIFEST_DIR}", target.day_prefix(day));
     let listing = target.list(&dir).await.with_context(|| format!("cannot list {}", target.describe(&dir)))?;
     let mut lines = BTreeMap::new();
@@ -255,7 +369,7 @@ async fn ls(target: &Target, day: &str, json: bool) -> anyhow::Result<ExitCode> 
 }
 
 /// Where an archive is, for messages: "bucket B" or "archive directory D".
-fn place(target: &Target) -> String {
+pub(crate) fn place(target: &Target) -> String {
     match target {
         Target::S3(s3) => format!("bucket {} ({})", s3.bucket(), target.recording_location("")),
         Target::LocalDir(dir) => format!("archive directory {}", dir.dir().display()),
@@ -429,8 +543,17 @@ fn print_report(target: &Target, report: &Report, span: &str) {
         Some(h) => format!("; recorder's history: {} of {} recording(s) found", h.matched, h.recordings),
         None => String::new(),
     };
+    for key in &report.pruned {
+        println!("{:<11} recording {key}: deleted by retention, as the signed retention log records", "PRUNED");
+    }
+    let retention = match (report.retention_log_entries, report.pruned.len(), report.held.len()) {
+        (0, _, _) => String::new(),
+        (n, pruned, held) => {
+            format!("; retention log: {n} entr(ies), {pruned} recording(s) of these days pruned, {held} held")
+        }
+    };
     println!(
-        "{} {span}: {} recording(s), {} object(s) verified, {} manifest line(s) in {} manifest(s){signed}{history}; {} problem(s){}",
+        "{} {span}: {} recording(s), {} object(s) verified, {} manifest line(s) in {} manifest(s){signed}{history}{retention}; {} problem(s){}",
         report.archive,
         report.recordings,
         report.objects_verified,

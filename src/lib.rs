@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod privileges;
 pub mod replay;
+pub mod retention;
 pub mod run;
 pub mod serve;
 pub mod ship;

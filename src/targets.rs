@@ -65,6 +65,10 @@ pub struct TargetArgs {
     /// Average upload rate limit per S3 target, e.g. 500K, 20M, 1G (bytes per second).
     #[arg(long, value_name = "BYTES/S")]
     pub bandwidth_limit: Option<Rate>,
+    /// Directory archives: prune recordings older than this many days (unless held); sets
+    /// retention_days of every directory archive.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub archive_retention_days: Option<u32>,
     /// The site's private key that signs the manifests (signing.key_file; default
     /// /etc/callvault/signing.key when it exists).
     #[arg(long, value_name = "FILE")]
@@ -79,6 +83,9 @@ impl TargetArgs {
             config.archive = self.archive.iter().map(|a| Archive::from_arg(a)).collect();
         }
         set(&mut config.signing.key_file, &self.signing_key);
+        for a in config.archive.iter_mut().filter(|a| !a.is_s3()) {
+            set(&mut a.retention_days, &self.archive_retention_days);
+        }
         for a in config.archive.iter_mut().filter(|a| a.is_s3()) {
             set(&mut a.endpoint, &self.s3_endpoint);
             set(&mut a.region, &self.s3_region);
@@ -192,7 +199,9 @@ pub fn build_target(archive: &Archive, name: &str) -> anyhow::Result<Target> {
         return Ok(Target::S3(s3_target(archive, name, rest, credentials)?));
     }
     let path = archive.path.clone().unwrap_or_default();
-    Ok(Target::LocalDir(LocalDir::new(name, &path)?))
+    let dir = LocalDir::new(name, &path)?;
+    dir.set_retention_days(archive.retention_days);
+    Ok(Target::LocalDir(dir))
 }
 
 /// The S3 target for `s3://<rest>`.

@@ -466,6 +466,16 @@ fn validate_archives(archives: &[Archive], bad: &mut dyn FnMut(&str, String, &st
             (Some(_), Some(0)) => bad(&key("lock_days"), "must be at least 1".into(), ""),
             _ => {}
         }
+        if a.retention_days == Some(0) {
+            bad(&key("retention_days"), "must be at least 1".into(), "leave it out to keep every recording");
+        }
+        if a.url.is_some() && a.retention_days.is_some() {
+            bad(
+                &key("retention_days"),
+                "applies only to directory archives: callvault does not delete from buckets".into(),
+                "expire objects with a lifecycle rule on the bucket; object_lock/lock_days keep them at least that long",
+            );
+        }
         if a.multipart_mib == Some(0) {
             bad(&key("multipart_mib"), "must be at least 1".into(), "16 is the default");
         }

@@ -215,6 +215,10 @@ pub struct Archive {
     /// Average upload rate limit, e.g. "500K", "20M" (bytes per second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_limit: Option<Rate>,
+    /// Directory archives: recordings older than this many days (by the call's start date) are
+    /// pruned, unless held. Not for S3 (a bucket lifecycle rule does that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -242,6 +246,7 @@ impl Archive {
             lock_days: None,
             multipart_mib: None,
             bandwidth_limit: None,
+            retention_days: None,
         }
     }
 

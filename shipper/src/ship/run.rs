@@ -30,6 +30,8 @@ const AGE_WARNING: Duration = Duration::from_secs(60);
 const TARGET_QUEUE_EVERY: Duration = Duration::from_secs(1);
 /// How often the disk is checked and the retention sweep runs.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(30);
+/// How often directory archives with a retention are pruned (the first time at start).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Exponential backoff with "equal jitter": each delay is between half and all of the current
 /// step, and the step doubles up to the maximum.
@@ -149,6 +151,10 @@ pub(super) struct Worker {
     last_age_warning: Option<Instant>,
     draining: bool,
     next_housekeeping: Instant,
+    /// When directory archives with a retention are pruned next.
+    next_prune: Instant,
+    /// Prunings running (finished before the worker ends, unless it is stopped).
+    prunes: JoinSet<()>,
     /// Owed targets without a slot that were already reported.
     reported_unconfigured: HashSet<OwedTarget>,
     /// When the per-target queue figures were last computed.
@@ -186,6 +192,8 @@ impl Worker {
             last_age_warning: None,
             draining: false,
             next_housekeeping: Instant::now(),
+            next_prune: Instant::now(),
+            prunes: JoinSet::new(),
             reported_unconfigured: HashSet::new(),
             last_target_queue: None,
         };
@@ -286,6 +294,11 @@ impl Worker {
             }
         }
         self.tasks.shutdown().await;
+        if matches!(*self.shared.mode(), Mode::Stop) || self.spool.faults().crashed() {
+            // A pruning cut short is finished by the next one (its log entry comes first).
+            self.prunes.shutdown().await;
+        }
+        while self.prunes.join_next().await.is_some() {}
         if !self.spool.faults().crashed() {
             self.load().await;
         }
@@ -349,9 +362,42 @@ impl Worker {
         self.load_error = None;
     }
 
+    /// Starts the pruning of every configured directory archive with a retention (at most once
+    /// per [`PRUNE_INTERVAL`], each in a task of its own: the loop never waits for it).
+    fn prune_archives(&mut self) {
+        let now = Instant::now();
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now + PRUNE_INTERVAL;
+        for slot in self.targets.iter().filter(|s| s.configured) {
+            let Target::LocalDir(dir) = &*slot.target else { continue };
+            let Some(days) = dir.retention_days() else { continue };
+            if !dir.start_pruning() {
+                continue;
+            }
+            let target = Arc::clone(&slot.target);
+            let dir = dir.clone();
+            self.prunes.spawn(async move {
+                let today = chrono::Utc::now().date_naive();
+                let who = crate::target::retention::Who::this_process();
+                match crate::target::retention::prune(&target, days, today, &who, false).await {
+                    Ok(p) if p.recordings.is_empty() => {}
+                    Ok(p) => tracing::info!(target_name = %target.name(), recordings = p.recordings.len(),
+                        objects = p.objects, held = p.held.len(), entry = ?p.entry,
+                        "pruned recordings older than the archive's retention_days"),
+                    Err(e) => tracing::error!(target_name = %target.name(), error = %crate::chain(&e),
+                        "cannot prune the archive; expired recordings are kept"),
+                }
+                dir.end_pruning();
+            });
+        }
+    }
+
     /// Checks the spool's disk and runs the retention sweep.
     async fn housekeeping(&mut self) {
         self.next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
+        self.prune_archives();
         let spool = Arc::clone(&self.spool);
         let result = blocking(move || {
             let swept = spool.sweep();

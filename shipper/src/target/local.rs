@@ -49,6 +49,10 @@ struct Inner {
     swept: Mutex<HashMap<PathBuf, Instant>>,
     /// The daily manifests' writer.
     manifest: Writer,
+    /// Days after which recordings are pruned ([`retention`](super::retention)); 0: never.
+    retention_days: std::sync::atomic::AtomicU32,
+    /// A pruning is running.
+    pruning: std::sync::atomic::AtomicBool,
 }
 
 /// What is at a destination path, compared with the file meant to go there.
@@ -87,6 +91,8 @@ impl LocalDir {
                 dir,
                 swept: Mutex::default(),
                 manifest: Writer::new(LOCAL_MANIFEST_LINGER),
+                retention_days: Default::default(),
+                pruning: Default::default(),
             }),
         }
     }
@@ -149,6 +155,27 @@ impl LocalDir {
     /// The daily manifests' writer.
     pub(crate) fn manifest_writer(&self) -> &Writer {
         &self.inner.manifest
+    }
+
+    /// Prunes recordings older than `days` (by the day of their key) that are not held; `None`
+    /// keeps everything (the default). See [`retention`](super::retention).
+    pub fn set_retention_days(&self, days: Option<u32>) {
+        self.inner.retention_days.store(days.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The retention in days, if any.
+    pub fn retention_days(&self) -> Option<u32> {
+        Some(self.inner.retention_days.load(std::sync::atomic::Ordering::Relaxed)).filter(|d| *d > 0)
+    }
+
+    /// Marks a pruning as running; `false` if one already is.
+    pub(crate) fn start_pruning(&self) -> bool {
+        !self.inner.pruning.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Marks the running pruning as done.
+    pub(crate) fn end_pruning(&self) {
+        self.inner.pruning.store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// Copies, verifies and publishes every file of `entry` (the filesystem work runs on the

@@ -573,7 +573,7 @@ async fn write_day_with(
 
 /// Publishes the public half of `key` in the archive (once per writer). Another key under its
 /// name is an error-level log line (`archive verify` reports it), not a reason to stop shipping.
-async fn publish_key(target: &Target, key: &SiteKey) -> Result<(), ShipError> {
+pub(crate) async fn publish_key(target: &Target, key: &SiteKey) -> Result<(), ShipError> {
     let writer = target.manifest_writer();
     if writer.published.load(Ordering::Relaxed) {
         return Ok(());
@@ -595,7 +595,7 @@ async fn publish_key(target: &Target, key: &SiteKey) -> Result<(), ShipError> {
 /// Stores the signature of `batch`. The signature is deterministic: what another writer stored
 /// is the same bytes; anything else under its name was put there by someone else, and is left
 /// for `archive verify` to report (an error-level log line).
-async fn put_signature(target: &Target, batch: &str, signature: Vec<u8>) -> Result<(), ShipError> {
+pub(crate) async fn put_signature(target: &Target, batch: &str, signature: Vec<u8>) -> Result<(), ShipError> {
     let object = signing::signature_object(batch);
     if target.create(&object, signature).await? == Created::Taken {
         tracing::error!(

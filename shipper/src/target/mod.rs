@@ -83,6 +83,7 @@
 
 mod local;
 pub mod manifest;
+pub mod retention;
 pub mod s3;
 pub mod signing;
 mod store;

@@ -30,11 +30,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{BatchHeader, MANIFEST_DIR, ManifestLine, batch_key, batch_seq, split_batch};
+use super::retention::{self, Action, Log, LogObject};
 use super::signing::{self, KEYS_DIR, PublicKey};
 use super::{ShipError, Target};
 
-/// The version of the [`Report`] format (2 added the signature and chain kinds).
-pub const REPORT_VERSION: u64 = 2;
+/// The version of the [`Report`] format (2 added the signature and chain kinds, 3 the
+/// retention log: `retention_log_entries`, `held`, `pruned`).
+pub const REPORT_VERSION: u64 = 3;
 
 /// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -186,6 +188,14 @@ pub struct Report {
     /// Batches that start a chain (link to nothing): the site's first, or the first after a
     /// pause longer than the writer's look-back.
     pub chain_starts: Vec<String>,
+    /// Entries of the retention log (holds and prunings; checked like the batches: signature
+    /// and chain).
+    pub retention_log_entries: usize,
+    /// Recordings under legal hold, by the verified entries of the retention log.
+    pub held: Vec<String>,
+    /// Recordings of the days whose objects are gone because retention pruned them (a verified
+    /// `pruned` entry names them): expired, not missing.
+    pub pruned: Vec<String>,
     /// Problems by kind (every kind, zero or not).
     pub counts: BTreeMap<&'static str, usize>,
     /// Every problem found.
@@ -236,14 +246,20 @@ pub async fn verify(
         signing_keys: Vec::new(),
         trusted_keys: trusted.to_vec(),
         chain_starts: Vec::new(),
+        retention_log_entries: 0,
+        held: Vec::new(),
+        pruned: Vec::new(),
         counts: ALL.iter().map(|k| (k.as_str(), 0)).collect(),
         problems: Vec::new(),
     };
     let mut keys = Keys::read(target, trusted, &mut report).await?;
+    let expired = verify_retention_log(target, &mut keys, &mut report).await?;
     let mut by_key: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     for day in days {
-        verify_day(target, day, &mut keys, &mut report, &mut by_key).await?;
+        verify_day(target, day, &mut keys, &expired, &mut report, &mut by_key).await?;
     }
+    report.pruned.sort();
+    report.pruned.dedup();
     report.signing_keys = keys.used.into_iter().collect();
     if let Some(known) = known {
         reconcile_history(known, days, &by_key, &mut report);
@@ -323,6 +339,7 @@ async fn verify_day(
     target: &Target,
     day: &str,
     keys: &mut Keys,
+    expired: &BTreeSet<String>,
     report: &mut Report,
     by_key: &mut BTreeMap<String, Vec<Found>>,
 ) -> Result<(), ShipError> {
@@ -423,7 +440,7 @@ async fn verify_day(
         let mut checked = BTreeSet::new();
         for found in lines {
             if checked.insert(found.line.content_id()) {
-                check_recording(target, found, &listed, &mut named, report).await;
+                check_recording(target, found, &listed, expired, &mut named, report).await;
             }
         }
     }
@@ -470,74 +487,200 @@ async fn check_signatures(
             }
             continue;
         };
-        let Some(fp) = &header.signing_key else {
-            report.problems.push(batch_problem(
-                Kind::Unsigned,
-                &b.object,
-                "written without a signing key (none was configured on the recorder)".into(),
-            ));
-            continue;
-        };
-        let sig_object = signing::signature_object(&b.object);
-        if !signatures.contains(sig_object.as_str()) {
-            report.problems.push(batch_problem(
-                Kind::Unsigned,
-                &b.object,
-                format!(
-                    "its header names key {fp}, but its signature {} is not in the archive",
-                    target.describe(&sig_object)
-                ),
-            ));
-            continue;
-        }
-        let key = match keys.published.get(fp) {
-            Some(Some(key)) => key,
-            // The key object's problem is reported once, as bad_key.
-            Some(None) => continue,
-            None => {
-                if keys.reported.insert(fp.clone()) {
-                    let object = signing::key_object(target.base(), fp);
-                    report.problems.push(batch_problem(
-                        Kind::UnknownKey,
-                        &b.object,
-                        format!(
-                            "signed with key {fp}, whose public key {} is not in the archive",
-                            target.describe(&object)
-                        ),
-                    ));
-                }
-                continue;
+        let has_sig = signatures.contains(signing::signature_object(&b.object).as_str());
+        check_signed(target, &b.object, &b.body, header.signing_key.as_deref(), has_sig, keys, report).await;
+    }
+}
+
+/// Checks the signature of `object` (whose bytes are `body`), made by the key `fp` it names;
+/// `has_sig`: its signature object is listed. Reports what is wrong; returns whether it verified.
+async fn check_signed(
+    target: &Target,
+    object: &str,
+    body: &[u8],
+    fp: Option<&str>,
+    has_sig: bool,
+    keys: &mut Keys,
+    report: &mut Report,
+) -> bool {
+    let Some(fp) = fp else {
+        report.problems.push(batch_problem(
+            Kind::Unsigned,
+            object,
+            "written without a signing key (none was configured on the recorder)".into(),
+        ));
+        return false;
+    };
+    let sig_object = signing::signature_object(object);
+    if !has_sig {
+        report.problems.push(batch_problem(
+            Kind::Unsigned,
+            object,
+            format!(
+                "its header names key {fp}, but its signature {} is not in the archive",
+                target.describe(&sig_object)
+            ),
+        ));
+        return false;
+    }
+    let key = match keys.published.get(fp) {
+        Some(Some(key)) => key,
+        // The key object's problem is reported once, as bad_key.
+        Some(None) => return false,
+        None => {
+            if keys.reported.insert(fp.to_owned()) {
+                let key_object = signing::key_object(target.base(), fp);
+                report.problems.push(batch_problem(
+                    Kind::UnknownKey,
+                    object,
+                    format!(
+                        "signed with key {fp}, whose public key {} is not in the archive",
+                        target.describe(&key_object)
+                    ),
+                ));
             }
-        };
-        let signature = match target.fetch(&sig_object).await {
-            Ok(Some(sig)) => sig,
-            Ok(None) => Vec::new(),
-            Err(e) => {
-                report.problems.push(unreadable(&sig_object, crate::chain(&e)));
-                continue;
-            }
-        };
-        if !key.verifies(&b.body, &signature) {
-            report.problems.push(batch_problem(
-                Kind::BadSignature,
-                &b.object,
-                format!(
-                    "its signature {} does not verify with key {fp}: the batch or its signature was rewritten",
-                    target.describe(&sig_object)
-                ),
-            ));
-            continue;
+            return false;
         }
-        report.batches_signed += 1;
-        keys.used.insert(fp.clone());
-        if !keys.trusted.is_empty() && !keys.trusted.contains(fp) && keys.reported.insert(fp.clone()) {
+    };
+    let signature = match target.fetch(&sig_object).await {
+        Ok(Some(sig)) => sig,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            report.problems.push(unreadable(&sig_object, crate::chain(&e)));
+            return false;
+        }
+    };
+    if !key.verifies(body, &signature) {
+        report.problems.push(batch_problem(
+            Kind::BadSignature,
+            object,
+            format!(
+                "its signature {} does not verify with key {fp}: the object or its signature was rewritten",
+                target.describe(&sig_object)
+            ),
+        ));
+        return false;
+    }
+    report.batches_signed += 1;
+    keys.used.insert(fp.to_owned());
+    if !keys.trusted.is_empty() && !keys.trusted.contains(fp) {
+        if keys.reported.insert(fp.to_owned()) {
             report.problems.push(batch_problem(
                 Kind::UntrustedKey,
-                &b.object,
+                object,
                 format!("signed with key {fp}, which is published in the archive but is not a trusted fingerprint"),
             ));
         }
+        return false;
     }
+    true
+}
+
+/// Verifies the archive's retention log (holds set and cleared, prunings): every entry parses,
+/// is signed by a trusted key and links to the entry before it. Returns the recordings that
+/// verified `pruned` entries name (a recording whose objects are gone is then pruned, not
+/// missing), and fills in the report's `retention_log_entries` and `held`.
+async fn verify_retention_log(
+    target: &Target,
+    keys: &mut Keys,
+    report: &mut Report,
+) -> Result<BTreeSet<String>, ShipError> {
+    let log = Log::read(target).await?;
+    report.retention_log_entries = log.entries.len();
+    let signatures: BTreeSet<&str> = log.signatures.iter().map(String::as_str).collect();
+    for other in &log.others {
+        report
+            .problems
+            .push(unlisted(other, "an object in the retention log that is not an entry (seq-N.json) or a signature"));
+    }
+    for sig in &log.signatures {
+        if !log.entries.iter().any(|o| signing::signature_object(&o.object) == *sig) {
+            report.problems.push(unlisted(sig, "a signature of no retention log entry"));
+        }
+    }
+    let mut verified = BTreeSet::new();
+    let by_seq: BTreeMap<u64, &LogObject> =
+        log.entries.iter().filter_map(|o| retention::entry_seq(&o.object).map(|n| (n, o))).collect();
+    let last = by_seq.keys().next_back().copied().unwrap_or(0);
+    for n in 1..last {
+        if !by_seq.contains_key(&n) {
+            report.problems.push(batch_problem(
+                Kind::ChainGap,
+                &retention::entry_key(target.base(), n),
+                format!("entry {n} of the retention log is not in the archive; the log runs to {last}"),
+            ));
+        }
+    }
+    for (&n, o) in &by_seq {
+        let entry = match &o.entry {
+            Ok(entry) => entry,
+            Err(why) => {
+                report.problems.push(Problem {
+                    kind: Kind::Malformed,
+                    key: None,
+                    object: Some(o.object.clone()),
+                    manifest: Some(o.object.clone()),
+                    line: Some(1),
+                    detail: format!("the retention log entry: {why}"),
+                });
+                continue;
+            }
+        };
+        let has_sig = signatures.contains(signing::signature_object(&o.object).as_str());
+        let signed =
+            check_signed(target, &o.object, &o.body, entry.signing_key.as_deref(), has_sig, keys, report).await;
+        let mut linked = entry.seq == n;
+        if !linked {
+            report.problems.push(batch_problem(
+                Kind::ChainBroken,
+                &o.object,
+                format!("it says it is entry {} of the retention log; it is stored as entry {n}", entry.seq),
+            ));
+        }
+        let expected = (n > 1).then(|| retention::entry_key(target.base(), n - 1));
+        match (&entry.prev, &expected) {
+            (None, None) => {}
+            (Some(p), Some(e)) if p.object == *e => {
+                if let Some(prev) = by_seq.get(&(n - 1))
+                    && hex::encode(Sha256::digest(&prev.body)) != p.sha256
+                {
+                    linked = false;
+                    report.problems.push(batch_problem(
+                        Kind::ChainBroken,
+                        &prev.object,
+                        format!(
+                            "entry {n} of the retention log recorded SHA-256 {} for it; it has another: it was rewritten",
+                            p.sha256
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                linked = false;
+                report.problems.push(batch_problem(
+                    Kind::ChainBroken,
+                    &o.object,
+                    format!(
+                        "it links to {}; its predecessor is {}",
+                        entry.prev.as_ref().map_or("nothing".to_owned(), |p| target.describe(&p.object)),
+                        expected.as_deref().map_or("nothing".to_owned(), |e| target.describe(e))
+                    ),
+                ));
+            }
+        }
+        if signed && linked {
+            verified.insert(o.object.clone());
+        }
+    }
+    report.held = log.held(|o| verified.contains(&o.object)).into_keys().collect();
+    Ok(log
+        .entries
+        .iter()
+        .filter(|o| verified.contains(&o.object))
+        .filter_map(|o| o.entry.as_ref().ok())
+        .filter(|e| e.action == Action::Pruned)
+        .flat_map(|e| e.recordings.iter().map(|r| r.key.clone()))
+        .collect())
 }
 
 /// Checks the links of a day's batches: numbers without a gap, each batch naming its
@@ -664,6 +807,7 @@ async fn check_recording(
     target: &Target,
     found: &Found,
     listed: &HashMap<&str, u64>,
+    expired: &BTreeSet<String>,
     named: &mut BTreeSet<String>,
     report: &mut Report,
 ) {
@@ -695,6 +839,10 @@ async fn check_recording(
         let body = if in_day && !listed.contains_key(o.key.as_str()) { Ok(None) } else { target.fetch(&o.key).await };
         let body = match body {
             Ok(Some(body)) => body,
+            Ok(None) if expired.contains(&line.key) => {
+                report.pruned.push(line.key.clone());
+                continue;
+            }
             Ok(None) => {
                 report.problems.push(problem(
                     Kind::Missing,
