@@ -119,39 +119,30 @@ pub enum ArchiveCommand {
     },
 }
 
+/// The recordings a hold is set on or cleared from, and why.
+#[derive(Debug, Clone, Args)]
+pub struct HoldArgs {
+    /// The recordings' keys, YYYY/MM/DD/<name> (as `ls` shows them).
+    #[arg(required = true)]
+    keys: Vec<String>,
+    /// Why (a case number, a request): written to the retention log.
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// The archive's name in the configuration (default: the first archive).
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
+    /// The archive (a directory or an s3:// URL) and how to reach it.
+    #[command(flatten)]
+    targets: TargetArgs,
+}
+
 /// `callvault archive hold` commands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum HoldCommand {
     /// Put recordings under legal hold (S3: PutObjectLegalHold on each of their objects).
-    Set {
-        /// The recordings' keys, YYYY/MM/DD/<name> (as `ls` shows them).
-        #[arg(required = true)]
-        keys: Vec<String>,
-        /// Why (a case number, a request): written to the retention log.
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-        /// The archive's name in the configuration (default: the first archive).
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
-        /// The archive (a directory or an s3:// URL) and how to reach it.
-        #[command(flatten)]
-        targets: TargetArgs,
-    },
+    Set(HoldArgs),
     /// Release recordings from legal hold.
-    Clear {
-        /// The recordings' keys, YYYY/MM/DD/<name>.
-        #[arg(required = true)]
-        keys: Vec<String>,
-        /// Why: written to the retention log.
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-        /// The archive's name in the configuration (default: the first archive).
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
-        /// The archive (a directory or an s3:// URL) and how to reach it.
-        #[command(flatten)]
-        targets: TargetArgs,
-    },
+    Clear(HoldArgs),
     /// List the retention log's holds (who, when, why) and the recordings held now.
     Ls {
         /// Print the log's entries as JSON Lines.
@@ -176,8 +167,8 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         | ArchiveCommand::Prune { targets, target, .. }
         | ArchiveCommand::Hold {
             command:
-                HoldCommand::Set { targets, target, .. }
-                | HoldCommand::Clear { targets, target, .. }
+                HoldCommand::Set(HoldArgs { targets, target, .. })
+                | HoldCommand::Clear(HoldArgs { targets, target, .. })
                 | HoldCommand::Ls { targets, target, .. },
         } => (targets, target),
     };
@@ -186,8 +177,7 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     let target = open_target(&config, name.as_deref())?;
     if matches!(
         args.command,
-        ArchiveCommand::Prune { .. }
-            | ArchiveCommand::Hold { command: HoldCommand::Set { .. } | HoldCommand::Clear { .. } }
+        ArchiveCommand::Prune { .. } | ArchiveCommand::Hold { command: HoldCommand::Set(_) | HoldCommand::Clear(_) }
     ) {
         // These write to the archive: their retention log entries are signed with the site key.
         match crate::targets::signing_key(&config)? {
@@ -223,8 +213,8 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
                 crate::retention::prune(&target, days, dry_run).await
             }
             ArchiveCommand::Hold { command } => match command {
-                HoldCommand::Set { keys, reason, .. } => crate::retention::hold(&target, &keys, true, &reason).await,
-                HoldCommand::Clear { keys, reason, .. } => crate::retention::hold(&target, &keys, false, &reason).await,
+                HoldCommand::Set(a) => crate::retention::hold(&target, &a.keys, true, &a.reason).await,
+                HoldCommand::Clear(a) => crate::retention::hold(&target, &a.keys, false, &a.reason).await,
                 HoldCommand::Ls { json, .. } => crate::retention::hold_ls(&target, json).await,
             },
         }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use callgen::{CallSpec, Scenario};
-use common::live::{Netns, Running, can_run};
+use common::live::{Netns, can_run};
 use common::{records, skipped};
 
 fn selenium_python() -> Option<PathBuf> {
@@ -56,23 +56,8 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
 
     let ns = Netns::new("w");
     // The dashboard is served, and chromedriver driven, over the namespace's loopback.
-    assert!(common::live::sh(&format!("ip -n {} link set lo up", ns.name)));
     let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
-    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_callvault"));
-    cmd.args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root", "--api-listen", "127.0.0.1:0"])
-        .arg("--output")
-        .arg(&data)
-        .arg("--archive")
-        .arg(&archive);
-    let mut cv = Running::start(cmd);
-    cv.wait_for("capturing", Duration::from_secs(20));
-    let log = cv.log();
-    let base = log
-        .split("API on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(|url| url.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| panic!("no API address in the log\n{log}"));
+    let (cv, base) = common::live::run_with_api(&ns, &data, &archive);
 
     let expect = tmp.path().join("expect.json");
     let expect_json = serde_json::json!({

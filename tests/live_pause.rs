@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use callgen::{CallSpec, Scenario};
-use common::live::{Netns, Running, can_run};
+use common::live::{Netns, can_run};
 use common::{channels, records};
 use serde_json::Value;
 
@@ -40,23 +40,8 @@ fn the_api_pauses_and_resumes_a_live_call_and_only_that_span_is_silence() {
     let call_id = truth.calls[0].call_id.clone();
 
     let ns = Netns::new("p");
-    assert!(common::live::sh(&format!("ip -n {} link set lo up", ns.name)));
     let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
-    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_callvault"));
-    cmd.args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root", "--api-listen", "127.0.0.1:0"])
-        .arg("--output")
-        .arg(&data)
-        .arg("--archive")
-        .arg(&archive);
-    let mut cv = Running::start(cmd);
-    cv.wait_for("capturing", Duration::from_secs(20));
-    let log = cv.log();
-    let base = log
-        .split("API on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(|url| url.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| panic!("no API address in the log\n{log}"));
+    let (cv, base) = common::live::run_with_api(&ns, &data, &archive);
     let pause_url = |verb: &str, id: &str| format!("{base}/api/v1/active/{id}/{verb}");
 
     // No such call: 404, saying so.

@@ -28,21 +28,26 @@ use mixer::mix::g711::ULAW_TO_LINEAR;
 
 const T0: i64 = 1_735_689_600 * 1_000_000_000;
 
-/// ffmpeg's decoding of G.722 `codes` (from the decoder's reset state).
-fn ffmpeg_g722(codes: &[u8]) -> Vec<i16> {
-    let mut child = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "g722", "-i", "pipe:0", "-f", "s16le", "pipe:1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run ffmpeg");
+/// Runs `cmd` with `input` on its standard input; its standard output as 16-bit samples.
+fn pipe_pcm(cmd: &mut Command, input: &[u8]) -> Vec<i16> {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run the reference decoder");
     let mut stdin = child.stdin.take().unwrap();
-    let input = codes.to_vec();
+    let input = input.to_vec();
     let feeder = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().unwrap();
     feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "ffmpeg failed");
+    assert!(out.status.success(), "{cmd:?} failed");
     out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+/// ffmpeg's own decoder for raw `format` (`g722`, `gsm`, `g729`) on `input`.
+fn ffmpeg(format: &str, input: &[u8]) -> Vec<i16> {
+    pipe_pcm(Command::new("ffmpeg").args(["-v", "error", "-f", format, "-i", "pipe:0", "-f", "s16le", "pipe:1"]), input)
+}
+
+/// ffmpeg's decoding of G.722 `codes` (from the decoder's reset state).
+fn ffmpeg_g722(codes: &[u8]) -> Vec<i16> {
+    ffmpeg("g722", codes)
 }
 
 fn have_ffmpeg(test: &str) -> bool {
@@ -197,40 +202,16 @@ fn g722_calls_are_decoded_bit_exact_at_16_khz_and_mixed_rate_calls_stay_aligned(
 /// `frames` of `codec` (`g729`, `gsm`) in order, `None` a lost G.729 frame.
 fn reference(codec: &str, frames: &[Option<&[u8]>]) -> Vec<i16> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/narrowband.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(codec)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run python3");
     let input: String = frames
         .iter()
         .map(|f| f.map_or_else(|| "-".to_owned(), |f| f.iter().map(|b| format!("{b:02x}")).collect()) + "\n")
         .collect();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "the reference {codec} decoder failed");
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    pipe_pcm(Command::new("python3").arg(script).arg(codec), input.as_bytes())
 }
 
 /// ffmpeg's decoding (its own GSM 06.10 decoder) of `frames` (33 bytes each), in order.
 fn ffmpeg_gsm(frames: &[u8]) -> Vec<i16> {
-    let mut child = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "gsm", "-i", "pipe:0", "-f", "s16le", "pipe:1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run ffmpeg");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = frames.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "ffmpeg failed");
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    ffmpeg("gsm", frames)
 }
 
 fn have_libraries(test: &str) -> bool {
@@ -504,18 +485,7 @@ fn the_corpus_g729_call_is_decoded_as_libbcg729_decodes_it_and_ffmpeg_hears_the_
     assert!(got[1 - k].iter().all(|&s| s == 0));
     // ffmpeg's own G.729 decoder (a different implementation, not bit-exact) hears the same
     // speech: the two agree to well over 15 dB.
-    let mut child = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "g729", "-i", "pipe:0", "-f", "s16le", "pipe:1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let raw: Vec<u8> = payloads.concat();
-    let feeder = std::thread::spawn(move || stdin.write_all(&raw));
-    let ff = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    let ff: Vec<i16> = ff.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let ff = ffmpeg("g729", &payloads.concat());
     assert_eq!(ff.len(), want.len());
     let snr = snr_db(&got[k], &ff);
     assert!(snr > 15.0, "ffmpeg's G.729 decoding differs: {snr:.1} dB");

@@ -169,10 +169,14 @@ fn corpus_calls_and_streams_match_expected() {
                     }
                 }
             }
-            // Audio: decodable media (G.711, G.722, Opus) gives a recording; other codecs are
-            // named.
+            // Audio: decodable media (G.711, G.722, Opus, G.729, GSM) gives a recording; other
+            // codecs are named.
             let g711 = streams.iter().any(|s| {
-                s["payload_types"].as_array().unwrap().iter().any(|p| p == 0 || p == 8 || p == 9)
+                s["payload_types"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| [0, 3, 8, 9, 18].contains(&p.as_u64().unwrap_or(999)))
                     || s["codec"] == "opus"
             });
             let encrypted = !rec["encrypted"].as_array().unwrap().is_empty();

@@ -23,6 +23,22 @@ fn key_start(scenario: &Scenario, call: usize, party: Party, at_packet: u32, ori
     ((s.capture_ns - origin) / 125_000) as usize
 }
 
+/// Both channels of call `i` are the generator's audio exactly, silence over `span` (which
+/// had audio to remove).
+fn assert_audio(ctx: &str, scenario: &Scenario, i: usize, rec: &common::Rec, span: Option<(usize, usize)>) {
+    let origin = origin(scenario, i).unwrap();
+    let frames = expected_frames(scenario, i, origin);
+    let got = channels(rec.wav.as_deref().unwrap());
+    for (k, (name, party)) in [("caller", Party::Caller), ("callee", Party::Callee)].into_iter().enumerate() {
+        let mut want = expected_channel(scenario, i, party, origin, frames);
+        if let Some((from, to)) = span {
+            assert!(want[from..to].iter().any(|&s| s != 0), "{ctx}: the span had audio to remove");
+            want[from..to].fill(0);
+        }
+        assert_channel(ctx, name, &got[k], &want, origin);
+    }
+}
+
 #[test]
 fn dtmf_codes_pause_and_resume_both_channels_sample_exact() {
     // 0: paused by the caller ("*1"), card digits, resumed by the callee ("*2"); a "1" alone
@@ -59,15 +75,7 @@ fn dtmf_codes_pause_and_resume_both_channels_sample_exact() {
             1 => Some((key_start(&scenario, i, Party::Callee, 110, origin), frames)),
             _ => None,
         };
-        let got = channels(rec.wav.as_deref().unwrap());
-        for (k, (name, party)) in [("caller", Party::Caller), ("callee", Party::Callee)].into_iter().enumerate() {
-            let mut want = expected_channel(&scenario, i, party, origin, frames);
-            if let Some((from, to)) = span {
-                assert!(want[from..to].iter().any(|&s| s != 0), "{ctx}: the span had audio to remove");
-                want[from..to].fill(0);
-            }
-            assert_channel(&ctx, name, &got[k], &want, origin);
-        }
+        assert_audio(&ctx, &scenario, i, rec, span);
         let pauses = rec.value["pauses"].as_array().unwrap();
         match span {
             None => assert!(pauses.is_empty(), "{ctx}: {pauses:?}"),
@@ -155,15 +163,7 @@ fn a_sip_header_and_dtmf_in_sip_info_pause_and_resume_sample_exact() {
             1 => Some((info_start(t, 1, origin), info_start(t, 4, origin) + 250 * 8)),
             _ => None,
         };
-        let got = channels(rec.wav.as_deref().unwrap());
-        for (k, (name, party)) in [("caller", Party::Caller), ("callee", Party::Callee)].into_iter().enumerate() {
-            let mut want = expected_channel(&scenario, i, party, origin, frames);
-            if let Some((from, to)) = span {
-                assert!(want[from..to].iter().any(|&s| s != 0), "{ctx}: the span had audio to remove");
-                want[from..to].fill(0);
-            }
-            assert_channel(&ctx, name, &got[k], &want, origin);
-        }
+        assert_audio(&ctx, &scenario, i, rec, span);
         let pauses = rec.value["pauses"].as_array().unwrap();
         let Some((from, to)) = span else {
             assert!(pauses.is_empty(), "{ctx}: {pauses:?}");

@@ -258,3 +258,26 @@ pub fn kernel_counters(log: &str, iface: &str) -> ((u64, u64, u64), (u64, u64)) 
     let unread = num(shutdown.rsplit(", ").next().unwrap().split(" could").next().unwrap());
     ((received, dropped, read), (drained, unread))
 }
+
+/// Starts `callvault run` in `ns`, capturing on its end `b`, recording into `data` and
+/// shipping to `archive`, with its API on the namespace's loopback (brought up here); returns
+/// it once it captures, and the API's base URL.
+pub fn run_with_api(ns: &Netns, data: &Path, archive: &Path) -> (Running, String) {
+    assert!(sh(&format!("ip -n {} link set lo up", ns.name)));
+    let mut cmd = ns.exec(env!("CARGO_BIN_EXE_callvault"));
+    cmd.args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root", "--api-listen", "127.0.0.1:0"])
+        .arg("--output")
+        .arg(data)
+        .arg("--archive")
+        .arg(archive);
+    let mut cv = Running::start(cmd);
+    cv.wait_for("capturing", Duration::from_secs(20));
+    let log = cv.log();
+    let base = log
+        .split("API on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("no API address in the log\n{log}"));
+    (cv, base)
+}

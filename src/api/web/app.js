@@ -74,7 +74,10 @@ function liveTable() {
     "Callee codec", "MOS", "Loss", "Jitter ms"].map((h) => el("th", {}, h)));
   const rows = live.calls.map((c) =>
     el("tr", { "data-call-id": c.call_id }, el("td", {}, c.from || "–"), el("td", {}, c.to || "–"),
-      el("td", {}, when(c.start)), el("td", { class: "num" }, duration(c.media_s)),
+      el("td", {}, when(c.start)),
+      // A call whose recording is paused (PCI DSS) says so beside its media time.
+      el("td", { class: "num", title: c.paused ? "recording paused" : "" },
+        duration(c.media_s) + (c.paused ? " (paused)" : "")),
       sideCells(c.caller), sideCells(c.callee)));
   return el("table", { id: "active" }, el("thead", {}, head), el("tbody", {}, rows));
 }
