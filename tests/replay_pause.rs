@@ -157,7 +157,6 @@ fn a_sip_header_and_dtmf_in_sip_info_pause_and_resume_sample_exact() {
         let ctx = format!("call {i}");
         let rec = r.record(&t.call_id);
         let origin = origin(&scenario, i).unwrap();
-        let frames = expected_frames(&scenario, i, origin);
         let span = match i {
             0 => Some((info_start(t, 1, origin), info_start(t, 3, origin))),
             1 => Some((info_start(t, 1, origin), info_start(t, 4, origin) + 250 * 8)),
