@@ -67,6 +67,18 @@ fn audio(scenario: &Scenario, call: usize, party: Party, origin: i64) -> Vec<(us
         .collect()
 }
 
+/// Where call `i`'s recording starts (its first audio packet's capture time) and each party's
+/// audio packets from there.
+fn both_parties(scenario: &Scenario, i: usize) -> (i64, [Vec<(usize, Sent)>; 2]) {
+    let origin = [Party::Caller, Party::Callee]
+        .into_iter()
+        .flat_map(|p| audio(scenario, i, p, 0))
+        .map(|(_, s)| s.capture_ns)
+        .min()
+        .unwrap();
+    (origin, [Party::Caller, Party::Callee].map(|p| audio(scenario, i, p, origin)))
+}
+
 /// The 16 kHz channel a correct recorder writes for a G.722 sender: each run of contiguous
 /// codes decoded by ffmpeg from the reset state.
 fn expected_g722(packets: &[(usize, Sent)], positions: usize) -> Vec<i16> {
@@ -127,14 +139,8 @@ fn g722_calls_are_decoded_bit_exact_at_16_khz_and_mixed_rate_calls_stay_aligned(
         let audio_rec = &rec.value["audio"];
         assert_eq!(audio_rec["sample_rate"], 16000, "{ctx}: {audio_rec}");
         let spec = &scenario.calls[i];
-        let origin = [Party::Caller, Party::Callee]
-            .into_iter()
-            .flat_map(|p| audio(&scenario, i, p, 0))
-            .map(|(_, s)| s.capture_ns)
-            .min()
-            .unwrap();
+        let (origin, parties) = both_parties(&scenario, i);
         assert_eq!(audio_rec["media_start"], rfc3339(origin), "{ctx}");
-        let parties = [Party::Caller, Party::Callee].map(|p| audio(&scenario, i, p, origin));
         let positions = parties.iter().flatten().map(|(at, s)| at + s.payload.len()).max().unwrap();
         assert_eq!(audio_rec["frames"].as_u64(), Some(2 * positions as u64), "{ctx}: frames");
         let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
@@ -302,13 +308,7 @@ fn g729_and_gsm_calls_are_decoded_as_the_reference_decoders_decode_them() {
         let rec = r.record(&t.call_id);
         let spec = &scenario.calls[i];
         assert_eq!(rec.value["audio"]["sample_rate"], 8000, "{ctx}");
-        let origin = [Party::Caller, Party::Callee]
-            .into_iter()
-            .flat_map(|p| audio(&scenario, i, p, 0))
-            .map(|(_, s)| s.capture_ns)
-            .min()
-            .unwrap();
-        let parties = [Party::Caller, Party::Callee].map(|p| audio(&scenario, i, p, origin));
+        let (_, parties) = both_parties(&scenario, i);
         let samples = |party: Party, s: &Sent| match spec.codec_of(party) {
             Codec::G729 => s.payload.len() / 10 * 80,
             Codec::Gsm => s.payload.len() / 33 * 160,
@@ -373,13 +373,7 @@ fn a_codec_change_by_reinvite_keeps_every_sample_and_lists_each_codec_segment() 
         let (first, then) = if i == 0 { (Codec::Pcmu, Codec::G722) } else { (Codec::G729, Codec::Pcmu) };
         let rate = if i == 0 { 16000 } else { 8000 };
         assert_eq!(rec.value["audio"]["sample_rate"], rate, "{ctx}");
-        let origin = [Party::Caller, Party::Callee]
-            .into_iter()
-            .flat_map(|p| audio(&scenario, i, p, 0))
-            .map(|(_, s)| s.capture_ns)
-            .min()
-            .unwrap();
-        let parties = [Party::Caller, Party::Callee].map(|p| audio(&scenario, i, p, origin));
+        let (_, parties) = both_parties(&scenario, i);
         let len = |s: &Sent| if s.pt == 18 { s.payload.len() / 10 * 80 } else { s.payload.len() };
         let positions = parties.iter().flatten().map(|(at, s)| at + len(s)).max().unwrap();
         let got = channels_at(rec.wav.as_deref().unwrap(), rate);
