@@ -7,6 +7,8 @@
 //! it (a reader skips such a frame by its length and stays in step); [`unmask`] undoes the
 //! client's masking in place.
 
+use crate::wire::sip::trim;
+use crate::wire::sip_framing::trim_cr;
 use memchr::memmem;
 
 use super::{ErrorKind, Layer, WireError, be16};
@@ -213,16 +215,6 @@ fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 #[cfg(test)]
