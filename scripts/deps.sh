@@ -12,15 +12,16 @@
 #                            (npm, HOMER's HEP decoder: the HEP export test), gzip and zstd
 #                            (compressed captures), ffmpeg and opus-tools (the reference decoders
 #                            of the codec tests), pylibsrtp and cryptography (PyPI, in a venv: the
-#                            SRTP cross-check), jq (the consumer's verification procedure) and
-#                            duckdb (PyPI, in a venv: the README's manifest query)
+#                            SRTP cross-check), jq (the consumer's verification procedure),
+#                            age (keys and a second implementation for the encrypted archive
+#                            test) and duckdb (PyPI, in a venv: the README's manifest query)
 #   scripts/deps.sh soak   the same, for benches/soak.sh
 set -euo pipefail
 mode="${1:-run}"
 want=(libpcap-dev libopus-dev libbcg729-dev libgsm1-dev pkg-config)
 if [ "$mode" = test ] || [ "$mode" = soak ]; then
     want+=(tshark tcpreplay iproute2 sip-tester tcpdump python3-venv openssl curl flac dpkg-dev binutils adduser systemd g++
-        prometheus chromium chromium-driver gzip zstd ffmpeg opus-tools jq)
+        prometheus chromium chromium-driver gzip zstd ffmpeg opus-tools jq age)
     # Node from any source will do (NodeSource's nodejs carries npm and conflicts with Debian's).
     { command -v node && command -v npm; } >/dev/null || want+=(nodejs npm)
 fi

@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 use shipper::target::manifest::{MANIFEST_DIR, ManifestLine, split_batch};
+use shipper::target::seal::{SEALED_EXT, Unsealer};
 use shipper::target::verify::{self, Known, Report};
 use shipper::{LocalDir, Spool, Target};
 
@@ -56,6 +57,11 @@ pub enum ArchiveCommand {
         /// Directory to write the files to.
         #[arg(long, short = 'd', default_value = ".", value_name = "DIR")]
         dir: PathBuf,
+        /// An age identity file (AGE-SECRET-KEY-1… lines, from `age-keygen`) that opens a sealed
+        /// (encrypted) recording: its files are decrypted, checked against the plaintext SHA-256
+        /// of the manifest and written without `.age`. Without it they are written as stored.
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Option<PathBuf>,
         /// The archive's name in the configuration (default: the first archive).
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
@@ -71,9 +77,14 @@ pub enum ArchiveCommand {
         /// The last day (default: the first), YYYY-MM-DD.
         #[arg(long, value_name = "DAY")]
         to: Option<String>,
-        /// Print the report as JSON (format version 3) instead of text.
+        /// Print the report as JSON (format version 4) instead of text.
         #[arg(long)]
         json: bool,
+        /// An age identity file that opens sealed (encrypted) recordings: their plaintext is
+        /// checked too, and their call records against their audio. Without it sealed objects are
+        /// checked as stored (ciphertext), which needs no key.
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Option<PathBuf>,
         /// The recorder's data directory whose spool and call index are compared with the
         /// archive (default: the configuration's data directory, when it exists).
         #[arg(long, short = 'o', value_name = "DIR")]
@@ -194,13 +205,16 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         match args.command {
             ArchiveCommand::Ls { day, json, .. } => ls(&target, &day, json).await,
-            ArchiveCommand::Get { key, dir, .. } => get(&target, &key, &dir).await,
-            ArchiveCommand::Verify { day, to, json, output, no_history, key_fingerprint, .. } => {
+            ArchiveCommand::Get { key, dir, identity, .. } => {
+                get(&target, &key, &dir, unsealer(identity.as_deref())?.as_ref()).await
+            }
+            ArchiveCommand::Verify { day, to, json, identity, output, no_history, key_fingerprint, .. } => {
                 let days = days(&day, to.as_deref())?;
                 let data_dir = output.unwrap_or_else(|| config.storage.data_dir.clone());
                 let known = if no_history { None } else { history(&data_dir, &days)? };
                 let trusted = trusted_keys(&config, key_fingerprint)?;
-                verify(&target, &days, known.as_deref(), &trusted, json).await
+                let unsealer = unsealer(identity.as_deref())?;
+                verify(&target, &days, known.as_deref(), &trusted, unsealer.as_ref(), json).await
             }
             ArchiveCommand::Prune { days, dry_run, .. } => {
                 let days = match days.or(configured_retention(&config, &target)) {
@@ -219,6 +233,11 @@ pub fn archive(source: &Source, args: ArchiveArgs) -> anyhow::Result<ExitCode> {
             },
         }
     })
+}
+
+/// The identities of `--identity`, if given.
+fn unsealer(identity: Option<&Path>) -> anyhow::Result<Option<Unsealer>> {
+    identity.map(|path| Unsealer::from_file(path).map_err(|e| anyhow::anyhow!(e))).transpose()
 }
 
 /// The retention_days of the configured archive `target` is (by name).
@@ -366,7 +385,7 @@ pub(crate) fn place(target: &Target) -> String {
     }
 }
 
-async fn get(target: &Target, key: &str, dir: &Path) -> anyhow::Result<ExitCode> {
+async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>) -> anyhow::Result<ExitCode> {
     let key = key.trim_matches('/');
     let (day, name) = key.rsplit_once('/').context("the key must look like YYYY/MM/DD/<name>")?;
     let day = day_path(day).with_context(|| format!("key {key:?}"))?;
@@ -378,6 +397,12 @@ async fn get(target: &Target, key: &str, dir: &Path) -> anyhow::Result<ExitCode>
             day.replace('/', "-")
         );
     };
+    if unsealer.is_none() && line.objects.values().any(|o| o.plain.is_some()) {
+        eprintln!(
+            "note: {key} is sealed (encrypted to {}); its files are written as stored — give --identity FILE to decrypt them",
+            line.value["sealed"]["recipients"]
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
     let mut bad = 0;
     for (ext, object) in &line.objects {
@@ -400,8 +425,34 @@ async fn get(target: &Target, key: &str, dir: &Path) -> anyhow::Result<ExitCode>
             );
             continue;
         }
-        write_then_rename(&path, &body)?;
-        println!("{}  {} bytes  sha256 ok", path.display(), body.len());
+        let (Some(unsealer), Some((plain_sha, plain_size)), Some(plain_ext)) =
+            (unsealer, &object.plain, ext.strip_suffix(&format!(".{SEALED_EXT}")))
+        else {
+            write_then_rename(&path, &body)?;
+            println!("{}  {} bytes  sha256 ok", path.display(), body.len());
+            continue;
+        };
+        let path = dir.join(format!("{name}.{plain_ext}"));
+        let plain = match unsealer.open(&body) {
+            Ok(plain) => plain,
+            Err(why) => {
+                bad += 1;
+                println!("{}: {why}; not written", path.display());
+                continue;
+            }
+        };
+        let actual = hex::encode(Sha256::digest(&plain));
+        if &actual != plain_sha || plain.len() as u64 != *plain_size {
+            bad += 1;
+            println!(
+                "{}: PLAINTEXT SHA-256 MISMATCH: decrypts to {} bytes with SHA-256 {actual}, the manifest records {plain_size} bytes with {plain_sha}; not written",
+                path.display(),
+                plain.len(),
+            );
+            continue;
+        }
+        write_then_rename(&path, &plain)?;
+        println!("{}  {} bytes  decrypted, sha256 ok", path.display(), plain.len());
     }
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(PROBLEMS) })
 }
@@ -474,9 +525,10 @@ async fn verify(
     days: &[String],
     known: Option<&[Known]>,
     trusted: &[String],
+    unsealer: Option<&Unsealer>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let report = verify::verify(target, days, known, trusted)
+    let report = verify::verify(target, days, known, trusted, unsealer)
         .await
         .with_context(|| format!("cannot verify {}", target.recording_location("")))?;
     let span = match (days.first(), days.last()) {
@@ -542,8 +594,13 @@ fn print_report(target: &Target, report: &Report, span: &str) {
             format!("; retention log: {n} entr(ies), {pruned} recording(s) of these days pruned, {held} held")
         }
     };
+    let sealed = match (report.sealed_objects, report.sealed_opened) {
+        (0, _) => String::new(),
+        (n, 0) => format!(" ({n} sealed: checked as stored, give --identity to check their plaintext)"),
+        (n, opened) => format!(" ({n} sealed, {opened} decrypted and matched)"),
+    };
     println!(
-        "{} {span}: {} recording(s), {} object(s) verified, {} manifest line(s) in {} manifest(s){signed}{history}{retention}; {} problem(s){}",
+        "{} {span}: {} recording(s), {} object(s) verified{sealed}, {} manifest line(s) in {} manifest(s){signed}{history}{retention}; {} problem(s){}",
         report.archive,
         report.recordings,
         report.objects_verified,

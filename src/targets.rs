@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use shipper::{Credentials, LocalDir, LockMode, ObjectLock, S3Config, S3Target, SpoolOptions, Target};
 
+use shipper::target::seal::Sealing;
 use shipper::target::signing::SiteKey;
 
 use crate::config::{Archive, Config, DEFAULT_SIGNING_KEY, LockModeArg, Rate, RetentionPolicy, Storage, archive_names};
@@ -73,6 +74,10 @@ pub struct TargetArgs {
     /// /etc/callvault/signing.key when it exists).
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// Encrypt every recording to this age recipient (age1…) before it is archived; repeat for
+    /// more recipients. Sets encrypt_to of every archive.
+    #[arg(long, value_name = "AGE1…")]
+    pub encrypt_to: Vec<String>,
 }
 
 impl TargetArgs {
@@ -83,6 +88,11 @@ impl TargetArgs {
             config.archive = self.archive.iter().map(|a| Archive::from_arg(a)).collect();
         }
         set(&mut config.signing.key_file, &self.signing_key);
+        if !self.encrypt_to.is_empty() {
+            for a in &mut config.archive {
+                a.encrypt_to.clone_from(&self.encrypt_to);
+            }
+        }
         for a in config.archive.iter_mut().filter(|a| !a.is_s3()) {
             set(&mut a.retention_days, &self.archive_retention_days);
         }
@@ -193,15 +203,22 @@ pub fn signing_key(config: &Config) -> anyhow::Result<Option<SiteKey>> {
 
 /// One target. Errors name the target once (the target's own errors already start with it).
 pub fn build_target(archive: &Archive, name: &str) -> anyhow::Result<Target> {
-    if let Some(url) = &archive.url {
+    let target = if let Some(url) = &archive.url {
         let rest = url.strip_prefix("s3://").unwrap_or(url);
         let credentials = credentials(archive).with_context(|| format!("archive {name:?}"))?;
-        return Ok(Target::S3(s3_target(archive, name, rest, credentials)?));
+        Target::S3(s3_target(archive, name, rest, credentials)?)
+    } else {
+        let path = archive.path.clone().unwrap_or_default();
+        let dir = LocalDir::new(name, &path)?;
+        dir.set_retention_days(archive.retention_days);
+        Target::LocalDir(dir)
+    };
+    if !archive.encrypt_to.is_empty() {
+        let sealing =
+            Sealing::new(&archive.encrypt_to).map_err(|e| anyhow::anyhow!("archive {name:?}: encrypt_to: {e}"))?;
+        target.set_sealing(sealing);
     }
-    let path = archive.path.clone().unwrap_or_default();
-    let dir = LocalDir::new(name, &path)?;
-    dir.set_retention_days(archive.retention_days);
-    Ok(Target::LocalDir(dir))
+    Ok(target)
 }
 
 /// The S3 target for `s3://<rest>`.

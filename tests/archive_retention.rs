@@ -132,7 +132,7 @@ fn local_pruning_spares_holds_and_verifies_as_pruned() {
 
     let (code, report) = verify(&store);
     assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(report["version"], 3);
+    assert_eq!(report["version"], 4);
     assert_eq!(report["pruned"], serde_json::json!([expired.0]), "{report:#}");
     assert_eq!(report["held"], serde_json::json!([held.0]), "{report:#}");
     assert_eq!(report["retention_log_entries"], 2, "{report:#}");

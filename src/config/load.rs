@@ -476,6 +476,11 @@ fn validate_archives(archives: &[Archive], bad: &mut dyn FnMut(&str, String, &st
                 "expire objects with a lifecycle rule on the bucket; object_lock/lock_days keep them at least that long",
             );
         }
+        if !a.encrypt_to.is_empty()
+            && let Err(problem) = shipper::target::seal::Sealing::new(&a.encrypt_to)
+        {
+            bad(&key("encrypt_to"), problem, "list the recipients' public keys: encrypt_to = [\"age1…\"]");
+        }
         if a.multipart_mib == Some(0) {
             bad(&key("multipart_mib"), "must be at least 1".into(), "16 is the default");
         }

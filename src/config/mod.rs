@@ -219,6 +219,11 @@ pub struct Archive {
     /// pruned, unless held. Not for S3 (a bucket lifecycle rule does that).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Encrypt every recording (audio and call record) to these age recipients (`age1…` public
+    /// keys, from `age-keygen`) before it leaves the box; the archive then holds only ciphertext
+    /// under keys without the parties. Empty: stored as recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encrypt_to: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -247,6 +252,7 @@ impl Archive {
             multipart_mib: None,
             bandwidth_limit: None,
             retention_days: None,
+            encrypt_to: Vec::new(),
         }
     }
 

@@ -279,6 +279,15 @@ impl Shipper {
             new_targets: Mutex::default(),
         });
         spool.set_targets(targets.iter().map(Target::owed).collect());
+        // Encrypted copies staged for entries no longer queued (a crash after their
+        // confirmation) are of no use.
+        if let Ok(pending) = spool.pending() {
+            let queued = pending.into_iter().map(|e| e.key).collect();
+            let removed = crate::target::seal::sweep(spool.root(), &queued);
+            if removed > 0 {
+                tracing::info!(removed, "removed encrypted copies staged for recordings no longer queued");
+            }
+        }
         let worker = run::Worker::new(Arc::clone(&spool), targets, cfg, Arc::clone(&shared));
         let thread = std::thread::Builder::new()
             .name("shipper".into())

@@ -9,12 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::manifest::{self, Writer};
-use super::{ShipError, ShipSlot, Shipment, Target};
+use super::{Outgoing, ShipError, ShipSlot, Shipment, Target};
 use crate::faults::{CrashPoint, Faults};
 use crate::filesystem::StdFs;
 use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, random_u64, sync_dir};
-use crate::spool::format::seq_file_name;
-use crate::spool::{Entry, EntryFile, Spool, SpoolError};
+use crate::spool::{Entry, EntryFile, Spool};
 
 /// Age above which a leftover `.part-` file in the archive is considered abandoned and removed.
 /// Younger ones may belong to a copy still running in another process.
@@ -69,7 +68,7 @@ enum Slot {
 /// One entry's shipment, prepared on the async side and carried out on a blocking thread.
 #[derive(Debug)]
 struct Job {
-    /// The entry's key in the spool.
+    /// The key to store the entry under (before any `~N`).
     key: String,
     /// The files in publishing order (the JSON record last), each with its spooled path.
     files: Vec<(EntryFile, PathBuf)>,
@@ -181,8 +180,14 @@ impl LocalDir {
     /// Copies, verifies and publishes every file of `entry` (the filesystem work runs on the
     /// blocking thread pool), then writes its manifest line. Unlike an S3 shipment it keeps its
     /// slot while it waits for the line (there is no linger to wait out).
-    pub(crate) async fn ship(&self, spool: &Spool, entry: &Entry, _slot: &ShipSlot) -> Result<Shipment, ShipError> {
-        let job = Job::new(spool, entry)?;
+    pub(crate) async fn ship(
+        &self,
+        spool: &Spool,
+        entry: &Entry,
+        out: &Outgoing,
+        _slot: &ShipSlot,
+    ) -> Result<Shipment, ShipError> {
+        let job = Job { key: out.key.clone(), files: out.files.clone(), faults: Arc::clone(spool.faults()) };
         let this = self.clone();
         let (shipment, key, job) = match tokio::task::spawn_blocking(move || {
             this.ship_blocking(&job).map(|(shipment, key)| (shipment, key, job))
@@ -202,7 +207,7 @@ impl LocalDir {
             .hit(CrashPoint::ShipBeforeManifest)
             .map_err(|e| self.archive_err("write manifest of", self.dir(), e))?;
         let target = Target::LocalDir(self.clone());
-        let line = manifest::line(&target, entry, &key, &job.files);
+        let line = manifest::line(&target, entry, &key, out);
         manifest::Writer::append(&target, line).await?;
         Ok(shipment)
     }
@@ -406,22 +411,6 @@ impl LocalDir {
     }
 }
 
-impl Job {
-    /// Checks that `entry` is safe to ship (a corrupt entry must not write outside the archive)
-    /// and lists its files in publishing order: audio first, the JSON call record last.
-    fn new(spool: &Spool, entry: &Entry) -> Result<Job, ShipError> {
-        check_entry(entry).map_err(|reason| SpoolError::Corrupt {
-            path: spool.root().join("queue").join(seq_file_name(entry.id.seq())),
-            reason,
-        })?;
-        let mut files: Vec<(EntryFile, PathBuf)> =
-            entry.files.iter().map(|f| (f.clone(), spool.recording_path(&entry.key, &f.ext))).collect();
-        // Stable: other files keep their order.
-        files.sort_by_key(|(f, _)| f.ext == "json");
-        Ok(Job { key: entry.key.clone(), files, faults: Arc::clone(spool.faults()) })
-    }
-}
-
 /// Checks the parts of an entry that become archive paths: the key is a relative path of plain,
 /// non-hidden components, each extension is plain ASCII letters and digits, each SHA-256 is
 /// lowercase hex.
@@ -548,11 +537,11 @@ mod tests {
     async fn record_is_published_last_and_a_repeat_copies_nothing() {
         // The record comes first in the entry; it is still published last.
         let f = fixture(&[("json", b"{}"), ("wav", &[7u8; 5000])]);
-        let job = Job::new(&f.spool, &f.entry).unwrap();
-        let order: Vec<&str> = job.files.iter().map(|(file, _)| file.ext.as_str()).collect();
+        let out = Target::LocalDir(f.target.clone()).outgoing(&f.spool, &f.entry).await.unwrap();
+        let order: Vec<&str> = out.files.iter().map(|(file, _)| file.ext.as_str()).collect();
         assert_eq!(order, ["wav", "json"]);
 
-        let first = f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
+        let first = Target::LocalDir(f.target.clone()).ship(&f.spool, &f.entry).await.unwrap();
         let location = f.target.dir().join(KEY).display().to_string();
         let want = Shipment {
             location: location.clone(),
@@ -564,7 +553,7 @@ mod tests {
         assert_eq!(first, want);
         assert!(!first.already_shipped());
 
-        let again = f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
+        let again = Target::LocalDir(f.target.clone()).ship(&f.spool, &f.entry).await.unwrap();
         assert_eq!(again, Shipment { location, files_copied: 0, files_present: 2, bytes_copied: 0, diverted: None });
         assert!(again.already_shipped());
         let dir = f.target.dir().join("2016/11/26");
@@ -590,7 +579,7 @@ mod tests {
         let theirs = f.target.dir().join(format!("{KEY}.wav"));
         fs::write(&theirs, b"them").unwrap();
 
-        let shipment = f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
+        let shipment = Target::LocalDir(f.target.clone()).ship(&f.spool, &f.entry).await.unwrap();
         assert!(shipment.location.ends_with(&format!("{KEY}~2")), "{}", shipment.location);
         assert_eq!(shipment.diverted, Some(theirs.display().to_string()));
         assert_eq!(shipment.files_copied, 2);
@@ -611,7 +600,7 @@ mod tests {
                 File::options().write(true).open(dir.join(name)).unwrap().set_modified(old).unwrap();
             }
         }
-        f.target.ship(&f.spool, &f.entry, &ShipSlot::default()).await.unwrap();
+        Target::LocalDir(f.target.clone()).ship(&f.spool, &f.entry).await.unwrap();
         let mut want = vec![".not-a-part".to_owned(), ".young.wav.part-0000000000000002".to_owned()];
         want.push(format!("{}.json", KEY.rsplit('/').next().unwrap()));
         want.push("manifest".to_owned());
@@ -624,8 +613,8 @@ mod tests {
         for key in ["../escape", "/abs/path", "2016/.hidden/x", "a//b"] {
             let mut entry = f.entry.clone();
             entry.key = key.into();
-            let err = f.target.ship(&f.spool, &entry, &ShipSlot::default()).await.unwrap_err();
-            assert!(matches!(err, ShipError::Spool(SpoolError::Corrupt { .. })), "{key}: {err}");
+            let err = Target::LocalDir(f.target.clone()).ship(&f.spool, &entry).await.unwrap_err();
+            assert!(matches!(err, ShipError::Spool(crate::SpoolError::Corrupt { .. })), "{key}: {err}");
             assert_eq!(err.disposition(), Disposition::RetryEntry);
         }
         assert!(names_in(f.target.dir()).is_empty());

@@ -55,7 +55,6 @@
 //! added).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -65,9 +64,10 @@ use tokio::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::seal::Sealing;
 use super::signing::{self, SiteKey};
-use super::{Created, ShipError, Target};
-use crate::spool::{Entry, EntryFile};
+use super::{Created, Outgoing, ShipError, Target};
+use crate::spool::Entry;
 
 /// The manifest format version this build writes.
 pub const MANIFEST_VERSION: u64 = 2;
@@ -106,6 +106,8 @@ pub struct ObjectRef {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// For a sealed (encrypted) object: the SHA-256 and size of its plaintext.
+    pub plain: Option<(String, u64)>,
 }
 
 /// A parsed manifest line.
@@ -151,9 +153,40 @@ impl ManifestLine {
             let sha256 = field("sha256")?.as_str().filter(|s| crate::fsutil::is_sha256_hex(s));
             let sha256 = sha256.ok_or_else(|| format!("object {ext:?}: \"sha256\" is not 64 lowercase hex digits"))?;
             let size = field("size")?.as_u64().ok_or_else(|| format!("object {ext:?}: \"size\" is not a number"))?;
-            objects.insert(ext.clone(), ObjectRef { key: okey.to_owned(), sha256: sha256.to_owned(), size });
+            let plain = match (o.get("plain_sha256"), o.get("plain_size")) {
+                (None, None) => None,
+                (Some(sha), Some(size)) => {
+                    let sha = sha.as_str().filter(|s| crate::fsutil::is_sha256_hex(s));
+                    let sha =
+                        sha.ok_or_else(|| format!("object {ext:?}: \"plain_sha256\" is not 64 lowercase hex digits"))?;
+                    let size =
+                        size.as_u64().ok_or_else(|| format!("object {ext:?}: \"plain_size\" is not a number"))?;
+                    Some((sha.to_owned(), size))
+                }
+                _ => {
+                    return Err(format!(
+                        "object {ext:?} has one of \"plain_sha256\" and \"plain_size\" without the other"
+                    ));
+                }
+            };
+            objects.insert(ext.clone(), ObjectRef { key: okey.to_owned(), sha256: sha256.to_owned(), size, plain });
         }
         Ok(ManifestLine { version, key: key.to_owned(), objects, value })
+    }
+
+    /// The object holding file `ext` (`wav`, `json`): stored as it is, or sealed (`wav.age`).
+    pub fn object(&self, ext: &str) -> Option<&ObjectRef> {
+        self.objects.get(ext).or_else(|| self.objects.get(&format!("{ext}.{}", super::seal::SEALED_EXT)))
+    }
+
+    /// The SHA-256 of file `ext`'s content as recorded: the object's, or a sealed object's
+    /// plaintext's.
+    pub fn plain_sha256(&self, ext: &str) -> Option<&str> {
+        if let Some(o) = self.objects.get(ext) {
+            return Some(o.sha256.as_str());
+        }
+        let sealed = self.objects.get(&format!("{ext}.{}", super::seal::SEALED_EXT))?;
+        sealed.plain.as_ref().map(|(sha, _)| sha.as_str())
     }
 
     /// The recording's identity: its key and each object's extension, SHA-256 and size. Two
@@ -307,15 +340,19 @@ pub async fn read_day(target: &Target, day: &str) -> Result<Vec<ManifestLine>, S
     Ok(lines)
 }
 
-/// The manifest line of `entry` stored under `key` at `target`: the day's prefix it belongs to,
-/// the line, and its [identity](ManifestLine::content_id).
-pub(crate) fn line(target: &Target, entry: &Entry, key: &str, files: &[(EntryFile, PathBuf)]) -> PendingLine {
+/// The manifest line of `entry` stored under `key` at `target` (its files as `out` gives them):
+/// the day's prefix it belongs to, the line, and its [identity](ManifestLine::content_id). A
+/// sealed recording's line also gives each object's plaintext hash and size and the recipients,
+/// and keeps only [`SEALED_SUMMARY`] of the summary.
+pub(crate) fn line(target: &Target, entry: &Entry, key: &str, out: &Outgoing) -> PendingLine {
     let mut objects = serde_json::Map::new();
-    for (f, _) in files {
-        objects.insert(
-            f.ext.clone(),
-            serde_json::json!({"key": target.object_key(key, &f.ext), "sha256": f.sha256, "size": f.size}),
-        );
+    for (f, _) in &out.files {
+        let mut object = serde_json::json!({"key": target.object_key(key, &f.ext), "sha256": f.sha256, "size": f.size});
+        if let Some(plain) = out.plain_of(&f.ext) {
+            object["plain_sha256"] = plain.sha256.clone().into();
+            object["plain_size"] = plain.size.into();
+        }
+        objects.insert(f.ext.clone(), object);
     }
     let mut line = serde_json::Map::new();
     line.insert("v".into(), MANIFEST_VERSION.into());
@@ -323,15 +360,24 @@ pub(crate) fn line(target: &Target, entry: &Entry, key: &str, files: &[(EntryFil
     line.insert("location".into(), target.recording_location(key).into());
     line.insert("site".into(), target.site().into());
     line.insert("objects".into(), objects.into());
+    if let Some(sealing) = target.sealing().filter(|_| out.sealed()) {
+        line.insert("sealed".into(), serde_json::json!({"format": "age", "recipients": sealing.recipients()}));
+    }
     if let Some(summary) = entry.summary.as_object() {
         for (k, v) in summary {
-            line.entry(k.clone()).or_insert_with(|| v.clone());
+            if !out.sealed() || SEALED_SUMMARY.contains(&k.as_str()) {
+                line.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
     }
     let day = key.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
-    let id = content_id(key, files.iter().map(|(f, _)| (f.ext.as_str(), f.sha256.as_str(), f.size)));
+    let id = content_id(key, out.files.iter().map(|(f, _)| (f.ext.as_str(), f.sha256.as_str(), f.size)));
     PendingLine { day_prefix: target.day_prefix(day), text: serde_json::Value::Object(line).to_string(), id }
 }
+
+/// The fields of the call's summary a sealed recording's manifest line keeps: when it started
+/// and how long it lasted (its key and sizes say as much), nothing of who called whom.
+pub const SEALED_SUMMARY: &[&str] = &["start", "duration_s"];
 
 /// A line waiting to be written.
 #[derive(Debug, Clone)]
@@ -350,6 +396,8 @@ pub(crate) struct Writer {
     linger: Duration,
     /// The site's signing key, if one is configured.
     key: OnceLock<SiteKey>,
+    /// The recipients this target encrypts to, if any ([`seal`](super::seal)).
+    sealing: OnceLock<std::sync::Arc<Sealing>>,
     /// Whether the key's public half is known to be published in the archive.
     published: AtomicBool,
     pending: Mutex<Pending>,
@@ -414,6 +462,7 @@ impl Writer {
         Writer {
             linger,
             key: OnceLock::new(),
+            sealing: OnceLock::new(),
             published: AtomicBool::new(false),
             pending: Mutex::default(),
             days: Mutex::default(),
@@ -429,6 +478,17 @@ impl Writer {
     /// The signing key, if one is set.
     pub(crate) fn key(&self) -> Option<&SiteKey> {
         self.key.get()
+    }
+
+    /// Encrypts every recording this target ships from now on to `sealing`'s recipients.
+    /// Returns `false` (and changes nothing) if recipients were set already.
+    pub(crate) fn set_sealing(&self, sealing: std::sync::Arc<Sealing>) -> bool {
+        self.sealing.set(sealing).is_ok()
+    }
+
+    /// The recipients this target encrypts to, if any.
+    pub(crate) fn sealing(&self) -> Option<&std::sync::Arc<Sealing>> {
+        self.sealing.get()
     }
 
     /// Adds `line` to its day's manifest at `target` (whose writer this is), unless a batch

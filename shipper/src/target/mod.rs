@@ -85,6 +85,7 @@ mod local;
 pub mod manifest;
 pub mod retention;
 pub mod s3;
+pub mod seal;
 pub mod signing;
 mod store;
 pub mod verify;
@@ -100,7 +101,7 @@ pub use local::{LOCAL_MANIFEST_LINGER, LocalDir, STALE_PART_AGE};
 pub use s3::{Credentials, CredentialsError, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error, S3Target};
 pub use store::Created;
 
-use crate::spool::{Entry, OwedTarget, Spool, SpoolError};
+use crate::spool::{Entry, EntryFile, OwedTarget, Spool, SpoolError};
 
 /// An archive destination. Cloning is cheap: clones share their connections and state.
 #[derive(Debug, Clone)]
@@ -156,10 +157,76 @@ impl Target {
 
     /// [`Target::ship`] holding `slot`, which the target may give back while it only waits.
     pub(crate) async fn ship_in(&self, spool: &Spool, entry: &Entry, slot: &ShipSlot) -> Result<Shipment, ShipError> {
-        match self {
-            Target::LocalDir(dir) => dir.ship(spool, entry, slot).await,
-            Target::S3(s3) => s3.ship(spool, entry, slot).await,
+        // A corrupt entry must not read or write outside the archive.
+        local::check_entry(entry).map_err(|reason| SpoolError::Corrupt {
+            path: spool.root().join("queue").join(crate::spool::format::seq_file_name(entry.id.seq())),
+            reason,
+        })?;
+        if self.sealing().is_some()
+            && let Some(shipment) = seal::already_shipped(self, entry).await?
+        {
+            seal::unstage(spool.root(), self.name(), entry);
+            return Ok(shipment);
         }
+        let out = self.outgoing(spool, entry).await?;
+        let shipment = match self {
+            Target::LocalDir(dir) => dir.ship(spool, entry, &out, slot).await,
+            Target::S3(s3) => s3.ship(spool, entry, &out, slot).await,
+        }?;
+        if out.sealed() {
+            seal::unstage(spool.root(), self.name(), entry);
+        }
+        Ok(shipment)
+    }
+
+    /// What shipping `entry` (checked) stores: the key and the files in publishing order (the
+    /// JSON call record last) — for a sealed target, the staged ciphertext under the key without
+    /// the parties ([`seal`]).
+    async fn outgoing(&self, spool: &Spool, entry: &Entry) -> Result<Outgoing, ShipError> {
+        let files: Vec<(EntryFile, PathBuf)> =
+            entry.files.iter().map(|f| (f.clone(), spool.recording_path(&entry.key, &f.ext))).collect();
+        let mut out = match self.manifest_writer().sealing() {
+            None => Outgoing { key: entry.key.clone(), files, plain: Vec::new() },
+            Some(sealing) => {
+                let (root, name, sealing, key) =
+                    (spool.root().to_owned(), self.name().to_owned(), Arc::clone(sealing), entry.key.clone());
+                let staged = tokio::task::spawn_blocking(move || seal::stage(&root, &name, &sealing, &key, &files))
+                    .await
+                    .map_err(|e| ShipError::Internal(format!("encrypting {} did not finish: {e}", entry.key)))??;
+                let mut out = Outgoing { key: seal::sealed_key(&entry.key), files: Vec::new(), plain: Vec::new() };
+                for s in staged {
+                    out.plain.push((s.file.ext.clone(), s.plain));
+                    out.files.push((s.file, s.path));
+                }
+                out
+            }
+        };
+        // Stable: the other files keep their order.
+        out.files.sort_by_key(|(f, _)| f.ext.split('.').next() == Some("json"));
+        Ok(out)
+    }
+}
+
+/// What one shipment of an entry stores at a target ([`Target::outgoing`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// The key to store it under (before any `~N`).
+    pub(crate) key: String,
+    /// The files in publishing order (the JSON record last), each with the path it is read from.
+    pub(crate) files: Vec<(EntryFile, PathBuf)>,
+    /// For a sealed target: by stored extension (`wav.age`), the plaintext file each one seals.
+    pub(crate) plain: Vec<(String, EntryFile)>,
+}
+
+impl Outgoing {
+    /// Whether the files are sealed (encrypted to the target's recipients).
+    pub(crate) fn sealed(&self) -> bool {
+        !self.plain.is_empty()
+    }
+
+    /// The plaintext file that the stored file `ext` seals, if sealed.
+    pub(crate) fn plain_of(&self, ext: &str) -> Option<&EntryFile> {
+        self.plain.iter().find(|(e, _)| e == ext).map(|(_, f)| f)
     }
 }
 

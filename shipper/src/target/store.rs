@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::local::is_part_name;
 use super::manifest::{Writer, plain_path};
+use super::seal::Sealing;
 use super::signing::SiteKey;
 use super::{LocalDir, ShipError, Target};
 use crate::filesystem::StdFs;
@@ -130,6 +131,17 @@ impl Target {
     /// The key this target signs its manifest batches with, if any.
     pub fn signing_key(&self) -> Option<&SiteKey> {
         self.manifest_writer().key()
+    }
+
+    /// Encrypts every recording shipped from now on to `sealing`'s recipients
+    /// ([`seal`](super::seal)). Returns `false` (and changes nothing) if recipients were set.
+    pub fn set_sealing(&self, sealing: Sealing) -> bool {
+        self.manifest_writer().set_sealing(std::sync::Arc::new(sealing))
+    }
+
+    /// The recipients this target encrypts to, if any.
+    pub fn sealing(&self) -> Option<&Sealing> {
+        self.manifest_writer().sealing().map(|s| &**s)
     }
 
     /// The manifest writer of this target.

@@ -31,12 +31,17 @@ use sha2::{Digest, Sha256};
 
 use super::manifest::{BatchHeader, MANIFEST_DIR, ManifestLine, batch_key, batch_seq, split_batch};
 use super::retention::{self, Action, Log, LogObject};
+use super::seal::{self, Unsealer};
 use super::signing::{self, KEYS_DIR, PublicKey};
 use super::{ShipError, Target};
 
+/// How a sealed object's extension ends: `wav.age` seals `wav`.
+const SEALED_SUFFIX: &str = ".age";
+
 /// The version of the [`Report`] format (2 added the signature and chain kinds, 3 the
-/// retention log: `retention_log_entries`, `held`, `pruned`).
-pub const REPORT_VERSION: u64 = 3;
+/// retention log: `retention_log_entries`, `held`, `pruned`, 4 sealed objects:
+/// `sealed_objects`, `sealed_opened`).
+pub const REPORT_VERSION: u64 = 4;
 
 /// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -177,6 +182,12 @@ pub struct Report {
     pub objects_listed: usize,
     /// Objects fetched whose size and SHA-256 match their manifest line.
     pub objects_verified: usize,
+    /// Of the objects named, those stored sealed (encrypted to the archive's recipients): checked
+    /// as ciphertext, which needs no key.
+    pub sealed_objects: usize,
+    /// Sealed objects decrypted with the caller's identity whose plaintext matched the line's
+    /// `plain_sha256` and `plain_size` (their call records checked against their audio too).
+    pub sealed_opened: usize,
     /// The recorder's history, when it was consulted.
     pub history: Option<HistorySummary>,
     /// Batches whose signature verified.
@@ -231,6 +242,7 @@ pub async fn verify(
     days: &[String],
     known: Option<&[Known]>,
     trusted: &[String],
+    unsealer: Option<&Unsealer>,
 ) -> Result<Report, ShipError> {
     let mut report = Report {
         version: REPORT_VERSION,
@@ -241,6 +253,8 @@ pub async fn verify(
         manifest_lines: 0,
         objects_listed: 0,
         objects_verified: 0,
+        sealed_objects: 0,
+        sealed_opened: 0,
         history: known.map(|_| HistorySummary::default()),
         batches_signed: 0,
         signing_keys: Vec::new(),
@@ -256,7 +270,7 @@ pub async fn verify(
     let expired = verify_retention_log(target, &mut keys, &mut report).await?;
     let mut by_key: BTreeMap<String, Vec<Found>> = BTreeMap::new();
     for day in days {
-        verify_day(target, day, &mut keys, &expired, &mut report, &mut by_key).await?;
+        verify_day(target, day, &mut keys, &expired, unsealer, &mut report, &mut by_key).await?;
     }
     report.pruned.sort();
     report.pruned.dedup();
@@ -340,6 +354,7 @@ async fn verify_day(
     day: &str,
     keys: &mut Keys,
     expired: &BTreeSet<String>,
+    unsealer: Option<&Unsealer>,
     report: &mut Report,
     by_key: &mut BTreeMap<String, Vec<Found>>,
 ) -> Result<(), ShipError> {
@@ -440,7 +455,7 @@ async fn verify_day(
         let mut checked = BTreeSet::new();
         for found in lines {
             if checked.insert(found.line.content_id()) {
-                check_recording(target, found, &listed, expired, &mut named, report).await;
+                check_recording(target, found, &listed, expired, unsealer, &mut named, report).await;
             }
         }
     }
@@ -802,12 +817,14 @@ fn unreadable(manifest: &str, why: String) -> Problem {
 }
 
 /// Fetches and hashes every object of one manifest line, and checks the call record's
-/// `audio.sha256` against the audio object.
+/// `audio.sha256` against the audio object. A sealed object is checked as stored (ciphertext);
+/// with `unsealer` it is decrypted too and its plaintext checked, and the record read from it.
 async fn check_recording(
     target: &Target,
     found: &Found,
     listed: &HashMap<&str, u64>,
     expired: &BTreeSet<String>,
+    unsealer: Option<&Unsealer>,
     named: &mut BTreeSet<String>,
     report: &mut Report,
 ) {
@@ -861,7 +878,69 @@ async fn check_recording(
             }
         };
         let sha = hex::encode(Sha256::digest(&body));
-        if sha == o.sha256 && body.len() as u64 == o.size {
+        let stored_intact = sha == o.sha256 && body.len() as u64 == o.size;
+        if let Some((plain_sha, plain_size)) = &o.plain {
+            report.sealed_objects += 1;
+            if stored_intact {
+                report.objects_verified += 1;
+            }
+            let (Some(unsealer), Some(ext)) = (unsealer, ext.strip_suffix(SEALED_SUFFIX)) else {
+                if !stored_intact {
+                    report.problems.push(problem(
+                        Kind::Altered,
+                        &o.key,
+                        format!(
+                            "holds {} bytes with SHA-256 {sha}; the manifest records {} bytes with SHA-256 {}",
+                            body.len(),
+                            o.size,
+                            o.sha256
+                        ),
+                    ));
+                }
+                continue;
+            };
+            let plain = match unsealer.open(&body) {
+                Ok(plain) => plain,
+                Err(why) => {
+                    report.problems.push(problem(Kind::Altered, &o.key, format!("the sealed object: {why}")));
+                    continue;
+                }
+            };
+            let actual_sha = hex::encode(Sha256::digest(&plain));
+            if &actual_sha == plain_sha && plain.len() as u64 == *plain_size {
+                report.sealed_opened += 1;
+                if stored_intact {
+                    intact.insert(ext);
+                }
+            } else {
+                report.problems.push(problem(
+                    Kind::Altered,
+                    &o.key,
+                    format!(
+                        "decrypts to {} bytes with SHA-256 {actual_sha}; the manifest records plaintext of {plain_size} bytes with SHA-256 {plain_sha}",
+                        plain.len()
+                    ),
+                ));
+            }
+            if !stored_intact {
+                report.problems.push(problem(
+                    Kind::Altered,
+                    &o.key,
+                    format!(
+                        "holds {} bytes with SHA-256 {sha}; the manifest records {} bytes with SHA-256 {}",
+                        body.len(),
+                        o.size,
+                        o.sha256
+                    ),
+                ));
+            }
+            if ext == "json" {
+                record = Some((o.key.clone(), plain));
+            }
+            actual.insert(ext, actual_sha);
+            continue;
+        }
+        if stored_intact {
             report.objects_verified += 1;
             intact.insert(ext.as_str());
         } else {
@@ -890,7 +969,7 @@ async fn check_recording(
     let (Some(file), Some(claimed)) = (audio["file"].as_str(), audio["sha256"].as_str()) else { return };
     let Some((_, ext)) = file.rsplit_once('.') else { return };
     // An audio object that differs from its manifest line is reported already.
-    match (line.objects.get(ext), actual.get(ext)) {
+    match (line.object(ext), actual.get(ext)) {
         (Some(o), Some(sha)) if sha != claimed && intact.contains(ext) => report.problems.push(problem(
             Kind::Altered,
             &record_key,
@@ -915,14 +994,17 @@ fn reconcile_history(known: &[Known], days: &[String], by_key: &BTreeMap<String,
             continue;
         }
         summary.recordings += 1;
-        let tilde = format!("{}~", k.key);
+        // A sealed archive stores it under the key without the parties.
+        let sealed = seal::sealed_key(&k.key);
+        let (tilde, sealed_tilde) = (format!("{}~", k.key), format!("{sealed}~"));
         let candidates: Vec<&Found> = by_key
             .iter()
-            .filter(|(key, _)| *key == &k.key || key.starts_with(&tilde))
+            .filter(|(key, _)| {
+                *key == &k.key || key.starts_with(&tilde) || *key == &sealed || key.starts_with(&sealed_tilde)
+            })
             .flat_map(|(_, lines)| lines)
             .collect();
-        let same =
-            |f: &&Found| k.sha256.iter().all(|(ext, sha)| f.line.objects.get(ext).is_some_and(|o| &o.sha256 == sha));
+        let same = |f: &&Found| k.sha256.iter().all(|(ext, sha)| f.line.plain_sha256(ext) == Some(sha.as_str()));
         if candidates.iter().any(same) {
             summary.matched += 1;
             continue;

@@ -368,8 +368,14 @@ impl S3Target {
 
     /// Uploads and verifies every file of `entry`, then its manifest line; gives `slot` back
     /// while it waits for the manifest batch.
-    pub(crate) async fn ship(&self, spool: &Spool, entry: &Entry, slot: &ShipSlot) -> Result<Shipment, ShipError> {
-        upload::ship(self, spool, entry, slot).await
+    pub(crate) async fn ship(
+        &self,
+        spool: &Spool,
+        entry: &Entry,
+        out: &super::Outgoing,
+        slot: &ShipSlot,
+    ) -> Result<Shipment, ShipError> {
+        upload::ship(self, spool, entry, out, slot).await
     }
 
     /// What the store holds under the full object key `key`, or `None` if nothing.

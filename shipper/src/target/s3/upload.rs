@@ -17,10 +17,8 @@ use sha2::{Digest, Sha256};
 use super::client::Req;
 use super::{Inner, ObjectInfo, S3Error, S3Target, hex_to_base64};
 use crate::faults::CrashPoint;
-use crate::spool::format::seq_file_name;
 use crate::spool::{Entry, EntryFile, Spool, SpoolError};
-use crate::target::local::check_entry;
-use crate::target::{ShipError, ShipSlot, Shipment};
+use crate::target::{Outgoing, ShipError, ShipSlot, Shipment};
 use crate::target::{Target, manifest};
 
 /// How many `~N` suffixes to try before giving up on a key.
@@ -51,23 +49,17 @@ pub(super) async fn ship(
     t: &S3Target,
     spool: &Spool,
     entry: &Entry,
+    out: &Outgoing,
     ship_slot: &ShipSlot,
 ) -> Result<Shipment, ShipError> {
-    check_entry(entry).map_err(|reason| SpoolError::Corrupt {
-        path: spool.root().join("queue").join(seq_file_name(entry.id.seq())),
-        reason,
-    })?;
     let faults = Arc::clone(spool.faults());
     let crashed = |e| ShipError::from(SpoolError::io("ship", spool.root(), e));
     faults.alive().map_err(crashed)?;
-    let mut files: Vec<(EntryFile, PathBuf)> =
-        entry.files.iter().map(|f| (f.clone(), spool.recording_path(&entry.key, &f.ext))).collect();
-    // Stable: the call record goes last, the others keep their order.
-    files.sort_by_key(|(f, _)| f.ext == "json");
-
-    let (mut key, mut slots, mut diverted) = first_plan(t, &entry.key, &files).await?;
+    let files = &out.files;
+    let (mut key, mut slots, mut diverted) = first_plan(t, &out.key, files).await?;
     let inner = &t.inner;
-    let call_id = entry.summary.get("call_id").and_then(|v| v.as_str()).map(header_safe);
+    // A sealed recording's objects say nothing of the call.
+    let call_id = entry.summary.get("call_id").and_then(|v| v.as_str()).filter(|_| !out.sealed()).map(header_safe);
     let shipment = 'plan: loop {
         let mut shipment = Shipment {
             location: format!("s3://{}/{}{key}", inner.bucket, inner.base),
@@ -106,7 +98,7 @@ pub(super) async fn ship(
                 // Not checked, and the key holds other content: look at every file, as when the
                 // call record is there already, and start again with what that finds.
                 Put::Taken => {
-                    (key, slots, diverted) = resolve_key(t, &entry.key, &files).await?;
+                    (key, slots, diverted) = resolve_key(t, &out.key, files).await?;
                     continue 'plan;
                 }
             }
@@ -119,7 +111,7 @@ pub(super) async fn ship(
     ship_slot.release();
     faults.hit(CrashPoint::ShipBeforeManifest).map_err(crashed)?;
     let target = Target::S3(t.clone());
-    let line = manifest::line(&target, entry, &key, &files);
+    let line = manifest::line(&target, entry, &key, out);
     manifest::Writer::append(&target, line).await?;
     Ok(shipment)
 }
