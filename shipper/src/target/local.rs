@@ -52,6 +52,8 @@ struct Inner {
     retention_days: std::sync::atomic::AtomicU32,
     /// A pruning is running.
     pruning: std::sync::atomic::AtomicBool,
+    /// Files are published by hard link from the spool until a link fails (another filesystem).
+    linking: std::sync::atomic::AtomicBool,
 }
 
 /// What is at a destination path, compared with the file meant to go there.
@@ -92,6 +94,7 @@ impl LocalDir {
                 manifest: Writer::new(LOCAL_MANIFEST_LINGER),
                 retention_days: Default::default(),
                 pruning: Default::default(),
+                linking: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -154,6 +157,12 @@ impl LocalDir {
     /// The daily manifests' writer.
     pub(crate) fn manifest_writer(&self) -> &Writer {
         &self.inner.manifest
+    }
+
+    /// Whether files are published by hard link from the spool when it is on the archive's
+    /// filesystem (the default), or always copied (an independent copy of every file).
+    pub fn set_link_from_spool(&self, link: bool) {
+        self.inner.linking.store(link, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Prunes recordings older than `days` (by the day of their key) that are not held; `None`
@@ -332,6 +341,9 @@ impl LocalDir {
     /// identical file got there first.
     fn ship_file(&self, job: &Job, file: &EntryFile, source: &Path, dest: &Path) -> Result<bool, ShipError> {
         let dir = dest.parent().unwrap_or(self.dir());
+        if let Some(linked) = self.link(job, file, source, dest)? {
+            return Ok(linked);
+        }
         let name = dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}{PART_MARK}{:016x}", random_u64()));
         job.faults.alive().map_err(|e| self.archive_err("create", &tmp, e))?;
@@ -365,6 +377,69 @@ impl LocalDir {
                 Err(ShipError::Conflict { target: self.name().to_owned(), path: dest.to_owned() })
             }
         }
+    }
+
+    /// Publishes `source` as `dest` by hard link when both are on one filesystem: the archive
+    /// file is then the spooled file itself (same inode), so nothing is copied, written or
+    /// fsynced twice. The spooled file is hashed first (a file damaged in the spool is never
+    /// published: `SourceMismatch`, as a copy's read-back would find), and the link is checked
+    /// by identity (device, inode, size). Returns `None` when it cannot link (another
+    /// filesystem, or the filesystem refuses), and the file is copied instead; from then on this
+    /// target copies.
+    fn link(&self, job: &Job, file: &EntryFile, source: &Path, dest: &Path) -> Result<Option<bool>, ShipError> {
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::atomic::Ordering;
+        if !self.inner.linking.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let dir = dest.parent().unwrap_or(self.dir());
+        let (read, _) =
+            hash_file(&StdFs, source).map_err(|e| ShipError::Source { path: source.to_owned(), source: e })?;
+        if read != file.sha256 {
+            return Err(ShipError::SourceMismatch {
+                path: source.to_owned(),
+                expected: file.sha256.clone(),
+                actual: read,
+            });
+        }
+        job.faults.hit(CrashPoint::ShipAfterCopy).map_err(|e| self.archive_err("publish", dest, e))?;
+        match fs::hard_link(source, dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Someone published this name first: fine if it is the same content.
+                return match self.slot(dest, file)? {
+                    Slot::Same => Ok(Some(false)),
+                    Slot::Free | Slot::Taken => {
+                        Err(ShipError::Conflict { target: self.name().to_owned(), path: dest.to_owned() })
+                    }
+                };
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(source).is_err() => {
+                return Err(ShipError::Source { path: source.to_owned(), source: e });
+            }
+            Err(e) => {
+                // EXDEV (another filesystem), EPERM, EMLINK, …: copy instead.
+                tracing::info!(target_name = %self.name(), source = %source.display(), dest = %dest.display(),
+                    error = %e, "cannot hard-link from the spool into the archive; copying instead");
+                self.inner.linking.store(false, Ordering::Relaxed);
+                return Ok(None);
+            }
+        }
+        let same = match (fs::metadata(source), fs::metadata(dest)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino() && b.len() == file.size && b.is_file(),
+            _ => false,
+        };
+        if !same {
+            let _ = fs::remove_file(dest);
+            return Err(ShipError::CopyMismatch {
+                target: self.name().to_owned(),
+                path: dest.to_owned(),
+                expected: file.sha256.clone(),
+                actual: format!("(the link is not the spooled file of {} bytes)", file.size),
+            });
+        }
+        sync_dir(&StdFs, dir).map_err(|e| self.archive_err("sync directory", dir, e))?;
+        Ok(Some(true))
     }
 
     /// Copies `source` to the new file `tmp` (in the kernel: `copy_file_range` where the
@@ -552,6 +627,11 @@ mod tests {
         };
         assert_eq!(first, want);
         assert!(!first.already_shipped());
+        // On the spool's filesystem the archive file is the spooled file itself.
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        let spooled = f.spool.recording_path(KEY, "wav");
+        assert_eq!(ino(&f.target.dir().join(format!("{KEY}.wav"))), ino(&spooled));
 
         let again = Target::LocalDir(f.target.clone()).ship(&f.spool, &f.entry).await.unwrap();
         assert_eq!(again, Shipment { location, files_copied: 0, files_present: 2, bytes_copied: 0, diverted: None });

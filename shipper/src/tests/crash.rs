@@ -83,9 +83,11 @@ fn enter_crash_after_entry() {
     assert_eq!(report.stats.already_shipped, 0);
 }
 
-/// Enters the recording, then ships it with a crash armed at `point` after `skip` passes.
-fn crash_in_shipping(point: CrashPoint, skip: usize) -> Dirs {
+/// Enters the recording, then ships it with a crash armed at `point` after `skip` passes, into
+/// an archive that copies (`copy`) or links from the spool.
+fn crash_in_shipping_to(point: CrashPoint, skip: usize, copy: bool) -> Dirs {
     let d = Dirs::new();
+    d.copy.set(copy);
     let spool = Arc::new(Spool::open_armed(&d.spool, point, skip));
     let rec = d.recording(KEY, &[("wav", &wav()), ("json", JSON)]);
     spool.enter(rec).unwrap();
@@ -93,6 +95,11 @@ fn crash_in_shipping(point: CrashPoint, skip: usize) -> Dirs {
     assert!(spool.crashed(), "no crash: {report:?}");
     assert!(!report.is_complete());
     d
+}
+
+/// [`crash_in_shipping_to`] an archive that links from the spool (the default).
+fn crash_in_shipping(point: CrashPoint, skip: usize) -> Dirs {
+    crash_in_shipping_to(point, skip, false)
 }
 
 /// The single queued entry, read by a fresh spool.
@@ -103,8 +110,19 @@ fn only_entry(d: &Dirs) -> crate::Entry {
 }
 
 #[test]
-fn ship_crash_after_copy_of_audio() {
+fn ship_crash_before_link_of_audio() {
+    // Linked from the spool: nothing is in the archive, not even a partial copy.
     let d = crash_in_shipping(CrashPoint::ShipAfterCopy, 0);
+    assert!(archived(&d.archive).is_empty());
+    assert!(hidden_files(&d.archive).is_empty());
+    assert!(only_entry(&d).shipped.is_empty());
+    let report = recover_and_ship(&d);
+    assert_eq!(report.stats.shipped_bytes, (wav().len() + JSON.len()) as u64);
+}
+
+#[test]
+fn ship_crash_after_copy_of_audio() {
+    let d = crash_in_shipping_to(CrashPoint::ShipAfterCopy, 0, true);
     assert!(archived(&d.archive).is_empty());
     let parts = hidden_files(&d.archive);
     assert_eq!(parts.len(), 1, "{parts:?}");

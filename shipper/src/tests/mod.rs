@@ -32,6 +32,8 @@ struct Dirs {
     archive: PathBuf,
     /// Names work files uniquely.
     counter: std::cell::Cell<u32>,
+    /// The archive copies every file instead of linking it from the spool.
+    copy: std::cell::Cell<bool>,
 }
 
 impl Dirs {
@@ -41,7 +43,7 @@ impl Dirs {
         let work = tmp.path().join("work");
         let archive = tmp.path().join("archive");
         fs::create_dir_all(&work).unwrap();
-        Dirs { spool, work, archive, _tmp: tmp, counter: std::cell::Cell::new(0) }
+        Dirs { spool, work, archive, _tmp: tmp, counter: std::cell::Cell::new(0), copy: std::cell::Cell::new(false) }
     }
 
     /// Writes and fsyncs the files of a recording in the work directory.
@@ -63,7 +65,9 @@ impl Dirs {
 
     /// Ships everything with a fresh shipper and a `LocalDir` named "archive".
     fn ship(&self, spool: &Arc<Spool>, concurrency: usize) -> ShipReport {
-        let target = Target::LocalDir(LocalDir::new("archive", &self.archive).unwrap());
+        let dir = LocalDir::new("archive", &self.archive).unwrap();
+        dir.set_link_from_spool(!self.copy.get());
+        let target = Target::LocalDir(dir);
         let cfg = ShipperConfig {
             concurrency,
             retry_initial: Duration::from_millis(10),

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# End to end, the way a user runs it: the release binary replays a generated capture of N
+# concurrent G.711 calls of 60 s each (callgen; read from the page cache) into recordings (WAV +
+# JSON call record), a spool and a local archive directory (copied or linked, and verified),
+# and prints per size: packets, wall and CPU seconds, packets/s, peak RSS, bytes written.
+#
+#   benches/end_to_end.sh [CALLS...]          (default: 300 1000 5000)
+#
+# Environment: CALLVAULT_BENCH_DIR (default /var/tmp/callvault-bench: the captures are kept there
+# between runs; each run writes into a fresh directory under it, removed afterwards, on the same
+# filesystem as a production spool would be), CALLVAULT_BENCH_TALK (60 s), CALLVAULT_BENCH_ARGS
+# (extra options for `callvault replay`, e.g. "--archive /mnt/other").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
+[ $# -gt 0 ] || set -- 300 1000 5000
+talk="${CALLVAULT_BENCH_TALK:-60}"
+dir="${CALLVAULT_BENCH_DIR:-/var/tmp/callvault-bench}"
+mkdir -p "$dir"
+cargo build --release --quiet -p callvault -p callvault-callgen
+bin="$CARGO_TARGET_DIR/release"
+# Manifests signed, as an installed recorder signs them.
+[ -s "$dir/signing.key" ] || CALLVAULT_CONFIG=/dev/null "$bin/callvault" config new-signing-key "$dir/signing.key" > /dev/null
+printf '%-7s %10s %8s %8s %8s %12s %10s %10s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB
+for calls in "$@"; do
+    pcap="$dir/calls-$calls-$talk.pcap"
+    [ -s "$pcap" ] || "$bin/callgen" --calls "$calls" --concurrency "$calls" --talk "$talk" --out "$pcap" >&2
+    cat "$pcap" > /dev/null # into the page cache, as the table's runs were
+    run=$(mktemp -d "$dir/run.XXXXXX")
+    sync
+    CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
+        "$bin/callvault" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$dir/signing.key" \
+        ${CALLVAULT_BENCH_ARGS:-} "$pcap" > "$run/summary"
+    read -r wall user sys rss < "$run/time"
+    packets=$(sed -n 's/.* file(s), \([0-9,]*\) packets in.*/\1/p' "$run/summary" | tr -d ,)
+    recorded=$(sed -n 's/.*recordings: \([0-9,]*\) written.*/\1/p' "$run/summary" | tr -d ,)
+    shipped=$(sed -n 's/.* \([0-9,]*\) shipped.*/\1/p' "$run/summary" | tr -d ,)
+    [ "$recorded" = "$calls" ] && [ "$shipped" = "$calls" ] || {
+        echo "$calls calls: $recorded recorded, $shipped shipped" >&2
+        cat "$run/summary" >&2
+        exit 1
+    }
+    # Bytes the run wrote: the spool's files and the archive's, counted once per inode.
+    written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
+    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" \
+        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d\n", c, p, w, u + s, s, p / w, r / 1024, b}'
+    rm -rf "$run"
+done
