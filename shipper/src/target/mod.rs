@@ -24,11 +24,16 @@
 //!
 //! # `LocalDir` invariants
 //!
-//! 1. A file appears under its final name only complete, fsynced and verified: it is copied to a
-//!    hidden `.part-` file in the destination directory, fsynced, read back and compared with the
-//!    entry's SHA-256, then published with `hard_link` — which fails rather than replace an
-//!    existing file — and the directory is fsynced. The archive filesystem must support hard
-//!    links ([`LocalDir::new`] checks).
+//! 1. A file appears under its final name only complete, fsynced and verified. When the archive
+//!    is on the spool's filesystem, the spooled file (fsynced by the finisher) is hashed and
+//!    compared with the entry's SHA-256, then hard-linked under its final name and checked to be
+//!    the same inode: the archive file *is* the spooled file, nothing is copied or written
+//!    twice. Otherwise (another filesystem, or a link refused) it is copied to a hidden `.part-`
+//!    file in the destination directory, fsynced, read back and compared with the entry's
+//!    SHA-256, then published with `hard_link`. Either link fails rather than replace an
+//!    existing file, and the directory is fsynced. The archive filesystem must support hard
+//!    links ([`LocalDir::new`] checks). Spooled files are never written after they enter the
+//!    spool, and removing the spool's copy (retention) leaves the archive's name.
 //! 2. Nothing in the archive is overwritten or deleted, except `.part-` files.
 //! 3. The audio is published before the JSON call record: a consumer that sees `<key>.json`
 //!    knows the rest of the recording is complete.
