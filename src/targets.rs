@@ -78,6 +78,10 @@ pub struct TargetArgs {
     /// more recipients. Sets encrypt_to of every archive.
     #[arg(long, value_name = "AGE1…")]
     pub encrypt_to: Vec<String>,
+    /// Directory archives: always copy each file (and read it back) instead of hard-linking it
+    /// from the spool when both are on one filesystem; sets `link = false`.
+    #[arg(long)]
+    pub archive_copy: bool,
 }
 
 impl TargetArgs {
@@ -95,6 +99,9 @@ impl TargetArgs {
         }
         for a in config.archive.iter_mut().filter(|a| !a.is_s3()) {
             set(&mut a.retention_days, &self.archive_retention_days);
+            if self.archive_copy {
+                a.link = Some(false);
+            }
         }
         for a in config.archive.iter_mut().filter(|a| a.is_s3()) {
             set(&mut a.endpoint, &self.s3_endpoint);
@@ -211,6 +218,7 @@ pub fn build_target(archive: &Archive, name: &str) -> anyhow::Result<Target> {
         let path = archive.path.clone().unwrap_or_default();
         let dir = LocalDir::new(name, &path)?;
         dir.set_retention_days(archive.retention_days);
+        dir.set_link_from_spool(archive.link.unwrap_or(true));
         Target::LocalDir(dir)
     };
     if !archive.encrypt_to.is_empty() {

@@ -72,7 +72,12 @@ fn the_example_configuration_parses_and_documents_every_key() {
         bandwidth_limit: Some(Rate(1024)),
         ..Archive::from_arg("s3://b/p")
     };
-    let full_dir = Archive { retention_days: Some(365), ..Archive::from_arg("/a") };
+    let full_dir = Archive {
+        retention_days: Some(365),
+        encrypt_to: vec!["age1...".into()],
+        link: Some(false),
+        ..Archive::from_arg("/a")
+    };
     let mut all = Config { archive: vec![full_s3, full_dir], ..Config::default() };
     all.service.group = Some("callvault".into());
     all.http.metrics_listen = Some("127.0.0.1:9750".into());

@@ -469,6 +469,9 @@ fn validate_archives(archives: &[Archive], bad: &mut dyn FnMut(&str, String, &st
         if a.retention_days == Some(0) {
             bad(&key("retention_days"), "must be at least 1".into(), "leave it out to keep every recording");
         }
+        if a.url.is_some() && a.link.is_some() {
+            bad(&key("link"), "applies only to directory archives".into(), "remove it from this S3 archive");
+        }
         if a.url.is_some() && a.retention_days.is_some() {
             bad(
                 &key("retention_days"),

@@ -224,6 +224,11 @@ pub struct Archive {
     /// under keys without the parties. Empty: stored as recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub encrypt_to: Vec<String>,
+    /// Directory archives: publish each recording by hard link from the spool when both are on
+    /// one filesystem (default true: nothing is written twice); false: always an independent,
+    /// verified copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<bool>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -253,6 +258,7 @@ impl Archive {
             bandwidth_limit: None,
             retention_days: None,
             encrypt_to: Vec::new(),
+            link: None,
         }
     }
 
