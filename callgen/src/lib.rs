@@ -48,6 +48,7 @@ mod g711;
 mod generate;
 mod mix;
 mod net;
+mod opus;
 pub mod pcap;
 mod presets;
 mod rtp;
@@ -65,8 +66,8 @@ pub use rtp::{TELEPHONE_EVENT_PT, rtp_addresses, rtp_packet, rtp_packet_clear, s
 pub use spec::{
     AuthChallenge, CallSpec, CaptureStall, Codec, Declared, Delay, DirImpair, DtmfDigit, EarlyMedia, EventStream,
     ExtraKind, ExtraMedia, FragmentOrder, Fragmentation, Hangup, Impairments, Link, MediaSecurity, MidCall, Nat,
-    Outcome, Scenario, SctpOptions, SipInfo, SipTransport, Srtp, Stall, StreamChange, TUNNEL_DST, TUNNEL_SRC,
-    TcpOptions, TsPrecision, Tunnel, WsOptions,
+    OPUS_PT, Outcome, Scenario, SctpOptions, Silence, SipInfo, SipTransport, Srtp, Stall, StreamChange, TUNNEL_DST,
+    TUNNEL_SRC, TcpOptions, TsPrecision, Tunnel, WsOptions,
 };
 /// SRTP crypto suites ([`Srtp::suite`]).
 pub use srtp::Suite as SrtpSuite;

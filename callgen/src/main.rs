@@ -91,6 +91,7 @@ enum CodecArg {
     G722,
     G729,
     Gsm,
+    Opus,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -157,6 +158,7 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         CodecArg::G722 => Codec::G722,
         CodecArg::G729 => Codec::G729,
         CodecArg::Gsm => Codec::Gsm,
+        CodecArg::Opus => Codec::Opus,
     };
     for call in &mut calls {
         call.codec = codec;

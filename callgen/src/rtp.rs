@@ -11,6 +11,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::opus::{self, OpusKey, OpusPackets};
 use crate::spec::{CallSpec, Codec, DtmfDigit, Outcome, Scenario, StreamChange};
 use crate::timeline::{self, Party, RtpSend};
 use crate::tone::{ToneSource, samples_per_packet};
@@ -65,13 +66,20 @@ impl Early {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StreamPlan {
     spp: u32,
+    /// RTP timestamp units per packet of the first codec (`spp` at 8 kHz, six times that for
+    /// Opus's 48 kHz clock).
+    step: u32,
     count: u32,
     codec: Codec,
     ssrc: u32,
     seq0: u16,
     ts0: u32,
-    /// Packet ranges `[a, b)` not sent (held), sorted and disjoint.
+    /// Packet ranges `[a, b)` not sent (held, or DTX), sorted and disjoint.
     pub(crate) muted: Vec<(u32, u32)>,
+    /// Packet ranges `[a, b)` whose audio is silence.
+    silent: Vec<(u32, u32)>,
+    /// The Opus payload of every talk packet, when the party sends Opus.
+    opus: Option<OpusPackets>,
     /// Codec changes: from packet `k` on, this codec (sorted).
     switches: Vec<(u32, Codec)>,
     /// The party's tone (for packets in a codec it changed to).
@@ -135,7 +143,57 @@ impl StreamPlan {
                 }
             }
         }
+        switches.sort_by_key(|s| s.0);
+        let silent: Vec<(u32, u32)> = if answered {
+            let mut v: Vec<(u32, u32)> = spec
+                .silences
+                .iter()
+                .filter(|s| s.party == party)
+                .map(|s| (s.at_packet, s.at_packet.saturating_add(s.packets)))
+                .collect();
+            v.sort_unstable();
+            v
+        } else {
+            Vec::new()
+        };
+        let tone_hz = match party {
+            Party::Caller => spec.caller_tone_hz,
+            Party::Callee => spec.callee_tone_hz,
+        };
+        let codec_at = |k: u32| switches.iter().rev().find(|s| s.0 <= k).map_or(spec.codec_of(party), |s| s.1);
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        if answered {
+            for k in 0..count {
+                if codec_at(k) != Codec::Opus {
+                    continue;
+                }
+                match runs.last_mut() {
+                    Some(r) if r.1 == k => r.1 = k + 1,
+                    _ => runs.push((k, k + 1)),
+                }
+            }
+        }
+        let opus = (!runs.is_empty()).then(|| {
+            let key = OpusKey { tone_bits: tone_hz.to_bits(), spp, dtx: spec.opus_dtx, runs, silent: silent.clone() };
+            opus::packets(key)
+        });
+        if let Some(packets) = opus.as_ref().filter(|_| spec.opus_dtx) {
+            for (k, p) in packets.iter().enumerate() {
+                if !p.is_empty() && p.len() <= opus::DTX_BYTES {
+                    muted.push((k as u32, k as u32 + 1));
+                }
+            }
+        }
         muted.sort_unstable();
+        // Holds and DTX may meet: one range each.
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(muted.len());
+        for (a, b) in muted {
+            match merged.last_mut() {
+                Some(m) if a <= m.1 => m.1 = m.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let muted = merged;
         let mut changes: Vec<StreamChange> = spec.stream_changes.iter().filter(|c| c.party == party).copied().collect();
         changes.sort_by_key(|c| c.at_packet);
         let mut dtmf: Vec<DtmfDigit> = spec.dtmf.iter().filter(|d| d.party == party).copied().collect();
@@ -177,6 +235,7 @@ impl StreamPlan {
             peer_moves.clear();
         }
         let event_stream = spec.event_streams.iter().find(|e| e.party == party).map(|e| (e.ssrc, e.seq));
+        let codec = spec.codec_of(party);
         let plain = muted.is_empty()
             && switches.is_empty()
             && changes.is_empty()
@@ -190,17 +249,17 @@ impl StreamPlan {
             encrypted: spec.media_security.is_some(),
             srtp,
             spp,
+            step: spp * (codec.rtp_clock() / 8000),
             count,
-            codec: spec.codec_of(party),
+            codec,
             ssrc,
             seq0,
             ts0,
             muted,
+            silent,
+            opus,
             switches,
-            tone_hz: match party {
-                Party::Caller => spec.caller_tone_hz,
-                Party::Callee => spec.callee_tone_hz,
-            },
+            tone_hz,
             changes,
             dtmf,
             event_stream,
@@ -254,11 +313,25 @@ impl StreamPlan {
         self.switches.iter().rev().find(|s| s.0 <= k).map_or(self.codec, |s| s.1)
     }
 
+    /// RTP timestamp units from talk packet `from` to `to`, each packet counted at its
+    /// codec's clock.
+    fn ts_span(&self, from: u32, to: u32) -> u32 {
+        let mut span = 0u32;
+        let mut k = from;
+        while k < to {
+            let step = self.spp * (self.codec_at(k).rtp_clock() / 8000);
+            let next = self.switches.iter().map(|s| s.0).find(|&s| s > k).unwrap_or(to).min(to);
+            span = span.wrapping_add((next - k).wrapping_mul(step));
+            k = next;
+        }
+        span
+    }
+
     fn talk_header(&self, k: u32) -> (u32, u16, u32, bool) {
         let (at, ssrc, seq, ts) = self.epoch(k);
         let skipped = self.muted_between(at, k) + self.own_events_between(at, k);
         let seq = seq.wrapping_add((k - at - skipped) as u16);
-        let ts = ts.wrapping_add((k - at).wrapping_mul(self.spp));
+        let ts = ts.wrapping_add(self.ts_span(at, k));
         let after_hold = self.muted.iter().any(|&(_, b)| b == k);
         (ssrc, seq, ts, k == at || after_hold)
     }
@@ -276,7 +349,7 @@ impl StreamPlan {
             let header = Header {
                 ssrc: self.ssrc,
                 seq: self.seq0.wrapping_add(k as u16),
-                ts: self.ts0.wrapping_add(k.wrapping_mul(self.spp)),
+                ts: self.ts0.wrapping_add(k.wrapping_mul(self.step)),
                 marker: k == 0,
                 pt: self.codec.payload_type(),
             };
@@ -288,7 +361,7 @@ impl StreamPlan {
             let header = Header {
                 ssrc: self.ssrc,
                 seq: self.seq0.wrapping_sub((e.count - k) as u16),
-                ts: self.ts0.wrapping_sub(j.wrapping_mul(self.spp)),
+                ts: self.ts0.wrapping_sub(j.wrapping_mul(self.step)),
                 marker: k == 0,
                 pt: self.codec.payload_type(),
             };
@@ -394,6 +467,12 @@ impl StreamPlan {
         }
         let at = out.len();
         let codec = if send.early { self.codec } else { self.codec_at(send.index) };
+        if codec == Codec::Opus
+            && let Body::Audio { ringback: false, .. } = body
+        {
+            let packets = self.opus.as_ref().expect("an Opus stream has its packets");
+            return out.extend_from_slice(&packets[send.index as usize]);
+        }
         match body {
             Body::Audio { first, ringback: false } if codec != self.codec => {
                 ToneSource::Direct { codec, freq_hz: self.tone_hz }.fill(first, self.spp as usize, out)
@@ -403,6 +482,10 @@ impl StreamPlan {
                 ringback.expect("early packet without a ringback tone").fill(first, self.spp as usize, out)
             }
             Body::Event(p) => return out.extend_from_slice(&p),
+        }
+        if !send.early && self.silent.iter().any(|&(a, b)| (a..b).contains(&send.index)) {
+            let zero = codec.encode(0);
+            out[at..].fill(zero);
         }
         codec.pack(out, at);
     }
