@@ -15,6 +15,7 @@
 //! * Opus is decoded as libopus decodes the same packets (called on its own): the corpus
 //!   capture, and generated calls of real libopus packets (in-band FEC, DTX) with losses
 //!   recovered from the next packet's FEC, DTX silences, and codec changes to and from PCMU.
+//! * L16 at 8 and 16 kHz is recorded sample for sample as the generator sent it.
 //! * G.726 calls from the corpus: no audio, each codec named with its packets.
 
 mod common;
@@ -24,7 +25,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use callgen::{CallSpec, Codec, Hangup, Outcome, Party, Scenario, TONE_AMPLITUDE};
+use callgen::{CallSpec, Codec, Hangup, Outcome, Party, Scenario, TONE_AMPLITUDE, samples_per_packet};
 use common::{channels_at, records, replay, rfc3339, skipped, text};
 use gen_check::{Sent, run, sent};
 use mixer::mix::g711::ULAW_TO_LINEAR;
@@ -521,6 +522,122 @@ fn codecs_without_a_decoder_are_named_with_their_packets_and_no_audio() {
         let mut want: Vec<String> = codecs.iter().map(|c| (*c).to_owned()).collect();
         want.sort();
         assert_eq!(named, want, "{name}: each call's codec named from its own SDP");
+    }
+}
+
+#[test]
+fn l16_calls_at_8_and_16_khz_are_recorded_sample_for_sample() {
+    // 0: L16 at 8 kHz both ways, the caller losing two packets in a row. 1: L16 at 16 kHz both
+    // ways, the callee losing one. 2: an L16/16000 caller, a PCMU callee. 3: an L16/8000
+    // caller, a PCMU callee. 4: PCMU both ways, the callee re-INVITEs to L16/16000 after 2 s.
+    let mut narrow = call(0, 4_000);
+    narrow.codec = Codec::L16;
+    narrow.impair.caller.loss = vec![30, 31];
+    let mut wide = call(1, 4_000);
+    wide.codec = Codec::L16Wide;
+    wide.impair.callee.loss = vec![50];
+    let mut mixed_wide = call(2, 3_000);
+    mixed_wide.codec = Codec::L16Wide;
+    mixed_wide.callee_codec = Some(Codec::Pcmu);
+    let mut mixed = call(3, 3_000);
+    mixed.codec = Codec::L16;
+    mixed.callee_codec = Some(Codec::Pcmu);
+    let mut up = call(4, 5_000);
+    up.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Callee, at_ms: 2_000, codec: Codec::L16Wide }];
+    let scenario = Scenario { calls: vec![narrow, wide, mixed_wide, mixed, up], seed: 29, ..Scenario::default() };
+    let r = run(&scenario, &[]);
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("call {i}");
+        let spec = &scenario.calls[i];
+        let rec = r.record(&t.call_id);
+        let rate = if i == 0 || i == 3 { 8000 } else { 16000 };
+        let step = (rate / 8000) as usize;
+        assert_eq!(rec.value["audio"]["sample_rate"], rate, "{ctx}");
+        let (origin, parties) = both_parties(&scenario, i);
+        assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
+        // Positions (8 kHz) a packet covers: L16 two bytes a sample, four at 16 kHz.
+        let len = |s: &Sent| match s.pt {
+            callgen::L16_PT => s.payload.len() / 2,
+            callgen::L16_WIDE_PT => s.payload.len() / 4,
+            _ => s.payload.len(),
+        };
+        let positions = parties.iter().flatten().map(|(at, s)| at + len(s)).max().unwrap();
+        let got = channels_at(rec.wav.as_deref().unwrap(), rate);
+        assert_eq!(got[0].len(), step * positions, "{ctx}: frames");
+        for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+            let ctx = format!("{ctx} {party:?}");
+            let tone = if k == 0 { spec.caller_tone_hz } else { spec.callee_tone_hz };
+            let spp = samples_per_packet(spec.ptime_ms) as u64;
+            // What a correct recorder writes: every L16 sample where it belongs (the tone the
+            // generator sent, at its rate), silence in the gaps; G.711 samples as every
+            // `step`-th sample (the points between are the interpolator's, checked elsewhere).
+            let mut want = vec![0i16; step * positions];
+            let mut mask = vec![step == 1; step * positions];
+            for (at, s) in &parties[k] {
+                let first = u64::from(s.index) * spp;
+                match s.pt {
+                    callgen::L16_PT | callgen::L16_WIDE_PT => {
+                        let per = if s.pt == callgen::L16_PT { 1 } else { 2 };
+                        let samples: Vec<i16> =
+                            s.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])).collect();
+                        let tone: Vec<i16> = (0..samples.len() as u64)
+                            .map(|j| {
+                                if per == 1 {
+                                    callgen::tone_sample(tone, first + j)
+                                } else {
+                                    callgen::tone_sample_16k(tone, 2 * first + j)
+                                }
+                            })
+                            .collect();
+                        assert_eq!(samples, tone, "{ctx}: packet {} is the tone", s.index);
+                        assert_eq!(per, step, "{ctx}: an L16/8000 packet in a 16 kHz call is not tested here");
+                        for (j, &x) in samples.iter().enumerate() {
+                            want[step * at + j] = x;
+                            mask[step * at + j] = true;
+                        }
+                    }
+                    0 => {
+                        for (j, &b) in s.payload.iter().enumerate() {
+                            want[step * (at + j)] = ULAW_TO_LINEAR[b as usize];
+                            mask[step * (at + j)] = true;
+                        }
+                    }
+                    other => panic!("{ctx}: payload type {other}"),
+                }
+            }
+            // Silence where the party sent nothing (lost packets): no concealment for L16 (in a
+            // 16 kHz call, the points between of a G.711 party are the interpolator's).
+            let sent: std::collections::HashSet<usize> =
+                parties[k].iter().flat_map(|(at, s)| *at..at + len(s)).collect();
+            let whole = if parties[k].iter().all(|(_, s)| s.pt == callgen::L16_WIDE_PT) { step } else { 1 };
+            for p in parties[k][0].0..positions {
+                if !sent.contains(&p) {
+                    for j in 0..whole {
+                        mask[step * p + j] = true;
+                    }
+                }
+            }
+            let pick = |v: &[i16]| v.iter().zip(&mask).filter(|m| *m.1).map(|m| *m.0).collect::<Vec<_>>();
+            assert!(mask.iter().filter(|&&m| m).count() >= positions, "{ctx}");
+            assert_same(&ctx, &pick(&got[k]), &pick(&want));
+            let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+            let side = if k == 0 { "caller" } else { "callee" };
+            let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
+            let mut runs: Vec<(u8, usize)> = Vec::new();
+            for (_, s) in &parties[k] {
+                match runs.last_mut() {
+                    Some(r) if r.0 == s.pt => r.1 += 1,
+                    _ => runs.push((s.pt, 1)),
+                }
+            }
+            assert_eq!(mine.len(), runs.len(), "{ctx}: {segments:?}");
+            for (seg, (pt, packets)) in mine.iter().zip(runs) {
+                assert_eq!(seg["codec"], if pt == 0 { "PCMU" } else { "L16" }, "{ctx}");
+                assert_eq!(seg["payload_type"], pt, "{ctx}");
+                assert_eq!(seg["decoded"], true, "{ctx}");
+                assert_eq!(seg["packets"].as_u64(), Some(packets as u64), "{ctx}");
+            }
+        }
     }
 }
 

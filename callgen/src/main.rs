@@ -92,6 +92,8 @@ enum CodecArg {
     G729,
     Gsm,
     Opus,
+    L16,
+    L16Wide,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -159,6 +161,8 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         CodecArg::G729 => Codec::G729,
         CodecArg::Gsm => Codec::Gsm,
         CodecArg::Opus => Codec::Opus,
+        CodecArg::L16 => Codec::L16,
+        CodecArg::L16Wide => Codec::L16Wide,
     };
     for call in &mut calls {
         call.codec = codec;

@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::opus::{self, OpusKey, OpusPackets};
 use crate::spec::{CallSpec, Codec, DtmfDigit, Outcome, Scenario, StreamChange};
 use crate::timeline::{self, Party, RtpSend};
-use crate::tone::{ToneSource, samples_per_packet};
+use crate::tone::{ToneSource, samples_per_packet, tone_sample, tone_sample_16k};
 
 /// Payload type of RFC 4733 telephone events in the generated SDP.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -472,6 +472,28 @@ impl StreamPlan {
         {
             let packets = self.opus.as_ref().expect("an Opus stream has its packets");
             return out.extend_from_slice(&packets[send.index as usize]);
+        }
+        if let (Codec::L16 | Codec::L16Wide, Body::Audio { first, ringback }) = (codec, body) {
+            let freq = match (ringback, self.early) {
+                (true, Some(e)) => e.tone_hz,
+                _ => self.tone_hz,
+            };
+            let silent = !send.early && self.silent.iter().any(|&(a, b)| (a..b).contains(&send.index));
+            let sample = |n: u64| {
+                if silent {
+                    0
+                } else if codec == Codec::L16 {
+                    tone_sample(freq, n)
+                } else {
+                    tone_sample_16k(freq, n)
+                }
+            };
+            let (from, count) =
+                if codec == Codec::L16 { (first, u64::from(self.spp)) } else { (2 * first, 2 * u64::from(self.spp)) };
+            for n in from..from + count {
+                out.extend_from_slice(&sample(n).to_be_bytes());
+            }
+            return;
         }
         match body {
             Body::Audio { first, ringback: false } if codec != self.codec => {

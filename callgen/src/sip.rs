@@ -540,7 +540,7 @@ mod tests {
     }
 
     #[test]
-    fn opus_is_offered_at_48_khz_with_inband_fec() {
+    fn opus_and_l16_are_offered_on_dynamic_payload_types_at_their_rates() {
         let mut c = CallSpec::answered(4, 0, 100);
         c.codec = Codec::Opus;
         let mut s = String::new();
@@ -551,6 +551,15 @@ mod tests {
                 "m=audio 10008 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n"
             )
         );
+        for (codec, line) in [
+            (Codec::L16, "a=rtpmap:96 L16/8000\r\na=rtpmap:101"),
+            (Codec::L16Wide, "a=rtpmap:97 L16/16000\r\na=rtpmap:101"),
+        ] {
+            c.codec = codec;
+            let mut s = String::new();
+            render(&c, &DialogIds::new(1, 0), SipMsg::Invite, &mut s);
+            assert!(s.contains(line), "{s}");
+        }
     }
 
     #[test]

@@ -466,10 +466,21 @@ pub enum Codec {
     /// [`CallSpec::opus_dtx`] is set (see `crate::opus`). The RTP clock counts 48 kHz
     /// whatever the audio (the tone, encoded at 8 kHz): [`Codec::rtp_clock`].
     Opus,
+    /// L16 (RFC 3551 §4.5.11), mono at 8 kHz, dynamic payload type [`L16_PT`]
+    /// (`L16/8000`): the tone's samples, 16-bit big-endian.
+    L16,
+    /// L16 mono at 16 kHz, dynamic payload type [`L16_WIDE_PT`] (`L16/16000`, the RTP clock
+    /// 16 kHz too): the tone computed at 16 kHz ([`tone_sample_16k`](crate::tone_sample_16k)),
+    /// two samples per 8 kHz sample.
+    L16Wide,
 }
 
 /// Payload type of Opus in the generated SDP.
 pub const OPUS_PT: u8 = 111;
+/// Payload type of L16 at 8 kHz in the generated SDP.
+pub const L16_PT: u8 = 96;
+/// Payload type of L16 at 16 kHz in the generated SDP.
+pub const L16_WIDE_PT: u8 = 97;
 
 impl Codec {
     /// Static RTP payload type.
@@ -481,18 +492,26 @@ impl Codec {
             Codec::G729 => 18,
             Codec::Gsm => 3,
             Codec::Opus => OPUS_PT,
+            Codec::L16 => L16_PT,
+            Codec::L16Wide => L16_WIDE_PT,
         }
     }
 
-    /// RTP clock rate: 48000 for Opus (RFC 7587), 8000 for the others (G.722's too).
+    /// RTP clock rate: 48000 for Opus (RFC 7587), 16000 for L16 at 16 kHz, 8000 for the
+    /// others (G.722's too).
     pub fn rtp_clock(self) -> u32 {
-        if self == Codec::Opus { 48_000 } else { 8000 }
+        match self {
+            Codec::Opus => 48_000,
+            Codec::L16Wide => 16_000,
+            _ => 8000,
+        }
     }
 
     /// The SDP `a=rtpmap` value after the payload type, and the `a=fmtp` value if any.
     pub fn rtpmap(self) -> (String, Option<&'static str>) {
         match self {
             Codec::Opus => ("opus/48000/2".to_owned(), Some("useinbandfec=1")),
+            Codec::L16Wide => ("L16/16000".to_owned(), None),
             c => (format!("{}/8000", c.encoding_name()), None),
         }
     }
@@ -506,14 +525,17 @@ impl Codec {
             Codec::G729 => "G729",
             Codec::Gsm => "GSM",
             Codec::Opus => "opus",
+            Codec::L16 | Codec::L16Wide => "L16",
         }
     }
 
-    /// Encodes one linear sample (for Opus, whose packets are not made sample by sample, the
-    /// µ-law code, never sent).
+    /// Encodes one linear sample (for Opus and L16, whose packets are not made a byte per
+    /// sample, the µ-law code, never sent).
     pub fn encode(self, sample: i16) -> u8 {
         match self {
-            Codec::Pcmu | Codec::G722 | Codec::G729 | Codec::Gsm | Codec::Opus => linear_to_ulaw(sample),
+            Codec::Pcmu | Codec::G722 | Codec::G729 | Codec::Gsm | Codec::Opus | Codec::L16 | Codec::L16Wide => {
+                linear_to_ulaw(sample)
+            }
             Codec::Pcma => linear_to_alaw(sample),
         }
     }
@@ -527,6 +549,8 @@ impl Codec {
             Codec::G729 => samples / 80 * 10,
             Codec::Gsm => samples / 160 * 33,
             Codec::Opus => samples * 3 / 8,
+            Codec::L16 => samples * 2,
+            Codec::L16Wide => samples * 4,
             _ => samples,
         }
     }
