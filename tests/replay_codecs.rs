@@ -15,7 +15,8 @@
 //! * Opus is decoded as libopus decodes the same packets (called on its own): the corpus
 //!   capture, and generated calls of real libopus packets (in-band FEC, DTX) with losses
 //!   recovered from the next packet's FEC, DTX silences, and codec changes to and from PCMU.
-//! * L16 at 8 and 16 kHz is recorded sample for sample as the generator sent it.
+//! * L16 at 8 and 16 kHz is recorded sample for sample as the generator sent it; at 44.1 kHz
+//!   it is named, not decoded.
 //! * G.726 calls from the corpus: no audio, each codec named with its packets.
 
 mod common;
@@ -639,6 +640,46 @@ fn l16_calls_at_8_and_16_khz_are_recorded_sample_for_sample() {
             }
         }
     }
+}
+
+#[test]
+fn l16_at_44_1_khz_is_named_with_its_packets_and_not_decoded() {
+    // An L16/16000 call whose SDPs are rewritten to say L16/44100 (the same length, so the
+    // capture stays whole; UDP checksums are not verified): the rate the recorder does not
+    // decode, as for the static payload types 10 and 11.
+    let mut c = call(0, 2_000);
+    c.codec = Codec::L16Wide;
+    let scenario = Scenario::new(vec![c]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    callgen::write_pcap_to(&scenario, &mut bytes).unwrap();
+    let (from, to) = (b"L16/16000", b"L16/44100");
+    let mut rewritten = 0;
+    for i in 0..bytes.len() - from.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + to.len()].copy_from_slice(to);
+            rewritten += 1;
+        }
+    }
+    assert_eq!(rewritten, 2, "the offer and the answer");
+    let pcap = dir.path().join("in.pcap");
+    std::fs::write(&pcap, &bytes).unwrap();
+    let out = replay(&[&pcap], dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(&dir.path().join("archive"));
+    assert_eq!(recs.len(), 1);
+    let rec = &recs[0];
+    assert!(rec.wav.is_none(), "no audio file for a codec without a decoder");
+    let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    for (seg, party) in segments.iter().zip([Party::Caller, Party::Callee]) {
+        let sent = sent(&scenario, 0, party);
+        assert_eq!((seg["codec"].as_str(), &seg["decoded"]), (Some("L16"), &serde_json::json!(false)), "{seg}");
+        assert_eq!(seg["packets"].as_u64(), Some(sent.len() as u64), "{seg}");
+    }
+    assert_eq!(rec.value["capture_complete"], false);
+    let notes = rec.value["notes"].to_string() + &rec.value["incomplete_reasons"].to_string();
+    assert!(notes.contains("L16"), "the record says which codec was not decoded: {notes}");
 }
 
 /// Replays a corpus capture; its records (skipped when the corpus is not there).
