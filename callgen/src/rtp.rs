@@ -4,10 +4,13 @@
 //!
 //! A direction's packets are numbered by their time slot: talk packet `k` is sent in slot `k`
 //! (see [`crate::timeline`]), carries tone samples `k·spp ..` and, until a
-//! [`StreamChange`], sequence number `seq0 + k` and timestamp `ts0 + k·spp`. Slots in which a
-//! held party is silent send nothing and use no sequence number; the timestamps of later
+//! [`StreamChange`], sequence number `seq0 + k` and timestamp `ts0 + k·spp` (`spp` scaled to
+//! the codec's RTP clock: Opus counts 48 kHz, L16 at 16 kHz 16 kHz; after a codec change the
+//! timestamps go on at the new codec's clock). Slots in which a held party is silent (or an
+//! Opus sender's DTX) send nothing and use no sequence number; the timestamps of later
 //! packets still count them (the sender's clock went on). Early-media packets come before talk
-//! packet 0, on the same grid.
+//! packet 0, on the same grid. Opus payloads come from `crate::opus`, L16 ones are the
+//! tone's samples, the others are made per sample from the tone (see `crate::tone`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -66,8 +69,8 @@ impl Early {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StreamPlan {
     spp: u32,
-    /// RTP timestamp units per packet of the first codec (`spp` at 8 kHz, six times that for
-    /// Opus's 48 kHz clock).
+    /// RTP timestamp units per packet of the first codec: `spp` scaled by its clock
+    /// ([`Codec::rtp_clock`] / 8000: 6 for Opus, 2 for L16 at 16 kHz).
     step: u32,
     count: u32,
     codec: Codec,
