@@ -5,7 +5,7 @@
 //! (two 16 kHz samples per code); the ×2 interpolator is what a G.711 party costs in a call
 //! recorded at 16 kHz; Opus is libopus at 16 kHz on 20 ms packets of a 24 kbit/s voice
 //! encoding of a tone sweep; G.729 (libbcg729, 100 frames) and GSM (libgsm, 50 frames) on
-//! the libraries' own decoders.
+//! the libraries' own decoders; L16 (8 and 16 kHz) is a byte swap per sample.
 
 use std::hint::black_box;
 
@@ -94,6 +94,20 @@ fn codecs(c: &mut Criterion) {
             black_box(&out);
         });
     });
+    // L16: 20 ms packets of big-endian samples through the mixer's L16 decoding (byte order
+    // into the party's buffer), at 8 and 16 kHz.
+    for (name, rate) in [("l16_8khz", 8000), ("l16_16khz", 16000)] {
+        g.bench_function(name, |b| {
+            let bytes: Vec<u8> = speechlike(rate).iter().flat_map(|s| s.to_be_bytes()).collect();
+            let mut side = mixer::mix::linear::L16Side::new();
+            b.iter(|| {
+                for p in black_box(&bytes).chunks_exact(rate / 50 * 2) {
+                    side.decode(p);
+                    black_box(side.samples());
+                }
+            });
+        });
+    }
     g.finish();
 }
 

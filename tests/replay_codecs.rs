@@ -12,6 +12,11 @@
 //!   (libbcg729 called directly; ffmpeg's GSM decoder), lost G.729 frames concealed by the
 //!   decoder's erasure mode; the corpus G.729 call to the sample, and ffmpeg's own G.729
 //!   decoder hears the same speech.
+//! * Opus is decoded as libopus decodes the same packets (called on its own): the corpus
+//!   capture, and generated calls of real libopus packets (in-band FEC, DTX) with losses
+//!   recovered from the next packet's FEC, DTX silences, and codec changes to and from PCMU.
+//! * L16 at 8 and 16 kHz is recorded sample for sample as the generator sent it; at 44.1 kHz
+//!   it is named, not decoded.
 //! * G.726 calls from the corpus: no audio, each codec named with its packets.
 
 mod common;
@@ -21,7 +26,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use callgen::{CallSpec, Codec, Hangup, Outcome, Party, Scenario, TONE_AMPLITUDE};
+use callgen::{CallSpec, Codec, Hangup, Outcome, Party, Scenario, TONE_AMPLITUDE, samples_per_packet};
 use common::{channels_at, records, replay, rfc3339, skipped, text};
 use gen_check::{Sent, run, sent};
 use mixer::mix::g711::ULAW_TO_LINEAR;
@@ -521,6 +526,162 @@ fn codecs_without_a_decoder_are_named_with_their_packets_and_no_audio() {
     }
 }
 
+#[test]
+fn l16_calls_at_8_and_16_khz_are_recorded_sample_for_sample() {
+    // 0: L16 at 8 kHz both ways, the caller losing two packets in a row. 1: L16 at 16 kHz both
+    // ways, the callee losing one. 2: an L16/16000 caller, a PCMU callee. 3: an L16/8000
+    // caller, a PCMU callee. 4: PCMU both ways, the callee re-INVITEs to L16/16000 after 2 s.
+    let mut narrow = call(0, 4_000);
+    narrow.codec = Codec::L16;
+    narrow.impair.caller.loss = vec![30, 31];
+    let mut wide = call(1, 4_000);
+    wide.codec = Codec::L16Wide;
+    wide.impair.callee.loss = vec![50];
+    let mut mixed_wide = call(2, 3_000);
+    mixed_wide.codec = Codec::L16Wide;
+    mixed_wide.callee_codec = Some(Codec::Pcmu);
+    let mut mixed = call(3, 3_000);
+    mixed.codec = Codec::L16;
+    mixed.callee_codec = Some(Codec::Pcmu);
+    let mut up = call(4, 5_000);
+    up.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Callee, at_ms: 2_000, codec: Codec::L16Wide }];
+    let scenario = Scenario { calls: vec![narrow, wide, mixed_wide, mixed, up], seed: 29, ..Scenario::default() };
+    let r = run(&scenario, &[]);
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("call {i}");
+        let spec = &scenario.calls[i];
+        let rec = r.record(&t.call_id);
+        let rate = if i == 0 || i == 3 { 8000 } else { 16000 };
+        let step = (rate / 8000) as usize;
+        assert_eq!(rec.value["audio"]["sample_rate"], rate, "{ctx}");
+        let (origin, parties) = both_parties(&scenario, i);
+        assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
+        // Positions (8 kHz) a packet covers: L16 two bytes a sample, four at 16 kHz.
+        let len = |s: &Sent| match s.pt {
+            callgen::L16_PT => s.payload.len() / 2,
+            callgen::L16_WIDE_PT => s.payload.len() / 4,
+            _ => s.payload.len(),
+        };
+        let positions = parties.iter().flatten().map(|(at, s)| at + len(s)).max().unwrap();
+        let got = channels_at(rec.wav.as_deref().unwrap(), rate);
+        assert_eq!(got[0].len(), step * positions, "{ctx}: frames");
+        for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+            let ctx = format!("{ctx} {party:?}");
+            let tone = if k == 0 { spec.caller_tone_hz } else { spec.callee_tone_hz };
+            let spp = samples_per_packet(spec.ptime_ms) as u64;
+            // What a correct recorder writes: every L16 sample where it belongs (the tone the
+            // generator sent, at its rate), silence in the gaps; G.711 samples as every
+            // `step`-th sample (the points between are the interpolator's, checked elsewhere).
+            let mut want = vec![0i16; step * positions];
+            let mut mask = vec![step == 1; step * positions];
+            for (at, s) in &parties[k] {
+                let first = u64::from(s.index) * spp;
+                match s.pt {
+                    callgen::L16_PT | callgen::L16_WIDE_PT => {
+                        let per = if s.pt == callgen::L16_PT { 1 } else { 2 };
+                        let samples: Vec<i16> =
+                            s.payload.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])).collect();
+                        let tone: Vec<i16> = (0..samples.len() as u64)
+                            .map(|j| {
+                                if per == 1 {
+                                    callgen::tone_sample(tone, first + j)
+                                } else {
+                                    callgen::tone_sample_16k(tone, 2 * first + j)
+                                }
+                            })
+                            .collect();
+                        assert_eq!(samples, tone, "{ctx}: packet {} is the tone", s.index);
+                        assert_eq!(per, step, "{ctx}: an L16/8000 packet in a 16 kHz call is not tested here");
+                        for (j, &x) in samples.iter().enumerate() {
+                            want[step * at + j] = x;
+                            mask[step * at + j] = true;
+                        }
+                    }
+                    0 => {
+                        for (j, &b) in s.payload.iter().enumerate() {
+                            want[step * (at + j)] = ULAW_TO_LINEAR[b as usize];
+                            mask[step * (at + j)] = true;
+                        }
+                    }
+                    other => panic!("{ctx}: payload type {other}"),
+                }
+            }
+            // Silence where the party sent nothing (lost packets): no concealment for L16 (in a
+            // 16 kHz call, the points between of a G.711 party are the interpolator's).
+            let sent: std::collections::HashSet<usize> =
+                parties[k].iter().flat_map(|(at, s)| *at..at + len(s)).collect();
+            let whole = if parties[k].iter().all(|(_, s)| s.pt == callgen::L16_WIDE_PT) { step } else { 1 };
+            for p in parties[k][0].0..positions {
+                if !sent.contains(&p) {
+                    for j in 0..whole {
+                        mask[step * p + j] = true;
+                    }
+                }
+            }
+            let pick = |v: &[i16]| v.iter().zip(&mask).filter(|m| *m.1).map(|m| *m.0).collect::<Vec<_>>();
+            assert!(mask.iter().filter(|&&m| m).count() >= positions, "{ctx}");
+            assert_same(&ctx, &pick(&got[k]), &pick(&want));
+            let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+            let side = if k == 0 { "caller" } else { "callee" };
+            let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
+            let mut runs: Vec<(u8, usize)> = Vec::new();
+            for (_, s) in &parties[k] {
+                match runs.last_mut() {
+                    Some(r) if r.0 == s.pt => r.1 += 1,
+                    _ => runs.push((s.pt, 1)),
+                }
+            }
+            assert_eq!(mine.len(), runs.len(), "{ctx}: {segments:?}");
+            for (seg, (pt, packets)) in mine.iter().zip(runs) {
+                assert_eq!(seg["codec"], if pt == 0 { "PCMU" } else { "L16" }, "{ctx}");
+                assert_eq!(seg["payload_type"], pt, "{ctx}");
+                assert_eq!(seg["decoded"], true, "{ctx}");
+                assert_eq!(seg["packets"].as_u64(), Some(packets as u64), "{ctx}");
+            }
+        }
+    }
+}
+
+#[test]
+fn l16_at_44_1_khz_is_named_with_its_packets_and_not_decoded() {
+    // An L16/16000 call whose SDPs are rewritten to say L16/44100 (the same length, so the
+    // capture stays whole; UDP checksums are not verified): the rate the recorder does not
+    // decode, as for the static payload types 10 and 11.
+    let mut c = call(0, 2_000);
+    c.codec = Codec::L16Wide;
+    let scenario = Scenario::new(vec![c]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    callgen::write_pcap_to(&scenario, &mut bytes).unwrap();
+    let (from, to) = (b"L16/16000", b"L16/44100");
+    let mut rewritten = 0;
+    for i in 0..bytes.len() - from.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + to.len()].copy_from_slice(to);
+            rewritten += 1;
+        }
+    }
+    assert_eq!(rewritten, 2, "the offer and the answer");
+    let pcap = dir.path().join("in.pcap");
+    std::fs::write(&pcap, &bytes).unwrap();
+    let out = replay(&[&pcap], dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(&dir.path().join("archive"));
+    assert_eq!(recs.len(), 1);
+    let rec = &recs[0];
+    assert!(rec.wav.is_none(), "no audio file for a codec without a decoder");
+    let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    for (seg, party) in segments.iter().zip([Party::Caller, Party::Callee]) {
+        let sent = sent(&scenario, 0, party);
+        assert_eq!((seg["codec"].as_str(), &seg["decoded"]), (Some("L16"), &serde_json::json!(false)), "{seg}");
+        assert_eq!(seg["packets"].as_u64(), Some(sent.len() as u64), "{seg}");
+    }
+    assert_eq!(rec.value["capture_complete"], false);
+    let notes = rec.value["notes"].to_string() + &rec.value["incomplete_reasons"].to_string();
+    assert!(notes.contains("L16"), "the record says which codec was not decoded: {notes}");
+}
+
 /// Replays a corpus capture; its records (skipped when the corpus is not there).
 fn corpus_wav(name: &str) -> Option<(tempfile::TempDir, Vec<common::Rec>)> {
     let pcap = corpus(name);
@@ -601,13 +762,25 @@ fn corpus_g722_call_through_a_proxy_is_recorded_at_16_khz_as_ffmpeg_decodes_it()
     assert!(got[0][..at].iter().all(|&s| s == 0) && got[0][at + want.len()..].iter().all(|&s| s == 0));
 }
 
-/// libopus's own decoding at 16 kHz of `packets` (`None`: a lost packet, decoded as the
-/// recorder documents: the frame from the next packet's FEC), called on its own from Python
-/// (ctypes), outside the recorder. opusdec is not usable here: at 16 kHz it decodes at 48 kHz
-/// and resamples (checked: at 48 kHz it is bit-exact with libopus).
-fn libopus_16k(packets: &[Option<Vec<u8>>]) -> Vec<i16> {
+/// One call of libopus's decoder (`opus_decode`).
+#[derive(Debug, Clone)]
+enum OpusOp {
+    /// Decode a packet (`decode_fec` 0).
+    Decode(Vec<u8>),
+    /// Decode the in-band FEC of a packet for the frame before it (`decode_fec` 1) into this
+    /// many 16 kHz samples (libopus conceals when the packet carries none).
+    Fec(Vec<u8>, usize),
+    /// Conceal a lost frame of this many samples (no packet).
+    Conceal(usize),
+}
+
+/// libopus's own decoding at 16 kHz, one decoder, the calls `ops` in order; what each call
+/// returned. libopus is called on its own from Python (ctypes), outside the recorder.
+/// opusdec is not usable here: at 16 kHz it decodes at 48 kHz and resamples (checked: at
+/// 48 kHz it is bit-exact with libopus).
+fn libopus_ops(ops: &[OpusOp]) -> Vec<Vec<i16>> {
     let script = r#"
-import ctypes, sys
+import ctypes, struct, sys
 lib = ctypes.CDLL("libopus.so.0")
 lib.opus_decoder_create.restype = ctypes.c_void_p
 lib.opus_decoder_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
@@ -616,21 +789,28 @@ err = ctypes.c_int()
 dec = lib.opus_decoder_create(16000, 1, ctypes.byref(err))
 buf = (ctypes.c_short * 5760)()
 out = bytearray()
-lines = sys.stdin.read().split()
-for i, line in enumerate(lines):
-    if line == "-":
-        continue
-    p = bytes.fromhex(line)
-    if i > 0 and lines[i - 1] == "-":
-        n = lib.opus_decode(dec, p, len(p), buf, 320, 1)
-        out += bytes(ctypes.string_at(buf, 2 * n))
-    n = lib.opus_decode(dec, p, len(p), buf, 5760, 0)
-    out += bytes(ctypes.string_at(buf, 2 * n))
+for line in sys.stdin.read().splitlines():
+    op = line.split()
+    if op[0] == "D":
+        p = bytes.fromhex(op[1])
+        n = lib.opus_decode(dec, p, len(p), buf, 5760, 0)
+    elif op[0] == "F":
+        p = bytes.fromhex(op[2])
+        n = lib.opus_decode(dec, p, len(p), buf, int(op[1]), 1)
+    else:
+        n = lib.opus_decode(dec, None, 0, buf, int(op[1]), 0)
+    assert n >= 0, n
+    out += struct.pack("<i", n) + bytes(ctypes.string_at(buf, 2 * n))
 sys.stdout.buffer.write(out)
 "#;
-    let input: String = packets
+    let hex = |p: &[u8]| p.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let input: String = ops
         .iter()
-        .map(|p| p.as_ref().map_or_else(|| "-".to_owned(), |p| p.iter().map(|b| format!("{b:02x}")).collect()) + "\n")
+        .map(|op| match op {
+            OpusOp::Decode(p) => format!("D {}\n", hex(p)),
+            OpusOp::Fec(p, n) => format!("F {n} {}\n", hex(p)),
+            OpusOp::Conceal(n) => format!("C {n}\n"),
+        })
         .collect();
     let mut child = Command::new("python3")
         .args(["-c", script])
@@ -638,10 +818,337 @@ sys.stdout.buffer.write(out)
         .stdout(Stdio::piped())
         .spawn()
         .expect("run python3");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
     assert!(out.status.success(), "libopus via ctypes failed");
-    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    let mut rest = &out.stdout[..];
+    let mut calls = Vec::with_capacity(ops.len());
+    while !rest.is_empty() {
+        let n = i32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        calls.push(rest[4..4 + 2 * n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect());
+        rest = &rest[4 + 2 * n..];
+    }
+    assert_eq!(calls.len(), ops.len());
+    calls
+}
+
+/// libopus's decoding at 16 kHz of `packets` in order, `None` a lost packet: the frame after
+/// a lost one decoded first from its in-band FEC (`decode_fec` 1, 20 ms), then as itself.
+fn libopus_16k(packets: &[Option<Vec<u8>>]) -> Vec<i16> {
+    let mut ops = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        let Some(p) = p else { continue };
+        if i > 0 && packets[i - 1].is_none() {
+            ops.push(OpusOp::Fec(p.clone(), 320));
+        }
+        ops.push(OpusOp::Decode(p.clone()));
+    }
+    libopus_ops(&ops).concat()
+}
+
+fn have_libopus(test: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import ctypes; ctypes.CDLL('libopus.so.0')"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skipped(&format!("{test}: python3 with libopus (the reference decoder) is not there"));
+    }
+    ok
+}
+
+/// 8 kHz positions an Opus packet covers (from its TOC: 48 kHz samples / 6).
+fn opus_len(payload: &[u8]) -> usize {
+    opus::packet::get_nb_samples(payload, 48_000).unwrap() / 6
+}
+
+/// The libopus calls that make the 16 kHz channel of an Opus sender, as the recorder documents
+/// its decoding (mixer/src/mix/opus.rs), with the position (8 kHz) each call's samples start
+/// at: its packets in order through one decoder; after a gap of lost packets of up to 60 ms
+/// the gap's last frame from the next packet's in-band FEC (`decode_fec` 1) and the 20 ms
+/// frames before it by concealment (libopus decodes FEC as long as the packet's own frame);
+/// a longer gap (DTX, hold) silence, no call.
+fn opus_calls(packets: &[(usize, Sent)], fec: bool) -> Vec<(usize, OpusOp)> {
+    let mut ops = Vec::new();
+    let mut next: Option<usize> = None;
+    for (at, s) in packets {
+        let len = opus_len(&s.payload);
+        if let Some(n) = next.filter(|&n| *at > n && at - n <= 480) {
+            // The packet's FEC is a frame of its own length (LBRR: the frame before it again).
+            let gap = at - n;
+            let from_fec = gap.min(len);
+            assert!((gap - from_fec).is_multiple_of(160), "a gap of {gap} positions: whole 20 ms frames only here");
+            for k in 0..(gap - from_fec) / 160 {
+                ops.push((n + 160 * k, OpusOp::Conceal(320)));
+            }
+            let last = at - from_fec;
+            let n = 2 * from_fec;
+            ops.push((last, if fec { OpusOp::Fec(s.payload.clone(), n) } else { OpusOp::Conceal(n) }));
+        }
+        ops.push((*at, OpusOp::Decode(s.payload.clone())));
+        next = Some(at + len);
+    }
+    ops
+}
+
+/// The 16 kHz channel (`2 · positions` samples) a correct recorder writes for an Opus sender
+/// (see [`opus_calls`]); `fec: false` conceals the FEC frame instead (to show the FEC is there).
+fn expected_opus(packets: &[(usize, Sent)], positions: usize, fec: bool) -> Vec<i16> {
+    let calls = opus_calls(packets, fec);
+    let pcm = libopus_ops(&calls.iter().map(|c| c.1.clone()).collect::<Vec<_>>());
+    let mut ch = vec![0i16; 2 * positions];
+    for ((at, _), samples) in calls.iter().zip(&pcm) {
+        ch[2 * at..2 * at + samples.len()].copy_from_slice(samples);
+    }
+    ch
+}
+
+/// Every audio packet of `packets` covers its 8 kHz positions (Opus by its TOC).
+fn extent(packets: &[(usize, Sent)]) -> usize {
+    packets
+        .iter()
+        .map(|(at, s)| at + if s.pt == callgen::OPUS_PT { opus_len(&s.payload) } else { s.payload.len() })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The impairments of what `party` sends.
+fn impaired(spec: &CallSpec, party: Party) -> &callgen::DirImpair {
+    match party {
+        Party::Caller => &spec.impair.caller,
+        Party::Callee => &spec.impair.callee,
+    }
+}
+
+/// The record's codec segment of a party that sent one codec throughout.
+fn check_one_segment(ctx: &str, rec: &serde_json::Value, side: &str, codec: Codec, packets: &[(usize, Sent)]) {
+    let segments = rec["codecs"]["segments"].as_array().unwrap();
+    let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
+    assert_eq!(mine.len(), 1, "{ctx}: {segments:?}");
+    let seg = mine[0];
+    assert_eq!(seg["codec"], codec.encoding_name(), "{ctx}");
+    assert_eq!(seg["payload_type"], codec.payload_type(), "{ctx}");
+    assert_eq!(seg["decoded"], true, "{ctx}");
+    assert_eq!(seg["packets"].as_u64(), Some(packets.len() as u64), "{ctx}: {seg}");
+    assert_eq!(seg["first"], rfc3339(packets[0].1.capture_ns), "{ctx}");
+    assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
+}
+
+#[test]
+fn opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec() {
+    let test = "opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec";
+    if !have_libopus(test) {
+        return;
+    }
+    // Real Opus from libopus (in-band FEC on), 20 ms packets. 0: both ways, the caller losing
+    // single packets, the callee one and two in a row. 1: 40 ms packets, the callee losing
+    // single ones; the caller lossless. 2: an Opus caller, a PCMU callee.
+    let mut lossy = call(0, 6_000);
+    lossy.codec = Codec::Opus;
+    lossy.impair.caller.loss = vec![10, 57, 200];
+    lossy.impair.callee.loss = vec![30, 31, 150];
+    let mut long = call(1, 4_000);
+    long.codec = Codec::Opus;
+    long.ptime_ms = 40;
+    long.impair.callee.loss = vec![20, 61];
+    let mut mixed = call(2, 4_000);
+    mixed.codec = Codec::Opus;
+    mixed.callee_codec = Some(Codec::Pcmu);
+    mixed.impair.caller.loss = vec![40];
+    let scenario = Scenario { calls: vec![lossy, long, mixed], seed: 17, ..Scenario::default() };
+    let r = run(&scenario, &[]);
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("call {i}");
+        let spec = &scenario.calls[i];
+        let rec = r.record(&t.call_id);
+        assert_eq!(rec.value["audio"]["sample_rate"], 16000, "{ctx}");
+        let (origin, parties) = both_parties(&scenario, i);
+        assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
+        let positions = parties.iter().map(|p| extent(p)).max().unwrap();
+        assert_eq!(rec.value["audio"]["frames"].as_u64(), Some(2 * positions as u64), "{ctx}: frames");
+        let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+        for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+            let ctx = format!("{ctx} {party:?}");
+            let side = if k == 0 { "caller" } else { "callee" };
+            let codec = spec.codec_of(party);
+            check_one_segment(&ctx, &rec.value, side, codec, &parties[k]);
+            let packets = &parties[k];
+            match codec {
+                Codec::Opus => {
+                    // RFC 7587: a 48 kHz RTP clock whatever the audio.
+                    let step = 48 * spec.ptime_ms;
+                    assert!(
+                        packets
+                            .windows(2)
+                            .all(|w| w[1].1.ts.wrapping_sub(w[0].1.ts) == step * (w[1].1.index - w[0].1.index)),
+                        "{ctx}: timestamps"
+                    );
+                    let want = expected_opus(packets, positions, true);
+                    assert!(want.iter().filter(|s| s.unsigned_abs() > 2000).count() > positions / 2, "{ctx}: sound");
+                    assert_same(&ctx, &got[k], &want);
+                    // The FEC is real: each gap recovered from it differs from libopus's
+                    // concealment of the same frame.
+                    let lost = &impaired(spec, party).loss;
+                    if !lost.is_empty() {
+                        let concealed = expected_opus(packets, positions, false);
+                        for &l in lost.iter().filter(|&&l| !lost.contains(&(l + 1))) {
+                            let at = packets.iter().find(|(_, s)| s.index == l + 1).unwrap().0;
+                            let frame = 2 * (at - 8 * spec.ptime_ms as usize)..2 * at;
+                            assert_ne!(want[frame.clone()], concealed[frame], "{ctx}: packet {l} from FEC");
+                        }
+                    }
+                    let stream = rec.value["streams"].as_array().unwrap().iter().find(|s| s["side"] == side).unwrap();
+                    assert_eq!(stream["lost"].as_u64(), Some(lost.len() as u64), "{ctx}: {stream}");
+                    assert_eq!(stream["codec"], "opus", "{ctx}");
+                }
+                Codec::Pcmu => {
+                    let mut want = vec![0i16; positions];
+                    for (at, s) in packets {
+                        for (j, &b) in s.payload.iter().enumerate() {
+                            want[at + j] = ULAW_TO_LINEAR[b as usize];
+                        }
+                    }
+                    let even: Vec<i16> = got[k].iter().step_by(2).copied().collect();
+                    assert_same(&ctx, &even, &want);
+                }
+                other => unreachable!("{other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn opus_dtx_silences_are_silent_and_the_talk_around_them_is_decoded_as_libopus_decodes_it() {
+    let test = "opus_dtx_silences_are_silent";
+    if !have_libopus(test) {
+        return;
+    }
+    // Both parties pause for 1.5 s and 1 s; their encoders (DTX on) stop sending after about
+    // 200 ms of silence but for a frame every 400 ms. The caller also loses a packet.
+    let mut c = call(0, 8_000);
+    c.codec = Codec::Opus;
+    c.opus_dtx = true;
+    c.silences = vec![
+        callgen::Silence { party: Party::Caller, at_packet: 100, packets: 75 },
+        callgen::Silence { party: Party::Callee, at_packet: 150, packets: 50 },
+        callgen::Silence { party: Party::Callee, at_packet: 300, packets: 60 },
+    ];
+    c.impair.caller.loss = vec![40];
+    let scenario = Scenario { calls: vec![c], seed: 19, ..Scenario::default() };
+    let r = run(&scenario, &[]);
+    let spec = &scenario.calls[0];
+    let rec = r.record(&r.truth.calls[0].call_id);
+    assert_eq!(rec.value["audio"]["sample_rate"], 16000);
+    let (_, parties) = both_parties(&scenario, 0);
+    let positions = parties.iter().map(|p| extent(p)).max().unwrap();
+    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+    for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+        let ctx = format!("{party:?}");
+        let side = if k == 0 { "caller" } else { "callee" };
+        let packets = &parties[k];
+        // DTX took packets out of each silence (and only there), sequence numbers unbroken.
+        let silent: Vec<(u32, u32)> =
+            spec.silences.iter().filter(|s| s.party == party).map(|s| (s.at_packet, s.at_packet + s.packets)).collect();
+        let sent: std::collections::HashSet<u32> = packets.iter().map(|(_, s)| s.index).collect();
+        let lost = &impaired(spec, party).loss;
+        let unsent: Vec<u32> =
+            (0..spec.packets_per_direction()).filter(|i| !sent.contains(i) && !lost.contains(i)).collect();
+        for &(a, b) in &silent {
+            assert!(unsent.iter().filter(|&&i| (a..=b).contains(&i)).count() > 20, "{ctx}: DTX in {a}..{b}");
+        }
+        assert!(unsent.iter().all(|&i| silent.iter().any(|&(a, b)| (a..=b).contains(&i))), "{ctx}: {unsent:?}");
+        let mut seqs: Vec<u16> = packets.iter().map(|(_, s)| s.seq).collect();
+        for &l in lost {
+            seqs.push(packets.iter().find(|(_, s)| s.index == l + 1).unwrap().1.seq.wrapping_sub(1));
+        }
+        seqs.sort_by_key(|&q| q.wrapping_sub(packets[0].1.seq));
+        assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "{ctx}: sequence numbers");
+        let want = expected_opus(packets, positions, true);
+        // Silence where nothing was sent for longer than 60 ms.
+        for w in packets.windows(2) {
+            let end = w[0].0 + opus_len(&w[0].1.payload);
+            if w[1].0 - end > 480 {
+                assert!(want[2 * end..2 * w[1].0].iter().all(|&s| s == 0), "{ctx}");
+            }
+        }
+        assert_same(&ctx, &got[k], &want);
+        check_one_segment(&ctx, &rec.value, side, Codec::Opus, packets);
+        let stream = rec.value["streams"].as_array().unwrap().iter().find(|s| s["side"] == side).unwrap();
+        assert_eq!(stream["lost"].as_u64(), Some(lost.len() as u64), "{ctx}: DTX is not loss: {stream}");
+    }
+}
+
+#[test]
+fn a_codec_change_to_and_from_opus_keeps_every_sample_and_lists_each_codec_segment() {
+    let test = "a_codec_change_to_and_from_opus";
+    if !have_libopus(test) {
+        return;
+    }
+    // 0: Opus both ways, the caller re-INVITEs to PCMU after 2.5 s. 1: PCMU both ways, the
+    // callee re-INVITEs to Opus after 2 s (the recording turns 16 kHz: what was written is
+    // rewritten). Both recorded at 16 kHz; the RTP timestamps count on at the new clock.
+    let mut down = call(0, 6_000);
+    down.codec = Codec::Opus;
+    down.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Caller, at_ms: 2_500, codec: Codec::Pcmu }];
+    let mut up = call(1, 5_000);
+    up.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Callee, at_ms: 2_000, codec: Codec::Opus }];
+    let scenario = Scenario { calls: vec![down, up], seed: 23, ..Scenario::default() };
+    let r = run(&scenario, &[]);
+    for (i, t) in r.truth.calls.iter().enumerate() {
+        let ctx = format!("call {i}");
+        let rec = r.record(&t.call_id);
+        let (first, then) = if i == 0 { (Codec::Opus, Codec::Pcmu) } else { (Codec::Pcmu, Codec::Opus) };
+        assert_eq!(rec.value["audio"]["sample_rate"], 16000, "{ctx}");
+        let (origin, parties) = both_parties(&scenario, i);
+        assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
+        let positions = parties.iter().map(|p| extent(p)).max().unwrap();
+        let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+        assert_eq!(got[0].len(), 2 * positions, "{ctx}: frames");
+        let segments = rec.value["codecs"]["segments"].as_array().unwrap();
+        for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
+            let ctx = format!("{ctx} {party:?}");
+            let part = |c: Codec| -> Vec<(usize, Sent)> {
+                parties[k].iter().filter(|(_, s)| s.pt == c.payload_type()).cloned().collect()
+            };
+            let (before, after) = (part(first), part(then));
+            assert!(before.len() > 50 && after.len() > 50, "{ctx}: both codecs sent");
+            assert_eq!(before.len() + after.len(), parties[k].len());
+            assert!(before.last().unwrap().0 < after[0].0, "{ctx}: one switch");
+            // The timestamps go on across the switch, each codec at its own clock.
+            let (b, a) = (&before.last().unwrap().1, &after[0].1);
+            assert_eq!(a.ts.wrapping_sub(b.ts), first.rtp_clock() / 50, "{ctx}: timestamps across the switch");
+            // Each part exact: Opus against libopus (a fresh decoder at its first packet),
+            // PCMU's samples as the even samples.
+            let (opus, pcmu) = if i == 0 { (&before, &after) } else { (&after, &before) };
+            let want = expected_opus(opus, positions, true);
+            assert!(want.iter().filter(|s| s.unsigned_abs() > 2000).count() > opus.len() * 100, "{ctx}: sound");
+            let mut ulaw = vec![0i16; positions];
+            for (at, s) in pcmu.iter() {
+                for (j, &b) in s.payload.iter().enumerate() {
+                    ulaw[at + j] = ULAW_TO_LINEAR[b as usize];
+                }
+            }
+            let (o_from, o_to) = (opus[0].0, extent(opus));
+            let (p_from, p_to) = (pcmu[0].0, extent(pcmu));
+            assert_same(&format!("{ctx} Opus part"), &got[k][2 * o_from..2 * o_to], &want[2 * o_from..2 * o_to]);
+            let even = |v: &[i16]| v[2 * p_from..2 * p_to].iter().step_by(2).copied().collect::<Vec<_>>();
+            assert_same(&format!("{ctx} PCMU part"), &even(&got[k]), &ulaw[p_from..p_to]);
+            // Two segments for the party, in order, each with its packets and times.
+            let side = if k == 0 { "caller" } else { "callee" };
+            let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
+            assert_eq!(mine.len(), 2, "{ctx}: {segments:?}");
+            for (seg, (codec, packets)) in mine.iter().zip([(first, &before), (then, &after)]) {
+                assert_eq!(seg["codec"], codec.encoding_name(), "{ctx}");
+                assert_eq!(seg["payload_type"], codec.payload_type(), "{ctx}");
+                assert_eq!(seg["decoded"], true, "{ctx}");
+                assert_eq!(seg["packets"].as_u64(), Some(packets.len() as u64), "{ctx}");
+                assert_eq!(seg["first"], rfc3339(packets[0].1.capture_ns), "{ctx}");
+                assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
+            }
+        }
+    }
 }
 
 /// The payloads of one RTP stream of a capture, packet by packet, as tshark reads them.

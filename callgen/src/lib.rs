@@ -48,6 +48,7 @@ mod g711;
 mod generate;
 mod mix;
 mod net;
+mod opus;
 pub mod pcap;
 mod presets;
 mod rtp;
@@ -64,13 +65,13 @@ pub use presets::{demo_mix, share_media_address, spread_calls};
 pub use rtp::{TELEPHONE_EVENT_PT, rtp_addresses, rtp_packet, rtp_packet_clear, sdes_key};
 pub use spec::{
     AuthChallenge, CallSpec, CaptureStall, Codec, Declared, Delay, DirImpair, DtmfDigit, EarlyMedia, EventStream,
-    ExtraKind, ExtraMedia, FragmentOrder, Fragmentation, Hangup, Impairments, Link, MediaSecurity, MidCall, Nat,
-    Outcome, Scenario, SctpOptions, SipInfo, SipTransport, Srtp, Stall, StreamChange, TUNNEL_DST, TUNNEL_SRC,
-    TcpOptions, TsPrecision, Tunnel, WsOptions,
+    ExtraKind, ExtraMedia, FragmentOrder, Fragmentation, Hangup, Impairments, L16_PT, L16_WIDE_PT, Link, MediaSecurity,
+    MidCall, Nat, OPUS_PT, Outcome, Scenario, SctpOptions, Silence, SipInfo, SipTransport, Srtp, Stall, StreamChange,
+    TUNNEL_DST, TUNNEL_SRC, TcpOptions, TsPrecision, Tunnel, WsOptions,
 };
 /// SRTP crypto suites ([`Srtp::suite`]).
 pub use srtp::Suite as SrtpSuite;
 pub use timeline::{Party, RtpSchedule, RtpSend};
-pub use tone::{SAMPLE_RATE, TONE_AMPLITUDE, expected_payload, samples_per_packet, tone_sample};
+pub use tone::{SAMPLE_RATE, TONE_AMPLITUDE, expected_payload, samples_per_packet, tone_sample, tone_sample_16k};
 pub use truth::{CallTruth, DtmfTruth, EarlyMediaTruth, HoldTruth, SipTruth, StreamTruth, Truth};
 pub use validate::SpecError;

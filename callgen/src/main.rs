@@ -91,6 +91,9 @@ enum CodecArg {
     G722,
     G729,
     Gsm,
+    Opus,
+    L16,
+    L16Wide,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -157,6 +160,9 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
         CodecArg::G722 => Codec::G722,
         CodecArg::G729 => Codec::G729,
         CodecArg::Gsm => Codec::Gsm,
+        CodecArg::Opus => Codec::Opus,
+        CodecArg::L16 => Codec::L16,
+        CodecArg::L16Wide => Codec::L16Wide,
     };
     for call in &mut calls {
         call.codec = codec;

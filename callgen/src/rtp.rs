@@ -4,16 +4,20 @@
 //!
 //! A direction's packets are numbered by their time slot: talk packet `k` is sent in slot `k`
 //! (see [`crate::timeline`]), carries tone samples `k·spp ..` and, until a
-//! [`StreamChange`], sequence number `seq0 + k` and timestamp `ts0 + k·spp`. Slots in which a
-//! held party is silent send nothing and use no sequence number; the timestamps of later
+//! [`StreamChange`], sequence number `seq0 + k` and timestamp `ts0 + k·spp` (`spp` scaled to
+//! the codec's RTP clock: Opus counts 48 kHz, L16 at 16 kHz 16 kHz; after a codec change the
+//! timestamps go on at the new codec's clock). Slots in which a held party is silent (or an
+//! Opus sender's DTX) send nothing and use no sequence number; the timestamps of later
 //! packets still count them (the sender's clock went on). Early-media packets come before talk
-//! packet 0, on the same grid.
+//! packet 0, on the same grid. Opus payloads come from `crate::opus`, L16 ones are the
+//! tone's samples, the others are made per sample from the tone (see `crate::tone`).
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::opus::{self, OpusKey, OpusPackets};
 use crate::spec::{CallSpec, Codec, DtmfDigit, Outcome, Scenario, StreamChange};
 use crate::timeline::{self, Party, RtpSend};
-use crate::tone::{ToneSource, samples_per_packet};
+use crate::tone::{ToneSource, samples_per_packet, tone_sample, tone_sample_16k};
 
 /// Payload type of RFC 4733 telephone events in the generated SDP.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -65,13 +69,20 @@ impl Early {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StreamPlan {
     spp: u32,
+    /// RTP timestamp units per packet of the first codec: `spp` scaled by its clock
+    /// ([`Codec::rtp_clock`] / 8000: 6 for Opus, 2 for L16 at 16 kHz).
+    step: u32,
     count: u32,
     codec: Codec,
     ssrc: u32,
     seq0: u16,
     ts0: u32,
-    /// Packet ranges `[a, b)` not sent (held), sorted and disjoint.
+    /// Packet ranges `[a, b)` not sent (held, or DTX), sorted and disjoint.
     pub(crate) muted: Vec<(u32, u32)>,
+    /// Packet ranges `[a, b)` whose audio is silence.
+    silent: Vec<(u32, u32)>,
+    /// The Opus payload of every talk packet, when the party sends Opus.
+    opus: Option<OpusPackets>,
     /// Codec changes: from packet `k` on, this codec (sorted).
     switches: Vec<(u32, Codec)>,
     /// The party's tone (for packets in a codec it changed to).
@@ -135,7 +146,57 @@ impl StreamPlan {
                 }
             }
         }
+        switches.sort_by_key(|s| s.0);
+        let silent: Vec<(u32, u32)> = if answered {
+            let mut v: Vec<(u32, u32)> = spec
+                .silences
+                .iter()
+                .filter(|s| s.party == party)
+                .map(|s| (s.at_packet, s.at_packet.saturating_add(s.packets)))
+                .collect();
+            v.sort_unstable();
+            v
+        } else {
+            Vec::new()
+        };
+        let tone_hz = match party {
+            Party::Caller => spec.caller_tone_hz,
+            Party::Callee => spec.callee_tone_hz,
+        };
+        let codec_at = |k: u32| switches.iter().rev().find(|s| s.0 <= k).map_or(spec.codec_of(party), |s| s.1);
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        if answered {
+            for k in 0..count {
+                if codec_at(k) != Codec::Opus {
+                    continue;
+                }
+                match runs.last_mut() {
+                    Some(r) if r.1 == k => r.1 = k + 1,
+                    _ => runs.push((k, k + 1)),
+                }
+            }
+        }
+        let opus = (!runs.is_empty()).then(|| {
+            let key = OpusKey { tone_bits: tone_hz.to_bits(), spp, dtx: spec.opus_dtx, runs, silent: silent.clone() };
+            opus::packets(key)
+        });
+        if let Some(packets) = opus.as_ref().filter(|_| spec.opus_dtx) {
+            for (k, p) in packets.iter().enumerate() {
+                if !p.is_empty() && p.len() <= opus::DTX_BYTES {
+                    muted.push((k as u32, k as u32 + 1));
+                }
+            }
+        }
         muted.sort_unstable();
+        // Holds and DTX may meet: one range each.
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(muted.len());
+        for (a, b) in muted {
+            match merged.last_mut() {
+                Some(m) if a <= m.1 => m.1 = m.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let muted = merged;
         let mut changes: Vec<StreamChange> = spec.stream_changes.iter().filter(|c| c.party == party).copied().collect();
         changes.sort_by_key(|c| c.at_packet);
         let mut dtmf: Vec<DtmfDigit> = spec.dtmf.iter().filter(|d| d.party == party).copied().collect();
@@ -177,6 +238,7 @@ impl StreamPlan {
             peer_moves.clear();
         }
         let event_stream = spec.event_streams.iter().find(|e| e.party == party).map(|e| (e.ssrc, e.seq));
+        let codec = spec.codec_of(party);
         let plain = muted.is_empty()
             && switches.is_empty()
             && changes.is_empty()
@@ -190,17 +252,17 @@ impl StreamPlan {
             encrypted: spec.media_security.is_some(),
             srtp,
             spp,
+            step: spp * (codec.rtp_clock() / 8000),
             count,
-            codec: spec.codec_of(party),
+            codec,
             ssrc,
             seq0,
             ts0,
             muted,
+            silent,
+            opus,
             switches,
-            tone_hz: match party {
-                Party::Caller => spec.caller_tone_hz,
-                Party::Callee => spec.callee_tone_hz,
-            },
+            tone_hz,
             changes,
             dtmf,
             event_stream,
@@ -254,11 +316,25 @@ impl StreamPlan {
         self.switches.iter().rev().find(|s| s.0 <= k).map_or(self.codec, |s| s.1)
     }
 
+    /// RTP timestamp units from talk packet `from` to `to`, each packet counted at its
+    /// codec's clock.
+    fn ts_span(&self, from: u32, to: u32) -> u32 {
+        let mut span = 0u32;
+        let mut k = from;
+        while k < to {
+            let step = self.spp * (self.codec_at(k).rtp_clock() / 8000);
+            let next = self.switches.iter().map(|s| s.0).find(|&s| s > k).unwrap_or(to).min(to);
+            span = span.wrapping_add((next - k).wrapping_mul(step));
+            k = next;
+        }
+        span
+    }
+
     fn talk_header(&self, k: u32) -> (u32, u16, u32, bool) {
         let (at, ssrc, seq, ts) = self.epoch(k);
         let skipped = self.muted_between(at, k) + self.own_events_between(at, k);
         let seq = seq.wrapping_add((k - at - skipped) as u16);
-        let ts = ts.wrapping_add((k - at).wrapping_mul(self.spp));
+        let ts = ts.wrapping_add(self.ts_span(at, k));
         let after_hold = self.muted.iter().any(|&(_, b)| b == k);
         (ssrc, seq, ts, k == at || after_hold)
     }
@@ -276,7 +352,7 @@ impl StreamPlan {
             let header = Header {
                 ssrc: self.ssrc,
                 seq: self.seq0.wrapping_add(k as u16),
-                ts: self.ts0.wrapping_add(k.wrapping_mul(self.spp)),
+                ts: self.ts0.wrapping_add(k.wrapping_mul(self.step)),
                 marker: k == 0,
                 pt: self.codec.payload_type(),
             };
@@ -288,7 +364,7 @@ impl StreamPlan {
             let header = Header {
                 ssrc: self.ssrc,
                 seq: self.seq0.wrapping_sub((e.count - k) as u16),
-                ts: self.ts0.wrapping_sub(j.wrapping_mul(self.spp)),
+                ts: self.ts0.wrapping_sub(j.wrapping_mul(self.step)),
                 marker: k == 0,
                 pt: self.codec.payload_type(),
             };
@@ -394,6 +470,34 @@ impl StreamPlan {
         }
         let at = out.len();
         let codec = if send.early { self.codec } else { self.codec_at(send.index) };
+        if codec == Codec::Opus
+            && let Body::Audio { ringback: false, .. } = body
+        {
+            let packets = self.opus.as_ref().expect("an Opus stream has its packets");
+            return out.extend_from_slice(&packets[send.index as usize]);
+        }
+        if let (Codec::L16 | Codec::L16Wide, Body::Audio { first, ringback }) = (codec, body) {
+            let freq = match (ringback, self.early) {
+                (true, Some(e)) => e.tone_hz,
+                _ => self.tone_hz,
+            };
+            let silent = !send.early && self.silent.iter().any(|&(a, b)| (a..b).contains(&send.index));
+            let sample = |n: u64| {
+                if silent {
+                    0
+                } else if codec == Codec::L16 {
+                    tone_sample(freq, n)
+                } else {
+                    tone_sample_16k(freq, n)
+                }
+            };
+            let (from, count) =
+                if codec == Codec::L16 { (first, u64::from(self.spp)) } else { (2 * first, 2 * u64::from(self.spp)) };
+            for n in from..from + count {
+                out.extend_from_slice(&sample(n).to_be_bytes());
+            }
+            return;
+        }
         match body {
             Body::Audio { first, ringback: false } if codec != self.codec => {
                 ToneSource::Direct { codec, freq_hz: self.tone_hz }.fill(first, self.spp as usize, out)
@@ -403,6 +507,10 @@ impl StreamPlan {
                 ringback.expect("early packet without a ringback tone").fill(first, self.spp as usize, out)
             }
             Body::Event(p) => return out.extend_from_slice(&p),
+        }
+        if !send.early && self.silent.iter().any(|&(a, b)| (a..b).contains(&send.index)) {
+            let zero = codec.encode(0);
+            out[at..].fill(zero);
         }
         codec.pack(out, at);
     }

@@ -481,6 +481,8 @@ fn sdp(
             ("RTP/AVP", String::new(), format!("a=zrtp-hash:1.10 {h}\r\n"))
         }
     };
+    let (rtpmap, fmtp) = codec.rtpmap();
+    let fmtp = fmtp.map_or_else(String::new, |f| format!("a=fmtp:{pt} {f}\r\n"));
     let mut out = format!(
         "v=0\r\n\
          o=- {session} {o_version} IN {family} {ip}\r\n\
@@ -489,12 +491,12 @@ fn sdp(
          t=0 0\r\n\
          {session_attrs}\
          m=audio {port} {proto} {pt}{formats}\r\n\
-         a=rtpmap:{pt} {}/8000\r\n\
+         a=rtpmap:{pt} {rtpmap}\r\n\
+         {fmtp}\
          {event_lines}\
          a=ptime:{}\r\n\
          {media_attrs}\
          a={direction}\r\n",
-        codec.encoding_name(),
         spec.ptime_ms
     );
     for x in &spec.extra_media {
@@ -535,6 +537,29 @@ mod tests {
         assert!(header(head, "Via").unwrap().contains(";branch=z9hG4bK"));
         assert_eq!(header(head, "From").unwrap().split(";tag=").count(), 2);
         assert_eq!(header(head, "P-Asserted-Identity"), Some("\"Alice\" <sip:+15551234@example.com>"));
+    }
+
+    #[test]
+    fn opus_and_l16_are_offered_on_dynamic_payload_types_at_their_rates() {
+        let mut c = CallSpec::answered(4, 0, 100);
+        c.codec = Codec::Opus;
+        let mut s = String::new();
+        render(&c, &DialogIds::new(1, 0), SipMsg::Invite, &mut s);
+        let body = s.split_once("\r\n\r\n").unwrap().1;
+        assert!(
+            body.contains(
+                "m=audio 10008 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n"
+            )
+        );
+        for (codec, line) in [
+            (Codec::L16, "a=rtpmap:96 L16/8000\r\na=rtpmap:101"),
+            (Codec::L16Wide, "a=rtpmap:97 L16/16000\r\na=rtpmap:101"),
+        ] {
+            c.codec = codec;
+            let mut s = String::new();
+            render(&c, &DialogIds::new(1, 0), SipMsg::Invite, &mut s);
+            assert!(s.contains(line), "{s}");
+        }
     }
 
     #[test]

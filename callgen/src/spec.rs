@@ -348,7 +348,8 @@ pub enum MidCall {
     },
     /// `by` re-INVITEs offering only `codec`, the other party answers it, and from the 200 OK
     /// on both send `codec` (same SSRCs, sequence numbers and timestamps going on; the new
-    /// payload type). Later re-INVITEs offer it too. Codecs with an 8 kHz RTP clock only.
+    /// payload type; the timestamps count on at the new codec's clock: `Codec::rtp_clock`).
+    /// Later re-INVITEs offer it too.
     ChangeCodec {
         /// Who re-INVITEs.
         by: Party,
@@ -460,7 +461,26 @@ pub enum Codec {
     /// GSM 06.10, static RTP payload type 3: each 20 ms frame's 33 bytes are every 4th µ-law
     /// code of its 160 samples, the first byte's high nibble set to the GSM signature 0xD.
     Gsm,
+    /// Opus (RFC 7587), dynamic payload type [`OPUS_PT`] (`opus/48000/2`, `useinbandfec=1`):
+    /// real packets from libopus, one frame of `ptime_ms` each, with in-band FEC, and DTX when
+    /// [`CallSpec::opus_dtx`] is set (see `crate::opus`). The RTP clock counts 48 kHz
+    /// whatever the audio (the tone, encoded at 8 kHz): [`Codec::rtp_clock`].
+    Opus,
+    /// L16 (RFC 3551 §4.5.11), mono at 8 kHz, dynamic payload type [`L16_PT`]
+    /// (`L16/8000`): the tone's samples, 16-bit big-endian.
+    L16,
+    /// L16 mono at 16 kHz, dynamic payload type [`L16_WIDE_PT`] (`L16/16000`, the RTP clock
+    /// 16 kHz too): the tone computed at 16 kHz ([`tone_sample_16k`](crate::tone_sample_16k)),
+    /// two samples per 8 kHz sample.
+    L16Wide,
 }
+
+/// Payload type of Opus in the generated SDP.
+pub const OPUS_PT: u8 = 111;
+/// Payload type of L16 at 8 kHz in the generated SDP.
+pub const L16_PT: u8 = 96;
+/// Payload type of L16 at 16 kHz in the generated SDP.
+pub const L16_WIDE_PT: u8 = 97;
 
 impl Codec {
     /// Static RTP payload type.
@@ -471,6 +491,28 @@ impl Codec {
             Codec::G722 => 9,
             Codec::G729 => 18,
             Codec::Gsm => 3,
+            Codec::Opus => OPUS_PT,
+            Codec::L16 => L16_PT,
+            Codec::L16Wide => L16_WIDE_PT,
+        }
+    }
+
+    /// RTP clock rate: 48000 for Opus (RFC 7587), 16000 for L16 at 16 kHz, 8000 for the
+    /// others (G.722's too).
+    pub fn rtp_clock(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            Codec::L16Wide => 16_000,
+            _ => 8000,
+        }
+    }
+
+    /// The SDP `a=rtpmap` value after the payload type, and the `a=fmtp` value if any.
+    pub fn rtpmap(self) -> (String, Option<&'static str>) {
+        match self {
+            Codec::Opus => ("opus/48000/2".to_owned(), Some("useinbandfec=1")),
+            Codec::L16Wide => ("L16/16000".to_owned(), None),
+            c => (format!("{}/8000", c.encoding_name()), None),
         }
     }
 
@@ -482,24 +524,33 @@ impl Codec {
             Codec::G722 => "G722",
             Codec::G729 => "G729",
             Codec::Gsm => "GSM",
+            Codec::Opus => "opus",
+            Codec::L16 | Codec::L16Wide => "L16",
         }
     }
 
-    /// Encodes one linear sample.
+    /// Encodes one linear sample (for Opus and L16, whose packets are not made a byte per
+    /// sample, the µ-law code, never sent).
     pub fn encode(self, sample: i16) -> u8 {
         match self {
-            Codec::Pcmu | Codec::G722 | Codec::G729 | Codec::Gsm => linear_to_ulaw(sample),
+            Codec::Pcmu | Codec::G722 | Codec::G729 | Codec::Gsm | Codec::Opus | Codec::L16 | Codec::L16Wide => {
+                linear_to_ulaw(sample)
+            }
             Codec::Pcma => linear_to_alaw(sample),
         }
     }
 }
 
 impl Codec {
-    /// Bytes of the payload of a packet of `samples` samples.
+    /// Bytes of the payload of a packet of `samples` samples (for Opus, whose packets vary,
+    /// the length of the stand-in ciphertext of an encrypted call: a 24 kbit/s packet).
     pub fn payload_len(self, samples: usize) -> usize {
         match self {
             Codec::G729 => samples / 80 * 10,
             Codec::Gsm => samples / 160 * 33,
+            Codec::Opus => samples * 3 / 8,
+            Codec::L16 => samples * 2,
+            Codec::L16Wide => samples * 4,
             _ => samples,
         }
     }
@@ -802,6 +853,24 @@ pub struct CallSpec {
     pub auth: Option<AuthChallenge>,
     /// Non-audio media lines and their packets (answered calls only).
     pub extra_media: Vec<ExtraMedia>,
+    /// Stretches where a party's tone stops (answered calls only).
+    pub silences: Vec<Silence>,
+    /// Opus senders use DTX (libopus's `OPUS_SET_DTX`): the frames libopus marks as DTX are
+    /// not sent (see `crate::opus`).
+    pub opus_dtx: bool,
+}
+
+/// A party says nothing: talk packets `at_packet .. at_packet + packets` carry silence (zero
+/// samples, encoded as the packet's codec encodes them) instead of the tone. Packets are
+/// still sent (an Opus sender with [`CallSpec::opus_dtx`] stops sending where libopus says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Silence {
+    /// Who is silent.
+    pub party: Party,
+    /// First silent packet.
+    pub at_packet: u32,
+    /// Silent packets.
+    pub packets: u32,
 }
 
 impl CallSpec {
@@ -868,6 +937,8 @@ impl CallSpec {
             srtp: None,
             auth: None,
             extra_media: Vec::new(),
+            silences: Vec::new(),
+            opus_dtx: false,
         }
     }
 

@@ -42,6 +42,22 @@ pub fn tone_sample(freq_hz: f64, n: u64) -> i16 {
     value.clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
 }
 
+/// Sample `n` of the same tone computed at 16 kHz: `round(TONE_AMPLITUDE * sin(2π f n /
+/// 16000))` (phase reduced as in [`tone_sample`]), so sample `2n` is [`tone_sample`]`(f, n)`.
+pub fn tone_sample_16k(freq_hz: f64, n: u64) -> i16 {
+    if n.is_multiple_of(2) {
+        return tone_sample(freq_hz, n / 2);
+    }
+    let rate = 2.0 * f64::from(SAMPLE_RATE);
+    let reduced = if freq_hz.fract() == 0.0 && (0.0..rate).contains(&freq_hz) {
+        ((freq_hz as u128 * u128::from(n)) % (2 * u128::from(SAMPLE_RATE))) as f64
+    } else {
+        (freq_hz * n as f64).rem_euclid(rate)
+    };
+    let value = (TONE_AMPLITUDE * (TAU * (reduced / rate)).sin()).round();
+    value.clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+}
+
 /// Number of samples (= payload bytes) in one G.711 packet of `ptime_ms`.
 pub fn samples_per_packet(ptime_ms: u32) -> u32 {
     ptime_ms * (SAMPLE_RATE / 1000)

@@ -135,8 +135,8 @@ pub struct StreamTruth {
     pub codec: Codec,
     /// Packets put on the wire, duplicates included.
     pub packets_sent: u32,
-    /// Distinct packets sent (stream length minus lost, minus packets not sent while held,
-    /// plus early-media packets).
+    /// Distinct packets sent (stream length minus lost, minus packets not sent while held or
+    /// in Opus DTX, plus early-media packets).
     pub unique_packets: u32,
     /// Indexes never sent.
     pub lost: u32,
@@ -149,7 +149,8 @@ pub struct StreamTruth {
     /// Capture time of the last packet sent.
     pub last_capture_ns: Option<i64>,
     /// The payload of every talk packet index, lost ones and ones not sent while held
-    /// included, telephone-event payloads for RFC 4733 packets (`Scenario::keep_payloads`
+    /// included (for an Opus slot DTX left unsent, the one-byte frame libopus made),
+    /// telephone-event payloads for RFC 4733 packets (`Scenario::keep_payloads`
     /// only; empty when the direction sends nothing; early media is not included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payloads: Option<Vec<Vec<u8>>>,

@@ -130,6 +130,22 @@ fn check_call(c: &CallSpec) -> Result<(), String> {
             return Err(format!("ptime_ms {} is not whole {codec:?} frames of {frame_ms} ms", c.ptime_ms));
         }
     }
+    let opus = [Some(c.codec), c.callee_codec]
+        .into_iter()
+        .flatten()
+        .chain(c.midcall.iter().filter_map(|m| match m {
+            MidCall::ChangeCodec { codec, .. } => Some(*codec),
+            _ => None,
+        }))
+        .any(|codec| codec == crate::Codec::Opus);
+    if opus {
+        if ![10, 20, 40, 60].contains(&c.ptime_ms) {
+            return Err(format!("ptime_ms {} is not one Opus frame (10, 20, 40 or 60 ms)", c.ptime_ms));
+        }
+        if c.early_media.is_some() || !c.dtmf.is_empty() {
+            return Err("Opus calls are generated without early media and RFC 4733 events".into());
+        }
+    }
     for (name, f) in [("caller_tone_hz", c.caller_tone_hz), ("callee_tone_hz", c.callee_tone_hz)] {
         if !(f > 0.0 && f < 4000.0) {
             return Err(format!("{name} {f} must be above 0 and below 4000 Hz"));
@@ -332,6 +348,9 @@ fn check_midcall(c: &CallSpec) -> Result<(), String> {
     }
     let n = c.packets_per_direction();
     let spp = crate::tone::samples_per_packet(c.ptime_ms);
+    if let Some(s) = c.silences.iter().find(|s| u64::from(s.at_packet) + u64::from(s.packets) > u64::from(n)) {
+        return Err(format!("a silence of the {} ends past the stream's {n} packets", s.party.name()));
+    }
     for party in [Party::Caller, Party::Callee] {
         let side = party.name();
         let plan = StreamPlan::new(c, party);
@@ -341,7 +360,7 @@ fn check_midcall(c: &CallSpec) -> Result<(), String> {
         };
         for (what, list) in [("loss", &impair.loss), ("duplicate", &impair.duplicate), ("reorder", &impair.reorder)] {
             if let Some(k) = list.iter().find(|&&k| plan.is_muted(k) || (what == "reorder" && plan.is_muted(k + 1))) {
-                return Err(format!("{side} {what} index {k} falls where the {side} is held and sends nothing"));
+                return Err(format!("{side} {what} index {k} falls where the {side} sends nothing (held, or DTX)"));
             }
         }
         let mut events: Vec<(u32, u32)> = Vec::new();

@@ -9,8 +9,9 @@ use std::net::IpAddr;
 
 use callvault_callgen::{
     CallSpec, Codec, Declared, DtmfDigit, EarlyMedia, EventStream, FragmentOrder, Fragmentation, Hangup, MidCall, Nat,
-    Outcome, Party, RtpSchedule, Scenario, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC, TcpOptions, Truth,
-    Tunnel, expected_payload, rtp_packet, samples_per_packet, share_media_address, timeline, write_pcap_to,
+    OPUS_PT, Outcome, Party, RtpSchedule, Scenario, Silence, SipTransport, StreamChange, TUNNEL_DST, TUNNEL_SRC,
+    TcpOptions, Truth, Tunnel, expected_payload, rtp_packet, samples_per_packet, share_media_address, timeline,
+    write_pcap_to,
 };
 use common::{Packet, Payload, Rtp, Sip, classify, read_pcap};
 use etherparse::{IpNumber, NetSlice, SlicedPacket, TransportSlice, defrag::IpDefragPool};
@@ -728,6 +729,52 @@ fn stream_changes_renumber_and_keep_the_audio() {
             assert_eq!(r.payload, expected_payload(c.codec, tone, 20, k), "the audio goes on");
         }
     }
+}
+
+#[test]
+fn silences_send_the_codes_of_zero_and_opus_dtx_sends_nothing_in_them() {
+    // G.711: the silent packets carry µ-law zero, the others the tone.
+    let mut c = CallSpec::answered(0, T0, 1000);
+    c.silences = vec![Silence { party: Party::Caller, at_packet: 10, packets: 5 }];
+    let (_, bytes) = generate(&Scenario::new(vec![c.clone()]));
+    let (_, packets) = common::packets(&bytes);
+    let rtp = rtp_of(&packets, c.caller_ip);
+    assert_eq!(rtp.len(), 50);
+    for (k, p) in rtp.iter().enumerate() {
+        let want = if (10..15).contains(&k) {
+            vec![0xff; 160]
+        } else {
+            expected_payload(c.codec, c.caller_tone_hz, 20, k as u32)
+        };
+        assert_eq!(p.3.payload, want, "packet {k}");
+    }
+    // Opus with DTX: in the callee's silence the encoder stops; no sequence number is
+    // skipped, the timestamps count 48 kHz on through the gap, and the first packet after it
+    // has the marker bit.
+    let mut c = CallSpec::answered(1, T0, 4000);
+    c.codec = Codec::Opus;
+    c.opus_dtx = true;
+    c.silences = vec![Silence { party: Party::Callee, at_packet: 50, packets: 100 }];
+    let (_, bytes) = generate(&Scenario::new(vec![c.clone()]));
+    let (_, packets) = common::packets(&bytes);
+    let caller = rtp_of(&packets, c.caller_ip);
+    assert_eq!(caller.len(), 200, "the caller talks throughout");
+    let rtp = rtp_of(&packets, c.callee_ip);
+    assert!(rtp.len() < 200 - 60, "{} packets sent", rtp.len());
+    let mut jumps = 0;
+    for (k, w) in rtp.windows(2).enumerate() {
+        let (a, b) = (&w[0].3, &w[1].3);
+        assert_eq!(b.pt, OPUS_PT);
+        assert_eq!(b.seq, a.seq.wrapping_add(1), "packet {k}");
+        let slots = b.ts.wrapping_sub(a.ts) / 960;
+        assert_eq!(b.ts.wrapping_sub(a.ts), 960 * slots);
+        assert_eq!(b.marker, slots > 1, "packet {}", k + 1);
+        if slots > 1 {
+            assert!(w[1].0 - w[0].0 >= i64::from(slots - 1) * 20 * MS);
+            jumps += 1;
+        }
+    }
+    assert!(jumps >= 2, "libopus sends a frame every 400 ms of DTX: {jumps} gaps");
 }
 
 #[test]

@@ -442,6 +442,8 @@ impl Packet<'_> {
                 if kind == PtKind::Opus {
                     // Opus's RTP clock: the stream's jitter is counted in its units.
                     stream.set_clock(48_000);
+                } else if kind == PtKind::L16Wide {
+                    stream.set_clock(16_000);
                 }
             }
             stream.observe(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
@@ -458,6 +460,8 @@ impl Packet<'_> {
                 | PtKind::Opus
                 | PtKind::G729
                 | PtKind::Gsm
+                | PtKind::L16
+                | PtKind::L16Wide
                 | PtKind::Undecodable
         ) {
             let pt = m.pt & 0x7f;
@@ -498,6 +502,13 @@ impl Packet<'_> {
                     }
                 }
                 Law::Decoded8k
+            }
+            PtKind::L16 | PtKind::L16Wide => {
+                let side = &mut call.sides[si];
+                if side.l16.is_none() {
+                    side.l16 = Some(Box::default());
+                }
+                if kind == PtKind::L16 { Law::L16 } else { Law::L16Wide }
             }
             PtKind::Event | PtKind::ComfortNoise => {
                 self.stats.signal_packets += 1;
@@ -569,6 +580,20 @@ impl Packet<'_> {
             (Law::Opus, Some(opus)) => match crate::mix::opus::positions(payload) {
                 Some(len) => (opus.scaled_ts(m.rtp_ts), len),
                 None => {
+                    self.stats.undecodable_packets += 1;
+                    return;
+                }
+            },
+            (Law::L16, _) => match crate::mix::linear::positions(false, payload) {
+                Some(len) => (m.rtp_ts, len),
+                None => {
+                    self.stats.undecodable_packets += 1;
+                    return;
+                }
+            },
+            (Law::L16Wide, _) => match (crate::mix::linear::positions(true, payload), call.sides[si].l16.as_mut()) {
+                (Some(len), Some(l16)) => (l16.scaled_ts(m.rtp_ts), len),
+                _ => {
                     self.stats.undecodable_packets += 1;
                     return;
                 }

@@ -28,6 +28,9 @@ pub enum Codec {
     Speex,
     /// AMR / AMR-WB.
     Amr,
+    /// L16 (RFC 3551 §4.5.11: linear 16-bit big-endian PCM), mono at 8000 or 16000 Hz; L16 at
+    /// other rates or with more channels (the static types 10 and 11: 44.1 kHz) is [`Codec::Other`].
+    L16,
     /// RFC 4733 telephone-event (DTMF).
     TelephoneEvent,
     /// RFC 3389 comfort noise.
@@ -41,7 +44,7 @@ pub enum Codec {
 impl Codec {
     /// True for codecs the mixer decodes to audio.
     pub fn is_decodable(self) -> bool {
-        matches!(self, Codec::Pcmu | Codec::Pcma | Codec::G722 | Codec::Opus | Codec::G729 | Codec::Gsm)
+        matches!(self, Codec::Pcmu | Codec::Pcma | Codec::G722 | Codec::Opus | Codec::G729 | Codec::Gsm | Codec::L16)
     }
 
     /// True for payloads that carry no audio of their own (events, comfort noise).
@@ -73,6 +76,8 @@ impl Codec {
             Codec::Speex
         } else if up(b"AMR") || up(b"AMR-WB") {
             Codec::Amr
+        } else if up(b"L16") {
+            Codec::L16
         } else if up(b"telephone-event") {
             Codec::TelephoneEvent
         } else if up(b"CN") {
@@ -195,12 +200,11 @@ impl PayloadMap {
         let mut entries = Vec::with_capacity(m.formats.len());
         for &pt in &m.formats {
             let desc = if let Some(map) = m.rtpmap.iter().find(|r| r.pt == pt) {
-                PayloadDesc {
-                    pt,
-                    codec: Codec::from_encoding(map.encoding),
-                    encoding: canonical_encoding(map.encoding),
-                    clock: map.clock,
-                }
+                let codec = match Codec::from_encoding(map.encoding) {
+                    Codec::L16 if map.channels != 1 || !matches!(map.clock, 8000 | 16000) => Codec::Other,
+                    c => c,
+                };
+                PayloadDesc { pt, codec, encoding: canonical_encoding(map.encoding), clock: map.clock }
             } else if let Some((codec, name, clock)) = static_pt(pt) {
                 PayloadDesc { pt, codec, encoding: name.to_owned(), clock }
             } else {
@@ -244,6 +248,24 @@ mod tests {
         assert_eq!(map.get(18).unwrap().codec, Codec::G729);
         assert_eq!(map.get(0).unwrap().codec, Codec::Pcmu, "static fallback");
         assert_eq!(map.get(100), None);
+        let l16 = sdp::parse(
+            b"v=0\r\nm=audio 1 RTP/AVP 96 97 98 99 10\r\na=rtpmap:96 L16/8000\r\na=rtpmap:97 l16/16000/1\r\n\
+              a=rtpmap:98 L16/16000/2\r\na=rtpmap:99 L16/44100\r\n",
+        )
+        .unwrap();
+        let map = PayloadMap::from_media(&l16.media[0]);
+        let l16: Vec<(Codec, &str, u32)> =
+            map.entries().iter().map(|d| (d.codec, d.encoding.as_str(), d.clock)).collect();
+        assert_eq!(
+            l16,
+            [
+                (Codec::L16, "L16", 8000),
+                (Codec::L16, "L16", 16000),
+                (Codec::Other, "L16", 16000),
+                (Codec::Other, "L16", 44100),
+                (Codec::Other, "L16", 44100)
+            ]
+        );
         let opus = sdp::parse(b"v=0\r\nm=audio 1 RTP/AVP 99\r\na=rtpmap:99 opus/48000/2\r\n").unwrap();
         let map = PayloadMap::from_media(&opus.media[0]);
         assert_eq!(map.get(99).unwrap().codec, Codec::Opus);

@@ -200,6 +200,7 @@ impl CallMix {
         let len = match (law, &self.sides[si].narrow) {
             (Law::Opus, _) => super::opus::positions(payload).unwrap_or(0),
             (Law::Decoded8k, Some(n)) => super::narrow::positions(n.codec(), payload).unwrap_or(0),
+            (Law::L16 | Law::L16Wide, _) => super::linear::positions(law == Law::L16Wide, payload).unwrap_or(0),
             _ => payload.len() as i64,
         };
         if pos < 0 {
@@ -230,6 +231,14 @@ impl CallMix {
                     tracing::debug!(call_id = %self.call_id, "{e}");
                     return Ok(());
                 }
+            }
+        } else if matches!(law, Law::L16 | Law::L16Wide) {
+            let Some(l16) = self.sides[si].l16.as_mut() else { return Ok(()) };
+            l16.decode(payload);
+            if law == Law::L16 {
+                tl.place_pcm8(si, pos as u64, &l16.pcm, scratch)?
+            } else {
+                tl.place_pcm(si, pos as u64, &l16.pcm, Law::Opus, scratch)?
             }
         } else {
             tl.place(si, pos as u64, payload, law, scratch)?
@@ -482,6 +491,8 @@ pub(crate) fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
         Some(Codec::Opus) => PtKind::Opus,
         Some(Codec::G729) => PtKind::G729,
         Some(Codec::Gsm) => PtKind::Gsm,
+        Some(Codec::L16) if desc.as_ref().is_some_and(|d| d.clock == 16_000) => PtKind::L16Wide,
+        Some(Codec::L16) => PtKind::L16,
         Some(Codec::TelephoneEvent) => PtKind::Event,
         Some(Codec::ComfortNoise) => PtKind::ComfortNoise,
         _ => PtKind::Undecodable,

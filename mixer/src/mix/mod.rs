@@ -21,6 +21,7 @@ pub mod edits;
 pub mod evidence;
 pub mod g711;
 pub mod g722;
+pub mod linear;
 pub mod narrow;
 pub mod opus;
 pub mod pause;

@@ -28,6 +28,10 @@ pub(crate) enum PtKind {
     G729,
     /// GSM 06.10, decoded with libgsm.
     Gsm,
+    /// L16 mono at 8 kHz.
+    L16,
+    /// L16 mono at 16 kHz (16 kHz RTP clock).
+    L16Wide,
     /// RFC 4733 telephone event: decoded as DTMF, silence in the audio.
     Event,
     /// RFC 3389 comfort noise: silence.
@@ -102,6 +106,8 @@ pub(crate) struct SideState {
     /// This side's G.729 or GSM decoder, from its first packet of that codec (another codec
     /// later replaces it).
     pub(crate) narrow: Option<Box<crate::mix::narrow::NarrowSide>>,
+    /// This side's L16 state, from its first L16 packet.
+    pub(crate) l16: Option<Box<crate::mix::linear::L16Side>>,
     /// SRTP keyed by SDES: this side's key and streams' rollover counters.
     pub(crate) srtp: SideSrtp,
 }
@@ -126,6 +132,7 @@ impl SideState {
             segments_omitted: 0,
             opus: None,
             narrow: None,
+            l16: None,
             srtp: SideSrtp::Clear,
         }
     }

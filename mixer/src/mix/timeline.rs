@@ -37,6 +37,10 @@ pub enum Law {
     /// A narrowband codec decoded as placed (G.729, GSM, see [`crate::mix::narrow`]): one
     /// sample per position.
     Decoded8k,
+    /// L16 at 8 kHz (see [`crate::mix::linear`]): placed as [`Law::Decoded8k`].
+    L16,
+    /// L16 at 16 kHz: placed as [`Law::Opus`] (two samples per position).
+    L16Wide,
 }
 
 impl Law {
@@ -45,13 +49,13 @@ impl Law {
         match self {
             Law::Ulaw => Some(&ULAW_TO_LINEAR),
             Law::Alaw => Some(&ALAW_TO_LINEAR),
-            Law::G722 | Law::Opus | Law::Decoded8k => None,
+            Law::G722 | Law::Opus | Law::Decoded8k | Law::L16 | Law::L16Wide => None,
         }
     }
 
     /// Whether these codes are wideband audio (a call with any is recorded at 16 kHz).
     pub fn wideband(self) -> bool {
-        matches!(self, Law::G722 | Law::Opus)
+        matches!(self, Law::G722 | Law::Opus | Law::L16Wide)
     }
 }
 
