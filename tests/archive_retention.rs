@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use callgen::{CallSpec, Scenario};
-use common::store::{Store, var};
+use common::store::{Store, problems, var};
 use common::text;
 use serde_json::Value;
 
@@ -50,16 +50,6 @@ fn verify(store: &Store) -> (Option<i32>, Value) {
     let out = callvault(store, &["archive", "verify", "2025-01-01", "--to", "2025-01-02", "--json", "--no-history"]);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     (out.status.code(), report)
-}
-
-/// The problems of a report as (kind, object).
-fn found(report: &Value) -> BTreeSet<(String, String)> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["kind"].as_str().unwrap().to_owned(), p["object"].as_str().unwrap_or("").to_owned()))
-        .collect()
 }
 
 /// The recordings' keys of `day`, sorted, and each one's objects (archive-relative).
@@ -146,7 +136,7 @@ fn local_pruning_spares_holds_and_verifies_as_pruned() {
     std::fs::remove_file(&victim).unwrap();
     let (code, report) = verify(&store);
     assert_eq!(code, Some(3), "{report:#}");
-    assert_eq!(found(&report), BTreeSet::from([("missing".to_owned(), day2[0].1[0].clone())]), "{report:#}");
+    assert_eq!(problems(&report), BTreeSet::from([("missing".to_owned(), day2[0].1[0].clone())]), "{report:#}");
     std::fs::write(&victim, &saved).unwrap();
 
     // Released, the held recording is pruned by the next pruning.
@@ -186,7 +176,7 @@ fn local_pruning_spares_holds_and_verifies_as_pruned() {
     store.write(&entries[0], forged.as_bytes());
     let (code, report) = verify(&store);
     assert_eq!(code, Some(3), "{report:#}");
-    let kinds = found(&report);
+    let kinds = problems(&report);
     assert!(kinds.contains(&("bad_signature".to_owned(), entries[0].clone())), "{report:#}");
     assert!(kinds.contains(&("chain_broken".to_owned(), entries[0].clone())), "{report:#}");
     store.write(&entries[0], &first);
@@ -209,7 +199,7 @@ fn local_pruning_spares_holds_and_verifies_as_pruned() {
     }
     let (code, report) = verify(&store);
     assert_eq!(code, Some(3), "{report:#}");
-    let kinds = found(&report);
+    let kinds = problems(&report);
     assert!(kinds.contains(&("unsigned".to_owned(), "retention/seq-0000000005.json".to_owned())), "{report:#}");
     for o in &victim.1 {
         assert!(kinds.contains(&("missing".to_owned(), o.clone())), "{o}: {report:#}");
@@ -306,7 +296,7 @@ fn s3_legal_hold_refuses_deletion_until_cleared() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     assert_eq!(out.status.code(), Some(3), "{report:#}");
     assert_eq!(report["retention_log_entries"], 2, "{report:#}");
-    assert_eq!(found(&report), BTreeSet::from([("missing".to_owned(), store.key(&wav))]), "{report:#}");
+    assert_eq!(problems(&report), BTreeSet::from([("missing".to_owned(), store.key(&wav))]), "{report:#}");
     // An S3 archive is not pruned by the recorder.
     let out = callvault(&store, &["archive", "prune", "--days", "1"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use callgen::{CallSpec, Scenario};
-use common::store::Store;
+use common::store::{Store, problems};
 use common::{skipped, text};
 use serde_json::Value;
 
@@ -61,15 +61,6 @@ fn verify(store: &Store, extra: &[&str]) -> (Option<i32>, Value) {
     let out = callvault(store, &args);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     (out.status.code(), report)
-}
-
-fn kinds(report: &Value) -> BTreeSet<(String, String)> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["kind"].as_str().unwrap().to_owned(), p["object"].as_str().unwrap_or("").to_owned()))
-        .collect()
 }
 
 /// Every archive path under the day, manifests left out.
@@ -227,7 +218,7 @@ fn sealed_round_trip(store: &Store, dir: &Path) {
     store.write(&victim, &forged.stdout);
     let (code, report) = verify(store, &["--no-history"]);
     assert_eq!(code, Some(3), "{report:#}");
-    assert_eq!(kinds(&report), BTreeSet::from([("altered".to_owned(), store.key(&victim))]), "{report:#}");
+    assert_eq!(problems(&report), BTreeSet::from([("altered".to_owned(), store.key(&victim))]), "{report:#}");
 }
 
 #[test]

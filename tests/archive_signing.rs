@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use callgen::{CallSpec, Scenario};
-use common::store::Store;
+use common::store::{Store, problems};
 use common::{signing_key, text};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -46,16 +46,6 @@ fn verify(store: &Store, trusted: Option<&str>) -> (Option<i32>, Value) {
     let out = callvault(store, &args);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     (out.status.code(), report)
-}
-
-/// The problems of a report as (kind, object).
-fn found(report: &Value) -> BTreeSet<(String, String)> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["kind"].as_str().unwrap().to_owned(), p["object"].as_str().unwrap_or("").to_owned()))
-        .collect()
 }
 
 /// The archive's batches of `day`, archive-relative, in order.
@@ -385,7 +375,7 @@ fn tamper_evidence(store: &Store) {
         act();
         let (code, report) = verify(store, Some(&fingerprint));
         assert_eq!(code, Some(3), "{what}: {report:#}");
-        let problems = found(&report);
+        let problems = problems(&report);
         let seen: BTreeSet<&str> = problems.iter().map(|(kind, _)| kind.as_str()).collect();
         assert_eq!(seen, kinds.iter().copied().collect(), "{what}: {report:#}");
         for (kind, object) in objects {

@@ -13,6 +13,16 @@ pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The problems of an `archive verify --json` report as (kind, object).
+pub fn problems(report: &Value) -> std::collections::BTreeSet<(String, String)> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["kind"].as_str().unwrap().to_owned(), p["object"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
 /// The archive under test and how to touch its objects behind callvault's back.
 pub enum Store {
     Local(PathBuf),

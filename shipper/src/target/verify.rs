@@ -879,70 +879,8 @@ async fn check_recording(
         };
         let sha = hex::encode(Sha256::digest(&body));
         let stored_intact = sha == o.sha256 && body.len() as u64 == o.size;
-        if let Some((plain_sha, plain_size)) = &o.plain {
-            report.sealed_objects += 1;
-            if stored_intact {
-                report.objects_verified += 1;
-            }
-            let (Some(unsealer), Some(ext)) = (unsealer, ext.strip_suffix(SEALED_SUFFIX)) else {
-                if !stored_intact {
-                    report.problems.push(problem(
-                        Kind::Altered,
-                        &o.key,
-                        format!(
-                            "holds {} bytes with SHA-256 {sha}; the manifest records {} bytes with SHA-256 {}",
-                            body.len(),
-                            o.size,
-                            o.sha256
-                        ),
-                    ));
-                }
-                continue;
-            };
-            let plain = match unsealer.open(&body) {
-                Ok(plain) => plain,
-                Err(why) => {
-                    report.problems.push(problem(Kind::Altered, &o.key, format!("the sealed object: {why}")));
-                    continue;
-                }
-            };
-            let actual_sha = hex::encode(Sha256::digest(&plain));
-            if &actual_sha == plain_sha && plain.len() as u64 == *plain_size {
-                report.sealed_opened += 1;
-                if stored_intact {
-                    intact.insert(ext);
-                }
-            } else {
-                report.problems.push(problem(
-                    Kind::Altered,
-                    &o.key,
-                    format!(
-                        "decrypts to {} bytes with SHA-256 {actual_sha}; the manifest records plaintext of {plain_size} bytes with SHA-256 {plain_sha}",
-                        plain.len()
-                    ),
-                ));
-            }
-            if !stored_intact {
-                report.problems.push(problem(
-                    Kind::Altered,
-                    &o.key,
-                    format!(
-                        "holds {} bytes with SHA-256 {sha}; the manifest records {} bytes with SHA-256 {}",
-                        body.len(),
-                        o.size,
-                        o.sha256
-                    ),
-                ));
-            }
-            if ext == "json" {
-                record = Some((o.key.clone(), plain));
-            }
-            actual.insert(ext, actual_sha);
-            continue;
-        }
         if stored_intact {
             report.objects_verified += 1;
-            intact.insert(ext.as_str());
         } else {
             report.problems.push(problem(
                 Kind::Altered,
@@ -955,10 +893,47 @@ async fn check_recording(
                 ),
             ));
         }
+        // What the object holds: as stored, or a sealed object's plaintext (with an identity).
+        let (ext, content, content_sha) = match &o.plain {
+            None => {
+                if stored_intact {
+                    intact.insert(ext.as_str());
+                }
+                (ext.as_str(), body, sha)
+            }
+            Some((plain_sha, plain_size)) => {
+                report.sealed_objects += 1;
+                let (Some(unsealer), Some(ext)) = (unsealer, ext.strip_suffix(SEALED_SUFFIX)) else { continue };
+                let plain = match unsealer.open(&body) {
+                    Ok(plain) => plain,
+                    Err(why) => {
+                        report.problems.push(problem(Kind::Altered, &o.key, format!("the sealed object: {why}")));
+                        continue;
+                    }
+                };
+                let actual_sha = hex::encode(Sha256::digest(&plain));
+                if &actual_sha == plain_sha && plain.len() as u64 == *plain_size {
+                    report.sealed_opened += 1;
+                    if stored_intact {
+                        intact.insert(ext);
+                    }
+                } else {
+                    report.problems.push(problem(
+                        Kind::Altered,
+                        &o.key,
+                        format!(
+                            "decrypts to {} bytes with SHA-256 {actual_sha}; the manifest records plaintext of {plain_size} bytes with SHA-256 {plain_sha}",
+                            plain.len()
+                        ),
+                    ));
+                }
+                (ext, plain, actual_sha)
+            }
+        };
         if ext == "json" {
-            record = Some((o.key.clone(), body));
+            record = Some((o.key.clone(), content));
         }
-        actual.insert(ext.as_str(), sha);
+        actual.insert(ext, content_sha);
     }
     let Some((record_key, body)) = record else { return };
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
