@@ -20,6 +20,9 @@ dir="${CALLVAULT_BENCH_DIR:-/var/tmp/callvault-bench}"
 mkdir -p "$dir"
 cargo build --release --quiet -p callvault -p callvault-callgen
 bin="$CARGO_TARGET_DIR/release"
+# One open audio file per call in progress: as root, allow more than the largest size needs
+# (the Debian package's unit sets LimitNOFILE=65536).
+ulimit -Hn 65536 2>/dev/null && ulimit -n 65536 || true
 # Manifests signed, as an installed recorder signs them.
 [ -s "$dir/signing.key" ] || CALLVAULT_CONFIG=/dev/null "$bin/callvault" config new-signing-key "$dir/signing.key" > /dev/null
 printf '%-7s %10s %8s %8s %8s %12s %10s %10s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB

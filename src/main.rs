@@ -8,6 +8,10 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     // Recordings are private to the service: files 0640, directories 0750.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+    // Every call in progress holds its audio file open: take all the open files the hard limit
+    // allows (the soft limit is often 1024). A call that still finds none is recorded without
+    // audio, logged and counted.
+    raise_open_files_limit();
     let source = Source::from_cli(&cli);
     let result = match &cli.command {
         Command::Replay(args) => callvault::replay::replay(&source, args),
@@ -24,5 +28,15 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        // Failing leaves the limit as it was: nothing else to do.
+        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit });
     }
 }

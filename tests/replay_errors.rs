@@ -117,3 +117,31 @@ fn a_capture_cut_by_a_small_snapshot_length_is_one_warning_and_incomplete_input(
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains("snapshot length"));
 }
+
+/// Every call in progress holds its audio file open. Started with a soft limit of open files
+/// below the calls in progress (the usual 1024 of a shell, here 128 for 300 calls), callvault
+/// takes what the hard limit allows, and every call gets its audio.
+#[test]
+fn more_calls_in_progress_than_the_soft_open_files_limit_all_get_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("many.pcap");
+    capture(&pcap, 0, 300, 0);
+    let hard = std::process::Command::new("sh").args(["-c", "ulimit -Hn"]).output().unwrap();
+    let hard: u64 = String::from_utf8_lossy(&hard.stdout).trim().parse().unwrap_or(u64::MAX);
+    if hard < 1024 {
+        common::skipped(&format!("replay_errors: the hard limit of open files is {hard}, too low for 300 calls"));
+        return;
+    }
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 128 && exec "$0" replay --quiet --output "$1/data" --archive "$1/archive" "$2""#)
+        .arg(env!("CARGO_BIN_EXE_callvault"))
+        .arg(dir.path())
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(&dir.path().join("archive"));
+    assert_eq!(recs.len(), 300, "{}", text(&out));
+    assert!(recs.iter().all(|r| r.wav.as_ref().is_some_and(|w| w.exists())), "{}", text(&out));
+}
