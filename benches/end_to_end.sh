@@ -32,9 +32,14 @@ for calls in "$@"; do
     cat "$pcap" > /dev/null # into the page cache, as the table's runs were
     run=$(mktemp -d "$dir/run.XXXXXX")
     sync
+    status=0
     CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
         "$bin/callvault" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$dir/signing.key" \
-        ${CALLVAULT_BENCH_ARGS:-} "$pcap" > "$run/summary"
+        ${CALLVAULT_BENCH_ARGS:-} "$pcap" > "$run/summary" 2> "$run/log" || status=$?
+    # Exit status 3: recorded, with a problem the summary names (e.g. audio that could not be
+    # written for want of file descriptors); the numbers still stand, with that warning.
+    [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || { cat "$run/summary" "$run/log" >&2; exit 1; }
+    grep -h "warning:" "$run/summary" >&2 || true
     read -r wall user sys rss < "$run/time"
     packets=$(sed -n 's/.* file(s), \([0-9,]*\) packets in.*/\1/p' "$run/summary" | tr -d ,)
     recorded=$(sed -n 's/.*recordings: \([0-9,]*\) written.*/\1/p' "$run/summary" | tr -d ,)
