@@ -30,4 +30,4 @@ ip netns exec "$ns" tcpreplay --intf1=cva "${rate[@]}" "$dir/load.pcap" 2>&1 | g
 sleep 3
 kill -TERM "$cv"
 wait "$cv" || true
-grep -E "packets in|kernel:|calls:|recordings:" "$dir/run.out"
+grep -E "packets in|kernel \(|shutdown:|calls:|recordings:" "$dir/run.out"
