@@ -155,12 +155,7 @@ fn g722_calls_are_decoded_bit_exact_at_16_khz_and_mixed_rate_calls_stay_aligned(
                 Codec::G722 => assert_same(&ctx, &got[k], &expected_g722(&parties[k], positions)),
                 Codec::Pcmu => {
                     // Even samples: the G.711 samples, exactly where they belong.
-                    let mut want = vec![0i16; positions];
-                    for (at, s) in &parties[k] {
-                        for (j, &b) in s.payload.iter().enumerate() {
-                            want[at + j] = ULAW_TO_LINEAR[b as usize];
-                        }
-                    }
+                    let want = expected_pcmu(&parties[k], positions);
                     let even: Vec<i16> = got[k].iter().step_by(2).copied().collect();
                     assert_same(&ctx, &even, &want);
                     // Odd samples: the tone between them (away from the edges of the audio,
@@ -331,15 +326,7 @@ fn g729_and_gsm_calls_are_decoded_as_the_reference_decoders_decode_them() {
             let want = match spec.codec_of(party) {
                 Codec::G729 => expected_g729(&parties[k], positions),
                 Codec::Gsm => expected_gsm(&parties[k], positions),
-                Codec::Pcmu => {
-                    let mut ch = vec![0i16; positions];
-                    for (at, s) in &parties[k] {
-                        for (j, &b) in s.payload.iter().enumerate() {
-                            ch[at + j] = ULAW_TO_LINEAR[b as usize];
-                        }
-                    }
-                    ch
-                }
+                Codec::Pcmu => expected_pcmu(&parties[k], positions),
                 other => unreachable!("{other:?}"),
             };
             assert!(want.iter().filter(|&&s| s != 0).count() > positions / 2, "{ctx}: the reference decoded audio");
@@ -922,6 +909,23 @@ fn impaired(spec: &CallSpec, party: Party) -> &callgen::DirImpair {
     }
 }
 
+/// A party's PCMU packets decoded where they belong on `positions` 8 kHz positions (silence
+/// elsewhere).
+fn expected_pcmu(packets: &[(usize, Sent)], positions: usize) -> Vec<i16> {
+    let mut want = vec![0i16; positions];
+    for (at, s) in packets {
+        for (j, &b) in s.payload.iter().enumerate() {
+            want[at + j] = ULAW_TO_LINEAR[b as usize];
+        }
+    }
+    want
+}
+
+/// The record's stream of `side`.
+fn stream_of<'a>(rec: &'a serde_json::Value, side: &str) -> &'a serde_json::Value {
+    rec["streams"].as_array().unwrap().iter().find(|s| s["side"] == side).unwrap()
+}
+
 /// The record's codec segment of a party that sent one codec throughout.
 fn check_one_segment(ctx: &str, rec: &serde_json::Value, side: &str, codec: Codec, packets: &[(usize, Sent)]) {
     let segments = rec["codecs"]["segments"].as_array().unwrap();
@@ -999,17 +1003,12 @@ fn opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec() {
                             assert_ne!(want[frame.clone()], concealed[frame], "{ctx}: packet {l} from FEC");
                         }
                     }
-                    let stream = rec.value["streams"].as_array().unwrap().iter().find(|s| s["side"] == side).unwrap();
+                    let stream = stream_of(&rec.value, side);
                     assert_eq!(stream["lost"].as_u64(), Some(lost.len() as u64), "{ctx}: {stream}");
                     assert_eq!(stream["codec"], "opus", "{ctx}");
                 }
                 Codec::Pcmu => {
-                    let mut want = vec![0i16; positions];
-                    for (at, s) in packets {
-                        for (j, &b) in s.payload.iter().enumerate() {
-                            want[at + j] = ULAW_TO_LINEAR[b as usize];
-                        }
-                    }
+                    let want = expected_pcmu(packets, positions);
                     let even: Vec<i16> = got[k].iter().step_by(2).copied().collect();
                     assert_same(&ctx, &even, &want);
                 }
@@ -1075,7 +1074,7 @@ fn opus_dtx_silences_are_silent_and_the_talk_around_them_is_decoded_as_libopus_d
         }
         assert_same(&ctx, &got[k], &want);
         check_one_segment(&ctx, &rec.value, side, Codec::Opus, packets);
-        let stream = rec.value["streams"].as_array().unwrap().iter().find(|s| s["side"] == side).unwrap();
+        let stream = stream_of(&rec.value, side);
         assert_eq!(stream["lost"].as_u64(), Some(lost.len() as u64), "{ctx}: DTX is not loss: {stream}");
     }
 }
@@ -1124,12 +1123,7 @@ fn a_codec_change_to_and_from_opus_keeps_every_sample_and_lists_each_codec_segme
             let (opus, pcmu) = if i == 0 { (&before, &after) } else { (&after, &before) };
             let want = expected_opus(opus, positions, true);
             assert!(want.iter().filter(|s| s.unsigned_abs() > 2000).count() > opus.len() * 100, "{ctx}: sound");
-            let mut ulaw = vec![0i16; positions];
-            for (at, s) in pcmu.iter() {
-                for (j, &b) in s.payload.iter().enumerate() {
-                    ulaw[at + j] = ULAW_TO_LINEAR[b as usize];
-                }
-            }
+            let ulaw = expected_pcmu(pcmu, positions);
             let (o_from, o_to) = (opus[0].0, extent(opus));
             let (p_from, p_to) = (pcmu[0].0, extent(pcmu));
             assert_same(&format!("{ctx} Opus part"), &got[k][2 * o_from..2 * o_to], &want[2 * o_from..2 * o_to]);
