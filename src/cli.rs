@@ -130,7 +130,9 @@ pub struct Common {
     /// (evidence of what was on the wire).
     #[arg(long)]
     pub keep_pcap: bool,
-    /// Recording format: wav (16-bit PCM) or flac (lossless, about half the size) [default: wav].
+    /// Recording format: wav (16-bit PCM), flac (lossless, about half the size) or wav-g711 (the
+    /// G.711 codes as captured in µ-law/A-law WAV, half the size, PCM for other audio) [default:
+    /// wav].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub audio_format: Option<AudioFormat>,
     /// Channel layout: stereo (caller left, callee right), mono (both parties mixed) or split

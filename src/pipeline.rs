@@ -230,6 +230,7 @@ impl Options {
             format: match r.audio_format {
                 AudioFormat::Wav => mixer::mix::audio::AudioFormat::Wav,
                 AudioFormat::Flac => mixer::mix::audio::AudioFormat::Flac,
+                AudioFormat::WavG711 => mixer::mix::audio::AudioFormat::WavG711,
             },
             layout: match r.audio_layout {
                 AudioLayout::Stereo => mixer::mix::audio::AudioLayout::Stereo,

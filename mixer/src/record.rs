@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 ///   whenever the audio is not exactly what the wire carried (slips, late audio, encrypted
 ///   media, packets cut by the snapshot length). Added since, without a version change (new
 ///   optional fields): streams' `over_time`; for SRTP streams `encryption` and
-///   `auth_failures`, and the gap cause `auth_failed` (`silence_ms.auth_failed`).
+///   `auth_failures`, and the gap cause `auth_failed` (`silence_ms.auth_failed`); the
+///   audio's `encoding`.
 /// * 1: the first published format.
 pub const RECORD_VERSION: u32 = 2;
 
@@ -379,6 +380,10 @@ pub struct AudioRecord {
     pub sample_rate: u32,
     /// Bits per sample.
     pub bits_per_sample: u16,
+    /// How samples are stored: `pcm_s16le`, or the G.711 codes as captured, `pcm_mulaw` or
+    /// `pcm_alaw` (8 bits per sample); absent in records written before it was added: PCM.
+    #[serde(default = "pcm_s16le")]
+    pub encoding: String,
     /// Frames (samples per channel).
     pub frames: u64,
     /// Duration in seconds.
@@ -389,6 +394,10 @@ pub struct AudioRecord {
     pub bytes: u64,
     /// SHA-256 of the file, lowercase hex.
     pub sha256: String,
+}
+
+fn pcm_s16le() -> String {
+    "pcm_s16le".into()
 }
 
 /// SIP facts.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::{Archive, Config, DEFAULT_PATH};
+use super::{Archive, AudioFormat, AudioLayout, Config, DEFAULT_PATH};
 
 /// One thing wrong with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +264,15 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
     let rec = &c.recording;
     range(&mut bad, "recording.reorder_ms", rec.reorder_ms.into(), 0, 500, "160 ms suits most networks");
     range(&mut bad, "recording.finishers", rec.finishers as u64, 1, 64, "");
+    if rec.audio_format == AudioFormat::WavG711 && rec.audio_layout == AudioLayout::Mono {
+        bad(
+            "recording.audio_format",
+            "wav-g711 keeps each party's G.711 codes as captured; a mono recording mixes the parties, which no \
+             G.711 code can hold"
+                .into(),
+            "use audio_layout = \"stereo\" or \"split\", or audio_format = \"wav\" for mono",
+        );
+    }
     range(&mut bad, "recording.mixers", rec.mixers as u64, 0, 64, "0 picks one per CPU");
     if (!rec.pause_dtmf.is_empty() || !rec.resume_dtmf.is_empty())
         && let Err(e) = mixer::mix::pause::PauseCodes::parse(&rec.pause_dtmf, &rec.resume_dtmf)

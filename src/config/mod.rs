@@ -126,7 +126,7 @@ impl Default for Storage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Recording {
-    /// wav or flac.
+    /// wav, flac or wav-g711.
     pub audio_format: AudioFormat,
     /// stereo, mono or split.
     pub audio_layout: AudioLayout,

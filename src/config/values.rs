@@ -15,6 +15,11 @@ pub enum AudioFormat {
     Wav,
     /// FLAC, lossless.
     Flac,
+    /// RIFF/WAVE holding the G.711 codes as captured (µ-law or A-law, half the bytes of PCM)
+    /// while a call is G.711 of one law; 16-bit PCM otherwise.
+    #[serde(rename = "wav-g711")]
+    #[value(name = "wav-g711")]
+    WavG711,
 }
 
 /// `audio_layout`.

@@ -21,7 +21,7 @@ use capture::Timestamp;
 use chrono::DateTime;
 
 use crate::mix::audio::AudioLayout;
-use crate::mix::wav::{WavFormat, repair};
+use crate::mix::wav::{Encoding, WavFormat, repair};
 use crate::pending::PendingRecording;
 use crate::record::{
     AudioRecord, CallRecord, Codecs, Endpoints, PartialRecord, PartyRecord, RECORD_VERSION, SipRecord, rfc3339,
@@ -103,14 +103,12 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
     Ok(out)
 }
 
-/// The channel count in a WAV header.
-/// Channels and sample rate from a WAV file's header (written when the file was created).
+/// Channels, sample rate and encoding from a WAV file's header (written when the file was
+/// created, rewritten when its rate or encoding changed).
 fn wav_format(path: &Path) -> Option<WavFormat> {
-    let mut head = [0u8; 28];
+    let mut head = [0u8; 36];
     std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
-    let channels = u16::from_le_bytes([head[22], head[23]]);
-    let sample_rate = u32::from_le_bytes([head[24], head[25], head[26], head[27]]);
-    (&head[..4] == b"RIFF" && [8000, 16000].contains(&sample_rate)).then_some(WavFormat { channels, sample_rate })
+    WavFormat::parse(&head).filter(|f| [8000, 16000].contains(&f.sample_rate) && [1, 2].contains(&f.channels))
 }
 
 /// Sample rate from a FLAC file's STREAMINFO (20 bits after the block and frame sizes).
@@ -136,6 +134,7 @@ fn recover_group(
     let mut files = Vec::new();
     let mut flac = false;
     let mut sample_rate = 8000;
+    let mut encoding = Encoding::Pcm16;
     for path in audio {
         if path.extension().is_some_and(|e| e == "flac") {
             // FLAC frames carry their own CRCs; an unknown length in STREAMINFO is legal, and a
@@ -143,8 +142,9 @@ fn recover_group(
             flac = true;
             sample_rate = flac_rate(path).unwrap_or(sample_rate);
         } else {
-            let fmt = wav_format(path).unwrap_or(WavFormat { channels: 2, sample_rate: 8000 });
+            let fmt = wav_format(path).unwrap_or(WavFormat::pcm(2, 8000));
             sample_rate = fmt.sample_rate;
+            encoding = fmt.encoding;
             let data = repair(path, fmt).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
             frames = frames.max(data / u64::from(fmt.frame_bytes()));
         }
@@ -227,7 +227,8 @@ fn recover_group(
             layout: layout.name().into(),
             channels: layout.channel_names(),
             sample_rate,
-            bits_per_sample: 16,
+            bits_per_sample: encoding.bits(),
+            encoding: encoding.name().into(),
             frames,
             duration_s: frames as f64 / f64::from(sample_rate),
             media_start: rfc3339(media_start),
@@ -265,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path();
         // Interrupted, with its sidecar.
-        let mut a = WavWriter::create(&w.join("a.wav"), WavFormat { channels: 2, sample_rate: 8000 }).unwrap();
+        let mut a = WavWriter::create(&w.join("a.wav"), WavFormat::pcm(2, 8000)).unwrap();
         a.write_pcm(&[1u8; 4 * 8000]).unwrap();
         drop(a);
         let partial = PartialRecord {
@@ -279,7 +280,7 @@ mod tests {
         };
         std::fs::write(sidecar_path(&w.join("a.wav")), serde_json::to_vec(&partial).unwrap()).unwrap();
         // Interrupted, identity lost.
-        let mut b = WavWriter::create(&w.join("b.wav"), WavFormat { channels: 2, sample_rate: 8000 }).unwrap();
+        let mut b = WavWriter::create(&w.join("b.wav"), WavFormat::pcm(2, 8000)).unwrap();
         b.write_pcm(&[2u8; 402]).unwrap();
         drop(b);
         // Finished, not entered.
@@ -307,5 +308,23 @@ mod tests {
         assert!(b.call_id.starts_with("unknown-"));
         assert_eq!(b.audio.as_ref().unwrap().frames, 100, "torn last frame dropped");
         assert_eq!(b.incomplete_reasons.len(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_g711_wav_is_repaired_and_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        let alaw = WavFormat { channels: 2, sample_rate: 8000, encoding: Encoding::Alaw };
+        let mut a = WavWriter::create(&w.join("a.wav"), WavFormat::pcm(2, 8000)).unwrap();
+        a.set_format(alaw).unwrap();
+        a.write_pcm(&[0xd5u8; 2 * 800 + 1]).unwrap();
+        drop(a);
+        let r = scan(w).unwrap();
+        let audio = r.interrupted[0].record.audio.clone().unwrap();
+        assert_eq!((audio.frames, audio.bits_per_sample, audio.encoding.as_str()), (800, 8, "pcm_alaw"));
+        let b = std::fs::read(w.join("a.wav")).unwrap();
+        assert_eq!(b.len(), 58 + 1600, "torn last frame dropped");
+        assert_eq!(WavFormat::parse(&b), Some(alaw));
+        assert_eq!(u32::from_le_bytes([b[54], b[55], b[56], b[57]]), 1600, "header repaired");
     }
 }

@@ -5,6 +5,11 @@
 //! call in memory, and fixes up its header at the end:
 //!
 //! * WAV, stereo: the frames as they are (the default; the most widely playable).
+//! * WAV of G.711 codes (`wav-g711`, stereo or split): while every party's audio is G.711 of
+//!   one law, the timeline hands over the codes as captured (one byte per sample, half the
+//!   bytes of PCM, bit-exact by construction) and the file is µ-law or A-law WAV. Audio no
+//!   such file can hold exactly (the other law, another codec, 16 kHz) turns it into 16-bit PCM
+//!   first: what it holds is expanded (G.711 expansion is exact) and writing goes on in PCM.
 //! * WAV, mono: both parties mixed into one channel (sum, saturated).
 //! * FLAC, stereo or mono: lossless, about half the size of WAV for speech; written frame by
 //!   frame (4096 samples), STREAMINFO (sample count, MD5 of the audio) patched at the end.
@@ -20,7 +25,8 @@ use flacenc::error::{Verified, Verify};
 use flacenc::source::{Fill, FrameBuf};
 use md5::{Digest, Md5};
 
-use crate::mix::wav::{WavFormat, WavWriter};
+use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::mix::wav::{Encoding, WavFormat, WavWriter};
 use crate::mix::wideband::{Cell, WideChannel};
 
 /// Container of the recording.
@@ -31,13 +37,16 @@ pub enum AudioFormat {
     Wav,
     /// FLAC, 16-bit, lossless.
     Flac,
+    /// RIFF/WAVE holding the G.711 codes as captured while the call is G.711 of one law,
+    /// 16-bit PCM otherwise (see the module's notes).
+    WavG711,
 }
 
 impl AudioFormat {
     /// File extension and the record's `format`.
     pub fn ext(self) -> &'static str {
         match self {
-            AudioFormat::Wav => "wav",
+            AudioFormat::Wav | AudioFormat::WavG711 => "wav",
             AudioFormat::Flac => "flac",
         }
     }
@@ -122,8 +131,8 @@ impl OneFile {
     fn create(path: &Path, format: AudioFormat, pick: Pick, sample_rate: u32) -> io::Result<OneFile> {
         let channels = if pick == Pick::Both { 2 } else { 1 };
         Ok(match format {
-            AudioFormat::Wav => OneFile::Wav {
-                writer: WavWriter::create(path, WavFormat { channels, sample_rate })?,
+            AudioFormat::Wav | AudioFormat::WavG711 => OneFile::Wav {
+                writer: WavWriter::create(path, WavFormat::pcm(channels, sample_rate))?,
                 pick,
                 buf: Vec::new(),
             },
@@ -133,8 +142,16 @@ impl OneFile {
 
     fn set_rate(&mut self, sample_rate: u32) -> io::Result<()> {
         match self {
-            OneFile::Wav { writer, .. } => writer.set_rate(sample_rate),
+            OneFile::Wav { writer, .. } => writer.set_format(WavFormat { sample_rate, ..writer.format() }),
             OneFile::Flac(w) => w.set_rate(sample_rate),
+        }
+    }
+
+    /// The WAV writer, for a file that can hold codes (not a mix, not FLAC).
+    fn code_writer(&mut self) -> Option<(&mut WavWriter, Pick, &mut Vec<u8>)> {
+        match self {
+            OneFile::Wav { writer, pick: pick @ (Pick::Both | Pick::Channel(_)), buf } => Some((writer, *pick, buf)),
+            _ => None,
         }
     }
 
@@ -184,6 +201,18 @@ impl OneFile {
 #[derive(Debug)]
 pub struct AudioOut {
     files: Vec<(PathBuf, OneFile)>,
+    codes: CodeState,
+}
+
+/// Whether the file(s) hold G.711 codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeState {
+    /// 16-bit PCM (or FLAC), for good.
+    Off,
+    /// Codes wanted, no audio written yet: the first audio decides.
+    Open,
+    /// Codes of this law ([`Encoding::Ulaw`] or [`Encoding::Alaw`]).
+    Law(Encoding),
 }
 
 /// The paths a recording's audio is written to, for `path` (`<stem>.<ext>`): the path itself,
@@ -212,7 +241,77 @@ impl AudioOut {
             let f = OneFile::create(&p, cfg.format, *pick, sample_rate)?;
             files.push((p, f));
         }
-        Ok(AudioOut { files })
+        // A mixed channel is a sum no law can hold exactly: PCM.
+        let codes = if cfg.format == AudioFormat::WavG711 && cfg.layout != AudioLayout::Mono {
+            CodeState::Open
+        } else {
+            CodeState::Off
+        };
+        Ok(AudioOut { files, codes })
+    }
+
+    /// Whether the file(s) hold G.711 codes.
+    pub fn codes(&self) -> CodeState {
+        self.codes
+    }
+
+    /// How the samples are stored.
+    pub fn encoding(&self) -> Encoding {
+        match self.codes {
+            CodeState::Law(e) => e,
+            CodeState::Off | CodeState::Open => Encoding::Pcm16,
+        }
+    }
+
+    /// Starts writing codes of `law` ([`Encoding::Ulaw`] or [`Encoding::Alaw`]) into file(s)
+    /// that wanted codes and hold no audio yet.
+    pub fn start_codes(&mut self, law: Encoding) -> io::Result<()> {
+        debug_assert_eq!(self.codes, CodeState::Open);
+        for (_, f) in &mut self.files {
+            if let Some((w, _, _)) = f.code_writer() {
+                w.set_format(WavFormat { encoding: law, ..w.format() })?;
+            }
+        }
+        self.codes = CodeState::Law(law);
+        Ok(())
+    }
+
+    /// From now on 16-bit PCM: file(s) holding codes are rewritten, every code expanded (as
+    /// [`crate::mix::timeline`] would have written it, except that A-law's idle code where a
+    /// party had no audio reads +8 instead of 0).
+    pub fn stop_codes(&mut self) -> io::Result<()> {
+        if let CodeState::Law(law) = self.codes {
+            let table = match law {
+                Encoding::Alaw => &ALAW_TO_LINEAR,
+                _ => &ULAW_TO_LINEAR,
+            };
+            for (path, f) in &mut self.files {
+                if let Some((w, _, _)) = f.code_writer() {
+                    w.rewrite_as(path, WavFormat { encoding: Encoding::Pcm16, ..w.format() }, |codes, out| {
+                        out.extend(codes.iter().flat_map(|&c| table[c as usize].to_le_bytes()));
+                    })?;
+                }
+            }
+        }
+        self.codes = CodeState::Off;
+        Ok(())
+    }
+
+    /// Appends frames of codes (one byte per channel, caller then callee) to file(s) holding
+    /// codes ([`AudioOut::start_codes`]).
+    pub fn write_codes(&mut self, frames: &[u8]) -> io::Result<()> {
+        for (_, f) in &mut self.files {
+            let Some((writer, pick, buf)) = f.code_writer() else { continue };
+            match pick {
+                Pick::Channel(c) => {
+                    buf.clear();
+                    buf.extend(frames.chunks_exact(2).map(|f| f[c]));
+                    writer.write_pcm(buf)?;
+                }
+                _ => writer.write_pcm(frames)?,
+            }
+        }
+        Ok(())
     }
 
     /// Changes the sample rate of file(s) that hold no audio yet (an error otherwise).
@@ -229,6 +328,7 @@ impl AudioOut {
     /// parties in their own channels only (stereo, split): a mixed channel or a FLAC stream
     /// cannot be taken apart again.
     pub fn widen(&mut self, up: &mut [WideChannel; 2]) -> io::Result<()> {
+        self.stop_codes()?;
         for (path, f) in &mut self.files {
             let (writer, channels) = match f {
                 OneFile::Wav { writer, pick: Pick::Both, .. } => (writer, [Some(0), Some(1)]),
@@ -241,7 +341,7 @@ impl AudioOut {
                 }
             };
             let width = channels.iter().flatten().count();
-            writer.rewrite_at(path, 16000, |pcm, out| {
+            writer.rewrite_as(path, WavFormat { sample_rate: 16000, ..writer.format() }, |pcm, out| {
                 for frame in pcm.chunks_exact(2 * width) {
                     let mut pairs = [[0i16; 2]; 2];
                     let mut ready = true;

@@ -16,8 +16,9 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::mix::audio::{AudioConfig, AudioOut};
+use crate::mix::audio::{AudioConfig, AudioOut, CodeState};
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::mix::wav::Encoding;
 use crate::mix::wideband::{self, Cell, WideChannel};
 
 /// Bytes per stereo frame in the file.
@@ -397,6 +398,7 @@ impl Timeline {
     /// 16 kHz from its start.
     fn widen(&mut self) -> io::Result<()> {
         let mut wide: Box<[WideChannel; 2]> = Box::default();
+        self.out.stop_codes()?;
         if self.written == 0 {
             self.out.set_rate(16000)?;
         } else {
@@ -409,6 +411,9 @@ impl Timeline {
     fn flush_to(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
         if self.wide.is_some() {
             return self.flush_wide(upto, scratch);
+        }
+        if self.out.codes() != CodeState::Off {
+            return self.flush_codes(upto, scratch);
         }
         while self.written < upto {
             let start = (self.written & self.mask) as usize;
@@ -423,6 +428,55 @@ impl Timeline {
                 decode_run(plane, start, n, ch, scratch);
             }
             self.out.write_stereo(scratch)?;
+            self.written += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The law both channels' codes are in, if the file(s) can hold them as they are: G.711,
+    /// one law (a channel without audio yet takes any).
+    fn one_law(&self) -> Option<Encoding> {
+        let mut one = None;
+        for plane in &self.planes {
+            let law = match plane.law {
+                None => continue,
+                Some(Law::Ulaw) => Encoding::Ulaw,
+                Some(Law::Alaw) => Encoding::Alaw,
+                Some(_) => return None,
+            };
+            if one.is_some_and(|l| l != law) {
+                return None;
+            }
+            one = Some(law);
+        }
+        one
+    }
+
+    /// [`Timeline::flush_to`] for file(s) that hold G.711 codes: each channel's codes are
+    /// copied as they are, a position without audio gets the law's idle code. Audio the file
+    /// cannot hold exactly turns it into PCM first ([`AudioOut::stop_codes`]).
+    fn flush_codes(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
+        match (self.one_law(), self.out.codes()) {
+            (Some(law), CodeState::Open) => self.out.start_codes(law)?,
+            (Some(law), CodeState::Law(l)) if l == law => {}
+            _ => {
+                self.out.stop_codes()?;
+                return self.flush_to(upto, scratch);
+            }
+        }
+        let idle = if self.out.encoding() == Encoding::Alaw { ALAW_IDLE } else { ULAW_IDLE };
+        while self.written < upto {
+            let start = (self.written & self.mask) as usize;
+            let n = (upto - self.written).min(self.capacity() - start as u64) as usize;
+            if !self.muted.is_empty() {
+                self.silence_muted(start, n);
+            }
+            scratch.clear();
+            scratch.resize(n * 2, idle);
+            for (ch, plane) in self.planes.iter_mut().enumerate() {
+                code_run(plane, start, n, ch, scratch);
+            }
+            self.out.write_codes(scratch)?;
             self.written += n as u64;
         }
         Ok(())
@@ -500,16 +554,16 @@ impl Timeline {
             return self.finish_partial().map(|f| Finished { cut: Some(e), ..f });
         }
         let frames = self.written * self.per_position();
-        let sample_rate = self.sample_rate();
-        Ok(Finished { files: self.out.finish()?, frames, sample_rate, cut: None })
+        let (sample_rate, encoding) = (self.sample_rate(), self.out.encoding());
+        Ok(Finished { files: self.out.finish()?, frames, sample_rate, encoding, cut: None })
     }
 
     /// After a write failed (a full disk): keeps what the file(s) already hold, writes
     /// nothing more, and returns them with the frames they hold.
     pub fn finish_partial(self) -> io::Result<Finished> {
-        let sample_rate = self.sample_rate();
+        let (sample_rate, encoding) = (self.sample_rate(), self.out.encoding());
         let (files, frames) = self.out.finish_partial()?;
-        Ok(Finished { files, frames, sample_rate, cut: None })
+        Ok(Finished { files, frames, sample_rate, encoding, cut: None })
     }
 }
 
@@ -522,6 +576,8 @@ pub struct Finished {
     pub frames: u64,
     /// Their sample rate (Hz).
     pub sample_rate: u32,
+    /// How their samples are stored.
+    pub encoding: Encoding,
     /// The write error that cut the audio short while finishing, if any.
     pub cut: Option<io::Error>,
 }
@@ -557,6 +613,42 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
                         let s = table[code as usize].to_le_bytes();
                         frame[ch * 2] = s[0];
                         frame[ch * 2 + 1] = s[1];
+                    }
+                }
+            }
+            plane.filled[word] &= !(mask << bit);
+        }
+        i += take;
+    }
+}
+
+/// µ-law's code for 0.
+const ULAW_IDLE: u8 = 0xff;
+/// A-law's code nearest 0 (+8: A-law has no zero), its idle pattern on a line.
+const ALAW_IDLE: u8 = 0xd5;
+
+/// [`decode_run`] for file(s) holding codes: copies the codes of ring cells `[start, start +
+/// n)` of `plane` into channel `ch` of the interleaved two-byte frames `out` (which holds the
+/// idle code), and clears their filled bits.
+fn code_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
+    let mut i = 0;
+    while i < n {
+        let cell = start + i;
+        let (word, bit) = (cell / 64, cell % 64);
+        let take = (64 - bit).min(n - i);
+        let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
+        let present = plane.filled[word] >> bit & mask;
+        if present != 0 {
+            let codes = &plane.codes[cell..cell + take];
+            let frames = &mut out[i * 2..(i + take) * 2];
+            if present == mask {
+                for (frame, &code) in frames.chunks_exact_mut(2).zip(codes) {
+                    frame[ch] = code;
+                }
+            } else {
+                for (k, (frame, &code)) in frames.chunks_exact_mut(2).zip(codes).enumerate() {
+                    if present >> k & 1 != 0 {
+                        frame[ch] = code;
                     }
                 }
             }
@@ -749,6 +841,64 @@ mod tests {
             }
             let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
             assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+        }
+    }
+
+    /// `wav-g711`: codes of one law are stored as they are; when the other law or a wideband
+    /// codec comes after codes were written, the file(s) become exactly the 16-bit recording.
+    #[test]
+    fn g711_files_hold_the_codes_until_audio_they_cannot_hold_comes() {
+        use crate::mix::audio::{AudioFormat, AudioLayout};
+        let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
+        for layout in [AudioLayout::Stereo, AudioLayout::Split] {
+            for then in [None, Some(Law::Alaw), Some(Law::G722)] {
+                let ctx = format!("{layout:?}, then {then:?}");
+                let play = |t: &mut Timeline, s: &mut Vec<u8>| {
+                    for k in 0..30u64 {
+                        t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
+                        t.settle(k * 160, s).unwrap();
+                    }
+                    assert!(t.written() > 0);
+                    for k in 30..40u64 {
+                        t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
+                        t.place(1, k * 160, &tone, then.unwrap_or(Law::Ulaw), s).unwrap();
+                    }
+                };
+                let dir = tempfile::tempdir().unwrap();
+                let mut s = Vec::new();
+                let codes = AudioConfig { format: AudioFormat::WavG711, layout };
+                let mut t = Timeline::create(&dir.path().join("g.wav"), cfg(), codes, false).unwrap();
+                play(&mut t, &mut s);
+                let a = t.finish(&mut s).unwrap();
+                let pcm = AudioConfig { format: AudioFormat::Wav, layout };
+                let mut t = Timeline::create(&dir.path().join("p.wav"), cfg(), pcm, false).unwrap();
+                play(&mut t, &mut s);
+                let b = t.finish(&mut s).unwrap();
+                assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate), "{ctx}");
+                if then.is_some() {
+                    assert_eq!(a.encoding, Encoding::Pcm16, "{ctx}");
+                    for ((pa, _), (pb, _)) in a.files.iter().zip(&b.files) {
+                        assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{ctx}");
+                    }
+                    continue;
+                }
+                assert_eq!(a.encoding, Encoding::Ulaw, "{ctx}");
+                let mut want = vec![Vec::new(), Vec::new()];
+                for k in 0..40 {
+                    want[0].extend_from_slice(&tone);
+                    want[1].extend(if k < 30 { vec![ULAW_IDLE; 160] } else { tone.clone() });
+                }
+                let data: Vec<Vec<u8>> =
+                    a.files.iter().map(|(p, _)| std::fs::read(p).unwrap()[58..].to_vec()).collect();
+                if layout == AudioLayout::Split {
+                    assert_eq!(data, want, "{ctx}");
+                } else {
+                    let stereo: Vec<u8> = want[0].iter().zip(&want[1]).flat_map(|(x, y)| [*x, *y]).collect();
+                    assert_eq!(data, vec![stereo], "{ctx}");
+                }
+                let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+                assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+            }
         }
     }
 }
