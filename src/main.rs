@@ -31,12 +31,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Raises the soft limit of open files to the hard limit.
+/// Raises the soft limit of open files to the hard limit, and keeps the audio files of calls
+/// in progress open only up to what it leaves besides a reserve (see
+/// [`mixer::mix::openfiles`]).
 fn raise_open_files_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
+    let mut now = limit.current;
     if limit.current < limit.maximum {
         // Failing leaves the limit as it was: nothing else to do.
-        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit });
+        if setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit }).is_ok() {
+            now = limit.maximum;
+        }
+    }
+    if let Some(n) = now {
+        mixer::mix::openfiles::set_limit(mixer::mix::openfiles::limit_for(n));
     }
 }

@@ -145,3 +145,44 @@ fn more_calls_in_progress_than_the_soft_open_files_limit_all_get_audio() {
     assert_eq!(recs.len(), 300, "{}", text(&out));
     assert!(recs.iter().all(|r| r.wav.as_ref().is_some_and(|w| w.exists())), "{}", text(&out));
 }
+
+/// More calls in progress than even the hard limit of open files allows (here 128 for 300
+/// calls, which cannot be raised): audio files beyond what the limit leaves are closed between
+/// writes and opened again, and every call gets exactly the audio an unlimited run writes.
+#[test]
+fn more_calls_in_progress_than_the_hard_open_files_limit_all_get_their_exact_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("many.pcap");
+    capture(&pcap, 0, 300, 0);
+    let limited = dir.path().join("limited");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"ulimit -n 128 && exec "$0" replay --quiet --output "$1/data" --archive "$1/archive" --metrics-out "$1/metrics" "$2""#,
+        )
+        .arg(env!("CARGO_BIN_EXE_callvault"))
+        .arg(&limited)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let metrics = std::fs::read_to_string(limited.join("metrics")).unwrap();
+    let reopens = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("callvault_audio_file_reopens_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no reopen counter in\n{metrics}"));
+    assert!(reopens > 0.0, "files were closed between writes");
+    let plain = dir.path().join("plain");
+    let out2 = replay(&[&pcap], &plain, &[]);
+    assert!(out2.status.success(), "{}", text(&out2));
+    let audio = |dir: &Path| -> std::collections::HashMap<String, String> {
+        records(&dir.join("archive"))
+            .into_iter()
+            .map(|r| (r.value["call_id"].as_str().unwrap().to_owned(), common::sha256(r.wav.as_deref().unwrap())))
+            .collect()
+    };
+    let (got, want) = (audio(&limited), audio(&plain));
+    assert_eq!(got.len(), 300, "{}", text(&out));
+    assert!(got == want, "every call's audio as an unlimited run writes it");
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use capture::Timestamp;
 
+use crate::mix::openfiles::AudioFile;
 use crate::record::CallRecord;
 
 /// What the mixer hands over when a call ends.
@@ -18,7 +19,7 @@ pub struct PendingRecording {
     pub start: Timestamp,
     /// The finished (headers patched, not yet fsynced) audio file(s) in the work directory:
     /// one, or one per party for the split layout.
-    pub audio: Vec<(PathBuf, File)>,
+    pub audio: Vec<(PathBuf, AudioFile)>,
     /// The call's evidence capture, when frames are kept.
     pub evidence: Option<(PathBuf, File)>,
 }

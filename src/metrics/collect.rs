@@ -242,7 +242,21 @@ impl Snapshots {
                 ([("kind", "rtcp"), ("outcome", "auth_failed")], m.srtcp_auth_failures),
             ],
         )?;
-        f.counter1("callvault_mixer_slips", "Silence insertions that kept the parties aligned (clock drift).", m.slips)
+        f.counter1(
+            "callvault_mixer_slips",
+            "Silence insertions that kept the parties aligned (clock drift).",
+            m.slips,
+        )?;
+        f.gauge1(
+            "callvault_audio_files_open",
+            "Audio files of calls in progress open now (at most the limit; the rest open per write).",
+            mixer::mix::openfiles::open_now() as f64,
+        )?;
+        f.counter1(
+            "callvault_audio_file_reopens",
+            "Times an audio file closed between writes (more calls than the open-files limit) was opened again.",
+            mixer::mix::openfiles::reopened(),
+        )
     }
 
     fn ship(&self, f: &mut Family<'_, '_>) -> std::fmt::Result {

@@ -70,14 +70,16 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
     let key = recording_key(&record, start);
     let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
     let mut files = Vec::with_capacity(2);
-    let stem = match audio.first().or(evidence.as_ref()) {
-        Some((path, _)) => work_stem(path),
+    let first = audio.first().map(|(p, _)| p).or(evidence.as_ref().map(|(p, _)| p));
+    let stem = match first {
+        Some(path) => work_stem(path),
         None => work_dir.join(format!("{}-{}", name, std::process::id())),
     };
     let channel_names = record.audio.as_ref().map(|a| a.channels.clone()).unwrap_or_default();
     let split = audio.len() > 1;
-    for (i, (path, mut file)) in audio.into_iter().enumerate() {
+    for (i, (path, file)) in audio.into_iter().enumerate() {
         let audio_err = |source| FinishError::Audio { path: path.clone(), source };
+        let mut file = file.into_file().map_err(audio_err)?;
         file.sync_all().map_err(audio_err)?;
         let (sha256, size) = hash_file(&mut file).map_err(audio_err)?;
         // Published as `<name>.<ext>`: `wav`, or `caller.wav` / `callee.wav` when split.

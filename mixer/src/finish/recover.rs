@@ -21,6 +21,7 @@ use capture::Timestamp;
 use chrono::DateTime;
 
 use crate::mix::audio::AudioLayout;
+use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::{Encoding, WavFormat, repair};
 use crate::pending::PendingRecording;
 use crate::record::{
@@ -148,7 +149,7 @@ fn recover_group(
             let data = repair(path, fmt).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
             frames = frames.max(data / u64::from(fmt.frame_bytes()));
         }
-        let f = File::options().read(true).write(true).open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let f = AudioFile::existing(path).map_err(|e| format!("cannot open: {e}"))?;
         files.push((path.clone(), f));
     }
     let partial: Option<PartialRecord> =

@@ -11,6 +11,7 @@ use capture::events::{CallInfo, Dtmf, EndReason, MediaAnnounce, MediaSecurity, S
 use crate::mix::audio::{AudioConfig, AudioLayout};
 use crate::mix::call::{CallMix, stream_codec};
 use crate::mix::edits::{GapCause, StreamEdits};
+use crate::mix::openfiles::AudioFile;
 use crate::mix::quality::g711_quality;
 use crate::mix::side::{Encrypted, SideState};
 use crate::mix::srtp::{SideSrtp, describe};
@@ -267,7 +268,7 @@ fn close_audio(
     audio_cfg: AudioConfig,
     stats: &mut MixerStats,
     scratch: &mut Vec<u8>,
-) -> (Option<AudioRecord>, Vec<(PathBuf, File)>) {
+) -> (Option<AudioRecord>, Vec<(PathBuf, AudioFile)>) {
     let Some(tl) = mix.timeline.take() else { return (None, Vec::new()) };
     // After a write error (a full disk) the audio that did get written is kept: the record
     // says where it stops and why.

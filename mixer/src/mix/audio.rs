@@ -14,7 +14,6 @@
 //! * FLAC, stereo or mono: lossless, about half the size of WAV for speech; written frame by
 //!   frame (4096 samples), STREAMINFO (sample count, MD5 of the audio) patched at the end.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +25,7 @@ use flacenc::source::{Fill, FrameBuf};
 use md5::{Digest, Md5};
 
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::{Encoding, WavFormat, WavWriter};
 use crate::mix::wideband::{Cell, WideChannel};
 
@@ -174,7 +174,7 @@ impl OneFile {
         }
     }
 
-    fn finish(self) -> io::Result<File> {
+    fn finish(self) -> io::Result<AudioFile> {
         match self {
             OneFile::Wav { writer, .. } => writer.finish(),
             OneFile::Flac(w) => w.finish(),
@@ -189,7 +189,7 @@ impl OneFile {
         }
     }
 
-    fn finish_partial(self) -> io::Result<File> {
+    fn finish_partial(self) -> io::Result<AudioFile> {
         match self {
             OneFile::Wav { writer, .. } => writer.finish(),
             OneFile::Flac(w) => w.finish_partial(),
@@ -379,14 +379,14 @@ impl AudioOut {
     }
 
     /// Finishes the file(s) (headers patched) and returns them, not yet fsynced.
-    pub fn finish(self) -> io::Result<Vec<(PathBuf, File)>> {
+    pub fn finish(self) -> io::Result<Vec<(PathBuf, AudioFile)>> {
         self.files.into_iter().map(|(p, f)| f.finish().map(|file| (p, file))).collect()
     }
 
     /// Finishes the file(s) with what they already hold, after a write failed (a full disk):
     /// nothing more is written, the headers describe the whole frames in each file. Returns
     /// them with the number of frames every file holds.
-    pub fn finish_partial(self) -> io::Result<(Vec<(PathBuf, File)>, u64)> {
+    pub fn finish_partial(self) -> io::Result<(Vec<(PathBuf, AudioFile)>, u64)> {
         let frames = self.files.iter().map(|(_, f)| f.frames_written()).min().unwrap_or(0);
         let files: io::Result<Vec<_>> =
             self.files.into_iter().map(|(p, f)| f.finish_partial().map(|file| (p, file))).collect();
@@ -407,7 +407,7 @@ const STREAMINFO_AT: u64 = 8;
 
 /// A FLAC file written block by block.
 pub struct FlacWriter {
-    file: File,
+    file: AudioFile,
     channels: usize,
     pick: Pick,
     config: Verified<config::Encoder>,
@@ -436,14 +436,14 @@ fn flac_err(e: impl std::fmt::Debug) -> io::Error {
 impl FlacWriter {
     fn create(path: &Path, pick: Pick, sample_rate: u32) -> io::Result<FlacWriter> {
         let channels = if pick == Pick::Both { 2 } else { 1 };
-        let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        let file = AudioFile::create_new(path)?;
         let mut cfg = config::Encoder::default();
         cfg.block_size = FLAC_BLOCK;
         cfg.multithread = false;
         let config = cfg.into_verified().map_err(flac_err)?;
         let info = StreamInfo::new(sample_rate as usize, channels, 16).map_err(flac_err)?;
         let mut w = FlacWriter {
-            file: OpenOptions::new().read(true).write(true).open(path)?,
+            file,
             channels,
             pick,
             config,
@@ -459,9 +459,10 @@ impl FlacWriter {
         // Header with a placeholder STREAMINFO (patched in `finish`).
         let mut head = vec![b'f', b'L', b'a', b'C', 0x80, 0, 0, 34];
         head.extend_from_slice(&w.streaminfo_bytes()?);
+        let file = w.file.get()?;
         file.write_all(&head)?;
-        drop(file);
-        w.good_len = w.file.seek(SeekFrom::End(0))?;
+        w.good_len = file.stream_position()?;
+        w.file.release();
         Ok(w)
     }
 
@@ -471,9 +472,12 @@ impl FlacWriter {
         }
         self.info = StreamInfo::new(sample_rate as usize, self.channels, 16).map_err(flac_err)?;
         let info = self.streaminfo_bytes()?;
-        self.file.seek(SeekFrom::Start(STREAMINFO_AT))?;
-        self.file.write_all(&info)?;
-        self.file.seek(SeekFrom::Start(self.good_len)).map(drop)
+        let file = self.file.get()?;
+        file.seek(SeekFrom::Start(STREAMINFO_AT))?;
+        file.write_all(&info)?;
+        file.seek(SeekFrom::Start(self.good_len))?;
+        self.file.release();
+        Ok(())
     }
 
     fn streaminfo_bytes(&mut self) -> io::Result<Vec<u8>> {
@@ -514,12 +518,14 @@ impl FlacWriter {
         self.info.update_frame_info(&frame);
         self.sink.clear();
         frame.write(&mut self.sink).map_err(flac_err)?;
-        if let Err(e) = self.file.write_all(self.sink.as_slice()) {
+        let file = self.file.get()?;
+        if let Err(e) = file.write_all(self.sink.as_slice()) {
             // Cut a partly written frame off again: the file stays decodable up to `total`.
             let good = self.good_len;
-            let _ = self.file.set_len(good).and_then(|()| self.file.seek(SeekFrom::Start(good)).map(drop));
+            let _ = file.set_len(good).and_then(|()| file.seek(SeekFrom::Start(good)).map(drop));
             return Err(e);
         }
+        self.file.release();
         self.good_len += self.sink.as_slice().len() as u64;
         self.frame_no += 1;
         self.total += samples as u64;
@@ -527,7 +533,7 @@ impl FlacWriter {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<File> {
+    fn finish(mut self) -> io::Result<AudioFile> {
         self.encode_pending()?;
         let digest: [u8; 16] = self.md5.clone().finalize().into();
         self.info.set_md5_digest(&digest);
@@ -536,16 +542,18 @@ impl FlacWriter {
 
     /// Finishes with the whole frames already in the file, after a write failed: samples
     /// still pending are dropped and the MD5 of the audio is left unset (all zeros, "unknown").
-    fn finish_partial(mut self) -> io::Result<File> {
+    fn finish_partial(mut self) -> io::Result<AudioFile> {
         self.info.set_md5_digest(&[0; 16]);
         self.patch_streaminfo()
     }
 
-    fn patch_streaminfo(mut self) -> io::Result<File> {
+    fn patch_streaminfo(mut self) -> io::Result<AudioFile> {
         self.info.set_total_samples(self.total as usize);
         let si = self.streaminfo_bytes()?;
-        self.file.seek(SeekFrom::Start(STREAMINFO_AT))?;
-        self.file.write_all(&si)?;
+        let file = self.file.get()?;
+        file.seek(SeekFrom::Start(STREAMINFO_AT))?;
+        file.write_all(&si)?;
+        self.file.release();
         Ok(self.file)
     }
 }

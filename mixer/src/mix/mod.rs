@@ -23,6 +23,7 @@ pub mod g711;
 pub mod g722;
 pub mod linear;
 pub mod narrow;
+pub mod openfiles;
 pub mod opus;
 pub mod pause;
 pub mod quality;

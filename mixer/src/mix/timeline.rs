@@ -12,7 +12,7 @@
 //! Invariant: every sample placed lies in `[written, written + capacity)`; everything before
 //! `written` is in the file. Samples with their bit clear are written as digital silence.
 
-use std::fs::File;
+use crate::mix::openfiles::AudioFile;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -571,7 +571,7 @@ impl Timeline {
 #[derive(Debug)]
 pub struct Finished {
     /// The file(s), headers patched, not yet fsynced.
-    pub files: Vec<(PathBuf, File)>,
+    pub files: Vec<(PathBuf, AudioFile)>,
     /// Frames in each file.
     pub frames: u64,
     /// Their sample rate (Hz).

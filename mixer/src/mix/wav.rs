@@ -8,9 +8,11 @@
 //! Samples are not pushed one by one through a general-purpose WAV library: the mixer's ring
 //! buffer already holds frames in WAV byte order, so whole chunks go to the file in one write.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
+
+use crate::mix::openfiles::AudioFile;
 
 /// Length of the PCM header.
 pub const HEADER_LEN: u64 = 44;
@@ -138,7 +140,7 @@ pub fn header(fmt: WavFormat, data_len: u32) -> Vec<u8> {
 /// A WAV file being written.
 #[derive(Debug)]
 pub struct WavWriter {
-    file: File,
+    file: AudioFile,
     fmt: WavFormat,
     data_len: u64,
 }
@@ -149,8 +151,9 @@ pub const MAX_DATA_LEN: u64 = u32::MAX as u64 - G711_HEADER_LEN;
 impl WavWriter {
     /// Creates `path` (which must not exist) with a placeholder header.
     pub fn create(path: &Path, fmt: WavFormat) -> io::Result<WavWriter> {
-        let mut file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
-        file.write_all(&header(fmt, 0))?;
+        let mut file = AudioFile::create_new(path)?;
+        file.get()?.write_all(&header(fmt, 0))?;
+        file.release();
         Ok(WavWriter { file, fmt, data_len: 0 })
     }
 
@@ -166,11 +169,13 @@ impl WavWriter {
         if self.data_len + bytes.len() as u64 > MAX_DATA_LEN {
             return Err(io::Error::new(io::ErrorKind::FileTooLarge, "WAV data would exceed 4 GiB"));
         }
-        if let Err(e) = self.file.write_all(bytes) {
+        let file = self.file.get()?;
+        if let Err(e) = file.write_all(bytes) {
             let good = self.fmt.header_len() + self.data_len;
-            let _ = self.file.set_len(good).and_then(|()| self.file.seek(SeekFrom::Start(good)));
+            let _ = file.set_len(good).and_then(|()| file.seek(SeekFrom::Start(good)));
             return Err(e);
         }
+        self.file.release();
         self.data_len += bytes.len() as u64;
         Ok(())
     }
@@ -181,9 +186,12 @@ impl WavWriter {
             return Err(io::Error::other("the sample format of a WAV file with audio cannot change"));
         }
         self.fmt = fmt;
-        self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&header(self.fmt, 0))
+        let file = self.file.get()?;
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&header(self.fmt, 0))?;
+        self.file.release();
+        Ok(())
     }
 
     /// Rewrites the file as `fmt`: its samples so far go through `convert` (old bytes in, new
@@ -197,19 +205,20 @@ impl WavWriter {
         let tmp = path.with_extension("rate.tmp");
         let _ = std::fs::remove_file(&tmp);
         let mut out = WavWriter::create(&tmp, fmt)?;
-        self.file.seek(SeekFrom::Start(self.fmt.header_len()))?;
+        self.file.get()?.seek(SeekFrom::Start(self.fmt.header_len()))?;
         let step = 16 * 1024 * self.fmt.frame_bytes() as usize;
         let (mut buf, mut converted) = (vec![0u8; step], Vec::new());
         let mut left = self.data_len;
         while left > 0 {
             let n = (left as usize).min(step);
-            io::Read::read_exact(&mut self.file, &mut buf[..n])?;
+            io::Read::read_exact(self.file.get()?, &mut buf[..n])?;
             converted.clear();
             convert(&buf[..n], &mut converted);
             out.write_pcm(&converted)?;
             left -= n as u64;
         }
         std::fs::rename(&tmp, path)?;
+        out.file.renamed(path);
         *self = out;
         Ok(())
     }
@@ -225,9 +234,11 @@ impl WavWriter {
     }
 
     /// Patches the header with the final sizes and returns the file (not yet fsynced).
-    pub fn finish(mut self) -> io::Result<File> {
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&header(self.fmt, self.data_len as u32))?;
+    pub fn finish(mut self) -> io::Result<AudioFile> {
+        let file = self.file.get()?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&header(self.fmt, self.data_len as u32))?;
+        self.file.release();
         Ok(self.file)
     }
 }

@@ -1,0 +1,119 @@
+//! Open audio files, bounded. Every call in progress writes its own audio file(s); with tens of
+//! thousands of calls they alone would reach the process's limit of open files and new calls
+//! would get no audio. So audio files stay open only while fewer than [`set_limit`] of them are
+//! open in the process: beyond that, a file is closed after each write and opened again (by
+//! name, at its end) for the next one. Any number of calls can then be recorded; the calls
+//! beyond the limit pay an open and a close per write chunk (at least ~8 KiB, a quarter second
+//! of a call's audio), the others nothing.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Audio files open now.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+/// How many may stay open between writes.
+static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Times a closed audio file was opened again.
+static REOPENED: AtomicU64 = AtomicU64::new(0);
+
+/// Sets how many audio files may stay open between writes.
+pub fn set_limit(files: usize) {
+    LIMIT.store(files.max(1), Ordering::Relaxed);
+}
+
+/// The limit for a process allowed `max_open` open files: all but a reserve for everything
+/// else it opens (capture handles, sockets, the spool, the index, finishing recordings).
+pub fn limit_for(max_open: u64) -> usize {
+    let reserve = (max_open / 8).max(256).min(max_open / 2);
+    usize::try_from(max_open - reserve).unwrap_or(usize::MAX)
+}
+
+/// Audio files open now.
+pub fn open_now() -> usize {
+    OPEN.load(Ordering::Relaxed)
+}
+
+/// Times since start an audio file closed between writes was opened again.
+pub fn reopened() -> u64 {
+    REOPENED.load(Ordering::Relaxed)
+}
+
+/// An audio file being written, open or closed between writes.
+#[derive(Debug)]
+pub struct AudioFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl AudioFile {
+    /// Creates `path` (which must not exist), open for reading and writing.
+    pub fn create_new(path: &Path) -> io::Result<AudioFile> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        OPEN.fetch_add(1, Ordering::Relaxed);
+        Ok(AudioFile { path: path.to_owned(), file: Some(file) })
+    }
+
+    /// An audio file written before (recovered after a crash), open for reading and writing.
+    pub fn existing(path: &Path) -> io::Result<AudioFile> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        OPEN.fetch_add(1, Ordering::Relaxed);
+        Ok(AudioFile { path: path.to_owned(), file: Some(file) })
+    }
+
+    /// The file, opened again at its end if it was closed.
+    pub fn get(&mut self) -> io::Result<&mut File> {
+        if self.file.is_none() {
+            let mut f = OpenOptions::new().read(true).write(true).open(&self.path)?;
+            f.seek(SeekFrom::End(0))?;
+            OPEN.fetch_add(1, Ordering::Relaxed);
+            REOPENED.fetch_add(1, Ordering::Relaxed);
+            self.file = Some(f);
+        }
+        Ok(self.file.as_mut().expect("just opened"))
+    }
+
+    /// After a write: closes the file if more audio files are open than the limit allows.
+    pub fn release(&mut self) {
+        if self.file.is_some() && OPEN.load(Ordering::Relaxed) > LIMIT.load(Ordering::Relaxed) {
+            self.close();
+        }
+    }
+
+    /// The file was renamed to `path` (its writes go on there).
+    pub fn renamed(&mut self, path: &Path) {
+        path.clone_into(&mut self.path);
+    }
+
+    /// The open file, for good (it leaves the count: the caller closes it).
+    pub fn into_file(mut self) -> io::Result<File> {
+        self.get()?;
+        OPEN.fetch_sub(1, Ordering::Relaxed);
+        Ok(self.file.take().expect("open"))
+    }
+
+    fn close(&mut self) {
+        if self.file.take().is_some() {
+            OPEN.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for AudioFile {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_keep_a_reserve() {
+        assert_eq!(limit_for(65536), 57344);
+        assert_eq!(limit_for(1024), 768);
+        assert_eq!(limit_for(128), 64);
+    }
+}
