@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Live capture under load: replays a generated capture as fast as tcpreplay can into one end of
 # a veth pair inside a network namespace made for the run, while `callvault run` captures on the
-# other end; prints the rate tcpreplay reached and what the kernel dropped.
+# other end; prints the rate tcpreplay reached, what the kernel dropped, and callvault's CPU:
+# user + system seconds over its whole run (capture, mixing, finishing and archiving every
+# call, shutdown included), per packet captured, and the G.711 calls one core would hold at
+# that cost (a call at 20 ms packetisation is 100 packets/s, both directions together).
 #   benches/live.sh [CALLS] [TALK_SECONDS] [MULTIPLIER|topspeed]
 # Needs root, iproute2 and tcpreplay (scripts/deps.sh test installs them).
 set -euo pipefail
@@ -25,9 +28,31 @@ ip netns exec "$ns" "$bin/callvault" run --interface cvb --buffer-mib 512 --user
     --output "$dir/data" --archive "$dir/archive" > "$dir/run.out" 2> "$dir/run.err" &
 cv=$!
 sleep 2
+if [ "$(cat /proc/$cv/comm 2>/dev/null)" != callvault ]; then
+    echo "callvault did not start:" >&2; cat "$dir/run.err" >&2; exit 1
+fi
+# CPU ticks of a process (user + system, all its threads): fields 14 and 15 of its stat, read
+# after the command name (which is in parentheses).
+ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 if [ "$speed" = topspeed ]; then rate=(--topspeed); else rate=(--multiplier="$speed"); fi
 ip netns exec "$ns" tcpreplay --intf1=cva "${rate[@]}" "$dir/load.pcap" 2>&1 | grep -E "Actual|Rated" || true
 sleep 3
+loaded=$(ticks "$cv")
+# The children's CPU times (the `times` builtin) before and after callvault is reaped: the
+# difference is its whole run, the shutdown's finishing and shipping included.
+times > "$dir/times.before"
 kill -TERM "$cv"
 wait "$cv" || true
+times > "$dir/times.after"
 grep -E "packets in|kernel \(|shutdown:|calls:|recordings:" "$dir/run.out"
+secs() { awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] } print n }' "$1"; }
+packets=$(sed -n 's/^callvault run: \([0-9,]*\) packets in.*/\1/p' "$dir/run.out" | tr -d ,)
+awk -v before="$(secs "$dir/times.before")" -v after="$(secs "$dir/times.after")" \
+    -v loaded="$loaded" -v hz="$(getconf CLK_TCK)" -v packets="${packets:-0}" 'BEGIN {
+    cpu = after - before
+    printf "cpu: %.2f s user+sys (%.2f s of it before the stop), %d packets captured\n", cpu, loaded / hz, packets
+    if (packets > 0 && cpu > 0) {
+        us = cpu * 1e6 / packets
+        printf "cpu per packet: %.2f us; calls per core (100 packets/s per G.711 call): %.0f\n", us, 1e6 / (us * 100)
+    }
+}'
