@@ -13,6 +13,9 @@
 //! * `engine/sip_only`, `engine/all_frames`: the capture engine (`Engine::handle_frame`) fed
 //!   the frames of 100 generated calls (5 s of talk each) from a fresh engine: only their SIP
 //!   messages (dialog tracking per message), then every frame (SIP and RTP).
+//! * `engine/all_frames_mixed`: every frame of those calls through the engine into a `Mixer`
+//!   (routing, each party's clock, stream statistics, the timeline, G.711 decode, WAV writes
+//!   on `/dev/shm`, each call's record at its end): less `engine/all_frames`, the mixer's cost.
 //! * `mixer/place`: `Timeline::place` of 20 ms G.711 packets, both parties, into a fresh
 //!   timeline (one second: nothing is written).
 //! * `mixer/g711_decode_wav_write`: one second of both parties settled at once: µ-law decoded
@@ -43,6 +46,7 @@ use capture::{Engine, EngineConfig, Timestamp};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mixer::mix::audio::AudioConfig;
 use mixer::mix::timeline::{Law, Timeline, TimelineConfig};
+use mixer::{Mixer, MixerConfig, PendingRecording};
 use shipper::{LocalDir, NewFile, NewRecording, Retention, Spool, SpoolOptions, Target};
 
 const T0: i64 = 1_735_689_600 * 1_000_000_000;
@@ -196,7 +200,41 @@ fn engine(c: &mut Criterion, scratch: &Path) {
     g.bench_function("sip_only", |b| b.iter(|| feed(&sip_frames)));
     g.throughput(Throughput::Elements(frames.len() as u64));
     g.bench_function("all_frames", |b| b.iter(|| feed(&frames)));
+    // The same frames through the engine into the mixer, which writes the WAVs and hands each
+    // ended call's recording on (kept here, then removed with the work directory's files).
+    let work = memory_dir(scratch);
+    g.bench_function("all_frames_mixed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut engine = Engine::new(EngineConfig::default());
+                let cfg = MixerConfig::new(work.path().to_owned(), "bench".into());
+                let mut mixer = Mixer::new(cfg, Vec::<PendingRecording>::new()).unwrap();
+                let t = Instant::now();
+                for (time, frame) in &frames {
+                    engine.handle_frame(link, *time, black_box(frame), &mut mixer);
+                }
+                engine.finish(EndReason::EndOfInput, &mut mixer);
+                total += t.elapsed();
+                assert_eq!(mixer.drain_mut().len(), 100, "every call recorded");
+                assert_eq!(mixer.stats().rtp_packets, 50_000, "every RTP packet mixed");
+                drop(mixer);
+                for item in std::fs::read_dir(work.path()).unwrap() {
+                    std::fs::remove_file(item.unwrap().path()).unwrap();
+                }
+            }
+            total
+        });
+    });
     g.finish();
+}
+
+/// A temporary directory on `/dev/shm` when there is one (else under `scratch`): what is
+/// written there costs the page cache, never the disk.
+fn memory_dir(scratch: &Path) -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let parent = if shm.is_dir() { shm } else { scratch };
+    tempfile::Builder::new().prefix("callvault-stages").tempdir_in(parent).expect("temp dir")
 }
 
 /// One party's µ-law codes for `seconds` of a tone of `freq_hz`.
@@ -214,11 +252,7 @@ fn timeline(dir: &Path, n: &mut u64) -> Timeline {
 }
 
 fn mixer(c: &mut Criterion, scratch: &Path) {
-    let shm = Path::new("/dev/shm");
-    let dir = tempfile::Builder::new()
-        .prefix("callvault-stages")
-        .tempdir_in(if shm.is_dir() { shm } else { scratch })
-        .expect("temp dir");
+    let dir = memory_dir(scratch);
     let dir = dir.path();
     let codes = [ulaw(10, 440.0), ulaw(10, 660.0)];
     let mut n = 0;
