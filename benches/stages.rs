@@ -19,7 +19,8 @@
 //! * `mixer/place`: `Timeline::place` of 20 ms G.711 packets, both parties, into a fresh
 //!   timeline (one second: nothing is written).
 //! * `mixer/g711_decode_wav_write`: one second of both parties settled at once: µ-law decoded
-//!   and written into a stereo WAV file (on `/dev/shm` when there is one).
+//!   and written into a stereo WAV file (on `/dev/shm` when there is one);
+//!   `mixer/g711_codes_wav_write` the same into a G.711 WAV (`wav-g711`: the codes as they are).
 //! * `mixer/call_place_settle_write`: a whole 10 s call as the mixer drives its timeline:
 //!   every packet placed, the timeline settled behind it, the WAV finished.
 //! * `sha256/buffer`, `sha256/file`: the recordings' hash (the `filehash` crate) over a 60 s
@@ -44,7 +45,7 @@ use capture::wire::rtp::RtpPacket;
 use capture::wire::{sdp, sip};
 use capture::{Engine, EngineConfig, Timestamp};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mixer::mix::audio::AudioConfig;
+use mixer::mix::audio::{AudioConfig, AudioFormat};
 use mixer::mix::timeline::{Law, Timeline, TimelineConfig};
 use mixer::{Mixer, MixerConfig, PendingRecording};
 use shipper::{LocalDir, NewFile, NewRecording, Retention, Spool, SpoolOptions, Target};
@@ -243,10 +244,10 @@ fn ulaw(seconds: usize, freq_hz: f64) -> Vec<u8> {
 }
 
 /// A fresh timeline writing into an unlinked file under `dir` (its pages are freed with it).
-fn timeline(dir: &Path, n: &mut u64) -> Timeline {
+fn timeline(dir: &Path, n: &mut u64, audio: AudioConfig) -> Timeline {
     let path = dir.join(format!("t{n}.wav"));
     *n += 1;
-    let t = Timeline::create(&path, TimelineConfig::default(), AudioConfig::default(), false).unwrap();
+    let t = Timeline::create(&path, TimelineConfig::default(), audio, false).unwrap();
     std::fs::remove_file(&path).unwrap();
     t
 }
@@ -263,7 +264,7 @@ fn mixer(c: &mut Criterion, scratch: &Path) {
     g.bench_function("place", |b| {
         let mut scratch = Vec::new();
         b.iter_batched(
-            || timeline(dir, &mut n),
+            || timeline(dir, &mut n, AudioConfig::default()),
             |mut t| {
                 for pos in (0..8000).step_by(PACKET) {
                     for (ch, codes) in codes.iter().enumerate() {
@@ -277,28 +278,32 @@ fn mixer(c: &mut Criterion, scratch: &Path) {
         );
     });
 
-    // The same second, then settled at once: decoded and written.
-    g.throughput(Throughput::Bytes(8000 * 4));
-    g.bench_function("g711_decode_wav_write", |b| {
-        let (mut scratch, mut unused) = (Vec::new(), Vec::new());
-        b.iter_batched(
-            || {
-                let mut t = timeline(dir, &mut n);
-                for pos in (0..8000).step_by(PACKET) {
-                    for (ch, codes) in codes.iter().enumerate() {
-                        t.place(ch, pos as u64, &codes[pos..pos + PACKET], Law::Ulaw, &mut unused).unwrap();
+    // The same second, then settled at once: decoded and written as 16-bit PCM, or (wav-g711)
+    // the codes interleaved as they are.
+    let g711 = AudioConfig { format: AudioFormat::WavG711, ..AudioConfig::default() };
+    for (name, audio) in [("g711_decode_wav_write", AudioConfig::default()), ("g711_codes_wav_write", g711)] {
+        g.throughput(Throughput::Bytes(8000 * 4));
+        g.bench_function(name, |b| {
+            let (mut scratch, mut unused) = (Vec::new(), Vec::new());
+            b.iter_batched(
+                || {
+                    let mut t = timeline(dir, &mut n, audio);
+                    for pos in (0..8000).step_by(PACKET) {
+                        for (ch, codes) in codes.iter().enumerate() {
+                            t.place(ch, pos as u64, &codes[pos..pos + PACKET], Law::Ulaw, &mut unused).unwrap();
+                        }
                     }
-                }
-                t
-            },
-            |mut t| {
-                t.settle(8000, &mut scratch).unwrap();
-                assert_eq!(t.written(), 8000);
-                t
-            },
-            BatchSize::NumIterations(32),
-        );
-    });
+                    t
+                },
+                |mut t| {
+                    t.settle(8000, &mut scratch).unwrap();
+                    assert_eq!(t.written(), 8000);
+                    t
+                },
+                BatchSize::NumIterations(32),
+            );
+        });
+    }
 
     // A whole call as the mixer drives it: place each packet, settle a reorder window behind.
     let reorder = u64::from(TimelineConfig::default().reorder_frames);
@@ -306,7 +311,7 @@ fn mixer(c: &mut Criterion, scratch: &Path) {
     g.bench_function("call_place_settle_write", |b| {
         let mut scratch = Vec::new();
         b.iter(|| {
-            let mut t = timeline(dir, &mut n);
+            let mut t = timeline(dir, &mut n, AudioConfig::default());
             for pos in (0..80_000).step_by(PACKET) {
                 for (ch, codes) in codes.iter().enumerate() {
                     t.place(ch, pos as u64, &codes[pos..pos + PACKET], Law::Ulaw, &mut scratch).unwrap();
