@@ -31,8 +31,8 @@ pub use ship::{
     ShipperHandle, TargetStats,
 };
 pub use spool::{
-    DiskUsage, Entry, EntryFile, EntryId, NewFile, NewRecording, OwedTarget, Retention, Shipped, Spool, SpoolError,
-    SpoolOptions, SweepReport,
+    DiskUsage, EnteredAs, Entry, EntryFile, EntryId, NewFile, NewRecording, OwedTarget, Retention, Shipped, Spool,
+    SpoolError, SpoolOptions, SweepReport,
 };
 pub use target::{
     Credentials, CredentialsError, Disposition, LocalDir, LockMode, ObjectInfo, ObjectLock, S3Config, S3Error,

@@ -93,6 +93,34 @@ pub struct Metadata {
     pub modified: SystemTime,
     /// The device (filesystem) it is on.
     pub dev: u64,
+    /// Its identity and times as the kernel keeps them (a real filesystem only).
+    pub stamp: Option<FileStamp>,
+}
+
+/// A file's identity and change times: device, inode, size, modification and status change
+/// (nanoseconds). Every write moves the times on, and user space cannot set a status change
+/// time, so a file whose stamp is still the same has not been written since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified_ns: i128,
+    changed_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(m: &fs::Metadata) -> FileStamp {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            modified_ns: ns(m.mtime(), m.mtime_nsec()),
+            changed_ns: ns(m.ctime(), m.ctime_nsec()),
+        }
+    }
 }
 
 impl Metadata {
@@ -155,7 +183,8 @@ impl From<fs::Metadata> for Metadata {
         } else {
             FileKind::Other
         };
-        Metadata { kind, len: m.len(), modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH), dev: m.dev() }
+        let stamp = Some(FileStamp::of(&m));
+        Metadata { kind, len: m.len(), modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH), dev: m.dev(), stamp }
     }
 }
 

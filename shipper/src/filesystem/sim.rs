@@ -169,9 +169,11 @@ impl Sim {
     fn metadata(&self, ino: Ino) -> Metadata {
         match &self.nodes[ino] {
             Node::File { data, modified, .. } => {
-                Metadata { kind: FileKind::File, len: data.len() as u64, modified: *modified, dev: 1 }
+                Metadata { kind: FileKind::File, len: data.len() as u64, modified: *modified, dev: 1, stamp: None }
             }
-            Node::Dir { .. } => Metadata { kind: FileKind::Dir, len: 4096, modified: SystemTime::UNIX_EPOCH, dev: 1 },
+            Node::Dir { .. } => {
+                Metadata { kind: FileKind::Dir, len: 4096, modified: SystemTime::UNIX_EPOCH, dev: 1, stamp: None }
+            }
         }
     }
 }

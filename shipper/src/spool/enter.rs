@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::error::IoContext;
 use super::format::{self, Action, EntryRecord, Intent, IntentFile, seq_file_name};
-use super::{Entry, EntryFile, EntryId, NewRecording, Spool, SpoolError, State, now_rfc3339};
+use super::{EnteredAs, Entry, EntryFile, EntryId, NewRecording, Spool, SpoolError, State, now_rfc3339};
 use crate::faults::CrashPoint;
 use crate::filesystem::Fs;
 use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, sync_dir, write_atomic};
@@ -204,12 +204,13 @@ impl<FS: Fs> Spool<FS> {
         let intent_path = self.intents.join(seq_file_name(intent.seq));
         let mut kept = Vec::with_capacity(intent.files.len());
         for (i, f) in intent.files.iter().enumerate() {
-            if self.place_file(intent, &intent_path, f)? {
+            if let Some(entered_as) = self.place_file(intent, &intent_path, f)? {
                 kept.push(EntryFile {
                     ext: f.ext.clone(),
                     path: f.path.clone(),
                     sha256: f.sha256.clone(),
                     size: f.size,
+                    entered_as,
                 });
             }
             if i == 0 {
@@ -251,7 +252,7 @@ impl<FS: Fs> Spool<FS> {
 
     /// Puts one file of `intent` in place. Returns whether the file is in `recordings/` (false
     /// only if it vanished from both the work directory and the spool).
-    fn place_file(&self, intent: &Intent, intent_path: &Path, f: &IntentFile) -> Result<bool, SpoolError> {
+    fn place_file(&self, intent: &Intent, intent_path: &Path, f: &IntentFile) -> Result<Option<EnteredAs>, SpoolError> {
         let dest = self.root.join(&f.path);
         let source_there = exists(&self.fs, &f.source).ctx("inspect", &f.source)?;
         let dest_there = exists(&self.fs, &dest).ctx("inspect", &dest)?;
@@ -268,6 +269,10 @@ impl<FS: Fs> Spool<FS> {
                 let dest_dir = dest.parent().unwrap_or(&self.recordings);
                 sync_dir(&self.fs, dest_dir).ctx("sync directory", dest_dir)?;
                 sync_dir(&self.fs, source_dir).ctx("sync directory", source_dir)?;
+                // The file the finisher hashed, just moved: its stamp from now on (the move
+                // changed it) is the hashed content's.
+                let stamp = self.fine_stamps.then(|| self.fs.symlink_metadata(&dest).ok()?.stamp).flatten();
+                return Ok(Some(EnteredAs(stamp)));
             }
             (true, true) => {
                 let identical = f.action == Action::Reuse || {
@@ -290,10 +295,10 @@ impl<FS: Fs> Spool<FS> {
                     dest = %dest.display(),
                     "a file of this recording is neither in the work directory nor in the spool; \
                      queueing the recording without it");
-                return Ok(false);
+                return Ok(None);
             }
         }
-        Ok(true)
+        Ok(Some(EnteredAs::default()))
     }
 }
 

@@ -100,7 +100,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::Faults;
-use crate::filesystem::{Fs, StdFs};
+use crate::filesystem::{FileStamp, Fs, StdFs};
 use crate::fsutil::{create_dirs_durable, sync_dir, write_atomic};
 use error::IoContext;
 pub use error::SpoolError;
@@ -176,7 +176,33 @@ pub struct EntryFile {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// The file as this process moved it into `recordings/` (see [`EnteredAs`]).
+    #[serde(skip)]
+    pub entered_as: EnteredAs,
 }
+
+/// What a spooled file's metadata was right after this process moved it into `recordings/`
+/// (its hash was computed and checked before): kept in memory only, never in the queue. While
+/// the file's [`FileStamp`] is still this, its content is the hashed content, so a target that
+/// publishes the file itself (a hard link) need not read it again. A memo, not part of the
+/// entry: entries compare equal whatever it holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnteredAs(pub Option<FileStamp>);
+
+impl EnteredAs {
+    /// Whether `path` is still the file as entered (`false` when unknown).
+    pub fn unchanged(&self, path: &Path) -> bool {
+        self.0.is_some_and(|s| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && FileStamp::of(&m) == s))
+    }
+}
+
+impl PartialEq for EnteredAs {
+    fn eq(&self, _: &EnteredAs) -> bool {
+        true
+    }
+}
+
+impl Eq for EnteredAs {}
 
 /// A target's confirmation of an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,8 +340,35 @@ pub struct Spool<FS: Fs = StdFs> {
     /// durable), so that `pending` never re-reads the queue.
     index: Mutex<BTreeMap<EntryId, Entry>>,
     faults: Arc<Faults>,
+    /// Whether the spool's filesystem gives every write after a `stat` a new change time
+    /// (multigrain timestamps: Linux 6.13+ on ext4, xfs, btrfs, tmpfs), so that a file's
+    /// [`FileStamp`] tells any later write; only then are files entered with one
+    /// ([`EnteredAs`]). Probed at `open`.
+    fine_stamps: bool,
     /// This process's ownership of the spool (`None` only for simulated crashes in tests).
     _owner: Option<OwnerLock<FS>>,
+}
+
+/// Whether a write right after a `stat` always changes the file's [`FileStamp`] on the
+/// filesystem of `dir` (the real one; false if the probe cannot run). Without multigrain
+/// timestamps a write in the same clock tick (up to 4 ms) leaves the times as they were.
+fn fine_stamps(dir: &Path) -> bool {
+    use std::io::Write;
+    let probe = dir.join(format!(".stamp-probe-{}", std::process::id()));
+    let fine = (|| -> io::Result<bool> {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe)?;
+        for _ in 0..8 {
+            let before = FileStamp::of(&f.metadata()?);
+            f.write_all(b"x")?;
+            f.set_len(0)?;
+            if FileStamp::of(&f.metadata()?) == before {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })();
+    let _ = std::fs::remove_file(&probe);
+    fine.unwrap_or(false)
 }
 
 /// Number of per-entry lock stripes: more than the entries a shipper updates at once.
@@ -401,6 +454,7 @@ impl<FS: Fs> Spool<FS> {
             entry_locks: std::array::from_fn(|_| Mutex::new(())),
             index: Mutex::new(BTreeMap::new()),
             faults,
+            fine_stamps: false,
             _owner: owner,
         };
         for dir in [&spool.root, &spool.recordings, &spool.queue, &spool.tmp, &spool.intents] {
@@ -410,6 +464,8 @@ impl<FS: Fs> Spool<FS> {
             sync_dir(&spool.fs, dir).ctx("sync directory", dir)?;
         }
         spool.clean_tmp()?;
+        let mut spool = spool;
+        spool.fine_stamps = fine_stamps(&spool.tmp);
 
         let mut max_seq = 0;
         for seq in spool.list_seq_files(&spool.queue)? {

@@ -382,8 +382,9 @@ impl LocalDir {
     /// Publishes `source` as `dest` by hard link when both are on one filesystem: the archive
     /// file is then the spooled file itself (same inode), so nothing is copied, written or
     /// fsynced twice. The spooled file is hashed first (a file damaged in the spool is never
-    /// published: `SourceMismatch`, as a copy's read-back would find), and the link is checked
-    /// by identity (device, inode, size). Returns `None` when it cannot link (another
+    /// published: `SourceMismatch`, as a copy's read-back would find) unless it is still,
+    /// device, inode, size and change times, the file this process hashed and entered
+    /// ([`crate::EnteredAs`]), and the link is checked by identity (device, inode, size). Returns `None` when it cannot link (another
     /// filesystem, or the filesystem refuses), and the file is copied instead; from then on this
     /// target copies.
     fn link(&self, job: &Job, file: &EntryFile, source: &Path, dest: &Path) -> Result<Option<bool>, ShipError> {
@@ -393,14 +394,16 @@ impl LocalDir {
             return Ok(None);
         }
         let dir = dest.parent().unwrap_or(self.dir());
-        let (read, _) =
-            hash_file(&StdFs, source).map_err(|e| ShipError::Source { path: source.to_owned(), source: e })?;
-        if read != file.sha256 {
-            return Err(ShipError::SourceMismatch {
-                path: source.to_owned(),
-                expected: file.sha256.clone(),
-                actual: read,
-            });
+        if !file.entered_as.unchanged(source) {
+            let (read, _) =
+                hash_file(&StdFs, source).map_err(|e| ShipError::Source { path: source.to_owned(), source: e })?;
+            if read != file.sha256 {
+                return Err(ShipError::SourceMismatch {
+                    path: source.to_owned(),
+                    expected: file.sha256.clone(),
+                    actual: read,
+                });
+            }
         }
         job.faults.hit(CrashPoint::ShipAfterCopy).map_err(|e| self.archive_err("publish", dest, e))?;
         match fs::hard_link(source, dest) {

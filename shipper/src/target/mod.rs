@@ -26,8 +26,10 @@
 //!
 //! 1. A file appears under its final name only complete, fsynced and verified. When the archive
 //!    is on the spool's filesystem, the spooled file (fsynced by the finisher) is hashed and
-//!    compared with the entry's SHA-256, then hard-linked under its final name and checked to be
-//!    the same inode: the archive file *is* the spooled file, nothing is copied or written
+//!    compared with the entry's SHA-256 — unless this process entered it and its stamp (device,
+//!    inode, size, modification and change times, on a filesystem where every write moves them:
+//!    [`crate::EnteredAs`]) is still the one it had then, so that it holds the content the
+//!    finisher hashed — then hard-linked under its final name and checked to be the same inode: the archive file *is* the spooled file, nothing is copied or written
 //!    twice. Otherwise (another filesystem, or a link refused) it is copied to a hidden `.part-`
 //!    file in the destination directory, fsynced, read back and compared with the entry's
 //!    SHA-256, then published with `hard_link`. Either link fails rather than replace an

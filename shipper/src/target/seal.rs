@@ -183,7 +183,13 @@ pub(crate) fn stage(
             }
             Err(e) => return Err(spool_err("read", &path, e)),
         };
-        let file = EntryFile { ext: format!("{}.{SEALED_EXT}", plain.ext), path: rel, sha256, size };
+        let file = EntryFile {
+            ext: format!("{}.{SEALED_EXT}", plain.ext),
+            path: rel,
+            sha256,
+            size,
+            entered_as: Default::default(),
+        };
         staged.push(Staged { file, path, plain: plain.clone() });
     }
     Ok(staged)

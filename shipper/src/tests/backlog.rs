@@ -30,6 +30,7 @@ fn pending_with_100k_queued_entries() {
                     path: format!("recordings/{key}.{ext}"),
                     sha256: "0".repeat(64),
                     size: 160_044,
+                    entered_as: Default::default(),
                 })
                 .collect(),
             summary: serde_json::json!({"call_id": format!("{seq}@test"), "from": "1001", "to": "1002"}),
