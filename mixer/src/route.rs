@@ -177,7 +177,8 @@ impl<D: Drain> Mixer<D> {
             self.stats.write_errors += 1;
             mix.write_error = Some(format!("writing {} failed: {e}", mix.wav_path.display()));
         }
-        let pending = crate::finish::report::finish_call(*mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
+        let pending =
+            crate::finish::report::finish_call(*mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
         self.drain.finished(pending);
     }
 
@@ -203,7 +204,8 @@ impl<D: Drain> EventSink for Mixer<D> {
     fn rtp(&mut self, m: &RtpMeta, rtp: &[u8]) {
         self.stats.rtp_packets += 1;
         let Mixer { cfg, calls, stats, scratch, disk, hold, plain, .. } = self;
-        let Some(call) = calls.get_mut(m.call.slot as usize).and_then(Option::as_deref_mut).filter(|c| c.call == m.call)
+        let Some(call) =
+            calls.get_mut(m.call.slot as usize).and_then(Option::as_deref_mut).filter(|c| c.call == m.call)
         else {
             stats.rtp_orphans += 1;
             return;

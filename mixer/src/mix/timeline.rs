@@ -151,6 +151,7 @@ const MAX_SPARE: usize = 4096;
 
 thread_local! {
     /// Pages written out, for the timelines of this thread to reuse.
+    #[allow(clippy::vec_box, reason = "pages move between here and a plane without being copied or allocated")]
     static SPARE: RefCell<Vec<Box<Page>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -911,7 +912,13 @@ mod tests {
         // most).
         let mut arrivals: Vec<(u64, u64)> = Vec::new();
         for k in 0..PACKETS {
-            let ks = if k % 3 == 1 && k + 1 < PACKETS { k + 1 } else if k % 3 == 2 { k - 1 } else { k };
+            let ks = if k % 3 == 1 && k + 1 < PACKETS {
+                k + 1
+            } else if k % 3 == 2 {
+                k - 1
+            } else {
+                k
+            };
             if k == 259 {
                 arrivals.extend((230..260).map(|k| (1, k)));
             }
