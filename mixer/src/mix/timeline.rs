@@ -12,8 +12,8 @@
 //! while it holds positions placed and not yet written, and goes back to its thread's spare
 //! pages once written (so nothing is allocated per packet). The ring's capacity is what the
 //! hold bound needs; what a call costs is the positions in flight: in a call whose parties keep
-//! pace, the reorder window and a write chunk (about 10 KiB for both channels), and the whole
-//! ring (18 KiB) only while a party is held up.
+//! pace, the reorder window and a write chunk (at most about 10 KiB for both channels), and
+//! the whole ring (18 KiB) only while a party is held up.
 //!
 //! Invariant: every sample placed lies in `[written, written + capacity)`; everything before
 //! `written` is in the file. Samples with their bit clear are written as digital silence.
@@ -88,7 +88,7 @@ impl Default for TimelineConfig {
     fn default() -> Self {
         // 8192 frames (1.024 s, 18 KiB when full): a party may be held up 700 ms while the other
         // one's audio waits in the ring; settled positions are written in chunks of at least
-        // ~8 KiB. Parties in pace keep about 10 KiB of it.
+        // ~8 KiB. Parties in pace keep at most about 10 KiB of it.
         TimelineConfig { ring_frames: 8192, reorder_frames: 1280, max_hold_frames: 5600 }
     }
 }
