@@ -95,7 +95,8 @@ impl MixerConfig {
 #[derive(Debug)]
 pub struct Mixer<D> {
     cfg: MixerConfig,
-    calls: Vec<Option<CallMix>>,
+    /// By call slot; boxed, so a slot without a call (another mixer's, or free) costs a pointer.
+    calls: Vec<Option<Box<CallMix>>>,
     stats: MixerStats,
     drain: D,
     /// Decode buffer for writes, shared by all calls so it stays in cache.
@@ -139,7 +140,7 @@ impl<D: Drain> Mixer<D> {
 
     /// The calls in progress, as of the packets mixed so far, appended to `out`.
     pub fn live(&self, out: &mut Vec<crate::LiveCall>) {
-        out.extend(self.calls.iter().flatten().map(crate::live::of));
+        out.extend(self.calls.iter().flatten().map(|c| crate::live::of(c)));
     }
 
     /// Calls with state in the mixer.
@@ -148,7 +149,7 @@ impl<D: Drain> Mixer<D> {
     }
 
     fn call_mut(&mut self, r: CallRef) -> Option<&mut CallMix> {
-        self.calls.get_mut(r.slot as usize)?.as_mut().filter(|c| c.call == r)
+        self.calls.get_mut(r.slot as usize)?.as_deref_mut().filter(|c| c.call == r)
     }
 
     fn start(&mut self, call: CallRef, info: CallStart) {
@@ -163,7 +164,7 @@ impl<D: Drain> Mixer<D> {
             call.generation,
             self.cfg.audio.format.ext()
         ));
-        self.calls[idx] = Some(CallMix::new(call, info, wav_path));
+        self.calls[idx] = Some(Box::new(CallMix::new(call, info, wav_path)));
     }
 
     fn end(&mut self, call: CallRef, info: &CallInfo) {
@@ -176,7 +177,8 @@ impl<D: Drain> Mixer<D> {
             self.stats.write_errors += 1;
             mix.write_error = Some(format!("writing {} failed: {e}", mix.wav_path.display()));
         }
-        let pending = crate::finish::report::finish_call(mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
+        let pending =
+            crate::finish::report::finish_call(*mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
         self.drain.finished(pending);
     }
 
@@ -202,7 +204,8 @@ impl<D: Drain> EventSink for Mixer<D> {
     fn rtp(&mut self, m: &RtpMeta, rtp: &[u8]) {
         self.stats.rtp_packets += 1;
         let Mixer { cfg, calls, stats, scratch, disk, hold, plain, .. } = self;
-        let Some(call) = calls.get_mut(m.call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == m.call)
+        let Some(call) =
+            calls.get_mut(m.call.slot as usize).and_then(Option::as_deref_mut).filter(|c| c.call == m.call)
         else {
             stats.rtp_orphans += 1;
             return;
@@ -254,7 +257,7 @@ impl<D: Drain> EventSink for Mixer<D> {
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
         let Mixer { calls, stats, plain, .. } = self;
         let Some(call) =
-            calls.get_mut(meta.call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == meta.call)
+            calls.get_mut(meta.call.slot as usize).and_then(Option::as_deref_mut).filter(|c| c.call == meta.call)
         else {
             return;
         };
@@ -298,7 +301,7 @@ impl<D: Drain> EventSink for Mixer<D> {
             CallEvent::Media { call, media } => {
                 let max_skew = self.cfg.max_skew_frames;
                 let Some(c) =
-                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_deref_mut).filter(|c| c.call == call)
                 else {
                     return;
                 };
@@ -323,7 +326,7 @@ impl<D: Drain> EventSink for Mixer<D> {
             CallEvent::Encrypted { call, side, security } => {
                 let max_skew = self.cfg.max_skew_frames;
                 let Some(c) =
-                    self.calls.get_mut(call.slot as usize).and_then(Option::as_mut).filter(|c| c.call == call)
+                    self.calls.get_mut(call.slot as usize).and_then(Option::as_deref_mut).filter(|c| c.call == call)
                 else {
                     return;
                 };
@@ -845,5 +848,15 @@ pub(crate) mod tests {
         assert!(p.record.audio.is_none());
         assert!(!p.record.capture_complete);
         assert!(p.record.incomplete_reasons.iter().any(|r| r.contains("G723 (PT 4) could not be decoded")));
+    }
+
+    /// Each mixer indexes calls by the global slot: a slot must cost a pointer, not a call
+    /// (20,000 calls over two mixers made that 94 MB), and a call's own state stays within
+    /// its budget (the ring's pages and per-stream parts are allocated apart).
+    #[test]
+    fn a_slot_costs_a_pointer_and_a_call_stays_within_its_budget() {
+        assert_eq!(std::mem::size_of::<Option<Box<CallMix>>>(), std::mem::size_of::<usize>());
+        let size = std::mem::size_of::<CallMix>();
+        assert!(size <= 2560, "CallMix is {size} bytes: box what grew");
     }
 }

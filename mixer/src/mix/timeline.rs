@@ -6,18 +6,25 @@
 //! channel) plus one bit per sample saying whether anything arrived there. A packet is a plain
 //! copy of its payload into its channel's plane; decoding to 16-bit PCM happens only when
 //! frames are written out, into a scratch buffer the caller reuses across calls (so it stays in
-//! cache). Per call that is 2 x (ring bytes + ring / 8 bits), and per packet the memory touched
-//! is the payload itself.
+//! cache). Per packet the memory touched is the payload itself.
+//!
+//! Each plane is kept in pages of [`PAGE`] positions (codes and their bits): a page exists only
+//! while it holds positions placed and not yet written, and goes back to its thread's spare
+//! pages once written (so nothing is allocated per packet). The ring's capacity is what the
+//! hold bound needs; what a call costs is the positions in flight: in a call whose parties keep
+//! pace, the reorder window and a write chunk (at most about 10 KiB for both channels), and
+//! the whole ring (18 KiB) only while a party is held up.
 //!
 //! Invariant: every sample placed lies in `[written, written + capacity)`; everything before
 //! `written` is in the file. Samples with their bit clear are written as digital silence.
 
-use crate::mix::openfiles::AudioFile;
+use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::mix::audio::{AudioConfig, AudioOut, CodeState};
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::Encoding;
 use crate::mix::wideband::{self, Cell, WideChannel};
 
@@ -64,7 +71,8 @@ impl Law {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimelineConfig {
     /// Ring size in frames (rounded up to a power of two, at least 1024). Memory per call is
-    /// 2.25 bytes per frame.
+    /// 2.25 bytes per frame in flight (placed and not yet written), in pages of 512 frames per
+    /// channel: the whole ring only while a party is held up.
     pub ring_frames: u32,
     /// How far behind the slowest sending party's progress (in RTP time) a position stays
     /// open for reordered packets, in frames.
@@ -79,8 +87,9 @@ pub struct TimelineConfig {
 
 impl Default for TimelineConfig {
     fn default() -> Self {
-        // 8192 frames (1.024 s, 18 KiB): a party may be held up 700 ms while the other one's
-        // audio waits in the ring; settled positions are written in chunks of at least ~8 KiB.
+        // 8192 frames (1.024 s, 18 KiB when full): a party may be held up 700 ms while the other
+        // one's audio waits in the ring; settled positions are written in chunks of at least
+        // ~8 KiB. Parties in pace keep at most about 10 KiB of it.
         TimelineConfig { ring_frames: 8192, reorder_frames: 1280, max_hold_frames: 5600 }
     }
 }
@@ -134,11 +143,57 @@ impl<'a> Codes<'a> {
     }
 }
 
+/// Positions per page of a plane: a multiple of 64 (a page's bits are whole words) that
+/// divides the ring.
+const PAGE: usize = 512;
+
+/// Spare pages a thread keeps for the next ones needed; pages beyond go back to the allocator.
+const MAX_SPARE: usize = 4096;
+
+thread_local! {
+    /// Pages written out, for the timelines of this thread to reuse.
+    #[allow(clippy::vec_box, reason = "pages move between here and a plane without being copied or allocated")]
+    static SPARE: RefCell<Vec<Box<Page>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`PAGE`] positions of one channel: their codes and one bit each saying whether anything
+/// arrived there.
+#[derive(Debug)]
+struct Page {
+    codes: [u8; PAGE],
+    filled: [u64; PAGE / 64],
+}
+
+impl Page {
+    /// An empty page: a spare one if this thread has one.
+    fn take() -> Box<Page> {
+        let mut page = SPARE
+            .with_borrow_mut(Vec::pop)
+            .unwrap_or_else(|| Box::new(Page { codes: [0; PAGE], filled: [0; PAGE / 64] }));
+        page.filled = [0; PAGE / 64];
+        page
+    }
+
+    /// Gives `page` back to this thread's spares.
+    fn give(page: Box<Page>) {
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < MAX_SPARE {
+                if spare.capacity() == 0 {
+                    // Once per thread: pushing never allocates after this.
+                    spare.reserve_exact(MAX_SPARE);
+                }
+                spare.push(page);
+            }
+        });
+    }
+}
+
 /// One channel's plane of the ring.
 #[derive(Debug)]
 struct Plane {
-    codes: Box<[u8]>,
-    filled: Box<[u64]>,
+    /// By ring cell / [`PAGE`]: a page exists while it holds positions placed and not yet
+    /// written.
+    pages: Box<[Option<Box<Page>>]>,
     /// Law of the codes, set by the first packet.
     law: Option<Law>,
     /// Decoded samples by position, for a channel that carried Opus (two 16 kHz samples) or a
@@ -148,39 +203,83 @@ struct Plane {
 
 impl Plane {
     fn new(cap: usize) -> Plane {
-        Plane {
-            codes: vec![0u8; cap].into_boxed_slice(),
-            filled: vec![0u64; cap / 64].into_boxed_slice(),
-            law: None,
-            pcm: None,
+        Plane { pages: (0..cap / PAGE).map(|_| None).collect(), law: None, pcm: None }
+    }
+
+    /// The page holding ring cell `cell`, if any.
+    fn page(&self, cell: usize) -> Option<&Page> {
+        self.pages[cell / PAGE].as_deref()
+    }
+
+    /// The page holding ring cell `cell`, taken if it has none.
+    fn page_or_take(&mut self, cell: usize) -> &mut Page {
+        self.pages[cell / PAGE].get_or_insert_with(Page::take)
+    }
+
+    /// Gives back page `k`: every position it held is written.
+    fn release(&mut self, k: usize) {
+        if let Some(page) = self.pages[k].take() {
+            Page::give(page);
         }
     }
 
     /// Marks ring cells `[start, start + n)` (no wrap) as empty.
     fn clear(&mut self, start: usize, n: usize) {
         for cell in start..start + n {
-            self.filled[cell / 64] &= !(1u64 << (cell % 64));
+            self.take_filled(cell);
         }
+    }
+
+    /// Whether ring cell `cell` holds a code; clears its bit.
+    fn take_filled(&mut self, cell: usize) -> bool {
+        let Some(page) = self.pages[cell / PAGE].as_deref_mut() else { return false };
+        let (word, bit) = ((cell % PAGE) / 64, cell % 64);
+        let was = page.filled[word] >> bit & 1 != 0;
+        page.filled[word] &= !(1u64 << bit);
+        was
+    }
+
+    /// The code in ring cell `cell` (0 where no page is).
+    fn code(&self, cell: usize) -> u8 {
+        self.page(cell).map_or(0, |page| page.codes[cell % PAGE])
     }
 
     /// One past the last filled position in `[written, end)` (`written` when none is).
     fn filled_until(&self, written: u64, end: u64, mask: u64) -> u64 {
         (written..end)
             .rev()
-            .find(|&p| self.filled[(p & mask) as usize / 64] >> ((p & mask) % 64) & 1 != 0)
+            .find(|&p| {
+                let cell = (p & mask) as usize;
+                self.page(cell).is_some_and(|page| page.filled[(cell % PAGE) / 64] >> (cell % 64) & 1 != 0)
+            })
             .map_or(written, |p| p + 1)
     }
 
-    /// Marks ring cells `[start, start + n)` (no wrap) as filled.
+    /// Stores `codes` at ring cells `[start, start + codes.len())` (within one page).
+    fn store(&mut self, start: usize, codes: &[u8]) {
+        let at = start % PAGE;
+        self.page_or_take(start).codes[at..at + codes.len()].copy_from_slice(codes);
+    }
+
+    /// Marks ring cells `[start, start + n)` (within one page) as filled.
     fn mark(&mut self, start: usize, n: usize) {
-        let (mut i, end) = (start, start + n);
+        let page = self.page_or_take(start);
+        let (mut i, end) = (start % PAGE, start % PAGE + n);
         while i < end {
             let word = i / 64;
             let bit = i % 64;
             let take = (64 - bit).min(end - i);
             let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << bit };
-            self.filled[word] |= mask;
+            page.filled[word] |= mask;
             i += take;
+        }
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        for page in self.pages.iter_mut().filter_map(Option::take) {
+            Page::give(page);
         }
     }
 }
@@ -276,6 +375,12 @@ impl Timeline {
         self.mask + 1
     }
 
+    /// Pages the planes hold now.
+    #[cfg(test)]
+    fn pages_held(&self) -> usize {
+        self.planes.iter().map(|p| p.pages.iter().flatten().count()).sum()
+    }
+
     /// Places `payload` (G.711 codes in `law`, one byte per sample) on `channel` starting at
     /// frame `pos`. Forces out older frames if the packet reaches past the ring. `scratch` is
     /// reused for decoding when frames have to be written.
@@ -355,9 +460,10 @@ impl Timeline {
         let mut codes = payload.skip(skip as usize);
         while codes.len() > 0 {
             let start = (from & self.mask) as usize;
-            let run = codes.len().min((cap - start as u64) as usize);
+            // A run ends at the wrap or its page's end.
+            let run = codes.len().min((cap - start as u64) as usize).min(PAGE - start % PAGE);
             match codes {
-                Codes::Bytes(b) => plane.codes[start..start + run].copy_from_slice(&b[..run]),
+                Codes::Bytes(b) => plane.store(start, &b[..run]),
                 Codes::Pcm(s) => {
                     let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
                     for (cell, pair) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(2)) {
@@ -428,7 +534,7 @@ impl Timeline {
                 decode_run(plane, start, n, ch, scratch);
             }
             self.out.write_stereo(scratch)?;
-            self.written += n as u64;
+            self.advance(start, n);
         }
         Ok(())
     }
@@ -477,7 +583,7 @@ impl Timeline {
                 code_run(plane, start, n, ch, scratch);
             }
             self.out.write_codes(scratch)?;
-            self.written += n as u64;
+            self.advance(start, n);
         }
         Ok(())
     }
@@ -494,12 +600,10 @@ impl Timeline {
             }
             let cells = |plane: &mut Plane, k: usize| -> Cell {
                 let cell = start + k;
-                let (word, bit) = (cell / 64, cell % 64);
-                if plane.filled[word] >> bit & 1 == 0 {
+                if !plane.take_filled(cell) {
                     return Cell::Empty;
                 }
-                plane.filled[word] &= !(1u64 << bit);
-                let code = plane.codes[cell];
+                let code = plane.code(cell);
                 match plane.law {
                     Some(Law::G722) => Cell::G722(code),
                     Some(Law::Opus) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Pair(p[cell])),
@@ -521,9 +625,25 @@ impl Timeline {
                 }
             }
             self.out.write_stereo(scratch)?;
-            self.written += n as u64;
+            self.advance(start, n);
         }
         Ok(())
+    }
+
+    /// Ring cells `[start, start + n)` (no wrap) are written: the pages written to their end
+    /// are given back, unless the ring is full and one already holds positions of its next lap.
+    fn advance(&mut self, start: usize, n: usize) {
+        // The position of the first cell of `start`'s page.
+        let first = self.written - (start % PAGE) as u64;
+        self.written += n as u64;
+        for k in start / PAGE..(start + n) / PAGE {
+            let from = first + ((k - start / PAGE) * PAGE) as u64;
+            if self.end <= from + self.capacity() {
+                for plane in &mut self.planes {
+                    plane.release(k);
+                }
+            }
+        }
     }
 
     /// The last [`wideband::TAPS`] positions a 16 kHz recording's interpolators still hold.
@@ -589,17 +709,30 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
         return copy_run(plane, start, n, ch, out);
     }
     let Some(table) = plane.law.and_then(Law::table) else { return };
+    let mut p = 0;
+    while p < n {
+        // Page by page; positions without a page are silence.
+        let in_page = (PAGE - (start + p) % PAGE).min(n - p);
+        if let Some(page) = plane.pages[(start + p) / PAGE].as_deref_mut() {
+            decode_page(page, (start + p) % PAGE, in_page, table, ch, &mut out[p * FRAME..]);
+        }
+        p += in_page;
+    }
+}
+
+/// [`decode_run`] within one page: cells `[start, start + n)` of `page`.
+fn decode_page(page: &mut Page, start: usize, n: usize, table: &[i16; 256], ch: usize, out: &mut [u8]) {
     let mut i = 0;
     while i < n {
         let cell = start + i;
         let word = cell / 64;
         let bit = cell % 64;
         let take = (64 - bit).min(n - i);
-        let bits = plane.filled[word] >> bit;
+        let bits = page.filled[word] >> bit;
         let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
         let present = bits & mask;
         if present != 0 {
-            let codes = &plane.codes[cell..cell + take];
+            let codes = &page.codes[cell..cell + take];
             let frames = &mut out[i * FRAME..(i + take) * FRAME];
             if present == mask {
                 for (frame, &code) in frames.chunks_exact_mut(FRAME).zip(codes) {
@@ -616,7 +749,7 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
                     }
                 }
             }
-            plane.filled[word] &= !(mask << bit);
+            page.filled[word] &= !(mask << bit);
         }
         i += take;
     }
@@ -631,15 +764,28 @@ const ALAW_IDLE: u8 = 0xd5;
 /// n)` of `plane` into channel `ch` of the interleaved two-byte frames `out` (which holds the
 /// idle code), and clears their filled bits.
 fn code_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
+    let mut p = 0;
+    while p < n {
+        // Page by page; positions without a page keep the idle code.
+        let in_page = (PAGE - (start + p) % PAGE).min(n - p);
+        if let Some(page) = plane.pages[(start + p) / PAGE].as_deref_mut() {
+            code_page(page, (start + p) % PAGE, in_page, ch, &mut out[p * 2..]);
+        }
+        p += in_page;
+    }
+}
+
+/// [`code_run`] within one page: cells `[start, start + n)` of `page`.
+fn code_page(page: &mut Page, start: usize, n: usize, ch: usize, out: &mut [u8]) {
     let mut i = 0;
     while i < n {
         let cell = start + i;
         let (word, bit) = (cell / 64, cell % 64);
         let take = (64 - bit).min(n - i);
         let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
-        let present = plane.filled[word] >> bit & mask;
+        let present = page.filled[word] >> bit & mask;
         if present != 0 {
-            let codes = &plane.codes[cell..cell + take];
+            let codes = &page.codes[cell..cell + take];
             let frames = &mut out[i * 2..(i + take) * 2];
             if present == mask {
                 for (frame, &code) in frames.chunks_exact_mut(2).zip(codes) {
@@ -652,7 +798,7 @@ fn code_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]
                     }
                 }
             }
-            plane.filled[word] &= !(mask << bit);
+            page.filled[word] &= !(mask << bit);
         }
         i += take;
     }
@@ -660,12 +806,11 @@ fn code_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]
 
 /// [`decode_run`] for samples decoded already ([`Law::Decoded8k`]).
 fn copy_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
-    let Some(pcm) = plane.pcm.as_ref() else { return };
     for (k, frame) in out[..n * FRAME].chunks_exact_mut(FRAME).enumerate() {
         let cell = start + k;
-        let (word, bit) = (cell / 64, cell % 64);
-        if plane.filled[word] >> bit & 1 != 0 {
-            plane.filled[word] &= !(1u64 << bit);
+        if plane.take_filled(cell)
+            && let Some(pcm) = plane.pcm.as_ref()
+        {
             frame[ch * 2..ch * 2 + 2].copy_from_slice(&pcm[cell][0].to_le_bytes());
         }
     }
@@ -899,6 +1044,82 @@ mod tests {
                 let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
                 assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
             }
+        }
+    }
+
+    /// µ-law expansion as G.711 defines it, written out here rather than taken from the
+    /// recorder's table.
+    fn ulaw(code: u8) -> i16 {
+        let u = !code;
+        let t = ((i16::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+        if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }
+    }
+
+    /// Two parties at the default sizes, packets reordered within the reorder window, then
+    /// the second party held up 600 ms (its packets come in a burst), settled as the mixer
+    /// settles: every sample comes out as placed, across many laps of the ring and pages
+    /// given back and taken again; in pace a call holds only the pages of the positions in
+    /// flight, held up more, and finishing gives them all back.
+    #[test]
+    fn paged_ring_across_laps_reorder_and_a_held_up_party() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.wav");
+        let cfg = TimelineConfig::default();
+        let (reorder, hold) = (u64::from(cfg.reorder_frames), u64::from(cfg.hold()));
+        let mut t = Timeline::create(&p, cfg, AudioConfig::default(), false).unwrap();
+        let mut s = Vec::new();
+        const PACKETS: u64 = 400; // 8 s: 8 laps of the ring
+        let code = |ch: u64, k: u64, i: u64| ((k * 131 + i * 7 + ch * 59) % 251) as u8;
+        // Arrival order: packet k of each channel, every third pair swapped (reordering);
+        // channel 1's packets 230..260 come in a burst after channel 0's packet 258 (580 ms late at
+        // most).
+        let mut arrivals: Vec<(u64, u64)> = Vec::new();
+        for k in 0..PACKETS {
+            let ks = if k % 3 == 1 && k + 1 < PACKETS {
+                k + 1
+            } else if k % 3 == 2 {
+                k - 1
+            } else {
+                k
+            };
+            if k == 259 {
+                arrivals.extend((230..260).map(|k| (1, k)));
+            }
+            arrivals.push((0, ks));
+            if !(230..260).contains(&ks) {
+                arrivals.push((1, ks));
+            }
+        }
+        let mut high = [0u64; 2];
+        let (mut in_pace_max, mut held_up_max) = (0, 0);
+        for &(ch, k) in &arrivals {
+            let codes: Vec<u8> = (0..160).map(|i| code(ch, k, i)).collect();
+            let placed = t.place(ch as usize, k * 160, &codes, Law::Ulaw, &mut s).unwrap();
+            assert_eq!(placed.late_samples, 0, "packet {k} of channel {ch}");
+            high[ch as usize] = high[ch as usize].max(k * 160 + 160);
+            let (lo, hi) = (high[0].min(high[1]), high[0].max(high[1]));
+            let target = lo.saturating_sub(reorder).max(hi.saturating_sub(hold));
+            t.settle(target, &mut s).unwrap();
+            assert!(t.end() - t.written() <= t.capacity());
+            if hi - lo <= 320 {
+                in_pace_max = in_pace_max.max(t.pages_held());
+            } else {
+                held_up_max = held_up_max.max(t.pages_held());
+            }
+        }
+        // In pace: the reorder window, a write chunk and a packet or two, in each plane.
+        let in_flight = reorder + t.chunk + 320;
+        let bound = 2 * (in_flight as usize).div_ceil(PAGE) + 2;
+        assert!(in_pace_max <= bound, "{in_pace_max} pages held in pace, at most {bound} expected");
+        assert!(held_up_max > in_pace_max, "a held-up party holds more ({held_up_max})");
+        let spare = SPARE.with_borrow(Vec::len);
+        let held = t.pages_held();
+        assert_eq!(t.finish(&mut s).unwrap().frames, PACKETS * 160);
+        assert_eq!(SPARE.with_borrow(Vec::len), spare + held, "finishing gives every page back");
+        let out = samples(&p);
+        for (pos, frame) in out.iter().enumerate() {
+            let (k, i) = (pos as u64 / 160, pos as u64 % 160);
+            assert_eq!(*frame, [ulaw(code(0, k, i)), ulaw(code(1, k, i))], "frame {pos}");
         }
     }
 }
