@@ -118,6 +118,21 @@ fn a_capture_cut_by_a_small_snapshot_length_is_one_warning_and_incomplete_input(
     assert!(!text(&out).contains("snapshot length"));
 }
 
+/// `callvault replay` of `pcap` into `dir` (metrics in `dir/metrics`) under the shell's
+/// `ulimit` with `args`.
+fn replay_under_ulimit(args: &str, dir: &Path, pcap: &Path) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            r#"ulimit {args} && exec "$0" replay --quiet --output "$1/data" --archive "$1/archive" --metrics-out "$1/metrics" "$2""#
+        ))
+        .arg(env!("CARGO_BIN_EXE_callvault"))
+        .arg(dir)
+        .arg(pcap)
+        .output()
+        .unwrap()
+}
+
 /// Every call in progress holds its audio file open. Started with a soft limit of open files
 /// below the calls in progress (the usual 1024 of a shell, here 128 for 300 calls), callvault
 /// takes what the hard limit allows, and every call gets its audio.
@@ -132,14 +147,7 @@ fn more_calls_in_progress_than_the_soft_open_files_limit_all_get_audio() {
         common::skipped(&format!("replay_errors: the hard limit of open files is {hard}, too low for 300 calls"));
         return;
     }
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -Sn 128 && exec "$0" replay --quiet --output "$1/data" --archive "$1/archive" "$2""#)
-        .arg(env!("CARGO_BIN_EXE_callvault"))
-        .arg(dir.path())
-        .arg(&pcap)
-        .output()
-        .unwrap();
+    let out = replay_under_ulimit("-Sn 128", dir.path(), &pcap);
     assert!(out.status.success(), "{}", text(&out));
     let recs = records(&dir.path().join("archive"));
     assert_eq!(recs.len(), 300, "{}", text(&out));
@@ -155,16 +163,7 @@ fn more_calls_in_progress_than_the_hard_open_files_limit_all_get_their_exact_aud
     let pcap = dir.path().join("many.pcap");
     capture(&pcap, 0, 300, 0);
     let limited = dir.path().join("limited");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(
-            r#"ulimit -n 128 && exec "$0" replay --quiet --output "$1/data" --archive "$1/archive" --metrics-out "$1/metrics" "$2""#,
-        )
-        .arg(env!("CARGO_BIN_EXE_callvault"))
-        .arg(&limited)
-        .arg(&pcap)
-        .output()
-        .unwrap();
+    let out = replay_under_ulimit("-n 128", &limited, &pcap);
     assert!(out.status.success(), "{}", text(&out));
     let metrics = std::fs::read_to_string(limited.join("metrics")).unwrap();
     let reopens = metrics

@@ -521,19 +521,35 @@ impl Timeline {
         if self.out.codes() != CodeState::Off {
             return self.flush_codes(upto, scratch);
         }
+        self.flush_runs(upto, scratch, None)
+    }
+
+    /// Writes the positions up to `upto` run by run (runs end at the ring's wrap): decoded to
+    /// 16-bit PCM, or with `idle` (the law's idle code) the codes as they are.
+    fn flush_runs(&mut self, upto: u64, scratch: &mut Vec<u8>, idle: Option<u8>) -> io::Result<()> {
         while self.written < upto {
             let start = (self.written & self.mask) as usize;
-            // Whole bitmap words at a time keep the decode loop simple; runs end at the wrap.
             let n = (upto - self.written).min(self.capacity() - start as u64) as usize;
             if !self.muted.is_empty() {
                 self.silence_muted(start, n);
             }
             scratch.clear();
-            scratch.resize(n * FRAME, 0);
-            for (ch, plane) in self.planes.iter_mut().enumerate() {
-                decode_run(plane, start, n, ch, scratch);
+            match idle {
+                Some(idle) => {
+                    scratch.resize(n * 2, idle);
+                    for (ch, plane) in self.planes.iter_mut().enumerate() {
+                        code_run(plane, start, n, ch, scratch);
+                    }
+                    self.out.write_codes(scratch)?;
+                }
+                None => {
+                    scratch.resize(n * FRAME, 0);
+                    for (ch, plane) in self.planes.iter_mut().enumerate() {
+                        decode_run(plane, start, n, ch, scratch);
+                    }
+                    self.out.write_stereo(scratch)?;
+                }
             }
-            self.out.write_stereo(scratch)?;
             self.advance(start, n);
         }
         Ok(())
@@ -571,21 +587,7 @@ impl Timeline {
             }
         }
         let idle = if self.out.encoding() == Encoding::Alaw { ALAW_IDLE } else { ULAW_IDLE };
-        while self.written < upto {
-            let start = (self.written & self.mask) as usize;
-            let n = (upto - self.written).min(self.capacity() - start as u64) as usize;
-            if !self.muted.is_empty() {
-                self.silence_muted(start, n);
-            }
-            scratch.clear();
-            scratch.resize(n * 2, idle);
-            for (ch, plane) in self.planes.iter_mut().enumerate() {
-                code_run(plane, start, n, ch, scratch);
-            }
-            self.out.write_codes(scratch)?;
-            self.advance(start, n);
-        }
-        Ok(())
+        self.flush_runs(upto, scratch, Some(idle))
     }
 
     /// [`Timeline::flush_to`] for a 16 kHz recording: every position goes through its
@@ -958,18 +960,7 @@ mod tests {
             let audio = AudioConfig { layout, ..AudioConfig::default() };
             let dir = tempfile::tempdir().unwrap();
             let mut s = Vec::new();
-            let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
-            let play = |t: &mut Timeline, s: &mut Vec<u8>| {
-                for k in 0..30u64 {
-                    t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
-                    t.settle(k * 160, s).unwrap();
-                }
-                assert!(t.written() > 0);
-                for k in 30..40u64 {
-                    t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
-                    t.place(1, k * 160, &tone, Law::G722, s).unwrap();
-                }
-            };
+            let play = |t: &mut Timeline, s: &mut Vec<u8>| play_then(t, s, Law::G722);
             let narrow = dir.path().join("narrow.wav");
             let mut t = Timeline::create(&narrow, cfg(), audio, false).unwrap();
             play(&mut t, &mut s);
@@ -984,9 +975,29 @@ mod tests {
             for ((pa, _), (pb, _)) in a.files.iter().zip(&b.files) {
                 assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{layout:?}");
             }
-            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-            assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+            assert_no_tmp(dir.path());
         }
+    }
+
+    /// A 400 ms µ-law tone on channel 0, the first 300 ms settled (and written) before channel
+    /// 1 joins in `law` for the last 100 ms.
+    fn play_then(t: &mut Timeline, s: &mut Vec<u8>, law: Law) {
+        let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
+        for k in 0..30u64 {
+            t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
+            t.settle(k * 160, s).unwrap();
+        }
+        assert!(t.written() > 0);
+        for k in 30..40u64 {
+            t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
+            t.place(1, k * 160, &tone, law, s).unwrap();
+        }
+    }
+
+    /// No rewrite left a temporary file behind.
+    fn assert_no_tmp(dir: &Path) {
+        let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
     }
 
     /// `wav-g711`: codes of one law are stored as they are; when the other law or a wideband
@@ -998,17 +1009,7 @@ mod tests {
         for layout in [AudioLayout::Stereo, AudioLayout::Split] {
             for then in [None, Some(Law::Alaw), Some(Law::G722)] {
                 let ctx = format!("{layout:?}, then {then:?}");
-                let play = |t: &mut Timeline, s: &mut Vec<u8>| {
-                    for k in 0..30u64 {
-                        t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
-                        t.settle(k * 160, s).unwrap();
-                    }
-                    assert!(t.written() > 0);
-                    for k in 30..40u64 {
-                        t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
-                        t.place(1, k * 160, &tone, then.unwrap_or(Law::Ulaw), s).unwrap();
-                    }
-                };
+                let play = |t: &mut Timeline, s: &mut Vec<u8>| play_then(t, s, then.unwrap_or(Law::Ulaw));
                 let dir = tempfile::tempdir().unwrap();
                 let mut s = Vec::new();
                 let codes = AudioConfig { format: AudioFormat::WavG711, layout };
@@ -1041,8 +1042,7 @@ mod tests {
                     let stereo: Vec<u8> = want[0].iter().zip(&want[1]).flat_map(|(x, y)| [*x, *y]).collect();
                     assert_eq!(data, vec![stereo], "{ctx}");
                 }
-                let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-                assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+                assert_no_tmp(dir.path());
             }
         }
     }
