@@ -489,9 +489,7 @@ fn history(data_dir: &Path, days: &[String]) -> anyhow::Result<Option<Vec<Known>
             let key = format!("{day}/{name}");
             let body = std::fs::read(item.path()).with_context(|| format!("cannot read {}", item.path().display()))?;
             let mut sha256 = BTreeMap::from([("json".to_owned(), hex::encode(Sha256::digest(&body)))]);
-            if let Some((ext, sha)) = audio_of(&body) {
-                sha256.insert(ext, sha);
-            }
+            sha256.extend(audio_of(&body, &key));
             known.insert(key.clone(), Known { key, sha256, source: format!("spool ({})", recordings.display()) });
         }
     }
@@ -503,7 +501,7 @@ fn history(data_dir: &Path, days: &[String]) -> anyhow::Result<Option<Vec<Known>
                 if known.contains_key(&key) {
                     continue;
                 }
-                let sha256: BTreeMap<String, String> = audio_of(record.as_bytes()).into_iter().collect();
+                let sha256: BTreeMap<String, String> = audio_of(record.as_bytes(), &key).into_iter().collect();
                 let source = format!("call index ({})", index.display());
                 known.insert(key.clone(), Known { key, sha256, source });
             }
@@ -512,12 +510,30 @@ fn history(data_dir: &Path, days: &[String]) -> anyhow::Result<Option<Vec<Known>
     Ok(Some(known.into_values().filter(|k| !queued.contains(&k.key)).collect()))
 }
 
-/// The audio's extension and SHA-256 from a call record.
-fn audio_of(record: &[u8]) -> Option<(String, String)> {
-    let value: serde_json::Value = serde_json::from_slice(record).ok()?;
-    let file = value["audio"]["file"].as_str()?;
-    let sha = value["audio"]["sha256"].as_str()?;
-    Some((file.rsplit_once('.')?.1.to_owned(), sha.to_owned()))
+/// The audio files' extensions (what follows the recording's name `<key's last part>.`:
+/// `wav`, or `caller.wav` and `callee.wav` when split) and SHA-256s from a call record.
+fn audio_of(record: &[u8], key: &str) -> Vec<(String, String)> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(record) else { return Vec::new() };
+    let audio = &value["audio"];
+    let mut files: Vec<(&str, &str)> = audio["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f["file"].as_str()?, f["sha256"].as_str()?)))
+        .collect();
+    if files.is_empty()
+        && let (Some(file), Some(sha)) = (audio["file"].as_str(), audio["sha256"].as_str())
+    {
+        files.push((file, sha));
+    }
+    let name = format!("{}.", key.rsplit('/').next().unwrap_or(key));
+    files
+        .into_iter()
+        .filter_map(|(file, sha)| {
+            let ext = file.strip_prefix(&name).or_else(|| file.rsplit_once('.').map(|(_, e)| e))?;
+            Some((ext.to_owned(), sha.to_owned()))
+        })
+        .collect()
 }
 
 async fn verify(

@@ -941,21 +941,49 @@ async fn check_recording(
         return;
     };
     let audio = &value["audio"];
-    let (Some(file), Some(claimed)) = (audio["file"].as_str(), audio["sha256"].as_str()) else { return };
-    let Some((_, ext)) = file.rsplit_once('.') else { return };
-    // An audio object that differs from its manifest line is reported already.
-    match (line.object(ext), actual.get(ext)) {
-        (Some(o), Some(sha)) if sha != claimed && intact.contains(ext) => report.problems.push(problem(
-            Kind::Altered,
-            &record_key,
-            format!("the call record gives audio.sha256 {claimed}; the audio object {} has SHA-256 {sha}", o.key),
-        )),
-        (None, _) => report.problems.push(problem(
-            Kind::Missing,
-            &line.key,
-            format!("the call record names audio {file}, the manifest line lists no {ext} object"),
-        )),
-        _ => {}
+    // Every audio file the record names (one, or one per party for the split layout), each
+    // with its SHA-256.
+    let mut named: Vec<(&str, &str)> = audio["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f["file"].as_str()?, f["sha256"].as_str()?)))
+        .collect();
+    // And the first file's own fields (`audio.file`, `audio.sha256`), which must agree too.
+    if let (Some(file), Some(claimed)) = (audio["file"].as_str(), audio["sha256"].as_str())
+        && !named.contains(&(file, claimed))
+    {
+        named.push((file, claimed));
+    }
+    for (file, claimed) in named {
+        // The object's name in the line is what follows the recording's name: the longest
+        // extension of the line's that ends the file name (`wav`, or `caller.wav` when split).
+        let plain = |k: &str| k.strip_suffix(&format!(".{}", seal::SEALED_EXT)).unwrap_or(k).to_owned();
+        let ext = line
+            .objects
+            .keys()
+            .map(|k| plain(k))
+            .filter(|e| e != "json" && file.ends_with(&format!(".{e}")))
+            .max_by_key(String::len)
+            .unwrap_or_else(|| file.rsplit_once('.').map_or(String::new(), |(_, e)| e.to_owned()));
+        // An audio object that differs from its manifest line is reported already.
+        match (line.object(&ext), actual.get(ext.as_str())) {
+            (Some(o), Some(sha)) if sha != claimed && intact.contains(ext.as_str()) => report.problems.push(problem(
+                Kind::Altered,
+                &record_key,
+                format!(
+                    "the call record gives {} {claimed} ({file}); the audio object {} has SHA-256 {sha}",
+                    if audio["file"].as_str() == Some(file) { "audio.sha256" } else { "audio.files[].sha256" },
+                    o.key
+                ),
+            )),
+            (None, _) => report.problems.push(problem(
+                Kind::Missing,
+                &line.key,
+                format!("the call record names audio {file}, the manifest line lists no {ext} object"),
+            )),
+            _ => {}
+        }
     }
 }
 
