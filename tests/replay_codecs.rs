@@ -406,12 +406,7 @@ fn a_codec_change_by_reinvite_keeps_every_sample_and_lists_each_codec_segment() 
             let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
             assert_eq!(mine.len(), 2, "{ctx}: {segments:?}");
             for (seg, (codec, packets)) in mine.iter().zip([(first, &before), (then, &after)]) {
-                assert_eq!(seg["codec"], codec.encoding_name(), "{ctx}");
-                assert_eq!(seg["payload_type"], codec.payload_type(), "{ctx}");
-                assert_eq!(seg["decoded"], true, "{ctx}");
-                assert_eq!(seg["packets"].as_u64(), Some(packets.len() as u64), "{ctx}");
-                assert_eq!(seg["first"], rfc3339(packets[0].1.capture_ns), "{ctx}");
-                assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
+                check_segment(&ctx, seg, codec, packets);
             }
         }
     }
@@ -931,13 +926,35 @@ fn check_one_segment(ctx: &str, rec: &serde_json::Value, side: &str, codec: Code
     let segments = rec["codecs"]["segments"].as_array().unwrap();
     let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
     assert_eq!(mine.len(), 1, "{ctx}: {segments:?}");
-    let seg = mine[0];
+    check_segment(ctx, mine[0], codec, packets);
+}
+
+/// One codec segment of the record: its codec, decoded, with these packets and their times.
+fn check_segment(ctx: &str, seg: &serde_json::Value, codec: Codec, packets: &[(usize, Sent)]) {
     assert_eq!(seg["codec"], codec.encoding_name(), "{ctx}");
     assert_eq!(seg["payload_type"], codec.payload_type(), "{ctx}");
     assert_eq!(seg["decoded"], true, "{ctx}");
     assert_eq!(seg["packets"].as_u64(), Some(packets.len() as u64), "{ctx}: {seg}");
     assert_eq!(seg["first"], rfc3339(packets[0].1.capture_ns), "{ctx}");
     assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
+}
+
+/// Call `i`'s recording, which must be at 16 kHz: its record, each party's audio packets (from
+/// the recording's start), the 8 kHz positions they cover and the two channels.
+fn recorded_16k<'a>(
+    r: &'a gen_check::Run,
+    scenario: &Scenario,
+    i: usize,
+) -> (&'a common::Rec, [Vec<(usize, Sent)>; 2], usize, [Vec<i16>; 2]) {
+    let ctx = format!("call {i}");
+    let rec = r.record(&r.truth.calls[i].call_id);
+    assert_eq!(rec.value["audio"]["sample_rate"], 16000, "{ctx}");
+    let (origin, parties) = both_parties(scenario, i);
+    assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
+    let positions = parties.iter().map(|p| extent(p)).max().unwrap();
+    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+    assert_eq!(got[0].len(), 2 * positions, "{ctx}: frames");
+    (rec, parties, positions, got)
 }
 
 #[test]
@@ -963,16 +980,11 @@ fn opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec() {
     mixed.impair.caller.loss = vec![40];
     let scenario = Scenario { calls: vec![lossy, long, mixed], seed: 17, ..Scenario::default() };
     let r = run(&scenario, &[]);
-    for (i, t) in r.truth.calls.iter().enumerate() {
+    for i in 0..scenario.calls.len() {
         let ctx = format!("call {i}");
         let spec = &scenario.calls[i];
-        let rec = r.record(&t.call_id);
-        assert_eq!(rec.value["audio"]["sample_rate"], 16000, "{ctx}");
-        let (origin, parties) = both_parties(&scenario, i);
-        assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
-        let positions = parties.iter().map(|p| extent(p)).max().unwrap();
+        let (rec, parties, positions, got) = recorded_16k(&r, &scenario, i);
         assert_eq!(rec.value["audio"]["frames"].as_u64(), Some(2 * positions as u64), "{ctx}: frames");
-        let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
         for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
             let ctx = format!("{ctx} {party:?}");
             let side = if k == 0 { "caller" } else { "callee" };
@@ -1038,11 +1050,7 @@ fn opus_dtx_silences_are_silent_and_the_talk_around_them_is_decoded_as_libopus_d
     let scenario = Scenario { calls: vec![c], seed: 19, ..Scenario::default() };
     let r = run(&scenario, &[]);
     let spec = &scenario.calls[0];
-    let rec = r.record(&r.truth.calls[0].call_id);
-    assert_eq!(rec.value["audio"]["sample_rate"], 16000);
-    let (_, parties) = both_parties(&scenario, 0);
-    let positions = parties.iter().map(|p| extent(p)).max().unwrap();
-    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
+    let (rec, parties, positions, got) = recorded_16k(&r, &scenario, 0);
     for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
         let ctx = format!("{party:?}");
         let side = if k == 0 { "caller" } else { "callee" };
@@ -1095,16 +1103,10 @@ fn a_codec_change_to_and_from_opus_keeps_every_sample_and_lists_each_codec_segme
     up.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Callee, at_ms: 2_000, codec: Codec::Opus }];
     let scenario = Scenario { calls: vec![down, up], seed: 23, ..Scenario::default() };
     let r = run(&scenario, &[]);
-    for (i, t) in r.truth.calls.iter().enumerate() {
+    for i in 0..scenario.calls.len() {
         let ctx = format!("call {i}");
-        let rec = r.record(&t.call_id);
         let (first, then) = if i == 0 { (Codec::Opus, Codec::Pcmu) } else { (Codec::Pcmu, Codec::Opus) };
-        assert_eq!(rec.value["audio"]["sample_rate"], 16000, "{ctx}");
-        let (origin, parties) = both_parties(&scenario, i);
-        assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
-        let positions = parties.iter().map(|p| extent(p)).max().unwrap();
-        let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
-        assert_eq!(got[0].len(), 2 * positions, "{ctx}: frames");
+        let (rec, parties, positions, got) = recorded_16k(&r, &scenario, i);
         let segments = rec.value["codecs"]["segments"].as_array().unwrap();
         for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
             let ctx = format!("{ctx} {party:?}");
@@ -1134,12 +1136,7 @@ fn a_codec_change_to_and_from_opus_keeps_every_sample_and_lists_each_codec_segme
             let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
             assert_eq!(mine.len(), 2, "{ctx}: {segments:?}");
             for (seg, (codec, packets)) in mine.iter().zip([(first, &before), (then, &after)]) {
-                assert_eq!(seg["codec"], codec.encoding_name(), "{ctx}");
-                assert_eq!(seg["payload_type"], codec.payload_type(), "{ctx}");
-                assert_eq!(seg["decoded"], true, "{ctx}");
-                assert_eq!(seg["packets"].as_u64(), Some(packets.len() as u64), "{ctx}");
-                assert_eq!(seg["first"], rfc3339(packets[0].1.capture_ns), "{ctx}");
-                assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
+                check_segment(&ctx, seg, codec, packets);
             }
         }
     }
