@@ -514,20 +514,8 @@ fn history(data_dir: &Path, days: &[String]) -> anyhow::Result<Option<Vec<Known>
 /// `wav`, or `caller.wav` and `callee.wav` when split) and SHA-256s from a call record.
 fn audio_of(record: &[u8], key: &str) -> Vec<(String, String)> {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(record) else { return Vec::new() };
-    let audio = &value["audio"];
-    let mut files: Vec<(&str, &str)> = audio["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| Some((f["file"].as_str()?, f["sha256"].as_str()?)))
-        .collect();
-    if files.is_empty()
-        && let (Some(file), Some(sha)) = (audio["file"].as_str(), audio["sha256"].as_str())
-    {
-        files.push((file, sha));
-    }
     let name = format!("{}.", key.rsplit('/').next().unwrap_or(key));
-    files
+    verify::record_audio_files(&value)
         .into_iter()
         .filter_map(|(file, sha)| {
             let ext = file.strip_prefix(&name).or_else(|| file.rsplit_once('.').map(|(_, e)| e))?;

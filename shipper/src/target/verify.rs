@@ -941,21 +941,7 @@ async fn check_recording(
         return;
     };
     let audio = &value["audio"];
-    // Every audio file the record names (one, or one per party for the split layout), each
-    // with its SHA-256.
-    let mut named: Vec<(&str, &str)> = audio["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| Some((f["file"].as_str()?, f["sha256"].as_str()?)))
-        .collect();
-    // And the first file's own fields (`audio.file`, `audio.sha256`), which must agree too.
-    if let (Some(file), Some(claimed)) = (audio["file"].as_str(), audio["sha256"].as_str())
-        && !named.contains(&(file, claimed))
-    {
-        named.push((file, claimed));
-    }
-    for (file, claimed) in named {
+    for (file, claimed) in record_audio_files(&value) {
         // The object's name in the line is what follows the recording's name: the longest
         // extension of the line's that ends the file name (`wav`, or `caller.wav` when split).
         let plain = |k: &str| k.strip_suffix(&format!(".{}", seal::SEALED_EXT)).unwrap_or(k).to_owned();
@@ -985,6 +971,25 @@ async fn check_recording(
             _ => {}
         }
     }
+}
+
+/// Every audio file a call record names, with the SHA-256 it gives: `audio.files[]` (one, or one
+/// per party for the split layout), and `audio.file` with `audio.sha256` where they say
+/// otherwise (older records have only those; an altered record may disagree with itself).
+pub fn record_audio_files(record: &serde_json::Value) -> Vec<(&str, &str)> {
+    let audio = &record["audio"];
+    let mut named: Vec<(&str, &str)> = audio["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f["file"].as_str()?, f["sha256"].as_str()?)))
+        .collect();
+    if let (Some(file), Some(sha)) = (audio["file"].as_str(), audio["sha256"].as_str())
+        && !named.contains(&(file, sha))
+    {
+        named.push((file, sha));
+    }
+    named
 }
 
 /// Every recording the recorder knows of for these days must have a manifest line (under its
