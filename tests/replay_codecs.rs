@@ -939,13 +939,12 @@ fn check_segment(ctx: &str, seg: &serde_json::Value, codec: Codec, packets: &[(u
     assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
 }
 
+/// A 16 kHz recording: its record, each party's audio packets, positions, the two channels.
+type Recorded16k<'a> = (&'a common::Rec, [Vec<(usize, Sent)>; 2], usize, [Vec<i16>; 2]);
+
 /// Call `i`'s recording, which must be at 16 kHz: its record, each party's audio packets (from
 /// the recording's start), the 8 kHz positions they cover and the two channels.
-fn recorded_16k<'a>(
-    r: &'a gen_check::Run,
-    scenario: &Scenario,
-    i: usize,
-) -> (&'a common::Rec, [Vec<(usize, Sent)>; 2], usize, [Vec<i16>; 2]) {
+fn recorded_16k<'a>(r: &'a gen_check::Run, scenario: &Scenario, i: usize) -> Recorded16k<'a> {
     let ctx = format!("call {i}");
     let rec = r.record(&r.truth.calls[i].call_id);
     assert_eq!(rec.value["audio"]["sample_rate"], 16000, "{ctx}");
