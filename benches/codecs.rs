@@ -3,8 +3,9 @@
 //!
 //! `cargo bench --bench codecs`. G.711 is a table lookup per sample; G.722 the ITU-T decoder
 //! (two 16 kHz samples per code); the ×2 interpolator is what a G.711 party costs in a call
-//! recorded at 16 kHz; Opus is libopus at 16 kHz on 20 ms packets of a 24 kbit/s voice
-//! encoding of a tone sweep; G.729 (libbcg729, 100 frames) and GSM (libgsm, 50 frames) on
+//! recorded at 16 kHz, and ×6 (the ×2 then the ×3 stage) at 48 kHz; Opus is libopus at
+//! 16 kHz (and 48 kHz, `opus_rate = 48000`) on 20 ms packets of a 24 kbit/s voice encoding of
+//! a tone sweep; G.729 (libbcg729, 100 frames) and GSM (libgsm, 50 frames) on
 //! the libraries' own decoders; L16 (8 and 16 kHz) is a byte swap per sample.
 
 use std::hint::black_box;
@@ -12,7 +13,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use mixer::mix::g711::ULAW_TO_LINEAR;
 use mixer::mix::g722::G722Decoder;
-use mixer::mix::wideband::{Cell, WideChannel};
+use mixer::mix::wideband::{Cell, UpChannel, WideChannel};
 
 /// One second of a varying signal at 8 kHz.
 fn speechlike(rate: usize) -> Vec<i16> {
@@ -53,6 +54,29 @@ fn codecs(c: &mut Criterion) {
             for &s in black_box(&pcm) {
                 black_box(ch.push(Cell::Narrow(s)));
             }
+        });
+    });
+    g.bench_function("interpolate_x6_to_48khz", |b| {
+        let mut ch = UpChannel::new(48_000);
+        let pcm = speechlike(8000);
+        b.iter(|| {
+            for &s in black_box(&pcm) {
+                black_box(ch.push(Cell::Narrow(s)));
+            }
+        });
+    });
+    g.bench_function("opus_48khz", |b| {
+        let mut enc = opus::Encoder::new(16000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        enc.set_bitrate(opus::Bitrate::Bits(24000)).unwrap();
+        let pcm = speechlike(16000);
+        let packets: Vec<Vec<u8>> = pcm.chunks_exact(320).map(|f| enc.encode_vec(f, 1500).unwrap()).collect();
+        let mut dec = opus::Decoder::new(48000, opus::Channels::Mono).unwrap();
+        let mut out = vec![0i16; 960];
+        b.iter(|| {
+            for p in black_box(&packets) {
+                dec.decode(p, &mut out, false).unwrap();
+            }
+            black_box(&out);
         });
     });
     g.bench_function("opus_16khz", |b| {

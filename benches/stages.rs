@@ -247,7 +247,7 @@ fn ulaw(seconds: usize, freq_hz: f64) -> Vec<u8> {
 fn timeline(dir: &Path, n: &mut u64, audio: AudioConfig) -> Timeline {
     let path = dir.join(format!("t{n}.wav"));
     *n += 1;
-    let t = Timeline::create(&path, TimelineConfig::default(), audio, false).unwrap();
+    let t = Timeline::create(&path, TimelineConfig::default(), audio, 8000).unwrap();
     std::fs::remove_file(&path).unwrap();
     t
 }

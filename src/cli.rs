@@ -139,6 +139,10 @@ pub struct Common {
     /// (one file per party) [default: stereo].
     #[arg(long, value_enum, value_name = "LAYOUT")]
     pub audio_layout: Option<AudioLayout>,
+    /// Rate (Hz) Opus is decoded and its calls recorded at: 16000 (speech; a third of the
+    /// size) or 48000 (Opus's full band) [default: 16000].
+    #[arg(long, value_name = "HZ")]
+    pub opus_rate: Option<u32>,
     /// Threads that mix calls into recordings (calls are spread over them). Default: one per
     /// CPU, at most 4.
     #[arg(long, value_name = "N")]
@@ -174,6 +178,7 @@ impl Common {
         r.keep_pcap |= self.keep_pcap;
         set_value(&mut r.audio_format, &self.audio_format);
         set_value(&mut r.audio_layout, &self.audio_layout);
+        set_value(&mut r.opus_rate, &self.opus_rate);
         set_value(&mut r.mixers, &self.mixers);
         set_value(&mut r.pause_dtmf, &self.pause_dtmf);
         set_value(&mut r.resume_dtmf, &self.resume_dtmf);

@@ -237,6 +237,7 @@ impl Options {
                 AudioLayout::Mono => mixer::mix::audio::AudioLayout::Mono,
                 AudioLayout::Split => mixer::mix::audio::AudioLayout::Split,
             },
+            opus_48k: r.opus_rate == 48_000,
         };
         Options {
             output: c.storage.data_dir.clone(),

@@ -155,6 +155,12 @@ fn problems_name_the_file_line_key_and_a_hint_and_nothing_starts() {
     assert!(err.contains("command line: key `recording.reorder_ms`: 9999 is out of range 0..=500"), "{err}");
     assert!(!d.join("data").exists(), "nothing started");
 
+    let cfg = write(&d.join("bad.toml"), "[recording]\nopus_rate = 44100\n");
+    let out = callvault(d, &["--config", &cfg, "config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(err.contains("key `recording.opus_rate`: is 44100; Opus is recorded at 16000 or 48000 Hz"), "{err}");
+
     let cfg = write(&d.join("bad.toml"), "[recording]\npause_dtmf = \"*x\"\nresume_dtmf = \"#\"\n");
     let out = callvault(d, &["--config", &cfg, "config", "check"]);
     let err = String::from_utf8_lossy(&out.stderr);

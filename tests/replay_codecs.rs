@@ -15,6 +15,8 @@
 //! * Opus is decoded as libopus decodes the same packets (called on its own): the corpus
 //!   capture, and generated calls of real libopus packets (in-band FEC, DTX) with losses
 //!   recovered from the next packet's FEC, DTX silences, and codec changes to and from PCMU.
+//!   With `--opus-rate 48000` the same at 48 kHz: the FEC calls and the codec changes (a
+//!   PCMU recording rewritten at 48 kHz mid-call), PCMU every sixth sample.
 //! * L16 at 8 and 16 kHz is recorded sample for sample as the generator sent it; at 44.1 kHz
 //!   it is named, not decoded.
 //! * G.726 calls from the corpus: no audio, each codec named with its packets.
@@ -666,13 +668,18 @@ fn l16_at_44_1_khz_is_named_with_its_packets_and_not_decoded() {
 
 /// Replays a corpus capture; its records (skipped when the corpus is not there).
 fn corpus_wav(name: &str) -> Option<(tempfile::TempDir, Vec<common::Rec>)> {
+    corpus_wav_with(name, &[])
+}
+
+/// [`corpus_wav`] with `extra` options.
+fn corpus_wav_with(name: &str, extra: &[&str]) -> Option<(tempfile::TempDir, Vec<common::Rec>)> {
     let pcap = corpus(name);
     if !pcap.exists() {
         skipped(&format!("corpus capture {name} not found"));
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = replay(&[&pcap], dir.path(), &[]);
+    let out = replay(&[&pcap], dir.path(), extra);
     assert!(out.status.success(), "{}", text(&out));
     let recs = records(&dir.path().join("archive"));
     Some((dir, recs))
@@ -756,11 +763,11 @@ enum OpusOp {
     Conceal(usize),
 }
 
-/// libopus's own decoding at 16 kHz, one decoder, the calls `ops` in order; what each call
-/// returned. libopus is called on its own from Python (ctypes), outside the recorder.
+/// libopus's own decoding at `rate` (Hz), one decoder, the calls `ops` in order; what each
+/// call returned. libopus is called on its own from Python (ctypes), outside the recorder.
 /// opusdec is not usable here: at 16 kHz it decodes at 48 kHz and resamples (checked: at
 /// 48 kHz it is bit-exact with libopus).
-fn libopus_ops(ops: &[OpusOp]) -> Vec<Vec<i16>> {
+fn libopus_ops(ops: &[OpusOp], rate: u32) -> Vec<Vec<i16>> {
     let script = r#"
 import ctypes, struct, sys
 lib = ctypes.CDLL("libopus.so.0")
@@ -768,7 +775,7 @@ lib.opus_decoder_create.restype = ctypes.c_void_p
 lib.opus_decoder_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
 lib.opus_decode.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_int]
 err = ctypes.c_int()
-dec = lib.opus_decoder_create(16000, 1, ctypes.byref(err))
+dec = lib.opus_decoder_create(int(sys.argv[1]), 1, ctypes.byref(err))
 buf = (ctypes.c_short * 5760)()
 out = bytearray()
 for line in sys.stdin.read().splitlines():
@@ -795,7 +802,7 @@ sys.stdout.buffer.write(out)
         })
         .collect();
     let mut child = Command::new("python3")
-        .args(["-c", script])
+        .args(["-c", script, &rate.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -819,15 +826,20 @@ sys.stdout.buffer.write(out)
 /// libopus's decoding at 16 kHz of `packets` in order, `None` a lost packet: the frame after
 /// a lost one decoded first from its in-band FEC (`decode_fec` 1, 20 ms), then as itself.
 fn libopus_16k(packets: &[Option<Vec<u8>>]) -> Vec<i16> {
+    libopus_at(packets, 16_000)
+}
+
+/// [`libopus_16k`] at `rate`.
+fn libopus_at(packets: &[Option<Vec<u8>>], rate: u32) -> Vec<i16> {
     let mut ops = Vec::new();
     for (i, p) in packets.iter().enumerate() {
         let Some(p) = p else { continue };
         if i > 0 && packets[i - 1].is_none() {
-            ops.push(OpusOp::Fec(p.clone(), 320));
+            ops.push(OpusOp::Fec(p.clone(), rate as usize / 50));
         }
         ops.push(OpusOp::Decode(p.clone()));
     }
-    libopus_ops(&ops).concat()
+    libopus_ops(&ops, rate).concat()
 }
 
 fn have_libopus(test: &str) -> bool {
@@ -846,13 +858,13 @@ fn opus_len(payload: &[u8]) -> usize {
     opus::packet::get_nb_samples(payload, 48_000).unwrap() / 6
 }
 
-/// The libopus calls that make the 16 kHz channel of an Opus sender, as the recorder documents
-/// its decoding (mixer/src/mix/opus.rs), with the position (8 kHz) each call's samples start
-/// at: its packets in order through one decoder; after a gap of lost packets of up to 60 ms
+/// The libopus calls that make the channel of an Opus sender decoded at `per` samples per
+/// 8 kHz position (2: 16 kHz, 6: 48 kHz), as the recorder documents its decoding
+/// (mixer/src/mix/opus.rs), with the position (8 kHz) each call's samples start at: its packets in order through one decoder; after a gap of lost packets of up to 60 ms
 /// the gap's last frame from the next packet's in-band FEC (`decode_fec` 1) and the 20 ms
 /// frames before it by concealment (libopus decodes FEC as long as the packet's own frame);
 /// a longer gap (DTX, hold) silence, no call.
-fn opus_calls(packets: &[(usize, Sent)], fec: bool) -> Vec<(usize, OpusOp)> {
+fn opus_calls(packets: &[(usize, Sent)], fec: bool, per: usize) -> Vec<(usize, OpusOp)> {
     let mut ops = Vec::new();
     let mut next: Option<usize> = None;
     for (at, s) in packets {
@@ -863,10 +875,10 @@ fn opus_calls(packets: &[(usize, Sent)], fec: bool) -> Vec<(usize, OpusOp)> {
             let from_fec = gap.min(len);
             assert!((gap - from_fec).is_multiple_of(160), "a gap of {gap} positions: whole 20 ms frames only here");
             for k in 0..(gap - from_fec) / 160 {
-                ops.push((n + 160 * k, OpusOp::Conceal(320)));
+                ops.push((n + 160 * k, OpusOp::Conceal(160 * per)));
             }
             let last = at - from_fec;
-            let n = 2 * from_fec;
+            let n = per * from_fec;
             ops.push((last, if fec { OpusOp::Fec(s.payload.clone(), n) } else { OpusOp::Conceal(n) }));
         }
         ops.push((*at, OpusOp::Decode(s.payload.clone())));
@@ -875,14 +887,16 @@ fn opus_calls(packets: &[(usize, Sent)], fec: bool) -> Vec<(usize, OpusOp)> {
     ops
 }
 
-/// The 16 kHz channel (`2 · positions` samples) a correct recorder writes for an Opus sender
-/// (see [`opus_calls`]); `fec: false` conceals the FEC frame instead (to show the FEC is there).
-fn expected_opus(packets: &[(usize, Sent)], positions: usize, fec: bool) -> Vec<i16> {
-    let calls = opus_calls(packets, fec);
-    let pcm = libopus_ops(&calls.iter().map(|c| c.1.clone()).collect::<Vec<_>>());
-    let mut ch = vec![0i16; 2 * positions];
+/// The channel at `rate` (`rate / 8000 · positions` samples) a correct recorder writes for an
+/// Opus sender (see [`opus_calls`]); `fec: false` conceals the FEC frame instead (to show the
+/// FEC is there).
+fn expected_opus(packets: &[(usize, Sent)], positions: usize, fec: bool, rate: u32) -> Vec<i16> {
+    let per = (rate / 8000) as usize;
+    let calls = opus_calls(packets, fec, per);
+    let pcm = libopus_ops(&calls.iter().map(|c| c.1.clone()).collect::<Vec<_>>(), rate);
+    let mut ch = vec![0i16; per * positions];
     for ((at, _), samples) in calls.iter().zip(&pcm) {
-        ch[2 * at..2 * at + samples.len()].copy_from_slice(samples);
+        ch[per * at..per * at + samples.len()].copy_from_slice(samples);
     }
     ch
 }
@@ -939,29 +953,52 @@ fn check_segment(ctx: &str, seg: &serde_json::Value, codec: Codec, packets: &[(u
     assert_eq!(seg["last"], rfc3339(packets.last().unwrap().1.capture_ns), "{ctx}");
 }
 
-/// A 16 kHz recording: its record, each party's audio packets, positions, the two channels.
-type Recorded16k<'a> = (&'a common::Rec, [Vec<(usize, Sent)>; 2], usize, [Vec<i16>; 2]);
+/// A recording above 8 kHz: its record, each party's audio packets, positions, the two
+/// channels.
+type RecordedWide<'a> = (&'a common::Rec, [Vec<(usize, Sent)>; 2], usize, [Vec<i16>; 2]);
 
 /// Call `i`'s recording, which must be at 16 kHz: its record, each party's audio packets (from
 /// the recording's start), the 8 kHz positions they cover and the two channels.
-fn recorded_16k<'a>(r: &'a gen_check::Run, scenario: &Scenario, i: usize) -> Recorded16k<'a> {
+fn recorded_16k<'a>(r: &'a gen_check::Run, scenario: &Scenario, i: usize) -> RecordedWide<'a> {
+    recorded_at(r, scenario, i, 16_000)
+}
+
+/// [`recorded_16k`] for a recording at `rate`.
+fn recorded_at<'a>(r: &'a gen_check::Run, scenario: &Scenario, i: usize, rate: u32) -> RecordedWide<'a> {
     let ctx = format!("call {i}");
     let rec = r.record(&r.truth.calls[i].call_id);
-    assert_eq!(rec.value["audio"]["sample_rate"], 16000, "{ctx}");
+    assert_eq!(rec.value["audio"]["sample_rate"], rate, "{ctx}");
     let (origin, parties) = both_parties(scenario, i);
     assert_eq!(rec.value["audio"]["media_start"], rfc3339(origin), "{ctx}");
     let positions = parties.iter().map(|p| extent(p)).max().unwrap();
-    let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
-    assert_eq!(got[0].len(), 2 * positions, "{ctx}: frames");
+    let got = channels_at(rec.wav.as_deref().unwrap(), rate);
+    assert_eq!(got[0].len(), (rate / 8000) as usize * positions, "{ctx}: frames");
+    assert_eq!(rec.value["audio"]["frames"].as_u64(), Some(got[0].len() as u64), "{ctx}: frames");
     (rec, parties, positions, got)
 }
 
 #[test]
 fn opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec() {
-    let test = "opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec";
+    opus_calls_with_lost_packets_at(
+        16_000,
+        "opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec",
+    );
+}
+
+/// `opus_rate = 48000`: the same calls recorded at 48 kHz, Opus as libopus decodes it at
+/// 48 kHz (FEC, concealment), the PCMU party's samples every sixth sample of its channel.
+#[test]
+fn opus_at_48k_is_decoded_as_libopus_decodes_it_at_48k_and_pcmu_beside_it_stays_aligned() {
+    opus_calls_with_lost_packets_at(48_000, "opus_at_48k_is_decoded_as_libopus_decodes_it_at_48k");
+}
+
+/// Opus calls with lost packets (and one with a PCMU party) recorded with `opus_rate = rate`,
+/// each channel checked sample by sample against libopus at that rate or the PCMU codes.
+fn opus_calls_with_lost_packets_at(rate: u32, test: &str) {
     if !have_libopus(test) {
         return;
     }
+    let per = (rate / 8000) as usize;
     // Real Opus from libopus (in-band FEC on), 20 ms packets. 0: both ways, the caller losing
     // single packets, the callee one and two in a row. 1: 40 ms packets, the callee losing
     // single ones; the caller lossless. 2: an Opus caller, a PCMU callee.
@@ -978,12 +1015,11 @@ fn opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec() {
     mixed.callee_codec = Some(Codec::Pcmu);
     mixed.impair.caller.loss = vec![40];
     let scenario = Scenario { calls: vec![lossy, long, mixed], seed: 17, ..Scenario::default() };
-    let r = run(&scenario, &[]);
+    let r = run(&scenario, &["--opus-rate", &rate.to_string()]);
     for i in 0..scenario.calls.len() {
         let ctx = format!("call {i}");
         let spec = &scenario.calls[i];
-        let (rec, parties, positions, got) = recorded_16k(&r, &scenario, i);
-        assert_eq!(rec.value["audio"]["frames"].as_u64(), Some(2 * positions as u64), "{ctx}: frames");
+        let (rec, parties, positions, got) = recorded_at(&r, &scenario, i, rate);
         for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
             let ctx = format!("{ctx} {party:?}");
             let side = if k == 0 { "caller" } else { "callee" };
@@ -1000,17 +1036,17 @@ fn opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec() {
                             .all(|w| w[1].1.ts.wrapping_sub(w[0].1.ts) == step * (w[1].1.index - w[0].1.index)),
                         "{ctx}: timestamps"
                     );
-                    let want = expected_opus(packets, positions, true);
+                    let want = expected_opus(packets, positions, true, rate);
                     assert!(want.iter().filter(|s| s.unsigned_abs() > 2000).count() > positions / 2, "{ctx}: sound");
                     assert_same(&ctx, &got[k], &want);
                     // The FEC is real: each gap recovered from it differs from libopus's
                     // concealment of the same frame.
                     let lost = &impaired(spec, party).loss;
                     if !lost.is_empty() {
-                        let concealed = expected_opus(packets, positions, false);
+                        let concealed = expected_opus(packets, positions, false, rate);
                         for &l in lost.iter().filter(|&&l| !lost.contains(&(l + 1))) {
                             let at = packets.iter().find(|(_, s)| s.index == l + 1).unwrap().0;
-                            let frame = 2 * (at - 8 * spec.ptime_ms as usize)..2 * at;
+                            let frame = per * (at - 8 * spec.ptime_ms as usize)..per * at;
                             assert_ne!(want[frame.clone()], concealed[frame], "{ctx}: packet {l} from FEC");
                         }
                     }
@@ -1020,8 +1056,8 @@ fn opus_calls_with_lost_packets_are_decoded_as_libopus_decodes_them_with_fec() {
                 }
                 Codec::Pcmu => {
                     let want = expected_pcmu(packets, positions);
-                    let even: Vec<i16> = got[k].iter().step_by(2).copied().collect();
-                    assert_same(&ctx, &even, &want);
+                    let own: Vec<i16> = got[k].iter().step_by(per).copied().collect();
+                    assert_same(&ctx, &own, &want);
                 }
                 other => unreachable!("{other:?}"),
             }
@@ -1071,7 +1107,7 @@ fn opus_dtx_silences_are_silent_and_the_talk_around_them_is_decoded_as_libopus_d
         }
         seqs.sort_by_key(|&q| q.wrapping_sub(packets[0].1.seq));
         assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "{ctx}: sequence numbers");
-        let want = expected_opus(packets, positions, true);
+        let want = expected_opus(packets, positions, true, 16_000);
         // Silence where nothing was sent for longer than 60 ms.
         for w in packets.windows(2) {
             let end = w[0].0 + opus_len(&w[0].1.payload);
@@ -1088,24 +1124,35 @@ fn opus_dtx_silences_are_silent_and_the_talk_around_them_is_decoded_as_libopus_d
 
 #[test]
 fn a_codec_change_to_and_from_opus_keeps_every_sample_and_lists_each_codec_segment() {
-    let test = "a_codec_change_to_and_from_opus";
+    codec_change_to_and_from_opus_at(16_000, "a_codec_change_to_and_from_opus");
+}
+
+/// The same codec changes with `opus_rate = 48000`: the PCMU call that turns Opus is rewritten
+/// from 8 kHz to 48 kHz mid-call, every PCMU sample still every sixth sample in its place.
+#[test]
+fn a_codec_change_to_and_from_opus_at_48k_keeps_every_sample() {
+    codec_change_to_and_from_opus_at(48_000, "a_codec_change_to_and_from_opus_at_48k");
+}
+
+fn codec_change_to_and_from_opus_at(rate: u32, test: &str) {
     if !have_libopus(test) {
         return;
     }
+    let per = (rate / 8000) as usize;
     // 0: Opus both ways, the caller re-INVITEs to PCMU after 2.5 s. 1: PCMU both ways, the
-    // callee re-INVITEs to Opus after 2 s (the recording turns 16 kHz: what was written is
-    // rewritten). Both recorded at 16 kHz; the RTP timestamps count on at the new clock.
+    // callee re-INVITEs to Opus after 2 s (the recording turns to `rate`: what was written is
+    // rewritten). Both recorded at `rate`; the RTP timestamps count on at the new clock.
     let mut down = call(0, 6_000);
     down.codec = Codec::Opus;
     down.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Caller, at_ms: 2_500, codec: Codec::Pcmu }];
     let mut up = call(1, 5_000);
     up.midcall = vec![callgen::MidCall::ChangeCodec { by: Party::Callee, at_ms: 2_000, codec: Codec::Opus }];
     let scenario = Scenario { calls: vec![down, up], seed: 23, ..Scenario::default() };
-    let r = run(&scenario, &[]);
+    let r = run(&scenario, &["--opus-rate", &rate.to_string()]);
     for i in 0..scenario.calls.len() {
         let ctx = format!("call {i}");
         let (first, then) = if i == 0 { (Codec::Opus, Codec::Pcmu) } else { (Codec::Pcmu, Codec::Opus) };
-        let (rec, parties, positions, got) = recorded_16k(&r, &scenario, i);
+        let (rec, parties, positions, got) = recorded_at(&r, &scenario, i, rate);
         let segments = rec.value["codecs"]["segments"].as_array().unwrap();
         for (k, party) in [Party::Caller, Party::Callee].into_iter().enumerate() {
             let ctx = format!("{ctx} {party:?}");
@@ -1120,16 +1167,17 @@ fn a_codec_change_to_and_from_opus_keeps_every_sample_and_lists_each_codec_segme
             let (b, a) = (&before.last().unwrap().1, &after[0].1);
             assert_eq!(a.ts.wrapping_sub(b.ts), first.rtp_clock() / 50, "{ctx}: timestamps across the switch");
             // Each part exact: Opus against libopus (a fresh decoder at its first packet),
-            // PCMU's samples as the even samples.
+            // PCMU's samples as every `per`-th sample.
             let (opus, pcmu) = if i == 0 { (&before, &after) } else { (&after, &before) };
-            let want = expected_opus(opus, positions, true);
+            let want = expected_opus(opus, positions, true, rate);
             assert!(want.iter().filter(|s| s.unsigned_abs() > 2000).count() > opus.len() * 100, "{ctx}: sound");
             let ulaw = expected_pcmu(pcmu, positions);
             let (o_from, o_to) = (opus[0].0, extent(opus));
             let (p_from, p_to) = (pcmu[0].0, extent(pcmu));
-            assert_same(&format!("{ctx} Opus part"), &got[k][2 * o_from..2 * o_to], &want[2 * o_from..2 * o_to]);
-            let even = |v: &[i16]| v[2 * p_from..2 * p_to].iter().step_by(2).copied().collect::<Vec<_>>();
-            assert_same(&format!("{ctx} PCMU part"), &even(&got[k]), &ulaw[p_from..p_to]);
+            let (o, p) = (per * o_from..per * o_to, per * p_from..per * p_to);
+            assert_same(&format!("{ctx} Opus part"), &got[k][o.clone()], &want[o]);
+            let own: Vec<i16> = got[k][p].iter().step_by(per).copied().collect();
+            assert_same(&format!("{ctx} PCMU part"), &own, &ulaw[p_from..p_to]);
             // Two segments for the party, in order, each with its packets and times.
             let side = if k == 0 { "caller" } else { "callee" };
             let mine: Vec<&serde_json::Value> = segments.iter().filter(|g| g["side"] == side).collect();
@@ -1163,7 +1211,7 @@ fn tshark_packets(pcap: &Path, ssrc: u32, pt: u8) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn corpus_opus_capture_is_recorded_at_16_khz_as_libopus_decodes_it() {
+fn corpus_opus_capture_is_recorded_at_16_and_48_khz_as_libopus_decodes_it() {
     if !common::have("tshark") || !common::have("editcap") {
         skipped("corpus_opus_capture: tshark or editcap is not installed");
         return;
@@ -1213,4 +1261,14 @@ fn corpus_opus_capture_is_recorded_at_16_khz_as_libopus_decodes_it() {
     let want = libopus_16k(&lossy);
     let got = channels_at(rec.wav.as_deref().unwrap(), 16000);
     assert_same("one packet lost", &got[k], &want);
+
+    // With `--opus-rate 48000`: a 48 kHz recording, libopus's own decoding at 48 kHz.
+    let Some((_dir, recs)) = corpus_wav_with(name, &["--opus-rate", "48000"]) else { return };
+    let rec = &recs[0];
+    assert_eq!(rec.value["audio"]["sample_rate"], 48000);
+    let got = channels_at(rec.wav.as_deref().unwrap(), 48000);
+    let want = libopus_at(&packets, 48_000);
+    assert_eq!(want.len(), 3 * libopus_16k(&packets).len());
+    assert_same("at 48 kHz", &got[k], &want);
+    assert!(got[1 - k].iter().all(|&s| s == 0), "the silent party's channel is silent");
 }

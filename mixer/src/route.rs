@@ -479,8 +479,9 @@ impl Packet<'_> {
             PtKind::G722 => Law::G722,
             PtKind::Opus => {
                 let side = &mut call.sides[si];
+                let rate = if self.cfg.audio.opus_48k { 48_000 } else { 16_000 };
                 if side.opus.is_none() {
-                    match OpusSide::new() {
+                    match OpusSide::new(rate) {
                         Ok(o) => side.opus = Some(Box::new(o)),
                         Err(e) => {
                             tracing::error!(call_id = %call.call_id, "{e}");
@@ -489,7 +490,7 @@ impl Packet<'_> {
                         }
                     }
                 }
-                Law::Opus
+                if self.cfg.audio.opus_48k { Law::Opus48 } else { Law::Opus }
             }
             PtKind::G729 | PtKind::Gsm => {
                 let codec = if kind == PtKind::G729 { NarrowCodec::G729 } else { NarrowCodec::Gsm };
@@ -552,8 +553,8 @@ impl Packet<'_> {
             call.write_error = Some(self.disk.reason());
             return false;
         }
-        let wide = law.wideband() || call.negotiated_wideband();
-        match Timeline::create(&call.wav_path, self.cfg.timeline, self.cfg.audio, wide) {
+        let rate = law.rate().max(if call.negotiated_wideband() { 16_000 } else { 8000 });
+        match Timeline::create(&call.wav_path, self.cfg.timeline, self.cfg.audio, rate) {
             Ok(mut t) => {
                 // A pause keyed before any audio covers the recording from its start.
                 if call.pause.paused() {
@@ -580,7 +581,7 @@ impl Packet<'_> {
         let si = m.side.index();
         let (ts, len) = match (law, call.sides[si].opus.as_mut()) {
             // Opus: a 48 kHz clock, and packets as long as their TOC says.
-            (Law::Opus, Some(opus)) => match crate::mix::opus::positions(payload) {
+            (Law::Opus | Law::Opus48, Some(opus)) => match crate::mix::opus::positions(payload) {
                 Some(len) => (opus.scaled_ts(m.rtp_ts), len),
                 None => {
                     self.stats.undecodable_packets += 1;

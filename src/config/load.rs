@@ -273,6 +273,13 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
             "use audio_layout = \"stereo\" or \"split\", or audio_format = \"wav\" for mono",
         );
     }
+    if ![16_000, 48_000].contains(&rec.opus_rate) {
+        bad(
+            "recording.opus_rate",
+            format!("is {}; Opus is recorded at 16000 or 48000 Hz", rec.opus_rate),
+            "16000 (speech, a third of the size) or 48000 (Opus's full band)",
+        );
+    }
     range(&mut bad, "recording.mixers", rec.mixers as u64, 0, 64, "0 picks one per CPU");
     if (!rec.pause_dtmf.is_empty() || !rec.resume_dtmf.is_empty())
         && let Err(e) = mixer::mix::pause::PauseCodes::parse(&rec.pause_dtmf, &rec.resume_dtmf)

@@ -130,6 +130,8 @@ pub struct Recording {
     pub audio_format: AudioFormat,
     /// stereo, mono or split.
     pub audio_layout: AudioLayout,
+    /// Rate (Hz) Opus is decoded and its calls recorded at: 16000 or 48000.
+    pub opus_rate: u32,
     /// Keep each call's own packets as a pcap beside its recording.
     pub keep_pcap: bool,
     /// How long (ms) a position in the recording waits for late packets.
@@ -152,6 +154,7 @@ impl Default for Recording {
         Recording {
             audio_format: AudioFormat::Wav,
             audio_layout: AudioLayout::Stereo,
+            opus_rate: 16_000,
             keep_pcap: false,
             reorder_ms: 160,
             mixers: 0,

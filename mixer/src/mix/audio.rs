@@ -27,7 +27,7 @@ use md5::{Digest, Md5};
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::{Encoding, WavFormat, WavWriter};
-use crate::mix::wideband::{Cell, WideChannel};
+use crate::mix::wideband::{Cell, UpChannel};
 
 /// Container of the recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,6 +98,8 @@ pub struct AudioConfig {
     pub format: AudioFormat,
     /// Channels.
     pub layout: AudioLayout,
+    /// Opus decoded at 48 kHz (its calls recorded at 48 kHz) instead of 16 kHz.
+    pub opus_48k: bool,
 }
 
 /// What a writer takes from each stereo frame.
@@ -322,40 +324,44 @@ impl AudioOut {
         Ok(())
     }
 
-    /// Moves file(s) holding 8 kHz audio to 16 kHz: each channel's samples so far go through
-    /// its interpolator in `up` (which then holds the positions it has not let out yet), so
-    /// the files become what a 16 kHz recording from the start would hold. WAV files with the
-    /// parties in their own channels only (stereo, split): a mixed channel or a FLAC stream
-    /// cannot be taken apart again.
-    pub fn widen(&mut self, up: &mut [WideChannel; 2]) -> io::Result<()> {
+    /// Moves file(s) holding audio at `from` (8 or 16 kHz) to the rate of `up`: each
+    /// channel's samples so far go through its interpolators in `up` (which then hold the
+    /// positions they have not let out yet), so the files become what a recording at that rate
+    /// from the start would hold. WAV files with the parties in their own channels only
+    /// (stereo, split): a mixed channel or a FLAC stream cannot be taken apart again.
+    pub fn raise(&mut self, up: &mut [UpChannel; 2], from: u32) -> io::Result<()> {
         self.stop_codes()?;
+        let rate = up[0].rate();
+        // Frames of the file per position: one at 8 kHz, two at 16 kHz.
+        let per = (from / 8000) as usize;
         for (path, f) in &mut self.files {
             let (writer, channels) = match f {
                 OneFile::Wav { writer, pick: Pick::Both, .. } => (writer, [Some(0), Some(1)]),
                 OneFile::Wav { writer, pick: Pick::Channel(c), .. } => (writer, [Some(*c), None]),
                 _ => {
-                    return Err(io::Error::other(
-                        "wideband audio came after narrowband audio was written, and a FLAC or mono recording \
-                         cannot change its rate",
-                    ));
+                    return Err(io::Error::other(format!(
+                        "audio at {rate} Hz came after audio at {from} Hz was written, and a FLAC or mono \
+                         recording cannot change its rate"
+                    )));
                 }
             };
             let width = channels.iter().flatten().count();
-            writer.rewrite_as(path, WavFormat { sample_rate: 16000, ..writer.format() }, |pcm, out| {
-                for frame in pcm.chunks_exact(2 * width) {
-                    let mut pairs = [[0i16; 2]; 2];
-                    let mut ready = true;
+            // Rewritten in steps of whole positions (an even number of frames).
+            writer.rewrite_as(path, WavFormat { sample_rate: rate, ..writer.format() }, |pcm, out| {
+                for position in pcm.chunks_exact(2 * width * per) {
+                    let mut got = [None; 2];
                     for (k, c) in channels.iter().flatten().enumerate() {
-                        let s = i16::from_le_bytes([frame[2 * k], frame[2 * k + 1]]);
-                        match up[*c].push(Cell::Narrow(s)) {
-                            Some(p) => pairs[k] = p,
-                            None => ready = false,
-                        }
+                        let s = |j: usize| {
+                            let at = 2 * (j * width + k);
+                            i16::from_le_bytes([position[at], position[at + 1]])
+                        };
+                        got[k] = if per == 1 { up[*c].push(Cell::Narrow(s(0))) } else { up[*c].push16([s(0), s(1)]) };
                     }
-                    if ready {
-                        for i in 0..2 {
-                            for pair in &pairs[..width] {
-                                out.extend_from_slice(&pair[i].to_le_bytes());
+                    if got[..width].iter().all(Option::is_some) {
+                        let samples = got.map(|g| g.unwrap_or_default());
+                        for i in 0..samples[0].as_slice().len() {
+                            for s in &samples[..width] {
+                                out.extend_from_slice(&s.as_slice()[i].to_le_bytes());
                             }
                         }
                     }
@@ -576,8 +582,12 @@ mod tests {
     fn mono_wav_mixes_and_saturates() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.wav");
-        let mut out =
-            AudioOut::create(&p, AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Mono }, 8000).unwrap();
+        let mut out = AudioOut::create(
+            &p,
+            AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Mono, ..AudioConfig::default() },
+            8000,
+        )
+        .unwrap();
         let f: Vec<u8> = [[100i16, 23], [30000, 10000], [-30000, -10000]]
             .iter()
             .flat_map(|[a, b]| [a.to_le_bytes(), b.to_le_bytes()].concat())
@@ -600,7 +610,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for layout in [AudioLayout::Stereo, AudioLayout::Mono] {
             let p = dir.path().join(format!("{}.flac", layout.name()));
-            let mut out = AudioOut::create(&p, AudioConfig { format: AudioFormat::Flac, layout }, 8000).unwrap();
+            let mut out =
+                AudioOut::create(&p, AudioConfig { format: AudioFormat::Flac, layout, ..AudioConfig::default() }, 8000)
+                    .unwrap();
             let f = frames(10_000); // 2 full blocks and a short one
             for chunk in f.chunks(4 * 777) {
                 out.write_stereo(chunk).unwrap();
@@ -630,8 +642,12 @@ mod tests {
     fn split_writes_one_file_per_party() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.wav");
-        let mut out =
-            AudioOut::create(&p, AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Split }, 8000).unwrap();
+        let mut out = AudioOut::create(
+            &p,
+            AudioConfig { format: AudioFormat::Wav, layout: AudioLayout::Split, ..AudioConfig::default() },
+            8000,
+        )
+        .unwrap();
         let f = frames(1000);
         out.write_stereo(&f).unwrap();
         let files = out.finish().unwrap();

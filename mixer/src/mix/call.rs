@@ -198,7 +198,7 @@ impl CallMix {
     ) -> std::io::Result<()> {
         let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
         let len = match (law, &self.sides[si].narrow) {
-            (Law::Opus, _) => super::opus::positions(payload).unwrap_or(0),
+            (Law::Opus | Law::Opus48, _) => super::opus::positions(payload).unwrap_or(0),
             (Law::Decoded8k, Some(n)) => super::narrow::positions(n.codec(), payload).unwrap_or(0),
             (Law::L16 | Law::L16Wide, _) => super::linear::positions(law == Law::L16Wide, payload).unwrap_or(0),
             _ => payload.len() as i64,
@@ -208,11 +208,18 @@ impl CallMix {
             self.late(si, pos, len, stats);
             return Ok(());
         }
-        let placed = if law == Law::Opus {
+        let placed = if matches!(law, Law::Opus | Law::Opus48) {
             let Some(opus) = self.sides[si].opus.as_mut() else { return Ok(()) };
             match opus.decode(pos, payload) {
                 Ok(start) => {
-                    tl.place_pcm(si, start.max(0) as u64, &opus.pcm[(start.min(0) * -2) as usize..], law, scratch)?
+                    // Samples of a gap before the recording's start are left out.
+                    let pcm = &opus.pcm[(-start.min(0)) as usize * opus.per_position()..];
+                    let at = start.max(0) as u64;
+                    if law == Law::Opus48 {
+                        tl.place_pcm48(si, at, pcm, scratch)?
+                    } else {
+                        tl.place_pcm(si, at, pcm, law, scratch)?
+                    }
                 }
                 Err(e) => {
                     stats.undecodable_packets += 1;

@@ -1,6 +1,7 @@
-//! Opus (RFC 7587) decoded with libopus, at 16 kHz: a call with Opus is recorded at 16 kHz
-//! like a G.722 one (speech codecs in calls rarely carry more; a 48 kHz option is not there
-//! yet).
+//! Opus (RFC 7587) decoded with libopus, at 16 kHz by default: a call with Opus is recorded at
+//! 16 kHz like a G.722 one (speech in calls rarely carries more, and the file is a third of
+//! the size). `opus_rate = 48000` decodes it at 48 kHz instead, Opus's full band, and such a
+//! call is recorded at 48 kHz (see [`crate::mix::wideband`]).
 //!
 //! Opus's RTP clock runs at 48 kHz whatever the audio; the timeline counts 8 kHz positions,
 //! so each party's timestamps are scaled by 6 (from its first packet, so the scaled clock
@@ -19,18 +20,16 @@
 
 use opus::{Channels, Decoder};
 
-/// The rate Opus is decoded at.
-pub const RATE: u32 = 16_000;
 /// Longest gap filled by concealment (8 kHz positions): 60 ms.
 pub const MAX_CONCEAL: i64 = 480;
-/// 16 kHz samples in the longest Opus packet (120 ms).
-const MAX_SAMPLES: usize = 1920;
+/// 48 kHz samples in the longest Opus packet (120 ms).
+const MAX_SAMPLES_48K: usize = 5760;
 
 /// Duration of an Opus packet in 8 kHz positions, from its TOC; `None` when it is not a
 /// valid Opus packet.
 pub fn positions(payload: &[u8]) -> Option<i64> {
     let n = opus::packet::get_nb_samples(payload, 48_000).ok()?;
-    (n > 0 && n <= MAX_SAMPLES * 3).then_some((n / 6) as i64)
+    (n > 0 && n <= MAX_SAMPLES_48K).then_some((n / 6) as i64)
 }
 
 /// One party's Opus decoding.
@@ -40,7 +39,9 @@ pub struct OpusSide {
     base: Option<u32>,
     /// Position one past the last audio decoded.
     next: Option<i64>,
-    /// Decoded samples of the latest packet (and its concealment), 16 kHz.
+    /// Samples per 8 kHz position: 2 at 16 kHz, 6 at 48 kHz.
+    per: usize,
+    /// Decoded samples of the latest packet (and its concealment), at the decoder's rate.
     pub(crate) pcm: Vec<i16>,
 }
 
@@ -51,10 +52,18 @@ impl std::fmt::Debug for OpusSide {
 }
 
 impl OpusSide {
-    /// A decoder for one party (libopus refuses only on resource exhaustion).
-    pub fn new() -> Result<OpusSide, String> {
-        let dec = Decoder::new(RATE, Channels::Mono).map_err(|e| format!("cannot start the Opus decoder: {e}"))?;
-        Ok(OpusSide { dec, base: None, next: None, pcm: Vec::with_capacity(MAX_SAMPLES + 2 * MAX_CONCEAL as usize) })
+    /// A decoder for one party at `rate` (16 or 48 kHz; libopus refuses only on resource
+    /// exhaustion).
+    pub fn new(rate: u32) -> Result<OpusSide, String> {
+        let dec = Decoder::new(rate, Channels::Mono).map_err(|e| format!("cannot start the Opus decoder: {e}"))?;
+        let per = (rate / 8000) as usize;
+        let most = (MAX_SAMPLES_48K / 6 + MAX_CONCEAL as usize) * per;
+        Ok(OpusSide { dec, base: None, next: None, per, pcm: Vec::with_capacity(most) })
+    }
+
+    /// Samples per 8 kHz position in [`OpusSide::pcm`].
+    pub fn per_position(&self) -> usize {
+        self.per
     }
 
     /// `ts` (48 kHz) on an 8 kHz clock.
@@ -72,13 +81,14 @@ impl OpusSide {
         let mut start = pos;
         if let Some(next) = self.next.filter(|&n| pos > n && pos - n <= MAX_CONCEAL) {
             // Lost packets: the last frame of the gap from this packet's FEC, what is before it
-            // by concealment, in whole 2.5 ms steps (40 samples).
-            let gap = ((pos - next) * 2) as usize / 40 * 40;
-            let fec = gap.min(len as usize * 2);
+            // by concealment (20 ms at a time), in whole 2.5 ms steps (20 positions).
+            let per = self.per;
+            let gap = ((pos - next) as usize / 20 * 20) * per;
+            let fec = gap.min(len as usize * per);
             let mut plc = gap - fec;
-            start = pos - (gap / 2) as i64;
+            start = pos - (gap / per) as i64;
             while plc > 0 {
-                let n = plc.min(320);
+                let n = plc.min(160 * per);
                 let at = self.pcm.len();
                 self.pcm.resize(at + n, 0);
                 self.dec.decode(&[], &mut self.pcm[at..], false).map_err(|e| format!("Opus concealment: {e}"))?;
@@ -91,7 +101,7 @@ impl OpusSide {
             }
         }
         let at = self.pcm.len();
-        self.pcm.resize(at + len as usize * 2, 0);
+        self.pcm.resize(at + len as usize * self.per, 0);
         let n = self.dec.decode(payload, &mut self.pcm[at..], false).map_err(|e| format!("Opus: {e}"))?;
         self.pcm.truncate(at + n);
         self.next = Some(self.next.map_or(pos + len, |n| n.max(pos + len)));

@@ -26,7 +26,7 @@ use crate::mix::audio::{AudioConfig, AudioOut, CodeState};
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::Encoding;
-use crate::mix::wideband::{self, Cell, WideChannel};
+use crate::mix::wideband::{Cell, Samples, UpChannel};
 
 /// Bytes per stereo frame in the file.
 const FRAME: usize = 4;
@@ -42,6 +42,9 @@ pub enum Law {
     G722,
     /// Opus, decoded as placed (see [`crate::mix::opus`]): two 16 kHz samples per position.
     Opus,
+    /// Opus decoded at 48 kHz (`opus_rate = 48000`): six samples per position; a call with any
+    /// is recorded at 48 kHz.
+    Opus48,
     /// A narrowband codec decoded as placed (G.729, GSM, see [`crate::mix::narrow`]): one
     /// sample per position.
     Decoded8k,
@@ -57,13 +60,17 @@ impl Law {
         match self {
             Law::Ulaw => Some(&ULAW_TO_LINEAR),
             Law::Alaw => Some(&ALAW_TO_LINEAR),
-            Law::G722 | Law::Opus | Law::Decoded8k | Law::L16 | Law::L16Wide => None,
+            Law::G722 | Law::Opus | Law::Opus48 | Law::Decoded8k | Law::L16 | Law::L16Wide => None,
         }
     }
 
-    /// Whether these codes are wideband audio (a call with any is recorded at 16 kHz).
-    pub fn wideband(self) -> bool {
-        matches!(self, Law::G722 | Law::Opus | Law::L16Wide)
+    /// The rate of this audio (Hz): a call is recorded at the highest rate in it.
+    pub fn rate(self) -> u32 {
+        match self {
+            Law::G722 | Law::Opus | Law::L16Wide => 16_000,
+            Law::Opus48 => 48_000,
+            Law::Ulaw | Law::Alaw | Law::Decoded8k | Law::L16 => 8_000,
+        }
     }
 }
 
@@ -115,12 +122,14 @@ pub struct Placed {
 }
 
 /// What a packet puts on its channel: codes (one byte per position), decoded 16 kHz
-/// samples (two per position) or decoded 8 kHz samples (one per position).
+/// samples (two per position), decoded 8 kHz samples (one per position) or decoded 48 kHz
+/// samples (six per position).
 #[derive(Debug, Clone, Copy)]
 enum Codes<'a> {
     Bytes(&'a [u8]),
     Pcm(&'a [i16]),
     Pcm8(&'a [i16]),
+    Pcm48(&'a [i16]),
 }
 
 impl<'a> Codes<'a> {
@@ -130,6 +139,7 @@ impl<'a> Codes<'a> {
             Codes::Bytes(b) => b.len(),
             Codes::Pcm(s) => s.len() / 2,
             Codes::Pcm8(s) => s.len(),
+            Codes::Pcm48(s) => s.len() / 6,
         }
     }
 
@@ -139,6 +149,7 @@ impl<'a> Codes<'a> {
             Codes::Bytes(b) => Codes::Bytes(&b[n..]),
             Codes::Pcm(s) => Codes::Pcm(&s[2 * n..]),
             Codes::Pcm8(s) => Codes::Pcm8(&s[n..]),
+            Codes::Pcm48(s) => Codes::Pcm48(&s[6 * n..]),
         }
     }
 }
@@ -199,11 +210,13 @@ struct Plane {
     /// Decoded samples by position, for a channel that carried Opus (two 16 kHz samples) or a
     /// narrowband codec decoded as placed (the first of the two); allocated then.
     pcm: Option<Box<[[i16; 2]]>>,
+    /// Decoded 48 kHz samples by position, for a channel that carried Opus at 48 kHz.
+    pcm6: Option<Box<[[i16; 6]]>>,
 }
 
 impl Plane {
     fn new(cap: usize) -> Plane {
-        Plane { pages: (0..cap / PAGE).map(|_| None).collect(), law: None, pcm: None }
+        Plane { pages: (0..cap / PAGE).map(|_| None).collect(), law: None, pcm: None, pcm6: None }
     }
 
     /// The page holding ring cell `cell`, if any.
@@ -294,20 +307,20 @@ pub struct Timeline {
     end: u64,
     chunk: u64,
     out: AudioOut,
-    /// The channels' way to 16 kHz, for a call recorded at 16 kHz (see [`wideband`]).
-    wide: Option<Box<[WideChannel; 2]>>,
+    /// The channels' way to 16 or 48 kHz, for a call recorded at that rate (see
+    /// [`crate::mix::wideband`]).
+    up: Option<Box<[UpChannel; 2]>>,
     /// Paused spans not yet written past (`[from, to)`, `to` = `u64::MAX` while open): both
     /// channels are silence there (see [`crate::mix::pause`]).
     muted: Vec<(u64, u64)>,
 }
 
 impl Timeline {
-    /// Creates the audio file at `path` and an empty timeline, recorded at 16 kHz if `wide`
-    /// (else at 8 kHz until wideband codes come before anything was written).
-    pub fn create(path: &Path, cfg: TimelineConfig, audio: AudioConfig, wide: bool) -> io::Result<Timeline> {
+    /// Creates the audio file at `path` and an empty timeline, recorded at `rate` (8, 16 or 48
+    /// kHz; raised when audio at a higher rate comes, see [`Timeline::raise`]).
+    pub fn create(path: &Path, cfg: TimelineConfig, audio: AudioConfig, rate: u32) -> io::Result<Timeline> {
         let cap = u64::from(cfg.ring_frames.next_power_of_two().max(1024));
         let hold = u64::from(cfg.hold());
-        let rate = if wide { 16000 } else { 8000 };
         let out = AudioOut::create(path, audio, rate)?;
         Ok(Timeline {
             planes: [Plane::new(cap as usize), Plane::new(cap as usize)],
@@ -318,7 +331,7 @@ impl Timeline {
             // and a 60 ms packet.
             chunk: (cap - hold - u64::from(MAX_PACKET)).max(u64::from(MIN_CHUNK)),
             out,
-            wide: wide.then(Box::default),
+            up: (rate > 8000).then(|| Box::new([UpChannel::new(rate), UpChannel::new(rate)])),
             muted: Vec::new(),
         })
     }
@@ -353,12 +366,12 @@ impl Timeline {
 
     /// Sample rate of the recording (Hz).
     pub fn sample_rate(&self) -> u32 {
-        if self.wide.is_some() { 16000 } else { 8000 }
+        self.up.as_ref().map_or(8000, |up| up[0].rate())
     }
 
     /// Output samples per position.
     fn per_position(&self) -> u64 {
-        if self.wide.is_some() { 2 } else { 1 }
+        u64::from(self.sample_rate() / 8000)
     }
 
     /// Frames written to the file so far.
@@ -408,6 +421,18 @@ impl Timeline {
         self.place_with(channel, pos, Codes::Pcm(samples), law, scratch)
     }
 
+    /// Places decoded 48 kHz samples (six per position, [`Law::Opus48`]) on `channel` from
+    /// position `pos`.
+    pub fn place_pcm48(
+        &mut self,
+        channel: usize,
+        pos: u64,
+        samples: &[i16],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Placed> {
+        self.place_with(channel, pos, Codes::Pcm48(samples), Law::Opus48, scratch)
+    }
+
     /// Places decoded 8 kHz `samples` (one per position, [`Law::Decoded8k`]) on `channel` from
     /// position `pos`, as [`Timeline::place`] does codes.
     pub fn place_pcm8(
@@ -443,8 +468,8 @@ impl Timeline {
             }
             None => self.planes[channel].law = Some(law),
         }
-        if law.wideband() && self.wide.is_none() {
-            self.widen()?;
+        if law.rate() > self.sample_rate() {
+            self.raise(law.rate())?;
         }
         if pos + n <= self.written {
             return Ok(Placed { late_samples: n as u32 });
@@ -476,6 +501,12 @@ impl Timeline {
                         *cell = [sample, 0];
                     }
                 }
+                Codes::Pcm48(s) => {
+                    let pcm = plane.pcm6.get_or_insert_with(|| vec![[0i16; 6]; cap as usize].into_boxed_slice());
+                    for (cell, six) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(6)) {
+                        cell.copy_from_slice(six);
+                    }
+                }
             }
             plane.mark(start, run);
             codes = codes.skip(run);
@@ -498,24 +529,27 @@ impl Timeline {
         Ok(())
     }
 
-    /// Moves an 8 kHz recording to 16 kHz: wideband codes came. Nothing written yet: the
-    /// file simply starts at 16 kHz; else what was written is rewritten through the
-    /// interpolators (see [`AudioOut::widen`]), exactly as if the call had been recorded at
-    /// 16 kHz from its start.
-    fn widen(&mut self) -> io::Result<()> {
-        let mut wide: Box<[WideChannel; 2]> = Box::default();
+    /// Moves the recording to `rate` (16 or 48 kHz): audio at that rate came. Nothing written
+    /// yet: the file simply starts at `rate`; else what was written is rewritten through the
+    /// interpolators (see [`AudioOut::raise`]), exactly as if the call had been recorded at
+    /// `rate` from its start.
+    fn raise(&mut self, rate: u32) -> io::Result<()> {
         self.out.stop_codes()?;
-        if self.written == 0 {
-            self.out.set_rate(16000)?;
-        } else {
-            self.out.widen(&mut wide)?;
-        }
-        self.wide = Some(wide);
-        Ok(())
+        let from = self.sample_rate();
+        let mut up = match self.up.take() {
+            Some(mut up) => {
+                up.iter_mut().for_each(UpChannel::to_48k);
+                up
+            }
+            None => Box::new([UpChannel::new(rate), UpChannel::new(rate)]),
+        };
+        let done = if self.out.frames() == 0 { self.out.set_rate(rate) } else { self.out.raise(&mut up, from) };
+        self.up = Some(up);
+        done
     }
 
     fn flush_to(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
-        if self.wide.is_some() {
+        if self.up.is_some() {
             return self.flush_wide(upto, scratch);
         }
         if self.out.codes() != CodeState::Off {
@@ -590,9 +624,9 @@ impl Timeline {
         self.flush_runs(upto, scratch, Some(idle))
     }
 
-    /// [`Timeline::flush_to`] for a 16 kHz recording: every position goes through its
-    /// channel's [`WideChannel`], which hands back the two samples of the position
-    /// [`wideband::TAPS`] before it.
+    /// [`Timeline::flush_to`] for a 16 or 48 kHz recording: every position goes through its
+    /// channel's [`UpChannel`], which hands back the samples (two or six) of the position
+    /// [`UpChannel::delay`] before it.
     fn flush_wide(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
         while self.written < upto {
             let start = (self.written & self.mask) as usize;
@@ -609,22 +643,18 @@ impl Timeline {
                 match plane.law {
                     Some(Law::G722) => Cell::G722(code),
                     Some(Law::Opus) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Pair(p[cell])),
+                    Some(Law::Opus48) => plane.pcm6.as_ref().map_or(Cell::Empty, |p| Cell::Six(p[cell])),
                     Some(Law::Decoded8k) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Narrow(p[cell][0])),
                     Some(law) => law.table().map_or(Cell::Empty, |t| Cell::Narrow(t[code as usize])),
                     None => Cell::Empty,
                 }
             };
             scratch.clear();
-            let wide = self.wide.as_mut().expect("a 16 kHz timeline");
+            let up = self.up.as_mut().expect("a 16 or 48 kHz timeline");
             for k in 0..n {
-                let a = wide[0].push(cells(&mut self.planes[0], k));
-                let b = wide[1].push(cells(&mut self.planes[1], k));
-                if let (Some(a), Some(b)) = (a, b) {
-                    for i in 0..2 {
-                        scratch.extend_from_slice(&a[i].to_le_bytes());
-                        scratch.extend_from_slice(&b[i].to_le_bytes());
-                    }
-                }
+                let a = up[0].push(cells(&mut self.planes[0], k));
+                let b = up[1].push(cells(&mut self.planes[1], k));
+                interleave(a, b, scratch);
             }
             self.out.write_stereo(scratch)?;
             self.advance(start, n);
@@ -648,23 +678,19 @@ impl Timeline {
         }
     }
 
-    /// The last [`wideband::TAPS`] positions a 16 kHz recording's interpolators still hold.
+    /// The last positions a 16 or 48 kHz recording's interpolators still hold.
     fn flush_wide_tail(&mut self, scratch: &mut Vec<u8>) -> io::Result<()> {
-        let Some(wide) = self.wide.as_mut() else { return Ok(()) };
+        let Some(up) = self.up.as_mut() else { return Ok(()) };
         scratch.clear();
-        let behind = (self.written as usize).min(wideband::TAPS);
-        for _ in 0..wideband::TAPS {
-            let a = wide[0].push(Cell::Empty);
-            let b = wide[1].push(Cell::Empty);
-            if let (Some(a), Some(b)) = (a, b) {
-                for i in 0..2 {
-                    scratch.extend_from_slice(&a[i].to_le_bytes());
-                    scratch.extend_from_slice(&b[i].to_le_bytes());
-                }
-            }
+        let delay = up[0].delay();
+        for _ in 0..delay {
+            let a = up[0].push(Cell::Empty);
+            let b = up[1].push(Cell::Empty);
+            interleave(a, b, scratch);
         }
         // Pushing positions past the end lets out exactly the ones still held.
-        scratch.truncate(behind * 2 * FRAME);
+        let behind = (self.written as usize).min(delay);
+        scratch.truncate(behind * self.per_position() as usize * FRAME);
         self.out.write_stereo(scratch)
     }
 
@@ -686,6 +712,18 @@ impl Timeline {
         let (sample_rate, encoding) = (self.sample_rate(), self.out.encoding());
         let (files, frames) = self.out.finish_partial()?;
         Ok(Finished { files, frames, sample_rate, encoding, cut: None })
+    }
+}
+
+/// Appends the stereo frames of one position as two channels let it out (both or neither: they
+/// are pushed alike).
+#[inline]
+fn interleave(a: Option<Samples>, b: Option<Samples>, out: &mut Vec<u8>) {
+    if let (Some(a), Some(b)) = (a, b) {
+        for (x, y) in a.as_slice().iter().zip(b.as_slice()) {
+            out.extend_from_slice(&x.to_le_bytes());
+            out.extend_from_slice(&y.to_le_bytes());
+        }
     }
 }
 
@@ -828,6 +866,10 @@ mod tests {
         s.chunks(2).map(|c| [c[0], c[1]]).collect()
     }
 
+    fn mono_samples(path: &Path) -> Vec<i16> {
+        hound::WavReader::open(path).unwrap().samples::<i16>().map(Result::unwrap).collect()
+    }
+
     fn cfg() -> TimelineConfig {
         TimelineConfig { ring_frames: 1024, reorder_frames: 160, max_hold_frames: 160 }
     }
@@ -837,7 +879,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), 8000).unwrap();
         let a = [0xefu8; 160]; // µ-law 132
         let b = [0xfeu8; 160]; // µ-law 8
         // Channel 0: packets 0, 2, 1 (reordered); channel 1: packet 1 only.
@@ -869,7 +911,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), 8000).unwrap();
         // A-law idle code decodes to +8; gaps must still be exact zeros.
         t.place(0, 3, &[0xd5; 7], Law::Alaw, &mut s).unwrap();
         t.place(1, 61, &[0x2a; 10], Law::Alaw, &mut s).unwrap(); // crosses a 64-bit word
@@ -892,7 +934,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), 8000).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(0, 160, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         // The law changes with a packet whose place the forced write-out passes.
@@ -909,7 +951,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), 8000).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(1, 0, &[0xef; 320], Law::Ulaw, &mut s).unwrap();
         let placed = t.place(0, 160, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
@@ -924,7 +966,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), 8000).unwrap();
         t.place(0, 0, &[0xef; 160], Law::Ulaw, &mut s).unwrap();
         t.place(0, 160, &[0xaa; 160], Law::Alaw, &mut s).unwrap();
         let frames = t.finish(&mut s).unwrap().frames;
@@ -939,7 +981,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let mut s = Vec::new();
-        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), false).unwrap();
+        let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), 8000).unwrap();
         let a = [0xefu8; 160];
         for k in 0..20u64 {
             t.place(0, k * 160, &a, Law::Ulaw, &mut s).unwrap();
@@ -962,12 +1004,12 @@ mod tests {
             let mut s = Vec::new();
             let play = |t: &mut Timeline, s: &mut Vec<u8>| play_then(t, s, Law::G722);
             let narrow = dir.path().join("narrow.wav");
-            let mut t = Timeline::create(&narrow, cfg(), audio, false).unwrap();
+            let mut t = Timeline::create(&narrow, cfg(), audio, 8000).unwrap();
             play(&mut t, &mut s);
             assert_eq!(t.sample_rate(), 16000);
             let a = t.finish(&mut s).unwrap();
             let wide = dir.path().join("wide.wav");
-            let mut t = Timeline::create(&wide, cfg(), audio, true).unwrap();
+            let mut t = Timeline::create(&wide, cfg(), audio, 16000).unwrap();
             play(&mut t, &mut s);
             let b = t.finish(&mut s).unwrap();
             assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate));
@@ -976,6 +1018,58 @@ mod tests {
                 assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{layout:?}");
             }
             assert_no_tmp(dir.path());
+        }
+    }
+
+    /// Opus at 48 kHz after 8 kHz or 16 kHz audio was written: the file is rewritten at 48 kHz
+    /// and comes out exactly as a recording made at 48 kHz from the start (WAV stereo and
+    /// split); the 48 kHz samples are in it as placed.
+    #[test]
+    fn audio_at_48k_after_written_audio_rewrites_the_file_as_if_at_48k_from_the_start() {
+        let six: Vec<i16> = (0..960).map(|j| (j * 37 % 4000) as i16 - 2000).collect();
+        for layout in [crate::mix::audio::AudioLayout::Stereo, crate::mix::audio::AudioLayout::Split] {
+            for first in [Law::Ulaw, Law::G722] {
+                let audio = AudioConfig { layout, ..AudioConfig::default() };
+                let dir = tempfile::tempdir().unwrap();
+                let mut s = Vec::new();
+                let play = |t: &mut Timeline, s: &mut Vec<u8>| {
+                    let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
+                    for k in 0..30u64 {
+                        t.place(0, k * 160, &tone, first, s).unwrap();
+                        t.settle(k * 160, s).unwrap();
+                    }
+                    assert!(t.written() > 0);
+                    for k in 30..40u64 {
+                        t.place(0, k * 160, &tone, first, s).unwrap();
+                        t.place_pcm48(1, k * 160, &six, s).unwrap();
+                    }
+                };
+                let lower = dir.path().join("lower.wav");
+                let mut t = Timeline::create(&lower, cfg(), audio, first.rate()).unwrap();
+                play(&mut t, &mut s);
+                assert_eq!(t.sample_rate(), 48000);
+                let a = t.finish(&mut s).unwrap();
+                let full = dir.path().join("full.wav");
+                let mut t = Timeline::create(&full, cfg(), audio, 48000).unwrap();
+                play(&mut t, &mut s);
+                let b = t.finish(&mut s).unwrap();
+                assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate));
+                assert_eq!(a.frames, 6 * 40 * 160);
+                for ((pa, _), (pb, _)) in a.files.iter().zip(&b.files) {
+                    assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{layout:?} {first:?}");
+                }
+                // The callee's Opus samples, exactly where they were placed.
+                let callee: Vec<i16> = if layout == crate::mix::audio::AudioLayout::Stereo {
+                    samples(&full).iter().map(|f| f[1]).collect()
+                } else {
+                    mono_samples(&b.files[1].0)
+                };
+                for k in 30..40usize {
+                    assert_eq!(callee[k * 960..(k + 1) * 960], six[..], "{layout:?} {first:?} packet {k}");
+                }
+                assert!(callee[..30 * 960].iter().all(|&x| x == 0));
+                assert_no_tmp(dir.path());
+            }
         }
     }
 
@@ -1012,12 +1106,12 @@ mod tests {
                 let play = |t: &mut Timeline, s: &mut Vec<u8>| play_then(t, s, then.unwrap_or(Law::Ulaw));
                 let dir = tempfile::tempdir().unwrap();
                 let mut s = Vec::new();
-                let codes = AudioConfig { format: AudioFormat::WavG711, layout };
-                let mut t = Timeline::create(&dir.path().join("g.wav"), cfg(), codes, false).unwrap();
+                let codes = AudioConfig { format: AudioFormat::WavG711, layout, ..AudioConfig::default() };
+                let mut t = Timeline::create(&dir.path().join("g.wav"), cfg(), codes, 8000).unwrap();
                 play(&mut t, &mut s);
                 let a = t.finish(&mut s).unwrap();
-                let pcm = AudioConfig { format: AudioFormat::Wav, layout };
-                let mut t = Timeline::create(&dir.path().join("p.wav"), cfg(), pcm, false).unwrap();
+                let pcm = AudioConfig { format: AudioFormat::Wav, layout, ..AudioConfig::default() };
+                let mut t = Timeline::create(&dir.path().join("p.wav"), cfg(), pcm, 8000).unwrap();
                 play(&mut t, &mut s);
                 let b = t.finish(&mut s).unwrap();
                 assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate), "{ctx}");
@@ -1066,7 +1160,7 @@ mod tests {
         let p = dir.path().join("t.wav");
         let cfg = TimelineConfig::default();
         let (reorder, hold) = (u64::from(cfg.reorder_frames), u64::from(cfg.hold()));
-        let mut t = Timeline::create(&p, cfg, AudioConfig::default(), false).unwrap();
+        let mut t = Timeline::create(&p, cfg, AudioConfig::default(), 8000).unwrap();
         let mut s = Vec::new();
         const PACKETS: u64 = 400; // 8 s: 8 laps of the ring
         let code = |ch: u64, k: u64, i: u64| ((k * 131 + i * 7 + ch * 59) % 251) as u8;
