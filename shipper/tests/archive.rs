@@ -437,6 +437,12 @@ fn entered_files_are_known_unchanged_until_written() {
     }
     assert!(entry.files[0].entered_as.unchanged(&path));
     assert!(!entry.files[0].entered_as.unchanged(&spool.recording_path(KEY, "json")), "another file");
+    // The shipper reads each entry from the queue as it ships it, and records confirmations:
+    // the entry keeps what this process knows of its files through both.
+    assert!(spool.entry(entry.id).unwrap().files[0].entered_as.unchanged(&path), "read back for shipping");
+    spool.mark_shipped(entry.id, "elsewhere", "somewhere").unwrap();
+    assert!(spool.entry(entry.id).unwrap().files[0].entered_as.unchanged(&path), "after a confirmation");
+    assert!(spool.pending().unwrap()[0].files[0].entered_as.unchanged(&path), "in the index after it");
     let mut f = fs::OpenOptions::new().write(true).open(&path).unwrap();
     std::io::Write::write_all(&mut f, b"R").unwrap(); // same size, first byte rewritten
     assert!(!entry.files[0].entered_as.unchanged(&path), "a write in place");

@@ -575,9 +575,19 @@ impl<FS: Fs> Spool<FS> {
         Ok(self.list_seq_files(&self.queue)?.into_iter().map(EntryId).collect())
     }
 
-    /// Reads queue entry `id`.
+    /// Reads queue entry `id`, with what this process knows of its files as entered
+    /// ([`EnteredAs`], which the queue does not hold) for each file the queue still names
+    /// with the same content.
     pub fn entry(&self, id: EntryId) -> Result<Entry, SpoolError> {
-        read_entry(&self.fs, self.entry_path(id), id)
+        let mut entry = read_entry(&self.fs, self.entry_path(id), id)?;
+        if let Some(known) = self.index().get(&id) {
+            for f in &mut entry.files {
+                if let Some(k) = known.files.iter().find(|k| k.path == f.path && k.sha256 == f.sha256) {
+                    f.entered_as = k.entered_as;
+                }
+            }
+        }
+        Ok(entry)
     }
 
     /// Records that `target` has confirmed entry `id`, stored at `location`. Atomic rewrite of the
