@@ -256,6 +256,11 @@ impl Snapshots {
             "callvault_audio_file_reopens",
             "Times an audio file closed between writes (more calls than the open-files limit) was opened again.",
             mixer::mix::openfiles::reopened(),
+        )?;
+        f.counter1(
+            "callvault_audio_writebacks",
+            "Times the writeback of a growing audio file was started before the call's end.",
+            mixer::mix::openfiles::writebacks(),
         )
     }
 

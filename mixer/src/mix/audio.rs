@@ -531,6 +531,7 @@ impl FlacWriter {
             let _ = file.set_len(good).and_then(|()| file.seek(SeekFrom::Start(good)).map(drop));
             return Err(e);
         }
+        self.file.wrote(self.sink.as_slice().len());
         self.file.release();
         self.good_len += self.sink.as_slice().len() as u64;
         self.frame_no += 1;

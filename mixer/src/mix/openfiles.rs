@@ -5,11 +5,22 @@
 //! name, at its end) for the next one. Any number of calls can then be recorded; the calls
 //! beyond the limit pay an open and a close per write chunk (at least ~8 KiB, a quarter second
 //! of a call's audio), the others nothing.
+//!
+//! Writeback starts as a file grows, not at its end: every [`WRITEBACK_EVERY`] bytes written
+//! to it, a handle to it goes to the writeback thread, which flushes what it holds to the disk
+//! (`fdatasync`) while the call goes on. Left to the kernel, a call's audio would sit in the
+//! page cache until the finisher's fsync at the call's end (the kernel starts writing only
+//! when a tenth of memory is dirty, or after 30 s), and recordings ending together would wait
+//! for all their audio at once. The thread never holds up a mixer: when it is behind, the
+//! handle is dropped and the finisher's fsync covers that part as before.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_channel::Sender;
 
 /// Audio files open now.
 static OPEN: AtomicUsize = AtomicUsize::new(0);
@@ -30,6 +41,38 @@ pub fn limit_for(max_open: u64) -> usize {
     usize::try_from(max_open - reserve).unwrap_or(usize::MAX)
 }
 
+/// Bytes written to an audio file after which its writeback is started: 512 KiB, about 16 s of
+/// a 16-bit stereo 8 kHz call.
+pub const WRITEBACK_EVERY: u64 = 512 * 1024;
+
+/// Handles waiting for the writeback thread.
+const WRITEBACK_QUEUE: usize = 16;
+
+/// Times writeback of an audio file was started before its end.
+static WRITEBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// The writeback thread's queue (started at the first use; `None` if it could not start).
+fn writeback() -> Option<&'static Sender<File>> {
+    static QUEUE: OnceLock<Option<Sender<File>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<File>(WRITEBACK_QUEUE);
+            let spawned = std::thread::Builder::new().name("writeback".into()).spawn(move || {
+                for file in rx {
+                    // A failure here is the finisher's to find and report: its fsync fails too.
+                    let _ = file.sync_data();
+                }
+            });
+            spawned.ok().map(|_| tx)
+        })
+        .as_ref()
+}
+
+/// Times writeback of an audio file was started before its end.
+pub fn writebacks() -> u64 {
+    WRITEBACKS.load(Ordering::Relaxed)
+}
+
 /// Audio files open now.
 pub fn open_now() -> usize {
     OPEN.load(Ordering::Relaxed)
@@ -45,6 +88,8 @@ pub fn reopened() -> u64 {
 pub struct AudioFile {
     path: PathBuf,
     file: Option<File>,
+    /// Bytes written since writeback was last started.
+    unflushed: u64,
 }
 
 impl AudioFile {
@@ -52,14 +97,14 @@ impl AudioFile {
     pub fn create_new(path: &Path) -> io::Result<AudioFile> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         OPEN.fetch_add(1, Ordering::Relaxed);
-        Ok(AudioFile { path: path.to_owned(), file: Some(file) })
+        Ok(AudioFile { path: path.to_owned(), file: Some(file), unflushed: 0 })
     }
 
     /// An audio file written before (recovered after a crash), open for reading and writing.
     pub fn existing(path: &Path) -> io::Result<AudioFile> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         OPEN.fetch_add(1, Ordering::Relaxed);
-        Ok(AudioFile { path: path.to_owned(), file: Some(file) })
+        Ok(AudioFile { path: path.to_owned(), file: Some(file), unflushed: 0 })
     }
 
     /// The file, opened again at its end if it was closed.
@@ -72,6 +117,25 @@ impl AudioFile {
             self.file = Some(f);
         }
         Ok(self.file.as_mut().expect("just opened"))
+    }
+
+    /// After `bytes` were appended: starts the file's writeback once enough were (see the
+    /// module's notes). Call before [`AudioFile::release`].
+    pub fn wrote(&mut self, bytes: usize) {
+        self.unflushed += bytes as u64;
+        if self.unflushed < WRITEBACK_EVERY {
+            return;
+        }
+        let (Some(file), Some(queue)) = (self.file.as_ref(), writeback()) else { return };
+        if queue.is_full() {
+            return;
+        }
+        if let Ok(handle) = file.try_clone()
+            && queue.try_send(handle).is_ok()
+        {
+            WRITEBACKS.fetch_add(1, Ordering::Relaxed);
+            self.unflushed = 0;
+        }
     }
 
     /// After a write: closes the file if more audio files are open than the limit allows.

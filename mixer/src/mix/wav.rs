@@ -175,6 +175,7 @@ impl WavWriter {
             let _ = file.set_len(good).and_then(|()| file.seek(SeekFrom::Start(good)));
             return Err(e);
         }
+        self.file.wrote(bytes.len());
         self.file.release();
         self.data_len += bytes.len() as u64;
         Ok(())
