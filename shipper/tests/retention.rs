@@ -152,3 +152,70 @@ fn disk_above_the_high_watermark_is_flagged_and_recording_goes_on() {
     assert!(!spool.disk_usage().unwrap().above_high_watermark);
     assert!(!d.ship(&spool).stats.disk_pressure);
 }
+
+/// `enter` moves files outside the spool's lock: finisher threads entering at once, some with
+/// one key and the same content (replays), some with one key and different content, while the
+/// shipper ships and deletes what it confirmed. Every recording is archived under its own key,
+/// none is deleted while another entry still needs its files, and nothing is left behind.
+#[test]
+fn concurrent_enters_while_shipping_lose_nothing() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::DeleteWhenShipped, 100);
+    let (threads, each) = (4, 24);
+    let mut batches: Vec<Vec<(NewRecording, Vec<u8>)>> = Vec::new();
+    for t in 0..threads {
+        let mut batch = Vec::new();
+        for i in 0..each {
+            let (key, bytes) = match i % 3 {
+                0 => (format!("2016/11/26/own-{t}-{i}"), format!("own {t} {i}").into_bytes()),
+                1 => ("2016/11/26/replayed".to_owned(), b"the same audio".to_vec()),
+                _ => ("2016/11/26/clash".to_owned(), format!("clash {t} {i}").into_bytes()),
+            };
+            batch.push((d.recording(&key, &bytes), bytes));
+        }
+        batches.push(batch);
+    }
+    let target = Target::LocalDir(LocalDir::new("archive", &d.archive).unwrap());
+    let cfg = ShipperConfig {
+        concurrency: 2,
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+    };
+    let shipper = Shipper::start(Arc::clone(&spool), vec![target], cfg).unwrap();
+    let entered: Vec<(String, Vec<u8>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let spool = Arc::clone(&spool);
+                s.spawn(move || {
+                    batch
+                        .into_iter()
+                        .map(|(rec, bytes)| {
+                            let id = spool.enter(rec).unwrap();
+                            (spool.entry(id).unwrap().key, bytes)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let report = shipper.drain(Some(Duration::from_secs(30)));
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.stats.shipped_recordings, (threads * each) as u64);
+    // Each key holds its own content: the replays one key, each clashing content its own.
+    let mut clash_keys = std::collections::HashSet::new();
+    for (key, bytes) in &entered {
+        assert_eq!(fs::read(d.archive.join(format!("{key}.wav"))).unwrap(), *bytes, "{key}");
+        if key.starts_with("2016/11/26/clash") {
+            assert!(clash_keys.insert(key.clone()), "{key} given twice");
+        }
+    }
+    assert_eq!(clash_keys.len(), threads * each / 3);
+    assert!(entered.iter().filter(|(k, _)| k == "2016/11/26/replayed").count() == threads * each / 3);
+    // Nothing left: no intent, no queue entry, no local copy (all shipped), no work file.
+    assert!(spool.pending().unwrap().is_empty());
+    assert_eq!(fs::read_dir(d.spool.join("queue/.intent")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(&d.work).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(d.spool.join("recordings/2016/11/26")).unwrap().count(), 0);
+}

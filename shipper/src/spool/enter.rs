@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::IoContext;
 use super::format::{self, Action, EntryRecord, Intent, IntentFile, seq_file_name};
@@ -21,8 +21,49 @@ impl<FS: Fs> Spool<FS> {
     /// size already computed. On success the sources are gone from the work directory. If the
     /// key is already taken by different content the recording is entered as `<key>~2` (`~3`, …);
     /// if it is taken by identical content the source is dropped and the spooled copy reused.
+    ///
+    /// The spool's lock is held only to pick the key and sequence number and to create the
+    /// destination directories; the intent, the moves and the entry (each with its fsyncs) are
+    /// written outside it, so that `enter`s on several finisher threads overlap their I/O. An
+    /// `enter` under way reserves its destinations and counts as a queue entry of its key.
     pub fn enter(&self, rec: NewRecording) -> Result<EntryId, SpoolError> {
         self.validate(&rec)?;
+        let intent = self.reserve(rec)?;
+        let seq = intent.seq;
+        let intent_path = self.intents.join(seq_file_name(seq));
+        if let Err(e) = self.write_intent(&intent) {
+            // Nothing has moved: the caller still owns its files. Withdraw the intent so that a
+            // later start does not move files the caller may have retried with.
+            if self.fs.remove_file(&intent_path).is_ok() {
+                let _ = sync_dir(&self.fs, &self.intents);
+            }
+            let mut state = self.lock();
+            state.entering.remove(&seq);
+            count_out(&mut state, &intent.key);
+            return Err(e);
+        }
+        let done = self
+            .faults
+            .hit(CrashPoint::EnterAfterIntent)
+            .ctx("enter", &intent_path)
+            .and_then(|()| self.finish_intent(&intent));
+        let mut state = self.lock();
+        state.entering.remove(&seq);
+        match done {
+            Ok(()) => Ok(EntryId(seq)),
+            Err(e) => {
+                count_out(&mut state, &intent.key);
+                let key = intent.key.clone();
+                state.unfinished.insert(seq, intent);
+                Err(SpoolError::Unfinished { key, intent: intent_path, source: Box::new(e) })
+            }
+        }
+    }
+
+    /// Under the spool's lock: picks the key and sequence number of `rec`, creates the
+    /// directories its files go to (so that an `enter` finding one there knows it durable), and
+    /// reserves both as an `enter` under way.
+    fn reserve(&self, rec: NewRecording) -> Result<Intent, SpoolError> {
         let mut state = self.lock();
         self.faults.alive().ctx("enter", &self.intents)?;
         self.retry_unfinished(&mut state);
@@ -32,8 +73,6 @@ impl<FS: Fs> Spool<FS> {
             tracing::warn!(key = %rec.key, stored_as = %key,
                 "a different recording with this key is already spooled; keeping both");
         }
-        let seq = state.next_seq;
-        state.next_seq += 1;
         let files = rec
             .files
             .iter()
@@ -49,6 +88,13 @@ impl<FS: Fs> Spool<FS> {
                 })
             })
             .collect::<Result<Vec<_>, SpoolError>>()?;
+        for f in &files {
+            let rel_dir = recordings_dir(&f.path);
+            create_dirs_durable(&self.fs, &self.recordings, rel_dir)
+                .ctx("create directory", self.recordings.join(rel_dir))?;
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
         let intent = Intent {
             version: format::VERSION,
             seq,
@@ -58,32 +104,9 @@ impl<FS: Fs> Spool<FS> {
             entered_at: now_rfc3339(),
             targets: state.owed.clone(),
         };
-
-        let intent_path = self.intents.join(seq_file_name(seq));
-        if let Err(e) = self.write_intent(&intent) {
-            // Nothing has moved: the caller still owns its files. Withdraw the intent so that a
-            // later start does not move files the caller may have retried with.
-            if self.fs.remove_file(&intent_path).is_ok() {
-                let _ = sync_dir(&self.fs, &self.intents);
-            }
-            return Err(e);
-        }
-        match self
-            .faults
-            .hit(CrashPoint::EnterAfterIntent)
-            .ctx("enter", &intent_path)
-            .and_then(|()| self.finish_intent(&intent))
-        {
-            Ok(()) => {
-                *state.queued_keys.entry(intent.key.clone()).or_default() += 1;
-                Ok(EntryId(seq))
-            }
-            Err(e) => {
-                let key = intent.key.clone();
-                state.unfinished.insert(seq, intent);
-                Err(SpoolError::Unfinished { key, intent: intent_path, source: Box::new(e) })
-            }
-        }
+        *state.queued_keys.entry(intent.key.clone()).or_default() += 1;
+        state.entering.insert(seq, intent.clone());
+        Ok(intent)
     }
 
     /// Checks everything about `rec` that can be checked before touching the disk.
@@ -134,6 +157,7 @@ impl<FS: Fs> Spool<FS> {
         let reserved: BTreeMap<&str, &str> = state
             .unfinished
             .values()
+            .chain(state.entering.values())
             .flat_map(|i| i.files.iter())
             .map(|f| (f.path.as_str(), f.sha256.as_str()))
             .collect();
@@ -203,8 +227,11 @@ impl<FS: Fs> Spool<FS> {
     pub(super) fn finish_intent(&self, intent: &Intent) -> Result<(), SpoolError> {
         let intent_path = self.intents.join(seq_file_name(intent.seq));
         let mut kept = Vec::with_capacity(intent.files.len());
+        // Directories whose entries the moves changed: each synced once, after all the moves
+        // and before the entry that says the files are in place.
+        let mut touched: Vec<PathBuf> = Vec::with_capacity(2);
         for (i, f) in intent.files.iter().enumerate() {
-            if let Some(entered_as) = self.place_file(intent, &intent_path, f)? {
+            if let Some(entered_as) = self.place_file(intent, &intent_path, f, &mut touched)? {
                 kept.push(EntryFile {
                     ext: f.ext.clone(),
                     path: f.path.clone(),
@@ -216,6 +243,9 @@ impl<FS: Fs> Spool<FS> {
             if i == 0 {
                 self.faults.hit(CrashPoint::EnterAfterFirstMove).ctx("enter", &intent_path)?;
             }
+        }
+        for dir in &touched {
+            sync_dir(&self.fs, dir).ctx("sync directory", dir)?;
         }
         self.faults.hit(CrashPoint::EnterAfterMoves).ctx("enter", &intent_path)?;
 
@@ -250,25 +280,33 @@ impl<FS: Fs> Spool<FS> {
         sync_dir(&self.fs, &self.intents).ctx("sync directory", &self.intents)
     }
 
-    /// Puts one file of `intent` in place. Returns whether the file is in `recordings/` (false
-    /// only if it vanished from both the work directory and the spool).
-    fn place_file(&self, intent: &Intent, intent_path: &Path, f: &IntentFile) -> Result<Option<EnteredAs>, SpoolError> {
+    /// Puts one file of `intent` in place, adding the directories whose entries that changed
+    /// to `touched` (for the caller to sync). Returns whether the file is in `recordings/`
+    /// (false only if it vanished from both the work directory and the spool).
+    fn place_file(
+        &self,
+        intent: &Intent,
+        intent_path: &Path,
+        f: &IntentFile,
+        touched: &mut Vec<PathBuf>,
+    ) -> Result<Option<EnteredAs>, SpoolError> {
         let dest = self.root.join(&f.path);
         let source_there = exists(&self.fs, &f.source).ctx("inspect", &f.source)?;
         let dest_there = exists(&self.fs, &dest).ctx("inspect", &dest)?;
         let source_dir = f.source.parent().unwrap_or(Path::new("/"));
+        let mut touch = |dir: &Path| {
+            if !touched.iter().any(|t| t == dir) {
+                touched.push(dir.to_owned());
+            }
+        };
         match (source_there, dest_there) {
             (true, false) => {
-                let rel_dir = Path::new(&f.path)
-                    .parent()
-                    .and_then(|p| p.strip_prefix("recordings").ok())
-                    .unwrap_or(Path::new(""));
+                let rel_dir = recordings_dir(&f.path);
                 create_dirs_durable(&self.fs, &self.recordings, rel_dir)
                     .ctx("create directory", self.recordings.join(rel_dir))?;
                 self.fs.rename(&f.source, &dest).ctx("move", &f.source)?;
-                let dest_dir = dest.parent().unwrap_or(&self.recordings);
-                sync_dir(&self.fs, dest_dir).ctx("sync directory", dest_dir)?;
-                sync_dir(&self.fs, source_dir).ctx("sync directory", source_dir)?;
+                touch(dest.parent().unwrap_or(&self.recordings));
+                touch(source_dir);
                 // The file the finisher hashed, just moved: its stamp from now on (the move
                 // changed it) is the hashed content's.
                 let stamp = self.fine_stamps.then(|| self.fs.symlink_metadata(&dest).ok()?.stamp).flatten();
@@ -287,7 +325,7 @@ impl<FS: Fs> Spool<FS> {
                     });
                 }
                 self.fs.remove_file(&f.source).ctx("remove", &f.source)?;
-                sync_dir(&self.fs, source_dir).ctx("sync directory", source_dir)?;
+                touch(source_dir);
             }
             (false, true) => {}
             (false, false) => {
@@ -299,6 +337,21 @@ impl<FS: Fs> Spool<FS> {
             }
         }
         Ok(Some(EnteredAs::default()))
+    }
+}
+
+/// The directory under `recordings/` a spool path `recordings/<key>.<ext>` is in.
+fn recordings_dir(path: &str) -> &Path {
+    Path::new(path).parent().and_then(|p| p.strip_prefix("recordings").ok()).unwrap_or(Path::new(""))
+}
+
+/// One queue entry (or reservation) of `key` fewer.
+pub(super) fn count_out(state: &mut State, key: &str) {
+    if let Some(n) = state.queued_keys.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            state.queued_keys.remove(key);
+        }
     }
 }
 

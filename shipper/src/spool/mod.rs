@@ -312,6 +312,9 @@ struct State {
     next_seq: u64,
     /// Intents whose finishing failed with an I/O error, by seq; retried by the next `enter`.
     unfinished: BTreeMap<u64, Intent>,
+    /// Intents of `enter`s under way (their files moving, outside this lock), by seq: their
+    /// destinations are taken, and their keys count in `queued_keys` already.
+    entering: BTreeMap<u64, Intent>,
     /// Queue entries per recording key: files of a key with entries are never deleted.
     queued_keys: std::collections::HashMap<String, u32>,
     /// The targets new entries are owed to.
@@ -448,6 +451,7 @@ impl<FS: Fs> Spool<FS> {
             state: Mutex::new(State {
                 next_seq: 1,
                 unfinished: BTreeMap::new(),
+                entering: BTreeMap::new(),
                 queued_keys: std::collections::HashMap::new(),
                 owed: Vec::new(),
             }),
@@ -623,12 +627,7 @@ impl<FS: Fs> Spool<FS> {
             entry
         };
         let mut state = self.lock();
-        if let Some(n) = state.queued_keys.get_mut(&entry.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                state.queued_keys.remove(&entry.key);
-            }
-        }
+        enter::count_out(&mut state, &entry.key);
         self.apply_retention(&state, &entry);
         Ok(true)
     }
