@@ -1001,24 +1001,35 @@ mod tests {
         for layout in [crate::mix::audio::AudioLayout::Stereo, crate::mix::audio::AudioLayout::Split] {
             let audio = AudioConfig { layout, ..AudioConfig::default() };
             let dir = tempfile::tempdir().unwrap();
-            let mut s = Vec::new();
             let play = |t: &mut Timeline, s: &mut Vec<u8>| play_then(t, s, Law::G722);
-            let narrow = dir.path().join("narrow.wav");
-            let mut t = Timeline::create(&narrow, cfg(), audio, 8000).unwrap();
-            play(&mut t, &mut s);
-            assert_eq!(t.sample_rate(), 16000);
-            let a = t.finish(&mut s).unwrap();
-            let wide = dir.path().join("wide.wav");
-            let mut t = Timeline::create(&wide, cfg(), audio, 16000).unwrap();
-            play(&mut t, &mut s);
-            let b = t.finish(&mut s).unwrap();
-            assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate));
-            assert_eq!(a.frames, 2 * 40 * 160);
-            for ((pa, _), (pb, _)) in a.files.iter().zip(&b.files) {
-                assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{layout:?}");
-            }
-            assert_no_tmp(dir.path());
+            let b = raised_as_if_from_the_start(dir.path(), audio, 8000, 16000, play);
+            assert_eq!(b.frames, 2 * 40 * 160);
         }
+    }
+
+    /// Plays `play` on a timeline created at `from` (which it must raise to `to`) and on one
+    /// created at `to`: both leave the same file(s) and no temporary one. Returns the second's.
+    fn raised_as_if_from_the_start(
+        dir: &Path,
+        audio: AudioConfig,
+        from: u32,
+        to: u32,
+        play: impl Fn(&mut Timeline, &mut Vec<u8>),
+    ) -> Finished {
+        let mut s = Vec::new();
+        let mut t = Timeline::create(&dir.join("raised.wav"), cfg(), audio, from).unwrap();
+        play(&mut t, &mut s);
+        assert_eq!(t.sample_rate(), to);
+        let a = t.finish(&mut s).unwrap();
+        let mut t = Timeline::create(&dir.join("started.wav"), cfg(), audio, to).unwrap();
+        play(&mut t, &mut s);
+        let b = t.finish(&mut s).unwrap();
+        assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate));
+        for ((pa, _), (pb, _)) in a.files.iter().zip(&b.files) {
+            assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{:?} {from} Hz", audio.layout);
+        }
+        assert_no_tmp(dir);
+        b
     }
 
     /// Opus at 48 kHz after 8 kHz or 16 kHz audio was written: the file is rewritten at 48 kHz
@@ -1031,7 +1042,6 @@ mod tests {
             for first in [Law::Ulaw, Law::G722] {
                 let audio = AudioConfig { layout, ..AudioConfig::default() };
                 let dir = tempfile::tempdir().unwrap();
-                let mut s = Vec::new();
                 let play = |t: &mut Timeline, s: &mut Vec<u8>| {
                     let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
                     for k in 0..30u64 {
@@ -1044,23 +1054,11 @@ mod tests {
                         t.place_pcm48(1, k * 160, &six, s).unwrap();
                     }
                 };
-                let lower = dir.path().join("lower.wav");
-                let mut t = Timeline::create(&lower, cfg(), audio, first.rate()).unwrap();
-                play(&mut t, &mut s);
-                assert_eq!(t.sample_rate(), 48000);
-                let a = t.finish(&mut s).unwrap();
-                let full = dir.path().join("full.wav");
-                let mut t = Timeline::create(&full, cfg(), audio, 48000).unwrap();
-                play(&mut t, &mut s);
-                let b = t.finish(&mut s).unwrap();
-                assert_eq!((a.frames, a.sample_rate), (b.frames, b.sample_rate));
-                assert_eq!(a.frames, 6 * 40 * 160);
-                for ((pa, _), (pb, _)) in a.files.iter().zip(&b.files) {
-                    assert_eq!(std::fs::read(pa).unwrap(), std::fs::read(pb).unwrap(), "{layout:?} {first:?}");
-                }
+                let b = raised_as_if_from_the_start(dir.path(), audio, first.rate(), 48000, play);
+                assert_eq!(b.frames, 6 * 40 * 160);
                 // The callee's Opus samples, exactly where they were placed.
                 let callee: Vec<i16> = if layout == crate::mix::audio::AudioLayout::Stereo {
-                    samples(&full).iter().map(|f| f[1]).collect()
+                    samples(&b.files[0].0).iter().map(|f| f[1]).collect()
                 } else {
                     mono_samples(&b.files[1].0)
                 };
@@ -1068,7 +1066,6 @@ mod tests {
                     assert_eq!(callee[k * 960..(k + 1) * 960], six[..], "{layout:?} {first:?} packet {k}");
                 }
                 assert!(callee[..30 * 960].iter().all(|&x| x == 0));
-                assert_no_tmp(dir.path());
             }
         }
     }
