@@ -538,7 +538,7 @@ impl Timeline {
         let from = self.sample_rate();
         let mut up = match self.up.take() {
             Some(mut up) => {
-                up.iter_mut().for_each(UpChannel::to_48k);
+                up.iter_mut().for_each(UpChannel::raise_to_48k);
                 up
             }
             None => Box::new([UpChannel::new(rate), UpChannel::new(rate)]),

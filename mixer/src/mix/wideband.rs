@@ -214,14 +214,14 @@ impl UpChannel {
     pub fn new(rate: u32) -> UpChannel {
         let mut up = UpChannel { wide: WideChannel::new(), full: None };
         if rate > 16_000 {
-            up.to_48k();
+            up.raise_to_48k();
         }
         up
     }
 
     /// From now on at 48 kHz: what comes out of the 16 kHz stage from here on goes through
     /// the ×3 stage (what came out before is for the caller to push again, [`Self::push16`]).
-    pub fn to_48k(&mut self) {
+    pub fn raise_to_48k(&mut self) {
         if self.full.is_none() {
             self.full = Some(Box::new(Triple::new()));
         }
@@ -447,7 +447,7 @@ mod tests {
         for &cell in &cells[..250] {
             wrote.extend(c.push(cell));
         }
-        c.to_48k();
+        c.raise_to_48k();
         let mut out = Vec::new();
         for pair in wrote {
             if let Some(s) = c.push16([pair.as_slice()[0], pair.as_slice()[1]]) {
