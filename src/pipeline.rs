@@ -369,16 +369,15 @@ impl Pipeline {
         let (n_fin, n_int) = (found.finished.len(), found.interrupted.len());
         for files in found.finished {
             let adopted = mixer::adopt(&files).map_err(anyhow::Error::from).and_then(|f| {
-                let indexed = to_index.as_ref().and_then(|_| indexed(&f));
-                let (bytes, audio) = sizes(&f);
-                enter(&spool, f).map_err(anyhow::Error::from).map(|_| (indexed, bytes, audio))
+                let (rec, done) = to_spool(f, to_index.is_some());
+                spool.enter(rec).map_err(anyhow::Error::from).map(|_| done)
             });
             match adopted {
-                Ok((indexed, bytes, audio)) => {
-                    if let (Some(to), Some(call)) = (&to_index, indexed) {
+                Ok(done) => {
+                    if let (Some(to), Some(call)) = (&to_index, done.indexed) {
                         to.send(call);
                     }
-                    metrics.recording_written(bytes, audio, true);
+                    metrics.recording_written(done.bytes, done.audio_bytes, true);
                     shipper.notify();
                 }
                 Err(e) => tracing::error!("cannot recover {}: {e:#}", files[files.len() - 1].display()),
@@ -502,6 +501,10 @@ impl Pipeline {
     }
 }
 
+/// Recordings a finisher takes from its queue at once when they are waiting: finished one by
+/// one, then entered into the spool together (one directory fsync per step for all of them).
+const FINISH_BATCH: usize = 32;
+
 fn finisher(
     rx: Receiver<PendingRecording>,
     spool: &Spool,
@@ -512,58 +515,120 @@ fn finisher(
     notify: impl Fn(),
 ) -> FinishStats {
     let mut stats = FinishStats::default();
-    for pending in rx {
-        let call_id = pending.record.call_id.clone();
-        // The mixer built the record when the call ended; finishing adds only the files' names
-        // and hashes.
-        metrics.call(&pending.record);
-        if let Some(hep) = hep
-            && pending.record.end_reason != "recovered"
+    let mut batch = Vec::with_capacity(FINISH_BATCH);
+    while let Ok(first) = rx.recv() {
+        // What is waiting besides: a backlog (calls ending together) is entered as a group.
+        batch.push(first);
+        while batch.len() < FINISH_BATCH
+            && let Ok(next) = rx.try_recv()
         {
-            hep.call(&pending.record);
+            batch.push(next);
         }
-        let finished = match mixer::finish(pending, work) {
-            Ok(f) => f,
-            Err(e) => {
-                stats.failed += 1;
-                metrics.recording_failed();
-                tracing::error!(%call_id, "recording not finished, its files stay in {}: {e}", work.display());
-                continue;
+        let mut finished = Vec::with_capacity(batch.len());
+        for pending in batch.drain(..) {
+            if let Some(f) = finish_one(pending, work, hep, metrics, &mut stats) {
+                finished.push(f);
             }
-        };
-        // Audio is every file but the record and the evidence pcap (one computation for the
-        // summary and the metrics).
-        let (bytes, audio_bytes) = sizes(&finished);
-        let key = finished.key.clone();
-        // Recordings recovered after a crash have no known dialog state: counted as such.
-        let state =
-            if finished.record.end_reason == "recovered" { "recovered".into() } else { finished.record.state.clone() };
-        let indexed = to_index.and_then(|_| indexed(&finished));
-        match enter(spool, finished) {
-            Ok(_) => {
-                if let (Some(to), Some(call)) = (to_index, indexed) {
-                    to.send(call);
+        }
+        let (recordings, done): (Vec<NewRecording>, Vec<Done>) =
+            finished.into_iter().map(|f| to_spool(f, to_index.is_some())).unzip();
+        for (result, done) in spool.enter_all(recordings).into_iter().zip(done) {
+            match result {
+                Ok(_) => {
+                    if let (Some(to), Some(call)) = (to_index, done.indexed) {
+                        to.send(call);
+                    }
+                    stats.entered += 1;
+                    if let Some(bytes) = done.audio_bytes {
+                        stats.with_audio += 1;
+                        stats.audio_bytes += bytes;
+                    }
+                    if stats.keys.len() < KEYS_KEPT {
+                        stats.keys.push(done.key);
+                    }
+                    metrics.recording_written(done.bytes, done.audio_bytes, done.state == "recovered");
+                    *stats.states.entry(done.state).or_default() += 1;
+                    notify();
                 }
-                stats.entered += 1;
-                if let Some(bytes) = audio_bytes {
-                    stats.with_audio += 1;
-                    stats.audio_bytes += bytes;
+                Err(e) => {
+                    stats.failed += 1;
+                    metrics.recording_failed();
+                    tracing::error!(call_id = %done.call_id,
+                        "recording not entered into the spool, its files stay in {}: {e}", work.display());
                 }
-                if stats.keys.len() < KEYS_KEPT {
-                    stats.keys.push(key);
-                }
-                metrics.recording_written(bytes, audio_bytes, state == "recovered");
-                *stats.states.entry(state).or_default() += 1;
-                notify();
-            }
-            Err(e) => {
-                stats.failed += 1;
-                metrics.recording_failed();
-                tracing::error!(%call_id, "recording not entered into the spool, its files stay in {}: {e}", work.display());
             }
         }
     }
     stats
+}
+
+/// Makes one recording durable (metrics and HEP told of the call first); `None` when it could
+/// not be finished (counted and logged: its files stay in the work directory).
+fn finish_one(
+    pending: PendingRecording,
+    work: &Path,
+    hep: Option<&crate::hep::Feed>,
+    metrics: &Metrics,
+    stats: &mut FinishStats,
+) -> Option<mixer::Finished> {
+    let call_id = pending.record.call_id.clone();
+    // The mixer built the record when the call ended; finishing adds only the files' names
+    // and hashes.
+    metrics.call(&pending.record);
+    if let Some(hep) = hep
+        && pending.record.end_reason != "recovered"
+    {
+        hep.call(&pending.record);
+    }
+    match mixer::finish(pending, work) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            stats.failed += 1;
+            metrics.recording_failed();
+            tracing::error!(%call_id, "recording not finished, its files stay in {}: {e}", work.display());
+            None
+        }
+    }
+}
+
+/// What a finisher still needs of a finished recording once its files went to the spool.
+struct Done {
+    call_id: String,
+    key: String,
+    /// Every file's bytes, and the audio's (if it has audio).
+    bytes: u64,
+    audio_bytes: Option<u64>,
+    /// The dialog state, or `recovered` (no known dialog state after a crash).
+    state: String,
+    indexed: Option<IndexedCall>,
+}
+
+/// A finished recording as the spool takes it, and what the finisher keeps of it (with its
+/// index row if `index`).
+fn to_spool(finished: mixer::Finished, index: bool) -> (NewRecording, Done) {
+    // Audio is every file but the record and the evidence pcap (one computation for the
+    // summary and the metrics).
+    let (bytes, audio_bytes) = sizes(&finished);
+    let state =
+        if finished.record.end_reason == "recovered" { "recovered".into() } else { finished.record.state.clone() };
+    let done = Done {
+        call_id: finished.record.call_id.clone(),
+        key: finished.key.clone(),
+        bytes,
+        audio_bytes,
+        state,
+        indexed: index.then(|| indexed(&finished)).flatten(),
+    };
+    let rec = NewRecording {
+        key: finished.key,
+        files: finished
+            .files
+            .into_iter()
+            .map(|f| NewFile { source: f.path, ext: f.ext, sha256: f.sha256, size: f.size })
+            .collect(),
+        summary: finished.summary,
+    };
+    (rec, done)
 }
 
 /// Opens the call index in the data directory and starts its writer, which first indexes the
@@ -618,19 +683,6 @@ fn sizes(finished: &mixer::Finished) -> (u64, Option<u64>) {
     let audio: Vec<u64> =
         finished.files.iter().filter(|f| f.ext != "json" && f.ext != "pcap").map(|f| f.size).collect();
     (bytes, (!audio.is_empty()).then(|| audio.iter().sum()))
-}
-
-/// Hands a finished recording's files to the spool.
-fn enter(spool: &Spool, finished: mixer::Finished) -> Result<shipper::EntryId, shipper::SpoolError> {
-    spool.enter(NewRecording {
-        key: finished.key,
-        files: finished
-            .files
-            .into_iter()
-            .map(|f| NewFile { source: f.path, ext: f.ext, sha256: f.sha256, size: f.size })
-            .collect(),
-        summary: finished.summary,
-    })
 }
 
 /// Lets capture-side code hand the sink to the engine without naming the type.

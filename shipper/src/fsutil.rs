@@ -40,6 +40,16 @@ pub(crate) fn create_dirs_durable<F: Fs>(fs: &F, base: &Path, rel: &Path) -> io:
 /// filesystem), which is fsynced, renamed over `dest`, and then `dest`'s directory is fsynced.
 /// A reader (or a crash) sees either the old content or the new one, never a mix.
 pub(crate) fn write_atomic<F: Fs>(fs: &F, tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_renamed(fs, tmp_dir, dest, bytes)?;
+    if let Some(dir) = dest.parent() {
+        sync_dir(fs, dir)?;
+    }
+    Ok(())
+}
+
+/// [`write_atomic`] but for the fsync of `dest`'s directory, which is the caller's (once for
+/// several files): until it, a crash may leave the old content.
+pub(crate) fn write_renamed<F: Fs>(fs: &F, tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let file_name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tmp_dir.join(format!("{file_name}.{:016x}", random_u64()));
     let result = (|| {
@@ -52,11 +62,7 @@ pub(crate) fn write_atomic<F: Fs>(fs: &F, tmp_dir: &Path, dest: &Path, bytes: &[
     if result.is_err() {
         let _ = fs.remove_file(&tmp);
     }
-    result?;
-    if let Some(dir) = dest.parent() {
-        sync_dir(fs, dir)?;
-    }
-    Ok(())
+    result
 }
 
 /// Lowercase hex SHA-256 and size of the file at `path`, read through `fs`.

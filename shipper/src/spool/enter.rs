@@ -9,7 +9,7 @@ use super::format::{self, Action, EntryRecord, Intent, IntentFile, seq_file_name
 use super::{EnteredAs, Entry, EntryFile, EntryId, NewRecording, Spool, SpoolError, State, now_rfc3339};
 use crate::faults::CrashPoint;
 use crate::filesystem::Fs;
-use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, sync_dir, write_atomic};
+use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, sync_dir, write_renamed};
 
 /// How many `~N` suffixes to try before giving up on a key.
 const MAX_SUFFIX: u32 = 10_000;
@@ -27,37 +27,74 @@ impl<FS: Fs> Spool<FS> {
     /// written outside it, so that `enter`s on several finisher threads overlap their I/O. An
     /// `enter` under way reserves its destinations and counts as a queue entry of its key.
     pub fn enter(&self, rec: NewRecording) -> Result<EntryId, SpoolError> {
-        self.validate(&rec)?;
-        let intent = self.reserve(rec)?;
-        let seq = intent.seq;
-        let intent_path = self.intents.join(seq_file_name(seq));
-        if let Err(e) = self.write_intent(&intent) {
-            // Nothing has moved: the caller still owns its files. Withdraw the intent so that a
-            // later start does not move files the caller may have retried with.
-            if self.fs.remove_file(&intent_path).is_ok() {
-                let _ = sync_dir(&self.fs, &self.intents);
+        self.enter_all(vec![rec]).pop().expect("one result per recording")
+    }
+
+    /// [`Spool::enter`] for several recordings at once, with one result each, in order: each
+    /// gets its own intent and entry, but the directories those land in are synced once for
+    /// all (group commit): a finisher with a backlog pays a directory fsync per step, not per
+    /// recording. Each recording is entered or not on its own, as if entered alone.
+    pub fn enter_all(&self, recs: Vec<NewRecording>) -> Vec<Result<EntryId, SpoolError>> {
+        let mut results: Vec<Option<Result<EntryId, SpoolError>>> = Vec::with_capacity(recs.len());
+        let mut intents = Vec::with_capacity(recs.len());
+        for (i, rec) in recs.into_iter().enumerate() {
+            results.push(None);
+            match self.validate(&rec).and_then(|()| self.reserve(rec)) {
+                Ok(intent) => intents.push((i, intent)),
+                Err(e) => results[i] = Some(Err(e)),
             }
-            let mut state = self.lock();
-            state.entering.remove(&seq);
-            count_out(&mut state, &intent.key);
-            return Err(e);
         }
-        let done = self
-            .faults
-            .hit(CrashPoint::EnterAfterIntent)
-            .ctx("enter", &intent_path)
-            .and_then(|()| self.finish_intent(&intent));
+        // The intents, each written and fsynced, then their directory once.
+        let mut written = Vec::with_capacity(intents.len());
+        for (i, intent) in intents {
+            match self.write_intent(&intent) {
+                Ok(()) => written.push((i, intent)),
+                Err(e) => {
+                    self.withdraw(&intent);
+                    results[i] = Some(Err(e));
+                }
+            }
+        }
+        if !written.is_empty()
+            && let Err(e) = sync_dir(&self.fs, &self.intents)
+        {
+            for (i, intent) in written.drain(..) {
+                self.withdraw(&intent);
+                results[i] = Some(Err(SpoolError::io("sync directory", &self.intents, again(&e))));
+            }
+        }
+        let intents: Vec<&Intent> = written.iter().map(|(_, intent)| intent).collect();
+        let done = match self.faults.hit(CrashPoint::EnterAfterIntent) {
+            Ok(()) => self.finish_intents(&intents),
+            Err(e) => intents.iter().map(|i| Err(SpoolError::io("enter", self.intent_path(i), again(&e)))).collect(),
+        };
         let mut state = self.lock();
-        state.entering.remove(&seq);
-        match done {
-            Ok(()) => Ok(EntryId(seq)),
-            Err(e) => {
-                count_out(&mut state, &intent.key);
-                let key = intent.key.clone();
-                state.unfinished.insert(seq, intent);
-                Err(SpoolError::Unfinished { key, intent: intent_path, source: Box::new(e) })
-            }
+        for ((i, intent), done) in written.into_iter().zip(done) {
+            state.entering.remove(&intent.seq);
+            results[i] = Some(match done {
+                Ok(()) => Ok(EntryId(intent.seq)),
+                Err(e) => {
+                    count_out(&mut state, &intent.key);
+                    let key = intent.key.clone();
+                    let path = self.intents.join(seq_file_name(intent.seq));
+                    state.unfinished.insert(intent.seq, intent);
+                    Err(SpoolError::Unfinished { key, intent: path, source: Box::new(e) })
+                }
+            });
         }
+        results.into_iter().map(|r| r.expect("every recording has its result")).collect()
+    }
+
+    /// An intent that will not be carried out (nothing of it has moved: the caller still owns
+    /// its files): removed, so that a later start does not move files the caller may have
+    /// retried with, and its reservation given back.
+    fn withdraw(&self, intent: &Intent) {
+        if self.fs.remove_file(&self.intents.join(seq_file_name(intent.seq))).is_ok() {
+            let _ = sync_dir(&self.fs, &self.intents);
+        }
+        let mut state = self.lock();
+        state.entering.remove(&intent.seq);
+        count_out(&mut state, &intent.key);
     }
 
     /// Under the spool's lock: picks the key and sequence number of `rec`, creates the
@@ -195,11 +232,13 @@ impl<FS: Fs> Spool<FS> {
         })
     }
 
+    /// Writes the intent file (fsynced, renamed into place; its directory is the caller's to
+    /// sync).
     fn write_intent(&self, intent: &Intent) -> Result<(), SpoolError> {
-        let path = self.intents.join(seq_file_name(intent.seq));
+        let path = self.intent_path(intent);
         let bytes = serde_json::to_vec_pretty(intent)
             .map_err(|e| SpoolError::io("serialize", &path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        write_atomic(&self.fs, &self.tmp, &path, &bytes).ctx("write", path)
+        write_renamed(&self.fs, &self.tmp, &path, &bytes).ctx("write", path)
     }
 
     /// Retries the intents a failed `enter` left behind, oldest first.
@@ -225,59 +264,113 @@ impl<FS: Fs> Spool<FS> {
     /// Carries out `intent` from wherever it stopped: moves the files still in the work
     /// directory, writes the entry unless it exists, removes the intent. Idempotent.
     pub(super) fn finish_intent(&self, intent: &Intent) -> Result<(), SpoolError> {
-        let intent_path = self.intents.join(seq_file_name(intent.seq));
-        let mut kept = Vec::with_capacity(intent.files.len());
-        // Directories whose entries the moves changed: each synced once, after all the moves
-        // and before the entry that says the files are in place.
-        let mut touched: Vec<PathBuf> = Vec::with_capacity(2);
-        for (i, f) in intent.files.iter().enumerate() {
-            if let Some(entered_as) = self.place_file(intent, &intent_path, f, &mut touched)? {
-                kept.push(EntryFile {
-                    ext: f.ext.clone(),
-                    path: f.path.clone(),
-                    sha256: f.sha256.clone(),
-                    size: f.size,
-                    entered_as,
-                });
-            }
-            if i == 0 {
-                self.faults.hit(CrashPoint::EnterAfterFirstMove).ctx("enter", &intent_path)?;
-            }
-        }
-        for dir in &touched {
-            sync_dir(&self.fs, dir).ctx("sync directory", dir)?;
-        }
-        self.faults.hit(CrashPoint::EnterAfterMoves).ctx("enter", &intent_path)?;
+        self.finish_intents(&[intent]).pop().expect("one result per intent")
+    }
 
-        let entry_path = self.entry_path(EntryId(intent.seq));
-        let entry_exists = self.fs.symlink_metadata(&entry_path).is_ok();
-        if kept.is_empty() {
-            tracing::error!(key = %intent.key, intent = %intent_path.display(),
-                "no file of this recording could be found; nothing to queue");
-        } else if !entry_exists {
-            let record = EntryRecord {
-                version: format::VERSION,
-                seq: intent.seq,
-                key: intent.key.clone(),
-                files: kept,
-                summary: intent.summary.clone(),
-                entered_at: intent.entered_at.clone(),
-                targets: intent.targets.clone(),
-                shipped: BTreeMap::new(),
-            };
-            let bytes = serde_json::to_vec_pretty(&record)
-                .map_err(|e| SpoolError::io("serialize", &entry_path, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-            write_atomic(&self.fs, &self.tmp, &entry_path, &bytes).ctx("write", &entry_path)?;
-            self.index().insert(EntryId(intent.seq), Entry::from_record(record));
-        }
-        self.faults.hit(CrashPoint::EnterAfterEntry).ctx("enter", &intent_path)?;
+    fn intent_path(&self, intent: &Intent) -> PathBuf {
+        self.intents.join(seq_file_name(intent.seq))
+    }
 
-        match self.fs.remove_file(&intent_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SpoolError::io("remove", intent_path, e)),
+    /// [`Spool::finish_intent`] for several intents, one result each: every step is taken for
+    /// all of them before the next, and the directories a step changed are synced once, after
+    /// it (the moves' before the entries that say the files are in place, the queue's before
+    /// the intents go). An intent that fails a step goes no further; the others go on.
+    fn finish_intents(&self, intents: &[&Intent]) -> Vec<Result<(), SpoolError>> {
+        let mut results: Vec<Result<(), SpoolError>> = intents.iter().map(|_| Ok(())).collect();
+        // Moves.
+        let mut kept: Vec<Vec<EntryFile>> = intents.iter().map(|i| Vec::with_capacity(i.files.len())).collect();
+        let mut touched = Touched::default();
+        for (k, intent) in intents.iter().enumerate() {
+            let intent_path = self.intent_path(intent);
+            for (i, f) in intent.files.iter().enumerate() {
+                match self.place_file(intent, &intent_path, f, &mut touched) {
+                    Ok(Some(entered_as)) => kept[k].push(EntryFile {
+                        ext: f.ext.clone(),
+                        path: f.path.clone(),
+                        sha256: f.sha256.clone(),
+                        size: f.size,
+                        entered_as,
+                    }),
+                    Ok(None) => {}
+                    Err(e) => {
+                        results[k] = Err(e);
+                        break;
+                    }
+                }
+                if i == 0
+                    && let Err(e) = self.faults.hit(CrashPoint::EnterAfterFirstMove)
+                {
+                    results[k] = Err(SpoolError::io("enter", &intent_path, e));
+                    break;
+                }
+            }
         }
-        sync_dir(&self.fs, &self.intents).ctx("sync directory", &self.intents)
+        if let Err((dir, e)) = touched.sync(&self.fs) {
+            fail_all(&mut results, |_| SpoolError::io("sync directory", &dir, again(&e)));
+        }
+        if let Err(e) = self.faults.hit(CrashPoint::EnterAfterMoves) {
+            fail_all(&mut results, |k| SpoolError::io("enter", self.intent_path(intents[k]), again(&e)));
+        }
+
+        // Entries.
+        let mut queued = false;
+        for (k, intent) in intents.iter().enumerate() {
+            if results[k].is_err() {
+                continue;
+            }
+            let entry_path = self.entry_path(EntryId(intent.seq));
+            queued = true;
+            if kept[k].is_empty() {
+                tracing::error!(key = %intent.key, intent = %self.intent_path(intent).display(),
+                    "no file of this recording could be found; nothing to queue");
+            } else if self.fs.symlink_metadata(&entry_path).is_err() {
+                let record = EntryRecord {
+                    version: format::VERSION,
+                    seq: intent.seq,
+                    key: intent.key.clone(),
+                    files: std::mem::take(&mut kept[k]),
+                    summary: intent.summary.clone(),
+                    entered_at: intent.entered_at.clone(),
+                    targets: intent.targets.clone(),
+                    shipped: BTreeMap::new(),
+                };
+                let written = serde_json::to_vec_pretty(&record)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                    .and_then(|bytes| write_renamed(&self.fs, &self.tmp, &entry_path, &bytes));
+                match written {
+                    Ok(()) => {
+                        self.index().insert(EntryId(intent.seq), Entry::from_record(record));
+                    }
+                    Err(e) => results[k] = Err(SpoolError::io("write", &entry_path, e)),
+                }
+            }
+        }
+        // The queue's directory, also when an entry was there already (an earlier attempt may
+        // have stopped before syncing it).
+        if queued && let Err(e) = sync_dir(&self.fs, &self.queue) {
+            fail_all(&mut results, |_| SpoolError::io("sync directory", &self.queue, again(&e)));
+        }
+        if let Err(e) = self.faults.hit(CrashPoint::EnterAfterEntry) {
+            fail_all(&mut results, |k| SpoolError::io("enter", self.intent_path(intents[k]), again(&e)));
+        }
+
+        // Intents.
+        let mut removed = false;
+        for (k, intent) in intents.iter().enumerate() {
+            if results[k].is_err() {
+                continue;
+            }
+            let path = self.intent_path(intent);
+            match self.fs.remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => removed = true,
+                Err(e) => results[k] = Err(SpoolError::io("remove", path, e)),
+            }
+        }
+        if removed && let Err(e) = sync_dir(&self.fs, &self.intents) {
+            fail_all(&mut results, |_| SpoolError::io("sync directory", &self.intents, again(&e)));
+        }
+        results
     }
 
     /// Puts one file of `intent` in place, adding the directories whose entries that changed
@@ -288,25 +381,20 @@ impl<FS: Fs> Spool<FS> {
         intent: &Intent,
         intent_path: &Path,
         f: &IntentFile,
-        touched: &mut Vec<PathBuf>,
+        touched: &mut Touched,
     ) -> Result<Option<EnteredAs>, SpoolError> {
         let dest = self.root.join(&f.path);
         let source_there = exists(&self.fs, &f.source).ctx("inspect", &f.source)?;
         let dest_there = exists(&self.fs, &dest).ctx("inspect", &dest)?;
         let source_dir = f.source.parent().unwrap_or(Path::new("/"));
-        let mut touch = |dir: &Path| {
-            if !touched.iter().any(|t| t == dir) {
-                touched.push(dir.to_owned());
-            }
-        };
         match (source_there, dest_there) {
             (true, false) => {
                 let rel_dir = recordings_dir(&f.path);
                 create_dirs_durable(&self.fs, &self.recordings, rel_dir)
                     .ctx("create directory", self.recordings.join(rel_dir))?;
                 self.fs.rename(&f.source, &dest).ctx("move", &f.source)?;
-                touch(dest.parent().unwrap_or(&self.recordings));
-                touch(source_dir);
+                Touched::add(&mut touched.dests, dest.parent().unwrap_or(&self.recordings));
+                Touched::add(&mut touched.sources, source_dir);
                 // The file the finisher hashed, just moved: its stamp from now on (the move
                 // changed it) is the hashed content's.
                 let stamp = self.fine_stamps.then(|| self.fs.symlink_metadata(&dest).ok()?.stamp).flatten();
@@ -325,7 +413,7 @@ impl<FS: Fs> Spool<FS> {
                     });
                 }
                 self.fs.remove_file(&f.source).ctx("remove", &f.source)?;
-                touch(source_dir);
+                Touched::add(&mut touched.sources, source_dir);
             }
             (false, true) => {}
             (false, false) => {
@@ -343,6 +431,44 @@ impl<FS: Fs> Spool<FS> {
 /// The directory under `recordings/` a spool path `recordings/<key>.<ext>` is in.
 fn recordings_dir(path: &str) -> &Path {
     Path::new(path).parent().and_then(|p| p.strip_prefix("recordings").ok()).unwrap_or(Path::new(""))
+}
+
+/// The directories moves changed, to be synced once each: where files went first, then where
+/// they left (a power loss in between may leave a file in both, never in neither).
+#[derive(Debug, Default)]
+struct Touched {
+    dests: Vec<PathBuf>,
+    sources: Vec<PathBuf>,
+}
+
+impl Touched {
+    fn add(dirs: &mut Vec<PathBuf>, dir: &Path) {
+        if !dirs.iter().any(|d| d == dir) {
+            dirs.push(dir.to_owned());
+        }
+    }
+
+    /// Syncs them, destinations first; the directory that failed, with the error.
+    fn sync<F: Fs>(&self, fs: &F) -> Result<(), (PathBuf, io::Error)> {
+        for dir in self.dests.iter().chain(&self.sources) {
+            sync_dir(fs, dir).map_err(|e| (dir.clone(), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The same error again (an I/O error shared by several recordings, each with its own).
+fn again(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// Every result still `Ok` becomes the error `err` makes for its index.
+fn fail_all(results: &mut [Result<(), SpoolError>], err: impl Fn(usize) -> SpoolError) {
+    for (k, r) in results.iter_mut().enumerate() {
+        if r.is_ok() {
+            *r = Err(err(k));
+        }
+    }
 }
 
 /// One queue entry (or reservation) of `key` fewer.

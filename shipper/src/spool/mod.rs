@@ -59,8 +59,10 @@
 //!
 //! # Entering a recording, and crashes
 //!
-//! `enter` runs these steps under the spool's lock; the crash points between them are named in
-//! `CrashPoint` and each has its own test:
+//! `enter` runs these steps (only the first under the spool's lock, which also creates the
+//! destination directories and reserves the key; `enter_all` takes each step for every
+//! recording of a group before the next, syncing each directory once); the crash points
+//! between them are named in `CrashPoint` and each has its own test:
 //!
 //! 1. choose the final key and, for each file, `move` or `reuse`;
 //! 2. write the intent to `queue/.intent/<seq>.json` — *crash point `EnterAfterIntent`*;

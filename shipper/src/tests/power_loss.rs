@@ -99,6 +99,8 @@ impl Rec {
 enum Step {
     /// Enter recording (base, content).
     Enter(u8, u8),
+    /// Enter these recordings (base, content) at once (`enter_all`, group commit).
+    EnterAll(Vec<(u8, u8)>),
     /// Ship the oldest queued entry: read and verify its files, `mark_shipped`, `complete`.
     Ship,
     /// Apply the retention sweep.
@@ -152,6 +154,29 @@ fn run(fs: &SimFs, steps: &[Step], retention: Retention) -> Claims {
                         }
                     }
                 }
+            }
+            Step::EnterAll(recs) => {
+                let first = claims.entered.len();
+                let mut news = Vec::new();
+                for (base, content) in recs {
+                    let rec = Rec::new(*base, *content);
+                    match rec.write(fs, claims.entered.len()) {
+                        Ok(new) => {
+                            claims.entered.push((rec, None));
+                            news.push(new);
+                        }
+                        // The power went before the recordings were handed over.
+                        Err(_) => return claims,
+                    }
+                }
+                let mut all = true;
+                for (k, result) in spool.enter_all(news).into_iter().enumerate() {
+                    match result {
+                        Ok(id) => claims.entered[first + k].1 = Some(id),
+                        Err(_) => all = false,
+                    }
+                }
+                all
             }
             Step::Ship => ship_oldest(&spool, &mut claims).is_ok(),
             Step::Sweep => spool.sweep().is_ok(),
@@ -332,6 +357,9 @@ fn power_cut_at_every_operation_of_a_session_loses_nothing() {
         Step::Ship,
         Step::Enter(2, 2),
         Step::Ship,
+        // Group commit: new, replayed and clashing recordings and one without audio at once.
+        Step::EnterAll(vec![(2, 2), (0, 2), (1, 1), (1, 3)]),
+        Step::Ship,
     ];
     let cuts = cut_everywhere(&steps, Retention::DeleteWhenShipped);
     assert!(cuts > 100, "only {cuts} operations: the session is not what it says");
@@ -349,6 +377,7 @@ fn power_cut_never_brings_a_deleted_recording_back_under_a_reused_key() {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         5 => (0..3u8, 0..4u8).prop_map(|(b, c)| Step::Enter(b, c)),
+        2 => proptest::collection::vec((0..3u8, 0..4u8), 1..4).prop_map(Step::EnterAll),
         3 => Just(Step::Ship),
         1 => Just(Step::Sweep),
         1 => Just(Step::Reopen),
