@@ -501,8 +501,9 @@ impl Pipeline {
     }
 }
 
-/// Recordings a finisher takes from its queue at once when they are waiting: finished one by
-/// one, then entered into the spool together (one directory fsync per step for all of them).
+/// Recordings a finisher takes from its queue at once when they are waiting: finished (each
+/// file fsynced on its own, the work directory once) and entered into the spool together (one
+/// directory fsync per step for all of them).
 const FINISH_BATCH: usize = 32;
 
 fn finisher(
@@ -524,10 +525,26 @@ fn finisher(
         {
             batch.push(next);
         }
+        for pending in &batch {
+            // The mixer built the record when the call ended; finishing adds only the files'
+            // names and hashes.
+            metrics.call(&pending.record);
+            if let Some(hep) = hep
+                && pending.record.end_reason != "recovered"
+            {
+                hep.call(&pending.record);
+            }
+        }
+        let call_ids: Vec<String> = batch.iter().map(|p| p.record.call_id.clone()).collect();
         let mut finished = Vec::with_capacity(batch.len());
-        for pending in batch.drain(..) {
-            if let Some(f) = finish_one(pending, work, hep, metrics, &mut stats) {
-                finished.push(f);
+        for (result, call_id) in mixer::finish_group(std::mem::take(&mut batch), work).into_iter().zip(call_ids) {
+            match result {
+                Ok(f) => finished.push(f),
+                Err(e) => {
+                    stats.failed += 1;
+                    metrics.recording_failed();
+                    tracing::error!(%call_id, "recording not finished, its files stay in {}: {e}", work.display());
+                }
             }
         }
         let (recordings, done): (Vec<NewRecording>, Vec<Done>) =
@@ -560,35 +577,6 @@ fn finisher(
         }
     }
     stats
-}
-
-/// Makes one recording durable (metrics and HEP told of the call first); `None` when it could
-/// not be finished (counted and logged: its files stay in the work directory).
-fn finish_one(
-    pending: PendingRecording,
-    work: &Path,
-    hep: Option<&crate::hep::Feed>,
-    metrics: &Metrics,
-    stats: &mut FinishStats,
-) -> Option<mixer::Finished> {
-    let call_id = pending.record.call_id.clone();
-    // The mixer built the record when the call ended; finishing adds only the files' names
-    // and hashes.
-    metrics.call(&pending.record);
-    if let Some(hep) = hep
-        && pending.record.end_reason != "recovered"
-    {
-        hep.call(&pending.record);
-    }
-    match mixer::finish(pending, work) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            stats.failed += 1;
-            metrics.recording_failed();
-            tracing::error!(%call_id, "recording not finished, its files stay in {}: {e}", work.display());
-            None
-        }
-    }
 }
 
 /// What a finisher still needs of a finished recording once its files went to the spool.

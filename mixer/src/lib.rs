@@ -14,7 +14,7 @@ pub mod pending;
 pub mod record;
 pub mod route;
 
-pub use finish::{Finished, FinishedFile, adopt, finish};
+pub use finish::{Finished, FinishedFile, adopt, finish, finish_group};
 pub use live::{LiveCall, LiveSide};
 pub use mix::stats::MixerStats;
 pub use pending::{Drain, PendingRecording};

@@ -66,6 +66,39 @@ pub enum FinishError {
 
 /// Makes a pending recording durable and describes it for the spool.
 pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, FinishError> {
+    finish_group(vec![pending], work_dir).pop().expect("one result per recording")
+}
+
+/// [`finish`] for several recordings, one result each, in order: each file is fsynced on its
+/// own, the work directory (where the records were renamed into place) once for all.
+pub fn finish_group(pending: Vec<PendingRecording>, work_dir: &Path) -> Vec<Result<Finished, FinishError>> {
+    let mut results: Vec<Result<(Finished, PathBuf), FinishError>> =
+        pending.into_iter().map(|p| finish_files(p, work_dir)).collect();
+    if results.iter().any(Result::is_ok)
+        && let Err(e) = File::open(work_dir).and_then(|d| d.sync_all())
+    {
+        for r in &mut results {
+            if let Ok((f, _)) = r {
+                let path = f.files.last().map(|f| f.path.clone()).unwrap_or_default();
+                *r = Err(FinishError::Record { path, source: io::Error::new(e.kind(), e.to_string()) });
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.map(|(finished, sidecar)| {
+                // The record is durable: the sidecar kept for crash recovery is no longer needed.
+                let _ = std::fs::remove_file(sidecar);
+                finished
+            })
+        })
+        .collect()
+}
+
+/// [`finish`] but for the fsync of the work directory, which is the caller's; also returns the
+/// sidecar to remove once it is done.
+fn finish_files(pending: PendingRecording, work_dir: &Path) -> Result<(Finished, PathBuf), FinishError> {
     let PendingRecording { mut record, start, audio, evidence } = pending;
     let key = recording_key(&record, start);
     let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
@@ -131,9 +164,6 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
         let _ = std::fs::remove_file(&part);
         return Err(rec_err(e));
     }
-    File::open(work_dir).and_then(|d| d.sync_all()).map_err(rec_err)?;
-    // The record is durable: the sidecar kept for crash recovery is no longer needed.
-    let _ = std::fs::remove_file(crate::mix::sidecar::sidecar_path(&stem.with_extension("audio")));
     files.push(FinishedFile {
         path: json_path.clone(),
         ext: "json".into(),
@@ -141,7 +171,8 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
         size: body.len() as u64,
     });
     let summary = summary(&record);
-    Ok(Finished { key, files, summary, record })
+    let sidecar = crate::mix::sidecar::sidecar_path(&stem.with_extension("audio"));
+    Ok((Finished { key, files, summary, record }, sidecar))
 }
 
 /// Takes over a recording that was finished (its record written) but not entered into the

@@ -64,7 +64,7 @@ impl<FS: Fs> Spool<FS> {
             }
         }
         let intents: Vec<&Intent> = written.iter().map(|(_, intent)| intent).collect();
-        let done = match self.faults.hit(CrashPoint::EnterAfterIntent) {
+        let done = match self.hit_each(CrashPoint::EnterAfterIntent, intents.len()) {
             Ok(()) => self.finish_intents(&intents),
             Err(e) => intents.iter().map(|i| Err(SpoolError::io("enter", self.intent_path(i), again(&e)))).collect(),
         };
@@ -83,6 +83,12 @@ impl<FS: Fs> Spool<FS> {
             });
         }
         results.into_iter().map(|r| r.expect("every recording has its result")).collect()
+    }
+
+    /// Passes crash point `point` once for each of `n` recordings (the points are counted per
+    /// recording, however they are grouped).
+    fn hit_each(&self, point: CrashPoint, n: usize) -> io::Result<()> {
+        (0..n).try_for_each(|_| self.faults.hit(point))
     }
 
     /// An intent that will not be carried out (nothing of it has moved: the caller still owns
@@ -308,7 +314,7 @@ impl<FS: Fs> Spool<FS> {
         if let Err((dir, e)) = touched.sync(&self.fs) {
             fail_all(&mut results, |_| SpoolError::io("sync directory", &dir, again(&e)));
         }
-        if let Err(e) = self.faults.hit(CrashPoint::EnterAfterMoves) {
+        if let Err(e) = self.hit_each(CrashPoint::EnterAfterMoves, ok_count(&results)) {
             fail_all(&mut results, |k| SpoolError::io("enter", self.intent_path(intents[k]), again(&e)));
         }
 
@@ -350,7 +356,7 @@ impl<FS: Fs> Spool<FS> {
         if queued && let Err(e) = sync_dir(&self.fs, &self.queue) {
             fail_all(&mut results, |_| SpoolError::io("sync directory", &self.queue, again(&e)));
         }
-        if let Err(e) = self.faults.hit(CrashPoint::EnterAfterEntry) {
+        if let Err(e) = self.hit_each(CrashPoint::EnterAfterEntry, ok_count(&results)) {
             fail_all(&mut results, |k| SpoolError::io("enter", self.intent_path(intents[k]), again(&e)));
         }
 
@@ -460,6 +466,11 @@ impl Touched {
 /// The same error again (an I/O error shared by several recordings, each with its own).
 fn again(e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
+}
+
+/// How many recordings are still going.
+fn ok_count(results: &[Result<(), SpoolError>]) -> usize {
+    results.iter().filter(|r| r.is_ok()).count()
 }
 
 /// Every result still `Ok` becomes the error `err` makes for its index.
