@@ -724,6 +724,18 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
 
 /// [`decode_run`] within one page: cells `[start, start + n)` of `page`.
 fn decode_page(page: &mut Page, start: usize, n: usize, table: &[i16; 256], ch: usize, out: &mut [u8]) {
+    debug_assert!(ch < 2, "stereo frames");
+    // The channel as a constant: each sample is then one two-byte store at a fixed place in
+    // its frame, without a bounds check (this loop writes every sample of the recording).
+    if ch == 0 {
+        decode_page_into::<0>(page, start, n, table, out);
+    } else {
+        decode_page_into::<1>(page, start, n, table, out);
+    }
+}
+
+/// [`decode_page`] into channel `CH`.
+fn decode_page_into<const CH: usize>(page: &mut Page, start: usize, n: usize, table: &[i16; 256], out: &mut [u8]) {
     let mut i = 0;
     while i < n {
         let cell = start + i;
@@ -735,19 +747,15 @@ fn decode_page(page: &mut Page, start: usize, n: usize, table: &[i16; 256], ch: 
         let present = bits & mask;
         if present != 0 {
             let codes = &page.codes[cell..cell + take];
-            let frames = &mut out[i * FRAME..(i + take) * FRAME];
+            let (frames, _) = out[i * FRAME..(i + take) * FRAME].as_chunks_mut::<FRAME>();
             if present == mask {
-                for (frame, &code) in frames.chunks_exact_mut(FRAME).zip(codes) {
-                    let s = table[code as usize].to_le_bytes();
-                    frame[ch * 2] = s[0];
-                    frame[ch * 2 + 1] = s[1];
+                for (frame, &code) in frames.iter_mut().zip(codes) {
+                    frame[CH * 2..CH * 2 + 2].copy_from_slice(&table[code as usize].to_le_bytes());
                 }
             } else {
-                for (k, (frame, &code)) in frames.chunks_exact_mut(FRAME).zip(codes).enumerate() {
+                for (k, (frame, &code)) in frames.iter_mut().zip(codes).enumerate() {
                     if present >> k & 1 != 0 {
-                        let s = table[code as usize].to_le_bytes();
-                        frame[ch * 2] = s[0];
-                        frame[ch * 2 + 1] = s[1];
+                        frame[CH * 2..CH * 2 + 2].copy_from_slice(&table[code as usize].to_le_bytes());
                     }
                 }
             }
