@@ -545,10 +545,14 @@ impl Packet<'_> {
 
     /// Creates the call's audio file at its first audio packet (whose capture time becomes the
     /// recording's origin); false when it cannot be written (the record says why).
+    #[inline]
     fn open(&mut self, call: &mut CallMix, time: Timestamp, law: Law) -> bool {
-        if call.timeline.is_some() {
-            return true;
-        }
+        call.timeline.is_some() || self.create(call, time, law)
+    }
+
+    /// [`Packet::open`] at the call's first audio packet.
+    #[cold]
+    fn create(&mut self, call: &mut CallMix, time: Timestamp, law: Law) -> bool {
         if !self.disk.room_for_new() {
             self.stats.write_errors += 1;
             self.stats.reserve_hits += 1;

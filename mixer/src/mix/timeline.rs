@@ -174,6 +174,19 @@ impl Page {
         page
     }
 
+    /// Marks cells `[start, start + n)` of this page as filled.
+    fn mark(&mut self, start: usize, n: usize) {
+        let (mut i, end) = (start, start + n);
+        while i < end {
+            let word = i / 64;
+            let bit = i % 64;
+            let take = (64 - bit).min(end - i);
+            let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << bit };
+            self.filled[word] |= mask;
+            i += take;
+        }
+    }
+
     /// Gives `page` back to this thread's spares.
     fn give(page: Box<Page>) {
         SPARE.with_borrow_mut(|spare| {
@@ -255,24 +268,18 @@ impl Plane {
             .map_or(written, |p| p + 1)
     }
 
-    /// Stores `codes` at ring cells `[start, start + codes.len())` (within one page).
+    /// Stores `codes` at ring cells `[start, start + codes.len())` (within one page) and marks
+    /// them filled.
     fn store(&mut self, start: usize, codes: &[u8]) {
         let at = start % PAGE;
-        self.page_or_take(start).codes[at..at + codes.len()].copy_from_slice(codes);
+        let page = self.page_or_take(start);
+        page.codes[at..at + codes.len()].copy_from_slice(codes);
+        page.mark(at, codes.len());
     }
 
     /// Marks ring cells `[start, start + n)` (within one page) as filled.
     fn mark(&mut self, start: usize, n: usize) {
-        let page = self.page_or_take(start);
-        let (mut i, end) = (start % PAGE, start % PAGE + n);
-        while i < end {
-            let word = i / 64;
-            let bit = i % 64;
-            let take = (64 - bit).min(end - i);
-            let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << bit };
-            page.filled[word] |= mask;
-            i += take;
-        }
+        self.page_or_take(start).mark(start % PAGE, n);
     }
 }
 
@@ -469,15 +476,16 @@ impl Timeline {
                     for (cell, pair) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(2)) {
                         *cell = [pair[0], pair[1]];
                     }
+                    plane.mark(start, run);
                 }
                 Codes::Pcm8(s) => {
                     let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
                     for (cell, &sample) in pcm[start..start + run].iter_mut().zip(s) {
                         *cell = [sample, 0];
                     }
+                    plane.mark(start, run);
                 }
             }
-            plane.mark(start, run);
             codes = codes.skip(run);
             from += run as u64;
         }
