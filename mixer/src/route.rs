@@ -429,14 +429,17 @@ impl Packet<'_> {
     #[inline]
     fn classify(&mut self, call: &mut CallMix, m: &RtpMeta, payload: &[u8]) -> Option<(Law, SeqVerdict)> {
         let si = m.side.index();
-        if call.sides[si].switches(m) && call.sides[si].clock.holding() {
+        let switches = call.sides[si].switches(m);
+        if switches && call.sides[si].clock.holding() {
             // The stream before still has packets held aside: place them first.
             if let Err(e) = call.release_now(si, self.cfg.max_skew_frames, self.stats, self.scratch) {
                 call.fail(&e, self.stats);
             }
         }
         let kind = resolve(call, m.side, m.pt);
-        let stream = call.sides[si].stream(m);
+        // Placing held packets and resolving the payload type leave the current stream as it
+        // was: whether this packet switches streams is already known.
+        let stream = call.sides[si].stream_of(m, switches);
         let verdict = if kind == PtKind::Event {
             stream.observe_event(m.seq, m.rtp_ts, m.pt, m.time, payload.len())
         } else {
@@ -543,10 +546,14 @@ impl Packet<'_> {
 
     /// Creates the call's audio file at its first audio packet (whose capture time becomes the
     /// recording's origin); false when it cannot be written (the record says why).
+    #[inline]
     fn open(&mut self, call: &mut CallMix, time: Timestamp, law: Law) -> bool {
-        if call.timeline.is_some() {
-            return true;
-        }
+        call.timeline.is_some() || self.create(call, time, law)
+    }
+
+    /// [`Packet::open`] at the call's first audio packet.
+    #[cold]
+    fn create(&mut self, call: &mut CallMix, time: Timestamp, law: Law) -> bool {
         if !self.disk.room_for_new() {
             self.stats.write_errors += 1;
             self.stats.reserve_hits += 1;

@@ -483,13 +483,19 @@ impl CallMix {
 /// SDP first (what it said it would use), then the other party's (a sender using what it was
 /// offered, or echoing it back), then the static table. A payload type its own SDP did not
 /// declare is remembered for the record.
+#[inline]
 pub(crate) fn resolve(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
-    let pt = pt & 0x7f;
-    let si = sender.index();
-    let cached = call.sides[si].kinds[pt as usize];
-    if cached != PtKind::Unresolved {
-        return cached;
+    // Every packet asks; the answer is cached from the first one of its payload type on.
+    match call.sides[sender.index()].kinds[usize::from(pt & 0x7f)] {
+        PtKind::Unresolved => resolve_new(call, sender, pt & 0x7f),
+        cached => cached,
     }
+}
+
+/// [`resolve`] for a payload type not resolved since the last SDP.
+#[cold]
+fn resolve_new(call: &mut CallMix, sender: Side, pt: u8) -> PtKind {
+    let si = sender.index();
     let (desc, declared) = lookup(&call.media, sender, pt);
     let kind = match desc.as_ref().map(|d| d.codec) {
         Some(Codec::Pcmu) => PtKind::Ulaw,

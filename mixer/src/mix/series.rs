@@ -5,6 +5,10 @@
 //! past the last slot, neighbouring slots are merged in pairs and the width doubles, so memory
 //! stays [`SLOTS`] slots whatever the call's length (5 s resolution up to 2 min 40 s, 10 s up
 //! to 5 min 20 s, …), allocated once with the stream: nothing is allocated per packet.
+//!
+//! Every packet of a stream asks for its slot, almost always the one the packet before it
+//! counted in: the series keeps that slot's span of capture time, so finding it takes two
+//! comparisons, and the division that maps a time to its slot runs once per interval.
 
 use capture::Timestamp;
 
@@ -53,23 +57,79 @@ pub struct QualitySeries {
     width_ns: i64,
     used: usize,
     slots: [Slot; SLOTS],
+    /// The slot the last packet counted in, and the capture times `[from, until)` that count
+    /// in it (the first slot's reach back before the start). An empty span: none yet, or the
+    /// slots were merged since.
+    current: usize,
+    from: i64,
+    until: i64,
+    /// The highest jitter (in the stream's units) already taken into the current slot's
+    /// `jitter_max_ms` since it became current: a lower one cannot raise it.
+    peak: f64,
 }
 
 impl QualitySeries {
     /// A series starting at the stream's first packet.
     pub fn new(start: Timestamp) -> QualitySeries {
-        QualitySeries { start, width_ns: FIRST_WIDTH_NS, used: 0, slots: [Slot::default(); SLOTS] }
+        QualitySeries {
+            start,
+            width_ns: FIRST_WIDTH_NS,
+            used: 0,
+            slots: [Slot::default(); SLOTS],
+            current: 0,
+            from: 0,
+            until: 0,
+            peak: f64::NEG_INFINITY,
+        }
     }
 
     /// The slot a packet captured at `time` counts in (merging slots if the call outgrew them).
+    #[inline]
     pub fn at(&mut self, time: Timestamp) -> &mut Slot {
+        if !(self.from..self.until).contains(&time.0) {
+            self.find(time);
+        }
+        &mut self.slots[self.current]
+    }
+
+    /// [`QualitySeries::at`], and the stream's interarrival jitter then: `jitter` in its units,
+    /// `ms` its conversion to ms. The conversion only runs when `jitter` is the highest of the
+    /// slot so far (it is monotonic: a lower jitter never gives a higher maximum).
+    #[inline]
+    pub fn at_with_jitter(&mut self, time: Timestamp, jitter: f64, ms: impl FnOnce(f64) -> f32) -> &mut Slot {
+        let slot = if (self.from..self.until).contains(&time.0) {
+            &mut self.slots[self.current]
+        } else {
+            self.find(time);
+            &mut self.slots[self.current]
+        };
+        if jitter > self.peak {
+            self.peak = jitter;
+            slot.jitter_max_ms = slot.jitter_max_ms.max(ms(jitter));
+        }
+        slot
+    }
+
+    /// Makes the slot of `time` the current one (once per interval, or for a packet of
+    /// another interval: a reordered one).
+    #[cold]
+    fn find(&mut self, time: Timestamp) {
         let since = (time.0 - self.start.0).max(0);
         while since / self.width_ns >= SLOTS as i64 {
             self.halve();
         }
-        let i = (since / self.width_ns) as usize;
-        self.used = self.used.max(i + 1);
-        &mut self.slots[i]
+        let i = since / self.width_ns;
+        self.current = i as usize;
+        self.used = self.used.max(self.current + 1);
+        self.from = if i == 0 { i64::MIN } else { self.start.0 + i * self.width_ns };
+        self.until = self.start.0 + (i + 1) * self.width_ns;
+        self.peak = f64::NEG_INFINITY;
+    }
+
+    /// The stream's jitter changes units (its RTP clock was set): the current slot's peak
+    /// no longer compares.
+    pub fn forget_peak(&mut self) {
+        self.peak = f64::NEG_INFINITY;
     }
 
     fn halve(&mut self) {
@@ -79,6 +139,7 @@ impl QualitySeries {
         self.slots[SLOTS / 2..].fill(Slot::default());
         self.used = self.used.div_ceil(2);
         self.width_ns *= 2;
+        (self.from, self.until) = (0, 0);
     }
 
     /// The interval's width in ns.
@@ -127,5 +188,56 @@ mod tests {
         // Before the start counts in the first interval.
         q.at(Timestamp(0)).received += 1;
         assert_eq!(q.slots()[0].received, 501);
+    }
+
+    /// The slot kept from one packet to the next, and the jitter taken only when it can raise
+    /// the slot's maximum, give what finding every packet's slot by division and taking every
+    /// jitter gave.
+    #[test]
+    fn the_current_slot_and_jitter_peak_agree_with_dividing_every_packet() {
+        /// The series as it was: a division per packet, every jitter taken.
+        struct Naive {
+            start: i64,
+            width: i64,
+            slots: Vec<Slot>,
+        }
+        impl Naive {
+            fn at(&mut self, t: i64) -> &mut Slot {
+                let since = (t - self.start).max(0);
+                while since / self.width >= SLOTS as i64 {
+                    let merged: Vec<Slot> = self.slots.chunks(2).map(|p| Slot::merge(p[0], p[1])).collect();
+                    self.slots = merged.into_iter().chain(std::iter::repeat(Slot::default())).take(SLOTS).collect();
+                    self.width *= 2;
+                }
+                &mut self.slots[(since / self.width) as usize]
+            }
+        }
+        let ms = |j: f64| (j * 1000.0 / 8000.0) as f32;
+        let mut x = 7u64;
+        let mut next = move || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut q = QualitySeries::new(Timestamp(10 * S));
+        let mut naive = Naive { start: 10 * S, width: FIRST_WIDTH_NS, slots: vec![Slot::default(); SLOTS] };
+        let mut jitter = 0.0;
+        for i in 0..30_000i64 {
+            // 20 ms apart with up to 60 ms of jitter (packets out of order across intervals),
+            // some before the start; the jitter rises and falls.
+            let t = 10 * S + i * S / 50 + ((next() - 0.2) * 60e6) as i64;
+            jitter += (next() * 400.0 - jitter) / 16.0;
+            let a = q.at_with_jitter(Timestamp(t), jitter, ms);
+            a.count(1);
+            let b = naive.at(t);
+            b.count(1);
+            b.jitter_max_ms = b.jitter_max_ms.max(ms(jitter));
+            if i % 1000 == 999 {
+                q.at(Timestamp(t)).received += 1;
+                naive.at(t).received += 1;
+            }
+        }
+        assert_eq!(q.width_ns(), naive.width);
+        assert_eq!(q.slots(), &naive.slots[..q.slots().len()]);
+        assert!(naive.slots[q.slots().len()..].iter().all(|s| *s == Slot::default()));
     }
 }

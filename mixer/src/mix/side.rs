@@ -161,7 +161,16 @@ impl SideState {
     /// them, so a stream that moves to a new address (re-INVITE) shows as two.
     #[inline]
     pub(crate) fn stream(&mut self, m: &RtpMeta) -> &mut StreamStats {
-        if self.switches(m) {
+        let switches = self.switches(m);
+        self.stream_of(m, switches)
+    }
+
+    /// [`SideState::stream`] when whether `m` switches streams ([`SideState::switches`]) is
+    /// known.
+    #[inline]
+    pub(crate) fn stream_of(&mut self, m: &RtpMeta, switches: bool) -> &mut StreamStats {
+        debug_assert_eq!(switches, self.switches(m));
+        if switches {
             self.switch(m);
         }
         &mut self.current

@@ -96,6 +96,7 @@ impl StreamStats {
     /// Sets the stream's RTP clock rate (Hz), for its jitter.
     pub fn set_clock(&mut self, clock: u32) {
         self.clock = clock.max(1);
+        self.series.forget_peak();
     }
 
     /// Starts a stream at its first packet.
@@ -145,8 +146,7 @@ impl StreamStats {
         let (verdict, advanced) = self.account(seq, pt, time, payload_len);
         if verdict != SeqVerdict::Duplicate {
             // RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units.
-            let arrival = (i128::from(time.0) * i128::from(self.clock) / 1_000_000_000) as i64;
-            let transit = arrival.wrapping_sub(i64::from(rtp_ts));
+            let transit = arrival(time, self.clock).wrapping_sub(i64::from(rtp_ts));
             if let Some(prev) = self.last_transit {
                 let d = (transit - prev).unsigned_abs() as f64;
                 // Timestamp jumps (new talkspurt base, SSRC reuse) are not jitter.
@@ -155,10 +155,9 @@ impl StreamStats {
                 }
             }
             self.last_transit = Some(transit);
-            let jitter = self.jitter_ms() as f32;
-            let slot = self.series.at(time);
+            let clock = self.clock;
+            let slot = self.series.at_with_jitter(time, self.jitter, |j| jitter_ms(j, clock) as f32);
             slot.count(advanced);
-            slot.jitter_max_ms = slot.jitter_max_ms.max(jitter);
         }
         verdict
     }
@@ -322,13 +321,34 @@ impl StreamStats {
 
     /// Interarrival jitter in milliseconds.
     pub fn jitter_ms(&self) -> f64 {
-        self.jitter * 1000.0 / f64::from(self.clock)
+        jitter_ms(self.jitter, self.clock)
     }
 
     /// Payload types seen, ascending.
     pub fn payload_type_list(&self) -> Vec<u8> {
         (0..128u8).filter(|pt| self.payload_types & (1u128 << pt) != 0).collect()
     }
+}
+
+/// Jitter in timestamp units of a `clock` Hz stream, in milliseconds.
+fn jitter_ms(jitter: f64, clock: u32) -> f64 {
+    jitter * 1000.0 / f64::from(clock)
+}
+
+/// Capture time `time` in units of a `clock` Hz RTP clock (rounded toward zero), as the
+/// 128-bit `time * clock / 10^9` gives it, without a 128-bit division on every packet: whole
+/// seconds and the nanoseconds left are scaled apart, each fitting 64 bits.
+#[inline]
+fn arrival(time: Timestamp, clock: u32) -> i64 {
+    const NS: i64 = 1_000_000_000;
+    let clock = i64::from(clock);
+    if time.0 < 0 {
+        // Before 1970: rounding toward zero is not what the split gives. Never in a capture.
+        return (i128::from(time.0) * i128::from(clock) / i128::from(NS)) as i64;
+    }
+    // `(s * 10^9 + r) * clock / 10^9` with `r < 10^9` is `s * clock + r * clock / 10^9` (the
+    // first term is whole); `r * clock` < 10^9 * 2^32 fits.
+    (time.0 / NS).wrapping_mul(clock).wrapping_add(time.0 % NS * clock / NS)
 }
 
 #[cfg(test)]
@@ -428,6 +448,24 @@ mod tests {
         }
         assert!(ev.is_event_stream());
         assert_eq!(ev.events, 2);
+    }
+
+    #[test]
+    fn arrival_is_the_128_bit_product_scaled_down() {
+        let wide = |t: i64, clock: u32| (i128::from(t) * i128::from(clock) / 1_000_000_000) as i64;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut times = vec![0, 1, 999_999_999, 1_000_000_000, -1, -1_000_000_001, i64::MAX, i64::MIN];
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            // Capture times around now, and anywhere.
+            times.push(1_700_000_000_000_000_000 + (x >> 4) as i64 % 100_000_000_000_000);
+            times.push(x as i64);
+        }
+        for &t in &times {
+            for clock in [1, 8000, 16_000, 48_000, 90_000, u32::MAX] {
+                assert_eq!(arrival(Timestamp(t), clock), wide(t, clock), "{t} at {clock} Hz");
+            }
+        }
     }
 
     #[test]

@@ -185,6 +185,19 @@ impl Page {
         page
     }
 
+    /// Marks cells `[start, start + n)` of this page as filled.
+    fn mark(&mut self, start: usize, n: usize) {
+        let (mut i, end) = (start, start + n);
+        while i < end {
+            let word = i / 64;
+            let bit = i % 64;
+            let take = (64 - bit).min(end - i);
+            let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << bit };
+            self.filled[word] |= mask;
+            i += take;
+        }
+    }
+
     /// Gives `page` back to this thread's spares.
     fn give(page: Box<Page>) {
         SPARE.with_borrow_mut(|spare| {
@@ -268,24 +281,18 @@ impl Plane {
             .map_or(written, |p| p + 1)
     }
 
-    /// Stores `codes` at ring cells `[start, start + codes.len())` (within one page).
+    /// Stores `codes` at ring cells `[start, start + codes.len())` (within one page) and marks
+    /// them filled.
     fn store(&mut self, start: usize, codes: &[u8]) {
         let at = start % PAGE;
-        self.page_or_take(start).codes[at..at + codes.len()].copy_from_slice(codes);
+        let page = self.page_or_take(start);
+        page.codes[at..at + codes.len()].copy_from_slice(codes);
+        page.mark(at, codes.len());
     }
 
     /// Marks ring cells `[start, start + n)` (within one page) as filled.
     fn mark(&mut self, start: usize, n: usize) {
-        let page = self.page_or_take(start);
-        let (mut i, end) = (start % PAGE, start % PAGE + n);
-        while i < end {
-            let word = i / 64;
-            let bit = i % 64;
-            let take = (64 - bit).min(end - i);
-            let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << bit };
-            page.filled[word] |= mask;
-            i += take;
-        }
+        self.page_or_take(start).mark(start % PAGE, n);
     }
 }
 
@@ -494,12 +501,14 @@ impl Timeline {
                     for (cell, pair) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(2)) {
                         *cell = [pair[0], pair[1]];
                     }
+                    plane.mark(start, run);
                 }
                 Codes::Pcm8(s) => {
                     let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
                     for (cell, &sample) in pcm[start..start + run].iter_mut().zip(s) {
                         *cell = [sample, 0];
                     }
+                    plane.mark(start, run);
                 }
                 Codes::Pcm48(s) => {
                     let pcm = plane.pcm6.get_or_insert_with(|| vec![[0i16; 6]; cap as usize].into_boxed_slice());
@@ -508,7 +517,6 @@ impl Timeline {
                     }
                 }
             }
-            plane.mark(start, run);
             codes = codes.skip(run);
             from += run as u64;
         }
@@ -762,6 +770,18 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
 
 /// [`decode_run`] within one page: cells `[start, start + n)` of `page`.
 fn decode_page(page: &mut Page, start: usize, n: usize, table: &[i16; 256], ch: usize, out: &mut [u8]) {
+    debug_assert!(ch < 2, "stereo frames");
+    // The channel as a constant: each sample is then one two-byte store at a fixed place in
+    // its frame, without a bounds check (this loop writes every sample of the recording).
+    if ch == 0 {
+        decode_page_into::<0>(page, start, n, table, out);
+    } else {
+        decode_page_into::<1>(page, start, n, table, out);
+    }
+}
+
+/// [`decode_page`] into channel `CH`.
+fn decode_page_into<const CH: usize>(page: &mut Page, start: usize, n: usize, table: &[i16; 256], out: &mut [u8]) {
     let mut i = 0;
     while i < n {
         let cell = start + i;
@@ -773,19 +793,15 @@ fn decode_page(page: &mut Page, start: usize, n: usize, table: &[i16; 256], ch: 
         let present = bits & mask;
         if present != 0 {
             let codes = &page.codes[cell..cell + take];
-            let frames = &mut out[i * FRAME..(i + take) * FRAME];
+            let (frames, _) = out[i * FRAME..(i + take) * FRAME].as_chunks_mut::<FRAME>();
             if present == mask {
-                for (frame, &code) in frames.chunks_exact_mut(FRAME).zip(codes) {
-                    let s = table[code as usize].to_le_bytes();
-                    frame[ch * 2] = s[0];
-                    frame[ch * 2 + 1] = s[1];
+                for (frame, &code) in frames.iter_mut().zip(codes) {
+                    frame[CH * 2..CH * 2 + 2].copy_from_slice(&table[code as usize].to_le_bytes());
                 }
             } else {
-                for (k, (frame, &code)) in frames.chunks_exact_mut(FRAME).zip(codes).enumerate() {
+                for (k, (frame, &code)) in frames.iter_mut().zip(codes).enumerate() {
                     if present >> k & 1 != 0 {
-                        let s = table[code as usize].to_le_bytes();
-                        frame[ch * 2] = s[0];
-                        frame[ch * 2 + 1] = s[1];
+                        frame[CH * 2..CH * 2 + 2].copy_from_slice(&table[code as usize].to_le_bytes());
                     }
                 }
             }
