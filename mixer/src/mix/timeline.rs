@@ -515,6 +515,7 @@ impl Timeline {
                     for (cell, six) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(6)) {
                         cell.copy_from_slice(six);
                     }
+                    plane.mark(start, run);
                 }
             }
             codes = codes.skip(run);
