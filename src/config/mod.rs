@@ -138,7 +138,7 @@ pub struct Recording {
     pub reorder_ms: u32,
     /// Mixer threads; 0: one per CPU, at most 4.
     pub mixers: usize,
-    /// Threads that make finished recordings durable.
+    /// Threads that make finished recordings durable (they mostly wait on fsync).
     pub finishers: usize,
     /// DTMF code that pauses recording (PCI DSS), e.g. `*1`; empty: no pausing.
     pub pause_dtmf: String,
@@ -158,7 +158,7 @@ impl Default for Recording {
             keep_pcap: false,
             reorder_ms: 160,
             mixers: 0,
-            finishers: 2,
+            finishers: 4,
             pause_dtmf: String::new(),
             resume_dtmf: String::new(),
             pause_header: String::new(),
