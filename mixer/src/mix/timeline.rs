@@ -494,6 +494,8 @@ impl Timeline {
             let start = (from & self.mask) as usize;
             // A run ends at the wrap or its page's end.
             let run = codes.len().min((cap - start as u64) as usize).min(PAGE - start % PAGE);
+            // Codes are stored and marked in one look-up of their page (the per-packet case);
+            // decoded samples go to their own plane, and their positions are marked after.
             match codes {
                 Codes::Bytes(b) => plane.store(start, &b[..run]),
                 Codes::Pcm(s) => {
@@ -501,22 +503,22 @@ impl Timeline {
                     for (cell, pair) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(2)) {
                         *cell = [pair[0], pair[1]];
                     }
-                    plane.mark(start, run);
                 }
                 Codes::Pcm8(s) => {
                     let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
                     for (cell, &sample) in pcm[start..start + run].iter_mut().zip(s) {
                         *cell = [sample, 0];
                     }
-                    plane.mark(start, run);
                 }
                 Codes::Pcm48(s) => {
                     let pcm = plane.pcm6.get_or_insert_with(|| vec![[0i16; 6]; cap as usize].into_boxed_slice());
                     for (cell, six) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(6)) {
                         cell.copy_from_slice(six);
                     }
-                    plane.mark(start, run);
                 }
+            }
+            if !matches!(codes, Codes::Bytes(_)) {
+                plane.mark(start, run);
             }
             codes = codes.skip(run);
             from += run as u64;
