@@ -16,7 +16,8 @@
 //!   capture, and generated calls of real libopus packets (in-band FEC, DTX) with losses
 //!   recovered from the next packet's FEC, DTX silences, and codec changes to and from PCMU.
 //!   With `--opus-rate 48000` the same at 48 kHz: the FEC calls and the codec changes (a
-//!   PCMU recording rewritten at 48 kHz mid-call), PCMU every sixth sample.
+//!   PCMU recording rewritten at 48 kHz mid-call), PCMU every sixth sample; and the corpus
+//!   capture's 48 kHz channel is what opusdec makes of its packets in an Ogg Opus file.
 //! * L16 at 8 and 16 kHz is recorded sample for sample as the generator sent it; at 44.1 kHz
 //!   it is named, not decoded.
 //! * G.726 calls from the corpus: no audio, each codec named with its packets.
@@ -1271,4 +1272,72 @@ fn corpus_opus_capture_is_recorded_at_16_and_48_khz_as_libopus_decodes_it() {
     assert_eq!(want.len(), 3 * libopus_16k(&packets).len());
     assert_same("at 48 kHz", &got[k], &want);
     assert!(got[1 - k].iter().all(|&s| s == 0), "the silent party's channel is silent");
+    // And as opusdec (opus-tools) decodes the same packets from an Ogg Opus file.
+    if !common::have("opusdec") {
+        skipped("corpus_opus_capture: opusdec is not installed; the 48 kHz cross-check with it did not run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ogg = dir.path().join("stream.opus");
+    std::fs::write(&ogg, ogg_opus(&packets.iter().flatten().cloned().collect::<Vec<_>>())).unwrap();
+    let raw = dir.path().join("stream.raw");
+    let out = Command::new("opusdec")
+        .args(["--quiet", "--rate", "48000", "--no-dither"])
+        .arg(&ogg)
+        .arg(&raw)
+        .output()
+        .expect("run opusdec");
+    assert!(out.status.success(), "opusdec: {}", String::from_utf8_lossy(&out.stderr));
+    let decoded: Vec<i16> =
+        std::fs::read(&raw).unwrap().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    assert_same("opusdec at 48 kHz", &got[k], &decoded);
+}
+
+/// An Ogg Opus file (RFC 7845) of mono `packets`, one per page: OpusHead without pre-skip,
+/// an empty OpusTags, each page's granule position the 48 kHz samples up to its end.
+fn ogg_opus(packets: &[Vec<u8>]) -> Vec<u8> {
+    fn crc(bytes: &[u8]) -> u32 {
+        // The Ogg CRC: polynomial 0x04c11db7, not reflected, initial 0, no final xor.
+        bytes.iter().fold(0u32, |mut c, &b| {
+            c ^= u32::from(b) << 24;
+            for _ in 0..8 {
+                c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04c1_1db7 } else { c << 1 };
+            }
+            c
+        })
+    }
+    let mut file = Vec::new();
+    let mut page = |packet: &[u8], flags: u8, granule: u64, seq: u32| {
+        let mut lacing = vec![255u8; packet.len() / 255];
+        lacing.push((packet.len() % 255) as u8);
+        let mut p = b"OggS\0".to_vec();
+        p.push(flags);
+        p.extend_from_slice(&granule.to_le_bytes());
+        p.extend_from_slice(&0x6361_6c6cu32.to_le_bytes());
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&[0; 4]);
+        p.push(lacing.len() as u8);
+        p.extend_from_slice(&lacing);
+        p.extend_from_slice(packet);
+        let sum = crc(&p);
+        p[22..26].copy_from_slice(&sum.to_le_bytes());
+        file.extend_from_slice(&p);
+    };
+    let mut head = b"OpusHead".to_vec();
+    head.extend_from_slice(&[1, 1, 0, 0]); // version, mono, pre-skip 0
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&[0, 0, 0]); // gain 0, mapping family 0
+    page(&head, 0x02, 0, 0);
+    let mut tags = b"OpusTags".to_vec();
+    tags.extend_from_slice(&4u32.to_le_bytes());
+    tags.extend_from_slice(b"test");
+    tags.extend_from_slice(&0u32.to_le_bytes());
+    page(&tags, 0, 0, 1);
+    let mut granule = 0u64;
+    for (i, packet) in packets.iter().enumerate() {
+        granule += opus::packet::get_nb_samples(packet, 48_000).unwrap() as u64;
+        let flags = if i + 1 == packets.len() { 0x04 } else { 0 };
+        page(packet, flags, granule, i as u32 + 2);
+    }
+    file
 }
