@@ -76,7 +76,7 @@ impl<FS: Fs> Spool<FS> {
                 Err(e) => {
                     count_out(&mut state, &intent.key);
                     let key = intent.key.clone();
-                    let path = self.intents.join(seq_file_name(intent.seq));
+                    let path = self.intent_path(&intent);
                     state.unfinished.insert(intent.seq, intent);
                     Err(SpoolError::Unfinished { key, intent: path, source: Box::new(e) })
                 }
@@ -95,7 +95,7 @@ impl<FS: Fs> Spool<FS> {
     /// its files): removed, so that a later start does not move files the caller may have
     /// retried with, and its reservation given back.
     fn withdraw(&self, intent: &Intent) {
-        if self.fs.remove_file(&self.intents.join(seq_file_name(intent.seq))).is_ok() {
+        if self.fs.remove_file(&self.intent_path(intent)).is_ok() {
             let _ = sync_dir(&self.fs, &self.intents);
         }
         let mut state = self.lock();
