@@ -6,6 +6,7 @@
 //! Architecture invariant: this crate knows only bytes; the mixer and the shipper both depend
 //! on it, and it depends on neither.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -15,22 +16,37 @@ use sha2::{Digest, Sha256};
 /// Buffer size for reading (and copying) files.
 pub const IO_BUF: usize = 256 * 1024;
 
+thread_local! {
+    /// Each thread's read buffer, kept between files: a fresh 256 KiB buffer per file would be
+    /// mapped, faulted in and zeroed again for every recording hashed.
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Lowercase hex SHA-256 and the size of everything `reader` yields.
 pub fn hash_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; IO_BUF];
-    let mut size = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    BUF.with(|cell| {
+        // A reader that hashes in turn (none does) gets a buffer of its own.
+        let mut own = Vec::new();
+        let mut held = cell.try_borrow_mut();
+        let buf = match held.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut own,
         };
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
+        buf.resize(IO_BUF, 0);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok((hex::encode(hasher.finalize()), size))
+    })
 }
 
 /// Lowercase hex SHA-256 and the size of the file at `path`.
