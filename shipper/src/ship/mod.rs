@@ -6,10 +6,12 @@
 //! [`S3Config::manifest_linger`](crate::S3Config::manifest_linger) — gives its slot back, so that
 //! the next entries upload meanwhile (up to a few thousand entries may wait so). For each entry
 //! the shipper asks every target the entry is owed to (see the spool's `targets`) that has not
-//! confirmed it yet to ship it; each success is recorded in the entry (`mark_shipped`), and once
-//! every one has confirmed, the entry is completed (removed from the queue). Crash points: `ShipAfterCopy` (inside [`LocalDir`](crate::LocalDir)),
-//! `ShipAfterPublish` (the target confirmed, nothing recorded yet) and `ShipAfterMark` (recorded,
-//! not completed). A crash at any of them is recovered by shipping again: targets recognise files
+//! confirmed it yet to ship it; each success is recorded in the entry (`mark_shipped`), but for
+//! the last one it waits for, which completes it (removes it from the queue) instead. Crash
+//! points: `ShipAfterCopy` (inside [`LocalDir`](crate::LocalDir)), `ShipAfterPublish` (the target
+//! confirmed, nothing recorded yet) and `ShipAfterMark` (the confirmation durable: recorded, or
+//! for the last one the entry completed). A crash at any of them is recovered by shipping again:
+//! targets recognise files
 //! they already hold, and confirmations already recorded are not shipped again.
 //!
 //! Failures follow [`Disposition`](crate::Disposition): a retryable target failure backs that

@@ -615,12 +615,26 @@ impl<FS: Fs> Spool<FS> {
     /// recording's files are deleted (by [`Retention::DeleteWhenShipped`]) only once the removal
     /// is durable, and never while an `enter` of the same key runs.
     pub fn complete(&self, id: EntryId, targets: &[&str]) -> Result<bool, SpoolError> {
+        self.complete_confirming(id, targets, None)
+    }
+
+    /// [`Spool::complete`], counting `confirmed` as a target that has confirmed entry `id`
+    /// although the entry does not record it: the shipper completes an entry with its last
+    /// confirmation this way, without rewriting the entry first (a crash before the removal
+    /// leaves the entry without that confirmation, and the target, shipped to again, finds
+    /// the recording already there).
+    pub fn complete_confirming(
+        &self,
+        id: EntryId,
+        targets: &[&str],
+        confirmed: Option<&str>,
+    ) -> Result<bool, SpoolError> {
         let path = self.entry_path(id);
         let entry = {
             let _entry = self.entry_lock(id);
             self.faults.alive().ctx("complete", &path)?;
             let entry = self.entry(id)?;
-            if !targets.iter().all(|t| entry.shipped.contains_key(*t)) {
+            if !targets.iter().all(|t| entry.shipped.contains_key(*t) || confirmed == Some(*t)) {
                 return Ok(false);
             }
             self.fs.remove_file(&path).ctx("remove", &path)?;

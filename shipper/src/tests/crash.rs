@@ -172,16 +172,51 @@ fn ship_crash_after_publish() {
 
 #[test]
 fn ship_crash_after_mark() {
+    // One target: its confirmation is the last the entry waits for, recorded by completing the
+    // entry; the crash point follows the completion.
     let d = crash_in_shipping(CrashPoint::ShipAfterMark, 0);
     assert_eq!(archived(&d.archive), expected());
-    let entry = only_entry(&d);
-    assert_eq!(entry.shipped.keys().collect::<Vec<_>>(), ["archive"]);
-    assert!(entry.shipped["archive"].location.ends_with(KEY));
+    assert!(Spool::open(&d.spool).unwrap().pending().unwrap().is_empty());
+    assert_eq!(queue_state(&d.spool), (0, 0));
+    assert_eq!(recordings(&d), expected());
+}
 
-    let report = recover_and_ship(&d);
-    // Already confirmed: not shipped again, only completed.
-    assert_eq!(report.stats.already_shipped, 0);
-    assert_eq!(report.stats.shipped_bytes, 0);
+/// Ships everything to two local directories, "first" and "second", in that order.
+fn ship_to_two(d: &Dirs, spool: &Arc<Spool>) -> ShipReport {
+    let targets = ["first", "second"]
+        .map(|name| Target::LocalDir(LocalDir::new(name, &d.archive.join(name)).unwrap()))
+        .into_iter()
+        .collect();
+    let cfg = ShipperConfig {
+        concurrency: 1,
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(100),
+    };
+    Shipper::start(Arc::clone(spool), targets, cfg).unwrap().drain(Some(Duration::from_secs(20)))
+}
+
+#[test]
+fn ship_crash_after_mark_of_the_first_of_two_targets() {
+    let d = Dirs::new();
+    let spool = Arc::new(Spool::open_armed(&d.spool, CrashPoint::ShipAfterMark, 0));
+    spool.enter(d.recording(KEY, &[("wav", &wav()), ("json", JSON)])).unwrap();
+    let report = ship_to_two(&d, &spool);
+    assert!(spool.crashed(), "no crash: {report:?}");
+    drop(spool);
+    // The first target's confirmation is recorded; the second has nothing yet.
+    let entry = only_entry(&d);
+    assert_eq!(entry.shipped.keys().collect::<Vec<_>>(), ["first"]);
+    assert_eq!(archived(&d.archive.join("first")), expected());
+    assert!(archived(&d.archive.join("second")).is_empty());
+
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let report = ship_to_two(&d, &spool);
+    assert!(report.is_complete(), "{report:?}");
+    // Only the second target was shipped to; the entry is completed with its confirmation.
+    assert_eq!(report.stats.targets.get("first").map_or(0, |t| t.shipped_recordings), 0);
+    assert_eq!(report.stats.targets["second"].shipped_recordings, 1);
+    assert_eq!(archived(&d.archive.join("second")), expected());
+    assert_eq!(queue_state(&d.spool), (0, 0));
 }
 
 #[test]
@@ -196,13 +231,12 @@ fn oldest_entry_ships_first() {
         }
         d.ship(&spool, 1);
         assert!(spool.crashed());
-        // The first n-1 were completed and left the queue; the n-th is confirmed but not
-        // completed; the rest were not touched.
+        // The first n were completed (the last confirmation completes an entry) and left the
+        // queue; the rest were not touched.
         let entries = Spool::open(&d.spool).unwrap().pending().unwrap();
         let queued: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(queued, keys[shipped_before_crash - 1..]);
-        let confirmed: Vec<&str> = entries.iter().filter(|e| !e.shipped.is_empty()).map(|e| e.key.as_str()).collect();
-        assert_eq!(confirmed, [keys[shipped_before_crash - 1]]);
+        assert_eq!(queued, keys[shipped_before_crash..]);
+        assert!(entries.iter().all(|e| e.shipped.is_empty()));
         let archived: Vec<String> = archived(&d.archive).into_keys().collect();
         let mut want: Vec<String> = keys[..shipped_before_crash].iter().map(|k| format!("{k}.json")).collect();
         want.sort();
