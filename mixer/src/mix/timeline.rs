@@ -893,6 +893,43 @@ mod tests {
         TimelineConfig { ring_frames: 1024, reorder_frames: 160, max_hold_frames: 160 }
     }
 
+    proptest::proptest! {
+        /// Both channels' G.711 (µ-law on one, A-law on the other) with random packet lengths
+        /// and gaps: every position is its own channel's decoded code, or 0 where that party
+        /// sent nothing, whether both, one or neither filled the positions around it.
+        #[test]
+        fn both_channels_decode_to_each_partys_samples(
+            parts in proptest::collection::vec((0usize..2, 0u64..90, 1usize..200, proptest::prelude::any::<u8>()), 1..60)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("t.wav");
+            let mut s = Vec::new();
+            let mut t = Timeline::create(&p, cfg(), AudioConfig::default(), 8000).unwrap();
+            let laws = [Law::Ulaw, Law::Alaw];
+            let mut next = [0u64; 2];
+            let mut want: Vec<[i16; 2]> = Vec::new();
+            for (ch, gap, len, seed) in parts {
+                let pos = next[ch] + gap;
+                let codes: Vec<u8> = (0..len).map(|k| seed.wrapping_add((k * 37) as u8)).collect();
+                // Positions written out already (the other party ran a ring ahead) are late.
+                let late = t.place(ch, pos, &codes, laws[ch], &mut s).unwrap().late_samples as usize;
+                let end = (pos + len as u64) as usize;
+                if want.len() < end {
+                    want.resize(end, [0, 0]);
+                }
+                for (k, &c) in codes.iter().enumerate().skip(late) {
+                    want[pos as usize + k][ch] = laws[ch].table().unwrap()[c as usize];
+                }
+                next[ch] = pos + len as u64;
+                // The other party keeps pace now and then, so positions settle with both, one
+                // or none filled.
+                t.settle(next[0].min(next[1]), &mut s).unwrap();
+            }
+            t.finish(&mut s).unwrap();
+            proptest::prop_assert_eq!(samples(&p), want);
+        }
+    }
+
     #[test]
     fn out_of_order_gaps_and_late_packets() {
         let dir = tempfile::tempdir().unwrap();
