@@ -10,7 +10,8 @@
 # between runs; each run writes into a fresh directory under it, removed afterwards, on the same
 # filesystem as a production spool would be), CALLVAULT_BENCH_TALK (60 s), CALLVAULT_BENCH_ARGS
 # (extra options for `callvault replay`, e.g. "--archive-copy" to copy into the archive instead
-# of linking from the spool).
+# of linking from the spool), CALLVAULT_BENCH_THREADS (set: after each size, the CPU time of
+# each kind of thread: capture, mixers, finishers, writeback, shipper; benches/threads.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
@@ -35,7 +36,17 @@ for calls in "$@"; do
     status=0
     CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
         "$bin/callvault" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$dir/signing.key" \
-        ${CALLVAULT_BENCH_ARGS:-} "$pcap" > "$run/summary" 2> "$run/log" || status=$?
+        ${CALLVAULT_BENCH_ARGS:-} "$pcap" > "$run/summary" 2> "$run/log" &
+    timer=$!
+    # Where the CPU goes: each thread's time, sampled until the run ends (the callvault process
+    # is the timer's child).
+    sampler=
+    if [ -n "${CALLVAULT_BENCH_THREADS:-}" ]; then
+        for _ in $(seq 100); do child=$(pgrep -P "$timer" || true); [ -n "$child" ] && break; sleep 0.01; done
+        [ -n "$child" ] && { python3 benches/threads.py "$child" > "$run/threads" & sampler=$!; }
+    fi
+    wait "$timer" || status=$?
+    [ -z "$sampler" ] || wait "$sampler"
     # Exit status 3: recorded, with a problem the summary names (e.g. audio that could not be
     # written for want of file descriptors); the numbers still stand, with that warning.
     [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || { cat "$run/summary" "$run/log" >&2; exit 1; }
@@ -53,6 +64,7 @@ for calls in "$@"; do
     written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
     awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" \
         'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d\n", c, p, w, u + s, s, p / w, r / 1024, b}'
+    [ -s "$run/threads" ] && cat "$run/threads"
     rm -rf "$run"
     # On ext4 without a journal, inodes freed in the last dirty_expire interval (30 s) are
     # skipped, one inode-table lookup each, when new files are created: let them age before
