@@ -190,7 +190,13 @@ fn s3_manifest_lines_go_in_few_batches_and_waiting_for_them_holds_no_slot() {
     assert!(report.is_complete(), "{report:?}");
     assert!(elapsed < linger * n, "{elapsed:?}: shipments held their slot while waiting for the manifest");
     // At most one manifest object per linger period, and every line in one of them.
-    let batches = block_on(target.list(&format!("calls/test/{DAY}/manifest/"))).unwrap().len();
+    let listing = block_on(target.list(&format!("calls/test/{DAY}/manifest/"))).unwrap();
+    let batches = listing.len();
+    // A listing after a key (how a writer reads only the batches new since its last look).
+    if let Some((first, _)) = listing.first() {
+        let after = block_on(target.list_after(&format!("calls/test/{DAY}/manifest/"), Some(first))).unwrap();
+        assert_eq!(after, listing[1..]);
+    }
     assert!(
         batches >= 1 && batches as f64 <= 2.0 + elapsed.as_secs_f64() / linger.as_secs_f64(),
         "{batches} batches in {elapsed:?}"

@@ -612,6 +612,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_listing_after_a_key_holds_only_the_keys_after_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = Target::LocalDir(LocalDir::new("archive", tmp.path()).unwrap());
+        let dir = tmp.path().join("2025/01/01/manifest");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        for name in ["seq-0000000001.jsonl", "seq-0000000001.jsonl.sig", "seq-0000000002.jsonl", "sub/x"] {
+            fs::write(dir.join(name), name).unwrap();
+        }
+        let prefix = "2025/01/01/manifest/";
+        let all: Vec<String> = target.list(prefix).await.unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(all.len(), 4);
+        for (i, key) in all.iter().enumerate() {
+            let after = target.list_after(prefix, Some(key)).await.unwrap();
+            assert_eq!(after.iter().map(|(k, _)| k).collect::<Vec<_>>(), all[i + 1..].iter().collect::<Vec<_>>());
+        }
+        let sizes = target.list_after(prefix, Some(&all[0])).await.unwrap();
+        assert_eq!(sizes[0].1, "seq-0000000001.jsonl.sig".len() as u64);
+    }
+
+    #[tokio::test]
     async fn record_is_published_last_and_a_repeat_copies_nothing() {
         // The record comes first in the entry; it is still published last.
         let f = fixture(&[("json", b"{}"), ("wav", &[7u8; 5000])]);

@@ -455,6 +455,10 @@ struct DayState {
     last_seq: u64,
     /// The highest-numbered batch read: its number, key and SHA-256 (what the next batch links to).
     last: Option<(u64, String, String)>,
+    /// The last key of the day's manifest objects listed so far: the next listing starts after
+    /// it (a new batch always takes a number above every batch there, so nothing new sorts
+    /// before it), and a day's listing costs what is new, not the whole day again.
+    listed: Option<String>,
 }
 
 impl Writer {
@@ -691,7 +695,10 @@ async fn latest_before(target: &Target, day_prefix: &str) -> Result<Option<PrevR
 /// `archive verify` to report; they hold no identity.
 async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Result<(), ShipError> {
     let dir = format!("{day_prefix}{MANIFEST_DIR}");
-    let listing = target.list(&dir).await?;
+    let listing = target.list_after(&dir, state.listed.as_deref()).await?;
+    if let Some((newest, _)) = listing.last() {
+        state.listed = Some(newest.clone());
+    }
     let signatures: HashSet<&str> = listing.iter().map(|(k, _)| k.as_str()).filter(|k| k.ends_with(".sig")).collect();
     let key = target.manifest_writer().key();
     for (object, _) in &listing {

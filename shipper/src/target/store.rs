@@ -77,12 +77,18 @@ impl Target {
     /// Every object whose key starts with `prefix` (which ends in `/`), in key order, with its
     /// size.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, ShipError> {
+        self.list_after(prefix, None).await
+    }
+
+    /// [`Target::list`], but only the keys that sort after `after` (all with `None`).
+    pub async fn list_after(&self, prefix: &str, after: Option<&str>) -> Result<Vec<(String, u64)>, ShipError> {
         match self {
-            Target::S3(s3) => s3.list(prefix).await,
+            Target::S3(s3) => s3.list_after(prefix, after).await,
             Target::LocalDir(dir) => {
                 let dir = dir.clone();
                 let prefix = prefix.to_owned();
-                blocking(&dir.clone(), move || dir.list_blocking(&prefix)).await
+                let after = after.map(str::to_owned);
+                blocking(&dir.clone(), move || dir.list_blocking(&prefix, after.as_deref())).await
             }
         }
     }
@@ -165,7 +171,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl LocalDir {
-    fn list_blocking(&self, prefix: &str) -> Result<Vec<(String, u64)>, ShipError> {
+    fn list_blocking(&self, prefix: &str, after: Option<&str>) -> Result<Vec<(String, u64)>, ShipError> {
         let rel = prefix.trim_end_matches('/');
         if !rel.is_empty() && !plain_path(rel) {
             return Err(self.invalid_key(prefix));
@@ -183,6 +189,13 @@ impl LocalDir {
                 let path = item.path();
                 // Another writer's temporary copy, renamed or removed any moment: not an object.
                 if item.file_name().to_str().is_some_and(is_part_name) {
+                    continue;
+                }
+                // Listed before: not even inspected (a directory's type comes with its name).
+                if let Some(after) = after
+                    && item.file_type().is_ok_and(|t| t.is_file())
+                    && path.strip_prefix(self.dir()).is_ok_and(|rel| rel.to_string_lossy().as_ref() <= after)
+                {
                     continue;
                 }
                 let meta = match fs::symlink_metadata(&path) {

@@ -391,7 +391,12 @@ impl S3Target {
 
     /// Every object whose full key starts with `prefix`, in key order, with its size.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, ShipError> {
-        self.inner.list(prefix).await.map_err(|e| self.store_err(e))
+        self.list_after(prefix, None).await
+    }
+
+    /// [`S3Target::list`], but only the keys that sort after `after` (S3's `start-after`).
+    pub async fn list_after(&self, prefix: &str, after: Option<&str>) -> Result<Vec<(String, u64)>, ShipError> {
+        self.inner.list(prefix, after).await.map_err(|e| self.store_err(e))
     }
 
     /// Creates the bucket (with object lock enabled if `object_lock`); an existing bucket owned
@@ -547,23 +552,24 @@ impl Inner {
 
     /// The common prefixes one `/` below `prefix`.
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
-        let mut dirs = self.list_all(prefix, Some("/")).await?.1;
+        let mut dirs = self.list_all(prefix, Some("/"), None).await?.1;
         dirs.sort();
         Ok(dirs)
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, S3Error> {
-        let mut objects = self.list_all(prefix, None).await?.0;
+    async fn list(&self, prefix: &str, after: Option<&str>) -> Result<Vec<(String, u64)>, S3Error> {
+        let mut objects = self.list_all(prefix, None, after).await?.0;
         objects.sort();
         Ok(objects)
     }
 
-    /// Every page of ListObjectsV2 under `prefix`: the objects (key, size) and, with a
-    /// `delimiter`, the common prefixes.
+    /// Every page of ListObjectsV2 under `prefix` (after the key `start_after`, if given): the
+    /// objects (key, size) and, with a `delimiter`, the common prefixes.
     async fn list_all(
         &self,
         prefix: &str,
         delimiter: Option<&str>,
+        start_after: Option<&str>,
     ) -> Result<(Vec<(String, u64)>, Vec<String>), S3Error> {
         #[derive(Debug, Deserialize)]
         #[serde(rename_all = "PascalCase")]
@@ -594,6 +600,9 @@ impl Inner {
             let mut req = Req::new("list", Method::GET, None).query("list-type", "2").query("prefix", prefix);
             if let Some(d) = delimiter {
                 req = req.query("delimiter", d);
+            }
+            if let Some(a) = start_after {
+                req = req.query("start-after", a);
             }
             if let Some(t) = &token {
                 req = req.query("continuation-token", t);
