@@ -696,9 +696,6 @@ async fn latest_before(target: &Target, day_prefix: &str) -> Result<Option<PrevR
 async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Result<(), ShipError> {
     let dir = format!("{day_prefix}{MANIFEST_DIR}");
     let listing = target.list_after(&dir, state.listed.as_deref()).await?;
-    if let Some((newest, _)) = listing.last() {
-        state.listed = Some(newest.clone());
-    }
     let signatures: HashSet<&str> = listing.iter().map(|(k, _)| k.as_str()).filter(|k| k.ends_with(".sig")).collect();
     let key = target.manifest_writer().key();
     for (object, _) in &listing {
@@ -730,6 +727,11 @@ async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Res
             put_signature(target, object, key.sign(&body)).await?;
         }
         state.read.insert(object.clone());
+    }
+    // Only once every object listed was taken in: a listing cut short by an error is listed
+    // again from where the last whole one ended.
+    if let Some((newest, _)) = listing.last() {
+        state.listed = Some(newest.clone());
     }
     Ok(())
 }

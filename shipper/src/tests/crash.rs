@@ -1,4 +1,5 @@
-//! One test per named crash point, plus ordering and transient `enter` failures.
+//! One test per named crash point, plus ordering, transient `enter` failures, and a manifest
+//! batch that is unreadable for a while.
 
 use std::time::SystemTime;
 
@@ -276,4 +277,42 @@ fn failed_intent_write_leaves_the_caller_its_files() {
     assert!(matches!(err, SpoolError::Io { .. }), "{err}");
     assert_eq!(d.work_files(), ["rec0.json"]);
     assert!(recordings(&d).is_empty());
+}
+
+/// A batch of the day that cannot be read when the writer next looks (here: a name that leads
+/// to a directory) fails that write; once it can be read, the writer's next batch links to it,
+/// not past it: a listing cut short is listed again.
+#[test]
+fn a_batch_unreadable_at_one_look_is_read_at_the_next() {
+    let d = Dirs::new();
+    let target = Target::LocalDir(LocalDir::new("archive", &d.archive).unwrap());
+    let ship = |spool: &Arc<Spool>| {
+        let cfg = ShipperConfig {
+            concurrency: 1,
+            retry_initial: Duration::from_millis(10),
+            retry_max: Duration::from_millis(100),
+        };
+        Shipper::start(Arc::clone(spool), vec![target.clone()], cfg).unwrap().drain(Some(Duration::from_millis(600)))
+    };
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    spool.enter(d.recording("2016/11/26/a", &[("json", b"{\"a\":1}")])).unwrap();
+    assert!(ship(&spool).is_complete());
+    let manifest = d.archive.join("2016/11/26/manifest");
+    let first = fs::read(manifest.join("seq-0000000001.jsonl")).unwrap();
+    // Another writer's batch 2, unreadable for now.
+    let second = manifest.join("seq-0000000002.jsonl");
+    fs::create_dir(d.archive.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(d.archive.join("elsewhere"), &second).unwrap();
+    spool.enter(d.recording("2016/11/26/b", &[("json", b"{\"b\":2}")])).unwrap();
+    let report = ship(&spool);
+    assert!(!report.is_complete(), "{report:?}");
+    // Now readable (a copy of batch 1's lines under number 2).
+    fs::remove_file(&second).unwrap();
+    fs::write(&second, &first).unwrap();
+    assert!(ship(&spool).is_complete());
+    let third = fs::read(manifest.join("seq-0000000003.jsonl")).unwrap();
+    let header = crate::target::manifest::split_batch(&third).header.unwrap().unwrap();
+    let prev = header.prev.unwrap();
+    assert!(prev.object.ends_with("seq-0000000002.jsonl"), "{prev:?}");
+    assert_eq!(prev.sha256, crate::target::manifest::sha256_hex(&first));
 }
