@@ -251,6 +251,10 @@ impl LocalDir {
                 shipment.files_present += 1;
             }
         }
+        // One directory sync for every file of the recording, also for files found there (an
+        // earlier attempt, or another writer, may have stopped before syncing their names).
+        let dir = base.parent().unwrap_or(self.dir());
+        sync_dir(&StdFs, dir).map_err(|e| self.archive_err("sync directory", dir, e))?;
         Ok((shipment, key))
     }
 
@@ -338,7 +342,7 @@ impl LocalDir {
 
     /// Copies `source` to a temporary file next to `dest`, verifies it, and publishes it as
     /// `dest` without replacing anything. Returns `true` if it was published, `false` if an
-    /// identical file got there first.
+    /// identical file got there first. The directory's sync is the caller's (one per recording).
     fn ship_file(&self, job: &Job, file: &EntryFile, source: &Path, dest: &Path) -> Result<bool, ShipError> {
         let dir = dest.parent().unwrap_or(self.dir());
         if let Some(linked) = self.link(job, file, source, dest)? {
@@ -367,7 +371,6 @@ impl LocalDir {
                 "cannot remove a temporary copy; it is removed once stale"),
         }
         if linked? {
-            sync_dir(&StdFs, dir).map_err(|e| self.archive_err("sync directory", dir, e))?;
             return Ok(true);
         }
         // Someone else published this name meanwhile: fine if it is the same content.
@@ -393,7 +396,6 @@ impl LocalDir {
         if !self.inner.linking.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let dir = dest.parent().unwrap_or(self.dir());
         if !file.entered_as.unchanged(source) {
             let (read, _) =
                 hash_file(&StdFs, source).map_err(|e| ShipError::Source { path: source.to_owned(), source: e })?;
@@ -441,7 +443,6 @@ impl LocalDir {
                 actual: format!("(the link is not the spooled file of {} bytes)", file.size),
             });
         }
-        sync_dir(&StdFs, dir).map_err(|e| self.archive_err("sync directory", dir, e))?;
         Ok(Some(true))
     }
 
