@@ -379,6 +379,26 @@ impl AudioOut {
         Ok(())
     }
 
+    /// How many of the next `n` positions to write now so that the file(s) end on a whole
+    /// file block ([`BLOCK`]): the kernel then fills whole page-cache pages, none written in
+    /// two steps (a page half written is zeroed, then found and locked again by the next
+    /// write); the rest waits in the ring for the next write.
+    /// All `n` when the files cannot end on a block with fewer (FLAC, a mixed channel, a
+    /// frame size that does not divide the block, or already on a block).
+    pub fn whole_blocks(&self, n: u64, frames_per_position: u64) -> u64 {
+        let Some((_, OneFile::Wav { writer, pick: Pick::Both | Pick::Channel(_), .. })) = self.files.first() else {
+            return n;
+        };
+        let mut fmt = writer.format();
+        if self.codes == CodeState::Open {
+            // The first write stores the codes as they are (see `start_codes`).
+            fmt.encoding = Encoding::Ulaw;
+        }
+        let per = u64::from(fmt.frame_bytes()) * frames_per_position;
+        let over = (fmt.header_len() + writer.data_len() + n * per) % BLOCK;
+        if over.is_multiple_of(per) && over / per < n { n - over / per } else { n }
+    }
+
     /// Frames written so far.
     pub fn frames(&self) -> u64 {
         self.files.first().map_or(0, |(_, f)| f.frames())
@@ -408,6 +428,10 @@ fn mix(frame: &[u8]) -> i16 {
 
 /// Samples per FLAC frame.
 const FLAC_BLOCK: usize = 4096;
+
+/// The file block audio writes end on ([`AudioOut::whole_blocks`]): the page size.
+pub const BLOCK: u64 = 4096;
+
 /// `fLaC` + metadata block header: STREAMINFO starts here.
 const STREAMINFO_AT: u64 = 8;
 

@@ -12,8 +12,9 @@
 //! while it holds positions placed and not yet written, and goes back to its thread's spare
 //! pages once written (so nothing is allocated per packet). The ring's capacity is what the
 //! hold bound needs; what a call costs is the positions in flight: in a call whose parties keep
-//! pace, the reorder window and a write chunk (at most about 10 KiB for both channels), and
-//! the whole ring (18 KiB) only while a party is held up.
+//! pace, the reorder window, a write chunk and what waits for the file to end on a whole
+//! block (at most about 12 KiB for both channels), and the whole ring (18 KiB) only while a
+//! party is held up.
 //!
 //! Invariant: every sample placed lies in `[written, written + capacity)`; everything before
 //! `written` is in the file. Samples with their bit clear are written as digital silence.
@@ -530,12 +531,14 @@ impl Timeline {
     }
 
     /// Declares every frame before `target` settled (no packet will be placed there any
-    /// more); settled frames are written once there is a chunk of them.
+    /// more); settled frames are written once there is a chunk of them, up to where the file
+    /// ends on a whole block ([`AudioOut::whole_blocks`]: less than a block's worth waits).
     #[inline]
     pub fn settle(&mut self, target: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
         let settled = target.min(self.end);
         if settled >= self.written + self.chunk {
-            self.flush_to(settled, scratch)?;
+            let upto = self.written + self.out.whole_blocks(settled - self.written, self.per_position());
+            self.flush_to(upto, scratch)?;
         }
         Ok(())
     }
@@ -1050,6 +1053,52 @@ mod tests {
         assert!(samples(&p).iter().all(|f| *f == [132, 0]));
     }
 
+    /// Audio is written so that the file ends on a whole 4 KiB block after every write in the
+    /// call (16-bit PCM, stereo, and G.711 codes as captured), and the last write at the end
+    /// of the call puts in what is left: every sample, in order.
+    #[test]
+    fn writes_end_on_whole_blocks() {
+        use crate::mix::audio::{AudioFormat, BLOCK};
+        for format in [AudioFormat::Wav, AudioFormat::WavG711] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("t.wav");
+            let mut s = Vec::new();
+            let audio = AudioConfig { format, ..AudioConfig::default() };
+            let mut t = Timeline::create(&p, TimelineConfig::default(), audio, 8000).unwrap();
+            let code = |ch: u64, k: u64, i: u64| ((k * 131 + i * 7 + ch * 59) % 251) as u8;
+            let (mut writes, mut last) = (0, 0);
+            for k in 0..500u64 {
+                for ch in 0..2 {
+                    let codes: Vec<u8> = (0..160).map(|i| code(ch, k, i)).collect();
+                    t.place(ch as usize, k * 160, &codes, Law::Ulaw, &mut s).unwrap();
+                }
+                t.settle((k * 160).saturating_sub(1280), &mut s).unwrap();
+                if t.written() > last {
+                    let len = std::fs::metadata(&p).unwrap().len();
+                    assert_eq!(len % BLOCK, 0, "{format:?}: the file ends at {len} after a write");
+                    (writes, last) = (writes + 1, t.written());
+                }
+            }
+            assert!(writes > 10, "{format:?}: {writes} writes during the call");
+            let done = t.finish(&mut s).unwrap();
+            assert_eq!(done.frames, 500 * 160);
+            let want = |pos: usize| {
+                let (k, i) = (pos as u64 / 160, pos as u64 % 160);
+                [code(0, k, i), code(1, k, i)]
+            };
+            if done.encoding == Encoding::Ulaw {
+                let data = std::fs::read(&p).unwrap();
+                for (pos, frame) in data[58..].chunks(2).enumerate() {
+                    assert_eq!(frame, want(pos), "{format:?}: frame {pos}");
+                }
+            } else {
+                for (pos, frame) in samples(&p).iter().enumerate() {
+                    assert_eq!(*frame, want(pos).map(ulaw), "{format:?}: frame {pos}");
+                }
+            }
+        }
+    }
+
     /// Wideband codes after narrowband audio was written: the file is rewritten at 16 kHz and
     /// comes out exactly as a recording made at 16 kHz from the start (WAV stereo and split).
     #[test]
@@ -1254,8 +1303,10 @@ mod tests {
                 held_up_max = held_up_max.max(t.pages_held());
             }
         }
-        // In pace: the reorder window, a write chunk and a packet or two, in each plane.
-        let in_flight = reorder + t.chunk + 320;
+        // In pace: the reorder window, a write chunk, less than a block's worth of positions
+        // waiting for the file to end on a block (1,024 at 4 bytes a frame) and a packet or
+        // two, in each plane.
+        let in_flight = reorder + t.chunk + 1024 + 320;
         let bound = 2 * (in_flight as usize).div_ceil(PAGE) + 2;
         assert!(in_pace_max <= bound, "{in_pace_max} pages held in pace, at most {bound} expected");
         assert!(held_up_max > in_pace_max, "a held-up party holds more ({held_up_max})");
