@@ -11,7 +11,10 @@
 # filesystem as a production spool would be), CALLVAULT_BENCH_TALK (60 s), CALLVAULT_BENCH_ARGS
 # (extra options for `callvault replay`, e.g. "--archive-copy" to copy into the archive instead
 # of linking from the spool), CALLVAULT_BENCH_THREADS (set: after each size, the CPU time of
-# each kind of thread: capture, mixers, finishers, writeback, shipper; benches/threads.py).
+# each kind of thread: capture, mixers, finishers, writeback, shipper; benches/threads.py),
+# CALLVAULT_BENCH_RUNS (1: runs per size, one row each; this machine's runs vary by +-10 %, so
+# compare ranges, not single runs). The `cached_%` column is how much of the capture was in the
+# page cache when the run started (fincore): below 100 the run also read the disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
@@ -26,11 +29,17 @@ bin="$CARGO_TARGET_DIR/release"
 ulimit -Hn 65536 2>/dev/null && ulimit -n 65536 || true
 # Manifests signed, as an installed recorder signs them.
 [ -s "$dir/signing.key" ] || CALLVAULT_CONFIG=/dev/null "$bin/callvault" config new-signing-key "$dir/signing.key" > /dev/null
-printf '%-7s %10s %8s %8s %8s %12s %10s %10s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB
-for calls in "$@"; do
+printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_%
+runs="${CALLVAULT_BENCH_RUNS:-1}"
+sizes=()
+for calls in "$@"; do for _ in $(seq "$runs"); do sizes+=("$calls"); done; done
+left=${#sizes[@]}
+for calls in "${sizes[@]}"; do
+    left=$((left - 1))
     pcap="$dir/calls-$calls-$talk.pcap"
     [ -s "$pcap" ] || "$bin/callgen" --calls "$calls" --concurrency "$calls" --talk "$talk" --out "$pcap" >&2
     cat "$pcap" > /dev/null # into the page cache, as the table's runs were
+    cached=$(fincore --bytes --noheadings --output RES,SIZE "$pcap" 2>/dev/null | awk '$2 > 0 {printf "%.0f", $1 * 100 / $2}')
     run=$(mktemp -d "$dir/run.XXXXXX")
     sync
     status=0
@@ -62,12 +71,12 @@ for calls in "$@"; do
     }
     # Bytes the run wrote: the spool's files and the archive's, counted once per inode.
     written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
-    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" \
-        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d\n", c, p, w, u + s, s, p / w, r / 1024, b}'
+    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" \
+        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k}'
     [ -s "$run/threads" ] && cat "$run/threads"
     rm -rf "$run"
     # On ext4 without a journal, inodes freed in the last dirty_expire interval (30 s) are
     # skipped, one inode-table lookup each, when new files are created: let them age before
     # the next size runs, or it pays for this one's deletion.
-    [ "$calls" = "${*: -1}" ] || sleep 31
+    [ "$left" -eq 0 ] || sleep 31
 done

@@ -46,6 +46,9 @@ echo "== cargo test" >&2
 # With the crash points (CALLVAULT_CRASH_AT) that tests/crash_points.rs kills the binary at;
 # release builds leave them out.
 cargo test --workspace --features crash-points
+echo "== benchmarks, each run once (criterion's test mode)" >&2
+# Not timed here (speed is measured by `cargo bench`): this only keeps every benchmark working.
+CALLVAULT_BENCH_CALLS=20 CALLVAULT_BENCH_TALK=5 cargo test --workspace --features crash-points --benches --quiet
 echo "== fuzz smoke" >&2
 scripts/fuzz-smoke.sh
 if [ -s "$CALLVAULT_SKIP_LOG" ]; then
