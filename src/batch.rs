@@ -1,7 +1,8 @@
 //! Carrying capture's events to the mixer threads: batches of events with their RTP payloads
 //! in one arena, recycled through a return channel so the steady state allocates nothing.
 //! Calls are spread over the mixer threads by call slot, so each call's events stay in order
-//! on one thread.
+//! on one thread; a mixer takes the batches waiting for it together, call by call (see
+//! [`Grouping`]).
 //!
 //! Replay blocks when a mixer falls behind (a file can wait). Live capture never blocks: a
 //! full channel drops the batch's RTP (counted) and carries its call events forward, so no
@@ -53,6 +54,21 @@ pub enum Item {
     },
     /// A call event.
     Call(CallEvent),
+    /// An event already handed on by [`Grouping::drain`].
+    Done,
+}
+
+impl Item {
+    /// The call the event belongs to.
+    fn call(&self) -> Option<CallRef> {
+        match self {
+            Item::Rtp { meta, .. } => Some(meta.call),
+            Item::Rtcp { meta, .. } => Some(meta.call),
+            Item::Frame { call, .. } => Some(*call),
+            Item::Call(ev) => Some(call_of(ev)),
+            Item::Done => None,
+        }
+    }
 }
 
 /// A batch of events.
@@ -69,26 +85,153 @@ impl Batch {
         Batch { items: Vec::with_capacity(BATCH_EVENTS), payload: Vec::with_capacity(BATCH_EVENTS * 200) }
     }
 
-    /// Replays the batch into `sink` and empties it (keeping its capacity).
+    /// Replays the batch into `sink` in capture order and empties it (keeping its capacity).
     pub fn drain_into<S: EventSink>(&mut self, sink: &mut S) {
-        for item in self.items.drain(..) {
-            match item {
-                Item::Rtp { meta, start, len } => {
-                    let s = start as usize;
-                    sink.rtp(&meta, &self.payload[s..s + len as usize]);
-                }
-                Item::Rtcp { meta, start, len } => {
-                    let s = start as usize;
-                    sink.rtcp(&meta, &self.payload[s..s + len as usize]);
-                }
-                Item::Frame { call, time, link, start, len } => {
-                    let s = start as usize;
-                    sink.frame(call, time, link, &self.payload[s..s + len as usize]);
-                }
-                Item::Call(ev) => sink.call(ev),
-            }
+        for i in 0..self.items.len() {
+            self.hand_on(i, sink);
         }
+        self.items.clear();
         self.payload.clear();
+    }
+
+    /// Hands event `i` to `sink` (a call event is moved out, [`Item::Done`] left in its place).
+    #[inline]
+    fn hand_on<S: EventSink>(&mut self, i: usize, sink: &mut S) {
+        match &self.items[i] {
+            Item::Rtp { meta, start, len } => {
+                let s = *start as usize;
+                sink.rtp(meta, &self.payload[s..s + *len as usize]);
+            }
+            Item::Rtcp { meta, start, len } => {
+                let s = *start as usize;
+                sink.rtcp(meta, &self.payload[s..s + *len as usize]);
+            }
+            Item::Frame { call, time, link, start, len } => {
+                let s = *start as usize;
+                sink.frame(*call, *time, *link, &self.payload[s..s + *len as usize]);
+            }
+            Item::Call(_) => {
+                if let Item::Call(ev) = std::mem::replace(&mut self.items[i], Item::Done) {
+                    sink.call(ev);
+                }
+            }
+            Item::Done => {}
+        }
+    }
+}
+
+/// Batches a mixer takes together at most: the ones waiting for it when it takes the next,
+/// up to 8,192 events.
+pub const GROUP_BATCHES: usize = 16;
+
+/// Calls in a mixer from which it takes batches together. With fewer, its calls' state stays
+/// in the cache between their packets and the batches are best read as they are, front to
+/// back (measured on 2-core machines with 2 MiB of L2 per core: 150 and 500 calls per mixer
+/// lose by grouping, 2,500 gain a quarter of the mixers' time).
+pub const GROUP_FROM_CALLS: usize = 1024;
+
+/// A mixer's way of taking several batches at once: call by call, each call's events in
+/// capture order. Calls are independent of each other, so only the order within a call
+/// matters; taking a call's packets together brings its state and ring into the cache once
+/// for all of them instead of once per packet, which is what a packet costs with thousands of
+/// calls up (from [`GROUP_FROM_CALLS`]). Only batches already waiting are taken together: a
+/// mixer that keeps up gets each batch as it comes, as soon as it comes.
+#[derive(Debug, Default)]
+pub struct Grouping {
+    /// The batches being handed on.
+    taken: Vec<Batch>,
+    /// Each event's call slot, by position in the batches taken (kept for their capacity,
+    /// like the order and the radix sort's spare).
+    slots: Vec<u32>,
+    /// Where each of them is: batch × [`BATCH_EVENTS`] + position in its batch.
+    at: Vec<u32>,
+    order: Vec<u32>,
+    spare: Vec<u32>,
+}
+
+impl Grouping {
+    /// Buffers for [`GROUP_BATCHES`] full batches.
+    pub fn new() -> Grouping {
+        let n = GROUP_BATCHES * BATCH_EVENTS;
+        let buffer = || Vec::with_capacity(n);
+        let taken = Vec::with_capacity(GROUP_BATCHES);
+        Grouping { taken, slots: buffer(), at: buffer(), order: buffer(), spare: buffer() }
+    }
+
+    /// Hands `first` to `sink`: alone and front to back for a sink with fewer than
+    /// [`GROUP_FROM_CALLS`] `calls`, else with the batches `waiting` behind it, call by call.
+    /// The batches go back to `recycle` empty.
+    pub fn take<S: EventSink>(
+        &mut self,
+        first: Batch,
+        waiting: &Receiver<Batch>,
+        calls: usize,
+        sink: &mut S,
+        recycle: &Sender<Batch>,
+    ) {
+        self.taken.push(first);
+        if calls < GROUP_FROM_CALLS {
+            self.taken[0].drain_into(sink);
+        } else {
+            self.taken.extend(waiting.try_iter().take(GROUP_BATCHES - 1));
+            let mut taken = std::mem::take(&mut self.taken);
+            self.drain(&mut taken, sink);
+            self.taken = taken;
+        }
+        for batch in self.taken.drain(..) {
+            let _ = recycle.try_send(batch);
+        }
+    }
+
+    /// Replays `batches` (in the order they came) into `sink` call by call and empties them
+    /// (keeping their capacity).
+    pub fn drain<S: EventSink>(&mut self, batches: &mut [Batch], sink: &mut S) {
+        debug_assert!(batches.len() <= GROUP_BATCHES && batches.iter().all(|b| b.items.len() <= BATCH_EVENTS));
+        self.slots.clear();
+        self.at.clear();
+        for (k, b) in batches.iter().enumerate() {
+            self.slots.extend(b.items.iter().map(|item| item.call().map_or(0, |c| c.slot)));
+            self.at.extend((0..b.items.len()).map(|i| (k * BATCH_EVENTS + i) as u32));
+        }
+        group_by_slot(&self.slots, &mut self.order, &mut self.spare);
+        for &n in &self.order {
+            let at = self.at[n as usize] as usize;
+            batches[at / BATCH_EVENTS].hand_on(at % BATCH_EVENTS, sink);
+        }
+        for b in batches.iter_mut() {
+            b.items.clear();
+            b.payload.clear();
+        }
+    }
+}
+
+/// Sets `order` to the positions of `slots` sorted by slot, positions of one slot in the order
+/// they came: a stable radix sort, a byte of the slot per pass (one pass below 256 calls, two
+/// below 65,536), so ordering a batch costs a few nanoseconds an event.
+fn group_by_slot(slots: &[u32], order: &mut Vec<u32>, spare: &mut Vec<u32>) {
+    order.clear();
+    order.extend(0..slots.len() as u32);
+    spare.clear();
+    spare.resize(slots.len(), 0);
+    let max = slots.iter().copied().max().unwrap_or(0);
+    let mut shift = 0;
+    while shift < u32::BITS && max >> shift != 0 {
+        let digit = |i: u32| ((slots[i as usize] >> shift) & 0xff) as usize;
+        let mut next = [0usize; 256];
+        for &i in order.iter() {
+            next[digit(i)] += 1;
+        }
+        let mut at = 0;
+        for n in &mut next {
+            (*n, at) = (at, at + *n);
+        }
+        for &i in order.iter() {
+            let d = digit(i);
+            spare[next[d]] = i;
+            next[d] += 1;
+        }
+        std::mem::swap(order, spare);
+        shift += 8;
     }
 }
 
@@ -201,7 +344,7 @@ impl BatchSink {
                                     None => dropped.push((meta.call, 1)),
                                 }
                             }
-                            Item::Rtcp { .. } | Item::Frame { .. } => {}
+                            Item::Rtcp { .. } | Item::Frame { .. } | Item::Done => {}
                             Item::Call(ev) => kept.push(Item::Call(ev)),
                         }
                     }
@@ -296,5 +439,129 @@ impl EventSink for BatchSink {
         if cur.items.len() >= BATCH_EVENTS {
             self.flush_shard(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use capture::events::Side;
+
+    use super::*;
+
+    /// What a mixer is handed, in order: (slot, generation, RTP sequence number or `None` for a
+    /// call event, payload).
+    #[derive(Default)]
+    struct Log(Vec<(u32, u32, Option<u16>, Vec<u8>)>);
+
+    impl EventSink for Log {
+        fn rtp(&mut self, m: &RtpMeta, payload: &[u8]) {
+            self.0.push((m.call.slot, m.call.generation, Some(m.seq), payload.to_vec()));
+        }
+        fn call(&mut self, ev: CallEvent) {
+            let c = call_of(&ev);
+            self.0.push((c.slot, c.generation, None, Vec::new()));
+        }
+    }
+
+    fn meta(call: CallRef, seq: u16) -> RtpMeta {
+        let addr = SocketAddr::from(([10, 0, 0, 1], 4000));
+        RtpMeta {
+            call,
+            side: Side::Caller,
+            time: Timestamp(i64::from(seq)),
+            src: addr,
+            dst: addr,
+            seq,
+            rtp_ts: u32::from(seq) * 160,
+            ssrc: call.slot,
+            pt: 0,
+            marker: false,
+            payload_at: 0,
+            padding: 0,
+        }
+    }
+
+    proptest::proptest! {
+        /// The order is the stable sort by slot, whatever the slots' size (one to four passes).
+        #[test]
+        fn events_are_ordered_by_slot_stably(slots in proptest::collection::vec(
+            proptest::prop_oneof![0u32..4, 0u32..300, 0u32..70_000, proptest::prelude::any::<u32>()], 0..600)
+        ) {
+            let (mut order, mut spare) = (Vec::new(), Vec::new());
+            group_by_slot(&slots, &mut order, &mut spare);
+            let mut want: Vec<u32> = (0..slots.len() as u32).collect();
+            want.sort_by_key(|&i| slots[i as usize]);
+            proptest::prop_assert_eq!(order, want);
+        }
+    }
+
+    #[test]
+    fn batches_taken_together_are_handed_on_call_by_call_each_in_capture_order() {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (_recycle_tx, recycle) = crossbeam_channel::bounded(4);
+        let mut sink = BatchSink::new(vec![Lane { tx, recycle }], Backpressure::Block);
+        // Calls interleaved packet by packet, call events among their packets, and a slot
+        // reused by a new call (another generation) within the batch.
+        let calls = [3u32, 1, 2, 5].map(|slot| CallRef { slot, generation: 1 });
+        let reused = CallRef { slot: 5, generation: 2 };
+        let mut sent = Vec::new();
+        for seq in 0..400u16 {
+            for (k, &call) in calls.iter().enumerate() {
+                let call = if call.slot == 5 && seq >= 200 { reused } else { call };
+                if seq == 10 + k as u16 || seq == 300 + k as u16 {
+                    sink.call(CallEvent::Dropped { call, packets: 1, cause: DropCause::Queue });
+                    sent.push((call.slot, call.generation, None, Vec::new()));
+                }
+                let payload = vec![call.slot as u8, seq as u8, call.generation as u8];
+                sink.rtp(&meta(call, seq), &payload);
+                sent.push((call.slot, call.generation, Some(seq), payload));
+            }
+        }
+        sink.flush();
+        // Several batches waiting, taken together.
+        let mut batches: Vec<Batch> = rx.try_iter().collect();
+        assert!(batches.len() > 1, "the events fill several batches");
+        let mut grouping = Grouping::new();
+        let mut log = Log::default();
+        grouping.drain(&mut batches, &mut log);
+        assert!(batches.iter().all(|b| b.items.is_empty() && b.payload.is_empty()), "drained");
+        // Every event once; each slot's events (both generations of slot 5) in the order they
+        // were captured; the slots one after the other.
+        assert_eq!(log.0.len(), sent.len());
+        for slot in [1, 2, 3, 5] {
+            let of = |v: &Vec<(u32, u32, Option<u16>, Vec<u8>)>| {
+                v.iter().filter(|e| e.0 == slot).cloned().collect::<Vec<_>>()
+            };
+            assert_eq!(of(&log.0), of(&sent), "slot {slot}");
+        }
+        let slots: Vec<u32> = log.0.iter().map(|e| e.0).collect();
+        assert!(slots.is_sorted(), "grouped by call: {slots:?}");
+        // One batch alone, the same way.
+        sink.rtp(&meta(calls[0], 99), &[7]);
+        sink.rtp(&meta(calls[1], 99), &[8]);
+        sink.flush();
+        let mut next = [rx.try_recv().unwrap()];
+        let mut log = Log::default();
+        grouping.drain(&mut next, &mut log);
+        assert_eq!(log.0, vec![(1, 1, Some(99), vec![8]), (3, 1, Some(99), vec![7])]);
+        // Taken by a mixer: with few calls front to back, with many call by call; the batches
+        // go back empty either way.
+        let (back, returned) = crossbeam_channel::bounded(GROUP_BATCHES);
+        for (calls, want) in [(2, [vec![7], vec![8]]), (GROUP_FROM_CALLS, [vec![8], vec![7]])] {
+            sink.rtp(&meta(calls_of(3), 100), &[7]);
+            sink.rtp(&meta(calls_of(1), 100), &[8]);
+            sink.flush();
+            let mut log = Log::default();
+            grouping.take(rx.try_recv().unwrap(), &rx, calls, &mut log, &back);
+            assert_eq!(log.0.into_iter().map(|e| e.3).collect::<Vec<_>>(), want, "{calls} calls");
+            let batch = returned.try_recv().unwrap();
+            assert!(batch.items.is_empty() && batch.payload.is_empty());
+        }
+    }
+
+    fn calls_of(slot: u32) -> CallRef {
+        CallRef { slot, generation: 1 }
     }
 }

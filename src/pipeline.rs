@@ -18,7 +18,7 @@ use mixer::mix::timeline::TimelineConfig;
 use mixer::{Drain, LiveCall, Mixer, MixerConfig, MixerStats, PendingRecording};
 use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
 
-use crate::batch::{Backpressure, Batch, BatchSink, Lane};
+use crate::batch::{Backpressure, Batch, BatchSink, Grouping, Lane};
 use crate::config::{AudioFormat, AudioLayout, Config};
 use crate::index::writer::{IndexWriter, ToIndex, WriterStats};
 use crate::index::{Index, IndexedCall, Opened};
@@ -330,13 +330,14 @@ impl Pipeline {
                 .spawn(move || {
                     let mut published = std::time::Instant::now();
                     let mut view = Vec::new();
+                    let mut grouping = Grouping::new();
                     loop {
                         crossbeam_channel::select! {
                             recv(batch_rx) -> batch => match batch {
-                                Ok(mut batch) => {
-                                    batch.drain_into(&mut mixer);
+                                Ok(batch) => {
+                                    let calls = mixer.open_calls();
+                                    grouping.take(batch, &batch_rx, calls, &mut mixer, &recycle_tx);
                                     board.publish_mixer(i, mixer.stats());
-                                    let _ = recycle_tx.try_send(batch);
                                 }
                                 Err(_) => break,
                             },

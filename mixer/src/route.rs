@@ -108,6 +108,8 @@ pub struct Mixer<D> {
     /// Where SRTP and SRTCP packets are decrypted to (grown to the longest packet seen, then
     /// reused: nothing is allocated per packet).
     plain: Vec<u8>,
+    /// Calls with state here.
+    open: usize,
 }
 
 impl<D: Drain> Mixer<D> {
@@ -125,6 +127,7 @@ impl<D: Drain> Mixer<D> {
             disk,
             hold,
             plain: vec![0; 2048],
+            open: 0,
         })
     }
 
@@ -145,7 +148,7 @@ impl<D: Drain> Mixer<D> {
 
     /// Calls with state in the mixer.
     pub fn open_calls(&self) -> usize {
-        self.calls.iter().filter(|c| c.is_some()).count()
+        self.open
     }
 
     fn call_mut(&mut self, r: CallRef) -> Option<&mut CallMix> {
@@ -164,12 +167,15 @@ impl<D: Drain> Mixer<D> {
             call.generation,
             self.cfg.audio.format.ext()
         ));
-        self.calls[idx] = Some(Box::new(CallMix::new(call, info, wav_path)));
+        if self.calls[idx].replace(Box::new(CallMix::new(call, info, wav_path))).is_none() {
+            self.open += 1;
+        }
     }
 
     fn end(&mut self, call: CallRef, info: &CallInfo) {
         let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
         let Some(mut mix) = slot.take_if(|c| c.call == call) else { return };
+        self.open -= 1;
         self.stats.calls_finished += 1;
         if let Err(e) = mix.drain(self.cfg.max_skew_frames, &mut self.stats, &mut self.scratch)
             && mix.write_error.is_none()
@@ -195,6 +201,7 @@ impl<D: Drain> Mixer<D> {
     pub fn abandon_all(&mut self) -> usize {
         let n = self.open_calls();
         self.calls.clear();
+        self.open = 0;
         n
     }
 }

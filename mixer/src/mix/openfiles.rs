@@ -97,6 +97,9 @@ impl AudioFile {
     pub fn create_new(path: &Path) -> io::Result<AudioFile> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         OPEN.fetch_add(1, Ordering::Relaxed);
+        // The writeback thread starts with the first recording, not in the middle of the
+        // packet that takes a file past its first 512 KiB.
+        writeback();
         Ok(AudioFile { path: path.to_owned(), file: Some(file), unflushed: 0 })
     }
 
