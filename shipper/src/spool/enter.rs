@@ -340,9 +340,16 @@ impl<FS: Fs> Spool<FS> {
                     targets: intent.targets.clone(),
                     shipped: BTreeMap::new(),
                 };
-                let written = serde_json::to_vec_pretty(&record)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-                    .and_then(|bytes| write_renamed(&self.fs, &self.tmp, &entry_path, &bytes));
+                // With every file in place, the intent (durable, and saying all an entry says)
+                // becomes the entry by a rename: no second file written and synced, and none
+                // deleted. Without some file, a new entry names only those in place.
+                let written = if record.files.len() == intent.files.len() {
+                    self.fs.rename(&self.intent_path(intent), &entry_path)
+                } else {
+                    serde_json::to_vec_pretty(&record)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                        .and_then(|bytes| write_renamed(&self.fs, &self.tmp, &entry_path, &bytes))
+                };
                 match written {
                     Ok(()) => {
                         self.index().insert(EntryId(intent.seq), Entry::from_record(record));
@@ -360,7 +367,8 @@ impl<FS: Fs> Spool<FS> {
             fail_all(&mut results, |k| SpoolError::io("enter", self.intent_path(intents[k]), again(&e)));
         }
 
-        // Intents.
+        // Intents (gone already where they became the entry: their directory is synced all
+        // the same).
         let mut removed = false;
         for (k, intent) in intents.iter().enumerate() {
             if results[k].is_err() {

@@ -68,8 +68,11 @@
 //! 2. write the intent to `queue/.intent/<seq>.json` — *crash point `EnterAfterIntent`*;
 //! 3. move each file in, creating and fsyncing date directories — *`EnterAfterFirstMove`* after
 //!    the first file, *`EnterAfterMoves`* after the last;
-//! 4. write the queue entry — *`EnterAfterEntry`*;
-//! 5. remove the intent.
+//! 4. put the queue entry in place: with every file moved in or reused, the intent itself,
+//!    renamed into `queue/` (it says everything an entry says; its files keep their `source`
+//!    and `action`, which readers of entries ignore), else a new entry naming the files that
+//!    are there — *`EnterAfterEntry`*;
+//! 5. remove the intent (gone already when it became the entry) and sync its directory.
 //!
 //! Finishing an intent is idempotent: a source still in the work directory is moved (or deleted
 //! if reused), a source already gone whose destination exists counts as moved, and an entry that
