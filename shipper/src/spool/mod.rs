@@ -87,8 +87,10 @@
 //! owns the spool (see the `owner` module), and it runs one shipper. `enter` runs
 //! under the spool's lock; `mark_shipped` and `complete` rewrite or remove one entry under that
 //! entry's own lock (one of 64 stripes), so the shipper confirms many recordings at once, each
-//! with its own fsyncs, instead of one after the other; `complete` takes the spool's lock only
-//! after the removal is durable, to count the key out and apply the retention policy.
+//! with its own fsyncs, instead of one after the other (removals from `queue/` share the
+//! directory's fsyncs by group commit, `DirSync`: one that started after a removal covers it);
+//! `complete` takes the spool's lock only after the removal is durable, to count the key out
+//! and apply the retention policy.
 
 mod enter;
 mod error;
@@ -106,7 +108,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::Faults;
 use crate::filesystem::{FileStamp, Fs, StdFs};
-use crate::fsutil::{create_dirs_durable, sync_dir, write_atomic};
+use crate::fsutil::{DirSync, create_dirs_durable, sync_dir, write_atomic};
 use error::IoContext;
 pub use error::SpoolError;
 use format::{EntryRecord, Intent, parse_seq_file_name, seq_file_name};
@@ -347,6 +349,8 @@ pub struct Spool<FS: Fs = StdFs> {
     /// up to date by whoever writes or removes an entry file (after the write or removal is
     /// durable), so that `pending` never re-reads the queue.
     index: Mutex<BTreeMap<EntryId, Entry>>,
+    /// Group commit of the removals from `queue/` (entries completed by concurrent shipments).
+    queue_sync: DirSync,
     faults: Arc<Faults>,
     /// Whether the spool's filesystem gives every write after a `stat` a new change time
     /// (multigrain timestamps: Linux 6.13+ on ext4, xfs, btrfs, tmpfs), so that a file's
@@ -462,6 +466,7 @@ impl<FS: Fs> Spool<FS> {
             }),
             entry_locks: std::array::from_fn(|_| Mutex::new(())),
             index: Mutex::new(BTreeMap::new()),
+            queue_sync: DirSync::default(),
             faults,
             fine_stamps: false,
             _owner: owner,
@@ -641,7 +646,7 @@ impl<FS: Fs> Spool<FS> {
                 return Ok(false);
             }
             self.fs.remove_file(&path).ctx("remove", &path)?;
-            sync_dir(&self.fs, &self.queue).ctx("sync directory", &self.queue)?;
+            self.queue_sync.sync(&self.fs, &self.queue).ctx("sync directory", &self.queue)?;
             self.index().remove(&id);
             entry
         };

@@ -12,7 +12,7 @@ use super::manifest::{self, Writer};
 use super::{Outgoing, ShipError, ShipSlot, Shipment, Target};
 use crate::faults::{CrashPoint, Faults};
 use crate::filesystem::StdFs;
-use crate::fsutil::{create_dirs_durable, hash_file, is_sha256_hex, random_u64, sync_dir};
+use crate::fsutil::{DirSync, create_dirs_durable, hash_file, is_sha256_hex, random_u64, sync_dir};
 use crate::spool::{Entry, EntryFile, Spool};
 
 /// Age above which a leftover `.part-` file in the archive is considered abandoned and removed.
@@ -46,6 +46,8 @@ struct Inner {
     dir: PathBuf,
     /// When each destination directory was last swept of stale `.part-` files.
     swept: Mutex<HashMap<PathBuf, Instant>>,
+    /// Group commit of each day's directory: recordings shipped at once share its fsyncs.
+    day_syncs: Mutex<HashMap<PathBuf, Arc<DirSync>>>,
     /// The daily manifests' writer.
     manifest: Writer,
     /// Days after which recordings are pruned ([`retention`](super::retention)); 0: never.
@@ -54,6 +56,16 @@ struct Inner {
     pruning: std::sync::atomic::AtomicBool,
     /// Files are published by hard link from the spool until a link fails (another filesystem).
     linking: std::sync::atomic::AtomicBool,
+}
+
+/// The group commit of directory `dir` (kept for the few directories being shipped to: the
+/// others' are dropped once more than a handful are kept).
+fn day_sync(syncs: &Mutex<HashMap<PathBuf, Arc<DirSync>>>, dir: &Path) -> Arc<DirSync> {
+    let mut syncs = syncs.lock().unwrap_or_else(|e| e.into_inner());
+    if syncs.len() > 8 && !syncs.contains_key(dir) {
+        syncs.retain(|_, sync| Arc::strong_count(sync) > 1);
+    }
+    Arc::clone(syncs.entry(dir.to_owned()).or_default())
 }
 
 /// What is at a destination path, compared with the file meant to go there.
@@ -91,6 +103,7 @@ impl LocalDir {
                 name: name.to_owned(),
                 dir,
                 swept: Mutex::default(),
+                day_syncs: Mutex::default(),
                 manifest: Writer::new(LOCAL_MANIFEST_LINGER),
                 retention_days: Default::default(),
                 pruning: Default::default(),
@@ -254,7 +267,9 @@ impl LocalDir {
         // One directory sync for every file of the recording, also for files found there (an
         // earlier attempt, or another writer, may have stopped before syncing their names).
         let dir = base.parent().unwrap_or(self.dir());
-        sync_dir(&StdFs, dir).map_err(|e| self.archive_err("sync directory", dir, e))?;
+        day_sync(&self.inner.day_syncs, dir)
+            .sync(&StdFs, dir)
+            .map_err(|e| self.archive_err("sync directory", dir, e))?;
         Ok((shipment, key))
     }
 
