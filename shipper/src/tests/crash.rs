@@ -318,3 +318,66 @@ fn a_batch_unreadable_at_one_look_is_read_at_the_next() {
     assert!(prev.object.ends_with("seq-0000000002.jsonl"), "{prev:?}");
     assert_eq!(prev.sha256, crate::target::manifest::sha256_hex(&first));
 }
+
+/// Two recorders' writers on one archive, taking turns on one day: each writes its next batch
+/// without listing the day again unless the number is taken, and still every recording has
+/// exactly one line and every batch links to the one before it.
+#[test]
+fn writers_taking_turns_on_a_day_keep_one_line_per_recording_and_one_chain() {
+    let d = Dirs::new();
+    let other = Dirs::new();
+    let targets = [&d, &other].map(|_| Target::LocalDir(LocalDir::new("archive", &d.archive).unwrap()));
+    let spools = [&d, &other].map(|dirs| Arc::new(Spool::open(&dirs.spool).unwrap()));
+    let ship = |k: usize| {
+        let cfg = ShipperConfig { concurrency: 1, ..ShipperConfig::default() };
+        let shipper = Shipper::start(Arc::clone(&spools[k]), vec![targets[k].clone()], cfg).unwrap();
+        assert!(shipper.drain(Some(Duration::from_secs(10))).is_complete());
+    };
+    // Recorder 0 writes batch 1; recorder 1 (which has not read the day) batch 2, with one
+    // recording recorder 0 has already put in; recorder 0, which read the day before its batch
+    // 1, then finds number 2 taken, reads it and writes batch 3 without the line batch 2 has.
+    let same = d.recording("2016/11/26/same", &[("json", b"{\"s\":1}")]);
+    spools[0].enter(same).unwrap();
+    spools[0].enter(d.recording("2016/11/26/a", &[("json", b"{\"a\":1}")])).unwrap();
+    ship(0);
+    spools[1].enter(other.recording("2016/11/26/same", &[("json", b"{\"s\":1}")])).unwrap();
+    spools[1].enter(other.recording("2016/11/26/b", &[("json", b"{\"b\":1}")])).unwrap();
+    ship(1);
+    spools[0].enter(d.recording("2016/11/26/b", &[("json", b"{\"b\":1}")])).unwrap();
+    spools[0].enter(d.recording("2016/11/26/c", &[("json", b"{\"c\":1}")])).unwrap();
+    ship(0);
+    // Recorder 1 again, after recorder 0's batch 3; then recorder 0 with nothing new in between.
+    spools[1].enter(other.recording("2016/11/26/d", &[("json", b"{\"d\":1}")])).unwrap();
+    ship(1);
+    spools[0].enter(d.recording("2016/11/26/e", &[("json", b"{\"e\":1}")])).unwrap();
+    ship(0);
+    spools[0].enter(d.recording("2016/11/26/f", &[("json", b"{\"f\":1}")])).unwrap();
+    ship(0);
+    let keys = manifest_keys(&d.archive);
+    let want: Vec<String> = ["a", "b", "c", "d", "e", "f", "same"].iter().map(|k| format!("2016/11/26/{k}")).collect();
+    assert_eq!(keys, want, "one line per recording");
+    let manifest = d.archive.join("2016/11/26/manifest");
+    let mut prev: Option<(String, String)> = None;
+    let mut seq = 0u64;
+    loop {
+        seq += 1;
+        let object = format!("seq-{seq:010}.jsonl");
+        let Ok(body) = fs::read(manifest.join(&object)) else { break };
+        let header = crate::target::manifest::split_batch(&body).header.unwrap().unwrap();
+        assert_eq!(header.seq, seq);
+        if let Some((object, sha)) = &prev {
+            let link = header.prev.as_ref().unwrap_or_else(|| panic!("batch {seq} links to nothing"));
+            assert!(link.object.ends_with(object.as_str()), "batch {seq} links to {link:?}, not {object}");
+            assert_eq!(&link.sha256, sha);
+        }
+        prev = Some((object, crate::target::manifest::sha256_hex(&body)));
+    }
+    // Six shipments, a batch at least each; every batch file there is in the chain.
+    assert!(seq > 6, "{} batches", seq - 1);
+    let batches = fs::read_dir(&manifest)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .count();
+    assert_eq!(batches as u64, seq - 1);
+}
