@@ -50,6 +50,12 @@ impl DirSync {
 /// Creates every missing directory of `rel` under `base` and fsyncs the parent of each directory
 /// it created, so that the new directories survive a power loss. `base` must exist.
 pub(crate) fn create_dirs_durable<F: Fs>(fs: &F, base: &Path, rel: &Path) -> io::Result<()> {
+    // Already there (the day's directory, asked for with every file of every recording): one
+    // lookup instead of a mkdir per component, each of which locks its parent even when the
+    // name exists. Found there is what an existing component already meant below: not synced.
+    if fs.symlink_metadata(&base.join(rel)).is_ok_and(|m| m.kind == crate::filesystem::FileKind::Dir) {
+        return Ok(());
+    }
     let mut current = base.to_path_buf();
     for component in rel.components() {
         let Component::Normal(name) = component else {

@@ -320,6 +320,7 @@ impl<FS: Fs> Spool<FS> {
 
         // Entries.
         let mut queued = false;
+        let mut became_entry = vec![false; intents.len()];
         for (k, intent) in intents.iter().enumerate() {
             if results[k].is_err() {
                 continue;
@@ -344,6 +345,7 @@ impl<FS: Fs> Spool<FS> {
                 // becomes the entry by a rename: no second file written and synced, and none
                 // deleted. Without some file, a new entry names only those in place.
                 let written = if record.files.len() == intent.files.len() {
+                    became_entry[k] = true;
                     self.fs.rename(&self.intent_path(intent), &entry_path)
                 } else {
                     serde_json::to_vec_pretty(&record)
@@ -372,6 +374,10 @@ impl<FS: Fs> Spool<FS> {
         let mut removed = false;
         for (k, intent) in intents.iter().enumerate() {
             if results[k].is_err() {
+                continue;
+            }
+            if became_entry[k] {
+                removed = true;
                 continue;
             }
             let path = self.intent_path(intent);
