@@ -46,7 +46,7 @@ use capture::wire::{sdp, sip};
 use capture::{Engine, EngineConfig, Timestamp};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mixer::mix::audio::{AudioConfig, AudioFormat};
-use mixer::mix::timeline::{Law, Timeline, TimelineConfig};
+use mixer::mix::timeline::{Law, Timeline, TimelineConfig, WriteSize};
 use mixer::{Mixer, MixerConfig, PendingRecording};
 use shipper::{LocalDir, NewFile, NewRecording, Retention, Spool, SpoolOptions, Target};
 
@@ -293,21 +293,21 @@ fn mixer(c: &mut Criterion, scratch: &Path) {
             }
             t
         };
-        // A write ends the file on a whole block, the rest waiting in the ring: what one
-        // settle writes is measured first.
+        // A write (of the smallest size a mixer asks for) ends the file on a whole block of 8
+        // KiB, the rest waiting in the ring: what one settle writes is measured first.
         let whole = {
             let mut t = placed();
-            t.settle(8000, &mut Vec::new()).unwrap();
+            t.settle(8000, WriteSize::MIN, &mut Vec::new()).unwrap();
             t.written()
         };
-        assert!(whole + 4096 / frame > 8000, "a settle leaves less than a block behind");
+        assert!(whole + 8192 / frame > 8000, "a settle leaves less than a block behind");
         g.throughput(Throughput::Bytes(whole * frame));
         g.bench_function(name, |b| {
             let mut scratch = Vec::new();
             b.iter_batched(
                 &mut placed,
                 |mut t| {
-                    t.settle(8000, &mut scratch).unwrap();
+                    t.settle(8000, WriteSize::MIN, &mut scratch).unwrap();
                     assert_eq!(t.written(), whole);
                     t
                 },
@@ -316,24 +316,30 @@ fn mixer(c: &mut Criterion, scratch: &Path) {
         });
     }
 
-    // A whole call as the mixer drives it: place each packet, settle a reorder window behind.
+    // A whole call as the mixer drives it: place each packet, settle a reorder window behind;
+    // written in 8 KiB writes (a mixer with 8,192 calls or more) and in 64 KiB ones (1,024
+    // calls or fewer).
     let reorder = u64::from(TimelineConfig::default().reorder_frames);
     g.throughput(Throughput::Elements(1000));
-    g.bench_function("call_place_settle_write", |b| {
-        let mut scratch = Vec::new();
-        b.iter(|| {
-            let mut t = timeline(dir, &mut n, AudioConfig::default());
-            for pos in (0..80_000).step_by(PACKET) {
-                for (ch, codes) in codes.iter().enumerate() {
-                    t.place(ch, pos as u64, &codes[pos..pos + PACKET], Law::Ulaw, &mut scratch).unwrap();
+    for (name, write) in
+        [("call_place_settle_write_8k", WriteSize::MIN), ("call_place_settle_write_64k", WriteSize::MAX)]
+    {
+        g.bench_function(name, |b| {
+            let mut scratch = Vec::new();
+            b.iter(|| {
+                let mut t = timeline(dir, &mut n, AudioConfig::default());
+                for pos in (0..80_000).step_by(PACKET) {
+                    for (ch, codes) in codes.iter().enumerate() {
+                        t.place(ch, pos as u64, &codes[pos..pos + PACKET], Law::Ulaw, &mut scratch).unwrap();
+                    }
+                    t.settle(((pos + PACKET) as u64).saturating_sub(reorder), write, &mut scratch).unwrap();
                 }
-                t.settle(((pos + PACKET) as u64).saturating_sub(reorder), &mut scratch).unwrap();
-            }
-            let done = t.finish(&mut scratch).unwrap();
-            assert_eq!(done.frames, 80_000);
-            done
+                let done = t.finish(&mut scratch).unwrap();
+                assert_eq!(done.frames, 80_000);
+                done
+            });
         });
-    });
+    }
     g.finish();
 }
 

@@ -30,7 +30,7 @@ use crate::mix::sidecar::write_sidecar;
 use crate::mix::srtp::SideSrtp;
 use crate::mix::stats::MixerStats;
 use crate::mix::stream::SeqVerdict;
-use crate::mix::timeline::{Law, Timeline, TimelineConfig};
+use crate::mix::timeline::{Law, Timeline, TimelineConfig, WriteSize};
 use crate::pending::Drain;
 
 /// Sources whose RTCP reports are kept per call.
@@ -110,6 +110,8 @@ pub struct Mixer<D> {
     plain: Vec<u8>,
     /// Calls with state here.
     open: usize,
+    /// How much audio each call writes at once, by the number of calls ([`WriteSize::for_calls`]).
+    write: WriteSize,
 }
 
 impl<D: Drain> Mixer<D> {
@@ -128,6 +130,7 @@ impl<D: Drain> Mixer<D> {
             hold,
             plain: vec![0; 2048],
             open: 0,
+            write: WriteSize::for_calls(0),
         })
     }
 
@@ -169,6 +172,7 @@ impl<D: Drain> Mixer<D> {
         ));
         if self.calls[idx].replace(Box::new(CallMix::new(call, info, wav_path))).is_none() {
             self.open += 1;
+            self.write = WriteSize::for_calls(self.open);
         }
     }
 
@@ -176,6 +180,7 @@ impl<D: Drain> Mixer<D> {
         let Some(slot) = self.calls.get_mut(call.slot as usize) else { return };
         let Some(mut mix) = slot.take_if(|c| c.call == call) else { return };
         self.open -= 1;
+        self.write = WriteSize::for_calls(self.open);
         self.stats.calls_finished += 1;
         if let Err(e) = mix.drain(self.cfg.max_skew_frames, &mut self.stats, &mut self.scratch)
             && mix.write_error.is_none()
@@ -202,6 +207,7 @@ impl<D: Drain> Mixer<D> {
         let n = self.open_calls();
         self.calls.clear();
         self.open = 0;
+        self.write = WriteSize::for_calls(0);
         n
     }
 }
@@ -210,14 +216,14 @@ impl<D: Drain> EventSink for Mixer<D> {
     #[inline]
     fn rtp(&mut self, m: &RtpMeta, rtp: &[u8]) {
         self.stats.rtp_packets += 1;
-        let Mixer { cfg, calls, stats, scratch, disk, hold, plain, .. } = self;
+        let Mixer { cfg, calls, stats, scratch, disk, hold, plain, write, .. } = self;
         let Some(call) =
             calls.get_mut(m.call.slot as usize).and_then(Option::as_deref_mut).filter(|c| c.call == m.call)
         else {
             stats.rtp_orphans += 1;
             return;
         };
-        let mut packet = Packet { cfg, stats, scratch, disk, hold: *hold };
+        let mut packet = Packet { cfg, stats, scratch, disk, hold: *hold, write: *write };
         let payload = match call.sides[m.side.index()].srtp {
             SideSrtp::Clear => m.payload(rtp),
             _ => match packet.unprotect(call, m, rtp, plain) {
@@ -388,6 +394,7 @@ struct Packet<'a> {
     scratch: &'a mut Vec<u8>,
     disk: &'a mut DiskGuard,
     hold: u32,
+    write: WriteSize,
 }
 
 impl Packet<'_> {
@@ -643,7 +650,7 @@ impl Packet<'_> {
             call.balance(self.hold);
         }
         let reorder = i64::from(self.cfg.timeline.reorder_frames);
-        let result = result.and_then(|()| call.settle(reorder, i64::from(self.hold), self.scratch));
+        let result = result.and_then(|()| call.settle(reorder, i64::from(self.hold), self.write, self.scratch));
         if let Err(e) = result {
             call.fail(&e, self.stats);
         }
@@ -801,10 +808,10 @@ pub(crate) mod tests {
     fn each_sample_lands_where_its_rtp_timestamp_puts_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = mixer(dir.path());
-        // 2 s of audio: the first packets are held aside until the stream's anchor is chosen,
+        // 3 s of audio (more than a write's worth): the first packets are held aside until the stream's anchor is chosen,
         // the later ones are placed as they come. Packets 3 and 4, then 43 and 44, arrive
         // swapped; packets 5 and 45 twice.
-        let order = (0u16..60).flat_map(|k| match k {
+        let order = (0u16..150).flat_map(|k| match k {
             3 | 43 => vec![k + 1],
             4 | 44 => vec![k - 1],
             5 | 45 => vec![k, k],
@@ -821,13 +828,13 @@ pub(crate) mod tests {
             }
         }
         let stats = m.stats().clone();
-        assert_eq!(stats.rtp_packets, 124);
+        assert_eq!(stats.rtp_packets, 304);
         assert_eq!(stats.duplicates, 4);
         assert_eq!(stats.late_packets, 0);
         assert!(m.calls[0].as_ref().unwrap().timeline.as_ref().unwrap().written() > 0, "placed as they came");
         let p = end(&mut m, EndReason::Bye);
-        let all: Vec<u16> = (0..60).collect();
-        assert_eq!(frames(&p), expected(&all, &all, 9600, &ULAW_TO_LINEAR));
+        let all: Vec<u16> = (0..150).collect();
+        assert_eq!(frames(&p), expected(&all, &all, 24_000, &ULAW_TO_LINEAR));
     }
 
     #[test]

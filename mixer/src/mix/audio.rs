@@ -379,23 +379,39 @@ impl AudioOut {
         Ok(())
     }
 
-    /// How many of the next `n` positions to write now so that the file(s) end on a whole
-    /// file block ([`BLOCK`]): the kernel then fills whole page-cache pages, none written in
-    /// two steps (a page half written is zeroed, then found and locked again by the next
-    /// write); the rest waits in the ring for the next write.
-    /// All `n` when the files cannot end on a block with fewer (FLAC, a mixed channel, a
-    /// frame size that does not divide the block, or already on a block).
-    pub fn whole_blocks(&self, n: u64, frames_per_position: u64) -> u64 {
+    /// The first file's WAV format as the next write stores it; `None` for a file whose
+    /// bytes per frame are not fixed (FLAC, a mixed channel).
+    fn next_wav_format(&self) -> Option<WavFormat> {
         let Some((_, OneFile::Wav { writer, pick: Pick::Both | Pick::Channel(_), .. })) = self.files.first() else {
-            return n;
+            return None;
         };
         let mut fmt = writer.format();
         if self.codes == CodeState::Open {
             // The first write stores the codes as they are (see `start_codes`).
             fmt.encoding = Encoding::Ulaw;
         }
+        Some(fmt)
+    }
+
+    /// Bytes of the (first) file per position: what a write size is counted in (16-bit
+    /// stereo PCM's for a file without a fixed frame size).
+    pub fn position_bytes(&self, frames_per_position: u64) -> u64 {
+        let frame = self.next_wav_format().map_or(PCM_STEREO_FRAME, |fmt| u64::from(fmt.frame_bytes()));
+        frame * frames_per_position
+    }
+
+    /// How many of `n` positions, after the `ahead` positions not yet written that come
+    /// first, to take so that the file(s) would end on a whole `block` (a power of two, at
+    /// least [`BLOCK`]) once all are written: the kernel then fills whole page-cache pages (and
+    /// folios of up to `block`), none written in two steps (a page half written is zeroed,
+    /// then found and locked again by the next write); the rest waits in the ring.
+    /// All `n` when the files cannot end on a block with fewer (FLAC, a mixed channel, a
+    /// frame size that does not divide the block, or already on a block).
+    pub fn whole_blocks(&self, ahead: u64, n: u64, frames_per_position: u64, block: u64) -> u64 {
+        let Some(fmt) = self.next_wav_format() else { return n };
+        let Some((_, OneFile::Wav { writer, .. })) = self.files.first() else { return n };
         let per = u64::from(fmt.frame_bytes()) * frames_per_position;
-        let over = (fmt.header_len() + writer.data_len() + n * per) % BLOCK;
+        let over = (fmt.header_len() + writer.data_len() + (ahead + n) * per) % block;
         if over.is_multiple_of(per) && over / per < n { n - over / per } else { n }
     }
 
@@ -429,8 +445,11 @@ fn mix(frame: &[u8]) -> i16 {
 /// Samples per FLAC frame.
 const FLAC_BLOCK: usize = 4096;
 
-/// The file block audio writes end on ([`AudioOut::whole_blocks`]): the page size.
+/// The smallest file block audio writes end on ([`AudioOut::whole_blocks`]): the page size.
 pub const BLOCK: u64 = 4096;
+
+/// Bytes of a 16-bit stereo PCM frame.
+const PCM_STEREO_FRAME: u64 = 4;
 
 /// `fLaC` + metadata block header: STREAMINFO starts here.
 const STREAMINFO_AT: u64 = 8;

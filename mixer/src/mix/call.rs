@@ -18,6 +18,7 @@ use super::side::{Encrypted, PtKind, SideState};
 use super::srtp::{self, Keying, SideSrtp};
 use super::stats::MixerStats;
 use super::stream::StreamStats;
+use super::timeline::WriteSize;
 use super::timeline::{Law, Timeline};
 
 #[derive(Debug)]
@@ -312,9 +313,16 @@ impl CallMix {
 
     /// Frames settle once the slowest party sending has got past them by the reorder
     /// window, or once the leading party is further ahead than the hold bound: progress is
-    /// RTP time, never capture time, so a stall or a faster replay changes nothing.
+    /// RTP time, never capture time, so a stall or a faster replay changes nothing. Settled
+    /// audio is written in chunks of `write`.
     #[inline]
-    pub(crate) fn settle(&mut self, reorder: i64, hold: i64, scratch: &mut Vec<u8>) -> std::io::Result<()> {
+    pub(crate) fn settle(
+        &mut self,
+        reorder: i64,
+        hold: i64,
+        write: WriteSize,
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
         let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for s in &self.sides {
@@ -327,7 +335,7 @@ impl CallMix {
             return Ok(());
         }
         let target = (lo - reorder).max(hi - hold).max(0);
-        tl.settle(target as u64, scratch)
+        tl.settle(target as u64, write, scratch)
     }
 
     /// Writing the recording failed: nothing more is written, the record says why.

@@ -11,10 +11,11 @@
 //! Each plane is kept in pages of [`PAGE`] positions (codes and their bits): a page exists only
 //! while it holds positions placed and not yet written, and goes back to its thread's spare
 //! pages once written (so nothing is allocated per packet). The ring's capacity is what the
-//! hold bound needs; what a call costs is the positions in flight: in a call whose parties keep
-//! pace, the reorder window, a write chunk and what waits for the file to end on a whole
-//! block (at most about 12 KiB for both channels), and the whole ring (18 KiB) only while a
-//! party is held up.
+//! hold bound and the largest write chunk need; what a call costs is the positions in flight:
+//! in a call whose parties keep pace, the reorder window, a write chunk (its size chosen by
+//! the mixer, [`WriteSize`]) and what waits for the file to end on a whole block: about 5 KiB
+//! for both channels with 8 KiB writes, 40 KiB with 64 KiB ones; while a party is held up,
+//! up to the hold bound more.
 //!
 //! Invariant: every sample placed lies in `[written, written + capacity)`; everything before
 //! `written` is in the file. Samples with their bit clear are written as digital silence.
@@ -23,7 +24,7 @@ use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::mix::audio::{AudioConfig, AudioOut, CodeState};
+use crate::mix::audio::{AudioConfig, AudioOut, BLOCK, CodeState};
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::Encoding;
@@ -95,10 +96,10 @@ pub struct TimelineConfig {
 
 impl Default for TimelineConfig {
     fn default() -> Self {
-        // 8192 frames (1.024 s, 18 KiB when full): a party may be held up 700 ms while the other
-        // one's audio waits in the ring; settled positions are written in chunks of at least
-        // ~8 KiB. Parties in pace keep at most about 10 KiB of it.
-        TimelineConfig { ring_frames: 8192, reorder_frames: 1280, max_hold_frames: 5600 }
+        // 32,768 frames (4.1 s, 72 KiB if ever full): a party may be held up 700 ms while the
+        // other one's audio waits in the ring, and settled positions are written in chunks of
+        // up to 64 KiB of the file ([`WriteSize::MAX`]: 16,384 frames of 16-bit stereo).
+        TimelineConfig { ring_frames: 32_768, reorder_frames: 1280, max_hold_frames: 5600 }
     }
 }
 
@@ -112,13 +113,54 @@ impl TimelineConfig {
 
 /// Smallest write chunk (frames).
 const MIN_CHUNK: u32 = 256;
+
+/// How much of the file a call's settled audio is written in: a timeline writes once that
+/// much is settled (or as much as its ring allows), ending each write on a whole block of up
+/// to this size. Larger writes cost the kernel less per byte: a write fills its page-cache
+/// pages as one folio of up to its size, so 1 GiB written in 8 KiB writes took 0.6 s of system
+/// time on the development machine, in 64 KiB writes 0.3 s. Smaller ones hold less memory
+/// per call (the codes wait in the ring until written): a mixer chooses by the calls it has
+/// ([`WriteSize::for_calls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteSize(u32);
+
+impl WriteSize {
+    /// The smallest: 8 KiB (what a mixer with many calls writes).
+    pub const MIN: WriteSize = WriteSize(8 << 10);
+    /// The largest: 64 KiB (larger ones save little more).
+    pub const MAX: WriteSize = WriteSize(64 << 10);
+    /// File bytes a mixer's calls may gather between writes, all together (the ring holds
+    /// them as codes: about 36 MiB of memory at most, half of that on average).
+    const BUDGET: u64 = 64 << 20;
+
+    /// The write size for a mixer with `calls` calls: the budget shared among them, between
+    /// [`WriteSize::MIN`] and [`WriteSize::MAX`] (64 KiB up to 1,024 calls, 8 KiB from
+    /// 8,192 on).
+    pub fn for_calls(calls: usize) -> WriteSize {
+        let each = WriteSize::BUDGET / calls.max(1) as u64;
+        WriteSize(each.clamp(u64::from(WriteSize::MIN.0), u64::from(WriteSize::MAX.0)) as u32)
+    }
+
+    /// In bytes.
+    pub fn bytes(self) -> u64 {
+        u64::from(self.0)
+    }
+}
 /// Longest packet the ring leaves room for beyond the hold (60 ms).
 const MAX_PACKET: u32 = 480;
+
+/// When positions are closed or written: once `chunk` of them are settled (or closed), up to
+/// where the file ends on a multiple of `block` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    chunk: u64,
+    block: u64,
+}
 
 /// What happened to a placed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Placed {
-    /// Samples dropped because their position had already been written.
+    /// Samples dropped because their position was closed (see [`Timeline::settle`]).
     pub late_samples: u32,
 }
 
@@ -312,8 +354,21 @@ pub struct Timeline {
     mask: u64,
     /// Positions decoded (in the file, or for a 16 kHz recording in its interpolators).
     written: u64,
+    /// Positions before this are closed: a packet for them is late. They close as writes of
+    /// [`WriteSize::MIN`] would write them (see [`Timeline::settle`]), written yet or not, so
+    /// which packets a recording keeps never depends on the size its writes actually have
+    /// (the calls beside it in its mixer).
+    closed: u64,
     end: u64,
-    chunk: u64,
+    /// The largest write chunk the ring allows (positions): what it holds besides the hold
+    /// and a 60 ms packet.
+    max_chunk: u64,
+    /// How positions close ([`WriteSize::MIN`]'s plan).
+    closing: Plan,
+    /// The write size [`Timeline::writing`] was planned for.
+    write: WriteSize,
+    /// How closed positions are written.
+    writing: Plan,
     out: AudioOut,
     /// The channels' way to 16 or 48 kHz, for a call recorded at that rate (see
     /// [`crate::mix::wideband`]).
@@ -330,18 +385,37 @@ impl Timeline {
         let cap = u64::from(cfg.ring_frames.next_power_of_two().max(1024));
         let hold = u64::from(cfg.hold());
         let out = AudioOut::create(path, audio, rate)?;
-        Ok(Timeline {
+        let mut t = Timeline {
             planes: [Plane::new(cap as usize), Plane::new(cap as usize)],
             mask: cap - 1,
             written: 0,
+            closed: 0,
             end: 0,
-            // Write once at least this much is settled: what the ring holds besides the hold
-            // and a 60 ms packet.
-            chunk: (cap - hold - u64::from(MAX_PACKET)).max(u64::from(MIN_CHUNK)),
+            max_chunk: (cap - hold - u64::from(MAX_PACKET)).max(u64::from(MIN_CHUNK)),
+            closing: Plan { chunk: 0, block: BLOCK },
+            write: WriteSize::MIN,
+            writing: Plan { chunk: 0, block: BLOCK },
             out,
             up: (rate > 8000).then(|| Box::new([UpChannel::new(rate), UpChannel::new(rate)])),
             muted: Vec::new(),
-        })
+        };
+        t.replan();
+        Ok(t)
+    }
+
+    /// The plan for writes of `size` as the file stores audio now.
+    fn plan(&self, size: WriteSize) -> Plan {
+        let per = self.out.position_bytes(self.per_position());
+        let chunk = (size.bytes() / per).clamp(u64::from(MIN_CHUNK), self.max_chunk);
+        // The largest power of two the chunk covers, so that every write ends on one.
+        Plan { chunk, block: (1u64 << (chunk * per).ilog2()).clamp(BLOCK, WriteSize::MAX.bytes()) }
+    }
+
+    /// Plans closing and writing again: bytes per position change with the rate and when
+    /// G.711 codes start or stop.
+    fn replan(&mut self) {
+        self.closing = self.plan(WriteSize::MIN);
+        self.writing = self.plan(self.write);
     }
 
     /// Both channels are silence from `pos` on (positions already written excepted), until
@@ -479,10 +553,11 @@ impl Timeline {
         if law.rate() > self.sample_rate() {
             self.raise(law.rate())?;
         }
-        if pos + n <= self.written {
+        let closed = self.written.max(self.closed);
+        if pos + n <= closed {
             return Ok(Placed { late_samples: n as u32 });
         }
-        let skip = self.written.saturating_sub(pos);
+        let skip = closed.saturating_sub(pos);
         let last = pos + n;
         if last > self.written + self.capacity() {
             self.flush_to(last - self.capacity(), scratch)?;
@@ -531,13 +606,32 @@ impl Timeline {
     }
 
     /// Declares every frame before `target` settled (no packet will be placed there any
-    /// more); settled frames are written once there is a chunk of them, up to where the file
-    /// ends on a whole block ([`AudioOut::whole_blocks`]: less than a block's worth waits).
+    /// more). Settled positions close once there is a chunk of them for writes of
+    /// [`WriteSize::MIN`], up to where such writes would end the file on a whole block
+    /// (less than a block's worth stays open); closed positions are written once there is a
+    /// chunk of them for writes of `write` (as far as the ring allows), up to where the file
+    /// ends on a whole block of that size ([`AudioOut::whole_blocks`]).
     #[inline]
-    pub fn settle(&mut self, target: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
+    pub fn settle(&mut self, target: u64, write: WriteSize, scratch: &mut Vec<u8>) -> io::Result<()> {
+        if write != self.write {
+            self.write = write;
+            self.writing = self.plan(write);
+        }
         let settled = target.min(self.end);
-        if settled >= self.written + self.chunk {
-            let upto = self.written + self.out.whole_blocks(settled - self.written, self.per_position());
+        let fpp = self.per_position();
+        if settled >= self.closed + self.closing.chunk {
+            let ahead = self.closed - self.written;
+            self.closed += self.out.whole_blocks(ahead, settled - self.closed, fpp, self.closing.block);
+        }
+        // Writes of the smallest size follow the closing as it comes (it ended the file on a
+        // block); larger ones wait for their chunk.
+        let due = if self.writing == self.closing {
+            self.closed > self.written
+        } else {
+            self.closed >= self.written + self.writing.chunk
+        };
+        if due {
+            let upto = self.written + self.out.whole_blocks(0, self.closed - self.written, fpp, self.writing.block);
             self.flush_to(upto, scratch)?;
         }
         Ok(())
@@ -559,10 +653,20 @@ impl Timeline {
         };
         let done = if self.out.frames() == 0 { self.out.set_rate(rate) } else { self.out.raise(&mut up, from) };
         self.up = Some(up);
+        self.replan();
         done
     }
 
     fn flush_to(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
+        let done = self.flush_as_stored(upto, scratch);
+        // Written positions are closed (a write the ring forced, or a change of law).
+        self.closed = self.closed.max(self.written);
+        // The file may store audio differently from now on (codes started or stopped).
+        self.replan();
+        done
+    }
+
+    fn flush_as_stored(&mut self, upto: u64, scratch: &mut Vec<u8>) -> io::Result<()> {
         if self.up.is_some() {
             return self.flush_wide(upto, scratch);
         }
@@ -926,7 +1030,7 @@ mod tests {
                 next[ch] = pos + len as u64;
                 // The other party keeps pace now and then, so positions settle with both, one
                 // or none filled.
-                t.settle(next[0].min(next[1]), &mut s).unwrap();
+                t.settle(next[0].min(next[1]), WriteSize::MIN, &mut s).unwrap();
             }
             t.finish(&mut s).unwrap();
             proptest::prop_assert_eq!(samples(&p), want);
@@ -1044,7 +1148,7 @@ mod tests {
         let a = [0xefu8; 160];
         for k in 0..20u64 {
             t.place(0, k * 160, &a, Law::Ulaw, &mut s).unwrap();
-            t.settle(k * 160, &mut s).unwrap();
+            t.settle(k * 160, WriteSize::MIN, &mut s).unwrap();
             assert!(t.written() <= k * 160, "never writes what is not settled");
         }
         assert!(t.written() > 0, "a chunk was written");
@@ -1053,35 +1157,64 @@ mod tests {
         assert!(samples(&p).iter().all(|f| *f == [132, 0]));
     }
 
-    /// Audio is written so that the file ends on a whole 4 KiB block after every write in the
-    /// call (16-bit PCM, stereo, and G.711 codes as captured), and the last write at the end
-    /// of the call puts in what is left: every sample, in order.
+    /// Audio is written in chunks of the write size asked, so that the file ends on a whole
+    /// block after every write in the call (16-bit PCM, stereo, and G.711 codes as captured:
+    /// half the bytes, so the ring's bound makes their largest writes smaller), and the last
+    /// write at the end of the call puts in what is left: every sample, in order. A write size
+    /// that changes during the call (calls come and go in the mixer) changes the writes from
+    /// then on.
     #[test]
-    fn writes_end_on_whole_blocks() {
-        use crate::mix::audio::{AudioFormat, BLOCK};
-        for format in [AudioFormat::Wav, AudioFormat::WavG711] {
+    fn writes_end_on_whole_blocks_of_the_write_size() {
+        use crate::mix::audio::AudioFormat;
+        let small = WriteSize::MIN;
+        let large = WriteSize::MAX;
+        // (format, write size in the first half, in the second, the block each half ends on)
+        let cases = [
+            (AudioFormat::Wav, small, small, [8 << 10, 8 << 10]),
+            (AudioFormat::Wav, large, large, [64 << 10, 64 << 10]),
+            (AudioFormat::Wav, large, small, [64 << 10, 8 << 10]),
+            (AudioFormat::Wav, small, large, [8 << 10, 64 << 10]),
+            (AudioFormat::WavG711, small, small, [8 << 10, 8 << 10]),
+            (AudioFormat::WavG711, large, large, [32 << 10, 32 << 10]),
+        ];
+        const PACKETS: u64 = 2000;
+        for (format, first, second, blocks) in cases {
+            let case = format!("{format:?} {first:?} then {second:?}");
             let dir = tempfile::tempdir().unwrap();
             let p = dir.path().join("t.wav");
             let mut s = Vec::new();
             let audio = AudioConfig { format, ..AudioConfig::default() };
             let mut t = Timeline::create(&p, TimelineConfig::default(), audio, 8000).unwrap();
             let code = |ch: u64, k: u64, i: u64| ((k * 131 + i * 7 + ch * 59) % 251) as u8;
-            let (mut writes, mut last) = (0, 0);
-            for k in 0..500u64 {
+            // The header is there from the start.
+            let (mut writes, mut last_len) = ([0, 0], std::fs::metadata(&p).unwrap().len());
+            for k in 0..PACKETS {
                 for ch in 0..2 {
                     let codes: Vec<u8> = (0..160).map(|i| code(ch, k, i)).collect();
                     t.place(ch as usize, k * 160, &codes, Law::Ulaw, &mut s).unwrap();
                 }
-                t.settle((k * 160).saturating_sub(1280), &mut s).unwrap();
-                if t.written() > last {
-                    let len = std::fs::metadata(&p).unwrap().len();
-                    assert_eq!(len % BLOCK, 0, "{format:?}: the file ends at {len} after a write");
-                    (writes, last) = (writes + 1, t.written());
+                let half = usize::from(k >= PACKETS / 2);
+                let write = if half == 0 { first } else { second };
+                t.settle((k * 160).saturating_sub(1280), write, &mut s).unwrap();
+                let len = std::fs::metadata(&p).unwrap().len();
+                if len > last_len {
+                    assert_eq!(len % blocks[half], 0, "{case}: the file ends at {len} after a write");
+                    // (the first write in a half may be shorter: it brings the file to the
+                    // half's block)
+                    if writes[half] > 0 {
+                        assert!(len - last_len >= blocks[half] / 2, "{case}: a write of {} bytes", len - last_len);
+                    }
+                    writes[half] += 1;
+                    last_len = len;
                 }
             }
-            assert!(writes > 10, "{format:?}: {writes} writes during the call");
+            // 20 s of audio a half: 160 KB of codes or 320 KB of PCM.
+            for (half, n) in writes.iter().enumerate() {
+                let least = 320_000 / (if format == AudioFormat::Wav { 1 } else { 2 }) / blocks[half] - 2;
+                assert!(*n >= least, "{case}: {n} writes in half {half}, at least {least} expected");
+            }
             let done = t.finish(&mut s).unwrap();
-            assert_eq!(done.frames, 500 * 160);
+            assert_eq!(done.frames, PACKETS * 160);
             let want = |pos: usize| {
                 let (k, i) = (pos as u64 / 160, pos as u64 % 160);
                 [code(0, k, i), code(1, k, i)]
@@ -1089,14 +1222,24 @@ mod tests {
             if done.encoding == Encoding::Ulaw {
                 let data = std::fs::read(&p).unwrap();
                 for (pos, frame) in data[58..].chunks(2).enumerate() {
-                    assert_eq!(frame, want(pos), "{format:?}: frame {pos}");
+                    assert_eq!(frame, want(pos), "{case}: frame {pos}");
                 }
             } else {
                 for (pos, frame) in samples(&p).iter().enumerate() {
-                    assert_eq!(*frame, want(pos).map(ulaw), "{format:?}: frame {pos}");
+                    assert_eq!(*frame, want(pos).map(ulaw), "{case}: frame {pos}");
                 }
             }
         }
+    }
+
+    /// What a mixer's calls write at once: the budget shared, within its bounds.
+    #[test]
+    fn write_size_shares_the_budget_among_calls() {
+        assert_eq!(WriteSize::for_calls(0), WriteSize::MAX);
+        assert_eq!(WriteSize::for_calls(1024), WriteSize::MAX);
+        assert_eq!(WriteSize::for_calls(2048).bytes(), 32 << 10);
+        assert_eq!(WriteSize::for_calls(8192), WriteSize::MIN);
+        assert_eq!(WriteSize::for_calls(100_000), WriteSize::MIN);
     }
 
     /// Wideband codes after narrowband audio was written: the file is rewritten at 16 kHz and
@@ -1151,7 +1294,7 @@ mod tests {
                     let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
                     for k in 0..30u64 {
                         t.place(0, k * 160, &tone, first, s).unwrap();
-                        t.settle(k * 160, s).unwrap();
+                        t.settle(k * 160, WriteSize::MIN, s).unwrap();
                     }
                     assert!(t.written() > 0);
                     for k in 30..40u64 {
@@ -1181,7 +1324,7 @@ mod tests {
         let tone: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
         for k in 0..30u64 {
             t.place(0, k * 160, &tone, Law::Ulaw, s).unwrap();
-            t.settle(k * 160, s).unwrap();
+            t.settle(k * 160, WriteSize::MIN, s).unwrap();
         }
         assert!(t.written() > 0);
         for k in 30..40u64 {
@@ -1258,13 +1401,19 @@ mod tests {
     /// flight, held up more, and finishing gives them all back.
     #[test]
     fn paged_ring_across_laps_reorder_and_a_held_up_party() {
+        for write in [WriteSize::MIN, WriteSize::MAX] {
+            paged_ring_with(write);
+        }
+    }
+
+    fn paged_ring_with(write: WriteSize) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.wav");
         let cfg = TimelineConfig::default();
         let (reorder, hold) = (u64::from(cfg.reorder_frames), u64::from(cfg.hold()));
         let mut t = Timeline::create(&p, cfg, AudioConfig::default(), 8000).unwrap();
         let mut s = Vec::new();
-        const PACKETS: u64 = 400; // 8 s: 8 laps of the ring
+        const PACKETS: u64 = 1700; // 34 s: 8 laps of the ring
         let code = |ch: u64, k: u64, i: u64| ((k * 131 + i * 7 + ch * 59) % 251) as u8;
         // Arrival order: packet k of each channel, every third pair swapped (reordering);
         // channel 1's packets 230..260 come in a burst after channel 0's packet 258 (580 ms late at
@@ -1288,6 +1437,8 @@ mod tests {
         }
         let mut high = [0u64; 2];
         let (mut in_pace_max, mut held_up_max) = (0, 0);
+        // Positions the ring keeps (placed or waiting, not yet written).
+        let (mut in_pace_span, mut held_up_span) = (0, 0);
         for &(ch, k) in &arrivals {
             let codes: Vec<u8> = (0..160).map(|i| code(ch, k, i)).collect();
             let placed = t.place(ch as usize, k * 160, &codes, Law::Ulaw, &mut s).unwrap();
@@ -1295,29 +1446,102 @@ mod tests {
             high[ch as usize] = high[ch as usize].max(k * 160 + 160);
             let (lo, hi) = (high[0].min(high[1]), high[0].max(high[1]));
             let target = lo.saturating_sub(reorder).max(hi.saturating_sub(hold));
-            t.settle(target, &mut s).unwrap();
+            t.settle(target, write, &mut s).unwrap();
             assert!(t.end() - t.written() <= t.capacity());
             if hi - lo <= 320 {
                 in_pace_max = in_pace_max.max(t.pages_held());
+                in_pace_span = in_pace_span.max(t.end() - t.written());
             } else {
                 held_up_max = held_up_max.max(t.pages_held());
+                held_up_span = held_up_span.max(t.end() - t.written());
             }
         }
-        // In pace: the reorder window, a write chunk, less than a block's worth of positions
-        // waiting for the file to end on a block (1,024 at 4 bytes a frame) and a packet or
-        // two, in each plane.
-        let in_flight = reorder + t.chunk + 1024 + 320;
+        // In pace: the reorder window, a chunk and less than a block's worth (at 4 bytes a
+        // frame) settled and not yet closed, the same of the write size closed and not yet
+        // written, and a packet or two, in each plane.
+        let (closing, writing) = (t.closing, t.writing);
+        let in_flight = reorder + closing.chunk + closing.block / 4 + writing.chunk + writing.block / 4 + 320;
         let bound = 2 * (in_flight as usize).div_ceil(PAGE) + 2;
-        assert!(in_pace_max <= bound, "{in_pace_max} pages held in pace, at most {bound} expected");
-        assert!(held_up_max > in_pace_max, "a held-up party holds more ({held_up_max})");
+        assert!(in_pace_max <= bound, "{write:?}: {in_pace_max} pages held in pace, at most {bound} expected");
+        // Held up: up to the hold instead of the reorder window; with small writes the ring
+        // then keeps more positions than in pace.
+        let bound = 2 * ((in_flight + hold) as usize).div_ceil(PAGE) + 2;
+        assert!(held_up_max <= bound, "{write:?}: {held_up_max} pages held, at most {bound} expected");
+        if writing.chunk < hold {
+            assert!(
+                held_up_span > in_pace_span,
+                "{write:?}: a held-up party keeps more ({held_up_span} vs {in_pace_span})"
+            );
+        }
         let spare = SPARE.with_borrow(Vec::len);
         let held = t.pages_held();
         assert_eq!(t.finish(&mut s).unwrap().frames, PACKETS * 160);
-        assert_eq!(SPARE.with_borrow(Vec::len), spare + held, "finishing gives every page back");
+        assert_eq!(SPARE.with_borrow(Vec::len), spare + held, "{write:?}: finishing gives every page back");
         let out = samples(&p);
         for (pos, frame) in out.iter().enumerate() {
             let (k, i) = (pos as u64 / 160, pos as u64 % 160);
-            assert_eq!(*frame, [ulaw(code(0, k, i)), ulaw(code(1, k, i))], "frame {pos}");
+            assert_eq!(*frame, [ulaw(code(0, k, i)), ulaw(code(1, k, i))], "{write:?}: frame {pos}");
+        }
+    }
+
+    /// Which packets a recording keeps does not depend on the size of its writes: a party
+    /// held up 1.5 s (beyond the hold: part of its audio comes after its place settled), a
+    /// party's burst released just behind the settle point, and the write size changing
+    /// during the call (calls come and go in the mixer) give the same late samples and the
+    /// same file, sample for sample, as writes of the smallest size all along.
+    #[test]
+    fn what_a_recording_keeps_does_not_depend_on_its_write_size() {
+        let cfg = TimelineConfig::default();
+        let (reorder, hold) = (u64::from(cfg.reorder_frames), u64::from(cfg.hold()));
+        const PACKETS: u64 = 1000;
+        let code = |ch: u64, k: u64, i: u64| ((k * 131 + i * 7 + ch * 59) % 251) as u8;
+        // Channel 1 holds packets 200..275 (1.5 s) back until after channel 0's packet 274,
+        // and packets 600..612 until after channel 0's packet 619 (just past the reorder
+        // window).
+        let mut arrivals: Vec<(u64, u64)> = Vec::new();
+        for k in 0..PACKETS {
+            arrivals.push((0, k));
+            match k {
+                200..275 | 600..612 => {}
+                _ => arrivals.push((1, k)),
+            }
+            if k == 274 {
+                arrivals.extend((200..275).map(|k| (1, k)));
+            }
+            if k == 619 {
+                arrivals.extend((600..612).map(|k| (1, k)));
+            }
+        }
+        let run = |sizes: &dyn Fn(u64) -> WriteSize| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("t.wav");
+            let mut t = Timeline::create(&p, cfg, AudioConfig::default(), 8000).unwrap();
+            let mut s = Vec::new();
+            let (mut high, mut late) = ([0u64; 2], 0u64);
+            for &(ch, k) in &arrivals {
+                let codes: Vec<u8> = (0..160).map(|i| code(ch, k, i)).collect();
+                late += u64::from(t.place(ch as usize, k * 160, &codes, Law::Ulaw, &mut s).unwrap().late_samples);
+                high[ch as usize] = high[ch as usize].max(k * 160 + 160);
+                let (lo, hi) = (high[0].min(high[1]), high[0].max(high[1]));
+                let target = lo.saturating_sub(reorder).max(hi.saturating_sub(hold));
+                t.settle(target, sizes(k), &mut s).unwrap();
+            }
+            t.finish(&mut s).unwrap();
+            (late, samples(&p))
+        };
+        let (late, smallest) = run(&|_| WriteSize::MIN);
+        assert!(late > 0 && late < 75 * 160, "part of the held-up audio is late: {late} samples");
+        for (name, sizes) in [
+            ("64 KiB", &(|_| WriteSize::MAX) as &dyn Fn(u64) -> WriteSize),
+            ("16 KiB", &|_| WriteSize::for_calls(4096)),
+            ("changing", &|k| if (k / 150) % 2 == 0 { WriteSize::MAX } else { WriteSize::for_calls(3000) }),
+        ] {
+            let (l, out) = run(sizes);
+            assert_eq!(l, late, "{name}: late samples");
+            assert_eq!(out.len(), smallest.len(), "{name}: frames");
+            if let Some(pos) = (0..out.len()).find(|&i| out[i] != smallest[i]) {
+                panic!("{name}: frame {pos} differs: {:?} vs {:?}", out[pos], smallest[pos]);
+            }
         }
     }
 }
