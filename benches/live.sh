@@ -6,6 +6,9 @@
 # call, shutdown included), per packet captured, and the G.711 calls one core would hold at
 # that cost (a call at 20 ms packetisation is 100 packets/s, both directions together). The CPU
 # of starting (the kernel setting up the capture buffer) is reported, not counted per packet.
+# On a veth pair the kernel's receive work (the copy into the capture ring) runs in the sending
+# side's context and is counted in tcpreplay's CPU, not callvault's; on a real port the NIC's
+# receive processing adds to the box's CPU.
 #   benches/live.sh [CALLS] [TALK_SECONDS] [MULTIPLIER|topspeed]
 # Needs root, iproute2 and tcpreplay (scripts/deps.sh test installs them).
 set -euo pipefail
@@ -16,7 +19,13 @@ speed=${3:-topspeed}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
 cargo build --release --quiet -p callvault -p callvault-callgen
 bin="$CARGO_TARGET_DIR/release"
-dir=$(mktemp -d /tmp/callvault-live.XXXXXX)
+# The run's files under CALLVAULT_BENCH_DIR (as benches/end_to_end.sh), each run in a block
+# group of its own (chattr +T): on ext4 without a journal, creating files where the last run's
+# were just deleted costs the mixers' and finishers' opens a scan of the recently freed inodes.
+top="${CALLVAULT_BENCH_DIR:-/var/tmp/callvault-bench}"
+mkdir -p "$top"
+chattr +T "$top" 2>/dev/null || true
+dir=$(mktemp -d "$top/live.XXXXXX")
 ns="cvlive$$"
 cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
