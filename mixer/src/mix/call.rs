@@ -95,9 +95,9 @@ impl CallMix {
                     .position_of(ts)
                     .unwrap_or_else(|| m.time.since(self.origin) / super::NS_PER_SAMPLE),
             };
-            let written = self.timeline.as_ref().map_or(0, |t| t.written() as i64);
+            let closed = self.timeline.as_ref().map_or(0, |t| t.closed() as i64);
             let key = Key { side: m.side, event, rtp_ts: ts, pos, time: m.time };
-            if let Effect::Pause(from) = self.pause.key(codes, key, written) {
+            if let Effect::Pause(from) = self.pause.key(codes, key, closed) {
                 tracing::info!(call_id = %self.call_id, "recording paused by DTMF");
                 if let Some(tl) = self.timeline.as_mut() {
                     tl.mute_from(from.max(0) as u64);
@@ -121,8 +121,8 @@ impl CallMix {
     /// `trigger` (a SIP header, the HTTP API).
     pub(crate) fn ask_pause(&mut self, pause: bool, trigger: String, time: Timestamp) -> Asked {
         let pos = self.position_at(time);
-        let written = self.timeline.as_ref().map_or(0, |t| t.written() as i64);
-        let asked = self.pause.ask(pause, trigger, pos, time, written);
+        let closed = self.timeline.as_ref().map_or(0, |t| t.closed() as i64);
+        let asked = self.pause.ask(pause, trigger, pos, time, closed);
         match asked {
             Asked::Paused(from) => {
                 tracing::info!(call_id = %self.call_id, "recording paused");
@@ -145,10 +145,10 @@ impl CallMix {
     /// lasts `duration_ms` (0 when the INFO does not say).
     pub(crate) fn info_key(&mut self, side: Side, event: u8, duration_ms: u32, time: Timestamp, codes: &PauseCodes) {
         let pos = self.position_at(time);
-        let written = self.timeline.as_ref().map_or(0, |t| t.written() as i64);
+        let closed = self.timeline.as_ref().map_or(0, |t| t.closed() as i64);
         // An INFO has no RTP timestamp: 0 names it, and it ends as soon as it starts.
         let key = Key { side, event, rtp_ts: 0, pos, time };
-        if let Effect::Pause(from) = self.pause.key(codes, key, written) {
+        if let Effect::Pause(from) = self.pause.key(codes, key, closed) {
             tracing::info!(call_id = %self.call_id, "recording paused by DTMF (SIP INFO)");
             if let Some(tl) = self.timeline.as_mut() {
                 tl.mute_from(from.max(0) as u64);

@@ -6,8 +6,9 @@
 //! timestamp, through the party's clock), and ends where the last key of the resume code
 //! ends. It is applied to the timeline's ring, before anything of it is written: positions in
 //! a pause never reach the disk. A pause code keyed while a position it should cover was
-//! already written (a key press held longer than the reorder window) starts at the first
-//! position not written, and the record says when it was asked for.
+//! already closed (`Timeline::closed`: written, or as far as the smallest writes would have
+//! written it; a key press held longer than the reorder window) starts at the first position
+//! not closed, and the record says when it was asked for.
 //!
 //! Keys count from either party, in the order they start; other keys between two of a code
 //! break it. The keys pressed while paused (a card number keyed on the phone) are left out of
@@ -72,7 +73,7 @@ pub struct Pause {
     pub trigger: String,
     /// When it was keyed (capture time of the last key's first packet).
     pub at: Timestamp,
-    /// Positions that should have been paused but were already written when it came.
+    /// Positions that should have been paused but were already closed when it came.
     pub written_before: i64,
     /// What resumed it.
     pub resumed_by: Option<String>,
@@ -135,8 +136,8 @@ impl PauseState {
         self.pauses.last().is_some_and(|p| p.to.is_none())
     }
 
-    /// A key started (`written`: the first position not yet in the file).
-    pub(crate) fn key(&mut self, codes: &PauseCodes, key: Key, written: i64) -> Effect {
+    /// A key started (`closed`: the first position not yet closed).
+    pub(crate) fn key(&mut self, codes: &PauseCodes, key: Key, closed: i64) -> Effect {
         let Key { side, event, rtp_ts, pos, time } = key;
         if self.len == MAX_CODE {
             self.recent.copy_within(1.., 0);
@@ -151,7 +152,7 @@ impl PauseState {
             if self.pauses.len() >= MAX_PAUSES {
                 return Effect::None;
             }
-            let from = pos.max(written);
+            let from = pos.max(closed);
             self.pauses.push(Pause {
                 from,
                 to: None,
@@ -175,9 +176,9 @@ impl PauseState {
     }
 
     /// A pause or a resume asked outright (a SIP header, the HTTP API) at position `pos`
-    /// (`written`: the first position not yet in the file). Asking for the state the call is
-    /// in already changes nothing.
-    pub(crate) fn ask(&mut self, pause: bool, trigger: String, pos: i64, time: Timestamp, written: i64) -> Asked {
+    /// (`closed`: the first position not yet closed). Asking for the state the call is in
+    /// already changes nothing.
+    pub(crate) fn ask(&mut self, pause: bool, trigger: String, pos: i64, time: Timestamp, closed: i64) -> Asked {
         if pause == self.paused() {
             return Asked::Unchanged;
         }
@@ -186,7 +187,7 @@ impl PauseState {
                 return Asked::Unchanged;
             }
             self.len = 0;
-            let from = pos.max(written);
+            let from = pos.max(closed);
             self.pauses.push(Pause {
                 from,
                 to: None,
@@ -200,8 +201,8 @@ impl PauseState {
         }
         self.resuming = None;
         let Some(p) = self.pauses.last_mut() else { return Asked::Unchanged };
-        // What was written while paused is silence: the pause reaches at least that far.
-        let to = pos.max(written).max(p.from);
+        // What closed while paused is silence: the pause reaches at least that far.
+        let to = pos.max(closed).max(p.from);
         p.to = Some(to);
         p.resumed_by = Some(trigger);
         p.resumed_at = Some(time);

@@ -89,8 +89,8 @@ pub struct TimelineConfig {
     /// How far at most the written audio may trail the leading party's progress, in frames:
     /// what can be held for a party whose packets are held up (in the network or the capture)
     /// while the other one's come on. Packets of a party held up longer arrive after their
-    /// place was written: they are counted late and the record names the gap. Bounded by the
-    /// ring less a minimal write chunk.
+    /// place closed (see [`Timeline::settle`]): they are counted late and the record names the
+    /// gap. Bounded by the ring less a minimal write chunk.
     pub max_hold_frames: u32,
 }
 
@@ -434,10 +434,11 @@ impl Timeline {
         self.writing = self.plan(self.write);
     }
 
-    /// Both channels are silence from `pos` on (positions already written excepted), until
+    /// Both channels are silence from `pos` on (positions already closed excepted, written
+    /// yet or not: what a pause silences does not depend on the write size), until
     /// [`Timeline::unmute_at`].
     pub fn mute_from(&mut self, pos: u64) {
-        self.muted.push((pos.max(self.written), u64::MAX));
+        self.muted.push((pos.max(self.closed()), u64::MAX));
     }
 
     /// Ends the open pause at `pos`.
@@ -475,6 +476,12 @@ impl Timeline {
     /// Frames written to the file so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Positions before this are closed to packets (written, or as far as writes of
+    /// [`WriteSize::MIN`] would have written them).
+    pub fn closed(&self) -> u64 {
+        self.written.max(self.closed)
     }
 
     /// One past the last frame any packet reached.
@@ -1562,5 +1569,45 @@ mod tests {
                 panic!("{name}: frame {pos} differs: {:?} vs {:?}", out[pos], smallest[pos]);
             }
         }
+    }
+
+    /// A pause asked for a position already closed but not yet written (large writes hold
+    /// closed audio in the ring) starts where it would with the smallest writes: at the
+    /// first position not closed. The file is the same either way.
+    #[test]
+    fn a_pause_behind_the_closed_point_does_not_depend_on_the_write_size() {
+        let code = |ch: u64, k: u64, i: u64| ((k * 131 + i * 7 + ch * 59) % 251) as u8;
+        let run = |write: WriteSize| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("t.wav");
+            let mut t = Timeline::create(&p, TimelineConfig::default(), AudioConfig::default(), 8000).unwrap();
+            let mut s = Vec::new();
+            for k in 0..300u64 {
+                for ch in 0..2 {
+                    let codes: Vec<u8> = (0..160).map(|i| code(ch, k, i)).collect();
+                    t.place(ch as usize, k * 160, &codes, Law::Ulaw, &mut s).unwrap();
+                }
+                t.settle((k * 160 + 160).saturating_sub(1280), write, &mut s).unwrap();
+                if k == 200 {
+                    // 1 s back: behind the closed point, in the ring with 64 KiB writes.
+                    t.mute_from(k * 160 - 8000);
+                }
+                if k == 250 {
+                    t.unmute_at(k * 160);
+                }
+            }
+            t.finish(&mut s).unwrap();
+            samples(&p)
+        };
+        let small = run(WriteSize::MIN);
+        let large = run(WriteSize::MAX);
+        assert_eq!(small.len(), large.len());
+        if let Some(pos) = (0..small.len()).find(|&i| small[i] != large[i]) {
+            panic!("frame {pos} differs: {:?} with 8 KiB writes, {:?} with 64 KiB", small[pos], large[pos]);
+        }
+        // From the closed point (within the reorder window and a closing step of packet 200's
+        // end) to packet 250: not the whole second asked back.
+        let silent = small.iter().filter(|f| **f == [0, 0]).count();
+        assert!(silent > 50 * 160 && silent < 100 * 160, "the pause silenced {silent} frames");
     }
 }
