@@ -576,7 +576,7 @@ impl Timeline {
         if law.rate() > self.sample_rate() {
             self.raise(law.rate())?;
         }
-        let closed = self.written.max(self.closed);
+        let closed = self.closed();
         if pos + n <= closed {
             return Ok(Placed { late_samples: n as u32 });
         }
@@ -642,19 +642,21 @@ impl Timeline {
         }
         let settled = target.min(self.end);
         let fpp = self.per_position();
-        if settled >= self.closed + self.closing.chunk {
-            let ahead = self.closed - self.written;
-            self.closed += self.out.whole_blocks(ahead, settled - self.closed, fpp, self.closing.block);
+        let closed = self.closed();
+        if settled >= closed + self.closing.chunk {
+            let ahead = closed - self.written;
+            self.closed = closed + self.out.whole_blocks(ahead, settled - closed, fpp, self.closing.block);
         }
         // Writes of the smallest size follow the closing as it comes (it ended the file on a
         // block); larger ones wait for their chunk.
+        let closed = self.closed();
         let due = if self.writing == self.closing {
-            self.closed > self.written
+            closed > self.written
         } else {
-            self.closed >= self.written + self.writing.chunk
+            closed >= self.written + self.writing.chunk
         };
         if due {
-            let upto = self.written + self.out.whole_blocks(0, self.closed - self.written, fpp, self.writing.block);
+            let upto = self.written + self.out.whole_blocks(0, closed - self.written, fpp, self.writing.block);
             self.flush_to(upto, scratch)?;
         }
         Ok(())
