@@ -247,7 +247,7 @@ pub(crate) fn finish_call(
             start_s: p.from as f64 / 8000.0,
             end_s: p.to.map(|to| to as f64 / 8000.0),
             resumed_by: p.resumed_by.clone(),
-            missed_s: offset_s(p.written_before),
+            missed_s: offset_s(p.closed_before),
             dtmf_withheld: 0,
         })
         .collect();

@@ -379,9 +379,9 @@ impl AudioOut {
         Ok(())
     }
 
-    /// The first file's WAV format as the next write stores it; `None` for a file whose
-    /// bytes per frame are not fixed (FLAC, a mixed channel).
-    fn next_wav_format(&self) -> Option<WavFormat> {
+    /// The first file's WAV format as the next write stores it, and its writer; `None` for a
+    /// file whose bytes per frame are not fixed (FLAC, a mixed channel).
+    fn next_wav_format(&self) -> Option<(WavFormat, &WavWriter)> {
         let Some((_, OneFile::Wav { writer, pick: Pick::Both | Pick::Channel(_), .. })) = self.files.first() else {
             return None;
         };
@@ -390,13 +390,13 @@ impl AudioOut {
             // The first write stores the codes as they are (see `start_codes`).
             fmt.encoding = Encoding::Ulaw;
         }
-        Some(fmt)
+        Some((fmt, writer))
     }
 
     /// Bytes of the (first) file per position: what a write size is counted in (16-bit
     /// stereo PCM's for a file without a fixed frame size).
     pub fn position_bytes(&self, frames_per_position: u64) -> u64 {
-        let frame = self.next_wav_format().map_or(PCM_STEREO_FRAME, |fmt| u64::from(fmt.frame_bytes()));
+        let frame = self.next_wav_format().map_or(PCM_STEREO_FRAME, |(fmt, _)| u64::from(fmt.frame_bytes()));
         frame * frames_per_position
     }
 
@@ -408,8 +408,7 @@ impl AudioOut {
     /// All `n` when the files cannot end on a block with fewer (FLAC, a mixed channel, a
     /// frame size that does not divide the block, or already on a block).
     pub fn whole_blocks(&self, ahead: u64, n: u64, frames_per_position: u64, block: u64) -> u64 {
-        let Some(fmt) = self.next_wav_format() else { return n };
-        let Some((_, OneFile::Wav { writer, .. })) = self.files.first() else { return n };
+        let Some((fmt, writer)) = self.next_wav_format() else { return n };
         let per = u64::from(fmt.frame_bytes()) * frames_per_position;
         let over = (fmt.header_len() + writer.data_len() + (ahead + n) * per) % block;
         if over.is_multiple_of(per) && over / per < n { n - over / per } else { n }

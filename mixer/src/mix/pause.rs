@@ -74,7 +74,7 @@ pub struct Pause {
     /// When it was keyed (capture time of the last key's first packet).
     pub at: Timestamp,
     /// Positions that should have been paused but were already closed when it came.
-    pub written_before: i64,
+    pub closed_before: i64,
     /// What resumed it.
     pub resumed_by: Option<String>,
     /// When the resume code's last key started (capture time).
@@ -158,7 +158,7 @@ impl PauseState {
                 to: None,
                 trigger: format!("dtmf {} ({who})", PauseCodes::spell(&codes.pause)),
                 at: time,
-                written_before: from - pos,
+                closed_before: from - pos,
                 resumed_by: None,
                 resumed_at: None,
             });
@@ -193,7 +193,7 @@ impl PauseState {
                 to: None,
                 trigger,
                 at: time,
-                written_before: from - pos,
+                closed_before: from - pos,
                 resumed_by: None,
                 resumed_at: None,
             });
@@ -244,7 +244,7 @@ mod tests {
         let t = Timestamp(0);
         assert_eq!(s.ask(false, "api".into(), 100, t, 0), Asked::Unchanged, "not paused");
         assert_eq!(s.ask(true, "header".into(), 800, t, 1000), Asked::Paused(1000));
-        assert_eq!(s.pauses[0].written_before, 200);
+        assert_eq!(s.pauses[0].closed_before, 200);
         assert_eq!(s.ask(true, "again".into(), 900, t, 1000), Asked::Unchanged);
         // Resumed at a position already written (as silence): the pause ends where writing is.
         assert_eq!(s.ask(false, "api".into(), 1200, t, 1500), Asked::Resumed(1500));
@@ -303,6 +303,6 @@ mod tests {
             s.key(&codes, Key { side: Side::Caller, event: 1, rtp_ts: 700, pos: 5100, time: t }, 5300),
             Effect::Pause(5300)
         );
-        assert_eq!(s.pauses[1].written_before, 200);
+        assert_eq!(s.pauses[1].closed_before, 200);
     }
 }
