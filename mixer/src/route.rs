@@ -182,11 +182,23 @@ impl<D: Drain> Mixer<D> {
         self.open -= 1;
         self.write = WriteSize::for_calls(self.open);
         self.stats.calls_finished += 1;
+        let before = mix.timeline.as_ref().map_or(0, Timeline::written);
         if let Err(e) = mix.drain(self.cfg.max_skew_frames, &mut self.stats, &mut self.scratch)
             && mix.write_error.is_none()
         {
             self.stats.write_errors += 1;
             mix.write_error = Some(format!("writing {} failed: {e}", mix.wav_path.display()));
+        }
+        if let Some(tl) = mix.timeline.as_ref() {
+            self.disk.wrote(tl.bytes_at_most(tl.written() - before));
+        }
+        // The rest of the audio is written as the call finishes: it asks the reserve too.
+        if mix.write_error.is_none()
+            && let Some(tl) = mix.timeline.as_ref()
+            && tl.end() > tl.written()
+            && !self.disk.room_for(tl.bytes_at_most(tl.end() - tl.written()))
+        {
+            reserve_hit(&mut mix, &mut self.stats, &self.disk);
         }
         let pending =
             crate::finish::report::finish_call(*mix, info, self.cfg.audio, &mut self.stats, &mut self.scratch);
@@ -383,6 +395,16 @@ impl<D: Drain> EventSink for Mixer<D> {
             }
             CallEvent::Ended { call, info } => self.end(call, &info),
         }
+    }
+}
+
+/// Less than the reserve is free: the call keeps the audio it has (see
+/// `report::finish_call`) and writes no more; the reserve is for call records.
+fn reserve_hit(call: &mut CallMix, stats: &mut MixerStats, disk: &DiskGuard) {
+    if call.write_error.is_none() {
+        stats.write_errors += 1;
+        stats.reserve_hits += 1;
+        call.write_error = Some(disk.reason());
     }
 }
 
@@ -646,20 +668,22 @@ impl Packet<'_> {
         };
         let before = call.timeline.as_ref().map_or(0, Timeline::written);
         let result = self.route(call, si, pkt, payload);
+        if let Some(tl) = call.timeline.as_ref()
+            && tl.written() > before
+        {
+            // A write the ring forced: counted, the next write asks.
+            self.disk.wrote(tl.bytes_at_most(tl.written() - before));
+        }
         if call.sides[si].clock.take_block_closed() {
             call.balance(self.hold);
         }
         let reorder = i64::from(self.cfg.timeline.reorder_frames);
-        let result = result.and_then(|()| call.settle(reorder, i64::from(self.hold), self.write, self.scratch));
-        if let Err(e) = result {
-            call.fail(&e, self.stats);
-        }
-        let written = call.timeline.as_ref().map_or(0, Timeline::written) - before;
-        if written > 0 && !self.disk.wrote(written * 4) && call.write_error.is_none() {
-            // Keeps what it has (see `report::finish_call`); the reserve is for call records.
-            self.stats.write_errors += 1;
-            self.stats.reserve_hits += 1;
-            call.write_error = Some(self.disk.reason());
+        let result =
+            result.and_then(|()| call.settle(reorder, i64::from(self.hold), self.write, self.scratch, self.disk));
+        match result {
+            Ok(true) => {}
+            Ok(false) => reserve_hit(call, self.stats, self.disk),
+            Err(e) => call.fail(&e, self.stats),
         }
     }
 

@@ -10,6 +10,7 @@ use capture::wire::sdp::Direction;
 
 use super::NS_PER_SAMPLE;
 use super::clock::Env;
+use super::disk::DiskGuard;
 use super::dtmf::Edges;
 use super::evidence::Evidence;
 use super::pause::{Asked, Effect, Key, PauseCodes, PauseState};
@@ -314,7 +315,8 @@ impl CallMix {
     /// Frames settle once the slowest party sending has got past them by the reorder
     /// window, or once the leading party is further ahead than the hold bound: progress is
     /// RTP time, never capture time, so a stall or a faster replay changes nothing. Settled
-    /// audio is written in chunks of `write`.
+    /// audio is written in chunks of `write`, each once `disk` says there is room for it;
+    /// `Ok(false)`: there was not, and nothing was written.
     #[inline]
     pub(crate) fn settle(
         &mut self,
@@ -322,8 +324,9 @@ impl CallMix {
         hold: i64,
         write: WriteSize,
         scratch: &mut Vec<u8>,
-    ) -> std::io::Result<()> {
-        let Some(tl) = self.timeline.as_mut() else { return Ok(()) };
+        disk: &mut DiskGuard,
+    ) -> std::io::Result<bool> {
+        let Some(tl) = self.timeline.as_mut() else { return Ok(true) };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for s in &self.sides {
             if let Some(p) = s.clock.progress(s.high) {
@@ -332,10 +335,10 @@ impl CallMix {
             }
         }
         if hi == i64::MIN {
-            return Ok(());
+            return Ok(true);
         }
         let target = (lo - reorder).max(hi - hold).max(0);
-        tl.settle(target as u64, write, scratch)
+        tl.settle_within(target as u64, write, scratch, |bytes| disk.room_for(bytes))
     }
 
     /// Writing the recording failed: nothing more is written, the record says why.

@@ -636,6 +636,19 @@ impl Timeline {
     /// ends on a whole block of that size ([`AudioOut::whole_blocks`]).
     #[inline]
     pub fn settle(&mut self, target: u64, write: WriteSize, scratch: &mut Vec<u8>) -> io::Result<()> {
+        self.settle_within(target, write, scratch, |_| true).map(|_| ())
+    }
+
+    /// [`Timeline::settle`], asking `room` first whether the bytes a write is about to add
+    /// (at most) may go to disk; `Ok(false)`: it said no, and nothing was written.
+    #[inline]
+    pub fn settle_within(
+        &mut self,
+        target: u64,
+        write: WriteSize,
+        scratch: &mut Vec<u8>,
+        room: impl FnOnce(u64) -> bool,
+    ) -> io::Result<bool> {
         if write != self.write {
             self.write = write;
             self.writing = self.plan(write);
@@ -657,9 +670,18 @@ impl Timeline {
         };
         if due {
             let upto = self.written + self.out.whole_blocks(0, closed - self.written, fpp, self.writing.block);
+            if !room(self.bytes_at_most(upto - self.written)) {
+                return Ok(false);
+            }
             self.flush_to(upto, scratch)?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// The most bytes writing `positions` adds to the files (16-bit stereo; stored codes take
+    /// less).
+    pub fn bytes_at_most(&self, positions: u64) -> u64 {
+        positions * self.per_position() * 4
     }
 
     /// Moves the recording to `rate` (16 or 48 kHz): audio at that rate came. Nothing written
