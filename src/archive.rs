@@ -4,6 +4,7 @@
 //! recorder's own history (`shipper::target::verify`). Reads only: nothing is created in the
 //! archive.
 
+use crate::out::outln;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -348,7 +349,7 @@ async fn ls(target: &Target, day: &str, json: bool) -> anyhow::Result<ExitCode> 
     let (lines, bad) = manifest(target, &day).await?;
     for line in &lines {
         if json {
-            println!("{}", line.value);
+            outln!("{}", line.value);
             continue;
         }
         let field = |k: &str| match &line.value[k] {
@@ -357,10 +358,10 @@ async fn ls(target: &Target, day: &str, json: bool) -> anyhow::Result<ExitCode> 
             other => other.to_string(),
         };
         if line.value["kind"] == "audit_log" {
-            println!("audit log of {} download(s)  {}", field("entries"), line.key);
+            outln!("audit log of {} download(s)  {}", field("entries"), line.key);
             continue;
         }
-        println!(
+        outln!(
             "{}  {:<10} {} -> {}  {} s  {}",
             field("start"),
             field("state"),
@@ -408,7 +409,7 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
     for (ext, object) in &line.objects {
         let Some(body) = target.fetch(&object.key).await.with_context(|| format!("cannot fetch {}", object.key))?
         else {
-            println!("{}: MISSING: the manifest names it, {} does not hold it", object.key, place(target));
+            outln!("{}: MISSING: the manifest names it, {} does not hold it", object.key, place(target));
             bad += 1;
             continue;
         };
@@ -416,7 +417,7 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
         let actual = hex::encode(Sha256::digest(&body));
         if actual != object.sha256 || body.len() as u64 != object.size {
             bad += 1;
-            println!(
+            outln!(
                 "{}: SHA-256 MISMATCH: {} bytes with SHA-256 {actual}, the manifest records {} bytes with {}; not written",
                 path.display(),
                 body.len(),
@@ -429,7 +430,7 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
             (unsealer, &object.plain, ext.strip_suffix(&format!(".{SEALED_EXT}")))
         else {
             write_then_rename(&path, &body)?;
-            println!("{}  {} bytes  sha256 ok", path.display(), body.len());
+            outln!("{}  {} bytes  sha256 ok", path.display(), body.len());
             continue;
         };
         let path = dir.join(format!("{name}.{plain_ext}"));
@@ -437,14 +438,14 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
             Ok(plain) => plain,
             Err(why) => {
                 bad += 1;
-                println!("{}: {why}; not written", path.display());
+                outln!("{}: {why}; not written", path.display());
                 continue;
             }
         };
         let actual = hex::encode(Sha256::digest(&plain));
         if &actual != plain_sha || plain.len() as u64 != *plain_size {
             bad += 1;
-            println!(
+            outln!(
                 "{}: PLAINTEXT SHA-256 MISMATCH: decrypts to {} bytes with SHA-256 {actual}, the manifest records {plain_size} bytes with {plain_sha}; not written",
                 path.display(),
                 plain.len(),
@@ -452,7 +453,7 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
             continue;
         }
         write_then_rename(&path, &plain)?;
-        println!("{}  {} bytes  decrypted, sha256 ok", path.display(), plain.len());
+        outln!("{}  {} bytes  decrypted, sha256 ok", path.display(), plain.len());
     }
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(PROBLEMS) })
 }
@@ -554,7 +555,7 @@ async fn verify(
         bail!("nothing to verify: {} holds no recording and no manifest on {span}", place(target));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).context("cannot write the report")?);
+        outln!("{}", serde_json::to_string_pretty(&report).context("cannot write the report")?);
     } else {
         print_report(target, &report, &span);
     }
@@ -574,7 +575,7 @@ fn print_report(target: &Target, report: &Report, span: &str) {
             let line = p.line.map(|l| format!(" line {l}")).unwrap_or_default();
             what.push(format!("manifest {}{line}", target.describe(m)));
         }
-        println!("{:<11} {}: {}", p.kind.as_str().to_uppercase(), what.join(", "), p.detail);
+        outln!("{:<11} {}: {}", p.kind.as_str().to_uppercase(), what.join(", "), p.detail);
     }
     let counts: Vec<String> = report.counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{n} {k}")).collect();
     let signed = match (report.batches_signed, report.trusted_keys.is_empty()) {
@@ -590,7 +591,7 @@ fn print_report(target: &Target, report: &Report, span: &str) {
         None => String::new(),
     };
     for key in &report.pruned {
-        println!("{:<11} recording {key}: deleted by retention, as the signed retention log records", "PRUNED");
+        outln!("{:<11} recording {key}: deleted by retention, as the signed retention log records", "PRUNED");
     }
     let retention = match (report.retention_log_entries, report.pruned.len(), report.held.len()) {
         (0, _, _) => String::new(),
@@ -603,7 +604,7 @@ fn print_report(target: &Target, report: &Report, span: &str) {
         (n, 0) => format!(" ({n} sealed: checked as stored, give --identity to check their plaintext)"),
         (n, opened) => format!(" ({n} sealed, {opened} decrypted and matched)"),
     };
-    println!(
+    outln!(
         "{} {span}: {} recording(s), {} object(s) verified{sealed}, {} manifest line(s) in {} manifest(s){signed}{history}{retention}; {} problem(s){}",
         report.archive,
         report.recordings,

@@ -1,5 +1,6 @@
 //! `callvault config check [FILE]` and `callvault config show`.
 
+use crate::out::{out, outln};
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -13,7 +14,7 @@ pub fn config(source: &Source, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         ConfigCommand::Check { file } => check(source, file.as_deref()),
         ConfigCommand::Show => {
             let config = source.load(|_| {})?;
-            print!("{}", config::show(&config, &source.origin()));
+            out!("{}", config::show(&config, &source.origin()));
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::HashPassword { name } => {
@@ -22,7 +23,7 @@ pub fn config(source: &Source, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("the password is empty");
             }
             let hash = crate::http::auth::hash_password(&password);
-            println!("[[http.user]]\nname = {}\npassword_hash = \"{hash}\"", toml_string(name));
+            outln!("[[http.user]]\nname = {}\npassword_hash = \"{hash}\"", toml_string(name));
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::NewSigningKey { file } => {
@@ -32,9 +33,9 @@ pub fn config(source: &Source, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
             };
             let key = shipper::target::signing::SiteKey::generate(&path)?;
             eprintln!("created the signing key {} (mode 0600); its public key:", path.display());
-            print!("{}", key.public_pem());
+            out!("{}", key.public_pem());
             eprintln!("fingerprint (keep it offline; `archive verify --key-fingerprint` checks against it):");
-            println!("{}", key.fingerprint());
+            outln!("{}", key.fingerprint());
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::NewToken { name } => {
@@ -42,7 +43,7 @@ pub fn config(source: &Source, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
             eprintln!("the token (give it to the client as \"Authorization: Bearer TOKEN\"; it is not kept anywhere):");
             eprintln!("{token}");
             eprintln!("add this to the configuration:");
-            println!("[[http.token]]\nname = {}\nsha256 = \"{sha256}\"", toml_string(name));
+            outln!("[[http.token]]\nname = {}\nsha256 = \"{sha256}\"", toml_string(name));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -102,15 +103,15 @@ fn check(source: &Source, file: Option<&std::path::Path>) -> anyhow::Result<Exit
     }
     for iface in &config.capture.interfaces {
         if !std::path::Path::new("/sys/class/net").join(iface).exists() {
-            println!("{path}: warning: capture interface {iface:?} does not exist on this machine (yet)");
+            outln!("{path}: warning: capture interface {iface:?} does not exist on this machine (yet)");
         }
     }
     if problems.is_empty() {
-        println!("{path}: OK");
+        outln!("{path}: OK");
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
-            println!("{path}: {p}");
+            outln!("{path}: {p}");
         }
         Ok(ExitCode::from(1))
     }

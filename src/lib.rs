@@ -16,6 +16,7 @@ pub mod http;
 pub mod index;
 pub mod logging;
 pub mod metrics;
+pub mod out;
 pub mod pipeline;
 pub mod privileges;
 pub mod replay;

@@ -23,6 +23,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => callvault::serve::serve(&source, args),
     };
     match result {
+        // The report was not all written (a full disk under `> report.txt`): said on stderr.
+        Ok(_) if callvault::out::failed() => std::process::ExitCode::from(1),
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -2,6 +2,7 @@
 //! directory archive by age, each written to the archive's signed retention log
 //! (`shipper::target::retention`). These are the archive commands that write to the archive.
 
+use crate::out::{out, outln};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -75,9 +76,9 @@ pub async fn hold(target: &Target, keys: &[String], on: bool, reason: &str) -> a
         .await
         .context("the holds were applied but cannot be written to the retention log; run the command again")?;
     for n in &named {
-        println!("{} {}  ({} object(s))", if on { "held" } else { "released" }, n.key, n.objects.len());
+        outln!("{} {}  ({} object(s))", if on { "held" } else { "released" }, n.key, n.objects.len());
     }
-    println!("recorded in {}", target.describe(&entry));
+    outln!("recorded in {}", target.describe(&entry));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -100,11 +101,11 @@ pub async fn hold_ls(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
             continue;
         }
         if json {
-            print!("{}", String::from_utf8_lossy(&o.body));
+            out!("{}", String::from_utf8_lossy(&o.body));
             continue;
         }
         let keys: Vec<&str> = entry.recordings.iter().map(|r| r.key.as_str()).collect();
-        println!(
+        outln!(
             "#{}  {}  {:<10} by {}@{}: {}  ({})",
             entry.seq,
             entry.at,
@@ -119,7 +120,7 @@ pub async fn hold_ls(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let held = log.held(|_| true);
-    println!("{} recording(s) held now in {}", held.len(), place(target));
+    outln!("{} recording(s) held now in {}", held.len(), place(target));
     for (key, entry) in &held {
         let mut status = String::new();
         if let Target::S3(s3) = target
@@ -133,7 +134,7 @@ pub async fn hold_ls(target: &Target, json: bool) -> anyhow::Result<ExitCode> {
             }
             status = format!("; store: legal hold on {on} of {} object(s)", named.objects.len());
         }
-        println!("  {key}  since #{} {} ({}){status}", entry.seq, entry.at, entry.reason.as_deref().unwrap_or(""));
+        outln!("  {key}  since #{} {} ({}){status}", entry.seq, entry.at, entry.reason.as_deref().unwrap_or(""));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -152,12 +153,12 @@ pub async fn prune(target: &Target, days: u32, dry_run: bool) -> anyhow::Result<
     let pruned = retention::prune(target, days, today, &who(), dry_run).await?;
     let verb = if dry_run { "would delete" } else { "deleted" };
     for key in &pruned.recordings {
-        println!("{verb} {key}");
+        outln!("{verb} {key}");
     }
     for key in &pruned.held {
-        println!("kept {key} (held)");
+        outln!("kept {key} (held)");
     }
-    println!(
+    outln!(
         "{} {} recording(s) ({} object(s)) older than {days} day(s); {} expired recording(s) kept under hold{}",
         verb,
         pruned.recordings.len(),

@@ -2,6 +2,7 @@
 //! keeps the archive, or to look at what a `replay` recorded. The index is brought up to date
 //! from the record files first (rebuilt when missing or damaged).
 
+use crate::out::outln;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +69,7 @@ pub fn serve(source: &Source, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .context("the API listener was not bound")?;
     let security = crate::http::Security::from_config(&config.http, Default::default())?;
     let server = crate::api::serve(&config, listener, None, None, &security)?;
-    println!("serving {calls} calls from {} on {}://{}/", data.display(), security.scheme(), server.addr());
+    outln!("serving {calls} calls from {} on {}://{}/", data.display(), security.scheme(), server.addr());
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

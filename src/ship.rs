@@ -6,6 +6,7 @@
 //! anywhere else unless told so with `--retarget`. It works only on an existing data directory
 //! and only when no other callvault owns it.
 
+use crate::out::outln;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,7 +83,7 @@ pub fn execute(config: &Config, retarget: bool) -> anyhow::Result<ExitCode> {
     let queued = spool.queued_ids().context("cannot list the spool queue")?.len();
     handle.notifier().notify();
     let report = handle.drain(Some(Duration::from_secs(config.shipping.drain_timeout)));
-    println!("{}", summary(queued, &report));
+    outln!("{}", summary(queued, &report));
     Ok(if report.is_complete() && report.stats.diverted == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
@@ -203,10 +204,10 @@ pub fn status(source: &Source, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Some(None) => "owned by another callvault".to_owned(),
         None => "not in use".to_owned(),
     };
-    println!("{}: {owner}", dir.display());
-    println!("  queued: {} recording(s)", entries.len());
+    outln!("{}: {owner}", dir.display());
+    outln!("  queued: {} recording(s)", entries.len());
     if let Some(oldest) = entries.iter().map(|e| e.entered_at.as_str()).min() {
-        println!("  oldest entered: {oldest}");
+        outln!("  oldest entered: {oldest}");
     }
     let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
     for e in &entries {
@@ -218,7 +219,7 @@ pub fn status(source: &Source, args: &StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for (t, n) in per_target {
-        println!("  waiting for {t}: {n}");
+        outln!("  waiting for {t}: {n}");
     }
     Ok(ExitCode::SUCCESS)
 }

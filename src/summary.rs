@@ -1,5 +1,6 @@
 //! The report printed when a replay or a live run ends.
 
+use crate::out::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -76,7 +77,7 @@ impl Summary {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "callvault {}: {}{} packets in {:.2} s ({} packets/s)",
             self.command,
             files,
@@ -86,7 +87,7 @@ impl Summary {
         );
         let i = &c.ingress;
         let tunnelled = i.tunnels_total();
-        println!(
+        outln!(
             "  packets: {} SIP ({} over TCP), {} RTP, {} RTCP; {} malformed, {} truncated; {} datagrams from fragments, {} in tunnels; {} other",
             thousands(c.sip_messages),
             thousands(i.tcp.sip_messages),
@@ -99,12 +100,12 @@ impl Summary {
             thousands(c.ingress.not_ip + c.ingress.other_ip + c.udp_unmatched + c.media_not_rtp)
         );
         if let Some(w) = self.truncation_warning() {
-            println!("  warning: {w}");
+            outln!("  warning: {w}");
         }
         let shed =
             i.defrag.shed_table_full + i.defrag.shed_bytes + i.tcp.connections_shed + i.tcp.buffer_full + c.calls_shed;
         if shed > 0 {
-            println!(
+            outln!(
                 "  warning: limits reached: {} calls, {} fragment reassemblies, {} TCP connections or buffers (see the counters)",
                 thousands(c.calls_shed),
                 thousands(i.defrag.shed_table_full + i.defrag.shed_bytes),
@@ -112,14 +113,14 @@ impl Summary {
             );
         }
         if c.sip_bad_pause_header > 0 {
-            println!(
+            outln!(
                 "  warning: {} SIP requests carried the pause header with a value that neither pauses (pause, on, \
                  true, yes, 1) nor resumes (resume, off, false, no, 0): ignored",
                 thousands(c.sip_bad_pause_header)
             );
         }
         if c.media_ambiguous > 0 {
-            println!(
+            outln!(
                 "  warning: {} media packets to addresses several calls use did not say which call they belong to: \
                  recorded in none (the records of the calls using those addresses name them)",
                 thousands(c.media_ambiguous)
@@ -127,7 +128,7 @@ impl Summary {
         }
         if let Some(live) = &self.live {
             for (name, k, read) in &live.interfaces {
-                println!(
+                outln!(
                     "  kernel ({name}): {} received, {} dropped by the capture buffer, {} by the interface; {} read",
                     thousands(k.received),
                     thousands(k.dropped),
@@ -135,14 +136,14 @@ impl Summary {
                     thousands(*read)
                 );
             }
-            println!(
+            outln!(
                 "  shutdown: {} packets captured before the stop were read after it, {} could not be read in time",
                 thousands(live.drained),
                 thousands(live.unread)
             );
         }
         let states: Vec<String> = self.outcome.finish.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!(
+        outln!(
             "  calls: {} ({}){}",
             thousands(c.calls_started),
             if states.is_empty() { "none".into() } else { states.join(", ") },
@@ -154,7 +155,7 @@ impl Summary {
         );
         let f = &self.outcome.finish;
         let s = &self.outcome.ship;
-        println!(
+        outln!(
             "  recordings: {} written ({} with audio, {:.1} MB), {} shipped, {} queued{}",
             thousands(f.entered),
             thousands(f.with_audio),
@@ -168,19 +169,19 @@ impl Summary {
             }
         );
         if self.outcome.dropped_rtp > 0 {
-            println!(
+            outln!(
                 "  warning: {} RTP packets dropped because recording fell behind capture",
                 thousands(self.outcome.dropped_rtp)
             );
         }
         if self.outcome.internal_error {
-            println!(
+            outln!(
                 "  error: a recording thread failed (see the log); recordings in progress are in the work directory"
             );
         }
         let m = &self.outcome.mixer;
         if m.late_packets + m.slips + m.encrypted_packets > 0 {
-            println!(
+            outln!(
                 "  audio: {} packets arrived too late to be placed, {} drift slips, {} encrypted packets not recorded \
                  (each record says which party and where)",
                 thousands(m.late_packets),
@@ -189,7 +190,7 @@ impl Summary {
             );
         }
         if m.srtp_decrypted + m.srtp_auth_failures > 0 {
-            println!(
+            outln!(
                 "  srtp: {} packets decrypted with SDES keys, {} failed authentication and were not decoded \
                  (each record says which stream)",
                 thousands(m.srtp_decrypted),
@@ -197,40 +198,40 @@ impl Summary {
             );
         }
         if m.write_errors > 0 {
-            println!(
+            outln!(
                 "  warning: {} recordings are missing audio that could not be written (see the log)",
                 m.write_errors
             );
         }
         let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
-        println!("  local copies: {}", abs(&self.output.join("recordings")).display());
+        outln!("  local copies: {}", abs(&self.output.join("recordings")).display());
         for a in &self.archive {
             let shown = if a.starts_with("s3://") { a.clone() } else { abs(&PathBuf::from(a)).display().to_string() };
-            println!("  archive:      {shown}");
+            outln!("  archive:      {shown}");
         }
         if let Some(age) = s.stats.oldest_unshipped_age_secs.filter(|_| !s.left_queued.is_empty()) {
-            println!("  oldest unshipped recording: {age} s old");
+            outln!("  oldest unshipped recording: {age} s old");
         }
         if s.stats.disk_pressure {
-            println!(
+            outln!(
                 "  warning: the disk is {}% full (above the high watermark); unshipped recordings are kept",
                 s.stats.disk_used_percent.unwrap_or(100)
             );
         }
         if !f.keys.is_empty() && f.entered <= crate::pipeline::KEYS_KEPT as u64 {
             for k in &f.keys {
-                println!("    {k}");
+                outln!("    {k}");
             }
         }
-        println!("  elapsed: {:.2} s", self.elapsed.as_secs_f64());
+        outln!("  elapsed: {:.2} s", self.elapsed.as_secs_f64());
         for e in &self.input.errors {
-            println!("  error: {e}");
+            outln!("  error: {e}");
         }
         if let Some(text) = diverted_error(&s.stats) {
-            println!("  error: {text}");
+            outln!("  error: {text}");
         }
         for e in &s.errors {
-            println!("  shipping error: {e}");
+            outln!("  shipping error: {e}");
         }
     }
 

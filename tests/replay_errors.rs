@@ -185,3 +185,57 @@ fn more_calls_in_progress_than_the_hard_open_files_limit_all_get_their_exact_aud
     assert_eq!(got.len(), 300, "{}", text(&out));
     assert!(got == want, "every call's audio as an unlimited run writes it");
 }
+
+/// `callvault ... | head`: the reader leaves before the report is written. The command does its
+/// work and exits with its own status, without a panic; `archive ls` the same. A report that
+/// cannot be written for another reason (a full disk) is an error.
+#[test]
+fn a_report_nobody_reads_ends_quietly_and_one_that_cannot_be_written_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("calls.pcap");
+    capture(&pcap, 0, 3, 1);
+    let run = |args: &[&std::ffi::OsStr], stdout: std::process::Stdio| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
+            .args(args)
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        std::process::Stdio::from(writer)
+    };
+    let (data, archive) = (dir.path().join("data"), dir.path().join("archive"));
+    let replay_args = [
+        "replay".as_ref(),
+        "--output".as_ref(),
+        data.as_os_str(),
+        "--archive".as_ref(),
+        archive.as_os_str(),
+        pcap.as_os_str(),
+    ];
+    let (status, err) = run(&replay_args, closed());
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(records(&archive).len(), 3, "the work is done all the same: {err}");
+    let day = records(&archive)[0].value["start"].as_str().unwrap()[..10].to_owned();
+    let list = ["archive".as_ref(), "ls".as_ref(), "--archive".as_ref(), archive.as_os_str(), day.as_ref()];
+    let (status, err) = run(&list, closed());
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The listing itself works (what the closed reader missed).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault")).args(list).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3, "{}", text(&out));
+    if Path::new("/dev/full").exists() {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let (status, err) = run(&list, full.into());
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert!(err.contains("cannot write to standard output") && err.contains("No space left"), "{err}");
+    } else {
+        common::skipped("report to a full disk: no /dev/full");
+    }
+}
