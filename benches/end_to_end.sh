@@ -14,7 +14,10 @@
 # each kind of thread: capture, mixers, finishers, writeback, shipper; benches/threads.py),
 # CALLVAULT_BENCH_RUNS (1: runs per size, one row each; this machine's runs vary by +-10 %, so
 # compare ranges, not single runs). The `cached_%` column is how much of the capture was in the
-# page cache when the run started (fincore): below 100 the run also read the disk.
+# page cache when the run started (fincore): below 100 the run also read the disk. `floor_s` is
+# the floor measured just before each run on the same cached file: libpcap reading it and
+# nothing else (capture/examples/pcap_floor.rs); `x_floor` is callvault's wall time over it, a
+# ratio that holds from one day's machine to the next better than packets/s does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
@@ -29,13 +32,14 @@ mkdir -p "$dir"
 # its own meets.
 chattr +T "$dir" 2>/dev/null || true
 cargo build --release --quiet -p callvault -p callvault-callgen
+cargo build --release --quiet -p callvault-capture --example pcap_floor
 bin="$CARGO_TARGET_DIR/release"
 # One open audio file per call in progress: as root, allow more than the largest size needs
 # (the Debian package's unit sets LimitNOFILE=65536).
 ulimit -Hn 65536 2>/dev/null && ulimit -n 65536 || true
 # Manifests signed, as an installed recorder signs them.
 [ -s "$dir/signing.key" ] || CALLVAULT_CONFIG=/dev/null "$bin/callvault" config new-signing-key "$dir/signing.key" > /dev/null
-printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_%
+printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor
 runs="${CALLVAULT_BENCH_RUNS:-1}"
 sizes=()
 for calls in "$@"; do for _ in $(seq "$runs"); do sizes+=("$calls"); done; done
@@ -46,6 +50,7 @@ for calls in "${sizes[@]}"; do
     [ -s "$pcap" ] || "$bin/callgen" --calls "$calls" --concurrency "$calls" --talk "$talk" --out "$pcap" >&2
     cat "$pcap" > /dev/null # into the page cache, as the table's runs were
     cached=$(fincore --bytes --noheadings --output RES,SIZE "$pcap" 2>/dev/null | awk '$2 > 0 {printf "%.0f", $1 * 100 / $2}')
+    floor=$("$bin/examples/pcap_floor" "$pcap" | awk '{print $2}')
     run=$(mktemp -d "$dir/run.XXXXXX")
     sync
     status=0
@@ -77,8 +82,8 @@ for calls in "${sizes[@]}"; do
     }
     # Bytes the run wrote: the spool's files and the archive's, counted once per inode.
     written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
-    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" \
-        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k}'
+    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" \
+        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f}'
     [ -s "$run/threads" ] && cat "$run/threads"
     rm -rf "$run"
     # Let this run's writeback and deletion settle before the next one starts.
