@@ -48,7 +48,9 @@ fn replay_bench(c: &mut Criterion) {
                 config.archive = vec![Archive::from_arg(&run.path().join("archive").to_string_lossy())];
                 config.shipping.drain_timeout = 600;
                 let t = Instant::now();
-                let summary = callvault::replay::execute(&config, std::slice::from_ref(&pcap), true).expect("replay");
+                let summary =
+                    callvault::replay::execute(&config, std::slice::from_ref(&pcap), true, &Default::default())
+                        .expect("replay");
                 total += t.elapsed();
                 assert_eq!(summary.outcome.finish.entered, u64::from(calls), "every call recorded");
                 assert!(summary.outcome.ship.left_queued.is_empty(), "every recording shipped");

@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use anyhow::Context;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use capture::events::EndReason;
 use capture::source::FileSource;
@@ -17,7 +21,7 @@ use crate::cli::{ReplayArgs, Source};
 use crate::config::Config;
 use crate::metrics::{CaptureView, Metrics};
 use crate::pipeline::{Options, Pipeline};
-use crate::summary::{InputReport, Summary};
+use crate::summary::{InputReport, Interrupted, Summary};
 
 /// Capture engine settings from the configuration.
 pub fn engine_config(c: &Config) -> EngineConfig {
@@ -30,17 +34,33 @@ pub fn engine_config(c: &Config) -> EngineConfig {
 }
 
 /// Runs `callvault replay`: records, ships, prints the summary.
+///
+/// SIGINT or SIGTERM stops the reading: the calls in progress end there (`shutdown`) and are
+/// recorded and shipped like the others, and the exit status is 128 + the signal. A second
+/// one exits at once (the work directory keeps what was in progress; the next start recovers
+/// it, as after a crash).
 pub fn replay(source: &Source, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = source.load(|c| args.apply(c))?;
     crate::logging::init(&config.log.level, config.log.format);
-    let summary = execute(&config, &args.captures, args.quiet)?;
+    let stop = Arc::new(AtomicUsize::new(0));
+    let first = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // The second signal (of either kind) ends the process; the first only asks.
+        let exit = u8::try_from(128 + sig).unwrap_or(130).into();
+        signal_hook::flag::register_conditional_shutdown(sig, exit, first.clone())
+            .and_then(|_| signal_hook::flag::register(sig, first.clone()))
+            .and_then(|_| signal_hook::flag::register_usize(sig, stop.clone(), sig as usize))
+            .context("cannot install signal handler")?;
+    }
+    let summary = execute(&config, &args.captures, args.quiet, &stop)?;
     summary.print();
     Ok(summary.exit_code())
 }
 
 /// Replays the capture files through the whole pipeline and returns the report unprinted; the
-/// final metrics go to `metrics.textfile` when it is set.
-pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool) -> anyhow::Result<Summary> {
+/// final metrics go to `metrics.textfile` when it is set. `stop` set to a signal's number
+/// (by its handler) stops the reading (see [`replay`]).
+pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool, stop: &AtomicUsize) -> anyhow::Result<Summary> {
     let opts = Options::from_config(config, Backpressure::Block, crate::pipeline::run_id());
     let mut engine = Engine::new(engine_config(config));
     let metrics = Arc::new(Metrics::from_config(config));
@@ -61,7 +81,12 @@ pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool) -> anyhow::Re
 
     let mut input = InputReport { files: captures.len(), ..InputReport::default() };
     let mut done_bytes = 0u64;
-    for path in captures {
+    'files: for path in captures {
+        let signal = stop.load(Ordering::Relaxed);
+        if signal != 0 {
+            input.interrupted = Some(Interrupted { signal: signal as i32, file: path.clone(), packets: 0 });
+            break;
+        }
         let mut src = match FileSource::open(path) {
             Ok(s) => s,
             Err(e) => {
@@ -86,14 +111,26 @@ pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool) -> anyhow::Re
                     break;
                 }
             }
-            if src.packets() % 65_536 == 0 {
-                progress.set_position(done_bytes + src.position());
+            if src.packets() % 4_096 == 0 {
+                let signal = stop.load(Ordering::Relaxed);
+                if signal != 0 {
+                    tracing::warn!(
+                        "interrupted: the calls in progress are ended here, recorded and shipped; interrupt again to stop at once"
+                    );
+                    input.interrupted =
+                        Some(Interrupted { signal: signal as i32, file: path.clone(), packets: src.packets() });
+                    break 'files;
+                }
+                if src.packets() % 65_536 == 0 {
+                    progress.set_position(done_bytes + src.position());
+                }
             }
         }
         done_bytes += src.size();
         progress.set_position(done_bytes);
     }
-    engine.finish(EndReason::EndOfInput, pipeline.sink());
+    let reason = if input.interrupted.is_some() { EndReason::Shutdown } else { EndReason::EndOfInput };
+    engine.finish(reason, pipeline.sink());
     let capture_time = started.elapsed();
     progress.finish_and_clear();
 

@@ -19,6 +19,30 @@ pub struct InputReport {
     pub files_read: usize,
     /// Errors (missing, corrupt, unsupported files; interface errors).
     pub errors: Vec<String>,
+    /// `replay` was stopped by a signal before the end of its input: where, and by which.
+    pub interrupted: Option<Interrupted>,
+}
+
+/// Where a signal stopped `replay`.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    /// The signal (SIGINT or SIGTERM).
+    pub signal: i32,
+    /// The capture file being read.
+    pub file: PathBuf,
+    /// Packets of that file read before the stop.
+    pub packets: u64,
+}
+
+impl Interrupted {
+    /// The shell's exit status for a command its signal ended: 128 + the signal.
+    pub fn exit_status(&self) -> u8 {
+        u8::try_from(128 + self.signal).unwrap_or(130)
+    }
+
+    fn signal_name(&self) -> &'static str {
+        if self.signal == signal_hook::consts::SIGTERM { "SIGTERM" } else { "SIGINT" }
+    }
 }
 
 /// Everything the end-of-run report shows.
@@ -224,6 +248,15 @@ impl Summary {
             }
         }
         outln!("  elapsed: {:.2} s", self.elapsed.as_secs_f64());
+        if let Some(i) = &self.input.interrupted {
+            outln!(
+                "  interrupted ({}) after {} packets of {}: the rest of the input was not read; the calls in progress \
+                 were ended there (end_reason \"shutdown\"), recorded and shipped like the others",
+                i.signal_name(),
+                thousands(i.packets),
+                i.file.display()
+            );
+        }
         for e in &self.input.errors {
             outln!("  error: {e}");
         }
@@ -266,13 +299,16 @@ impl Summary {
         ))
     }
 
-    /// 0 when everything was read and shipped, 2 when an input failed, 3 when recordings are
+    /// 128 + the signal when a signal stopped `replay` before the end of its input (130 for
+    /// SIGINT), else 0 when everything was read and shipped, 2 when an input failed, 3 when recordings are
     /// left queued or could not be written or the archive held damaged files, 4 when the input was incomplete (most packets cut
     /// short by the capture's snapshot length). A live run that stops on a signal is not failed
     /// by recordings left queued: they are safe in the spool and ship at the next start.
     pub fn exit_code(&self) -> ExitCode {
         let queued = !self.outcome.ship.left_queued.is_empty() && self.live.is_none();
-        if !self.input.errors.is_empty() {
+        if let Some(i) = &self.input.interrupted {
+            ExitCode::from(i.exit_status())
+        } else if !self.input.errors.is_empty() {
             ExitCode::from(2)
         } else if self.outcome.internal_error
             || queued
