@@ -263,8 +263,14 @@ impl Pipeline {
     /// the finishers and the mixer. The mixers publish their counters on the metrics' board,
     /// and the finishers hand it every finished call's record.
     pub fn start(opts: &Options, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
-        std::fs::create_dir_all(&opts.output)
-            .with_context(|| format!("cannot create data directory '{}'", opts.output.display()))?;
+        std::fs::create_dir_all(&opts.output).with_context(|| {
+            let dir = opts.output.display();
+            if opts.output.exists() && !opts.output.is_dir() {
+                format!("data directory '{dir}' is not a directory; choose another path (--output, storage.data_dir)")
+            } else {
+                format!("cannot create data directory '{dir}'")
+            }
+        })?;
         let work = work_dir(&opts.output);
         let spool = Arc::new(Spool::open_with(&opts.output, crate::targets::spool_options(&opts.config.storage))?);
         let targets = crate::targets::build_targets(&opts.config)?;

@@ -95,6 +95,25 @@ fn unwritable_output_is_a_clear_startup_error() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = text(&out);
     assert!(all.contains("cannot create data directory") && all.contains("a-file/data"), "{all}");
+    // The file itself named as the data directory, or as the archive.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(["replay", "--quiet", "--output"])
+        .arg(&file)
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("a-file' is not a directory"), "{}", text(&out));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(["replay", "--quiet", "--output"])
+        .arg(dir.path().join("data"))
+        .arg("--archive")
+        .arg(&file)
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("a-file is not a directory; point the target at a directory"), "{}", text(&out));
 }
 
 #[test]

@@ -126,6 +126,9 @@ impl LocalDir {
             .map_err(|e| config(dir, "cannot be resolved to an absolute path; check the path", Some(e)))?;
         let existed = fs::symlink_metadata(&dir).is_ok();
         fs::create_dir_all(&dir).map_err(|e| {
+            if dir.exists() && !dir.is_dir() {
+                return config(&dir, "is not a directory; point the target at a directory", Some(e));
+            }
             config(&dir, "cannot be created; create it, or fix the path or the permissions of its parent", Some(e))
         })?;
         if !existed && let Some(parent) = dir.parent() {
