@@ -734,7 +734,12 @@ async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Res
             matches!((&batch.header, key), (Some(Ok(h)), Some(k)) if h.signing_key.as_deref() == Some(k.fingerprint()));
         let sig = signing::signature_object(object);
         if let Some(key) = key.filter(|_| mine && !signatures.contains(sig.as_str())) {
-            tracing::warn!(target = target.name(), batch = %target.describe(object), "signing a manifest batch left unsigned (by a crash?)");
+            tracing::warn!(
+                target = target.name(),
+                batch = %target.describe(object),
+                "signing a manifest batch of this recorder's key that has no signature: left so by a crash, or another \
+                 process with the same key is about to sign it (the signature is the same bytes, stored once)"
+            );
             publish_key(target, key).await?;
             put_signature(target, object, key.sign(&body)).await?;
         }
