@@ -153,8 +153,15 @@ impl Signals {
     fn install() -> anyhow::Result<Signals> {
         let stop = Arc::new(AtomicBool::new(false));
         let reload = Arc::new(AtomicBool::new(false));
+        // A second SIGINT/SIGTERM (of either kind) exits at once, with 128 + the signal: the
+        // spool keeps what was finished, the next start recovers what was in progress.
+        let asked = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+            let exit = u8::try_from(128 + sig).unwrap_or(130).into();
+            signal_hook::flag::register_conditional_shutdown(sig, exit, asked.clone())
+                .and_then(|_| signal_hook::flag::register(sig, asked.clone()))
+                .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+                .context("cannot install signal handler")?;
         }
         signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
             .context("cannot install signal handler")?;

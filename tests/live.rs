@@ -161,6 +161,43 @@ fn sigterm_right_after_tcpreplay_loses_no_packet_the_kernel_received() {
     }
 }
 
+#[test]
+fn a_second_sigterm_during_the_shutdown_drain_exits_at_once_and_loses_nothing() {
+    let Some(fx) = Fixture::new("second SIGTERM during the shutdown drain", "d") else { return };
+    let pcap = fx.path("one.pcap");
+    let truth = calls(&pcap, 0, 1, 1000);
+    // An archive that does not answer: the shutdown would try to ship for 60 s.
+    let mut cmd = fx.ns.exec(env!("CARGO_BIN_EXE_callvault"));
+    cmd.args(["run", "--interface", &fx.ns.b, "--user", "root", "--output", &fx.data])
+        .args(["--archive", "s3://unreachable/x", "--s3-endpoint", "https://127.0.0.1:9", "--ship-timeout", "60"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret");
+    let mut cv = Running::start(cmd);
+    cv.wait_for("capturing", Duration::from_secs(20));
+    fx.ns.replay(&pcap);
+    let spooled = Path::new(&fx.data).join("recordings");
+    cv.wait_until("the recording in the spool", Duration::from_secs(15), || !records(&spooled).is_empty());
+    cv.signal("TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", cv.pid())).unwrap_or_default();
+    let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("");
+    assert!(!state.is_empty() && state != "Z", "still shipping after the first SIGTERM ({state:?})\n{}", cv.log());
+    cv.signal("TERM");
+    let t = Instant::now();
+    let status = cv.wait_exit("the second SIGTERM", Duration::from_secs(5));
+    assert_eq!(status.code(), Some(143), "{}", cv.log());
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+    // Nothing lost: the queued recording ships from the spool to a working archive.
+    let out = Command::new(env!("CARGO_BIN_EXE_callvault"))
+        .args(["ship", "--retarget", "--output", &fx.data, "--archive", &fx.archive])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let recs = records(Path::new(&fx.archive));
+    assert_eq!(recs.len(), 1, "{}", text(&out));
+    assert_eq!(recs[0].value["call_id"], truth.calls[0].call_id.as_str());
+}
+
 fn write_config(path: &Path, archive: &str) {
     std::fs::write(path, format!("[log]\nheartbeat = 1\n\n[[archive]]\npath = \"{archive}\"\n")).unwrap();
 }
