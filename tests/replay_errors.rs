@@ -86,34 +86,24 @@ fn unwritable_output_is_a_clear_startup_error() {
     capture(&good, 0, 1, 1);
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
-        .args(["replay", "--quiet", "--output"])
-        .arg(file.join("data"))
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let all = text(&out);
+    // `callvault replay --quiet ARGS good.pcap`: it must refuse to start (status 1).
+    let refused = |args: &[&Path]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"));
+        cmd.args(["replay", "--quiet"]);
+        for (flag, value) in ["--output", "--archive"].iter().zip(args) {
+            cmd.arg(flag).arg(value);
+        }
+        let out = cmd.arg(&good).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        text(&out)
+    };
+    let all = refused(&[&file.join("data")]);
     assert!(all.contains("cannot create data directory") && all.contains("a-file/data"), "{all}");
     // The file itself named as the data directory, or as the archive.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
-        .args(["replay", "--quiet", "--output"])
-        .arg(&file)
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("a-file' is not a directory"), "{}", text(&out));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callvault"))
-        .args(["replay", "--quiet", "--output"])
-        .arg(dir.path().join("data"))
-        .arg("--archive")
-        .arg(&file)
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("a-file is not a directory; point the target at a directory"), "{}", text(&out));
+    let all = refused(&[&file]);
+    assert!(all.contains("a-file' is not a directory"), "{all}");
+    let all = refused(&[&dir.path().join("data"), &file]);
+    assert!(all.contains("a-file is not a directory; point the target at a directory"), "{all}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,21 @@ fn fifo(dir: &Path) -> std::path::PathBuf {
     fifo
 }
 
+/// The capture written, then `callvault replay` started on a FIFO in `dir`/run and 40 % of the
+/// capture written into it (every call ~10 s into its audio): the truth, the capture's bytes,
+/// the run directory, the process and the FIFO's open write end.
+fn start_on_fifo(dir: &Path) -> (callgen::Truth, Vec<u8>, PathBuf, Child, std::fs::File) {
+    let pcap = dir.join("calls.pcap");
+    let truth = capture(&pcap);
+    let bytes = std::fs::read(&pcap).unwrap();
+    let run = dir.join("run");
+    let input = fifo(dir);
+    let child = spawn_replay(&run, &input);
+    let mut w = std::fs::OpenOptions::new().write(true).open(&input).unwrap();
+    w.write_all(&bytes[..bytes.len() * 2 / 5]).unwrap();
+    (truth, bytes, run, child, w)
+}
+
 fn interrupt(child: &Child) {
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
 }
@@ -54,12 +69,10 @@ fn interrupt(child: &Child) {
 #[test]
 fn an_interrupted_replay_records_and_ships_what_it_read_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("calls.pcap");
-    let truth = capture(&pcap);
-    let bytes = std::fs::read(&pcap).unwrap();
+    let (truth, bytes, run, child, mut w) = start_on_fifo(dir.path());
     // The whole capture, for what each call's recording must start with.
     let whole = dir.path().join("whole");
-    let out = replay(&[&pcap], &whole, &[]);
+    let out = replay(&[&dir.path().join("calls.pcap")], &whole, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let full: HashMap<String, common::Rec> = records(&whole.join("archive"))
         .into_iter()
@@ -67,14 +80,8 @@ fn an_interrupted_replay_records_and_ships_what_it_read_and_says_so() {
         .collect();
     assert_eq!(full.len(), truth.calls.len());
 
-    let run = dir.path().join("run");
-    let input = fifo(dir.path());
-    let child = spawn_replay(&run, &input);
-    let mut w = std::fs::OpenOptions::new().write(true).open(&input).unwrap();
-    // 40 % of the capture (every call ~10 s into its audio), then Ctrl-C, then the rest for
-    // as long as callvault reads it.
+    // Ctrl-C, then the rest for as long as callvault reads it.
     let cut = bytes.len() * 2 / 5;
-    w.write_all(&bytes[..cut]).unwrap();
     interrupt(&child);
     let mut sent = cut;
     for chunk in bytes[cut..].chunks(64 << 10) {
@@ -115,14 +122,7 @@ fn an_interrupted_replay_records_and_ships_what_it_read_and_says_so() {
 #[test]
 fn a_second_interrupt_stops_at_once_and_the_next_start_recovers_the_calls() {
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("calls.pcap");
-    let truth = capture(&pcap);
-    let bytes = std::fs::read(&pcap).unwrap();
-    let run = dir.path().join("run");
-    let input = fifo(dir.path());
-    let mut child = spawn_replay(&run, &input);
-    let mut w = std::fs::OpenOptions::new().write(true).open(&input).unwrap();
-    w.write_all(&bytes[..bytes.len() * 2 / 5]).unwrap();
+    let (truth, _, run, mut child, w) = start_on_fifo(dir.path());
     // The input hangs (the writer stays open, nothing more comes): the first signal cannot
     // end the reading, the second ends the process.
     let work = run.join("data/work");
