@@ -24,6 +24,7 @@ pub mod retention;
 pub mod run;
 pub mod serve;
 pub mod ship;
+pub mod stop;
 pub mod summary;
 pub mod systemd;
 pub mod targets;

@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use anyhow::Context;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use capture::events::EndReason;
 use capture::source::FileSource;
@@ -42,16 +39,7 @@ pub fn engine_config(c: &Config) -> EngineConfig {
 pub fn replay(source: &Source, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = source.load(|c| args.apply(c))?;
     crate::logging::init(&config.log.level, config.log.format);
-    let stop = Arc::new(AtomicUsize::new(0));
-    let first = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
-        // The second signal (of either kind) ends the process; the first only asks.
-        let exit = u8::try_from(128 + sig).unwrap_or(130).into();
-        signal_hook::flag::register_conditional_shutdown(sig, exit, first.clone())
-            .and_then(|_| signal_hook::flag::register(sig, first.clone()))
-            .and_then(|_| signal_hook::flag::register_usize(sig, stop.clone(), sig as usize))
-            .context("cannot install signal handler")?;
-    }
+    let stop = crate::stop::install()?;
     let summary = execute(&config, &args.captures, args.quiet, &stop)?;
     summary.print();
     Ok(summary.exit_code())
@@ -59,7 +47,7 @@ pub fn replay(source: &Source, args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// Replays the capture files through the whole pipeline and returns the report unprinted; the
 /// final metrics go to `metrics.textfile` when it is set. `stop` set to a signal's number
-/// (by its handler) stops the reading (see [`replay`]).
+/// (by [`crate::stop::install`]'s handlers) stops the reading (see [`replay`]).
 pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool, stop: &AtomicUsize) -> anyhow::Result<Summary> {
     let opts = Options::from_config(config, Backpressure::Block, crate::pipeline::run_id());
     let mut engine = Engine::new(engine_config(config));

@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -145,24 +145,16 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// The signals `run` acts on, as flags the loop polls.
 struct Signals {
-    stop: Arc<AtomicBool>,
+    /// The first SIGINT/SIGTERM's number, 0 until one came.
+    stop: Arc<AtomicUsize>,
     reload: Arc<AtomicBool>,
 }
 
 impl Signals {
     fn install() -> anyhow::Result<Signals> {
-        let stop = Arc::new(AtomicBool::new(false));
+        // A second SIGINT/SIGTERM exits at once (`crate::stop`).
+        let stop = crate::stop::install()?;
         let reload = Arc::new(AtomicBool::new(false));
-        // A second SIGINT/SIGTERM (of either kind) exits at once, with 128 + the signal: the
-        // spool keeps what was finished, the next start recovers what was in progress.
-        let asked = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let exit = u8::try_from(128 + sig).unwrap_or(130).into();
-            signal_hook::flag::register_conditional_shutdown(sig, exit, asked.clone())
-                .and_then(|_| signal_hook::flag::register(sig, asked.clone()))
-                .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
-                .context("cannot install signal handler")?;
-        }
         signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
             .context("cannot install signal handler")?;
         Ok(Signals { stop, reload })
@@ -219,7 +211,7 @@ impl LiveRun {
         let mut last_audit = Instant::now();
         let mut beat = Beat::default();
         let mut kernel_dropped = vec![0u64; capture.sources().len()];
-        while !signals.stop.load(Ordering::Relaxed) {
+        while signals.stop.load(Ordering::Relaxed) == 0 {
             if signals.reload.swap(false, Ordering::Relaxed) {
                 self.reload(source, args);
             }

@@ -34,17 +34,6 @@ pub struct Interrupted {
     pub packets: u64,
 }
 
-impl Interrupted {
-    /// The shell's exit status for a command its signal ended: 128 + the signal.
-    pub fn exit_status(&self) -> u8 {
-        u8::try_from(128 + self.signal).unwrap_or(130)
-    }
-
-    fn signal_name(&self) -> &'static str {
-        if self.signal == signal_hook::consts::SIGTERM { "SIGTERM" } else { "SIGINT" }
-    }
-}
-
 /// Everything the end-of-run report shows.
 #[derive(Debug)]
 pub struct Summary {
@@ -252,7 +241,7 @@ impl Summary {
             outln!(
                 "  interrupted ({}) after {} packets of {}: the rest of the input was not read; the calls in progress \
                  were ended there (end_reason \"shutdown\"), recorded and shipped like the others",
-                i.signal_name(),
+                crate::stop::name(i.signal),
                 thousands(i.packets),
                 i.file.display()
             );
@@ -307,7 +296,7 @@ impl Summary {
     pub fn exit_code(&self) -> ExitCode {
         let queued = !self.outcome.ship.left_queued.is_empty() && self.live.is_none();
         if let Some(i) = &self.input.interrupted {
-            ExitCode::from(i.exit_status())
+            ExitCode::from(crate::stop::exit_status(i.signal))
         } else if !self.input.errors.is_empty() {
             ExitCode::from(2)
         } else if self.outcome.internal_error
