@@ -70,10 +70,32 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
 }
 
 /// [`finish`] for several recordings, one result each, in order: each file is fsynced on its
-/// own, the work directory (where the records were renamed into place) once for all.
+/// own, the work directory (where the records were renamed into place) once for all. The
+/// recordings are taken two at a time, those of the nearest durations together, so their files
+/// are hashed together ([`filehash::hash_files`]) while at most two recordings' files are open.
 pub fn finish_group(pending: Vec<PendingRecording>, work_dir: &Path) -> Vec<Result<Finished, FinishError>> {
+    let mut order: Vec<usize> = (0..pending.len()).collect();
+    order.sort_by(|&a, &b| pending[a].record.duration_s.total_cmp(&pending[b].record.duration_s));
+    let mut waiting: Vec<Option<PendingRecording>> = pending.into_iter().map(Some).collect();
+    let mut done: Vec<Option<Result<(Finished, PathBuf), FinishError>>> = waiting.iter().map(|_| None).collect();
+    for two in order.chunks(2) {
+        let mut prepared: Vec<(usize, Result<Prepared, FinishError>)> =
+            two.iter().map(|&i| (i, prepare(waiting[i].take().expect("each recording once"), work_dir))).collect();
+        let hashes = {
+            let mut files: Vec<&mut File> =
+                prepared.iter_mut().filter_map(|(_, p)| p.as_mut().ok()).flat_map(Prepared::files_mut).collect();
+            filehash::hash_files(&mut files)
+        };
+        let mut hashes = hashes.into_iter();
+        for (i, p) in prepared {
+            done[i] = Some(p.and_then(|p| {
+                let own = hashes.by_ref().take(p.file_count()).collect();
+                complete(p, own)
+            }));
+        }
+    }
     let mut results: Vec<Result<(Finished, PathBuf), FinishError>> =
-        pending.into_iter().map(|p| finish_files(p, work_dir)).collect();
+        done.into_iter().map(|r| r.expect("every recording finished or failed")).collect();
     if results.iter().any(Result::is_ok)
         && let Err(e) = File::open(work_dir).and_then(|d| d.sync_all())
     {
@@ -96,25 +118,69 @@ pub fn finish_group(pending: Vec<PendingRecording>, work_dir: &Path) -> Vec<Resu
         .collect()
 }
 
-/// [`finish`] but for the fsync of the work directory, which is the caller's; also returns the
-/// sidecar to remove once it is done.
-fn finish_files(pending: PendingRecording, work_dir: &Path) -> Result<(Finished, PathBuf), FinishError> {
-    let PendingRecording { mut record, start, audio, evidence } = pending;
+/// A recording whose files are open and fsynced, to be hashed.
+struct Prepared {
+    record: CallRecord,
+    key: String,
+    stem: PathBuf,
+    audio: Vec<(PathBuf, File)>,
+    evidence: Option<(PathBuf, File)>,
+}
+
+impl Prepared {
+    /// Audio files first, then the evidence capture: the order [`complete`] takes hashes in.
+    fn files_mut(&mut self) -> impl Iterator<Item = &mut File> {
+        self.audio.iter_mut().chain(self.evidence.as_mut()).map(|(_, f)| f)
+    }
+
+    fn file_count(&self) -> usize {
+        self.audio.len() + usize::from(self.evidence.is_some())
+    }
+}
+
+/// Opens a recording's files (audio, evidence) and makes their content durable.
+fn prepare(pending: PendingRecording, work_dir: &Path) -> Result<Prepared, FinishError> {
+    let PendingRecording { record, start, audio, evidence } = pending;
     let key = recording_key(&record, start);
-    let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
-    let mut files = Vec::with_capacity(2);
     let first = audio.first().map(|(p, _)| p).or(evidence.as_ref().map(|(p, _)| p));
     let stem = match first {
         Some(path) => work_stem(path),
-        None => work_dir.join(format!("{}-{}", name, std::process::id())),
+        None => {
+            let name = key.rsplit('/').next().unwrap_or(&key);
+            work_dir.join(format!("{}-{}", name, std::process::id()))
+        }
     };
+    let mut files = Vec::with_capacity(audio.len());
+    for (path, file) in audio {
+        let opened = file.into_file().and_then(|f| f.sync_all().map(|()| f));
+        match opened {
+            Ok(f) => files.push((path, f)),
+            Err(source) => return Err(FinishError::Audio { path, source }),
+        }
+    }
+    if let Some((path, file)) = &evidence
+        && let Err(source) = file.sync_all()
+    {
+        return Err(FinishError::Audio { path: path.clone(), source });
+    }
+    Ok(Prepared { record, key, stem, audio: files, evidence })
+}
+
+/// Names the hashed files in the record, writes the record (durable, renamed into place) and
+/// describes the recording for the spool; also returns the sidecar to remove once the work
+/// directory is fsynced (the caller's).
+fn complete(prepared: Prepared, hashes: Vec<io::Result<(String, u64)>>) -> Result<(Finished, PathBuf), FinishError> {
+    let Prepared { mut record, key, stem, audio, evidence } = prepared;
+    let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
+    let mut hashes = hashes.into_iter();
+    let mut files = Vec::with_capacity(2);
     let channel_names = record.audio.as_ref().map(|a| a.channels.clone()).unwrap_or_default();
     let split = audio.len() > 1;
-    for (i, (path, file)) in audio.into_iter().enumerate() {
-        let audio_err = |source| FinishError::Audio { path: path.clone(), source };
-        let mut file = file.into_file().map_err(audio_err)?;
-        file.sync_all().map_err(audio_err)?;
-        let (sha256, size) = hash_file(&mut file).map_err(audio_err)?;
+    for (i, (path, _file)) in audio.into_iter().enumerate() {
+        let (sha256, size) = match hashes.next().expect("one hash per file") {
+            Ok(h) => h,
+            Err(source) => return Err(FinishError::Audio { path, source }),
+        };
         // Published as `<name>.<ext>`: `wav`, or `caller.wav` / `callee.wav` when split.
         let ext = suffix(&path);
         if let Some(a) = record.audio.as_mut() {
@@ -134,10 +200,11 @@ fn finish_files(pending: PendingRecording, work_dir: &Path) -> Result<(Finished,
         }
         files.push(FinishedFile { path, ext, sha256, size });
     }
-    if let Some((path, mut file)) = evidence {
-        let err = |source| FinishError::Audio { path: path.clone(), source };
-        file.sync_all().map_err(err)?;
-        let (sha256, size) = hash_file(&mut file).map_err(err)?;
+    if let Some((path, _file)) = evidence {
+        let (sha256, size) = match hashes.next().expect("one hash per file") {
+            Ok(h) => h,
+            Err(source) => return Err(FinishError::Audio { path, source }),
+        };
         if let Some(e) = record.evidence.as_mut() {
             e.file = format!("{name}.pcap");
             e.sha256 = sha256.clone();
