@@ -285,6 +285,16 @@ impl Plane {
         self.pages[cell / PAGE].get_or_insert_with(Page::take)
     }
 
+    /// The table that decodes this channel's codes, or silence's (zeros) for a channel with no
+    /// audio yet; `None` for audio that is not G.711.
+    fn g711_table(&self) -> Option<&'static [i16; 256]> {
+        static SILENCE: [i16; 256] = [0; 256];
+        match self.law {
+            None => Some(&SILENCE),
+            Some(law) => law.table(),
+        }
+    }
+
     /// Gives back page `k`: every position it held is written.
     fn release(&mut self, k: usize) {
         if let Some(page) = self.pages[k].take() {
@@ -735,9 +745,9 @@ impl Timeline {
             for plane in &self.planes {
                 plane.touch(start, n);
             }
-            scratch.clear();
             match idle {
                 Some(idle) => {
+                    scratch.clear();
                     scratch.resize(n * 2, idle);
                     for (ch, plane) in self.planes.iter_mut().enumerate() {
                         code_run(plane, start, n, ch, scratch);
@@ -745,11 +755,22 @@ impl Timeline {
                     self.out.write_codes(scratch)?;
                 }
                 None => {
-                    scratch.resize(n * FRAME, 0);
-                    for (ch, plane) in self.planes.iter_mut().enumerate() {
-                        decode_run(plane, start, n, ch, scratch);
+                    let [a, b] = &mut self.planes;
+                    if let (Some(ta), Some(tb)) = (a.g711_table(), b.g711_table()) {
+                        // Every frame is written, both channels at once: no zeroing first.
+                        if scratch.len() < n * FRAME {
+                            scratch.resize(n * FRAME, 0);
+                        }
+                        decode_pair(a, b, [ta, tb], start, n, &mut scratch[..n * FRAME]);
+                        self.out.write_stereo(&scratch[..n * FRAME])?;
+                    } else {
+                        scratch.clear();
+                        scratch.resize(n * FRAME, 0);
+                        for (ch, plane) in self.planes.iter_mut().enumerate() {
+                            decode_run(plane, start, n, ch, scratch);
+                        }
+                        self.out.write_stereo(scratch)?;
                     }
-                    self.out.write_stereo(scratch)?;
                 }
             }
             self.advance(start, n);
@@ -925,6 +946,63 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
             decode_page(page, (start + p) % PAGE, in_page, table, ch, &mut out[p * FRAME..]);
         }
         p += in_page;
+    }
+}
+
+/// [`decode_run`] of both channels at once, when both are G.711 (or have no audio yet): each
+/// frame is written once, whole, instead of each channel's half in a pass of its own over
+/// frames zeroed first.
+fn decode_pair(a: &mut Plane, b: &mut Plane, tables: [&[i16; 256]; 2], start: usize, n: usize, out: &mut [u8]) {
+    let mut p = 0;
+    while p < n {
+        let cell = start + p;
+        let in_page = (PAGE - cell % PAGE).min(n - p);
+        let k = cell / PAGE;
+        let frames = &mut out[p * FRAME..(p + in_page) * FRAME];
+        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], tables, cell % PAGE, frames);
+        p += in_page;
+    }
+}
+
+/// [`decode_pair`] within one page: cells `[start, start + frames / FRAME)`; a channel without
+/// the page, or a cell not filled, is silence.
+fn decode_pair_page(mut pages: [Option<&mut Page>; 2], tables: [&[i16; 256]; 2], start: usize, out: &mut [u8]) {
+    let (frames, _) = out.as_chunks_mut::<FRAME>();
+    let n = frames.len();
+    let [ta, tb] = tables;
+    let mut i = 0;
+    while i < n {
+        let cell = start + i;
+        let (word, bit) = (cell / 64, cell % 64);
+        let take = (64 - bit).min(n - i);
+        let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
+        let present = pages.each_ref().map(|p| p.as_ref().map_or(0, |p| (p.filled[word] >> bit) & mask));
+        let codes = pages.each_ref().map(|p| p.as_ref().map_or(&[][..], |p| &p.codes[cell..cell + take]));
+        let frames = &mut frames[i..i + take];
+        if present == [mask, mask] {
+            for ((frame, &ca), &cb) in frames.iter_mut().zip(codes[0]).zip(codes[1]) {
+                let [a0, a1] = ta[ca as usize].to_le_bytes();
+                let [b0, b1] = tb[cb as usize].to_le_bytes();
+                *frame = [a0, a1, b0, b1];
+            }
+        } else {
+            for (k, frame) in frames.iter_mut().enumerate() {
+                let sample = |ch: usize, table: &[i16; 256]| {
+                    if present[ch] >> k & 1 != 0 { table[codes[ch][k] as usize] } else { 0 }
+                };
+                let [a0, a1] = sample(0, ta).to_le_bytes();
+                let [b0, b1] = sample(1, tb).to_le_bytes();
+                *frame = [a0, a1, b0, b1];
+            }
+        }
+        for (page, present) in pages.iter_mut().zip(present) {
+            if let Some(page) = page
+                && present != 0
+            {
+                page.filled[word] &= !(mask << bit);
+            }
+        }
+        i += take;
     }
 }
 
