@@ -364,18 +364,24 @@ fn hash(c: &mut Criterion, scratch: &Path, audio: &[u8]) {
     g.throughput(Throughput::Bytes(RECORDING as u64));
     g.bench_function("buffer", |b| b.iter(|| filehash::hash_reader(black_box(audio)).unwrap()));
     g.bench_function("file", |b| b.iter(|| filehash::hash_file(black_box(&file)).unwrap()));
-    // Two recordings as a finisher hashes a batch: together, where the CPU has the SHA
-    // extensions (throughput per recording, as above).
-    let other = scratch.join("other.wav");
-    std::fs::write(&other, audio).unwrap();
-    let mut two = [std::fs::File::open(&file).unwrap(), std::fs::File::open(&other).unwrap()];
-    g.throughput(Throughput::Bytes(2 * RECORDING as u64));
-    g.bench_function("two_files", |b| {
-        b.iter(|| {
-            let [x, y] = &mut two;
-            filehash::hash_files(&mut [x, y]).into_iter().map(Result::unwrap).collect::<Vec<_>>()
+    // Two and four recordings as a finisher hashes a batch: together, where the CPU has the
+    // SHA extensions (throughput per recording, as above).
+    let mut many: Vec<std::fs::File> = (0..filehash::LANES)
+        .map(|i| {
+            let path = scratch.join(format!("recording-{i}.wav"));
+            std::fs::write(&path, audio).unwrap();
+            std::fs::File::open(path).unwrap()
         })
-    });
+        .collect();
+    for (name, n) in [("two_files", 2), ("four_files", 4)] {
+        g.throughput(Throughput::Bytes(n as u64 * RECORDING as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut files: Vec<&mut std::fs::File> = many.iter_mut().take(n).collect();
+                filehash::hash_files(&mut files).into_iter().map(Result::unwrap).collect::<Vec<_>>()
+            })
+        });
+    }
     g.finish();
 }
 

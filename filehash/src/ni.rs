@@ -1,7 +1,8 @@
-//! The SHA-256 compression function on the x86 SHA extensions, for one message or for two
-//! messages at once. `sha256rnds2` waits on the result of the one before it, so one message
-//! leaves the unit idle half the time; two independent messages interleaved fill it (measured
-//! on this project's 2-core machine: 1.8 GB/s for one message, 3.0 GB/s for two).
+//! The SHA-256 compression function on the x86 SHA extensions, for one message, or for two
+//! or four messages at once. Each `sha256rnds2` waits on the result of the one before it, so
+//! one message leaves the unit idle much of the time; independent messages interleaved fill
+//! it (measured on this project's 2-core machine: 1.8 GB/s for one message, 3.0 GB/s for two,
+//! 3.7 GB/s for four).
 //!
 //! Architecture invariant: this module is the crate's only `unsafe`; its public functions are
 //! safe, check that the CPU has the extensions and that the input is whole 64-byte blocks.
@@ -109,6 +110,17 @@ pub(crate) fn compress2(a: &mut [u32; 8], blocks_a: &[u8], b: &mut [u32; 8], blo
     assert_eq!(blocks_a.len(), blocks_b.len(), "messages of different lengths");
     // SAFETY: as in `compress1`, for each input.
     unsafe { compress2_ni(a, blocks_a, b, blocks_b) }
+}
+
+/// [`compress1`] for four messages of the same length at once.
+///
+/// Panics as [`compress2`] does.
+pub(crate) fn compress4(states: [&mut [u32; 8]; 4], blocks: [&[u8]; 4]) {
+    assert!(available(), "SHA extensions not available");
+    assert_eq!(blocks[0].len() % 64, 0, "not whole blocks");
+    assert!(blocks.iter().all(|b| b.len() == blocks[0].len()), "messages of different lengths");
+    // SAFETY: as in `compress1`, for each input.
+    unsafe { compress4_ni(states, blocks) }
 }
 
 /// The state as the instructions hold it: (ABEF, CDGH).
@@ -226,4 +238,36 @@ fn compress2_ni(a: &mut [u32; 8], blocks_a: &[u8], b: &mut [u32; 8], blocks_b: &
     }
     store(a, abef_a, cdgh_a);
     store(b, abef_b, cdgh_b);
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn compress4_ni(states: [&mut [u32; 8]; 4], blocks: [&[u8]; 4]) {
+    let mask = be_mask();
+    let [sa, sb, sc, sd] = states;
+    let (mut abef_a, mut cdgh_a) = load(sa);
+    let (mut abef_b, mut cdgh_b) = load(sb);
+    let (mut abef_c, mut cdgh_c) = load(sc);
+    let (mut abef_d, mut cdgh_d) = load(sd);
+    let [a, b, c, d] = blocks.map(|m| m.chunks_exact(64));
+    for (((block_a, block_b), block_c), block_d) in a.zip(b).zip(c).zip(d) {
+        let before = [abef_a, cdgh_a, abef_b, cdgh_b, abef_c, cdgh_c, abef_d, cdgh_d];
+        let mut wa = [_mm_setzero_si128(); 4];
+        let mut wb = [_mm_setzero_si128(); 4];
+        let mut wc = [_mm_setzero_si128(); 4];
+        let mut wd = [_mm_setzero_si128(); 4];
+        block!(mask; (abef_a, cdgh_a, wa, block_a), (abef_b, cdgh_b, wb, block_b),
+            (abef_c, cdgh_c, wc, block_c), (abef_d, cdgh_d, wd, block_d));
+        abef_a = _mm_add_epi32(abef_a, before[0]);
+        cdgh_a = _mm_add_epi32(cdgh_a, before[1]);
+        abef_b = _mm_add_epi32(abef_b, before[2]);
+        cdgh_b = _mm_add_epi32(cdgh_b, before[3]);
+        abef_c = _mm_add_epi32(abef_c, before[4]);
+        cdgh_c = _mm_add_epi32(cdgh_c, before[5]);
+        abef_d = _mm_add_epi32(abef_d, before[6]);
+        cdgh_d = _mm_add_epi32(cdgh_d, before[7]);
+    }
+    store(sa, abef_a, cdgh_a);
+    store(sb, abef_b, cdgh_b);
+    store(sc, abef_c, cdgh_c);
+    store(sd, abef_d, cdgh_d);
 }

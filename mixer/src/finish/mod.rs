@@ -71,16 +71,16 @@ pub fn finish(pending: PendingRecording, work_dir: &Path) -> Result<Finished, Fi
 
 /// [`finish`] for several recordings, one result each, in order: each file is fsynced on its
 /// own, the work directory (where the records were renamed into place) once for all. The
-/// recordings are taken two at a time, those of the nearest durations together, so their files
-/// are hashed together ([`filehash::hash_files`]) while at most two recordings' files are open.
+/// recordings are taken [`filehash::LANES`] at a time, those of the nearest durations together,
+/// so their audio is hashed together ([`filehash::hash_files`]) while only their files are open.
 pub fn finish_group(pending: Vec<PendingRecording>, work_dir: &Path) -> Vec<Result<Finished, FinishError>> {
     let mut order: Vec<usize> = (0..pending.len()).collect();
     order.sort_by(|&a, &b| pending[a].record.duration_s.total_cmp(&pending[b].record.duration_s));
     let mut waiting: Vec<Option<PendingRecording>> = pending.into_iter().map(Some).collect();
     let mut done: Vec<Option<Result<(Finished, PathBuf), FinishError>>> = waiting.iter().map(|_| None).collect();
-    for two in order.chunks(2) {
+    for group in order.chunks(filehash::LANES) {
         let mut prepared: Vec<(usize, Result<Prepared, FinishError>)> =
-            two.iter().map(|&i| (i, prepare(waiting[i].take().expect("each recording once"), work_dir))).collect();
+            group.iter().map(|&i| (i, prepare(waiting[i].take().expect("each recording once"), work_dir))).collect();
         let hashes = {
             let mut files: Vec<&mut File> =
                 prepared.iter_mut().filter_map(|(_, p)| p.as_mut().ok()).flat_map(Prepared::files_mut).collect();
