@@ -17,7 +17,9 @@
 # page cache when the run started (fincore): below 100 the run also read the disk. `floor_s` is
 # the floor measured just before each run on the same cached file: libpcap reading it and
 # nothing else (capture/examples/pcap_floor.rs); `x_floor` is callvault's wall time over it, a
-# ratio that holds from one day's machine to the next better than packets/s does.
+# ratio that holds from one day's machine to the next better than packets/s does. Runs are
+# deleted when the script ends (see the comment at the end of the loop): start the next
+# invocation a few minutes later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
@@ -44,6 +46,8 @@ runs="${CALLVAULT_BENCH_RUNS:-1}"
 sizes=()
 for calls in "$@"; do for _ in $(seq "$runs"); do sizes+=("$calls"); done; done
 left=${#sizes[@]}
+done_runs=()
+trap 'rm -rf "${done_runs[@]}"' EXIT
 for calls in "${sizes[@]}"; do
     left=$((left - 1))
     pcap="$dir/calls-$calls-$talk.pcap"
@@ -85,7 +89,14 @@ for calls in "${sizes[@]}"; do
     awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" \
         'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f}'
     [ -s "$run/threads" ] && cat "$run/threads"
-    rm -rf "$run"
-    # Let this run's writeback and deletion settle before the next one starts.
+    # The run's files are emptied, not deleted, until the last run is over: on ext4 without a
+    # journal (this machine's disk), creating a file skips every inode of its block group
+    # deleted in the last 60 s (300 s more while the inode table is not yet written back),
+    # reading the inode table to find out. Runs that followed a deleted run 31 s later spent up
+    # to 1.3 s of CPU in that scan at 1,000 calls (perf: recently_deleted, find_inode_bit), one
+    # run in two, and nothing of it is the recorder's.
+    find "$run" -type f -exec truncate -s 0 {} +
+    done_runs+=("$run")
+    # Let this run's writeback settle before the next one starts.
     [ "$left" -eq 0 ] || sleep 31
 done
