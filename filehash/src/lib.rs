@@ -25,20 +25,26 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Lowercase hex SHA-256 and the size of everything `reader` yields.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
+/// Runs `f` with this thread's read buffer, `len` bytes of it (a caller that hashes in turn,
+/// which none does, gets a buffer of its own).
+fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     BUF.with(|cell| {
-        // A reader that hashes in turn (none does) gets a buffer of its own.
         let mut own = Vec::new();
         let mut held = cell.try_borrow_mut();
         let buf = match held.as_deref_mut() {
             Ok(buf) => buf,
             Err(_) => &mut own,
         };
-        if buf.len() < IO_BUF {
-            buf.resize(IO_BUF, 0);
+        if buf.len() < len {
+            buf.resize(len, 0);
         }
-        let buf = &mut buf[..IO_BUF];
+        f(&mut buf[..len])
+    })
+}
+
+/// Lowercase hex SHA-256 and the size of everything `reader` yields.
+pub fn hash_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
+    with_buf(IO_BUF, |buf| {
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         loop {
@@ -176,16 +182,7 @@ mod lanes {
     /// hashes the blocks they all have together, and the rest of each buffer alone.
     fn together(mut lanes: Vec<Lane<'_>>) -> Vec<Hashed> {
         debug_assert!(lanes.len() <= LANES);
-        BUF.with(|cell| {
-            let mut own = Vec::new();
-            let mut held = cell.try_borrow_mut();
-            let buf = match held.as_deref_mut() {
-                Ok(buf) => buf,
-                Err(_) => &mut own,
-            };
-            if buf.len() < LANES * LANE_BUF {
-                buf.resize(LANES * LANE_BUF, 0);
-            }
+        with_buf(LANES * LANE_BUF, |buf| {
             let mut bufs: Vec<&mut [u8]> = buf.chunks_mut(LANE_BUF).take(lanes.len()).collect();
             while lanes.iter().any(Lane::live) {
                 let filled: Vec<usize> =

@@ -970,12 +970,7 @@ fn decode_pair_page(mut pages: [Option<&mut Page>; 2], tables: [&[i16; 256]; 2],
     let (frames, _) = out.as_chunks_mut::<FRAME>();
     let n = frames.len();
     let [ta, tb] = tables;
-    let mut i = 0;
-    while i < n {
-        let cell = start + i;
-        let (word, bit) = (cell / 64, cell % 64);
-        let take = (64 - bit).min(n - i);
-        let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
+    for Span { i, cell, word, bit, take, mask } in spans(start, n) {
         let present = pages.each_ref().map(|p| p.as_ref().map_or(0, |p| (p.filled[word] >> bit) & mask));
         let codes = pages.each_ref().map(|p| p.as_ref().map_or(&[][..], |p| &p.codes[cell..cell + take]));
         let frames = &mut frames[i..i + take];
@@ -1002,7 +997,6 @@ fn decode_pair_page(mut pages: [Option<&mut Page>; 2], tables: [&[i16; 256]; 2],
                 page.filled[word] &= !(mask << bit);
             }
         }
-        i += take;
     }
 }
 
@@ -1020,15 +1014,8 @@ fn decode_page(page: &mut Page, start: usize, n: usize, table: &[i16; 256], ch: 
 
 /// [`decode_page`] into channel `CH`.
 fn decode_page_into<const CH: usize>(page: &mut Page, start: usize, n: usize, table: &[i16; 256], out: &mut [u8]) {
-    let mut i = 0;
-    while i < n {
-        let cell = start + i;
-        let word = cell / 64;
-        let bit = cell % 64;
-        let take = (64 - bit).min(n - i);
-        let bits = page.filled[word] >> bit;
-        let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
-        let present = bits & mask;
+    for Span { i, cell, word, bit, take, mask } in spans(start, n) {
+        let present = page.filled[word] >> bit & mask;
         if present != 0 {
             let codes = &page.codes[cell..cell + take];
             let (frames, _) = out[i * FRAME..(i + take) * FRAME].as_chunks_mut::<FRAME>();
@@ -1045,7 +1032,6 @@ fn decode_page_into<const CH: usize>(page: &mut Page, start: usize, n: usize, ta
             }
             page.filled[word] &= !(mask << bit);
         }
-        i += take;
     }
 }
 
@@ -1071,12 +1057,7 @@ fn code_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]
 
 /// [`code_run`] within one page: cells `[start, start + n)` of `page`.
 fn code_page(page: &mut Page, start: usize, n: usize, ch: usize, out: &mut [u8]) {
-    let mut i = 0;
-    while i < n {
-        let cell = start + i;
-        let (word, bit) = (cell / 64, cell % 64);
-        let take = (64 - bit).min(n - i);
-        let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
+    for Span { i, cell, word, bit, take, mask } in spans(start, n) {
         let present = page.filled[word] >> bit & mask;
         if present != 0 {
             let codes = &page.codes[cell..cell + take];
@@ -1094,8 +1075,37 @@ fn code_page(page: &mut Page, start: usize, n: usize, ch: usize, out: &mut [u8])
             }
             page.filled[word] &= !(mask << bit);
         }
-        i += take;
     }
+}
+
+/// A stretch of a page's cells within one word of its `filled` bitmap.
+struct Span {
+    /// Offset of its first cell in the run.
+    i: usize,
+    /// Its first cell in the page.
+    cell: usize,
+    /// The bitmap word, and the first cell's bit in it.
+    word: usize,
+    bit: usize,
+    /// Cells in it, and their bits (shifted down to bit 0).
+    take: usize,
+    mask: u64,
+}
+
+/// Cells `[start, start + n)` of a page, word by word of its bitmap.
+fn spans(start: usize, n: usize) -> impl Iterator<Item = Span> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        (i < n).then(|| {
+            let cell = start + i;
+            let (word, bit) = (cell / 64, cell % 64);
+            let take = (64 - bit).min(n - i);
+            let mask = if take == 64 { u64::MAX } else { (1u64 << take) - 1 };
+            let span = Span { i, cell, word, bit, take, mask };
+            i += take;
+            span
+        })
+    })
 }
 
 /// [`decode_run`] for samples decoded already ([`Law::Decoded8k`]).
