@@ -3,7 +3,7 @@
 //! because fsync and hashing block.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use capture::Timestamp;
@@ -256,8 +256,8 @@ pub fn adopt(files: &[PathBuf]) -> Result<Finished, FinishError> {
         .map_err(|e| rec_err(io::Error::other(e)))?;
     let mut out = Vec::new();
     for path in files {
-        let mut f = File::open(path).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
-        let (sha256, size) = hash_file(&mut f).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
+        let (sha256, size) =
+            filehash::hash_file(path).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
         out.push(FinishedFile { path: path.clone(), ext: suffix(path), sha256, size });
     }
     Ok(Finished { key: recording_key(&record, start), files: out, summary: summary(&record), record })
@@ -287,13 +287,6 @@ fn work_stem(path: &Path) -> PathBuf {
 fn suffix(path: &Path) -> String {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.split_once('.').map_or_else(|| "bin".to_owned(), |(_, ext)| ext.to_owned())
-}
-
-/// SHA-256 and length of an open file, read from the start (the one hash of it on its way
-/// to the spool, which takes it as given).
-fn hash_file(file: &mut File) -> io::Result<(String, u64)> {
-    file.seek(SeekFrom::Start(0))?;
-    filehash::hash_reader(file)
 }
 
 /// The archive key of a call: its start date as directories, then a name a person can read

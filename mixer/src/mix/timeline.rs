@@ -938,29 +938,36 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
         return copy_run(plane, start, n, ch, out);
     }
     let Some(table) = plane.law.and_then(Law::table) else { return };
-    let mut p = 0;
-    while p < n {
-        // Page by page; positions without a page are silence.
-        let in_page = (PAGE - (start + p) % PAGE).min(n - p);
-        if let Some(page) = plane.pages[(start + p) / PAGE].as_deref_mut() {
-            decode_page(page, (start + p) % PAGE, in_page, table, ch, &mut out[p * FRAME..]);
+    // Page by page; positions without a page are silence.
+    for (p, k, at, in_page) in page_runs(start, n) {
+        if let Some(page) = plane.pages[k].as_deref_mut() {
+            decode_page(page, at, in_page, table, ch, &mut out[p * FRAME..]);
         }
-        p += in_page;
     }
+}
+
+/// Ring cells `[start, start + n)` page by page: (offset in the run, page, first cell in the
+/// page, cells).
+fn page_runs(start: usize, n: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let mut p = 0;
+    std::iter::from_fn(move || {
+        (p < n).then(|| {
+            let cell = start + p;
+            let in_page = (PAGE - cell % PAGE).min(n - p);
+            let run = (p, cell / PAGE, cell % PAGE, in_page);
+            p += in_page;
+            run
+        })
+    })
 }
 
 /// [`decode_run`] of both channels at once, when both are G.711 (or have no audio yet): each
 /// frame is written once, whole, instead of each channel's half in a pass of its own over
 /// frames zeroed first.
 fn decode_pair(a: &mut Plane, b: &mut Plane, tables: [&[i16; 256]; 2], start: usize, n: usize, out: &mut [u8]) {
-    let mut p = 0;
-    while p < n {
-        let cell = start + p;
-        let in_page = (PAGE - cell % PAGE).min(n - p);
-        let k = cell / PAGE;
+    for (p, k, at, in_page) in page_runs(start, n) {
         let frames = &mut out[p * FRAME..(p + in_page) * FRAME];
-        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], tables, cell % PAGE, frames);
-        p += in_page;
+        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], tables, at, frames);
     }
 }
 
@@ -1044,14 +1051,11 @@ const ALAW_IDLE: u8 = 0xd5;
 /// n)` of `plane` into channel `ch` of the interleaved two-byte frames `out` (which holds the
 /// idle code), and clears their filled bits.
 fn code_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
-    let mut p = 0;
-    while p < n {
-        // Page by page; positions without a page keep the idle code.
-        let in_page = (PAGE - (start + p) % PAGE).min(n - p);
-        if let Some(page) = plane.pages[(start + p) / PAGE].as_deref_mut() {
-            code_page(page, (start + p) % PAGE, in_page, ch, &mut out[p * 2..]);
+    // Page by page; positions without a page keep the idle code.
+    for (p, k, at, in_page) in page_runs(start, n) {
+        if let Some(page) = plane.pages[k].as_deref_mut() {
+            code_page(page, at, in_page, ch, &mut out[p * 2..]);
         }
-        p += in_page;
     }
 }
 
