@@ -37,6 +37,7 @@ pub mod stream;
 pub mod timeline;
 pub mod wav;
 pub mod wideband;
+pub mod writeback;
 
 /// Samples per nanosecond divisor at 8 kHz.
 pub(crate) const NS_PER_SAMPLE: i64 = 125_000;

@@ -7,8 +7,9 @@
 //! of a call's audio), the others nothing.
 //!
 //! Writeback starts as a file grows, not at its end: every [`WRITEBACK_EVERY`] bytes written
-//! to it, a handle to it goes to the writeback thread, which flushes what it holds to the disk
-//! (`fdatasync`) while the call goes on. Left to the kernel, a call's audio would sit in the
+//! to it, a handle to it goes to the writeback thread, which queues what it holds for the disk
+//! ([`crate::mix::writeback::start`]: `sync_file_range`, no waiting, no inode write, no cache
+//! flush) while the call goes on. Left to the kernel, a call's audio would sit in the
 //! page cache until the finisher's fsync at the call's end (the kernel starts writing only
 //! when a tenth of memory is dirty, or after 30 s), and recordings ending together would wait
 //! for all their audio at once. The thread never holds up a mixer: when it is behind, the
@@ -60,7 +61,7 @@ fn writeback() -> Option<&'static Sender<File>> {
             let spawned = std::thread::Builder::new().name("writeback".into()).spawn(move || {
                 for file in rx {
                     // A failure here is the finisher's to find and report: its fsync fails too.
-                    let _ = file.sync_data();
+                    let _ = crate::mix::writeback::start(&file);
                 }
             });
             spawned.ok().map(|_| tx)

@@ -1,0 +1,59 @@
+//! Starting a file's writeback without waiting for it: `sync_file_range(2)` with
+//! `SYNC_FILE_RANGE_WRITE`, the one call in this crate that `std` and `rustix` do not offer,
+//! hence this crate's only `unsafe` (the crate denies it and this module allows it).
+//!
+//! Unlike `fdatasync`, it queues the dirty pages for the disk and returns: no wait for the
+//! I/O, no inode write, no cache flush of the device. None of that is needed while a call
+//! goes on: the finisher's `fsync` at the end is what makes a recording durable, and it then
+//! finds the data already on its way (see [`crate::mix::openfiles`]).
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// Queues every dirty page of `file` for writing to its disk and returns without waiting.
+/// Where the kernel does not offer it (`ENOSYS`, e.g. a seccomp filter), `fdatasync` does it
+/// and waits.
+pub fn start(file: &File) -> io::Result<()> {
+    // SAFETY: the descriptor is open for the lifetime of the borrow; offset 0 and length 0
+    // mean the whole file; the call reads and writes no memory of this process.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ENOSYS) { file.sync_data() } else { Err(err) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    use super::*;
+
+    #[test]
+    fn starts_writeback_of_a_written_file_and_leaves_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f =
+            std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(dir.path().join("a")).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+        f.write_all(&data).unwrap();
+        start(&f).unwrap();
+        f.write_all(b"tail").unwrap();
+        start(&f).unwrap();
+        let mut back = Vec::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut back).unwrap();
+        assert_eq!(&back[..data.len()], &data[..]);
+        assert_eq!(&back[data.len()..], b"tail");
+    }
+
+    #[test]
+    fn a_pipe_is_an_error_not_a_silent_success() {
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let f = File::from(std::os::fd::OwnedFd::from(reader));
+        let err = start(&f).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESPIPE), "{err}");
+    }
+}
