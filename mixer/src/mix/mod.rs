@@ -20,6 +20,7 @@ pub mod dtmf;
 pub mod edits;
 pub mod evidence;
 pub mod g711;
+pub(crate) mod g711_avx2;
 pub mod g722;
 pub mod linear;
 pub mod narrow;

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::mix::audio::{AudioConfig, AudioOut, BLOCK, CodeState};
 use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
+use crate::mix::g711_avx2::{self, Expand};
 use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::Encoding;
 use crate::mix::wideband::{Cell, Samples, UpChannel};
@@ -965,15 +966,26 @@ fn page_runs(start: usize, n: usize) -> impl Iterator<Item = (usize, usize, usiz
 /// frame is written once, whole, instead of each channel's half in a pass of its own over
 /// frames zeroed first.
 fn decode_pair(a: &mut Plane, b: &mut Plane, tables: [&[i16; 256]; 2], start: usize, n: usize, out: &mut [u8]) {
+    let laws = match tables.map(Expand::of) {
+        [Some(la), Some(lb)] => Some([la, lb]),
+        _ => None,
+    };
     for (p, k, at, in_page) in page_runs(start, n) {
         let frames = &mut out[p * FRAME..(p + in_page) * FRAME];
-        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], tables, at, frames);
+        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], tables, laws, at, frames);
     }
 }
 
 /// [`decode_pair`] within one page: cells `[start, start + frames / FRAME)`; a channel without
-/// the page, or a cell not filled, is silence.
-fn decode_pair_page(mut pages: [Option<&mut Page>; 2], tables: [&[i16; 256]; 2], start: usize, out: &mut [u8]) {
+/// the page, or a cell not filled, is silence. Runs where both channels are filled go eight
+/// frames at a time through [`g711_avx2`] when `laws` names the tables' expansions.
+fn decode_pair_page(
+    mut pages: [Option<&mut Page>; 2],
+    tables: [&[i16; 256]; 2],
+    laws: Option<[Expand; 2]>,
+    start: usize,
+    out: &mut [u8],
+) {
     let (frames, _) = out.as_chunks_mut::<FRAME>();
     let n = frames.len();
     let [ta, tb] = tables;
@@ -982,7 +994,8 @@ fn decode_pair_page(mut pages: [Option<&mut Page>; 2], tables: [&[i16; 256]; 2],
         let codes = pages.each_ref().map(|p| p.as_ref().map_or(&[][..], |p| &p.codes[cell..cell + take]));
         let frames = &mut frames[i..i + take];
         if present == [mask, mask] {
-            for ((frame, &ca), &cb) in frames.iter_mut().zip(codes[0]).zip(codes[1]) {
+            let done = laws.map_or(0, |laws| g711_avx2::decode_pairs(laws, codes[0], codes[1], frames));
+            for ((frame, &ca), &cb) in frames[done..].iter_mut().zip(&codes[0][done..]).zip(&codes[1][done..]) {
                 let [a0, a1] = ta[ca as usize].to_le_bytes();
                 let [b0, b1] = tb[cb as usize].to_le_bytes();
                 *frame = [a0, a1, b0, b1];

@@ -1,6 +1,6 @@
 //! Starting a file's writeback without waiting for it: `sync_file_range(2)` with
-//! `SYNC_FILE_RANGE_WRITE`, the one call in this crate that `std` and `rustix` do not offer,
-//! hence this crate's only `unsafe` (the crate denies it and this module allows it).
+//! `SYNC_FILE_RANGE_WRITE`, the one system call in this crate that `std` and `rustix` do not
+//! offer, hence `unsafe` here (the crate denies it; this module and `g711_avx2` allow it).
 //!
 //! Unlike `fdatasync`, it queues the dirty pages for the disk and returns: no wait for the
 //! I/O, no inode write, no cache flush of the device. None of that is needed while a call
