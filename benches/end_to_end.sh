@@ -19,7 +19,13 @@
 # nothing else (capture/examples/pcap_floor.rs); `x_floor` is callvault's wall time over it, a
 # ratio that holds from one day's machine to the next better than packets/s does. Runs are
 # deleted when the script ends (see the comment at the end of the loop): start the next
-# invocation a few minutes later.
+# invocation a few minutes later. `free_GiB` is the memory free when the run started: the run's
+# audio takes that many fresh pages before the kernel reclaims any cache, and on a virtual
+# machine a page the guest has not touched lately may cost a fault in the host on its first
+# write (at 20,000 x 10 s here: 15 of 79 CPU seconds, in copy_folio_from_iter_atomic).
+# CALLVAULT_BENCH_STEADY=1 fills all but 2 GiB of free memory with clean page cache before each
+# run (a sparse file read once, deleted at the end), as a recorder that has run for a while
+# finds its memory: new audio then takes pages the kernel reclaims.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
@@ -41,18 +47,25 @@ bin="$CARGO_TARGET_DIR/release"
 ulimit -Hn 65536 2>/dev/null && ulimit -n 65536 || true
 # Manifests signed, as an installed recorder signs them.
 [ -s "$dir/signing.key" ] || CALLVAULT_CONFIG=/dev/null "$bin/callvault" config new-signing-key "$dir/signing.key" > /dev/null
-printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor
 runs="${CALLVAULT_BENCH_RUNS:-1}"
 sizes=()
 for calls in "$@"; do for _ in $(seq "$runs"); do sizes+=("$calls"); done; done
 left=${#sizes[@]}
 done_runs=()
-trap 'rm -rf "${done_runs[@]}"' EXIT
+fill="$dir/steady.fill"
+trap 'rm -rf "${done_runs[@]}" "$fill"' EXIT
+printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB
 for calls in "${sizes[@]}"; do
     left=$((left - 1))
     pcap="$dir/calls-$calls-$talk.pcap"
     [ -s "$pcap" ] || "$bin/callgen" --calls "$calls" --concurrency "$calls" --talk "$talk" --out "$pcap" >&2
+    if [ -n "${CALLVAULT_BENCH_STEADY:-}" ]; then
+        rm -f "$fill"
+        spare=$(awk '/^MemFree:/ {printf "%.0f", $2 / 1024 - 2048}' /proc/meminfo)
+        [ "$spare" -le 0 ] || { fallocate -l "${spare}M" "$fill" && cat "$fill" > /dev/null; }
+    fi
     cat "$pcap" > /dev/null # into the page cache, as the table's runs were
+    free_gib=$(awk '/^MemFree:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
     cached=$(fincore --bytes --noheadings --output RES,SIZE "$pcap" 2>/dev/null | awk '$2 > 0 {printf "%.0f", $1 * 100 / $2}')
     floor=$("$bin/examples/pcap_floor" "$pcap" | awk '{print $2}')
     run=$(mktemp -d "$dir/run.XXXXXX")
@@ -86,8 +99,8 @@ for calls in "${sizes[@]}"; do
     }
     # Bytes the run wrote: the spool's files and the archive's, counted once per inode.
     written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
-    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" \
-        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f}'
+    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" -v m="$free_gib" \
+        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f, m}'
     [ -s "$run/threads" ] && cat "$run/threads"
     # The run's files are emptied, not deleted, until the last run is over: on ext4 without a
     # journal (this machine's disk), creating a file skips every inode of its block group
