@@ -1,7 +1,8 @@
 //! A full local disk: the data directory is a small tmpfs that fills while recording. callvault
 //! must say so (error log, exit status 3, summary), keep the audio that fits, ship what was
 //! finished, and lose nothing silently: every call ends up in the archive, its record saying
-//! where its audio stops and why.
+//! where its audio stops and why. And a disk that fails writes (a loop-mounted image that
+//! cannot grow): the failure reaches the fsync that would declare the audio durable.
 
 mod common;
 
@@ -172,4 +173,64 @@ fn a_disk_full_to_the_last_byte_loses_nothing_once_space_is_freed() {
         }
     }
     assert_eq!(std::fs::read_dir(data.join("work")).unwrap().count(), 0, "nothing left behind: {all2}");
+}
+
+/// A loop-mounted ext4 (without a journal, as the disk of the machine these tests run on) whose
+/// backing file sits in a tmpfs too small for it: once the tmpfs is full, every write that
+/// reaches the disk fails. Unmounted (and its loop device freed) when dropped.
+struct FailingDisk {
+    mount: std::path::PathBuf,
+    _backing: Mount,
+}
+
+impl FailingDisk {
+    fn new(dir: &Path) -> Option<FailingDisk> {
+        let backing = Mount::new(&dir.join("backing"), "24m")?;
+        let image = dir.join("backing/disk.img");
+        std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        let made = Command::new("mkfs.ext4").args(["-q", "-F", "-O", "^has_journal"]).arg(&image).status();
+        let mount = dir.join("disk");
+        std::fs::create_dir_all(&mount).unwrap();
+        let mounted = made.is_ok_and(|s| s.success())
+            && Command::new("mount")
+                .args(["-o", "loop,errors=continue"])
+                .arg(&image)
+                .arg(&mount)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            skipped("write-error test: making or loop-mounting an ext4 image failed (mkfs.ext4, loop devices)");
+            return None;
+        }
+        // The tmpfs full: the image cannot grow any more.
+        let mut fill = std::fs::File::create(dir.join("backing/fill")).unwrap();
+        while std::io::Write::write_all(&mut fill, &[0; 1 << 16]).is_ok() {}
+        Some(FailingDisk { mount, _backing: backing })
+    }
+}
+
+impl Drop for FailingDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+    }
+}
+
+/// The disk fails the writes of a call's audio while the call goes on. Writeback started mid-call
+/// (on a duplicate of the audio file's handle, by the writeback thread) must leave the error to
+/// the finisher's fsync, the one that declares the audio durable: an `fdatasync` there took the
+/// file's one error report and dropped it, and the finisher's fsync then succeeded on audio that
+/// never reached the disk.
+#[test]
+fn a_write_error_during_mid_call_writeback_reaches_the_finishers_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = FailingDisk::new(dir.path()) else { return };
+    let mut audio = std::fs::File::create_new(disk.mount.join("audio.wav")).unwrap();
+    std::io::Write::write_all(&mut audio, &[0x55; 4 << 20]).unwrap();
+    let handle = audio.try_clone().unwrap();
+    // Queued or refused at once: either way the error must stay for the fsync below.
+    let _ = mixer::mix::writeback::start(&handle);
+    drop(handle);
+    let err = audio.sync_all().expect_err("the failed writes are reported by the fsync after them");
+    let errno = rustix::io::Errno::from_io_error(&err);
+    assert!(matches!(errno, Some(rustix::io::Errno::IO | rustix::io::Errno::NOSPC)), "{err}");
 }

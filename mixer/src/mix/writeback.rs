@@ -5,7 +5,12 @@
 //! Unlike `fdatasync`, it queues the dirty pages for the disk and returns: no wait for the
 //! I/O, no inode write, no cache flush of the device. None of that is needed while a call
 //! goes on: the finisher's `fsync` at the end is what makes a recording durable, and it then
-//! finds the data already on its way (see [`crate::mix::openfiles`]).
+//! finds the data already on its way (see [`crate::mix::openfiles`]). Nor does it take the
+//! file's error report: a write the disk failed is reported once per open file, to the first
+//! fsync after it, and the writeback thread's handle is a duplicate of the finisher's. An
+//! `fdatasync` here took that report and dropped it, and the finisher's fsync then succeeded
+//! on audio that never reached the disk (`tests/full_disk.rs`,
+//! `a_write_error_during_mid_call_writeback_reaches_the_finishers_fsync`).
 #![allow(unsafe_code)]
 
 use std::fs::File;
