@@ -7,6 +7,27 @@ pub static ULAW_TO_LINEAR: [i16; 256] = build_ulaw();
 /// A-law code -> 16-bit linear sample.
 pub static ALAW_TO_LINEAR: [i16; 256] = build_alaw();
 
+/// How one channel's G.711 codes expand to linear samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expand {
+    Ulaw,
+    Alaw,
+    /// No audio (yet): every sample is 0.
+    Silence,
+}
+
+impl Expand {
+    /// The expansion as a table, code -> sample.
+    pub(crate) fn table(self) -> &'static [i16; 256] {
+        static SILENCE: [i16; 256] = [0; 256];
+        match self {
+            Expand::Ulaw => &ULAW_TO_LINEAR,
+            Expand::Alaw => &ALAW_TO_LINEAR,
+            Expand::Silence => &SILENCE,
+        }
+    }
+}
+
 const fn ulaw_expand(code: u8) -> i16 {
     // G.711 §2: the code is transmitted inverted; bit 7 is the sign (1 = positive).
     let u = !code;

@@ -10,32 +10,7 @@
 //! frames, or all of them on a CPU without AVX2, back to the caller's tables.
 #![allow(unsafe_code)]
 
-use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
-
-/// How one channel's codes expand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expand {
-    Ulaw,
-    Alaw,
-    /// No audio (yet): every sample is 0.
-    Silence,
-}
-
-impl Expand {
-    /// The expansion `table` does: µ-law's or A-law's table, else silence if it is all
-    /// zeros; `None` for any other table.
-    pub(crate) fn of(table: &[i16; 256]) -> Option<Expand> {
-        if std::ptr::eq(table, &ULAW_TO_LINEAR) {
-            Some(Expand::Ulaw)
-        } else if std::ptr::eq(table, &ALAW_TO_LINEAR) {
-            Some(Expand::Alaw)
-        } else if table.iter().all(|&s| s == 0) {
-            Some(Expand::Silence)
-        } else {
-            None
-        }
-    }
-}
+use crate::mix::g711::Expand;
 
 /// Frames decoded per step.
 pub(crate) const STEP: usize = 8;
@@ -136,18 +111,11 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn table(law: Expand) -> [i16; 256] {
-        match law {
-            Expand::Ulaw => ULAW_TO_LINEAR,
-            Expand::Alaw => ALAW_TO_LINEAR,
-            Expand::Silence => [0; 256],
-        }
-    }
+    use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
 
     /// What the tables give, frame by frame.
     fn by_table(laws: [Expand; 2], a: &[u8], b: &[u8]) -> Vec<[u8; 4]> {
-        let [ta, tb] = laws.map(table);
+        let [ta, tb] = laws.map(Expand::table);
         a.iter()
             .zip(b)
             .map(|(&x, &y)| {
@@ -183,12 +151,10 @@ mod tests {
     }
 
     #[test]
-    fn tables_name_their_expansion() {
-        assert_eq!(Expand::of(&ULAW_TO_LINEAR), Some(Expand::Ulaw));
-        assert_eq!(Expand::of(&ALAW_TO_LINEAR), Some(Expand::Alaw));
-        assert_eq!(Expand::of(&[0; 256]), Some(Expand::Silence));
-        // A copy of a table is not taken for the law: only the law's own table is.
-        assert_eq!(Expand::of(&ULAW_TO_LINEAR.clone()), None);
+    fn each_expansion_has_its_table() {
+        assert_eq!(Expand::Ulaw.table(), &ULAW_TO_LINEAR);
+        assert_eq!(Expand::Alaw.table(), &ALAW_TO_LINEAR);
+        assert_eq!(Expand::Silence.table(), &[0; 256]);
     }
 
     proptest! {

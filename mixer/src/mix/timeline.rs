@@ -25,8 +25,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::mix::audio::{AudioConfig, AudioOut, BLOCK, CodeState};
-use crate::mix::g711::{ALAW_TO_LINEAR, ULAW_TO_LINEAR};
-use crate::mix::g711_avx2::{self, Expand};
+use crate::mix::g711::Expand;
+use crate::mix::g711_avx2;
 use crate::mix::openfiles::AudioFile;
 use crate::mix::wav::Encoding;
 use crate::mix::wideband::{Cell, Samples, UpChannel};
@@ -58,13 +58,18 @@ pub enum Law {
 }
 
 impl Law {
-    /// The G.711 expansion table; `None` for G.722.
-    fn table(self) -> Option<&'static [i16; 256]> {
+    /// The G.711 expansion; `None` for the other codecs.
+    fn expand(self) -> Option<Expand> {
         match self {
-            Law::Ulaw => Some(&ULAW_TO_LINEAR),
-            Law::Alaw => Some(&ALAW_TO_LINEAR),
+            Law::Ulaw => Some(Expand::Ulaw),
+            Law::Alaw => Some(Expand::Alaw),
             Law::G722 | Law::Opus | Law::Opus48 | Law::Decoded8k | Law::L16 | Law::L16Wide => None,
         }
+    }
+
+    /// The G.711 expansion table; `None` for the other codecs.
+    fn table(self) -> Option<&'static [i16; 256]> {
+        self.expand().map(Expand::table)
     }
 
     /// The rate of this audio (Hz): a call is recorded at the highest rate in it.
@@ -286,13 +291,12 @@ impl Plane {
         self.pages[cell / PAGE].get_or_insert_with(Page::take)
     }
 
-    /// The table that decodes this channel's codes, or silence's (zeros) for a channel with no
-    /// audio yet; `None` for audio that is not G.711.
-    fn g711_table(&self) -> Option<&'static [i16; 256]> {
-        static SILENCE: [i16; 256] = [0; 256];
+    /// How this channel's codes expand, silence for a channel with no audio yet; `None` for
+    /// audio that is not G.711.
+    fn g711(&self) -> Option<Expand> {
         match self.law {
-            None => Some(&SILENCE),
-            Some(law) => law.table(),
+            None => Some(Expand::Silence),
+            Some(law) => law.expand(),
         }
     }
 
@@ -757,12 +761,12 @@ impl Timeline {
                 }
                 None => {
                     let [a, b] = &mut self.planes;
-                    if let (Some(ta), Some(tb)) = (a.g711_table(), b.g711_table()) {
+                    if let (Some(la), Some(lb)) = (a.g711(), b.g711()) {
                         // Every frame is written, both channels at once: no zeroing first.
                         if scratch.len() < n * FRAME {
                             scratch.resize(n * FRAME, 0);
                         }
-                        decode_pair(a, b, [ta, tb], start, n, &mut scratch[..n * FRAME]);
+                        decode_pair(a, b, [la, lb], start, n, &mut scratch[..n * FRAME]);
                         self.out.write_stereo(&scratch[..n * FRAME])?;
                     } else {
                         scratch.clear();
@@ -965,36 +969,26 @@ fn page_runs(start: usize, n: usize) -> impl Iterator<Item = (usize, usize, usiz
 /// [`decode_run`] of both channels at once, when both are G.711 (or have no audio yet): each
 /// frame is written once, whole, instead of each channel's half in a pass of its own over
 /// frames zeroed first.
-fn decode_pair(a: &mut Plane, b: &mut Plane, tables: [&[i16; 256]; 2], start: usize, n: usize, out: &mut [u8]) {
-    let laws = match tables.map(Expand::of) {
-        [Some(la), Some(lb)] => Some([la, lb]),
-        _ => None,
-    };
+fn decode_pair(a: &mut Plane, b: &mut Plane, laws: [Expand; 2], start: usize, n: usize, out: &mut [u8]) {
     for (p, k, at, in_page) in page_runs(start, n) {
         let frames = &mut out[p * FRAME..(p + in_page) * FRAME];
-        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], tables, laws, at, frames);
+        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], laws, at, frames);
     }
 }
 
 /// [`decode_pair`] within one page: cells `[start, start + frames / FRAME)`; a channel without
 /// the page, or a cell not filled, is silence. Runs where both channels are filled go eight
-/// frames at a time through [`g711_avx2`] when `laws` names the tables' expansions.
-fn decode_pair_page(
-    mut pages: [Option<&mut Page>; 2],
-    tables: [&[i16; 256]; 2],
-    laws: Option<[Expand; 2]>,
-    start: usize,
-    out: &mut [u8],
-) {
+/// frames at a time through [`g711_avx2`] (the tables do what it leaves).
+fn decode_pair_page(mut pages: [Option<&mut Page>; 2], laws: [Expand; 2], start: usize, out: &mut [u8]) {
     let (frames, _) = out.as_chunks_mut::<FRAME>();
     let n = frames.len();
-    let [ta, tb] = tables;
+    let [ta, tb] = laws.map(Expand::table);
     for Span { i, cell, word, bit, take, mask } in spans(start, n) {
         let present = pages.each_ref().map(|p| p.as_ref().map_or(0, |p| (p.filled[word] >> bit) & mask));
         let codes = pages.each_ref().map(|p| p.as_ref().map_or(&[][..], |p| &p.codes[cell..cell + take]));
         let frames = &mut frames[i..i + take];
         if present == [mask, mask] {
-            let done = laws.map_or(0, |laws| g711_avx2::decode_pairs(laws, codes[0], codes[1], frames));
+            let done = g711_avx2::decode_pairs(laws, codes[0], codes[1], frames);
             for ((frame, &ca), &cb) in frames[done..].iter_mut().zip(&codes[0][done..]).zip(&codes[1][done..]) {
                 let [a0, a1] = ta[ca as usize].to_le_bytes();
                 let [b0, b1] = tb[cb as usize].to_le_bytes();
