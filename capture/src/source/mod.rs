@@ -7,10 +7,11 @@
 
 mod compressed;
 mod live;
+mod stdio;
 
 use std::path::{Path, PathBuf};
 
-use pcap::{Capture, Offline, Precision};
+use pcap::{Capture, Offline};
 use thiserror::Error;
 
 use crate::time::Timestamp;
@@ -94,7 +95,9 @@ fn link_of(dlt: i32, path: &Path) -> Result<LinkType, SourceError> {
 /// A pcap or pcapng file read through libpcap, compressed (gzip, zstd) or not.
 pub struct FileSource {
     // Dropped before `inflater`: libpcap closes the pipe, the decompressing thread ends.
+    // Dropped before `_buffer`: the stream reads into it until libpcap closes it.
     cap: Capture<Offline>,
+    _buffer: stdio::ReadBuffer,
     inflater: Option<compressed::Inflater>,
     path: PathBuf,
     link: LinkType,
@@ -118,9 +121,6 @@ impl FileSource {
         if meta.is_dir() {
             return Err(open_err("is a directory".into()));
         }
-        if path.to_str().is_none() {
-            return Err(open_err("path is not valid UTF-8".into()));
-        }
         // Only a regular file is looked into first: a pipe (a FIFO, /dev/stdin) would lose what
         // was read, so it is read as it comes, uncompressed.
         let mut head = [0u8; 4];
@@ -139,8 +139,7 @@ impl FileSource {
             None => None,
         };
         let read_from = inflater.as_ref().map_or(path, |i| i.pipe_path.as_path());
-        let cap = Capture::from_file_with_precision(read_from, Precision::Nano).map_err(|e| {
-            let reason = pcap_reason(&e);
+        let (cap, buffer) = stdio::open(read_from).map_err(|reason| {
             match inflater.as_mut().and_then(compressed::Inflater::failure) {
                 Some(why) => open_err(why),
                 None if inflater.is_some() => open_err(format!("decompressed, it is not a capture: {reason}")),
@@ -151,7 +150,16 @@ impl FileSource {
             i.opened();
         }
         let link = link_of(cap.get_datalink().0, path)?;
-        Ok(FileSource { cap, inflater, path: path.to_owned(), link, size: meta.len(), packets: 0, bytes_read: 0 })
+        Ok(FileSource {
+            cap,
+            _buffer: buffer,
+            inflater,
+            path: path.to_owned(),
+            link,
+            size: meta.len(),
+            packets: 0,
+            bytes_read: 0,
+        })
     }
 
     /// How the file is compressed, if it is.
