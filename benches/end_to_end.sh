@@ -62,7 +62,7 @@ for calls in "${sizes[@]}"; do
     if [ -n "${CALLVAULT_BENCH_STEADY:-}" ]; then
         rm -f "$fill"
         spare=$(awk '/^MemFree:/ {printf "%.0f", $2 / 1024 - 2048}' /proc/meminfo)
-        [ "$spare" -le 0 ] || { fallocate -l "${spare}M" "$fill" && cat "$fill" > /dev/null; }
+        [ "$spare" -le 0 ] || { truncate -s "${spare}M" "$fill" && cat "$fill" > /dev/null; }
     fi
     cat "$pcap" > /dev/null # into the page cache, as the table's runs were
     free_gib=$(awk '/^MemFree:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
