@@ -217,9 +217,9 @@ pub(crate) fn finish_call(
     let mut segments: Vec<CodecSegmentRecord> = [Side::Caller, Side::Callee]
         .into_iter()
         .flat_map(|side| {
-            mix.sides[side.index()].segments.iter().map(move |g| CodecSegmentRecord {
+            mix.sides[side.index()].segments().map(move |g| CodecSegmentRecord {
                 side: side.as_str().into(),
-                codec: g.codec.clone(),
+                codec: g.codec,
                 payload_type: g.pt,
                 decoded: g.decoded,
                 first: rfc3339(g.first),

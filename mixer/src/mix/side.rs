@@ -73,6 +73,15 @@ pub(crate) struct CodecSegment {
 /// Codec segments kept per side; later changes are counted on the last one.
 const MAX_SEGMENTS: usize = 16;
 
+/// The last codec segment's payload type, and its packets (with the time of the latest) not
+/// yet added to it.
+#[derive(Debug, Clone, Copy, Default)]
+struct SegmentTail {
+    pt: Option<u8>,
+    packets: u64,
+    last: Timestamp,
+}
+
 #[derive(Debug)]
 pub(crate) struct SideState {
     /// The stream (SSRC, source, destination) this side's last packet belonged to. Kept inline:
@@ -97,8 +106,12 @@ pub(crate) struct SideState {
     pub(crate) encrypted: Option<Encrypted>,
     /// Whether this side's latest SDP state lets it send (hold tracking).
     pub(crate) sending: bool,
-    /// The codecs this side's audio came in, in time order.
-    pub(crate) segments: Vec<CodecSegment>,
+    /// The codecs this side's audio came in, in time order; the last one's latest packets
+    /// are counted in `tail` ([`SideState::segments`] adds them).
+    segments: Vec<CodecSegment>,
+    /// Packets of the last segment not yet added to it: counted here, in the side's own
+    /// memory, so a packet does not also bring the segment (on the heap) into the cache.
+    tail: SegmentTail,
     /// Codec changes beyond [`MAX_SEGMENTS`].
     pub(crate) segments_omitted: u32,
     /// This side's Opus decoder, from its first Opus packet.
@@ -129,6 +142,7 @@ impl SideState {
             encrypted: None,
             sending: true,
             segments: Vec::new(),
+            tail: SegmentTail::default(),
             segments_omitted: 0,
             opus: None,
             narrow: None,
@@ -141,10 +155,17 @@ impl SideState {
     /// path of every packet, a new segment (`name` called) only when the codec changes.
     #[inline]
     pub(crate) fn codec_packet(&mut self, pt: u8, time: Timestamp, decoded: bool, name: impl FnOnce() -> String) {
-        if let Some(seg) = self.segments.last_mut().filter(|s| s.pt == pt) {
-            seg.packets += 1;
-            seg.last = time;
+        if self.tail.pt == Some(pt) {
+            self.tail.packets += 1;
+            self.tail.last = time;
             return;
+        }
+        if let Some(seg) = self.segments.last_mut()
+            && self.tail.packets > 0
+        {
+            seg.packets += self.tail.packets;
+            seg.last = self.tail.last;
+            self.tail.packets = 0;
         }
         if self.segments.len() >= MAX_SEGMENTS {
             self.segments_omitted += 1;
@@ -155,6 +176,20 @@ impl SideState {
             return;
         }
         self.segments.push(CodecSegment { pt, codec: name(), decoded, first: time, last: time, packets: 1 });
+        self.tail.pt = Some(pt);
+    }
+
+    /// The codecs this side's audio came in, in time order, each with its packets so far.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = CodecSegment> + '_ {
+        let last = self.segments.len().wrapping_sub(1);
+        self.segments.iter().enumerate().map(move |(i, seg)| {
+            let mut seg = seg.clone();
+            if i == last && self.tail.packets > 0 {
+                seg.packets += self.tail.packets;
+                seg.last = self.tail.last;
+            }
+            seg
+        })
     }
 
     /// The stream of this packet: one per (SSRC, source, destination), as RTP analysers key
@@ -220,5 +255,57 @@ impl SideState {
     pub(crate) fn close(&mut self) {
         self.current.edits.clock_ppm = self.clock.ppm();
         self.current.edits.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The segments as counting every packet on the segment itself gives them (the way
+    /// before the tail): a new segment when the payload type changes, up to
+    /// [`MAX_SEGMENTS`], later changes counted on the last one.
+    fn oracle(packets: &[(u8, i64)]) -> (Vec<(u8, i64, i64, u64)>, u32) {
+        let (mut segs, mut omitted): (Vec<(u8, i64, i64, u64)>, u32) = (Vec::new(), 0);
+        for &(pt, t) in packets {
+            let full = segs.len() >= MAX_SEGMENTS;
+            match segs.last_mut() {
+                Some(s) if s.0 == pt => (s.2, s.3) = (t, s.3 + 1),
+                Some(s) if full => {
+                    (s.2, s.3) = (t, s.3 + 1);
+                    omitted += 1;
+                }
+                _ => segs.push((pt, t, t, 1)),
+            }
+        }
+        (segs, omitted)
+    }
+
+    proptest! {
+        /// Every segment's payload type, first and last packet times and packet count, and
+        /// the changes omitted, are what counting on the segment itself gives, after any
+        /// sequence of payload types (runs, alternations, more changes than are kept).
+        #[test]
+        fn segments_count_every_packet_as_the_segment_itself_would(
+            runs in proptest::collection::vec((0u8..4, 1usize..6), 0..40),
+        ) {
+            let mut packets = Vec::new();
+            for (pt, n) in runs {
+                for _ in 0..n {
+                    packets.push((pt, packets.len() as i64 * 20));
+                }
+            }
+            let mut side = SideState::new();
+            for &(pt, t) in &packets {
+                side.codec_packet(pt, Timestamp(t), true, || format!("PT{pt}"));
+            }
+            let got: Vec<(u8, i64, i64, u64)> =
+                side.segments().map(|s| (s.pt, s.first.0, s.last.0, s.packets)).collect();
+            let (want, omitted) = oracle(&packets);
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(side.segments_omitted, omitted);
+        }
     }
 }
