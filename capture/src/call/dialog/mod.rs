@@ -159,10 +159,55 @@ struct Slot {
     call: Option<Call>,
 }
 
+/// What the RTP packets of the call in a slot did since the call was last looked at: kept
+/// apart from the call (a kilobyte and more) in a dense array, so a packet writes 16 bytes
+/// that stay in the cache, not a line of its call's state. [`absorbed`] folds it into the
+/// call before anything reads the call.
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    /// The generation of the call it is counted for.
+    generation: u32,
+    /// Capture time of the latest RTP packet ([`Activity::NONE`]: none since last folded in).
+    last_rtp: i64,
+}
+
+impl Activity {
+    const NONE: i64 = i64::MIN;
+
+    fn new(generation: u32) -> Activity {
+        Activity { generation, last_rtp: Activity::NONE }
+    }
+
+    /// Folds the packets counted here into `call`: it had media, which confirms the dialog,
+    /// and was active until the latest of them.
+    fn fold_into(&mut self, call: &mut Call) {
+        if self.last_rtp != Activity::NONE {
+            call.had_media = true;
+            call.confirmed = true;
+            if self.last_rtp > call.last_activity.0 {
+                call.last_activity = Timestamp(self.last_rtp);
+            }
+            self.last_rtp = Activity::NONE;
+        }
+    }
+}
+
+/// The call in slot `idx`, with its RTP activity folded in: every path to a call but the
+/// per-packet one goes through here (or [`DialogTracker::call_mut`], which does).
+fn absorbed<'a>(slots: &'a mut [Slot], activity: &mut [Activity], idx: usize) -> Option<&'a mut Call> {
+    let call = slots.get_mut(idx)?.call.as_mut()?;
+    if let Some(a) = activity.get_mut(idx) {
+        a.fold_into(call);
+    }
+    Some(call)
+}
+
 /// Tracks every call on the wire by Call-ID.
 #[derive(Debug)]
 pub struct DialogTracker {
     slots: Vec<Slot>,
+    /// By slot, beside `slots`: what RTP packets did to the call there.
+    activity: Vec<Activity>,
     free: Vec<u32>,
     by_id: FxHashMap<Box<[u8]>, u32>,
     limits: Limits,
@@ -190,6 +235,7 @@ impl DialogTracker {
     pub fn new(limits: Limits, timeouts: Timeouts) -> DialogTracker {
         DialogTracker {
             slots: Vec::new(),
+            activity: Vec::new(),
             free: Vec::new(),
             by_id: FxHashMap::default(),
             limits,
@@ -218,7 +264,7 @@ impl DialogTracker {
     pub fn poll_timeout(&mut self) -> Option<Timestamp> {
         loop {
             let (at, slot, seq) = self.timers.peek()?;
-            let call = self.slots[slot as usize].call.as_mut().filter(|c| c.timer.is_live(seq));
+            let call = absorbed(&mut self.slots, &mut self.activity, slot as usize).filter(|c| c.timer.is_live(seq));
             let Some(call) = call else {
                 self.timers.drop_first();
                 continue;
@@ -248,25 +294,25 @@ impl DialogTracker {
             .map(|(i, s)| CallRef { slot: i as u32, generation: s.generation })
     }
 
-    /// Records media activity (an RTP packet) on a call, keeping it from timing out.
+    /// Records media activity (an RTP packet) on a call, keeping it from timing out: in the
+    /// slot's [`Activity`], folded into the call when it is next looked at.
     #[inline]
     pub fn touch(&mut self, call: CallRef, now: Timestamp) {
         self.last_rtp = now;
-        if let Some(c) = self.call_mut(call) {
-            c.had_media = true;
-            c.confirmed = true;
-            if now > c.last_activity {
-                c.last_activity = now;
-            }
+        if let Some(a) = self.activity.get_mut(call.slot as usize)
+            && a.generation == call.generation
+            && now.0 > a.last_rtp
+        {
+            a.last_rtp = now.0;
         }
     }
 
     fn call_mut(&mut self, call: CallRef) -> Option<&mut Call> {
-        let slot = self.slots.get_mut(call.slot as usize)?;
-        if slot.generation != call.generation {
+        let idx = call.slot as usize;
+        if self.slots.get(idx)?.generation != call.generation {
             return None;
         }
-        slot.call.as_mut()
+        absorbed(&mut self.slots, &mut self.activity, idx)
     }
 
     fn call_ref(&self, call: CallRef) -> Option<&Call> {
@@ -387,7 +433,7 @@ impl DialogTracker {
         };
         let generation = self.slots[idx as usize].generation;
         let call_ref = CallRef { slot: idx, generation };
-        let call = self.slots[idx as usize].call.as_mut()?;
+        let call = absorbed(&mut self.slots, &mut self.activity, idx as usize)?;
         let mut out = Out { media, stats, events: &mut self.events };
         let fresh = on_message(call, call_ref, now, src, dst, msg, &self.timeouts, &self.limits, &mut out);
         if fresh && let Some(method) = msg.method() {
@@ -463,6 +509,7 @@ impl DialogTracker {
             Some(idx) => idx,
             None => {
                 self.slots.push(Slot::default());
+                self.activity.push(Activity::new(0));
                 (self.slots.len() - 1) as u32
             }
         };
@@ -474,6 +521,7 @@ impl DialogTracker {
         };
         let slot = &mut self.slots[idx as usize];
         slot.call = Some(call);
+        self.activity[idx as usize] = Activity::new(slot.generation);
         self.by_id.insert(call_id.into(), idx);
         stats.calls_started += 1;
         let call_ref = CallRef { slot: idx, generation: slot.generation };
@@ -491,7 +539,11 @@ impl DialogTracker {
         let media_visible = now.since(self.last_rtp) < t.media;
         let mut due = Vec::new();
         while let Some((at, slot, seq)) = self.timers.pop(now) {
-            let Some(call) = self.slots[slot as usize].call.as_mut().filter(|c| c.timer.is_live(seq)) else { continue };
+            let Some(call) =
+                absorbed(&mut self.slots, &mut self.activity, slot as usize).filter(|c| c.timer.is_live(seq))
+            else {
+                continue;
+            };
             match call.timer.came_up(at) {
                 Some(want) if want > now => self.timers.schedule(&mut call.timer, slot, want),
                 _ => due.push(slot),
@@ -500,7 +552,7 @@ impl DialogTracker {
         // In slot order, as a walk over every call would find them.
         due.sort_unstable();
         for idx in due {
-            let Some(call) = self.slots[idx as usize].call.as_mut() else { continue };
+            let Some(call) = absorbed(&mut self.slots, &mut self.activity, idx as usize) else { continue };
             match timers::due(call, now, media_visible, &t, media) {
                 Some((reason, end)) => self.finalize(idx, reason, end, media, stats),
                 None => {
@@ -534,9 +586,13 @@ impl DialogTracker {
         stats: &mut CaptureStats,
     ) {
         let slot = &mut self.slots[idx as usize];
-        let Some(call) = slot.call.take() else { return };
+        let Some(mut call) = slot.call.take() else { return };
         let call_ref = CallRef { slot: idx, generation: slot.generation };
         slot.generation = slot.generation.wrapping_add(1);
+        // The call's last packets, and none of a later call's.
+        let activity = &mut self.activity[idx as usize];
+        activity.fold_into(&mut call);
+        *activity = Activity::new(slot.generation);
         self.free.push(idx);
         self.by_id.remove(&call.call_id);
         let mut call = call;

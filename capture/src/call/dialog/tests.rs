@@ -512,3 +512,59 @@ proptest! {
         prop_assert_eq!(h.t.poll_timeout(), None);
     }
 }
+
+/// RTP packets (`touch`) once a second from `from` to `to` seconds, with a sweep each second.
+fn rtp_each_second(h: &mut Harness, call: CallRef, from: i64, to: i64) {
+    for s in from..=to {
+        h.at(s);
+        h.t.touch(call, h.now);
+        h.sweep();
+    }
+}
+
+#[test]
+fn rtp_keeps_an_answered_call_until_the_media_timeout_after_its_last_packet() {
+    let mut h = Harness::new();
+    let call = h.send(40, Msg::Invite { seq: 1 }).unwrap();
+    h.at(1).send(40, Msg::Response { code: 200, seq: 1 });
+    h.at(1).send(40, Msg::Ack { seq: 1 });
+    rtp_each_second(&mut h, call, 2, 100);
+    let media = Timeouts::default().media / S;
+    h.at(100 + media - 1).sweep();
+    assert!(h.ended().is_empty(), "{:?}", h.ended());
+    h.at(100 + media).sweep();
+    let e = h.ended();
+    assert_eq!((e[0].end_reason, e[0].end), (EndReason::MediaTimeout, Timestamp(100 * S)));
+}
+
+#[test]
+fn rtp_confirms_an_answer_whose_ack_was_not_seen() {
+    let mut h = Harness::new();
+    let call = h.send(41, Msg::Invite { seq: 1 }).unwrap();
+    h.at(1).send(41, Msg::Response { code: 200, seq: 1 });
+    h.at(2).send(41, Msg::Response { code: 200, seq: 1 });
+    rtp_each_second(&mut h, call, 2, 60);
+    assert!(h.ended().is_empty(), "no NoAck once media flows: {:?}", h.ended());
+    h.at(90).sweep();
+    assert_eq!(h.ended()[0].end_reason, EndReason::MediaTimeout);
+}
+
+#[test]
+fn a_late_packet_of_an_ended_call_does_not_touch_the_call_that_took_its_slot() {
+    let mut h = Harness::new();
+    let old = h.send(42, Msg::Invite { seq: 1 }).unwrap();
+    h.at(1).send(42, Msg::Response { code: 200, seq: 1 });
+    h.at(1).send(42, Msg::Ack { seq: 1 });
+    h.at(2).send(42, Msg::Bye { seq: 2, from_callee: false });
+    h.at(100).sweep();
+    assert_eq!(h.ended().len(), 1);
+    let new = h.at(101).send(43, Msg::Invite { seq: 1 }).unwrap();
+    assert_eq!((new.slot, new.generation), (old.slot, old.generation.wrapping_add(1)));
+    h.at(101).send(43, Msg::Response { code: 200, seq: 1 });
+    h.at(101).send(43, Msg::Ack { seq: 1 });
+    // The old call's stream goes on: media is visible, but the new call has none of its own.
+    rtp_each_second(&mut h, old, 102, 131);
+    let e = h.ended();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!((e[1].end_reason, e[1].end), (EndReason::MediaTimeout, Timestamp(101 * S)));
+}
