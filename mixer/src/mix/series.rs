@@ -8,7 +8,10 @@
 //!
 //! Every packet of a stream asks for its slot, almost always the one the packet before it
 //! counted in: the series keeps that slot's span of capture time, so finding it takes two
-//! comparisons, and the division that maps a time to its slot runs once per interval.
+//! comparisons, and the division that maps a time to its slot runs once per interval. That
+//! span and what the packets add to the slot (`open`) are kept in the series itself, inline
+//! in the stream's statistics; the slots are boxed apart and only touched when the interval
+//! changes, so a packet brings none of their cache lines in.
 
 use capture::Timestamp;
 
@@ -50,13 +53,10 @@ impl Slot {
     }
 }
 
-/// The slots of one stream.
+/// The slots of one stream: the current one's span and what was added to it inline, the
+/// slots boxed.
 #[derive(Debug, Clone)]
 pub struct QualitySeries {
-    start: Timestamp,
-    width_ns: i64,
-    used: usize,
-    slots: [Slot; SLOTS],
     /// The slot the last packet counted in, and the capture times `[from, until)` that count
     /// in it (the first slot's reach back before the start). An empty span: none yet, or the
     /// slots were merged since.
@@ -66,30 +66,44 @@ pub struct QualitySeries {
     /// The highest jitter (in the stream's units) already taken into the current slot's
     /// `jitter_max_ms` since it became current: a lower one cannot raise it.
     peak: f64,
+    /// What was counted in the current slot since it became current (added to
+    /// `slots.slots[current]` when another slot becomes current; [`QualitySeries::slots`]
+    /// adds it).
+    open: Slot,
+    slots: Box<Slots>,
+}
+
+/// The intervals, touched once an interval.
+#[derive(Debug, Clone)]
+struct Slots {
+    start: Timestamp,
+    width_ns: i64,
+    used: usize,
+    slots: [Slot; SLOTS],
 }
 
 impl QualitySeries {
     /// A series starting at the stream's first packet.
     pub fn new(start: Timestamp) -> QualitySeries {
         QualitySeries {
-            start,
-            width_ns: FIRST_WIDTH_NS,
-            used: 0,
-            slots: [Slot::default(); SLOTS],
             current: 0,
             from: 0,
             until: 0,
             peak: f64::NEG_INFINITY,
+            open: Slot::default(),
+            slots: Box::new(Slots { start, width_ns: FIRST_WIDTH_NS, used: 0, slots: [Slot::default(); SLOTS] }),
         }
     }
 
-    /// The slot a packet captured at `time` counts in (merging slots if the call outgrew them).
+    /// What a packet captured at `time` adds to its slot (merging slots if the call outgrew
+    /// them): counts add up and the jitter maximum takes the maximum, so the slot comes out
+    /// as if it had been counted there.
     #[inline]
     pub fn at(&mut self, time: Timestamp) -> &mut Slot {
         if !(self.from..self.until).contains(&time.0) {
             self.find(time);
         }
-        &mut self.slots[self.current]
+        &mut self.open
     }
 
     /// [`QualitySeries::at`], and the stream's interarrival jitter then: `jitter` in its units,
@@ -97,12 +111,10 @@ impl QualitySeries {
     /// slot so far (it is monotonic: a lower jitter never gives a higher maximum).
     #[inline]
     pub fn at_with_jitter(&mut self, time: Timestamp, jitter: f64, ms: impl FnOnce(f64) -> f32) -> &mut Slot {
-        let slot = if (self.from..self.until).contains(&time.0) {
-            &mut self.slots[self.current]
-        } else {
+        if !(self.from..self.until).contains(&time.0) {
             self.find(time);
-            &mut self.slots[self.current]
-        };
+        }
+        let slot = &mut self.open;
         if jitter > self.peak {
             self.peak = jitter;
             slot.jitter_max_ms = slot.jitter_max_ms.max(ms(jitter));
@@ -114,16 +126,26 @@ impl QualitySeries {
     /// another interval: a reordered one).
     #[cold]
     fn find(&mut self, time: Timestamp) {
-        let since = (time.0 - self.start.0).max(0);
-        while since / self.width_ns >= SLOTS as i64 {
-            self.halve();
+        self.close();
+        let s = &mut *self.slots;
+        let since = (time.0 - s.start.0).max(0);
+        while since / s.width_ns >= SLOTS as i64 {
+            s.halve();
+            (self.from, self.until) = (0, 0);
         }
-        let i = since / self.width_ns;
+        let i = since / s.width_ns;
         self.current = i as usize;
-        self.used = self.used.max(self.current + 1);
-        self.from = if i == 0 { i64::MIN } else { self.start.0 + i * self.width_ns };
-        self.until = self.start.0 + (i + 1) * self.width_ns;
+        s.used = s.used.max(self.current + 1);
+        self.from = if i == 0 { i64::MIN } else { s.start.0 + i * s.width_ns };
+        self.until = s.start.0 + (i + 1) * s.width_ns;
         self.peak = f64::NEG_INFINITY;
+    }
+
+    /// Adds what was counted in the current slot to it.
+    fn close(&mut self) {
+        let open = std::mem::take(&mut self.open);
+        let slot = &mut self.slots.slots[self.current];
+        *slot = Slot::merge(*slot, open);
     }
 
     /// The stream's jitter changes units (its RTP clock was set): the current slot's peak
@@ -132,6 +154,27 @@ impl QualitySeries {
         self.peak = f64::NEG_INFINITY;
     }
 
+    /// The interval's width in ns.
+    pub fn width_ns(&self) -> i64 {
+        self.slots.width_ns
+    }
+
+    /// The first packet's time: where the first interval starts.
+    pub fn start(&self) -> Timestamp {
+        self.slots.start
+    }
+
+    /// The intervals up to the last packet's, in order.
+    pub fn slots(&self) -> Vec<Slot> {
+        let mut slots = self.slots.slots[..self.slots.used].to_vec();
+        if let Some(slot) = slots.get_mut(self.current) {
+            *slot = Slot::merge(*slot, self.open);
+        }
+        slots
+    }
+}
+
+impl Slots {
     fn halve(&mut self) {
         for k in 0..SLOTS / 2 {
             self.slots[k] = Slot::merge(self.slots[2 * k], self.slots[2 * k + 1]);
@@ -139,22 +182,6 @@ impl QualitySeries {
         self.slots[SLOTS / 2..].fill(Slot::default());
         self.used = self.used.div_ceil(2);
         self.width_ns *= 2;
-        (self.from, self.until) = (0, 0);
-    }
-
-    /// The interval's width in ns.
-    pub fn width_ns(&self) -> i64 {
-        self.width_ns
-    }
-
-    /// The first packet's time: where the first interval starts.
-    pub fn start(&self) -> Timestamp {
-        self.start
-    }
-
-    /// The intervals up to the last packet's, in order.
-    pub fn slots(&self) -> &[Slot] {
-        &self.slots[..self.used]
     }
 }
 
@@ -237,7 +264,7 @@ mod tests {
             }
         }
         assert_eq!(q.width_ns(), naive.width);
-        assert_eq!(q.slots(), &naive.slots[..q.slots().len()]);
+        assert_eq!(q.slots(), naive.slots[..q.slots().len()]);
         assert!(naive.slots[q.slots().len()..].iter().all(|s| *s == Slot::default()));
     }
 }

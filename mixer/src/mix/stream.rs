@@ -68,9 +68,9 @@ pub struct StreamStats {
     /// What placing this stream's audio took: anchors, slips, gaps (boxed: rarely touched,
     /// kept out of the per-packet cache lines).
     pub edits: Box<StreamEdits>,
-    /// Packets, loss and jitter per interval of the call (boxed and bounded, allocated with
-    /// the stream).
-    pub series: Box<QualitySeries>,
+    /// Packets, loss and jitter per interval of the call (the current interval inline, the
+    /// intervals boxed and bounded, allocated with the stream).
+    pub series: QualitySeries,
     base_seq: u32,
     max_seq: u32,
     /// Bit k set: sequence number `max_seq - k` was received.
@@ -123,7 +123,7 @@ impl StreamStats {
             first: time,
             last: time,
             edits: Box::default(),
-            series: Box::new(QualitySeries::new(time)),
+            series: QualitySeries::new(time),
             base_seq: ext,
             max_seq: ext.wrapping_sub(1),
             seen: 0,
