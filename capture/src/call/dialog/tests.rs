@@ -513,6 +513,14 @@ proptest! {
     }
 }
 
+/// Call `n` invited at `at` seconds, answered and acknowledged at `at + 1`.
+fn answered(h: &mut Harness, n: u32, at: i64) -> CallRef {
+    let call = h.at(at).send(n, Msg::Invite { seq: 1 }).unwrap();
+    h.at(at + 1).send(n, Msg::Response { code: 200, seq: 1 });
+    h.at(at + 1).send(n, Msg::Ack { seq: 1 });
+    call
+}
+
 /// RTP packets (`touch`) once a second from `from` to `to` seconds, with a sweep each second.
 fn rtp_each_second(h: &mut Harness, call: CallRef, from: i64, to: i64) {
     for s in from..=to {
@@ -525,9 +533,7 @@ fn rtp_each_second(h: &mut Harness, call: CallRef, from: i64, to: i64) {
 #[test]
 fn rtp_keeps_an_answered_call_until_the_media_timeout_after_its_last_packet() {
     let mut h = Harness::new();
-    let call = h.send(40, Msg::Invite { seq: 1 }).unwrap();
-    h.at(1).send(40, Msg::Response { code: 200, seq: 1 });
-    h.at(1).send(40, Msg::Ack { seq: 1 });
+    let call = answered(&mut h, 40, 0);
     rtp_each_second(&mut h, call, 2, 100);
     let media = Timeouts::default().media / S;
     h.at(100 + media - 1).sweep();
@@ -552,16 +558,12 @@ fn rtp_confirms_an_answer_whose_ack_was_not_seen() {
 #[test]
 fn a_late_packet_of_an_ended_call_does_not_touch_the_call_that_took_its_slot() {
     let mut h = Harness::new();
-    let old = h.send(42, Msg::Invite { seq: 1 }).unwrap();
-    h.at(1).send(42, Msg::Response { code: 200, seq: 1 });
-    h.at(1).send(42, Msg::Ack { seq: 1 });
+    let old = answered(&mut h, 42, 0);
     h.at(2).send(42, Msg::Bye { seq: 2, from_callee: false });
     h.at(100).sweep();
     assert_eq!(h.ended().len(), 1);
-    let new = h.at(101).send(43, Msg::Invite { seq: 1 }).unwrap();
+    let new = answered(&mut h, 43, 100);
     assert_eq!((new.slot, new.generation), (old.slot, old.generation.wrapping_add(1)));
-    h.at(101).send(43, Msg::Response { code: 200, seq: 1 });
-    h.at(101).send(43, Msg::Ack { seq: 1 });
     // The old call's stream goes on: media is visible, but the new call has none of its own.
     rtp_each_second(&mut h, old, 102, 131);
     let e = h.ended();
