@@ -18,8 +18,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 /// Queues every dirty page of `file` for writing to its disk and returns without waiting.
-/// Where the kernel does not offer it (`ENOSYS`, e.g. a seccomp filter), `fdatasync` does it
-/// and waits.
+/// Where the kernel does not offer it (`ENOSYS`, e.g. a seccomp filter), nothing is started
+/// early ([`unavailable`]).
 pub fn start(file: &File) -> io::Result<()> {
     // SAFETY: the descriptor is open for the lifetime of the borrow; offset 0 and length 0
     // mean the whole file; the call reads and writes no memory of this process.
@@ -27,8 +27,14 @@ pub fn start(file: &File) -> io::Result<()> {
     if rc == 0 {
         return Ok(());
     }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ENOSYS) { file.sync_data() } else { Err(err) }
+    unavailable(io::Error::last_os_error())
+}
+
+/// What a failed `sync_file_range` means: `ENOSYS` is no failure, the audio is left to the
+/// kernel's flusher and the finisher's fsync. Never an `fdatasync` instead: on the writeback
+/// thread's duplicate handle it would take the file's one error report from the finisher.
+fn unavailable(err: io::Error) -> io::Result<()> {
+    if err.raw_os_error() == Some(libc::ENOSYS) { Ok(()) } else { Err(err) }
 }
 
 #[cfg(test)]
@@ -52,6 +58,15 @@ mod tests {
         f.read_to_end(&mut back).unwrap();
         assert_eq!(&back[..data.len()], &data[..]);
         assert_eq!(&back[data.len()..], b"tail");
+    }
+
+    /// A kernel without the call starts nothing (and syncs nothing: see [`unavailable`]);
+    /// any other failure is one.
+    #[test]
+    fn only_a_missing_system_call_is_no_failure() {
+        assert!(unavailable(io::Error::from_raw_os_error(libc::ENOSYS)).is_ok());
+        let err = unavailable(io::Error::from_raw_os_error(libc::EIO)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
     }
 
     #[test]
