@@ -595,7 +595,6 @@ impl DialogTracker {
         *activity = Activity::new(slot.generation);
         self.free.push(idx);
         self.by_id.remove(&call.call_id);
-        let mut call = call;
         let keys = std::mem::take(&mut call.media_keys);
         for key in &keys {
             note_ambiguous(&mut call, key, media);
