@@ -121,8 +121,13 @@ impl Batch {
 }
 
 /// Batches a mixer takes together at most: the ones waiting for it when it takes the next,
-/// up to 8,192 events.
-pub const GROUP_BATCHES: usize = 16;
+/// up to 24,576 events. The more of them, the more packets of each call are handed on while
+/// its state is in the cache: at 5,000 calls × 60 s (2,500 per mixer) a call has about 3
+/// packets in 16 batches and 10 in 48, and the mixers' user time per unit of the capture
+/// thread's (the same work either way) fell from 2.39-2.47 to 2.12-2.23; 20,000 calls × 10 s
+/// peak at 478 MiB instead of 460 (96 batches in flight per mixer instead of 64, which the
+/// deeper groups need).
+pub const GROUP_BATCHES: usize = 48;
 
 /// Calls in a mixer from which it takes batches together. With fewer, its calls' state stays
 /// in the cache between their packets and the batches are best read as they are, front to
@@ -559,6 +564,39 @@ mod tests {
             let batch = returned.try_recv().unwrap();
             assert!(batch.items.is_empty() && batch.payload.is_empty());
         }
+    }
+
+    /// A mixer far behind takes a whole group at once, no more: every event of its
+    /// [`GROUP_BATCHES`] full batches once, each call's in capture order, the calls one after
+    /// the other; the batches behind the group stay queued.
+    #[test]
+    fn a_full_group_is_handed_on_call_by_call_and_no_more_is_taken() {
+        let (tx, rx) = crossbeam_channel::bounded(GROUP_BATCHES + 2);
+        let (_recycle_tx, recycle) = crossbeam_channel::bounded(GROUP_BATCHES + 2);
+        let mut sink = BatchSink::new(vec![Lane { tx, recycle }], Backpressure::Block);
+        let calls = 37u32;
+        let mut sent = Vec::new();
+        for n in 0..(GROUP_BATCHES + 2) * BATCH_EVENTS {
+            let (slot, seq) = ((n as u32 * 7) % calls, (n / calls as usize) as u16);
+            let payload = vec![slot as u8, seq as u8, (seq >> 8) as u8];
+            sink.rtp(&meta(calls_of(slot), seq), &payload);
+            sent.push((slot, 1, Some(seq), payload));
+        }
+        sink.flush();
+        assert_eq!(rx.len(), GROUP_BATCHES + 2, "the events fill the group and two batches more");
+        let (back, returned) = crossbeam_channel::bounded(GROUP_BATCHES + 2);
+        let mut log = Log::default();
+        Grouping::new().take(rx.recv().unwrap(), &rx, GROUP_FROM_CALLS, &mut log, &back);
+        assert_eq!(rx.len(), 2, "the batches behind the group wait");
+        assert_eq!(returned.len(), GROUP_BATCHES, "the group's batches go back");
+        let group = &sent[..GROUP_BATCHES * BATCH_EVENTS];
+        assert_eq!(log.0.len(), group.len());
+        for slot in 0..calls {
+            let of =
+                |v: &[(u32, u32, Option<u16>, Vec<u8>)]| v.iter().filter(|e| e.0 == slot).cloned().collect::<Vec<_>>();
+            assert_eq!(of(&log.0), of(group), "slot {slot}");
+        }
+        assert!(log.0.iter().map(|e| e.0).is_sorted(), "grouped by call");
     }
 
     fn calls_of(slot: u32) -> CallRef {

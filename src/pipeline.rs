@@ -24,8 +24,9 @@ use crate::index::writer::{IndexWriter, ToIndex, WriterStats};
 use crate::index::{Index, IndexedCall, Opened};
 use crate::metrics::Metrics;
 
-/// Batches in flight between capture and mixer.
-const BATCH_QUEUE: usize = 64;
+/// Batches in flight between capture and each mixer: room for a mixer that is behind to take
+/// [`crate::batch::GROUP_BATCHES`] at once and the capture to go on filling the next ones.
+const BATCH_QUEUE: usize = 96;
 /// Finished calls waiting for a finisher.
 const FINISH_QUEUE: usize = 4096;
 
