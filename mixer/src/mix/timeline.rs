@@ -264,31 +264,89 @@ impl Page {
 /// One channel's plane of the ring.
 #[derive(Debug)]
 struct Plane {
+    /// The page of the latest position placed, by its index in `pages`, where its slot is
+    /// `None` meanwhile: a channel's next packet mostly lands where the one before it ended,
+    /// and finds the page here, on a line the placing reads anyway, instead of behind a load
+    /// of its slot.
+    recent: Option<(usize, Box<Page>)>,
     /// By ring cell / [`PAGE`]: a page exists while it holds positions placed and not yet
-    /// written.
+    /// written (the recent one is in `recent`).
     pages: Box<[Option<Box<Page>>]>,
     /// Law of the codes, set by the first packet.
     law: Option<Law>,
-    /// Decoded samples by position, for a channel that carried Opus (two 16 kHz samples) or a
-    /// narrowband codec decoded as placed (the first of the two); allocated then.
+    /// Samples decoded as placed, for a channel that carried such a codec (boxed apart: most
+    /// channels carry G.711 and never have them).
+    decoded: Option<Box<Decoded>>,
+}
+
+/// A channel's samples decoded as they were placed, by position.
+#[derive(Debug, Default)]
+struct Decoded {
+    /// For a channel that carried Opus (two 16 kHz samples) or a narrowband codec decoded as
+    /// placed (the first of the two); allocated then.
     pcm: Option<Box<[[i16; 2]]>>,
-    /// Decoded 48 kHz samples by position, for a channel that carried Opus at 48 kHz.
+    /// 48 kHz samples, for a channel that carried Opus at 48 kHz.
     pcm6: Option<Box<[[i16; 6]]>>,
 }
 
 impl Plane {
     fn new(cap: usize) -> Plane {
-        Plane { pages: (0..cap / PAGE).map(|_| None).collect(), law: None, pcm: None, pcm6: None }
+        Plane { recent: None, pages: (0..cap / PAGE).map(|_| None).collect(), law: None, decoded: None }
+    }
+
+    /// The decoded samples of the ring's `cap` cells (two per cell), allocated when first asked.
+    fn pcm_mut(&mut self, cap: usize) -> &mut [[i16; 2]] {
+        let decoded = self.decoded.get_or_insert_with(Box::default);
+        decoded.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap].into_boxed_slice())
+    }
+
+    /// The decoded 48 kHz samples of the ring's `cap` cells, allocated when first asked.
+    fn pcm6_mut(&mut self, cap: usize) -> &mut [[i16; 6]] {
+        let decoded = self.decoded.get_or_insert_with(Box::default);
+        decoded.pcm6.get_or_insert_with(|| vec![[0i16; 6]; cap].into_boxed_slice())
+    }
+
+    /// The decoded samples, if the channel has any.
+    fn pcm(&self) -> Option<&[[i16; 2]]> {
+        self.decoded.as_ref()?.pcm.as_deref()
+    }
+
+    /// The decoded 48 kHz samples, if the channel has any.
+    fn pcm6(&self) -> Option<&[[i16; 6]]> {
+        self.decoded.as_ref()?.pcm6.as_deref()
+    }
+
+    /// Page `k`, if it exists.
+    fn slot(&self, k: usize) -> Option<&Page> {
+        match &self.recent {
+            Some((r, page)) if *r == k => Some(page),
+            _ => self.pages[k].as_deref(),
+        }
+    }
+
+    /// Page `k`, if it exists, to change.
+    fn slot_mut(&mut self, k: usize) -> Option<&mut Page> {
+        match &mut self.recent {
+            Some((r, page)) if *r == k => Some(page),
+            _ => self.pages[k].as_deref_mut(),
+        }
     }
 
     /// The page holding ring cell `cell`, if any.
     fn page(&self, cell: usize) -> Option<&Page> {
-        self.pages[cell / PAGE].as_deref()
+        self.slot(cell / PAGE)
     }
 
-    /// The page holding ring cell `cell`, taken if it has none.
+    /// The page holding ring cell `cell`, taken if it has none; it becomes the recent page.
     fn page_or_take(&mut self, cell: usize) -> &mut Page {
-        self.pages[cell / PAGE].get_or_insert_with(Page::take)
+        let k = cell / PAGE;
+        if self.recent.as_ref().is_none_or(|(r, _)| *r != k) {
+            let page = self.pages[k].take().unwrap_or_else(Page::take);
+            if let Some((r, parked)) = self.recent.replace((k, page)) {
+                self.pages[r] = Some(parked);
+            }
+        }
+        &mut self.recent.as_mut().expect("the recent page was just set").1
     }
 
     /// How this channel's codes expand, silence for a channel with no audio yet; `None` for
@@ -302,7 +360,8 @@ impl Plane {
 
     /// Gives back page `k`: every position it held is written.
     fn release(&mut self, k: usize) {
-        if let Some(page) = self.pages[k].take() {
+        let recent = self.recent.take_if(|(r, _)| *r == k).map(|(_, page)| page);
+        if let Some(page) = recent.or_else(|| self.pages[k].take()) {
             Page::give(page);
         }
     }
@@ -316,7 +375,7 @@ impl Plane {
 
     /// Whether ring cell `cell` holds a code; clears its bit.
     fn take_filled(&mut self, cell: usize) -> bool {
-        let Some(page) = self.pages[cell / PAGE].as_deref_mut() else { return false };
+        let Some(page) = self.slot_mut(cell / PAGE) else { return false };
         let (word, bit) = ((cell % PAGE) / 64, cell % 64);
         let was = page.filled[word] >> bit & 1 != 0;
         page.filled[word] &= !(1u64 << bit);
@@ -360,7 +419,7 @@ impl Plane {
     /// page's first line in turn (a third of the decoding time at 1,000 calls).
     fn touch(&self, start: usize, n: usize) {
         let mut sum = 0u8;
-        for page in self.pages[start / PAGE..(start + n).div_ceil(PAGE)].iter().flatten() {
+        for page in (start / PAGE..(start + n).div_ceil(PAGE)).filter_map(|k| self.slot(k)) {
             for line in page.codes.iter().step_by(64) {
                 sum ^= line;
             }
@@ -372,7 +431,8 @@ impl Plane {
 
 impl Drop for Plane {
     fn drop(&mut self) {
-        for page in self.pages.iter_mut().filter_map(Option::take) {
+        let recent = self.recent.take().map(|(_, page)| page);
+        for page in self.pages.iter_mut().filter_map(Option::take).chain(recent) {
             Page::give(page);
         }
     }
@@ -511,7 +571,7 @@ impl Timeline {
     /// Pages the planes hold now.
     #[cfg(test)]
     fn pages_held(&self) -> usize {
-        self.planes.iter().map(|p| p.pages.iter().flatten().count()).sum()
+        self.planes.iter().map(|p| p.pages.iter().flatten().count() + usize::from(p.recent.is_some())).sum()
     }
 
     /// Places `payload` (G.711 codes in `law`, one byte per sample) on `channel` starting at
@@ -613,19 +673,19 @@ impl Timeline {
             match codes {
                 Codes::Bytes(b) => plane.store(start, &b[..run]),
                 Codes::Pcm(s) => {
-                    let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
+                    let pcm = plane.pcm_mut(cap as usize);
                     for (cell, pair) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(2)) {
                         *cell = [pair[0], pair[1]];
                     }
                 }
                 Codes::Pcm8(s) => {
-                    let pcm = plane.pcm.get_or_insert_with(|| vec![[0i16; 2]; cap as usize].into_boxed_slice());
+                    let pcm = plane.pcm_mut(cap as usize);
                     for (cell, &sample) in pcm[start..start + run].iter_mut().zip(s) {
                         *cell = [sample, 0];
                     }
                 }
                 Codes::Pcm48(s) => {
-                    let pcm = plane.pcm6.get_or_insert_with(|| vec![[0i16; 6]; cap as usize].into_boxed_slice());
+                    let pcm = plane.pcm6_mut(cap as usize);
                     for (cell, six) in pcm[start..start + run].iter_mut().zip(s.chunks_exact(6)) {
                         cell.copy_from_slice(six);
                     }
@@ -836,9 +896,9 @@ impl Timeline {
                 let code = plane.code(cell);
                 match plane.law {
                     Some(Law::G722) => Cell::G722(code),
-                    Some(Law::Opus) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Pair(p[cell])),
-                    Some(Law::Opus48) => plane.pcm6.as_ref().map_or(Cell::Empty, |p| Cell::Six(p[cell])),
-                    Some(Law::Decoded8k) => plane.pcm.as_ref().map_or(Cell::Empty, |p| Cell::Narrow(p[cell][0])),
+                    Some(Law::Opus) => plane.pcm().map_or(Cell::Empty, |p| Cell::Pair(p[cell])),
+                    Some(Law::Opus48) => plane.pcm6().map_or(Cell::Empty, |p| Cell::Six(p[cell])),
+                    Some(Law::Decoded8k) => plane.pcm().map_or(Cell::Empty, |p| Cell::Narrow(p[cell][0])),
                     Some(law) => law.table().map_or(Cell::Empty, |t| Cell::Narrow(t[code as usize])),
                     None => Cell::Empty,
                 }
@@ -945,7 +1005,7 @@ fn decode_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u
     let Some(table) = plane.law.and_then(Law::table) else { return };
     // Page by page; positions without a page are silence.
     for (p, k, at, in_page) in page_runs(start, n) {
-        if let Some(page) = plane.pages[k].as_deref_mut() {
+        if let Some(page) = plane.slot_mut(k) {
             decode_page(page, at, in_page, table, ch, &mut out[p * FRAME..]);
         }
     }
@@ -972,7 +1032,7 @@ fn page_runs(start: usize, n: usize) -> impl Iterator<Item = (usize, usize, usiz
 fn decode_pair(a: &mut Plane, b: &mut Plane, laws: [Expand; 2], start: usize, n: usize, out: &mut [u8]) {
     for (p, k, at, in_page) in page_runs(start, n) {
         let frames = &mut out[p * FRAME..(p + in_page) * FRAME];
-        decode_pair_page([a.pages[k].as_deref_mut(), b.pages[k].as_deref_mut()], laws, at, frames);
+        decode_pair_page([a.slot_mut(k), b.slot_mut(k)], laws, at, frames);
     }
 }
 
@@ -1060,7 +1120,7 @@ const ALAW_IDLE: u8 = 0xd5;
 fn code_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]) {
     // Page by page; positions without a page keep the idle code.
     for (p, k, at, in_page) in page_runs(start, n) {
-        if let Some(page) = plane.pages[k].as_deref_mut() {
+        if let Some(page) = plane.slot_mut(k) {
             code_page(page, at, in_page, ch, &mut out[p * 2..]);
         }
     }
@@ -1124,7 +1184,7 @@ fn copy_run(plane: &mut Plane, start: usize, n: usize, ch: usize, out: &mut [u8]
     for (k, frame) in out[..n * FRAME].chunks_exact_mut(FRAME).enumerate() {
         let cell = start + k;
         if plane.take_filled(cell)
-            && let Some(pcm) = plane.pcm.as_ref()
+            && let Some(pcm) = plane.pcm()
         {
             frame[ch * 2..ch * 2 + 2].copy_from_slice(&pcm[cell][0].to_le_bytes());
         }
