@@ -82,11 +82,16 @@ start() {
     setup
     if running_pid >/dev/null && signed_ok; then return; fi
     stop_server
+    # -volume.max: a fixed number of volume slots. With 0, weed derives it from the disk's free
+    # space when it starts (free space / 64 MB), and each bucket the suite uses grows volumes 7
+    # at a time: with 14 GB free the slots ran out mid-suite (every upload then failed with "no
+    # free volumes left" until the shipper's drain timed out). Volumes are not preallocated, so
+    # slots cost no disk.
     (
         cd "$STATE"
         GOMEMLIMIT=256MiB exec "$WEED" server -dir="$STATE/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
             -master.port=$MASTER -volume.port=$VOLUME -filer.port=$FILER -master.volumeSizeLimitMB=64 \
-            -volume.max=0 -s3 -s3.port=$S3 -s3.port.https=$S3S -s3.config="$STATE/s3.json" \
+            -volume.max=1000 -s3 -s3.port=$S3 -s3.port.https=$S3S -s3.config="$STATE/s3.json" \
             -s3.cert.file="$STATE/server.crt" -s3.key.file="$STATE/server.key" -s3.port.iceberg=0 \
             -s3.port.lance=0 -s3.domainName=s3.localhost -master.telemetry=false -volume.preStopSeconds=0
     ) </dev/null >"$STATE/weed.log" 2>&1 &
