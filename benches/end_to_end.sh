@@ -11,7 +11,9 @@
 # filesystem as a production spool would be), CALLVAULT_BENCH_TALK (60 s), CALLVAULT_BENCH_ARGS
 # (extra options for `callvault replay`, e.g. "--archive-copy" to copy into the archive instead
 # of linking from the spool), CALLVAULT_BENCH_THREADS (set: after each size, the CPU time of
-# each kind of thread: capture, mixers, finishers, writeback, shipper; benches/threads.py),
+# each kind of thread: capture, mixers, finishers, writeback, shipper, and when each was last
+# seen: the finishers' end after the mixers' is the finishing left once the capture is read;
+# benches/threads.py),
 # CALLVAULT_BENCH_RUNS (1: runs per size, one row each; this machine's runs vary by +-10 %, so
 # compare ranges, not single runs). The `cached_%` column is how much of the capture was in the
 # page cache when the run started (fincore): below 100 the run also read the disk. `floor_s` is

@@ -7,8 +7,10 @@ Reads /proc/PID/task/*/stat every 50 ms and keeps each thread's last user and sy
 thread that ends keeps what was read last, up to 50 ms short, and one that ends before the
 first reading is missing: meant for runs of seconds); when PID exits, prints one line
 per thread name with its trailing number dropped (mixer-0 and mixer-1 are "mixer"), most CPU
-first: threads, user s, system s. The process's main thread carries the program's name
-(capture, in `callvault replay`)."""
+first: threads, user s, system s, and when the last of them was seen (seconds from the first
+reading): mixers end once the capture is read, finishers once the last recording is entered,
+so the gap between the two is the finishing left when the capture is done. The process's main
+thread carries the program's name (capture, in `callvault replay`)."""
 import collections
 import os
 import re
@@ -18,6 +20,8 @@ import time
 pid = sys.argv[1]
 hz = os.sysconf("SC_CLK_TCK")
 last = {}
+seen = {}
+start = time.monotonic()
 while os.path.exists(f"/proc/{pid}/stat"):
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -32,12 +36,14 @@ while os.path.exists(f"/proc/{pid}/stat"):
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
         last[tid] = (name, int(fields[11]), int(fields[12]))
+        seen[tid] = time.monotonic() - start
     time.sleep(0.05)
-groups = collections.defaultdict(lambda: [0, 0, 0])
-for name, user, system in last.values():
+groups = collections.defaultdict(lambda: [0, 0, 0, 0.0])
+for tid, (name, user, system) in last.items():
     g = groups[re.sub(r"[-_]?\d+$", "", name)]
     g[0] += 1
     g[1] += user
     g[2] += system
-for name, (n, user, system) in sorted(groups.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
-    print(f"  {name:<18} threads {n:>3}  user {user / hz:7.2f} s  system {system / hz:7.2f} s")
+    g[3] = max(g[3], seen[tid])
+for name, (n, user, system, end) in sorted(groups.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
+    print(f"  {name:<18} threads {n:>3}  user {user / hz:7.2f} s  system {system / hz:7.2f} s  last seen {end:6.2f} s")
