@@ -9,7 +9,8 @@
 //! Writeback starts as a file grows, not at its end: every [`WRITEBACK_EVERY`] bytes written
 //! to it, a handle to it goes to the writeback thread, which queues what it holds for the disk
 //! ([`crate::mix::writeback::start`]: `sync_file_range`, no waiting, no inode write, no cache
-//! flush) while the call goes on. Left to the kernel, a call's audio would sit in the
+//! flush) while the call goes on, and once more when the file is complete, for what its last
+//! writes left. Left to the kernel, a call's audio would sit in the
 //! page cache until the finisher's fsync at the call's end (the kernel starts writing only
 //! when a tenth of memory is dirty, or after 30 s), and recordings ending together would wait
 //! for all their audio at once. The thread never holds up a mixer: when it is behind, the
@@ -127,19 +128,30 @@ impl AudioFile {
     /// module's notes). Call before [`AudioFile::release`].
     pub fn wrote(&mut self, bytes: usize) {
         self.unflushed += bytes as u64;
-        if self.unflushed < WRITEBACK_EVERY {
-            return;
-        }
-        let (Some(file), Some(queue)) = (self.file.as_ref(), writeback()) else { return };
-        if queue.is_full() {
-            return;
-        }
-        if let Ok(handle) = file.try_clone()
-            && queue.try_send(handle).is_ok()
-        {
+        if self.unflushed >= WRITEBACK_EVERY && self.start_writeback() {
             WRITEBACKS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The file is complete (its header written): starts the writeback of what its last
+    /// writes left in the page cache, so that the finisher's fsync finds it on its way when it
+    /// comes to the file (later when many calls end together). Call before
+    /// [`AudioFile::release`].
+    pub fn ended(&mut self) {
+        self.start_writeback();
+    }
+
+    /// Hands a handle to the writeback thread unless it is behind; whether it did.
+    fn start_writeback(&mut self) -> bool {
+        let (Some(file), Some(queue)) = (self.file.as_ref(), writeback()) else { return false };
+        if queue.is_full() {
+            return false;
+        }
+        let sent = file.try_clone().is_ok_and(|handle| queue.try_send(handle).is_ok());
+        if sent {
             self.unflushed = 0;
         }
+        sent
     }
 
     /// After a write: closes the file if more audio files are open than the limit allows.
@@ -177,6 +189,27 @@ impl Drop for AudioFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_complete_file_goes_to_the_writeback_thread() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = AudioFile::create_new(&dir.path().join("a.wav")).unwrap();
+        f.get().unwrap().write_all(&[7; 1000]).unwrap();
+        f.wrote(1000);
+        // Far below the mid-call threshold: nothing started yet.
+        assert_eq!(f.unflushed, 1000);
+        // At its end the rest is handed over (the queue is shared with other tests: a full
+        // one is tried again).
+        for _ in 0..100 {
+            f.ended();
+            if f.unflushed == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(f.unflushed, 0, "the complete file was not handed to the writeback thread");
+    }
 
     #[test]
     fn limits_keep_a_reserve() {

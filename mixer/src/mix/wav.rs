@@ -239,6 +239,7 @@ impl WavWriter {
         let file = self.file.get()?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(&header(self.fmt, self.data_len as u32))?;
+        self.file.ended();
         self.file.release();
         Ok(self.file)
     }
