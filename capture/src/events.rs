@@ -618,6 +618,13 @@ pub trait EventSink {
     /// An RTP packet tied to a call, whole (header and payload: [`RtpMeta::payload`]). `packet`
     /// is only valid during the call.
     fn rtp(&mut self, meta: &RtpMeta, packet: &[u8]);
+    /// A hint that [`EventSink::rtp`] is coming soon for `meta`: a sink may start loading the
+    /// state that will need ([`crate::prefetch`]), so that its wait overlaps other packets'
+    /// work. The default does nothing.
+    #[inline]
+    fn warm(&self, meta: &RtpMeta) {
+        let _ = meta;
+    }
     /// An RTCP packet tied to a call (the whole compound packet).
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
         let _ = (meta, packet);

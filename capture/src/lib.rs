@@ -18,6 +18,7 @@ pub mod call;
 pub mod engine;
 pub mod events;
 pub mod limits;
+pub mod prefetch;
 pub mod source;
 pub mod stats;
 pub mod time;

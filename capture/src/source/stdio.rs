@@ -6,7 +6,8 @@
 //! × 60 s). A stream's buffer can only be set before its first read, so this module opens the
 //! file itself (`fopen`), sets the buffer (`setvbuf`) and hands the stream to libpcap
 //! (`pcap_fopen_offline_with_tstamp_precision`, which the `pcap` crate does not offer for a
-//! `FILE`). It is the capture crate's one `unsafe` module (the crate denies `unsafe`).
+//! `FILE`). With [`crate::prefetch`], one of the capture crate's two `unsafe` modules (the crate
+//! denies `unsafe` elsewhere).
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};

@@ -56,6 +56,16 @@ pub(crate) struct CallMix {
 }
 
 impl CallMix {
+    /// Starts loading the state a packet from `side` reads first (a prefetch: see
+    /// [`capture::events::EventSink::warm`]).
+    #[inline]
+    pub(crate) fn warm(&self, side: Side) {
+        capture::prefetch::line(&self.call);
+        self.sides[side.index()].warm();
+        // Its address, not its contents: whether there is one yet is a load that would wait.
+        capture::prefetch::value(&self.timeline, 128);
+    }
+
     /// A call that has just started; its audio goes to `wav_path` once it has some.
     pub(crate) fn new(call: CallRef, info: CallStart, wav_path: PathBuf) -> CallMix {
         CallMix {

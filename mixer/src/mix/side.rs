@@ -126,6 +126,16 @@ pub(crate) struct SideState {
 }
 
 impl SideState {
+    /// Starts loading what a packet of this side reads first (see [`CallMix::warm`]).
+    ///
+    /// [`CallMix::warm`]: crate::mix::call::CallMix::warm
+    #[inline]
+    pub(crate) fn warm(&self) {
+        capture::prefetch::value(&self.current, 256);
+        capture::prefetch::value(&self.clock, 128);
+        capture::prefetch::line(&self.tail);
+    }
+
     pub(crate) fn new() -> SideState {
         let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         SideState {
