@@ -478,26 +478,38 @@ mod tests {
 
     use capture::events::Side;
 
+    use std::collections::HashSet;
+
     use super::*;
 
-    /// What a mixer is handed, in order: (slot, generation, RTP sequence number or `None` for a
-    /// call event, payload).
-    /// With the RTP packets it was told of ahead ([`EventSink::warm`]) and how many of those
-    /// it was then handed.
+    /// An RTP packet: slot, generation, sequence number.
+    type Packet = (u32, u32, u16);
+
+    /// What a mixer is handed.
     #[derive(Default)]
-    struct Log(Vec<(u32, u32, Option<u16>, Vec<u8>)>, std::cell::RefCell<Vec<(u32, u32, u16)>>, usize);
+    struct Log {
+        /// In order: (slot, generation, RTP sequence number or `None` for a call event,
+        /// payload).
+        handed: Vec<(u32, u32, Option<u16>, Vec<u8>)>,
+        /// The RTP packets it was told of ahead ([`EventSink::warm`]), in order and as a set.
+        warmed: std::cell::RefCell<(Vec<Packet>, HashSet<Packet>)>,
+        /// RTP packets handed on after they were told of.
+        handed_warm: usize,
+    }
 
     impl EventSink for Log {
         fn rtp(&mut self, m: &RtpMeta, payload: &[u8]) {
-            self.0.push((m.call.slot, m.call.generation, Some(m.seq), payload.to_vec()));
-            self.2 += usize::from(self.1.borrow().contains(&(m.call.slot, m.call.generation, m.seq)));
+            self.handed.push((m.call.slot, m.call.generation, Some(m.seq), payload.to_vec()));
+            self.handed_warm += usize::from(self.warmed.borrow().1.contains(&(m.call.slot, m.call.generation, m.seq)));
         }
         fn warm(&self, m: &RtpMeta) {
-            self.1.borrow_mut().push((m.call.slot, m.call.generation, m.seq));
+            let mut warmed = self.warmed.borrow_mut();
+            warmed.0.push((m.call.slot, m.call.generation, m.seq));
+            warmed.1.insert((m.call.slot, m.call.generation, m.seq));
         }
         fn call(&mut self, ev: CallEvent) {
             let c = call_of(&ev);
-            self.0.push((c.slot, c.generation, None, Vec::new()));
+            self.handed.push((c.slot, c.generation, None, Vec::new()));
         }
     }
 
@@ -565,14 +577,14 @@ mod tests {
         assert!(batches.iter().all(|b| b.items.is_empty() && b.payload.is_empty()), "drained");
         // Every event once; each slot's events (both generations of slot 5) in the order they
         // were captured; the slots one after the other.
-        assert_eq!(log.0.len(), sent.len());
+        assert_eq!(log.handed.len(), sent.len());
         for slot in [1, 2, 3, 5] {
             let of = |v: &Vec<(u32, u32, Option<u16>, Vec<u8>)>| {
                 v.iter().filter(|e| e.0 == slot).cloned().collect::<Vec<_>>()
             };
-            assert_eq!(of(&log.0), of(&sent), "slot {slot}");
+            assert_eq!(of(&log.handed), of(&sent), "slot {slot}");
         }
-        let slots: Vec<u32> = log.0.iter().map(|e| e.0).collect();
+        let slots: Vec<u32> = log.handed.iter().map(|e| e.0).collect();
         assert!(slots.is_sorted(), "grouped by call: {slots:?}");
         // One batch alone, the same way.
         sink.rtp(&meta(calls[0], 99), &[7]);
@@ -581,7 +593,7 @@ mod tests {
         let mut next = [rx.try_recv().unwrap()];
         let mut log = Log::default();
         grouping.drain(&mut next, &mut log);
-        assert_eq!(log.0, vec![(1, 1, Some(99), vec![8]), (3, 1, Some(99), vec![7])]);
+        assert_eq!(log.handed, vec![(1, 1, Some(99), vec![8]), (3, 1, Some(99), vec![7])]);
         // Taken by a mixer: with few calls front to back, with many call by call; the batches
         // go back empty either way.
         let (back, returned) = crossbeam_channel::bounded(GROUP_BATCHES);
@@ -591,7 +603,7 @@ mod tests {
             sink.flush();
             let mut log = Log::default();
             grouping.take(rx.try_recv().unwrap(), &rx, calls, &mut log, &back);
-            assert_eq!(log.0.into_iter().map(|e| e.3).collect::<Vec<_>>(), want, "{calls} calls");
+            assert_eq!(log.handed.into_iter().map(|e| e.3).collect::<Vec<_>>(), want, "{calls} calls");
             let batch = returned.try_recv().unwrap();
             assert!(batch.items.is_empty() && batch.payload.is_empty());
         }
@@ -621,17 +633,19 @@ mod tests {
         assert_eq!(rx.len(), 2, "the batches behind the group wait");
         assert_eq!(returned.len(), GROUP_BATCHES, "the group's batches go back");
         let group = &sent[..GROUP_BATCHES * BATCH_EVENTS];
-        assert_eq!(log.0.len(), group.len());
+        assert_eq!(log.handed.len(), group.len());
         for slot in 0..calls {
             let of =
                 |v: &[(u32, u32, Option<u16>, Vec<u8>)]| v.iter().filter(|e| e.0 == slot).cloned().collect::<Vec<_>>();
-            assert_eq!(of(&log.0), of(group), "slot {slot}");
+            assert_eq!(of(&log.handed), of(group), "slot {slot}");
         }
-        assert!(log.0.iter().map(|e| e.0).is_sorted(), "grouped by call");
+        assert!(log.handed.iter().map(|e| e.0).is_sorted(), "grouped by call");
         // Each packet was named to the sink ahead of its turn, but the first few (nothing
         // came before them to name them), and each only once.
-        assert_eq!(log.1.borrow().len(), group.len() - STATE_AHEAD, "packets warmed");
-        assert_eq!(log.2, group.len() - STATE_AHEAD, "packets handed on after their warming");
+        let warmed = log.warmed.borrow();
+        assert_eq!(warmed.0.len(), group.len() - STATE_AHEAD, "packets warmed");
+        assert_eq!(warmed.1.len(), warmed.0.len(), "each packet warmed once");
+        assert_eq!(log.handed_warm, group.len() - STATE_AHEAD, "packets handed on after their warming");
     }
 
     fn calls_of(slot: u32) -> CallRef {
