@@ -23,6 +23,13 @@
 //!   `mixer/g711_codes_wav_write` the same into a G.711 WAV (`wav-g711`: the codes as they are).
 //! * `mixer/call_place_settle_write`: a whole 10 s call as the mixer drives its timeline:
 //!   every packet placed, the timeline settled behind it, the WAV finished.
+//! * `mixer_calls/500_alone`, `mixer_calls/2500_grouped`: a mixer thread's work at 1,000 and
+//!   5,000 concurrent calls (half of them in each of two mixers): the capture's batches of
+//!   500 or 2,500 calls talking at once (2 s each, all started within 0.5 s) handed to a
+//!   `Mixer` as the pipeline's mixer thread hands them, one batch at a time front to back
+//!   (`Batch::drain_into`) or, from 1,024 calls, groups of batches call by call
+//!   (`Grouping::drain`); WAVs on `/dev/shm`. One thread alone: in a replay the capture thread
+//!   and the other mixer share the caches, and a call's state has left them more often.
 //! * `sha256/buffer`, `sha256/file`: the recordings' hash (the `filehash` crate) over a 60 s
 //!   stereo recording, from memory and from a file in the page cache.
 //! * `archive/publish_copy`, `archive/publish_link`: one recording (a 60 s WAV and its JSON
@@ -36,6 +43,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use callvault::batch::{Backpressure, Batch, BatchSink, GROUP_BATCHES, GROUP_FROM_CALLS, Grouping, Item, Lane};
 use capture::decode::{Datagram, LinkType, Transport};
 use capture::events::{CallEvent, EndReason, EventSink, RtpMeta};
 use capture::ingress::{Ingress, IngressSink};
@@ -58,8 +66,19 @@ const RECORDING: usize = 60 * 8000 * 4;
 
 /// The frames of a generated capture: `calls` answered calls of `talk_ms`, 100 ms apart.
 fn generated_frames(dir: &Path, calls: u32, talk_ms: u32) -> (LinkType, Vec<(Timestamp, Vec<u8>)>) {
-    let pcap = dir.join(format!("calls-{calls}-{talk_ms}.pcap"));
-    let specs = (0..calls).map(|i| callgen::CallSpec::answered(i, T0 + i64::from(i) * 100_000_000, talk_ms)).collect();
+    generated_frames_apart(dir, calls, talk_ms, 100_000_000)
+}
+
+/// The frames of a generated capture: `calls` answered calls of `talk_ms`, starting `apart_ns`
+/// after one another.
+fn generated_frames_apart(
+    dir: &Path,
+    calls: u32,
+    talk_ms: u32,
+    apart_ns: i64,
+) -> (LinkType, Vec<(Timestamp, Vec<u8>)>) {
+    let pcap = dir.join(format!("calls-{calls}-{talk_ms}-{apart_ns}.pcap"));
+    let specs = (0..calls).map(|i| callgen::CallSpec::answered(i, T0 + i64::from(i) * apart_ns, talk_ms)).collect();
     callgen::write_pcap(&callgen::Scenario::new(specs), &pcap).expect("generate capture");
     let mut source = FileSource::open(&pcap).expect("open capture");
     let link = source.link();
@@ -465,11 +484,71 @@ fn archive(c: &mut Criterion, audio: &[u8]) {
     g.finish();
 }
 
+/// The batches the capture hands one mixer thread for the frames of `calls` concurrent calls,
+/// and how many RTP packets they hold.
+fn mixer_batches(scratch: &Path, calls: u32) -> (Vec<Batch>, u64) {
+    // All of them talking at once: 2 s of talk, started within 0.5 s.
+    let (link, frames) = generated_frames_apart(scratch, calls, 2_000, 500_000_000 / i64::from(calls));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (_recycle_tx, recycle) = crossbeam_channel::unbounded();
+    let mut sink = BatchSink::new(vec![Lane { tx, recycle }], Backpressure::Block);
+    let mut engine = Engine::new(EngineConfig::default());
+    for (time, frame) in &frames {
+        engine.handle_frame(link, *time, frame, &mut sink);
+    }
+    engine.finish(EndReason::EndOfInput, &mut sink);
+    sink.flush();
+    let batches: Vec<Batch> = rx.try_iter().collect();
+    let packets = batches.iter().flat_map(|b| &b.items).filter(|i| matches!(i, Item::Rtp { .. })).count();
+    (batches, packets as u64)
+}
+
+fn mixer_calls(c: &mut Criterion, scratch: &Path) {
+    let work = memory_dir(scratch);
+    let mut g = c.benchmark_group("mixer_calls");
+    g.sample_size(10);
+    for (name, calls) in [("500_alone", 500), ("2500_grouped", 2500)] {
+        let (batches, packets) = mixer_batches(scratch, calls);
+        g.throughput(Throughput::Elements(packets));
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut taken = batches.clone();
+                    let cfg = MixerConfig::new(work.path().to_owned(), "bench".into());
+                    let mut mixer = Mixer::new(cfg, Vec::<PendingRecording>::new()).unwrap();
+                    let mut grouping = Grouping::new();
+                    let t = Instant::now();
+                    if (calls as usize) < GROUP_FROM_CALLS {
+                        for batch in &mut taken {
+                            batch.drain_into(&mut mixer);
+                        }
+                    } else {
+                        for group in taken.chunks_mut(GROUP_BATCHES) {
+                            grouping.drain(group, &mut mixer);
+                        }
+                    }
+                    total += t.elapsed();
+                    assert_eq!(mixer.drain_mut().len(), calls as usize, "every call recorded");
+                    assert_eq!(mixer.stats().rtp_packets, packets, "every RTP packet mixed");
+                    drop(mixer);
+                    for item in std::fs::read_dir(work.path()).unwrap() {
+                        std::fs::remove_file(item.unwrap().path()).unwrap();
+                    }
+                }
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
 fn stages(c: &mut Criterion) {
     let scratch = tempfile::Builder::new().prefix("callvault-stages").tempdir().expect("temp dir");
     decode_and_parse(c, scratch.path());
     engine(c, scratch.path());
     mixer(c, scratch.path());
+    mixer_calls(c, scratch.path());
     let audio = recording_bytes();
     hash(c, scratch.path(), &audio);
     archive(c, &audio);

@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 const BATCH_EVENTS: usize = 512;
 
 /// One event in a batch.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Item {
     /// An RTP packet; its payload is `payload[start..start + len]` of the batch.
     Rtp {
@@ -71,8 +71,8 @@ impl Item {
     }
 }
 
-/// A batch of events.
-#[derive(Debug, Default)]
+/// A batch of events (cloned only by the benchmarks, to hand the same ones on again).
+#[derive(Debug, Default, Clone)]
 pub struct Batch {
     /// Events in capture order.
     pub items: Vec<Item>,
