@@ -25,6 +25,9 @@
 # audio takes that many fresh pages before the kernel reclaims any cache, and on a virtual
 # machine a page the guest has not touched lately may cost a fault in the host on its first
 # write (at 20,000 x 10 s here: 15 of 79 CPU seconds, in copy_folio_from_iter_atomic).
+# `steal_s` is the CPU time the virtual machine's host took from this machine's cores while
+# the run went on (all cores, /proc/stat): above a few tenths of a second the host was busy and
+# the run's wall time says more about the host than about the recorder.
 # CALLVAULT_BENCH_STEADY=1 fills all but 2 GiB of free memory with clean page cache before each
 # run (a sparse file read once, deleted at the end), as a recorder that has run for a while
 # finds its memory: new audio then takes pages the kernel reclaims.
@@ -56,7 +59,7 @@ left=${#sizes[@]}
 done_runs=()
 fill="$dir/steady.fill"
 trap 'rm -rf "${done_runs[@]}" "$fill"' EXIT
-printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB
+printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB steal_s
 for calls in "${sizes[@]}"; do
     left=$((left - 1))
     pcap="$dir/calls-$calls-$talk.pcap"
@@ -72,6 +75,7 @@ for calls in "${sizes[@]}"; do
     floor=$("$bin/examples/pcap_floor" "$pcap" | awk '{print $2}')
     run=$(mktemp -d "$dir/run.XXXXXX")
     sync
+    steal0=$(awk '/^cpu / {print $9}' /proc/stat)
     status=0
     CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
         "$bin/callvault" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$dir/signing.key" \
@@ -85,6 +89,7 @@ for calls in "${sizes[@]}"; do
         [ -n "$child" ] && { python3 benches/threads.py "$child" > "$run/threads" & sampler=$!; }
     fi
     wait "$timer" || status=$?
+    steal=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($9 - s0) / hz}' /proc/stat)
     [ -z "$sampler" ] || wait "$sampler"
     # Exit status 3: recorded, with a problem the summary names (e.g. audio that could not be
     # written for want of file descriptors); the numbers still stand, with that warning.
@@ -101,8 +106,8 @@ for calls in "${sizes[@]}"; do
     }
     # Bytes the run wrote: the spool's files and the archive's, counted once per inode.
     written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
-    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" -v m="$free_gib" \
-        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f, m}'
+    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" -v m="$free_gib" -v st="$steal" \
+        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f %8s %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f, m, st}'
     [ -s "$run/threads" ] && cat "$run/threads"
     # The run's files are emptied, not deleted, until the last run is over: on ext4 without a
     # journal (this machine's disk), creating a file skips every inode of its block group
