@@ -88,9 +88,9 @@ impl Batch {
     /// Replays the batch into `sink` in capture order and empties it (keeping its capacity).
     /// Each packet's payload and call state are asked for [`STATE_AHEAD`] events before its
     /// turn: with 500 calls in a mixer they have left the cache between two of its packets
-    /// (1,000 calls × 60 s, 14 alternating pairs: the mixers' user time 1.37 s against 1.53 s
-    /// on average, and per unit of the capture thread's 1.38 against 1.48, lower in 10 pairs,
-    /// higher in 3).
+    /// (1,000 calls × 60 s, 18 alternating pairs: the mixers' user time 1.33 s against 1.47 s
+    /// on average, and per unit of the capture thread's 1.34 against 1.43, lower in 12 pairs,
+    /// higher in 5).
     pub fn drain_into<S: EventSink>(&mut self, sink: &mut S) {
         for i in 0..self.items.len() {
             if i + STATE_AHEAD < self.items.len() {
