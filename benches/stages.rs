@@ -26,9 +26,8 @@
 //! * `mixer_calls/500_alone`, `mixer_calls/2500_grouped`: a mixer thread's work at 1,000 and
 //!   5,000 concurrent calls (half of them in each of two mixers): the capture's batches of
 //!   500 or 2,500 calls talking at once (2 s each, all started within 0.5 s) handed to a
-//!   `Mixer` as the pipeline's mixer thread hands them, one batch at a time front to back
-//!   (`Batch::drain_into`) or, from 1,024 calls, groups of batches call by call
-//!   (`Grouping::drain`); WAVs on `/dev/shm`. One thread alone: in a replay the capture thread
+//!   `Mixer` as the pipeline's mixer thread takes them (`Grouping::take`: one batch at a time
+//!   front to back, or from 1,024 calls groups of batches call by call); WAVs on `/dev/shm`. One thread alone: in a replay the capture thread
 //!   and the other mixer share the caches, and a call's state has left them more often.
 //! * `sha256/buffer`, `sha256/file`: the recordings' hash (the `filehash` crate) over a 60 s
 //!   stereo recording, from memory and from a file in the page cache.
@@ -43,7 +42,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use callvault::batch::{Backpressure, Batch, BatchSink, GROUP_BATCHES, GROUP_FROM_CALLS, Grouping, Item, Lane};
+use callvault::batch::{Backpressure, Batch, BatchSink, Grouping, Item, Lane};
 use capture::decode::{Datagram, LinkType, Transport};
 use capture::events::{CallEvent, EndReason, EventSink, RtpMeta};
 use capture::ingress::{Ingress, IngressSink};
@@ -239,9 +238,7 @@ fn engine(c: &mut Criterion, scratch: &Path) {
                 assert_eq!(mixer.drain_mut().len(), 100, "every call recorded");
                 assert_eq!(mixer.stats().rtp_packets, 50_000, "every RTP packet mixed");
                 drop(mixer);
-                for item in std::fs::read_dir(work.path()).unwrap() {
-                    std::fs::remove_file(item.unwrap().path()).unwrap();
-                }
+                empty_dir(work.path());
             }
             total
         });
@@ -255,6 +252,13 @@ fn memory_dir(scratch: &Path) -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     let parent = if shm.is_dir() { shm } else { scratch };
     tempfile::Builder::new().prefix("callvault-stages").tempdir_in(parent).expect("temp dir")
+}
+
+/// Removes every file in `dir` (what a benchmark's mixer wrote there).
+fn empty_dir(dir: &Path) {
+    for item in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(item.unwrap().path()).unwrap();
+    }
 }
 
 /// One party's µ-law codes for `seconds` of a tone of `freq_hz`.
@@ -514,27 +518,26 @@ fn mixer_calls(c: &mut Criterion, scratch: &Path) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let mut taken = batches.clone();
+                    // All of them waiting, as for a mixer far behind: taken as the mixer
+                    // thread takes them (`Grouping::take`: alone below 1,024 calls, else in
+                    // groups).
+                    let (tx, waiting) = crossbeam_channel::unbounded();
+                    let (recycle, _returned) = crossbeam_channel::unbounded();
+                    for batch in batches.iter().cloned() {
+                        tx.send(batch).unwrap();
+                    }
                     let cfg = MixerConfig::new(work.path().to_owned(), "bench".into());
                     let mut mixer = Mixer::new(cfg, Vec::<PendingRecording>::new()).unwrap();
                     let mut grouping = Grouping::new();
                     let t = Instant::now();
-                    if (calls as usize) < GROUP_FROM_CALLS {
-                        for batch in &mut taken {
-                            batch.drain_into(&mut mixer);
-                        }
-                    } else {
-                        for group in taken.chunks_mut(GROUP_BATCHES) {
-                            grouping.drain(group, &mut mixer);
-                        }
+                    while let Ok(first) = waiting.try_recv() {
+                        grouping.take(first, &waiting, calls as usize, &mut mixer, &recycle);
                     }
                     total += t.elapsed();
                     assert_eq!(mixer.drain_mut().len(), calls as usize, "every call recorded");
                     assert_eq!(mixer.stats().rtp_packets, packets, "every RTP packet mixed");
                     drop(mixer);
-                    for item in std::fs::read_dir(work.path()).unwrap() {
-                        std::fs::remove_file(item.unwrap().path()).unwrap();
-                    }
+                    empty_dir(work.path());
                 }
                 total
             });
