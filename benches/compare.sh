@@ -19,6 +19,7 @@
 # alone when the host slows both); steal_s (CPU time the host took from this machine's cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/replay_run.sh
 [ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 a=$(realpath "$1") b=$(realpath "$2") calls="${3:-1000}" pairs="${4:-6}"
 talk="${CALLVAULT_BENCH_TALK:-60}"
@@ -35,28 +36,13 @@ runs+=("$results")
 
 # run LABEL BIN: one replay; appends a row to $results and prints it.
 run() {
-    local label=$1 bin=$2 run steal0 steal timer child sampler status wall user sys rss
-    rm -f "$fill"
-    local spare
-    spare=$(awk '/^MemFree:/ {printf "%.0f", $2 / 1024 - 2048}' /proc/meminfo)
-    [ "$spare" -le 0 ] || { truncate -s "${spare}M" "$fill" && cat "$fill" > /dev/null; }
+    local label=$1 bin=$2 run status steal wall user sys rss
+    fill_memory "$fill"
     cat "$pcap" > /dev/null
     run=$(mktemp -d "$dir/run.XXXXXX")
     runs+=("$run")
-    sync
-    steal0=$(awk '/^cpu / {print $9}' /proc/stat)
-    status=0
-    CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
-        "$bin" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$dir/signing.key" \
-        "$pcap" > "$run/summary" 2> "$run/log" &
-    timer=$!
-    child=
-    for _ in $(seq 100); do child=$(pgrep -P "$timer" || true); [ -n "$child" ] && break; sleep 0.01; done
-    sampler=
-    [ -z "$child" ] || { python3 benches/threads.py "$child" > "$run/threads" & sampler=$!; }
-    wait "$timer" || status=$?
-    steal=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($9 - s0) / hz}' /proc/stat)
-    [ -z "$sampler" ] || wait "$sampler"
+    timed_replay "$bin" "$run" "$pcap" "$dir/signing.key" 1
+    status=$REPLAY_STATUS steal=$REPLAY_STEAL
     [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || { cat "$run/summary" "$run/log" >&2; exit 1; }
     local recorded
     recorded=$(sed -n 's/.*recordings: \([0-9,]*\) written.*/\1/p' "$run/summary" | tr -d ,)

@@ -33,6 +33,7 @@
 # finds its memory: new audio then takes pages the kernel reclaims.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/replay_run.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/callvault-target}"
 [ $# -gt 0 ] || set -- 300 1000 5000
 talk="${CALLVAULT_BENCH_TALK:-60}"
@@ -64,33 +65,18 @@ for calls in "${sizes[@]}"; do
     left=$((left - 1))
     pcap="$dir/calls-$calls-$talk.pcap"
     [ -s "$pcap" ] || "$bin/callgen" --calls "$calls" --concurrency "$calls" --talk "$talk" --out "$pcap" >&2
-    if [ -n "${CALLVAULT_BENCH_STEADY:-}" ]; then
-        rm -f "$fill"
-        spare=$(awk '/^MemFree:/ {printf "%.0f", $2 / 1024 - 2048}' /proc/meminfo)
-        [ "$spare" -le 0 ] || { truncate -s "${spare}M" "$fill" && cat "$fill" > /dev/null; }
-    fi
+    [ -z "${CALLVAULT_BENCH_STEADY:-}" ] || fill_memory "$fill"
     cat "$pcap" > /dev/null # into the page cache, as the table's runs were
     free_gib=$(awk '/^MemFree:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
     cached=$(fincore --bytes --noheadings --output RES,SIZE "$pcap" 2>/dev/null | awk '$2 > 0 {printf "%.0f", $1 * 100 / $2}')
     floor=$("$bin/examples/pcap_floor" "$pcap" | awk '{print $2}')
     run=$(mktemp -d "$dir/run.XXXXXX")
-    sync
-    steal0=$(awk '/^cpu / {print $9}' /proc/stat)
-    status=0
-    CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
-        "$bin/callvault" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$dir/signing.key" \
-        ${CALLVAULT_BENCH_ARGS:-} "$pcap" > "$run/summary" 2> "$run/log" &
-    timer=$!
-    # Where the CPU goes: each thread's time, sampled until the run ends (the callvault process
-    # is the timer's child).
-    sampler=
-    if [ -n "${CALLVAULT_BENCH_THREADS:-}" ]; then
-        for _ in $(seq 100); do child=$(pgrep -P "$timer" || true); [ -n "$child" ] && break; sleep 0.01; done
-        [ -n "$child" ] && { python3 benches/threads.py "$child" > "$run/threads" & sampler=$!; }
-    fi
-    wait "$timer" || status=$?
-    steal=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($9 - s0) / hz}' /proc/stat)
-    [ -z "$sampler" ] || wait "$sampler"
+    # Where the CPU goes, with CALLVAULT_BENCH_THREADS: each thread's time until the run ends.
+    threads=0
+    [ -z "${CALLVAULT_BENCH_THREADS:-}" ] || threads=1
+    # shellcheck disable=SC2086 # CALLVAULT_BENCH_ARGS is a list of options
+    timed_replay "$bin/callvault" "$run" "$pcap" "$dir/signing.key" "$threads" ${CALLVAULT_BENCH_ARGS:-}
+    status=$REPLAY_STATUS steal=$REPLAY_STEAL
     # Exit status 3: recorded, with a problem the summary names (e.g. audio that could not be
     # written for want of file descriptors); the numbers still stand, with that warning.
     [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || { cat "$run/summary" "$run/log" >&2; exit 1; }

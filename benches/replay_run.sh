@@ -1,0 +1,36 @@
+# Sourced by benches/end_to_end.sh and benches/compare.sh: the steps a timed replay takes in
+# both, so that both measure the same way.
+
+# fill_memory FILE: fills all but 2 GiB of free memory with clean page cache (FILE, sparse,
+# read once), as a recorder that has run a while finds its memory.
+fill_memory() {
+    local spare
+    rm -f "$1"
+    spare=$(awk '/^MemFree:/ {printf "%.0f", $2 / 1024 - 2048}' /proc/meminfo)
+    [ "$spare" -le 0 ] || { truncate -s "${spare}M" "$1" && cat "$1" > /dev/null; }
+}
+
+# timed_replay BIN RUN PCAP SIGNING_KEY THREADS [ARGS...]: `BIN replay` of PCAP into RUN/data
+# and RUN/archive under /usr/bin/time (RUN/time: wall user sys maxrss), its summary and log in
+# RUN/summary and RUN/log; with THREADS=1 each thread's CPU in RUN/threads (benches/threads.py).
+# Sets REPLAY_STATUS (the exit status) and REPLAY_STEAL (seconds the host took from this
+# machine's cores meanwhile, /proc/stat).
+timed_replay() {
+    local bin=$1 run=$2 pcap=$3 key=$4 threads=$5 steal0 timer child sampler=
+    shift 5
+    sync
+    steal0=$(awk '/^cpu / {print $9}' /proc/stat)
+    REPLAY_STATUS=0
+    CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
+        "$bin" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$key" \
+        "$@" "$pcap" > "$run/summary" 2> "$run/log" &
+    timer=$!
+    # The callvault process is the timer's child.
+    if [ "$threads" = 1 ]; then
+        for _ in $(seq 100); do child=$(pgrep -P "$timer" || true); [ -n "$child" ] && break; sleep 0.01; done
+        [ -z "$child" ] || { python3 benches/threads.py "$child" > "$run/threads" & sampler=$!; }
+    fi
+    wait "$timer" || REPLAY_STATUS=$?
+    REPLAY_STEAL=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($9 - s0) / hz}' /proc/stat)
+    [ -z "$sampler" ] || wait "$sampler"
+}
