@@ -414,6 +414,40 @@ fn unreadable_queue_entry_is_reported_and_does_not_block_the_others() {
     assert!(garbage.exists(), "left for the operator");
 }
 
+/// This process's copy of an entry is the one shipped: an entry file rewritten by hand
+/// meanwhile changes nothing until the next start (which reads every entry file again), and
+/// one removed by hand is let go when its shipment completes, its files kept in the spool.
+#[test]
+fn entries_ship_as_this_process_entered_them_and_one_removed_by_hand_is_let_go() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let wav = audio(3);
+    let kept = spool.enter(d.recording(KEY, &[("wav", &wav), ("json", b"{}")])).unwrap();
+    let other = "2016/11/26/20161126T144300.000Z_sipp_test_0f0f0f0f0f0f";
+    let removed = spool.enter(d.recording(other, &[("json", b"{}")])).unwrap();
+    let entry_file = |id: callvault_shipper::EntryId| d.spool.join(format!("queue/{:020}.json", id.seq()));
+
+    // A forged hash in the entry file: not what this process entered, so not what it ships.
+    let as_entered = spool.entry(kept).unwrap();
+    let text = fs::read_to_string(entry_file(kept)).unwrap();
+    let forged = text.replace(&as_entered.files[0].sha256, &"0".repeat(64));
+    assert_ne!(forged, text, "the hash is in the entry file");
+    fs::write(entry_file(kept), forged).unwrap();
+    assert_eq!(spool.entry(kept).unwrap(), as_entered);
+
+    // Removed by hand: completing it finds it gone.
+    fs::remove_file(entry_file(removed)).unwrap();
+    assert!(matches!(spool.complete(removed, &[]), Err(callvault_shipper::SpoolError::NotFound { .. })));
+    assert_eq!(spool.pending().unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [kept]);
+    assert!(spool.recording_path(other, "json").exists(), "its files stay in the spool");
+
+    let report = d.ship(&spool);
+    assert!(report.errors.is_empty() && report.left_queued.is_empty(), "{report:?}");
+    assert_eq!(report.stats.shipped_recordings, 1);
+    assert_eq!(fs::read(d.archive.join(format!("{KEY}.wav"))).unwrap(), wav);
+    assert!(!d.archive.join(format!("{other}.json")).exists());
+}
+
 /// A file entered by this process carries its stamp while it stays as entered; any write (or
 /// a new link to it) shows. On a filesystem without fine-grained change times there is no stamp
 /// and the file is always read again before it is published.

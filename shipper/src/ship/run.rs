@@ -791,7 +791,12 @@ async fn ship_entry(
 ) -> Outcome {
     let mut outcome = Outcome { id, gone: false, results: Vec::new(), completed: Ok(false) };
     let reader = Arc::clone(&spool);
-    let entry = match blocking(move || reader.entry(id)).await {
+    let known = spool.known_entry(id);
+    let read = match known {
+        Some(entry) => Ok(entry),
+        None => blocking(move || reader.entry(id)).await,
+    };
+    let entry = match read {
         Ok(entry) => entry,
         Err(SpoolError::NotFound { .. }) => {
             outcome.gone = true;

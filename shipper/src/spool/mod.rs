@@ -570,7 +570,8 @@ impl<FS: Fs> Spool<FS> {
     pub(crate) fn load_index(&self) -> Result<Vec<Entry>, SpoolError> {
         let mut entries = Vec::new();
         for seq in self.list_seq_files(&self.queue)? {
-            match self.entry(EntryId(seq)) {
+            let id = EntryId(seq);
+            match read_entry(&self.fs, self.entry_path(id), id) {
                 Ok(entry) => entries.push(entry),
                 Err(SpoolError::NotFound { .. }) => {}
                 Err(e) => tracing::error!(error = %crate::chain(&e), "skipping a queue entry"),
@@ -589,19 +590,25 @@ impl<FS: Fs> Spool<FS> {
         Ok(self.list_seq_files(&self.queue)?.into_iter().map(EntryId).collect())
     }
 
-    /// Reads queue entry `id`, with what this process knows of its files as entered
-    /// ([`EnteredAs`], which the queue does not hold) for each file the queue still names
-    /// with the same content.
+    /// Queue entry `id`: this process's copy (the index) when it has one, with what it knows
+    /// of the files as entered ([`EnteredAs`], which the queue does not hold); else read from
+    /// `queue/` (an entry the index lacks: unreadable when the spool was opened).
+    ///
+    /// The index is the queue as on disk: this process is the spool's only owner, and every
+    /// write or removal of an entry file goes through it and into the index once durable. So a
+    /// shipment takes its entry from memory, not from three reads of the file (when the
+    /// shipper lists it, ships it, completes it); an entry file edited by hand meanwhile is
+    /// read at the next start, as every file of the queue is.
     pub fn entry(&self, id: EntryId) -> Result<Entry, SpoolError> {
-        let mut entry = read_entry(&self.fs, self.entry_path(id), id)?;
-        if let Some(known) = self.index().get(&id) {
-            for f in &mut entry.files {
-                if let Some(k) = known.files.iter().find(|k| k.path == f.path && k.sha256 == f.sha256) {
-                    f.entered_as = k.entered_as;
-                }
-            }
+        if let Some(known) = self.known_entry(id) {
+            return Ok(known);
         }
-        Ok(entry)
+        read_entry(&self.fs, self.entry_path(id), id)
+    }
+
+    /// Queue entry `id` if the index has it: no disk access, so callable from async code.
+    pub fn known_entry(&self, id: EntryId) -> Option<Entry> {
+        self.index().get(&id).cloned()
     }
 
     /// Records that `target` has confirmed entry `id`, stored at `location`. Atomic rewrite of the
@@ -645,7 +652,15 @@ impl<FS: Fs> Spool<FS> {
             if !targets.iter().all(|t| entry.shipped.contains_key(*t) || confirmed == Some(*t)) {
                 return Ok(false);
             }
-            self.fs.remove_file(&path).ctx("remove", &path)?;
+            match self.fs.remove_file(&path) {
+                Ok(()) => {}
+                // Removed by hand (this process's copy outlived it): gone, as if read so.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.index().remove(&id);
+                    return Err(SpoolError::NotFound { id, path });
+                }
+                Err(e) => return Err(SpoolError::io("remove", &path, e)),
+            }
             self.queue_sync.sync(&self.fs, &self.queue).ctx("sync directory", &self.queue)?;
             self.index().remove(&id);
             entry
