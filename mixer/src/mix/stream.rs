@@ -79,17 +79,62 @@ pub struct StreamStats {
     expected_before: u64,
     /// A far jump waiting for a second packet to confirm a restart.
     bad_seq: Option<u16>,
-    /// Loss runs are counted once sequence numbers leave the duplicate window (a reordered
-    /// packet can no longer fill them): the next sequence number to account, the open run.
-    settled_next: u32,
-    run: u64,
-    bursts: u64,
-    longest: u64,
+    /// Loss runs, counted once sequence numbers leave the duplicate window (a reordered
+    /// packet can no longer fill them).
+    runs: LossRuns,
     jitter: f64,
     last_transit: Option<i64>,
     clock: u32,
     /// RTP timestamps of the latest telephone events, to count each event once.
     recent_events: [Option<u32>; 4],
+}
+
+/// A stream's loss runs: the next sequence number to account, the run open there, the runs
+/// closed and the longest.
+#[derive(Debug, Clone, Copy)]
+struct LossRuns {
+    settled_next: u32,
+    run: u64,
+    bursts: u64,
+    longest: u64,
+}
+
+impl LossRuns {
+    /// Accounts sequence numbers `[settled_next, limit)` into loss runs, `new_max` being the
+    /// highest sequence number once this packet is in, `max_seq` and `seen` the stream's before.
+    fn settle_until(&mut self, limit: u32, new_max: u32, max_seq: u32, seen: u64) {
+        while self.settled_next < limit {
+            let n = self.settled_next;
+            if n > max_seq {
+                let end = limit.min(new_max);
+                self.run += u64::from(end - n);
+                self.settled_next = end;
+                continue;
+            }
+            let back = max_seq - n;
+            if back < DUP_WINDOW && seen & (1 << back) != 0 {
+                self.close_run();
+            } else {
+                self.run += 1;
+            }
+            self.settled_next += 1;
+        }
+    }
+
+    fn close_run(&mut self) {
+        if self.run > 0 {
+            self.bursts += 1;
+            self.longest = self.longest.max(self.run);
+            self.run = 0;
+        }
+    }
+
+    /// Accounts every sequence number up to `max_seq` and closes the open run.
+    fn settle_all(&mut self, max_seq: u32, seen: u64) {
+        let end = max_seq.wrapping_add(1);
+        self.settle_until(end, end, max_seq, seen);
+        self.close_run();
+    }
 }
 
 impl StreamStats {
@@ -129,10 +174,7 @@ impl StreamStats {
             seen: 0,
             expected_before: 0,
             bad_seq: None,
-            settled_next: ext,
-            run: 0,
-            bursts: 0,
-            longest: 0,
+            runs: LossRuns { settled_next: ext, run: 0, bursts: 0, longest: 0 },
             jitter: 0.0,
             last_transit: None,
             clock: clock.max(1),
@@ -202,12 +244,12 @@ impl StreamStats {
             let ext = (1 << 16) | u32::from(seq);
             self.base_seq = ext;
             self.max_seq = ext;
-            self.settled_next = ext;
+            self.runs.settled_next = ext;
             self.seen = 1;
             SeqVerdict::InOrder
         } else if udelta != 0 && udelta < MAX_DROPOUT {
             let ext = self.max_seq + udelta;
-            self.settle_until(ext.saturating_sub(DUP_WINDOW - 1), ext);
+            self.runs.settle_until(ext.saturating_sub(DUP_WINDOW - 1), ext, self.max_seq, self.seen);
             self.seen = if udelta >= 64 { 0 } else { self.seen << udelta };
             self.seen |= 1;
             self.max_seq = ext;
@@ -223,20 +265,20 @@ impl StreamStats {
                 }
                 if ext < self.base_seq {
                     self.base_seq = ext;
-                    self.settled_next = self.settled_next.min(ext);
+                    self.runs.settled_next = self.runs.settled_next.min(ext);
                 }
                 SeqVerdict::OutOfOrder
             }
         } else if self.bad_seq == Some(seq) {
             // Two packets agree on the new numbering: restart there (the previous one was
             // counted but not tracked).
-            self.settle_all();
+            self.runs.settle_all(self.max_seq, self.seen);
             self.expected_before += u64::from(self.max_seq - self.base_seq) + 1;
             self.restarts += 1;
             let ext = (((self.max_seq >> 16) + 2) << 16) | u32::from(seq);
             self.base_seq = ext - 1;
             self.max_seq = ext;
-            self.settled_next = ext - 1;
+            self.runs.settled_next = ext - 1;
             self.seen = 0b11;
             self.bad_seq = None;
             SeqVerdict::InOrder
@@ -259,48 +301,14 @@ impl StreamStats {
         (verdict, self.expected().saturating_sub(expected_before))
     }
 
-    /// Accounts sequence numbers `[settled_next, limit)` into loss runs, `new_max` being the
-    /// packet that just arrived (everything between the old maximum and it is missing).
-    fn settle_until(&mut self, limit: u32, new_max: u32) {
-        while self.settled_next < limit {
-            let n = self.settled_next;
-            if n > self.max_seq {
-                let end = limit.min(new_max);
-                self.run += u64::from(end - n);
-                self.settled_next = end;
-                continue;
-            }
-            let back = self.max_seq - n;
-            if back < DUP_WINDOW && self.seen & (1 << back) != 0 {
-                self.close_run();
-            } else {
-                self.run += 1;
-            }
-            self.settled_next += 1;
-        }
-    }
-
-    fn close_run(&mut self) {
-        if self.run > 0 {
-            self.bursts += 1;
-            self.longest = self.longest.max(self.run);
-            self.run = 0;
-        }
-    }
-
-    fn settle_all(&mut self) {
-        let end = self.max_seq.wrapping_add(1);
-        self.settle_until(end, end);
-        self.close_run();
-    }
-
-    /// (number of loss runs, longest run), counting what is still in the reorder window too.
+    /// (number of loss runs, longest run), counting what is still in the reorder window too:
+    /// on a copy of the runs alone (the live view asks for every call in progress each second).
     pub fn loss_runs(&self) -> (u64, u64) {
-        let mut s = self.clone();
-        if s.unique > 0 {
-            s.settle_all();
+        let mut runs = self.runs;
+        if self.unique > 0 {
+            runs.settle_all(self.max_seq, self.seen);
         }
-        (s.bursts, s.longest)
+        (runs.bursts, runs.longest)
     }
 
     /// Packets expected from the sequence ranges seen.
