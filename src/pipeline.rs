@@ -16,7 +16,7 @@ use mixer::mix::audio::AudioConfig;
 use mixer::mix::pause::PauseCodes;
 use mixer::mix::timeline::TimelineConfig;
 use mixer::{Drain, LiveCall, Mixer, MixerConfig, MixerStats, PendingRecording};
-use shipper::{NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
+use shipper::{EntryId, NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, ShipperHandle, Spool};
 
 use crate::batch::{Backpressure, Batch, BatchSink, Grouping, Lane};
 use crate::config::{AudioFormat, AudioLayout, Config};
@@ -311,7 +311,7 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("finish-{i}"))
                     .spawn(move || {
-                        finisher(rx, &spool, &work, to_index.as_ref(), hep.as_ref(), &metrics, || notify.notify())
+                        finisher(rx, &spool, &work, to_index.as_ref(), hep.as_ref(), &metrics, |id| notify.entered(id))
                     })
                     .context("cannot start finisher thread")
             })
@@ -521,7 +521,7 @@ fn finisher(
     to_index: Option<&ToIndex>,
     hep: Option<&crate::hep::Feed>,
     metrics: &Metrics,
-    notify: impl Fn(),
+    notify: impl Fn(EntryId),
 ) -> FinishStats {
     let mut stats = FinishStats::default();
     let mut batch = Vec::with_capacity(FINISH_BATCH);
@@ -559,7 +559,7 @@ fn finisher(
             finished.into_iter().map(|f| to_spool(f, to_index.is_some())).unzip();
         for (result, done) in spool.enter_all(recordings).into_iter().zip(done) {
             match result {
-                Ok(_) => {
+                Ok(id) => {
                     if let (Some(to), Some(call)) = (to_index, done.indexed) {
                         to.send(call);
                     }
@@ -573,7 +573,7 @@ fn finisher(
                     }
                     metrics.recording_written(done.bytes, done.audio_bytes, done.state == "recovered");
                     *stats.states.entry(done.state).or_default() += 1;
-                    notify();
+                    notify(id);
                 }
                 Err(e) => {
                     stats.failed += 1;

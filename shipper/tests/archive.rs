@@ -414,6 +414,31 @@ fn unreadable_queue_entry_is_reported_and_does_not_block_the_others() {
     assert!(garbage.exists(), "left for the operator");
 }
 
+/// A recording the shipper is told about by id ([`callvault_shipper::Notifier::entered`])
+/// ships from the spool's index: no listing of the queue is needed, and the next listing it
+/// would otherwise wait for is a minute away (the one at start has run: the first recording
+/// shipped), so without the id the second recording would not reach the archive in time.
+#[test]
+fn an_entry_told_by_id_ships_without_a_listing_of_the_queue() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let first = spool.enter(d.recording(KEY, &[("json", b"{}")])).unwrap();
+    let handle = d.start(&spool);
+    wait_for("the recording queued at start", || d.archive.join(format!("{KEY}.json")).exists());
+    let second = "2016/11/26/20161126T144300.000Z_sipp_test_0f0f0f0f0f0f";
+    let id = spool.enter(d.recording(second, &[("wav", &audio(5)), ("json", b"{}")])).unwrap();
+    // An id told twice, and one the shipper has already completed, are passed over.
+    handle.notifier().entered(first);
+    handle.notifier().entered(id);
+    handle.notifier().entered(id);
+    wait_for("the recording told by id", || d.archive.join(format!("{second}.wav")).exists());
+    wait_for("its completion", || spool.pending().unwrap().is_empty());
+    let report = handle.drain(Some(Duration::from_secs(20)));
+    assert!(report.errors.is_empty() && report.left_queued.is_empty(), "{report:?}");
+    assert_eq!(report.stats.shipped_recordings, 2);
+    assert_eq!(fs::read(d.archive.join(format!("{second}.wav"))).unwrap(), audio(5));
+}
+
 /// This process's copy of an entry is the one shipped: an entry file rewritten by hand
 /// meanwhile changes nothing until the next start (which reads every entry file again), and
 /// one removed by hand is let go when its shipment completes, its files kept in the spool.

@@ -51,6 +51,10 @@ use crate::target::{ShipError, Target};
 /// How long the runtime waits for in-flight blocking file operations when the shipper stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Entered ids kept for the shipper's loop to take (each is 8 bytes); beyond, a listing of the
+/// queue finds the entries instead.
+const ENTERED_KEPT: usize = 65_536;
+
 /// Settings of the shipper.
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {
@@ -218,6 +222,9 @@ enum Mode {
 struct Shared {
     wake: Notify,
     new_entries: AtomicBool,
+    /// Entries this process entered since the loop last looked, by id (see
+    /// [`Notifier::entered`]).
+    entered: Mutex<Vec<EntryId>>,
     mode: Mutex<Mode>,
     stats: Mutex<(ShipStats, Option<SystemTime>)>,
     /// Targets from a configuration reload, for the shipper thread to pick up.
@@ -225,6 +232,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Takes the ids [`Notifier::entered`] gave since the last call.
+    fn take_entered(&self) -> Vec<EntryId> {
+        std::mem::take(&mut *self.entered())
+    }
+
+    fn entered(&self) -> MutexGuard<'_, Vec<EntryId>> {
+        self.entered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn new_targets(&self) -> MutexGuard<'_, Option<Vec<Target>>> {
         self.new_targets.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -276,6 +292,7 @@ impl Shipper {
         let shared = Arc::new(Shared {
             wake: Notify::new(),
             new_entries: AtomicBool::new(false),
+            entered: Mutex::default(),
             mode: Mutex::new(Mode::Run),
             stats: Mutex::default(),
             new_targets: Mutex::default(),
@@ -325,9 +342,25 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Tells the shipper a new entry was entered. Cheap; never blocks.
+    /// Tells the shipper new entries were entered, without saying which: it lists the queue
+    /// (at most every 50 ms). Cheap; never blocks.
     pub fn notify(&self) {
         self.shared.new_entries.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// Tells the shipper entry `id` was entered into its spool: it takes the entry from the
+    /// spool's index at once, with no listing of the queue. Cheap; never blocks. (Ids the
+    /// loop has not taken yet are capped at 65,536: beyond, it lists the queue.)
+    pub fn entered(&self, id: EntryId) {
+        {
+            let mut entered = self.shared.entered();
+            if entered.len() < ENTERED_KEPT {
+                entered.push(id);
+            } else {
+                self.shared.new_entries.store(true, Ordering::Release);
+            }
+        }
         self.shared.wake.notify_one();
     }
 }

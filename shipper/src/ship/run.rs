@@ -1,6 +1,6 @@
 //! The shipper's event loop and its shipping tasks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -159,6 +159,17 @@ pub(super) struct Worker {
     reported_unconfigured: HashSet<OwedTarget>,
     /// When the per-target queue figures were last computed.
     last_target_queue: Option<Instant>,
+    /// The entries [`Worker::schedule`] looks at: every entry after a listing of the queue or
+    /// a change of which targets are due (`last_due`), then only those that may have work
+    /// since it last looked (new, back from a shipment, their retry time come). An entry found
+    /// with nothing to do (its archive unreachable, in backoff) leaves it: with a backlog of
+    /// 100,000 the loop no longer walks all of them at every event.
+    candidates: BTreeSet<EntryId>,
+    /// Which target slots were due when entries were last scheduled.
+    last_due: Vec<bool>,
+    /// Entries given a time of their own to be retried at (after a failure of the entry
+    /// itself): the loop wakes for them, and they become candidates again then.
+    retrying: BTreeSet<EntryId>,
 }
 
 /// What woke the loop.
@@ -196,6 +207,9 @@ impl Worker {
             prunes: JoinSet::new(),
             reported_unconfigured: HashSet::new(),
             last_target_queue: None,
+            candidates: BTreeSet::new(),
+            last_due: Vec::new(),
+            retrying: BTreeSet::new(),
         };
         worker.replace_targets(targets);
         worker
@@ -222,6 +236,12 @@ impl Worker {
             }
         }
         self.need_load = true;
+        self.look_at_all();
+    }
+
+    /// Makes every queued entry a candidate again.
+    fn look_at_all(&mut self) {
+        self.candidates = self.index.keys().copied().collect();
     }
 
     /// The targets entry `q` is owed to, by name, with the slot that ships to it (`None`: no
@@ -265,6 +285,7 @@ impl Worker {
             if self.shared.new_entries.swap(false, Ordering::AcqRel) {
                 self.notified = true;
             }
+            self.take_entered();
             if self.need_load || now >= self.next_load || (self.notified && now >= self.notified_load_at(now)) {
                 self.load().await;
             }
@@ -312,6 +333,23 @@ impl Worker {
         self.last_load.map_or(now, |t| t + NOTIFIED_LOAD_INTERVAL)
     }
 
+    /// Adds the entries this process entered since the last look (their ids, given by
+    /// [`super::Notifier::entered`]), from the spool's index: no listing of the queue, no
+    /// wait for the next one (a recording entered last ships at once, not up to 50 ms later).
+    fn take_entered(&mut self) {
+        for id in self.shared.take_entered() {
+            if self.index.contains_key(&id) || self.unreadable.contains_key(&id) {
+                continue;
+            }
+            // None: already shipped and completed (a listing found it first).
+            if let Some(entry) = self.spool.known_entry(id) {
+                self.report_unconfigured(&entry);
+                self.index.insert(id, self.queued(&entry));
+                self.candidates.insert(id);
+            }
+        }
+    }
+
     /// Adds queue entries not yet in the index.
     async fn load(&mut self) {
         self.need_load = false;
@@ -328,6 +366,8 @@ impl Worker {
         // task reports them).
         self.index.retain(|id, q| q.in_flight || on_disk.contains(id));
         self.unreadable.retain(|id, _| on_disk.contains(id));
+        // Every listing looks at every entry again: what may have been missed is found here.
+        self.look_at_all();
         let new: Vec<EntryId> =
             ids.into_iter().filter(|id| !self.index.contains_key(id) && !self.unreadable.contains_key(id)).collect();
         if new.is_empty() {
@@ -348,6 +388,7 @@ impl Worker {
                     Ok(entry) => {
                         self.report_unconfigured(&entry);
                         self.index.insert(id, self.queued(&entry));
+                        self.candidates.insert(id);
                     }
                     Err(SpoolError::NotFound { .. }) => {}
                     Err(e) => {
@@ -470,15 +511,54 @@ impl Worker {
         }
         let mut starts = Vec::new();
         let mut starting_keys = HashSet::new();
-        for (&id, q) in &self.index {
+        // Which target slots may be shipped to now: an entry none of whose unconfirmed targets
+        // is due (an archive in backoff, unreachable) is passed over without a look at more.
+        let due: Vec<bool> = self
+            .targets
+            .iter()
+            .map(|t| t.state.permanent.is_none() && t.state.retry_at.is_none_or(|at| at <= now))
+            .collect();
+        if due != self.last_due {
+            self.last_due.clone_from(&due);
+            self.look_at_all();
+        }
+        let (index, candidates) = (&self.index, &mut self.candidates);
+        self.retrying.retain(|id| match index.get(id).and_then(|q| q.retry_at) {
+            Some(t) if t > now => true,
+            Some(_) => {
+                candidates.insert(*id);
+                false
+            }
+            None => false,
+        });
+        // Candidates with nothing to do now leave the set; what brings each back is named.
+        let mut leave = Vec::new();
+        for &id in &self.candidates {
             if self.tasks.len() + starts.len() >= self.cfg.concurrency + MAX_WAITING {
                 break;
             }
-            if q.in_flight || self.in_flight_keys.contains(&q.key) {
+            let Some(q) = self.index.get(&id) else {
+                leave.push(id);
+                continue;
+            };
+            // Back when its shipment ends (`finish`).
+            if q.in_flight {
+                leave.push(id);
                 continue;
             }
+            // Back when its retry time comes (`retrying`); a drain starts with a listing.
             let entry_ready = if self.draining { !q.failed_in_drain } else { q.retry_at.is_none_or(|t| t <= now) };
             if !entry_ready {
+                leave.push(id);
+                continue;
+            }
+            // Back when the targets due change, or with the next listing.
+            if !self.may_start(q, &due) {
+                leave.push(id);
+                continue;
+            }
+            // Stays: its twin's shipment ends.
+            if self.in_flight_keys.contains(&q.key) {
                 continue;
             }
             let owed = self.owed_slots(q);
@@ -507,6 +587,9 @@ impl Worker {
             let names: Vec<String> = owed.into_iter().map(|(n, _)| n).collect();
             starts.push((id, todo, names, slot));
         }
+        for id in leave {
+            self.candidates.remove(&id);
+        }
         for (id, todo, names, slot) in starts {
             let q = self.index.get_mut(&id).expect("scheduled entry is indexed");
             q.in_flight = true;
@@ -516,6 +599,30 @@ impl Worker {
             let handle = self.tasks.spawn(task);
             self.task_ids.insert(handle.id(), id);
         }
+    }
+
+    /// Whether entry `q` has work now: a target it still waits for whose slot is `due`, or a
+    /// confirmation from every target (left to complete). What [`Worker::schedule`] asks of
+    /// every queued entry, so without allocating (with a backlog of 100,000 entries and the
+    /// archive unreachable, the loop ran this for all of them at every event).
+    fn may_start(&self, q: &Queued, due: &[bool]) -> bool {
+        let (mut all_confirmed, mut any_due) = (true, false);
+        let mut look = |name: &str, slot: Option<usize>| {
+            if !q.shipped.contains(name) {
+                all_confirmed = false;
+                any_due |= slot.is_some_and(|i| due[i]);
+            }
+        };
+        if q.owed.is_empty() {
+            for (i, slot) in self.targets.iter().enumerate().filter(|(_, s)| s.configured) {
+                look(&slot.owed.name, Some(i));
+            }
+        } else {
+            for o in &q.owed {
+                look(&o.name, self.targets.iter().position(|s| &s.owed == o));
+            }
+        }
+        any_due || all_confirmed
     }
 
     /// Applies a finished task's outcome.
@@ -591,6 +698,10 @@ impl Worker {
             }
             Err(e) => self.failed(None, &mut q, &e, now),
         }
+        if q.retry_at.is_some() {
+            self.retrying.insert(id);
+        }
+        self.candidates.insert(id);
         self.index.insert(id, q);
     }
 
@@ -674,7 +785,7 @@ impl Worker {
             }
         }
         if !self.draining {
-            for q in self.index.values() {
+            for q in self.retrying.iter().filter_map(|id| self.index.get(id)) {
                 if let Some(t) = later(&q.retry_at) {
                     wake = wake.min(t);
                 }
@@ -686,8 +797,12 @@ impl Worker {
         wake.max(now)
     }
 
+    /// The oldest entry: the first by sequence number with a time (numbers are taken in the
+    /// order of the entry times, under the spool's lock; a clock set back can only make this
+    /// one a little younger than the oldest). Looked at on every turn of the loop: never a
+    /// walk of the whole queue.
     fn oldest(&self) -> Option<(&Queued, SystemTime)> {
-        self.index.values().filter_map(|q| q.entered.map(|t| (q, t))).min_by_key(|(_, t)| *t)
+        self.index.values().find_map(|q| q.entered.map(|t| (q, t)))
     }
 
     fn publish_stats(&mut self) {
