@@ -74,8 +74,6 @@ fn recordings_entered_behind_a_backlog_of_100k() {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::{LocalDir, Shipper, ShipperConfig, Target};
-
     /// CPU seconds of this process's threads named `shipper` and `shipper-io`.
     fn shipper_cpu() -> f64 {
         let hz = 100.0; // USER_HZ
@@ -96,13 +94,7 @@ fn recordings_entered_behind_a_backlog_of_100k() {
         let d = super::Dirs::new();
         write_queue(&d.spool);
         let spool = Arc::new(Spool::open(&d.spool).unwrap());
-        let target = Target::LocalDir(LocalDir::new("archive", &d.archive).unwrap());
-        let cfg = ShipperConfig {
-            concurrency: 4,
-            retry_initial: Duration::from_millis(10),
-            retry_max: Duration::from_millis(100),
-        };
-        let handle = Shipper::start(Arc::clone(&spool), vec![target], cfg).unwrap();
+        let handle = d.start(&spool, 4);
         std::thread::sleep(Duration::from_secs(2));
         let before = shipper_cpu();
         let t = Instant::now();

@@ -65,6 +65,11 @@ impl Dirs {
 
     /// Ships everything with a fresh shipper and a `LocalDir` named "archive".
     fn ship(&self, spool: &Arc<Spool>, concurrency: usize) -> ShipReport {
+        self.start(spool, concurrency).drain(Some(Duration::from_secs(20)))
+    }
+
+    /// A fresh shipper to a `LocalDir` named "archive", with short retries.
+    fn start(&self, spool: &Arc<Spool>, concurrency: usize) -> crate::ShipperHandle {
         let dir = LocalDir::new("archive", &self.archive).unwrap();
         dir.set_link_from_spool(!self.copy.get());
         let target = Target::LocalDir(dir);
@@ -73,8 +78,7 @@ impl Dirs {
             retry_initial: Duration::from_millis(10),
             retry_max: Duration::from_millis(100),
         };
-        let handle = Shipper::start(Arc::clone(spool), vec![target], cfg).unwrap();
-        handle.drain(Some(Duration::from_secs(20)))
+        Shipper::start(Arc::clone(spool), vec![target], cfg).unwrap()
     }
 
     fn work_files(&self) -> Vec<String> {
