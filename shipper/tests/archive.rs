@@ -460,8 +460,13 @@ fn entries_ship_as_this_process_entered_them_and_one_removed_by_hand_is_let_go()
     fs::write(entry_file(kept), forged).unwrap();
     assert_eq!(spool.entry(kept).unwrap(), as_entered);
 
-    // Removed by hand: completing it finds it gone.
+    // Removed by hand: a confirmation does not write it again, and completing it finds it gone.
     fs::remove_file(entry_file(removed)).unwrap();
+    assert!(matches!(
+        spool.mark_shipped(removed, "elsewhere", "somewhere"),
+        Err(callvault_shipper::SpoolError::NotFound { .. })
+    ));
+    assert!(!entry_file(removed).exists());
     assert!(matches!(spool.complete(removed, &[]), Err(callvault_shipper::SpoolError::NotFound { .. })));
     assert_eq!(spool.pending().unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [kept]);
     assert!(spool.recording_path(other, "json").exists(), "its files stay in the spool");

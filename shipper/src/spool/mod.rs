@@ -546,7 +546,7 @@ impl<FS: Fs> Spool<FS> {
     /// still owed, at the same location, are kept; the others are dropped.
     pub fn retarget(&self, id: EntryId, targets: &[OwedTarget]) -> Result<(), SpoolError> {
         let _entry = self.entry_lock(id);
-        let mut entry = self.entry(id)?;
+        let mut entry = self.entry_to_rewrite(id)?;
         let before = std::mem::replace(&mut entry.targets, targets.to_vec());
         entry
             .shipped
@@ -606,6 +606,20 @@ impl<FS: Fs> Spool<FS> {
         read_entry(&self.fs, self.entry_path(id), id)
     }
 
+    /// [`Spool::entry`], for a rewrite: an entry whose file was removed by hand is not written
+    /// again from memory ([`SpoolError::NotFound`], as a read would say).
+    fn entry_to_rewrite(&self, id: EntryId) -> Result<Entry, SpoolError> {
+        let path = self.entry_path(id);
+        match self.fs.symlink_metadata(&path) {
+            Ok(_) => self.entry(id),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.index().remove(&id);
+                Err(SpoolError::NotFound { id, path })
+            }
+            Err(e) => Err(SpoolError::io("inspect", path, e)),
+        }
+    }
+
     /// Queue entry `id` if the index has it: no disk access, so callable from async code.
     pub fn known_entry(&self, id: EntryId) -> Option<Entry> {
         self.index().get(&id).cloned()
@@ -617,7 +631,7 @@ impl<FS: Fs> Spool<FS> {
     pub fn mark_shipped(&self, id: EntryId, target: &str, location: &str) -> Result<(), SpoolError> {
         let _entry = self.entry_lock(id);
         self.faults.alive().ctx("mark shipped", self.entry_path(id))?;
-        let mut entry = self.entry(id)?;
+        let mut entry = self.entry_to_rewrite(id)?;
         entry.shipped.insert(target.to_owned(), Shipped { at: now_rfc3339(), location: location.to_owned() });
         self.write_entry(&entry)
     }
