@@ -343,11 +343,16 @@ impl Worker {
             }
             // None: already shipped and completed (a listing found it first).
             if let Some(entry) = self.spool.known_entry(id) {
-                self.report_unconfigured(&entry);
-                self.index.insert(id, self.queued(&entry));
-                self.candidates.insert(id);
+                self.add(id, &entry);
             }
         }
+    }
+
+    /// Indexes queue entry `id` as a candidate for shipping.
+    fn add(&mut self, id: EntryId, entry: &Entry) {
+        self.report_unconfigured(entry);
+        self.index.insert(id, self.queued(entry));
+        self.candidates.insert(id);
     }
 
     /// Adds queue entries not yet in the index.
@@ -385,11 +390,7 @@ impl Worker {
             };
             for (id, entry) in entries {
                 match entry {
-                    Ok(entry) => {
-                        self.report_unconfigured(&entry);
-                        self.index.insert(id, self.queued(&entry));
-                        self.candidates.insert(id);
-                    }
+                    Ok(entry) => self.add(id, &entry),
                     Err(SpoolError::NotFound { .. }) => {}
                     Err(e) => {
                         let text = crate::chain(&e);
@@ -905,9 +906,9 @@ async fn ship_entry(
     slot: ShipSlot,
 ) -> Outcome {
     let mut outcome = Outcome { id, gone: false, results: Vec::new(), completed: Ok(false) };
+    // From memory; the disk (on the blocking pool) only for an entry the index lacks.
     let reader = Arc::clone(&spool);
-    let known = spool.known_entry(id);
-    let read = match known {
+    let read = match spool.known_entry(id) {
         Some(entry) => Ok(entry),
         None => blocking(move || reader.entry(id)).await,
     };

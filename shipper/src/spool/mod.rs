@@ -612,12 +612,17 @@ impl<FS: Fs> Spool<FS> {
         let path = self.entry_path(id);
         match self.fs.symlink_metadata(&path) {
             Ok(_) => self.entry(id),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.index().remove(&id);
-                Err(SpoolError::NotFound { id, path })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(self.removed_by_hand(id, path)),
             Err(e) => Err(SpoolError::io("inspect", path, e)),
         }
+    }
+
+    /// Entry `id`'s file at `path` is gone though this process did not remove it (removed by
+    /// hand): the index forgets it too, and the caller says so as a read would
+    /// ([`SpoolError::NotFound`]).
+    fn removed_by_hand(&self, id: EntryId, path: PathBuf) -> SpoolError {
+        self.index().remove(&id);
+        SpoolError::NotFound { id, path }
     }
 
     /// Queue entry `id` if the index has it: no disk access, so callable from async code.
@@ -668,11 +673,7 @@ impl<FS: Fs> Spool<FS> {
             }
             match self.fs.remove_file(&path) {
                 Ok(()) => {}
-                // Removed by hand (this process's copy outlived it): gone, as if read so.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.index().remove(&id);
-                    return Err(SpoolError::NotFound { id, path });
-                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.removed_by_hand(id, path)),
                 Err(e) => return Err(SpoolError::io("remove", &path, e)),
             }
             self.queue_sync.sync(&self.fs, &self.queue).ctx("sync directory", &self.queue)?;
