@@ -563,6 +563,8 @@ async fn flush(target: &Target) -> bool {
 
 /// Writes the lines of `lines` that no batch of the day holds yet as the day's next batch.
 async fn write_day(target: &Target, day_prefix: &str, lines: &[&PendingLine]) -> Result<(), ShipError> {
+    // The files the lines name first, also where no new batch is written (a line found in one).
+    target.settle_day(day_prefix).await?;
     let writer = target.manifest_writer();
     let mut state = writer.days.lock().unwrap_or_else(|e| e.into_inner()).remove(day_prefix).unwrap_or_default();
     let result = write_day_with(target, day_prefix, lines, &mut state).await;

@@ -114,6 +114,20 @@ impl Target {
         }
     }
 
+    /// Makes what shipments published under the day `day_prefix` durable before a manifest
+    /// batch names it: a directory's day is synced once for all the lines of the batch (an S3
+    /// object is durable when its PUT returns).
+    pub(crate) async fn settle_day(&self, day_prefix: &str) -> Result<(), ShipError> {
+        match self {
+            Target::S3(_) => Ok(()),
+            Target::LocalDir(dir) => {
+                let dir = dir.clone();
+                let day = day_prefix.to_owned();
+                blocking(&dir.clone(), move || dir.settle_day_blocking(&day)).await
+            }
+        }
+    }
+
     /// Creates the object `key` with `body` unless something is there (S3 `If-None-Match: *`; a
     /// hard link in a directory), verified and durable when it returns [`Created::New`].
     pub(crate) async fn create(&self, key: &str, body: Vec<u8>) -> Result<Created, ShipError> {
@@ -260,7 +274,7 @@ impl LocalDir {
         }
     }
 
-    fn invalid_key(&self, key: &str) -> ShipError {
+    pub(super) fn invalid_key(&self, key: &str) -> ShipError {
         ShipError::Archive {
             target: self.name().to_owned(),
             op: "read",

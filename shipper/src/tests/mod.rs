@@ -109,6 +109,14 @@ fn archived(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// The key of every manifest line in a directory archive, as many times as it is there, sorted.
 fn manifest_keys(dir: &Path) -> Vec<String> {
+    let mut keys = manifest_keys_as_written(dir);
+    keys.sort();
+    keys
+}
+
+/// The key of every manifest line in a directory archive, in the order written: day by day,
+/// batch by batch, line by line.
+fn manifest_keys_as_written(dir: &Path) -> Vec<String> {
     let mut keys = Vec::new();
     for (rel, body) in visible_files(dir) {
         if rel.contains("/manifest/") && rel.ends_with(".jsonl") {
@@ -117,7 +125,6 @@ fn manifest_keys(dir: &Path) -> Vec<String> {
             }
         }
     }
-    keys.sort();
     keys
 }
 
