@@ -25,8 +25,9 @@
 //! [`ShipStats::disk_pressure`]) and runs the retention sweep ([`Spool::sweep`]).
 //!
 //! The shipper holds a small index of the queue in memory (id, key, confirmations, entry time)
-//! and reads each entry in full only when shipping it; notifications of new entries are picked up
-//! by listing the queue at most every 50 ms. It is the only writer of shipped state: one
+//! and takes each entry from the spool's index when shipping it; an entry told by its id
+//! ([`Notifier::entered`]) is picked up at once, without a listing of the queue, and a
+//! notification without one lists the queue at most every 50 ms. It is the only writer of shipped state: one
 //! shipper per spool (the spool's owner lock keeps a second process out). The spool records
 //! confirmations of different entries in parallel.
 //!
