@@ -48,8 +48,9 @@ run() {
     recorded=$(sed -n 's/.*recordings: \([0-9,]*\) written.*/\1/p' "$run/summary" | tr -d ,)
     [ "$recorded" = "$calls" ] || { echo "$label: $recorded of $calls calls recorded" >&2; cat "$run/summary" >&2; exit 1; }
     read -r wall user sys rss < "$run/time"
-    # The capture thread carries the binary's name (its first 15 characters).
-    awk -v l="$label" -v w="$wall" -v u="$user" -v s="$sys" -v st="$steal" -v cn="$(basename "$bin" | cut -c1-15)" '
+    # The capture thread carries the binary's name (its first 15 characters, and as
+    # benches/threads.py groups threads, without a trailing number: `cv2` is `cv`).
+    awk -v l="$label" -v w="$wall" -v u="$user" -v s="$sys" -v st="$steal" -v cn="$(basename "$bin" | cut -c1-15 | sed -E 's/[-_]?[0-9]+$//')" '
         $1 == cn {cap = $5 + $8}
         $1 == "mixer" {mu = $5; ms = $8}
         $1 == "finish" {fin = $5 + $8}
