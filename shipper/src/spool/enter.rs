@@ -531,6 +531,10 @@ fn check_key(key: &str) -> Result<(), String> {
             return Err("key components must not be empty or start with a dot".into());
         }
     }
+    if !key.contains('/') {
+        // An archive keeps the manifest of a day's recordings in that day's directory.
+        return Err("the key must name its day's directory, like 2016/11/26/<name>".into());
+    }
     Ok(())
 }
 
@@ -541,7 +545,8 @@ mod tests {
     #[test]
     fn keys_must_be_plain_relative_paths() {
         assert!(check_key("2016/11/26/20161126T144259.666Z_sipp_test_1a2b").is_ok());
-        assert!(check_key("flat").is_ok());
+        // Every archive files a recording's manifest line in its key's directory.
+        assert!(check_key("flat").is_err());
         for bad in ["", "/abs", "a/../b", "a/./b", "a//b", "a/", ".hidden", "a/.b", "a\\b", ".."] {
             assert!(check_key(bad).is_err(), "{bad:?} accepted");
         }

@@ -278,8 +278,9 @@ impl LocalDir {
         Ok((shipment, key))
     }
 
-    /// Syncs the directory of the day `day_prefix` (`YYYY/MM/DD/`): every name published in it
-    /// before the call is durable when it returns.
+    /// Syncs the directory of the day `day_prefix` (`YYYY/MM/DD/`: the directory of the keys
+    /// whose lines the batch takes): every name published in it before the call is durable
+    /// when it returns.
     pub(crate) fn settle_day_blocking(&self, day_prefix: &str) -> Result<(), ShipError> {
         let rel = day_prefix.trim_end_matches('/');
         if !plain_path(rel) {

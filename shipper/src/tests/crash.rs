@@ -399,3 +399,19 @@ fn writers_taking_turns_on_a_day_keep_one_line_per_recording_and_one_chain() {
         .count();
     assert_eq!(batches as u64, seq - 1);
 }
+
+/// A key without a directory is refused when entered, with a reason, not queued to fail at
+/// every shipment (an archive keeps a day's manifest in the directory of its keys).
+#[test]
+fn a_key_without_a_directory_is_refused_at_entry() {
+    let d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let err = spool.enter(d.recording("solo", &[("json", b"{}")])).unwrap_err();
+    assert!(err.to_string().contains("2016/11/26/<name>"), "{err}");
+    assert_eq!(queue_state(&d.spool), (0, 0));
+    spool.enter(d.recording("2016/11/26/solo", &[("json", b"{}")])).unwrap();
+    let report = d.ship(&spool, 1);
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(archived(&d.archive).into_keys().collect::<Vec<_>>(), ["2016/11/26/solo.json"]);
+    assert_eq!(manifest_keys(&d.archive), ["2016/11/26/solo"]);
+}
