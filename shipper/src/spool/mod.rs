@@ -151,7 +151,9 @@ impl fmt::Display for OwedTarget {
 /// A finished recording handed to [`Spool::enter`].
 #[derive(Debug, Clone)]
 pub struct NewRecording {
-    /// Relative path without extension, e.g. `2016/11/26/20161126T144259.666Z_sipp_test_1a2b`.
+    /// Relative path without extension, under its day's directory, e.g.
+    /// `2016/11/26/20161126T144259.666Z_sipp_test_1a2b` (a key without a directory is refused:
+    /// an archive keeps each day's manifest in the directory of its keys).
     pub key: String,
     /// The recording's files (each extension at most once).
     pub files: Vec<NewFile>,

@@ -33,7 +33,9 @@
 //!    twice. Otherwise (another filesystem, or a link refused) it is copied to a hidden `.part-`
 //!    file in the destination directory, fsynced, read back and compared with the entry's
 //!    SHA-256, then published with `hard_link`. Either link fails rather than replace an
-//!    existing file, and the directory is fsynced. The archive filesystem must support hard
+//!    existing file, and the directory is fsynced before the manifest batch that takes the
+//!    recording's line is written (once for every recording of the batch), so before the
+//!    shipment succeeds. The archive filesystem must support hard
 //!    links ([`LocalDir::new`] checks). Spooled files are never written after they enter the
 //!    spool, and removing the spool's copy (retention) leaves the archive's name.
 //! 2. Nothing in the archive is overwritten or deleted, except `.part-` files.
