@@ -14,25 +14,28 @@
 
 use std::fs::File;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 
-/// `file`'s content as it is now, read-only, or `None` where it is not mapped: smaller than
-/// `from` bytes or empty, not a regular file, not all in the page cache, or the call refused.
-/// The caller then reads it.
+/// `file`'s size if it is a regular file of at least `from` bytes (and not empty): one to map
+/// and hash in [`window`]s; `None` for one to read.
+pub(crate) fn mappable(file: &File, from: u64) -> Option<u64> {
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.len() >= from.max(1)).then_some(meta.len())
+}
+
+/// `len` bytes of `file` from `offset` (a multiple of the page size), read-only, or `None`
+/// where they are not mapped: not all in the page cache, or the call refused. The caller
+/// then reads them.
 ///
 /// The files hashed this way are the recorder's own, finished and closed by their writer, in
 /// its work directory: nothing else writes them. A process that truncated one while it is
 /// hashed would stop the recorder with `SIGBUS`, and its recovery at the next start would
 /// hash what is left; so would a page evicted and failing to read back in the moment between
 /// the check and the hash (and the recovery would then find it out of the cache, and read).
-pub(crate) fn map(file: &File, from: u64) -> Option<Mmap> {
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() == 0 || meta.len() < from {
-        return None;
-    }
-    // SAFETY: the mapping is read-only and private; its length is the file's size now, and
-    // (above) the file is one no process writes or truncates while it is hashed.
-    let map = unsafe { Mmap::map(file) }.ok()?;
+pub(crate) fn window(file: &File, offset: u64, len: usize) -> Option<Mmap> {
+    // SAFETY: the mapping is read-only and private, within the file's size when hashing
+    // began, and (above) of a file no process writes or truncates while it is hashed.
+    let map = unsafe { MmapOptions::new().offset(offset).len(len).map(file) }.ok()?;
     if !cached(&map) {
         return None;
     }
@@ -54,12 +57,41 @@ fn cached(map: &Mmap) -> bool {
     rc == 0 && resident.iter().all(|b| b & 1 == 1)
 }
 
+/// Drops `file`'s clean pages from `offset` on out of the page cache (where the filesystem
+/// can: not tmpfs), for tests of what is not mapped.
+#[cfg(test)]
+pub(crate) fn drop_cached(file: &File, offset: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fadvise reads and writes no memory of this process.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), offset as i64, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise");
+}
+
+/// Records that a part of a test could not run (and why), for the test script's final list
+/// (`$CALLVAULT_SKIP_LOG`).
+#[cfg(test)]
+pub(crate) fn skipped(what: &str) {
+    println!("skipped: {what}");
+    if let Ok(p) = std::env::var("CALLVAULT_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(p) {
+            let _ = writeln!(f, "{what}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
 
     use super::*;
+
+    /// All of `file`, mapped if it can be.
+    fn map(file: &File, from: u64) -> Option<Mmap> {
+        let len = mappable(file, from)?;
+        window(file, 0, len as usize)
+    }
 
     /// Whether the kernel drops `file`'s clean pages when told to (not on tmpfs, whose pages
     /// are the file).
@@ -81,16 +113,18 @@ mod tests {
         assert!(map(&f, 1).is_some(), "just written: all in the cache");
         assert!(map(&f, 4 << 20).is_none(), "smaller than asked");
         if !can_drop(&f) {
-            eprintln!("skipped: the temporary directory is on tmpfs, whose pages cannot be dropped");
+            skipped("filehash: a file out of the page cache is read (the temporary directory is on tmpfs)");
             return;
         }
-        // SAFETY: posix_fadvise reads and writes no memory of this process.
-        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(rc, 0);
+        drop_cached(&f, 0);
         assert!(map(&f, 1).is_none(), "dropped from the cache: to be read, not mapped");
         let mut back = Vec::new();
         f.read_to_end(&mut back).unwrap();
         assert_eq!(back.len(), 3 << 20);
         assert!(map(&f, 1).is_some(), "read back in");
+        // A window is checked alone.
+        drop_cached(&f, 2 << 20);
+        assert!(window(&f, 0, 2 << 20).is_some());
+        assert!(window(&f, 1 << 20, 2 << 20).is_none());
     }
 }
