@@ -125,18 +125,18 @@ mod lanes {
         Read,
     }
 
-    /// Size from which a finisher's files are mapped rather than read: mapping and unmapping
-    /// one costs about what copying 300 KB does (the unmapping interrupts the other core,
-    /// where the recorder's other threads run). Measured on this project's 2-core machine:
-    /// at 1,000 calls × 60 s (1.9 MB per recording) mapping took the finishers' CPU from
-    /// 1.23-1.31 s to 1.10-1.20 s; at 2,000 calls × 1 s (32 KB each), mapping every file put
-    /// it up from 0.89-0.91 s to 1.03-1.08 s.
+    /// Size from which a finisher's files are mapped rather than read. Measured on this
+    /// project's 2-core machine: at 1,000 calls × 60 s (1.9 MB per recording) mapping took the
+    /// finishers' CPU from 1.23-1.31 s to 1.10-1.20 s; at 2,000 calls × 1 s (32 KB each),
+    /// mapping every file put it up from 0.89-0.91 s to 1.03-1.08 s, about 70 µs per file,
+    /// what copying 300 KB out of the cache costs. (Unmapping also flushes the mapping from
+    /// the other core, where the recorder's other threads run.)
     pub(super) const MAP_FROM: u64 = 1 << 20;
 
     /// How much of a file is mapped at a time: 16 lanes' worth (four finishers of four lanes)
     /// is at most 32 MiB of page cache counted in the recorder's resident size, whatever the
-    /// length of the calls, and each mapping still saves the copy of 2 MiB for the cost of
-    /// copying 300 KB.
+    /// length of the calls, and each window still saves the copy of 2 MiB for the cost of
+    /// copying about 300 KB.
     pub(super) const MAP_WINDOW: usize = 2 << 20;
 
     pub(super) fn hash(files: &mut [&mut File], source: Source) -> Vec<Hashed> {
