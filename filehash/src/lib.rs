@@ -128,7 +128,7 @@ mod lanes {
     /// Size from which a finisher's files are mapped rather than read. Measured on this
     /// project's 2-core machine: at 1,000 calls × 60 s (1.9 MB per recording) mapping took the
     /// finishers' CPU from 1.23-1.31 s to 1.10-1.20 s; at 2,000 calls × 1 s (32 KB each),
-    /// mapping every file put it up from 0.89-0.91 s to 1.03-1.08 s, about 70 µs per file,
+    /// mapping every file put it up from 0.89-0.91 s to 1.03-1.08 s, about 70 µs a recording,
     /// what copying 300 KB out of the cache costs. (Unmapping also flushes the mapping from
     /// the other core, where the recorder's other threads run.)
     pub(super) const MAP_FROM: u64 = 1 << 20;
