@@ -24,7 +24,10 @@
 # invocation a few minutes later. `free_GiB` is the memory free when the run started: the run's
 # audio takes that many fresh pages before the kernel reclaims any cache, and on a virtual
 # machine a page the guest has not touched lately may cost a fault in the host on its first
-# write (at 20,000 x 10 s here: 15 of 79 CPU seconds, in copy_folio_from_iter_atomic).
+# write (at 20,000 x 10 s here: 15 of 79 CPU seconds, in copy_folio_from_iter_atomic). This
+# project's machines hand free memory back to their host (the balloon device's free page
+# reporting, /sys/module/page_reporting: blocks of 2 MiB free for a few seconds), so a page
+# the run takes from free memory costs that fault.
 # `steal_s` is the CPU time the virtual machine's host took from this machine's cores while
 # the run went on (all cores, /proc/stat): above a few tenths of a second the host was busy and
 # the run's wall time says more about the host than about the recorder.
