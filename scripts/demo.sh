@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh run
 cargo build --release --quiet --bin callvault
+# Where cargo put it: ./target, or the user's own target directory.
+callvault="${CARGO_TARGET_DIR:-target}/release/callvault"
 # The archive's manifests are signed with a key of this demo's own (created once).
-[ -e ./callvault-signing.key ] || ./target/release/callvault config new-signing-key ./callvault-signing.key >/dev/null
-exec ./target/release/callvault replay samples/demo.pcap --output ./callvault-data --archive ./callvault-archive \
+[ -e ./callvault-signing.key ] || "$callvault" config new-signing-key ./callvault-signing.key >/dev/null
+exec "$callvault" replay samples/demo.pcap --output ./callvault-data --archive ./callvault-archive \
     --signing-key ./callvault-signing.key "$@"
