@@ -4,9 +4,10 @@
 //! memory.
 //!
 //! A mapping turns a failed read into `SIGBUS`, which would stop the recorder where `read(2)`
-//! gives an error for one recording. So a file is mapped only while all of it is in the page
-//! cache (just written, as a finisher's files are), where reading it needs no disk; a file
-//! partly on disk alone is read, and its disk's errors stay errors.
+//! gives an error for one recording. So a part of a file ([`window`]) is mapped only while all
+//! of it is in the page cache (just written, as a finisher's files are), where reading it
+//! needs no disk; a part on disk, even partly, is read (and the rest of its file with it), and
+//! its disk's errors stay errors.
 //!
 //! Architecture invariant: with `ni.rs`, the crate's only `unsafe`: the mapping and the page
 //! cache query.
