@@ -143,12 +143,20 @@ mod lanes {
         let mut results: Vec<Option<Hashed>> = files.iter().map(|_| None).collect();
         // Files of about the same size together: the part of a longer one past the end of a
         // shorter one is hashed with fewer files beside it, at a lower speed.
-        let sizes: Vec<u64> = files.iter().map(|f| f.metadata().map_or(0, |m| m.len())).collect();
+        // A regular file's size is also what may be mapped of it.
+        let sizes: Vec<(u64, bool)> =
+            files.iter().map(|f| f.metadata().map_or((0, false), |m| (m.len(), m.is_file()))).collect();
         let mut order: Vec<usize> = (0..files.len()).collect();
-        order.sort_by_key(|&i| sizes[i]);
+        order.sort_by_key(|&i| sizes[i].0);
         let mut slots: Vec<Option<&mut File>> = files.iter_mut().map(|f| Some(&mut **f)).collect();
         for group in order.chunks(LANES) {
-            let lanes = group.iter().map(|&i| Lane::new(slots[i].take().expect("each file once"))).collect();
+            let lanes = group
+                .iter()
+                .map(|&i| {
+                    let (len, regular) = sizes[i];
+                    Lane::new(slots[i].take().expect("each file once"), regular.then_some(len))
+                })
+                .collect();
             for (&i, result) in group.iter().zip(together(lanes, source)) {
                 results[i] = Some(result);
             }
@@ -159,6 +167,8 @@ mod lanes {
     /// One file being hashed: the state after its whole blocks so far, and its size.
     struct Lane<'f> {
         file: &'f mut File,
+        /// The file's size when hashing began, if it is a regular file (one that may be mapped).
+        regular_len: Option<u64>,
         state: [u32; 8],
         size: u64,
         /// Set once the file is read to its end or failed.
@@ -166,9 +176,9 @@ mod lanes {
     }
 
     impl<'f> Lane<'f> {
-        fn new(file: &'f mut File) -> Self {
+        fn new(file: &'f mut File, regular_len: Option<u64>) -> Self {
             let result = file.seek(SeekFrom::Start(0)).err().map(Err);
-            Self { file, state: H0, size: 0, result }
+            Self { file, regular_len, state: H0, size: 0, result }
         }
 
         fn live(&self) -> bool {
@@ -257,7 +267,7 @@ mod lanes {
         let mut maps: Vec<Option<Mapping>> = lanes
             .iter()
             .map(|l| {
-                let len = map::mappable(l.file, from).filter(|_| l.live())?;
+                let len = l.regular_len.filter(|&n| l.live() && n >= from.max(1))?;
                 Some(Mapping { len, window: None })
             })
             .collect();

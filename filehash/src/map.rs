@@ -17,13 +17,6 @@ use std::fs::File;
 
 use memmap2::{Mmap, MmapOptions};
 
-/// `file`'s size if it is a regular file of at least `from` bytes (and not empty): one to map
-/// and hash in [`window`]s; `None` for one to read.
-pub(crate) fn mappable(file: &File, from: u64) -> Option<u64> {
-    let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.len() >= from.max(1)).then_some(meta.len())
-}
-
 /// `len` bytes of `file` from `offset` (a multiple of the page size), read-only, or `None`
 /// where they are not mapped: not all in the page cache, or the call refused. The caller
 /// then reads them.
@@ -90,8 +83,8 @@ mod tests {
 
     /// All of `file`, mapped if it can be.
     fn map(file: &File, from: u64) -> Option<Mmap> {
-        let len = mappable(file, from)?;
-        window(file, 0, len as usize)
+        let meta = file.metadata().unwrap();
+        (meta.len() >= from).then(|| window(file, 0, meta.len() as usize)).flatten()
     }
 
     /// Whether the kernel drops `file`'s clean pages when told to (not on tmpfs, whose pages

@@ -27,9 +27,9 @@
 //! The shipper holds a small index of the queue in memory (id, key, confirmations, entry time)
 //! and takes each entry from the spool's index when shipping it; an entry told by its id
 //! ([`Notifier::entered`]) is picked up at once, without a listing of the queue, and a
-//! notification without one lists the queue at most every 50 ms. It is the only writer of shipped state: one
-//! shipper per spool (the spool's owner lock keeps a second process out). The spool records
-//! confirmations of different entries in parallel.
+//! notification without one lists the queue at most every 50 ms. It is the only writer of
+//! shipped state: one shipper per spool (the spool's owner lock keeps a second process out).
+//! The spool records confirmations of different entries in parallel.
 //!
 //! Targets are known by name and location. [`ShipperHandle::set_targets`] (a configuration
 //! reload) changes the targets new recordings are owed to; the old ones keep shipping the
