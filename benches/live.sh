@@ -6,6 +6,7 @@
 # call, shutdown included), per packet captured, and the G.711 calls one core would hold at
 # that cost (a call at 20 ms packetisation is 100 packets/s, both directions together). The CPU
 # of starting (the kernel setting up the capture buffer) is reported, not counted per packet.
+# Then each kind of thread's CPU over the whole run (mixers, finishers, the capture thread...).
 # On a veth pair the kernel's receive work (the copy into the capture ring) runs in the sending
 # side's context and is counted in tcpreplay's CPU, not callvault's; on a real port the NIC's
 # receive processing adds to the box's CPU.
@@ -37,6 +38,10 @@ ip -n "$ns" link set cvb up
 ip netns exec "$ns" "$bin/callvault" run --interface cvb --buffer-mib 512 --user root \
     --output "$dir/data" --archive "$dir/archive" > "$dir/run.out" 2> "$dir/run.err" &
 cv=$!
+# Each kind of thread's CPU over the whole run (benches/threads.py): a change to one stage shows
+# there through the others' noise (the finishers' system time varies the most from run to run).
+python3 benches/threads.py "$cv" > "$dir/threads" &
+sampler=$!
 sleep 2
 if [ "$(cat /proc/$cv/comm 2>/dev/null)" != callvault ]; then
     echo "callvault did not start:" >&2; cat "$dir/run.err" >&2; exit 1
@@ -63,6 +68,7 @@ times > "$dir/times.before"
 kill -TERM "$cv"
 wait "$cv" || true
 times > "$dir/times.after"
+wait "$sampler" || true
 grep -E "packets in|kernel \(|shutdown:|calls:|recordings:" "$dir/run.out"
 # The children's user and system seconds (`times` prints them on its second line as 1m2.345s).
 secs() { awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); printf "%s ", t[1] * 60 + t[2] } }' "$1"; }
@@ -78,3 +84,5 @@ awk -v before="$(secs "$dir/times.before")" -v after="$(secs "$dir/times.after")
         printf "cpu per packet: %.2f us; calls per core (100 packets/s per G.711 call): %.0f\n", us, 1e6 / (us * 100)
     }
 }'
+echo "cpu by thread (whole run; the main thread, named callvault, is the capture):"
+sed 's/^/  /' "$dir/threads"

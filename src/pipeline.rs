@@ -49,6 +49,9 @@ pub struct Options {
     pub mixers: usize,
     /// What capture does when the mixer falls behind.
     pub backpressure: Backpressure,
+    /// How long a mixer with many calls waits for more batches to take them together
+    /// ([`Grouping::lingering`]): live capture only, where batches come at the wire's pace.
+    pub linger: Option<Duration>,
     /// Prefix of this run's work files (see [`run_id`]).
     pub run_id: String,
 }
@@ -249,9 +252,18 @@ impl Options {
             finishers: r.finishers,
             mixers,
             backpressure,
+            linger: (backpressure == Backpressure::DropMedia).then(|| linger_for(r.reorder_ms)),
             run_id,
         }
     }
+}
+
+/// A live mixer's linger for a reorder window of `reorder_ms`: half of it, 80 ms at most. A
+/// pause asked through the API at a moment reaches the mixer at most that much later, by which
+/// time the positions it has closed trail the newest packets by the other half: the moment is
+/// still open and the pause starts exactly there.
+fn linger_for(reorder_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(reorder_ms / 2).min(80))
 }
 
 /// Work directory under the data directory.
@@ -332,12 +344,13 @@ impl Pipeline {
             lanes.push(Lane { tx: batch_tx, recycle: recycle_rx });
             let live = live.clone();
             let board = metrics.board().clone();
+            let linger = opts.linger;
             let handle = std::thread::Builder::new()
                 .name(format!("mixer-{i}"))
                 .spawn(move || {
                     let mut published = std::time::Instant::now();
                     let mut view = Vec::new();
-                    let mut grouping = Grouping::new();
+                    let mut grouping = linger.map_or_else(Grouping::new, Grouping::lingering);
                     loop {
                         crossbeam_channel::select! {
                             recv(batch_rx) -> batch => match batch {
@@ -684,4 +697,22 @@ fn sizes(finished: &mixer::Finished) -> (u64, Option<u64>) {
 /// Lets capture-side code hand the sink to the engine without naming the type.
 pub fn as_sink(p: &mut Pipeline) -> &mut impl EventSink {
     p.sink()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Live capture lingers half the reorder window, 80 ms at most, none without a window;
+    /// replay never lingers.
+    #[test]
+    fn live_mixers_linger_half_the_reorder_window() {
+        for (reorder_ms, linger_ms) in [(160, 80), (100, 50), (500, 80), (1, 0), (0, 0)] {
+            assert_eq!(linger_for(reorder_ms), Duration::from_millis(linger_ms), "{reorder_ms} ms");
+        }
+        let config = Config::default();
+        let live = Options::from_config(&config, Backpressure::DropMedia, "r".into());
+        assert_eq!(live.linger, Some(Duration::from_millis(80)));
+        assert_eq!(Options::from_config(&config, Backpressure::Block, "r".into()).linger, None);
+    }
 }

@@ -420,30 +420,73 @@ fn tcpreplay_at_2x_and_5x_gives_the_same_audio_as_replay() {
         for (i, t) in truth.calls.iter().enumerate() {
             let ctx = format!("{speed}x call {}", t.call_id);
             let find = |recs: &[Rec]| recs.iter().position(|r| r.value["call_id"] == t.call_id.as_str()).unwrap();
-            let (l, r) = (&live[find(&live)], &replayed[find(&replayed)]);
-            for s in l.value["streams"].as_array().unwrap() {
-                assert_eq!((s["lost"].as_u64(), s["late"].as_u64()), (Some(0), Some(0)), "{ctx}: {s}");
-                assert_eq!(s["placement"]["samples_inserted"], 0, "{ctx}: no slip for a common clock");
-            }
-            let (ls, lc) = starts(&scenario, i, l);
-            let (rs, rc) = starts(&scenario, i, r);
-            for ch in 0..2 {
-                // The same samples from the party's first packet on; silence before it.
-                let (a, b) = (&lc[ch][ls[ch] as usize..], &rc[ch][rs[ch] as usize..]);
-                let n = a.len().min(b.len());
-                assert!(a.len().abs_diff(b.len()) <= 160, "{ctx}: channel {ch}: {} vs {} frames", a.len(), b.len());
-                if let Some(k) = (0..n).find(|&k| a[k] != b[k]) {
-                    panic!("{ctx}: channel {ch} differs {k} frames after its first packet");
-                }
-                assert!(a[n..].iter().chain(&b[n..]).all(|&x| x == 0), "{ctx}: channel {ch} tail");
-                assert!(lc[ch][..ls[ch] as usize].iter().all(|&x| x == 0), "{ctx}: channel {ch} before its start");
-            }
-            // The parties' alignment: within one packet of the file's.
-            let (live_gap, file_gap) = (ls[1] - ls[0], rs[1] - rs[0]);
-            assert!(
-                (live_gap - file_gap).abs() <= 160,
-                "{ctx}: callee - caller {live_gap} frames live, {file_gap} from the file"
-            );
+            same_audio(&ctx, &scenario, i, &live[find(&live)], &replayed[find(&replayed)]);
         }
+    }
+}
+
+/// Asserts that call `i` of `scenario` recorded live (`l`) is what replay made of it (`r`): no
+/// packet lost or late, no slip, each channel the same samples from its party's first packet
+/// on and silence before it, the parties' alignment within one packet of the file's.
+fn same_audio(ctx: &str, scenario: &Scenario, i: usize, l: &Rec, r: &Rec) {
+    for s in l.value["streams"].as_array().unwrap() {
+        assert_eq!((s["lost"].as_u64(), s["late"].as_u64()), (Some(0), Some(0)), "{ctx}: {s}");
+        assert_eq!(s["placement"]["samples_inserted"], 0, "{ctx}: no slip for a common clock");
+    }
+    let (ls, lc) = starts(scenario, i, l);
+    let (rs, rc) = starts(scenario, i, r);
+    for ch in 0..2 {
+        // The same samples from the party's first packet on; silence before it.
+        let (a, b) = (&lc[ch][ls[ch] as usize..], &rc[ch][rs[ch] as usize..]);
+        let n = a.len().min(b.len());
+        assert!(a.len().abs_diff(b.len()) <= 160, "{ctx}: channel {ch}: {} vs {} frames", a.len(), b.len());
+        if let Some(k) = (0..n).find(|&k| a[k] != b[k]) {
+            panic!("{ctx}: channel {ch} differs {k} frames after its first packet");
+        }
+        assert!(a[n..].iter().chain(&b[n..]).all(|&x| x == 0), "{ctx}: channel {ch} tail");
+        assert!(lc[ch][..ls[ch] as usize].iter().all(|&x| x == 0), "{ctx}: channel {ch} before its start");
+    }
+    // The parties' alignment: within one packet of the file's.
+    let (live_gap, file_gap) = (ls[1] - ls[0], rs[1] - rs[0]);
+    assert!(
+        (live_gap - file_gap).abs() <= 160,
+        "{ctx}: callee - caller {live_gap} frames live, {file_gap} from the file"
+    );
+}
+
+/// A mixer with hundreds of calls fed at the wire's pace lingers for the batches behind the
+/// first and hands their packets on call by call: each call's recording is still what replay
+/// makes of the same capture, sample for sample.
+#[test]
+fn hundreds_of_calls_in_one_lingering_mixer_give_the_same_audio_as_replay() {
+    let Some(fx) = Fixture::new("hundreds of calls in one lingering mixer", "g") else { return };
+    let pcap = fx.path("many.pcap");
+    // 300 calls up at once in one mixer: more than it lingers from (LINGER_FROM_CALLS, 256).
+    let calls: Vec<CallSpec> = (0..300)
+        .map(|i| {
+            let mut c = CallSpec::answered(i, START + i64::from(i) * 3_000_000, 3_000);
+            c.impair.caller.delay = Some(Delay::Uniform { max_ms: 10.0 });
+            c.impair.callee.delay = Some(Delay::Uniform { max_ms: 10.0 });
+            c
+        })
+        .collect();
+    let scenario = Scenario { calls, seed: 47, ..Scenario::default() };
+    let truth = callgen::write_pcap(&scenario, &pcap).unwrap();
+    let reference = fx.path("replay");
+    let out = common::replay(&[&pcap], &reference, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let replayed = records(&reference.join("archive"));
+    let cv = fx.run(&["--mixers", "1"]);
+    let sent = fx.ns.exec("tcpreplay").args(["--quiet", "--intf1", &fx.ns.a]).arg(&pcap).status();
+    assert!(sent.unwrap().success(), "tcpreplay failed");
+    let (status, log, _) = cv.stop(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    let ((received, dropped, _), _) = kernel_counters(&log, &fx.ns.b);
+    assert_eq!((received, dropped), (truth.packets, 0), "{log}");
+    let live = records(Path::new(&fx.archive));
+    assert_eq!(live.len(), truth.calls.len(), "{log}");
+    for (i, t) in truth.calls.iter().enumerate() {
+        let find = |recs: &[Rec]| recs.iter().position(|r| r.value["call_id"] == t.call_id.as_str()).unwrap();
+        same_audio(&format!("call {}", t.call_id), &scenario, i, &live[find(&live)], &replayed[find(&replayed)]);
     }
 }
