@@ -420,15 +420,18 @@ fn tcpreplay_at_2x_and_5x_gives_the_same_audio_as_replay() {
         for (i, t) in truth.calls.iter().enumerate() {
             let ctx = format!("{speed}x call {}", t.call_id);
             let find = |recs: &[Rec]| recs.iter().position(|r| r.value["call_id"] == t.call_id.as_str()).unwrap();
-            same_audio(&ctx, &scenario, i, &live[find(&live)], &replayed[find(&replayed)]);
+            same_audio(&ctx, &scenario, i, &live[find(&live)], &replayed[find(&replayed)], true);
         }
     }
 }
 
 /// Asserts that call `i` of `scenario` recorded live (`l`) is what replay made of it (`r`): no
 /// packet lost or late, no slip, each channel the same samples from its party's first packet
-/// on and silence before it, the parties' alignment within one packet of the file's.
-fn same_audio(ctx: &str, scenario: &Scenario, i: usize, l: &Rec, r: &Rec) {
+/// on and silence before it and after its last. With `timing` (a sender that keeps time) also
+/// the parties' alignment and each channel's length within one packet of the file's: those
+/// follow the capture times (the BYE's ends the recording), which a sender slowed by a busy
+/// machine shifts.
+fn same_audio(ctx: &str, scenario: &Scenario, i: usize, l: &Rec, r: &Rec, timing: bool) {
     for s in l.value["streams"].as_array().unwrap() {
         assert_eq!((s["lost"].as_u64(), s["late"].as_u64()), (Some(0), Some(0)), "{ctx}: {s}");
         assert_eq!(s["placement"]["samples_inserted"], 0, "{ctx}: no slip for a common clock");
@@ -439,12 +442,17 @@ fn same_audio(ctx: &str, scenario: &Scenario, i: usize, l: &Rec, r: &Rec) {
         // The same samples from the party's first packet on; silence before it.
         let (a, b) = (&lc[ch][ls[ch] as usize..], &rc[ch][rs[ch] as usize..]);
         let n = a.len().min(b.len());
-        assert!(a.len().abs_diff(b.len()) <= 160, "{ctx}: channel {ch}: {} vs {} frames", a.len(), b.len());
+        if timing {
+            assert!(a.len().abs_diff(b.len()) <= 160, "{ctx}: channel {ch}: {} vs {} frames", a.len(), b.len());
+        }
         if let Some(k) = (0..n).find(|&k| a[k] != b[k]) {
             panic!("{ctx}: channel {ch} differs {k} frames after its first packet");
         }
         assert!(a[n..].iter().chain(&b[n..]).all(|&x| x == 0), "{ctx}: channel {ch} tail");
         assert!(lc[ch][..ls[ch] as usize].iter().all(|&x| x == 0), "{ctx}: channel {ch} before its start");
+    }
+    if !timing {
+        return;
     }
     // The parties' alignment: within one packet of the file's.
     let (live_gap, file_gap) = (ls[1] - ls[0], rs[1] - rs[0]);
@@ -456,7 +464,10 @@ fn same_audio(ctx: &str, scenario: &Scenario, i: usize, l: &Rec, r: &Rec) {
 
 /// A mixer with hundreds of calls fed at the wire's pace lingers for the batches behind the
 /// first and hands their packets on call by call: each call's recording is still what replay
-/// makes of the same capture, sample for sample.
+/// makes of the same capture, sample for sample. (tcpreplay sending 300 calls in real time on
+/// a machine busy with other tests falls behind the file's times now and then, so the
+/// recordings' lengths and the parties' alignment, which follow capture times, are left to
+/// the test at 2x and 5x above.)
 #[test]
 fn hundreds_of_calls_in_one_lingering_mixer_give_the_same_audio_as_replay() {
     let Some(fx) = Fixture::new("hundreds of calls in one lingering mixer", "g") else { return };
@@ -487,6 +498,7 @@ fn hundreds_of_calls_in_one_lingering_mixer_give_the_same_audio_as_replay() {
     assert_eq!(live.len(), truth.calls.len(), "{log}");
     for (i, t) in truth.calls.iter().enumerate() {
         let find = |recs: &[Rec]| recs.iter().position(|r| r.value["call_id"] == t.call_id.as_str()).unwrap();
-        same_audio(&format!("call {}", t.call_id), &scenario, i, &live[find(&live)], &replayed[find(&replayed)]);
+        let (l, r) = (&live[find(&live)], &replayed[find(&replayed)]);
+        same_audio(&format!("call {}", t.call_id), &scenario, i, l, r, false);
     }
 }
