@@ -57,7 +57,7 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
     let ns = Netns::new("w");
     // The dashboard is served, and chromedriver driven, over the namespace's loopback.
     let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
-    let (cv, base) = common::live::run_with_api(&ns, &data, &archive);
+    let (cv, base) = common::live::run_with_api(&ns, &data, &archive, &[]);
 
     let expect = tmp.path().join("expect.json");
     let expect_json = serde_json::json!({

@@ -377,6 +377,33 @@ fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
 }
 
 /// Where each party's first packet landed in a call's recording, and its channels.
+/// Writes `n` answered calls to `pcap`, started `apart_ns` apart, each party's packets delayed
+/// up to 10 ms (reordered), and replays it into `reference`: the scenario, its truth and the
+/// records replay made.
+fn replayed_calls(
+    pcap: &Path,
+    reference: &Path,
+    n: u32,
+    apart_ns: i64,
+    talk_ms: u32,
+    seed: u64,
+) -> (Scenario, Truth, Vec<Rec>) {
+    let calls: Vec<CallSpec> = (0..n)
+        .map(|i| {
+            let mut c = CallSpec::answered(i, START + i64::from(i) * apart_ns, talk_ms);
+            c.impair.caller.delay = Some(Delay::Uniform { max_ms: 10.0 });
+            c.impair.callee.delay = Some(Delay::Uniform { max_ms: 10.0 });
+            c
+        })
+        .collect();
+    let scenario = Scenario { calls, seed, ..Scenario::default() };
+    let truth = callgen::write_pcap(&scenario, pcap).unwrap();
+    let out = common::replay(&[pcap], reference, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let replayed = records(&reference.join("archive"));
+    (scenario, truth, replayed)
+}
+
 fn starts(scenario: &Scenario, call: usize, rec: &Rec) -> ([i64; 2], [Vec<i16>; 2]) {
     let streams = rec.value["streams"].as_array().unwrap();
     let start = |party: Party| {
@@ -392,21 +419,7 @@ fn tcpreplay_at_2x_and_5x_gives_the_same_audio_as_replay() {
     let Some(fx) = Fixture::new("live capture at 2x and 5x", "x") else { return };
     let (ns, dir) = (&fx.ns, &fx.dir);
     let pcap = dir.path().join("fast.pcap");
-    let start = START;
-    let calls: Vec<CallSpec> = (0..2)
-        .map(|i| {
-            let mut c = CallSpec::answered(i, start + i64::from(i) * 500_000_000, 20_000);
-            c.impair.caller.delay = Some(Delay::Uniform { max_ms: 10.0 });
-            c.impair.callee.delay = Some(Delay::Uniform { max_ms: 10.0 });
-            c
-        })
-        .collect();
-    let scenario = Scenario { calls, seed: 31, ..Scenario::default() };
-    let truth = callgen::write_pcap(&scenario, &pcap).unwrap();
-    let reference = dir.path().join("replay");
-    let out = common::replay(&[&pcap], &reference, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let replayed = records(&reference.join("archive"));
+    let (scenario, truth, replayed) = replayed_calls(&pcap, &dir.path().join("replay"), 2, 500_000_000, 20_000, 31);
     for speed in ["2", "5"] {
         let live_dir = dir.path().join(format!("x{speed}"));
         let (data, archive) = (live_dir.join("data"), live_dir.join("archive"));
@@ -473,20 +486,7 @@ fn hundreds_of_calls_in_one_lingering_mixer_give_the_same_audio_as_replay() {
     let Some(fx) = Fixture::new("hundreds of calls in one lingering mixer", "g") else { return };
     let pcap = fx.path("many.pcap");
     // 300 calls up at once in one mixer: more than it lingers from (LINGER_FROM_CALLS, 256).
-    let calls: Vec<CallSpec> = (0..300)
-        .map(|i| {
-            let mut c = CallSpec::answered(i, START + i64::from(i) * 3_000_000, 3_000);
-            c.impair.caller.delay = Some(Delay::Uniform { max_ms: 10.0 });
-            c.impair.callee.delay = Some(Delay::Uniform { max_ms: 10.0 });
-            c
-        })
-        .collect();
-    let scenario = Scenario { calls, seed: 47, ..Scenario::default() };
-    let truth = callgen::write_pcap(&scenario, &pcap).unwrap();
-    let reference = fx.path("replay");
-    let out = common::replay(&[&pcap], &reference, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let replayed = records(&reference.join("archive"));
+    let (scenario, truth, replayed) = replayed_calls(&pcap, &fx.path("replay"), 300, 3_000_000, 3_000, 47);
     let cv = fx.run(&["--mixers", "1"]);
     let sent = fx.ns.exec("tcpreplay").args(["--quiet", "--intf1", &fx.ns.a]).arg(&pcap).status();
     assert!(sent.unwrap().success(), "tcpreplay failed");

@@ -2,7 +2,8 @@
 //! generated call into a veth pair in a namespace made for the test, and while it is up the
 //! test asks `POST /api/v1/active/<Call-ID>/pause` and, three seconds later, `.../resume` (with
 //! curl, on the namespace's loopback). The recording is silence exactly over the span its
-//! record names, and the tones everywhere else; the record names who asked.
+//! record names, and the tones everywhere else; the record names who asked. Once with the call
+//! alone, once among 300 calls in one mixer (which then lingers for batches).
 
 #![allow(clippy::disallowed_methods)] // tests time themselves (clippy.toml)
 
@@ -30,18 +31,38 @@ fn longest_zero_run(s: &[i16]) -> usize {
 
 #[test]
 fn the_api_pauses_and_resumes_a_live_call_and_only_that_span_is_silence() {
-    if !can_run("pause through the API") {
+    pause_and_resume("pause through the API", "p", 0, &[]);
+}
+
+/// The same among 300 calls in one mixer, which then lingers for the batches behind the
+/// first (`batch::LINGER_FROM_CALLS`): the request waits for the mixer up to its linger, and
+/// the pause still starts where it was asked, nothing of it already written.
+#[test]
+fn a_pause_asked_of_a_lingering_mixer_still_starts_where_it_was_asked() {
+    pause_and_resume("pause through the API among 300 calls", "q", 300, &["--mixers", "1"]);
+}
+
+/// Call 0 talks 10 s and is paused for 3 s, the `others` (from 1 on) talk 12 s, all up within
+/// a second of it; `callvault run` with `args`, in a namespace tagged `tag`.
+fn pause_and_resume(test: &str, tag: &str, others: u32, args: &[&str]) {
+    if !can_run(test) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let pcap = tmp.path().join("call.pcap");
-    let call = CallSpec::answered(0, 1_767_225_600 * 1_000_000_000, 10_000);
-    let truth = callgen::write_pcap(&Scenario::new(vec![call]), &pcap).unwrap();
+    let start = 1_767_225_600 * 1_000_000_000;
+    let calls = std::iter::once(CallSpec::answered(0, start, 10_000))
+        .chain((1..=others).map(|i| CallSpec::answered(i, start + i64::from(i) * 3_000_000, 12_000)))
+        .collect();
+    let truth = callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
     let call_id = truth.calls[0].call_id.clone();
+    let of_call = |active: &Value| {
+        active["calls"].as_array().and_then(|c| c.iter().find(|c| c["call_id"] == call_id.as_str())).cloned()
+    };
 
-    let ns = Netns::new("p");
+    let ns = Netns::new(tag);
     let (data, archive) = (tmp.path().join("data"), tmp.path().join("archive"));
-    let (cv, base) = common::live::run_with_api(&ns, &data, &archive);
+    let (cv, base) = common::live::run_with_api(&ns, &data, &archive, args);
     let pause_url = |verb: &str, id: &str| format!("{base}/api/v1/active/{id}/{verb}");
 
     // No such call: 404, saying so.
@@ -55,7 +76,7 @@ fn the_api_pauses_and_resumes_a_live_call_and_only_that_span_is_silence() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let (_, active) = http(&ns, "GET", &format!("{base}/api/v1/active"));
-            let media_s = active["calls"].as_array().and_then(|c| c.first()).and_then(|c| c["media_s"].as_f64());
+            let media_s = of_call(&active).and_then(|c| c["media_s"].as_f64());
             if media_s.is_some_and(|m| m >= 3.0) {
                 break;
             }
@@ -69,7 +90,7 @@ fn the_api_pauses_and_resumes_a_live_call_and_only_that_span_is_silence() {
         assert_eq!((code, &body["changed"], &body["pauses"]), (200, &Value::Bool(false), &Value::from(1)), "{body}");
         std::thread::sleep(Duration::from_millis(1500));
         let (_, active) = http(&ns, "GET", &format!("{base}/api/v1/active"));
-        assert_eq!(active["calls"][0]["paused"], Value::Bool(true), "{active}");
+        assert_eq!(of_call(&active).map(|c| c["paused"].clone()), Some(Value::Bool(true)), "{active}");
         std::thread::sleep(Duration::from_secs(3).saturating_sub(paused_at.elapsed()));
         let (code, body) = http(&ns, "POST", &pause_url("resume", &call_id));
         assert_eq!((code, &body["paused"], &body["changed"]), (200, &Value::Bool(false), &Value::Bool(true)), "{body}");
@@ -80,8 +101,10 @@ fn the_api_pauses_and_resumes_a_live_call_and_only_that_span_is_silence() {
     assert!(status.success(), "{log}");
 
     let recs = records(&archive);
-    assert_eq!(recs.len(), 1, "{log}");
-    let rec = &recs[0];
+    assert_eq!(recs.len(), truth.calls.len(), "{log}");
+    let rec = recs.iter().find(|r| r.value["call_id"] == call_id.as_str()).expect("the paused call's record");
+    let others_paused = recs.iter().filter(|r| r.value["pauses"].as_array().is_some_and(|p| !p.is_empty())).count();
+    assert_eq!(others_paused, 1, "only the call asked is paused");
     let pauses = rec.value["pauses"].as_array().unwrap();
     assert_eq!(pauses.len(), 1, "{pauses:?}");
     let p = &pauses[0];

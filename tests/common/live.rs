@@ -262,14 +262,15 @@ pub fn kernel_counters(log: &str, iface: &str) -> ((u64, u64, u64), (u64, u64)) 
 /// Starts `callvault run` in `ns`, capturing on its end `b`, recording into `data` and
 /// shipping to `archive`, with its API on the namespace's loopback (brought up here); returns
 /// it once it captures, and the API's base URL.
-pub fn run_with_api(ns: &Netns, data: &Path, archive: &Path) -> (Running, String) {
+pub fn run_with_api(ns: &Netns, data: &Path, archive: &Path, extra: &[&str]) -> (Running, String) {
     assert!(sh(&format!("ip -n {} link set lo up", ns.name)));
     let mut cmd = ns.exec(env!("CARGO_BIN_EXE_callvault"));
     cmd.args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root", "--api-listen", "127.0.0.1:0"])
         .arg("--output")
         .arg(data)
         .arg("--archive")
-        .arg(archive);
+        .arg(archive)
+        .args(extra);
     let mut cv = Running::start(cmd);
     cv.wait_for("capturing", Duration::from_secs(20));
     let log = cv.log();
