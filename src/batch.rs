@@ -156,7 +156,7 @@ pub const GROUP_FROM_CALLS: usize = 1024;
 
 /// Calls in a mixer from which it lingers, when told to ([`Grouping::lingering`]): with fewer
 /// their state stays in the cache between their packets even in live capture (on a veth pair
-/// at 350,000-400,000 packets/s, 200 calls per mixer: 1.5-1.7 us of CPU per packet captured
+/// at 300,000-400,000 packets/s, 200 calls per mixer: 1.5-1.7 us of CPU per packet captured
 /// either way over 2 pairs; 500: 3.5 us without, 1.55 with, one pair).
 pub const LINGER_FROM_CALLS: usize = 256;
 
