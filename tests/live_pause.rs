@@ -103,8 +103,8 @@ fn pause_and_resume(test: &str, tag: &str, others: u32, args: &[&str]) {
     let recs = records(&archive);
     assert_eq!(recs.len(), truth.calls.len(), "{log}");
     let rec = recs.iter().find(|r| r.value["call_id"] == call_id.as_str()).expect("the paused call's record");
-    let others_paused = recs.iter().filter(|r| r.value["pauses"].as_array().is_some_and(|p| !p.is_empty())).count();
-    assert_eq!(others_paused, 1, "only the call asked is paused");
+    let paused = recs.iter().filter(|r| r.value["pauses"].as_array().is_some_and(|p| !p.is_empty())).count();
+    assert_eq!(paused, 1, "only the call asked is paused");
     let pauses = rec.value["pauses"].as_array().unwrap();
     assert_eq!(pauses.len(), 1, "{pauses:?}");
     let p = &pauses[0];
