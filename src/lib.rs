@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod out;
 pub mod pipeline;
 pub mod privileges;
+pub mod readahead;
 pub mod replay;
 pub mod retention;
 pub mod run;

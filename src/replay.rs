@@ -18,6 +18,7 @@ use crate::cli::{ReplayArgs, Source};
 use crate::config::Config;
 use crate::metrics::{CaptureView, Metrics};
 use crate::pipeline::{Options, Pipeline};
+use crate::readahead::ReadAhead;
 use crate::summary::{InputReport, Interrupted, Summary};
 
 /// Capture engine settings from the configuration.
@@ -27,6 +28,7 @@ pub fn engine_config(c: &Config) -> EngineConfig {
         timeouts: c.timeouts.clone(),
         keep_frames: c.recording.keep_pcap,
         pause_header: Some(c.recording.pause_header.clone()).filter(|h| !h.is_empty()),
+        lookahead_from_flows: None,
     }
 }
 
@@ -69,6 +71,7 @@ pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool, stop: &Atomic
 
     let mut input = InputReport { files: captures.len(), ..InputReport::default() };
     let mut done_bytes = 0u64;
+    let mut ahead = ReadAhead::default();
     'files: for path in captures {
         let signal = stop.load(Ordering::Relaxed);
         if signal != 0 {
@@ -86,9 +89,7 @@ pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool, stop: &Atomic
         let link = src.link();
         loop {
             match src.next_frame() {
-                Ok(Some(f)) => {
-                    engine.handle_frame(link, f.time, f.data, pipeline.sink());
-                }
+                Ok(Some(f)) => ahead.handle(&mut engine, link, f.time, f.data, pipeline.sink()),
                 Ok(None) => {
                     input.files_read += 1;
                     break;
@@ -114,9 +115,11 @@ pub fn execute(config: &Config, captures: &[PathBuf], quiet: bool, stop: &Atomic
                 }
             }
         }
+        ahead.flush(&mut engine, pipeline.sink());
         done_bytes += src.size();
         progress.set_position(done_bytes);
     }
+    ahead.flush(&mut engine, pipeline.sink());
     let reason = if input.interrupted.is_some() { EndReason::Shutdown } else { EndReason::EndOfInput };
     engine.finish(reason, pipeline.sink());
     let capture_time = started.elapsed();

@@ -32,6 +32,7 @@ use crate::http::{HttpServer, Listen};
 use crate::logging::Logging;
 use crate::metrics::{CaptureView, HealthCheck, HealthLimits, Metrics};
 use crate::pipeline::{Options, Pipeline};
+use crate::readahead::ReadAhead;
 use crate::replay::engine_config;
 use crate::summary::{InputReport, LiveReport, Summary};
 use crate::systemd::Systemd;
@@ -109,6 +110,7 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut live_run = LiveRun {
         engine: Engine::new(engine_config(&config)),
+        ahead: ReadAhead::default(),
         pipeline,
         config,
         systemd: Systemd::from_env(),
@@ -175,6 +177,8 @@ fn live_options(c: &Config) -> LiveOptions {
 /// A running live capture's state besides the capture handles.
 struct LiveRun {
     engine: Engine,
+    /// The frame read ahead within a round of the capture's frames.
+    ahead: ReadAhead,
     pipeline: Pipeline,
     /// The configuration in effect (reloads replace the parts they apply).
     config: Config,
@@ -216,10 +220,14 @@ impl LiveRun {
                 self.reload(source, args);
             }
             let n = {
-                let (engine, pipeline) = (&mut self.engine, &mut self.pipeline);
-                capture.dispatch(TURN_FRAMES, WAIT, |_, link, f| {
-                    engine.handle_frame(link, f.time, f.data, pipeline.sink())
-                })?
+                let (engine, pipeline, ahead) = (&mut self.engine, &mut self.pipeline, &mut self.ahead);
+                let n = capture.dispatch(TURN_FRAMES, WAIT, |_, link, f| {
+                    ahead.handle(engine, link, f.time, f.data, pipeline.sink())
+                });
+                // Nothing is held while waiting for the wire: a frame's handling never waits
+                // for the next frame.
+                ahead.flush(engine, pipeline.sink());
+                n?
             };
             if n == 0 {
                 // A quiet wire: timers run on the wall clock, up to what capture has handed on.

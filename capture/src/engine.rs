@@ -36,7 +36,16 @@ pub struct EngineConfig {
     /// of a dialog pauses (`pause`, `on`, `true`, `yes`, `1`) or resumes (`resume`, `off`,
     /// `false`, `no`, `0`) its recording: a [`crate::events::CallEvent::Control`].
     pub pause_header: Option<String>,
+    /// Media flows from which [`Engine::wants_lookahead`] says yes; `None`:
+    /// [`LOOKAHEAD_FROM_FLOWS`].
+    pub lookahead_from_flows: Option<usize>,
 }
+
+/// Media flows from which reading a frame ahead to prefetch its flow pays
+/// ([`Engine::wants_lookahead`]). Below, the table (a cache line per slot, at most 5/8 full)
+/// mostly stays in the cache between packets: 8,192 flows are 1 MiB of it, half a core's L2
+/// on the machines measured.
+pub const LOOKAHEAD_FROM_FLOWS: usize = 8192;
 
 /// Frames in, call events out.
 #[derive(Debug)]
@@ -47,6 +56,8 @@ pub struct Engine {
     next_sweep: Option<Timestamp>,
     /// Transport-layer sheds already reported to the calls.
     sheds_reported: u64,
+    /// Media flows from which reading ahead pays.
+    lookahead_from_flows: usize,
 }
 
 /// Everything above the transport layer: dialogs, media table, counters.
@@ -74,6 +85,7 @@ impl Engine {
             },
             now: Timestamp(i64::MIN),
             next_sweep: None,
+            lookahead_from_flows: cfg.lookahead_from_flows.unwrap_or(LOOKAHEAD_FROM_FLOWS),
             sheds_reported: 0,
         }
     }
@@ -106,6 +118,24 @@ impl Engine {
         self.core.stats.largest_frame = self.core.stats.largest_frame.max(frame.len() as u64);
         self.advance(time, sink);
         self.ingress.handle(link, time, frame, &mut Deliver { core: &mut self.core, sink, time, raw: (link, frame) });
+    }
+
+    /// Whether a caller that can read ahead should ask for the next frame's flow early
+    /// ([`Engine::prefetch_frame`]): from [`LOOKAHEAD_FROM_FLOWS`] media flows (unless
+    /// configured otherwise), when the flow table has outgrown the caches.
+    #[inline]
+    pub fn wants_lookahead(&self) -> bool {
+        self.core.media.flows() >= self.lookahead_from_flows
+    }
+
+    /// Starts loading what [`Engine::handle_frame`] will look `frame`'s flow up in, if it is a
+    /// datagram of the fast path (a prefetch: nothing changes). Called with the next frame
+    /// before the current one is handled, the lookup no longer waits for memory.
+    #[inline]
+    pub fn prefetch_frame(&self, link: LinkType, frame: &[u8]) {
+        if let Some((src, dst)) = Ingress::udp_ends(link, frame) {
+            self.core.media.prefetch_flow(src, dst);
+        }
     }
 
     /// Advances capture time to `now` (if later) and fires the timers that are due. Packet

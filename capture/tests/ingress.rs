@@ -247,3 +247,22 @@ fn floods_stay_under_the_caps() {
     assert_eq!(s.tcp.connections_shed, 20_000 - 32);
     assert!(out.udp.is_empty() && out.sip.is_empty());
 }
+
+/// The ends a reader ahead asks for: those of the datagram `handle` delivers on its fast path
+/// (UDP in unfragmented IPv4, VLAN tags or not), none for anything else.
+#[test]
+fn udp_ends_are_the_fast_paths_datagram_ends() {
+    for vlans in [&[][..], &[7], &[7, 8]] {
+        let frame = eth(ETH_IPV4, vlans, &inner_ip());
+        let mut ing = ingress();
+        let out = run(&mut ing, LinkType::Ethernet, std::slice::from_ref(&frame));
+        let (src, dst, ..) = &out.udp[0];
+        assert_eq!(Ingress::udp_ends(LinkType::Ethernet, &frame), Some((*src, *dst)), "vlans {vlans:?}");
+    }
+    let fragment = eth(ETH_IPV4, &[], &ipv4(A, B, 17, 1, Some((0, true)), &udp(5060, 5062, b"payload")));
+    let tcp_frame = eth(ETH_IPV4, &[], &ipv4(A, B, 6, 1, None, &tcp(5060, 5062, 1, 1, 0x18, b"x")));
+    let tunnel = eth(ETH_IPV4, &[], &ipv4(A, B, 47, 1, None, &gre(0x0800, None, None, &inner_ip())));
+    for (name, frame) in [("fragment", fragment), ("tcp", tcp_frame), ("gre", tunnel), ("runt", vec![0; 10])] {
+        assert_eq!(Ingress::udp_ends(LinkType::Ethernet, &frame), None, "{name}");
+    }
+}

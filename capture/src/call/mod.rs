@@ -5,4 +5,5 @@
 
 pub mod codec;
 pub mod dialog;
+mod flows;
 pub mod media;

@@ -104,6 +104,23 @@ impl Ingress {
         self.ethertype(path, l.ethertype, l.payload, sink);
     }
 
+    /// The ends of the frame's datagram when it takes [`Ingress::handle`]'s fast path (UDP in
+    /// unfragmented IPv4, no tunnel), without counting or keeping anything: what a caller
+    /// reading ahead needs to ask for the frame's flow early.
+    #[inline]
+    pub fn udp_ends(link: LinkType, frame: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+        let l = decode::link_layer(link, frame).ok()?;
+        if l.ethertype != ethernet::ETHERTYPE_IPV4 {
+            return None;
+        }
+        let ip = ip::parse_v4(l.payload).ok()?;
+        if ip.fragment.is_some() || ip.protocol != ip::PROTO_UDP {
+            return None;
+        }
+        let u = udp::parse(ip.payload).ok()?;
+        Some((SocketAddr::new(ip.src, u.src_port), SocketAddr::new(ip.dst, u.dst_port)))
+    }
+
     /// Fires the reassemblers' timers: drops fragments and TCP connections that timed out.
     pub fn expire(&mut self, now: Timestamp) {
         self.defrag.expire(now);
