@@ -105,8 +105,8 @@ impl Ingress {
     }
 
     /// The ends of the frame's datagram when it takes [`Ingress::handle`]'s fast path (UDP in
-    /// unfragmented IPv4, no tunnel), without counting or keeping anything: what a caller
-    /// reading ahead needs to ask for the frame's flow early.
+    /// unfragmented IPv4; for a tunnel in UDP, the outer datagram's), without counting or
+    /// keeping anything: what a caller reading ahead needs to ask for the frame's flow early.
     #[inline]
     pub fn udp_ends(link: LinkType, frame: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
         let l = decode::link_layer(link, frame).ok()?;
