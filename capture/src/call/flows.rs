@@ -31,18 +31,17 @@ pub(crate) struct FlowTable<K, V> {
     len: usize,
     /// Slots less one (a power of two less one).
     mask: usize,
-    /// The key empty slots hold (never looked at: `value` says the slot is empty).
-    blank: K,
 }
 
-impl<K: Copy + Eq + Hash, V: Copy> FlowTable<K, V> {
-    /// An empty table; `blank` fills the key of empty slots.
-    pub(crate) fn new(blank: K) -> FlowTable<K, V> {
-        FlowTable { slots: Self::empty_slots(MIN_SLOTS, blank), len: 0, mask: MIN_SLOTS - 1, blank }
+impl<K: Copy + Eq + Hash + Default, V: Copy> FlowTable<K, V> {
+    /// An empty table.
+    pub(crate) fn new() -> FlowTable<K, V> {
+        FlowTable { slots: Self::empty_slots(MIN_SLOTS), len: 0, mask: MIN_SLOTS - 1 }
     }
 
-    fn empty_slots(n: usize, blank: K) -> Box<[Slot<K, V>]> {
-        vec![Slot { key: blank, value: None }; n].into_boxed_slice()
+    /// `n` empty slots (their keys are never looked at: `value` says a slot is empty).
+    fn empty_slots(n: usize) -> Box<[Slot<K, V>]> {
+        vec![Slot { key: K::default(), value: None }; n].into_boxed_slice()
     }
 
     /// Bytes of a slot.
@@ -120,7 +119,7 @@ impl<K: Copy + Eq + Hash, V: Copy> FlowTable<K, V> {
 
     fn grow(&mut self) {
         let n = self.slots.len() * 2;
-        let old = std::mem::replace(&mut self.slots, Self::empty_slots(n, self.blank));
+        let old = std::mem::replace(&mut self.slots, Self::empty_slots(n));
         self.mask = n - 1;
         for slot in old.iter() {
             if let Some(value) = slot.value {
@@ -181,13 +180,13 @@ mod tests {
     #[test]
     fn slots_start_on_cache_lines() {
         assert_eq!(std::mem::align_of::<Slot<u32, u32>>(), 64);
-        let t = FlowTable::<u32, u32>::new(0);
+        let t = FlowTable::<u32, u32>::new();
         assert_eq!(t.slots.as_ptr() as usize % 64, 0);
     }
 
     #[test]
     fn grows_and_finds_every_key() {
-        let mut t = FlowTable::new(0u64);
+        let mut t = FlowTable::<u64, u64>::new();
         for k in 1..=10_000u64 {
             assert_eq!(t.insert(k * 7919, k), None);
         }
@@ -225,7 +224,7 @@ mod tests {
         /// `HashMap` given the same sequence holds, and every lookup agrees with it.
         #[test]
         fn behaves_as_a_map(ops in proptest::collection::vec(op(), 1..600)) {
-            let mut t = FlowTable::new(u16::MAX);
+            let mut t = FlowTable::<u16, u32>::new();
             let mut m = HashMap::new();
             for op in ops {
                 match op {

@@ -98,7 +98,7 @@ struct Address {
 
 /// A UDP flow (source and destination address) as plain integers: hashing it is five
 /// multiply-adds, where a pair of `SocketAddr`s would hash their octets as byte slices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 struct FlowKey {
     src: u128,
     dst: u128,
@@ -178,7 +178,7 @@ impl MediaTable {
     pub fn new(max_markers: usize) -> MediaTable {
         MediaTable {
             addrs: FxHashMap::default(),
-            flows: FlowTable::new(FlowKey { src: 0, dst: 0, ports: 0 }),
+            flows: FlowTable::new(),
             epoch: 0,
             next_seq: 0,
             markers: 0,
