@@ -31,6 +31,13 @@
 # `steal_s` is the CPU time the virtual machine's host took from this machine's cores while
 # the run went on (all cores, /proc/stat): above a few tenths of a second the host was busy and
 # the run's wall time says more about the host than about the recorder.
+# `wr_io/c`, `flush/c` and `discard/c` are the write, cache flush and discard requests the
+# spool's disk completed during the run, per call recorded (/sys/class/block/DEV/stat; with
+# whatever else used that disk meanwhile; `-` where the directory is on no block device): what
+# a recording costs the disk besides its bytes, for sizing it. The fsyncs that make each
+# recording durable (audio, call record, spool entry, and their directories) are most of them,
+# and how many requests an fsync takes is the filesystem's doing (on ext4 without a journal,
+# mounted with `discard`, a removed file's blocks are also discarded as it is removed).
 # CALLVAULT_BENCH_STEADY=1 fills all but 2 GiB of free memory with clean page cache before each
 # run (a sparse file read once, deleted at the end), as a recorder that has run for a while
 # finds its memory: new audio then takes pages the kernel reclaims.
@@ -63,7 +70,7 @@ left=${#sizes[@]}
 done_runs=()
 fill="$dir/steady.fill"
 trap 'rm -rf "${done_runs[@]}" "$fill"' EXIT
-printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB steal_s
+printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s %8s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB steal_s wr_io/c flush/c discard/c
 for calls in "${sizes[@]}"; do
     left=$((left - 1))
     pcap="$dir/calls-$calls-$talk.pcap"
@@ -80,6 +87,7 @@ for calls in "${sizes[@]}"; do
     # shellcheck disable=SC2086 # CALLVAULT_BENCH_ARGS is a list of options
     timed_replay "$bin/callvault" "$run" "$pcap" "$dir/signing.key" "$threads" ${CALLVAULT_BENCH_ARGS:-}
     status=$REPLAY_STATUS steal=$REPLAY_STEAL
+    read -r disk_writes disk_flushes disk_discards <<< "$REPLAY_DISK"
     # Exit status 3: recorded, with a problem the summary names (e.g. audio that could not be
     # written for want of file descriptors); the numbers still stand, with that warning.
     [ "$status" -eq 0 ] || [ "$status" -eq 3 ] || { cat "$run/summary" "$run/log" >&2; exit 1; }
@@ -96,7 +104,9 @@ for calls in "${sizes[@]}"; do
     # Bytes the run wrote: the spool's files and the archive's, counted once per inode.
     written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
     awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" -v m="$free_gib" -v st="$steal" \
-        'BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f %8s %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f, m, st}'
+        -v dw="$disk_writes" -v df="$disk_flushes" -v dd="$disk_discards" \
+        'function per(n) {return n == "-" ? "-" : sprintf("%.1f", n / c)}
+        BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f %8s %8s %8s %8s %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f, m, st, per(dw), per(df), per(dd)}'
     [ -s "$run/threads" ] && cat "$run/threads"
     # The run's files are emptied, not deleted, until the last run is over: on ext4 without a
     # journal (this machine's disk), creating a file skips every inode of its block group

@@ -10,16 +10,27 @@ fill_memory() {
     [ "$spare" -le 0 ] || { truncate -s "${spare}M" "$1" && cat "$1" > /dev/null; }
 }
 
+# disk_stat DIR: the I/O statistics of the block device DIR's filesystem is on
+# (/sys/class/block/DEV/stat: requests completed, field 5 writes, 12 discards, 16 flushes), or
+# nothing where it is on none (tmpfs, overlay).
+disk_stat() {
+    local dev
+    dev=$(findmnt -n -o SOURCE -T "$1" 2>/dev/null | sed 's|^/dev/||; s|\[.*||')
+    [ -n "$dev" ] && [ -r "/sys/class/block/$dev/stat" ] && cat "/sys/class/block/$dev/stat"
+}
+
 # timed_replay BIN RUN PCAP SIGNING_KEY THREADS [ARGS...]: `BIN replay` of PCAP into RUN/data
 # and RUN/archive under /usr/bin/time (RUN/time: wall user sys maxrss), its summary and log in
 # RUN/summary and RUN/log; with THREADS=1 each thread's CPU in RUN/threads (benches/threads.py).
-# Sets REPLAY_STATUS (the exit status) and REPLAY_STEAL (seconds the host took from this
-# machine's cores meanwhile, /proc/stat).
+# Sets REPLAY_STATUS (the exit status), REPLAY_STEAL (seconds the host took from this
+# machine's cores meanwhile, /proc/stat) and REPLAY_DISK ("WRITES FLUSHES DISCARDS": requests
+# the disk under RUN completed from the start of the run to its end, whoever asked, or "- - -").
 timed_replay() {
-    local bin=$1 run=$2 pcap=$3 key=$4 threads=$5 steal0 timer child sampler=
+    local bin=$1 run=$2 pcap=$3 key=$4 threads=$5 steal0 disk0 timer child sampler=
     shift 5
     sync
     steal0=$(awk '/^cpu / {print $9}' /proc/stat)
+    disk0=$(disk_stat "$run" || true)
     REPLAY_STATUS=0
     CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
         "$bin" replay --quiet --output "$run/data" --archive "$run/archive" --signing-key "$key" \
@@ -32,5 +43,9 @@ timed_replay() {
     fi
     wait "$timer" || REPLAY_STATUS=$?
     REPLAY_STEAL=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($9 - s0) / hz}' /proc/stat)
+    # Everything the run made durable was fsynced before it ended, so what the disk did for it
+    # is counted by now (with what anything else on the machine asked for meanwhile).
+    REPLAY_DISK=$(echo "$disk0 $(disk_stat "$run" || true)" |
+        awk 'NF >= 34 && NF % 2 == 0 {h = NF / 2; printf "%d %d %d", $(h + 5) - $5, $(h + 16) - $16, $(h + 12) - $12; next} {print "- - -"}')
     [ -z "$sampler" ] || wait "$sampler"
 }
