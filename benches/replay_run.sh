@@ -14,9 +14,12 @@ fill_memory() {
 # (/sys/class/block/DEV/stat: requests completed, field 5 writes, 12 discards, 16 flushes), or
 # nothing where it is on none (tmpfs, overlay).
 disk_stat() {
-    local dev
-    dev=$(findmnt -n -o SOURCE -T "$1" 2>/dev/null | sed 's|^/dev/||; s|\[.*||')
-    [ -n "$dev" ] && [ -r "/sys/class/block/$dev/stat" ] && cat "/sys/class/block/$dev/stat"
+    local source dev
+    # A btrfs subvolume's source ends in [/path]; /dev/mapper/NAME links to /dev/dm-N.
+    source=$(findmnt -n -o SOURCE -T "$1" 2>/dev/null | sed 's|\[.*||')
+    [ -e "$source" ] || return 1
+    dev=$(basename "$(readlink -f "$source")")
+    [ -r "/sys/class/block/$dev/stat" ] && cat "/sys/class/block/$dev/stat"
 }
 
 # timed_replay BIN RUN PCAP SIGNING_KEY THREADS [ARGS...]: `BIN replay` of PCAP into RUN/data
