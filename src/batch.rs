@@ -97,6 +97,9 @@ impl Batch {
             if i + STATE_AHEAD < self.items.len() {
                 self.warm(i + STATE_AHEAD, sink);
             }
+            if i + PAGE_AHEAD < self.items.len() {
+                self.warm_later(i + PAGE_AHEAD, sink);
+            }
             self.hand_on(i, sink);
         }
         self.items.clear();
@@ -110,6 +113,15 @@ impl Batch {
         if let Item::Rtp { meta, start, len } = &self.items[i] {
             capture::prefetch::bytes(self.payload[*start as usize..].as_ptr(), *len as usize, 256);
             sink.warm(meta);
+        }
+    }
+
+    /// Starts loading, through [`EventSink::warm_later`], what event `i`'s call state points
+    /// to (that state is in the cache by now: [`Batch::warm`] asked for it earlier).
+    #[inline]
+    fn warm_later<S: EventSink>(&self, i: usize, sink: &S) {
+        if let Item::Rtp { meta, .. } = &self.items[i] {
+            sink.warm_later(meta);
         }
     }
 
@@ -166,6 +178,13 @@ pub const LINGER_FROM_CALLS: usize = 256;
 /// where the events themselves come in order).
 const ITEM_AHEAD: usize = 16;
 const STATE_AHEAD: usize = 8;
+/// How many events ahead what the call state points to is asked for ([`Batch::warm_later`]):
+/// the page of the party's ring its codes go to, whose `filled` bitmap placing them reads.
+/// With 10,000 calls in a mixer that read was 84 % of the placing's time, waiting on memory
+/// (20,000 calls × 10 s, profiled). Asked for ahead, the mixers' user time fell by 4 % there
+/// (per unit of the capture thread's, 2.91 against 3.02 on average; lower in 6 of 7
+/// alternating pairs); at 1,000 calls × 60 s it made no difference (6 pairs).
+const PAGE_AHEAD: usize = 3;
 
 /// A mixer's way of taking several batches at once: call by call, each call's events in
 /// capture order. Calls are independent of each other, so only the order within a call
@@ -270,6 +289,9 @@ impl Grouping {
             }
             if let Some(a) = place(k + STATE_AHEAD) {
                 batches[a / BATCH_EVENTS].warm(a % BATCH_EVENTS, sink);
+            }
+            if let Some(a) = place(k + PAGE_AHEAD) {
+                batches[a / BATCH_EVENTS].warm_later(a % BATCH_EVENTS, sink);
             }
             let a = at[order[k] as usize] as usize;
             batches[a / BATCH_EVENTS].hand_on(a % BATCH_EVENTS, sink);
@@ -541,6 +563,9 @@ mod tests {
         warmed: std::cell::RefCell<(Vec<Packet>, HashSet<Packet>)>,
         /// RTP packets handed on after they were told of.
         handed_warm: usize,
+        /// The RTP packets it was told of again, nearer their turn ([`EventSink::warm_later`]),
+        /// in order, each with whether it had been told of already then.
+        later: std::cell::RefCell<Vec<(Packet, bool)>>,
     }
 
     impl EventSink for Log {
@@ -552,6 +577,11 @@ mod tests {
             let mut warmed = self.warmed.borrow_mut();
             warmed.0.push((m.call.slot, m.call.generation, m.seq));
             warmed.1.insert((m.call.slot, m.call.generation, m.seq));
+        }
+        fn warm_later(&self, m: &RtpMeta) {
+            let packet = (m.call.slot, m.call.generation, m.seq);
+            let before = self.warmed.borrow().1.contains(&packet);
+            self.later.borrow_mut().push((packet, before));
         }
         fn call(&mut self, ev: CallEvent) {
             let c = call_of(&ev);
@@ -692,6 +722,11 @@ mod tests {
         assert_eq!(warmed.0.len(), group.len() - STATE_AHEAD, "packets warmed");
         assert_eq!(warmed.1.len(), warmed.0.len(), "each packet warmed once");
         assert_eq!(log.handed_warm, group.len() - STATE_AHEAD, "packets handed on after their warming");
+        // And again nearer their turn, after the first time where there was one.
+        let later = log.later.borrow();
+        assert_eq!(later.len(), group.len() - PAGE_AHEAD, "packets warmed later");
+        assert!(later[STATE_AHEAD - PAGE_AHEAD..].iter().all(|(_, before)| *before), "warmed later after warmed");
+        assert_eq!(later.iter().map(|(p, _)| p).collect::<HashSet<_>>().len(), later.len(), "each once");
     }
 
     /// A mixer with few calls takes one batch front to back, in capture order, and names each
@@ -715,6 +750,9 @@ mod tests {
         let ahead: Vec<Packet> = sent[STATE_AHEAD..].iter().map(|e| (e.0, e.1, e.2.unwrap())).collect();
         assert_eq!(log.warmed.borrow().0, ahead, "each packet named once, the look-ahead's distance before it");
         assert_eq!(log.handed_warm, sent.len() - STATE_AHEAD, "packets handed on after their warming");
+        let later: Vec<Packet> = log.later.borrow().iter().map(|(p, _)| *p).collect();
+        let ahead: Vec<Packet> = sent[PAGE_AHEAD..].iter().map(|e| (e.0, e.1, e.2.unwrap())).collect();
+        assert_eq!(later, ahead, "each packet named again, the second look-ahead's distance before it");
     }
 
     /// A lingering mixer with enough calls takes the batches that come within its linger with

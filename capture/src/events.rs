@@ -625,6 +625,13 @@ pub trait EventSink {
     fn warm(&self, meta: &RtpMeta) {
         let _ = meta;
     }
+    /// A later hint for the same packet, nearer its turn: what [`EventSink::warm`] loaded is
+    /// in the cache by then, so a sink may follow the pointers it holds to the state behind
+    /// them. The default does nothing.
+    #[inline]
+    fn warm_later(&self, meta: &RtpMeta) {
+        let _ = meta;
+    }
     /// An RTCP packet tied to a call (the whole compound packet).
     fn rtcp(&mut self, meta: &RtcpMeta, packet: &[u8]) {
         let _ = (meta, packet);

@@ -257,6 +257,13 @@ impl<D: Drain> EventSink for Mixer<D> {
         }
     }
 
+    #[inline]
+    fn warm_later(&self, m: &RtpMeta) {
+        if let Some(Some(call)) = self.calls.get(m.call.slot as usize) {
+            call.warm_later(m.side);
+        }
+    }
+
     fn frame(&mut self, call: CallRef, time: Timestamp, link: LinkType, frame: &[u8]) {
         let Some(c) = self.call_mut(call) else { return };
         if c.evidence_error.is_some() {

@@ -63,7 +63,18 @@ impl CallMix {
         capture::prefetch::line(&self.call);
         self.sides[side.index()].warm();
         // Its address, not its contents: whether there is one yet is a load that would wait.
-        capture::prefetch::value(&self.timeline, 128);
+        // All of it (240 bytes): the ring's state placing reads, and the latest pages'
+        // addresses [`CallMix::warm_later`] follows.
+        capture::prefetch::value(&self.timeline, 256);
+    }
+
+    /// The step after [`CallMix::warm`], a few packets later: the page the side's next codes
+    /// most likely go to.
+    #[inline]
+    pub(crate) fn warm_later(&self, side: Side) {
+        if let Some(tl) = self.timeline.as_ref() {
+            tl.warm(side.index());
+        }
     }
 
     /// A call that has just started; its audio goes to `wav_path` once it has some.

@@ -574,6 +574,17 @@ impl Timeline {
         self.planes.iter().map(|p| p.pages.iter().flatten().count() + usize::from(p.recent.is_some())).sum()
     }
 
+    /// Starts loading the latest page of `channel`, whose `filled` bitmap placing codes there
+    /// reads and writes (the timeline itself in the cache already: [`CallMix::warm`]).
+    ///
+    /// [`CallMix::warm`]: super::call::CallMix::warm
+    #[inline]
+    pub(crate) fn warm(&self, channel: usize) {
+        if let Some((_, page)) = &self.planes[channel].recent {
+            capture::prefetch::line(&page.filled);
+        }
+    }
+
     /// Places `payload` (G.711 codes in `law`, one byte per sample) on `channel` starting at
     /// frame `pos`. Forces out older frames if the packet reaches past the ring. `scratch` is
     /// reused for decoding when frames have to be written.
