@@ -179,11 +179,13 @@ pub const LINGER_FROM_CALLS: usize = 256;
 const ITEM_AHEAD: usize = 16;
 const STATE_AHEAD: usize = 8;
 /// How many events ahead what the call state points to is asked for ([`Batch::warm_later`]):
-/// the page of the party's ring its codes go to, whose `filled` bitmap placing them reads.
-/// With 10,000 calls in a mixer that read was 84 % of the placing's time, waiting on memory
-/// (20,000 calls × 10 s, profiled). Asked for ahead, the mixers' user time fell by 4 % there
-/// (per unit of the capture thread's, 2.91 against 3.02 on average; lower in 6 of 7
-/// alternating pairs); at 1,000 calls × 60 s it made no difference (6 pairs).
+/// the page of the party's ring its codes go to, whose `filled` bitmap placing them reads, and
+/// the slot of the page after it. With 10,000 calls in a mixer those two reads were 84 % of
+/// the placing's time and 92 % of the page look-up's, waiting on memory (20,000 calls × 10 s,
+/// profiled). Asked for ahead, the mixers' user time fell by 4-6 % there (per unit of the
+/// capture thread's: 2.85 on average over 4 runs, and 2.91 with the page alone over 7, against
+/// 3.02 over 7 without; the runs alternated); at 1,000 calls × 60 s it made no difference
+/// (the page alone, 6 alternating pairs).
 const PAGE_AHEAD: usize = 3;
 
 /// A mixer's way of taking several batches at once: call by call, each call's events in

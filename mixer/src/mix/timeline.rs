@@ -575,13 +575,19 @@ impl Timeline {
     }
 
     /// Starts loading the latest page of `channel`, whose `filled` bitmap placing codes there
-    /// reads and writes (the timeline itself in the cache already: [`CallMix::warm`]).
+    /// reads and writes, and the slot of the page after it, which placing reads when the codes
+    /// cross into it (every third packet of 20 ms) (the timeline itself in the cache already:
+    /// [`CallMix::warm`]).
     ///
     /// [`CallMix::warm`]: super::call::CallMix::warm
     #[inline]
     pub(crate) fn warm(&self, channel: usize) {
-        if let Some((_, page)) = &self.planes[channel].recent {
+        let plane = &self.planes[channel];
+        if let Some((k, page)) = &plane.recent {
             capture::prefetch::line(&page.filled);
+            if let Some(next) = (k + 1).checked_rem(plane.pages.len()).and_then(|n| plane.pages.get(n)) {
+                capture::prefetch::line(next);
+            }
         }
     }
 
