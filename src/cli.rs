@@ -123,7 +123,8 @@ pub struct Common {
     /// [default: 160].
     #[arg(long, value_name = "MS")]
     pub reorder_ms: Option<u32>,
-    /// Threads that make finished recordings durable (fsync, SHA-256, call record) [default: 4].
+    /// Threads that make finished recordings durable (fsync, SHA-256, call record); as many
+    /// again join while 1,024 finished calls or more wait [default: 4].
     #[arg(long, value_name = "N")]
     pub finishers: Option<usize>,
     /// Also keep each call's own SIP, RTP and RTCP packets as a pcap file beside its recording

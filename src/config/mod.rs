@@ -138,7 +138,8 @@ pub struct Recording {
     pub reorder_ms: u32,
     /// Mixer threads; 0: one per CPU, at most 4.
     pub mixers: usize,
-    /// Threads that make finished recordings durable (they mostly wait on fsync).
+    /// Threads that make finished recordings durable (they mostly wait on fsync); as many
+    /// again join while a backlog waits.
     pub finishers: usize,
     /// DTMF code that pauses recording (PCI DSS), e.g. `*1`; empty: no pausing.
     pub pause_dtmf: String,
