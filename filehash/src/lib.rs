@@ -135,8 +135,8 @@ mod lanes {
 
     /// How much of a file is mapped at a time: 16 lanes' worth (four finishers of four lanes)
     /// is at most 32 MiB of page cache counted in the recorder's resident size, whatever the
-    /// length of the calls, and each window still saves the copy of 2 MiB for the cost of
-    /// copying about 300 KB.
+    /// length of the calls (64 MiB while the recorder's four reserve finishers work too), and
+    /// each window still saves the copy of 2 MiB for the cost of copying about 300 KB.
     pub(super) const MAP_WINDOW: usize = 2 << 20;
 
     pub(super) fn hash(files: &mut [&mut File], source: Source) -> Vec<Hashed> {
