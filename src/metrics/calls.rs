@@ -58,6 +58,7 @@ pub(crate) struct CallMetrics {
 
 impl CallMetrics {
     pub(crate) fn register(r: &mut Registry) -> CallMetrics {
+        // The registry ends each help text with a period itself.
         let m = CallMetrics {
             ended: Family::default(),
             final_responses: Family::default(),
@@ -77,58 +78,58 @@ impl CallMetrics {
         };
         r.register(
             "callvault_calls_ended",
-            "Calls ended, by last dialog state and end reason (from their call records).",
+            "Calls ended, by last dialog state and end reason (from their call records)",
             m.ended.clone(),
         );
         r.register(
             "callvault_sip_final_responses",
-            "Final responses to calls' INVITEs, by status code.",
+            "Final responses to calls' INVITEs, by status code",
             m.final_responses.clone(),
         );
         r.register(
             "callvault_sip_auth_challenges",
-            "Authentication challenges (401/407) to calls' INVITEs, by status code.",
+            "Authentication challenges (401/407) to calls' INVITEs, by status code",
             m.challenges.clone(),
         );
         r.register(
             "callvault_call_setup_seconds",
-            "Time from the first INVITE to the answer, answered calls.",
+            "Time from the first INVITE to the answer, answered calls",
             m.setup.clone(),
         );
         r.register(
             "callvault_calls_incomplete",
             "Calls whose capture was incomplete (drops, a call already up at the start, encrypted or \
-             undecodable media, ...; see incomplete_reasons in the record).",
+             undecodable media, ...; see incomplete_reasons in the record)",
             m.incomplete.clone(),
         );
         r.register(
             "callvault_stream_mos",
-            "MOS (ITU-T G.107 E-model) of calls' audio streams, by direction.",
+            "MOS (ITU-T G.107 E-model) of calls' audio streams, by direction",
             m.mos.clone(),
         );
-        r.register("callvault_stream_r_factor", "R-factor of calls' audio streams, by direction.", m.r_factor.clone());
-        r.register("callvault_stream_loss_ratio", "Packet loss of calls' audio streams, by direction.", m.loss.clone());
+        r.register("callvault_stream_r_factor", "R-factor of calls' audio streams, by direction", m.r_factor.clone());
+        r.register("callvault_stream_loss_ratio", "Packet loss of calls' audio streams, by direction", m.loss.clone());
         r.register(
             "callvault_stream_jitter_seconds",
-            "Interarrival jitter (RFC 3550) of calls' audio streams, by direction.",
+            "Interarrival jitter (RFC 3550) of calls' audio streams, by direction",
             m.jitter.clone(),
         );
-        r.register("callvault_recordings_written", "Recordings entered into the spool.", m.written.clone());
-        r.register("callvault_recordings_with_audio", "Recordings entered with an audio file.", m.with_audio.clone());
+        r.register("callvault_recordings_written", "Recordings entered into the spool", m.written.clone());
+        r.register("callvault_recordings_with_audio", "Recordings entered with an audio file", m.with_audio.clone());
         r.register(
             "callvault_recordings_bytes",
-            "Bytes of the recordings entered (audio, record, evidence).",
+            "Bytes of the recordings entered (audio, record, evidence)",
             m.bytes.clone(),
         );
-        r.register("callvault_recordings_audio_bytes", "Bytes of the audio files entered.", m.audio_bytes.clone());
+        r.register("callvault_recordings_audio_bytes", "Bytes of the audio files entered", m.audio_bytes.clone());
         r.register(
             "callvault_recordings_failed",
-            "Recordings that could not be finished or entered (their files stay in the work directory).",
+            "Recordings that could not be finished or entered (their files stay in the work directory)",
             m.failed.clone(),
         );
         r.register(
             "callvault_recordings_recovered",
-            "Recordings recovered at start from what a crash left in the work directory.",
+            "Recordings recovered at start from what a crash left in the work directory",
             m.recovered.clone(),
         );
         m
