@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -598,6 +599,8 @@ fn finisher(
 ) -> FinishStats {
     let mut stats = FinishStats::default();
     let mut batch = Vec::with_capacity(FINISH_BATCH);
+    let gauges = metrics.board().finish_gauges();
+    let busy = &gauges.busy[usize::from(matches!(queue.role, Role::Reserve { .. }))];
     while let Some(first) = queue.next() {
         // What is waiting besides: a backlog (calls ending together) is entered as a group.
         batch.push(first);
@@ -606,6 +609,8 @@ fn finisher(
         {
             batch.push(next);
         }
+        busy.fetch_add(1, Ordering::Relaxed);
+        gauges.waiting.store(queue.rx.len(), Ordering::Relaxed);
         for pending in &batch {
             // The mixer built the record when the call ended; finishing adds only the files'
             // names and hashes.
@@ -656,6 +661,8 @@ fn finisher(
                 }
             }
         }
+        busy.fetch_sub(1, Ordering::Relaxed);
+        gauges.waiting.store(queue.rx.len(), Ordering::Relaxed);
     }
     stats
 }

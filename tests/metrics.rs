@@ -187,6 +187,9 @@ fn a_replay_writes_metrics_that_match_the_truth() {
     assert_eq!(m.get("callvault_spool_completed_recordings_total"), n);
     assert_eq!(m.get("callvault_ship_queued_recordings{target=\"archive\"}"), 0.0);
     assert_eq!(m.get("callvault_spool_queued_entries"), 0.0);
+    // Every finisher done, none waiting: the gauges they set came back to zero.
+    assert_eq!(m.get("callvault_finish_queue_recordings"), 0.0);
+    assert_eq!(m.sum("callvault_finishers_busy"), 0.0);
     assert_eq!(m.sum("callvault_ship_retries_total"), 0.0);
     assert_eq!(m.get("callvault_build_info{version=\"0.1.0\"}"), 1.0);
     assert!(m.get("process_resident_memory_bytes") > 0.0);

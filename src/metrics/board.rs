@@ -5,6 +5,7 @@
 //! board depends on the stages' snapshot types only; no stage depends on the board.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -60,10 +61,21 @@ struct Published {
     http: Option<Arc<crate::http::HttpCounters>>,
 }
 
+/// The finishers' queue and how many of them are at work, as they last set them (after
+/// taking recordings and after finishing them).
+#[derive(Debug, Default)]
+pub struct FinishGauges {
+    /// Finished calls waiting for a finisher.
+    pub waiting: AtomicUsize,
+    /// Finishers at work now: the regular ones, and the reserve.
+    pub busy: [AtomicUsize; 2],
+}
+
 /// The latest snapshot of every stage's counters.
 #[derive(Debug, Default)]
 pub struct Board {
     inner: Mutex<Published>,
+    finish: Arc<FinishGauges>,
 }
 
 impl Board {
@@ -100,6 +112,11 @@ impl Board {
         while p.history.len() > MAX_SAMPLES || p.history.front().is_some_and(|s| now.duration_since(s.at) > HISTORY) {
             p.history.pop_front();
         }
+    }
+
+    /// The finishers' gauges, which they set themselves.
+    pub fn finish_gauges(&self) -> &Arc<FinishGauges> {
+        &self.finish
     }
 
     /// The HEP exporter's counters (created at the first call; exported from then on).

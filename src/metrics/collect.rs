@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use capture::wire::Layer;
 use prometheus_client::collector::Collector;
@@ -261,6 +262,20 @@ impl Snapshots {
             "callvault_audio_writebacks",
             "Times the writeback of a growing audio file was started before the call's end.",
             mixer::mix::openfiles::writebacks(),
+        )?;
+        let g = self.board.finish_gauges();
+        f.gauge1(
+            "callvault_finish_queue_recordings",
+            "Ended calls whose recording waits for a finisher (fsync, hash, call record, spool).",
+            g.waiting.load(Ordering::Relaxed) as f64,
+        )?;
+        f.gauge(
+            "callvault_finishers_busy",
+            "Finishers at work: the regular ones, and the reserve, called in while 1,024 recordings or more wait.",
+            &[
+                ([("role", "regular")], g.busy[0].load(Ordering::Relaxed) as f64),
+                ([("role", "reserve")], g.busy[1].load(Ordering::Relaxed) as f64),
+            ],
         )
     }
 

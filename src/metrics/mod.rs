@@ -27,7 +27,7 @@ use mixer::record::CallRecord;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 
-pub use board::{Board, CaptureView};
+pub use board::{Board, CaptureView, FinishGauges};
 pub use health::{Health, HealthCheck, HealthLimits, health_router, status_router};
 
 use calls::CallMetrics;
@@ -109,4 +109,39 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
             std::future::ready(([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], text))
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    /// The finishers' queue and how many are at work, regular and reserve, as they set them.
+    #[test]
+    fn the_finishers_gauges_are_exposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(dir.path().to_owned(), 90);
+        let g = metrics.board().finish_gauges();
+        g.waiting.store(1500, Ordering::Relaxed);
+        g.busy[0].store(4, Ordering::Relaxed);
+        g.busy[1].store(2, Ordering::Relaxed);
+        let text = metrics.encode();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(has("callvault_finish_queue_recordings 1500.0"), "{text}");
+        assert!(has("callvault_finishers_busy{role=\"regular\"} 4.0"), "{text}");
+        assert!(has("callvault_finishers_busy{role=\"reserve\"} 2.0"), "{text}");
+    }
+
+    /// Every help text ends in one period, whether the registry added it or the collector.
+    #[test]
+    fn help_texts_end_in_one_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = Metrics::new(dir.path().to_owned(), 90).encode();
+        let helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP ")).collect();
+        assert!(helps.len() > 40, "{text}");
+        for help in helps {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
+    }
 }
