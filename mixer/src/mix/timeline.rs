@@ -585,7 +585,9 @@ impl Timeline {
         let plane = &self.planes[channel];
         if let Some((k, page)) = &plane.recent {
             capture::prefetch::line(&page.filled);
-            if let Some(next) = (k + 1).checked_rem(plane.pages.len()).and_then(|n| plane.pages.get(n)) {
+            // The ring wraps: the page after the last is the first (no division on this path).
+            let n = if k + 1 == plane.pages.len() { 0 } else { k + 1 };
+            if let Some(next) = plane.pages.get(n) {
                 capture::prefetch::line(next);
             }
         }
