@@ -30,7 +30,8 @@ pcap="$dir/calls-$calls-$talk.pcap"
 ulimit -Hn 65536 2>/dev/null && ulimit -n 65536 || true
 fill="$dir/steady.fill"
 runs=()
-trap 'rm -rf "${runs[@]}" "$fill"' EXIT
+trap 'remove_runs "$dir" "${runs[@]}"; rm -f "$fill"' EXIT
+await_removals "$dir"
 results=$(mktemp)
 runs+=("$results")
 

@@ -20,8 +20,9 @@
 # the floor measured just before each run on the same cached file: libpcap reading it and
 # nothing else (capture/examples/pcap_floor.rs); `x_floor` is callvault's wall time over it, a
 # ratio that holds from one day's machine to the next better than packets/s does. Runs are
-# deleted when the script ends (see the comment at the end of the loop): start the next
-# invocation a few minutes later. `free_GiB` is the memory free when the run started: the run's
+# deleted when the script ends (see the comment at the end of the loop); the next invocation
+# waits until that is 5 minutes past where it would otherwise pay for it (remove_runs in
+# benches/replay_run.sh). `free_GiB` is the memory free when the run started: the run's
 # audio takes that many fresh pages before the kernel reclaims any cache, and on a virtual
 # machine a page the guest has not touched lately may cost a fault in the host on its first
 # write (at 20,000 x 10 s here: 15 of 79 CPU seconds, in copy_folio_from_iter_atomic). This
@@ -69,7 +70,8 @@ for calls in "$@"; do for _ in $(seq "$runs"); do sizes+=("$calls"); done; done
 left=${#sizes[@]}
 done_runs=()
 fill="$dir/steady.fill"
-trap 'rm -rf "${done_runs[@]}" "$fill"' EXIT
+trap 'remove_runs "$dir" "${done_runs[@]}"; rm -f "$fill"' EXIT
+await_removals "$dir"
 printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s %8s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB steal_s wr_io/c flush/c discard/c
 for calls in "${sizes[@]}"; do
     left=$((left - 1))
