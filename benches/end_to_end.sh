@@ -20,8 +20,8 @@
 # the floor measured just before each run on the same cached file: libpcap reading it and
 # nothing else (capture/examples/pcap_floor.rs); `x_floor` is callvault's wall time over it, a
 # ratio that holds from one day's machine to the next better than packets/s does. Runs are
-# deleted when the script ends (see the comment at the end of the loop); the next invocation
-# waits until that is 5 minutes past where it would otherwise pay for it (remove_runs in
+# deleted when the script ends (see the comment at the end of the loop); on ext4 without a
+# journal the next invocation first waits until that is 5 minutes past (remove_runs in
 # benches/replay_run.sh). `free_GiB` is the memory free when the run started: the run's
 # audio takes that many fresh pages before the kernel reclaims any cache, and on a virtual
 # machine a page the guest has not touched lately may cost a fault in the host on its first

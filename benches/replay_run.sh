@@ -10,14 +10,15 @@ fill_memory() {
     [ "$spare" -le 0 ] || { truncate -s "${spare}M" "$1" && cat "$1" > /dev/null; }
 }
 
-# Removing a run's files frees their inodes, and ext4 without a journal (this machine's disk,
+# Removing a run's files frees their inodes, and ext4 without a journal (this machine's disk:
 # /proc/fs/jbd2 names no journal for it) hands out no inode freed in the last 5 minutes (60 s,
 # 300 s while its inode table block is dirty) before checking each such inode of the group it
 # allocates in, one buffer lookup each (recently_deleted, find_get_block_common). Runs started
 # within those minutes after their predecessors were removed paid for it, which is not the
-# recorder's cost: 5,000 calls x 10 s took 15.6 CPU s just after the 25,000 recordings of the runs before were removed,
-# 12.0 s five minutes later. remove_runs DIR PATH...: removes the paths and notes when in DIR;
-# await_removals DIR: on such a filesystem, waits until the last removal is 5 minutes old.
+# recorder's cost: 5,000 calls x 10 s took 15.6 CPU s just after the 25,000 recordings of the
+# runs before were removed, 10.8-12.0 s when started 5 minutes or more after a removal.
+# remove_runs DIR PATH...: removes the paths and notes when in DIR; await_removals DIR: on such
+# a filesystem, waits until the last removal noted in DIR is 5 minutes old.
 remove_runs() {
     local dir=$1
     shift
