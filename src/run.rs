@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use capture::Engine;
 use capture::events::EndReason;
-use capture::source::{KernelStats, LiveCapture, LiveOptions, LiveSource};
+use capture::source::{KernelStats, LiveCapture, LiveOptions, LiveSource, MERGE_HOLD};
 
 use crate::batch::Backpressure;
 use crate::cli::{RunArgs, Source};
@@ -215,6 +215,7 @@ impl LiveRun {
         let mut last_audit = Instant::now();
         let mut beat = Beat::default();
         let mut kernel_dropped = vec![0u64; capture.sources().len()];
+        let mut merged_late = 0u64;
         while signals.stop.load(Ordering::Relaxed) == 0 {
             if signals.reload.swap(false, Ordering::Relaxed) {
                 self.reload(source, args);
@@ -255,6 +256,17 @@ impl LiveRun {
                     }
                 }
                 self.publish(interfaces);
+                let late = capture.merged_late();
+                if late > merged_late {
+                    tracing::warn!(
+                        "{} packets came from their interface after packets captured later on another had been \
+                         handed on (their block took longer than the {} ms merge hold: the machine is too busy); \
+                         media among them that came before the SIP message announcing it is not recorded",
+                        late - merged_late,
+                        MERGE_HOLD.as_millis()
+                    );
+                    merged_late = late;
+                }
             }
             if last_audit.elapsed() >= AUDIT_EVERY {
                 last_audit = Instant::now();
@@ -366,6 +378,7 @@ impl LiveRun {
             let k = s.kernel_stats().unwrap_or_else(|_| KernelStats::default());
             live.interfaces.push((s.name().to_owned(), k, s.frames()));
         }
+        live.merged_late = capture.merged_late();
         drop(capture);
         let interfaces: Vec<_> = live.interfaces.iter().map(|(n, k, _)| (n.clone(), *k)).collect();
         let open = self.engine.open_calls();

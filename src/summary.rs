@@ -66,6 +66,9 @@ pub struct LiveReport {
     pub drained: u64,
     /// Frames the kernel had accepted but that could not be read before the drain's deadline.
     pub unread: u64,
+    /// Frames of several interfaces handed on out of capture-time order
+    /// (`LiveCapture::merged_late`).
+    pub merged_late: u64,
 }
 
 fn thousands(n: u64) -> String {
@@ -154,6 +157,15 @@ impl Summary {
                 thousands(live.drained),
                 thousands(live.unread)
             );
+            if live.merged_late > 0 {
+                outln!(
+                    "  warning: {} packets came from their interface after packets captured later on another \
+                     had been handed on (their block took longer than the {} ms merge hold), and were handled \
+                     out of capture-time order",
+                    thousands(live.merged_late),
+                    capture::source::MERGE_HOLD.as_millis()
+                );
+            }
         }
         let states: Vec<String> = self.outcome.finish.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
         outln!(
