@@ -255,8 +255,8 @@ impl LiveRun {
                         *seen = dropped;
                     }
                 }
-                self.publish(interfaces);
                 let late = capture.merged_late();
+                self.publish(interfaces, late);
                 if late > merged_late {
                     tracing::warn!(
                         "{} packets came from their interface after packets captured later on another had been \
@@ -283,13 +283,14 @@ impl LiveRun {
     }
 
     /// Puts capture's and the shipper's counters on the metrics' board.
-    fn publish(&mut self, interfaces: Vec<(String, KernelStats)>) {
+    fn publish(&mut self, interfaces: Vec<(String, KernelStats)>, merged_late: u64) {
         let board = self.metrics.board();
         board.publish_capture(CaptureView {
             stats: self.engine.stats(),
             open_calls: self.engine.open_calls() as u64,
             interfaces,
             queue_dropped_rtp: self.pipeline.sink().dropped_rtp,
+            merged_late,
         });
         board.publish_ship(self.pipeline.ship_stats());
     }
@@ -396,6 +397,7 @@ impl LiveRun {
             open_calls: self.engine.open_calls() as u64,
             interfaces,
             queue_dropped_rtp,
+            merged_late: live.merged_late,
         });
         if let Some(path) = &self.config.metrics.textfile
             && let Err(e) = self.metrics.write_textfile(path)

@@ -292,6 +292,8 @@ fn a_live_run_serves_metrics_and_health_that_match_the_truth() {
     let iface = format!("interface=\"{}\"", ns.b);
     assert_eq!(m.get(&format!("callvault_capture_kernel_received_packets_total{{{iface}}}")), truth.packets as f64);
     assert_eq!(m.get(&format!("callvault_capture_kernel_dropped_packets_total{{{iface}}}")), 0.0);
+    // Exported, and 0: one interface has nothing to put in order.
+    assert_eq!(m.0.get("callvault_capture_merged_late_packets_total"), Some(&0.0));
     assert_eq!(m.get("callvault_spool_queued_entries"), 0.0);
     promtool_check(&scraped);
     assert_eq!((m.get("callvault_api_downloads_total"), m.get("callvault_http_auth_failures_total")), (0.0, 0.0));

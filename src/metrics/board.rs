@@ -27,6 +27,9 @@ pub struct CaptureView {
     pub interfaces: Vec<(String, KernelStats)>,
     /// RTP dropped between capture and the mixers (a full queue on a live capture).
     pub queue_dropped_rtp: u64,
+    /// Packets of several live interfaces handed on out of capture-time order
+    /// (`LiveCapture::merged_late`).
+    pub merged_late: u64,
 }
 
 impl CaptureView {

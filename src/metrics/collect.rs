@@ -204,6 +204,12 @@ impl Snapshots {
             "RTP packets dropped because the mixers fell behind (live capture).",
             view.queue_dropped_rtp,
         )?;
+        f.counter1(
+            "callvault_capture_merged_late_packets",
+            "Packets of several interfaces handed on out of capture-time order: their interface handed \
+             them over later than the merge holds packets (a machine too busy to read in time).",
+            view.merged_late,
+        )?;
         f.gauge1("callvault_calls_active", "Calls being followed now.", view.open_calls as f64)?;
         f.counter1("callvault_calls_started", "Calls started (INVITEs that began a call).", c.calls_started)?;
         Ok(())
