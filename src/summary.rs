@@ -115,6 +115,19 @@ impl Summary {
             thousands(tunnelled),
             thousands(c.ingress.not_ip + c.ingress.other_ip + c.udp_unmatched + c.media_not_rtp)
         );
+        if c.media_before_sdp > 0 {
+            outln!(
+                "  {} media packets came before the SDP announcing their address: kept until it came, recorded",
+                thousands(c.media_before_sdp)
+            );
+        }
+        if c.media_hold_evicted > 0 {
+            outln!(
+                "  warning: {} packets that looked like media to no announced address were let go before 500 ms to \
+                 make room ([limits] max_held_media): an SDP seen just after them could not claim them",
+                thousands(c.media_hold_evicted)
+            );
+        }
         if let Some(w) = self.truncation_warning() {
             outln!("  warning: {w}");
         }

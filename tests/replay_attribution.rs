@@ -100,3 +100,40 @@ fn packets_no_end_can_attribute_are_counted_and_in_no_recording() {
     // 3 calls' callee media (150 packets each) went to no call; the summary says so.
     assert!(summary.contains("warning: 450 media packets to addresses several calls use"), "{summary}");
 }
+
+/// The 200 OK captured late (a mirror of several switch ports, SIP on another interface than
+/// the media): the caller's first packets come before the SDP that says where the callee
+/// receives them, and before the callee's own packets (which would show its address). The
+/// callee is silent in half of the calls (one-way audio) and its packets up to the 200 OK are
+/// lost in the others. Each call is still recorded whole, sample by sample, and the summary
+/// says how many packets waited for their SDP.
+#[test]
+fn media_captured_before_the_sdp_announcing_it_is_recorded_whole() {
+    let mut calls = concurrent_calls(12);
+    let lates = [45, 110, 250, 410];
+    for (i, c) in calls.iter_mut().enumerate() {
+        c.answer_seen_late_ms = lates[i % lates.len()];
+        if i % 2 == 0 {
+            c.impair.callee.silent = true;
+        } else {
+            // The callee's packet k is captured 20 + 20k ms after the answer.
+            c.impair.callee.loss = (0..=c.answer_seen_late_ms / 20).collect();
+        }
+    }
+    let scenario = Scenario { calls, seed: 20, ..Scenario::default() };
+    let metrics = tempfile::NamedTempFile::new().unwrap();
+    let r = run(&scenario, &["--metrics-out", metrics.path().to_str().unwrap()]);
+    check_all(&scenario, &r, "200 OK seen late");
+    // The caller's packet k is captured 40 + 20k ms after the answer: before a 200 OK seen
+    // `late` ms after it come ceil((late - 40) / 20) of them (no packet at exactly `late`).
+    let before: u32 = scenario.calls.iter().map(|c| (c.answer_seen_late_ms - 40).div_ceil(20)).sum();
+    let summary = String::from_utf8_lossy(&r.out.stdout);
+    assert!(
+        summary.contains(&format!("{before} media packets came before the SDP announcing their address")),
+        "{before} expected: {summary}"
+    );
+    let scraped = std::fs::read_to_string(metrics.path()).unwrap();
+    let exported = format!("callvault_capture_media_before_sdp_packets_total {before}\n");
+    assert!(scraped.contains(&exported), "{exported} expected: {scraped}");
+    assert!(scraped.contains("callvault_capture_shed_total{limit=\"max_held_media\"} 0\n"), "{scraped}");
+}

@@ -858,6 +858,12 @@ pub struct CallSpec {
     /// Opus senders use DTX (libopus's `OPUS_SET_DTX`): the frames libopus marks as DTX are
     /// not sent (see `crate::opus`).
     pub opus_dtx: bool,
+    /// The capture sees the 200 OK answering the INVITE and its ACK this many ms after they
+    /// were sent (answered calls only; 0: as sent): a mirror of several switch ports, SIP on
+    /// another interface than the media, or a TCP segment recovered late. The media still
+    /// starts from the answer, so up to this long of it comes before the SDP announcing
+    /// where the callee receives it.
+    pub answer_seen_late_ms: u32,
 }
 
 /// A party says nothing: talk packets `at_packet .. at_packet + packets` carry silence (zero
@@ -939,6 +945,7 @@ impl CallSpec {
             extra_media: Vec::new(),
             silences: Vec::new(),
             opus_dtx: false,
+            answer_seen_late_ms: 0,
         }
     }
 

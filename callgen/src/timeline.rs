@@ -37,6 +37,7 @@
 //! | early media: 183 with SDP (no 180)      | `T + min(100 ms, R/2)`                         |
 //! | early media: ringback RTP               | callee grid slots in `[183 + 20 ms, A - 10 ms]` |
 //! | re-INVITE `n` (hold, resume, move)      | `A + at_ms`; 200 OK +5 ms, ACK +10 ms          |
+//! | answer seen late: 200 OK, ACK           | `A + answer_seen_late_ms`, +10 ms (media still from `A`) |
 //! | SIP over TCP: SYN, SYN-ACK, ACK         | `T - 3 ms`, `T - 2 ms`, `T - 1 ms`             |
 //! | SIP over TCP: FIN-ACK, FIN-ACK, ACK     | last SIP message + 50, 51, 52 ms               |
 //! | SIP over TCP, `coalesce_trying`: the 100 | with the callee's next message                 |
@@ -162,10 +163,14 @@ pub fn answer_ns(spec: &CallSpec) -> Option<i64> {
     matches!(spec.outcome, Outcome::Answered { .. }).then(|| final_ns(spec))
 }
 
-/// Capture time of the (first) 200 OK to the INVITE, if there is one: answered calls and
-/// answers never acknowledged.
+/// Capture time of the (first) 200 OK to the INVITE, if there is one: answered calls
+/// (`answer_seen_late_ms` after the answer) and answers never acknowledged.
 pub fn ok_ns(spec: &CallSpec) -> Option<i64> {
-    matches!(spec.outcome, Outcome::Answered { .. } | Outcome::NoAck).then(|| final_ns(spec))
+    match spec.outcome {
+        Outcome::Answered { .. } => Some(final_ns(spec) + i64::from(spec.answer_seen_late_ms) * MS),
+        Outcome::NoAck => Some(final_ns(spec)),
+        _ => None,
+    }
 }
 
 /// Nominal capture time of RTP packet `k` of `party` (before jitter and reordering), if the
@@ -459,8 +464,9 @@ pub(crate) fn sip_schedule(spec: &CallSpec) -> Vec<(i64, SipMsg)> {
                 ringing,
                 if spec.early_media.is_some() { SipMsg::SessionProgress } else { SipMsg::Provisional(180) },
             ));
-            s.push((a, SipMsg::InviteOk));
-            s.push((a + ACK_DELAY_NS, SipMsg::AckOk));
+            let seen = ok_ns(spec).unwrap_or(a);
+            s.push((seen, SipMsg::InviteOk));
+            s.push((seen + ACK_DELAY_NS, SipMsg::AckOk));
             for (n, r) in reinvites(spec).iter().enumerate() {
                 let n = n as u8;
                 s.push((r.at_ns, SipMsg::ReInvite(n, r.by)));

@@ -248,6 +248,17 @@ fn check_network(c: &CallSpec) -> Result<(), String> {
             return Err(format!("early media tone_hz {} must be above 0 and below 4000 Hz", e.tone_hz));
         }
     }
+    if c.answer_seen_late_ms > 0 {
+        if !matches!(c.outcome, Outcome::Answered { .. }) {
+            return Err("answer_seen_late_ms needs an answered call".into());
+        }
+        if c.answer_seen_late_ms > 1000 || c.answer_seen_late_ms >= c.talk_ms {
+            return Err(format!(
+                "answer_seen_late_ms {} must be at most 1000 and less than talk_ms {}",
+                c.answer_seen_late_ms, c.talk_ms
+            ));
+        }
+    }
     Ok(())
 }
 

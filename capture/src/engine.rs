@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use crate::call::dialog::DialogTracker;
 use crate::call::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
 use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta, SipSeen};
+use crate::held::HeldMedia;
 use crate::limits::{Limits, Timeouts};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
@@ -68,6 +69,10 @@ struct Core {
     stats: CaptureStats,
     limits: Limits,
     keep_frames: bool,
+    /// Media that came before the SDP announcing it, kept for a moment.
+    held: HeldMedia,
+    /// Scratch: the entries of `held` a SIP message claimed.
+    claimed: Vec<usize>,
 }
 
 impl Engine {
@@ -80,6 +85,8 @@ impl Engine {
                     .with_pause_header(cfg.pause_header.as_deref()),
                 media: MediaTable::new(cfg.limits.max_calls),
                 stats: CaptureStats::default(),
+                held: HeldMedia::new(cfg.limits.max_held_media),
+                claimed: Vec::new(),
                 limits: cfg.limits,
                 keep_frames: cfg.keep_frames,
             },
@@ -167,10 +174,16 @@ impl Engine {
                     }
                 }
                 let core = &mut self.core;
+                core.stats.udp_unmatched += core.held.expire(Some(now));
                 core.tracker.sweep(now, &mut core.media, &mut core.stats);
                 core.drain(sink);
             }
         }
+    }
+
+    /// Datagrams kept now for an SDP that may still claim them ([`crate::held`]).
+    pub fn held_media(&self) -> usize {
+        self.core.held.len()
     }
 
     /// The kernel dropped `packets` since the last report: every call up now may be missing
@@ -185,6 +198,7 @@ impl Engine {
     pub fn finish<S: EventSink>(&mut self, reason: EndReason, sink: &mut S) {
         let now = if self.now.0 == i64::MIN { Timestamp(0) } else { self.now };
         let core = &mut self.core;
+        core.stats.udp_unmatched += core.held.expire(None);
         core.tracker.sweep(now, &mut core.media, &mut core.stats);
         core.tracker.finish_all(now, reason, &mut core.media, &mut core.stats);
         core.drain(sink);
@@ -238,6 +252,8 @@ impl Core {
                         self.stats.truncated_sip += 1;
                     }
                     self.sip(time, d.src, d.dst, d.payload, Transport::Udp, raw, sink);
+                } else if self.held.wants(d.payload, raw.map(|(_, f)| f)) {
+                    self.hold(time, d, raw);
                 } else {
                     self.stats.udp_unmatched += 1;
                 }
@@ -333,6 +349,34 @@ impl Core {
         }
     }
 
+    /// Media to no announced address: kept for a moment ([`crate::held`]).
+    #[cold]
+    fn hold(&mut self, time: Timestamp, d: &Datagram<'_>, raw: Option<(LinkType, &[u8])>) {
+        self.stats.udp_unmatched += self.held.expire(Some(time));
+        let evicted = self.held.keep(time, d, raw);
+        self.stats.udp_unmatched += evicted;
+        self.stats.media_hold_evicted += evicted;
+    }
+
+    /// After a SIP message changed the claims: hands on, with their own capture times, the
+    /// datagrams kept that now go to a call's address.
+    #[cold]
+    fn release_held<S: EventSink>(&mut self, now: Timestamp, sink: &mut S) {
+        self.stats.udp_unmatched += self.held.expire(Some(now));
+        let mut held = std::mem::take(&mut self.held);
+        let mut claimed = std::mem::take(&mut self.claimed);
+        let media = &self.media;
+        held.claimed(&mut claimed, |src, dst| media.is_claimed(&dst) || !matches!(media.flow(src, dst), Flow::Miss));
+        for &i in &claimed {
+            held.take(i, |t| {
+                self.stats.media_before_sdp += 1;
+                self.udp(t.time, &t.datagram, t.frame, sink);
+            });
+        }
+        self.claimed = claimed;
+        self.held = held;
+    }
+
     /// A packet to an address several calls use that does not say which one it belongs to:
     /// counted (per address, for the records of the calls using it), recorded in none.
     #[cold]
@@ -361,8 +405,12 @@ impl Core {
             Ok(msg) => {
                 self.stats.sip_messages += 1;
                 self.stats.sip_bytes += message.len() as u64;
+                let claims = self.media.epoch();
                 let call = self.tracker.handle_sip(time, src, dst, &msg, transport, &mut self.media, &mut self.stats);
                 self.drain(sink);
+                if self.held.len() > 0 && self.media.epoch() != claims {
+                    self.release_held(time, sink);
+                }
                 if let (Some(call), Some((link, frame))) = (call, raw) {
                     sink.frame(call, time, link, frame);
                 }

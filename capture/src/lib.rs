@@ -17,6 +17,7 @@
 pub mod call;
 pub mod engine;
 pub mod events;
+pub mod held;
 pub mod limits;
 pub mod prefetch;
 pub mod source;

@@ -43,6 +43,10 @@ pub struct Limits {
     /// Encapsulations (GRE, ERSPAN, VXLAN, MPLS, PPPoE, IP-in-IP) followed inside one frame. A
     /// frame nested deeper is dropped and counted in `tunnel_too_deep`. Default 8.
     pub max_tunnel_depth: usize,
+    /// Datagrams that look like RTP or RTCP but go to no announced address, kept for up to
+    /// 500 ms for an SDP captured just after them (see [`crate::held`]). Beyond it the oldest
+    /// one is counted unmatched at once (`media_hold_evicted`). 0: none kept. Default 4,096.
+    pub max_held_media: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             max_tcp_buffer: 128 << 10,
             max_tcp_bytes: 64 << 20,
             max_tunnel_depth: 8,
+            max_held_media: 4_096,
         }
     }
 }

@@ -26,8 +26,15 @@ pub struct CaptureStats {
     pub truncated_rtp: u64,
     /// The longest frame captured (bytes): the snapshot length when most frames are cut.
     pub largest_frame: u64,
-    /// UDP datagrams that are neither SIP nor media of a tracked call.
+    /// UDP datagrams that are neither SIP nor media of a tracked call (those that looked like
+    /// media are counted when they leave the hold, [`crate::held`], unclaimed).
     pub udp_unmatched: u64,
+    /// Datagrams captured before the SDP announcing their address, kept for a moment and then
+    /// handed on to their call ([`crate::held`]).
+    pub media_before_sdp: u64,
+    /// Datagrams the hold let go unclaimed before their time to make room
+    /// (`Limits::max_held_media`): counted in `udp_unmatched` too.
+    pub media_hold_evicted: u64,
     /// SIP messages parsed.
     pub sip_messages: u64,
     /// Their bytes (the SIP message: start line, headers and body).
@@ -112,6 +119,8 @@ impl CaptureStats {
             ("tcp_segments".into(), self.ingress.tcp_segments),
             ("other_ip".into(), self.ingress.other_ip),
             ("udp_unmatched".into(), self.udp_unmatched),
+            ("media_before_sdp".into(), self.media_before_sdp),
+            ("media_hold_evicted".into(), self.media_hold_evicted),
             ("sip_messages".into(), self.sip_messages),
             ("sip_without_call_id".into(), self.sip_without_call_id),
             ("sip_not_call".into(), self.sip_not_call),

@@ -651,3 +651,37 @@ fn non_audio_media_lines_are_followed_and_counted() {
     assert!(h.sink.rtp.is_empty(), "video RTP is not the call's audio");
     assert_eq!(h.engine.stats().other_media_packets, 6);
 }
+
+#[test]
+fn media_captured_before_the_answer_announcing_it_is_handed_on_within_500_ms() {
+    let mut h = Harness::new();
+    let id = "late-answer";
+    h.at(0, CALLER, CALLEE, &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)));
+    // The caller's RTP to the callee's address before the 200 OK that names it comes, and a
+    // datagram there that is no RTP at all.
+    h.at(400 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(1, 160, 0xaaaa));
+    h.at(600 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(2, 320, 0xaaaa));
+    h.at(650 * MS, "10.0.0.1:4000", "10.0.0.2:5000", b"not media at all");
+    assert!(h.sink.rtp.is_empty());
+    assert_eq!(h.engine.stats().udp_unmatched, 1, "what is not RTP is counted at once");
+    h.at(1000 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "1 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    // 600 ms old by then: gone. 400 ms old: the caller's, with its own capture time.
+    let got: Vec<_> = h.sink.rtp.iter().map(|(m, _)| (m.seq, m.side, m.time)).collect();
+    assert_eq!(got, vec![(2, Side::Caller, Timestamp(T0 + 600 * MS))]);
+    let s = h.engine.stats();
+    assert_eq!((s.media_before_sdp, s.udp_unmatched, s.rtp_packets), (1, 2, 1));
+    assert_eq!(h.engine.held_media(), 0);
+    h.at(1020 * MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(3, 480, 0xaaaa));
+    assert_eq!(h.sink.rtp.len(), 2, "the flow goes on as any other");
+}
+
+#[test]
+fn media_no_answer_ever_claims_is_counted_unmatched_at_the_end() {
+    let mut h = Harness::new();
+    h.at(0, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(1, 160, 0xaaaa));
+    h.at(MS, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(2, 320, 0xaaaa));
+    assert_eq!((h.engine.held_media(), h.engine.stats().udp_unmatched), (2, 0));
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    assert_eq!((h.engine.held_media(), h.engine.stats().udp_unmatched), (0, 2));
+    assert_eq!(h.engine.stats().media_before_sdp, 0);
+}

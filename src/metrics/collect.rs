@@ -179,6 +179,7 @@ impl Snapshots {
                 ([("limit", "max_tcp_connections")], t.connections_shed),
                 ([("limit", "max_tcp_buffer")], t.buffer_full),
                 ([("limit", "max_tunnel_depth")], c.ingress.tunnel_too_deep),
+                ([("limit", "max_held_media")], c.media_hold_evicted),
             ],
         )?;
         let per_iface = |pick: fn(&capture::source::KernelStats) -> u64| -> Vec<([(&str, String); 1], u64)> {
@@ -209,6 +210,12 @@ impl Snapshots {
             "Packets of several interfaces handed on out of capture-time order: their interface handed \
              them over later than the merge holds packets (a machine too busy to read in time).",
             view.merged_late,
+        )?;
+        f.counter1(
+            "callvault_capture_media_before_sdp_packets",
+            "Media packets captured before the SDP announcing their address: kept until it came (500 ms at \
+             most), then recorded.",
+            c.media_before_sdp,
         )?;
         f.gauge1("callvault_calls_active", "Calls being followed now.", view.open_calls as f64)?;
         f.counter1("callvault_calls_started", "Calls started (INVITEs that began a call).", c.calls_started)?;

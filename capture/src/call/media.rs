@@ -350,6 +350,11 @@ impl MediaTable {
         }
     }
 
+    /// Changes whenever a claim is added or removed.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Number of claimed addresses.
     pub fn len(&self) -> usize {
         self.addrs.len()
