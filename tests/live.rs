@@ -376,6 +376,41 @@ fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
     }
 }
 
+/// Live, the caller's first packets before the 200 OK that announces where they go (the
+/// answer seen 150 ms late, the callee not sending before it): every packet is still in its
+/// call, and the summary counts those that waited for their SDP.
+#[test]
+fn media_before_its_sdp_is_recorded_live() {
+    let Some(fx) = Fixture::new("media before its SDP", "e") else { return };
+    let pcap = fx.path("late.pcap");
+    let calls: Vec<CallSpec> = (0..3)
+        .map(|i| {
+            let mut c = CallSpec::answered(i, START + i64::from(i) * 300_000_000, 1000);
+            c.answer_seen_late_ms = 150;
+            c.impair.callee.loss = (0..=150 / 20).collect();
+            c
+        })
+        .collect();
+    let truth = callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
+    let cv = fx.run(&[]);
+    fx.ns.replay(&pcap);
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let recs = records(Path::new(&fx.archive));
+    assert_eq!(recs.len(), 3, "{log}");
+    for t in &truth.calls {
+        let rec = recs.iter().find(|r| r.value["call_id"] == t.call_id.as_str()).expect("record");
+        let streams = rec.value["streams"].as_array().unwrap();
+        for (side, st) in [("caller", &t.caller), ("callee", &t.callee)] {
+            let s = streams.iter().find(|s| s["side"] == side).expect("stream");
+            assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets: {s}\n{log}");
+            assert_eq!((s["lost"].as_u64(), s["late"].as_u64()), (Some(0), Some(0)), "{side}: {s}\n{log}");
+        }
+    }
+    // The caller's packets 0..5 come 40..140 ms after the answer, before the 200 OK at 150 ms.
+    assert!(log.contains("18 media packets came before the SDP announcing their address"), "{log}");
+}
+
 /// Where each party's first packet landed in a call's recording, and its channels.
 /// Writes `n` answered calls to `pcap`, started `apart_ns` apart, each party's packets delayed
 /// up to 10 ms (reordered), and replays it into `reference`: the scenario, its truth and the
