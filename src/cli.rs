@@ -124,7 +124,7 @@ pub struct Common {
     #[arg(long, value_name = "MS")]
     pub reorder_ms: Option<u32>,
     /// Threads that make finished recordings durable (fsync, SHA-256, call record); as many
-    /// again join while 1,024 finished calls or more wait [default: 4].
+    /// again join while 1,024 finished calls or more wait, and for the last ones [default: 4].
     #[arg(long, value_name = "N")]
     pub finishers: Option<usize>,
     /// Also keep each call's own SIP, RTP and RTCP packets as a pcap file beside its recording

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -214,6 +214,29 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     /// The data directory (its audit logs enter the spool through the pipeline).
     data_dir: PathBuf,
+    /// Calls the reserve finishers in for the last recordings.
+    last_call: LastCall,
+}
+
+/// Calls every reserve finisher in once no more recordings can come (the mixers have ended):
+/// what waits then is the run's last, the mixers' cores are free, and more finishers overlap
+/// more of the fsyncs left (a shutdown of `run` drains sooner too). 1,000 calls × 60 s, 8
+/// alternating pairs (4 in each order): from the mixers' end to the last recording entered
+/// 0.51-0.71 s (mean 0.61) against 0.48-0.90 s (0.74); wall 0.19 s shorter on average. Eight
+/// finishers all along shorten that tail more (0.33-0.49 s), but then take the mixers' CPU.
+struct LastCall {
+    help: Sender<()>,
+    last: Arc<AtomicBool>,
+    reserve: usize,
+}
+
+impl LastCall {
+    fn call_in(self) {
+        self.last.store(true, Ordering::Release);
+        for _ in 0..self.reserve {
+            let _ = self.help.try_send(());
+        }
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -315,12 +338,13 @@ impl Pipeline {
         // As many again in reserve, which take recordings only while a backlog waits.
         let regular = opts.finishers.max(1);
         let (help_tx, help_rx) = bounded::<()>(regular);
+        let last = Arc::new(AtomicBool::new(false));
         let finishers = (0..regular * 2)
             .map(|i| {
                 let role = if i < regular {
                     Role::Regular { help: help_tx.clone() }
                 } else {
-                    Role::Reserve { help: help_rx.clone() }
+                    Role::Reserve { help: help_rx.clone(), last: last.clone() }
                 };
                 let hep = hep.as_ref().map(crate::hep::Exporter::feed);
                 let rx = pending_rx.clone();
@@ -341,7 +365,7 @@ impl Pipeline {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         drop(pending_rx);
-        drop(help_tx);
+        let last_call = LastCall { help: help_tx, last, reserve: regular };
 
         let mut lanes = Vec::new();
         let mut mixers = Vec::new();
@@ -449,6 +473,7 @@ impl Pipeline {
             live,
             metrics,
             data_dir: opts.output.clone(),
+            last_call,
         };
         pipeline.collect_audit();
         Ok(pipeline)
@@ -503,6 +528,8 @@ impl Pipeline {
                 }
             }
         }
+        // Every recording is in the finishers' queue now.
+        self.last_call.call_in();
         let mut finish = FinishStats::default();
         for h in self.finishers {
             match h.join() {
@@ -560,8 +587,9 @@ enum Role {
     /// Always at work; calls in the reserve (one token each, as many as there are reserve
     /// finishers at most) when it finds a backlog.
     Regular { help: Sender<()> },
-    /// Waits to be called in; closed when every regular finisher has ended.
-    Reserve { help: Receiver<()> },
+    /// Waits to be called in (a backlog, or `last`: no more recordings can come); closed when
+    /// every regular finisher has ended.
+    Reserve { help: Receiver<()>, last: Arc<AtomicBool> },
 }
 
 impl<T> FinishQueue<T> {
@@ -576,8 +604,8 @@ impl<T> FinishQueue<T> {
                 }
                 Some(pending)
             }
-            Role::Reserve { help } => loop {
-                if self.rx.len() >= RESERVE_FROM / 2
+            Role::Reserve { help, last } => loop {
+                if (self.rx.len() >= RESERVE_FROM / 2 || last.load(Ordering::Acquire))
                     && let Ok(pending) = self.rx.try_recv()
                 {
                     return Some(pending);
@@ -778,7 +806,7 @@ mod tests {
         let (tx, rx) = bounded::<usize>(FINISH_QUEUE);
         let (help_tx, help_rx) = bounded::<()>(1);
         let regular = FinishQueue { rx: rx.clone(), role: Role::Regular { help: help_tx } };
-        let reserve = FinishQueue { rx, role: Role::Reserve { help: help_rx } };
+        let reserve = FinishQueue { rx, role: Role::Reserve { help: help_rx, last: Arc::default() } };
         let taken = std::sync::Mutex::new(Vec::new());
         let settle = || std::thread::sleep(Duration::from_millis(50));
         std::thread::scope(|s| {
@@ -824,6 +852,41 @@ mod tests {
             drop(regular);
         });
         assert_eq!(taken.into_inner().unwrap().len(), RESERVE_FROM / 2 + 1, "nothing more after");
+    }
+
+    /// Once no more recordings can come, the reserve finishers are called in and take what
+    /// waits, however little; then they end with the regular ones.
+    #[test]
+    fn the_last_call_brings_the_reserve_in_for_what_waits() {
+        let (tx, rx) = bounded::<usize>(FINISH_QUEUE);
+        let (help_tx, help_rx) = bounded::<()>(1);
+        let last = Arc::new(AtomicBool::new(false));
+        let regular = FinishQueue { rx: rx.clone(), role: Role::Regular { help: help_tx.clone() } };
+        let reserve = FinishQueue { rx, role: Role::Reserve { help: help_rx, last: last.clone() } };
+        let taken = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while let Some(n) = reserve.next() {
+                    taken.lock().unwrap().push(n);
+                }
+            });
+            for n in 0..10 {
+                tx.send(n).unwrap();
+            }
+            drop(tx);
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(taken.lock().unwrap().is_empty(), "10 waiting are no backlog");
+            LastCall { help: help_tx, last, reserve: 1 }.call_in();
+            for _ in 0..1000 {
+                if taken.lock().unwrap().len() == 10 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(*taken.lock().unwrap(), (0..10).collect::<Vec<_>>(), "the reserve took them all");
+            assert_eq!(regular.next(), None);
+            drop(regular);
+        });
     }
 
     /// Live capture lingers half the reorder window, 80 ms at most, none without a window;
