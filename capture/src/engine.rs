@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use crate::call::dialog::DialogTracker;
 use crate::call::media::{Flow, MediaKind, MediaOwner, MediaTable, Resolution};
 use crate::events::{CallEvent, DropCause, EndReason, EventSink, RtcpMeta, RtpMeta, SipSeen};
-use crate::held::HeldMedia;
+use crate::held::{HeldMedia, Kept};
 use crate::limits::{Limits, Timeouts};
 use crate::stats::CaptureStats;
 use crate::time::Timestamp;
@@ -353,9 +353,13 @@ impl Core {
     #[cold]
     fn hold(&mut self, time: Timestamp, d: &Datagram<'_>, raw: Option<(LinkType, &[u8])>) {
         self.stats.udp_unmatched += self.held.expire(Some(time));
-        let evicted = self.held.keep(time, d, raw);
-        self.stats.udp_unmatched += evicted;
-        self.stats.media_hold_evicted += evicted;
+        match self.held.keep(time, d, raw) {
+            Kept::Held { evicted } => {
+                self.stats.udp_unmatched += evicted;
+                self.stats.media_hold_evicted += evicted;
+            }
+            Kept::Stale => self.stats.udp_unmatched += 1,
+        }
     }
 
     /// After a SIP message changed the claims: hands on, with their own capture times, the

@@ -8,11 +8,18 @@
 //! belongs to a call, with its own capture time. What ages out, or makes room for newer
 //! datagrams beyond `Limits::max_held_media`, is counted as unmatched UDP as before.
 //!
+//! A flow (source and destination) that has gone on unclaimed for longer than [`HOLD`] is the
+//! media of a call whose signalling the capture never saw (one already up when the capture
+//! started): its datagrams are counted at once instead of crowding out those of new calls. A
+//! flow silent for longer than that starts afresh (its ports may serve a new call).
+//!
 //! Copies go into buffers kept for reuse: once the hold has been full, holding does not
 //! allocate.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
 
 use crate::time::Timestamp;
 use crate::transport::decode::{Datagram, LinkType};
@@ -25,6 +32,17 @@ pub const HOLD: i64 = 500 * 1_000_000;
 /// The largest datagram (payload, or frame with evidence captures) kept: an audio packet is
 /// far smaller, and a jumbo frame of something else is not worth the copy.
 pub const MAX_HELD_BYTES: usize = 2048;
+
+/// Unclaimed flows remembered at most (about 3 MiB); beyond, they are forgotten all at once
+/// and each starts afresh.
+const MAX_FLOWS: usize = 32_768;
+
+/// When an unclaimed flow's datagrams came.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    first: Timestamp,
+    last: Timestamp,
+}
 
 /// One datagram kept, and the frame it came in (evidence captures).
 #[derive(Debug)]
@@ -52,6 +70,17 @@ pub(crate) struct HeldMedia {
     live: usize,
     spare: Vec<Vec<u8>>,
     max: usize,
+    /// Unclaimed flows of the datagrams offered.
+    flows: FxHashMap<(SocketAddr, SocketAddr), Seen>,
+}
+
+/// What [`HeldMedia::keep`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// Kept; this many older datagrams went to make room.
+    Held { evicted: u64 },
+    /// Not kept: its flow has gone on unclaimed for longer than [`HOLD`].
+    Stale,
 }
 
 /// What [`HeldMedia::take_if`] hands back: a kept datagram, borrowed from its buffer.
@@ -81,9 +110,20 @@ impl HeldMedia {
             && payload.len() + frame.map_or(0, <[u8]>::len) <= MAX_HELD_BYTES
     }
 
-    /// Keeps `d` (captured at `time`, in `frame` for evidence captures). Returns how many
-    /// older datagrams had to go to make room (counted unmatched by the caller).
-    pub(crate) fn keep(&mut self, time: Timestamp, d: &Datagram<'_>, frame: Option<(LinkType, &[u8])>) -> u64 {
+    /// Keeps `d` (captured at `time`, in `frame` for evidence captures) unless its flow is
+    /// stale; older datagrams that had to go to make room are counted unmatched by the caller.
+    pub(crate) fn keep(&mut self, time: Timestamp, d: &Datagram<'_>, frame: Option<(LinkType, &[u8])>) -> Kept {
+        if self.flows.len() >= MAX_FLOWS {
+            self.flows.clear();
+        }
+        let seen = self.flows.entry((d.src, d.dst)).or_insert(Seen { first: time, last: time });
+        if time.since(seen.last) > HOLD {
+            seen.first = time;
+        }
+        seen.last = seen.last.max(time);
+        if time.since(seen.first) > HOLD {
+            return Kept::Stale;
+        }
         let mut evicted = 0;
         while self.live >= self.max {
             if self.pop_oldest() {
@@ -111,7 +151,7 @@ impl HeldMedia {
             gone: false,
         });
         self.live += 1;
-        evicted
+        Kept::Held { evicted }
     }
 
     /// Forgets what was captured more than [`HOLD`] before `now` (all of it with `None`).
@@ -199,14 +239,27 @@ mod tests {
     fn kept_datagrams_age_out_and_the_oldest_make_room() {
         let mut h = HeldMedia::new(2);
         let p = [0x80u8; 20];
-        assert_eq!(h.keep(Timestamp(0), &d(&p, 1), None), 0);
-        assert_eq!(h.keep(Timestamp(100 * MS), &d(&p, 2), None), 0);
-        assert_eq!(h.keep(Timestamp(200 * MS), &d(&p, 3), None), 1, "the first made room");
+        assert_eq!(h.keep(Timestamp(0), &d(&p, 1), None), Kept::Held { evicted: 0 });
+        assert_eq!(h.keep(Timestamp(100 * MS), &d(&p, 2), None), Kept::Held { evicted: 0 });
+        assert_eq!(h.keep(Timestamp(200 * MS), &d(&p, 3), None), Kept::Held { evicted: 1 }, "the first made room");
         assert_eq!(h.len(), 2);
         assert_eq!(h.expire(Some(Timestamp(600 * MS))), 0, "500 ms old: still kept");
         assert_eq!(h.expire(Some(Timestamp(601 * MS))), 1);
         assert_eq!(h.expire(None), 1);
         assert_eq!(h.len(), 0);
+    }
+
+    #[test]
+    fn a_flow_unclaimed_for_longer_than_the_hold_is_not_kept_until_it_pauses() {
+        let mut h = HeldMedia::new(1000);
+        let p = [0x80u8; 20];
+        for k in 0..=25 {
+            assert_eq!(h.keep(Timestamp(k * 20 * MS), &d(&p, 1), None), Kept::Held { evicted: 0 }, "packet {k}");
+        }
+        assert_eq!(h.keep(Timestamp(520 * MS), &d(&p, 1), None), Kept::Stale, "520 ms on, unclaimed");
+        assert_eq!(h.keep(Timestamp(520 * MS), &d(&p, 2), None), Kept::Held { evicted: 0 }, "another flow");
+        // Silent for longer than the hold: its ports may serve a new call.
+        assert_eq!(h.keep(Timestamp(1100 * MS), &d(&p, 1), None), Kept::Held { evicted: 0 });
     }
 
     #[test]

@@ -685,3 +685,41 @@ fn media_no_answer_ever_claims_is_counted_unmatched_at_the_end() {
     assert_eq!((h.engine.held_media(), h.engine.stats().udp_unmatched), (0, 2));
     assert_eq!(h.engine.stats().media_before_sdp, 0);
 }
+
+#[test]
+fn media_of_calls_the_capture_never_saw_set_up_does_not_crowd_out_a_new_calls() {
+    // Room for 8 datagrams; a call already up when the capture started keeps sending (every
+    // 5 ms) to an address no SDP of this capture names.
+    let limits = Limits { max_held_media: 8, ..Limits::default() };
+    let mut h = Harness::with(EngineConfig { limits, ..EngineConfig::default() });
+    let mut junk_sent = 0;
+    let mut junk = |h: &mut Harness, from: i64, to: i64| {
+        for k in (from + 5 * MS - 1) / (5 * MS)..(to + 5 * MS - 1) / (5 * MS) {
+            h.at(k * 5 * MS, "10.9.0.1:7000", "10.9.0.2:7002", &rtp(k as u16, k as u32 * 40, 0x9999));
+            junk_sent += 1;
+        }
+    };
+    junk(&mut h, 0, 1000 * MS);
+    let id = "new";
+    h.at(
+        1000 * MS,
+        CALLER,
+        CALLEE,
+        &sip("INVITE sip:bob@10.0.0.2 SIP/2.0", id, "1 INVITE", "", &sdp("10.0.0.1", 4000)),
+    );
+    for k in 0..3u16 {
+        let t = 1050 * MS + i64::from(k) * 20 * MS;
+        junk(&mut h, t - 20 * MS + 1, t);
+        h.at(t, "10.0.0.1:4000", "10.0.0.2:5000", &rtp(k, u32::from(k) * 160, 0xaaaa));
+    }
+    junk(&mut h, 1090 * MS + 1, 1100 * MS);
+    h.at(1100 * MS, CALLEE, CALLER, &sip("SIP/2.0 200 OK", id, "1 INVITE", "b1", &sdp("10.0.0.2", 5000)));
+    let got: Vec<_> = h.sink.rtp.iter().map(|(m, _)| (m.seq, m.ssrc)).collect();
+    assert_eq!(got, vec![(0, 0xaaaa), (1, 0xaaaa), (2, 0xaaaa)], "the new call's packets waited for its answer");
+    // The old call's flow was kept only for its first 500 ms (packets at 0, 5, ... 500 ms: 101,
+    // 93 of them making room for the next); from then on it went straight to unmatched.
+    assert_eq!(h.engine.stats().media_hold_evicted, 93);
+    h.engine.finish(EndReason::EndOfInput, &mut h.sink);
+    let s = h.engine.stats();
+    assert_eq!((s.udp_unmatched, s.media_before_sdp), (junk_sent, 3), "{s:?}");
+}
