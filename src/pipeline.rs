@@ -798,23 +798,32 @@ pub fn as_sink(p: &mut Pipeline) -> &mut impl EventSink {
 mod tests {
     use super::*;
 
+    /// A queue of numbers to finish, a regular finisher's and a reserve one's view of it (the
+    /// reserve with `last`), and the sender that calls the reserve in.
+    fn pool(last: Arc<AtomicBool>) -> (Sender<usize>, Sender<()>, FinishQueue<usize>, FinishQueue<usize>) {
+        let (tx, rx) = bounded::<usize>(FINISH_QUEUE);
+        let (help_tx, help_rx) = bounded::<()>(1);
+        let regular = FinishQueue { rx: rx.clone(), role: Role::Regular { help: help_tx.clone() } };
+        (tx, help_tx, regular, FinishQueue { rx, role: Role::Reserve { help: help_rx, last } })
+    }
+
+    /// What `queue` hands out, into `taken`, until it ends.
+    fn take_all(queue: &FinishQueue<usize>, taken: &std::sync::Mutex<Vec<usize>>) {
+        while let Some(n) = queue.next() {
+            taken.lock().unwrap().push(n);
+        }
+    }
+
     /// A reserve finisher takes nothing until a regular one finds a backlog and calls it in;
     /// then it takes until fewer than half the backlog wait, waits to be called in again, and
     /// ends when the regular finishers have.
     #[test]
     fn the_reserve_finishers_work_only_through_a_backlog() {
-        let (tx, rx) = bounded::<usize>(FINISH_QUEUE);
-        let (help_tx, help_rx) = bounded::<()>(1);
-        let regular = FinishQueue { rx: rx.clone(), role: Role::Regular { help: help_tx } };
-        let reserve = FinishQueue { rx, role: Role::Reserve { help: help_rx, last: Arc::default() } };
+        let (tx, _, regular, reserve) = pool(Arc::default());
         let taken = std::sync::Mutex::new(Vec::new());
         let settle = || std::thread::sleep(Duration::from_millis(50));
         std::thread::scope(|s| {
-            s.spawn(|| {
-                while let Some(n) = reserve.next() {
-                    taken.lock().unwrap().push(n);
-                }
-            });
+            s.spawn(|| take_all(&reserve, &taken));
             // A few waiting: the regular finisher takes them, nobody is called in.
             for n in 0..10 {
                 tx.send(n).unwrap();
@@ -858,18 +867,11 @@ mod tests {
     /// waits, however little; then they end with the regular ones.
     #[test]
     fn the_last_call_brings_the_reserve_in_for_what_waits() {
-        let (tx, rx) = bounded::<usize>(FINISH_QUEUE);
-        let (help_tx, help_rx) = bounded::<()>(1);
         let last = Arc::new(AtomicBool::new(false));
-        let regular = FinishQueue { rx: rx.clone(), role: Role::Regular { help: help_tx.clone() } };
-        let reserve = FinishQueue { rx, role: Role::Reserve { help: help_rx, last: last.clone() } };
+        let (tx, help_tx, regular, reserve) = pool(last.clone());
         let taken = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            s.spawn(|| {
-                while let Some(n) = reserve.next() {
-                    taken.lock().unwrap().push(n);
-                }
-            });
+            s.spawn(|| take_all(&reserve, &taken));
             for n in 0..10 {
                 tx.send(n).unwrap();
             }
