@@ -13,8 +13,8 @@
 //! started): its datagrams are counted at once instead of crowding out those of new calls. A
 //! flow silent for longer than that starts afresh (its ports may serve a new call).
 //!
-//! Copies go into buffers kept for reuse: once the hold has been full, holding does not
-//! allocate.
+//! Copies go into buffers kept for reuse: once the hold has been full, its copies do not
+//! allocate (the table of unclaimed flows grows up to its cap, then starts over).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -83,7 +83,7 @@ pub(crate) enum Kept {
     Stale,
 }
 
-/// What [`HeldMedia::take_if`] hands back: a kept datagram, borrowed from its buffer.
+/// What [`HeldMedia::take`] hands back: a kept datagram, borrowed from its buffer.
 pub(crate) struct Taken<'a> {
     pub(crate) time: Timestamp,
     pub(crate) datagram: Datagram<'a>,
