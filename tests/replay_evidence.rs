@@ -40,3 +40,34 @@ fn each_call_keeps_exactly_its_own_packets() {
         assert_eq!(n, want);
     }
 }
+
+/// The caller's first packets captured before the 200 OK that announces where they go (seen
+/// 110 ms late; the callee silent): kept until it comes, they are in the call's evidence too.
+#[test]
+fn media_before_its_sdp_is_in_the_evidence() {
+    let calls: Vec<CallSpec> = (0..2)
+        .map(|i| {
+            let mut c = CallSpec::answered(i, T0 + i64::from(i) * 300_000_000, 1000);
+            c.answer_seen_late_ms = 110;
+            c.impair.callee.silent = true;
+            c
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("calls.pcap");
+    let truth = callgen::write_pcap(&Scenario::new(calls), &pcap).unwrap();
+    let out = replay(&[&pcap], dir.path(), &["--keep-pcap"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 media packets came before the SDP"), "{}", text(&out));
+    let recs = records(&dir.path().join("archive"));
+    for t in &truth.calls {
+        let r = recs.iter().find(|r| r.value["call_id"] == t.call_id.as_str()).unwrap();
+        let file = r.json.with_file_name(r.value["evidence"]["file"].as_str().expect("evidence file"));
+        let mut src = FileSource::open(&file).unwrap();
+        let mut n = 0u64;
+        while src.next_frame().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, t.sip.len() as u64 + u64::from(t.caller.packets_sent), "{}", t.call_id);
+    }
+}
