@@ -28,15 +28,11 @@ fn corpus_dir() -> Option<PathBuf> {
 const KNOWN_GAPS: &[(&str, &str, &str, &str)] = &[];
 
 /// (file, stream src->dst, packets allowed missing, reason): streams tied to their call by
-/// learning (no SDP names where they go), which can only start once the other direction's
-/// first packet showed the way.
-const LEARNED_STREAMS: &[(&str, &str, u64, &str)] = &[(
-    "sip-rtp-g711a-rfc2833-proxy.pcap",
-    "192.168.105.110:4374->192.168.105.172:4376",
-    2,
-    "sent to an address no SDP names; learned from the first packet the phone sent (symmetric RTP), \
-     so the 2 packets sent before that one are not tied to the call",
-)];
+/// learning (no SDP names where they go) whose first packets the hold could not keep until
+/// the other direction's first packet showed the way. None today: the 2 packets
+/// `sip-rtp-g711a-rfc2833-proxy.pcap` sends to 192.168.105.172:4376 before the phone's first
+/// packet are kept and recorded.
+const LEARNED_STREAMS: &[(&str, &str, u64, &str)] = &[];
 
 /// (file, stream src->dst, reason): tshark's DTMF that callvault deliberately does not report.
 const DTMF_EXCEPTIONS: &[(&str, &str, &str)] = &[(

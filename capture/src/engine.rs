@@ -242,7 +242,7 @@ impl Core {
         let owner = match self.media.flow(d.src, d.dst) {
             Flow::Owned(owner) => owner,
             Flow::Ambiguous => return self.ambiguous(time, d),
-            Flow::Miss if self.media.is_claimed(&d.dst) => match self.attribute(d) {
+            Flow::Miss if self.media.is_claimed(&d.dst) => match self.attribute(time, d, sink) {
                 Some(owner) => owner,
                 None => return self.ambiguous(time, d),
             },
@@ -337,12 +337,17 @@ impl Core {
     }
 
     /// The first packet of a flow to a claimed address: ties the flow to a call, or says it is
-    /// ambiguous (`None`).
+    /// ambiguous (`None`). A flow that teaches the call where its other party receives
+    /// (symmetric RTP) first hands on, before itself, what the hold kept for that address.
     #[cold]
-    fn attribute(&mut self, d: &Datagram<'_>) -> Option<MediaOwner> {
+    fn attribute<S: EventSink>(&mut self, time: Timestamp, d: &Datagram<'_>, sink: &mut S) -> Option<MediaOwner> {
         match self.media.resolve(d.src, d.dst, &self.tracker) {
             Resolution::Owner(owner) => {
+                let claims = self.media.epoch();
                 self.tracker.attribute_flow(owner, d.src, d.dst, &mut self.media, &mut self.stats);
+                if self.held.len() > 0 && self.media.epoch() != claims {
+                    self.release_held(time, sink);
+                }
                 Some(owner)
             }
             Resolution::Ambiguous | Resolution::Unclaimed => None,
