@@ -117,7 +117,7 @@ impl Summary {
         );
         if c.media_before_sdp > 0 {
             outln!(
-                "  {} media packets came before the SDP announcing their address: kept until it came, recorded",
+                "  {} media packets came before the SDP or the other party's first packet showed their address: kept until then, recorded",
                 thousands(c.media_before_sdp)
             );
         }

@@ -29,8 +29,9 @@ pub struct CaptureStats {
     /// UDP datagrams that are neither SIP nor media of a tracked call (those that looked like
     /// media are counted when they leave the hold, [`crate::held`], unclaimed).
     pub udp_unmatched: u64,
-    /// Datagrams captured before the SDP announcing their address, kept for a moment and then
-    /// handed on to their call ([`crate::held`]).
+    /// Datagrams captured before the SDP announcing their address (or the other party's first
+    /// packet, symmetric RTP) showed it, kept for a moment and then handed on to their call
+    /// ([`crate::held`]).
     pub media_before_sdp: u64,
     /// Datagrams the hold let go unclaimed before their time to make room
     /// (`Limits::max_held_media`): counted in `udp_unmatched` too.

@@ -213,8 +213,8 @@ impl Snapshots {
         )?;
         f.counter1(
             "callvault_capture_media_before_sdp_packets",
-            "Media packets captured before the SDP announcing their address: kept until it came (500 ms at \
-             most), then recorded.",
+            "Media packets captured before the SDP (or the other party's first packet, symmetric RTP) \
+             showed their address: kept until then (500 ms at most), then recorded.",
             c.media_before_sdp,
         )?;
         f.gauge1("callvault_calls_active", "Calls being followed now.", view.open_calls as f64)?;
