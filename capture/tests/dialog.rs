@@ -723,3 +723,27 @@ fn media_of_calls_the_capture_never_saw_set_up_does_not_crowd_out_a_new_calls() 
     let s = h.engine.stats();
     assert_eq!((s.udp_unmatched, s.media_before_sdp), (junk_sent, 3), "{s:?}");
 }
+
+#[test]
+fn media_to_an_address_learned_from_the_other_partys_first_packet_is_handed_on_before_it() {
+    let mut h = Harness::new();
+    h.answered("sym");
+    // The callee receives (and sends) on 5002, which no SDP names; the caller sends there
+    // first, then the callee's first packet shows the address (symmetric RTP).
+    h.at(150 * MS, "10.0.0.1:4000", "10.0.0.2:5002", &rtp(1, 160, 0xaaaa));
+    h.at(170 * MS, "10.0.0.1:4000", "10.0.0.2:5002", &rtp(2, 320, 0xaaaa));
+    assert!(h.sink.rtp.is_empty());
+    h.at(180 * MS, "10.0.0.2:5002", "10.0.0.1:4000", &rtp(1, 160, 0xbbbb));
+    let got: Vec<_> = h.sink.rtp.iter().map(|(m, _)| (m.ssrc, m.seq, m.side, m.time)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (0xaaaa, 1, Side::Caller, Timestamp(T0 + 150 * MS)),
+            (0xaaaa, 2, Side::Caller, Timestamp(T0 + 170 * MS)),
+            (0xbbbb, 1, Side::Callee, Timestamp(T0 + 180 * MS)),
+        ],
+        "the kept packets first, in capture order"
+    );
+    let s = h.engine.stats();
+    assert_eq!((s.media_learned, s.media_before_sdp, s.udp_unmatched), (1, 2, 0));
+}
