@@ -375,7 +375,7 @@ impl Core {
         let mut held = std::mem::take(&mut self.held);
         let mut claimed = std::mem::take(&mut self.claimed);
         let media = &self.media;
-        held.claimed(&mut claimed, |src, dst| media.is_claimed(&dst) || !matches!(media.flow(src, dst), Flow::Miss));
+        held.claimed(&mut claimed, |dst| media.is_claimed(&dst));
         for &i in &claimed {
             held.take(i, |t| {
                 self.stats.media_before_sdp += 1;

@@ -180,10 +180,11 @@ impl HeldMedia {
         true
     }
 
-    /// Indices of the datagrams kept that `claimed` says now belong to a call, oldest first.
-    pub(crate) fn claimed(&self, out: &mut Vec<usize>, mut claimed: impl FnMut(SocketAddr, SocketAddr) -> bool) {
+    /// Indices of the datagrams kept whose destination `claimed` says a call now claims,
+    /// oldest first.
+    pub(crate) fn claimed(&self, out: &mut Vec<usize>, mut claimed: impl FnMut(SocketAddr) -> bool) {
         out.clear();
-        out.extend(self.held.iter().enumerate().filter(|(_, h)| !h.gone && claimed(h.src, h.dst)).map(|(i, _)| i));
+        out.extend(self.held.iter().enumerate().filter(|(_, h)| !h.gone && claimed(h.dst)).map(|(i, _)| i));
     }
 
     /// Hands entry `i` (from [`HeldMedia::claimed`]) to `f` and lets it go.
@@ -213,8 +214,8 @@ mod tests {
 
     fn d(payload: &[u8], port: u16) -> Datagram<'_> {
         Datagram {
-            src: SocketAddr::from(([10, 0, 0, 1], port)),
-            dst: SocketAddr::from(([10, 0, 0, 2], 4000)),
+            src: SocketAddr::from(([10, 0, 0, 1], 4000)),
+            dst: SocketAddr::from(([10, 0, 0, 2], port)),
             payload,
             vlan: None,
             truncated: false,
@@ -269,14 +270,14 @@ mod tests {
         h.keep(Timestamp(5), &d(&a, 1), Some((LinkType::Ethernet, &[7u8; 30])));
         h.keep(Timestamp(6), &d(&b, 2), None);
         let mut idx = Vec::new();
-        h.claimed(&mut idx, |src, _| src.port() == 1);
+        h.claimed(&mut idx, |dst| dst.port() == 1);
         assert_eq!(idx, [0]);
         let mut seen = Vec::new();
         h.take(0, |t| seen.push((t.time, t.datagram.payload.to_vec(), t.frame.map(|(_, f)| f.len()))));
         h.take(0, |_| panic!("taken twice"));
         assert_eq!(seen, [(Timestamp(5), a.to_vec(), Some(30))]);
         assert_eq!(h.len(), 1);
-        h.claimed(&mut idx, |_, _| true);
+        h.claimed(&mut idx, |_| true);
         assert_eq!(idx, [1], "the taken one is not offered again");
         assert_eq!(h.expire(None), 1, "only the one still kept is counted");
     }

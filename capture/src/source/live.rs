@@ -312,7 +312,8 @@ impl LiveCapture {
     /// Frames of several interfaces handed on out of capture-time order so far: each came from
     /// its interface after a frame captured later on another had been handed on, its block
     /// having taken longer than [`MERGE_HOLD`] (a machine too busy to read the rings in time).
-    /// Media handed on before the SIP message that announces it is not tied to its call.
+    /// Media handed on before the SIP message that announces it waits for it in the engine's
+    /// hold ([`crate::held`], 500 ms).
     pub fn merged_late(&self) -> u64 {
         self.merge.as_ref().map_or(0, |m| m.late)
     }
