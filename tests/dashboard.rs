@@ -69,9 +69,10 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
     std::fs::write(&expect, expect_json.to_string()).unwrap();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.py");
-    // The browser watches from before the first packet: it is started, then the calls are
-    // replayed in real time beside it.
-    let browser = ns
+    // The browser watches from before the first packet: the calls are replayed in real time
+    // once it has loaded the page. Chromium may take many seconds to start on a loaded
+    // machine; a fixed head start let the calls end before the page was there.
+    let mut browser = ns
         .exec(&python)
         .arg(&script)
         .arg(&base)
@@ -81,13 +82,39 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    ns.replay(&pcap);
-    let browser = browser.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&browser.stdout), String::from_utf8_lossy(&browser.stderr));
+    let (lines, said_rx) = std::sync::mpsc::channel();
+    let out = browser.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = lines.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut err = browser.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut all);
+        all
+    });
+    let loaded = loop {
+        match said_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line.starts_with("page loaded") => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    if loaded {
+        ns.replay(&pcap);
+    }
+    let status_b = browser.wait().unwrap();
+    let said = format!("{}{}", reader.join().unwrap(), err_reader.join().unwrap());
     eprintln!("{said}\nscreenshots in {}", shots.display());
     let (status, log, _) = cv.stop(Duration::from_secs(30));
-    assert!(browser.status.success(), "the browser test failed:\n{said}\n--- callvault\n{log}");
+    assert!(loaded && status_b.success(), "the browser test failed:\n{said}\n--- callvault\n{log}");
     assert!(said.lines().any(|l| l == "ok"), "{said}");
     assert!(status.success(), "{log}");
     for shot in ["live.png", "search.png", "call.png"] {
