@@ -505,8 +505,16 @@ fn run_exports_each_message_with_its_capture_time() {
     ns.replay(&capture);
     let (status, log, _) = cv.stop(Duration::from_secs(30));
     assert!(status.success(), "{log}");
-    // The listener has written what the kernel delivered before callvault exited.
-    std::thread::sleep(Duration::from_millis(300));
+    // The listener writes what the kernel delivered before callvault exited: a line for each
+    // SIP message and each of the 6 RTCP reports, waited for (a few seconds at most) rather
+    // than guessed, since a loaded machine may take its time to run it.
+    let expected = truth.sip_messages as usize + 6;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&received).map_or(0, |t| t.lines().count()) < expected
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = collector.stop(Duration::from_secs(5));
 
     let lines = std::fs::read_to_string(&received).unwrap();

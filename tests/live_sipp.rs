@@ -97,7 +97,7 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
     // uac_pcap plays "pcap/g711a.pcap" and "pcap/dtmf_2833_1.pcap", relative to where it runs.
     std::os::unix::fs::symlink("/usr/share/sip-tester", dir.path().join("pcap")).unwrap();
     let (data, archive) = (dir.path().join("data"), dir.path().join("archive"));
-    let cv = spawn(
+    let mut cv = spawn(
         &b,
         &[
             env!("CARGO_BIN_EXE_callvault"),
@@ -116,7 +116,7 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
         dir.path(),
     );
     let beside = dir.path().join("beside.pcap");
-    let tcpdump = spawn(&a, &["tcpdump", "-i", va, "-U", "-w", beside.to_str().unwrap(), "udp"], dir.path());
+    let mut tcpdump = spawn(&a, &["tcpdump", "-i", va, "-U", "-w", beside.to_str().unwrap(), "udp"], dir.path());
     let uas = spawn(
         &b,
         &["sipp", "-sn", "uas", "-rtp_echo", "-i", CALLEE_IP, "-mi", CALLEE_IP, "-p", "5060", "-nostdin"],
@@ -128,8 +128,11 @@ fn sipp_calls_through_an_echo_server_each_get_exactly_their_own_media() {
         &["sipp", "-sf", "no_answer.xml", "-i", CALLEE_IP, "-p", "5099", "-mp", "7000", "-nostdin"],
         dir.path(),
     );
-    // callvault and tcpdump open their captures, sipp binds.
-    std::thread::sleep(Duration::from_millis(1500));
+    // callvault and tcpdump open their captures (each says so: on a cold machine either may
+    // take seconds), sipp binds (a UAC's INVITE is retransmitted if it were not yet).
+    cv.wait_for("capturing", Duration::from_secs(60));
+    tcpdump.wait_for("listening on", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     let unanswered = spawn(
         &a,
