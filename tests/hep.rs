@@ -501,7 +501,7 @@ fn run_exports_each_message_with_its_capture_time() {
     cmd.arg("--config").arg(&cfg).args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root"]);
     cmd.arg("--output").arg(dir.path().join("data")).arg("--archive").arg(&archive);
     let mut cv = Running::start(cmd);
-    cv.wait_for("capturing", Duration::from_secs(20));
+    cv.wait_for("capturing", Duration::from_secs(60));
     ns.replay(&capture);
     let (status, log, _) = cv.stop(Duration::from_secs(30));
     assert!(status.success(), "{log}");

@@ -42,7 +42,7 @@ fn run(ns: &Netns, args: &[&str]) -> Running {
         cmd.args(["--user", "root"]);
     }
     let mut cv = Running::start(cmd);
-    cv.wait_for("capturing", Duration::from_secs(20));
+    cv.wait_for("capturing", Duration::from_secs(60));
     cv
 }
 
@@ -173,7 +173,7 @@ fn a_second_sigterm_during_the_shutdown_drain_exits_at_once_and_loses_nothing() 
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "secret");
     let mut cv = Running::start(cmd);
-    cv.wait_for("capturing", Duration::from_secs(20));
+    cv.wait_for("capturing", Duration::from_secs(60));
     fx.ns.replay(&pcap);
     let spooled = Path::new(&fx.data).join("recordings");
     cv.wait_until("the recording in the spool", Duration::from_secs(15), || !records(&spooled).is_empty());

@@ -242,7 +242,7 @@ fn run(ns: &Netns, args: &[&str]) -> Running {
     cmd.args(["run", "--interface", &ns.b, "--buffer-mib", "16", "--user", "root"]).args(args);
     cmd.env("AWS_ACCESS_KEY_ID", "AKIATEST").env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret");
     let mut cv = Running::start(cmd);
-    cv.wait_for("capturing", Duration::from_secs(20));
+    cv.wait_for("capturing", Duration::from_secs(60));
     cv
 }
 

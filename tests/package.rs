@@ -243,7 +243,7 @@ fn the_debian_package_installs_and_runs_as_the_unit_does() {
         messages.push_str(&String::from_utf8_lossy(&buf[..n]));
         messages.push('\n');
     }
-    cv.wait_for("capturing", Duration::from_secs(10));
+    cv.wait_for("capturing", Duration::from_secs(60));
     let status = std::fs::read_to_string(format!("/proc/{}/status", cv.pid())).unwrap();
     assert!(status.contains(&format!("\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")), "{status}");
     assert!(

@@ -272,7 +272,7 @@ pub fn run_with_api(ns: &Netns, data: &Path, archive: &Path, extra: &[&str]) -> 
         .arg(archive)
         .args(extra);
     let mut cv = Running::start(cmd);
-    cv.wait_for("capturing", Duration::from_secs(20));
+    cv.wait_for("capturing", Duration::from_secs(60));
     let log = cv.log();
     let base = log
         .split("API on ")
