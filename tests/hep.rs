@@ -492,7 +492,7 @@ fn run_exports_each_message_with_its_capture_time() {
     let mut cmd = ns.exec("python3");
     cmd.args(["-u", "-c", listener]).arg(&received);
     let mut collector = Running::start(cmd);
-    collector.wait_for("listening", Duration::from_secs(10));
+    collector.wait_for("listening", Duration::from_secs(60));
 
     let cfg = dir.path().join("callvault.toml");
     std::fs::write(&cfg, "[hep]\ncollector = \"127.0.0.1:9060\"\nnode_id = 77\n").unwrap();

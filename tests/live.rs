@@ -101,7 +101,7 @@ fn a_call_that_ended_before_the_wire_went_quiet_is_finalised_and_shipped_without
     // The BYE was the last packet; the default linger is 2 s. The record must reach the
     // archive while callvault keeps running on a silent wire.
     let t = Instant::now();
-    cv.wait_until("the call record in the archive", Duration::from_secs(15), || {
+    cv.wait_until("the call record in the archive", Duration::from_secs(60), || {
         !records(Path::new(&archive)).is_empty()
     });
     let waited = t.elapsed();
@@ -176,7 +176,7 @@ fn a_second_sigterm_during_the_shutdown_drain_exits_at_once_and_loses_nothing() 
     cv.wait_for("capturing", Duration::from_secs(60));
     fx.ns.replay(&pcap);
     let spooled = Path::new(&fx.data).join("recordings");
-    cv.wait_until("the recording in the spool", Duration::from_secs(15), || !records(&spooled).is_empty());
+    cv.wait_until("the recording in the spool", Duration::from_secs(60), || !records(&spooled).is_empty());
     cv.signal("TERM");
     std::thread::sleep(Duration::from_millis(500));
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", cv.pid())).unwrap_or_default();
@@ -221,22 +221,22 @@ fn sighup_switches_the_archive_target_of_a_running_process() {
     let id = |i: usize| truth[i].calls[0].call_id.clone();
 
     ns.replay(&dir.path().join("0.pcap"));
-    cv.wait_until("the first call in archive a", Duration::from_secs(15), || call_ids(&a) == [id(0)]);
+    cv.wait_until("the first call in archive a", Duration::from_secs(60), || call_ids(&a) == [id(0)]);
 
     write_config(&config, b.to_str().unwrap());
     cv.signal("HUP");
-    cv.wait_for("configuration reloaded", Duration::from_secs(10));
+    cv.wait_for("configuration reloaded", Duration::from_secs(60));
     ns.replay(&dir.path().join("1.pcap"));
-    cv.wait_until("the second call in archive b", Duration::from_secs(15), || call_ids(&b) == [id(1)]);
+    cv.wait_until("the second call in archive b", Duration::from_secs(60), || call_ids(&b) == [id(1)]);
 
     // A broken configuration is reported and the one in effect kept.
     std::fs::write(&config, "[[archive]]\npath = \"/x\"\nbogus = 1\n").unwrap();
     cv.signal("HUP");
-    cv.wait_for("keeping the previous one", Duration::from_secs(10));
+    cv.wait_for("keeping the previous one", Duration::from_secs(60));
     ns.replay(&dir.path().join("2.pcap"));
     let mut want = vec![id(1), id(2)];
     want.sort();
-    cv.wait_until("the third call in archive b", Duration::from_secs(15), || call_ids(&b) == want);
+    cv.wait_until("the third call in archive b", Duration::from_secs(60), || call_ids(&b) == want);
 
     let (status, log, _) = cv.stop(Duration::from_secs(30));
     assert!(status.success(), "{log}");
@@ -283,7 +283,7 @@ fn after_the_privilege_drop_no_capture_can_be_opened_and_files_are_private() {
     let pcap = fx.path("one.pcap");
     let truth = calls(&pcap, 5, 1, 500);
     let mut cv = fx.run(&["--user", "nobody"]);
-    cv.wait_for("a new capture cannot be opened (checked)", Duration::from_secs(5));
+    cv.wait_for("a new capture cannot be opened (checked)", Duration::from_secs(60));
     let status = std::fs::read_to_string(format!("/proc/{}/status", cv.pid())).unwrap();
     let field = |name: &str| {
         status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -296,7 +296,7 @@ fn after_the_privilege_drop_no_capture_can_be_opened_and_files_are_private() {
     assert_eq!(field("NoNewPrivs:").as_deref(), Some("1"), "{status}");
 
     ns.replay(&pcap);
-    cv.wait_until("the call record in the archive", Duration::from_secs(15), || {
+    cv.wait_until("the call record in the archive", Duration::from_secs(60), || {
         records(Path::new(&archive)).len() == 1
     });
     let (status, log, _) = cv.stop(Duration::from_secs(30));

@@ -44,7 +44,7 @@ fn sipp_calls_over_sctp_are_recorded() {
     let mut dump = ns.exec("tcpdump");
     dump.args(["-i", "lo", "-U", "-w"]).arg(&pcap).arg("sctp");
     let mut tcpdump = Running::start(dump);
-    tcpdump.wait_for("listening on", Duration::from_secs(10));
+    tcpdump.wait_for("listening on", Duration::from_secs(60));
     let mut uas = ns.exec("sipp");
     uas.args(["-sn", "uas", "-t", "s1", "-i", "127.0.0.1", "-p", "5060", "-nostdin"]).current_dir(dir.path());
     let uas = Running::start(uas);

@@ -280,7 +280,7 @@ fn a_live_run_serves_metrics_and_health_that_match_the_truth() {
     cv.wait_until("every record in the archive", Duration::from_secs(60), || records(Path::new(&archive)).len() == n);
     // Counters are published once a second: wait for the scrape to show the end of the run.
     let mut scraped = String::new();
-    cv.wait_until("the metrics to show every call ended and shipped", Duration::from_secs(20), || {
+    cv.wait_until("the metrics to show every call ended and shipped", Duration::from_secs(60), || {
         scraped = get(&ns, &url("/metrics")).map(|(_, b)| b).unwrap_or_default();
         let m = Samples::parse(&scraped);
         m.sum("callvault_calls_ended_total") == n as f64
@@ -300,7 +300,7 @@ fn a_live_run_serves_metrics_and_health_that_match_the_truth() {
     // A download through the API (on its default address) is counted, as well as audited.
     let api = "http://127.0.0.1:9751";
     let mut id = String::new();
-    cv.wait_until("a call in the index", Duration::from_secs(20), || {
+    cv.wait_until("a call in the index", Duration::from_secs(60), || {
         let page = get(&ns, &format!("{api}/api/v1/calls?limit=1")).map(|(_, b)| b).unwrap_or_default();
         let v: serde_json::Value = serde_json::from_str(&page).unwrap_or_default();
         id = v["calls"][0]["id"].as_str().unwrap_or_default().to_owned();
@@ -350,7 +350,7 @@ fn health_is_degraded_while_shipping_stalls_and_recordings_wait() {
     args.extend(["--metrics-listen", addr]);
     let cv = run(&ns, &args);
     let mut last = (0, String::new());
-    cv.wait_until("/health to say shipping stalled", Duration::from_secs(20), || {
+    cv.wait_until("/health to say shipping stalled", Duration::from_secs(60), || {
         last = get(&ns, &format!("http://{addr}/health")).unwrap_or_default();
         last.1.contains("shipping stalled")
     });

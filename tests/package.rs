@@ -257,7 +257,7 @@ fn the_debian_package_installs_and_runs_as_the_unit_does() {
     let truth = callgen::write_pcap(&Scenario::new(vec![spec]), &pcap).unwrap();
     ns.replay(&pcap);
     let archive = root.at("/var/lib/callvault/archive");
-    cv.wait_until("the call in the installed archive", Duration::from_secs(20), || records(&archive).len() == 1);
+    cv.wait_until("the call in the installed archive", Duration::from_secs(60), || records(&archive).len() == 1);
     let (exit, log, _) = cv.stop(Duration::from_secs(30));
     assert!(exit.success(), "{log}");
     while let Ok(n) = notify.recv(&mut buf) {
