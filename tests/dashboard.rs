@@ -109,6 +109,9 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
     };
     if loaded {
         ns.replay(&pcap);
+    } else {
+        // Never loaded in two minutes: what it said so far goes into the failure.
+        let _ = browser.kill();
     }
     let status_b = browser.wait().unwrap();
     let said = format!("{}{}", reader.join().unwrap(), err_reader.join().unwrap());
