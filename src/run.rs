@@ -262,7 +262,7 @@ impl LiveRun {
                         "{} packets came from their interface after packets captured later on another had been \
                          handed on (their block took longer than the {} ms merge hold: the machine is too busy); \
                          media among them that came before the SIP message announcing it is kept for it up to \
-                         500 ms (capture_media_before_sdp_packets_total)",
+                         500 ms (metric callvault_capture_media_before_sdp_packets_total)",
                         late - merged_late,
                         MERGE_HOLD.as_millis()
                     );
