@@ -300,6 +300,9 @@ impl Pipeline {
     /// the finishers and the mixer. The mixers publish their counters on the metrics' board,
     /// and the finishers hand it every finished call's record.
     pub fn start(opts: &Options, metrics: Arc<Metrics>) -> anyhow::Result<Pipeline> {
+        // The signing key and the archive targets first: one that cannot be used stops the
+        // start before the data directory and the spool are created.
+        let targets = crate::targets::build_targets(&opts.config)?;
         std::fs::create_dir_all(&opts.output).with_context(|| {
             let dir = opts.output.display();
             if opts.output.exists() && !opts.output.is_dir() {
@@ -310,7 +313,6 @@ impl Pipeline {
         })?;
         let work = work_dir(&opts.output);
         let spool = Arc::new(Spool::open_with(&opts.output, crate::targets::spool_options(&opts.config.storage))?);
-        let targets = crate::targets::build_targets(&opts.config)?;
         crate::ship::report_unconfigured(&spool, &targets)?;
         let shipper_cfg =
             ShipperConfig { concurrency: opts.config.shipping.concurrency.max(1), ..ShipperConfig::default() };

@@ -173,11 +173,13 @@ pub fn spool_options(storage: &Storage) -> SpoolOptions {
 /// Builds the archive targets of `config` (see [`Config::archives`]), each under its name
 /// ([`archive_names`]), signing their manifests with the site key ([`signing_key`]; without one, a warning).
 pub fn build_targets(config: &Config) -> anyhow::Result<Vec<Target>> {
+    // The key first: one that cannot be used stops here, before a target creates its directory.
+    let key = signing_key(config)?;
     let archives = config.archives();
     let names = archive_names(&archives);
     let targets: Vec<Target> =
         archives.iter().zip(&names).map(|(a, name)| build_target(a, name)).collect::<anyhow::Result<_>>()?;
-    match signing_key(config)? {
+    match key {
         Some(key) => {
             for t in &targets {
                 t.set_signing_key(key.clone());

@@ -170,12 +170,20 @@ fn problems_name_the_file_line_key_and_a_hint_and_nothing_starts() {
     assert_eq!(out.status.code(), Some(2), "a pause code without a resume code\n{}", text(&out));
     assert!(!d.join("data").exists(), "nothing started");
 
+    // A file that cannot be read: the path, and the operating system's reason once.
     let out = callvault(d, &["--config", "missing.toml", "config", "show"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration file missing.toml"),
-        "{}",
-        text(&out)
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read the configuration file missing.toml: No such file"), "{}", text(&out));
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    let out = callvault(
+        d,
+        &["replay", "--quiet", "--signing-key", "missing.key", "--output", "data", "--archive", "archive", SAMPLE],
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(err.contains("cannot read the signing key missing.key: No such file"), "{}", text(&out));
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert!(!d.join("data").exists() && !d.join("archive").exists(), "nothing started");
 }
 
 #[test]

@@ -46,12 +46,13 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read the configuration file {path}: {source}; check the path (--config) and its permissions")]
+    #[error("cannot read the configuration file {path}: {error}; check the path (--config) and its permissions")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (in the message, so not its source: a chain printed
+        /// whole would name it twice).
+        error: std::io::Error,
     },
     /// The file or the command line holds something callvault cannot use.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -70,7 +71,7 @@ pub fn locate_default(explicit: Option<&Path>) -> Option<PathBuf> {
 /// Reads and checks the file at `path` (`None`: the built-in defaults).
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     let Some(path) = path else { return Ok(Config::default()) };
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
     load_text(&text, &path.display().to_string())
 }
 

@@ -30,7 +30,7 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
 /// The calls of day `day` (`YYYY/MM/DD`) in the index at `path`, read-only: each one's key and
 /// its record as written. For `archive verify`, which compares them with an archive.
 pub fn recorded_on(path: &Path, day: &str) -> Result<Vec<(String, String)>, IndexError> {
-    let sqlite = |source| IndexError::Sqlite { path: path.to_owned(), source };
+    let sqlite = |error| IndexError::Sqlite { path: path.to_owned(), error };
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
     let mut stmt = conn
         .prepare(
@@ -47,20 +47,21 @@ pub fn recorded_on(path: &Path, day: &str) -> Result<Vec<(String, String)>, Inde
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     /// SQLite refused an operation.
-    #[error("call index {path}: {source}")]
+    #[error("call index {path}: {error}")]
     Sqlite {
         /// The index file.
         path: PathBuf,
-        /// SQLite's error.
-        source: rusqlite::Error,
+        /// SQLite's error (in the message, so not its source: a chain printed whole would name
+        /// it twice).
+        error: rusqlite::Error,
     },
     /// The damaged index could not be moved aside.
-    #[error("call index {path}: cannot move the damaged index aside: {source}")]
+    #[error("call index {path}: cannot move the damaged index aside: {error}")]
     MoveAside {
         /// The index file.
         path: PathBuf,
-        /// The file system's error.
-        source: std::io::Error,
+        /// The file system's error (in the message, as above).
+        error: std::io::Error,
     },
 }
 
@@ -217,7 +218,7 @@ impl Index {
     /// Opens the index at `path`, creating it when missing and replacing it (moved aside, not
     /// deleted) when it is damaged or of another format.
     pub fn open(path: &Path) -> Result<(Index, Opened), IndexError> {
-        let sqlite = |source| IndexError::Sqlite { path: path.to_owned(), source };
+        let sqlite = |error| IndexError::Sqlite { path: path.to_owned(), error };
         if !path.exists() {
             return Ok((Index::create(path)?, Opened::Created));
         }
@@ -232,7 +233,7 @@ impl Index {
             Err(e) => e.to_string(),
         };
         let moved_to = path.with_extension("sqlite.damaged");
-        std::fs::rename(path, &moved_to).map_err(|source| IndexError::MoveAside { path: path.to_owned(), source })?;
+        std::fs::rename(path, &moved_to).map_err(|error| IndexError::MoveAside { path: path.to_owned(), error })?;
         for suffix in ["-wal", "-shm"] {
             let mut side = path.as_os_str().to_owned();
             side.push(suffix);
@@ -242,7 +243,7 @@ impl Index {
     }
 
     fn create(path: &Path) -> Result<Index, IndexError> {
-        let sqlite = |source| IndexError::Sqlite { path: path.to_owned(), source };
+        let sqlite = |error| IndexError::Sqlite { path: path.to_owned(), error };
         let conn = Connection::open(path).map_err(sqlite)?;
         configure(&conn).map_err(sqlite)?;
         conn.execute_batch(schema::CREATE).map_err(sqlite)?;
@@ -259,7 +260,7 @@ impl Index {
     /// (a recording re-entered after a crash, or found again by a catch-up).
     pub fn insert(&mut self, calls: &[IndexedCall]) -> Result<(), IndexError> {
         let path = self.path.clone();
-        let sqlite = |source| IndexError::Sqlite { path: path.clone(), source };
+        let sqlite = |error| IndexError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(sqlite)?;
         {
             let mut old = tx.prepare_cached("SELECT id FROM calls WHERE name = ?1").map_err(sqlite)?;
@@ -331,14 +332,14 @@ impl Index {
         self.conn
             .prepare_cached("SELECT 1 FROM calls WHERE name = ?1")
             .and_then(|mut s| s.exists([name]))
-            .map_err(|source| IndexError::Sqlite { path: self.path.clone(), source })
+            .map_err(|error| IndexError::Sqlite { path: self.path.clone(), error })
     }
 
     /// Number of indexed calls.
     pub fn len(&self) -> Result<u64, IndexError> {
         self.conn
             .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
-            .map_err(|source| IndexError::Sqlite { path: self.path.clone(), source })
+            .map_err(|error| IndexError::Sqlite { path: self.path.clone(), error })
     }
 
     /// Whether the index holds no call.
@@ -397,7 +398,7 @@ impl Index {
     pub fn optimize(&self) -> Result<(), IndexError> {
         self.conn
             .execute_batch("PRAGMA optimize")
-            .map_err(|source| IndexError::Sqlite { path: self.path.clone(), source })
+            .map_err(|error| IndexError::Sqlite { path: self.path.clone(), error })
     }
 }
 

@@ -71,12 +71,13 @@ pub enum SearchError {
     #[error("{0}")]
     Invalid(String),
     /// SQLite failed.
-    #[error("call index {path}: {source}")]
+    #[error("call index {path}: {error}")]
     Sqlite {
         /// The index file.
         path: PathBuf,
-        /// SQLite's error.
-        source: rusqlite::Error,
+        /// SQLite's error (in the message, so not its source: a chain printed whole would name
+        /// it twice).
+        error: rusqlite::Error,
     },
 }
 
@@ -190,7 +191,7 @@ impl Reader {
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, SearchError> {
-        let sqlite = |source| SearchError::Sqlite { path: self.path.clone(), source };
+        let sqlite = |error| SearchError::Sqlite { path: self.path.clone(), error };
         let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
@@ -221,7 +222,7 @@ impl Reader {
             Ok(())
         })
         .map_err(|e| match e {
-            SearchError::Sqlite { source: rusqlite::Error::ToSqlConversionFailure(inner), .. } => {
+            SearchError::Sqlite { error: rusqlite::Error::ToSqlConversionFailure(inner), .. } => {
                 match inner.downcast::<SearchError>() {
                     Ok(e) => *e,
                     Err(inner) => SearchError::Invalid(inner.to_string()),

@@ -47,20 +47,22 @@ pub struct FinishedFile {
 #[derive(Debug, Error)]
 pub enum FinishError {
     /// Syncing or hashing the audio failed.
-    #[error("cannot make audio file '{path}' durable: {source}")]
+    #[error("cannot make audio file '{path}' durable: {error}")]
     Audio {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error (in the message, so not its source: a chain printed whole would name
+        /// it twice).
+        error: io::Error,
     },
     /// Writing the call record failed.
-    #[error("cannot write call record '{path}': {source}")]
+    #[error("cannot write call record '{path}': {error}")]
     Record {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error (in the message, so not its source: a chain printed whole would name
+        /// it twice).
+        error: io::Error,
     },
 }
 
@@ -102,7 +104,7 @@ pub fn finish_group(pending: Vec<PendingRecording>, work_dir: &Path) -> Vec<Resu
         for r in &mut results {
             if let Ok((f, _)) = r {
                 let path = f.files.last().map(|f| f.path.clone()).unwrap_or_default();
-                *r = Err(FinishError::Record { path, source: io::Error::new(e.kind(), e.to_string()) });
+                *r = Err(FinishError::Record { path, error: io::Error::new(e.kind(), e.to_string()) });
             }
         }
     }
@@ -155,13 +157,13 @@ fn prepare(pending: PendingRecording, work_dir: &Path) -> Result<Prepared, Finis
         let opened = file.into_file().and_then(|f| f.sync_all().map(|()| f));
         match opened {
             Ok(f) => files.push((path, f)),
-            Err(source) => return Err(FinishError::Audio { path, source }),
+            Err(error) => return Err(FinishError::Audio { path, error }),
         }
     }
     if let Some((path, file)) = &evidence
-        && let Err(source) = file.sync_all()
+        && let Err(error) = file.sync_all()
     {
-        return Err(FinishError::Audio { path: path.clone(), source });
+        return Err(FinishError::Audio { path: path.clone(), error });
     }
     Ok(Prepared { record, key, stem, audio: files, evidence })
 }
@@ -179,7 +181,7 @@ fn complete(prepared: Prepared, hashes: Vec<io::Result<(String, u64)>>) -> Resul
     for (i, (path, _file)) in audio.into_iter().enumerate() {
         let (sha256, size) = match hashes.next().expect("one hash per file") {
             Ok(h) => h,
-            Err(source) => return Err(FinishError::Audio { path, source }),
+            Err(error) => return Err(FinishError::Audio { path, error }),
         };
         // Published as `<name>.<ext>`: `wav`, or `caller.wav` / `callee.wav` when split.
         let ext = suffix(&path);
@@ -203,7 +205,7 @@ fn complete(prepared: Prepared, hashes: Vec<io::Result<(String, u64)>>) -> Resul
     if let Some((path, _file)) = evidence {
         let (sha256, size) = match hashes.next().expect("one hash per file") {
             Ok(h) => h,
-            Err(source) => return Err(FinishError::Audio { path, source }),
+            Err(error) => return Err(FinishError::Audio { path, error }),
         };
         if let Some(e) = record.evidence.as_mut() {
             e.file = format!("{name}.pcap");
@@ -213,7 +215,7 @@ fn complete(prepared: Prepared, hashes: Vec<io::Result<(String, u64)>>) -> Resul
         files.push(FinishedFile { path, ext: "pcap".into(), sha256, size });
     }
     let json_path = stem.with_extension("json");
-    let rec_err = |source| FinishError::Record { path: json_path.clone(), source };
+    let rec_err = |error| FinishError::Record { path: json_path.clone(), error };
     let mut body = serde_json::to_vec_pretty(&record).map_err(|e| rec_err(io::Error::other(e)))?;
     body.push(b'\n');
     // Written under a temporary name and renamed once durable: a half-written record (a crash
@@ -246,9 +248,9 @@ fn complete(prepared: Prepared, hashes: Vec<io::Result<(String, u64)>>) -> Resul
 /// spool before a crash: `files` are the audio (if any) and the record, last.
 pub fn adopt(files: &[PathBuf]) -> Result<Finished, FinishError> {
     let Some(json_path) = files.last() else {
-        return Err(FinishError::Record { path: PathBuf::new(), source: io::Error::other("no call record") });
+        return Err(FinishError::Record { path: PathBuf::new(), error: io::Error::other("no call record") });
     };
-    let rec_err = |source| FinishError::Record { path: json_path.clone(), source };
+    let rec_err = |error| FinishError::Record { path: json_path.clone(), error };
     let body = std::fs::read(json_path).map_err(rec_err)?;
     let record: CallRecord = serde_json::from_slice(&body).map_err(|e| rec_err(io::Error::other(e)))?;
     let start = chrono::DateTime::parse_from_rfc3339(&record.start)
@@ -257,7 +259,7 @@ pub fn adopt(files: &[PathBuf]) -> Result<Finished, FinishError> {
     let mut out = Vec::new();
     for path in files {
         let (sha256, size) =
-            filehash::hash_file(path).map_err(|e| FinishError::Audio { path: path.clone(), source: e })?;
+            filehash::hash_file(path).map_err(|e| FinishError::Audio { path: path.clone(), error: e })?;
         out.push(FinishedFile { path: path.clone(), ext: suffix(path), sha256, size });
     }
     Ok(Finished { key: recording_key(&record, start), files: out, summary: summary(&record), record })

@@ -45,14 +45,14 @@ pub fn signature_object(batch: &str) -> String {
 pub enum KeyError {
     /// The file cannot be read.
     #[error(
-        "cannot read the signing key {path}: {source}; check the path (`callvault config new-signing-key` creates one)"
+        "cannot read the signing key {path}: {error}; check the path (`callvault config new-signing-key` creates one)"
     )]
     Read {
         /// The key file.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: io::Error,
+        /// The operating system's error (in the message, so not its source: a chain printed
+        /// whole would name it twice).
+        error: io::Error,
     },
     /// The file is open to others than its owner, or owned by someone else.
     #[error("signing key {path}: {problem}")]
@@ -73,13 +73,13 @@ pub enum KeyError {
         problem: String,
     },
     /// A new key cannot be written.
-    #[error("cannot create the signing key {path}: {source}")]
+    #[error("cannot create the signing key {path}: {error}")]
     Create {
         /// The key file.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: io::Error,
+        /// The operating system's error (in the message, so not its source: a chain printed
+        /// whole would name it twice).
+        error: io::Error,
     },
 }
 
@@ -109,7 +109,7 @@ impl SiteKey {
     /// Loads the private key at `path`: a regular file owned by root or this process's user,
     /// with no permission for its group or others (0600 or 0400).
     pub fn load(path: &Path) -> Result<SiteKey, KeyError> {
-        let read = |source| KeyError::Read { path: path.to_owned(), source };
+        let read = |error| KeyError::Read { path: path.to_owned(), error };
         let meta = fs::metadata(path).map_err(read)?;
         let bad = |problem: String| KeyError::Permissions { path: path.to_owned(), problem };
         if !meta.is_file() {
@@ -136,7 +136,7 @@ impl SiteKey {
 
     /// Creates a new key at `path` (mode 0600; never replaces an existing file).
     pub fn generate(path: &Path) -> Result<SiteKey, KeyError> {
-        let create = |source| KeyError::Create { path: path.to_owned(), source };
+        let create = |error| KeyError::Create { path: path.to_owned(), error };
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(|e| create(io::Error::other(e.to_string())))?;
         let key = SigningKey::from_bytes(&seed);
