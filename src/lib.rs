@@ -14,6 +14,7 @@ pub mod config_command;
 pub mod hep;
 pub mod http;
 pub mod index;
+pub mod link;
 pub mod logging;
 pub mod metrics;
 pub mod out;

@@ -29,6 +29,7 @@ use crate::batch::Backpressure;
 use crate::cli::{RunArgs, Source};
 use crate::config::Config;
 use crate::http::{HttpServer, Listen};
+use crate::link::{InterfaceView, Link, Watch};
 use crate::logging::Logging;
 use crate::metrics::{CaptureView, HealthCheck, HealthLimits, Metrics};
 use crate::pipeline::{Options, Pipeline};
@@ -216,6 +217,8 @@ impl LiveRun {
         let mut beat = Beat::default();
         let mut kernel_dropped = vec![0u64; capture.sources().len()];
         let mut merged_late = 0u64;
+        let max_quiet = self.config.metrics.health_max_quiet;
+        let mut watch = Watch::new((max_quiet > 0).then(|| Duration::from_secs(max_quiet)));
         while signals.stop.load(Ordering::Relaxed) == 0 {
             if signals.reload.swap(false, Ordering::Relaxed) {
                 self.reload(source, args);
@@ -243,7 +246,7 @@ impl LiveRun {
                 let mut interfaces = Vec::new();
                 for (s, seen) in capture.sources_mut().iter_mut().zip(&mut kernel_dropped) {
                     let Ok(k) = s.kernel_stats() else { continue };
-                    interfaces.push((s.name().to_owned(), k));
+                    interfaces.push(watch.check(s.name(), k));
                     let dropped = k.dropped + k.if_dropped;
                     if dropped > *seen {
                         tracing::warn!(
@@ -284,7 +287,7 @@ impl LiveRun {
     }
 
     /// Puts capture's and the shipper's counters on the metrics' board.
-    fn publish(&mut self, interfaces: Vec<(String, KernelStats)>, merged_late: u64) {
+    fn publish(&mut self, interfaces: Vec<InterfaceView>, merged_late: u64) {
         let board = self.metrics.board();
         board.publish_capture(CaptureView {
             stats: self.engine.stats(),
@@ -382,7 +385,22 @@ impl LiveRun {
         }
         live.merged_late = capture.merged_late();
         drop(capture);
-        let interfaces: Vec<_> = live.interfaces.iter().map(|(n, k, _)| (n.clone(), *k)).collect();
+        // The last check's link and quiet time, with the final counters.
+        let checked = self.metrics.board().capture().map(|c| c.interfaces).unwrap_or_default();
+        let interfaces: Vec<_> = live
+            .interfaces
+            .iter()
+            .map(|(name, kernel, _)| {
+                let last = checked.iter().find(|i| &i.name == name);
+                InterfaceView {
+                    name: name.clone(),
+                    kernel: *kernel,
+                    link: last.map_or(Link::Up, |i| i.link.clone()),
+                    last_packet: last.and_then(|i| i.last_packet),
+                    quiet_for: last.map_or(Duration::ZERO, |i| i.quiet_for),
+                }
+            })
+            .collect();
         let open = self.engine.open_calls();
         tracing::info!("stopping: finalising {open} open calls");
         self.engine.finish(EndReason::Shutdown, self.pipeline.sink());

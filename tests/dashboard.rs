@@ -65,6 +65,7 @@ fn the_dashboard_shows_live_calls_finds_one_and_plays_it() {
         "number": "+4420555",
         "id_contains": format!("_{}_{}_", searched.from_user, searched.to_user),
         "channels": 2,
+        "interface": ns.b,
     });
     std::fs::write(&expect, expect_json.to_string()).unwrap();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");

@@ -1,6 +1,7 @@
 //! Metrics and health end to end: values against the generator's truth (a replay with
 //! `--metrics-out`, and `callvault run` scraped over HTTP while it records), `promtool check
-//! metrics` on the text, and `/health` turning degraded when shipping stalls.
+//! metrics` on the text, and `/health` turning degraded when shipping stalls, and while an
+//! interface brings no packet or has no link.
 
 #![allow(clippy::disallowed_methods)] // waits for a live process (clippy.toml)
 
@@ -360,6 +361,75 @@ fn health_is_degraded_while_shipping_stalls_and_recordings_wait() {
     assert_eq!(health["status"], "degraded", "{body}");
     let reasons: Vec<&str> = health["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     assert!(reasons.iter().any(|r| r.starts_with("the oldest unshipped recording is")), "{reasons:?}");
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+}
+
+/// `/health` and the reasons it gives, scraped in `ns` from `addr`.
+fn health(ns: &Netns, addr: &str) -> (u16, Vec<String>) {
+    let (code, body) = get(ns, &format!("http://{addr}/health")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let reasons = v["reasons"].as_array().map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect());
+    (code, reasons.unwrap_or_default())
+}
+
+#[test]
+fn an_interface_without_packets_or_without_link_degrades_health_and_is_logged_until_it_recovers() {
+    let Some(ns) = namespace("live /health on a quiet or unlinked interface", "q") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pcap = d.join("calls.pcap");
+    let truth = callgen::write_pcap(&scenario(true), &pcap).unwrap();
+    let config = d.join("callvault.toml");
+    std::fs::write(&config, "[metrics]\nhealth_max_quiet = 3\n").unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let (data, archive) = (s(&d.join("data")), s(&d.join("archive")));
+    let addr = "127.0.0.1:19752";
+    let cv = run(&ns, &["--config", &s(&config), "--output", &data, "--archive", &archive, "--metrics-listen", addr]);
+    let b = ns.b.clone();
+    let quiet = format!("no packet on interface {b} for ");
+    let metric = |name: &str| {
+        let scraped = get(&ns, &format!("http://{addr}/metrics")).map(|(_, t)| t).unwrap_or_default();
+        Samples::parse(&scraped).0.get(&format!("{name}{{interface=\"{b}\"}}")).copied()
+    };
+
+    // Nothing on the wire since the start: quiet once the limit is past.
+    let mut last = (0, Vec::new());
+    cv.wait_until("/health to report the quiet interface", Duration::from_secs(30), || {
+        last = health(&ns, addr);
+        last.1.iter().any(|r| r.starts_with(&quiet))
+    });
+    assert_eq!(last.0, 503, "{last:?}");
+    assert!(last.1.iter().any(|r| r.ends_with("(limit 3 s)")), "{last:?}");
+    assert_eq!(metric("callvault_capture_interface_last_packet_timestamp_seconds"), Some(0.0));
+    assert_eq!(metric("callvault_capture_interface_up"), Some(1.0));
+    assert!(cv.log().contains(&format!("no packet on interface {b} for 3 s")), "{}", cv.log());
+
+    // Packets: ready again, the last packet's time exported, and logged.
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    ns.replay(&pcap);
+    cv.wait_until("/health to be ready after the packets", Duration::from_secs(3), || {
+        health(&ns, addr) == (200, vec![])
+    });
+    let at = metric("callvault_capture_interface_last_packet_timestamp_seconds").unwrap();
+    assert!(at >= before.floor() && at <= before + 60.0, "last packet at {at}, replay started at {before}");
+    assert!(cv.log().contains(&format!("packets on interface {b} again")), "{}", cv.log());
+    cv.wait_until("every record in the archive", Duration::from_secs(60), || {
+        records(Path::new(&archive)).len() == truth.calls.len()
+    });
+
+    // The link goes down (the sending end of the pair): reported until it is up again.
+    assert!(sh(&format!("ip -n {} link set {} down", ns.name, ns.a)));
+    let down = format!("interface {b} is lowerlayerdown: nothing on it is recorded");
+    cv.wait_until("/health to report the link down", Duration::from_secs(30), || health(&ns, addr).1.contains(&down));
+    assert_eq!(metric("callvault_capture_interface_up"), Some(0.0));
+    assert!(cv.log().contains(&format!("interface {b} is lowerlayerdown: nothing on it is recorded")), "{}", cv.log());
+    assert!(sh(&format!("ip -n {} link set {} up", ns.name, ns.a)));
+    cv.wait_until("the link to be reported up again", Duration::from_secs(30), || {
+        metric("callvault_capture_interface_up") == Some(1.0) && !health(&ns, addr).1.contains(&down)
+    });
+    assert!(cv.log().contains(&format!("interface {b} is up again")), "{}", cv.log());
+
     let (status, log, _) = cv.stop(Duration::from_secs(30));
     assert!(status.success(), "{log}");
 }

@@ -340,6 +340,14 @@ fn validate(c: &Config) -> Vec<(String, String, Option<String>)> {
         u64::MAX,
         "3600 is an hour",
     );
+    range(
+        &mut bad,
+        "metrics.health_max_quiet",
+        c.metrics.health_max_quiet,
+        0,
+        u64::MAX,
+        "300 is five minutes; 0 never reports a quiet interface",
+    );
     out
 }
 

@@ -418,11 +418,14 @@ pub struct Metrics {
     /// `/health` reports degraded when the oldest unshipped recording is older than this many
     /// seconds.
     pub health_max_unshipped_age: u64,
+    /// `/health` reports degraded, and the log warns, when a live interface has brought no
+    /// packet for this many seconds (0: never).
+    pub health_max_quiet: u64,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { textfile: None, health_window: 60, health_max_unshipped_age: 3600 }
+        Metrics { textfile: None, health_window: 60, health_max_unshipped_age: 3600, health_max_quiet: 300 }
     }
 }
 

@@ -9,12 +9,12 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use capture::source::KernelStats;
 use capture::stats::CaptureStats;
 use mixer::MixerStats;
 use shipper::ShipStats;
 
 use crate::hep::HepCounters;
+use crate::link::InterfaceView;
 
 /// What capture last published.
 #[derive(Debug, Clone, Default)]
@@ -23,8 +23,8 @@ pub struct CaptureView {
     pub stats: CaptureStats,
     /// Calls the engine is following now.
     pub open_calls: u64,
-    /// Kernel counters per live interface, by name (empty for capture files).
-    pub interfaces: Vec<(String, KernelStats)>,
+    /// Each live interface: its kernel counters, link and last packet (empty for capture files).
+    pub interfaces: Vec<InterfaceView>,
     /// RTP dropped between capture and the mixers (a full queue on a live capture).
     pub queue_dropped_rtp: u64,
     /// Packets of several live interfaces handed on out of capture-time order
@@ -35,7 +35,7 @@ pub struct CaptureView {
 impl CaptureView {
     /// Packets lost before callvault could record them: kernel, interface and queue drops.
     pub fn drops(&self) -> u64 {
-        let kernel: u64 = self.interfaces.iter().map(|(_, k)| k.dropped + k.if_dropped).sum();
+        let kernel: u64 = self.interfaces.iter().map(|i| i.kernel.dropped + i.kernel.if_dropped).sum();
         kernel + self.queue_dropped_rtp
     }
 }

@@ -183,8 +183,26 @@ impl Snapshots {
             ],
         )?;
         let per_iface = |pick: fn(&capture::source::KernelStats) -> u64| -> Vec<([(&str, String); 1], u64)> {
-            view.interfaces.iter().map(|(name, k)| ([("interface", name.clone())], pick(k))).collect()
+            view.interfaces.iter().map(|i| ([("interface", i.name.clone())], pick(&i.kernel))).collect()
         };
+        let each_iface = |pick: fn(&crate::link::InterfaceView) -> f64| -> Vec<([(&str, String); 1], f64)> {
+            view.interfaces.iter().map(|i| ([("interface", i.name.clone())], pick(i))).collect()
+        };
+        f.gauge(
+            "callvault_capture_interface_up",
+            "Whether the interface's link is up (1) or not (0: nothing on it can be recorded), per interface.",
+            &each_iface(|i| if i.link.is_up() { 1.0 } else { 0.0 }),
+        )?;
+        f.gauge(
+            "callvault_capture_interface_last_packet_timestamp_seconds",
+            "When the interface last brought packets (Unix time, to the second; 0: none since the start), \
+             per interface.",
+            &each_iface(|i| {
+                i.last_packet
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0.0, |d| d.as_secs() as f64)
+            }),
+        )?;
         f.counter(
             "callvault_capture_kernel_received_packets",
             "Packets the kernel accepted for capture, per interface.",

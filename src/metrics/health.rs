@@ -4,7 +4,8 @@
 //! (kernel, interface or queue drops) or shipping failed without a single confirmation while
 //! recordings were queued; when a target was stopped by a permanent failure while it is owed
 //! recordings; when the data directory's disk is above the high watermark; or when the oldest
-//! unshipped recording is older than `metrics.health_max_unshipped_age`. HTTP 200 when ready,
+//! unshipped recording is older than `metrics.health_max_unshipped_age`; when a live interface's
+//! link is down, or it brought no packet for `metrics.health_max_quiet` seconds. HTTP 200 when ready,
 //! 503 when degraded, so a load balancer or a plain `curl -f` can act on it.
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct HealthLimits {
     pub window: Duration,
     /// The oldest unshipped recording may be at most this old.
     pub max_unshipped_age: Duration,
+    /// An interface may bring no packet for at most this long (`None`: as long as it likes).
+    pub max_quiet: Option<Duration>,
 }
 
 impl HealthLimits {
@@ -33,6 +36,7 @@ impl HealthLimits {
         HealthLimits {
             window: Duration::from_secs(c.health_window),
             max_unshipped_age: Duration::from_secs(c.health_max_unshipped_age),
+            max_quiet: (c.health_max_quiet > 0).then(|| Duration::from_secs(c.health_max_quiet)),
         }
     }
 }
@@ -76,6 +80,20 @@ impl HealthCheck {
                 reasons.push(format!(
                     "shipping stalled: {} failures and no recording confirmed in the last {window} s",
                     last.failures - base.failures
+                ));
+            }
+        }
+        for i in self.board.capture().map(|c| c.interfaces).unwrap_or_default() {
+            if let crate::link::Link::Down(state) = &i.link {
+                reasons.push(format!("interface {} is {state}: nothing on it is recorded", i.name));
+            } else if let Some(limit) = self.limits.max_quiet
+                && i.quiet_for >= limit
+            {
+                reasons.push(format!(
+                    "no packet on interface {} for {} s (limit {} s)",
+                    i.name,
+                    i.quiet_for.as_secs(),
+                    limit.as_secs()
                 ));
             }
         }
@@ -131,8 +149,11 @@ fn status(check: &HealthCheck) -> serde_json::Value {
             "frames": s.frames, "bytes": s.bytes, "sip_messages": s.sip_messages, "rtp_packets": s.rtp_packets,
             "rtcp_packets": s.rtcp_packets, "drops": c.drops(), "queue_dropped_rtp": c.queue_dropped_rtp,
             "open_calls": c.open_calls,
-            "interfaces": c.interfaces.iter().map(|(name, k)| serde_json::json!({
-                "name": name, "received": k.received, "dropped": k.dropped, "if_dropped": k.if_dropped,
+            "interfaces": c.interfaces.iter().map(|i| serde_json::json!({
+                "name": i.name, "received": i.kernel.received, "dropped": i.kernel.dropped,
+                "if_dropped": i.kernel.if_dropped, "up": i.link.is_up(),
+                "link": match &i.link { crate::link::Link::Up => "up", crate::link::Link::Down(s) => s.as_str() },
+                "quiet_s": i.quiet_for.as_secs(),
             })).collect::<Vec<_>>(),
         })
     });
@@ -166,7 +187,11 @@ mod tests {
     fn check(board: &Arc<Board>) -> HealthCheck {
         HealthCheck::new(
             board.clone(),
-            HealthLimits { window: Duration::from_secs(60), max_unshipped_age: Duration::from_secs(600) },
+            HealthLimits {
+                window: Duration::from_secs(60),
+                max_unshipped_age: Duration::from_secs(600),
+                max_quiet: None,
+            },
         )
     }
 
@@ -209,5 +234,29 @@ mod tests {
         s.oldest_unshipped_age_secs = Some(600);
         board.publish_ship(s);
         assert_eq!(check(&board).evaluate().status, "ready");
+    }
+
+    #[test]
+    fn an_interface_down_or_quiet_past_the_limit_degrades() {
+        use crate::link::{InterfaceView, Link};
+        let board = Arc::new(Board::default());
+        let iface = |name: &str, link: Link, quiet: u64| InterfaceView {
+            name: name.into(),
+            kernel: Default::default(),
+            link,
+            last_packet: None,
+            quiet_for: Duration::from_secs(quiet),
+        };
+        let limits = |max_quiet| HealthLimits { max_quiet, ..check(&board).limits };
+        let interfaces = vec![iface("eth1", Link::Up, 299), iface("eth2", Link::Down("lowerlayerdown".into()), 0)];
+        board.publish_capture(super::super::board::CaptureView { interfaces, ..Default::default() });
+        let quiet = Some(Duration::from_secs(300));
+        let h = HealthCheck::new(board.clone(), limits(quiet)).evaluate();
+        assert_eq!(h.reasons, ["interface eth2 is lowerlayerdown: nothing on it is recorded"], "{h:?}");
+        let interfaces = vec![iface("eth1", Link::Up, 300), iface("eth2", Link::Up, 0)];
+        board.publish_capture(super::super::board::CaptureView { interfaces, ..Default::default() });
+        let h = HealthCheck::new(board.clone(), limits(quiet)).evaluate();
+        assert_eq!(h.reasons, ["no packet on interface eth1 for 300 s (limit 300 s)"], "{h:?}");
+        assert_eq!(HealthCheck::new(board.clone(), limits(None)).evaluate().status, "ready");
     }
 }

@@ -76,6 +76,15 @@ try:
     step("status: " + status.replace("\n", " | "))
     if "ready" not in status or "packets/s" not in status:
         raise SystemExit(f"FAILED: status panel {status!r}")
+    def interface_row():
+        rows = driver.find_elements(By.CSS_SELECTOR, "#interfaces tbody tr")
+        cells = [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in rows]
+        return cells if cells and cells[0][0] == expect["interface"] and cells[0][2].endswith(" ago") else None
+
+    cells = wait("the capture interface with its link and last packet", 10, interface_row)
+    step("interface: " + " | ".join(cells[0]))
+    if cells[0][1] != "up" or int(cells[0][3]) == 0 or int(cells[0][4]) != 0:
+        raise SystemExit(f"FAILED: interface row {cells[0]!r}")
     driver.save_screenshot(os.path.join(shots, "live.png"))
     conn = driver.find_element(By.ID, "conn").text
     if conn != "live":

@@ -111,6 +111,16 @@ async function livePage() {
         card(ship.queued ?? "–", "recordings queued"),
         card(ship.oldest_unshipped_age_s == null ? "–" : duration(ship.oldest_unshipped_age_s), "oldest unshipped"),
         card(ship.disk_used_percent == null ? "–" : ship.disk_used_percent + "%", "disk used", ship.disk_pressure ? "poor" : ""))];
+      const ifaces = (s.capture && s.capture.interfaces) || [];
+      if (ifaces.length) {
+        parts.push(el("table", { id: "interfaces" },
+          el("thead", {}, el("tr", {}, ["Interface", "Link", "Last packet", "Received", "Dropped"].map((h) => el("th", {}, h)))),
+          el("tbody", {}, ifaces.map((i) => el("tr", {}, el("td", {}, i.name),
+            el("td", { class: i.up ? "good" : "poor" }, i.link),
+            el("td", { class: i.received ? "" : "muted" }, i.received ? duration(i.quiet_s) + " ago" : "none yet"),
+            el("td", { class: "num" }, i.received),
+            el("td", { class: "num " + (i.dropped + i.if_dropped ? "poor" : "") }, i.dropped + i.if_dropped))))));
+      }
       const targets = Object.entries(ship.targets || {});
       if (targets.length) {
         const sum = (o) => Object.values(o || {}).reduce((a, b) => a + b, 0);
