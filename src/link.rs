@@ -22,6 +22,8 @@ pub enum Link {
     Up,
     /// Not up: the kernel's operational state (`down`, `lowerlayerdown`, `dormant`, ...).
     Down(String),
+    /// Capture on it failed (it disappeared): it is read no more, the other interfaces are.
+    Failed(String),
 }
 
 impl Link {
@@ -85,10 +87,12 @@ impl Watch {
         Watch { watched: Vec::new(), quiet_after }
     }
 
-    /// Checks interface `name` with its kernel counters `kernel`: its link now, whether packets
-    /// came since the last check; logs what changed.
-    pub fn check(&mut self, name: &str, kernel: KernelStats) -> InterfaceView {
-        self.check_with(name, kernel, Link::of(name), Instant::now(), SystemTime::now())
+    /// Checks interface `name` with its kernel counters `kernel` and why capture on it
+    /// `failed`, if it did: its link now, whether packets came since the last check; logs what
+    /// changed.
+    pub fn check(&mut self, name: &str, kernel: KernelStats, failed: Option<&str>) -> InterfaceView {
+        let link = failed.map_or_else(|| Link::of(name), |reason| Link::Failed(reason.to_owned()));
+        self.check_with(name, kernel, link, Instant::now(), SystemTime::now())
     }
 
     fn check_with(
@@ -116,6 +120,11 @@ impl Watch {
                     "interface {name} is {state}: nothing on it is recorded until its link is up again \
                      (cable, switch port, mirror session)"
                 ),
+                Link::Failed(reason) => tracing::error!(
+                    interface = name,
+                    "capture on interface {name} failed: {reason}; the other interfaces are still recorded; \
+                     restart callvault once {name} is back to record it again"
+                ),
                 Link::Up => tracing::info!(interface = name, "interface {name} is up again"),
             }
             w.link = link.clone();
@@ -133,6 +142,7 @@ impl Watch {
         if let Some(limit) = self.quiet_after
             && quiet_for >= limit
             && !w.quiet_told
+            && !matches!(link, Link::Failed(_))
         {
             w.quiet_told = true;
             tracing::warn!(

@@ -246,7 +246,7 @@ impl LiveRun {
                 let mut interfaces = Vec::new();
                 for (s, seen) in capture.sources_mut().iter_mut().zip(&mut kernel_dropped) {
                     let Ok(k) = s.kernel_stats() else { continue };
-                    interfaces.push(watch.check(s.name(), k));
+                    interfaces.push(watch.check(s.name(), k, s.failed()));
                     let dropped = k.dropped + k.if_dropped;
                     if dropped > *seen {
                         tracing::warn!(
@@ -362,8 +362,23 @@ impl LiveRun {
 
     /// Reads what the kernel already captured, ends every call, ships for a bounded time and
     /// reports.
-    fn shutdown(mut self, mut capture: LiveCapture, input: InputReport, started: Instant) -> anyhow::Result<ExitCode> {
+    fn shutdown(
+        mut self,
+        mut capture: LiveCapture,
+        mut input: InputReport,
+        started: Instant,
+    ) -> anyhow::Result<ExitCode> {
         self.systemd.stopping();
+        // An interface that failed while the others went on: the run's report says so too.
+        for s in capture.sources() {
+            if let Some(reason) = s.failed() {
+                let error =
+                    capture::source::SourceError::Live { iface: s.name().to_owned(), reason: reason.to_owned() };
+                if !input.errors.contains(&error.to_string()) {
+                    input.errors.push(error.to_string());
+                }
+            }
+        }
         let drained = {
             let (engine, pipeline) = (&mut self.engine, &mut self.pipeline);
             capture.drain(DRAIN_WITHIN, |_, link, f| engine.handle_frame(link, f.time, f.data, pipeline.sink()))

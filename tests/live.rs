@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callgen::{CallSpec, Delay, Hangup, Outcome, Party, Scenario, Truth};
-use common::live::{Netns, Running, can_run, kernel_counters};
+use common::live::{Netns, Running, can_run, kernel_counters, sh};
 use common::{Rec, channels, records, text};
 
 const START: i64 = 1_735_689_600 * 1_000_000_000;
@@ -373,6 +373,33 @@ fn two_interfaces_feed_one_pipeline_each_with_its_own_counters() {
         let streams = recs[0].value["streams"].as_array().unwrap();
         let s = streams.iter().find(|s| s["side"] == side).expect("stream");
         assert_eq!(s["packets"], u64::from(st.packets_sent), "{side} packets: {s}\n{log}");
+    }
+}
+
+/// One of two interfaces disappears (a USB adapter unplugged, a VLAN interface deleted): it is
+/// set aside, with an error in the log, and the calls on the other are still recorded; the
+/// run's report names it at the stop (exit status 2, live capture failed).
+#[test]
+fn an_interface_that_disappears_is_set_aside_and_the_others_are_still_recorded() {
+    let Some(fx) = Fixture::new("an interface that disappears", "g") else { return };
+    let ns = &fx.ns;
+    let second = Netns::pair_in(ns, "g2");
+    let pcap = fx.path("calls.pcap");
+    let truth = calls(&pcap, 0, 3, 1000);
+    let mut cv = fx.run(&["--interface", &second.1]);
+    assert!(sh(&format!("ip -n {} link del {}", ns.name, second.0)));
+    cv.wait_for(&format!("capture on interface {} failed", second.1), Duration::from_secs(30));
+    ns.replay(&pcap);
+    cv.wait_until("every call in the archive", Duration::from_secs(60), || {
+        records(Path::new(&fx.archive)).len() == truth.calls.len()
+    });
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains(&format!("error: live capture on interface '{}' failed", second.1)), "{log}");
+    let ((received, _, read), _) = kernel_counters(&log, &ns.b);
+    assert_eq!((received, read), (truth.packets, truth.packets), "{log}");
+    for r in records(Path::new(&fx.archive)) {
+        assert_eq!(r.value["state"], "completed", "{log}");
     }
 }
 

@@ -86,6 +86,8 @@ impl HealthCheck {
         for i in self.board.capture().map(|c| c.interfaces).unwrap_or_default() {
             if let crate::link::Link::Down(state) = &i.link {
                 reasons.push(format!("interface {} is {state}: nothing on it is recorded", i.name));
+            } else if let crate::link::Link::Failed(reason) = &i.link {
+                reasons.push(format!("capture on interface {} failed: {reason}", i.name));
             } else if let Some(limit) = self.limits.max_quiet
                 && i.quiet_for >= limit
             {
@@ -152,7 +154,11 @@ fn status(check: &HealthCheck) -> serde_json::Value {
             "interfaces": c.interfaces.iter().map(|i| serde_json::json!({
                 "name": i.name, "received": i.kernel.received, "dropped": i.kernel.dropped,
                 "if_dropped": i.kernel.if_dropped, "up": i.link.is_up(),
-                "link": match &i.link { crate::link::Link::Up => "up", crate::link::Link::Down(s) => s.as_str() },
+                "link": match &i.link {
+                    crate::link::Link::Up => "up",
+                    crate::link::Link::Down(s) => s.as_str(),
+                    crate::link::Link::Failed(_) => "failed",
+                },
                 "quiet_s": i.quiet_for.as_secs(),
             })).collect::<Vec<_>>(),
         })

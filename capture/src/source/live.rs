@@ -100,6 +100,8 @@ pub struct LiveSource {
     /// libpcap's last 32-bit counters (they wrap), and the 64-bit totals kept from them.
     raw: [u32; 3],
     totals: KernelStats,
+    /// Why reading it failed (the interface disappeared, ...): it is read no more.
+    failed: Option<String>,
 }
 
 impl std::fmt::Debug for LiveSource {
@@ -140,7 +142,15 @@ impl LiveSource {
             })?;
         }
         let link = link_of(cap.get_datalink().0, std::path::Path::new(iface))?;
-        Ok(LiveSource { cap, iface: iface.to_owned(), link, frames: 0, raw: [0; 3], totals: KernelStats::default() })
+        Ok(LiveSource {
+            cap,
+            iface: iface.to_owned(),
+            link,
+            frames: 0,
+            raw: [0; 3],
+            totals: KernelStats::default(),
+            failed: None,
+        })
     }
 
     /// The interface's name.
@@ -158,10 +168,19 @@ impl LiveSource {
         self.frames
     }
 
+    /// Why reading the interface failed, once it has (it is then read no more, and its
+    /// counters stay those of its last good reading).
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
     /// The kernel's counters since the interface was opened (drops are what monitoring must
     /// show). Kept in 64 bits across the wrap of libpcap's 32-bit counters, provided this is
     /// called more often than 2^32 packets arrive.
     pub fn kernel_stats(&mut self) -> Result<KernelStats, SourceError> {
+        if self.failed.is_some() {
+            return Ok(self.totals);
+        }
         let s =
             self.cap.stats().map_err(|e| SourceError::Live { iface: self.iface.clone(), reason: pcap_reason(&e) })?;
         let now = [s.received, s.dropped, s.if_dropped];
@@ -378,7 +397,8 @@ impl LiveCapture {
         let deadline = Instant::now() + within;
         let mut targets = Vec::with_capacity(self.sources.len());
         for s in &mut self.sources {
-            targets.push(s.kernel_stats()?.delivered());
+            // A failed interface has nothing more to read.
+            targets.push(if s.failed.is_some() { s.frames } else { s.kernel_stats()?.delivered() });
         }
         let before = self.frames();
         let mut merge = self.merge.take();
@@ -409,7 +429,9 @@ impl LiveCapture {
         result
     }
 
-    /// One round over the interfaces: up to [`TURN`] frames each, `max` in all.
+    /// One round over the interfaces: up to [`TURN`] frames each, `max` in all. An interface
+    /// that fails (it disappeared) is set aside ([`LiveSource::failed`]) and the others go on;
+    /// the error is returned only when none is left.
     fn read_round<F>(&mut self, max: usize, f: &mut F) -> Result<usize, SourceError>
     where
         F: FnMut(usize, LinkType, Frame<'_>),
@@ -421,7 +443,19 @@ impl LiveCapture {
                 break;
             }
             let i = (self.next + k) % count;
-            n += self.sources[i].read_ready(i, TURN.min(max - n), f)?;
+            if self.sources[i].failed.is_some() {
+                continue;
+            }
+            match self.sources[i].read_ready(i, TURN.min(max - n), f) {
+                Ok(read) => n += read,
+                Err(e) => {
+                    let SourceError::Live { reason, .. } = &e else { return Err(e) };
+                    self.sources[i].failed = Some(reason.clone());
+                    if self.sources.iter().all(|s| s.failed.is_some()) {
+                        return Err(e);
+                    }
+                }
+            }
         }
         self.next = (self.next + 1) % count;
         Ok(n)
@@ -430,7 +464,7 @@ impl LiveCapture {
     /// Waits until an interface has something to read, `wait` passes, or a signal arrives.
     fn wait(&self, wait: Duration) -> Result<(), SourceError> {
         let mut fds: ArrayVec<PollFd<'_>, MAX_INTERFACES> =
-            self.sources.iter().map(|s| PollFd::new(&s.cap, PollFlags::IN)).collect();
+            self.sources.iter().filter(|s| s.failed.is_none()).map(|s| PollFd::new(&s.cap, PollFlags::IN)).collect();
         let timeout = Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
         match poll(&mut fds, Some(&timeout)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
