@@ -86,8 +86,17 @@ pub fn run(source: &Source, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .collect();
     crate::privileges::prepare_dirs(&config.service, &dirs)?;
     let running = crate::privileges::drop_privileges(&config.service)?;
-    let first = &config.capture.interfaces[0];
-    if LiveSource::open(first, &live).is_ok() {
+    for (iface, reason) in capture.missing() {
+        let others: Vec<&str> = capture.sources().iter().map(LiveSource::name).collect();
+        tracing::error!(
+            interface = %iface,
+            "cannot capture on interface {iface}: {reason}; recording on {} without it; restart callvault once \
+             it is there to record it too",
+            others.join(", ")
+        );
+    }
+    let first = capture.sources()[0].name().to_owned();
+    if LiveSource::open(&first, &live).is_ok() {
         bail!("privilege drop failed: a new capture on {first} can still be opened");
     }
     tracing::info!(
@@ -258,6 +267,9 @@ impl LiveRun {
                         *seen = dropped;
                     }
                 }
+                for (name, reason) in capture.missing() {
+                    interfaces.push(watch.check(name, KernelStats::default(), Some(reason)));
+                }
                 let late = capture.merged_late();
                 self.publish(interfaces, late);
                 if late > merged_late {
@@ -369,14 +381,14 @@ impl LiveRun {
         started: Instant,
     ) -> anyhow::Result<ExitCode> {
         self.systemd.stopping();
-        // An interface that failed while the others went on: the run's report says so too.
-        for s in capture.sources() {
-            if let Some(reason) = s.failed() {
-                let error =
-                    capture::source::SourceError::Live { iface: s.name().to_owned(), reason: reason.to_owned() };
-                if !input.errors.contains(&error.to_string()) {
-                    input.errors.push(error.to_string());
-                }
+        // An interface that failed or was missing while the others went on: the run's report
+        // says so too.
+        let failed = capture.sources().iter().filter_map(|s| Some((s.name(), s.failed()?)));
+        let missing = capture.missing().iter().map(|(i, r)| (i.as_str(), r.as_str()));
+        for (iface, reason) in failed.chain(missing) {
+            let error = capture::source::SourceError::Live { iface: iface.to_owned(), reason: reason.to_owned() };
+            if !input.errors.contains(&error.to_string()) {
+                input.errors.push(error.to_string());
             }
         }
         let drained = {
@@ -399,9 +411,11 @@ impl LiveRun {
             live.interfaces.push((s.name().to_owned(), k, s.frames()));
         }
         live.merged_late = capture.merged_late();
+        let capture_missing = capture.missing().to_vec();
         drop(capture);
         // The last check's link and quiet time, with the final counters.
         let checked = self.metrics.board().capture().map(|c| c.interfaces).unwrap_or_default();
+        let missing = checked.iter().filter(|i| capture_missing.iter().any(|(n, _)| n == &i.name)).cloned();
         let interfaces: Vec<_> = live
             .interfaces
             .iter()
@@ -415,6 +429,7 @@ impl LiveRun {
                     quiet_for: last.map_or(Duration::ZERO, |i| i.quiet_for),
                 }
             })
+            .chain(missing)
             .collect();
         let open = self.engine.open_calls();
         tracing::info!("stopping: finalising {open} open calls");

@@ -403,6 +403,36 @@ fn an_interface_that_disappears_is_set_aside_and_the_others_are_still_recorded()
     }
 }
 
+/// One of two configured interfaces is not there at the start (after a restart while it was
+/// unplugged): the run records on the other, says which is missing in the log and at the stop
+/// (exit status 2); with none there it does not start.
+#[test]
+fn a_run_starts_on_the_interfaces_that_are_there_and_names_the_missing_one() {
+    let Some(fx) = Fixture::new("an interface missing at the start", "x") else { return };
+    let ns = &fx.ns;
+    let pcap = fx.path("calls.pcap");
+    let truth = calls(&pcap, 0, 2, 1000);
+    let cv = fx.run(&["--interface", "cvmissing0"]);
+    assert!(cv.log().contains("cannot capture on interface cvmissing0: "), "{}", cv.log());
+    ns.replay(&pcap);
+    cv.wait_until("every call in the archive", Duration::from_secs(60), || {
+        records(Path::new(&fx.archive)).len() == truth.calls.len()
+    });
+    let (status, log, _) = cv.stop(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("error: live capture on interface 'cvmissing0' failed: "), "{log}");
+    let ((received, _, read), _) = kernel_counters(&log, &ns.b);
+    assert_eq!((received, read), (truth.packets, truth.packets), "{log}");
+
+    let out = ns
+        .exec(env!("CARGO_BIN_EXE_callvault"))
+        .args(["run", "--interface", "cvmissing0", "--user", "root", "--output", &fx.data, "--archive", &fx.archive])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("live capture on interface 'cvmissing0' failed"), "{}", text(&out));
+}
+
 /// Live, the caller's first packets before the 200 OK that announces where they go (the
 /// answer seen 150 ms late, the callee not sending before it): every packet is still in its
 /// call, and the summary counts those that waited for their SDP.

@@ -301,10 +301,15 @@ pub struct LiveCapture {
     next: usize,
     /// With more than one interface: frames being put in order.
     merge: Option<Merge>,
+    /// Interfaces that could not be opened while others could: name and why.
+    missing: Vec<(String, String)>,
 }
 
 impl LiveCapture {
-    /// Opens every interface in `ifaces` (at least one, at most [`MAX_INTERFACES`]).
+    /// Opens every interface in `ifaces` (at least one, at most [`MAX_INTERFACES`]). One that
+    /// cannot be opened while others can (it is not there now) is left out and listed in
+    /// [`LiveCapture::missing`]; the first error when none can be opened, or when a filter
+    /// does not compile.
     pub fn open(ifaces: &[String], opts: &LiveOptions) -> Result<LiveCapture, SourceError> {
         if ifaces.is_empty() || ifaces.len() > MAX_INTERFACES {
             return Err(SourceError::Live {
@@ -312,10 +317,30 @@ impl LiveCapture {
                 reason: format!("give between 1 and {MAX_INTERFACES} interfaces (capture.interfaces, --interface)"),
             });
         }
-        let sources = ifaces.iter().map(|i| LiveSource::open(i, opts)).collect::<Result<Vec<_>, _>>()?;
+        let mut sources = Vec::new();
+        let mut missing = Vec::new();
+        let mut first = None;
+        for iface in ifaces {
+            match LiveSource::open(iface, opts) {
+                Ok(source) => sources.push(source),
+                Err(SourceError::Live { iface, reason }) => {
+                    missing.push((iface.clone(), reason.clone()));
+                    first.get_or_insert(SourceError::Live { iface, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let (true, Some(e)) = (sources.is_empty(), first) {
+            return Err(e);
+        }
         let links = sources.iter().map(LiveSource::link).collect();
         let merge = (sources.len() > 1).then(Merge::default);
-        Ok(LiveCapture { sources, links, next: 0, merge })
+        Ok(LiveCapture { sources, links, next: 0, merge, missing })
+    }
+
+    /// The interfaces that could not be opened while the others were: name and why.
+    pub fn missing(&self) -> &[(String, String)] {
+        &self.missing
     }
 
     /// The capture time up to which every frame has been handed on: now, or with several
