@@ -142,7 +142,7 @@ impl Watch {
         if let Some(limit) = self.quiet_after
             && quiet_for >= limit
             && !w.quiet_told
-            && !matches!(link, Link::Failed(_))
+            && link.is_up()
         {
             w.quiet_told = true;
             tracing::warn!(

@@ -261,13 +261,19 @@ fn namespace(test: &str, tag: &str) -> Option<Netns> {
     Some(ns)
 }
 
+/// A namespace ([`namespace`]), a temporary directory and in it the live scenario's capture.
+fn live_fixture(test: &str, tag: &str) -> Option<(Netns, tempfile::TempDir, std::path::PathBuf, Truth)> {
+    let ns = namespace(test, tag)?;
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("calls.pcap");
+    let truth = callgen::write_pcap(&scenario(true), &pcap).unwrap();
+    Some((ns, dir, pcap, truth))
+}
+
 #[test]
 fn a_live_run_serves_metrics_and_health_that_match_the_truth() {
-    let Some(ns) = namespace("live /metrics and /health", "m") else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((ns, dir, pcap, truth)) = live_fixture("live /metrics and /health", "m") else { return };
     let d = dir.path();
-    let pcap = d.join("calls.pcap");
-    let truth = callgen::write_pcap(&scenario(true), &pcap).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_owned();
     let (data, archive, prom) = (s(&d.join("data")), s(&d.join("archive")), s(&d.join("run.prom")));
     let addr = "127.0.0.1:19750";
@@ -375,11 +381,10 @@ fn health(ns: &Netns, addr: &str) -> (u16, Vec<String>) {
 
 #[test]
 fn an_interface_without_packets_or_without_link_degrades_health_and_is_logged_until_it_recovers() {
-    let Some(ns) = namespace("live /health on a quiet or unlinked interface", "q") else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let Some((ns, dir, pcap, truth)) = live_fixture("live /health on a quiet or unlinked interface", "q") else {
+        return;
+    };
     let d = dir.path();
-    let pcap = d.join("calls.pcap");
-    let truth = callgen::write_pcap(&scenario(true), &pcap).unwrap();
     let config = d.join("callvault.toml");
     std::fs::write(&config, "[metrics]\nhealth_max_quiet = 3\n").unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_owned();
