@@ -434,9 +434,17 @@ fn an_interface_without_packets_or_without_link_degrades_health_and_is_logged_un
         metric("callvault_capture_interface_up") == Some(1.0) && !health(&ns, addr).1.contains(&down)
     });
     assert!(cv.log().contains(&format!("interface {b} is up again")), "{}", cv.log());
+    // Capture goes on after the link came back (a switch rebooted): every packet read again.
+    ns.replay(&pcap);
+    let twice = 2.0 * truth.packets as f64;
+    cv.wait_until("the packets sent after the link came back to be read", Duration::from_secs(30), || {
+        metric("callvault_capture_kernel_received_packets_total") == Some(twice)
+    });
 
     let (status, log, _) = cv.stop(Duration::from_secs(30));
     assert!(status.success(), "{log}");
+    let ((received, dropped, read), _) = common::live::kernel_counters(&log, &b);
+    assert_eq!((received, dropped, read), (2 * truth.packets, 0, 2 * truth.packets), "{log}");
 }
 
 #[test]
