@@ -47,6 +47,15 @@ impl Link {
     pub fn is_up(&self) -> bool {
         matches!(self, Link::Up)
     }
+
+    /// In a word: `up`, the kernel's state when it is not, or `failed`.
+    pub fn state(&self) -> &str {
+        match self {
+            Link::Up => "up",
+            Link::Down(state) => state,
+            Link::Failed(_) => "failed",
+        }
+    }
 }
 
 /// One interface as last checked.
@@ -62,6 +71,13 @@ pub struct InterfaceView {
     pub last_packet: Option<SystemTime>,
     /// How long it has brought no packet (since the start, if it has brought none).
     pub quiet_for: Duration,
+}
+
+impl InterfaceView {
+    /// An interface of which nothing is known but its counters: up, no packet seen.
+    pub fn new(name: &str, kernel: KernelStats) -> InterfaceView {
+        InterfaceView { name: name.to_owned(), kernel, link: Link::Up, last_packet: None, quiet_for: Duration::ZERO }
+    }
 }
 
 #[derive(Debug)]

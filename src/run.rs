@@ -29,7 +29,7 @@ use crate::batch::Backpressure;
 use crate::cli::{RunArgs, Source};
 use crate::config::Config;
 use crate::http::{HttpServer, Listen};
-use crate::link::{InterfaceView, Link, Watch};
+use crate::link::{InterfaceView, Watch};
 use crate::logging::Logging;
 use crate::metrics::{CaptureView, HealthCheck, HealthLimits, Metrics};
 use crate::pipeline::{Options, Pipeline};
@@ -383,9 +383,7 @@ impl LiveRun {
         self.systemd.stopping();
         // An interface that failed or was missing while the others went on: the run's report
         // says so too.
-        let failed = capture.sources().iter().filter_map(|s| Some((s.name(), s.failed()?)));
-        let missing = capture.missing().iter().map(|(i, r)| (i.as_str(), r.as_str()));
-        for (iface, reason) in failed.chain(missing) {
+        for (iface, reason) in capture.set_aside() {
             let error = capture::source::SourceError::Live { iface: iface.to_owned(), reason: reason.to_owned() };
             if !input.errors.contains(&error.to_string()) {
                 input.errors.push(error.to_string());
@@ -411,26 +409,15 @@ impl LiveRun {
             live.interfaces.push((s.name().to_owned(), k, s.frames()));
         }
         live.merged_late = capture.merged_late();
-        let capture_missing = capture.missing().to_vec();
         drop(capture);
-        // The last check's link and quiet time, with the final counters.
-        let checked = self.metrics.board().capture().map(|c| c.interfaces).unwrap_or_default();
-        let missing = checked.iter().filter(|i| capture_missing.iter().any(|(n, _)| n == &i.name)).cloned();
-        let interfaces: Vec<_> = live
-            .interfaces
-            .iter()
-            .map(|(name, kernel, _)| {
-                let last = checked.iter().find(|i| &i.name == name);
-                InterfaceView {
-                    name: name.clone(),
-                    kernel: *kernel,
-                    link: last.map_or(Link::Up, |i| i.link.clone()),
-                    last_packet: last.and_then(|i| i.last_packet),
-                    quiet_for: last.map_or(Duration::ZERO, |i| i.quiet_for),
-                }
-            })
-            .chain(missing)
-            .collect();
+        // The last check's views (links, quiet times, interfaces set aside), with the final counters.
+        let mut interfaces = self.metrics.board().capture().map(|c| c.interfaces).unwrap_or_default();
+        for (name, kernel, _) in &live.interfaces {
+            match interfaces.iter_mut().find(|i| &i.name == name) {
+                Some(i) => i.kernel = *kernel,
+                None => interfaces.push(InterfaceView::new(name, *kernel)),
+            }
+        }
         let open = self.engine.open_calls();
         tracing::info!("stopping: finalising {open} open calls");
         self.engine.finish(EndReason::Shutdown, self.pipeline.sink());

@@ -154,11 +154,7 @@ fn status(check: &HealthCheck) -> serde_json::Value {
             "interfaces": c.interfaces.iter().map(|i| serde_json::json!({
                 "name": i.name, "received": i.kernel.received, "dropped": i.kernel.dropped,
                 "if_dropped": i.kernel.if_dropped, "up": i.link.is_up(),
-                "link": match &i.link {
-                    crate::link::Link::Up => "up",
-                    crate::link::Link::Down(s) => s.as_str(),
-                    crate::link::Link::Failed(_) => "failed",
-                },
+                "link": i.link.state(),
                 "quiet_s": i.quiet_for.as_secs(),
             })).collect::<Vec<_>>(),
         })
@@ -247,11 +243,9 @@ mod tests {
         use crate::link::{InterfaceView, Link};
         let board = Arc::new(Board::default());
         let iface = |name: &str, link: Link, quiet: u64| InterfaceView {
-            name: name.into(),
-            kernel: Default::default(),
             link,
-            last_packet: None,
             quiet_for: Duration::from_secs(quiet),
+            ..InterfaceView::new(name, Default::default())
         };
         let limits = |max_quiet| HealthLimits { max_quiet, ..check(&board).limits };
         let interfaces = vec![iface("eth1", Link::Up, 299), iface("eth2", Link::Down("lowerlayerdown".into()), 0)];

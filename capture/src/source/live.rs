@@ -343,6 +343,13 @@ impl LiveCapture {
         &self.missing
     }
 
+    /// Every interface not read: those that failed while the others went on, then those
+    /// missing at the start; name and why.
+    pub fn set_aside(&self) -> impl Iterator<Item = (&str, &str)> {
+        let failed = self.sources.iter().filter_map(|s| Some((s.name(), s.failed()?)));
+        failed.chain(self.missing.iter().map(|(name, why)| (name.as_str(), why.as_str())))
+    }
+
     /// The capture time up to which every frame has been handed on: now, or with several
     /// interfaces [`MERGE_HOLD`] ago.
     pub fn horizon(&self) -> Timestamp {
