@@ -8,42 +8,44 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use callgen::{CallSpec, Scenario};
-use common::{channels, records, replay, text};
+use callgen::{CallSpec, Codec, Scenario};
+use common::{channels, channels_at, records, replay, text};
 
 const T0: i64 = 1_735_689_600 * 1_000_000_000;
 
-#[test]
-fn killed_mid_call_then_recovered_and_shipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("calls.pcap");
-    let calls: Vec<CallSpec> =
-        (0..3).map(|i| CallSpec::answered(i, T0 + i64::from(i) * 1_000_000_000, 40_000)).collect();
-    let truth = callgen::write_pcap(&Scenario { calls, keep_payloads: true, ..Scenario::default() }, &pcap).unwrap();
+/// Replays the first half of `scenario` through a FIFO (`extra`: more options), kills the
+/// run with SIGKILL once every call's recording has audio on disk, then starts again on an
+/// empty capture with the same data directory. The calls' truth and the second run's output.
+fn killed_mid_call(dir: &Path, scenario: &Scenario, extra: &[&str]) -> (callgen::Truth, Output) {
+    let pcap = dir.join("calls.pcap");
+    let truth = callgen::write_pcap(scenario, &pcap).unwrap();
     let bytes = std::fs::read(&pcap).unwrap();
 
-    let fifo = dir.path().join("live.pcap");
+    let fifo = dir.join("live.pcap");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let data = dir.path().join("data");
+    let data = dir.join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_callvault"))
         .args(["replay", "--quiet", "--output"])
         .arg(&data)
         .arg("--archive")
-        .arg(dir.path().join("archive"))
+        .arg(dir.join("archive"))
+        .args(extra)
         .arg(&fifo)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Half of the capture: every call is 10-20 s into its audio.
+    // Half of the capture: every call is well into its audio.
     let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     w.write_all(&bytes[..bytes.len() / 2]).unwrap();
     w.flush().unwrap();
-    // Wait until the three recordings in progress have audio on disk.
+    // Wait until the recordings in progress have audio on disk.
     let work = data.join("work");
+    let calls = scenario.calls.len();
     let t = Instant::now();
     loop {
         let sizes: Vec<u64> = std::fs::read_dir(&work)
@@ -54,7 +56,7 @@ fn killed_mid_call_then_recovered_and_shipped() {
                     .collect()
             })
             .unwrap_or_default();
-        if sizes.len() == 3 && sizes.iter().all(|&s| s > 200_000) {
+        if sizes.len() == calls && sizes.iter().all(|&s| s > 200_000) {
             break;
         }
         assert!(t.elapsed() < Duration::from_secs(30), "recordings never reached the disk: {sizes:?}");
@@ -63,18 +65,28 @@ fn killed_mid_call_then_recovered_and_shipped() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     drop(w);
-    assert!(records(&dir.path().join("archive")).is_empty(), "nothing was finished before the crash");
+    assert!(records(&dir.join("archive")).is_empty(), "nothing was finished before the crash");
 
     // Next start: an empty capture (the file header only) with the same data directory.
-    let empty = dir.path().join("empty.pcap");
+    let empty = dir.join("empty.pcap");
     std::fs::write(&empty, &bytes[..24]).unwrap();
-    let out = replay(&[&empty], dir.path(), &[]);
+    let out = replay(&[&empty], dir, extra);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("recovered 3 recordings interrupted by a crash"),
-        "{}",
-        text(&out)
-    );
+    let recovered = format!("recovered {calls} recordings interrupted by a crash");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&recovered), "{}", text(&out));
+    // Nothing is left behind in the work directory.
+    let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    (truth, out)
+}
+
+#[test]
+fn killed_mid_call_then_recovered_and_shipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls: Vec<CallSpec> =
+        (0..3).map(|i| CallSpec::answered(i, T0 + i64::from(i) * 1_000_000_000, 40_000)).collect();
+    let scenario = Scenario { calls, keep_payloads: true, ..Scenario::default() };
+    let (truth, out) = killed_mid_call(dir.path(), &scenario, &[]);
 
     let recs = records(&dir.path().join("archive"));
     assert_eq!(recs.len(), 3, "{}", text(&out));
@@ -99,7 +111,41 @@ fn killed_mid_call_then_recovered_and_shipped() {
         assert!(caller.iter().any(|&s| s != 0));
         assert_eq!(v["audio"]["sha256"], common::sha256(wav));
     }
-    // Nothing is left behind in the work directory.
-    let left: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "{left:?}");
+}
+
+/// An Opus call recorded at 48 kHz (`opus_rate = 48000`) and interrupted by a crash is
+/// recovered at 48 kHz: its header is repaired as what it is, and what was written before the
+/// crash is the same audio, sample for sample, as an uninterrupted run records.
+#[test]
+fn an_opus_call_at_48k_killed_mid_call_is_recovered_at_48k() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut call = CallSpec::answered(0, T0, 40_000);
+    call.codec = Codec::Opus;
+    let scenario = Scenario { calls: vec![call], ..Scenario::default() };
+    let args = ["--opus-rate", "48000"];
+    let (_, out) = killed_mid_call(dir.path(), &scenario, &args);
+    let recs = records(&dir.path().join("archive"));
+    assert_eq!(recs.len(), 1, "{}", text(&out));
+    let v = &recs[0].value;
+    assert_eq!(v["end_reason"], "recovered");
+    assert_eq!(v["audio"]["sample_rate"], 48000, "{v}");
+    let wav = recs[0].wav.as_ref().unwrap();
+    let [caller, callee] = channels_at(wav, 48_000);
+    let frames = v["audio"]["frames"].as_u64().unwrap() as usize;
+    assert_eq!(caller.len(), frames);
+    assert!(frames > 48_000 * 5, "at least 5 s of audio survived: {frames}");
+    // The call ends where its audio does, at 48,000 frames a second.
+    let time = |k: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(k.as_str().unwrap()).unwrap();
+    let played = time(&v["end"]) - time(&v["audio"]["media_start"]);
+    assert_eq!(played.num_microseconds().unwrap(), (frames as i64 * 1_000_000) / 48_000, "{v}");
+
+    // The whole capture, uninterrupted, in a directory of its own.
+    let whole = tempfile::tempdir().unwrap();
+    let out = replay(&[&dir.path().join("calls.pcap")], whole.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let full = records(&whole.path().join("archive"));
+    let [full_caller, full_callee] = channels_at(full[0].wav.as_ref().unwrap(), 48_000);
+    assert!(full_caller.len() > frames);
+    assert!(caller == full_caller[..frames] && callee == full_callee[..frames], "the recovered audio differs");
+    assert!(callee.iter().any(|&s| s != 0));
 }

@@ -22,6 +22,7 @@ use chrono::DateTime;
 
 use crate::mix::audio::AudioLayout;
 use crate::mix::openfiles::AudioFile;
+use crate::mix::timeline::RATES;
 use crate::mix::wav::{Encoding, WavFormat, repair};
 use crate::pending::PendingRecording;
 use crate::record::{
@@ -109,7 +110,7 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
 fn wav_format(path: &Path) -> Option<WavFormat> {
     let mut head = [0u8; 36];
     std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
-    WavFormat::parse(&head).filter(|f| [8000, 16000].contains(&f.sample_rate) && [1, 2].contains(&f.channels))
+    WavFormat::parse(&head).filter(|f| RATES.contains(&f.sample_rate) && [1, 2].contains(&f.channels))
 }
 
 /// Sample rate from a FLAC file's STREAMINFO (20 bits after the block and frame sizes).
@@ -117,7 +118,12 @@ fn flac_rate(path: &Path) -> Option<u32> {
     let mut head = [0u8; 21];
     std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
     let rate = u32::from(head[18]) << 12 | u32::from(head[19]) << 4 | u32::from(head[20]) >> 4;
-    (&head[..4] == b"fLaC" && [8000, 16000].contains(&rate)).then_some(rate)
+    (&head[..4] == b"fLaC" && RATES.contains(&rate)).then_some(rate)
+}
+
+/// How long `frames` at `rate` Hz play, in nanoseconds.
+fn frames_ns(frames: u64, rate: u32) -> i64 {
+    i64::try_from(u128::from(frames) * 1_000_000_000 / u128::from(rate.max(1))).unwrap_or(i64::MAX)
 }
 
 fn parse_time(s: &str) -> Option<Timestamp> {
@@ -171,11 +177,11 @@ fn recover_group(
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos() as i64);
-            let t = Timestamp(mtime - frames as i64 * 125_000);
+            let t = Timestamp(mtime - frames_ns(frames, sample_rate));
             (format!("unknown-{stem}"), t, PartyRecord::default(), PartyRecord::default(), t)
         }
     };
-    let end = media_start.add_nanos(frames as i64 * 125_000);
+    let end = media_start.add_nanos(frames_ns(frames, sample_rate));
     let layout = if audio.len() > 1 {
         AudioLayout::Split
     } else if audio.first().and_then(|p| wav_format(p)).map(|f| f.channels) == Some(1) {

@@ -57,6 +57,9 @@ pub enum Law {
     L16Wide,
 }
 
+/// Every rate (Hz) a recording is written at: [`Law::rate`] of some audio.
+pub const RATES: [u32; 3] = [8_000, 16_000, 48_000];
+
 impl Law {
     /// The G.711 expansion; `None` for the other codecs.
     fn expand(self) -> Option<Expand> {
