@@ -51,7 +51,7 @@ fn killed_mid_call(dir: &Path, scenario: &Scenario, extra: &[&str]) -> (callgen:
         let sizes: Vec<u64> = std::fs::read_dir(&work)
             .map(|rd| {
                 rd.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "wav" || x == "flac"))
                     .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
                     .collect()
             })
@@ -148,4 +148,44 @@ fn an_opus_call_at_48k_killed_mid_call_is_recovered_at_48k() {
     assert!(full_caller.len() > frames);
     assert!(caller == full_caller[..frames] && callee == full_callee[..frames], "the recovered audio differs");
     assert!(callee.iter().any(|&s| s != 0));
+}
+
+/// An interrupted FLAC recording: its torn last frame is cut off, the STREAMINFO says how many
+/// samples it holds, the record how long it is, and the audio is what an uninterrupted run
+/// records, sample for sample (decoded by the reference decoder, `flac`).
+#[test]
+fn a_flac_recording_killed_mid_call_is_recovered_with_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = Scenario { calls: vec![CallSpec::answered(0, T0, 40_000)], ..Scenario::default() };
+    let args = ["--audio-format", "flac"];
+    let (_, out) = killed_mid_call(dir.path(), &scenario, &args);
+    let recs = records(&dir.path().join("archive"));
+    assert_eq!(recs.len(), 1, "{}", text(&out));
+    let v = &recs[0].value;
+    assert_eq!(v["end_reason"], "recovered");
+    let frames = v["audio"]["frames"].as_u64().unwrap() as usize;
+    assert!(frames > 8000 * 5, "at least 5 s of audio survived: {frames}");
+    let time = |k: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(k.as_str().unwrap()).unwrap();
+    let played = time(&v["end"]) - time(&v["audio"]["media_start"]);
+    assert_eq!(played.num_microseconds().unwrap(), (frames as i64 * 1_000_000) / 8000, "{v}");
+    let got = flac_decoded(recs[0].wav.as_ref().unwrap());
+    assert_eq!(got.len(), frames * 2);
+
+    let whole = tempfile::tempdir().unwrap();
+    let out = replay(&[&dir.path().join("calls.pcap")], whole.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let full = records(&whole.path().join("archive"));
+    let full = flac_decoded(full[0].wav.as_ref().unwrap());
+    assert!(full.len() > got.len());
+    assert!(got == full[..got.len()], "the recovered audio differs");
+}
+
+/// The samples of a FLAC file as the reference decoder gives them (it checks each frame's CRC).
+fn flac_decoded(flac: &Path) -> Vec<i16> {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("decoded.wav");
+    let out =
+        Command::new("flac").args(["--silent", "--decode", "--force", "-o"]).arg(&wav).arg(flac).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    hound::WavReader::open(&wav).unwrap().samples::<i16>().map(Result::unwrap).collect()
 }

@@ -21,6 +21,7 @@ use capture::Timestamp;
 use chrono::DateTime;
 
 use crate::mix::audio::AudioLayout;
+use crate::mix::flacfile;
 use crate::mix::openfiles::AudioFile;
 use crate::mix::timeline::RATES;
 use crate::mix::wav::{Encoding, WavFormat, repair};
@@ -113,14 +114,6 @@ fn wav_format(path: &Path) -> Option<WavFormat> {
     WavFormat::parse(&head).filter(|f| RATES.contains(&f.sample_rate) && [1, 2].contains(&f.channels))
 }
 
-/// Sample rate from a FLAC file's STREAMINFO (20 bits after the block and frame sizes).
-fn flac_rate(path: &Path) -> Option<u32> {
-    let mut head = [0u8; 21];
-    std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
-    let rate = u32::from(head[18]) << 12 | u32::from(head[19]) << 4 | u32::from(head[20]) >> 4;
-    (&head[..4] == b"fLaC" && RATES.contains(&rate)).then_some(rate)
-}
-
 /// How long `frames` at `rate` Hz play, in nanoseconds.
 fn frames_ns(frames: u64, rate: u32) -> i64 {
     i64::try_from(u128::from(frames) * 1_000_000_000 / u128::from(rate.max(1))).unwrap_or(i64::MAX)
@@ -142,17 +135,24 @@ fn recover_group(
     let mut flac = false;
     let mut sample_rate = 8000;
     let mut encoding = Encoding::Pcm16;
+    let mut channels = 2;
     for path in audio {
+        let cannot = |e: std::io::Error| format!("cannot repair {}: {e}", path.display());
         if path.extension().is_some_and(|e| e == "flac") {
-            // FLAC frames carry their own CRCs; an unknown length in STREAMINFO is legal, and a
-            // torn last frame is detected and skipped by decoders.
+            // Cut after the last whole frame, its sample count written into STREAMINFO.
             flac = true;
-            sample_rate = flac_rate(path).unwrap_or(sample_rate);
+            let r = flacfile::repair(path).map_err(cannot)?;
+            if RATES.contains(&r.sample_rate) {
+                sample_rate = r.sample_rate;
+            }
+            channels = r.channels;
+            frames = frames.max(r.frames);
         } else {
             let fmt = wav_format(path).unwrap_or(WavFormat::pcm(2, 8000));
             sample_rate = fmt.sample_rate;
             encoding = fmt.encoding;
-            let data = repair(path, fmt).map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
+            channels = fmt.channels;
+            let data = repair(path, fmt).map_err(cannot)?;
             frames = frames.max(data / u64::from(fmt.frame_bytes()));
         }
         let f = AudioFile::existing(path).map_err(|e| format!("cannot open: {e}"))?;
@@ -184,7 +184,7 @@ fn recover_group(
     let end = media_start.add_nanos(frames_ns(frames, sample_rate));
     let layout = if audio.len() > 1 {
         AudioLayout::Split
-    } else if audio.first().and_then(|p| wav_format(p)).map(|f| f.channels) == Some(1) {
+    } else if channels == 1 {
         AudioLayout::Mono
     } else {
         AudioLayout::Stereo

@@ -19,6 +19,7 @@ pub(crate) mod disk;
 pub mod dtmf;
 pub mod edits;
 pub mod evidence;
+pub mod flacfile;
 pub mod g711;
 pub(crate) mod g711_avx2;
 pub mod g722;
