@@ -24,7 +24,7 @@ use crate::mix::audio::AudioLayout;
 use crate::mix::flacfile;
 use crate::mix::openfiles::AudioFile;
 use crate::mix::timeline::RATES;
-use crate::mix::wav::{Encoding, WavFormat, repair};
+use crate::mix::wav::{Encoding, HEADER_LEN, RF64_SHIFT, WavFormat, layout, repair};
 use crate::pending::PendingRecording;
 use crate::record::{
     AudioRecord, CallRecord, Codecs, Endpoints, PartialRecord, PartyRecord, RECORD_VERSION, SipRecord, rfc3339,
@@ -61,6 +61,12 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
     for p in rd.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
         if p.to_string_lossy().ends_with(RECORD_PART) {
             // A record cut short by the crash: the audio and its sidecar are what is recovered.
+            let _ = std::fs::remove_file(&p);
+            continue;
+        }
+        if p.extension().is_some_and(|e| e == "tmp") {
+            // A copy of an audio file the crash interrupted (its rate raised, or made RF64):
+            // the file it was made from is whole and recovered.
             let _ = std::fs::remove_file(&p);
             continue;
         }
@@ -107,11 +113,12 @@ pub fn scan(work_dir: &Path) -> std::io::Result<Recovered> {
 }
 
 /// Channels, sample rate and encoding from a WAV file's header (written when the file was
-/// created, rewritten when its rate or encoding changed).
-fn wav_format(path: &Path) -> Option<WavFormat> {
-    let mut head = [0u8; 36];
-    std::io::Read::read_exact(&mut File::open(path).ok()?, &mut head).ok()?;
-    WavFormat::parse(&head).filter(|f| RATES.contains(&f.sample_rate) && [1, 2].contains(&f.channels))
+/// created, rewritten when its rate or encoding changed or it became RF64), and where its
+/// samples start.
+fn wav_layout(path: &Path) -> Option<(WavFormat, u64)> {
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(File::open(path).ok()?, RF64_SHIFT + 128), &mut head).ok()?;
+    layout(&head).filter(|(f, _)| RATES.contains(&f.sample_rate) && [1, 2].contains(&f.channels))
 }
 
 /// How long `frames` at `rate` Hz play, in nanoseconds.
@@ -148,11 +155,11 @@ fn recover_group(
             channels = r.channels;
             frames = frames.max(r.frames);
         } else {
-            let fmt = wav_format(path).unwrap_or(WavFormat::pcm(2, 8000));
+            let (fmt, data_at) = wav_layout(path).unwrap_or((WavFormat::pcm(2, 8000), HEADER_LEN));
             sample_rate = fmt.sample_rate;
             encoding = fmt.encoding;
             channels = fmt.channels;
-            let data = repair(path, fmt).map_err(cannot)?;
+            let data = repair(path, fmt, data_at).map_err(cannot)?;
             frames = frames.max(data / u64::from(fmt.frame_bytes()));
         }
         let f = AudioFile::existing(path).map_err(|e| format!("cannot open: {e}"))?;

@@ -410,7 +410,7 @@ impl AudioOut {
     pub fn whole_blocks(&self, ahead: u64, n: u64, frames_per_position: u64, block: u64) -> u64 {
         let Some((fmt, writer)) = self.next_wav_format() else { return n };
         let per = u64::from(fmt.frame_bytes()) * frames_per_position;
-        let over = (fmt.header_len() + writer.data_len() + (ahead + n) * per) % block;
+        let over = (fmt.header_len() + writer.shift() + writer.data_len() + (ahead + n) * per) % block;
         if over.is_multiple_of(per) && over / per < n { n - over / per } else { n }
     }
 

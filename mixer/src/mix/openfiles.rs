@@ -161,6 +161,11 @@ impl AudioFile {
         }
     }
 
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The file was renamed to `path` (its writes go on there).
     pub fn renamed(&mut self, path: &Path) {
         path.clone_into(&mut self.path);

@@ -5,11 +5,20 @@
 //! anything that reads WAV, and repairable after a crash because the data size is simply the
 //! file length minus the header.
 //!
+//! A RIFF header's sizes are 32-bit: a file stops at 4 GiB, 37 hours of a stereo 8 kHz call,
+//! 18.6 of a 16 kHz one, 6.2 at 48 kHz. A file about to pass that becomes RF64 (EBU Tech 3306,
+//! read by ffmpeg, sox, libsndfile and the audio tools built on them): its samples move one
+//! filesystem block ([`RF64_SHIFT`]) down the file, which on ext4 and XFS moves no data
+//! (`fallocate` with `FALLOC_FL_INSERT_RANGE` shifts the file's extents; elsewhere the file is
+//! copied, in the kernel, into a new one), and the room before them holds the `RF64` header
+//! with its `ds64` chunk of 64-bit sizes, the same `fmt ` (and `fact`) chunk, and a `JUNK`
+//! chunk up to the `data` chunk. The call is recorded on in the same file, whatever its length.
+//!
 //! Samples are not pushed one by one through a general-purpose WAV library: the mixer's ring
 //! buffer already holds frames in WAV byte order, so whole chunks go to the file in one write.
 
 use std::fs::OpenOptions;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::mix::openfiles::AudioFile;
@@ -18,6 +27,10 @@ use crate::mix::openfiles::AudioFile;
 pub const HEADER_LEN: u64 = 44;
 /// Length of the G.711 header (`fmt ` of 18 bytes, `fact`).
 pub const G711_HEADER_LEN: u64 = 58;
+/// How far the samples of a file that becomes RF64 move down it: a filesystem block.
+pub const RF64_SHIFT: u64 = 4096;
+/// Length of the `ds64` chunk (header and body, no table).
+const DS64_LEN: usize = 36;
 
 /// How the samples are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,8 +111,15 @@ impl WavFormat {
     }
 
     /// The format a header written by [`header`] describes, if `head` (at least the header's
-    /// first 36 bytes) is one.
+    /// first 36 bytes) is one. An RF64 header ([`rf64_header`]: at least 72 bytes) too.
     pub fn parse(head: &[u8]) -> Option<WavFormat> {
+        if head.len() >= 36 + DS64_LEN && &head[..4] == b"RF64" && &head[8..16] == b"WAVEds64" {
+            // The same chunks after the `ds64` one.
+            let mut plain = head[..12].to_vec();
+            plain.extend_from_slice(&head[12 + DS64_LEN..]);
+            plain[..4].copy_from_slice(b"RIFF");
+            return WavFormat::parse(&plain);
+        }
         if head.len() < 36 || &head[..4] != b"RIFF" || &head[8..16] != b"WAVEfmt " {
             return None;
         }
@@ -137,12 +157,59 @@ pub fn header(fmt: WavFormat, data_len: u32) -> Vec<u8> {
     h
 }
 
+/// The RF64 header for `data_len` bytes of samples starting [`RF64_SHIFT`] further down the
+/// file than [`header`]'s do (see the module's notes): `RF64`, `ds64`, the `fmt ` (and
+/// `fact`) chunk as [`header`] writes it, `JUNK`, `data`. The 32-bit sizes say -1: "in `ds64`".
+pub fn rf64_header(fmt: WavFormat, data_len: u64) -> Vec<u8> {
+    let plain = header(fmt, u32::MAX);
+    let at = (RF64_SHIFT + fmt.header_len()) as usize;
+    let mut h = Vec::with_capacity(at);
+    h.extend_from_slice(b"RF64");
+    h.extend_from_slice(&u32::MAX.to_le_bytes());
+    h.extend_from_slice(b"WAVEds64");
+    h.extend_from_slice(&(DS64_LEN as u32 - 8).to_le_bytes());
+    h.extend_from_slice(&(at as u64 + data_len - 8).to_le_bytes());
+    h.extend_from_slice(&data_len.to_le_bytes());
+    h.extend_from_slice(&(data_len / u64::from(fmt.frame_bytes())).to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes()); // no table
+    h.extend_from_slice(&plain[12..plain.len() - 8]); // `fmt ` (and `fact`)
+    if fmt.encoding != Encoding::Pcm16 {
+        let n = h.len();
+        h[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes()); // `fact`'s count: in `ds64`
+    }
+    let junk = at - 8 - h.len() - 8;
+    h.extend_from_slice(b"JUNK");
+    h.extend_from_slice(&(junk as u32).to_le_bytes());
+    h.resize(at - 8, 0);
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&u32::MAX.to_le_bytes());
+    h
+}
+
+/// Where the samples of a WAV file start, and its format, from its first bytes (at least
+/// [`RF64_SHIFT`] + 72 of them, or the whole file if shorter): a RIFF or RF64 header this module
+/// writes, or a file a crash left in the middle of becoming RF64 (its first block zeros, the
+/// RIFF header after it).
+pub fn layout(head: &[u8]) -> Option<(WavFormat, u64)> {
+    if let Some(fmt) = WavFormat::parse(head) {
+        let shift = if &head[..4] == b"RF64" { RF64_SHIFT } else { 0 };
+        return Some((fmt, shift + fmt.header_len()));
+    }
+    let shifted = head.get(RF64_SHIFT as usize..)?;
+    let fmt = WavFormat::parse(shifted).filter(|_| head[..RF64_SHIFT as usize].iter().all(|&b| b == 0))?;
+    Some((fmt, RF64_SHIFT + fmt.header_len()))
+}
+
 /// A WAV file being written.
 #[derive(Debug)]
 pub struct WavWriter {
     file: AudioFile,
     fmt: WavFormat,
     data_len: u64,
+    /// Whether it is RF64 (its samples [`RF64_SHIFT`] further down).
+    rf64: bool,
+    /// Sample bytes past which it becomes RF64.
+    limit: u64,
 }
 
 /// Largest data chunk a RIFF header can describe (whatever the header's length).
@@ -154,7 +221,62 @@ impl WavWriter {
         let mut file = AudioFile::create_new(path)?;
         file.get()?.write_all(&header(fmt, 0))?;
         file.release();
-        Ok(WavWriter { file, fmt, data_len: 0 })
+        Ok(WavWriter { file, fmt, data_len: 0, rf64: false, limit: MAX_DATA_LEN })
+    }
+
+    /// Makes the file RF64 once it holds more than `bytes` of samples (tests: [`MAX_DATA_LEN`]
+    /// otherwise, where RIFF's sizes end).
+    #[cfg(test)]
+    pub(crate) fn rf64_beyond(&mut self, bytes: u64) {
+        self.limit = bytes;
+    }
+
+    /// How much further down than its format's header the samples start: [`RF64_SHIFT`] in an
+    /// RF64 file.
+    pub fn shift(&self) -> u64 {
+        if self.rf64 { RF64_SHIFT } else { 0 }
+    }
+
+    /// Where the samples start.
+    fn data_at(&self) -> u64 {
+        self.fmt.header_len() + self.shift()
+    }
+
+    /// The header as it is now.
+    fn header_now(&self) -> Vec<u8> {
+        if self.rf64 { rf64_header(self.fmt, self.data_len) } else { header(self.fmt, self.data_len as u32) }
+    }
+
+    /// Turns the file into RF64 (see the module's notes): its samples move [`RF64_SHIFT`]
+    /// down, by `FALLOC_FL_INSERT_RANGE` or else by copying the file into a new one.
+    fn become_rf64(&mut self) -> io::Result<()> {
+        let len = self.data_at() + self.data_len;
+        let file = self.file.get()?;
+        let inserted = rustix::fs::fallocate(&*file, rustix::fs::FallocateFlags::INSERT_RANGE, 0, RF64_SHIFT);
+        if let Err(e) = inserted {
+            tracing::info!(path = %self.file.path().display(), "the file passes 4 GiB: copied into an RF64 file ({e} to moving its extents)");
+            let path = self.file.path().to_owned();
+            let tmp = path.with_extension("rf64.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            let mut out = AudioFile::create_new(&tmp)?;
+            let (src, dst) = (self.file.get()?, out.get()?);
+            src.seek(SeekFrom::Start(0))?;
+            dst.seek(SeekFrom::Start(RF64_SHIFT))?;
+            // File to file: the kernel copies (copy_file_range).
+            if io::copy(&mut Read::by_ref(src).take(len), dst)? != len {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was copied"));
+            }
+            std::fs::rename(&tmp, &path)?;
+            out.renamed(&path);
+            self.file = out;
+        }
+        self.rf64 = true;
+        let head = self.header_now();
+        let file = self.file.get()?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&head)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(())
     }
 
     /// The file's sample format.
@@ -166,12 +288,12 @@ impl WavWriter {
     /// disk), whatever part of `bytes` did get written is cut off again, so the file holds
     /// exactly `data_len` bytes of whole frames and can still be finished with what it has.
     pub fn write_pcm(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.data_len + bytes.len() as u64 > MAX_DATA_LEN {
-            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "WAV data would exceed 4 GiB"));
+        if !self.rf64 && self.data_len + bytes.len() as u64 > self.limit {
+            self.become_rf64()?;
         }
+        let good = self.data_at() + self.data_len;
         let file = self.file.get()?;
         if let Err(e) = file.write_all(bytes) {
-            let good = self.fmt.header_len() + self.data_len;
             let _ = file.set_len(good).and_then(|()| file.seek(SeekFrom::Start(good)));
             return Err(e);
         }
@@ -206,7 +328,8 @@ impl WavWriter {
         let tmp = path.with_extension("rate.tmp");
         let _ = std::fs::remove_file(&tmp);
         let mut out = WavWriter::create(&tmp, fmt)?;
-        self.file.get()?.seek(SeekFrom::Start(self.fmt.header_len()))?;
+        let from = self.data_at();
+        self.file.get()?.seek(SeekFrom::Start(from))?;
         let step = 16 * 1024 * self.fmt.frame_bytes() as usize;
         let (mut buf, mut converted) = (vec![0u8; step], Vec::new());
         let mut left = self.data_len;
@@ -236,9 +359,10 @@ impl WavWriter {
 
     /// Patches the header with the final sizes and returns the file (not yet fsynced).
     pub fn finish(mut self) -> io::Result<AudioFile> {
+        let head = self.header_now();
         let file = self.file.get()?;
         file.seek(SeekFrom::Start(0))?;
-        file.write_all(&header(self.fmt, self.data_len as u32))?;
+        file.write_all(&head)?;
         self.file.ended();
         self.file.release();
         Ok(self.file)
@@ -246,21 +370,26 @@ impl WavWriter {
 }
 
 /// Rewrites the header sizes of a WAV file from its actual length (after a crash left the
-/// placeholder in place). Returns the number of sample bytes, trimmed to whole frames.
-pub fn repair(path: &Path, fmt: WavFormat) -> io::Result<u64> {
+/// placeholder in place), its samples starting at `data_at` ([`layout`]: further down than
+/// `fmt`'s header in an RF64 file, which stays one). Returns the number of sample bytes,
+/// trimmed to whole frames.
+pub fn repair(path: &Path, fmt: WavFormat, data_at: u64) -> io::Result<u64> {
     let mut file = OpenOptions::new().read(true).write(true).open(path)?;
     let len = file.metadata()?.len();
-    let head = fmt.header_len();
-    if len < head {
+    let rf64 = data_at > fmt.header_len();
+    if len < data_at {
         file.set_len(0)?;
         file.write_all(&header(fmt, 0))?;
         return Ok(0);
     }
     let frame = u64::from(fmt.frame_bytes());
-    let data = ((len - head) / frame * frame).min(MAX_DATA_LEN / frame * frame);
-    file.set_len(head + data)?;
+    let mut data = (len - data_at) / frame * frame;
+    if !rf64 {
+        data = data.min(MAX_DATA_LEN / frame * frame);
+    }
+    file.set_len(data_at + data)?;
     file.seek(SeekFrom::Start(0))?;
-    file.write_all(&header(fmt, data as u32))?;
+    file.write_all(&if rf64 { rf64_header(fmt, data) } else { header(fmt, data as u32) })?;
     file.sync_all()?;
     Ok(data)
 }
@@ -268,6 +397,7 @@ pub fn repair(path: &Path, fmt: WavFormat) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     const STEREO: WavFormat = WavFormat { channels: 2, sample_rate: 8000, encoding: Encoding::Pcm16 };
 
@@ -327,7 +457,7 @@ mod tests {
         w.write_pcm(&[0x12; 2 * 50 + 1]).unwrap(); // a torn last frame
         drop(w);
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 58 + 101);
-        assert_eq!(repair(&p, ulaw).unwrap(), 100);
+        assert_eq!(repair(&p, ulaw, 58).unwrap(), 100);
         let b = std::fs::read(&p).unwrap();
         assert_eq!(&b[..58], &header(ulaw, 100)[..]);
         assert_eq!(&b[58..], &[0x12; 100][..]);
@@ -344,8 +474,147 @@ mod tests {
         let mut w = WavWriter::create(&p, STEREO).unwrap();
         w.write_pcm(&[7u8; 4 * 100 + 3]).unwrap(); // a torn last frame
         drop(w); // crash: header still says 0 bytes
-        assert_eq!(repair(&p, STEREO).unwrap(), 400);
+        assert_eq!(repair(&p, STEREO, 44).unwrap(), 400);
         let r = hound::WavReader::open(&p).unwrap();
         assert_eq!(r.duration(), 100);
+    }
+
+    /// What ffprobe (ffmpeg's reader) makes of a WAV or RF64 file: its sample format, channels,
+    /// rate and samples per channel; `None` when ffprobe is not installed.
+    fn ffprobe(p: &Path) -> Option<(String, u64, u64, u64)> {
+        if std::process::Command::new("ffprobe").arg("-version").output().is_err() {
+            eprintln!("skipped: ffprobe is not installed, {} not read by it", p.display());
+            return None;
+        }
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,channels,sample_rate,duration_ts"])
+            .args(["-of", "default=noprint_wrappers=1"])
+            .arg(p)
+            .output()
+            .ok()?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap().to_owned();
+        let num = |k: &str| field(k).parse::<u64>().unwrap();
+        Some((field("codec_name"), num("channels"), num("sample_rate"), num("duration_ts")))
+    }
+
+    /// The sample bytes of a file whose samples start at `at`.
+    fn samples_of(p: &Path, at: u64) -> Vec<u8> {
+        std::fs::read(p).unwrap()[at as usize..].to_vec()
+    }
+
+    fn pattern(n: usize, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn a_file_past_its_limit_becomes_rf64_and_is_recorded_on() {
+        let ulaw = WavFormat { channels: 2, sample_rate: 8000, encoding: Encoding::Ulaw };
+        // On the development filesystem (ext4: the extents move) and on tmpfs (which cannot
+        // move them: the file is copied).
+        let shm = std::path::Path::new("/dev/shm");
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir_in(shm).unwrap()];
+        for dir in &dirs {
+            for fmt in [STEREO, ulaw] {
+                let p = dir.path().join(format!("{}.wav", fmt.encoding.name()));
+                let mut w = WavWriter::create(&p, fmt).unwrap();
+                w.rf64_beyond(10_000);
+                let (a, b) = (pattern(8_000, 1), pattern(6_000, 2));
+                w.write_pcm(&a).unwrap();
+                assert_eq!(&std::fs::read(&p).unwrap()[..4], b"RIFF");
+                let before = std::fs::metadata(&p).unwrap().ino();
+                w.write_pcm(&b).unwrap(); // past the limit
+                assert_eq!(&std::fs::read(&p).unwrap()[..4], b"RF64", "{}", dir.path().display());
+                // ext4 and XFS move the extents (the same file), tmpfs copies (a new one).
+                let fs = rustix::fs::statfs(dir.path()).unwrap().f_type;
+                let moves = [0xef53, 0x5846_5342].contains(&fs);
+                assert_eq!(std::fs::metadata(&p).unwrap().ino() == before, moves, "filesystem {fs:#x}");
+                w.write_pcm(&a).unwrap();
+                w.finish().unwrap();
+                let at = RF64_SHIFT + fmt.header_len();
+                let bytes = std::fs::read(&p).unwrap();
+                assert_eq!(bytes.len() as u64, at + 22_000);
+                assert_eq!(bytes[..at as usize], rf64_header(fmt, 22_000)[..]);
+                assert_eq!(layout(&bytes), Some((fmt, at)));
+                assert_eq!(samples_of(&p, at), [a.clone(), b, a].concat(), "every sample where it was, in order");
+                // ds64: RIFF size, data size, sample count.
+                let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+                assert_eq!(
+                    (u64_at(20), u64_at(28), u64_at(36)),
+                    (at + 22_000 - 8, 22_000, 22_000 / u64::from(fmt.frame_bytes()))
+                );
+                let frames = 22_000 / u64::from(fmt.frame_bytes());
+                if let Some(probed) = ffprobe(&p) {
+                    assert_eq!(probed, (fmt.encoding.name().to_owned(), 2, 8000, frames), "{}", p.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_rf64_file_a_crash_interrupted_is_repaired_as_rf64() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.wav");
+        let mut w = WavWriter::create(&p, STEREO).unwrap();
+        w.rf64_beyond(400);
+        w.write_pcm(&pattern(400, 3)).unwrap();
+        w.write_pcm(&pattern(803, 4)).unwrap(); // RF64 now; a torn last frame
+        drop(w); // crash: the header's sizes are the ones of 400 bytes
+        let head = std::fs::read(&p).unwrap();
+        let (fmt, at) = layout(&head).unwrap();
+        assert_eq!((fmt, at), (STEREO, RF64_SHIFT + 44));
+        assert_eq!(repair(&p, fmt, at).unwrap(), 1200);
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes[..at as usize], rf64_header(STEREO, 1200)[..]);
+        assert_eq!(samples_of(&p, at), [pattern(400, 3), pattern(800, 4)].concat());
+
+        // Interrupted while becoming RF64: the extents moved, the new header not yet written.
+        let q = dir.path().join("b.wav");
+        let mut w = WavWriter::create(&q, STEREO).unwrap();
+        w.write_pcm(&pattern(400, 5)).unwrap();
+        drop(w);
+        let mut moved = vec![0u8; RF64_SHIFT as usize];
+        moved.extend_from_slice(&std::fs::read(&q).unwrap());
+        std::fs::write(&q, &moved).unwrap();
+        let (fmt, at) = layout(&moved).unwrap();
+        assert_eq!(at, RF64_SHIFT + 44);
+        assert_eq!(repair(&q, fmt, at).unwrap(), 400);
+        assert_eq!(&std::fs::read(&q).unwrap()[..4], b"RF64");
+        assert_eq!(samples_of(&q, at), pattern(400, 5));
+        if let Some(probed) = ffprobe(&q) {
+            assert_eq!(probed, ("pcm_s16le".to_owned(), 2, 8000, 100));
+        }
+    }
+
+    /// Past 4 GiB for real: a file written beyond RIFF's sizes is RF64, every byte of it there.
+    #[test]
+    fn a_recording_longer_than_4_gib_is_one_rf64_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("long.wav");
+        let mut w = WavWriter::create(&p, STEREO).unwrap();
+        let chunk = pattern(1 << 20, 6);
+        let chunks = (MAX_DATA_LEN >> 20) + 2;
+        for _ in 0..chunks {
+            w.write_pcm(&chunk).unwrap();
+        }
+        w.finish().unwrap();
+        let data = chunks << 20;
+        let at = RF64_SHIFT + HEADER_LEN;
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), at + data);
+        let mut f = std::fs::File::open(&p).unwrap();
+        let mut head = vec![0u8; at as usize];
+        f.read_exact(&mut head).unwrap();
+        assert_eq!(head, rf64_header(STEREO, data));
+        // The first and the last megabyte, and one across where the file passed 4 GiB.
+        for from in [at, at + (MAX_DATA_LEN & !((1 << 20) - 1)), at + data - (1 << 20)] {
+            let mut got = vec![0u8; 1 << 20];
+            f.seek(SeekFrom::Start(from)).unwrap();
+            f.read_exact(&mut got).unwrap();
+            assert!(got == chunk, "at {from}");
+        }
+        if let Some(probed) = ffprobe(&p) {
+            assert_eq!(probed, ("pcm_s16le".to_owned(), 2, 8000, data / 4));
+        }
     }
 }
