@@ -7,7 +7,7 @@
 //!
 //! A RIFF header's sizes are 32-bit: a file stops at 4 GiB, 37 hours of a stereo 8 kHz call,
 //! 18.6 of a 16 kHz one, 6.2 at 48 kHz. A file about to pass that becomes RF64 (EBU Tech 3306,
-//! read by ffmpeg, sox, libsndfile and the audio tools built on them): its samples move one
+//! read by ffmpeg, libsndfile and the audio tools built on them): its samples move one
 //! filesystem block ([`RF64_SHIFT`]) down the file, which on ext4 and XFS moves no data
 //! (`fallocate` with `FALLOC_FL_INSERT_RANGE` shifts the file's extents; elsewhere the file is
 //! copied, in the kernel, into a new one), and the room before them holds the `RF64` header
