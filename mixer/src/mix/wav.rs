@@ -250,25 +250,26 @@ impl WavWriter {
     /// Turns the file into RF64 (see the module's notes): its samples move [`RF64_SHIFT`]
     /// down, by `FALLOC_FL_INSERT_RANGE` or else by copying the file into a new one.
     fn become_rf64(&mut self) -> io::Result<()> {
-        let len = self.data_at() + self.data_len;
+        use rustix::io::Errno;
         let file = self.file.get()?;
-        let inserted = rustix::fs::fallocate(&*file, rustix::fs::FallocateFlags::INSERT_RANGE, 0, RF64_SHIFT);
-        if let Err(e) = inserted {
-            tracing::info!(path = %self.file.path().display(), "the file passes 4 GiB: copied into an RF64 file ({e} to moving its extents)");
-            let path = self.file.path().to_owned();
-            let tmp = path.with_extension("rf64.tmp");
-            let _ = std::fs::remove_file(&tmp);
-            let mut out = AudioFile::create_new(&tmp)?;
-            let (src, dst) = (self.file.get()?, out.get()?);
-            src.seek(SeekFrom::Start(0))?;
-            dst.seek(SeekFrom::Start(RF64_SHIFT))?;
-            // File to file: the kernel copies (copy_file_range).
-            if io::copy(&mut Read::by_ref(src).take(len), dst)? != len {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was copied"));
+        match rustix::fs::fallocate(&*file, rustix::fs::FallocateFlags::INSERT_RANGE, 0, RF64_SHIFT) {
+            Ok(()) => {}
+            // The filesystem cannot move extents (or not these): copy.
+            Err(e @ (Errno::OPNOTSUPP | Errno::INVAL | Errno::NOSYS)) => {
+                let path = self.file.path().to_owned();
+                tracing::info!(path = %path.display(), "the file passes 4 GiB: copied into an RF64 file (its extents cannot move: {e})");
+                let tmp = path.with_extension("rf64.tmp");
+                let copied = self.copy_shifted(&tmp);
+                if copied.is_err() {
+                    // The file is as it was; the copy would only hold the disk's space.
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                let mut out = copied?;
+                std::fs::rename(&tmp, &path)?;
+                out.renamed(&path);
+                self.file = out;
             }
-            std::fs::rename(&tmp, &path)?;
-            out.renamed(&path);
-            self.file = out;
+            Err(e) => return Err(e.into()),
         }
         self.rf64 = true;
         let head = self.header_now();
@@ -277,6 +278,21 @@ impl WavWriter {
         file.write_all(&head)?;
         file.seek(SeekFrom::End(0))?;
         Ok(())
+    }
+
+    /// A copy of the file at `tmp`, its content [`RF64_SHIFT`] further down.
+    fn copy_shifted(&mut self, tmp: &Path) -> io::Result<AudioFile> {
+        let len = self.data_at() + self.data_len;
+        let _ = std::fs::remove_file(tmp);
+        let mut out = AudioFile::create_new(tmp)?;
+        let (src, dst) = (self.file.get()?, out.get()?);
+        src.seek(SeekFrom::Start(0))?;
+        dst.seek(SeekFrom::Start(RF64_SHIFT))?;
+        // File to file: the kernel copies (copy_file_range).
+        if io::copy(&mut Read::by_ref(src).take(len), dst)? != len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was copied"));
+        }
+        Ok(out)
     }
 
     /// The file's sample format.
@@ -550,6 +566,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// No room for the copy (a full tmpfs): the write fails, the copy is removed, and the file
+    /// is as it was, finished with what it holds.
+    #[test]
+    fn a_full_disk_while_becoming_rf64_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: mounting a small tmpfs needs root");
+            return;
+        }
+        let p = dir.path().join("a.wav");
+        let run = || {
+            let mut w = WavWriter::create(&p, STEREO).unwrap();
+            w.rf64_beyond(40_000);
+            w.write_pcm(&pattern(40_000, 7)).unwrap();
+            let err = w.write_pcm(&pattern(400, 8)).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+            assert_eq!(names, ["a.wav"], "the copy is removed");
+            w.finish().unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!(bytes[..44], header(STEREO, 40_000)[..]);
+            assert_eq!(samples_of(&p, 44), pattern(40_000, 7));
+        };
+        let result = std::panic::catch_unwind(run);
+        let _ = std::process::Command::new("umount").arg(dir.path()).status();
+        result.unwrap();
     }
 
     #[test]
