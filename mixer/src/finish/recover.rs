@@ -148,12 +148,17 @@ fn recover_group(
         if path.extension().is_some_and(|e| e == "flac") {
             // Cut after the last whole frame, its sample count written into STREAMINFO.
             flac = true;
-            let r = flacfile::repair(path).map_err(cannot)?;
-            if RATES.contains(&r.sample_rate) {
-                sample_rate = r.sample_rate;
+            match flacfile::repair(path) {
+                Ok(r) => {
+                    if RATES.contains(&r.sample_rate) {
+                        sample_rate = r.sample_rate;
+                    }
+                    channels = r.channels;
+                    frames = frames.max(r.frames);
+                }
+                // Cut short before its first frame (its header torn): kept as it is.
+                Err(e) => tracing::warn!(path = %path.display(), "recovered as it is, its length unknown: {e}"),
             }
-            channels = r.channels;
-            frames = frames.max(r.frames);
         } else {
             let (fmt, data_at) = wav_layout(path).unwrap_or((WavFormat::pcm(2, 8000), HEADER_LEN));
             sample_rate = fmt.sample_rate;
@@ -340,5 +345,36 @@ mod tests {
         assert_eq!(b.len(), 58 + 1600, "torn last frame dropped");
         assert_eq!(WavFormat::parse(&b), Some(alaw));
         assert_eq!(u32::from_le_bytes([b[54], b[55], b[56], b[57]]), 1600, "header repaired");
+    }
+
+    #[test]
+    fn rf64_a_flac_torn_before_its_frames_and_copies_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        // A WAV file that had become RF64 (its header's sizes the ones of then), at 48 kHz.
+        let fmt = WavFormat::pcm(2, 48_000);
+        let mut a = WavWriter::create(&w.join("a.wav"), fmt).unwrap();
+        a.rf64_beyond(4 * 1000);
+        a.write_pcm(&[3u8; 4 * 1000]).unwrap();
+        a.write_pcm(&[4u8; 4 * 47_000 + 2]).unwrap();
+        drop(a);
+        // A copy made while the file became RF64, or its rate was raised, cut by the crash.
+        std::fs::write(w.join("a.rf64.tmp"), [0u8; 100]).unwrap();
+        std::fs::write(w.join("a.rate.tmp"), [0u8; 100]).unwrap();
+        // A FLAC file cut inside its header.
+        std::fs::write(w.join("b.flac"), b"fLaC\x80\0\0\x22\x10").unwrap();
+
+        let r = scan(w).unwrap();
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert_eq!(r.interrupted.len(), 2);
+        let a = r.interrupted[0].record.audio.clone().unwrap();
+        assert_eq!((a.frames, a.sample_rate), (48_000, 48_000));
+        let bytes = std::fs::read(w.join("a.wav")).unwrap();
+        assert_eq!(bytes.len() as u64, RF64_SHIFT + 44 + 4 * 48_000, "torn last frame dropped");
+        assert_eq!(bytes[..(RF64_SHIFT + 44) as usize], crate::mix::wav::rf64_header(fmt, 4 * 48_000)[..]);
+        assert!(!w.join("a.rf64.tmp").exists() && !w.join("a.rate.tmp").exists(), "copies removed");
+        let b = r.interrupted[1].record.audio.clone().unwrap();
+        assert_eq!((b.format.as_str(), b.frames), ("flac", 0));
+        assert!(w.join("b.flac").exists(), "kept as it is");
     }
 }
