@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -113,6 +113,34 @@ fn killed_mid_call_then_recovered_and_shipped() {
     }
 }
 
+/// One call killed mid-call ([`killed_mid_call`]) and recovered at `rate` Hz: its record and
+/// its frames, checked for what every recovered recording has: the end reason, at least 5 s of
+/// audio, and the call's end where its audio ends at that rate.
+fn recovered_one(dir: &Path, scenario: &Scenario, args: &[&str], rate: i64) -> (common::Rec, usize) {
+    let (_, out) = killed_mid_call(dir, scenario, args);
+    let mut recs = records(&dir.join("archive"));
+    assert_eq!(recs.len(), 1, "{}", text(&out));
+    let rec = recs.remove(0);
+    let v = &rec.value;
+    assert_eq!(v["end_reason"], "recovered");
+    assert_eq!(v["audio"]["sample_rate"], rate, "{v}");
+    let frames = v["audio"]["frames"].as_u64().unwrap() as usize;
+    assert!(frames as i64 > rate * 5, "at least 5 s of audio survived: {frames}");
+    let time = |k: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(k.as_str().unwrap()).unwrap();
+    let played = time(&v["end"]) - time(&v["audio"]["media_start"]);
+    assert_eq!(played.num_microseconds().unwrap(), (frames as i64 * 1_000_000) / rate, "{v}");
+    (rec, frames)
+}
+
+/// The recording of the same capture, uninterrupted, in a directory of its own.
+fn uninterrupted(dir: &Path, args: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let whole = tempfile::tempdir().unwrap();
+    let out = replay(&[&dir.join("calls.pcap")], whole.path(), args);
+    assert!(out.status.success(), "{}", text(&out));
+    let audio = records(&whole.path().join("archive"))[0].wav.clone().unwrap();
+    (whole, audio)
+}
+
 /// An Opus call recorded at 48 kHz (`opus_rate = 48000`) and interrupted by a crash is
 /// recovered at 48 kHz: its header is repaired as what it is, and what was written before the
 /// crash is the same audio, sample for sample, as an uninterrupted run records.
@@ -123,28 +151,11 @@ fn an_opus_call_at_48k_killed_mid_call_is_recovered_at_48k() {
     call.codec = Codec::Opus;
     let scenario = Scenario { calls: vec![call], ..Scenario::default() };
     let args = ["--opus-rate", "48000"];
-    let (_, out) = killed_mid_call(dir.path(), &scenario, &args);
-    let recs = records(&dir.path().join("archive"));
-    assert_eq!(recs.len(), 1, "{}", text(&out));
-    let v = &recs[0].value;
-    assert_eq!(v["end_reason"], "recovered");
-    assert_eq!(v["audio"]["sample_rate"], 48000, "{v}");
-    let wav = recs[0].wav.as_ref().unwrap();
-    let [caller, callee] = channels_at(wav, 48_000);
-    let frames = v["audio"]["frames"].as_u64().unwrap() as usize;
+    let (rec, frames) = recovered_one(dir.path(), &scenario, &args, 48_000);
+    let [caller, callee] = channels_at(rec.wav.as_ref().unwrap(), 48_000);
     assert_eq!(caller.len(), frames);
-    assert!(frames > 48_000 * 5, "at least 5 s of audio survived: {frames}");
-    // The call ends where its audio does, at 48,000 frames a second.
-    let time = |k: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(k.as_str().unwrap()).unwrap();
-    let played = time(&v["end"]) - time(&v["audio"]["media_start"]);
-    assert_eq!(played.num_microseconds().unwrap(), (frames as i64 * 1_000_000) / 48_000, "{v}");
-
-    // The whole capture, uninterrupted, in a directory of its own.
-    let whole = tempfile::tempdir().unwrap();
-    let out = replay(&[&dir.path().join("calls.pcap")], whole.path(), &args);
-    assert!(out.status.success(), "{}", text(&out));
-    let full = records(&whole.path().join("archive"));
-    let [full_caller, full_callee] = channels_at(full[0].wav.as_ref().unwrap(), 48_000);
+    let (_whole, full) = uninterrupted(dir.path(), &args);
+    let [full_caller, full_callee] = channels_at(&full, 48_000);
     assert!(full_caller.len() > frames);
     assert!(caller == full_caller[..frames] && callee == full_callee[..frames], "the recovered audio differs");
     assert!(callee.iter().any(|&s| s != 0));
@@ -158,24 +169,11 @@ fn a_flac_recording_killed_mid_call_is_recovered_with_its_length() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = Scenario { calls: vec![CallSpec::answered(0, T0, 40_000)], ..Scenario::default() };
     let args = ["--audio-format", "flac"];
-    let (_, out) = killed_mid_call(dir.path(), &scenario, &args);
-    let recs = records(&dir.path().join("archive"));
-    assert_eq!(recs.len(), 1, "{}", text(&out));
-    let v = &recs[0].value;
-    assert_eq!(v["end_reason"], "recovered");
-    let frames = v["audio"]["frames"].as_u64().unwrap() as usize;
-    assert!(frames > 8000 * 5, "at least 5 s of audio survived: {frames}");
-    let time = |k: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(k.as_str().unwrap()).unwrap();
-    let played = time(&v["end"]) - time(&v["audio"]["media_start"]);
-    assert_eq!(played.num_microseconds().unwrap(), (frames as i64 * 1_000_000) / 8000, "{v}");
-    let got = flac_decoded(recs[0].wav.as_ref().unwrap());
+    let (rec, frames) = recovered_one(dir.path(), &scenario, &args, 8000);
+    let got = flac_decoded(rec.wav.as_ref().unwrap());
     assert_eq!(got.len(), frames * 2);
-
-    let whole = tempfile::tempdir().unwrap();
-    let out = replay(&[&dir.path().join("calls.pcap")], whole.path(), &args);
-    assert!(out.status.success(), "{}", text(&out));
-    let full = records(&whole.path().join("archive"));
-    let full = flac_decoded(full[0].wav.as_ref().unwrap());
+    let (_whole, full) = uninterrupted(dir.path(), &args);
+    let full = flac_decoded(&full);
     assert!(full.len() > got.len());
     assert!(got == full[..got.len()], "the recovered audio differs");
 }
