@@ -114,6 +114,19 @@ impl Target {
         }
     }
 
+    /// The SHA-256 (hex) and size of the object `key`, read as a stream (never held whole in
+    /// memory, whatever its size), or `None` if there is none.
+    pub async fn hash(&self, key: &str) -> Result<Option<(String, u64)>, ShipError> {
+        match self {
+            Target::S3(s3) => s3.hash(key).await,
+            Target::LocalDir(dir) => {
+                let dir = dir.clone();
+                let key = key.to_owned();
+                blocking(&dir.clone(), move || dir.hash_blocking(&key)).await
+            }
+        }
+    }
+
     /// Makes what shipments published under the day `day_prefix` durable before a manifest
     /// batch names it: a directory's day is synced once for all the lines of the batch (an S3
     /// object is durable when its PUT returns).
@@ -238,6 +251,18 @@ impl LocalDir {
         let path = self.dir().join(key);
         match fs::read(&path) {
             Ok(body) => Ok(Some(body)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.archive_err("read", &path, e)),
+        }
+    }
+
+    fn hash_blocking(&self, key: &str) -> Result<Option<(String, u64)>, ShipError> {
+        if !plain_path(key) {
+            return Err(self.invalid_key(key));
+        }
+        let path = self.dir().join(key);
+        match filehash::hash_file(&path) {
+            Ok(hashed) => Ok(Some(hashed)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.archive_err("read", &path, e)),
         }

@@ -246,6 +246,34 @@ impl Client {
     /// Signs and sends `req`; any status is returned as a [`Resp`], a failure to get one as an
     /// error.
     pub(crate) async fn send(&self, req: Req<'_>) -> Result<Resp, S3Error> {
+        let (response, resource, op) = self.request(req).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| self.transport_error(op, &resource, &e))?.to_vec();
+        Ok(Resp { status, headers, body, resource, op })
+    }
+
+    /// [`Client::send`], the body of a successful (2xx) answer handed to `sink` as it arrives
+    /// instead of gathered (the [`Resp`]'s is empty); any other answer's body is gathered.
+    pub(crate) async fn send_streamed(&self, req: Req<'_>, sink: &mut dyn FnMut(&[u8])) -> Result<Resp, S3Error> {
+        let (mut response, resource, op) = self.request(req).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let transport = |e: reqwest::Error| self.transport_error(op, &resource, &e);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if (200..300).contains(&status) {
+                sink(&chunk);
+            } else {
+                body.extend_from_slice(&chunk);
+            }
+        }
+        Ok(Resp { status, headers, body, resource, op })
+    }
+
+    /// Signs and sends `req`: the response, its headers read, and what names the request in
+    /// errors.
+    async fn request(&self, req: Req<'_>) -> Result<(reqwest::Response, String, &'static str), S3Error> {
         let resource = self.resource(req.key);
         let (url, host) = self.url(req.key, &req.query).map_err(|problem| S3Error::Protocol {
             op: req.op,
@@ -286,12 +314,8 @@ impl Client {
         if !req.body.is_empty() || req.method == Method::PUT || req.method == Method::POST {
             builder = builder.body(req.body);
         }
-        let transport = |e: reqwest::Error| self.transport_error(req.op, &resource, &e);
-        let response = builder.send().await.map_err(transport)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport)?.to_vec();
-        Ok(Resp { status, headers, body, resource, op: req.op })
+        let response = builder.send().await.map_err(|e| self.transport_error(req.op, &resource, &e))?;
+        Ok((response, resource, req.op))
     }
 
     fn transport_error(&self, op: &'static str, resource: &str, e: &reqwest::Error) -> S3Error {

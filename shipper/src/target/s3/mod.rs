@@ -445,6 +445,28 @@ impl S3Target {
         }
     }
 
+    /// The SHA-256 (hex) and size of the object `key`, hashed as its body arrives, or `None`
+    /// if there is none.
+    pub async fn hash(&self, key: &str) -> Result<Option<(String, u64)>, ShipError> {
+        use sha2::Digest;
+        let (mut hasher, mut size) = (sha2::Sha256::new(), 0u64);
+        let resp = self
+            .inner
+            .client
+            .send_streamed(Req::new("download", Method::GET, Some(key)), &mut |chunk| {
+                hasher.update(chunk);
+                size += chunk.len() as u64;
+            })
+            .await;
+        match resp {
+            Ok(r) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => Ok(None),
+            other => other
+                .and_then(|r| r.ok())
+                .map(|_| Some((hex::encode(hasher.finalize()), size)))
+                .map_err(|e| self.store_err(e)),
+        }
+    }
+
     /// Creates the object `key` with `body` unless something is there, and verifies it.
     pub(crate) async fn create(&self, key: &str, body: Vec<u8>) -> Result<crate::target::Created, ShipError> {
         use crate::target::Created;
