@@ -407,32 +407,51 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
     let mut bad = 0;
     for (ext, object) in &line.objects {
+        let sealed = match (unsealer, &object.plain, ext.strip_suffix(&format!(".{SEALED_EXT}"))) {
+            (Some(unsealer), Some(plain), Some(plain_ext)) => Some((unsealer, plain, plain_ext)),
+            _ => None,
+        };
+        let Some((unsealer, (plain_sha, plain_size), plain_ext)) = sealed else {
+            // Written as stored: copied straight into a temporary file, hashed on the way (a
+            // recording of a day-long call is gigabytes), renamed when it checks out.
+            let path = dir.join(format!("{name}.{ext}"));
+            match download(target, &object.key, &path, &object.sha256, object.size).await? {
+                Got::Missing => {
+                    outln!("{}: MISSING: the manifest names it, {} does not hold it", object.key, place(target))
+                }
+                Got::Written => {
+                    outln!("{}  {} bytes  sha256 ok", path.display(), object.size);
+                    continue;
+                }
+                Got::Mismatch { sha, size } => outln!(
+                    "{}: SHA-256 MISMATCH: {size} bytes with SHA-256 {sha}, the manifest records {} bytes with {}; not written",
+                    path.display(),
+                    object.size,
+                    object.sha256
+                ),
+            }
+            bad += 1;
+            continue;
+        };
+        // Sealed, to be decrypted: read whole (the decryption's input).
         let Some(body) = target.fetch(&object.key).await.with_context(|| format!("cannot fetch {}", object.key))?
         else {
             outln!("{}: MISSING: the manifest names it, {} does not hold it", object.key, place(target));
             bad += 1;
             continue;
         };
-        let path = dir.join(format!("{name}.{ext}"));
         let actual = hex::encode(Sha256::digest(&body));
         if actual != object.sha256 || body.len() as u64 != object.size {
             bad += 1;
             outln!(
                 "{}: SHA-256 MISMATCH: {} bytes with SHA-256 {actual}, the manifest records {} bytes with {}; not written",
-                path.display(),
+                dir.join(format!("{name}.{ext}")).display(),
                 body.len(),
                 object.size,
                 object.sha256
             );
             continue;
         }
-        let (Some(unsealer), Some((plain_sha, plain_size)), Some(plain_ext)) =
-            (unsealer, &object.plain, ext.strip_suffix(&format!(".{SEALED_EXT}")))
-        else {
-            write_then_rename(&path, &body)?;
-            outln!("{}  {} bytes  sha256 ok", path.display(), body.len());
-            continue;
-        };
         let path = dir.join(format!("{name}.{plain_ext}"));
         let plain = match unsealer.open(&body) {
             Ok(plain) => plain,
@@ -456,6 +475,43 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
         outln!("{}  {} bytes  decrypted, sha256 ok", path.display(), plain.len());
     }
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(PROBLEMS) })
+}
+
+/// What [`download`] did.
+enum Got {
+    /// The object is not there.
+    Missing,
+    /// It checked out and is at its path.
+    Written,
+    /// It did not check out (nothing written): what it holds.
+    Mismatch { sha: String, size: u64 },
+}
+
+/// Copies the object `key` to a hidden temporary name beside `path` and, if it has the SHA-256
+/// and size the manifest gives, fsyncs it and renames it to `path`; the temporary copy is
+/// removed otherwise.
+async fn download(target: &Target, key: &str, path: &Path, sha256: &str, size: u64) -> anyhow::Result<Got> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.part-{}", std::process::id()));
+    let got = async {
+        let Some((sha, got_size)) = target.download(key, &tmp).await.with_context(|| format!("cannot fetch {key}"))?
+        else {
+            return Ok(Got::Missing);
+        };
+        if sha != sha256 || got_size != size {
+            return Ok(Got::Mismatch { sha, size: got_size });
+        }
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write '{}'", path.display()))?;
+        Ok(Got::Written)
+    }
+    .await;
+    if !matches!(got, Ok(Got::Written)) {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    got
 }
 
 /// Writes `body` to a hidden temporary name beside `path`, fsyncs it and renames it to `path`.

@@ -416,9 +416,10 @@ fn split_recordings_verify_party_by_party() {
     assert!(problems(&report, "missing").is_empty(), "{report:#}");
 }
 
-/// A long recording (a 2-hour call: 230 MB of WAV) is verified as it is read, never held in
-/// memory: `archive verify` stays far below the object's size (peak RSS from `/usr/bin/time`),
-/// and a byte altered in its middle is still found.
+/// A long recording (a 2-hour call: 230 MB of WAV) is verified and fetched as it is read, never
+/// held in memory: `archive verify` and `archive get` stay far below the object's size (peak
+/// RSS from `/usr/bin/time`), and a byte altered in its middle is still found (and the copy
+/// not written).
 fn a_long_recording_is_verified_as_it_is_read(store: &Store) {
     let dir = tempfile::tempdir().unwrap();
     store.create_bucket();
@@ -436,14 +437,15 @@ fn a_long_recording_is_verified_as_it_is_read(store: &Store) {
         let err = String::from_utf8_lossy(&out.stderr);
         err.lines().rev().find_map(|l| l.strip_prefix("peak_kib=")).unwrap().trim().parse().unwrap()
     };
-    let timed_verify = || {
+    let timed = |args: &[&str]| {
         Command::new("/usr/bin/time")
-            .args(["-f", "peak_kib=%M", env!("CARGO_BIN_EXE_callvault"), "archive", "verify", "2025-01-01", "--json"])
-            .args(["--output", data.to_str().unwrap()])
+            .args(["-f", "peak_kib=%M", env!("CARGO_BIN_EXE_callvault"), "archive"])
+            .args(args)
             .args(store.args())
             .output()
             .unwrap()
     };
+    let timed_verify = || timed(&["verify", "2025-01-01", "--json", "--output", data.to_str().unwrap()]);
     let out = timed_verify();
     assert!(out.status.success(), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -451,6 +453,17 @@ fn a_long_recording_is_verified_as_it_is_read(store: &Store) {
     let peak = peak_kib(&out);
     eprintln!("archive verify: peak RSS {peak} KiB for an object of {size} bytes");
     assert!(peak * 1024 < size as u64 / 4, "peak RSS {peak} KiB verifying an object of {size} bytes");
+
+    // `archive get` copies it as it reads it, and checks it.
+    let key = wav.strip_suffix(".wav").unwrap();
+    let got = dir.path().join("got");
+    let out = timed(&["get", key, "--dir", got.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let name = wav.rsplit('/').next().unwrap();
+    assert!(std::fs::read(got.join(name)).unwrap() == store.read(&wav), "the copy differs");
+    let peak = peak_kib(&out);
+    eprintln!("archive get: peak RSS {peak} KiB for an object of {size} bytes");
+    assert!(peak * 1024 < size as u64 / 4, "peak RSS {peak} KiB getting an object of {size} bytes");
 
     let mut bytes = store.read(&wav);
     bytes[size / 2] ^= 0x40;
@@ -463,6 +476,12 @@ fn a_long_recording_is_verified_as_it_is_read(store: &Store) {
     assert_eq!(altered.len(), 1, "{altered:#?}");
     assert_eq!(altered[0].0, store.key(&wav));
     assert!(altered[0].1.contains(&format!("holds {size} bytes")), "{altered:#?}");
+    // Altered: not written, no partial copy left.
+    std::fs::remove_dir_all(&got).unwrap();
+    let out = timed(&["get", key, "--dir", got.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SHA-256 MISMATCH"), "{}", text(&out));
+    assert_eq!(common::files(&got), [format!("{}.json", name.strip_suffix(".wav").unwrap())], "{}", text(&out));
 }
 
 #[test]

@@ -29,7 +29,7 @@ thread_local! {
 
 /// Runs `f` with this thread's read buffer, `len` bytes of it (a caller that hashes in turn,
 /// which none does, gets a buffer of its own).
-fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+pub fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     BUF.with(|cell| {
         let mut own = Vec::new();
         let mut held = cell.try_borrow_mut();
@@ -61,6 +61,39 @@ pub fn hash_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
         }
         Ok((hex::encode(hasher.finalize()), size))
     })
+}
+
+/// A writer that hashes what goes through it to `inner`: a copy and its SHA-256 in one pass.
+#[derive(Debug)]
+pub struct Tee<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: io::Write> Tee<W> {
+    /// Hashes what is written to `inner`.
+    pub fn new(inner: W) -> Tee<W> {
+        Tee { inner, hasher: Sha256::new(), size: 0 }
+    }
+
+    /// Lowercase hex SHA-256 and the size of what was written.
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.size)
+    }
+}
+
+impl<W: io::Write> io::Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Lowercase hex SHA-256 and the size of the file at `path`.
@@ -337,6 +370,20 @@ mod lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tee_copies_and_hashes_in_one_pass() {
+        use std::io::Write;
+        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut tee = Tee::new(Vec::new());
+        for chunk in data.chunks(4097) {
+            tee.write_all(chunk).unwrap();
+        }
+        let want = hash_reader(data.as_slice()).unwrap();
+        let copy = tee.inner.clone();
+        assert_eq!(tee.finish(), want);
+        assert!(copy == data);
+    }
 
     #[test]
     fn hash_matches_known_vectors() {

@@ -368,6 +368,15 @@ pub enum ShipError {
         #[source]
         source: io::Error,
     },
+    /// A copy of an object being downloaded cannot be written.
+    #[error("cannot write {path}; check that its directory is writable and not full")]
+    Download {
+        /// The copy.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// A spooled file of the entry cannot be read.
     #[error("cannot read spooled file {path}; check that the spool filesystem is mounted and readable")]
     Source {
@@ -442,7 +451,7 @@ impl ShipError {
     /// How the shipper should react: retry the target, retry the entry, or give up on the target.
     pub fn disposition(&self) -> Disposition {
         match self {
-            ShipError::Archive { source, .. } => io_disposition(source),
+            ShipError::Archive { source, .. } | ShipError::Download { source, .. } => io_disposition(source),
             ShipError::Source { .. }
             | ShipError::SourceMismatch { .. }
             | ShipError::CopyMismatch { .. }
@@ -456,14 +465,15 @@ impl ShipError {
     }
 
     /// A short stable name of the failure's kind (a metrics label): `config`, `s3_config`,
-    /// `store`, `archive`, `source`, `source_mismatch`, `copy_mismatch`, `conflict`, `manifest`,
-    /// `spool`, `internal` or `start`.
+    /// `store`, `archive`, `download`, `source`, `source_mismatch`, `copy_mismatch`, `conflict`,
+    /// `manifest`, `spool`, `internal` or `start`.
     pub fn kind(&self) -> &'static str {
         match self {
             ShipError::Config { .. } => "config",
             ShipError::S3Config { .. } => "s3_config",
             ShipError::Store { .. } => "store",
             ShipError::Archive { .. } => "archive",
+            ShipError::Download { .. } => "download",
             ShipError::Source { .. } => "source",
             ShipError::SourceMismatch { .. } => "source_mismatch",
             ShipError::CopyMismatch { .. } => "copy_mismatch",

@@ -7,7 +7,7 @@
 //! listing leaves out the hidden `.part-` files of copies in progress.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use super::local::is_part_name;
@@ -123,6 +123,19 @@ impl Target {
                 let dir = dir.clone();
                 let key = key.to_owned();
                 blocking(&dir.clone(), move || dir.hash_blocking(&key)).await
+            }
+        }
+    }
+
+    /// Copies the object `key` into `dest` (created, or emptied), hashing it on the way, and
+    /// returns its SHA-256 (hex) and size; `None` if there is no such object. Never holds the
+    /// object in memory; `dest` is not synced.
+    pub async fn download(&self, key: &str, dest: &Path) -> Result<Option<(String, u64)>, ShipError> {
+        match self {
+            Target::S3(s3) => s3.download(key, dest).await,
+            Target::LocalDir(dir) => {
+                let (dir, key, dest) = (dir.clone(), key.to_owned(), dest.to_owned());
+                blocking(&dir.clone(), move || dir.download_blocking(&key, &dest)).await
             }
         }
     }
@@ -266,6 +279,32 @@ impl LocalDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.archive_err("read", &path, e)),
         }
+    }
+
+    fn download_blocking(&self, key: &str, dest: &Path) -> Result<Option<(String, u64)>, ShipError> {
+        if !plain_path(key) {
+            return Err(self.invalid_key(key));
+        }
+        let path = self.dir().join(key);
+        let mut from = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.archive_err("read", &path, e)),
+        };
+        let to = File::create(dest).map_err(|e| ShipError::Download { path: dest.to_owned(), source: e })?;
+        let mut tee = filehash::Tee::new(to);
+        filehash::with_buf(filehash::IO_BUF, |buf| {
+            loop {
+                let n = match from.read(buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.archive_err("read", &path, e)),
+                };
+                tee.write_all(&buf[..n]).map_err(|e| ShipError::Download { path: dest.to_owned(), source: e })?;
+            }
+        })?;
+        Ok(Some(tee.finish()))
     }
 
     fn create_blocking(&self, key: &str, body: &[u8]) -> Result<Created, ShipError> {

@@ -467,6 +467,32 @@ impl S3Target {
         }
     }
 
+    /// Copies the object `key` into `dest` as its body arrives, hashing it: its SHA-256 (hex)
+    /// and size, or `None` if there is none.
+    pub async fn download(&self, key: &str, dest: &std::path::Path) -> Result<Option<(String, u64)>, ShipError> {
+        use std::io::Write;
+        let file = std::fs::File::create(dest).map_err(|e| ShipError::Download { path: dest.to_owned(), source: e })?;
+        let mut tee = filehash::Tee::new(std::io::BufWriter::with_capacity(filehash::IO_BUF, file));
+        let mut failed = None;
+        let resp = self
+            .inner
+            .client
+            .send_streamed(Req::new("download", Method::GET, Some(key)), &mut |chunk| {
+                if failed.is_none() {
+                    failed = tee.write_all(chunk).err();
+                }
+            })
+            .await;
+        let found = match resp {
+            Ok(r) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => false,
+            other => other.and_then(|r| r.ok()).map(|_| true).map_err(|e| self.store_err(e))?,
+        };
+        if let Some(e) = failed.or_else(|| tee.flush().err()) {
+            return Err(ShipError::Download { path: dest.to_owned(), source: e });
+        }
+        Ok(found.then(|| tee.finish()))
+    }
+
     /// Creates the object `key` with `body` unless something is there, and verifies it.
     pub(crate) async fn create(&self, key: &str, body: Vec<u8>) -> Result<crate::target::Created, ShipError> {
         use crate::target::Created;
