@@ -20,7 +20,7 @@ pub(super) const CACHE_MAX: u64 = 1 << 30;
 pub(crate) struct Remote {
     target: S3Target,
     cache: PathBuf,
-    /// One fetch at a time: each holds a whole object in memory until it is checked.
+    /// One fetch at a time (a file asked for twice is fetched once).
     fetching: tokio::sync::Mutex<()>,
 }
 
@@ -54,7 +54,7 @@ impl Remote {
             return Ok(path);
         }
         let object = self.target.object_key(key, ext);
-        let place = format!("{}/{object}", self.target.location());
+        let place = format!("s3://{}/{object}", self.target.bucket());
         let bad_gateway = |what: String| {
             tracing::error!("{what}");
             Failure(StatusCode::BAD_GATEWAY, what)
@@ -69,34 +69,38 @@ impl Remote {
             }
             Err(e) => return Err(bad_gateway(format!("cannot reach the archive for {place}: {e}"))),
         }
-        let body = self.target.get(&object).await.map_err(|e| bad_gateway(format!("cannot fetch {place}: {e}")))?;
-        let (got, _) = filehash::hash_reader(body.as_slice()).map_err(|e| bad_gateway(e.to_string()))?;
-        if got != sha256 {
-            return Err(bad_gateway(format!(
-                "the archive's copy {place} does not match its call record (SHA-256 {got}, the record says \
-                 {sha256}): not served"
-            )));
-        }
-        let store = |path: &Path| -> std::io::Result<()> {
-            std::fs::create_dir_all(path.parent().expect("under the cache"))?;
-            let tmp = path.with_extension(format!("{ext}.part"));
-            std::fs::write(&tmp, &body)?;
-            std::fs::rename(&tmp, path)
-        };
-        store(&path).map_err(|e| {
+        let cannot_cache = |e: std::io::Error| {
             Failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot cache {key}.{ext} in {}: {e}", self.cache.display()),
             )
-        })?;
-        tracing::info!("fetched {place} ({} bytes, SHA-256 checked) for the API", body.len());
-        prune(&self.cache, CACHE_MAX);
+        };
+        std::fs::create_dir_all(path.parent().expect("under the cache")).map_err(cannot_cache)?;
+        // Copied to a temporary name as it arrives, hashed on the way; renamed once it checks out.
+        let tmp = path.with_extension(format!("{ext}.part"));
+        let fetched = self.target.download(&object, &tmp).await;
+        let checked = match fetched {
+            Ok(Some((got, size))) if got == sha256 => std::fs::rename(&tmp, &path).map(|()| size).map_err(cannot_cache),
+            Ok(Some((got, _))) => Err(bad_gateway(format!(
+                "the archive's copy {place} does not match its call record (SHA-256 {got}, the record says \
+                 {sha256}): not served"
+            ))),
+            Ok(None) => Err(bad_gateway(format!("{place} went away while it was fetched"))),
+            Err(e) => Err(bad_gateway(format!("cannot fetch {place}: {e}"))),
+        };
+        if checked.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        let size = checked?;
+        tracing::info!("fetched {place} ({size} bytes, SHA-256 checked) for the API");
+        prune(&self.cache, CACHE_MAX, &path);
         Ok(path)
     }
 }
 
-/// Removes the least recently written files under `dir` until at most `max` bytes are left.
-fn prune(dir: &Path, max: u64) {
+/// Removes the least recently written files under `dir` until at most `max` bytes are left,
+/// never `keep` (the file just fetched, to be served, larger than `max` as it may be).
+fn prune(dir: &Path, max: u64, keep: &Path) {
     let mut files = Vec::new();
     walk(dir, &mut files);
     let mut total: u64 = files.iter().map(|(_, size, _)| size).sum();
@@ -104,6 +108,9 @@ fn prune(dir: &Path, max: u64) {
     for (path, size, _) in files {
         if total <= max {
             break;
+        }
+        if path == keep {
+            continue;
         }
         if std::fs::remove_file(&path).is_ok() {
             total -= size;
@@ -136,8 +143,16 @@ mod tests {
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
             std::fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
         }
-        prune(dir.path(), 250);
+        prune(dir.path(), 250, &dir.path().join("b/3.wav"));
         assert!(!dir.path().join("a/1.wav").exists());
         assert!(dir.path().join("b/2.wav").exists() && dir.path().join("b/3.wav").exists());
+        // The file just fetched stays, whatever its size: the older ones go.
+        let big = dir.path().join("c/4.wav");
+        std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+        std::fs::write(&big, vec![0u8; 400]).unwrap();
+        std::fs::File::options().write(true).open(&big).unwrap().set_modified(std::time::UNIX_EPOCH).unwrap();
+        prune(dir.path(), 250, &big);
+        assert!(big.exists());
+        assert!(!dir.path().join("b/2.wav").exists() && !dir.path().join("b/3.wav").exists());
     }
 }

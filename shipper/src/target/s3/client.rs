@@ -255,7 +255,11 @@ impl Client {
 
     /// [`Client::send`], the body of a successful (2xx) answer handed to `sink` as it arrives
     /// instead of gathered (the [`Resp`]'s is empty); any other answer's body is gathered.
-    pub(crate) async fn send_streamed(&self, req: Req<'_>, sink: &mut dyn FnMut(&[u8])) -> Result<Resp, S3Error> {
+    pub(crate) async fn send_streamed(
+        &self,
+        req: Req<'_>,
+        sink: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<Resp, S3Error> {
         let (mut response, resource, op) = self.request(req).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
