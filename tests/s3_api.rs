@@ -75,7 +75,8 @@ fn audio_gone_from_the_box_is_fetched_from_s3_checked_and_served() {
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callvault"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--output"]).arg(&data).args(s3).env_remove("CALLVAULT_CONFIG");
-    let (mut serve, base) = common::start_serve(cmd);
+    let (serve, base) = common::start_serve(cmd);
+    let serve = Serving(serve);
     let id = |w: &Path| w.file_stem().unwrap().to_str().unwrap().to_owned();
 
     // The first call: fetched, identical to what was recorded, by Range too.
@@ -119,13 +120,25 @@ fn audio_gone_from_the_box_is_fetched_from_s3_checked_and_served() {
     let said = String::from_utf8_lossy(&body);
     assert_eq!(status, 502, "{said}");
     assert!(said.contains("does not match its call record"), "{said}");
-    let _ = serve.kill();
-    let _ = serve.wait();
+    // Nothing of it is left in the cache: the first call's file only.
+    assert_eq!(walk(&data.join("cache")), std::slice::from_ref(&fetched));
+    drop(serve);
     // The two downloads served were audited (the refused one served nothing).
     let logs: Vec<_> =
         walk(&data.join("audit")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
     let lines: usize = logs.iter().map(|l| std::fs::read_to_string(l).unwrap().lines().count()).sum();
     assert_eq!(lines, 2, "{logs:?}");
+}
+
+/// The `serve` process, stopped when the test ends, passed or failed (its output pipe would
+/// otherwise keep the test's open).
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
