@@ -6,7 +6,6 @@
 
 use crate::out::outln;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +14,7 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 use shipper::target::manifest::{MANIFEST_DIR, ManifestLine, split_batch};
-use shipper::target::seal::{SEALED_EXT, Unsealer};
+use shipper::target::seal::{SEALED_EXT, Unsealer, Unsealing};
 use shipper::target::verify::{self, Known, Report};
 use shipper::{LocalDir, Spool, Target};
 
@@ -433,46 +432,37 @@ async fn get(target: &Target, key: &str, dir: &Path, unsealer: Option<&Unsealer>
             bad += 1;
             continue;
         };
-        // Sealed, to be decrypted: read whole (the decryption's input).
-        let Some(body) = target.fetch(&object.key).await.with_context(|| format!("cannot fetch {}", object.key))?
-        else {
-            outln!("{}: MISSING: the manifest names it, {} does not hold it", object.key, place(target));
-            bad += 1;
-            continue;
-        };
-        let actual = hex::encode(Sha256::digest(&body));
-        if actual != object.sha256 || body.len() as u64 != object.size {
-            bad += 1;
-            outln!(
-                "{}: SHA-256 MISMATCH: {} bytes with SHA-256 {actual}, the manifest records {} bytes with {}; not written",
-                dir.join(format!("{name}.{ext}")).display(),
-                body.len(),
-                object.size,
-                object.sha256
-            );
-            continue;
+        // Sealed, to be decrypted: the ciphertext copied beside (hidden) and checked, then
+        // decrypted as it is read into the plaintext's temporary name.
+        let stored = dir.join(format!(".{name}.{ext}.sealed-{}", std::process::id()));
+        match download(target, &object.key, &stored, &object.sha256, object.size).await? {
+            Got::Written => {}
+            Got::Missing => {
+                outln!("{}: MISSING: the manifest names it, {} does not hold it", object.key, place(target));
+                bad += 1;
+                continue;
+            }
+            Got::Mismatch { sha, size } => {
+                outln!(
+                    "{}: SHA-256 MISMATCH: {size} bytes with SHA-256 {sha}, the manifest records {} bytes with {}; not written",
+                    dir.join(format!("{name}.{ext}")).display(),
+                    object.size,
+                    object.sha256
+                );
+                bad += 1;
+                continue;
+            }
         }
         let path = dir.join(format!("{name}.{plain_ext}"));
-        let plain = match unsealer.open(&body) {
-            Ok(plain) => plain,
+        let opened = unseal_then_rename(unsealer, &stored, &path, plain_sha, *plain_size);
+        let _ = std::fs::remove_file(&stored);
+        match opened? {
+            Ok(size) => outln!("{}  {size} bytes  decrypted, sha256 ok", path.display()),
             Err(why) => {
                 bad += 1;
                 outln!("{}: {why}; not written", path.display());
-                continue;
             }
-        };
-        let actual = hex::encode(Sha256::digest(&plain));
-        if &actual != plain_sha || plain.len() as u64 != *plain_size {
-            bad += 1;
-            outln!(
-                "{}: PLAINTEXT SHA-256 MISMATCH: decrypts to {} bytes with SHA-256 {actual}, the manifest records {plain_size} bytes with {plain_sha}; not written",
-                path.display(),
-                plain.len(),
-            );
-            continue;
         }
-        write_then_rename(&path, &plain)?;
-        outln!("{}  {} bytes  decrypted, sha256 ok", path.display(), plain.len());
     }
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(PROBLEMS) })
 }
@@ -514,16 +504,41 @@ async fn download(target: &Target, key: &str, path: &Path, sha256: &str, size: u
     got
 }
 
-/// Writes `body` to a hidden temporary name beside `path`, fsyncs it and renames it to `path`.
-fn write_then_rename(path: &Path, body: &[u8]) -> anyhow::Result<()> {
+/// Decrypts the sealed file `stored` into a hidden temporary name beside `path` as it reads it
+/// and, if the plaintext has the SHA-256 and size the manifest gives, fsyncs it and renames it
+/// to `path`: `Ok(Ok(size))`; `Ok(Err(why))` when it does not open or check out (nothing
+/// written).
+fn unseal_then_rename(
+    unsealer: &Unsealer,
+    stored: &Path,
+    path: &Path,
+    sha256: &str,
+    size: u64,
+) -> anyhow::Result<Result<u64, String>> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.part-{}", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(body).and_then(|()| f.sync_all()));
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+    let cannot_write = || format!("cannot write '{}'", path.display());
+    let result = (|| {
+        let sealed = std::fs::File::open(stored).with_context(|| format!("cannot read '{}'", stored.display()))?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(cannot_write)?);
+        match unsealer.open_into(sealed, &mut out) {
+            Err(Unsealing::Open(why)) => return Ok(Err(why)),
+            Err(Unsealing::Write(e)) => return Err(e).with_context(cannot_write),
+            Ok((got, got_size)) if got != sha256 || got_size != size => {
+                return Ok(Err(format!(
+                    "PLAINTEXT SHA-256 MISMATCH: decrypts to {got_size} bytes with SHA-256 {got}, the manifest records {size} bytes with {sha256}"
+                )));
+            }
+            Ok(_) => {}
+        }
+        let out = out.into_inner().map_err(|e| e.into_error()).with_context(cannot_write)?;
+        out.sync_all().and_then(|()| std::fs::rename(&tmp, path)).with_context(cannot_write)?;
+        Ok(Ok(size))
+    })();
+    if !matches!(result, Ok(Ok(_))) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write '{}'", path.display()));
     }
-    Ok(())
+    result
 }
 
 /// What the recorder's data directory knows of `days`: the recordings in its spool (the record's

@@ -198,6 +198,8 @@ fn sealed_round_trip(store: &Store, dir: &Path) {
         assert!(out.stdout == *plain, "{key}.{ext}: age -d gave other bytes");
     }
     assert!(!dir.join("no").exists() || common::files(&dir.join("no")).is_empty());
+    // Only the decrypted files are left where they were written: no ciphertext or partial copy.
+    assert!(common::files(&got).iter().all(|f| !f.contains("/.") && !f.starts_with('.')), "{:?}", common::files(&got));
 
     // A second replay of the same capture stores nothing new.
     let before = (objects(store), store.manifests(DAY));

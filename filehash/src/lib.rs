@@ -79,7 +79,12 @@ impl<W: io::Write> Tee<W> {
 
     /// Lowercase hex SHA-256 and the size of what was written.
     pub fn finish(self) -> (String, u64) {
-        (hex::encode(self.hasher.finalize()), self.size)
+        self.into_parts().1
+    }
+
+    /// The writer, and the lowercase hex SHA-256 and size of what was written.
+    pub fn into_parts(self) -> (W, (String, u64)) {
+        (self.inner, (hex::encode(self.hasher.finalize()), self.size))
     }
 }
 

@@ -119,14 +119,44 @@ impl Unsealer {
     /// The plaintext of a sealed object; the error says whether no identity fits or the
     /// ciphertext is damaged.
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, String> {
-        let decryptor = age::Decryptor::new_buffered(sealed).map_err(|e| format!("not an age file: {e}"))?;
-        let mut reader = decryptor
-            .decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-            .map_err(|e| format!("cannot decrypt: {e}"))?;
         let mut plain = Vec::with_capacity(sealed.len());
-        reader.read_to_end(&mut plain).map_err(|e| format!("the ciphertext is damaged: {e}"))?;
+        self.open_into(sealed, &mut plain).map_err(|e| e.to_string())?;
         Ok(plain)
     }
+
+    /// Decrypts `sealed` into `out` as it is read (never holding either whole): the SHA-256
+    /// (hex) and size of the plaintext written.
+    pub fn open_into(&self, sealed: impl Read, out: impl Write) -> Result<(String, u64), Unsealing> {
+        let decryptor = age::Decryptor::new_buffered(BufReader::new(sealed))
+            .map_err(|e| Unsealing::Open(format!("not an age file: {e}")))?;
+        let mut reader = decryptor
+            .decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| Unsealing::Open(format!("cannot decrypt: {e}")))?;
+        let mut tee = filehash::Tee::new(out);
+        filehash::with_buf(filehash::IO_BUF, |buf| {
+            loop {
+                let n = match reader.read(buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Unsealing::Open(format!("the ciphertext is damaged: {e}"))),
+                };
+                tee.write_all(&buf[..n]).map_err(Unsealing::Write)?;
+            }
+        })?;
+        Ok(tee.finish())
+    }
+}
+
+/// Why [`Unsealer::open_into`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsealing {
+    /// No identity fits, or the ciphertext is damaged (said how).
+    #[error("{0}")]
+    Open(String),
+    /// The plaintext could not be written.
+    #[error("cannot write the plaintext: {0}")]
+    Write(io::Error),
 }
 
 /// The key a sealed archive stores a recording under: the spool key without its parties,
@@ -205,8 +235,7 @@ fn seal_file(sealing: &Sealing, plain: &EntryFile, source: &Path, dest: &Path) -
     let tmp = dest.with_file_name(format!(".{name}.part-{:016x}", random_u64()));
     let result = (|| {
         let output = File::create_new(&tmp).map_err(|e| spool_err("create", &tmp, e))?;
-        let mut writer =
-            HashingWriter { inner: io::BufWriter::with_capacity(1 << 16, output), hasher: Sha256::new(), written: 0 };
+        let mut writer = filehash::Tee::new(io::BufWriter::with_capacity(1 << 16, output));
         let (read_sha, read_size) =
             sealing.encrypt(input, &mut writer).map_err(|e| spool_err("encrypt into", &tmp, e))?;
         if read_sha != plain.sha256 || read_size != plain.size {
@@ -216,12 +245,13 @@ fn seal_file(sealing: &Sealing, plain: &EntryFile, source: &Path, dest: &Path) -
                 actual: read_sha,
             });
         }
-        let output = writer.inner.into_inner().map_err(|e| spool_err("write", &tmp, e.into_error()))?;
+        let (buffered, sealed) = writer.into_parts();
+        let output = buffered.into_inner().map_err(|e| spool_err("write", &tmp, e.into_error()))?;
         output.sync_all().map_err(|e| spool_err("sync", &tmp, e))?;
         fs::rename(&tmp, dest).map_err(|e| spool_err("rename", dest, e))?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         sync_dir(&StdFs, dir).map_err(|e| spool_err("sync", dir, e))?;
-        Ok((hex::encode(writer.hasher.finalize()), writer.written))
+        Ok(sealed)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -324,25 +354,6 @@ impl<R: Read> Read for HashingReader<R> {
         self.hasher.update(&buf[..n]);
         self.read += n as u64;
         Ok(n)
-    }
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
