@@ -29,7 +29,7 @@ thread_local! {
 
 /// Runs `f` with this thread's read buffer, `len` bytes of it (a caller that hashes in turn,
 /// which none does, gets a buffer of its own).
-pub fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     BUF.with(|cell| {
         let mut own = Vec::new();
         let mut held = cell.try_borrow_mut();
@@ -99,6 +99,35 @@ impl<W: io::Write> io::Write for Tee<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// Which side of [`copy_hashed`] failed.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading.
+    Read(io::Error),
+    /// Writing.
+    Write(io::Error),
+}
+
+/// Copies everything `reader` yields into `writer`, hashing it on the way: its lowercase hex
+/// SHA-256 and size.
+pub fn copy_hashed(mut reader: impl Read, writer: impl io::Write) -> Result<(String, u64), CopyError> {
+    use io::Write;
+    let mut tee = Tee::new(writer);
+    with_buf(IO_BUF, |buf| {
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CopyError::Read(e)),
+            };
+            tee.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        }
+    })?;
+    tee.flush().map_err(CopyError::Write)?;
+    Ok(tee.finish())
 }
 
 /// Lowercase hex SHA-256 and the size of the file at `path`.
@@ -388,6 +417,13 @@ mod tests {
         let copy = tee.inner.clone();
         assert_eq!(tee.finish(), want);
         assert!(copy == data);
+        let mut out = Vec::new();
+        assert_eq!(copy_hashed(data.as_slice(), &mut out).unwrap(), want);
+        assert!(out == data);
+        // A writer that fails is named as the side that failed.
+        let mut small = [0u8; 10];
+        let full = std::io::Cursor::new(&mut small[..]);
+        assert!(matches!(copy_hashed(data.as_slice(), full), Err(CopyError::Write(_))));
     }
 
     #[test]

@@ -132,19 +132,10 @@ impl Unsealer {
         let mut reader = decryptor
             .decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
             .map_err(|e| Unsealing::Open(format!("cannot decrypt: {e}")))?;
-        let mut tee = filehash::Tee::new(out);
-        filehash::with_buf(filehash::IO_BUF, |buf| {
-            loop {
-                let n = match reader.read(buf) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Unsealing::Open(format!("the ciphertext is damaged: {e}"))),
-                };
-                tee.write_all(&buf[..n]).map_err(Unsealing::Write)?;
-            }
-        })?;
-        Ok(tee.finish())
+        filehash::copy_hashed(&mut reader, out).map_err(|e| match e {
+            filehash::CopyError::Read(e) => Unsealing::Open(format!("the ciphertext is damaged: {e}")),
+            filehash::CopyError::Write(e) => Unsealing::Write(e),
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 //! listing leaves out the hidden `.part-` files of copies in progress.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::local::is_part_name;
@@ -257,54 +257,35 @@ impl LocalDir {
         Ok(out)
     }
 
-    fn fetch_blocking(&self, key: &str) -> Result<Option<Vec<u8>>, ShipError> {
+    /// `read` of the object `key`'s file; `None` if there is none.
+    fn read_object<T>(&self, key: &str, read: impl FnOnce(&Path) -> io::Result<T>) -> Result<Option<T>, ShipError> {
         if !plain_path(key) {
             return Err(self.invalid_key(key));
         }
         let path = self.dir().join(key);
-        match fs::read(&path) {
-            Ok(body) => Ok(Some(body)),
+        match read(&path) {
+            Ok(got) => Ok(Some(got)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.archive_err("read", &path, e)),
         }
+    }
+
+    fn fetch_blocking(&self, key: &str) -> Result<Option<Vec<u8>>, ShipError> {
+        self.read_object(key, |path| fs::read(path))
     }
 
     fn hash_blocking(&self, key: &str) -> Result<Option<(String, u64)>, ShipError> {
-        if !plain_path(key) {
-            return Err(self.invalid_key(key));
-        }
-        let path = self.dir().join(key);
-        match filehash::hash_file(&path) {
-            Ok(hashed) => Ok(Some(hashed)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.archive_err("read", &path, e)),
-        }
+        self.read_object(key, filehash::hash_file)
     }
 
     fn download_blocking(&self, key: &str, dest: &Path) -> Result<Option<(String, u64)>, ShipError> {
-        if !plain_path(key) {
-            return Err(self.invalid_key(key));
-        }
-        let path = self.dir().join(key);
-        let mut from = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.archive_err("read", &path, e)),
-        };
+        let Some(from) = self.read_object(key, |path| File::open(path))? else { return Ok(None) };
         let to = File::create(dest).map_err(|e| ShipError::Download { path: dest.to_owned(), source: e })?;
-        let mut tee = filehash::Tee::new(to);
-        filehash::with_buf(filehash::IO_BUF, |buf| {
-            loop {
-                let n = match from.read(buf) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(self.archive_err("read", &path, e)),
-                };
-                tee.write_all(&buf[..n]).map_err(|e| ShipError::Download { path: dest.to_owned(), source: e })?;
-            }
-        })?;
-        Ok(Some(tee.finish()))
+        match filehash::copy_hashed(from, to) {
+            Ok(copied) => Ok(Some(copied)),
+            Err(filehash::CopyError::Read(e)) => Err(self.archive_err("read", &self.dir().join(key), e)),
+            Err(filehash::CopyError::Write(e)) => Err(ShipError::Download { path: dest.to_owned(), source: e }),
+        }
     }
 
     fn create_blocking(&self, key: &str, body: &[u8]) -> Result<Created, ShipError> {
