@@ -246,7 +246,7 @@ impl Client {
     /// Signs and sends `req`; any status is returned as a [`Resp`], a failure to get one as an
     /// error.
     pub(crate) async fn send(&self, req: Req<'_>) -> Result<Resp, S3Error> {
-        let (response, resource, op) = self.request(req).await?;
+        let (response, resource, op) = self.request(req, false).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| self.transport_error(op, &resource, &e))?.to_vec();
@@ -260,7 +260,7 @@ impl Client {
         req: Req<'_>,
         sink: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<Resp, S3Error> {
-        let (mut response, resource, op) = self.request(req).await?;
+        let (mut response, resource, op) = self.request(req, true).await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let transport = |e: reqwest::Error| self.transport_error(op, &resource, &e);
@@ -276,8 +276,12 @@ impl Client {
     }
 
     /// Signs and sends `req`: the response, its headers read, and what names the request in
-    /// errors.
-    async fn request(&self, req: Req<'_>) -> Result<(reqwest::Response, String, &'static str), S3Error> {
+    /// errors. The whole exchange is limited in time unless its answer is `streamed`.
+    pub(crate) async fn request(
+        &self,
+        req: Req<'_>,
+        streamed: bool,
+    ) -> Result<(reqwest::Response, String, &'static str), S3Error> {
         let resource = self.resource(req.key);
         let (url, host) = self.url(req.key, &req.query).map_err(|problem| S3Error::Protocol {
             op: req.op,
@@ -307,8 +311,11 @@ impl Client {
         if let Some(pacer) = &self.pacer {
             pacer.pace(bytes).await;
         }
-        let mut builder =
-            self.http.request(req.method.clone(), url).timeout(self.timeout + Duration::from_secs(bytes / MIN_RATE));
+        let mut builder = self.http.request(req.method.clone(), url);
+        if !streamed {
+            // A streamed answer may be gigabytes: only a stall (the client's read timeout) ends it.
+            builder = builder.timeout(self.timeout + Duration::from_secs(bytes / MIN_RATE));
+        }
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }

@@ -691,6 +691,76 @@ fn hex_to_base64(hex_text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A streamed answer is limited by stalls, not by its length: with a request timeout of
+    /// 300 ms, a 16 MiB object read slowly (over seconds) downloads whole and hashes right, where
+    /// a gathered answer of the same object in the same time fails. Against the real test
+    /// server (`scripts/s3-server.sh`); skipped without it.
+    #[test]
+    fn a_long_download_is_limited_by_stalls_not_by_its_length() {
+        use sha2::Digest;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (Some(endpoint), Some(id), Some(secret)) =
+            (var("CALLVAULT_S3_ENDPOINT"), var("CALLVAULT_S3_ACCESS_KEY"), var("CALLVAULT_S3_SECRET_KEY"))
+        else {
+            println!("skipped: a_long_download_is_limited_by_stalls_not_by_its_length: no S3 test server");
+            return;
+        };
+        let bucket = format!("cv-stream-{:016x}", crate::fsutil::random_u64());
+        let mut cfg = S3Config::new("s3", &bucket, "us-east-1", Credentials::new(&id, &secret, None));
+        cfg.endpoint = Some(endpoint);
+        cfg.ca_file = var("CALLVAULT_S3_CA").map(Into::into);
+        cfg.path_style = true;
+        let writer = S3Target::new(cfg.clone()).unwrap();
+        cfg.request_timeout = Duration::from_millis(300);
+        let t = S3Target::new(cfg).unwrap();
+        let body: Vec<u8> = (0..16u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        let want = hex::encode(sha2::Sha256::digest(&body));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            writer.create_bucket(false).await.unwrap();
+            writer.create("big.bin", body).await.unwrap();
+            let started = std::time::Instant::now();
+            // A slow reader: 100 ms for every MiB (1.6 s in all).
+            let pace = |read: &mut u64, n: usize| {
+                let before = *read >> 20;
+                *read += n as u64;
+                for _ in before..*read >> 20 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            };
+            let (mut hasher, mut read) = (sha2::Sha256::new(), 0u64);
+            let resp = t
+                .inner
+                .client
+                .send_streamed(Req::new("download", Method::GET, Some("big.bin")), &mut |chunk| {
+                    hasher.update(chunk);
+                    pace(&mut read, chunk.len());
+                })
+                .await
+                .unwrap();
+            assert_eq!(resp.status, 200);
+            assert_eq!(hex::encode(hasher.finalize()), want);
+            assert!(started.elapsed() > Duration::from_secs(1), "the reading was not slow: {:?}", started.elapsed());
+            // Gathered, the same answer must come within the request's time: a slow network
+            // (here a paced reader) fails it.
+            let (resp, _, _) =
+                t.inner.client.request(Req::new("download", Method::GET, Some("big.bin")), false).await.unwrap();
+            let mut resp = resp;
+            let (mut failed, mut read) = (false, 0u64);
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => pace(&mut read, chunk.len()),
+                    Ok(None) => break,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            assert!(failed, "a gathered answer is limited to the request's time");
+        });
+    }
+
     fn target(prefix: &str, site: &str) -> S3Target {
         let mut cfg = S3Config::new("s3", "bucket", "us-east-1", Credentials::new("a", "b", None));
         cfg.prefix = prefix.into();
