@@ -383,10 +383,9 @@ impl S3Target {
         self.inner.head(key).await.map_err(|e| self.store_err(e))
     }
 
-    /// The content of the object at the full key `key`.
+    /// The content of the object at the full key `key` (an error if there is none).
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, ShipError> {
-        let resp = self.inner.client.send(Req::new("download", Method::GET, Some(key))).await;
-        resp.and_then(|r| r.ok()).map(|r| r.body).map_err(|e| self.store_err(e))
+        self.gather(key).await.and_then(|(r, body)| r.ok().map(|_| body)).map_err(|e| self.store_err(e))
     }
 
     /// Every object whose full key starts with `prefix`, in key order, with its size.
@@ -437,12 +436,21 @@ impl S3Target {
 
     /// The content of the object at the full key `key`, or `None` when the bucket has no such
     /// object (a missing bucket is an error).
+    /// Gathered as it arrives, so only a stall limits it in time, not its length (a sealed
+    /// recording opened whole can be gigabytes).
     pub async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, ShipError> {
-        let resp = self.inner.client.send(Req::new("download", Method::GET, Some(key))).await;
-        match resp {
-            Ok(r) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => Ok(None),
-            other => other.and_then(|r| r.ok()).map(|r| Some(r.body)).map_err(|e| self.store_err(e)),
+        match self.gather(key).await {
+            Ok((r, _)) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => Ok(None),
+            other => other.and_then(|(r, body)| r.ok().map(|_| Some(body))).map_err(|e| self.store_err(e)),
         }
+    }
+
+    /// A `GET` of `key`: the answer, and its body (when successful) gathered as it arrived.
+    async fn gather(&self, key: &str) -> Result<(client::Resp, Vec<u8>), S3Error> {
+        let mut body = Vec::new();
+        let req = Req::new("download", Method::GET, Some(key));
+        let resp = self.inner.client.send_streamed(req, &mut |chunk| body.extend_from_slice(chunk)).await?;
+        Ok((resp, body))
     }
 
     /// The SHA-256 (hex) and size of the object `key`, hashed as its body arrives, or `None`
