@@ -489,14 +489,7 @@ fn entered_files_are_known_unchanged_until_written() {
     let entry = &spool.pending().unwrap()[0];
     let path = spool.recording_path(KEY, "wav");
     if entry.files[0].entered_as.0.is_none() {
-        // Recorded as skipped, as the S3 tests record a missing server.
-        let line = "skipped: entered_files_are_known_unchanged_until_written: no fine-grained change times here";
-        println!("{line}");
-        if let Ok(log) = std::env::var("CALLVAULT_SKIP_LOG")
-            && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log)
-        {
-            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
-        }
+        support::skipped("entered_files_are_known_unchanged_until_written: no fine-grained change times here");
         return;
     }
     assert!(entry.files[0].entered_as.unchanged(&path));

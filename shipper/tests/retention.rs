@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use callvault_shipper::{
     LocalDir, NewRecording, Retention, ShipReport, Shipper, ShipperConfig, Spool, SpoolOptions, Target,
 };
-use support::Dirs;
+use support::{Dirs, skipped};
 
 impl Dirs {
     fn open(&self, retention: Retention, high_watermark_percent: u8) -> Arc<Spool> {
@@ -44,6 +44,72 @@ fn options(retention: Retention, high_watermark_percent: u8) -> SpoolOptions {
 fn age(path: &std::path::Path, days: u64) {
     let old = SystemTime::now() - Duration::from_secs(days * 86_400);
     fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+}
+
+/// Bytes of `path` in the page cache (util-linux's `fincore`), or `None` where that cannot be
+/// told.
+fn resident(path: &std::path::Path) -> Option<u64> {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Once every target has a verified copy, a recording the spool keeps leaves memory: its pages
+/// are dropped from the page cache (recordings written all day long would otherwise push out
+/// what the machine keeps there, and the next ones are written into the pages these give
+/// back). Its content stays on disk, in the spool and in the archive.
+#[test]
+fn a_kept_recording_leaves_memory_once_shipped() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::Keep, 100);
+    let audio: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    spool.enter(d.files("2016/11/26/a", &[("wav", &audio), ("json", b"{\"call\": 1}")])).unwrap();
+    let local = spool.recording_path("2016/11/26/a", "wav");
+    match resident(&local) {
+        // Just written: in the page cache, where the kernel can drop pages (not on tmpfs, whose
+        // pages are the file, where they stay however many were asked to go).
+        Some(n) if n > 0 && !on_tmpfs(&local) => {}
+        other => {
+            skipped(&format!(
+                "a_kept_recording_leaves_memory_once_shipped: {} in the page cache before shipping (fincore: {other:?})",
+                local.display()
+            ));
+            return;
+        }
+    }
+    let report = d.ship(&spool);
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(resident(&local), Some(0), "the shipped audio left the page cache");
+    assert_eq!(resident(&spool.recording_path("2016/11/26/a", "json")), Some(0), "and its record");
+    assert_eq!(fs::read(&local).unwrap(), audio, "kept on disk");
+    assert_eq!(fs::read(d.archive.join("2016/11/26/a.wav")).unwrap(), audio);
+}
+
+/// A recording not yet shipped stays in memory for the shipper that reads it next.
+#[test]
+fn an_unshipped_recording_stays_in_memory() {
+    let mut d = Dirs::new();
+    let spool = d.open(Retention::Keep, 100);
+    let audio = vec![0x55u8; 1 << 20];
+    spool.enter(d.recording("2016/11/26/b", &audio)).unwrap();
+    let local = spool.recording_path("2016/11/26/b", "wav");
+    let Some(before) = resident(&local) else {
+        skipped("an_unshipped_recording_stays_in_memory: no fincore here");
+        return;
+    };
+    assert_eq!(before, audio.len() as u64, "entered whole, none of it dropped");
+}
+
+/// Whether `path` is on tmpfs.
+fn on_tmpfs(path: &std::path::Path) -> bool {
+    std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(path)
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "tmpfs")
 }
 
 #[test]

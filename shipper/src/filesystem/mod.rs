@@ -10,7 +10,8 @@
 //!
 //! The operations are exactly those the spool uses: create a new file and write it, read a file,
 //! fsync a file, rename, remove, create directories, list a directory, fsync a directory, read
-//! metadata, the filesystem's free space, and the owner's advisory lock.
+//! metadata, the filesystem's free space, advice that a file need not stay in memory, and the
+//! owner's advisory lock.
 //!
 //! Architecture invariant: nothing in `spool/` or `fsutil.rs` calls `std::fs` directly; the
 //! targets (`target/`) and the shipper loop use [`StdFs`] only.
@@ -59,6 +60,10 @@ pub trait Fs: Send + Sync + fmt::Debug + 'static {
     fn symlink_metadata(&self, path: &Path) -> io::Result<Metadata>;
     /// Size and free space of the filesystem holding `path`.
     fn disk_space(&self, path: &Path) -> io::Result<DiskSpace>;
+    /// Tells the kernel the file `path` need not stay in memory (`posix_fadvise`,
+    /// `POSIX_FADV_DONTNEED`): its clean pages leave the page cache, its content stays on
+    /// disk. Advice: a filesystem without a page cache does nothing.
+    fn drop_cached(&self, path: &Path) -> io::Result<()>;
     /// Takes the exclusive advisory lock on `path` (created if missing) without waiting, then
     /// replaces the file's content with `content`. Fails with `WouldBlock` if another holder has
     /// the lock.
@@ -251,6 +256,12 @@ impl Fs for StdFs {
     fn disk_space(&self, path: &Path) -> io::Result<DiskSpace> {
         let st = rustix::fs::statvfs(path)?;
         Ok(DiskSpace { fragment_size: st.f_frsize, blocks: st.f_blocks, free: st.f_bfree, available: st.f_bavail })
+    }
+
+    fn drop_cached(&self, path: &Path) -> io::Result<()> {
+        let file = File::open(path)?;
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)?;
+        Ok(())
     }
 
     fn lock_exclusive(&self, path: &Path, content: &[u8]) -> io::Result<File> {

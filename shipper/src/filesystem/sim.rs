@@ -541,6 +541,13 @@ impl Fs for SimFs {
         Ok(DiskSpace { fragment_size: 4096, blocks, free, available: free })
     }
 
+    /// No page cache here: the file must exist, and nothing changes.
+    fn drop_cached(&self, path: &Path) -> io::Result<()> {
+        let sim = self.lock();
+        sim.alive()?;
+        sim.lookup(path).map(|_| ())
+    }
+
     fn lock_exclusive(&self, path: &Path, content: &[u8]) -> io::Result<SimLock> {
         {
             let mut sim = self.lock();

@@ -685,7 +685,32 @@ impl<FS: Fs> Spool<FS> {
         let mut state = self.lock();
         enter::count_out(&mut state, &entry.key);
         self.apply_retention(&state, &entry);
+        // Not while another entry still has the files to ship (the same recording replayed).
+        let wanted = retention::is_referenced(&state, &entry.key);
+        drop(state);
+        if !wanted {
+            self.drop_cached(&entry);
+        }
         Ok(true)
+    }
+
+    /// Lets the kernel take back the memory holding a completed recording's files (kept by the
+    /// retention policy): every target has a verified copy, and nothing reads them again soon.
+    /// Pages a recorder frees as it goes are the ones its next recordings are written into,
+    /// instead of pages the kernel takes from elsewhere: from free memory (which a virtual
+    /// machine's host may have to fault in first) or by reclaiming other files' cache.
+    /// 1,000 calls × 60 s replayed with memory in steady use: the mixers' system time
+    /// 0.72-1.10 s, wall 2.79-3.93 s in 4 runs; 2.20-2.91 s and 3.53-5.06 s without.
+    fn drop_cached(&self, entry: &Entry) {
+        for f in &entry.files {
+            let path = self.root.join(&f.path);
+            match self.fs.drop_cached(&path) {
+                Ok(()) => {}
+                // Deleted by the retention policy: nothing cached.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot drop a shipped file from memory"),
+            }
+        }
     }
 
     /// The fault-injection seam shared with the targets.

@@ -173,7 +173,7 @@ impl<FS: Fs> Spool<FS> {
     }
 }
 
-fn is_referenced(state: &State, key: &str) -> bool {
+pub(super) fn is_referenced(state: &State, key: &str) -> bool {
     state.queued_keys.contains_key(key) || state.unfinished.values().any(|i| i.key == key)
 }
 

@@ -15,6 +15,18 @@ pub fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Records that a part of a test could not run here, and why: printed, and added to the test
+/// script's list of skipped parts (`$CALLVAULT_SKIP_LOG`), as the S3 tests record a missing server.
+pub fn skipped(what: &str) {
+    let line = format!("skipped: {what}");
+    println!("{line}");
+    if let Ok(log) = std::env::var("CALLVAULT_SKIP_LOG")
+        && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log)
+    {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
 /// A spool, its work directory and a local archive directory, under one temporary directory.
 pub struct Dirs {
     pub tmp: tempfile::TempDir,
