@@ -29,6 +29,11 @@
 # project's machines hand free memory back to their host (the balloon device's free page
 # reporting, /sys/module/page_reporting: blocks of 2 MiB free for a few seconds), so a page
 # the run takes from free memory costs that fault.
+# `others_s` is the CPU time the machine's cores spent outside the recorder's process while it
+# ran (/proc/stat: every core's user, system and interrupt time, less the recorder's own): the
+# kernel's threads working for it (page reclaim by kswapd, the flushers' writeback, block I/O
+# completions), which its own CPU time does not show, and whatever else ran; a change that
+# moves work out of the process into the kernel's threads shows there.
 # `steal_s` is the CPU time the virtual machine's host took from this machine's cores while
 # the run went on (all cores, /proc/stat): above a few tenths of a second the host was busy and
 # the run's wall time says more about the host than about the recorder.
@@ -72,7 +77,7 @@ done_runs=()
 fill="$dir/steady.fill"
 trap 'remove_runs "$dir" "${done_runs[@]}"; rm -f "$fill"' EXIT
 await_removals "$dir"
-printf '%-7s %10s %8s %8s %8s %12s %10s %10s %8s %8s %8s %8s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB steal_s wr_io/c flush/c discard/c
+printf '%-7s %10s %8s %8s %8s %9s %12s %10s %10s %8s %8s %8s %8s %8s %8s %8s %8s\n' calls packets wall_s cpu_s sys_s others_s packets/s rss_MiB written_MB cached_% floor_s x_floor free_GiB steal_s wr_io/c flush/c discard/c
 for calls in "${sizes[@]}"; do
     left=$((left - 1))
     pcap="$dir/calls-$calls-$talk.pcap"
@@ -88,7 +93,7 @@ for calls in "${sizes[@]}"; do
     [ -z "${CALLVAULT_BENCH_THREADS:-}" ] || threads=1
     # shellcheck disable=SC2086 # CALLVAULT_BENCH_ARGS is a list of options
     timed_replay "$bin/callvault" "$run" "$pcap" "$dir/signing.key" "$threads" ${CALLVAULT_BENCH_ARGS:-}
-    status=$REPLAY_STATUS steal=$REPLAY_STEAL
+    status=$REPLAY_STATUS steal=$REPLAY_STEAL busy=$REPLAY_BUSY
     read -r disk_writes disk_flushes disk_discards <<< "$REPLAY_DISK"
     # Exit status 3: recorded, with a problem the summary names (e.g. audio that could not be
     # written for want of file descriptors); the numbers still stand, with that warning.
@@ -105,10 +110,10 @@ for calls in "${sizes[@]}"; do
     }
     # Bytes the run wrote: the spool's files and the archive's, counted once per inode.
     written=$(find "$run/data" "$run/archive" -type f -printf '%i %s\n' | sort -u | awk '{s += $2} END {printf "%.0f", s / 1e6}')
-    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" -v m="$free_gib" -v st="$steal" \
+    awk -v c="$calls" -v p="$packets" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v b="$written" -v k="${cached:--}" -v f="$floor" -v m="$free_gib" -v st="$steal" -v bz="$busy" \
         -v dw="$disk_writes" -v df="$disk_flushes" -v dd="$disk_discards" \
         'function per(n) {return n == "-" ? "-" : sprintf("%.1f", n / c)}
-        BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %12.0f %10.0f %10d %8s %8.2f %8.1f %8s %8s %8s %8s %8s\n", c, p, w, u + s, s, p / w, r / 1024, b, k, f, w / f, m, st, per(dw), per(df), per(dd)}'
+        BEGIN {printf "%-7d %10d %8.2f %8.2f %8.2f %9.2f %12.0f %10.0f %10d %8s %8.2f %8.1f %8s %8s %8s %8s %8s\n", c, p, w, u + s, s, bz - u - s, p / w, r / 1024, b, k, f, w / f, m, st, per(dw), per(df), per(dd)}'
     [ -s "$run/threads" ] && cat "$run/threads"
     # The run's files are emptied, not deleted, until the last run is over: on ext4 without a
     # journal (this machine's disk), creating a file skips every inode of its block group

@@ -54,13 +54,17 @@ disk_stat() {
 # and RUN/archive under /usr/bin/time (RUN/time: wall user sys maxrss), its summary and log in
 # RUN/summary and RUN/log; with THREADS=1 each thread's CPU in RUN/threads (benches/threads.py).
 # Sets REPLAY_STATUS (the exit status), REPLAY_STEAL (seconds the host took from this
-# machine's cores meanwhile, /proc/stat) and REPLAY_DISK ("WRITES FLUSHES DISCARDS": requests
+# machine's cores meanwhile, /proc/stat), REPLAY_BUSY (CPU seconds every core of the machine
+# spent meanwhile, in user and kernel mode and interrupts, whoever for: with the recorder's own,
+# the kernel's threads' work for it, page reclaim and the flushers' writeback, which its own
+# CPU time does not count) and REPLAY_DISK ("WRITES FLUSHES DISCARDS": requests
 # the disk under RUN completed from the start of the run to its end, whoever asked, or "- - -").
 timed_replay() {
-    local bin=$1 run=$2 pcap=$3 key=$4 threads=$5 steal0 disk0 timer child sampler=
+    local bin=$1 run=$2 pcap=$3 key=$4 threads=$5 steal0 busy0 disk0 timer child sampler=
     shift 5
     sync
     steal0=$(awk '/^cpu / {print $9}' /proc/stat)
+    busy0=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)
     disk0=$(disk_stat "$run" || true)
     REPLAY_STATUS=0
     CALLVAULT_CONFIG=/dev/null /usr/bin/time -f '%e %U %S %M' -o "$run/time" \
@@ -74,6 +78,7 @@ timed_replay() {
     fi
     wait "$timer" || REPLAY_STATUS=$?
     REPLAY_STEAL=$(awk -v s0="$steal0" -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($9 - s0) / hz}' /proc/stat)
+    REPLAY_BUSY=$(awk -v b0="$busy0" -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 - b0) / hz}' /proc/stat)
     # Everything the run made durable was fsynced before it ended, so what the disk did for it
     # is counted by now (with what anything else on the machine asked for meanwhile).
     REPLAY_DISK=$(echo "$disk0 $(disk_stat "$run" || true)" |

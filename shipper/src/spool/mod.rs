@@ -699,8 +699,9 @@ impl<FS: Fs> Spool<FS> {
     /// Pages a recorder frees as it goes are the ones its next recordings are written into,
     /// instead of pages the kernel takes from elsewhere: from free memory (which a virtual
     /// machine's host may have to fault in first) or by reclaiming other files' cache.
-    /// 1,000 calls × 60 s replayed with memory in steady use: the mixers' system time
-    /// 0.72-1.10 s, wall 2.79-3.93 s in 4 runs; 2.20-2.91 s and 3.53-5.06 s without.
+    /// 1,000 calls × 60 s replayed with memory in steady use, in an hour when the host was
+    /// slow to hand out fresh pages: the mixers' system time 0.72-1.10 s, wall 2.79-3.93 s in 4
+    /// runs; 2.20-2.91 s and 3.53-5.06 s without. When the host was not, no gain (README).
     fn drop_cached(&self, entry: &Entry) {
         for f in &entry.files {
             let path = self.root.join(&f.path);
