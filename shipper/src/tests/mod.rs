@@ -19,6 +19,32 @@ use sha2::{Digest, Sha256};
 
 use crate::{LocalDir, NewFile, NewRecording, ShipReport, Shipper, ShipperConfig, Spool, Target};
 
+/// The configuration of a target on a fresh bucket (`<prefix>-<random>`) of the real test
+/// server (`scripts/s3-server.sh`, path-style), or `None` without one: then `test` is recorded
+/// as skipped (printed, and in `$CALLVAULT_SKIP_LOG`).
+pub(crate) fn s3_test_config(test: &str, prefix: &str) -> Option<crate::target::S3Config> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(endpoint), Some(id), Some(secret)) =
+        (var("CALLVAULT_S3_ENDPOINT"), var("CALLVAULT_S3_ACCESS_KEY"), var("CALLVAULT_S3_SECRET_KEY"))
+    else {
+        let line = format!("skipped: {test}: no S3 test server (scripts/s3-server.sh)");
+        println!("{line}");
+        if let Some(log) = var("CALLVAULT_SKIP_LOG")
+            && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+        return None;
+    };
+    let bucket = format!("{prefix}-{:016x}", crate::fsutil::random_u64());
+    let creds = crate::target::Credentials::new(&id, &secret, None);
+    let mut cfg = crate::target::S3Config::new("s3", &bucket, "us-east-1", creds);
+    cfg.endpoint = Some(endpoint);
+    cfg.ca_file = var("CALLVAULT_S3_CA").map(Into::into);
+    cfg.path_style = true;
+    Some(cfg)
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -1,11 +1,9 @@
 //! The shipping crash points with an S3 target, against the real test server
 //! (`scripts/s3-server.sh`); recorded as skipped without it.
 
-use std::io::Write as _;
-
 use super::*;
 use crate::faults::CrashPoint;
-use crate::target::{Credentials, S3Config, S3Target};
+use crate::target::S3Target;
 
 const KEY: &str = "2016/11/26/20161126T144259.666Z_sipp_test_1a2b3c4d5e6f";
 const JSON: &[u8] = br#"{"call_id":"1a2b3c4d5e6f","state":"completed"}"#;
@@ -16,23 +14,7 @@ fn wav() -> Vec<u8> {
 
 /// A target on a fresh bucket of the test server, or `None` (recorded as skipped).
 fn target(test: &str) -> Option<S3Target> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let Some(endpoint) = var("CALLVAULT_S3_ENDPOINT") else {
-        let line = format!("skipped: {test}: no S3 test server (scripts/s3-server.sh)");
-        println!("{line}");
-        if let Some(log) = var("CALLVAULT_SKIP_LOG")
-            && let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-        return None;
-    };
-    let creds = Credentials::new(&var("CALLVAULT_S3_ACCESS_KEY")?, &var("CALLVAULT_S3_SECRET_KEY")?, None);
-    let bucket = format!("cv-crash-{:016x}", crate::fsutil::random_u64());
-    let mut cfg = S3Config::new("s3", &bucket, "us-east-1", creds);
-    cfg.endpoint = Some(endpoint);
-    cfg.ca_file = var("CALLVAULT_S3_CA").map(Into::into);
-    cfg.path_style = true;
+    let mut cfg = s3_test_config(test, "cv-crash")?;
     cfg.site = "crash".into();
     cfg.manifest_linger = Duration::from_millis(5);
     let target = S3Target::new(cfg).unwrap();

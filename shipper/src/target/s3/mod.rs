@@ -440,7 +440,7 @@ impl S3Target {
     /// recording opened whole can be gigabytes).
     pub async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, ShipError> {
         match self.gather(key).await {
-            Ok((r, _)) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => Ok(None),
+            Ok((r, _)) if no_such_object(&r) => Ok(None),
             other => other.and_then(|(r, body)| r.ok().map(|_| Some(body))).map_err(|e| self.store_err(e)),
         }
     }
@@ -467,7 +467,7 @@ impl S3Target {
             })
             .await;
         match resp {
-            Ok(r) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => Ok(None),
+            Ok(r) if no_such_object(&r) => Ok(None),
             other => other
                 .and_then(|r| r.ok())
                 .map(|_| Some((hex::encode(hasher.finalize()), size)))
@@ -492,7 +492,7 @@ impl S3Target {
             })
             .await;
         let found = match resp {
-            Ok(r) if r.status == 404 && r.error().code() != Some("NoSuchBucket") => false,
+            Ok(r) if no_such_object(&r) => false,
             other => other.and_then(|r| r.ok()).map(|_| true).map_err(|e| self.store_err(e))?,
         };
         if let Some(e) = failed.or_else(|| tee.flush().err()) {
@@ -689,6 +689,11 @@ fn check_bucket_name(bucket: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a `GET`'s answer says the bucket has no such object (a missing bucket is an error).
+fn no_such_object(r: &client::Resp) -> bool {
+    r.status == 404 && r.error().code() != Some("NoSuchBucket")
+}
+
 /// Base64 of the bytes of a lowercase hex string.
 fn hex_to_base64(hex_text: &str) -> Option<String> {
     use base64::Engine;
@@ -706,18 +711,8 @@ mod tests {
     #[test]
     fn a_long_download_is_limited_by_stalls_not_by_its_length() {
         use sha2::Digest;
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let (Some(endpoint), Some(id), Some(secret)) =
-            (var("CALLVAULT_S3_ENDPOINT"), var("CALLVAULT_S3_ACCESS_KEY"), var("CALLVAULT_S3_SECRET_KEY"))
-        else {
-            println!("skipped: a_long_download_is_limited_by_stalls_not_by_its_length: no S3 test server");
-            return;
-        };
-        let bucket = format!("cv-stream-{:016x}", crate::fsutil::random_u64());
-        let mut cfg = S3Config::new("s3", &bucket, "us-east-1", Credentials::new(&id, &secret, None));
-        cfg.endpoint = Some(endpoint);
-        cfg.ca_file = var("CALLVAULT_S3_CA").map(Into::into);
-        cfg.path_style = true;
+        let test = "a_long_download_is_limited_by_stalls_not_by_its_length";
+        let Some(mut cfg) = crate::tests::s3_test_config(test, "cv-stream") else { return };
         let writer = S3Target::new(cfg.clone()).unwrap();
         cfg.request_timeout = Duration::from_millis(300);
         let t = S3Target::new(cfg).unwrap();
