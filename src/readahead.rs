@@ -1,29 +1,47 @@
-//! Reading a frame ahead: each frame is copied out of libpcap's buffer (which the next read
-//! reuses) and held while the one before it is handled, so that its flow's slot in the media
-//! table is asked for ([`Engine::prefetch_frame`]) a packet before its lookup. With thousands
-//! of calls the table has outgrown the caches: at 20,000 calls, 73 % of `Ingress::udp` was the
-//! slot's first load. Replay of 20,000 calls × 10 s, alternating runs: the capture thread's
-//! CPU 7.5-9.1 s without, 4.8-6.1 s with (4 pairs); 5,000 × 60 s: 7.0-9.6 s, 6.3-8.5 s (4
-//! pairs); 1,000 × 60 s (below the threshold) unchanged. In live capture at 2,000 calls with
-//! reading ahead forced on, no change showed in the capture thread's CPU (2 pairs), so live
-//! capture keeps the same threshold.
+//! Reading frames ahead: each frame is copied out of libpcap's buffer (which the next read
+//! reuses) and held while the [`DEPTH`] before it are handled, so that its flow's slot in the
+//! media table is asked for ([`Engine::prefetch_frame`]) that many packets before its lookup.
+//! With thousands of calls the table has outgrown the caches: at 20,000 calls, 73 % of
+//! `Ingress::udp` was the slot's first load. One frame ahead, replay of 20,000 calls × 10 s,
+//! alternating runs: the capture thread's CPU 7.5-9.1 s without, 4.8-6.1 s with (4 pairs);
+//! 5,000 × 60 s: 7.0-9.6 s, 6.3-8.5 s (4 pairs); 1,000 × 60 s (below the threshold)
+//! unchanged. One frame ahead still left the slot's load 70 % of `Core::udp` at 5,000 calls
+//! when the host was slow to serve memory; four ahead, 5,000 × 60 s, 6 alternating pairs
+//! (`benches/compare.sh`): in an hour when the host was slow, the capture thread's CPU
+//! 5.53-7.14 s against 7.82-8.88 s (3 pairs); in a calm hour 4.57-6.13 s against 5.17-6.20 s
+//! (3 pairs, less in 2). In live capture at 2,000 calls with reading ahead forced on, no
+//! change showed in the capture thread's CPU (2 pairs, one frame ahead), so live capture keeps
+//! the same threshold.
 
 use capture::events::EventSink;
 use capture::{Engine, LinkType, Timestamp};
 
-/// The frame read ahead, if one is held. Frames are held only while the engine wants it
+/// How many frames are held: each frame's slot is asked for this many frames before its
+/// lookup, time enough for a load from memory when the host is slow to serve it.
+const DEPTH: usize = 4;
+
+/// The frames read ahead, if any are held. Frames are held only while the engine wants it
 /// ([`Engine::wants_lookahead`]: thousands of calls), and handled in their order either way;
-/// a caller flushes the one held before it waits for more or stops.
+/// a caller flushes the ones held before it waits for more or stops.
 #[derive(Debug, Default)]
 pub struct ReadAhead {
+    /// A ring of held frames (their buffers kept for their capacity): `held` of them, the
+    /// oldest at `first`.
+    frames: [Held; DEPTH],
+    first: usize,
+    held: usize,
+}
+
+#[derive(Debug, Default)]
+struct Held {
     frame: Vec<u8>,
     time: Timestamp,
     link: Option<LinkType>,
 }
 
 impl ReadAhead {
-    /// Hands `frame` on: after the frame held, which it replaces while the engine wants to
-    /// read ahead, else at once.
+    /// Hands `frame` on: after the frames held, the oldest of which it replaces once
+    /// [`DEPTH`] are held, while the engine wants to read ahead; else at once.
     #[inline]
     pub fn handle<S: EventSink>(
         &mut self,
@@ -38,17 +56,30 @@ impl ReadAhead {
             return engine.handle_frame(link, time, frame, sink);
         }
         engine.prefetch_frame(link, frame);
-        self.flush(engine, sink);
-        self.frame.clear();
-        self.frame.extend_from_slice(frame);
-        self.time = time;
-        self.link = Some(link);
+        if self.held == DEPTH {
+            self.hand_oldest(engine, sink);
+        }
+        let slot = &mut self.frames[(self.first + self.held) % DEPTH];
+        slot.frame.clear();
+        slot.frame.extend_from_slice(frame);
+        slot.time = time;
+        slot.link = Some(link);
+        self.held += 1;
     }
 
-    /// Hands the frame held on, if there is one.
+    /// Hands the frames held on, oldest first.
     pub fn flush<S: EventSink>(&mut self, engine: &mut Engine, sink: &mut S) {
-        if let Some(link) = self.link.take() {
-            engine.handle_frame(link, self.time, &self.frame, sink);
+        while self.held > 0 {
+            self.hand_oldest(engine, sink);
+        }
+    }
+
+    fn hand_oldest<S: EventSink>(&mut self, engine: &mut Engine, sink: &mut S) {
+        let oldest = &mut self.frames[self.first];
+        self.first = (self.first + 1) % DEPTH;
+        self.held -= 1;
+        if let Some(link) = oldest.link.take() {
+            engine.handle_frame(link, oldest.time, &oldest.frame, sink);
         }
     }
 }
@@ -79,7 +110,7 @@ mod tests {
             let link = src.link();
             while let Some(f) = src.next_frame().unwrap() {
                 ahead.handle(&mut engine, link, f.time, f.data, &mut sink);
-                held += usize::from(ahead.link.is_some());
+                held += usize::from(ahead.held > 0);
             }
             ahead.flush(&mut engine, &mut sink);
             engine.finish(EndReason::EndOfInput, &mut sink);

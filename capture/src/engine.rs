@@ -136,8 +136,8 @@ impl Engine {
     }
 
     /// Starts loading what [`Engine::handle_frame`] will look `frame`'s flow up in, if it is a
-    /// datagram of the fast path (a prefetch: nothing changes). Called with the next frame
-    /// before the current one is handled, the lookup no longer waits for memory.
+    /// datagram of the fast path (a prefetch: nothing changes). Called with a frame a few
+    /// frames before it is handled, its lookup no longer waits for memory.
     #[inline]
     pub fn prefetch_frame(&self, link: LinkType, frame: &[u8]) {
         if let Some((src, dst)) = Ingress::udp_ends(link, frame) {
