@@ -198,13 +198,12 @@ const PAGE_AHEAD: usize = 3;
 pub struct Grouping {
     /// The batches being handed on.
     taken: Vec<Batch>,
-    /// Each event's call slot, by position in the batches taken (kept for their capacity,
-    /// like the order and the radix sort's spare).
-    slots: Vec<u32>,
-    /// Where each of them is: batch × [`BATCH_EVENTS`] + position in its batch.
-    at: Vec<u32>,
-    order: Vec<u32>,
-    spare: Vec<u32>,
+    /// Each event of the batches taken as its call slot (high half) and where it is (low
+    /// half: batch × [`BATCH_EVENTS`] + position in its batch), sorted by slot: the order they
+    /// are handed on in, read front to back with nothing else to look up (kept for their
+    /// capacity, like the radix sort's spare).
+    order: Vec<u64>,
+    spare: Vec<u64>,
     /// How long a mixer with [`LINGER_FROM_CALLS`] calls or more waits for batches to come
     /// after the first, to take them together (live capture; see [`Grouping::lingering`]).
     linger: Option<Duration>,
@@ -216,7 +215,7 @@ impl Grouping {
         let n = GROUP_BATCHES * BATCH_EVENTS;
         let buffer = || Vec::with_capacity(n);
         let taken = Vec::with_capacity(GROUP_BATCHES);
-        Grouping { taken, slots: buffer(), at: buffer(), order: buffer(), spare: buffer(), linger: None }
+        Grouping { taken, order: buffer(), spare: buffer(), linger: None }
     }
 
     /// A grouping for a mixer fed at the wire's pace (live capture). Such a mixer keeps up, so
@@ -275,16 +274,17 @@ impl Grouping {
     /// (keeping their capacity).
     pub fn drain<S: EventSink>(&mut self, batches: &mut [Batch], sink: &mut S) {
         debug_assert!(batches.len() <= GROUP_BATCHES && batches.iter().all(|b| b.items.len() <= BATCH_EVENTS));
-        self.slots.clear();
-        self.at.clear();
+        self.order.clear();
         for (k, b) in batches.iter().enumerate() {
-            self.slots.extend(b.items.iter().map(|item| item.call().map_or(0, |c| c.slot)));
-            self.at.extend((0..b.items.len()).map(|i| (k * BATCH_EVENTS + i) as u32));
+            self.order.extend(b.items.iter().enumerate().map(|(i, item)| {
+                let slot = item.call().map_or(0, |c| c.slot);
+                (u64::from(slot) << 32) | (k * BATCH_EVENTS + i) as u64
+            }));
         }
-        group_by_slot(&self.slots, &mut self.order, &mut self.spare);
-        let (order, at) = (&self.order, &self.at);
-        let place = |k: usize| order.get(k).map(|&n| at[n as usize] as usize);
-        for k in 0..order.len() {
+        group_by_slot(&mut self.order, &mut self.spare);
+        let order = &self.order;
+        let place = |k: usize| order.get(k).map(|&key| key as u32 as usize);
+        for (k, &key) in order.iter().enumerate() {
             if let Some(a) = place(k + ITEM_AHEAD) {
                 let b = &batches[a / BATCH_EVENTS];
                 capture::prefetch::value(&b.items[a % BATCH_EVENTS], 128);
@@ -295,7 +295,7 @@ impl Grouping {
             if let Some(a) = place(k + PAGE_AHEAD) {
                 batches[a / BATCH_EVENTS].warm_later(a % BATCH_EVENTS, sink);
             }
-            let a = at[order[k] as usize] as usize;
+            let a = key as u32 as usize;
             batches[a / BATCH_EVENTS].hand_on(a % BATCH_EVENTS, sink);
         }
         for b in batches.iter_mut() {
@@ -305,32 +305,31 @@ impl Grouping {
     }
 }
 
-/// Sets `order` to the positions of `slots` sorted by slot, positions of one slot in the order
-/// they came: a stable radix sort, a byte of the slot per pass (one pass below 256 calls, two
-/// below 65,536), so ordering a batch costs a few nanoseconds an event.
-fn group_by_slot(slots: &[u32], order: &mut Vec<u32>, spare: &mut Vec<u32>) {
-    order.clear();
-    order.extend(0..slots.len() as u32);
+/// Sorts `keys` by their high half (a call slot), keys of one slot in the order they came: a
+/// stable radix sort, a byte of the slot per pass (one pass below 256 calls, two below
+/// 65,536), so ordering a batch costs a few nanoseconds an event. Each key carries its slot,
+/// so no pass looks anything up elsewhere.
+fn group_by_slot(keys: &mut Vec<u64>, spare: &mut Vec<u64>) {
     spare.clear();
-    spare.resize(slots.len(), 0);
-    let max = slots.iter().copied().max().unwrap_or(0);
-    let mut shift = 0;
-    while shift < u32::BITS && max >> shift != 0 {
-        let digit = |i: u32| ((slots[i as usize] >> shift) & 0xff) as usize;
+    spare.resize(keys.len(), 0);
+    let max = keys.iter().map(|&key| key >> 32).max().unwrap_or(0);
+    let mut shift = 32;
+    while shift < u64::BITS && max >> (shift - 32) != 0 {
+        let digit = |key: u64| ((key >> shift) & 0xff) as usize;
         let mut next = [0usize; 256];
-        for &i in order.iter() {
-            next[digit(i)] += 1;
+        for &key in keys.iter() {
+            next[digit(key)] += 1;
         }
         let mut at = 0;
         for n in &mut next {
             (*n, at) = (at, at + *n);
         }
-        for &i in order.iter() {
-            let d = digit(i);
-            spare[next[d]] = i;
+        for &key in keys.iter() {
+            let d = digit(key);
+            spare[next[d]] = key;
             next[d] += 1;
         }
-        std::mem::swap(order, spare);
+        std::mem::swap(keys, spare);
         shift += 8;
     }
 }
@@ -615,10 +614,12 @@ mod tests {
         fn events_are_ordered_by_slot_stably(slots in proptest::collection::vec(
             proptest::prop_oneof![0u32..4, 0u32..300, 0u32..70_000, proptest::prelude::any::<u32>()], 0..600)
         ) {
-            let (mut order, mut spare) = (Vec::new(), Vec::new());
-            group_by_slot(&slots, &mut order, &mut spare);
+            let mut keys: Vec<u64> =
+                slots.iter().enumerate().map(|(i, &slot)| (u64::from(slot) << 32) | i as u64).collect();
+            group_by_slot(&mut keys, &mut Vec::new());
             let mut want: Vec<u32> = (0..slots.len() as u32).collect();
             want.sort_by_key(|&i| slots[i as usize]);
+            let order: Vec<u32> = keys.iter().map(|&key| key as u32).collect();
             proptest::prop_assert_eq!(order, want);
         }
     }
