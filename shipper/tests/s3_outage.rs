@@ -136,6 +136,23 @@ fn s3_server_killed_mid_shipping_and_restarted_loses_and_duplicates_nothing() {
     assert!(stored == expected, "stored objects differ from the recordings");
     // The manifest lists every recording (lines may repeat after the outage, never go missing).
     let lines = block_on(target.read_manifest("2016/11/26")).unwrap();
-    assert_eq!(lines.len(), 50);
+    assert_eq!(lines.len(), 50, "{}", manifest_layout(&target));
     assert!(spool.pending().unwrap().is_empty());
+}
+
+/// What a failed line count needs to be understood: each manifest batch object of the bucket
+/// with its size and the recordings its lines name (a line in two batches shows in both).
+fn manifest_layout(target: &callvault_shipper::S3Target) -> String {
+    let mut out = String::from("manifest batches:");
+    for (key, body) in
+        all_objects(target).into_iter().filter(|(k, _)| k.contains("/manifest/") && k.ends_with(".jsonl"))
+    {
+        let names: Vec<String> = String::from_utf8_lossy(&body)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v.get("key").and_then(|k| k.as_str()).map(|k| k.rsplit('_').next().unwrap_or(k).to_owned()))
+            .collect();
+        out.push_str(&format!("\n  {key} ({} bytes): {}", body.len(), names.join(" ")));
+    }
+    out
 }
