@@ -151,6 +151,36 @@ fn identical_recording_twice_is_shipped_once() {
     assert_eq!(manifest_keys(&d.archive), [KEY]);
 }
 
+/// A manifest batch the archive lists but cannot serve (here a link to nothing; on a store, one
+/// restarted with its data not all back) stops the day's manifest writes with an error naming
+/// it, and the recording is shipped again: skipped, its lines would have been written a second
+/// time in the next batch. Once the archive is whole again, every line stands once.
+#[test]
+fn a_manifest_batch_listed_but_unreadable_stops_the_write_and_duplicates_nothing() {
+    let mut d = Dirs::new();
+    let spool = Arc::new(Spool::open(&d.spool).unwrap());
+    let files: [(&str, &[u8]); 2] = [("wav", &audio(7)), ("json", b"{}")];
+    spool.enter(d.recording(KEY, &files)).unwrap();
+    assert!(d.ship(&spool).is_complete());
+    let unreadable = d.archive.join("2016/11/26/manifest/seq-0000000002.jsonl");
+    std::os::unix::fs::symlink(d.archive.join("nowhere"), &unreadable).unwrap();
+
+    let second = KEY.replace("1a2b3c4d5e6f", "0f0e0d0c0b0a");
+    let files: [(&str, &[u8]); 2] = [("wav", &audio(8)), ("json", b"{}")];
+    spool.enter(d.recording(&second, &files)).unwrap();
+    let report = d.start(&spool).drain(Some(Duration::from_secs(2)));
+    assert!(!report.is_complete(), "{report:?}");
+    let errors = format!("{report:?}");
+    assert!(errors.contains("seq-0000000002.jsonl is listed but cannot be read"), "{errors}");
+    assert!(!d.archive.join("2016/11/26/manifest/seq-0000000003.jsonl").exists(), "no batch written past it");
+    assert_eq!(spool.pending().unwrap().len(), 1, "the recording waits to be shipped again");
+
+    fs::remove_file(&unreadable).unwrap();
+    let report = d.ship(&spool);
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(manifest_keys(&d.archive), [second, KEY.to_owned()]);
+}
+
 #[test]
 fn different_recording_with_the_same_key_is_kept_as_tilde_2() {
     let mut d = Dirs::new();

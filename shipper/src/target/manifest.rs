@@ -48,7 +48,8 @@
 //! replaying the same capture) took that number first, it reads that batch too and tries the
 //! next number. So replays, concurrent shippers and a crash between the upload and the manifest
 //! (the recording is shipped again after the restart, its line is found) all end with one line,
-//! and no batch is ever rewritten.
+//! and no batch is ever rewritten. A batch the store lists but cannot serve stops the write
+//! with an error naming it (read past, its lines would be written twice).
 //!
 //! Each shipment succeeds only once the batch holding its line (new or found) is stored and
 //! verified; a line is never lost, since a recording whose line was not stored is not confirmed
@@ -714,13 +715,31 @@ async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Res
     let key = target.manifest_writer().key();
     for (object, _) in &listing {
         let seq = batch_seq(object);
+        if state.read.contains(object) || !object.ends_with(".jsonl") {
+            if let Some(seq) = seq {
+                state.last_seq = state.last_seq.max(seq);
+            }
+            continue;
+        }
+        // Listed but not found: the store lists what it cannot serve yet (a server restarted
+        // with its data not all back), or the batch went away meanwhile. Skipped, its lines
+        // would be written again in the next batch and stand twice in the day's manifest:
+        // this refresh fails instead, its number not counted as seen and the day to be
+        // listed again from where the last whole listing ended, and the recordings waiting
+        // for their lines are shipped again.
+        let Some(body) = target.fetch(object).await? else {
+            state.refreshed = false;
+            return Err(ShipError::Manifest {
+                target: target.name().to_owned(),
+                problem: format!(
+                    "the manifest batch {} is listed but cannot be read; the recordings will be shipped again",
+                    target.describe(object)
+                ),
+            });
+        };
         if let Some(seq) = seq {
             state.last_seq = state.last_seq.max(seq);
         }
-        if state.read.contains(object) || !object.ends_with(".jsonl") {
-            continue;
-        }
-        let Some(body) = target.fetch(object).await? else { continue };
         let batch = split_batch(&body);
         for (_, text) in &batch.lines {
             if let Ok(line) = ManifestLine::parse(text) {
