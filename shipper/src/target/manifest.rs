@@ -721,21 +721,24 @@ async fn refresh(target: &Target, day_prefix: &str, state: &mut DayState) -> Res
             }
             continue;
         }
-        // Listed but not found: the store lists what it cannot serve yet (a server restarted
-        // with its data not all back), or the batch went away meanwhile. Skipped, its lines
-        // would be written again in the next batch and stand twice in the day's manifest:
-        // this refresh fails instead, its number not counted as seen and the day to be
-        // listed again from where the last whole listing ended, and the recordings waiting
-        // for their lines are shipped again.
-        let Some(body) = target.fetch(object).await? else {
-            state.refreshed = false;
-            return Err(ShipError::Manifest {
-                target: target.name().to_owned(),
-                problem: format!(
-                    "the manifest batch {} is listed but cannot be read; the recordings will be shipped again",
-                    target.describe(object)
-                ),
-            });
+        // A batch's number counts as seen only once the batch is read. Listed but not found
+        // (the store lists what it cannot serve yet: a server restarted with its data not all
+        // back; or the batch went away meanwhile), or not read for an error: skipped with its
+        // number counted, the next batch would be written past it with its lines a second
+        // time. This refresh fails instead, the day is listed again from where the last whole
+        // listing ended, and the recordings waiting for their lines are shipped again.
+        let body = match target.fetch(object).await {
+            Ok(Some(body)) => body,
+            unread => {
+                state.refreshed = false;
+                return Err(unread.err().unwrap_or_else(|| ShipError::Manifest {
+                    target: target.name().to_owned(),
+                    problem: format!(
+                        "the manifest batch {} is listed but cannot be read; the recordings will be shipped again",
+                        target.describe(object)
+                    ),
+                }));
+            }
         };
         if let Some(seq) = seq {
             state.last_seq = state.last_seq.max(seq);
