@@ -70,11 +70,7 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn manifest_keys(archive: &Path) -> Vec<String> {
     let mut keys = Vec::new();
     for item in fs::read_dir(archive.join("2016/11/26/manifest")).into_iter().flatten() {
-        let body = fs::read(item.unwrap().path()).unwrap();
-        for (_, line) in callvault_shipper::target::manifest::split_batch(&body).lines {
-            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
-            keys.push(v["key"].as_str().unwrap().to_owned());
-        }
+        keys.extend(support::batch_keys(&fs::read(item.unwrap().path()).unwrap()));
     }
     keys.sort();
     keys

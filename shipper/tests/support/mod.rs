@@ -27,6 +27,18 @@ pub fn skipped(what: &str) {
     }
 }
 
+/// The recording key of every line of a manifest batch's body, in the batch's order.
+pub fn batch_keys(body: &[u8]) -> Vec<String> {
+    callvault_shipper::target::manifest::split_batch(body)
+        .lines
+        .into_iter()
+        .map(|(_, line)| {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            v["key"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 /// A spool, its work directory and a local archive directory, under one temporary directory.
 pub struct Dirs {
     pub tmp: tempfile::TempDir,
